@@ -1,0 +1,68 @@
+# Two commands do everything on a fresh machine:
+#   make run    synthesize the app (cdk-nag gate) and rehearse the whole pipeline offline
+#   make test   every test tier (what CI runs)
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+LAYER_PY := 3.14
+LAYER_PLATFORM := manylinux2014_aarch64
+
+# Keep the CDK CLI and jsii offline and quiet.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := 1
+export AWS_EC2_METADATA_DISABLED := true
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run setup synth rehearse test bench deploy scan layer clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The Lambda dependency layer: arm64 wheels for the Lambda runtime's CPython, no bytecode.
+.build/layer.stamp: lambdas/requirements.txt $(VENV)/.installed
+	rm -rf .build/layer
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile \
+	  --target .build/layer/python --platform $(LAYER_PLATFORM) --implementation cp \
+	  --python-version $(LAYER_PY) --only-binary=:all: -r lambdas/requirements.txt
+	touch $@
+
+layer: .build/layer.stamp
+
+setup: $(VENV)/.installed node_modules/.installed .build/layer.stamp
+
+synth: setup
+	rm -rf cdk.out
+	npx --no-install cdk synth --quiet --output cdk.out
+	$(PY) -m stacks.summary cdk.out
+
+rehearse: setup
+	$(PY) -m rehearsal
+
+run: synth rehearse
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m benchmarks
+
+deploy: setup
+	npx --no-install cdk deploy --require-approval broadening
+
+# checkov lives in its own environment: it pins an older boto3.
+scan: synth
+	test -x .venv-scan/bin/checkov || ($(PYTHON) -m venv .venv-scan && .venv-scan/bin/pip install --quiet checkov==3.3.30)
+	.venv-scan/bin/checkov --skip-download --quiet --compact --framework cloudformation -d cdk.out
+
+clean:
+	rm -rf cdk.out .build .rehearsal .pytest_cache

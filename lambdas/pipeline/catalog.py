@@ -1,0 +1,60 @@
+"""The Nova catalog: models, training/evaluation images per region, GPU prices.
+
+One source for the runtime code (recipe rendering, job requests, cost estimates)
+and the infrastructure (ECR pull permissions of the SageMaker execution role).
+Pure data: no AWS calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# ECR accounts that host the Nova training and evaluation images, per region.
+IMAGE_ACCOUNTS: dict[str, str] = {
+    "us-east-1": "708977205387",
+    "us-west-2": "176779409107",
+    "ap-northeast-1": "878185805882",
+}
+FINE_TUNE_REPOSITORY = "nova-fine-tune-repo"
+EVALUATION_REPOSITORY = "nova-evaluation-repo"
+
+
+@dataclass(frozen=True)
+class NovaModel:
+    """A customizable Nova model and the image tags of its generation."""
+
+    key: str
+    model_type: str
+    model_name_or_path: str
+    sft_tag: str
+    rft_tag: str | None
+    eval_tag: str
+
+
+MODELS: dict[str, NovaModel] = {
+    m.key: m
+    for m in (
+        NovaModel("nova-2-lite", "amazon.nova-2-lite-v1:0:256k", "nova-lite-2/prod",
+                  "SM-TJ-SFT-V2-latest", "SM-TJ-RFT-V2-latest", "SM-TJ-Eval-V2-latest"),
+        NovaModel("nova-lite", "amazon.nova-lite-v1:0:300k", "nova-lite/prod",
+                  "SM-TJ-SFT-latest", None, "SM-TJ-Eval-latest"),
+        NovaModel("nova-micro", "amazon.nova-micro-v1:0:128k", "nova-micro/prod",
+                  "SM-TJ-SFT-latest", None, "SM-TJ-Eval-latest"),
+        NovaModel("nova-pro", "amazon.nova-pro-v1:0:300k", "nova-pro/prod",
+                  "SM-TJ-SFT-latest", None, "SM-TJ-Eval-latest"),
+    )
+}
+
+# On-demand USD per instance-hour, used only for the pre-flight budget estimate.
+INSTANCE_PRICE_USD_PER_HOUR: dict[str, float] = {
+    "ml.p5.48xlarge": 55.04,
+    "ml.p4d.24xlarge": 37.69,
+    "ml.g5.12xlarge": 7.09,
+    "ml.g5.48xlarge": 20.36,
+}
+
+
+def image_uri(region: str, repository: str, tag: str) -> str:
+    """The ECR image URI of a Nova image in ``region`` (raises KeyError for unsupported regions)."""
+    account = IMAGE_ACCOUNTS[region]
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}"

@@ -1,0 +1,55 @@
+"""Typed deployment settings, decided once in ``app.py`` and passed down as props.
+
+No construct reads context or the environment itself: everything configurable
+arrives through :class:`PipelineSettings`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+_EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class SettingsError(ValueError):
+    """A context value in cdk.json (or passed with ``-c``) is invalid."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineSettings:
+    """What a deployment of the pipeline may vary.
+
+    ``pipeline_name`` names the pipeline inside the account (runs, champion
+    records and request prefixes are keyed by it); it is never used as a
+    physical resource name.
+    """
+
+    pipeline_name: str = "nova"
+    region: str = "us-east-1"
+    account: str | None = None
+    retain_data: bool = True
+    log_retention_days: int = 90
+    notification_email: str | None = None
+    retrain_schedule: str | None = None
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if not _NAME_PATTERN.match(self.pipeline_name):
+            problems.append(
+                f"pipelineName={self.pipeline_name!r}: use 3-32 lowercase letters, digits or '-'"
+            )
+        if self.notification_email is not None and not _EMAIL_PATTERN.match(self.notification_email):
+            problems.append(f"notificationEmail={self.notification_email!r}: not an email address")
+        if self.retrain_schedule is not None and not (
+            self.retrain_schedule.startswith("cron(") or self.retrain_schedule.startswith("rate(")
+        ):
+            problems.append(
+                f"retrainSchedule={self.retrain_schedule!r}: use an EventBridge Scheduler expression, "
+                "e.g. 'cron(0 3 ? * MON *)' or 'rate(7 days)'"
+            )
+        if self.log_retention_days <= 0:
+            problems.append(f"logRetentionDays={self.log_retention_days}: must be a positive number of days")
+        if problems:
+            raise SettingsError("invalid context: " + "; ".join(problems))

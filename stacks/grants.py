@@ -1,0 +1,52 @@
+"""Least-privilege grants with explicit actions.
+
+CDK's ``bucket.grant_read`` expands to wildcard actions (``s3:GetObject*``,
+``s3:List*``); these helpers name each action and scope object access to a
+key prefix, so every remaining wildcard is an object-key pattern.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+
+
+def grant_object_read(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str) -> None:
+    """Read objects (and their versions) under ``prefix`` and list that prefix."""
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=["s3:GetObject", "s3:GetObjectVersion"],
+        resource_arns=[bucket.arn_for_objects(f"{prefix}*")],
+    )
+    _grant_list(grantee, bucket, prefix)
+
+
+def grant_object_write(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str) -> None:
+    """Write objects under ``prefix`` (including multipart uploads)."""
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+        resource_arns=[bucket.arn_for_objects(f"{prefix}*")],
+    )
+
+
+def grant_object_delete(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str) -> None:
+    """Delete objects under ``prefix``."""
+    iam.Grant.add_to_principal(
+        grantee=grantee, actions=["s3:DeleteObject"], resource_arns=[bucket.arn_for_objects(f"{prefix}*")]
+    )
+
+
+def _grant_list(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str) -> None:
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=["s3:ListBucket"],
+        resource_arns=[bucket.bucket_arn],
+        conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else None,
+    )
+
+
+def grant_key_use(grantee: iam.IGrantable, key: kms.IKey) -> None:
+    """Encrypt and decrypt objects with the project key (S3 bucket keys need both)."""
+    key.grant(grantee, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")

@@ -1,0 +1,171 @@
+"""Identity: the SageMaker execution role for Nova jobs and the Bedrock import role.
+
+Both roles are trusted by one service each, only on behalf of this account
+(``aws:SourceAccount``). Passing them is granted per caller with
+``iam:PassedToService`` so neither role can be handed to another service.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from lambdas.pipeline.catalog import EVALUATION_REPOSITORY, FINE_TUNE_REPOSITORY, IMAGE_ACCOUNTS
+from stacks.grants import grant_key_use, grant_object_read, grant_object_write
+from stacks.nag import acknowledge, arn_of
+
+# Nova jobs write checkpoints to AWS-owned escrow buckets named after the account.
+ESCROW_BUCKET_ARN = f"arn:aws:s3:::customer-escrow-{Aws.ACCOUNT_ID}-*"
+
+
+def _service_principal(service: str) -> iam.IPrincipal:
+    return iam.ServicePrincipal(service).with_conditions(
+        {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+    )
+
+
+class Identity(Construct):
+    """Roles assumed by AWS services on the pipeline's behalf."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data_bucket: s3.IBucket,
+        artifacts_bucket: s3.IBucket,
+        key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.sagemaker_role = self._build_sagemaker_role(data_bucket, artifacts_bucket, key)
+        self.bedrock_import_role = self._build_bedrock_import_role()
+
+    def _build_sagemaker_role(
+        self, data_bucket: s3.IBucket, artifacts_bucket: s3.IBucket, key: kms.IKey
+    ) -> iam.Role:
+        role = iam.Role(
+            self,
+            "SageMakerExecutionRole",
+            assumed_by=_service_principal("sagemaker.amazonaws.com"),
+            description="Runs Nova SFT, RFT and evaluation training jobs",
+        )
+        grant_object_read(role, data_bucket, "datasets/")
+        grant_object_read(role, artifacts_bucket, "runs/")
+        grant_object_write(role, artifacts_bucket, "runs/")
+        grant_key_use(role, key)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EscrowCheckpoints",
+                actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket", "s3:GetBucketLocation"],
+                resources=[ESCROW_BUCKET_ARN, f"{ESCROW_BUCKET_ARN}/*"],
+            )
+        )
+        image_account = IMAGE_ACCOUNTS[Stack.of(self).region]
+        repositories = [
+            f"arn:aws:ecr:{Aws.REGION}:{image_account}:repository/{repo}"
+            for repo in (FINE_TUNE_REPOSITORY, EVALUATION_REPOSITORY)
+        ]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PullNovaImages",
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=repositories,
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        )
+        log_groups = f"arn:aws:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/TrainingJobs"
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TrainingJobLogs",
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[log_groups, f"{log_groups}:*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TrainingJobMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            "Object-key prefixes of the project's own buckets: jobs read datasets and recipes and write "
+            "outputs under keys chosen per run",
+            f"Resource::{arn_of(data_bucket)}/datasets/*",
+            f"Resource::{arn_of(artifacts_bucket)}/runs/*",
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            "Nova jobs write checkpoints to AWS-owned escrow buckets created per job and named "
+            "customer-escrow-<account>-*; their exact names are only known after the job",
+            f"Resource::arn:aws:s3:::customer-escrow-<AWS::AccountId>-*",
+            f"Resource::arn:aws:s3:::customer-escrow-<AWS::AccountId>-*/*",
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            "Log streams of the SageMaker training-job log group are created per job",
+            "Resource::arn:aws:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/TrainingJobs:*",
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions "
+            "(PutMetricData is limited to SageMaker namespaces by condition)",
+            "Resource::*",
+        )
+        return role
+
+    def _build_bedrock_import_role(self) -> iam.Role:
+        role = iam.Role(
+            self,
+            "BedrockImportRole",
+            assumed_by=_service_principal("bedrock.amazonaws.com"),
+            description="Lets Bedrock read Nova checkpoints from the escrow buckets for CreateCustomModel",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadEscrowCheckpoints",
+                actions=["s3:GetObject", "s3:ListBucket"],
+                resources=[ESCROW_BUCKET_ARN, f"{ESCROW_BUCKET_ARN}/*"],
+            )
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            "Escrow checkpoint buckets are created by AWS per training job as customer-escrow-<account>-*",
+            "Resource::arn:aws:s3:::customer-escrow-<AWS::AccountId>-*",
+            "Resource::arn:aws:s3:::customer-escrow-<AWS::AccountId>-*/*",
+        )
+        return role
+
+    def grant_pass_sagemaker_role(self, grantee: iam.IGrantable) -> None:
+        """Let ``grantee`` hand the execution role to SageMaker (and nothing else)."""
+        _grant_pass(grantee, self.sagemaker_role, "sagemaker.amazonaws.com")
+
+    def grant_pass_bedrock_import_role(self, grantee: iam.IGrantable) -> None:
+        """Let ``grantee`` hand the import role to Bedrock (and nothing else)."""
+        _grant_pass(grantee, self.bedrock_import_role, "bedrock.amazonaws.com")
+
+
+def _grant_pass(grantee: iam.IGrantable, role: iam.IRole, service: str) -> None:
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=["iam:PassRole"],
+        resource_arns=[role.role_arn],
+        conditions={"StringEquals": {"iam:PassedToService": service}},
+    )

@@ -1,0 +1,25 @@
+"""Granular cdk-nag acknowledgements.
+
+cdk-nag's validation plugin fails synthesis on any finding that is not
+acknowledged on the construct that raised it. These helpers build the exact
+finding ids (``AwsSolutions::AwsSolutions-IAM5[Resource::...]``) so every
+acknowledgement names the single permission or setting it accepts, with a reason.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
+from constructs import IConstruct
+
+
+def acknowledge(construct: IConstruct, rule: str, reason: str, *findings: str) -> None:
+    """Acknowledge ``rule`` (e.g. ``IAM5``) on ``construct``, one id per finding (or the bare rule)."""
+    ids = [f"AwsSolutions::AwsSolutions-{rule}[{f}]" for f in findings] or [f"AwsSolutions::AwsSolutions-{rule}"]
+    Validations.of(construct).acknowledge(*(Acknowledgment(id=i, reason=reason) for i in ids))
+
+
+def arn_of(construct: IConstruct) -> str:
+    """How cdk-nag renders ``Fn::GetAtt [<logical id>, Arn]`` of ``construct`` in a finding id."""
+    default_child = construct.node.default_child
+    element = default_child if isinstance(default_child, CfnElement) else construct
+    return f"<{Stack.of(construct).get_logical_id(element)}.Arn>"  # type: ignore[arg-type]

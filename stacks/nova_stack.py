@@ -1,0 +1,53 @@
+"""The one deployable stack: it composes the project's constructs and wires their grants."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack, Tags
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.config import PipelineSettings
+from stacks.identity import Identity
+from stacks.storage import Storage
+
+
+class NovaCustomizationStack(Stack):
+    """Buckets, roles, grader functions, the pipeline state machine, triggers and monitoring."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: PipelineSettings, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.settings = settings
+        self.log_retention = _retention(settings.log_retention_days)
+
+        self.storage = Storage(self, "Storage", retain_data=settings.retain_data)
+        self.identity = Identity(
+            self,
+            "Identity",
+            data_bucket=self.storage.data_bucket,
+            artifacts_bucket=self.storage.artifacts_bucket,
+            key=self.storage.key,
+        )
+        Tags.of(self).add("project", "nova-customization")
+        Tags.of(self).add("pipeline", settings.pipeline_name)
+
+
+_RETENTIONS = [
+    (1, logs.RetentionDays.ONE_DAY),
+    (7, logs.RetentionDays.ONE_WEEK),
+    (14, logs.RetentionDays.TWO_WEEKS),
+    (30, logs.RetentionDays.ONE_MONTH),
+    (90, logs.RetentionDays.THREE_MONTHS),
+    (180, logs.RetentionDays.SIX_MONTHS),
+    (365, logs.RetentionDays.ONE_YEAR),
+    (731, logs.RetentionDays.TWO_YEARS),
+    (1827, logs.RetentionDays.FIVE_YEARS),
+    (3653, logs.RetentionDays.TEN_YEARS),
+]
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    """The shortest CloudWatch retention of at least ``days`` (CloudWatch accepts fixed values only)."""
+    for limit, retention in _RETENTIONS:
+        if limit >= days:
+            return retention
+    return _RETENTIONS[-1][1]

@@ -1,0 +1,90 @@
+"""Storage: the encryption key, the data and artifacts buckets, and their access-log bucket.
+
+- data bucket: datasets (``datasets/``) and run requests (``requests/``);
+- artifacts bucket: rendered recipes, job outputs, run records and reports (``runs/``),
+  champion records (``champions/``);
+- log bucket: S3 server access logs of the two above.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.nag import acknowledge
+
+
+class Storage(Construct):
+    """Encrypted, versioned, TLS-only buckets with access logging and lifecycle rules."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, retain_data: bool) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="Encrypts the Nova customization pipeline's datasets, artifacts and messages",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.log_bucket = self._build_log_bucket()
+        data_policy = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
+        self.data_bucket = self._build_bucket("DataBucket", prefix="data/", removal_policy=data_policy)
+        # Artifacts are reproducible from the data, but run records are the lineage: keep them too.
+        self.artifacts_bucket = self._build_bucket(
+            "ArtifactsBucket", prefix="artifacts/", removal_policy=data_policy
+        )
+
+    def _build_log_bucket(self) -> s3.Bucket:
+        bucket = s3.Bucket(
+            self,
+            "AccessLogBucket",
+            # S3 server access logging only delivers to SSE-S3 buckets, not SSE-KMS.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="ExpireAccessLogs", expiration=Duration.days(365)),
+                s3.LifecycleRule(
+                    id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(7)
+                ),
+            ],
+        )
+        acknowledge(bucket, "S1", "This is the access-log target bucket; logging it into itself would loop")
+        return bucket
+
+    def _build_bucket(self, construct_id: str, *, prefix: str, removal_policy: RemovalPolicy) -> s3.Bucket:
+        bucket = s3.Bucket(
+            self,
+            construct_id,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.log_bucket,
+            server_access_logs_prefix=prefix,
+            removal_policy=removal_policy,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireNoncurrentVersions",
+                    noncurrent_version_expiration=Duration.days(90),
+                    noncurrent_versions_to_retain=3,
+                ),
+                s3.LifecycleRule(
+                    id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(7)
+                ),
+            ],
+        )
+        # Object-created events go to EventBridge (retraining triggers) without CDK's
+        # notifications custom resource, which would add a Lambda with a managed policy.
+        cfn_bucket = bucket.node.default_child
+        cfn_bucket.add_property_override(  # type: ignore[union-attr]
+            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+        )
+        return bucket
