@@ -7,6 +7,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.config import PipelineSettings
+from stacks.graders import Graders
 from stacks.identity import Identity
 from stacks.storage import Storage
 
@@ -26,6 +27,12 @@ class NovaCustomizationStack(Stack):
             data_bucket=self.storage.data_bucket,
             artifacts_bucket=self.storage.artifacts_bucket,
             key=self.storage.key,
+        )
+        self.graders = Graders(
+            self,
+            "SageMakerGraders",
+            sagemaker_role=self.identity.sagemaker_role,
+            log_retention=self.log_retention,
         )
         Tags.of(self).add("project", "nova-customization")
         Tags.of(self).add("pipeline", settings.pipeline_name)
