@@ -1,0 +1,48 @@
+"""app.py reads context once and rejects bad values with a message naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.config import PipelineSettings, SettingsError
+from stacks.summary import summarize
+from tests.synth import Synthesized
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pipeline_name": "Bad Name"}, "pipelineName='Bad Name'"),
+        ({"notification_email": "not-an-email"}, "notificationEmail='not-an-email'"),
+        ({"retrain_schedule": "every monday"}, "retrainSchedule='every monday'"),
+        ({"log_retention_days": 0}, "logRetentionDays=0"),
+    ],
+)
+def test_invalid_settings_name_the_context_key(kwargs: dict, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        PipelineSettings(**kwargs)
+
+
+def test_an_unsupported_region_is_rejected_before_synthesis() -> None:
+    from app import build_app
+
+    with pytest.raises(SettingsError, match="region='eu-west-1'"):
+        build_app(context={"region": "eu-west-1"})
+
+
+def test_context_values_from_cdk_json_are_applied() -> None:
+    from aws_cdk import App
+
+    from app import default_context, settings_from_context
+
+    settings = settings_from_context(App(context={**default_context(), "pipelineName": "legal-agent"}))
+    assert settings.pipeline_name == "legal-agent"
+    assert settings.region == "us-east-1"
+    assert settings.notification_email is None  # empty string in cdk.json means "no subscription"
+    assert settings.retain_data is True
+
+
+def test_summary_lists_the_stack_and_its_resource_types(synthesized: Synthesized) -> None:
+    text = summarize(synthesized.outdir)
+    assert text.startswith("Stack NovaCustomization (aws://unknown-account/us-east-1)")
+    assert "AWS::S3::Bucket" in text and "AWS::KMS::Key" in text

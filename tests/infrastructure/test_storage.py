@@ -1,0 +1,120 @@
+"""Storage: encryption, public access, TLS, versioning, logging and lifecycle of every bucket."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match
+
+from tests.synth import Synthesized
+
+BLOCK_ALL = {
+    "BlockPublicAcls": True,
+    "BlockPublicPolicy": True,
+    "IgnorePublicAcls": True,
+    "RestrictPublicBuckets": True,
+}
+
+
+def _data_buckets(synthesized: Synthesized) -> dict[str, dict]:
+    """The KMS-encrypted buckets (data and artifacts), found by property, not by logical id."""
+    return {
+        k: v
+        for k, v in synthesized.resources("AWS::S3::Bucket").items()
+        if v["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+            "ServerSideEncryptionByDefault"
+        ]["SSEAlgorithm"]
+        == "aws:kms"
+    }
+
+
+def test_every_bucket_blocks_public_access_and_is_encrypted(synthesized: Synthesized) -> None:
+    buckets = synthesized.resources("AWS::S3::Bucket")
+    assert len(buckets) >= 3
+    for name, bucket in buckets.items():
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == BLOCK_ALL, name
+        algorithm = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+            "ServerSideEncryptionByDefault"
+        ]["SSEAlgorithm"]
+        assert algorithm in {"aws:kms", "AES256"}, name
+
+
+def test_data_and_artifacts_buckets_use_the_rotating_customer_key(synthesized: Synthesized, template) -> None:
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+    keys = synthesized.resources("AWS::KMS::Key")
+    buckets = _data_buckets(synthesized)
+    assert len(buckets) == 2
+    for bucket in buckets.values():
+        default = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        key_ref = default["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]["Fn::GetAtt"][0]
+        assert key_ref in keys
+        assert default["BucketKeyEnabled"] is True
+
+
+def test_data_buckets_are_versioned_logged_and_expire_noncurrent_versions(synthesized: Synthesized) -> None:
+    log_buckets = {
+        k for k, v in synthesized.resources("AWS::S3::Bucket").items() if k not in _data_buckets(synthesized)
+    }
+    for name, bucket in _data_buckets(synthesized).items():
+        props = bucket["Properties"]
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}, name
+        assert props["LoggingConfiguration"]["DestinationBucketName"]["Ref"] in log_buckets, name
+        rules = props["LifecycleConfiguration"]["Rules"]
+        assert any(r.get("NoncurrentVersionExpiration") for r in rules), name
+        assert any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") for r in rules), name
+        assert props["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
+
+
+def test_data_is_retained_when_the_stack_is_deleted(synthesized: Synthesized) -> None:
+    for name, bucket in _data_buckets(synthesized).items():
+        assert bucket["DeletionPolicy"] == "Retain", name
+        assert bucket["UpdateReplacePolicy"] == "Retain", name
+
+
+def test_every_bucket_policy_denies_insecure_transport(synthesized: Synthesized, template) -> None:
+    policies = synthesized.resources("AWS::S3::BucketPolicy")
+    assert {p["Properties"]["Bucket"]["Ref"] for p in policies.values()} == set(
+        synthesized.resources("AWS::S3::Bucket")
+    )
+    template.all_resources_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                "Principal": {"AWS": "*"},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_access_log_bucket_uses_s3_managed_encryption_and_expires_logs(template) -> None:
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                ]
+            },
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with([Match.object_like({"ExpirationInDays": 365, "Status": "Enabled"})])
+            },
+        },
+    )
+
+
+def test_retain_data_false_lets_the_buckets_be_deleted(tmp_path) -> None:
+    from tests.synth import synthesize
+
+    synthesized = synthesize(tmp_path, context={"retainData": False})
+    for name, bucket in _data_buckets(synthesized).items():
+        assert bucket["DeletionPolicy"] == "Delete", name

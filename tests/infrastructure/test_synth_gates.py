@@ -1,0 +1,87 @@
+"""Synthesis gates: cdk-nag, cfn-lint, no network, no machine-specific output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aws_cdk import aws_s3 as s3
+
+from tests.synth import Synthesized
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SUPPORT = Path(__file__).parent / "support"
+
+
+def test_nag_gate_fails_synthesis_on_an_unacknowledged_finding(tmp_path: Path) -> None:
+    # Given the real app with one insecure bucket added
+    from app import build_app
+
+    app = build_app(outdir=str(tmp_path))
+    stack = app.node.find_child("NovaCustomization")
+    s3.CfnBucket(stack, "InsecureBucket")
+    # When it is synthesized, then the AwsSolutions plugin stops synthesis and names the rule
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    report = (tmp_path / "validation-report.json").read_text()
+    assert "AwsSolutions-S1" in report and "InsecureBucket" in report
+
+
+def test_the_app_synthesizes_with_zero_unacknowledged_nag_findings(synthesized: Synthesized) -> None:
+    report_file = synthesized.outdir / "validation-report.json"
+    if report_file.exists():
+        report = json.loads(report_file.read_text())
+        failing = [r for r in report.get("pluginReports", []) if r.get("summary", {}).get("status") == "failure"]
+        assert not failing, failing
+    assert synthesized.template_json["Resources"]
+
+
+def test_cfn_lint_reports_no_errors(synthesized: Synthesized) -> None:
+    from cfnlint.api import lint_all
+
+    template_path = synthesized.outdir / "NovaCustomization.template.json"
+    matches = lint_all(template_path.read_text())
+    errors = [m for m in matches if m.rule.id.startswith("E")]
+    assert not errors, "\n".join(f"{m.rule.id} {m.message} ({m.path})" for m in errors)
+
+
+def test_synthesized_output_holds_no_machine_specific_paths(synthesized: Synthesized) -> None:
+    forbidden = {str(REPO_ROOT), str(Path.home()), str(synthesized.outdir)}
+    pattern = re.compile("|".join(re.escape(p) for p in sorted(forbidden, key=len, reverse=True)))
+    checked = 0
+    for path in synthesized.outdir.glob("*.json"):
+        if path.name in {"tree.json", "validation-report.json"}:
+            continue  # construct tree and nag report are local diagnostics, never deployed
+        text = path.read_text()
+        checked += 1
+        match = pattern.search(text)
+        assert match is None, f"{path.name} contains {match.group(0)!r}"
+    assert checked >= 3
+
+
+def test_synthesis_makes_no_network_connection(tmp_path: Path) -> None:
+    log = tmp_path / "network.log"
+    log.touch()
+    env = {
+        **os.environ,
+        "NETGUARD_LOG": str(log),
+        "NODE_OPTIONS": f"--require {SUPPORT / 'netguard.js'}",
+        "CDK_DISABLE_VERSION_CHECK": "1",
+        "CDK_DISABLE_CLI_TELEMETRY": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, str(SUPPORT / "synth_offline.py"), str(tmp_path / "out")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "out" / "NovaCustomization.template.json").exists()
+    assert log.read_text() == ""
