@@ -105,6 +105,7 @@ def test_access_log_bucket_uses_s3_managed_encryption_and_expires_logs(template)
                     {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
                 ]
             },
+            "VersioningConfiguration": {"Status": "Enabled"},
             "LifecycleConfiguration": {
                 "Rules": Match.array_with([Match.object_like({"ExpirationInDays": 365, "Status": "Enabled"})])
             },
