@@ -57,7 +57,7 @@ bench: setup
 	$(PY) -m benchmarks
 
 deploy: setup
-	npx --no-install cdk deploy --require-approval broadening
+	npx --no-install cdk deploy --require-approval broadening $(CDK_ARGS)
 
 # checkov lives in its own environment: it pins an older boto3.
 scan: synth
