@@ -1,0 +1,406 @@
+"""Reward Lambda benchmark: grading cost per 512-rollout batch, and cold-start import time.
+
+Run from the repository root:
+
+    python benchmarks/bench_reward.py
+
+For each shipped preset (label, numeric, tool_call) plus the json_schema and
+text_similarity graders, a deterministic batch of 512 realistic request items is
+built (Stack Overflow classification, GSM8K/FinQA answers, legal-assistant tool
+calls). Measured, best of several runs: ``json.loads`` of the batch's JSON text
+(what the Lambda runtime does before calling the handler) and the full handler
+path (Powertools decorators, event coercion, item parsing, grading, summary,
+logs and EMF metrics), alternately, with the garbage collector paused as ``timeit`` does. The ratio handler / loads must stay within the target
+(3 for label and numeric, 6 for tool_call). Cold start is the time to import
+``lambdas.reward.handler`` (Powertools included) in a fresh interpreter, median of
+five, and must stay under 250 ms. Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+BATCH = 512
+REPEATS = 40
+COLD_START_RUNS = 5
+COLD_START_TARGET_MS = 250.0
+TARGETS = {"label": 3.0, "numeric": 3.0, "tool_call": 6.0}
+
+_WORDS = (
+    "python list index error function return value loop array string dictionary class object "
+    "method variable null pointer exception compile runtime stack trace database query table "
+    "column join select insert update server client request response thread async await"
+).split()
+
+
+def _prose(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(words))
+
+
+def _code(rng: random.Random, lines: int) -> str:
+    return "\n".join(f"    {rng.choice(_WORDS)}_{i} = {rng.choice(_WORDS)}({rng.randint(0, 99)})" for i in range(lines))
+
+
+# ---------------------------------------------------------------- batches
+
+
+def label_batch(rng: random.Random) -> list[dict]:
+    labels = ["HQ", "LQ_EDIT", "LQ_CLOSE"]
+    system = (
+        "You are a Stack Overflow moderator. Classify the question's quality as exactly one of "
+        "HQ (high quality), LQ_EDIT (low quality, fixable by editing) or LQ_CLOSE (low quality, "
+        "should be closed). Answer with the label."
+    )
+    shapes = [
+        "{label}",
+        "{label}.",
+        "The answer is **{label}**.",
+        "Label: {label}\nReason: " + "{reason}",
+        "I would classify this question as `{label}` because {reason}",
+    ]
+    items = []
+    for index in range(BATCH):
+        reference = rng.choice(labels)
+        answer = rng.choice(labels) if rng.random() < 0.3 else reference
+        body = f"Title: {_prose(rng, 10)}\n\n{_prose(rng, rng.randint(60, 160))}\n\n```python\n{_code(rng, rng.randint(2, 10))}\n```"
+        text = rng.choice(shapes).format(label=answer, reason=_prose(rng, rng.randint(8, 25)))
+        items.append(
+            {
+                "id": f"so-{index:05d}",
+                "messages": [
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": body},
+                    {"role": "assistant", "content": text},
+                ],
+                "reference_answer": reference,
+                "metadata": {"source": "stackoverflow-quality", "split": "train"},
+            }
+        )
+    return items
+
+
+def numeric_batch(rng: random.Random) -> list[dict]:
+    items = []
+    for index in range(BATCH):
+        if index % 2:  # GSM8K: a word problem, a chain of thought, "#### N"
+            answer = rng.randint(2, 500)
+            question = f"{_prose(rng, rng.randint(40, 70))}. How many {rng.choice(_WORDS)}s are there in total?"
+            steps = "\n".join(
+                f"{_prose(rng, rng.randint(10, 16))}: {rng.randint(1, 99)} * {rng.randint(1, 9)} = "
+                f"<<{rng.randint(1, 99)}*{rng.randint(1, 9)}={rng.randint(1, 999)}>>{rng.randint(1, 999)}"
+                for _ in range(rng.randint(4, 8))
+            )
+            got = answer if rng.random() < 0.6 else answer + rng.randint(1, 9)
+            text = f"{steps}\n#### {got}"
+            reference: object = {"final_answer": str(answer)}
+        else:  # FinQA: report text around a table, a percentage answer
+            value = round(rng.uniform(-40, 90), 1)
+            table = "\n".join(
+                f"| {_prose(rng, 3)} | ${rng.randint(100, 9999):,} | ${rng.randint(100, 9999):,} |" for _ in range(rng.randint(8, 14))
+            )
+            question = (
+                f"{_prose(rng, rng.randint(100, 200))}\n\n| item | 2019 | 2018 |\n|---|---|---|\n{table}\n\n"
+                f"{_prose(rng, rng.randint(50, 100))}\n\nWhat was the percentage change in {_prose(rng, 3)}?"
+            )
+            got = value if rng.random() < 0.6 else value + rng.choice([-5.0, 0.3, 12.0])
+            text = (
+                f"{_prose(rng, rng.randint(40, 80))}: ({rng.randint(100, 999)} - {rng.randint(100, 999)}) / "
+                f"{rng.randint(100, 999)} = {round(value / 100, 4)}.\nANSWER: {got}%"
+            )
+            reference = f"{value}%" if rng.random() < 0.5 else round(value / 100, 4)
+        items.append(
+            {
+                "id": f"num-{index:05d}",
+                "messages": [
+                    {"role": "system", "content": "Solve the problem step by step. End with 'ANSWER: <number>' or '#### <number>'."},
+                    {"role": "user", "content": question},
+                    {"role": "assistant", "content": text},
+                ],
+                "reference_answer": reference,
+            }
+        )
+    return items
+
+
+LEGAL_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "search_case_law",
+            "description": "Search court decisions by query, jurisdiction and date range.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "Free-text search query"},
+                    "jurisdiction": {"type": "string", "enum": ["federal", "state", "CA", "NY", "TX"]},
+                    "year_from": {"type": "integer"},
+                    "limit": {"type": "integer", "default": 5},
+                },
+                "required": ["query"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "get_statute",
+            "description": "Fetch the text of a statute by code and section.",
+            "parameters": {
+                "type": "object",
+                "properties": {"code": {"type": "string"}, "section": {"type": "string"}},
+                "required": ["code", "section"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "summarize_document",
+            "description": "Summarize an uploaded legal document.",
+            "parameters": {"type": "object", "properties": {"document_id": {"type": "string"}, "max_words": {"type": "integer"}}},
+        },
+    },
+]
+
+
+def tool_call_batch(rng: random.Random) -> list[dict]:
+    items = []
+    for index in range(BATCH):
+        calls = [
+            {
+                "name": "search_case_law",
+                "arguments": {"query": _prose(rng, 4), "jurisdiction": rng.choice(["CA", "NY", "federal"]), "limit": rng.randint(3, 10)},
+            }
+        ]
+        if rng.random() < 0.5:
+            calls.append({"name": "get_statute", "arguments": {"code": "Penal Code", "section": str(rng.randint(100, 999))}})
+        got = json.loads(json.dumps(calls))
+        roll = rng.random()
+        if roll < 0.2:
+            got[0]["arguments"]["limit"] = str(got[0]["arguments"]["limit"])  # "5" vs 5
+        elif roll < 0.35:
+            got.reverse()
+        elif roll < 0.45:
+            got = got[:1] + [{"name": "summarize_document", "arguments": {"document_id": "doc-1"}}]
+        if rng.random() < 0.3:  # OpenAI style: arguments as a JSON string
+            got = [{"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}} for c in got]
+        text = json.dumps({"tool_calls": got})
+        if rng.random() < 0.3:
+            text = f"```json\n{text}\n```"
+        items.append(
+            {
+                "id": f"legal-{index:05d}",
+                "messages": [
+                    {"role": "system", "content": "You are a legal research assistant. Use the tools to answer; reply with JSON tool calls."},
+                    {"role": "user", "content": f"{_prose(rng, 30)}? Look for relevant cases and the statute."},
+                    {"role": "assistant", "content": text},
+                ],
+                "tools": LEGAL_TOOLS,
+                "reference_answer": {"tool_calls": calls},
+            }
+        )
+    return items
+
+
+def json_schema_batch(rng: random.Random) -> list[dict]:
+    items = []
+    for index in range(BATCH):
+        record = {"name": _prose(rng, 2), "age": rng.randint(1, 99), "tags": [_prose(rng, 1) for _ in range(3)]}
+        if rng.random() < 0.3:
+            record["age"] = str(record["age"])
+        items.append(
+            {
+                "id": f"js-{index:05d}",
+                "messages": [{"role": "user", "content": _prose(rng, 60)}, {"role": "assistant", "content": json.dumps(record)}],
+            }
+        )
+    return items
+
+
+def text_batch(rng: random.Random) -> list[dict]:
+    items = []
+    for index in range(BATCH):
+        reference = _prose(rng, rng.randint(10, 40))
+        answer = reference if rng.random() < 0.3 else _prose(rng, rng.randint(10, 60))
+        items.append(
+            {
+                "id": f"txt-{index:05d}",
+                "messages": [{"role": "user", "content": _prose(rng, 80)}, {"role": "assistant", "content": answer}],
+                "reference_answer": reference,
+            }
+        )
+    return items
+
+
+JSON_SCHEMA_SPEC = {
+    "type": "json_schema",
+    "schema": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "age": {"type": "integer", "minimum": 0},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    },
+}
+
+CASES = [
+    # (grader type, environment, batch builder)
+    ("label", {"GRADER_PRESET": "classification"}, label_batch),
+    ("numeric", {"GRADER_PRESET": "numeric"}, numeric_batch),
+    ("tool_call", {"GRADER_PRESET": "tool-calling"}, tool_call_batch),
+    ("json_schema", {"GRADER_SPEC": json.dumps(JSON_SCHEMA_SPEC)}, json_schema_batch),
+    ("text_similarity", {"GRADER_SPEC": json.dumps({"type": "text_similarity", "metric": "rouge_l"})}, text_batch),
+]
+
+
+# ---------------------------------------------------------------- measuring
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "SageMakerRewardBench"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:SageMakerRewardBench"
+    aws_request_id: str = "bench"
+
+
+def _best_interleaved(first, second, repeats: int = REPEATS) -> tuple[float, float]:
+    """Best times of two functions run alternately, so both see the same machine load.
+
+    Like ``timeit``, the garbage collector is paused while timing (and run between
+    runs): otherwise whichever function happens to trigger a full collection of
+    everything the benchmark holds pays for it.
+    """
+    best = [float("inf"), float("inf")]
+    for _ in range(repeats):
+        for slot, function in enumerate((first, second)):
+            gc.collect()
+            gc.disable()
+            try:
+                started = time.perf_counter()
+                function()
+                elapsed = time.perf_counter() - started
+            finally:
+                gc.enable()
+            best[slot] = min(best[slot], elapsed)
+    return best[0], best[1]
+
+
+def _load_handler(environment: dict[str, str]):
+    for key in ("GRADER_SPEC", "GRADER_PRESET"):
+        os.environ.pop(key, None)
+    os.environ.update(environment)
+    module = sys.modules.get("lambdas.reward.handler")
+    if module is None:
+        return importlib.import_module("lambdas.reward.handler")
+    return importlib.reload(module)
+
+
+def measure_batches() -> list[dict]:
+    rows = []
+    real_stdout = sys.stdout
+    # The handler's logs and EMF metrics are written (their cost is measured) but not shown.
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    try:
+        for kind, environment, builder in CASES:
+            text = json.dumps(builder(random.Random(7)))
+            handler = _load_handler(environment)
+            event = json.loads(text)
+            results = handler.lambda_handler(event, FakeContext())
+            assert len(results) == BATCH and all(r["id"] == i["id"] for r, i in zip(results, event))
+            loads_s, handler_s = _best_interleaved(
+                lambda: json.loads(text), lambda: handler.lambda_handler(event, FakeContext())
+            )
+            rows.append(
+                {
+                    "kind": kind,
+                    "kib": len(text) / 1024,
+                    "loads_ms": loads_s * 1000,
+                    "handler_ms": handler_s * 1000,
+                    "ratio": handler_s / loads_s,
+                    "rollouts_per_s": BATCH / handler_s,
+                    "mean_score": sum(r["aggregate_reward_score"] for r in results) / BATCH,
+                    "target": TARGETS.get(kind),
+                }
+            )
+    finally:
+        sys.stdout.close()
+        sys.stdout = real_stdout
+    return rows
+
+
+def measure_cold_start() -> dict:
+    code = (
+        "import time; started = time.perf_counter(); import lambdas.reward.handler; "
+        "print((time.perf_counter() - started) * 1000)"
+    )
+    environment = {**os.environ, "GRADER_PRESET": "tool-calling", "POWERTOOLS_LOG_LEVEL": "ERROR"}
+    environment.pop("GRADER_SPEC", None)
+    timings = []
+    heavy = []
+    for run in range(COLD_START_RUNS):
+        command = [sys.executable, "-c", code] if run else [sys.executable, "-X", "importtime", "-c", code]
+        done = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True, check=True)
+        timings.append(float(done.stdout.strip().splitlines()[-1]))
+        if not run:
+            for line in done.stderr.splitlines():
+                parts = line.split("|")
+                if len(parts) == 3 and parts[1].strip().isdigit():
+                    heavy.append((int(parts[1]), parts[2].strip()))
+    heavy.sort(reverse=True)
+    # Powertools' user-agent hook imports the bare botocore package (cheap); clients and boto3 must not load.
+    bootstrap = [name for _, name in heavy if name == "boto3" or name.startswith(("boto3.", "botocore."))]
+    return {"median_ms": statistics.median(timings[1:]), "runs_ms": timings[1:], "top": heavy[:6], "boto": bootstrap[:3]}
+
+
+def main() -> int:
+    failed = []
+    rows = measure_batches()
+    print(f"reward graders, {BATCH}-rollout batches, best of {REPEATS} (Python {sys.version.split()[0]})")
+    print(f"{'grader':<16}{'KiB':>7}{'loads ms':>10}{'handler ms':>12}{'ratio':>7}{'target':>8}{'rollouts/s':>12}  result")
+    for row in rows:
+        target = row["target"]
+        status = "info" if target is None else ("PASS" if row["ratio"] <= target else "FAIL")
+        if status == "FAIL":
+            failed.append(f"{row['kind']} ratio {row['ratio']:.2f} > {target}")
+        print(
+            f"{row['kind']:<16}{row['kib']:>7.0f}{row['loads_ms']:>10.2f}{row['handler_ms']:>12.2f}{row['ratio']:>7.2f}"
+            f"{('<= ' + format(target, 'g')) if target else '-':>8}{row['rollouts_per_s']:>12,.0f}  {status}"
+        )
+    cold = measure_cold_start()
+    cold_ok = cold["median_ms"] < COLD_START_TARGET_MS and not cold["boto"]
+    print(
+        f"cold start: import lambdas.reward.handler median {cold['median_ms']:.0f} ms "
+        f"(runs {', '.join(f'{t:.0f}' for t in cold['runs_ms'])}; target < {COLD_START_TARGET_MS:.0f} ms)  "
+        f"{'PASS' if cold_ok else 'FAIL'}"
+    )
+    print("  heaviest imports (cumulative us): " + ", ".join(f"{name} {us:,}" for us, name in cold["top"]))
+    if cold["boto"]:
+        failed.append(f"boto3/botocore imported at cold start: {cold['boto']}")
+    if cold["median_ms"] >= COLD_START_TARGET_MS:
+        failed.append(f"cold start {cold['median_ms']:.0f} ms >= {COLD_START_TARGET_MS:.0f} ms")
+    if failed:
+        print("targets missed: " + "; ".join(failed), file=sys.stderr)
+        return 1
+    print("all targets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

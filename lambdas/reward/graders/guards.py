@@ -1,0 +1,104 @@
+"""Guards: penalties any spec can add on top of its score (``"guards": [...]``).
+
+- ``{"type": "length", "max_chars": 2000, "penalty": 0.5}``: responses longer
+  than ``max_chars`` lose ``penalty`` (verbosity and junk padding must not pay).
+- ``{"type": "format", "require_regex": "...", "forbid_regex": "...",
+  "ignore_case": false, "penalty": 0.5}``: the response must match
+  ``require_regex`` (searched anywhere) and must not match ``forbid_regex``.
+
+Each guard reports its penalty (0 or ``-penalty``) as a Metric named after the
+guard (``length_penalty``, ``format_penalty`` or its ``name``). The guarded
+score range widens downwards by the sum of the penalties.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from lambdas.reward.graders.base import Grader, Outcome
+from lambdas.reward.items import Sample
+from lambdas.reward.spec import Fields, SpecError, item_path
+
+GUARD_TYPES = ("length", "format")
+
+
+class LengthGuard:
+    def __init__(self, name: str, max_chars: int, penalty: float) -> None:
+        self.name = name
+        self.max_chars = max_chars
+        self.penalty = penalty
+
+    def __call__(self, text: str) -> float:
+        return -self.penalty if len(text) > self.max_chars else 0.0
+
+
+class FormatGuard:
+    def __init__(self, name: str, require, forbid, penalty: float) -> None:  # noqa: ANN001 - compiled patterns
+        self.name = name
+        self.require = require
+        self.forbid = forbid
+        self.penalty = penalty
+
+    def __call__(self, text: str) -> float:
+        if self.require is not None and self.require.search(text) is None:
+            return -self.penalty
+        if self.forbid is not None and self.forbid.search(text) is not None:
+            return -self.penalty
+        return 0.0
+
+
+class Guarded(Grader):
+    """A grader with penalties applied to each successful outcome."""
+
+    def __init__(self, inner: Grader, guards: list) -> None:
+        self.inner = inner
+        self.guards = guards
+        self.kind = inner.kind
+        self.needs_reference = inner.needs_reference
+        low, high = inner.score_range
+        self.score_range = (low - sum(guard.penalty for guard in guards), high)
+
+    def walk(self) -> list[Grader]:
+        return [self, *self.inner.walk()]
+
+    def grade_many(self, samples: Sequence[Sample], deadline: float | None = None) -> list[Outcome]:
+        outcomes = self.inner.grade_many(samples, deadline)
+        guards = self.guards
+        for position, outcome in enumerate(outcomes):
+            if type(outcome) is tuple:
+                score, metrics = outcome
+                text = samples[position].response
+                for guard in guards:
+                    penalty = guard(text)
+                    if penalty:
+                        score += penalty
+                    metrics.append({"name": guard.name, "value": penalty, "type": "Metric"})
+                outcomes[position] = (score, metrics)
+        return outcomes
+
+
+def build_guards(inner: Grader, raw: object, path: str) -> Grader:
+    if not isinstance(raw, list):
+        raise SpecError(path, "must be a list of guard objects")
+    guards = []
+    names: set[str] = set()
+    for index, entry in enumerate(raw):
+        fields = Fields(entry, item_path(path, index))
+        kind = fields.string("type", choices=list(GUARD_TYPES))
+        if kind == "length":
+            name = fields.string("name", "length_penalty")
+            guard = LengthGuard(name, fields.integer("max_chars", minimum=1), fields.number("penalty", minimum=0))
+        else:
+            ignore_case = fields.boolean("ignore_case", False)
+            require = fields.regex("require_regex", ignore_case=ignore_case)
+            forbid = fields.regex("forbid_regex", ignore_case=ignore_case)
+            if require is None and forbid is None:
+                raise SpecError(fields.path, "a format guard needs require_regex or forbid_regex")
+            name = fields.string("name", "format_penalty")
+            guard = FormatGuard(name, require, forbid, fields.number("penalty", minimum=0))
+        fields.done()
+        if name in names:
+            raise SpecError(fields.at("name"), f"duplicate guard name {name!r}: give each guard a distinct name")
+        names.add(name)
+        guards.append(guard)
+    return Guarded(inner, guards) if guards else inner

@@ -1,0 +1,65 @@
+"""Structured-output grader: the response must be JSON that validates against a schema.
+
+Credit: full for clean JSON (the whole response or a fenced block) that
+validates; ``embedded_credit`` of that when the JSON had to be dug out of prose;
+``invalid_credit`` when JSON parses but fails the schema; nothing without JSON.
+No reference answer is needed.
+"""
+
+from __future__ import annotations
+
+from lambdas.reward.graders.base import Grader, Graded, metric, reward, scaled
+from lambdas.reward.items import Sample
+from lambdas.reward.schema import Check, compile_schema, validation_errors
+from lambdas.reward.spec import Fields, SpecError
+from lambdas.reward.text import EMBEDDED, NONE, extract_json
+
+
+class JsonSchemaGrader(Grader):
+    kind = "json_schema"
+    needs_reference = False
+
+    def __init__(
+        self,
+        check: Check,
+        *,
+        embedded_credit: float = 0.5,
+        invalid_credit: float = 0.1,
+        min_score: float = 0.0,
+        max_score: float = 1.0,
+    ) -> None:
+        self.check = check
+        self.embedded_credit = embedded_credit
+        self.invalid_credit = invalid_credit
+        self.min_score = min_score
+        self.max_score = max_score
+        self.score_range = (min_score, max_score)
+
+    def grade(self, sample: Sample) -> Graded:
+        value, quality = extract_json(sample.response)
+        if quality == NONE:
+            return self.min_score, [reward("schema_valid", 0.0), metric("json_valid", 0.0)]
+        errors = validation_errors(self.check, value)
+        fraction = 1.0 if not errors else self.invalid_credit
+        if quality == EMBEDDED:
+            fraction *= self.embedded_credit
+        return scaled(fraction, self.min_score, self.max_score), [
+            reward("schema_valid", 0.0 if errors else 1.0),
+            metric("json_valid", quality),
+            metric("schema_errors", len(errors)),
+        ]
+
+
+def build(fields: Fields, context: object) -> JsonSchemaGrader:
+    check = compile_schema(fields.raw("schema"), fields.at("schema"))
+    grader = JsonSchemaGrader(
+        check,
+        embedded_credit=fields.number("embedded_credit", 0.5, minimum=0, maximum=1),
+        invalid_credit=fields.number("invalid_credit", 0.1, minimum=0, maximum=1),
+        min_score=fields.number("min_score", 0.0),
+        max_score=fields.number("max_score", 1.0),
+    )
+    fields.done()
+    if grader.max_score <= grader.min_score:
+        raise SpecError(fields.at("max_score"), "must be greater than min_score")
+    return grader

@@ -1,0 +1,326 @@
+"""Numeric-answer grader (FinQA, GSM8K style): parse the final number, compare within a tolerance.
+
+The answer is the explicitly marked one when there is a marker (``ANSWER: 65.3%``,
+``#### 16``, ``\\boxed{16}``); otherwise the last number in the text, optionally
+at reduced credit (``unmarked_credit``) so training pushes towards the marked
+format. Marked answers that disagree with each other (``ANSWER: 15, 16, 17``) are
+hedging and score ``invalid``.
+
+Percent and decimal forms are interchangeable only through an explicit percent
+sign: ``65.3%`` matches both ``0.653`` and ``65.3``; a bare ``65.3`` does not match
+``0.653``. Credit is full within the tolerance and decays linearly to zero at
+``partial_credit_until`` times the tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from lambdas.reward.graders.base import Grader, Graded, MalformedItem, metric, reward
+from lambdas.reward.items import BAD_REFERENCE, Sample
+from lambdas.reward.spec import Fields, SpecError
+
+_NUMBER = re.compile(
+    r"""(?<![\w.])
+    (?P<open>\(\s*)?
+    (?P<sign>[-+\u2212\u2013])?\s?
+    (?:[$\u20ac\u00a3\u00a5]\s?)?
+    (?P<sign2>[-\u2212])?
+    (?P<digits>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)
+    (?:[eE](?P<exp>[-+]?\d{1,3})(?!\w))?
+    (?P<pct>\s?(?:%|\\%|percent\b|per\s?cent\b))?
+    (?P<close>\s*\))?
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+_ANSWER = re.compile(r"\banswer\s*\**\s*[:=]", re.IGNORECASE)
+_AFTER_ANSWER = re.compile(r"\s*\**\s*[:=]")
+_BOXED = re.compile(r"\\boxed\s*\{")
+# Text that is just one number (most references and marked answers) skips the general parser.
+_PLAIN_NUMBER = re.compile(r"\s*([-+]?)\$?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)\s*(%?)\.?\s*")
+_FRACTION = re.compile(r"^\s*(-?)\\d?frac\s*\{\s*([^{}]+?)\s*\}\s*\{\s*([^{}]+?)\s*\}\s*$")
+_MAX_ERROR_METRIC = 1e12  # keep metric values finite and readable
+
+
+class Number:
+    """A number as written: its value and whether it carried a percent sign."""
+
+    __slots__ = ("value", "percent")
+
+    def __init__(self, value: float, percent: bool) -> None:
+        self.value = value
+        self.percent = percent
+
+    def readings(self) -> tuple[float, ...]:
+        """Values this number may stand for: ``65.3%`` is 0.653 or 65.3."""
+        return (self.value / 100.0, self.value) if self.percent else (self.value,)
+
+    def __repr__(self) -> str:
+        return f"Number({self.value!r}{'%' if self.percent else ''})"
+
+
+def _plain_number(match: re.Match[str]) -> Number:
+    sign, digits, percent = match.groups()
+    value = float(digits.replace(",", "") if "," in digits else digits)
+    return Number(-value if sign == "-" else value, percent == "%")
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b)) + 1e-12
+
+
+def agree(a: Number, b: Number) -> bool:
+    return any(_close(x, y) for x in a.readings() for y in b.readings())
+
+
+class NumberParser:
+    """Finds numbers and the marked final answer in text."""
+
+    def __init__(self, parentheses_negative: bool = False) -> None:
+        self.parentheses_negative = parentheses_negative
+
+    def numbers(self, text: str) -> list[Number]:
+        plain = _PLAIN_NUMBER.fullmatch(text)
+        if plain is not None:
+            return [_plain_number(plain)]
+        found = []
+        for match in _NUMBER.finditer(text):
+            number = self._number(match)
+            if number is not None:
+                found.append(number)
+        return found
+
+    def _number(self, match: re.Match[str]) -> Number | None:
+        digits, sign, sign2, exp, open_, close = match.group("digits", "sign", "sign2", "exp", "open", "close")
+        try:
+            value = float(digits.replace(",", ""))
+            if exp:
+                value *= 10.0 ** int(exp)
+        except (ValueError, OverflowError):
+            return None
+        if not math.isfinite(value):
+            return None
+        negative = (sign is not None and sign != "+") or sign2 is not None
+        if open_ and close and self.parentheses_negative:
+            negative = not negative
+        return Number(-value if negative else value, match.group("pct") is not None)
+
+    def marked(self, text: str) -> list[Number]:
+        """Every number inside a marked answer (``ANSWER:`` line, ``####`` line, ``\\boxed{}``), in text order."""
+        found: list[Number] = []
+        for _, end, boxed in _markers(text):
+            if boxed:
+                segment = _braced(text, end)
+                fraction = _FRACTION.match(segment)
+                if fraction:
+                    number = _fraction(fraction)
+                    if number is not None:
+                        found.append(number)
+                    continue
+                segment = segment.replace("\\%", "%").replace("\\,", "").replace("\\!", "")
+            else:
+                newline = text.find("\n", end)
+                segment = text[end:] if newline < 0 else text[end:newline]
+                plain = _PLAIN_NUMBER.fullmatch(segment)
+                if plain is not None:  # the usual "ANSWER: 16": skip the general parser
+                    found.append(_plain_number(plain))
+                    continue
+            found.extend(self.numbers(segment))
+        return found
+
+    def last_number(self, text: str) -> Number | None:
+        """The last number in the text."""
+        last_digit = max(text.rfind(digit) for digit in "0123456789")
+        if last_digit < 0:
+            return None
+        # Parse only a window around the last digit, starting at a space so no number is cut.
+        start = text.rfind(" ", 0, max(0, last_digit - 48)) + 1
+        window = text[start : last_digit + 16]
+        last = None
+        for last in _NUMBER.finditer(window):  # noqa: B007 - only the last match matters
+            pass
+        if last is None and start > 0:
+            for last in _NUMBER.finditer(text):  # noqa: B007
+                pass
+        return self._number(last) if last is not None else None
+
+    def final_answer(self, text: str) -> tuple[Number | None, bool, bool]:
+        """``(number, marked, hedged)``: the answer, whether it was marked, whether marked answers disagree."""
+        marked = self.marked(text)
+        if marked:
+            anchor = marked[0]
+            hedged = len(marked) > 1 and any(not agree(anchor, other) for other in marked[1:])
+            return anchor, True, hedged
+        return self.last_number(text), False, False
+
+
+def _markers(text: str) -> list[tuple[int, int, bool]]:
+    """``(start, end, boxed)`` of each answer marker, in text order.
+
+    Found with substring searches rather than one case-insensitive regex: scanning
+    every character with the regex engine was most of the grader's cost.
+    """
+    found: list[tuple[int, int, bool]] = []
+    position = text.find("####")
+    while position >= 0:
+        end = position + 4
+        while end < len(text) and text[end] == "#":
+            end += 1
+        found.append((position, end, False))
+        position = text.find("####", end)
+    if "\\boxed" in text:
+        found.extend((match.start(), match.end(), True) for match in _BOXED.finditer(text))
+    # answer / Answer / ANSWER; checking first is cheaper than lowering text that has no marker.
+    if "nswer" not in text and "NSWER" not in text:
+        if len(found) > 1:
+            found.sort()
+        return found
+    lower = text.lower()
+    position = lower.find("answer")
+    if position >= 0:
+        if len(lower) != len(text):  # a few characters change length when lowered: positions would drift
+            found.extend((m.start(), m.end(), False) for m in _ANSWER.finditer(text))
+        else:
+            while position >= 0:
+                if position == 0 or not lower[position - 1].isalnum():
+                    after = _AFTER_ANSWER.match(text, position + 6)
+                    if after is not None:
+                        found.append((position, after.end(), False))
+                position = lower.find("answer", position + 6)
+    if len(found) > 1:
+        found.sort()
+    return found
+
+
+def _braced(text: str, start: int) -> str:
+    depth = 1
+    for position in range(start, min(len(text), start + 500)):
+        char = text[position]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:position]
+    return text[start : start + 500]
+
+
+def _fraction(match: re.Match[str]) -> Number | None:
+    try:
+        numerator = float(match.group(2).replace(",", ""))
+        denominator = float(match.group(3).replace(",", ""))
+        value = numerator / denominator
+    except (ValueError, ZeroDivisionError):
+        return None
+    return Number(-value if match.group(1) else value, False)
+
+
+class NumericGrader(Grader):
+    kind = "numeric"
+
+    def __init__(
+        self,
+        *,
+        rel_tol: float = 0.01,
+        abs_tol: float = 1e-6,
+        partial_credit_until: float = 1.0,
+        unmarked_credit: float = 1.0,
+        parentheses_negative: bool = False,
+        correct: float = 1.0,
+        incorrect: float = 0.0,
+        invalid: float | None = None,
+    ) -> None:
+        self.rel_tol = rel_tol
+        self.abs_tol = abs_tol
+        self.partial_credit_until = partial_credit_until
+        self.unmarked_credit = unmarked_credit
+        self.parser = NumberParser(parentheses_negative)
+        self.correct = correct
+        self.incorrect = incorrect
+        self.invalid = incorrect if invalid is None else invalid
+        scores = (correct, incorrect, self.invalid)
+        self.score_range = (min(scores), max(scores))
+
+    def reference_number(self, reference: object) -> Number:
+        if type(reference) is dict:
+            get = reference.get
+            reference = get("answer")
+            if reference is None:
+                reference = get("final_answer")
+                if reference is None:
+                    reference = get("value")
+        if isinstance(reference, (int, float)) and not isinstance(reference, bool):
+            if math.isfinite(reference):
+                return Number(float(reference), False)
+        elif isinstance(reference, str):
+            plain = _PLAIN_NUMBER.fullmatch(reference)
+            if plain is not None:
+                return _plain_number(plain)
+            number, _, hedged = self.parser.final_answer(reference)
+            if number is not None and not hedged:
+                return number
+        raise MalformedItem(BAD_REFERENCE)
+
+    def credit(self, answer: Number, expected: Number) -> tuple[float, float]:
+        """``(credit, error)``: the best credit over the readings of both numbers."""
+        until = self.partial_credit_until
+        if not answer.percent and not expected.percent:  # the common case, without the loops below
+            want = expected.value
+            tolerance = max(self.rel_tol * abs(want), self.abs_tol)
+            error = abs(answer.value - want)
+            if error <= tolerance:
+                return 1.0, error
+            if until > 1.0 and error < until * tolerance:
+                return (until * tolerance - error) / ((until - 1.0) * tolerance), error
+            return 0.0, error
+        best_credit, best_error = 0.0, math.inf
+        for want in expected.readings():
+            tolerance = max(self.rel_tol * abs(want), self.abs_tol)
+            for got in answer.readings():
+                error = abs(got - want)
+                if error <= tolerance:
+                    return 1.0, error
+                if error < best_error:
+                    best_error = error
+                if until > 1.0:
+                    credit = (until * tolerance - error) / ((until - 1.0) * tolerance)
+                    if credit > best_credit:
+                        best_credit = credit
+        return best_credit, best_error
+
+    def grade(self, sample: Sample) -> Graded:
+        expected = self.reference_number(sample.reference)
+        answer, marked, hedged = self.parser.final_answer(sample.response)
+        if answer is None or hedged:
+            reason = "hedged" if hedged else "no_number"
+            return self.invalid, [reward("numeric_match", 0.0), metric(reason, 1.0)]
+        credit, error = self.credit(answer, expected)
+        if not marked:
+            credit *= self.unmarked_credit
+        score = self.incorrect + (self.correct - self.incorrect) * credit
+        # Dict literals, not helpers: this runs once per rollout.
+        return score, [
+            {"name": "numeric_match", "value": credit, "type": "Reward"},
+            {"name": "abs_error", "value": error if error < _MAX_ERROR_METRIC else _MAX_ERROR_METRIC, "type": "Metric"},
+            {"name": "answer_marked", "value": 1.0 if marked else 0.0, "type": "Metric"},
+        ]
+
+
+def build(fields: Fields, context: object) -> NumericGrader:
+    grader = NumericGrader(
+        rel_tol=fields.number("rel_tol", 0.01, minimum=0),
+        abs_tol=fields.number("abs_tol", 1e-6, minimum=0),
+        partial_credit_until=fields.number("partial_credit_until", 1.0, minimum=1),
+        unmarked_credit=fields.number("unmarked_credit", 1.0, minimum=0, maximum=1),
+        parentheses_negative=fields.boolean("parentheses_negative", False),
+        correct=fields.number("correct", 1.0),
+        incorrect=fields.number("incorrect", 0.0),
+        invalid=fields.number("invalid", None),
+    )
+    fields.done()
+    if grader.rel_tol == 0 and grader.abs_tol == 0:
+        raise SpecError(fields.at("abs_tol"), "rel_tol and abs_tol cannot both be 0 (floats never compare exactly)")
+    if grader.correct <= grader.incorrect:
+        raise SpecError(fields.at("correct"), "must be greater than the incorrect score")
+    return grader

@@ -1,0 +1,97 @@
+"""Free-text grader: token F1 or ROUGE-L F-measure against the reference answer(s).
+
+Both are F-measures, so padding a correct answer with extra text lowers the
+score (precision drops); with several references the best match counts.
+Tokens are SQuAD-normalised (lower case, no punctuation, no English articles).
+ROUGE-L uses a bit-parallel LCS, so long answers stay cheap.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from lambdas.reward.graders.base import Grader, Graded, MalformedItem, first_present, reward, scaled
+from lambdas.reward.items import BAD_REFERENCE, Sample
+from lambdas.reward.spec import Fields, SpecError
+from lambdas.reward.text import normalized_tokens
+
+METRICS = ("token_f1", "rouge_l")
+
+
+def token_f1(expected: list[str], actual: list[str]) -> float:
+    if not expected or not actual:
+        return 1.0 if expected == actual else 0.0
+    common = sum((Counter(expected) & Counter(actual)).values())
+    if common == 0:
+        return 0.0
+    precision = common / len(actual)
+    recall = common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def lcs_length(a: list[str], b: list[str]) -> int:
+    """Longest common subsequence length (Allison-Dix / Hyyro bit-vector algorithm)."""
+    if not a or not b:
+        return 0
+    masks: dict[str, int] = {}
+    for position, token in enumerate(a):
+        masks[token] = masks.get(token, 0) | (1 << position)
+    full = (1 << len(a)) - 1
+    row = full
+    for token in b:
+        match = masks.get(token, 0)
+        if match:
+            low = row & match
+            row = ((row + low) | (row & ~match)) & full
+    return len(a) - bin(row).count("1")
+
+
+def rouge_l(expected: list[str], actual: list[str]) -> float:
+    if not expected or not actual:
+        return 1.0 if expected == actual else 0.0
+    common = lcs_length(expected, actual)
+    if common == 0:
+        return 0.0
+    precision = common / len(actual)
+    recall = common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def reference_texts(reference: object) -> list[str]:
+    if isinstance(reference, dict):
+        reference = first_present(reference, ("answer", "final_answer", "text", "answers"))
+    if isinstance(reference, str):
+        return [reference]
+    if isinstance(reference, (int, float)) and not isinstance(reference, bool):
+        return [str(reference)]
+    if isinstance(reference, list) and reference and all(isinstance(r, str) for r in reference):
+        return list(reference)
+    raise MalformedItem(BAD_REFERENCE)
+
+
+class TextSimilarityGrader(Grader):
+    kind = "text_similarity"
+
+    def __init__(self, metric: str = "token_f1", *, min_score: float = 0.0, max_score: float = 1.0) -> None:
+        self.metric = metric
+        self._measure = token_f1 if metric == "token_f1" else rouge_l
+        self.min_score = min_score
+        self.max_score = max_score
+        self.score_range = (min_score, max_score)
+
+    def grade(self, sample: Sample) -> Graded:
+        actual = normalized_tokens(sample.response)
+        best = max(self._measure(normalized_tokens(text), actual) for text in reference_texts(sample.reference))
+        return scaled(best, self.min_score, self.max_score), [reward(self.metric, best)]
+
+
+def build(fields: Fields, context: object) -> TextSimilarityGrader:
+    grader = TextSimilarityGrader(
+        fields.string("metric", "token_f1", choices=list(METRICS)),
+        min_score=fields.number("min_score", 0.0),
+        max_score=fields.number("max_score", 1.0),
+    )
+    fields.done()
+    if grader.max_score <= grader.min_score:
+        raise SpecError(fields.at("max_score"), "must be greater than min_score")
+    return grader

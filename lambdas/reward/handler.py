@@ -1,0 +1,90 @@
+"""Reward Lambda: scores a batch of RFT rollouts with the grader the environment selects.
+
+Invoked synchronously by Nova RFT training and evaluation jobs and by Bedrock RFT
+(CONTRACTS.md section 1): the event is a bare JSON list of request items and the
+return value is a bare JSON list of ``{"id", "aggregate_reward_score",
+"metrics_list"}``, one per item, in order. Grading never raises for a bad item
+(see :mod:`lambdas.reward.engine`); event shapes other than a list are handled by
+:func:`lambdas.reward.engine.coerce_event`.
+
+Configuration, validated at import (cold start) so a bad spec fails loudly:
+``GRADER_SPEC`` (inline JSON spec) or ``GRADER_PRESET`` (a shipped preset name).
+
+Items are parsed by :mod:`lambdas.reward.items` rather than a pydantic model: the
+contract is loose (two places for the reference, two content shapes), a bad item
+must become a scored result rather than a validation error, and the parse is on
+the hot path of every rollout.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from importlib.util import find_spec
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from lambdas.reward.config import reward_function_from_env
+from lambdas.reward.engine import BatchSummary, coerce_event
+
+# Leave time to return results (and flush metrics) before the function's own timeout.
+_DEADLINE_MARGIN_S = 2.0
+
+logger = Logger()
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "NovaCustomization")
+# X-Ray tracing needs aws-xray-sdk, which the dependency layer does not ship; the Tracer
+# is used when it is installed. Lambda's active tracing still records each invocation.
+if find_spec("aws_xray_sdk") is not None:  # pragma: no cover - not installed in the layer or the dev venv
+    from aws_lambda_powertools import Tracer
+
+    tracer: Any = Tracer()
+else:
+    tracer = None
+
+reward = reward_function_from_env(os.environ)
+logger.info(
+    "reward function loaded",
+    extra={"grader": reward.name, "kind": reward.kind, "score_range": list(reward.score_range)},
+)
+
+
+def _deadline(context: Any) -> float | None:
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining_ms):
+        return None
+    return time.monotonic() + max(0.0, remaining_ms() / 1000.0 - _DEADLINE_MARGIN_S)
+
+
+def _publish(summary: BatchSummary) -> None:
+    metrics.add_dimension(name="grader", value=reward.name)
+    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=summary.count)
+    metrics.add_metric(name="MalformedItems", unit=MetricUnit.Count, value=summary.malformed)
+    metrics.add_metric(name="GraderErrors", unit=MetricUnit.Count, value=len(summary.grader_errors))
+    metrics.add_metric(name="JudgeFailures", unit=MetricUnit.Count, value=summary.judge_failures)
+    metrics.add_metric(name="GradingDuration", unit=MetricUnit.Milliseconds, value=summary.duration_ms)
+    if summary.mean is not None:
+        metrics.add_metric(name="RewardMean", unit=MetricUnit.NoUnit, value=summary.mean)
+        metrics.add_metric(name="RewardMin", unit=MetricUnit.NoUnit, value=summary.minimum)
+        metrics.add_metric(name="RewardMax", unit=MetricUnit.NoUnit, value=summary.maximum)
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context(log_event=False)
+def lambda_handler(event: Any, context: Any) -> list[dict]:
+    items = coerce_event(event)
+    if items is None:
+        logger.error("event holds no batch of items; returning no results", extra={"event_type": type(event).__name__})
+        metrics.add_metric(name="UnrecognizedEvents", unit=MetricUnit.Count, value=1)
+        return []
+    results, summary = reward.grade_batch_with_summary(items, deadline=_deadline(context))
+    _publish(summary)
+    if summary.grader_errors:
+        logger.error("grader raised on some items", extra={"grader_errors": summary.grader_errors[:5]})
+    logger.info("graded batch", extra=summary.as_log())
+    return results
+
+
+if tracer is not None:  # pragma: no cover - see the Tracer note above
+    lambda_handler = tracer.capture_lambda_handler(capture_response=False)(lambda_handler)

@@ -1,0 +1,142 @@
+"""Reading reward-Lambda request items (CONTRACTS.md section 1) into :class:`Sample` objects.
+
+The training containers disagree on details, so parsing is tolerant where the
+contract is loose and strict where a guess would grade the wrong text:
+
+- ``reference_answer`` is read at the top level first, then under ``metadata``;
+- ``content`` is a string, a list of parts (``{"type": "text", "text": ...}`` or
+  ``{"text": ...}``; other part types such as reasoning are skipped) or absent
+  when the turn is an OpenAI-style ``tool_calls`` message;
+- the assistant role is ``assistant`` or ``nova_assistant``; the graded text is
+  the **last** assistant message.
+
+An item that cannot be graded yields a short reason string instead of a sample;
+the engine turns it into the minimum score plus a ``malformed:<reason>`` metric.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lambdas.reward.spec import MISSING
+
+ASSISTANT_ROLES = frozenset({"assistant", "nova_assistant"})
+
+# Malformed-item reasons (metric names are "malformed:<reason>").
+NOT_AN_OBJECT = "not_an_object"
+NO_MESSAGES = "no_messages"
+NO_ASSISTANT_TURN = "no_assistant_turn"
+BAD_CONTENT = "bad_content"
+MISSING_REFERENCE = "missing_reference"
+BAD_REFERENCE = "bad_reference"
+
+
+class Sample:
+    """One gradable rollout: the graded text, the reference (or ``MISSING``) and the raw item."""
+
+    __slots__ = ("index", "id", "response", "reference", "item")
+
+    def __init__(self, index: int, item_id: Any, response: str, reference: Any, item: dict) -> None:
+        self.index = index
+        self.id = item_id
+        self.response = response
+        self.reference = reference
+        self.item = item
+
+    def __repr__(self) -> str:  # never dump whole prompts into logs or test output
+        return f"Sample(index={self.index}, id={self.id!r}, response={self.response[:40]!r}...)"
+
+
+def item_id(item: object) -> Any:
+    """The id echoed in the result: the item's ``id`` verbatim, ``None`` when absent or not an object."""
+    return item.get("id") if isinstance(item, dict) else None
+
+
+def reference_of(item: dict) -> Any:
+    """``reference_answer`` from the top level, else from ``metadata``; ``MISSING`` when neither has one."""
+    reference = item.get("reference_answer")
+    if reference is not None:
+        return reference
+    metadata = item.get("metadata")
+    if isinstance(metadata, dict):
+        reference = metadata.get("reference_answer")
+        if reference is not None:
+            return reference
+    return MISSING
+
+
+def _text_of_parts(parts: list) -> str | None:
+    texts = []
+    tool_uses = []
+    for part in parts:
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        if not isinstance(part, dict):
+            return None
+        text = part.get("text")
+        if text is not None:
+            if not isinstance(text, str):
+                return None
+            kind = part.get("type")
+            if kind is None or kind == "text":
+                texts.append(text)
+        elif isinstance(part.get("toolUse"), dict):
+            tool_uses.append(part["toolUse"])
+    if not texts and tool_uses:
+        # Converse-style tool use: graded as the JSON the tool_call grader understands.
+        return json.dumps({"tool_calls": tool_uses})
+    return texts[0] if len(texts) == 1 else "\n".join(texts)
+
+
+def response_text(message: dict) -> str | None:
+    """The text of one assistant message, or ``None`` when its content has the wrong type."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return _text_of_parts(content)
+    if content is None:
+        tool_calls = message.get("tool_calls")
+        if isinstance(tool_calls, list):
+            return json.dumps({"tool_calls": tool_calls})
+        return None
+    if isinstance(content, dict) and isinstance(content.get("text"), str):
+        return content["text"]
+    return None
+
+
+def parse_item(index: int, item: object, needs_reference: bool) -> Sample | str:
+    """A :class:`Sample`, or the reason (a short snake_case string) the item cannot be graded."""
+    if not isinstance(item, dict):
+        return NOT_AN_OBJECT
+    messages = item.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return NO_MESSAGES
+    for message in reversed(messages):
+        if isinstance(message, dict):
+            role = message.get("role")
+            if role in ASSISTANT_ROLES or (isinstance(role, str) and role.lower() in ASSISTANT_ROLES):
+                break
+    else:
+        return NO_ASSISTANT_TURN
+    text = response_text(message)
+    if text is None:
+        return BAD_CONTENT
+    reference = reference_of(item)
+    if needs_reference and reference is MISSING:
+        return MISSING_REFERENCE
+    return Sample(index, item.get("id"), text, reference, item)
+
+
+def last_user_text(item: dict, limit: int = 4000) -> str:
+    """The last user turn's text (for judges), cut to ``limit`` characters."""
+    messages = item.get("messages")
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                text = response_text(message)
+                if text:
+                    return text[:limit]
+    return ""

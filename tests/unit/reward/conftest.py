@@ -1,0 +1,53 @@
+"""Fixtures for the reward service tests: a fake Lambda context, metrics reset, handler loading."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics.provider import cold_start
+
+HANDLER_MODULE = "lambdas.reward.handler"
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "SageMakerRewardTest"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:SageMakerRewardTest"
+    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture(autouse=True)
+def reset_metrics():
+    """Powertools keeps metrics and the cold-start flag in module state: start every test clean."""
+    metrics = Metrics(namespace="NovaCustomization")
+    metrics.clear_metrics()
+    cold_start.reset_cold_start_flag()
+    yield
+    metrics.clear_metrics()
+
+
+@pytest.fixture
+def load_handler(monkeypatch) -> Callable[..., object]:
+    """Import the handler module afresh with the given environment (it reads it at import)."""
+
+    def load(**environment: str):
+        monkeypatch.delenv("GRADER_SPEC", raising=False)
+        monkeypatch.delenv("GRADER_PRESET", raising=False)
+        for key, value in environment.items():
+            monkeypatch.setenv(key, value)
+        sys.modules.pop(HANDLER_MODULE, None)
+        return importlib.import_module(HANDLER_MODULE)
+
+    yield load
+    sys.modules.pop(HANDLER_MODULE, None)

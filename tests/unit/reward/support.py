@@ -1,0 +1,91 @@
+"""Builders for reward-Lambda request items and RFT dataset rows used across the reward tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lambdas.reward.engine import RewardFunction, compile_spec
+from lambdas.reward.presets import load_preset
+
+SO_SYSTEM = "Classify the Stack Overflow question as HQ, LQ_EDIT or LQ_CLOSE."
+LABELS = ["HQ", "LQ_EDIT", "LQ_CLOSE"]
+
+LEGAL_TOOLS = [
+    {"type": "function", "function": {"name": "search_case_law", "parameters": {"type": "object", "properties": {"query": {"type": "string"}, "jurisdiction": {"type": "string"}, "limit": {"type": "integer"}}}}},
+    {"type": "function", "function": {"name": "get_statute", "parameters": {"type": "object", "properties": {"code": {"type": "string"}, "section": {"type": "string"}}}}},
+    {"type": "function", "function": {"name": "summarize_document", "parameters": {"type": "object", "properties": {"document_id": {"type": "string"}}}}},
+]
+
+
+def item(response: Any, reference: Any = None, *, item_id: Any = "r-1", prompt: str = "question", **extra: Any) -> dict:
+    """A request item whose last assistant turn is ``response`` (string or list of parts)."""
+    built: dict[str, Any] = {
+        "id": item_id,
+        "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
+    }
+    if reference is not None:
+        built["reference_answer"] = reference
+    built.update(extra)
+    return built
+
+
+def grade_one(reward: RewardFunction, response: Any, reference: Any = None, **extra: Any) -> dict:
+    return reward([item(response, reference, **extra)])[0]
+
+
+def score(reward: RewardFunction, response: Any, reference: Any = None, **extra: Any) -> float:
+    return grade_one(reward, response, reference, **extra)["aggregate_reward_score"]
+
+
+def metrics_of(result: dict) -> dict[str, float]:
+    return {m["name"]: m["value"] for m in result["metrics_list"]}
+
+
+def preset(name: str) -> RewardFunction:
+    loaded = load_preset(name)
+    return compile_spec(loaded.spec, name=loaded.name)
+
+
+def so_rows() -> list[dict]:
+    questions = [
+        ("How do I reverse a list in Python without copying it?", "HQ"),
+        ("plz help my code not work", "LQ_CLOSE"),
+        ("Why does this loop never end? [code without formatting]", "LQ_EDIT"),
+        ("What is the difference between a process and a thread in Linux?", "HQ"),
+        ("give me teh codez for login page", "LQ_CLOSE"),
+        ("sql query returns wrong rows when joining two tables", "LQ_EDIT"),
+    ]
+    return [
+        {"id": f"so-{i}", "messages": [{"role": "system", "content": SO_SYSTEM}, {"role": "user", "content": q}], "reference_answer": label}
+        for i, (q, label) in enumerate(questions)
+    ]
+
+
+def numeric_rows() -> list[dict]:
+    references: list[Any] = ["16", 72, {"final_answer": "5"}, "65.3%", 0.653, {"answer": "-12.5"}, "$1,234", "Natalia sold 48/2 = 24 clips.\n#### 72"]
+    return [
+        {"id": f"num-{i}", "messages": [{"role": "user", "content": f"problem {i}"}], "reference_answer": ref}
+        for i, ref in enumerate(references)
+    ]
+
+
+def legal_rows() -> list[dict]:
+    references = [
+        {"tool_calls": [{"name": "search_case_law", "arguments": {"query": "Miranda warnings custodial interrogation", "jurisdiction": "federal", "limit": 5}}]},
+        {"tool_calls": [{"name": "get_statute", "arguments": {"code": "Penal Code", "section": "187"}}]},
+        {"tool_calls": [
+            {"name": "search_case_law", "arguments": {"query": "adverse possession", "jurisdiction": "CA"}},
+            {"name": "get_statute", "arguments": {"code": "Civil Code", "section": "1007"}},
+        ]},
+        {"tool_calls": [{"name": "summarize_document", "arguments": {"document_id": "doc-42"}}]},
+    ]
+    return [
+        {"id": f"legal-{i}", "messages": [{"role": "system", "content": "You are a legal research assistant."}, {"role": "user", "content": f"request {i}"}], "tools": LEGAL_TOOLS, "metadata": {"reference_answer": ref}}
+        for i, ref in enumerate(references)
+    ]
+
+
+def write_jsonl(path, rows) -> str:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return str(path)

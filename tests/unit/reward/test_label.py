@@ -1,0 +1,119 @@
+"""Label grader: the Stack Overflow question-quality case (HQ, LQ_EDIT, LQ_CLOSE, +1/-1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lambdas.reward.engine import compile_spec
+from lambdas.reward.spec import SpecError
+
+from .support import grade_one, metrics_of, preset, score
+
+SO = {"type": "label", "labels": ["HQ", "LQ_EDIT", "LQ_CLOSE"], "correct": 1, "incorrect": -1}
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "HQ",
+        "HQ.",
+        "The answer is HQ",
+        "the answer is hq",
+        "**HQ**",
+        '"HQ"',
+        "Label: `HQ`\nReason: clear question with a reproducible example.",
+        "  \n HQ \n",
+    ],
+)
+def test_tolerant_extraction_scores_the_correct_label(response):
+    assert score(compile_spec(SO), response, "HQ") == 1.0
+
+
+@pytest.mark.parametrize("response", ["LQ-EDIT", "lq edit", "LQ_EDIT.", "I'd say **lq_edit**"])
+def test_separator_variants_of_a_label_are_the_label(response):
+    assert score(compile_spec(SO), response, "LQ_EDIT") == 1.0
+
+
+def test_a_wrong_label_scores_incorrect():
+    result = grade_one(compile_spec(SO), "LQ_CLOSE", "HQ")
+    assert result["aggregate_reward_score"] == -1.0
+    assert metrics_of(result)["label_match"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "response, reason",
+    [
+        ("HQ or LQ_EDIT", "multiple_labels"),
+        ("HQ, LQ_EDIT, LQ_CLOSE", "multiple_labels"),
+        ("It is not LQ_CLOSE, it is HQ", "multiple_labels"),
+        ("", "no_label"),
+        ("   ", "no_label"),
+        ("asdf qwer zxcv lorem ipsum", "no_label"),
+        ("HQQ", "no_label"),
+        ("LQ_EDITED", "no_label"),
+    ],
+)
+def test_hedging_empty_and_junk_responses_are_never_correct(response, reason):
+    result = grade_one(compile_spec(SO), response, "HQ")
+    assert result["aggregate_reward_score"] == -1.0
+    assert metrics_of(result)[reason] == 1.0
+
+
+def test_labels_that_are_prefixes_of_others_match_on_token_boundaries():
+    # Given labels where one is a prefix of another
+    reward = compile_spec({"type": "label", "labels": ["LQ", "LQ_EDIT"]})
+    # Then LQ_EDIT is not also read as LQ, and LQ alone is LQ
+    assert score(reward, "LQ_EDIT", "LQ_EDIT") == 1.0
+    assert score(reward, "LQ_EDIT", "LQ") == 0.0
+    assert score(reward, "LQ.", "LQ") == 1.0
+
+
+def test_invalid_score_is_configurable_and_sets_the_range():
+    reward = compile_spec({**SO, "incorrect": 0, "invalid": -1})
+    assert reward.score_range == (-1.0, 1.0)
+    assert score(reward, "LQ_CLOSE", "HQ") == 0.0
+    assert score(reward, "", "HQ") == -1.0
+
+
+def test_case_sensitive_labels_ignore_lowercase_words():
+    # Given multiple-choice letters, where "a" is also an English word
+    reward = compile_spec({"type": "label", "labels": ["A", "B", "C", "D"], "case_sensitive": True})
+    assert score(reward, "B is a better choice than the rest", "B") == 1.0
+    assert score(reward, "a", "A") == 0.0
+
+
+@pytest.mark.parametrize("reference", ["hq", {"label": "HQ"}, {"answer": "HQ"}, {"final_answer": "hq"}])
+def test_reference_forms(reference):
+    assert score(compile_spec(SO), "HQ", reference) == 1.0
+
+
+def test_unknown_reference_label_is_malformed():
+    result = grade_one(compile_spec(SO), "HQ", "MEDIUM")
+    assert metrics_of(result) == {"malformed:bad_reference": 1.0}
+    assert result["aggregate_reward_score"] == -1.0
+
+
+def test_classification_preset_scores_plus_one_minus_one_and_penalises_padding():
+    reward = preset("classification")
+    assert score(reward, "HQ", "HQ") == 1.0
+    assert score(reward, "LQ_EDIT", "HQ") == -1.0
+    padded = grade_one(reward, "HQ " + "filler " * 400, "HQ")
+    assert padded["aggregate_reward_score"] == 0.0
+    assert metrics_of(padded)["length_penalty"] == -1.0
+
+
+@pytest.mark.parametrize(
+    "spec, path",
+    [
+        ({"type": "label", "labels": []}, "labels"),
+        ({"type": "label", "labels": ["HQ", "hq"]}, "labels[1]"),
+        ({"type": "label", "labels": ["HQ", ""]}, "labels[1]"),
+        ({"type": "label", "labels": ["HQ"], "correct": 0, "incorrect": 1}, "correct"),
+        ({"type": "label", "labels": ["HQ"], "corect": 1}, "corect"),
+        ({"type": "label", "labels": ["HQ"], "correct": "1"}, "correct"),
+    ],
+)
+def test_bad_label_specs_name_the_field(spec, path):
+    with pytest.raises(SpecError) as raised:
+        compile_spec(spec)
+    assert raised.value.path == path

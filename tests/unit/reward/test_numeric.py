@@ -1,0 +1,144 @@
+"""Numeric grader: FinQA percentages, GSM8K "####" answers, tolerance and partial credit."""
+
+from __future__ import annotations
+
+import pytest
+
+from lambdas.reward.engine import compile_spec
+from lambdas.reward.spec import SpecError
+
+from .support import grade_one, metrics_of, preset, score
+
+STRICT = {"type": "numeric", "rel_tol": 0.01}
+
+
+@pytest.mark.parametrize(
+    "response, reference",
+    [
+        ("ANSWER: 65.3%", 0.653),
+        ("ANSWER: 65.3%", "65.3%"),
+        ("ANSWER: 0.653", "65.3%"),
+        ("ANSWER: 65.3", "65.3%"),
+        ("ANSWER: 65.3 percent", 0.653),
+        ("The change was computed as (5.2 - 3.1) / 3.1.\nANSWER: 67.7%", {"answer": "67.7%"}),
+        ("ANSWER: 0.65", 0.653),  # within 1%
+    ],
+)
+def test_finqa_percent_and_decimal_forms_match(response, reference):
+    assert score(compile_spec(STRICT), response, reference) == 1.0
+
+
+def test_a_bare_decimal_does_not_match_a_bare_percentage_number():
+    # 65.3 (no percent sign) is not 0.653: only an explicit % allows both readings
+    assert score(compile_spec(STRICT), "ANSWER: 65.3", 0.653) == 0.0
+
+
+@pytest.mark.parametrize(
+    "response, reference",
+    [
+        ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 clips.\n#### 72", "72"),
+        ("#### 16", 16),
+        ("She pays 3 * 4 = 12 dollars, then 4 more.\n#### 16", {"final_answer": "16"}),
+        ("The total is $1,234.", 1234),
+        ("ANSWER: $1,234,567.89", "1234567.89"),
+        ("ANSWER: -12.5", {"answer": "-12.5"}),
+        ("ANSWER: \u221212.5", -12.5),
+        ("So the answer is \\boxed{16}.", "16"),
+        ("\\boxed{\\frac{1}{4}}", 0.25),
+        ("\\boxed{25\\%}", 0.25),
+        ("ANSWER: 16.", "16"),
+        ("Answer = 3e3", 3000),
+    ],
+)
+def test_gsm8k_and_other_number_formats(response, reference):
+    assert score(compile_spec(STRICT), response, reference) == 1.0
+
+
+def test_the_marked_answer_wins_over_the_last_number():
+    # Given reasoning that mentions 20 after the marked answer
+    response = "ANSWER: 16\nCheck: 4 * 4 = 16, not 20"
+    assert score(compile_spec(STRICT), response, 16) == 1.0
+    assert score(compile_spec(STRICT), response, 20) == 0.0
+
+
+def test_without_a_marker_the_last_number_counts_at_unmarked_credit():
+    reward = compile_spec({**STRICT, "unmarked_credit": 0.5})
+    result = grade_one(reward, "First 3 apples, then 5 more, so 8", 8)
+    assert result["aggregate_reward_score"] == 0.5
+    assert metrics_of(result)["answer_marked"] == 0.0
+
+
+@pytest.mark.parametrize("response", ["ANSWER: 15, 17, 16", "#### 15\n#### 16", "ANSWER: 16 or 17"])
+def test_disagreeing_marked_answers_are_hedging(response):
+    result = grade_one(compile_spec(STRICT), response, 16)
+    assert result["aggregate_reward_score"] == 0.0
+    assert metrics_of(result)["hedged"] == 1.0
+
+
+def test_agreeing_marked_answers_are_fine():
+    assert score(compile_spec(STRICT), "ANSWER: \\boxed{16}", 16) == 1.0
+    assert score(compile_spec(STRICT), "ANSWER: 65.3% (65.3)", "65.3%") == 1.0
+
+
+def test_parentheses_negatives_are_opt_in():
+    assert score(compile_spec(STRICT), "ANSWER: (1,234)", -1234) == 0.0
+    assert score(compile_spec({**STRICT, "parentheses_negative": True}), "ANSWER: (1,234)", -1234) == 1.0
+
+
+def test_partial_credit_decays_linearly_to_zero_at_the_multiple_of_the_tolerance():
+    # Given a tolerance of 1 (1% of 100) and credit until 5x the tolerance
+    reward = compile_spec({"type": "numeric", "rel_tol": 0.01, "partial_credit_until": 5})
+    credits = [score(reward, f"ANSWER: {value}", 100) for value in (101, 102, 103, 104, 105, 106)]
+    # Then credit is full within the tolerance, then falls by a quarter per tolerance step
+    assert credits == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0, 0.0])
+
+
+def test_scores_map_credit_between_incorrect_and_correct():
+    reward = compile_spec({"type": "numeric", "correct": 2, "incorrect": -1, "invalid": -2})
+    assert reward.score_range == (-2.0, 2.0)
+    assert score(reward, "ANSWER: 1", 1) == 2.0
+    assert score(reward, "ANSWER: 3", 1) == -1.0
+    assert score(reward, "no number here", 1) == -2.0
+
+
+@pytest.mark.parametrize("response", ["", "I cannot solve this.", "ANSWER: unknown"])
+def test_no_number_is_invalid(response):
+    result = grade_one(compile_spec(STRICT), response, 16)
+    assert result["aggregate_reward_score"] == 0.0
+    assert metrics_of(result)["no_number"] == 1.0
+
+
+@pytest.mark.parametrize("reference", [True, "no number", [1, 2], {"other": 1}, "15 or 16 #### 15\n#### 16"])
+def test_unusable_references_are_malformed(reference):
+    assert metrics_of(grade_one(compile_spec(STRICT), "ANSWER: 1", reference)) == {"malformed:bad_reference": 1.0}
+
+
+def test_numbers_inside_words_are_not_answers():
+    # "Q3" and "v2" are not numbers; the 7 is
+    assert score(compile_spec(STRICT), "In Q3 of v2 they sold 7", 7) == 1.0
+    assert score(compile_spec(STRICT), "In Q3 they sold many", 3) == 0.0
+
+
+def test_numeric_preset_shapes():
+    reward = preset("numeric")
+    assert reward.score_range == (-0.5, 1.0)
+    assert score(reward, "ANSWER: 65.3%", 0.653) == 1.0
+    assert score(reward, "#### 16", "16") == 1.0
+    assert score(reward, "so 16", "16") == 0.5
+    assert score(reward, "ANSWER: (42)", -42) == 1.0
+
+
+@pytest.mark.parametrize(
+    "spec, path",
+    [
+        ({"type": "numeric", "rel_tol": -0.1}, "rel_tol"),
+        ({"type": "numeric", "rel_tol": 0, "abs_tol": 0}, "abs_tol"),
+        ({"type": "numeric", "partial_credit_until": 0.5}, "partial_credit_until"),
+        ({"type": "numeric", "unmarked_credit": 2}, "unmarked_credit"),
+        ({"type": "numeric", "tolerance": 0.1}, "tolerance"),
+    ],
+)
+def test_bad_numeric_specs_name_the_field(spec, path):
+    with pytest.raises(SpecError) as raised:
+        compile_spec(spec)
+    assert raised.value.path == path
