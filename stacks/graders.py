@@ -8,7 +8,7 @@ HyperPod docs expect it) without a hard-coded physical name.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_iam as iam
@@ -16,17 +16,35 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.lambda_defaults import REPO_ROOT, ProjectFunction
-
-PRESETS_DIR = REPO_ROOT / "lambdas" / "reward" / "presets"
+from lambdas.reward.engine import compile_spec
+from lambdas.reward.presets import list_presets, load_preset
+from stacks.lambda_defaults import ProjectFunction
 # Graders answer in milliseconds; the LLM judge needs Bedrock round trips, bounded per batch.
 GRADER_TIMEOUT = Duration.minutes(5)
 GRADER_MEMORY_MB = 512
 
 
-def shipped_presets(presets_dir: Path = PRESETS_DIR) -> list[str]:
-    """Names of the grader presets shipped with the project, sorted."""
-    return sorted(p.stem for p in presets_dir.glob("*.json"))
+def judge_model_ids(spec: object) -> Iterator[str]:
+    """Model ids of every ``llm_judge`` grader nested anywhere in ``spec``."""
+    if isinstance(spec, dict):
+        if spec.get("type") == "llm_judge" and isinstance(spec.get("model_id"), str):
+            yield spec["model_id"]
+        for value in spec.values():
+            yield from judge_model_ids(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            yield from judge_model_ids(value)
+
+
+def _judge_model_arns(model_id: str) -> list[str]:
+    """ARNs Converse needs for ``model_id``: the model itself, or a cross-region profile and its models."""
+    geo, _, base = model_id.partition(".")
+    if geo in {"us", "eu", "apac", "global"} and base:
+        return [
+            f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:inference-profile/{model_id}",
+            f"arn:aws:bedrock:*::foundation-model/{base}",
+        ]
+    return [f"arn:aws:bedrock:{Aws.REGION}::foundation-model/{model_id}"]
 
 
 def _pascal(name: str) -> str:
@@ -47,7 +65,10 @@ class Graders(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.functions: dict[str, lambda_.IFunction] = {}
-        for preset in presets if presets is not None else shipped_presets():
+        for preset in presets if presets is not None else list_presets():
+            # Compiling the spec here makes a broken preset fail synthesis, not a training job.
+            spec = load_preset(preset).spec
+            compile_spec(spec, name=preset)
             grader = ProjectFunction(
                 self,
                 _pascal(preset),
@@ -59,11 +80,21 @@ class Graders(Construct):
                 timeout=GRADER_TIMEOUT,
                 memory_size_mb=GRADER_MEMORY_MB,
             )
-            grader.function.grant_invoke(sagemaker_role)
+            # The unqualified ARN only: grant_invoke would also allow every version and alias (":*").
+            iam.Grant.add_to_principal(
+                grantee=sagemaker_role,
+                actions=["lambda:InvokeFunction"],
+                resource_arns=[grader.function.function_arn],
+            )
             # Bedrock RFT (CreateModelCustomizationJob) calls the grader on this account's behalf only.
             grader.function.add_permission(
                 "InvokeByBedrock",
                 principal=iam.ServicePrincipal("bedrock.amazonaws.com"),
                 source_account=Aws.ACCOUNT_ID,
             )
+            judge_arns = [arn for model_id in judge_model_ids(spec) for arn in _judge_model_arns(model_id)]
+            if judge_arns:
+                grader.role.add_to_policy(
+                    iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=judge_arns)
+                )
             self.functions[preset] = grader.function

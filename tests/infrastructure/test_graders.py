@@ -1,0 +1,139 @@
+"""Graders: one reward function per preset, arm64, SageMaker in the name, explicit invoke grants."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk.assertions import Match, Template
+
+from lambdas.reward.presets import list_presets
+from stacks.graders import Graders, judge_model_ids
+from tests.synth import Synthesized
+
+
+def _grader_functions(synthesized: Synthesized) -> dict[str, dict]:
+    return {
+        k: v
+        for k, v in synthesized.resources("AWS::Lambda::Function").items()
+        if v["Properties"]["Handler"] == "lambdas.reward.handler.lambda_handler"
+    }
+
+
+def test_one_grader_function_per_shipped_preset(synthesized: Synthesized) -> None:
+    presets = {
+        f["Properties"]["Environment"]["Variables"]["GRADER_PRESET"] for f in _grader_functions(synthesized).values()
+    }
+    assert presets == set(list_presets())
+    assert {"classification", "numeric", "tool-calling"} <= presets
+
+
+def test_grader_logical_ids_start_with_sagemaker_so_generated_names_contain_it(synthesized: Synthesized) -> None:
+    for logical_id, function in _grader_functions(synthesized).items():
+        assert logical_id.startswith("SageMaker"), logical_id
+        assert "FunctionName" not in function["Properties"]  # no hard-coded physical name
+
+
+def test_grader_functions_run_on_arm64_with_a_current_python_and_room_for_the_judge(template) -> None:
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "lambdas.reward.handler.lambda_handler",
+            "Architectures": ["arm64"],
+            "Runtime": "python3.14",
+            "Timeout": 300,
+            "TracingConfig": {"Mode": "Active"},
+            "LoggingConfig": Match.object_like({"LogFormat": "JSON"}),
+        },
+    )
+
+
+def test_sagemaker_role_and_bedrock_may_invoke_the_graders(synthesized: Synthesized, template) -> None:
+    graders = _grader_functions(synthesized)
+    for logical_id in graders:
+        template.has_resource_properties(
+            "AWS::Lambda::Permission",
+            {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": {"Fn::GetAtt": [logical_id, "Arn"]},
+                "Principal": "bedrock.amazonaws.com",
+                "SourceAccount": {"Ref": "AWS::AccountId"},
+            },
+        )
+    sagemaker_role = next(
+        name
+        for name, role in synthesized.resources("AWS::IAM::Role").items()
+        if role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"].get("Service")
+        == "sagemaker.amazonaws.com"
+    )
+    invokable = set()
+    for policy in synthesized.resources("AWS::IAM::Policy").values():
+        if {"Ref": sagemaker_role} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Action"] == "lambda:InvokeFunction":
+                for resource in statement["Resource"]:
+                    ref = resource.get("Fn::GetAtt", [None])[0] or resource["Fn::Join"][1][0]["Fn::GetAtt"][0]
+                    invokable.add(ref)
+    assert invokable == set(graders)
+
+
+def test_a_judge_preset_gets_invoke_model_on_its_judge_only(tmp_path, monkeypatch) -> None:
+    # Given a preset whose weighted spec nests an LLM judge on a cross-region profile
+    spec = {
+        "type": "weighted",
+        "graders": {
+            "label": {"weight": 0.5, "grader": {"type": "label", "labels": ["A", "B"]}},
+            "judge": {
+                "weight": 0.5,
+                "grader": {"type": "llm_judge", "model_id": "us.amazon.nova-pro-v1:0", "rubric": "Is it right?"},
+            },
+        },
+    }
+    assert list(judge_model_ids(spec)) == ["us.amazon.nova-pro-v1:0"]
+    from lambdas.reward import presets as preset_module
+
+    monkeypatch.setattr(
+        "stacks.graders.load_preset",
+        lambda name: preset_module.Preset(name, "1", "judge", spec),
+    )
+    stack = Stack(App(), "Judge")
+    role = iam.Role(stack, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    Graders(stack, "SageMakerGraders", sagemaker_role=role, log_retention=logs.RetentionDays.ONE_WEEK,
+            presets=["judge"])
+    # Then its role may invoke exactly that profile and the models behind it
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": "bedrock:InvokeModel",
+                                "Resource": Match.array_with(
+                                    ["arn:aws:bedrock:*::foundation-model/amazon.nova-pro-v1:0"]
+                                ),
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_a_broken_preset_fails_synthesis(monkeypatch) -> None:
+    from lambdas.reward import presets as preset_module
+    from lambdas.reward.spec import SpecError
+
+    monkeypatch.setattr(
+        "stacks.graders.load_preset",
+        lambda name: preset_module.Preset(name, "1", "broken", {"type": "label", "labels": []}),
+    )
+    stack = Stack(App(), "Broken")
+    role = iam.Role(stack, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    with pytest.raises(SpecError):
+        Graders(stack, "SageMakerGraders", sagemaker_role=role, log_retention=logs.RetentionDays.ONE_WEEK,
+                presets=["broken"])
