@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from lambdas.trigger.layout import RESERVED_PIPELINE_NAMES
+
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -39,6 +41,11 @@ class PipelineSettings:
         if not _NAME_PATTERN.match(self.pipeline_name):
             problems.append(
                 f"pipelineName={self.pipeline_name!r}: use 3-32 lowercase letters, digits or '-'"
+            )
+        if self.pipeline_name in RESERVED_PIPELINE_NAMES:
+            problems.append(
+                f"pipelineName={self.pipeline_name!r}: reserved (requests/{self.pipeline_name}/ holds "
+                "rejected requests or request templates)"
             )
         if self.notification_email is not None and not _EMAIL_PATTERN.match(self.notification_email):
             problems.append(f"notificationEmail={self.notification_email!r}: not an email address")

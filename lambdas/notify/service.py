@@ -1,0 +1,206 @@
+"""Notify the end of a run: read (or, when the run could not write it, record) the run, then publish.
+
+Runs that were aborted or timed out never reach the pipeline's "Record run"
+step, so their ``run.json`` does not exist: this module writes one (and its
+report) from what Step Functions knows, only if none exists yet (``If-None-Match``),
+so nothing is lost and nothing the pipeline wrote is overwritten.
+
+Clients are parameters; nothing here creates an AWS client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambdas.notify import runview
+from lambdas.notify.events import ExecutionStatusChange, run_id_in
+from lambdas.notify.message import ExecutionEnd, Notification, render_notification
+from lambdas.pipeline.naming import run_id_from_execution
+
+_RUN_STATUS = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "TIMED_OUT": "FAILED", "ABORTED": "ABORTED"}
+_FINAL_RUN_STATUSES = {"SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED"}
+_HISTORY_PAGE = 100
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    pipeline: str
+    artifacts_bucket: str
+    topic_arn: str
+
+    def run_key(self, run_id: str, name: str = "run.json") -> str:
+        return f"runs/{run_id}/{name}"
+
+
+@dataclass(frozen=True)
+class NotifyResult:
+    """What was published, and the facts the handler turns into metrics."""
+
+    run_id: str
+    status: str
+    notification: Notification
+    recorded_by_notifier: bool
+    stage_durations: dict[str, float] = field(default_factory=dict)
+    bedrock_failure: str | None = None
+    gate_rejected: bool = False
+
+
+def notify_execution_end(
+    event: ExecutionStatusChange,
+    *,
+    config: NotifyConfig,
+    s3: Any,
+    sns: Any,
+    sfn: Any,
+    render_report: Callable[[dict], str],
+) -> NotifyResult:
+    run_id = resolve_run_id(event, sfn)
+    run = _load_run(s3, config, run_id)
+    recorded = False
+    if run is None:
+        run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, last_state=_last_state(sfn, event))
+        recorded = _record_if_absent(s3, config, run, render_report)
+        if not recorded:
+            run = _load_run(s3, config, run_id) or run
+    elif runview.status(run) not in _FINAL_RUN_STATUSES:
+        # A record left mid-run (the execution stopped before "Record run"): tell what Step Functions knows.
+        ended = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, last_state=_last_state(sfn, event))
+        run = {**run, **{k: ended[k] for k in ("status", "error", "endedAt") if k in ended}}
+    end = ExecutionEnd(
+        status=event.detail.status,
+        execution_arn=event.detail.execution_arn,
+        pipeline=config.pipeline,
+        error=event.detail.error,
+        cause=event.detail.cause,
+    )
+    report_uri = f"s3://{config.artifacts_bucket}/{config.run_key(run_id, 'report.html')}"
+    notification = render_notification(run, end, report_uri=report_uri)
+    sns.publish(TopicArn=config.topic_arn, Subject=notification.subject, Message=notification.body)
+    stage, _ = runview.error(run)
+    return NotifyResult(
+        run_id=run_id,
+        status=runview.status(run),
+        notification=notification,
+        recorded_by_notifier=recorded,
+        stage_durations={
+            v.key: v.duration_seconds for v in runview.stage_views(run) if v.duration_seconds is not None
+        },
+        bedrock_failure=runview.bedrock_failure_kind(stage) if event.detail.status != "SUCCEEDED" else None,
+        gate_rejected=runview.status(run) == "GATE_REJECTED",
+    )
+
+
+def resolve_run_id(event: ExecutionStatusChange, sfn: Any) -> str:
+    """The pipeline's run id: from the output, else from the first state output holding
+    ``plan.runId`` (failed or stopped runs return no output), else derived from the execution
+    name exactly as the pipeline derives it."""
+    from_output = event.run_id_from_output
+    if from_output:
+        return from_output
+    try:
+        history = sfn.get_execution_history(
+            executionArn=event.detail.execution_arn, reverseOrder=False, maxResults=_HISTORY_PAGE
+        )
+    except Exception:  # a missing permission or throttling must not stop the notification
+        return run_id_from_execution(event.detail.name)
+    for item in history.get("events", []):
+        exited = item.get("stateExitedEventDetails") or {}
+        try:
+            found = run_id_in(json.loads(exited.get("output") or "null"))
+        except ValueError:
+            found = None
+        if found:
+            return found
+    return run_id_from_execution(event.detail.name)
+
+
+def reconstruct_run(
+    event: ExecutionStatusChange, *, run_id: str, pipeline: str, last_state: str | None
+) -> dict:
+    """A run record from the execution event alone (aborted, timed out, or failed before recording)."""
+    detail = event.detail
+    run: dict = {
+        "runId": run_id,
+        "pipeline": pipeline,
+        "status": _RUN_STATUS[detail.status],
+        "executionArn": detail.execution_arn,
+        "executionStatus": detail.status,
+        "input": detail.parsed("input"),
+        "startedAt": runview.format_iso(detail.start_date),
+        "endedAt": runview.format_iso(detail.stop_date),
+        "recordedBy": "notify",
+    }
+    if detail.status != "SUCCEEDED":
+        cause = {
+            "ABORTED": "the execution was stopped (aborted) before it finished",
+            "TIMED_OUT": "the execution exceeded the state machine's timeout",
+        }.get(detail.status)
+        details = ": ".join(p for p in (detail.error, detail.cause) if p)
+        run["error"] = {
+            "stage": last_state or "unknown",
+            "cause": "; ".join(p for p in (cause, details) if p) or "unknown",
+        }
+    output = detail.parsed("output")
+    if isinstance(output, dict):
+        run["output"] = output
+    return run
+
+
+def _load_run(s3: Any, config: NotifyConfig, run_id: str) -> dict | None:
+    try:
+        raw = s3.get_object(Bucket=config.artifacts_bucket, Key=config.run_key(run_id))["Body"].read()
+    except Exception as error:  # botocore's ClientError, without importing botocore here
+        if _code(error) in {"NoSuchKey", "404"}:
+            return None
+        raise
+    try:
+        run = json.loads(raw)
+    except ValueError:
+        return {"runId": run_id, "status": "UNKNOWN", "error": {"stage": "record", "cause": "run.json is not JSON"}}
+    return run if isinstance(run, dict) else None
+
+
+def _record_if_absent(s3: Any, config: NotifyConfig, run: dict, render_report: Callable[[dict], str]) -> bool:
+    """Write run.json and report.html unless the pipeline wrote them meanwhile; ``True`` if written."""
+    run_id = runview.run_id(run)
+    try:
+        s3.put_object(
+            Bucket=config.artifacts_bucket,
+            Key=config.run_key(run_id),
+            Body=json.dumps(run, indent=2, default=str).encode(),
+            ContentType="application/json",
+            IfNoneMatch="*",
+        )
+    except Exception as error:
+        if _code(error) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+            return False
+        raise
+    s3.put_object(
+        Bucket=config.artifacts_bucket,
+        Key=config.run_key(run_id, "report.html"),
+        Body=render_report(run).encode(),
+        ContentType="text/html; charset=utf-8",
+    )
+    return True
+
+
+def _last_state(sfn: Any, event: ExecutionStatusChange) -> str | None:
+    """The last state the execution entered (where it failed, was aborted or timed out), best effort."""
+    try:
+        history = sfn.get_execution_history(
+            executionArn=event.detail.execution_arn, reverseOrder=True, maxResults=_HISTORY_PAGE
+        )
+    except Exception:  # a missing permission or throttling must not stop the notification
+        return None
+    for item in history.get("events", []):
+        entered = item.get("stateEnteredEventDetails")
+        if entered and entered.get("name"):
+            return str(entered["name"])
+    return None
+
+
+def _code(error: Exception) -> str | None:
+    return getattr(error, "response", {}).get("Error", {}).get("Code")

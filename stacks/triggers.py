@@ -1,0 +1,190 @@
+"""Triggers: event-driven retraining that starts exactly one execution per request.
+
+S3 ``Object Created`` events of the data bucket (run requests under
+``requests/<pipeline>/`` and ``_READY`` markers under ``datasets/<pipeline>/``)
+and, optionally, a retraining schedule go to one FIFO queue, consumed by the
+trigger Lambda one message at a time:
+
+- FIFO with a single message group (the pipeline name): messages are handled
+  in order, one at a time, so two requests can never both see "no run active"
+  and start in parallel on the same GPUs;
+- a request that arrives during a run is reported as a batch item failure and
+  retried every ``VISIBILITY_TIMEOUT`` (15 min); ``MAX_RECEIVE_COUNT`` retries
+  let it wait ~4 days (longer than any run) before it lands in the dead-letter
+  queue, whose alarm (stacks/monitoring.py) tells someone;
+- the Lambda names each execution from the object key and version, so a
+  duplicate event starts nothing.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from lambdas.trigger.layout import READY_MARKER, BucketLayout
+from lambdas.trigger.messages import SCHEDULE_SOURCE
+from stacks.grants import grant_key_use, grant_object_delete, grant_object_read, grant_object_write
+from stacks.lambda_defaults import ProjectFunction
+from stacks.nag import acknowledge, arn_of
+
+TRIGGER_TIMEOUT = Duration.seconds(60)
+# Retry cadence of a waiting request; also > 6x the Lambda timeout, as SQS event sources require.
+VISIBILITY_TIMEOUT = Duration.minutes(15)
+# 384 receives x 15 min = 4 days of waiting for the active run to end.
+MAX_RECEIVE_COUNT = 384
+RETENTION = Duration.days(14)
+
+
+class Triggers(Construct):
+    """Queue + DLQ, EventBridge rule, optional schedule and the trigger Lambda for one pipeline."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipeline_name: str,
+        state_machine: sfn.IStateMachine,
+        data_bucket: s3.IBucket,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+        retrain_schedule: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.layout = BucketLayout(pipeline_name)
+        self.dead_letter_queue, self.queue = self._build_queues()
+        self.function = self._build_function(pipeline_name, state_machine, data_bucket, key, log_retention)
+        self.rule = self._build_rule(pipeline_name, data_bucket)
+        self.schedule = (
+            self._build_schedule(pipeline_name, retrain_schedule) if retrain_schedule is not None else None
+        )
+
+    def _build_queues(self) -> tuple[sqs.Queue, sqs.Queue]:
+        dead_letters = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            fifo=True,
+            content_based_deduplication=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=RETENTION,
+        )
+        queue = sqs.Queue(
+            self,
+            "RequestQueue",
+            fifo=True,
+            # EventBridge and Scheduler send no deduplication id: identical bodies within 5 min are one message.
+            content_based_deduplication=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=VISIBILITY_TIMEOUT,
+            retention_period=RETENTION,
+            dead_letter_queue=sqs.DeadLetterQueue(queue=dead_letters, max_receive_count=MAX_RECEIVE_COUNT),
+        )
+        return dead_letters, queue
+
+    def _build_function(
+        self,
+        pipeline_name: str,
+        state_machine: sfn.IStateMachine,
+        data_bucket: s3.IBucket,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+    ) -> ProjectFunction:
+        function = ProjectFunction(
+            self,
+            "TriggerFunction",
+            handler="lambdas.trigger.handler.lambda_handler",
+            description="Starts one pipeline execution per run request, _READY marker or schedule firing",
+            service_name="trigger",
+            log_retention=log_retention,
+            environment={
+                "PIPELINE_NAME": pipeline_name,
+                "DATA_BUCKET_NAME": data_bucket.bucket_name,
+                "STATE_MACHINE_ARN": state_machine.state_machine_arn,
+                "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
+            },
+            timeout=TRIGGER_TIMEOUT,
+            memory_size_mb=256,
+        )
+        role = function.role
+        layout = self.layout
+        grant_object_read(role, data_bucket, layout.requests_prefix)
+        grant_object_read(role, data_bucket, layout.template_key)
+        grant_object_write(role, data_bucket, layout.rejected_prefix)
+        grant_object_delete(role, data_bucket, layout.requests_prefix)
+        grant_key_use(role, key)
+        state_machine.grant_start_execution(role)
+        iam.Grant.add_to_principal(
+            grantee=role, actions=["states:ListExecutions"], resource_arns=[state_machine.state_machine_arn]
+        )
+        self.dead_letter_queue.grant_send_messages(role)
+        function.function.add_event_source(
+            event_sources.SqsEventSource(self.queue, batch_size=1, report_batch_item_failures=True)
+        )
+        bucket_arn = arn_of(data_bucket)
+        acknowledge(
+            role,
+            "IAM5",
+            "Object-key prefixes of the data bucket: run requests and the template are read, rejected "
+            "requests are written and removed, under keys chosen by users",
+            f"Resource::{bucket_arn}/{layout.requests_prefix}*",
+            f"Resource::{bucket_arn}/{layout.template_key}*",
+            f"Resource::{bucket_arn}/{layout.rejected_prefix}*",
+        )
+        return function
+
+    def _build_rule(self, pipeline_name: str, data_bucket: s3.IBucket) -> events.Rule:
+        layout = self.layout
+        rule = events.Rule(
+            self,
+            "RequestUploaded",
+            description=f"Run requests and dataset {READY_MARKER} markers of pipeline {pipeline_name}",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [data_bucket.bucket_name]},
+                    # requests/<pipeline>/ excludes requests/rejected/ and requests/templates/ by construction.
+                    "object": {
+                        "key": events.Match.any_of(
+                            events.Match.prefix(layout.requests_prefix),
+                            events.Match.wildcard(f"{layout.datasets_prefix}*{READY_MARKER}"),
+                        )
+                    },
+                },
+            ),
+        )
+        rule.add_target(targets.SqsQueue(self.queue, message_group_id=pipeline_name))
+        return rule
+
+    def _build_schedule(self, pipeline_name: str, expression: str) -> scheduler.Schedule:
+        return scheduler.Schedule(
+            self,
+            "RetrainSchedule",
+            description=f"Retrains pipeline {pipeline_name} from {self.layout.template_key}",
+            schedule=scheduler.ScheduleExpression.expression(expression),
+            target=scheduler_targets.SqsSendMessage(
+                self.queue,
+                message_group_id=pipeline_name,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {
+                        "source": SCHEDULE_SOURCE,
+                        "pipeline": pipeline_name,
+                        # One execution name per firing: Scheduler retries of a firing are duplicates.
+                        "scheduledTime": scheduler.ContextAttribute.scheduled_time,
+                    }
+                ),
+            ),
+        )

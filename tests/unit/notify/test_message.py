@@ -1,0 +1,63 @@
+"""Notification text (pure): subject, outcome, metrics table, gate, deployment, links."""
+
+from __future__ import annotations
+
+from lambdas.notify.message import MAX_SUBJECT, ExecutionEnd, render_notification
+from tests.unit.report.samples import EXECUTION_ARN, SUCCEEDED_RUN, failed_run, gate_rejected_run
+
+
+def _end(status: str, **kwargs: str) -> ExecutionEnd:
+    return ExecutionEnd(status=status, execution_arn=EXECUTION_ARN, pipeline="nova", **kwargs)
+
+
+def test_a_deployed_run_reports_metrics_gate_deployment_and_links() -> None:
+    note = render_notification(SUCCEEDED_RUN, _end("SUCCEEDED"), report_uri="s3://artifacts/runs/r/report.html")
+    assert note.subject == "[nova] Nova run request-weekly-0123456789abcdef: SUCCEEDED, deployed"
+    lines = note.body.splitlines()
+    header = next(line for line in lines if line.strip().startswith("metric"))
+    assert header.split() == ["metric", "Baseline", "SFT", "RFT"]
+    row = next(line for line in lines if line.strip().startswith("exact_match"))
+    assert row.split() == ["exact_match", "*", "0.52", "0.66", "0.78"]
+    assert "* gate metric (exact_match)" in note.body
+    assert "Quality gate: PASSED" in note.body
+    assert "  - gain over baseline 0.26 >= 0.05" in lines
+    assert "Deployment: arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/dep789" in lines
+    assert "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/v2/executions/details/" in note.body
+    assert "sagemaker/home?region=us-east-1#/jobs/nova-weekly-sft-1" in note.body
+    assert "Run report: s3://artifacts/runs/r/report.html" in note.body
+    assert "What went wrong" not in note.body
+
+
+def test_a_failed_run_says_which_stage_failed_and_why_first() -> None:
+    note = render_notification(failed_run(), _end("FAILED", error="States.TaskFailed"))
+    assert note.subject == "[nova] Nova run request-weekly-failed: FAILED at rft"
+    assert note.body.index("What went wrong") < note.body.index("Metrics")
+    assert "  stage: rft" in note.body
+    assert "  cause: ClientError: ResourceLimitExceeded for ml.p5.48xlarge" in note.body
+    assert "Quality gate: not reached" in note.body
+    assert "Deployment: none" in note.body
+
+
+def test_a_gate_rejection_lists_the_reasons() -> None:
+    note = render_notification(gate_rejected_run(), _end("SUCCEEDED"))
+    assert note.subject.endswith("GATE REJECTED (not deployed)")
+    assert "Quality gate: REJECTED" in note.body
+    assert "  - exact_match 0.55 < 0.7" in note.body
+
+
+def test_aborted_and_timed_out_runs_are_notified_with_what_is_known() -> None:
+    minimal = {"runId": "r1", "status": "ABORTED", "error": {"stage": "Train with RFT", "cause": "stopped by alice"}}
+    aborted = render_notification(minimal, _end("ABORTED"))
+    assert aborted.subject == "[nova] Nova run r1: ABORTED"
+    assert "stopped by alice" in aborted.body
+    assert "No evaluation metrics were recorded." in aborted.body
+    timed_out = render_notification({"runId": "r2", "status": "FAILED"}, _end("TIMED_OUT", cause="timeout"))
+    assert timed_out.subject == "[nova] Nova run r2: TIMED OUT"
+    assert "  cause: timeout" in timed_out.body
+
+
+def test_the_subject_fits_sns_limits() -> None:
+    run = {"runId": "r" * 150 + "\u00e9\n\t", "status": "FAILED", "error": {"stage": "x" * 50}}
+    subject = render_notification(run, _end("FAILED")).subject
+    assert len(subject) <= MAX_SUBJECT
+    assert subject.isascii() and "\n" not in subject and "\t" not in subject

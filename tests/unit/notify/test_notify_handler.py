@@ -1,0 +1,207 @@
+"""Notify Lambda against moto: reads run.json, records runs that could not record themselves, publishes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.unit.report.samples import SUCCEEDED_RUN, failed_run
+
+REGION = "us-east-1"
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "notify"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:notify"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000001"
+
+
+@dataclass
+class World:
+    s3: Any
+    sqs: Any
+    bucket: str
+    queue_url: str
+    state_machine_arn: str
+
+    def put_run(self, run: dict) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=f"runs/{run['runId']}/run.json", Body=json.dumps(run).encode())
+
+    def read(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def published(self) -> list[dict]:
+        """Messages delivered to the topic (through an SQS subscription with raw delivery off)."""
+        messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
+
+    def event(self, name: str, status: str, **detail: Any) -> dict:
+        return {
+            "version": "0",
+            "id": "e1",
+            "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states",
+            "account": "123456789012",
+            "time": "2025-06-01T16:40:00Z",
+            "region": REGION,
+            "resources": [f"arn:aws:states:{REGION}:123456789012:execution:Pipeline:{name}"],
+            "detail": {
+                "executionArn": f"arn:aws:states:{REGION}:123456789012:execution:Pipeline:{name}",
+                "stateMachineArn": self.state_machine_arn,
+                "name": name,
+                "status": status,
+                "startDate": 1748771880000,
+                "stopDate": 1748796000000,
+                "input": json.dumps({"datasets": {"sft": "s3://d/sft.jsonl"}}),
+                "output": None,
+                **detail,
+            },
+        }
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        bucket = "nova-artifacts"
+        s3.create_bucket(Bucket=bucket)
+        topic_arn = sns.create_topic(Name="runs")["TopicArn"]
+        queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        monkeypatch.setenv("PIPELINE_NAME", "nova")
+        monkeypatch.setenv("ARTIFACTS_BUCKET_NAME", bucket)
+        monkeypatch.setenv("TOPIC_ARN", topic_arn)
+        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "notify")
+        from lambdas.notify import handler, settings
+
+        settings.settings.cache_clear()
+        handler._client.cache_clear()
+        yield World(s3, sqs, bucket, queue_url, f"arn:aws:states:{REGION}:123456789012:stateMachine:Pipeline")
+        settings.settings.cache_clear()
+        handler._client.cache_clear()
+
+
+def _invoke(event: dict) -> dict:
+    from lambdas.notify import handler
+
+    return handler.lambda_handler(event, LambdaContext())
+
+
+def test_a_succeeded_run_is_published_from_its_run_record(world: World) -> None:
+    # Given the run record the pipeline wrote
+    world.put_run(SUCCEEDED_RUN)
+    # When the execution's SUCCEEDED event arrives
+    result = _invoke(world.event(SUCCEEDED_RUN["runId"], "SUCCEEDED"))
+    # Then one readable message is published with the metrics and the deployment
+    [message] = world.published()
+    assert message["Subject"] == f"[nova] Nova run {SUCCEEDED_RUN['runId']}: SUCCEEDED, deployed"
+    assert "exact_match" in message["Message"] and "custom-model-deployment/dep789" in message["Message"]
+    assert f"s3://{world.bucket}/runs/{SUCCEEDED_RUN['runId']}/report.html" in message["Message"]
+    assert result["status"] == "SUCCEEDED"
+
+
+def test_the_run_id_comes_from_the_output_when_the_pipeline_returns_one(world: World) -> None:
+    run = {**failed_run(), "runId": "custom-run-id"}
+    world.put_run(run)
+    _invoke(world.event("exec-name", "FAILED", output=json.dumps({"runId": "custom-run-id"})))
+    [message] = world.published()
+    assert "custom-run-id" in message["Subject"] and "FAILED at rft" in message["Subject"]
+
+
+def test_an_aborted_run_without_a_record_gets_one_and_is_notified(world: World) -> None:
+    # Given an execution stopped by hand before it could record itself
+    result = _invoke(world.event("request-x-1", "ABORTED"))
+    # Then a run record and a report exist for it
+    run = json.loads(world.read("runs/request-x-1/run.json"))
+    assert run["status"] == "ABORTED"
+    assert run["input"] == {"datasets": {"sft": "s3://d/sft.jsonl"}}
+    assert run["startedAt"] == "2025-06-01T09:58:00Z"
+    assert "aborted" in run["error"]["cause"]
+    assert b"<!doctype html>" in world.read("runs/request-x-1/report.html")
+    # And the notification says so
+    [message] = world.published()
+    assert message["Subject"] == "[nova] Nova run request-x-1: ABORTED"
+    assert result["status"] == "ABORTED"
+
+
+def test_a_timed_out_run_is_recorded_as_failed_with_the_reason(world: World) -> None:
+    _invoke(world.event("request-y-1", "TIMED_OUT", error="States.Timeout"))
+    run = json.loads(world.read("runs/request-y-1/run.json"))
+    assert run["status"] == "FAILED" and run["executionStatus"] == "TIMED_OUT"
+    assert "timeout" in run["error"]["cause"] and "States.Timeout" in run["error"]["cause"]
+    [message] = world.published()
+    assert message["Subject"] == "[nova] Nova run request-y-1: TIMED OUT in unknown"
+
+
+def test_an_existing_record_is_never_overwritten(world: World) -> None:
+    world.put_run(failed_run())
+    _invoke(world.event(failed_run()["runId"], "FAILED"))
+    assert json.loads(world.read(f"runs/{failed_run()['runId']}/run.json")) == failed_run()
+
+
+def test_a_record_left_mid_run_is_reported_with_the_final_status(world: World) -> None:
+    world.put_run({"runId": "request-z-1", "status": "RUNNING", "stages": {"sft": {"status": "SUCCEEDED"}}})
+    _invoke(world.event("request-z-1", "ABORTED"))
+    [message] = world.published()
+    assert message["Subject"].endswith("ABORTED")
+    assert json.loads(world.read("runs/request-z-1/run.json"))["status"] == "RUNNING"
+
+
+def test_stage_durations_and_bedrock_failures_become_metrics(world: World, capsys: pytest.CaptureFixture) -> None:
+    run = {**failed_run(), "runId": "request-d-1", "error": {"stage": "Create custom model", "cause": "quota"}}
+    world.put_run(run)
+    _invoke(world.event("request-d-1", "FAILED"))
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    names = {
+        (m["Name"], tuple(sorted(dims)))
+        for blob in emitted
+        for directive in blob["_aws"]["CloudWatchMetrics"]
+        for m in directive["Metrics"]
+        for dims in directive["Dimensions"]
+    }
+    assert ("stage_duration", ("service", "stage")) in names
+    assert ("bedrock_import_failures", ("service",)) in names
+    sft = next(b for b in emitted if b.get("stage") == "sft")
+    assert sft["stage_duration"] == [130 * 60] and sft["service"] == "notify"
+    assert ("runs_notified", ("service",)) in names
+
+
+def test_the_run_id_of_a_failed_run_is_found_in_the_execution_history(world: World) -> None:
+    # Given a failed execution whose "Validate run" state resolved the run id (no execution output)
+    from lambdas.notify.events import ExecutionStatusChange
+    from lambdas.notify.service import resolve_run_id
+
+    class History:
+        def get_execution_history(self, **kwargs: Any) -> dict:
+            assert kwargs["reverseOrder"] is False
+            return {
+                "events": [
+                    {"type": "ExecutionStarted"},
+                    {"type": "PassStateExited", "stateExitedEventDetails": {"name": "Start run", "output": "{}"}},
+                    {
+                        "type": "TaskStateExited",
+                        "stateExitedEventDetails": {
+                            "name": "Validate run",
+                            "output": json.dumps({"plan": {"runId": "nova-20250601-abc"}}),
+                        },
+                    },
+                ]
+            }
+
+    event = ExecutionStatusChange.model_validate(world.event("exec-1", "FAILED"))
+    assert resolve_run_id(event, History()) == "nova-20250601-abc"
+    succeeded = ExecutionStatusChange.model_validate(
+        world.event("exec-2", "SUCCEEDED", output=json.dumps({"plan": {"runId": "from-output"}}))
+    )
+    assert resolve_run_id(succeeded, History()) == "from-output"

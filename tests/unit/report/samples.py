@@ -1,0 +1,79 @@
+"""Run records as the pipeline writes them (runs/<run-id>/run.json): succeeded, gate rejected, failed."""
+
+from __future__ import annotations
+
+import copy
+
+REGION = "us-east-1"
+EXECUTION_ARN = f"arn:aws:states:{REGION}:123456789012:execution:Pipeline:request-weekly-0123456789abcdef"
+
+
+def _stage(job: str | None, start: str, end: str, metrics: dict | None = None, status: str = "SUCCEEDED") -> dict:
+    stage = {"status": status, "startedAt": start, "endedAt": end}
+    if job:
+        stage["jobName"] = job
+    if metrics is not None:
+        stage["metrics"] = metrics
+    return stage
+
+
+SUCCEEDED_RUN: dict = {
+    "runId": "request-weekly-0123456789abcdef",
+    "pipeline": "nova",
+    "status": "SUCCEEDED",
+    "executionArn": EXECUTION_ARN,
+    "input": {
+        "datasets": {"sft": "s3://data/datasets/nova/sft.jsonl", "rft": "s3://data/datasets/nova/rft.jsonl"},
+        "model": "nova-2-lite",
+        "gate": {"metric": "exact_match", "minScore": 0.7},
+    },
+    "plan": {"model": "nova-2-lite", "gate": {"metric": "exact_match", "minScore": 0.7}},
+    "datasets": {
+        "sft": {"uri": "s3://data/datasets/nova/sft.jsonl", "etag": "etag-sft-1"},
+        "rft": {"uri": "s3://data/datasets/nova/rft.jsonl", "etag": "etag-rft-1"},
+    },
+    "grader": {"name": "classification", "version": "3"},
+    "stages": {
+        "baselineEval": _stage(
+            "nova-weekly-baseline-eval-1", "2025-06-01T10:00:00Z", "2025-06-01T10:40:00Z",
+            {"exact_match": 0.52, "f1": 0.61, "latency_ms": 820},
+        ),
+        "sft": _stage("nova-weekly-sft-1", "2025-06-01T10:00:00Z", "2025-06-01T12:10:00Z"),
+        "sftEval": _stage(
+            "nova-weekly-sft-eval-1", "2025-06-01T12:12:00Z", "2025-06-01T12:50:00Z",
+            {"exact_match": 0.66, "f1": 0.70, "latency_ms": 800},
+        ),
+        "rft": _stage("nova-weekly-rft-1", "2025-06-01T12:12:00Z", "2025-06-01T15:30:00Z"),
+        "finalEval": _stage(
+            "nova-weekly-final-eval-1", "2025-06-01T15:32:00Z", "2025-06-01T16:05:00Z",
+            {"exact_match": 0.78, "f1": {"value": 0.80}, "latency_ms": 790},
+        ),
+    },
+    "gate": {"passed": True, "reasons": ["exact_match 0.78 >= 0.7", "gain over baseline 0.26 >= 0.05"]},
+    "model": {"arn": f"arn:aws:bedrock:{REGION}:123456789012:custom-model/imported/abc123"},
+    "deployment": {"arn": f"arn:aws:bedrock:{REGION}:123456789012:custom-model-deployment/dep789"},
+    "startedAt": "2025-06-01T09:58:00Z",
+    "endedAt": "2025-06-01T16:40:00Z",
+}
+
+
+def gate_rejected_run() -> dict:
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    run["runId"] = "request-weekly-rejected"
+    run["status"] = "GATE_REJECTED"
+    run["stages"]["finalEval"]["metrics"] = {"exact_match": 0.55, "f1": 0.62, "latency_ms": 810}
+    run["gate"] = {"passed": False, "reasons": ["exact_match 0.55 < 0.7", "gain over baseline 0.03 < 0.05"]}
+    del run["model"], run["deployment"]
+    return run
+
+
+def failed_run() -> dict:
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    run["runId"] = "request-weekly-failed"
+    run["status"] = "FAILED"
+    run["error"] = {"stage": "rft", "cause": "ClientError: ResourceLimitExceeded for ml.p5.48xlarge"}
+    run["stages"]["rft"] = {"status": "FAILED", "jobName": "nova-weekly-rft-1", "startedAt": "2025-06-01T12:12:00Z",
+                            "endedAt": "2025-06-01T12:20:00Z"}
+    del run["stages"]["finalEval"], run["gate"], run["model"], run["deployment"]
+    run["endedAt"] = "2025-06-01T12:21:00Z"
+    return run

@@ -1,0 +1,213 @@
+"""The HTML run report: rendered for sample runs and parsed back to check its content."""
+
+from __future__ import annotations
+
+import copy
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from lambdas.pipeline.report import render_report
+from tests.unit.report.samples import SUCCEEDED_RUN, failed_run, gate_rejected_run
+
+
+class Page(HTMLParser):
+    """Elements with their attributes, plus the visible text, of a rendered page."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def find(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
+        return [
+            a for t, a in self.elements if t == tag and all(a.get(k.replace("_", "-")) == v for k, v in attrs.items())
+        ]
+
+    @property
+    def visible(self) -> str:
+        return " ".join(" ".join(self.text).split())
+
+
+def _bars(page: Page) -> dict[str, dict[str, float]]:
+    """metric -> series -> value, read from the chart's bars (groups carry the metric name)."""
+    bars: dict[str, dict[str, float]] = {}
+    metric = None
+    for tag, attrs in page.elements:
+        if tag == "g" and attrs.get("class") == "metric":
+            metric = attrs["data-metric"]
+        if tag == "rect" and attrs.get("class") == "bar":
+            bars.setdefault(metric, {})[attrs["data-series"]] = float(attrs["data-value"])
+    return bars
+
+
+def test_a_succeeded_run_charts_baseline_sft_and_rft_on_every_metric() -> None:
+    page = Page(render_report(SUCCEEDED_RUN))
+    assert _bars(page) == {
+        "exact_match": {"baseline": 0.52, "sft": 0.66, "rft": 0.78},
+        "f1": {"baseline": 0.61, "sft": 0.70, "rft": 0.80},
+        "latency_ms": {"baseline": 820, "sft": 800, "rft": 790},
+    }
+    # The table shows the same numbers
+    assert [r["data-metric"] for r in page.find("tr") if r.get("data-metric")] == ["exact_match", "f1", "latency_ms"]
+    assert "0.78" in page.visible and "820" in page.visible
+
+
+def test_bars_of_one_metric_are_proportional_to_their_values() -> None:
+    html = render_report(SUCCEEDED_RUN)
+    # Scores share the 0..1 scale; latency is scaled to its own largest value
+    for metric, ratio in (("exact_match", 0.52 / 0.78), ("latency_ms", 820 / 790)):
+        group = re.search(rf'<g class="metric" data-metric="{metric}">(.*?)</g>', html).group(1)
+        widths = [float(w) for w in re.findall(r'<rect[^>]* width="([\d.]+)"', group)]
+        assert len(widths) == 3
+        assert widths[0] / widths[2] == pytest.approx(ratio, rel=1e-2)
+
+
+def test_the_page_is_self_contained() -> None:
+    html = render_report(SUCCEEDED_RUN)
+    page = Page(html)
+    assert page.find("script") == []
+    assert page.find("link") == []
+    assert all(not (a.get("src") or "").startswith("http") for _, a in page.elements)
+    assert "@import" not in html and "url(" not in html
+    assert page.find("svg", id="metrics-chart") and page.find("svg", id="timeline")
+
+
+def test_gate_decision_timeline_and_links() -> None:
+    page = Page(render_report(SUCCEEDED_RUN))
+    [gate] = page.find("div", id="gate")
+    assert gate["data-passed"] == "True"
+    assert "PASSED" in page.visible and "exact_match 0.78 >= 0.7" in page.visible
+    # One timeline bar per timed stage, in pipeline order
+    assert [g["data-stage"] for g in page.find("g", **{"class": "stage"})] == [
+        "baselineEval", "sft", "sftEval", "rft", "finalEval"
+    ]
+    assert "2 h 10 min" in page.visible  # SFT duration
+    hrefs = [a["href"] for a in page.find("a")]
+    assert any("sagemaker/home?region=us-east-1#/jobs/nova-weekly-rft-1" in h for h in hrefs)
+    assert any("states/home?region=us-east-1#/v2/executions/details/arn:aws:states" in h for h in hrefs)
+    assert any("bedrock/home?region=us-east-1" in h for h in hrefs)
+    assert "custom-model-deployment/dep789" in page.visible
+    assert "etag-sft-1" in page.visible and "classification (version 3)" in page.visible
+
+
+def test_a_gate_rejected_run_shows_the_reasons_and_no_deployment() -> None:
+    page = Page(render_report(gate_rejected_run()))
+    [gate] = page.find("div", id="gate")
+    assert gate["data-passed"] == "False"
+    assert "REJECTED" in page.visible
+    assert "exact_match 0.55 < 0.7" in page.visible
+    assert "Not deployed." in page.visible
+    assert page.find("code", id="deployment-arn") == []
+    assert _bars(page)["exact_match"] == {"baseline": 0.52, "sft": 0.66, "rft": 0.55}
+
+
+def test_a_failed_run_shows_where_and_why_and_what_it_measured() -> None:
+    page = Page(render_report(failed_run()))
+    assert page.find("div", id="error")
+    assert "Failed at stage rft" in page.visible
+    assert "ResourceLimitExceeded" in page.visible
+    # No final evaluation: only baseline and SFT bars
+    assert _bars(page)["f1"] == {"baseline": 0.61, "sft": 0.70}
+    assert "not reached" in page.visible
+
+
+def test_user_text_is_escaped_everywhere() -> None:
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    evil = '<script>alert("x")</script>'
+    run["runId"] = evil
+    run["error"] = {"stage": evil, "cause": evil}
+    run["gate"]["reasons"] = [evil]
+    run["stages"]["baselineEval"]["metrics"] = {evil: 0.5}
+    run["stages"]["sft"]["jobName"] = '" onmouseover="x'
+    html = render_report(run)
+    page = Page(html)
+    assert page.find("script") == []
+    assert "<script>" not in html
+    assert all("onmouseover" not in attrs for _, attrs in page.elements)
+    assert evil in page.visible  # shown as text
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        {},
+        {"runId": "r", "status": "RUNNING"},
+        {"runId": "r", "stages": {"sft": {"status": "SKIPPED"}, "rft": "not a dict"}, "gate": "weird"},
+        {"runId": "r", "stages": {"baselineEval": {"metrics": {"m": "n/a", "nan": float("nan"), "ok": True}}}},
+        {"runId": "r", "stages": {"sft": {"startedAt": "not a time", "endedAt": 1717236000000}}},
+    ],
+)
+def test_partial_or_odd_records_still_render(run: dict) -> None:
+    page = Page(render_report(run))
+    assert page.find("h1")
+    assert _bars(page) == {}
+
+
+def test_without_rft_the_final_evaluation_is_labelled_final() -> None:
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    run["stages"]["rft"] = {"status": "SKIPPED"}
+    html = render_report(run)
+    header = re.search(r'<table id="metrics-table"><thead>(.*?)</thead>', html).group(1)
+    assert re.findall(r"<th[^>]*>([^<]+)</th>", header) == ["Metric", "Baseline", "SFT", "Final"]
+
+
+def test_with_rft_the_columns_are_baseline_sft_rft() -> None:
+    html = render_report(SUCCEEDED_RUN)
+    header = re.search(r'<table id="metrics-table"><thead>(.*?)</thead>', html).group(1)
+    assert re.findall(r"<th[^>]*>([^<]+)</th>", header) == ["Metric", "Baseline", "SFT", "RFT"]
+
+
+def test_the_pipelines_metrics_table_wins_over_stage_metrics() -> None:
+    # Given a run without RFT: the pipeline's table puts the final evaluation in the SFT column
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    run["stages"]["rft"] = {"status": "SKIPPED"}
+    run["metrics"] = {
+        "metric": "exact_match",
+        "candidate": "sft",
+        "table": {"baseline": {"exact_match": 0.52}, "sft": {"exact_match": 0.78}, "rft": None},
+    }
+    page = Page(render_report(run))
+    assert _bars(page) == {"exact_match": {"baseline": 0.52, "sft": 0.78}}
+
+
+def test_a_record_built_by_the_pipeline_renders() -> None:
+    # Given the run state the pipeline's "Record run" step receives
+    from lambdas.pipeline.record import build_record
+
+    state = {
+        "input": {"datasets": {"sft": "s3://data/datasets/sft.jsonl"}},
+        "execution": {
+            "id": "arn:aws:states:us-east-1:123456789012:execution:Pipeline:request-x",
+            "name": "request-x",
+            "startTime": "2025-06-01T10:00:00Z",
+        },
+        "plan": {
+            "runId": "request-x",
+            "gate": {"metric": "exact_match"},
+            "datasets": {"sft": {"uri": "s3://data/datasets/sft.jsonl", "etag": "etag-1"}},
+            "grader": {"name": "classification", "version": "1.0.0"},
+        },
+        "stages": SUCCEEDED_RUN["stages"],
+        "gate": {"passed": True, "reasons": ["exact_match 0.78 >= 0.7"]},
+        "deployment": SUCCEEDED_RUN["deployment"],
+    }
+    record = build_record(
+        state, status="SUCCEEDED", ended_at="2025-06-01T16:40:00Z", region="us-east-1", pipeline_name="nova"
+    )
+    page = Page(render_report(record))
+    assert _bars(page)["exact_match"] == {"baseline": 0.52, "sft": 0.66, "rft": 0.78}
+    assert "request-x" in page.visible and "etag-1" in page.visible
+    assert any("#/jobs/nova-weekly-sft-1" in a["href"] for a in page.find("a"))
