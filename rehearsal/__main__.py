@@ -1,0 +1,40 @@
+"""``python -m rehearsal``: rehearse the whole pipeline offline and print where its record is.
+
+Environment:
+
+- ``REHEARSAL_OUT``: output folder (default ``.rehearsal/``): run.json, report.html,
+  rehearsal.json (jobs, timeline, notifications), the rendered definition, the
+  execution history and one log per function under ``logs/``;
+- ``REHEARSAL_FAIL_AT``: inject a failure at ``preflight`` (a corrupt dataset row),
+  ``sft``, ``rft``, ``eval``, ``import`` or ``deploy``.
+
+Exit status: 0 when the execution succeeded and deployed a model, 2 when it
+succeeded without a deployment (gate rejection, deploy skipped), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from rehearsal.runner import Scenario, print_summary, rehearse
+from rehearsal.simulators import STAGES
+
+
+def main() -> int:
+    out_dir = Path(os.environ.get("REHEARSAL_OUT") or ".rehearsal")
+    fail_at = os.environ.get("REHEARSAL_FAIL_AT") or None
+    if fail_at is not None and fail_at not in STAGES:
+        print(f"REHEARSAL_FAIL_AT={fail_at!r}: expected one of {', '.join(STAGES)}", file=sys.stderr)
+        return 64
+    out = sys.stdout
+    out.write("Synthesizing the CDK app (cdk-nag gate included)...\n")
+    out.flush()
+    result = rehearse(Scenario(fail_at=fail_at), out_dir=out_dir.resolve(), out=out)
+    print_summary(result, out)
+    return result.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""The harness's only changes to moto's Step Functions interpreter, each one a gap of moto without Docker or AWS.
+
+The definition under test is never rewritten (apart from its substitutions);
+these patches change how the interpreter reaches the outside world and how it
+tells time. They are active inside :func:`installed` only.
+
+1. **Lambda dispatch** (``LambdaSimpleBackend.invoke``). moto without Docker
+   echoes the payload instead of running code. An invocation of a function the
+   harness created runs the project's real handler in-process
+   (:class:`rehearsal.functions.FunctionRuntime`); a handler exception becomes the
+   service's error payload with ``X-Amz-Function-Error: Unhandled``, so the
+   interpreter reports ``Error`` = exception class name and ``Cause`` = the JSON
+   payload, and the definition's Retry/Catch see what they would see on AWS. This
+   sits below boto3, so a handler that invokes another function (the pre-flight
+   grader smoke test) is bridged too. Each ``lambda:invoke`` task's resolved
+   parameters are also validated against botocore's ``lambda`` ``Invoke`` shape.
+2. **SageMaker ``.sync``** (the Task factory for ``sagemaker``). moto rejects
+   ``arn:aws:states:::sagemaker:createTrainingJob.sync``. :class:`SageMakerTask`
+   sends the resolved parameters to the simulated SageMaker (which validates them
+   against botocore's ``CreateTrainingJob`` input shape, enums and patterns
+   included, and answers ``ValidationException`` otherwise), then, as Step Functions does,
+   waits for a terminal status: the job's simulated duration passes on the
+   branch's clock instead of the wall clock. ``Completed`` returns the
+   DescribeTrainingJob output (timestamps in epoch milliseconds); ``Failed`` or
+   ``Stopped`` raises ``States.TaskFailed`` with the description as ``Cause``; a
+   service error surfaces as ``SageMaker.<Code>`` (``Exception`` appended when
+   the code lacks it, as the aws-sdk integrations do).
+3. **Simulated time** (Wait, Retry, history timestamps, ``$$.State.EnteredTime``).
+   Wait states and retry intervals advance the simulated clock of their flow
+   instead of sleeping; history events and context timestamps read it.
+4. **Parallel branches** (``BranchWorker.start``, ``BranchesDecl._eval_body``).
+   Each branch runs on a clock forked at the Parallel's start, and the Parallel
+   ends at its latest branch's end, so the history shows branches overlapping in
+   simulated time. Branches run one after the other in real time, which makes
+   runs deterministic (a failing branch stops the branches not yet started, as
+   Step Functions stops its siblings).
+5. **Clock inheritance** (``threading.Thread.start``/``run``). The interpreter
+   evaluates states in helper threads; each new thread inherits the simulated
+   clock of the thread that started it.
+6. **Parse once** (``AmazonStateLanguageParser.parse``). moto parses a definition
+   with a pure-Python ANTLR parser when the machine is created and again for each
+   execution (about two seconds for the pipeline); the parsed program holds no
+   execution state, so one parse per definition text is reused.
+
+Not bridged: JSONata. moto's JSONata evaluator is a stub, so a definition that
+uses ``QueryLanguage: JSONata`` is refused up front (:mod:`rehearsal.cloud`); the
+pipeline's definition is JSONPath.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _datetime
+import functools
+import re
+import threading
+import time as _time
+from contextlib import ExitStack, contextmanager
+from typing import Any, Callable, Iterator
+from unittest import mock
+
+from botocore.exceptions import ClientError
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state import state as state_module
+from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_parallel.branch_worker import BranchWorker
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+    StateTaskServiceLambda,
+)
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp as timestamp_module
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+from rehearsal import clock
+from rehearsal.functions import FunctionRuntime
+from rehearsal.simulators import HOOKS, BedrockSimulator, SageMakerSimulator
+from rehearsal.validation import validate_request
+
+
+class _Active:
+    runtime: FunctionRuntime | None = None
+    sagemaker: SageMakerSimulator | None = None
+
+
+_ACTIVE = _Active()
+
+
+# -- 1. Lambda dispatch --------------------------------------------------------------------
+
+_original_invoke = LambdaSimpleBackend.invoke
+
+
+def _invoke(self: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any,
+            headers: Any, response_headers: Any) -> bytes | None:
+    function = self.get_function(function_name, qualifier)
+    runtime = _ACTIVE.runtime
+    if runtime is None or not runtime.knows(function.function_arn):
+        return _original_invoke(self, function_name, qualifier, body, headers, response_headers)
+    payload, errored = runtime.invoke(function.function_arn, body)
+    if errored:
+        response_headers["x-amz-function-error"] = "Unhandled"
+    return payload
+
+
+_original_lambda_task = StateTaskServiceLambda._eval_service_task
+
+
+def _lambda_task(self: StateTaskServiceLambda, env: Any, resource_runtime_part: Any,
+                 normalised_parameters: dict, state_credentials: Any) -> None:
+    validate_request("lambda", "Invoke", normalised_parameters)
+    _original_lambda_task(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+
+
+# -- 2. SageMaker .sync --------------------------------------------------------------------
+
+
+def sagemaker_error_name(code: str) -> str:
+    return f"SageMaker.{code}" if code.endswith("Exception") else f"SageMaker.{code}Exception"
+
+
+class SageMakerTask(StateTaskServiceCallback):
+    """``arn:aws:states:::sagemaker:<action>[.sync]`` against the simulated SageMaker."""
+
+    def __init__(self) -> None:
+        super().__init__(supported_integration_patterns={ResourceCondition.Sync, ResourceCondition.WaitForTaskToken})
+
+    def _validate_service_integration_is_supported(self) -> None:
+        pass  # any SageMaker action is forwarded to the simulator; unknown ones fail at run time
+
+    def _get_sfn_resource_type(self) -> str:
+        return "sagemaker"
+
+    def _operation(self) -> str:
+        action = self.resource.api_action
+        return action[0].upper() + action[1:]
+
+    def _eval_service_task(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
+                           state_credentials: Any) -> None:
+        simulator = _ACTIVE.sagemaker
+        operation = self._operation()
+        method = getattr(simulator, re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower(), None)
+        if simulator is None or method is None:
+            raise RuntimeError(f"The rehearsal does not simulate sagemaker:{operation}")
+        # The simulator validates the request against botocore's input shape (a ValidationException otherwise).
+        env.stack.append(method(copy.deepcopy(normalised_parameters)))
+
+    def _build_sync_resolver(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
+                             state_credentials: Any) -> Callable[[], Any]:
+        env.stack.pop()  # the create response; the task's output is the final description
+        name = normalised_parameters["TrainingJobName"]
+        simulator = _ACTIVE.sagemaker
+
+        def resolve() -> dict:
+            if not env.is_running():  # the branch was cancelled: Step Functions stops the job
+                simulator.stop_training_job({"TrainingJobName": name})
+                return simulator.describe_training_job({"TrainingJobName": name}, json_safe=True)
+            description = simulator.run_to_completion(name)
+            if description["TrainingJobStatus"] == "Completed":
+                return description
+            raise FailureEventException(FailureEvent(
+                env=env,
+                error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                    resource=self._get_sfn_resource(),
+                    resourceType=self._get_sfn_resource_type(),
+                    error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                    cause=to_json_str(description),
+                )),
+            ))
+
+        return resolve
+
+    def _eval_sync(self, env: Any, sync_resolver: Callable[[], Any], **_: Any) -> Any:
+        return sync_resolver()  # one call: the simulated wait happens on the clock, not in a poll loop
+
+    def _from_error(self, env: Any, ex: Exception) -> FailureEvent:
+        if isinstance(ex, ClientError):
+            code = ex.response["Error"]["Code"]
+            error = sagemaker_error_name(code)
+            cause = (f"{ex.response['Error']['Message']} (Service: AmazonSageMaker; Status Code: "
+                     f"{ex.response['ResponseMetadata']['HTTPStatusCode']}; Error Code: {code}; "
+                     f"Request ID: {ex.response['ResponseMetadata']['RequestId']}; Proxy: null)")
+            return FailureEvent(
+                env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                    error=error, cause=cause, resource=self._get_sfn_resource(),
+                    resourceType=self._get_sfn_resource_type())),
+            )
+        return super()._from_error(env=env, ex=ex)
+
+
+_original_service_for = state_task_factory.state_task_service_for
+
+
+def _service_for(service_name: str) -> Any:
+    return SageMakerTask() if service_name == "sagemaker" else _original_service_for(service_name)
+
+
+# -- 3. Simulated time ---------------------------------------------------------------------
+
+
+def _wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
+    if env.is_running():
+        clock.advance(wait_seconds)
+
+
+class _SimulatedTimeModule:
+    """``time`` as the retrier sees it: sleeping advances the simulated clock."""
+
+    sleep = staticmethod(clock.advance)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_time, name)
+
+
+class _SimulatedDateTime(_datetime.datetime):
+    @classmethod
+    def now(cls, tz: _datetime.tzinfo | None = None) -> _datetime.datetime:  # type: ignore[override]
+        now = clock.utcnow()
+        return now.astimezone(tz) if tz else now.replace(tzinfo=None)
+
+
+class _SimulatedDateTimeModule:
+    """``datetime`` as the state and Timestamp-wait modules see it."""
+
+    datetime = _SimulatedDateTime
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_datetime, name)
+
+
+# -- 4. Parallel branches ------------------------------------------------------------------
+
+_original_branch_start = BranchWorker.start
+_original_branches_eval = branches_decl.BranchesDecl._eval_body
+
+
+def _branch_start(self: BranchWorker) -> None:
+    pool = self._branch_worker_comm
+    if getattr(pool, "_termination_event", None) is not None and pool._termination_event.is_set():
+        return  # a sibling already failed: Step Functions would stop this branch
+    parent = clock.current()
+    lane = parent.fork() if parent else None
+    with clock.using(lane):
+        _original_branch_start(self)
+    self._worker_thread.join()
+    if parent is not None and lane is not None:
+        parent.children.append(lane)
+
+
+def _branches_eval(self: Any, env: Any) -> None:
+    parent = clock.current()
+    mark = len(parent.children) if parent else 0
+    try:
+        _original_branches_eval(self, env)
+    finally:
+        if parent is not None:
+            for lane in parent.children[mark:]:
+                parent.advance_to(lane.seconds)
+            del parent.children[mark:]
+
+
+# -- 5. Clock inheritance ------------------------------------------------------------------
+
+_original_thread_start = threading.Thread.start
+_original_thread_run = threading.Thread.run
+
+
+def _thread_start(self: threading.Thread) -> None:
+    self._rehearsal_lane = clock.current()  # type: ignore[attr-defined]
+    _original_thread_start(self)
+
+
+def _thread_run(self: threading.Thread) -> None:
+    clock.set_current(getattr(self, "_rehearsal_lane", None))
+    _original_thread_run(self)
+
+
+# -- 6. Parse once ----------------------------------------------------------------------------
+
+_original_parse = AmazonStateLanguageParser.parse
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_once(definition: str) -> Any:
+    return _original_parse(definition)
+
+
+# -- activation ----------------------------------------------------------------------------
+
+
+@contextmanager
+def installed(*, runtime: FunctionRuntime, sagemaker: SageMakerSimulator,
+              bedrock: BedrockSimulator) -> Iterator[None]:
+    """Apply every patch above and route boto3 SageMaker/Bedrock calls to the simulators."""
+    with ExitStack() as stack:
+        patch = stack.enter_context
+        patch(mock.patch.object(LambdaSimpleBackend, "invoke", _invoke))
+        patch(mock.patch.object(StateTaskServiceLambda, "_eval_service_task", _lambda_task))
+        patch(mock.patch.object(state_task_factory, "state_task_service_for", _service_for))
+        patch(mock.patch.object(WaitFunction, "_wait_interval", _wait_interval))
+        patch(mock.patch.object(retrier_decl, "time", _SimulatedTimeModule()))
+        patch(mock.patch.object(EventManager, "_get_current_timestamp", staticmethod(clock.utcnow)))
+        patch(mock.patch.object(state_module, "datetime", _SimulatedDateTimeModule()))
+        patch(mock.patch.object(timestamp_module, "datetime", _SimulatedDateTimeModule()))
+        patch(mock.patch.object(BranchWorker, "start", _branch_start))
+        patch(mock.patch.object(branches_decl.BranchesDecl, "_eval_body", _branches_eval))
+        patch(mock.patch.object(threading.Thread, "start", _thread_start))
+        patch(mock.patch.object(threading.Thread, "run", _thread_run))
+        patch(mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(_parse_once)))
+        _ACTIVE.runtime, _ACTIVE.sagemaker = runtime, sagemaker
+        HOOKS.routes.update({"sagemaker": sagemaker, "bedrock": bedrock})
+        try:
+            yield
+        finally:
+            HOOKS.routes.clear()
+            _ACTIVE.runtime = _ACTIVE.sagemaker = None

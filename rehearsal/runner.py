@@ -1,0 +1,491 @@
+"""Run the synthesized state machine end to end on simulated AWS and collect what happened.
+
+:func:`rehearse` is shared by ``python -m rehearsal`` and the integration tests:
+it provisions the template's resources in moto, uploads generated datasets,
+starts one execution with the scenario's run input, prints the live progress
+view, simulates the EventBridge delivery of the execution's end to the notify
+function, copies ``run.json`` and ``report.html`` out of the artifacts bucket and
+checks that nothing was left half-created.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import io
+import json
+import logging
+import os
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+from moto import mock_aws
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+from rehearsal import bridge, clock, datasets
+from rehearsal.cloud import STACK_NAME, SimulatedStack, Synthesized, synthesize
+from rehearsal.functions import FunctionRuntime
+from rehearsal.progress import ProgressView, Span, fmt_minutes, timeline_lines
+from rehearsal.simulators import FLAT_METRICS, BedrockSimulator, Durations, Faults, SageMakerSimulator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATASET_PREFIX = "datasets/rehearsal"
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+
+
+@dataclass
+class Scenario:
+    """What the rehearsal runs: the run input and what goes wrong.
+
+    ``run_input`` is deep-merged over the default input (the three generated
+    datasets); ``replace_input`` is used as-is instead (a bad input).
+    ``previous_checkpoints`` are checkpoints of an earlier run (URI -> stage) for ``resumeFrom``.
+    """
+
+    fail_at: str | None = None
+    throttle: dict[str, str] = field(default_factory=dict)
+    gate_reject: bool = False
+    run_input: dict = field(default_factory=dict)
+    replace_input: dict | None = None
+    previous_checkpoints: dict[str, str] = field(default_factory=dict)
+    durations: Durations = field(default_factory=Durations)
+    execution_name: str | None = None
+    wall_timeout_seconds: float = 120.0
+
+    def faults(self) -> Faults:
+        faults = Faults(fail_at=self.fail_at, throttle=dict(self.throttle))
+        if self.gate_reject:
+            faults.metrics = FLAT_METRICS
+        return faults
+
+
+@dataclass
+class Result:
+    """Everything a rehearsal observed; ``exit_code`` is 0 only for a run that deployed a model."""
+
+    status: str
+    error: str | None
+    cause: str | None
+    run_input: dict
+    output: Any
+    run: dict | None
+    run_path: Path | None
+    report_path: Path | None
+    summary_path: Path | None
+    jobs: list[dict]
+    rejected_job_requests: list[dict]
+    models: list[dict]
+    deployments: list[dict]
+    bedrock_calls: list[dict]
+    notifications: list[dict]
+    spans: list[Span]
+    history: list[dict]
+    problems: list[str]
+    simulated_seconds: float
+    wall_seconds: float
+    definition: str = ""
+    definition_template: str = ""
+    substitutions: dict[str, str] = field(default_factory=dict)
+    function_errors: list[dict] = field(default_factory=list)
+    synth_seconds: float = 0.0
+
+    @property
+    def deployment_arn(self) -> str | None:
+        active = {d["arn"] for d in self.deployments if d["status"] == "Active"}
+        recorded = _strings(self.run or {})
+        return next((arn for arn in sorted(active) if arn in recorded), None)
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "SUCCEEDED" and self.deployment_arn and not self.problems:
+            return 0
+        return 2 if self.status == "SUCCEEDED" else 1
+
+    def job(self, stage: str) -> list[dict]:
+        return [j for j in self.jobs if j["stage"] == stage]
+
+    def states_entered(self) -> list[str]:
+        return [e["stateEnteredEventDetails"]["name"] for e in self.history if "stateEnteredEventDetails" in e]
+
+
+def default_run_input(data_bucket: str) -> dict:
+    return {"datasets": {kind: f"s3://{data_bucket}/{DATASET_PREFIX}/{kind}.jsonl" for kind in ("sft", "rft", "eval")}}
+
+
+def rehearse(scenario: Scenario | None = None, *, synthesized: Synthesized | None = None,
+             out_dir: Path | None = None, out: TextIO | None = None) -> Result:
+    """Run one scenario; ``out`` receives the progress view (silent when None)."""
+    scenario = scenario or Scenario()
+    out = out or io.StringIO()
+    started = time.monotonic()
+    synthesized_here = synthesized is None
+    synthesized = synthesized or synthesize()
+    synth_seconds = time.monotonic() - started if synthesized_here else 0.0
+    with ExitStack() as stack:
+        stack.enter_context(_aws_environment())
+        stack.enter_context(_quiet_interpreter_logs())
+        stack.enter_context(mock_aws(config=MOTO_CONFIG))
+        runtime = stack.enter_context(FunctionRuntime(code_root=REPO_ROOT, log_dir=out_dir / "logs" if out_dir else None))
+        epoch = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        faults, durations = scenario.faults(), scenario.durations
+        region = os.environ["AWS_DEFAULT_REGION"]
+        sagemaker = SageMakerSimulator(account="123456789012", region=region, epoch=epoch, faults=faults,
+                                       durations=durations, invoke_lambda=_invoke_function)
+        bedrock = BedrockSimulator(account="123456789012", region=region, epoch=epoch, faults=faults,
+                                   durations=durations, checkpoints=sagemaker.checkpoints)
+        stack.enter_context(bridge.installed(runtime=runtime, sagemaker=sagemaker, bedrock=bedrock))
+        for uri, stage in scenario.previous_checkpoints.items():
+            sagemaker.register_checkpoint(uri, stage)
+
+        cloud = SimulatedStack(synthesized, runtime, region=region).provision()
+        data_bucket = cloud.bucket("DataBucket")
+        s3 = boto3.client("s3", region_name=region)
+        for kind, body in datasets.all_datasets(corrupt=scenario.fail_at == "preflight").items():
+            s3.put_object(Bucket=data_bucket, Key=f"{DATASET_PREFIX}/{kind}.jsonl", Body=body)
+        run_input = (copy.deepcopy(scenario.replace_input) if scenario.replace_input is not None
+                     else _merge(default_run_input(data_bucket), scenario.run_input))
+
+        name = scenario.execution_name or f"rehearsal-{epoch:%Y%m%d-%H%M%S}"
+        out.write(f"Rehearsing {STACK_NAME} on simulated AWS: execution {name}\n")
+        out.write(f"  run input: {json.dumps(run_input)}\n")
+        root = clock.Lane(epoch)
+        sfn = boto3.client("stepfunctions", region_name=region)
+        with clock.using(root):
+            execution_arn = sfn.start_execution(stateMachineArn=cloud.state_machine_arn, name=name,
+                                                input=json.dumps(run_input))["executionArn"]
+        view = ProgressView(out, epoch)
+        description = _follow(sfn, execution_arn, view, scenario.wall_timeout_seconds)
+        history = _history(sfn, execution_arn)
+        view.feed(history)
+        end_seconds = max(root.seconds, max((view._at(e) for e in history), default=0.0))
+
+        output = json.loads(description["output"]) if description.get("output") else None
+        run_id = _run_id(output, name)
+        # What follows happens when the execution has ended: statuses are read at that simulated time.
+        stack.enter_context(clock.using(clock.Lane(epoch, end_seconds)))
+        notifications = _deliver_end_event(cloud, description, run_input, region, epoch, end_seconds)
+        artifacts = cloud.bucket("ArtifactsBucket")
+        run, run_bytes, report_bytes = _run_record(s3, artifacts, run_id)
+
+        result = Result(
+            status=description["status"], error=description.get("error"), cause=description.get("cause"),
+            run_input=run_input, output=output, run=run, run_path=None, report_path=None, summary_path=None,
+            jobs=[_job_view(j) for j in sagemaker.jobs.values()], rejected_job_requests=list(sagemaker.rejected),
+            models=[_bedrock_view(m) for m in bedrock.models.values()],
+            deployments=[_bedrock_view(d) for d in bedrock.deployments.values()],
+            bedrock_calls=[{"operation": op, "at": at} for op, at in bedrock.calls],
+            notifications=notifications, spans=_spans(sagemaker, bedrock), history=_jsonable(history),
+            problems=[], simulated_seconds=end_seconds, wall_seconds=0.0,
+            definition=cloud.definition, definition_template=cloud.definition_template,
+            substitutions=dict(cloud.substitutions),
+            function_errors=[{"function": i.function, "error": i.error} for i in runtime.invocations if i.error],
+        )
+        result.problems = half_created(result)
+        if out_dir is not None:
+            _write_outputs(result, out_dir, run_bytes, report_bytes)
+    result.wall_seconds = time.monotonic() - started
+    result.synth_seconds = synth_seconds
+    return result
+
+
+# -- execution --------------------------------------------------------------------------------
+
+
+def _follow(sfn: Any, execution_arn: str, view: ProgressView, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        description = sfn.describe_execution(executionArn=execution_arn)
+        view.feed(_history(sfn, execution_arn))
+        if description["status"] != "RUNNING":
+            return description
+        if time.monotonic() > deadline:
+            sfn.stop_execution(executionArn=execution_arn, error="Rehearsal.Timeout",
+                               cause=f"the execution ran longer than {timeout:.0f} s of wall time")
+            time.sleep(0.2)
+            return sfn.describe_execution(executionArn=execution_arn)
+        time.sleep(0.05)
+
+
+def _history(sfn: Any, execution_arn: str) -> list[dict]:
+    """The execution's events, read from moto's backend: the API would serialize the whole history per poll."""
+    _, _, _, region, account, *_ = execution_arn.split(":")
+    try:
+        backend = stepfunctions_parser_backends[account][region]
+        return list(backend.get_execution_history(execution_arn)["events"])
+    except Exception:  # noqa: BLE001 - another moto layout: the public API is always there
+        events: list[dict] = []
+        token = None
+        while True:
+            page = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000,
+                                             **({"nextToken": token} if token else {}))
+            events.extend(page["events"])
+            token = page.get("nextToken")
+            if not token:
+                return events
+
+
+def _invoke_function(arn: str, payload: Any) -> Any:
+    """Invoke a function the way the training container does (synchronously, through the Lambda API)."""
+    response = boto3.client("lambda").invoke(FunctionName=arn, Payload=json.dumps(payload).encode())
+    body = json.loads(response["Payload"].read() or b"null")
+    if response.get("FunctionError"):
+        raise RuntimeError(f"{body.get('errorType')}: {body.get('errorMessage')}")
+    return body
+
+
+def _run_id(output: Any, execution_name: str) -> str:
+    if isinstance(output, dict):
+        for candidate in (output.get("runId"), (output.get("plan") or {}).get("runId")):
+            if isinstance(candidate, str) and candidate:
+                return candidate
+    return execution_name
+
+
+def _run_record(s3: Any, bucket: str, run_id: str) -> tuple[dict | None, bytes | None, bytes | None]:
+    """runs/<run-id>/run.json and report.html; the only run folder when the id is not known."""
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="runs/").get("Contents", [])]
+    folders = sorted({k.split("/")[1] for k in keys if k.count("/") >= 2})
+    folder = run_id if run_id in folders else (folders[0] if len(folders) == 1 else None)
+    if folder is None:
+        return None, None, None
+
+    def read(name: str) -> bytes | None:
+        key = f"runs/{folder}/{name}"
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read() if key in keys else None
+
+    run_bytes, report_bytes = read("run.json"), read("report.html")
+    return (json.loads(run_bytes) if run_bytes else None), run_bytes, report_bytes
+
+
+# -- notification -----------------------------------------------------------------------------
+
+
+def _deliver_end_event(cloud: SimulatedStack, description: dict, run_input: dict, region: str,
+                       epoch: dt.datetime, end_seconds: float) -> list[dict]:
+    """Deliver the execution's status-change event to the rules' Lambda targets, as EventBridge would.
+
+    Returns the messages the stack's topics received; when the template has no
+    such rule yet, formats the notification with the project's formatter instead.
+    """
+    event = {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": EXECUTION_STATUS_CHANGE,
+        "source": "aws.states", "account": cloud.account,
+        "time": (epoch + dt.timedelta(seconds=end_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region, "resources": [description["executionArn"]],
+        "detail": {
+            "executionArn": description["executionArn"], "stateMachineArn": description["stateMachineArn"],
+            "name": description["name"], "status": description["status"],
+            "startDate": int(epoch.timestamp() * 1000),
+            "stopDate": int((epoch + dt.timedelta(seconds=end_seconds)).timestamp() * 1000),
+            "input": json.dumps(run_input), "output": description.get("output"),
+            "error": description.get("error"), "cause": description.get("cause"),
+            "inputDetails": {"included": True}, "outputDetails": {"included": True},
+        },
+    }
+    targets = _status_change_targets(cloud)
+    lam = boto3.client("lambda", region_name=region)
+    failures = []
+    for arn in targets:
+        response = lam.invoke(FunctionName=arn, Payload=json.dumps(event).encode())
+        if response.get("FunctionError"):
+            failures.append({"target": arn, "error": json.loads(response["Payload"].read())})
+    messages = cloud.sent_notifications()
+    for failure in failures:
+        messages.append({"topic": None, "subject": "(notify function failed)", "message": json.dumps(failure)})
+    if not targets:
+        messages.extend(_format_locally(cloud, event))
+    return messages
+
+
+def _status_change_targets(cloud: SimulatedStack) -> list[str]:
+    targets = []
+    for logical_id in cloud.of_type("AWS::Events::Rule"):
+        props = cloud.resources[logical_id].get("Properties", {})
+        pattern = props.get("EventPattern") or {}
+        if EXECUTION_STATUS_CHANGE not in (pattern.get("detail-type") or []):
+            continue
+        for target in props.get("Targets", []):
+            arn = target.get("Arn")
+            if isinstance(arn, dict) and "Fn::GetAtt" in arn:
+                logical = arn["Fn::GetAtt"][0]
+                if cloud.resources.get(logical, {}).get("Type") == "AWS::Lambda::Function":
+                    targets.append(cloud.get_att(logical, "Arn"))
+    return targets
+
+
+def _format_locally(cloud: SimulatedStack, event: dict) -> list[dict]:
+    try:
+        from lambdas.notify.message import ExecutionEnd, render_notification
+    except ImportError:
+        return [{"topic": None, "subject": "(no notifier in this checkout)", "message": ""}]
+    artifacts = cloud.bucket("ArtifactsBucket")
+    s3 = boto3.client("s3", region_name=cloud.region)
+    output = json.loads(event["detail"]["output"]) if event["detail"]["output"] else None
+    run, _, _ = _run_record(s3, artifacts, _run_id(output, event["detail"]["name"]))
+    end = ExecutionEnd(status=event["detail"]["status"], execution_arn=event["detail"]["executionArn"],
+                       pipeline="nova", error=event["detail"]["error"], cause=event["detail"]["cause"])
+    note = render_notification(run or {}, end)
+    return [{"topic": None, "subject": note.subject, "message": note.body, "formatted_locally": True}]
+
+
+# -- checks and views -------------------------------------------------------------------------
+
+
+def half_created(result: Result) -> list[str]:
+    """Resources a run left behind without a trace: jobs still running, Bedrock resources being created unrecorded."""
+    problems = []
+    recorded = _strings(result.run or {})
+    for job in result.jobs:
+        if job["status"] == "InProgress":
+            problems.append(f"training job {job['name']} is still InProgress")
+    for kind, items in (("model", result.models), ("deployment", result.deployments)):
+        for item in items:
+            if item["status"] == "Creating" and item["arn"] not in recorded:
+                problems.append(f"Bedrock {kind} {item['arn']} is still Creating and not in run.json")
+            elif item["arn"] not in recorded:
+                problems.append(f"Bedrock {kind} {item['arn']} ({item['status']}) is not recorded in run.json")
+    if result.run is None:
+        problems.append("no run record (runs/<run-id>/run.json) was written")
+    return problems
+
+
+def _strings(value: Any) -> set[str]:
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.add(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _job_view(job: Any) -> dict:
+    return {"name": job.name, "stage": job.stage, "kind": job.kind, "evaluates": job.evaluates,
+            "status": job.status, "failure_reason": job.failure_reason, "checkpoint": job.checkpoint,
+            "metrics": job.metrics, "minutes": round(job.minutes, 1), "start_minute": round(job.created / 60, 1),
+            "hyper_parameters": job.request.get("HyperParameters", {}), "request": job.request,
+            "grader_calls": job.grader_calls, "mean_reward": job.mean_reward}
+
+
+def _bedrock_view(item: Any) -> dict:
+    return {"arn": item.arn, "name": item.name, "status": item.status(), "request": item.request,
+            "failure": item.failure, "start_minute": round(item.created / 60, 1)}
+
+
+_SPAN_LABELS = {("training", "sft"): "SFT", ("training", "rft"): "RFT"}
+
+
+def _spans(sagemaker: SageMakerSimulator, bedrock: BedrockSimulator) -> list[Span]:
+    spans = []
+    for job in sagemaker.jobs.values():
+        label = _SPAN_LABELS.get((job.kind, job.stage)) or {
+            "baseline": "baseline eval", "sft": "SFT eval", "rft": "final eval"}.get(job.evaluates or "", "eval")
+        spans.append(Span(label, job.stage, job.created, job.ends, job.name, job.status))
+    for model in bedrock.models.values():
+        spans.append(Span("import", "import", model.created, model.ready, model.name, model.status()))
+    for deployment in bedrock.deployments.values():
+        spans.append(Span("deploy", "deploy", deployment.created, deployment.ready, deployment.name,
+                          deployment.status()))
+    return spans
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in extra.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else copy.deepcopy(value)
+    return merged
+
+
+class _quiet_interpreter_logs:
+    """moto logs every caught state failure at ERROR; the progress view already reports them."""
+
+    def __enter__(self) -> None:
+        self._logger = logging.getLogger("moto")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.CRITICAL)
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.setLevel(self._level)
+
+
+class _aws_environment:
+    """Fake credentials and a region for the simulated account (restored afterwards)."""
+
+    _VALUES = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+               "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def __enter__(self) -> None:
+        self._saved = dict(os.environ)
+        os.environ.update(self._VALUES)
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
+
+    def __exit__(self, *exc: object) -> None:
+        os.environ.clear()
+        os.environ.update(self._saved)
+
+
+# -- outputs ----------------------------------------------------------------------------------
+
+
+def _write_outputs(result: Result, out_dir: Path, run_bytes: bytes | None, report_bytes: bytes | None) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if run_bytes is not None:
+        result.run_path = out_dir / "run.json"
+        result.run_path.write_bytes(run_bytes)
+    if report_bytes is not None:
+        result.report_path = out_dir / "report.html"
+        result.report_path.write_bytes(report_bytes)
+    result.summary_path = out_dir / "rehearsal.json"
+    result.summary_path.write_text(json.dumps({
+        "status": result.status, "error": result.error, "cause": result.cause, "exitCode": result.exit_code,
+        "runInput": result.run_input, "simulatedMinutes": round(result.simulated_seconds / 60, 1),
+        "jobs": [{k: v for k, v in j.items() if k != "request"} for j in result.jobs],
+        "rejectedJobRequests": result.rejected_job_requests,
+        "models": result.models, "deployments": result.deployments, "notifications": result.notifications,
+        "timeline": [vars(s) for s in result.spans], "problems": result.problems,
+        "functionErrors": result.function_errors, "substitutions": result.substitutions,
+    }, indent=2, default=str))
+    (out_dir / "definition.asl.json").write_text(result.definition)
+    (out_dir / "history.json").write_text(json.dumps(result.history, indent=1))
+
+
+def print_summary(result: Result, out: TextIO) -> None:
+    """Timeline, outcome, notification and the output paths (last)."""
+    out.write("\n" + "\n".join(timeline_lines(result.spans, result.simulated_seconds)) + "\n\n")
+    outcome = result.status
+    if result.error:
+        outcome += f" — {result.error}: {(result.cause or '')[:300]}"
+    out.write(f"Execution: {outcome}\n")
+    synth = f", {result.synth_seconds:.1f} s of it synthesizing the app" if result.synth_seconds else ""
+    out.write(f"Simulated duration: {fmt_minutes(result.simulated_seconds)}; wall time {result.wall_seconds:.1f} s{synth}\n")
+    if result.deployment_arn:
+        out.write(f"Deployed: {result.deployment_arn}\n")
+    for note in result.notifications:
+        out.write(f"\nNotification{' (formatted locally)' if note.get('formatted_locally') else ''}: "
+                  f"{note.get('subject')}\n")
+        for line in (note.get("message") or "").splitlines()[:25]:
+            out.write(f"  | {line}\n")
+    for problem in result.problems:
+        out.write(f"PROBLEM: {problem}\n")
+    out.write("\n")
+    # The report is what a person opens next: its path is the last line.
+    for label, path in (("Rehearsal record", result.summary_path), ("Run record", result.run_path),
+                        ("Report", result.report_path)):
+        if path is not None:
+            out.write(f"{label}: {path}\n")

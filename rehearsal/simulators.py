@@ -1,0 +1,641 @@
+"""Simulated SageMaker training/evaluation jobs and Bedrock custom-model import and deployment.
+
+Both answer boto3 calls of any client created while the rehearsal runs (the
+X
+``before-call`` event: botocore has already validated the request against the
+service model (names, types, required members) when the event fires, the
+simulator adds the checks botocore leaves to the service (enums, lengths,
+patterns) and returns a parsed response, so the request never reaches moto.
+Operations a simulator does not answer fall through to moto.
+
+Time is the simulated clock of the calling flow (:mod:`rehearsal.clock`): a
+job or model is ``InProgress``/``Creating`` until the clock passes its simulated
+duration. Failures and throttling are injected through :class:`Faults`.
+
+SageMaker (``CreateTrainingJob``, ``DescribeTrainingJob``, ``StopTrainingJob``,
+``ListTrainingJobs``): jobs write ``<S3OutputPath>/<job>/output/output.tar.gz``
+into (moto) S3 when they complete: ``manifest.json`` with ``checkpoint_s3_bucket``
+for training jobs, ``eval-result/results_<time>.json`` for evaluation jobs. A
+simulated RFT job (and an evaluation with ``eval_lambda_arn``) calls the reward
+Lambda with rollouts built from its dataset and fails when the grader breaks
+the reward contract, as the real trainer would.
+
+Bedrock (``CreateCustomModel``, ``GetCustomModel``, ``ListCustomModels``,
+``DeleteCustomModel`` and the same for ``...CustomModelDeployment``): ``Creating``
+then ``Active`` or ``Failed``; ``clientRequestToken`` is idempotent; an import
+must point at a checkpoint a simulated job produced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import re
+import tarfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+from botocore.handlers import BUILTIN_HANDLERS
+
+from rehearsal import clock
+from rehearsal.validation import request_problems
+
+MINUTE = 60.0
+STAGES = ("preflight", "sft", "rft", "eval", "import", "deploy")
+
+
+@dataclass
+class Durations:
+    """Simulated minutes, from the published case studies."""
+
+    sft: float = 40
+    rft: float = 90
+    eval: float = 20
+    import_: float = 15
+    deploy: float = 10
+
+
+# Stack Overflow question-quality case: baseline -> SFT -> RFT on gen_qa metrics.
+IMPROVING_METRICS = {
+    "baseline": {"exact_match": 0.13, "quasi_exact_match": 0.15, "f1_score": 0.21, "f1_score_quasi": 0.24,
+                 "rouge1": 0.25, "rouge2": 0.08, "rougeL": 0.24, "bleu": 0.05},
+    "sft": {"exact_match": 0.77, "quasi_exact_match": 0.78, "f1_score": 0.79, "f1_score_quasi": 0.80,
+            "rouge1": 0.81, "rouge2": 0.35, "rougeL": 0.81, "bleu": 0.41},
+    "rft": {"exact_match": 0.79, "quasi_exact_match": 0.80, "f1_score": 0.81, "f1_score_quasi": 0.82,
+            "rouge1": 0.83, "rouge2": 0.36, "rougeL": 0.83, "bleu": 0.43},
+}
+# Training that does not pay off: nothing reaches the gate's minimum score or gain.
+FLAT_METRICS = {
+    "baseline": IMPROVING_METRICS["baseline"],
+    "sft": {k: round(v + 0.01, 4) for k, v in IMPROVING_METRICS["baseline"].items()},
+    "rft": {k: round(v + 0.02, 4) for k, v in IMPROVING_METRICS["baseline"].items()},
+}
+
+
+@dataclass
+class Faults:
+    """What goes wrong in a rehearsal.
+
+    - ``fail_at``: ``sft``/``rft`` (that training job fails), ``eval`` (the evaluation
+      ``fail_eval_of`` fails: ``final`` (the job whose name or ``nova:stage``
+      tag says final), or the evaluated model ``baseline``/``sft``/``rft``), ``import``/``deploy`` (the Bedrock model or
+      deployment ends ``Failed``); ``preflight`` is a corrupt dataset row (see datasets).
+    - ``throttle``: stage -> error code returned by that stage's first ``CreateTrainingJob``.
+    - ``metrics``: evaluation metrics by evaluated model (``baseline``/``sft``/``rft``).
+    """
+
+    fail_at: str | None = None
+    fail_eval_of: str = "final"
+    throttle: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=lambda: IMPROVING_METRICS)
+
+    def __post_init__(self) -> None:
+        if self.fail_at is not None and self.fail_at not in STAGES:
+            raise ValueError(f"unknown failure stage {self.fail_at!r}; expected one of {', '.join(STAGES)}")
+
+
+def service_error(code: str, message: str, status: int = 400) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": message},
+         "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4())}},
+        "simulated",
+    )
+
+
+def _check(service: str, operation: str, params: dict) -> None:
+    problems = request_problems(service, operation, params)
+    if problems:
+        raise service_error("ValidationException", "; ".join(problems))
+
+
+def _millis(seconds: float, epoch: dt.datetime) -> int:
+    return int((epoch + dt.timedelta(seconds=seconds)).timestamp() * 1000)
+
+
+# --------------------------------------------------------------------------- SageMaker
+
+
+@dataclass
+class SimJob:
+    name: str
+    arn: str
+    kind: str  # "training" | "evaluation"
+    stage: str  # sft | rft | eval
+    evaluates: str | None  # for evaluations: baseline | sft | rft
+    request: dict
+    created: float
+    ends: float
+    epoch: dt.datetime
+    status: str = "InProgress"
+    secondary: str = "Starting"
+    failure_reason: str | None = None
+    checkpoint: str | None = None
+    metrics: dict[str, float] | None = None
+    grader_calls: int = 0
+    mean_reward: float | None = None
+
+    @property
+    def output_uri(self) -> str:
+        base = self.request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        return f"{base}/{self.name}/output/output.tar.gz"
+
+    @property
+    def minutes(self) -> float:
+        return (self.ends - self.created) / MINUTE
+
+    def describe(self, *, json_safe: bool) -> dict:
+        def when(seconds: float) -> Any:
+            moment = self.epoch + dt.timedelta(seconds=seconds)
+            return int(moment.timestamp() * 1000) if json_safe else moment
+
+        out = {
+            "TrainingJobName": self.name,
+            "TrainingJobArn": self.arn,
+            "TrainingJobStatus": self.status,
+            "SecondaryStatus": self.secondary,
+            "HyperParameters": self.request.get("HyperParameters", {}),
+            "AlgorithmSpecification": self.request.get("AlgorithmSpecification", {}),
+            "RoleArn": self.request["RoleArn"],
+            "InputDataConfig": self.request.get("InputDataConfig", []),
+            "OutputDataConfig": self.request["OutputDataConfig"],
+            "ResourceConfig": self.request.get("ResourceConfig", {}),
+            "StoppingCondition": self.request.get("StoppingCondition", {}),
+            "CreationTime": when(self.created),
+            "TrainingStartTime": when(self.created),
+            "LastModifiedTime": when(min(clock.elapsed(), self.ends) if self.status == "InProgress" else self.ends),
+        }
+        if self.status != "InProgress":
+            out["TrainingEndTime"] = when(self.ends)
+            out["TrainingTimeInSeconds"] = int(self.ends - self.created)
+            out["BillableTimeInSeconds"] = int(self.ends - self.created)
+        if self.status == "Completed":
+            # Nova jobs leave the model in the escrow bucket; output.tar.gz points to it.
+            out["ModelArtifacts"] = {"S3ModelArtifacts": self.output_uri}
+        if self.failure_reason:
+            out["FailureReason"] = self.failure_reason
+        return out
+
+
+class SageMakerSimulator:
+    """Training and evaluation jobs that take simulated time and write Nova-shaped outputs."""
+
+    def __init__(self, *, account: str, region: str, epoch: dt.datetime, faults: Faults,
+                 durations: Durations, invoke_lambda: Callable[[str, list], list] | None = None) -> None:
+        self.account = account
+        self.region = region
+        self.epoch = epoch
+        self.faults = faults
+        self.durations = durations
+        self.invoke_lambda = invoke_lambda
+        self.jobs: dict[str, SimJob] = {}
+        self.rejected: list[dict] = []  # create calls answered with an error: (name, stage, code)
+        self.checkpoints: dict[str, str] = {}  # checkpoint URI -> stage that produced it
+        self._throttled: set[str] = set()
+        self._lock = threading.RLock()
+        self._s3_client: Any = None
+        self._escrow = f"customer-escrow-{account}-smtj-{hashlib.sha1(account.encode()).hexdigest()[:8]}"
+
+    # -- API ---------------------------------------------------------------------------
+
+    def create_training_job(self, params: dict) -> dict:
+        _check("sagemaker", "CreateTrainingJob", params)
+        with self._lock:
+            name = params["TrainingJobName"]
+            kind, stage, evaluates = self._classify(params)
+            code = self.faults.throttle.get(stage)
+            if code and stage not in self._throttled:
+                self._throttled.add(stage)
+                self.rejected.append({"name": name, "stage": stage, "error": code})
+                raise service_error(code, "Rate exceeded" if "Throttl" in code else
+                                    f"The account-level service limit for {stage} training job usage is exceeded")
+            if name in self.jobs:
+                self.rejected.append({"name": name, "stage": stage, "error": "ResourceInUse"})
+                raise service_error("ResourceInUse", f"Training job names must be unique within an AWS account "
+                                    f"and region, and a training job with this name already exists "
+                                    f"({self.jobs[name].arn})")
+            minutes = {"sft": self.durations.sft, "rft": self.durations.rft}.get(stage, self.durations.eval)
+            now = clock.elapsed()
+            job = SimJob(
+                name=name,
+                arn=f"arn:aws:sagemaker:{self.region}:{self.account}:training-job/{name.lower()}",
+                kind=kind, stage=stage, evaluates=evaluates, request=json.loads(json.dumps(params)),
+                created=now, ends=now + minutes * MINUTE, epoch=self.epoch,
+            )
+            if self._injected_failure(job):
+                job.ends = now + minutes * MINUTE * 0.4
+            self.jobs[name] = job
+            return {"TrainingJobArn": job.arn}
+
+    def describe_training_job(self, params: dict, *, json_safe: bool = False) -> dict:
+        job = self._job(params["TrainingJobName"])
+        self._settle(job)
+        return job.describe(json_safe=json_safe)
+
+    def stop_training_job(self, params: dict) -> dict:
+        job = self._job(params["TrainingJobName"])
+        self._settle(job)
+        if job.status == "InProgress":
+            job.status, job.secondary, job.ends = "Stopped", "Stopped", max(clock.elapsed(), job.created)
+        return {}
+
+    def list_training_jobs(self, params: dict) -> dict:
+        jobs = [j for j in self.jobs.values()
+                if params.get("NameContains", "") in j.name
+                and params.get("StatusEquals", j.status) == j.status]
+        return {"TrainingJobSummaries": [
+            {"TrainingJobName": j.name, "TrainingJobArn": j.arn, "TrainingJobStatus": j.status,
+             "CreationTime": self.epoch + dt.timedelta(seconds=j.created)} for j in jobs]}
+
+    # -- .sync support -----------------------------------------------------------------
+
+    def run_to_completion(self, name: str) -> dict:
+        """Advance the caller's clock to the job's end and return its final description."""
+        job = self._job(name)
+        lane = clock.current()
+        if lane is not None:
+            lane.advance_to(job.ends)
+        self._settle(job)
+        return job.describe(json_safe=True)
+
+    def register_checkpoint(self, uri: str, stage: str) -> None:
+        """A checkpoint from an earlier run (``resumeFrom``)."""
+        self.checkpoints[uri] = stage
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _s3(self) -> Any:
+        if self._s3_client is None:
+            self._s3_client = boto3.client("s3", region_name=self.region)
+        return self._s3_client
+
+    def _job(self, name: str) -> SimJob:
+        if name not in self.jobs:
+            raise service_error("ValidationException", f"Requested resource not found: training job {name}")
+        return self.jobs[name]
+
+    def _classify(self, params: dict) -> tuple[str, str, str | None]:
+        """(kind, stage, evaluated model) from the image (repository and tag), else the job name."""
+        image = params.get("AlgorithmSpecification", {}).get("TrainingImage", "")
+        hyper = params.get("HyperParameters", {})
+        name = params["TrainingJobName"].lower()
+        tag = image.rpartition(":")[2].upper()
+        is_eval = "evaluation" in image or "-EVAL-" in tag or (
+            not any(marker in tag for marker in ("-SFT-", "-RFT-")) and "eval" in name)
+        if is_eval:
+            location = hyper.get("base_model_location")
+            evaluates = "baseline" if not location else self.checkpoints.get(location) or (
+                "rft" if "rft" in location.lower() else "sft")
+            return "evaluation", "eval", evaluates
+        if "-RFT-" in tag or "reward_lambda_arn" in hyper or "rft" in name:
+            return "training", "rft", None
+        return "training", "sft", None
+
+    def _injected_failure(self, job: SimJob) -> bool:
+        fail_at = self.faults.fail_at
+        if job.kind == "training":
+            return fail_at == job.stage
+        if fail_at != "eval":
+            return False
+        if self.faults.fail_eval_of == "final":
+            tags = " ".join(str(t.get("Value", "")) for t in job.request.get("Tags", []))
+            return "final" in job.name.lower() or "final" in tags.lower()
+        return job.evaluates == self.faults.fail_eval_of
+
+    def _settle(self, job: SimJob) -> None:
+        """Finish the job if the caller's clock has passed its end."""
+        with self._lock:
+            if job.status != "InProgress" or clock.elapsed() < job.ends:
+                if job.status == "InProgress":
+                    job.secondary = "Training"
+                return
+            try:
+                self._finish(job)
+            except _JobFailure as failure:
+                job.status, job.secondary, job.failure_reason = "Failed", "Failed", str(failure)
+
+    def _finish(self, job: SimJob) -> None:
+        if self._injected_failure(job):
+            raise _JobFailure(
+                "AlgorithmError: CUDA out of memory while "
+                + ("evaluating" if job.kind == "evaluation" else "training")
+                + " (failure injected by the rehearsal)"
+            )
+        hyper = job.request.get("HyperParameters", {})
+        location = hyper.get("base_model_location")
+        if location and location not in self.checkpoints:
+            raise _JobFailure(f"ClientError: base_model_location {location} is not a checkpoint of this account")
+        members: dict[str, bytes] = {}
+        if job.kind == "training":
+            if job.stage == "rft":
+                self._grade_rollouts(job, hyper["reward_lambda_arn"] if "reward_lambda_arn" in hyper else None)
+            job.checkpoint = f"s3://{self._escrow}/{job.name}/checkpoint/"
+            self.checkpoints[job.checkpoint] = job.stage
+            members["manifest.json"] = json.dumps({"checkpoint_s3_bucket": job.checkpoint}).encode()
+            self._s3().put_object(
+                Bucket=self._ensure_escrow(), Key=f"{job.name}/checkpoint/manifest.json", Body=b"{}")
+        else:
+            if "eval_lambda_arn" in hyper:
+                self._grade_rollouts(job, hyper["eval_lambda_arn"])
+            job.metrics = dict(self.faults.metrics[job.evaluates or "baseline"])
+            if job.mean_reward is not None:
+                job.metrics["mean_reward"] = job.mean_reward
+            stamp = (self.epoch + dt.timedelta(seconds=job.ends)).strftime("%Y-%m-%dT%H-%M-%S.%f")
+            members[f"{job.name}/eval-result/results_{stamp}.json"] = json.dumps({
+                "results": {"custom|gen_qa_gen_qa|0": job.metrics, "all": job.metrics},
+                "config_general": {"model_name": job.evaluates, "job_name": job.name},
+            }, indent=2).encode()
+            members[f"{job.name}/eval-result/inference_output.jsonl"] = b""
+        job.status, job.secondary = "Completed", "Completed"
+        self._put_archive(job.output_uri, members)
+
+    def _grade_rollouts(self, job: SimJob, lambda_arn: str | None) -> None:
+        """Call the grader with rollouts of the job's dataset, as the trainer or RFT evaluation does."""
+        if not lambda_arn:
+            raise _JobFailure("ClientError: reward_lambda_arn is required for RFT")
+        if self.invoke_lambda is None:
+            return
+        samples = self._dataset_samples(job)[:8]
+        batch = [_rollout(sample, index) for index, sample in enumerate(samples)]
+        if not batch:
+            raise _JobFailure("ClientError: the training channel holds no samples")
+        try:
+            answer = self.invoke_lambda(lambda_arn, batch)
+        except Exception as error:  # noqa: BLE001 - the trainer reports any grader failure
+            raise _JobFailure(f"AlgorithmError: reward function {lambda_arn} failed: {error}") from error
+        problems = reward_contract_problems(batch, answer)
+        if problems:
+            raise _JobFailure("AlgorithmError: reward function response breaks the contract: " + "; ".join(problems))
+        job.grader_calls += 1
+        job.mean_reward = round(sum(item["aggregate_reward_score"] for item in answer) / len(answer), 4)
+
+    def _dataset_samples(self, job: SimJob) -> list[dict]:
+        s3 = self._s3()
+        samples: list[dict] = []
+        for channel in job.request.get("InputDataConfig", []):
+            if channel.get("ChannelName") not in ("train", "eval", "test"):
+                continue
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+            for key in keys:
+                text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+                samples.extend(json.loads(line) for line in text.splitlines() if line.strip())
+        return samples
+
+    def _ensure_escrow(self) -> str:
+        s3 = self._s3()
+        try:
+            s3.head_bucket(Bucket=self._escrow)
+        except ClientError:
+            s3.create_bucket(Bucket=self._escrow)
+        return self._escrow
+
+    def _put_archive(self, uri: str, members: dict[str, bytes]) -> None:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for member_name, data in members.items():
+                info = tarfile.TarInfo(member_name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        self._s3().put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+
+
+class _JobFailure(Exception):
+    pass
+
+
+def _rollout(sample: dict, index: int) -> dict:
+    """A grader request item: the sample with a simulated model answer (every third one wrong)."""
+    reference = sample.get("reference_answer", sample.get("metadata", {}).get("reference_answer"))
+    if isinstance(reference, dict):
+        answer = str(next(iter(reference.values()), ""))
+    else:
+        answer = str(reference if reference is not None else sample.get("response", ""))
+    if index % 3 == 2:
+        answer = "I am not sure."
+    messages = list(sample.get("messages") or [{"role": "user", "content": sample.get("query", "")}])
+    item = {k: v for k, v in sample.items() if k != "messages"}
+    item["id"] = str(sample.get("id", f"sample-{index}"))
+    item["messages"] = [*messages, {"role": "assistant", "content": answer}]
+    return item
+
+
+def reward_contract_problems(batch: list[dict], answer: Any) -> list[str]:
+    """Why a grader response breaks the RFT reward contract (CONTRACTS.md section 1)."""
+    if not isinstance(answer, list):
+        return [f"expected a bare JSON list, got {type(answer).__name__}"]
+    problems = []
+    if len(answer) != len(batch):
+        problems.append(f"{len(answer)} results for {len(batch)} samples")
+    ids = {item["id"] for item in batch}
+    for item in answer:
+        if not isinstance(item, dict):
+            problems.append(f"result {item!r} is not an object")
+            continue
+        if item.get("id") not in ids:
+            problems.append(f"result id {item.get('id')!r} is not a request id")
+        score = item.get("aggregate_reward_score")
+        if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
+            problems.append(f"result {item.get('id')!r}: aggregate_reward_score {score!r} is not a finite number")
+    return problems
+
+
+# --------------------------------------------------------------------------- Bedrock
+
+
+@dataclass
+class SimModel:
+    arn: str
+    name: str
+    request: dict
+    created: float
+    ready: float
+    failure: str | None
+    epoch: dt.datetime
+    deleted: bool = False
+
+    def status(self) -> str:
+        if clock.elapsed() < self.ready:
+            return "Creating"
+        return "Failed" if self.failure else "Active"
+
+
+class BedrockSimulator:
+    """Custom-model import and on-demand deployment with Creating -> Active/Failed."""
+
+    def __init__(self, *, account: str, region: str, epoch: dt.datetime, faults: Faults,
+                 durations: Durations, checkpoints: dict[str, str]) -> None:
+        self.account = account
+        self.region = region
+        self.epoch = epoch
+        self.faults = faults
+        self.durations = durations
+        self.checkpoints = checkpoints
+        self.models: dict[str, SimModel] = {}
+        self.deployments: dict[str, SimModel] = {}
+        self.calls: list[tuple[str, float]] = []
+        self._tokens: dict[tuple[str, str], str] = {}
+        self._lock = threading.RLock()
+
+    def _when(self, seconds: float) -> dt.datetime:
+        return self.epoch + dt.timedelta(seconds=seconds)
+
+    def create_custom_model(self, params: dict) -> dict:
+        _check("bedrock", "CreateCustomModel", params)
+        with self._lock:
+            self.calls.append(("CreateCustomModel", clock.elapsed()))
+            token = params.get("clientRequestToken")
+            if token and ("model", token) in self._tokens:
+                return {"modelArn": self._tokens[("model", token)]}
+            if any(m.name == params["modelName"] and not m.deleted for m in self.models.values()):
+                raise service_error("ConflictException", f"A model named {params['modelName']} already exists")
+            uri = params.get("modelSourceConfig", {}).get("s3DataSource", {}).get("s3Uri")
+            if not uri:
+                raise service_error("ValidationException", "modelSourceConfig.s3DataSource.s3Uri is required")
+            if not params.get("roleArn"):
+                raise service_error("ValidationException", "roleArn is required to import a model from S3")
+            failure = None
+            if uri not in self.checkpoints:
+                failure = f"The checkpoint {uri} does not exist or is not readable by the service role"
+            elif self.faults.fail_at == "import":
+                failure = "Model import failed: checkpoint validation error (failure injected by the rehearsal)"
+            now = clock.elapsed()
+            duration = self.durations.import_ * MINUTE * (0.4 if failure else 1)
+            arn = f"arn:aws:bedrock:{self.region}:{self.account}:custom-model/imported/{_short_id(params['modelName'], token)}"
+            self.models[arn] = SimModel(arn, params["modelName"], params, now, now + duration, failure, self.epoch)
+            if token:
+                self._tokens[("model", token)] = arn
+            return {"modelArn": arn}
+
+    def get_custom_model(self, params: dict) -> dict:
+        model = self._model(params["modelIdentifier"])
+        out = {"modelArn": model.arn, "modelName": model.name, "creationTime": self._when(model.created),
+               "customizationType": "IMPORTED", "modelStatus": model.status()}
+        if model.request.get("modelKmsKeyArn"):
+            out["modelKmsKeyArn"] = model.request["modelKmsKeyArn"]
+        if out["modelStatus"] == "Failed":
+            out["failureMessage"] = model.failure
+        return out
+
+    def list_custom_models(self, params: dict) -> dict:
+        return {"modelSummaries": [
+            {"modelArn": m.arn, "modelName": m.name, "creationTime": self._when(m.created),
+             "baseModelArn": "", "baseModelName": "", "customizationType": "IMPORTED", "modelStatus": m.status()}
+            for m in self.models.values()
+            if not m.deleted and params.get("nameContains", "") in m.name
+            and params.get("modelStatus", m.status()) == m.status()]}
+
+    def delete_custom_model(self, params: dict) -> dict:
+        self._model(params["modelIdentifier"]).deleted = True
+        return {}
+
+    def create_custom_model_deployment(self, params: dict) -> dict:
+        _check("bedrock", "CreateCustomModelDeployment", params)
+        with self._lock:
+            self.calls.append(("CreateCustomModelDeployment", clock.elapsed()))
+            token = params.get("clientRequestToken")
+            if token and ("deployment", token) in self._tokens:
+                return {"customModelDeploymentArn": self._tokens[("deployment", token)]}
+            model = self._model(params["modelArn"])
+            if model.status() != "Active":
+                raise service_error("ValidationException", f"Model {model.arn} is {model.status()}, not Active")
+            if any(d.name == params["modelDeploymentName"] and not d.deleted for d in self.deployments.values()):
+                raise service_error("ConflictException",
+                                    f"A deployment named {params['modelDeploymentName']} already exists")
+            failure = ("Deployment failed: insufficient capacity (failure injected by the rehearsal)"
+                       if self.faults.fail_at == "deploy" else None)
+            now = clock.elapsed()
+            duration = self.durations.deploy * MINUTE * (0.4 if failure else 1)
+            arn = (f"arn:aws:bedrock:{self.region}:{self.account}:custom-model-deployment/"
+                   f"{_short_id(params['modelDeploymentName'], token)}")
+            self.deployments[arn] = SimModel(arn, params["modelDeploymentName"], params, now, now + duration,
+                                             failure, self.epoch)
+            if token:
+                self._tokens[("deployment", token)] = arn
+            return {"customModelDeploymentArn": arn}
+
+    def get_custom_model_deployment(self, params: dict) -> dict:
+        deployment = self._deployment(params["customModelDeploymentIdentifier"])
+        out = {"customModelDeploymentArn": deployment.arn, "modelDeploymentName": deployment.name,
+               "modelArn": deployment.request["modelArn"], "createdAt": self._when(deployment.created),
+               "status": deployment.status(), "lastUpdatedAt": self._when(min(clock.elapsed(), deployment.ready))}
+        if deployment.request.get("description"):
+            out["description"] = deployment.request["description"]
+        if out["status"] == "Failed":
+            out["failureMessage"] = deployment.failure
+        return out
+
+    def list_custom_model_deployments(self, params: dict) -> dict:
+        return {"modelDeploymentSummaries": [
+            {"customModelDeploymentArn": d.arn, "customModelDeploymentName": d.name,
+             "modelArn": d.request["modelArn"], "createdAt": self._when(d.created), "status": d.status()}
+            for d in self.deployments.values()
+            if not d.deleted and params.get("modelArnEquals", d.request["modelArn"]) == d.request["modelArn"]]}
+
+    def delete_custom_model_deployment(self, params: dict) -> dict:
+        self._deployment(params["customModelDeploymentIdentifier"]).deleted = True
+        return {}
+
+    def _model(self, identifier: str) -> SimModel:
+        for model in self.models.values():
+            if identifier in (model.arn, model.name) and not model.deleted:
+                return model
+        raise service_error("ResourceNotFoundException", f"Model {identifier} not found", 404)
+
+    def _deployment(self, identifier: str) -> SimModel:
+        for deployment in self.deployments.values():
+            if identifier in (deployment.arn, deployment.name) and not deployment.deleted:
+                return deployment
+        raise service_error("ResourceNotFoundException", f"Deployment {identifier} not found", 404)
+
+
+def _short_id(name: str, token: str | None) -> str:
+    return hashlib.sha1(f"{name}|{token or uuid.uuid4()}".encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- botocore hooks
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class _Hooks:
+    """botocore handlers (registered once, for every session) that route calls to the active simulators."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Any] = {}  # service id -> simulator
+        self.calls: list[tuple[str, str, dict]] = []
+
+    def stash_params(self, params: dict, model: Any, context: dict, **_: Any) -> None:
+        if model.service_model.service_id.hyphenize() in self.routes:
+            context["rehearsal_params"] = params
+
+    def answer(self, model: Any, context: dict, **_: Any) -> tuple[AWSResponse, dict] | None:
+        simulator = self.routes.get(model.service_model.service_id.hyphenize())
+        method = getattr(simulator, _snake(model.name), None) if simulator else None
+        if method is None:
+            return None
+        params = context.get("rehearsal_params", {})
+        self.calls.append((model.service_model.service_id.hyphenize(), model.name, params))
+        try:
+            parsed = method(params)
+            status = 200
+        except ClientError as error:
+            parsed, status = dict(error.response), error.response["ResponseMetadata"]["HTTPStatusCode"]
+        parsed.setdefault("ResponseMetadata", {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4())})
+        return AWSResponse("https://simulated", status, {}, None), parsed
+
+
+HOOKS = _Hooks()
+BUILTIN_HANDLERS.append(("before-parameter-build", HOOKS.stash_params))
+BUILTIN_HANDLERS.append(("before-call", HOOKS.answer))

@@ -1,0 +1,191 @@
+"""The harness itself, on a small fixture state machine (tests/integration/fixture_stack.py).
+
+Each test runs the fixture definition through moto's interpreter with the bridge
+installed and checks one bridged behaviour the pipeline relies on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from rehearsal import bridge, clock
+from rehearsal.cloud import TemplateError, assert_only_placeholders_differ, render_definition
+from rehearsal.functions import FunctionRuntime
+from rehearsal.runner import MOTO_CONFIG, Result, Scenario, rehearse
+from rehearsal.simulators import BedrockSimulator, Durations, Faults, SageMakerSimulator
+from rehearsal.validation import definition_problems, request_problems
+from tests.integration.fixture_stack import definition, fixture_input, fixture_synthesized
+
+
+def _run(tmp_path: Path, scenario: Scenario | None = None, instance_type: str = "ml.p5.48xlarge") -> Result:
+    scenario = scenario or Scenario()
+    scenario.replace_input = fixture_input()
+    return rehearse(scenario, synthesized=fixture_synthesized(tmp_path, instance_type), out_dir=tmp_path / "out")
+
+
+def _exited_at(result: Result, state: str) -> float:
+    start = dt.datetime.fromisoformat(result.history[0]["timestamp"])
+    for event in result.history:
+        if event.get("stateExitedEventDetails", {}).get("name") == state:
+            return (dt.datetime.fromisoformat(event["timestamp"]) - start).total_seconds()
+    raise AssertionError(f"{state} never exited")
+
+
+def test_lambda_tasks_run_the_real_handler_with_each_functions_environment(tmp_path: Path) -> None:
+    # Given two functions sharing one handler module with different GREETING values
+    # When the fixture runs
+    result = _run(tmp_path)
+    # Then each call saw its own environment and its own module instance
+    assert result.status == "SUCCEEDED"
+    assert result.output["english"]["value"]["greeting"] == "hello"
+    assert result.output["english"]["value"]["loadedWith"] == "hello"
+    inner = result.output["nested"]["value"]
+    assert inner["inner"]["greeting"] == "bonjour" and inner["inner"]["loadedWith"] == "bonjour"
+    # and a function that invoked another one still reads its own settings afterwards
+    assert inner["myGreeting"] == "nested"
+    # and the handler's print went to its log, not to the rehearsal's output
+    assert "greeting" in (tmp_path / "out" / "logs" / "GreetEnglish.log").read_text()
+
+
+def test_a_handler_exception_is_caught_by_its_class_name_with_the_lambda_error_payload(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    error = result.output["budgetError"]
+    assert error["Error"] == "QuotaBreached"
+    cause = json.loads(error["Cause"])
+    assert cause["errorType"] == "QuotaBreached"
+    assert cause["errorMessage"] == "budget 5 exceeded"
+    assert cause["stackTrace"]
+
+
+def test_parallel_branches_overlap_on_simulated_time_and_waits_do_not_sleep(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    # The 10-minute wait ends a French greeting at +10 min, beside a 40-minute SFT job
+    assert 600 <= _exited_at(result, "Greet in French") < 700
+    assert 2400 <= _exited_at(result, "Run SFT training job") < 2500
+    # and the Parallel ends with its longest branch, not the sum of both
+    assert 2400 <= _exited_at(result, "Train and wait") < 2500
+    assert result.wall_seconds < 30
+
+
+def test_sync_training_job_completes_and_writes_the_checkpoint_manifest(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    job = result.output["branches"][1]["job"]
+    assert job == {"name": "fixture-sft-a1", "status": "Completed",
+                   "arn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/fixture-sft-a1"}
+    (sft,) = result.job("sft")
+    assert sft["checkpoint"].startswith("s3://customer-escrow-123456789012-smtj-")
+    assert sft["checkpoint"].endswith("/fixture-sft-a1/checkpoint/")
+
+
+def test_a_failed_training_job_raises_states_task_failed_with_the_description_as_cause(tmp_path: Path) -> None:
+    result = _run(tmp_path, Scenario(fail_at="sft"))
+    error = result.output["branches"][1]["jobError"]
+    assert error["Error"] == "States.TaskFailed"
+    cause = json.loads(error["Cause"])
+    assert cause["TrainingJobStatus"] == "Failed"
+    assert "failure injected" in cause["FailureReason"]
+    assert result.job("sft")[0]["status"] == "Failed"
+
+
+def test_throttling_surfaces_as_a_sagemaker_error_and_the_retry_waits_on_the_simulated_clock(tmp_path: Path) -> None:
+    result = _run(tmp_path, Scenario(throttle={"sft": "ThrottlingException"}))
+    failed = [e for e in result.history if e["type"] == "TaskFailed"]
+    assert failed[0]["taskFailedEventDetails"]["error"] == "SageMaker.ThrottlingException"
+    assert result.rejected_job_requests == [{"name": "fixture-sft-a1", "stage": "sft", "error": "ThrottlingException"}]
+    (sft,) = result.job("sft")
+    assert sft["status"] == "Completed"
+    assert sft["start_minute"] >= 5  # the 300-second retry interval passed on the branch's clock
+
+
+def test_an_invalid_enum_in_the_job_request_is_rejected_like_the_service_would(tmp_path: Path) -> None:
+    result = _run(tmp_path, instance_type="ml.ml.g5.xlarge")
+    error = result.output["branches"][1]["jobError"]
+    assert error["Error"] == "SageMaker.ValidationException"
+    assert "ml.ml.g5.xlarge" in error["Cause"] and "ResourceConfig.InstanceType" in error["Cause"]
+    assert result.jobs == []
+
+
+def test_request_problems_add_enums_lengths_and_patterns_to_botocore_validation() -> None:
+    problems = request_problems("sagemaker", "CreateTrainingJob", {
+        "TrainingJobName": "bad_name_" + "x" * 70, "RoleArn": "arn:aws:iam::123456789012:role/r",
+        "OutputDataConfig": {"S3OutputPath": "s3://b/p"}, "Unknown": 1})
+    text = "\n".join(problems)
+    assert "Unknown parameter" in text and "Unknown" in text
+    assert "valid max length: 63" in text
+    assert "must match pattern" in text
+
+
+def test_static_check_rejects_an_unknown_parameter_name() -> None:
+    document = definition()
+    job = document["States"]["Train and wait"]["Branches"][1]["States"]["Run SFT training job"]
+    job["Parameters"]["ResourceConfig"]["InstanceTyp"] = "ml.p5.48xlarge"
+    job["Parameters"]["Tag"] = []
+    problems = definition_problems(document)
+    assert any("ResourceConfig.InstanceTyp" in p for p in problems)
+    assert any("Parameters.Tag " in p for p in problems)
+    assert definition_problems(definition()) == []
+
+
+def test_rendering_changes_nothing_but_placeholders() -> None:
+    synthesized = json.dumps({"A": "${Fn}", "B": "keep ${Fn} here", "C": 1})
+    subs = {"Fn": "arn:aws:lambda:us-east-1:123456789012:function:f"}
+    rendered = render_definition(synthesized, subs)
+    assert_only_placeholders_differ(synthesized, rendered, subs)
+    with pytest.raises(TemplateError, match="beyond its placeholders"):
+        assert_only_placeholders_differ(synthesized, rendered.replace('"C": 1', '"C": 2'), subs)
+    with pytest.raises(TemplateError, match="without a substitution"):
+        assert_only_placeholders_differ(json.dumps({"A": "${Missing}"}), "{}", subs)
+
+
+def test_bedrock_import_goes_creating_to_active_on_the_clock_and_is_idempotent(tmp_path: Path) -> None:
+    epoch = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    faults, durations = Faults(), Durations()
+    with mock_aws(config=MOTO_CONFIG), FunctionRuntime(code_root=tmp_path, log_dir=None) as runtime:
+        sagemaker = SageMakerSimulator(account="123456789012", region="us-east-1", epoch=epoch,
+                                       faults=faults, durations=durations)
+        bedrock = BedrockSimulator(account="123456789012", region="us-east-1", epoch=epoch, faults=faults,
+                                   durations=durations, checkpoints=sagemaker.checkpoints)
+        sagemaker.register_checkpoint("s3://customer-escrow-123456789012-smtj-x/job/checkpoint/", "rft")
+        with bridge.installed(runtime=runtime, sagemaker=sagemaker, bedrock=bedrock), clock.using(clock.Lane(epoch)):
+            client = boto3.client("bedrock", region_name="us-east-1")
+            request = {"modelName": "nova-run-1", "roleArn": "arn:aws:iam::123456789012:role/import",
+                       "clientRequestToken": "run-1-import",
+                       "modelSourceConfig": {"s3DataSource": {"s3Uri": "s3://customer-escrow-123456789012-smtj-x/job/checkpoint/"}}}
+            arn = client.create_custom_model(**request)["modelArn"]
+            assert client.create_custom_model(**request)["modelArn"] == arn  # same token, same model
+            assert len(bedrock.models) == 1
+            assert client.get_custom_model(modelIdentifier=arn)["modelStatus"] == "Creating"
+            clock.advance(15 * 60)
+            assert client.get_custom_model(modelIdentifier=arn)["modelStatus"] == "Active"
+            deployment = client.create_custom_model_deployment(
+                modelDeploymentName="nova-run-1", modelArn=arn, clientRequestToken="run-1-deploy",
+            )["customModelDeploymentArn"]
+            clock.advance(10 * 60)
+            status = client.get_custom_model_deployment(customModelDeploymentIdentifier=deployment)["status"]
+            assert status == "Active"
+            # A checkpoint no job produced fails the import; a bad name never reaches the service
+            unknown = client.create_custom_model(**{**request, "modelName": "other", "clientRequestToken": "t2",
+                "modelSourceConfig": {"s3DataSource": {"s3Uri": "s3://customer-escrow-1-smtj-x/nope/"}}})["modelArn"]
+            clock.advance(15 * 60)
+            model = client.get_custom_model(modelIdentifier=unknown)
+            assert model["modelStatus"] == "Failed" and "does not exist" in model["failureMessage"]
+            with pytest.raises(client.exceptions.ValidationException, match="must match pattern"):
+                client.create_custom_model(**{**request, "modelName": "bad name!", "clientRequestToken": "t3"})
+
+
+def test_a_jsonata_definition_is_refused_up_front(tmp_path: Path) -> None:
+    from rehearsal.cloud import Synthesized
+    from tests.integration.fixture_stack import template
+
+    document = template()
+    machine = document["Resources"]["StateMachine1A2B3C4D"]["Properties"]
+    machine["DefinitionString"] = json.dumps({"QueryLanguage": "JSONata", "StartAt": "A",
+                                              "States": {"A": {"Type": "Succeed"}}})
+    with pytest.raises(TemplateError, match="JSONata"):
+        rehearse(Scenario(replace_input={}), synthesized=Synthesized(tmp_path, document))

@@ -1,0 +1,207 @@
+"""The real pipeline, rehearsed: the synthesized definition, the project's Lambda code, simulated SageMaker/Bedrock.
+
+One synthesis per session (``app_synthesized``); each test runs one scenario on
+fresh simulated AWS through the same harness as ``python -m rehearsal``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rehearsal import __main__ as cli
+from rehearsal.cloud import Synthesized
+from rehearsal.runner import Result, Scenario, rehearse
+
+PREVIOUS_SFT_CHECKPOINT = "s3://customer-escrow-123456789012-smtj-0a1b2c3d/nova-earlier-run-sft-a1/checkpoint/"
+
+
+def _rehearse(synthesized: Synthesized, out_dir: Path, **scenario: object) -> Result:
+    return rehearse(Scenario(**scenario), synthesized=synthesized, out_dir=out_dir)  # type: ignore[arg-type]
+
+
+def _model_requests(result: Result) -> list[dict]:
+    return [m["request"] for m in result.models]
+
+
+def _only(jobs: list[dict]) -> dict:
+    assert len(jobs) == 1, [j["name"] for j in jobs]
+    return jobs[0]
+
+
+def _evaluation_of(result: Result, model: str) -> dict:
+    return _only([j for j in result.jobs if j["kind"] == "evaluation" and j["evaluates"] == model])
+
+
+def _run_text(result: Result) -> str:
+    assert result.run is not None, "no run.json"
+    return json.dumps(result.run)
+
+
+# -- happy path ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def happy(app_synthesized: Synthesized, tmp_path_factory: pytest.TempPathFactory) -> Result:
+    return _rehearse(app_synthesized, tmp_path_factory.mktemp("happy"))
+
+
+def test_happy_path_deploys_and_records_the_model_and_deployment(happy: Result) -> None:
+    assert happy.status == "SUCCEEDED", (happy.error, happy.cause, happy.function_errors)
+    assert happy.exit_code == 0
+    assert happy.problems == []
+    (model,) = happy.models
+    (deployment,) = happy.deployments
+    assert model["status"] == "Active" and deployment["status"] == "Active"
+    run = _run_text(happy)
+    assert model["arn"] in run and deployment["arn"] in run
+    assert happy.run_path is not None and happy.run_path.exists()
+    assert happy.report_path is not None and happy.report_path.exists()
+
+
+def test_happy_path_chains_checkpoints_sft_to_rft_to_import(happy: Result) -> None:
+    sft = _only(happy.job("sft"))
+    rft = _only(happy.job("rft"))
+    assert rft["hyper_parameters"]["base_model_location"] == sft["checkpoint"]
+    (request,) = _model_requests(happy)
+    assert request["modelSourceConfig"]["s3DataSource"]["s3Uri"] == rft["checkpoint"]
+    # and the final evaluation scored the RFT checkpoint, the SFT evaluation the SFT one
+    assert _evaluation_of(happy, "rft")["hyper_parameters"]["base_model_location"] == rft["checkpoint"]
+    assert _evaluation_of(happy, "sft")["hyper_parameters"]["base_model_location"] == sft["checkpoint"]
+    assert "base_model_location" not in _evaluation_of(happy, "baseline")["hyper_parameters"]
+
+
+def test_happy_path_runs_evaluations_beside_training(happy: Result) -> None:
+    from rehearsal.progress import critical_path
+
+    path = [span.label for span in critical_path(happy.spans)]
+    assert path == ["SFT", "RFT", "final eval", "import", "deploy"]
+    assert 175 * 60 <= happy.simulated_seconds < 200 * 60
+    baseline, sft = _evaluation_of(happy, "baseline"), _only(happy.job("sft"))
+    assert baseline["start_minute"] == pytest.approx(sft["start_minute"], abs=1)
+
+
+def test_happy_path_grades_rollouts_with_the_real_grader(happy: Result) -> None:
+    rft = _only(happy.job("rft"))
+    assert rft["grader_calls"] == 1
+    assert 0.0 <= rft["mean_reward"] <= 1.0
+
+
+def test_happy_path_sends_the_notification(happy: Result) -> None:
+    assert happy.notifications, "no notification"
+    subject = happy.notifications[-1]["subject"]
+    assert "SUCCEEDED" in subject
+
+
+# -- injected failures --------------------------------------------------------------------------
+
+_STAGE_WORDS = {"preflight": "preflight", "sft": "sft", "rft": "rft", "eval": "eval", "import": "import",
+                "deploy": "deploy"}
+
+
+@pytest.mark.parametrize("stage", list(_STAGE_WORDS))
+def test_an_injected_failure_ends_the_run_failed_at_its_stage(
+    stage: str, app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    result = _rehearse(app_synthesized, out_dir, fail_at=stage)
+    assert result.status == "FAILED"
+    assert result.exit_code != 0
+    assert result.run is not None and result.run.get("status") == "FAILED"
+    error = json.dumps(result.run.get("error")).lower()
+    assert _STAGE_WORDS[stage] in error, result.run.get("error")
+    # nothing half-created: no job still running, every Bedrock resource recorded
+    assert result.problems == []
+    assert result.notifications and "FAILED" in result.notifications[-1]["subject"]
+    assert not any(d["status"] == "Active" for d in result.deployments)
+
+
+def test_throttled_training_job_is_retried_with_a_new_job_name(app_synthesized: Synthesized, out_dir: Path) -> None:
+    result = _rehearse(app_synthesized, out_dir, throttle={"sft": "ThrottlingException",
+                                                           "rft": "ResourceLimitExceeded"})
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    rejected = {r["stage"]: r["name"] for r in result.rejected_job_requests}
+    assert set(rejected) == {"sft", "rft"}
+    for stage in ("sft", "rft"):
+        job = _only(result.job(stage))
+        assert job["status"] == "Completed"
+        assert job["name"] != rejected[stage]
+    assert result.exit_code == 0
+
+
+def test_gate_rejection_ends_without_import(app_synthesized: Synthesized, out_dir: Path) -> None:
+    result = _rehearse(app_synthesized, out_dir, gate_reject=True,
+                       run_input={"gate": {"minScore": 0.7, "minGainOverBaseline": 0.05}})
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert result.models == [] and result.bedrock_calls == []
+    assert result.run is not None and result.run.get("status") == "GATE_REJECTED"
+    assert result.exit_code == 2
+    assert "GATE REJECTED" in result.notifications[-1]["subject"]
+
+
+def test_resume_from_rft_reuses_the_given_sft_checkpoint(app_synthesized: Synthesized, out_dir: Path) -> None:
+    result = _rehearse(
+        app_synthesized, out_dir,
+        run_input={"resumeFrom": {"stage": "rft", "checkpoint": PREVIOUS_SFT_CHECKPOINT}},
+        previous_checkpoints={PREVIOUS_SFT_CHECKPOINT: "sft"},
+    )
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert result.job("sft") == []
+    rft = _only(result.job("rft"))
+    assert rft["hyper_parameters"]["base_model_location"] == PREVIOUS_SFT_CHECKPOINT
+    (request,) = _model_requests(result)
+    assert request["modelSourceConfig"]["s3DataSource"]["s3Uri"] == rft["checkpoint"]
+
+
+def test_skipping_rft_imports_the_sft_checkpoint(app_synthesized: Synthesized, out_dir: Path) -> None:
+    result = _rehearse(app_synthesized, out_dir, run_input={"stages": {"rft": False}})
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert result.job("rft") == []
+    sft = _only(result.job("sft"))
+    (request,) = _model_requests(result)
+    assert request["modelSourceConfig"]["s3DataSource"]["s3Uri"] == sft["checkpoint"]
+    assert "RFT skipped" in result.states_entered()
+
+
+def test_skipping_baseline_and_deploy_runs_no_baseline_job_and_no_import(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    result = _rehearse(app_synthesized, out_dir, run_input={"stages": {"baselineEval": False, "deploy": False}})
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert [j for j in result.jobs if j["evaluates"] == "baseline"] == []
+    assert result.models == []
+    assert result.exit_code == 2  # succeeded, nothing deployed
+
+
+def test_a_bad_run_input_is_rejected_in_the_first_state_with_every_problem(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    bad = {"datasets": {"sft": "s3://somewhere-else/data.jsonl"}, "model": "nova-9",
+           "stages": {"sft": "yes"}, "colour": "blue"}
+    result = _rehearse(app_synthesized, out_dir, replace_input=bad)
+    assert result.status == "FAILED"
+    assert result.jobs == []
+    entered = result.states_entered()
+    assert "Validate run" in entered and "Preflight checks" not in entered
+    text = (result.cause or "") + _run_text(result)
+    for field in ("colour", "model", "stages.sft", "datasets.sft"):
+        assert field in text, field
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def test_the_command_prints_the_paths_last_and_exits_non_zero_on_failure(
+    app_synthesized: Synthesized, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("REHEARSAL_OUT", str(tmp_path / "cli"))
+    monkeypatch.setenv("REHEARSAL_FAIL_AT", "deploy")
+    monkeypatch.setattr(cli, "rehearse", lambda scenario, **kw: rehearse(scenario, synthesized=app_synthesized, **kw))
+    code = cli.main()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 1
+    assert lines[-1].startswith("Report: ") and lines[-1].endswith("report.html")
+    assert lines[-2].startswith("Run record: ") and lines[-2].endswith("run.json")
+    assert (tmp_path / "cli" / "run.json").exists()
+    assert any("✗" in line and "Deployment failed" in line for line in lines)
