@@ -9,7 +9,10 @@ from constructs import Construct
 from stacks.config import PipelineSettings
 from stacks.graders import Graders
 from stacks.identity import Identity
+from stacks.monitoring import Monitoring, Notifications
+from stacks.pipeline import Pipeline
 from stacks.storage import Storage
+from stacks.triggers import Triggers
 
 
 class NovaCustomizationStack(Stack):
@@ -33,6 +36,51 @@ class NovaCustomizationStack(Stack):
             "SageMakerGraders",
             sagemaker_role=self.identity.sagemaker_role,
             log_retention=self.log_retention,
+        )
+        self.pipeline = Pipeline(
+            self,
+            "Pipeline",
+            data_bucket=self.storage.data_bucket,
+            artifacts_bucket=self.storage.artifacts_bucket,
+            key=self.storage.key,
+            identity=self.identity,
+            graders=self.graders.functions,
+            log_retention=self.log_retention,
+            pipeline_name=settings.pipeline_name,
+            region=settings.region,
+        )
+        self.triggers = Triggers(
+            self,
+            "Triggers",
+            pipeline_name=settings.pipeline_name,
+            state_machine=self.pipeline.state_machine,
+            data_bucket=self.storage.data_bucket,
+            key=self.storage.key,
+            log_retention=self.log_retention,
+            retrain_schedule=settings.retrain_schedule,
+        )
+        self.notifications = Notifications(
+            self,
+            "Notifications",
+            pipeline_name=settings.pipeline_name,
+            state_machine=self.pipeline.state_machine,
+            artifacts_bucket=self.storage.artifacts_bucket,
+            key=self.storage.key,
+            log_retention=self.log_retention,
+            notification_email=settings.notification_email,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            pipeline_name=settings.pipeline_name,
+            state_machine=self.pipeline.state_machine,
+            topic=self.notifications.topic,
+            grader_functions=self.graders.functions,
+            dead_letter_queues={
+                "trigger": self.triggers.dead_letter_queue,
+                "notify": self.notifications.dead_letter_queue,
+            },
+            trigger_queue=self.triggers.queue,
         )
         Tags.of(self).add("project", "nova-customization")
         Tags.of(self).add("pipeline", settings.pipeline_name)

@@ -58,3 +58,29 @@ def image_uri(region: str, repository: str, tag: str) -> str:
     """The ECR image URI of a Nova image in ``region`` (raises KeyError for unsupported regions)."""
     account = IMAGE_ACCOUNTS[region]
     return f"{account}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}"
+
+
+# Which repository and image tag each pipeline method runs with.
+METHODS = ("sft", "rft", "eval")
+
+
+class UnsupportedMethodError(ValueError):
+    """The model has no image for the method (e.g. RFT on a Nova 1 model)."""
+
+
+def method_image(model: NovaModel, method: str, region: str) -> str:
+    """The training or evaluation image of ``method`` (``sft``, ``rft`` or ``eval``) for ``model``."""
+    if method == "sft":
+        return image_uri(region, FINE_TUNE_REPOSITORY, model.sft_tag)
+    if method == "rft":
+        if model.rft_tag is None:
+            raise UnsupportedMethodError(f"{model.key} does not support RFT on SageMaker training jobs")
+        return image_uri(region, FINE_TUNE_REPOSITORY, model.rft_tag)
+    if method == "eval":
+        return image_uri(region, EVALUATION_REPOSITORY, model.eval_tag)
+    raise UnsupportedMethodError(f"unknown method {method!r} (expected one of {', '.join(METHODS)})")
+
+
+def hourly_price(instance_type: str) -> float:
+    """USD per instance-hour of ``instance_type`` (KeyError when the price table lacks it)."""
+    return INSTANCE_PRICE_USD_PER_HOUR[instance_type]

@@ -1,0 +1,119 @@
+"""Bedrock: import the candidate checkpoint (``CreateCustomModel``) and deploy it on demand
+(``CreateCustomModelDeployment``), CONTRACTS.md section 3.
+
+Both create calls carry a ``clientRequestToken`` derived from the run id, so a retried
+Lambda invocation returns the model or deployment it already created instead of a second
+one. The state machine polls with Wait/Choice: each check returns the status and the
+next wait (60 s, doubling, at most 600 s) and says when the polls are exhausted.
+
+The calls need boto3 >= 1.39.7 (the dependency layer bundles a recent boto3);
+:func:`require_operations` fails clearly at cold start if the client lacks them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lambdas.pipeline import naming
+from lambdas.pipeline.jobs import candidate_checkpoint
+
+REQUIRED_OPERATIONS = (
+    "create_custom_model",
+    "get_custom_model",
+    "create_custom_model_deployment",
+    "get_custom_model_deployment",
+)
+FIRST_WAIT_S = 60
+MAX_WAIT_S = 600
+MAX_IMPORT_POLLS = 36  # about 5.5 hours
+MAX_DEPLOYMENT_POLLS = 24  # about 3.5 hours
+
+
+class BedrockClientTooOld(RuntimeError):
+    """The boto3 in use predates the Bedrock custom-model import and deployment APIs."""
+
+
+def require_operations(client: Any, boto3_version: str) -> None:
+    missing = [op for op in REQUIRED_OPERATIONS if not hasattr(client, op)]
+    if missing:
+        raise BedrockClientTooOld(
+            f"boto3 {boto3_version} has no bedrock {', '.join(missing)}: the functions need boto3 >= 1.39.7 "
+            "(bundled in the dependency layer; rebuild it with `make layer`)"
+        )
+
+
+def _poll(previous: Mapping[str, Any] | None, status: str, max_polls: int) -> dict[str, Any]:
+    count = int((previous or {}).get("count", -1)) + 1
+    wait = FIRST_WAIT_S if previous is None else min(int(previous["waitSeconds"]) * 2, MAX_WAIT_S)
+    return {"count": count, "waitSeconds": wait, "exhausted": count >= max_polls and status not in {"Active", "Failed"}}
+
+
+def _tags(plan: Mapping[str, Any], key_name: str, value_name: str, **extra: str) -> list[dict[str, str]]:
+    tags = {"nova:pipeline": plan["pipelineName"], "nova:run-id": plan["runId"], **extra}
+    return [{key_name: k, value_name: v} for k, v in tags.items()]
+
+
+def _code(error: Exception) -> str | None:
+    return getattr(error, "response", {}).get("Error", {}).get("Code")
+
+
+def start_import(*, bedrock: Any, plan: Mapping[str, Any], stages: Mapping[str, Any], role_arn: str
+                 ) -> dict[str, Any]:
+    """``CreateCustomModel`` from the candidate checkpoint; idempotent per run."""
+    stage, checkpoint = candidate_checkpoint(stages)
+    name = naming.bedrock_model_name(plan["pipelineName"], plan["runId"])
+    request = {
+        "modelName": name,
+        "modelSourceConfig": {"s3DataSource": {"s3Uri": checkpoint}},
+        "roleArn": role_arn,
+        "modelTags": _tags(plan, "key", "value", **{"nova:checkpoint-stage": stage}),
+        "clientRequestToken": naming.client_request_token(plan["pipelineName"], plan["runId"], "import"),
+    }
+    try:
+        arn = bedrock.create_custom_model(**request)["modelArn"]
+    except Exception as error:
+        if _code(error) != "ConflictException":
+            raise
+        # The name is taken: a create call of this run that succeeded although its response was lost.
+        arn = bedrock.get_custom_model(modelIdentifier=name)["modelArn"]
+    return {"arn": arn, "name": name, "checkpoint": checkpoint, "status": "Creating", "failureMessage": None,
+            "poll": _poll(None, "Creating", MAX_IMPORT_POLLS)}
+
+
+def check_import(*, bedrock: Any, model: Mapping[str, Any]) -> dict[str, Any]:
+    """``GetCustomModel``: the model's status and the next wait."""
+    response = bedrock.get_custom_model(modelIdentifier=model["arn"])
+    status = response.get("modelStatus", "Creating")
+    failure = response.get("failureMessage") or ("no failureMessage returned" if status == "Failed" else None)
+    return {**model, "status": status, "failureMessage": failure,
+            "poll": _poll(model.get("poll"), status, MAX_IMPORT_POLLS)}
+
+
+def start_deployment(*, bedrock: Any, plan: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
+    """``CreateCustomModelDeployment`` (on demand) of the imported model; idempotent per run."""
+    name = naming.bedrock_deployment_name(plan["pipelineName"], plan["runId"])
+    request = {
+        "modelDeploymentName": name,
+        "modelArn": model["arn"],
+        "description": f"Nova customization pipeline {plan['pipelineName']}, run {plan['runId']}",
+        "tags": _tags(plan, "key", "value"),
+        "clientRequestToken": naming.client_request_token(plan["pipelineName"], plan["runId"], "deploy"),
+    }
+    try:
+        arn = bedrock.create_custom_model_deployment(**request)["customModelDeploymentArn"]
+    except Exception as error:
+        if _code(error) != "ConflictException":
+            raise
+        arn = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=name)["customModelDeploymentArn"]
+    return {"arn": arn, "name": name, "modelArn": model["arn"], "status": "Creating", "failureMessage": None,
+            "poll": _poll(None, "Creating", MAX_DEPLOYMENT_POLLS)}
+
+
+def check_deployment(*, bedrock: Any, deployment: Mapping[str, Any]) -> dict[str, Any]:
+    """``GetCustomModelDeployment``: the deployment's status and the next wait."""
+    response = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=deployment["arn"])
+    status = response.get("status", "Creating")
+    failure = response.get("failureMessage") or ("no failureMessage returned" if status == "Failed" else None)
+    return {**deployment, "status": status, "failureMessage": failure,
+            "poll": _poll(deployment.get("poll"), status, MAX_DEPLOYMENT_POLLS)}

@@ -1,0 +1,82 @@
+"""The quality gate: may the candidate be imported and deployed?
+
+The candidate passes only if its ``gate.metric``
+
+1. reaches ``minScore``;
+2. beats the baseline by at least ``minGainOverBaseline`` (when a baseline was evaluated);
+3. with ``mustBeatDeployed``, is strictly higher than the metric recorded for the model this
+   pipeline deployed last (its champion record, ``champions/<pipeline>.json``); with no
+   champion yet, or a champion without that metric, the check passes and says so.
+
+Higher is better for every metric the evaluations report. A rejected candidate ends the
+run as ``GATE_REJECTED`` (a successful execution without a deployment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _value(metrics: Mapping[str, Any] | None, name: str) -> float | None:
+    value = (metrics or {}).get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def apply_gate(*, gate: Mapping[str, Any], metrics: Mapping[str, Any], champion: Mapping[str, Any] | None,
+               eval_etag: str | None = None) -> dict[str, Any]:
+    """``{"passed", "reasons", "checks", "champion"}``; ``reasons`` explain the decision."""
+    name = gate["metric"]
+    table = metrics["table"]
+    candidate_label = metrics["candidate"]
+    candidate = _value(table.get(candidate_label), name)
+    checks: list[dict[str, Any]] = []
+
+    def check(rule: str, passed: bool, detail: str) -> None:
+        checks.append({"rule": rule, "passed": passed, "detail": detail})
+
+    if candidate is None:
+        reported = ", ".join(sorted(table.get(candidate_label) or {})) or "nothing"
+        check("metric", False, f"{name} is not among the final evaluation's metrics (reported: {reported})")
+        return _decision(checks, champion)
+
+    min_score = float(gate["minScore"])
+    check("minScore", candidate >= min_score,
+          f"{name} {candidate:.4g} {'>=' if candidate >= min_score else '<'} minScore {min_score:.4g}")
+
+    baseline = _value(table.get("baseline"), name)
+    min_gain = float(gate["minGainOverBaseline"])
+    if baseline is None:
+        check("minGainOverBaseline", True, "no baseline evaluation to compare with")
+    else:
+        gain = candidate - baseline
+        check("minGainOverBaseline", gain >= min_gain,
+              f"gain over the baseline {gain:+.4g} ({baseline:.4g} -> {candidate:.4g}) "
+              f"{'>=' if gain >= min_gain else '<'} minGainOverBaseline {min_gain:.4g}")
+
+    if gate.get("mustBeatDeployed"):
+        if not champion:
+            check("mustBeatDeployed", True, "no model deployed by this pipeline yet")
+        else:
+            deployed = _value(champion.get("metrics"), name)
+            who = f"the deployed model of run {champion.get('runId')}"
+            if deployed is None:
+                check("mustBeatDeployed", True, f"{who} has no recorded {name}")
+            else:
+                note = ""
+                if eval_etag and champion.get("evalDatasetEtag") and champion["evalDatasetEtag"] != eval_etag:
+                    note = " (measured on a different evaluation dataset)"
+                check("mustBeatDeployed", candidate > deployed,
+                      f"{name} {candidate:.4g} {'>' if candidate > deployed else '<='} {deployed:.4g} of {who}{note}")
+    return _decision(checks, champion)
+
+
+def _decision(checks: list[dict[str, Any]], champion: Mapping[str, Any] | None) -> dict[str, Any]:
+    passed = all(c["passed"] for c in checks)
+    reasons = [c["detail"] for c in checks if passed or not c["passed"]]
+    summary = None
+    if champion:
+        summary = {k: champion.get(k) for k in ("runId", "modelArn", "deploymentArn", "metrics")}
+    return {"passed": passed, "reasons": reasons, "checks": checks, "champion": summary}

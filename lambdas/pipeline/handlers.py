@@ -1,0 +1,356 @@
+"""Lambda handlers of the pipeline's stages (``lambdas.pipeline.handlers.<name>``).
+
+Each handler parses its event, calls one function of a domain module with the AWS
+clients it needs, and returns a JSON-serializable dict (the state machine selects
+from ``$.Payload``). Configuration comes from :func:`environment` and clients from
+:func:`client`, both created on first use (not at import), so the offline rehearsal
+can set the environment and activate its simulated AWS first.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict
+
+from lambdas.pipeline import bedrock, gate, jobs, metrics, outputs, preflight, record, run_input
+from lambdas.pipeline.environment import PipelineEnvironment, load_environment
+from lambdas.pipeline.naming import champion_key
+from lambdas.pipeline.stages import job_record, with_stage
+
+logger = Logger()
+
+Stage = Literal["baselineEval", "sft", "sftEval", "rft", "finalEval"]
+
+
+@lru_cache(maxsize=1)
+def environment() -> PipelineEnvironment:
+    """The function's configuration, validated on first use."""
+    return load_environment(os.environ)
+
+
+@lru_cache(maxsize=None)
+def client(service: str) -> Any:
+    """A boto3 client with standard retries (throttling backs off inside the call)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service, region_name=environment().region, config=Config(retries={"mode": "standard", "max_attempts": 8})
+    )
+
+
+@lru_cache(maxsize=1)
+def bedrock_client() -> Any:
+    """The Bedrock control-plane client, checked for the custom-model operations."""
+    import boto3
+
+    bedrock_api = client("bedrock")
+    bedrock.require_operations(bedrock_api, boto3.__version__)
+    return bedrock_api
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ValidateRunEvent(_Event):
+    input: Any
+    execution: dict[str, Any]
+
+
+class PlanEvent(_Event):
+    plan: dict[str, Any]
+
+
+class PrepareJobEvent(_Event):
+    stage: Stage
+    plan: dict[str, Any]
+    stages: dict[str, Any]
+    previous: dict[str, Any]
+
+
+class FinishJobEvent(_Event):
+    stage: Stage
+    job: dict[str, Any]
+    stages: dict[str, Any]
+    endedAt: str | None = None
+
+
+class PlanStagesEvent(_Event):
+    plan: dict[str, Any]
+    stages: dict[str, Any]
+
+
+class GateEvent(_Event):
+    plan: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+class ModelEvent(_Event):
+    model: dict[str, Any]
+
+
+class DeployEvent(_Event):
+    plan: dict[str, Any]
+    model: dict[str, Any]
+
+
+class DeploymentEvent(_Event):
+    deployment: dict[str, Any]
+
+
+class RecordEvent(_Event):
+    run: dict[str, Any]
+    endedAt: str | None = None
+
+
+# -- adapters between boto3 and the domain modules ----------------------------------------------
+
+
+def _head_object(bucket: str, key: str) -> dict[str, Any]:
+    from botocore.exceptions import ClientError
+
+    try:
+        return client("s3").head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code"))
+        if code in {"404", "NoSuchKey", "NotFound"}:
+            raise LookupError(key) from error
+        if code in {"403", "AccessDenied", "Forbidden"}:
+            raise PermissionError(key) from error
+        raise
+
+
+def _grader_version(name: str) -> str | None:
+    from lambdas.reward.presets import load_preset
+
+    try:
+        return load_preset(name).version
+    except ValueError:
+        return None
+
+
+def _grader_spec(name: str) -> dict:
+    from lambdas.reward.presets import load_preset
+
+    return load_preset(name).spec
+
+
+def _read_champion(bucket: str, key: str) -> dict | None:
+    import json
+
+    from botocore.exceptions import ClientError
+
+    try:
+        body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            return None
+        raise
+    return json.loads(body)
+
+
+def _log(message: str, error: Exception) -> None:
+    logger.warning(message, extra={"error": repr(error)})
+
+
+# -- handlers -----------------------------------------------------------------------------------
+
+
+@logger.inject_lambda_context(log_event=False)
+def validate_run(event: dict, context: Any) -> dict:
+    """Validate run: the run plan and the initial stage records, or one error listing every problem."""
+    parsed = ValidateRunEvent.model_validate(event)
+    env = environment()
+    plan, stages = run_input.resolve_plan(
+        parsed.input,
+        execution=parsed.execution,
+        pipeline_name=env.pipeline_name,
+        data_bucket=env.data_bucket,
+        artifacts_bucket=env.artifacts_bucket,
+        graders=env.grader_functions,
+        grader_version=_grader_version,
+        head_object=_head_object,
+    )
+    logger.info("run plan resolved", extra={"run_id": plan["runId"], "stages": plan["stages"]})
+    return {"input": parsed.input, "execution": parsed.execution, "plan": plan, "stages": stages}
+
+
+@logger.inject_lambda_context(log_event=False)
+def preflight_checks(event: dict, context: Any) -> dict:
+    """Preflight checks: datasets, grader smoke test, budget; raises with every problem."""
+    parsed = PlanEvent.model_validate(event)
+    from lambdas.reward.verify import verify_grader
+
+    summary = preflight.run_preflight(
+        parsed.plan,
+        s3=client("s3"),
+        grade_batch_for=lambda arn: preflight.lambda_grade_batch(client("lambda"), arn),
+        verify_grader=verify_grader,
+        grader_spec=_grader_spec,
+    )
+    logger.info("pre-flight passed", extra={"cost": summary["cost"]["estimatedUsd"]})
+    return summary
+
+
+@logger.inject_lambda_context(log_event=False)
+def prepare_job(event: dict, context: Any) -> dict:
+    """Prepare <stage> job: render and upload the recipe, build the next attempt's job request."""
+    parsed = PrepareJobEvent.model_validate(event)
+    job = jobs.prepare_job(
+        stage=parsed.stage,
+        plan=parsed.plan,
+        stages=parsed.stages,
+        previous=parsed.previous,
+        region=environment().region,
+        s3=client("s3"),
+        sagemaker=client("sagemaker"),
+    )
+    logger.info("job prepared", extra={"stage": parsed.stage, "job_name": job["name"], "attempt": job["attempt"]})
+    return job
+
+
+@logger.inject_lambda_context(log_event=False)
+def resolve_checkpoint(event: dict, context: Any) -> dict:
+    """Resolve <stage> checkpoint: manifest.json -> checkpoint_s3_bucket; returns the updated stages."""
+    parsed = FinishJobEvent.model_validate(event)
+    archive = parsed.job["request"]["outputArchive"]
+    checkpoint = outputs.read_checkpoint(client("s3"), archive, parsed.job["name"])
+    logger.info("checkpoint resolved", extra={"stage": parsed.stage, "checkpoint": checkpoint})
+    stage_record = job_record(parsed.job, status="SUCCEEDED", ended_at=parsed.endedAt, checkpoint=checkpoint)
+    return with_stage(parsed.stages, parsed.stage, stage_record)
+
+
+@logger.inject_lambda_context(log_event=False)
+def read_evaluation(event: dict, context: Any) -> dict:
+    """Read <stage> evaluation results: results_*.json metrics; returns the updated stages."""
+    parsed = FinishJobEvent.model_validate(event)
+    archive = parsed.job["request"]["outputArchive"]
+    found = outputs.read_metrics(client("s3"), archive, parsed.job["name"])
+    logger.info("evaluation read", extra={"stage": parsed.stage, "metrics": found})
+    stage_record = job_record(parsed.job, status="SUCCEEDED", ended_at=parsed.endedAt, metrics=found)
+    return with_stage(parsed.stages, parsed.stage, stage_record)
+
+
+@logger.inject_lambda_context(log_event=False)
+def collect_metrics(event: dict, context: Any) -> dict:
+    """Collect metrics: the baseline / SFT / RFT table."""
+    parsed = PlanStagesEvent.model_validate(event)
+    return metrics.collect_metrics(parsed.plan, parsed.stages)
+
+
+@logger.inject_lambda_context(log_event=False)
+def apply_gate(event: dict, context: Any) -> dict:
+    """Apply quality gate: minScore, gain over the baseline, and the deployed champion."""
+    parsed = GateEvent.model_validate(event)
+    env = environment()
+    champion = None
+    if parsed.plan["gate"].get("mustBeatDeployed"):
+        champion = _read_champion(env.artifacts_bucket, champion_key(env.pipeline_name))
+    eval_etag = ((parsed.plan.get("datasets") or {}).get("eval") or {}).get("etag")
+    decision = gate.apply_gate(gate=parsed.plan["gate"], metrics=parsed.metrics, champion=champion,
+                               eval_etag=eval_etag)
+    logger.info("gate applied", extra={"passed": decision["passed"], "reasons": decision["reasons"]})
+    return decision
+
+
+@logger.inject_lambda_context(log_event=False)
+def import_model(event: dict, context: Any) -> dict:
+    """Import model into Bedrock: CreateCustomModel (idempotent per run)."""
+    parsed = PlanStagesEvent.model_validate(event)
+    model = bedrock.start_import(bedrock=bedrock_client(), plan=parsed.plan, stages=parsed.stages,
+                                 role_arn=environment().bedrock_import_role_arn)
+    logger.info("model import started", extra={"model_arn": model["arn"], "checkpoint": model["checkpoint"]})
+    return model
+
+
+@logger.inject_lambda_context(log_event=False)
+def check_model_import(event: dict, context: Any) -> dict:
+    """Check model import: GetCustomModel status and the next wait."""
+    parsed = ModelEvent.model_validate(event)
+    return bedrock.check_import(bedrock=bedrock_client(), model=parsed.model)
+
+
+@logger.inject_lambda_context(log_event=False)
+def deploy_model(event: dict, context: Any) -> dict:
+    """Deploy model on demand: CreateCustomModelDeployment (idempotent per run)."""
+    parsed = DeployEvent.model_validate(event)
+    deployment = bedrock.start_deployment(bedrock=bedrock_client(), plan=parsed.plan, model=parsed.model)
+    logger.info("deployment started", extra={"deployment_arn": deployment["arn"]})
+    return deployment
+
+
+@logger.inject_lambda_context(log_event=False)
+def check_deployment(event: dict, context: Any) -> dict:
+    """Check deployment: GetCustomModelDeployment status and the next wait."""
+    parsed = DeploymentEvent.model_validate(event)
+    return bedrock.check_deployment(bedrock=bedrock_client(), deployment=parsed.deployment)
+
+
+def _render_report(run: dict) -> str:
+    from lambdas.pipeline.report import render_report
+
+    return render_report(run)
+
+
+@logger.inject_lambda_context(log_event=False)
+def record_run(event: dict, context: Any) -> dict:
+    """Record run: run.json and report.html (SUCCEEDED or GATE_REJECTED), champion after a deployment."""
+    parsed = RecordEvent.model_validate(event)
+    env = environment()
+    written = record.record_run(parsed.run, s3=client("s3"), bucket=env.artifacts_bucket, ended_at=parsed.endedAt,
+                                region=env.region, pipeline_name=env.pipeline_name, render_report=_render_report,
+                                log=_log)
+    logger.info("run recorded", extra=written)
+    return written
+
+
+@logger.inject_lambda_context(log_event=False)
+def record_failed_run(event: dict, context: Any) -> dict:
+    """Record failed run: run.json with status FAILED, the failed stage and its cause."""
+    parsed = RecordEvent.model_validate(event)
+    env = environment()
+    written = record.record_failed_run(parsed.run, s3=client("s3"), bucket=env.artifacts_bucket,
+                                       ended_at=parsed.endedAt, region=env.region, pipeline_name=env.pipeline_name,
+                                       render_report=_render_report, log=_log)
+    logger.info("failed run recorded", extra={"error": written["error"], "run_record": written["runRecord"]})
+    return written
+
+
+# The event model each handler parses (the state machine's Payload must provide their fields).
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    "validate_run": ValidateRunEvent,
+    "preflight_checks": PlanEvent,
+    "prepare_job": PrepareJobEvent,
+    "resolve_checkpoint": FinishJobEvent,
+    "read_evaluation": FinishJobEvent,
+    "collect_metrics": PlanStagesEvent,
+    "apply_gate": GateEvent,
+    "import_model": PlanStagesEvent,
+    "check_model_import": ModelEvent,
+    "deploy_model": DeployEvent,
+    "check_deployment": DeploymentEvent,
+    "record_run": RecordEvent,
+    "record_failed_run": RecordEvent,
+}
+
+__all__ = [
+    "EVENT_MODELS",
+    "apply_gate",
+    "check_deployment",
+    "check_model_import",
+    "collect_metrics",
+    "deploy_model",
+    "import_model",
+    "prepare_job",
+    "preflight_checks",
+    "read_evaluation",
+    "record_failed_run",
+    "record_run",
+    "resolve_checkpoint",
+    "validate_run",
+]

@@ -1,0 +1,166 @@
+"""Preparing SageMaker training jobs for Nova recipes (CONTRACTS.md section 2).
+
+For each attempt of a stage, :func:`prepare_job` renders the recipe, uploads it to
+``runs/<run-id>/recipes/<stage>/recipe.yaml`` and returns the dynamic parts of the
+``CreateTrainingJob`` request that the state machine passes through with ``.$``
+paths: a fresh job name, the image, the channels' URIs, the instance settings,
+``MaxRuntimeInSeconds`` and the hyperparameters (all strings):
+
+- ``sagemaker_recipe_local_path`` = ``/opt/ml/input/data/recipe/recipe.yaml`` (the ``recipe`` channel);
+- ``model_type``; ``base_model`` (the base model) or ``base_model_location`` (a checkpoint);
+- RFT: ``reward_lambda_arn``; ``rft_eval``: ``eval_lambda_arn``.
+
+A new attempt (after a capacity or throttling error) stops the previous attempt's job
+if it is somehow still running, so nothing runs twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lambdas.pipeline import naming, recipes
+from lambdas.pipeline.catalog import MODELS, method_image
+
+RECIPE_CONTAINER_PATH = "/opt/ml/input/data/recipe/recipe.yaml"
+VOLUME_SIZE_GB = 100
+FIRST_RETRY_DELAY_S = 300
+MAX_RETRY_DELAY_S = 3600
+_STILL_RUNNING = {"InProgress"}
+
+
+class MissingCheckpointError(RuntimeError):
+    """A stage needs a checkpoint that no earlier stage produced."""
+
+
+def candidate_checkpoint(stages: Mapping[str, Any]) -> tuple[str, str]:
+    """``(stage, checkpoint)`` of the model the final evaluation judges and Bedrock imports.
+
+    RFT's checkpoint (trained, or given with ``resumeFrom``), else SFT's.
+    """
+    for stage in ("rft", "sft"):
+        checkpoint = (stages.get(stage) or {}).get("checkpoint")
+        if checkpoint:
+            return stage, checkpoint
+    raise MissingCheckpointError("neither RFT nor SFT produced a checkpoint to evaluate and import")
+
+
+def model_location(stage: str, plan: Mapping[str, Any], stages: Mapping[str, Any]) -> str:
+    """What a stage starts from: the base model, the SFT checkpoint or the candidate checkpoint."""
+    if stage in ("sft", "baselineEval"):
+        return plan["model"]["modelNameOrPath"]
+    if stage in ("rft", "sftEval"):
+        checkpoint = (stages.get("sft") or {}).get("checkpoint")
+        if not checkpoint:
+            raise MissingCheckpointError(f"{naming.STAGE_LABELS[stage]} needs the SFT checkpoint, which is missing")
+        return checkpoint
+    return candidate_checkpoint(stages)[1]
+
+
+def retry_delay_seconds(attempt: int) -> int:
+    """Backoff before the next attempt: 5 min, 10 min, 20 min... at most an hour."""
+    return min(FIRST_RETRY_DELAY_S * 2 ** (attempt - 1), MAX_RETRY_DELAY_S)
+
+
+def _error_summary(error: Mapping[str, Any]) -> dict[str, str]:
+    return {"error": str(error.get("Error", "")), "cause": str(error.get("Cause", ""))[:2000]}
+
+
+def stop_previous_attempt(sagemaker: Any, job_name: str) -> str | None:
+    """Stop ``job_name`` if it is still running; returns its status (``None`` when it does not exist)."""
+    try:
+        status = sagemaker.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"]
+    except Exception as error:  # noqa: BLE001 - a job that was never created is the usual case
+        code = getattr(error, "response", {}).get("Error", {}).get("Code")
+        if code in {"ValidationException", "ResourceNotFound"}:
+            return None
+        raise
+    if status in _STILL_RUNNING:
+        sagemaker.stop_training_job(TrainingJobName=job_name)
+    return status
+
+
+def prepare_job(
+    *,
+    stage: str,
+    plan: Mapping[str, Any],
+    stages: Mapping[str, Any],
+    previous: Mapping[str, Any],
+    region: str,
+    s3: Any,
+    sagemaker: Any,
+) -> dict[str, Any]:
+    """Render and upload the stage's recipe; return the job of the next attempt."""
+    if stage not in naming.STAGE_METHODS:
+        raise ValueError(f"unknown stage {stage!r}")
+    method = naming.STAGE_METHODS[stage]
+    attempt = int(previous.get("attempt", 0)) + 1
+    errors = list(previous.get("errors") or [])
+    if previous.get("lastError"):
+        errors.append({"attempt": previous.get("attempt"), "job": previous.get("name"),
+                       **_error_summary(previous["lastError"])})
+    if previous.get("name"):
+        stop_previous_attempt(sagemaker, previous["name"])
+
+    run_id = plan["runId"]
+    model = MODELS[plan["model"]["key"]]
+    settings = plan["jobs"][method]
+    template = recipes.load_template(model.key, method)
+    name = naming.training_job_name(plan["pipelineName"], run_id, stage, attempt)
+    location = model_location(stage, plan, stages)
+    task = plan["evaluation"]["task"] if method == "eval" else None
+    grader_arn = plan["grader"]["arn"] if (method == "rft" or task == "rft_eval") else None
+    data_uri = {
+        "sft": lambda: plan["datasets"]["sft"]["uri"],
+        "rft": lambda: plan["datasets"]["rft"]["uri"],
+        "eval": lambda: plan["datasets"]["eval"]["stagedUri"],
+    }[method]()
+
+    recipe = recipes.render(
+        template,
+        job_name=name,
+        model=model,
+        model_location=location,
+        instance_count=settings["instanceCount"],
+        overrides=settings["overrides"],
+        reward_lambda_arn=grader_arn,
+        data_uri=data_uri,
+        task=task,
+    )
+    bucket = plan["artifactsBucket"]
+    key = naming.recipe_key(run_id, stage)
+    s3.put_object(Bucket=bucket, Key=key, Body=recipes.to_yaml(recipe).encode(), ContentType="application/yaml")
+
+    hyperparameters = {"sagemaker_recipe_local_path": RECIPE_CONTAINER_PATH, "model_type": model.model_type}
+    if location.startswith("s3://"):
+        hyperparameters["base_model_location"] = location
+    else:
+        hyperparameters["base_model"] = location
+    if method == "rft":
+        hyperparameters["reward_lambda_arn"] = grader_arn
+    if task == "rft_eval":
+        hyperparameters["eval_lambda_arn"] = grader_arn
+
+    output_path = f"s3://{bucket}/{naming.job_output_prefix(run_id, stage)}"
+    return {
+        "stage": stage,
+        "name": name,
+        "attempt": attempt,
+        "startedAt": previous.get("startedAt"),
+        "errors": errors,
+        "retryDelaySeconds": retry_delay_seconds(attempt),
+        "request": {
+            "image": method_image(model, method, region),
+            "recipeUri": f"s3://{bucket}/{key.rsplit('/', 1)[0]}/",
+            "recipeFile": f"s3://{bucket}/{key}",
+            "dataUri": data_uri,
+            "outputPath": output_path,
+            "outputArchive": f"{output_path}/{name}/output/output.tar.gz",
+            "modelLocation": location,
+            "instanceType": settings["instanceType"],
+            "instanceCount": settings["instanceCount"],
+            "volumeSizeInGb": VOLUME_SIZE_GB,
+            "maxRuntimeInSeconds": settings["maxRuntimeSeconds"],
+            "hyperParameters": hyperparameters,
+        },
+    }

@@ -1,0 +1,129 @@
+"""Deterministic names: run ids, training job names, Bedrock names and idempotency tokens, S3 keys.
+
+Everything is derived from the execution name and the pipeline name, so a retried
+Lambda or a re-read run record always computes the same names:
+
+- run id: the execution name when it is already safe (``[A-Za-z0-9-]``, at most 80
+  characters), otherwise a cleaned name with a short hash of the original;
+- training job: ``<pipeline>-<run>-<stage code>-a<attempt>`` (SageMaker pattern
+  ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``, lower case, at most 63 characters) -- a new
+  attempt gets a new name because job names are unique per account and region;
+- Bedrock model / deployment: ``<pipeline>-<run>`` / ``<pipeline>-<run>-od`` (pattern
+  ``([0-9a-zA-Z][_-]?){1,63}``); ``clientRequestToken`` likewise, so a retried
+  create call never imports or deploys twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+MAX_RUN_ID = 80
+MAX_JOB_NAME = 63
+MAX_BEDROCK_NAME = 63
+
+STAGES = ("baselineEval", "sft", "sftEval", "rft", "finalEval")
+JOB_STAGE_CODES = {
+    "baselineEval": "eval-base",
+    "sft": "sft",
+    "sftEval": "eval-sft",
+    "rft": "rft",
+    "finalEval": "eval-final",
+}
+STAGE_METHODS = {"baselineEval": "eval", "sft": "sft", "sftEval": "eval", "rft": "rft", "finalEval": "eval"}
+STAGE_LABELS = {
+    "baselineEval": "baseline evaluation",
+    "sft": "SFT training",
+    "sftEval": "SFT evaluation",
+    "rft": "RFT training",
+    "finalEval": "final evaluation",
+}
+
+_UNSAFE_RUN = re.compile(r"[^A-Za-z0-9-]+")
+_UNSAFE_NAME = re.compile(r"[^a-z0-9]+")
+
+
+def _digest(text: str, length: int = 8) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def run_id_from_execution(execution_name: str) -> str:
+    """The run id of an execution: its name when safe, else a cleaned name plus a hash of the original."""
+    if execution_name and len(execution_name) <= MAX_RUN_ID and not _UNSAFE_RUN.search(execution_name):
+        if not execution_name.startswith("-") and not execution_name.endswith("-"):
+            return execution_name
+    cleaned = _UNSAFE_RUN.sub("-", execution_name or "").strip("-")
+    cleaned = cleaned[: MAX_RUN_ID - 9].rstrip("-")
+    suffix = _digest(execution_name or "")
+    return f"{cleaned}-{suffix}" if cleaned else f"run-{suffix}"
+
+
+def _slug(text: str) -> str:
+    return _UNSAFE_NAME.sub("-", text.lower()).strip("-")
+
+
+def _fit(prefix: str, middle: str, suffix: str, limit: int, *, original: str) -> str:
+    """``prefix-middle suffix`` within ``limit`` characters; a cut middle ends with a hash of ``original``."""
+    budget = limit - len(prefix) - 1 - len(suffix)
+    if len(middle) > budget:
+        digest = _digest(original)
+        keep = max(budget - len(digest) - 1, 0)
+        middle = f"{middle[:keep].rstrip('-')}-{digest}".strip("-") if keep else digest[:budget]
+    return f"{prefix}-{middle}{suffix}"
+
+
+def training_job_name(pipeline_name: str, run_id: str, stage: str, attempt: int) -> str:
+    """``<pipeline>-<run>-<stage code>-a<attempt>``, a valid and unique SageMaker job name."""
+    if stage not in JOB_STAGE_CODES:
+        raise ValueError(f"unknown stage {stage!r}")
+    if attempt < 1:
+        raise ValueError("attempts start at 1")
+    suffix = f"-{JOB_STAGE_CODES[stage]}-a{attempt}"
+    # The pipeline name is used verbatim: the IAM policies allow training-job/<pipeline name>-* only.
+    return _fit(pipeline_name, _slug(run_id) or "run", suffix, MAX_JOB_NAME, original=run_id)
+
+
+def bedrock_model_name(pipeline_name: str, run_id: str) -> str:
+    """The imported model's name: ``<pipeline>-<run>``."""
+    return _fit(_slug(pipeline_name), _slug(run_id) or "run", "", MAX_BEDROCK_NAME, original=run_id)
+
+
+def bedrock_deployment_name(pipeline_name: str, run_id: str) -> str:
+    """The on-demand deployment's name: ``<pipeline>-<run>-od``."""
+    return _fit(_slug(pipeline_name), _slug(run_id) or "run", "-od", MAX_BEDROCK_NAME, original=run_id)
+
+
+def client_request_token(pipeline_name: str, run_id: str, action: str) -> str:
+    """An idempotency token for one create call of one run (``action`` is ``import`` or ``deploy``)."""
+    return _fit(_slug(pipeline_name), _slug(run_id) or "run", f"-{_slug(action)}", 256, original=run_id)
+
+
+# -- S3 layout of the artifacts bucket -----------------------------------------------------------
+
+
+def run_prefix(run_id: str) -> str:
+    return f"runs/{run_id}/"
+
+
+def recipe_key(run_id: str, stage: str) -> str:
+    return f"runs/{run_id}/recipes/{stage}/recipe.yaml"
+
+
+def job_output_prefix(run_id: str, stage: str) -> str:
+    return f"runs/{run_id}/jobs/{stage}"
+
+
+def staged_eval_key(run_id: str, filename: str) -> str:
+    return f"runs/{run_id}/inputs/eval/{filename}"
+
+
+def run_record_key(run_id: str) -> str:
+    return f"runs/{run_id}/run.json"
+
+
+def report_key(run_id: str) -> str:
+    return f"runs/{run_id}/report.html"
+
+
+def champion_key(pipeline_name: str) -> str:
+    return f"champions/{pipeline_name}.json"

@@ -1,0 +1,177 @@
+"""Pre-flight checks: everything that can fail cheaply is checked before the first GPU starts.
+
+1. The GPU cost estimate (instance type x count x maximum runtime x on-demand price,
+   for every job the plan runs) against ``budget.maxUsd``.
+2. Every dataset the plan uses, streamed from S3 and validated for its method with
+   line numbers (:mod:`lambdas.pipeline.datasets`), in bounded memory.
+3. The grader smoke test: the reward service's :func:`verify_grader` against the
+   *deployed* grader Lambda, with sample rows of the RFT (or ``rft_eval``) dataset.
+4. The evaluation dataset is copied (the validated object version) to
+   ``runs/<run-id>/inputs/eval/gen_qa.jsonl``: the gen_qa evaluation reads a file of
+   that name from its channel.
+
+Every problem is collected and raised as one :class:`PreflightError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from lambdas.pipeline import datasets as dataset_checks
+from lambdas.pipeline.catalog import hourly_price
+from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGES
+from lambdas.pipeline.s3uri import parse_s3_uri
+
+GRADER_SAMPLE_ROWS = 50
+GRADER_BATCH_SIZE = 32
+
+
+class PreflightError(ValueError):
+    """Pre-flight found problems; the message lists every one, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"{count} found before any GPU was used:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+class GraderInvocationError(RuntimeError):
+    """The deployed grader returned a function error instead of a result list."""
+
+
+def estimate_cost(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """Worst-case GPU cost of the plan: every job that runs, for its full maximum runtime."""
+    items = []
+    for stage in STAGES:
+        if not plan["stages"].get(stage):
+            continue
+        job = plan["jobs"][STAGE_METHODS[stage]]
+        hours = job["maxRuntimeSeconds"] / 3600
+        usd = hourly_price(job["instanceType"]) * job["instanceCount"] * hours
+        items.append({
+            "stage": stage,
+            "instanceType": job["instanceType"],
+            "instanceCount": job["instanceCount"],
+            "maxHours": round(hours, 2),
+            "usd": round(usd, 2),
+        })
+    total = round(sum(item["usd"] for item in items), 2)
+    return {"estimatedUsd": total, "maxUsd": plan["budget"]["maxUsd"], "items": items}
+
+
+def _budget_problem(cost: Mapping[str, Any]) -> str | None:
+    if cost["estimatedUsd"] <= cost["maxUsd"]:
+        return None
+    parts = ", ".join(
+        f"{STAGE_LABELS[i['stage']]} {i['instanceCount']} x {i['instanceType']} x {i['maxHours']:g} h = ${i['usd']:,.2f}"
+        for i in cost["items"]
+    )
+    return (
+        f"budget.maxUsd: the worst-case GPU cost ${cost['estimatedUsd']:,.2f} exceeds the budget "
+        f"${cost['maxUsd']:,.2f} ({parts}); raise budget.maxUsd or lower maxRuntimeHours / instanceCount"
+    )
+
+
+def dataset_kinds(plan: Mapping[str, Any]) -> dict[str, str]:
+    """Which datasets the plan reads, and the format each must have."""
+    kinds = {"eval": plan["evaluation"]["task"]}
+    if plan["stages"]["sft"]:
+        kinds["sft"] = "sft"
+    if plan["stages"]["rft"]:
+        kinds["rft"] = "rft"
+    return kinds
+
+
+def lambda_grade_batch(lambda_client: Any, function_arn: str) -> Callable[[list], list]:
+    """``grade_batch`` that invokes the deployed grader synchronously, as the training job does."""
+
+    def grade_batch(items: list) -> list:
+        response = lambda_client.invoke(
+            FunctionName=function_arn, InvocationType="RequestResponse", Payload=json.dumps(items).encode()
+        )
+        body = response["Payload"].read()
+        if response.get("FunctionError"):
+            raise GraderInvocationError(f"{function_arn} failed: {body[:500].decode(errors='replace')}")
+        return json.loads(body)
+
+    return grade_batch
+
+
+def run_preflight(
+    plan: Mapping[str, Any],
+    *,
+    s3: Any,
+    grade_batch_for: Callable[[str], Callable[[list], list]],
+    verify_grader: Callable[..., Any],
+    grader_spec: Callable[[str], dict],
+) -> dict[str, Any]:
+    """Run every pre-flight check; the summary goes into the run state, problems raise."""
+    problems: list[str] = []
+    cost = estimate_cost(plan)
+    if problem := _budget_problem(cost):
+        problems.append(problem)
+
+    grader = plan.get("grader")
+    sample_source = "rft" if plan["stages"]["rft"] else ("eval" if plan["evaluation"]["task"] == "rft_eval" else None)
+    samples: list[dict] = []
+    reports: dict[str, Any] = {}
+    for name, kind in dataset_kinds(plan).items():
+        dataset = plan["datasets"][name]
+        bucket, key = parse_s3_uri(dataset["uri"])
+        request = {"Bucket": bucket, "Key": key}
+        if dataset.get("versionId"):
+            request["VersionId"] = dataset["versionId"]
+        body = s3.get_object(**request)["Body"]
+        try:
+            report = dataset_checks.validate_stream(
+                body, kind, sample=samples if name == sample_source else None, sample_size=GRADER_SAMPLE_ROWS
+            )
+        finally:
+            body.close()
+        reports[name] = report.as_dict()
+        problems.extend(f"datasets.{name} ({kind}): {p}" for p in report.problems())
+
+    grader_summary = None
+    if grader is not None:
+        grader_summary = {"name": grader["name"], "version": grader.get("version"), "arn": grader["arn"]}
+        if not samples:
+            problems.append(f"grader {grader['name']!r}: no valid rows to run the smoke test with")
+        else:
+            verdict = verify_grader(
+                grade_batch_for(grader["arn"]),
+                samples,
+                spec=grader_spec(grader["name"]),
+                name=grader["name"],
+                sample=GRADER_SAMPLE_ROWS,
+                batch_size=GRADER_BATCH_SIZE,
+            )
+            grader_summary.update({
+                "passed": verdict.passed,
+                "rowsSampled": verdict.rows_sampled,
+                "cases": [
+                    {"case": c.case, "mean": round(c.mean, 4), "failing": c.failing, "passed": c.passed}
+                    for c in verdict.cases
+                ],
+                "problems": list(verdict.problems),
+            })
+            if not verdict.passed:
+                failing = [f"{c.case} ({c.failing} failing rows: {c.example or c.rule})" for c in verdict.cases
+                           if not c.passed]
+                detail = "; ".join(failing + list(verdict.problems)) or "no case could be scored"
+                problems.append(f"grader {grader['name']!r} failed the smoke test against the deployed function: "
+                                f"{detail}")
+
+    if problems:
+        raise PreflightError(problems)
+
+    eval_dataset = plan["datasets"]["eval"]
+    source_bucket, source_key = parse_s3_uri(eval_dataset["uri"])
+    target_bucket, target_key = parse_s3_uri(eval_dataset["stagedUri"])
+    source = {"Bucket": source_bucket, "Key": source_key}
+    if eval_dataset.get("versionId"):
+        source["VersionId"] = eval_dataset["versionId"]
+    s3.copy(source, target_bucket, target_key)
+    reports["eval"]["stagedUri"] = eval_dataset["stagedUri"]
+    return {"datasets": reports, "grader": grader_summary, "cost": cost}

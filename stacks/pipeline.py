@@ -1,0 +1,292 @@
+"""Pipeline: the customization state machine and its stage functions.
+
+The workflow lives in one ASL file (``stepfunctions/pipeline.asl.json``, JSONPath).
+It is read at synth time and inlined as ``DefinitionString`` with
+``DefinitionSubstitutions`` (function ARNs, the SageMaker role, the KMS key, the
+pipeline name), so the template carries the definition itself and the offline
+rehearsal can map each substitution to a simulated resource. Because CDK cannot
+infer permissions from an ASL file, every permission the definition needs is
+granted here explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Aws, Duration, Names, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
+from stacks.grants import grant_key_use, grant_object_read, grant_object_write
+from stacks.identity import Identity
+from stacks.lambda_defaults import REPO_ROOT, ProjectFunction
+from stacks.nag import acknowledge, arn_of
+
+DEFINITION_FILE = REPO_ROOT / "stepfunctions" / "pipeline.asl.json"
+HANDLERS = "lambdas.pipeline.handlers"
+# Dataset validation streams up to a few GB from S3 in bounded memory.
+PREFLIGHT_TIMEOUT = Duration.minutes(15)
+# Output archives are streamed; an evaluation's archive also holds its per-sample outputs.
+ARCHIVE_TIMEOUT = Duration.minutes(10)
+STAGE_TIMEOUT = Duration.minutes(2)
+# Step Functions' managed rule that turns SageMaker job state changes into .sync callbacks.
+SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """One stage function: its construct id, handler and what it is for."""
+
+    construct_id: str
+    handler: str
+    description: str
+    timeout: Duration = STAGE_TIMEOUT
+
+
+_STAGES = (
+    _Stage("ValidateRun", "validate_run", "Nova pipeline: validate the run input and resolve the run plan"),
+    _Stage("Preflight", "preflight_checks", "Nova pipeline: dataset checks, grader smoke test, budget", PREFLIGHT_TIMEOUT),
+    _Stage("PrepareJob", "prepare_job", "Nova pipeline: render a recipe and prepare a training job"),
+    _Stage("ResolveCheckpoint", "resolve_checkpoint", "Nova pipeline: read a job's checkpoint manifest",
+           ARCHIVE_TIMEOUT),
+    _Stage("ReadEvaluation", "read_evaluation", "Nova pipeline: read an evaluation job's results", ARCHIVE_TIMEOUT),
+    _Stage("CollectMetrics", "collect_metrics", "Nova pipeline: metrics table of baseline, SFT and RFT"),
+    _Stage("ApplyGate", "apply_gate", "Nova pipeline: quality gate"),
+    _Stage("ImportModel", "import_model", "Nova pipeline: Bedrock CreateCustomModel"),
+    _Stage("CheckModelImport", "check_model_import", "Nova pipeline: Bedrock GetCustomModel"),
+    _Stage("DeployModel", "deploy_model", "Nova pipeline: Bedrock CreateCustomModelDeployment"),
+    _Stage("CheckDeployment", "check_deployment", "Nova pipeline: Bedrock GetCustomModelDeployment"),
+    _Stage("RecordRun", "record_run", "Nova pipeline: run record, report and champion"),
+    _Stage("RecordFailedRun", "record_failed_run", "Nova pipeline: run record of a failed run"),
+)
+
+
+class Pipeline(Construct):
+    """The Standard workflow from datasets to a Bedrock on-demand deployment.
+
+    ``functions`` maps each stage function's construct id (e.g. ``"PrepareJob"``)
+    to its :class:`ProjectFunction`; ``definition_substitutions`` is exactly what
+    the state machine resource receives; ``execution_log_group`` receives the
+    execution history (level ALL, with execution data).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data_bucket: s3.IBucket,
+        artifacts_bucket: s3.IBucket,
+        key: kms.IKey,
+        identity: Identity,
+        graders: Mapping[str, lambda_.IFunction],
+        log_retention: logs.RetentionDays,
+        pipeline_name: str,
+        region: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if region not in IMAGE_ACCOUNTS:
+            raise ValueError(f"region {region!r} has no Nova customization images ({sorted(IMAGE_ACCOUNTS)})")
+        self._data_bucket = data_bucket
+        self._artifacts_bucket = artifacts_bucket
+        self._key = key
+        self._identity = identity
+        self._graders = dict(graders)
+        self._pipeline_name = pipeline_name
+
+        environment = {
+            "PIPELINE_NAME": pipeline_name,
+            "DATA_BUCKET": data_bucket.bucket_name,
+            "ARTIFACTS_BUCKET": artifacts_bucket.bucket_name,
+            "BEDROCK_IMPORT_ROLE_ARN": identity.bedrock_import_role.role_arn,
+            "GRADER_FUNCTIONS": Stack.of(self).to_json_string(
+                {name: fn.function_arn for name, fn in sorted(self._graders.items())}
+            ),
+        }
+        self.functions: dict[str, ProjectFunction] = {
+            stage.construct_id: ProjectFunction(
+                self,
+                stage.construct_id,
+                handler=f"{HANDLERS}.{stage.handler}",
+                description=stage.description,
+                service_name="pipeline",
+                log_retention=log_retention,
+                environment=environment,
+                timeout=stage.timeout,
+            )
+            for stage in _STAGES
+        }
+        self._grant_stage_permissions()
+
+        self.definition_substitutions: dict[str, str] = {
+            **{f"{cid}FunctionArn": f.function.function_arn for cid, f in self.functions.items()},
+            "SageMakerRoleArn": identity.sagemaker_role.role_arn,
+            "KmsKeyArn": key.key_arn,
+            "PipelineName": pipeline_name,
+        }
+        self.execution_log_group = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            # The vendedlogs prefix keeps CloudWatch Logs' resource policy small for Step Functions.
+            log_group_name=f"/aws/vendedlogs/states/{Names.unique_resource_name(self, max_length=200)}",
+            retention=log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = self._build_state_machine(self.execution_log_group)
+
+    # -- stage functions -------------------------------------------------------------------------
+
+    def _role(self, construct_id: str) -> iam.IRole:
+        return self.functions[construct_id].role
+
+    def _grant_stage_permissions(self) -> None:
+        data, artifacts = self._data_bucket, self._artifacts_bucket
+        for function in self.functions.values():
+            grant_key_use(function.role, self._key)
+
+        # Validation checks that each dataset exists (HeadObject) and records its ETag.
+        grant_object_read(self._role("ValidateRun"), data, "datasets/")
+        self._acknowledge_prefixes("ValidateRun", f"{arn_of(data)}/datasets/*")
+
+        # Preflight streams datasets, stages the evaluation set under the run, and calls the graders.
+        preflight = self._role("Preflight")
+        grant_object_read(preflight, data, "datasets/")
+        grant_object_write(preflight, artifacts, "runs/")
+        if self._graders:
+            iam.Grant.add_to_principal(
+                grantee=preflight,
+                actions=["lambda:InvokeFunction"],
+                resource_arns=[fn.function_arn for _, fn in sorted(self._graders.items())],
+            )
+        self._acknowledge_prefixes("Preflight", f"{arn_of(data)}/datasets/*", f"{arn_of(artifacts)}/runs/*")
+
+        # Job preparation writes recipes and stops a previous attempt that is still running.
+        prepare = self._role("PrepareJob")
+        grant_object_write(prepare, artifacts, "runs/")
+        iam.Grant.add_to_principal(
+            grantee=prepare,
+            actions=["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
+            resource_arns=[self._training_jobs_arn()],
+        )
+        self._acknowledge_prefixes("PrepareJob", f"{arn_of(artifacts)}/runs/*")
+        self._acknowledge_training_jobs(self._role("PrepareJob"))
+
+        for reader in ("ResolveCheckpoint", "ReadEvaluation"):
+            grant_object_read(self._role(reader), artifacts, "runs/")
+            self._acknowledge_prefixes(reader, f"{arn_of(artifacts)}/runs/*")
+
+        grant_object_read(self._role("ApplyGate"), artifacts, "champions/")
+        self._acknowledge_prefixes("ApplyGate", f"{arn_of(artifacts)}/champions/*")
+
+        for recorder in ("RecordRun", "RecordFailedRun"):
+            grant_object_write(self._role(recorder), artifacts, "runs/")
+        grant_object_write(self._role("RecordRun"), artifacts, "champions/")
+        self._acknowledge_prefixes("RecordRun", f"{arn_of(artifacts)}/runs/*", f"{arn_of(artifacts)}/champions/*")
+        self._acknowledge_prefixes("RecordFailedRun", f"{arn_of(artifacts)}/runs/*")
+
+        self._grant_bedrock()
+
+    def _grant_bedrock(self) -> None:
+        models = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model/*"
+        deployments = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model-deployment/*"
+        grants = {
+            "ImportModel": (["bedrock:CreateCustomModel", "bedrock:TagResource"], [models]),
+            "CheckModelImport": (["bedrock:GetCustomModel"], [models]),
+            "DeployModel": (
+                ["bedrock:CreateCustomModelDeployment", "bedrock:TagResource"],
+                [models, deployments],
+            ),
+            "CheckDeployment": (["bedrock:GetCustomModelDeployment"], [deployments]),
+        }
+        for construct_id, (actions, resources) in grants.items():
+            role = self._role(construct_id)
+            iam.Grant.add_to_principal(grantee=role, actions=actions, resource_arns=resources)
+            acknowledge(
+                role,
+                "IAM5",
+                "Imported models and their deployments get ARNs with service-generated ids when they are "
+                "created; the functions act only on the ones this run creates",
+                *(f"Resource::arn:aws:bedrock:<AWS::Region>:<AWS::AccountId>:{r.split(':')[-1]}" for r in resources),
+            )
+        self._identity.grant_pass_bedrock_import_role(self._role("ImportModel"))
+
+    def _acknowledge_prefixes(self, construct_id: str, *object_patterns: str) -> None:
+        acknowledge(
+            self._role(construct_id),
+            "IAM5",
+            "Object-key prefixes of the project's own buckets: run outputs and records are keyed by run id",
+            *(f"Resource::{p}" for p in object_patterns),
+        )
+
+    def _training_jobs_arn(self) -> str:
+        # Job names always start with the pipeline name (lambdas/pipeline/naming.py).
+        return f"arn:aws:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:training-job/{self._pipeline_name}-*"
+
+    def _acknowledge_training_jobs(self, role: iam.IRole) -> None:
+        acknowledge(
+            role,
+            "IAM5",
+            "Training job names are generated per run, stage and attempt under the pipeline-name prefix",
+            f"Resource::arn:aws:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/{self._pipeline_name}-*",
+        )
+
+    # -- state machine ---------------------------------------------------------------------------
+
+    def _build_state_machine(self, log_group: logs.ILogGroup) -> sfn.StateMachine:
+        definition = json.loads(DEFINITION_FILE.read_text())
+        state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_string(json.dumps(definition, separators=(",", ":"))),
+            definition_substitutions=self.definition_substitutions,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+        )
+        self._grant_state_machine(state_machine.role)
+        # ${Name} placeholders are filled by DefinitionSubstitutions, not Fn::Sub.
+        placeholders = "The definition's ${Name} placeholders are filled by DefinitionSubstitutions"
+        cfn = state_machine.node.default_child
+        cfn.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E1029"]}})  # type: ignore[union-attr]
+        Validations.of(cfn).acknowledge(Acknowledgment(id="CloudFormation-Validate::E1029", reason=placeholders))
+        return state_machine
+
+    def _grant_state_machine(self, role: iam.IRole) -> None:
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=["lambda:InvokeFunction"],
+            resource_arns=[f.function.function_arn for f in self.functions.values()],
+        )
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=[
+                "sagemaker:CreateTrainingJob",
+                "sagemaker:DescribeTrainingJob",
+                "sagemaker:StopTrainingJob",
+                "sagemaker:AddTags",
+                "sagemaker:ListTags",
+            ],
+            resource_arns=[self._training_jobs_arn()],
+        )
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resource_arns=[f"arn:aws:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/{SAGEMAKER_SYNC_RULE}"],
+        )
+        self._identity.grant_pass_sagemaker_role(role)
+        self._acknowledge_training_jobs(role)
+        acknowledge(
+            role,
+            "IAM5",
+            "Execution logging (CloudWatch Logs delivery) and X-Ray tracing actions have no resource-level "
+            "permissions",
+            "Resource::*",
+        )

@@ -1,0 +1,246 @@
+"""Pipeline construct: the state machine's configuration and the least privilege of every role it uses.
+
+Resources are found by their properties (handler names, substitution keys), never by logical IDs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Capture, Match
+
+from stacks.pipeline import _STAGES
+from tests.synth import Synthesized
+from tests.unit.pipeline.asl_support import pipeline_state_machine
+
+HANDLERS = "lambdas.pipeline.handlers."
+ACCOUNT_REGION = [{"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"}]
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _functions(synthesized: Synthesized) -> dict[str, dict]:
+    """Pipeline stage functions by handler name."""
+    return {f["Properties"]["Handler"].removeprefix(HANDLERS): f
+            for f in synthesized.resources("AWS::Lambda::Function").values()
+            if f["Properties"]["Handler"].startswith(HANDLERS)}
+
+
+def _logical_id_of(synthesized: Synthesized, resource: dict) -> str:
+    return next(k for k, v in synthesized.template_json["Resources"].items() if v is resource)
+
+
+def _statements_of_role(synthesized: Synthesized, role_id: str) -> list[dict]:
+    return [s for p in synthesized.resources("AWS::IAM::Policy").values()
+            if {"Ref": role_id} in p["Properties"]["Roles"]
+            for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def _function_statements(synthesized: Synthesized, handler: str) -> list[dict]:
+    role_id = _functions(synthesized)[handler]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return _statements_of_role(synthesized, role_id)
+
+
+def _state_machine(synthesized: Synthesized) -> dict:
+    return synthesized.template_json["Resources"][pipeline_state_machine(synthesized.template_json)]
+
+
+def _state_machine_statements(synthesized: Synthesized) -> list[dict]:
+    role_id = _state_machine(synthesized)["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    return _statements_of_role(synthesized, role_id)
+
+
+def _actions(statements: list[dict]) -> set[str]:
+    return {a for s in statements for a in _as_list(s["Action"])}
+
+
+def _with_action(statements: list[dict], action: str) -> list[dict]:
+    return [s for s in statements if action in _as_list(s["Action"])]
+
+
+def _join(*parts: Any) -> dict:
+    return {"Fn::Join": ["", list(parts)]}
+
+
+def test_every_stage_has_a_function_whose_handler_exists(synthesized: Synthesized) -> None:
+    functions = _functions(synthesized)
+    module = importlib.import_module("lambdas.pipeline.handlers")
+    assert set(functions) == {stage.handler for stage in _STAGES}
+    for handler in functions:
+        assert callable(getattr(module, handler)), handler
+
+
+def test_the_state_machine_is_standard_traced_and_logs_every_event(template) -> None:
+    log_group = Capture()
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineType": "STANDARD",
+            "TracingConfiguration": {"Enabled": True},
+            "LoggingConfiguration": {
+                "Level": "ALL",
+                "IncludeExecutionData": True,
+                "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": [log_group, "Arn"]}}}],
+            },
+            "DefinitionSubstitutions": Match.object_like({"PipelineName": "nova"}),
+        },
+    )
+    template.has_resource(
+        "AWS::Logs::LogGroup",
+        {"Properties": {"RetentionInDays": 90,
+                        "LogGroupName": Match.string_like_regexp(r"^/aws/vendedlogs/states/")}},
+    )
+    assert log_group.as_string()
+
+
+def test_substitutions_name_the_stage_functions_the_sagemaker_role_and_the_key(synthesized: Synthesized) -> None:
+    resources = synthesized.template_json["Resources"]
+    substitutions = _state_machine(synthesized)["Properties"]["DefinitionSubstitutions"]
+    functions = _functions(synthesized)
+    for stage in _STAGES:
+        target = substitutions[f"{stage.construct_id}FunctionArn"]["Fn::GetAtt"]
+        assert target[1] == "Arn"
+        assert resources[target[0]] is functions[stage.handler], stage
+    role = resources[substitutions["SageMakerRoleArn"]["Fn::GetAtt"][0]]
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "sagemaker.amazonaws.com"}
+    assert resources[substitutions["KmsKeyArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::KMS::Key"
+    assert len(substitutions) == len(_STAGES) + 3
+
+
+def test_the_state_machine_role_has_only_the_actions_the_definition_needs(synthesized: Synthesized) -> None:
+    assert _actions(_state_machine_statements(synthesized)) == {
+        "lambda:InvokeFunction",
+        "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
+        "sagemaker:AddTags", "sagemaker:ListTags",
+        "events:PutTargets", "events:PutRule", "events:DescribeRule",
+        "iam:PassRole",
+        "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+        "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    }
+
+
+def test_the_state_machine_invokes_exactly_its_stage_functions(synthesized: Synthesized) -> None:
+    (statement,) = _with_action(_state_machine_statements(synthesized), "lambda:InvokeFunction")
+    invoked = {r["Fn::GetAtt"][0] for r in _as_list(statement["Resource"])}
+    expected = {_logical_id_of(synthesized, f) for f in _functions(synthesized).values()}
+    assert invoked == expected  # no ":*" version wildcard, no grader, nothing else
+
+
+def test_training_jobs_are_limited_to_the_pipeline_prefix(synthesized: Synthesized) -> None:
+    statements = _state_machine_statements(synthesized)
+    (create,) = _with_action(statements, "sagemaker:CreateTrainingJob")
+    assert create["Resource"] == _join("arn:aws:sagemaker:", *ACCOUNT_REGION, ":training-job/nova-*")
+    (rule,) = _with_action(statements, "events:PutRule")
+    assert rule["Resource"] == _join(
+        "arn:aws:events:", *ACCOUNT_REGION, ":rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule")
+
+
+def test_the_state_machine_passes_only_the_sagemaker_role_and_only_to_sagemaker(synthesized: Synthesized) -> None:
+    resources = synthesized.template_json["Resources"]
+    (statement,) = _with_action(_state_machine_statements(synthesized), "iam:PassRole")
+    role = resources[statement["Resource"]["Fn::GetAtt"][0]]
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"] == \
+        "sagemaker.amazonaws.com"
+    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_only_the_import_function_passes_the_bedrock_import_role(synthesized: Synthesized) -> None:
+    for handler in _functions(synthesized):
+        passes = _with_action(_function_statements(synthesized, handler), "iam:PassRole")
+        if handler == "import_model":
+            (statement,) = passes
+            assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}
+        else:
+            assert passes == [], handler
+
+
+@pytest.mark.parametrize(
+    ("handler", "actions", "resource_types"),
+    [
+        ("import_model", {"bedrock:CreateCustomModel", "bedrock:TagResource"}, {"custom-model/*"}),
+        ("check_model_import", {"bedrock:GetCustomModel"}, {"custom-model/*"}),
+        ("deploy_model", {"bedrock:CreateCustomModelDeployment", "bedrock:TagResource"},
+         {"custom-model/*", "custom-model-deployment/*"}),
+        ("check_deployment", {"bedrock:GetCustomModelDeployment"}, {"custom-model-deployment/*"}),
+    ],
+)
+def test_bedrock_calls_are_scoped_to_custom_models_and_deployments(
+    synthesized: Synthesized, handler: str, actions: set[str], resource_types: set[str]
+) -> None:
+    statements = [s for s in _function_statements(synthesized, handler)
+                  if any(a.startswith("bedrock:") for a in _as_list(s["Action"]))]
+    (statement,) = statements
+    assert set(_as_list(statement["Action"])) == actions
+    expected = [_join("arn:aws:bedrock:", *ACCOUNT_REGION, f":{kind}") for kind in sorted(resource_types)]
+    assert sorted(_as_list(statement["Resource"]), key=str) == sorted(expected, key=str)
+    others = {h for h in _functions(synthesized) if h != handler}
+    for other in others:
+        other_actions = _actions(_function_statements(synthesized, other))
+        assert not (actions - {"bedrock:TagResource"}) & other_actions, other
+
+
+def test_only_preflight_invokes_the_graders(synthesized: Synthesized) -> None:
+    resources = synthesized.template_json["Resources"]
+    for handler in _functions(synthesized):
+        invokes = _with_action(_function_statements(synthesized, handler), "lambda:InvokeFunction")
+        if handler != "preflight_checks":
+            assert invokes == [], handler
+            continue
+        (statement,) = invokes
+        targets = [resources[r["Fn::GetAtt"][0]] for r in _as_list(statement["Resource"])]
+        assert targets and all(t["Properties"]["Handler"] == "lambdas.reward.handler.lambda_handler" for t in targets)
+
+
+def _object_prefixes(statements: list[dict], action: str) -> set[str]:
+    prefixes = set()
+    for statement in _with_action(statements, action):
+        for resource in _as_list(statement["Resource"]):
+            prefixes.add(resource["Fn::Join"][1][-1] if isinstance(resource, dict) and "Fn::Join" in resource
+                         else str(resource))
+    return prefixes
+
+
+def test_stage_functions_write_only_run_outputs_and_only_the_recorder_writes_champions(
+    synthesized: Synthesized,
+) -> None:
+    writers = {}
+    for handler in _functions(synthesized):
+        writers[handler] = _object_prefixes(_function_statements(synthesized, handler), "s3:PutObject")
+    assert writers["record_run"] == {"/runs/*", "/champions/*"}
+    for handler in ("preflight_checks", "prepare_job", "record_failed_run"):
+        assert writers[handler] == {"/runs/*"}, handler
+    for handler in ("validate_run", "resolve_checkpoint", "read_evaluation", "collect_metrics", "apply_gate",
+                    "import_model", "check_model_import", "deploy_model", "check_deployment"):
+        assert writers[handler] == set(), handler
+
+
+def test_datasets_are_read_only_and_only_where_needed(synthesized: Synthesized) -> None:
+    readers = {h: _object_prefixes(_function_statements(synthesized, h), "s3:GetObject") for h in _functions(synthesized)}
+    assert readers["validate_run"] == {"/datasets/*"}
+    assert readers["preflight_checks"] == {"/datasets/*"}
+    assert readers["apply_gate"] == {"/champions/*"}
+    assert readers["resolve_checkpoint"] == readers["read_evaluation"] == {"/runs/*"}
+
+
+def test_job_preparation_may_stop_only_the_pipelines_own_jobs(synthesized: Synthesized) -> None:
+    (statement,) = _with_action(_function_statements(synthesized, "prepare_job"), "sagemaker:StopTrainingJob")
+    assert statement["Resource"] == _join("arn:aws:sagemaker:", *ACCOUNT_REGION, ":training-job/nova-*")
+    assert set(_as_list(statement["Action"])) == {"sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"}
+
+
+def test_stage_functions_get_their_configuration_from_the_environment(synthesized: Synthesized, template) -> None:
+    for handler, function in _functions(synthesized).items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["PIPELINE_NAME"] == "nova", handler
+        for name in ("DATA_BUCKET", "ARTIFACTS_BUCKET", "BEDROCK_IMPORT_ROLE_ARN", "GRADER_FUNCTIONS"):
+            assert name in variables, (handler, name)
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Handler": "lambdas.pipeline.handlers.preflight_checks", "Timeout": 900, "MemorySize": 512},
+    )

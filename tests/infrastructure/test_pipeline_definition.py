@@ -1,0 +1,130 @@
+"""The synthesized state machine definition, rendered as CloudFormation renders it, against the services' APIs.
+
+The DefinitionString is rendered with every DefinitionSubstitutions entry resolved to a placeholder ARN,
+then every Task's Parameters are checked against botocore's input shape of the operation it calls
+(member names, required members, enums, patterns, nested structures; ``.$`` keys count as the member),
+and the whole definition goes through asl-validator.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.synth import Synthesized
+from tests.unit.pipeline.asl_support import (
+    DEFINITION_FILE,
+    iter_states,
+    operation_of,
+    pipeline_state_machine,
+    render,
+    task_problems,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"
+
+
+@pytest.fixture(scope="module")
+def rendered(synthesized: Synthesized) -> tuple[dict, dict[str, str]]:
+    return render(synthesized.template_json, pipeline_state_machine(synthesized.template_json))
+
+
+def test_the_template_carries_the_definition_file_unchanged(synthesized: Synthesized) -> None:
+    resource = synthesized.template_json["Resources"][pipeline_state_machine(synthesized.template_json)]
+    assert json.loads(resource["Properties"]["DefinitionString"]) == json.loads(DEFINITION_FILE.read_text())
+
+
+def test_every_placeholder_is_substituted(rendered: tuple[dict, dict]) -> None:
+    definition, substitutions = rendered
+    assert "${" not in json.dumps(definition)
+    assert substitutions["PipelineName"] == "nova"
+
+
+def test_every_task_calls_a_known_integration(rendered: tuple[dict, dict]) -> None:
+    definition, _ = rendered
+    resources = {state["Resource"] for _, state in iter_states(definition) if state["Type"] == "Task"}
+    assert resources == {"arn:aws:states:::lambda:invoke", "arn:aws:states:::sagemaker:createTrainingJob.sync"}
+
+
+def test_every_task_matches_the_botocore_input_shape(rendered: tuple[dict, dict]) -> None:
+    definition, _ = rendered
+    problems = []
+    checked = 0
+    for name, state in iter_states(definition):
+        if state["Type"] == "Task":
+            problems.extend(task_problems(name, state))
+            checked += 1
+    assert checked >= 20
+    assert problems == []
+
+
+def test_the_training_jobs_use_the_documented_channels_and_settings(rendered: tuple[dict, dict]) -> None:
+    definition, substitutions = rendered
+    jobs = {name: state["Parameters"] for name, state in iter_states(definition)
+            if state.get("Resource") == "arn:aws:states:::sagemaker:createTrainingJob.sync"}
+    assert len(jobs) == 5
+    for name, parameters in jobs.items():
+        channels = {c["ChannelName"]: c for c in parameters["InputDataConfig"]}
+        assert channels["recipe"]["DataSource"]["S3DataSource"]["S3DataType"] == "S3Prefix"
+        assert channels["recipe"]["InputMode"] == "File"
+        expected = "Converse" if name == "Run SFT training job" else "S3Prefix"
+        assert channels["train"]["DataSource"]["S3DataSource"]["S3DataType"] == expected, name
+        assert parameters["AlgorithmSpecification"]["TrainingInputMode"] == "File"
+        assert parameters["ProfilerConfig"] == {"DisableProfiler": True}
+        assert parameters["RoleArn"] == substitutions["SageMakerRoleArn"]
+        assert parameters["OutputDataConfig"]["KmsKeyId"] == substitutions["KmsKeyArn"]
+        assert parameters["TrainingJobName.$"] == "$.job.name"
+        assert parameters["StoppingCondition"] == {"MaxRuntimeInSeconds.$": "$.job.request.maxRuntimeInSeconds"}
+        assert parameters["HyperParameters.$"] == "$.job.request.hyperParameters"
+
+
+def test_the_shape_check_catches_real_mistakes() -> None:
+    # Given parameters with the mistakes linters accept, when checked, then each one is reported
+    bad = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+        "Parameters": {
+            "TrainingJobName": "ok-name",
+            "RoleArn": "arn:aws:iam::123456789012:role/r",
+            "AlgorithmSpecification": {"TrainingImage": "x", "TrainingInputMode": "file"},
+            "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
+                "S3DataType": "Conversation", "S3Uri.$": "$.x"}}}],
+            "OutputDataConfig": {"S3OutputPath.$": "$.o"},
+            "ResourceConfig": {"InstanceType": "ml.ml.p5.48xlarge", "InstanceCount": 1, "VolumeSizeInGB": 100},
+            "StoppingCondition": {"MaxRuntime.$": "$.t"},
+            "Hyperparameters.$": "$.h",
+        },
+    }
+    text = "\n".join(task_problems("Bad", bad))
+    for fragment in ("'file' is not one of TrainingInputMode", "'Conversation' is not one of S3DataType",
+                     "'ml.ml.p5.48xlarge' is not one of TrainingInstanceType", "MaxRuntime: not a member",
+                     "Hyperparameters: not a member"):
+        assert fragment in text, fragment
+    lambda_bad = {"Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"Function": "f", "Payload": {}}}
+    assert any("required member FunctionName" in p for p in task_problems("BadLambda", lambda_bad))
+    assert operation_of("arn:aws:states:::aws-sdk:bedrock:getCustomModel") == ("bedrock", "GetCustomModel")
+
+
+def test_the_rendered_definition_passes_asl_validator(rendered: tuple[dict, dict], tmp_path: Path) -> None:
+    assert ASL_VALIDATOR.exists(), "run `npm ci` (asl-validator is pinned in package.json)"
+    definition, _ = rendered
+    path = tmp_path / "pipeline.asl.json"
+    path.write_text(json.dumps(definition))
+    result = subprocess.run([str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_asl_validator_rejects_a_broken_definition(rendered: tuple[dict, dict], tmp_path: Path) -> None:
+    definition, _ = rendered
+    broken = json.loads(json.dumps(definition))
+    broken["States"]["Collect metrics"]["Next"] = "No such state"
+    path = tmp_path / "broken.asl.json"
+    path.write_text(json.dumps(broken))
+    result = subprocess.run([str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0

@@ -1,0 +1,70 @@
+"""Shared fixtures of the pipeline's unit tests: environment, moto S3, sample plans and datasets."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.unit.pipeline import samples
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def s3(aws: None) -> Any:
+    client = boto3.client("s3", region_name=REGION)
+    for bucket in (samples.DATA_BUCKET, samples.ARTIFACTS_BUCKET):
+        client.create_bucket(Bucket=bucket)
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return client
+
+
+@pytest.fixture
+def datasets(s3: Any) -> dict[str, str]:
+    """The three sample datasets uploaded to the data bucket; name -> URI."""
+    uris = {}
+    for name, rows in (("sft", samples.sft_rows()), ("rft", samples.rft_rows()), ("eval", samples.eval_rows())):
+        key = f"datasets/{name}.jsonl"
+        s3.put_object(Bucket=samples.DATA_BUCKET, Key=key, Body=samples.jsonl(rows))
+        uris[name] = f"s3://{samples.DATA_BUCKET}/{key}"
+    return uris
+
+
+@pytest.fixture
+def pipeline_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {
+        "PIPELINE_NAME": samples.PIPELINE,
+        "DATA_BUCKET": samples.DATA_BUCKET,
+        "ARTIFACTS_BUCKET": samples.ARTIFACTS_BUCKET,
+        "BEDROCK_IMPORT_ROLE_ARN": samples.IMPORT_ROLE_ARN,
+        "GRADER_FUNCTIONS": json.dumps(samples.GRADERS),
+        "AWS_REGION": REGION,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def put_archive(s3: Any, uri: str, members: dict[str, bytes]) -> None:
+    """Upload a tar.gz holding ``members`` (name -> content) to ``uri``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    bucket, key = uri[len("s3://"):].split("/", 1)
+    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())

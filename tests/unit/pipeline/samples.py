@@ -1,0 +1,90 @@
+"""Sample data of the pipeline's unit tests: datasets in the documented formats and resolved plans."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+PIPELINE = "nova"
+DATA_BUCKET = "nova-data-test"
+ARTIFACTS_BUCKET = "nova-artifacts-test"
+ACCOUNT = "123456789012"
+IMPORT_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/BedrockImportRole"
+GRADER_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:NovaCustomization-SageMakerGradersClassification"
+GRADERS = {"classification": GRADER_ARN}
+SFT_CHECKPOINT = f"s3://customer-escrow-{ACCOUNT}-smtj-0a1b2c3d/nova-run-1-sft-a1/checkpoint/"
+RFT_CHECKPOINT = f"s3://customer-escrow-{ACCOUNT}-smtj-0a1b2c3d/nova-run-1-rft-a1/checkpoint/"
+SYSTEM = "Label the question: HQ, LQ_EDIT or LQ_CLOSE."
+LABELS = ("HQ", "LQ_EDIT", "LQ_CLOSE")
+
+
+def _question(index: int) -> tuple[str, str]:
+    return f"Title: question {index}\nBody: how do I do thing {index}?\nLabel:", LABELS[index % 3]
+
+
+def sft_rows(count: int = 12) -> list[dict]:
+    return [
+        {"system": [{"text": SYSTEM}],
+         "messages": [{"role": "user", "content": [{"text": q}]}, {"role": "assistant", "content": [{"text": a}]}]}
+        for q, a in map(_question, range(count))
+    ]
+
+
+def rft_rows(count: int = 12) -> list[dict]:
+    return [
+        {"id": f"q-{i}", "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}],
+         "reference_answer": a}
+        for i, (q, a) in enumerate(map(_question, range(count)))
+    ]
+
+
+def eval_rows(count: int = 12) -> list[dict]:
+    return [{"query": q, "response": a, "system": SYSTEM} for q, a in map(_question, range(count))]
+
+
+def jsonl(rows: list[Any]) -> bytes:
+    return ("\n".join(json.dumps(row) for row in rows) + "\n").encode()
+
+
+def run_input(**changes: Any) -> dict:
+    payload = {
+        "datasets": {
+            "sft": f"s3://{DATA_BUCKET}/datasets/sft.jsonl",
+            "rft": f"s3://{DATA_BUCKET}/datasets/rft.jsonl",
+            "eval": f"s3://{DATA_BUCKET}/datasets/eval.jsonl",
+        }
+    }
+    payload.update(copy.deepcopy(changes))
+    return payload
+
+
+EXECUTION = {
+    "id": f"arn:aws:states:us-east-1:{ACCOUNT}:execution:Pipeline:run-1",
+    "name": "run-1",
+    "startTime": "2026-11-21T10:00:00.000Z",
+}
+
+
+def head_ok(bucket: str, key: str) -> dict:
+    return {"ETag": f'"etag-{key}"', "ContentLength": 1024, "VersionId": "v1"}
+
+
+def plan(**input_changes: Any) -> dict:
+    """A resolved plan (every dataset exists) for ``run_input(**input_changes)``."""
+    from lambdas.pipeline.run_input import resolve_plan
+
+    resolved, _ = resolve_plan(
+        run_input(**input_changes), execution=EXECUTION, pipeline_name=PIPELINE, data_bucket=DATA_BUCKET,
+        artifacts_bucket=ARTIFACTS_BUCKET, graders=GRADERS, grader_version=lambda name: "1.0.0",
+        head_object=head_ok,
+    )
+    return resolved
+
+
+def stages_after_training(*, rft: bool = True) -> dict:
+    """Stage records after SFT (and RFT) succeeded."""
+    records = {name: {"status": "PENDING"} for name in ("baselineEval", "sftEval", "finalEval")}
+    records["sft"] = {"status": "SUCCEEDED", "checkpoint": SFT_CHECKPOINT}
+    records["rft"] = {"status": "SUCCEEDED", "checkpoint": RFT_CHECKPOINT} if rft else {"status": "SKIPPED"}
+    return records

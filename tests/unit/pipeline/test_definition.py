@@ -1,0 +1,199 @@
+"""The ASL file itself: runbook state names, Retry/Catch everywhere, payloads that match the handlers,
+selectors that match what the handlers return, and evaluations off the critical path."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from lambdas.pipeline import bedrock, gate, handlers, metrics, naming, record
+from stacks.pipeline import _STAGES
+from tests.unit.pipeline import samples
+from tests.unit.pipeline.asl_support import iter_states, load_definition, longest_path
+from tests.unit.pipeline.test_bedrock import FakeBedrock
+from tests.unit.pipeline.test_jobs import FakeSageMaker
+from tests.unit.pipeline.test_record import MODEL
+
+DEFINITION = load_definition()
+STATES = dict(iter_states(DEFINITION))
+LAMBDA_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                 "Lambda.TooManyRequestsException"}
+HANDLER_OF = {f"${{{stage.construct_id}FunctionArn}}": stage.handler for stage in _STAGES}
+# Case-study durations in minutes (ISSUE: eval 20, SFT 40, RFT 90, import 15, deploy 10).
+CASE_STUDY = {
+    "Run baseline evaluation job": 20, "Run SFT training job": 40, "Run SFT evaluation job": 20,
+    "Run RFT training job": 90, "Run final evaluation job": 20, "Wait for model import": 15,
+    "Wait for deployment": 10,
+}
+
+
+def _lambda_tasks() -> list[tuple[str, dict]]:
+    return [(n, s) for n, s in STATES.items() if s.get("Resource") == "arn:aws:states:::lambda:invoke"]
+
+
+def test_the_definition_is_jsonpath_and_reads_like_a_runbook() -> None:
+    assert DEFINITION["QueryLanguage"] == "JSONPath"
+    for name in ("Validate run", "Preflight checks", "Train and baseline", "Prepare SFT job", "Run SFT training job",
+                 "Resolve SFT checkpoint", "Evaluate SFT and train RFT", "Run final evaluation job", "Collect metrics",
+                 "Apply quality gate", "Import model into Bedrock", "Wait for model import", "Deploy model on demand",
+                 "Record run", "Record failed run"):
+        assert name in STATES, name
+    assert DEFINITION["StartAt"] == "Start run"
+
+
+def test_every_task_and_parallel_catches_everything() -> None:
+    for name, state in STATES.items():
+        if state["Type"] in ("Task", "Parallel"):
+            catchers = state.get("Catch", [])
+            assert any("States.ALL" in c["ErrorEquals"] for c in catchers), name
+
+
+def test_every_lambda_task_retries_service_errors_with_backoff() -> None:
+    for name, state in _lambda_tasks():
+        (retry,) = state["Retry"]
+        assert set(retry["ErrorEquals"]) == LAMBDA_ERRORS, name
+        assert retry["BackoffRate"] >= 2 and retry["MaxAttempts"] >= 3, name
+
+
+def test_every_failure_path_records_the_run_before_the_execution_fails() -> None:
+    top = DEFINITION["States"]
+    fails = [n for n, s in top.items() if s["Type"] == "Fail"]
+    assert sorted(fails) == ["Run failed", "Run failed without a record"]
+    for name, state in top.items():
+        for catcher in state.get("Catch", []):
+            target = top[catcher["Next"]]
+            chain = [catcher["Next"]]
+            while target["Type"] in ("Pass", "Choice"):  # a retry decision falls back to its Default
+                following = target["Next"] if target["Type"] == "Pass" else target["Default"]
+                chain.append(following)
+                target = top[following]
+            if name == "Record failed run":
+                assert chain == ["Run failed without a record"]
+            else:
+                assert chain[-1] == "Record failed run", (name, chain)
+                assert any(top[c].get("ResultPath") == "$.failedStage" for c in chain[:-1]), (name, chain)
+
+
+def test_the_failed_run_fails_with_the_recorded_error_and_cause() -> None:
+    assert DEFINITION["States"]["Run failed"]["ErrorPath"] == "$.failure.error"
+    assert DEFINITION["States"]["Run failed"]["CausePath"] == "$.failure.cause"
+
+
+def test_a_failed_branch_stops_its_sibling_with_the_stage_and_job_as_cause() -> None:
+    for name in ("SFT failed", "RFT failed", "Baseline evaluation failed", "SFT evaluation failed"):
+        state = STATES[name]
+        assert state["Type"] == "Fail" and state["CausePath"] == "States.JsonToString($.stageFailure)"
+
+
+def test_job_retries_get_a_fresh_name_through_prepare_and_a_bounded_backoff() -> None:
+    for stage, label in (("sft", "SFT"), ("rft", "RFT"), ("finalEval", "final evaluation")):
+        run = STATES[f"Run {label} training job" if stage in ("sft", "rft") else f"Run {label} job"]
+        (catcher,) = run["Catch"]
+        assert catcher["ErrorEquals"] == ["States.ALL"] and catcher["ResultPath"] == "$.job.lastError"
+        choice = STATES[catcher["Next"]]
+        rule = choice["Choices"][0]
+        assert rule["And"][0] == {"Variable": "$.job.attempt", "NumericLessThanPath": "$.plan.maxJobAttempts"}
+        text = json.dumps(rule)
+        for error in ("SageMaker.ResourceLimitExceededException", "SageMaker.ThrottlingException",
+                      "*CapacityError*", "*ThrottlingException*"):
+            assert error in text
+        backoff = STATES[rule["Next"]]
+        assert backoff["Type"] == "Wait" and backoff["SecondsPath"] == "$.job.retryDelaySeconds"
+        assert backoff["Next"] == f"Prepare {label} job"
+        assert choice["Default"].startswith("Describe the")
+
+
+def test_payloads_provide_every_field_the_handlers_require() -> None:
+    for name, state in _lambda_tasks():
+        handler = HANDLER_OF[state["Parameters"]["FunctionName"]]
+        model = handlers.EVENT_MODELS[handler]
+        given = {key.removesuffix(".$") for key in state["Parameters"]["Payload"]}
+        required = {field for field, info in model.model_fields.items() if info.is_required()}
+        assert required <= given, (name, required - given)
+
+
+def _outputs(s3: Any) -> dict[str, dict]:
+    """One real output of every handler's domain function."""
+    plan = samples.plan()
+    stages = samples.stages_after_training()
+    stages["finalEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": 0.8}}
+    table = metrics.collect_metrics(plan, stages)
+    fake = FakeBedrock(statuses=["Active", "Active"])
+    model = bedrock.start_import(bedrock=fake, plan=plan, stages=stages, role_arn=samples.IMPORT_ROLE_ARN)
+    deployment = bedrock.start_deployment(bedrock=fake, plan=plan, model=model)
+    state = {"execution": samples.EXECUTION, "plan": plan, "stages": stages, "error": {"Error": "E", "Cause": "c"},
+             "failedStage": "import", "model": MODEL}
+    kwargs = {"s3": s3, "bucket": samples.ARTIFACTS_BUCKET, "ended_at": "t", "region": "us-east-1",
+              "pipeline_name": "nova"}
+    from lambdas.pipeline.jobs import prepare_job
+
+    return {
+        "validate_run": dict.fromkeys(("input", "execution", "plan", "stages")),
+        "preflight_checks": dict.fromkeys(("datasets", "grader", "cost")),
+        "prepare_job": prepare_job(stage="sft", plan=plan, stages=stages, previous={"attempt": 0}, region="us-east-1",
+                                   s3=s3, sagemaker=FakeSageMaker()),
+        "resolve_checkpoint": dict.fromkeys(naming.STAGES),
+        "read_evaluation": dict.fromkeys(naming.STAGES),
+        "collect_metrics": table,
+        "apply_gate": gate.apply_gate(gate=plan["gate"], metrics=table, champion=None),
+        "import_model": model,
+        "check_model_import": bedrock.check_import(bedrock=fake, model=model),
+        "deploy_model": deployment,
+        "check_deployment": bedrock.check_deployment(bedrock=fake, deployment=deployment),
+        "record_run": record.record_run(state, **kwargs),
+        "record_failed_run": record.record_failed_run(state, **kwargs),
+    }
+
+
+def test_result_selectors_only_select_what_the_handlers_return(s3: Any) -> None:
+    outputs = _outputs(s3)
+    for name, state in _lambda_tasks():
+        handler = HANDLER_OF[state["Parameters"]["FunctionName"]]
+        for key, path in state["ResultSelector"].items():
+            assert path.startswith("$.Payload."), (name, key)
+            field = path.removeprefix("$.Payload.")
+            assert field in outputs[handler], (name, field, sorted(outputs[handler]))
+
+
+def test_job_tasks_only_read_fields_that_prepare_returns(s3: Any) -> None:
+    job = _outputs(s3)["prepare_job"]
+    for name, state in STATES.items():
+        if state.get("Resource", "").startswith("arn:aws:states:::sagemaker"):
+            for path in _paths(state["Parameters"]):
+                if path.startswith("$.job.request."):
+                    assert path.removeprefix("$.job.request.") in job["request"], (name, path)
+                elif path.startswith("$.job."):
+                    assert path.removeprefix("$.job.") in job, (name, path)
+
+
+def _paths(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [v for k, v in node.items() if k.endswith(".$") and isinstance(v, str)]
+        for value in node.values():
+            found.extend(_paths(value))
+        return found
+    if isinstance(node, list):
+        return [p for item in node for p in _paths(item)]
+    return []
+
+
+def test_evaluations_are_off_the_critical_path() -> None:
+    total = longest_path(DEFINITION, CASE_STUDY)
+    # SFT + RFT + final eval + import + deploy
+    assert total == 40 + 90 + 20 + 15 + 10
+
+
+def test_a_slow_evaluation_would_show_on_the_critical_path() -> None:
+    # the check can fail: an SFT evaluation longer than RFT lengthens the run
+    assert longest_path(DEFINITION, {**CASE_STUDY, "Run SFT evaluation job": 120}) == 40 + 120 + 20 + 15 + 10
+
+
+@pytest.mark.parametrize("stage", naming.STAGES)
+def test_each_job_stage_can_be_skipped_by_the_plan(stage: str) -> None:
+    if stage == "finalEval":
+        return  # the final evaluation always runs: it feeds the gate
+    choices = [s for s in STATES.values() if s["Type"] == "Choice"
+               and any(c.get("Variable") == f"$.plan.stages.{stage}" for c in s["Choices"])]
+    assert len(choices) == 1

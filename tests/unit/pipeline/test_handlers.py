@@ -1,0 +1,117 @@
+"""Handlers: thin wrappers that parse the event, call the domain module and return JSON for $.Payload."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from lambdas.pipeline import environment
+from lambdas.pipeline.run_input import RunInputError
+from lambdas.reward.config import reward_function
+from tests.unit.pipeline import samples
+from tests.unit.pipeline.conftest import put_archive
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "pipeline-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:pipeline-test"
+    aws_request_id: str = "request-1"
+
+
+@pytest.fixture
+def handlers(pipeline_env: dict) -> Any:
+    module = importlib.import_module("lambdas.pipeline.handlers")
+    module.environment.cache_clear()
+    module.client.cache_clear()
+    module.bedrock_client.cache_clear()
+    yield module
+    module.environment.cache_clear()
+    module.client.cache_clear()
+    module.bedrock_client.cache_clear()
+
+
+def test_importing_the_handlers_creates_no_client_and_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PIPELINE_NAME", "DATA_BUCKET"):
+        monkeypatch.delenv(name, raising=False)
+    sys.modules.pop("lambdas.pipeline.handlers", None)
+    module = importlib.import_module("lambdas.pipeline.handlers")
+    assert module.environment.cache_info().currsize == 0 and module.client.cache_info().currsize == 0
+
+
+def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(environment.ConfigurationError, match="missing environment variables: PIPELINE_NAME"):
+        environment.load_environment({"DATA_BUCKET": "d", "ARTIFACTS_BUCKET": "a", "GRADER_FUNCTIONS": "{}",
+                                      "BEDROCK_IMPORT_ROLE_ARN": samples.IMPORT_ROLE_ARN, "AWS_REGION": "us-east-1"})
+    with pytest.raises(environment.ConfigurationError, match="invalid environment"):
+        environment.load_environment({"PIPELINE_NAME": "nova", "DATA_BUCKET": "d", "ARTIFACTS_BUCKET": "a",
+                                      "GRADER_FUNCTIONS": "{}", "BEDROCK_IMPORT_ROLE_ARN": "not-an-arn",
+                                      "AWS_REGION": "us-east-1"})
+
+
+def test_validate_run_returns_the_plan_and_the_stage_records(handlers: Any, datasets: dict) -> None:
+    event = {"input": samples.run_input(), "execution": samples.EXECUTION}
+    result = handlers.validate_run(event, FakeContext())
+    assert set(result) == {"input", "execution", "plan", "stages"}
+    assert result["plan"]["datasets"]["sft"]["etag"]
+    assert result["plan"]["grader"]["version"] == "1.0.0"  # read from the shipped preset
+    json.dumps(result)
+
+
+def test_validate_run_reports_a_missing_dataset(handlers: Any, datasets: dict) -> None:
+    event = {"input": samples.run_input(datasets={"sft": f"s3://{samples.DATA_BUCKET}/datasets/missing.jsonl",
+                                                  "rft": datasets["rft"], "eval": datasets["eval"]}),
+             "execution": samples.EXECUTION}
+    with pytest.raises(RunInputError, match="datasets.sft: .*missing.jsonl does not exist"):
+        handlers.validate_run(event, FakeContext())
+
+
+def test_the_job_stages_chain_through_the_handlers(
+    handlers: Any, s3: Any, datasets: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = handlers.validate_run({"input": samples.run_input(), "execution": samples.EXECUTION}, FakeContext())["plan"]
+    # the deployed grader, answered by the same preset in-process
+    monkeypatch.setattr(handlers.preflight, "lambda_grade_batch",
+                        lambda client, arn: reward_function(preset="classification"))
+    summary = handlers.preflight_checks({"plan": plan}, FakeContext())
+    assert set(summary) == {"datasets", "grader", "cost"} and summary["grader"]["passed"]
+    stages = {name: {"status": "PENDING"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")}
+    job = handlers.prepare_job({"stage": "sft", "plan": plan, "stages": stages,
+                                "previous": {"stage": "sft", "attempt": 0, "startedAt": "t0", "errors": []}},
+                               FakeContext())
+    put_archive(s3, job["request"]["outputArchive"],
+                {"manifest.json": json.dumps({"checkpoint_s3_bucket": samples.SFT_CHECKPOINT}).encode()})
+    job["result"] = {"name": job["name"], "status": "Completed", "arn": "arn:job"}
+    stages = handlers.resolve_checkpoint({"stage": "sft", "job": job, "stages": stages, "endedAt": "t1"}, FakeContext())
+    assert stages["sft"]["status"] == "SUCCEEDED" and stages["sft"]["checkpoint"] == samples.SFT_CHECKPOINT
+    assert stages["sft"]["jobArn"] == "arn:job" and stages["sft"]["startedAt"] == "t0"
+
+    eval_job = handlers.prepare_job({"stage": "finalEval", "plan": plan, "stages": stages,
+                                     "previous": {"stage": "finalEval", "attempt": 0}}, FakeContext())
+    put_archive(s3, eval_job["request"]["outputArchive"], {"results_1.json": b'{"results": {"all": {"em": 0.8}}}'})
+    stages = handlers.read_evaluation({"stage": "finalEval", "job": eval_job, "stages": stages}, FakeContext())
+    assert stages["finalEval"]["metrics"] == {"exact_match": 0.8}
+    metrics = handlers.collect_metrics({"plan": plan, "stages": stages}, FakeContext())
+    assert metrics["candidate"] == "sft"
+    decision = handlers.apply_gate({"plan": plan, "metrics": metrics}, FakeContext())
+    assert decision["passed"] is True and decision["champion"] is None
+
+
+def test_the_bedrock_client_is_checked_before_use(handlers: Any, aws: None) -> None:
+    client = handlers.bedrock_client()
+    assert hasattr(client, "create_custom_model_deployment")
+
+
+def test_record_handlers_write_the_run_record(handlers: Any, s3: Any) -> None:
+    state = {"input": {}, "execution": samples.EXECUTION, "failedStage": "preflight",
+             "error": {"Error": "PreflightError", "Cause": json.dumps({"errorMessage": "2 problems"})}}
+    result = handlers.record_failed_run({"run": state, "endedAt": "t"}, FakeContext())
+    assert result["error"] == "PreflightError" and result["cause"] == "Preflight checks failed: 2 problems"
+    body = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1/run.json")["Body"].read()
+    assert json.loads(body)["status"] == "FAILED"

@@ -1,0 +1,143 @@
+"""Prepare <stage> job: recipe upload, CreateTrainingJob pieces, hyperparameters, fresh names per attempt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from lambdas.pipeline import jobs
+from lambdas.pipeline.jobs import MissingCheckpointError, prepare_job
+from tests.unit.pipeline import samples
+
+IMAGE_ACCOUNT = "708977205387"
+
+
+class FakeSageMaker:
+    """describe/stop of earlier attempts; unknown jobs raise like the service does."""
+
+    def __init__(self, statuses: dict[str, str] | None = None) -> None:
+        self.statuses = statuses or {}
+        self.stopped: list[str] = []
+
+    def describe_training_job(self, TrainingJobName: str) -> dict:
+        if TrainingJobName not in self.statuses:
+            error = Exception("Requested resource not found")
+            error.response = {"Error": {"Code": "ValidationException"}}  # type: ignore[attr-defined]
+            raise error
+        return {"TrainingJobStatus": self.statuses[TrainingJobName]}
+
+    def stop_training_job(self, TrainingJobName: str) -> None:
+        self.stopped.append(TrainingJobName)
+
+
+def _prepare(s3: Any, stage: str, *, plan: dict | None = None, stages: dict | None = None,
+             previous: dict | None = None, sagemaker: FakeSageMaker | None = None) -> dict:
+    return prepare_job(
+        stage=stage, plan=plan or samples.plan(), stages=stages or samples.stages_after_training(),
+        previous=previous or {"stage": stage, "attempt": 0, "startedAt": "2026-11-21T10:01:00Z", "errors": []},
+        region="us-east-1", s3=s3, sagemaker=sagemaker or FakeSageMaker(),
+    )
+
+
+def _recipe(s3: Any, job: dict) -> dict:
+    bucket, key = job["request"]["recipeFile"][len("s3://"):].split("/", 1)
+    return yaml.safe_load(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def test_sft_job_uses_the_base_model_the_converse_dataset_and_the_recipe_channel(s3: Any) -> None:
+    job = _prepare(s3, "sft")
+    request = job["request"]
+    assert job["name"] == "nova-run-1-sft-a1" and job["attempt"] == 1
+    assert job["startedAt"] == "2026-11-21T10:01:00Z"
+    assert request["image"] == f"{IMAGE_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/nova-fine-tune-repo:SM-TJ-SFT-V2-latest"
+    assert request["hyperParameters"] == {
+        "sagemaker_recipe_local_path": "/opt/ml/input/data/recipe/recipe.yaml",
+        "model_type": "amazon.nova-2-lite-v1:0:256k",
+        "base_model": "nova-lite-2/prod",
+    }
+    assert request["recipeUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/recipes/sft/"
+    assert request["recipeFile"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/recipes/sft/recipe.yaml"
+    assert request["dataUri"] == f"s3://{samples.DATA_BUCKET}/datasets/sft.jsonl"
+    assert request["outputArchive"] == (
+        f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/jobs/sft/nova-run-1-sft-a1/output/output.tar.gz")
+    assert (request["instanceType"], request["instanceCount"], request["maxRuntimeInSeconds"]) == (
+        "ml.p5.48xlarge", 4, 3 * 3600)
+    assert all(isinstance(v, str) for v in request["hyperParameters"].values())
+
+
+def test_the_uploaded_recipe_has_the_overrides_and_replicas_equal_to_the_instance_count(s3: Any) -> None:
+    plan = samples.plan(sft={"overrides": {"lr": 5e-6, "max_steps": 100}, "instanceCount": 8})
+    job = _prepare(s3, "sft", plan=plan)
+    recipe = _recipe(s3, job)
+    assert recipe["run"]["replicas"] == 8 == job["request"]["instanceCount"]
+    assert recipe["run"]["name"] == job["name"]
+    assert recipe["training_config"]["optim_config"]["lr"] == 5e-6
+    assert recipe["run"]["data_s3_path"] == ""  # the channel carries the data
+
+
+def test_rft_starts_from_the_sft_checkpoint_with_the_grader_as_reward(s3: Any) -> None:
+    job = _prepare(s3, "rft")
+    hyper = job["request"]["hyperParameters"]
+    assert hyper["base_model_location"] == samples.SFT_CHECKPOINT and "base_model" not in hyper
+    assert hyper["reward_lambda_arn"] == samples.GRADER_ARN
+    assert job["request"]["image"].endswith("nova-fine-tune-repo:SM-TJ-RFT-V2-latest")
+    recipe = _recipe(s3, job)
+    assert recipe["run"]["model_name_or_path"] == samples.SFT_CHECKPOINT
+    assert recipe["training_config"]["rollout"]["rewards"]["api_endpoint"]["lambda_arn"] == samples.GRADER_ARN
+
+
+@pytest.mark.parametrize(
+    ("stage", "rft", "location"),
+    [("baselineEval", True, None), ("sftEval", True, samples.SFT_CHECKPOINT),
+     ("finalEval", True, samples.RFT_CHECKPOINT), ("finalEval", False, samples.SFT_CHECKPOINT)],
+)
+def test_evaluations_judge_the_right_model(s3: Any, stage: str, rft: bool, location: str | None) -> None:
+    job = _prepare(s3, stage, stages=samples.stages_after_training(rft=rft))
+    hyper = job["request"]["hyperParameters"]
+    assert hyper.get("base_model_location") == location
+    assert ("base_model" in hyper) == (location is None)
+    assert job["request"]["image"].endswith("nova-evaluation-repo:SM-TJ-Eval-V2-latest")
+    assert job["request"]["dataUri"].endswith("/runs/run-1/inputs/eval/gen_qa.jsonl")
+    assert job["request"]["instanceCount"] == 1
+    assert _recipe(s3, job)["evaluation"]["task"] == "gen_qa"
+    assert "eval_lambda_arn" not in hyper
+
+
+def test_rft_eval_passes_the_grader_to_the_evaluation(s3: Any) -> None:
+    plan = samples.plan(evaluation={"task": "rft_eval"})
+    job = _prepare(s3, "finalEval", plan=plan)
+    assert job["request"]["hyperParameters"]["eval_lambda_arn"] == samples.GRADER_ARN
+    assert _recipe(s3, job)["rl_env"]["reward_lambda_arn"] == samples.GRADER_ARN
+
+
+def test_a_retry_gets_a_new_name_stops_a_leftover_job_and_remembers_the_error(s3: Any) -> None:
+    sagemaker = FakeSageMaker({"nova-run-1-sft-a1": "InProgress"})
+    previous = {**_prepare(s3, "sft"), "lastError": {"Error": "SageMaker.ResourceLimitExceededException",
+                                                      "Cause": "quota"}}
+    job = _prepare(s3, "sft", previous=previous, sagemaker=sagemaker)
+    assert job["name"] == "nova-run-1-sft-a2" and job["attempt"] == 2
+    assert sagemaker.stopped == ["nova-run-1-sft-a1"]
+    assert job["errors"] == [{"attempt": 1, "job": "nova-run-1-sft-a1",
+                              "error": "SageMaker.ResourceLimitExceededException", "cause": "quota"}]
+    assert job["startedAt"] == previous["startedAt"]
+
+
+def test_a_failed_or_never_created_previous_job_is_not_stopped(s3: Any) -> None:
+    sagemaker = FakeSageMaker({"nova-run-1-sft-a1": "Failed"})
+    _prepare(s3, "sft", previous={"stage": "sft", "attempt": 1, "name": "nova-run-1-sft-a1"}, sagemaker=sagemaker)
+    _prepare(s3, "sft", previous={"stage": "sft", "attempt": 1, "name": "never-created"}, sagemaker=sagemaker)
+    assert sagemaker.stopped == []
+
+
+def test_the_backoff_grows_and_is_capped() -> None:
+    assert [jobs.retry_delay_seconds(a) for a in (1, 2, 3, 4, 5, 6)] == [300, 600, 1200, 2400, 3600, 3600]
+
+
+def test_a_missing_checkpoint_is_a_clear_error(s3: Any) -> None:
+    stages = {name: {"status": "PENDING"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")}
+    with pytest.raises(MissingCheckpointError, match="RFT training needs the SFT checkpoint"):
+        _prepare(s3, "rft", stages=stages)
+    with pytest.raises(MissingCheckpointError, match="neither RFT nor SFT"):
+        _prepare(s3, "finalEval", stages=stages)

@@ -1,0 +1,94 @@
+"""Collect metrics (baseline / SFT / RFT) and apply the quality gate."""
+
+from __future__ import annotations
+
+import pytest
+
+from lambdas.pipeline.gate import apply_gate
+from lambdas.pipeline.metrics import collect_metrics
+from tests.unit.pipeline import samples
+
+GATE = {"metric": "exact_match", "minScore": 0.7, "minGainOverBaseline": 0.05, "mustBeatDeployed": True}
+
+
+def _stages(*, rft: bool = True, baseline: float | None = 0.4, sft: float | None = 0.7, final: float = 0.8) -> dict:
+    stages = samples.stages_after_training(rft=rft)
+    stages["baselineEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": baseline}} if baseline is not None \
+        else {"status": "SKIPPED"}
+    stages["sftEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": sft}} if sft is not None and rft \
+        else {"status": "SKIPPED"}
+    stages["finalEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": final, "f1": 0.9}}
+    return stages
+
+
+def test_the_table_puts_the_final_evaluation_under_rft() -> None:
+    result = collect_metrics({"gate": GATE}, _stages())
+    assert result["candidate"] == "rft" and result["metric"] == "exact_match"
+    assert result["table"] == {"baseline": {"exact_match": 0.4}, "sft": {"exact_match": 0.7},
+                               "rft": {"exact_match": 0.8, "f1": 0.9}}
+
+
+def test_without_rft_the_final_evaluation_is_the_sft_column() -> None:
+    result = collect_metrics({"gate": GATE}, _stages(rft=False))
+    assert result["candidate"] == "sft" and result["table"]["rft"] is None
+    assert result["table"]["sft"] == {"exact_match": 0.8, "f1": 0.9}
+
+
+def test_a_final_evaluation_without_metrics_is_an_error() -> None:
+    stages = _stages()
+    stages["finalEval"] = {"status": "PENDING"}
+    with pytest.raises(ValueError, match="final evaluation"):
+        collect_metrics({"gate": GATE}, stages)
+
+
+def _gate(champion=None, gate=GATE, **stage_values):
+    return apply_gate(gate=gate, metrics=collect_metrics({"gate": gate}, _stages(**stage_values)), champion=champion)
+
+
+def test_a_good_candidate_passes_with_every_reason() -> None:
+    decision = _gate()
+    assert decision["passed"] is True
+    assert decision["reasons"] == [
+        "exact_match 0.8 >= minScore 0.7",
+        "gain over the baseline +0.4 (0.4 -> 0.8) >= minGainOverBaseline 0.05",
+        "no model deployed by this pipeline yet",
+    ]
+
+
+def test_a_low_score_and_a_small_gain_are_both_reasons_to_reject() -> None:
+    decision = _gate(baseline=0.6, final=0.62)
+    assert decision["passed"] is False
+    assert decision["reasons"] == ["exact_match 0.62 < minScore 0.7",
+                                   "gain over the baseline +0.02 (0.6 -> 0.62) < minGainOverBaseline 0.05"]
+
+
+def test_the_deployed_champion_must_be_beaten() -> None:
+    champion = {"runId": "run-0", "metrics": {"exact_match": 0.85}, "modelArn": "arn:m", "deploymentArn": "arn:d"}
+    decision = _gate(champion=champion)
+    assert decision["passed"] is False
+    assert decision["reasons"] == ["exact_match 0.8 <= 0.85 of the deployed model of run run-0"]
+    assert decision["champion"]["runId"] == "run-0"
+    assert _gate(champion={**champion, "metrics": {"exact_match": 0.75}})["passed"] is True
+
+
+def test_a_champion_is_ignored_when_not_required() -> None:
+    champion = {"runId": "run-0", "metrics": {"exact_match": 0.99}}
+    assert _gate(champion=champion, gate={**GATE, "mustBeatDeployed": False})["passed"] is True
+
+
+def test_a_champion_measured_on_another_dataset_is_flagged() -> None:
+    champion = {"runId": "run-0", "metrics": {"exact_match": 0.5}, "evalDatasetEtag": "old"}
+    metrics = collect_metrics({"gate": GATE}, _stages())
+    decision = apply_gate(gate=GATE, metrics=metrics, champion=champion, eval_etag="new")
+    assert decision["passed"] and "different evaluation dataset" in decision["reasons"][-1]
+
+
+def test_without_a_baseline_the_gain_check_is_skipped_and_said_so() -> None:
+    decision = _gate(baseline=None)
+    assert decision["passed"] and "no baseline evaluation to compare with" in decision["reasons"]
+
+
+def test_a_metric_the_evaluation_does_not_report_rejects_with_the_reported_names() -> None:
+    decision = _gate(gate={**GATE, "metric": "rouge1"})
+    assert decision["passed"] is False
+    assert decision["reasons"] == ["rouge1 is not among the final evaluation's metrics (reported: exact_match, f1)"]

@@ -1,0 +1,112 @@
+"""Preflight checks: budget, datasets streamed from S3, the grader smoke test, the staged eval file."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+
+from lambdas.pipeline import preflight
+from lambdas.pipeline.preflight import PreflightError, estimate_cost, run_preflight
+from lambdas.pipeline.run_input import resolve_plan
+from lambdas.reward.config import reward_function
+from lambdas.reward.presets import load_preset
+from lambdas.reward.verify import verify_grader
+from tests.unit.pipeline import samples
+
+
+def _plan(s3: Any, **changes: Any) -> dict:
+    plan, _ = resolve_plan(
+        samples.run_input(**changes), execution=samples.EXECUTION, pipeline_name=samples.PIPELINE,
+        data_bucket=samples.DATA_BUCKET, artifacts_bucket=samples.ARTIFACTS_BUCKET, graders=samples.GRADERS,
+        grader_version=lambda name: "1.0.0", head_object=lambda b, k: s3.head_object(Bucket=b, Key=k),
+    )
+    return plan
+
+
+def _local_grader(arn: str):
+    assert arn == samples.GRADER_ARN
+    return reward_function(preset="classification")
+
+
+def _run(plan: dict, s3: Any, grade_batch_for=_local_grader) -> dict:
+    return run_preflight(plan, s3=s3, grade_batch_for=grade_batch_for, verify_grader=verify_grader,
+                         grader_spec=lambda name: load_preset(name).spec)
+
+
+def test_valid_datasets_and_a_sound_grader_pass_and_the_eval_file_is_staged(s3: Any, datasets: dict) -> None:
+    plan = _plan(s3)
+    summary = _run(plan, s3)
+    assert summary["datasets"]["sft"]["rows"] == 12 and summary["datasets"]["rft"]["invalidLines"] == 0
+    assert summary["grader"]["passed"] is True and summary["grader"]["rowsSampled"] == 12
+    staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1/inputs/eval/gen_qa.jsonl")["Body"].read()
+    assert staged == samples.jsonl(samples.eval_rows())
+    assert summary["cost"]["estimatedUsd"] <= 2000
+    json.dumps(summary)  # goes into the state machine's state
+
+
+def test_the_validated_version_is_the_one_staged(s3: Any, datasets: dict) -> None:
+    plan = _plan(s3)
+    s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/eval.jsonl", Body=b'{"query": "changed"}\n')
+    _run(plan, s3)
+    staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1/inputs/eval/gen_qa.jsonl")["Body"].read()
+    assert staged == samples.jsonl(samples.eval_rows())
+
+
+def test_every_problem_is_reported_together_and_nothing_is_staged(s3: Any, datasets: dict) -> None:
+    broken = samples.jsonl(samples.sft_rows(10)).replace(b'"assistant"', b'"bot"', 1) + b"{oops\n"
+    s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/sft.jsonl", Body=broken)
+    plan = _plan(s3, budget={"maxUsd": 100})
+    with pytest.raises(PreflightError) as caught:
+        _run(plan, s3)
+    message = str(caught.value)
+    assert "datasets.sft (sft): line 1: messages[1].role is 'bot'" in message
+    assert "datasets.sft (sft): line 11: not valid JSON" in message
+    assert "budget.maxUsd: the worst-case GPU cost $1,788.80 exceeds the budget $100.00" in message
+    assert "SFT training 4 x ml.p5.48xlarge x 3 h = $660.48" in message
+    listed = s3.list_objects_v2(Bucket=samples.ARTIFACTS_BUCKET).get("KeyCount", 0)
+    assert listed == 0
+
+
+def test_a_hackable_grader_fails_the_smoke_test(s3: Any, datasets: dict) -> None:
+    def always_full_marks(arn: str):
+        return lambda items: [{"id": item["id"], "aggregate_reward_score": 1.0} for item in items]
+
+    with pytest.raises(PreflightError, match="grader 'classification' failed the smoke test"):
+        _run(_plan(s3), s3, grade_batch_for=always_full_marks)
+
+
+def test_the_deployed_grader_is_invoked_synchronously_with_a_bare_list() -> None:
+    class FakeLambda:
+        def __init__(self, error: bool = False) -> None:
+            self.calls: list[dict] = []
+            self.error = error
+
+        def invoke(self, **kwargs: Any) -> dict:
+            self.calls.append(kwargs)
+            items = json.loads(kwargs["Payload"])
+            body = {"errorMessage": "boom"} if self.error else [{"id": i["id"], "aggregate_reward_score": 0.5} for i in items]
+            response = {"Payload": io.BytesIO(json.dumps(body).encode())}
+            if self.error:
+                response["FunctionError"] = "Unhandled"
+            return response
+
+    fake = FakeLambda()
+    assert preflight.lambda_grade_batch(fake, "arn:g")([{"id": "a"}]) == [{"id": "a", "aggregate_reward_score": 0.5}]
+    assert fake.calls[0]["InvocationType"] == "RequestResponse" and fake.calls[0]["FunctionName"] == "arn:g"
+    with pytest.raises(preflight.GraderInvocationError, match="boom"):
+        preflight.lambda_grade_batch(FakeLambda(error=True), "arn:g")([{"id": "a"}])
+
+
+def test_the_cost_estimate_counts_only_the_jobs_that_run() -> None:
+    plan = samples.plan(stages={"baselineEval": False, "rft": False})
+    cost = estimate_cost(plan)
+    assert [item["stage"] for item in cost["items"]] == ["sft", "finalEval"]
+    assert cost["estimatedUsd"] == pytest.approx(55.04 * 4 * 3 + 55.04 * 1 * 1.5, abs=0.01)
+
+
+def test_only_the_datasets_the_plan_uses_are_checked() -> None:
+    plan = samples.plan(stages={"rft": False}, evaluation={"task": "gen_qa"})
+    assert preflight.dataset_kinds(plan) == {"eval": "gen_qa", "sft": "sft"}

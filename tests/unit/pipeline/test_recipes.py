@@ -1,0 +1,147 @@
+"""Base recipes: every shipped recipe loads; overrides map into the right field and are checked."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from lambdas.pipeline import recipes
+from lambdas.pipeline.catalog import MODELS
+
+NOVA_2 = MODELS["nova-2-lite"]
+SHIPPED = [(m, method) for m in MODELS for method in ("sft", "rft", "eval") if recipes.available(m, method)]
+
+
+def _render(model: str, method: str, **kwargs):
+    template = recipes.load_template(model, method)
+    defaults = {"job_name": "nova-run-1-x-a1", "model": MODELS[model], "model_location": MODELS[model].model_name_or_path,
+                "instance_count": template.instance_count, "overrides": {}}
+    defaults.update(kwargs)
+    return recipes.render(template, **defaults)
+
+
+def test_every_model_has_sft_and_eval_and_rft_exactly_where_the_catalog_has_an_image() -> None:
+    for key, model in MODELS.items():
+        assert recipes.available(key, "sft") and recipes.available(key, "eval"), key
+        assert recipes.available(key, "rft") == (model.rft_tag is not None), key
+
+
+@pytest.mark.parametrize(("model", "method"), SHIPPED)
+def test_every_shipped_recipe_loads_and_renders_with_its_defaults(model: str, method: str) -> None:
+    template = recipes.load_template(model, method)
+    extra = {}
+    if method == "rft":
+        extra = {"reward_lambda_arn": "arn:aws:lambda:us-east-1:1:function:grader", "data_uri": "s3://d/datasets/r.jsonl"}
+    if method == "eval":
+        extra = {"task": "gen_qa"}
+    recipe = _render(model, method, **extra)
+    assert recipe["run"]["model_type"] == MODELS[model].model_type
+    assert recipe["run"]["replicas"] == template.instance_count
+    text = recipes.to_yaml(recipe)
+    assert "null" not in text.replace("reasoning_effort: null", "")  # every derived field was filled
+    assert "${" not in text  # no OmegaConf interpolation left for the container
+    assert yaml.safe_load(text) == recipe
+
+
+def test_lr_maps_to_the_optimizer_of_each_recipe_layout() -> None:
+    assert _render("nova-2-lite", "sft", overrides={"lr": 5e-6})["training_config"]["optim_config"]["lr"] == 5e-6
+    rft = _render("nova-2-lite", "rft", overrides={"lr": 2e-5}, reward_lambda_arn="arn:x", data_uri="s3://d/k")
+    assert rft["training_config"]["trainer"]["optim_config"]["lr"] == 2e-5
+    assert _render("nova-pro", "sft", overrides={"lr": 3e-6})["training_config"]["model"]["optim"]["lr"] == 3e-6
+
+
+def test_nova_2_has_no_epochs_and_says_to_use_max_steps() -> None:
+    problems = dict(recipes.override_problems(recipes.load_template("nova-2-lite", "sft"), {"epochs": 3}))
+    assert "use max_steps" in problems["epochs"]
+    assert "allowed: " in problems["epochs"] and "max_steps" in problems["epochs"]
+    nova_1 = dict(recipes.override_problems(recipes.load_template("nova-lite", "sft"), {"epochs": 3}))
+    assert "use max_epochs" in nova_1["epochs"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "fragment"),
+    [
+        ({"max_steps": 3}, "max_steps", "below the minimum 4"),
+        ({"max_steps": 10.5}, "max_steps", "expected an integer"),
+        ({"max_steps": True}, "max_steps", "expected an integer"),
+        ({"global_batch_size": 48}, "global_batch_size", "one of 32, 64, 128"),
+        ({"lr": 0}, "lr", "greater than 0"),
+        ({"lr": "fast"}, "lr", "expected a number"),
+        ({"save_steps": 500}, "save_steps", "at most max_steps (100)"),
+        ({"max_steps": 20, "warmup_steps": 20}, "warmup_steps", "less than max_steps (20)"),
+        ({"reasoning_enabled": "yes"}, "reasoning_enabled", "true or false"),
+    ],
+)
+def test_bad_sft_overrides_are_reported_with_what_is_allowed(overrides: dict, key: str, fragment: str) -> None:
+    problems = dict(recipes.override_problems(recipes.load_template("nova-2-lite", "sft"), overrides))
+    assert fragment in problems[key], problems
+
+
+def test_rft_knobs_land_in_the_rollout_and_trainer_sections() -> None:
+    recipe = _render("nova-2-lite", "rft", reward_lambda_arn="arn:grader", data_uri="s3://d/datasets/rft.jsonl",
+                     overrides={"number_generation": 4, "max_steps": 40, "reasoning_effort": None, "temperature": 0.7})
+    config = recipe["training_config"]
+    assert config["rollout"]["advantage_strategy"]["number_generation"] == 4
+    assert config["rollout"]["generator"]["temperature"] == 0.7
+    assert config["trainer"]["max_steps"] == 40 and config["trainer"]["save_steps"] == 40
+    assert config["reasoning_effort"] is None
+    # the grader goes in both places the RFT container reads
+    assert recipe["run"]["reward_lambda_arn"] == "arn:grader"
+    assert config["rollout"]["rewards"]["api_endpoint"]["lambda_arn"] == "arn:grader"
+    assert recipe["run"]["data_s3_path"] == "s3://d/datasets/rft.jsonl"
+
+
+def test_rft_accepts_two_to_eight_instances_only() -> None:
+    template = recipes.load_template("nova-2-lite", "rft")
+    assert template.instance_counts == (2, 3, 4, 5, 6, 7, 8)
+    with pytest.raises(ValueError, match="accepts"):
+        _render("nova-2-lite", "rft", instance_count=1, reward_lambda_arn="arn:x", data_uri="s3://d/k")
+
+
+def test_replicas_is_the_instance_count_and_the_name_is_the_job_name() -> None:
+    recipe = _render("nova-2-lite", "sft", instance_count=8, job_name="nova-r-sft-a2")
+    assert recipe["run"]["replicas"] == 8 and recipe["run"]["name"] == "nova-r-sft-a2"
+
+
+def test_derived_fields_follow_max_steps_unless_overridden() -> None:
+    derived = _render("nova-2-lite", "sft", overrides={"max_steps": 40})["training_config"]
+    assert derived["save_steps"] == 40 and derived["lr_scheduler"]["warmup_steps"] == 6
+    explicit = _render("nova-2-lite", "sft", overrides={"max_steps": 40, "save_steps": 10})["training_config"]
+    assert explicit["save_steps"] == 10
+
+
+def test_a_checkpoint_becomes_the_model_name_or_path() -> None:
+    recipe = _render("nova-2-lite", "sft", model_location="s3://customer-escrow-1-smtj-x/ckpt/")
+    assert recipe["run"]["model_name_or_path"] == "s3://customer-escrow-1-smtj-x/ckpt/"
+
+
+def test_evaluation_tasks_add_their_sections() -> None:
+    gen_qa = _render("nova-2-lite", "eval", task="gen_qa")
+    assert gen_qa["evaluation"] == {"task": "gen_qa", "strategy": "gen_qa", "metric": "all"}
+    assert "rl_env" not in gen_qa
+    rft_eval = _render("nova-2-lite", "eval", task="rft_eval", reward_lambda_arn="arn:grader")
+    assert rft_eval["evaluation"]["task"] == "rft_eval"
+    assert rft_eval["rl_env"]["reward_lambda_arn"] == "arn:grader"
+    with pytest.raises(ValueError, match="grader"):
+        _render("nova-2-lite", "eval", task="rft_eval")
+
+
+def test_every_override_spec_points_at_an_existing_field() -> None:
+    for model, method in SHIPPED:
+        template = recipes.load_template(model, method)
+        for spec in template.overrides.values():
+            tree = template.recipe
+            for part in spec.path[:-1]:
+                tree = tree[part]
+            assert spec.path[-1] in tree, (model, method, spec.key)
+
+
+def test_every_default_and_priced_instance_type_is_a_sagemaker_training_instance_type() -> None:
+    import botocore.session
+
+    from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR
+
+    enum = set(botocore.session.get_session().get_service_model("sagemaker").shape_for("TrainingInstanceType").enum)
+    assert set(INSTANCE_PRICE_USD_PER_HOUR) <= enum
+    for model, method in SHIPPED:
+        assert recipes.load_template(model, method).instance_type in INSTANCE_PRICE_USD_PER_HOUR

@@ -1,0 +1,223 @@
+"""Validate run: the run input model, every problem in one error, and the resolved plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from lambdas.pipeline import run_input
+from lambdas.pipeline.run_input import RunInputError, input_problems, resolve_plan
+from tests.unit.pipeline import samples
+
+
+def _resolve(payload: object, head=samples.head_ok, execution=samples.EXECUTION):
+    return resolve_plan(payload, execution=execution, pipeline_name=samples.PIPELINE,
+                        data_bucket=samples.DATA_BUCKET, artifacts_bucket=samples.ARTIFACTS_BUCKET,
+                        graders=samples.GRADERS, grader_version=lambda name: "1.0.0", head_object=head)
+
+
+def _problems(payload: object, head=samples.head_ok) -> list[str]:
+    with pytest.raises(RunInputError) as caught:
+        _resolve(payload, head=head)
+    return caught.value.problems
+
+
+def test_only_datasets_are_required_and_the_defaults_make_a_full_run() -> None:
+    plan, stages = _resolve(samples.run_input())
+    assert plan["runId"] == "run-1"
+    assert plan["stages"] == {"baselineEval": True, "sft": True, "sftEval": True, "rft": True, "finalEval": True,
+                              "deploy": True}
+    assert plan["model"]["key"] == "nova-2-lite"
+    assert plan["grader"] == {"name": "classification", "arn": samples.GRADER_ARN, "version": "1.0.0"}
+    assert plan["jobs"]["sft"] == {"instanceType": "ml.p5.48xlarge", "instanceCount": 4, "maxRuntimeSeconds": 3 * 3600,
+                                   "overrides": {}}
+    assert plan["jobs"]["rft"]["instanceCount"] == 4 and plan["jobs"]["eval"]["instanceCount"] == 1
+    assert plan["gate"] == {"metric": "exact_match", "minScore": 0.0, "minGainOverBaseline": 0.0,
+                            "mustBeatDeployed": True}
+    assert all(record == {"status": "PENDING"} for record in stages.values())
+
+
+def test_the_design_example_input_is_valid() -> None:
+    example = samples.run_input(
+        model="nova-2-lite", grader="classification",
+        stages={"baselineEval": True, "sft": True, "rft": True, "deploy": True},
+        sft={"overrides": {"max_steps": 100, "lr": 5e-6}},
+        rft={"overrides": {"max_steps": 40, "number_generation": 4}},
+        gate={"metric": "exact_match", "minScore": 0.7, "minGainOverBaseline": 0.05, "mustBeatDeployed": True},
+        budget={"maxUsd": 2000},
+    )
+    plan, _ = _resolve(example)
+    assert plan["jobs"]["sft"]["overrides"] == {"max_steps": 100, "lr": 5e-6}
+    assert plan["jobs"]["rft"]["overrides"] == {"max_steps": 40, "number_generation": 4}
+
+
+def test_the_plan_records_dataset_etags_versions_and_the_staged_evaluation_file() -> None:
+    plan, _ = _resolve(samples.run_input())
+    eval_dataset = plan["datasets"]["eval"]
+    assert eval_dataset["etag"] == "etag-datasets/eval.jsonl" and eval_dataset["versionId"] == "v1"
+    assert eval_dataset["stagedUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/eval/gen_qa.jsonl"
+
+
+def test_every_problem_is_listed_in_one_error_with_its_field_path() -> None:
+    bad = {
+        "datasets": {"sft": "s3://somewhere-else/data.jsonl", "rft": "https://example.com/rft.jsonl"},
+        "model": "nova-9",
+        "stages": {"sft": "yes"},
+        "colour": "blue",
+        "sft": {"overrides": {"epochs": 2}},
+        "budget": {"maxUsd": 0},
+    }
+    with pytest.raises(RunInputError) as caught:
+        _resolve(bad)
+    message = str(caught.value)
+    assert message.startswith("The run input has ")
+    for fragment in (
+        "stages.sft: Input should be a valid boolean",
+        "colour: unknown key (allowed: datasets, model, grader, stages",
+        "model: unknown model 'nova-9'",
+        "datasets.sft: s3://somewhere-else/data.jsonl is outside the project's data bucket",
+        "datasets.rft: expected an s3://bucket/key URI",
+        "datasets.eval: required",
+        "budget.maxUsd: Input should be greater than 0",
+    ):
+        assert fragment in message, (fragment, message)
+    assert all(line.startswith("- ") for line in message.splitlines()[1:])
+
+
+def test_unknown_override_keys_list_the_allowed_ones() -> None:
+    problems = _problems(samples.run_input(sft={"overrides": {"learning_rate": 1e-5}}, rft={"overrides": {"foo": 1}}))
+    assert any(p.startswith("sft.overrides.learning_rate: unknown override") and "use lr" in p for p in problems)
+    assert any(p.startswith("rft.overrides.foo: unknown override") and "number_generation" in p for p in problems)
+
+
+def test_unknown_nested_keys_are_rejected() -> None:
+    problems = _problems(samples.run_input(gate={"metric": "f1", "min_score": 0.5}))
+    assert problems == ["gate.min_score: unknown key (allowed: metric, minScore, minGainOverBaseline, mustBeatDeployed)"]
+
+
+def test_wrong_types_are_not_coerced() -> None:
+    problems = _problems(samples.run_input(budget={"maxUsd": "2000"}, stages={"deploy": 1}))
+    assert any(p.startswith("budget.maxUsd:") for p in problems)
+    assert any(p.startswith("stages.deploy:") for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("uri", "fragment"),
+    [
+        ("s3://other-bucket/datasets/sft.jsonl", "outside the project's data bucket"),
+        (f"s3://{samples.DATA_BUCKET}/uploads/sft.jsonl", f"must be under s3://{samples.DATA_BUCKET}/datasets/"),
+        (f"s3://{samples.DATA_BUCKET}/datasets/", "is a folder"),
+        ("s3://", "does not name a valid bucket"),
+    ],
+)
+def test_dataset_uris_must_be_files_in_the_data_bucket(uri: str, fragment: str) -> None:
+    problems = _problems(samples.run_input(datasets={"sft": uri, "rft": samples.run_input()["datasets"]["rft"],
+                                                     "eval": samples.run_input()["datasets"]["eval"]}))
+    assert any(p.startswith("datasets.sft:") and fragment in p for p in problems), problems
+
+
+def test_missing_and_unreadable_objects_are_reported() -> None:
+    def head(bucket: str, key: str) -> dict:
+        if key.endswith("sft.jsonl"):
+            raise LookupError(key)
+        if key.endswith("rft.jsonl"):
+            raise PermissionError(key)
+        return samples.head_ok(bucket, key)
+
+    problems = _problems(samples.run_input(), head=head)
+    assert f"datasets.sft: s3://{samples.DATA_BUCKET}/datasets/sft.jsonl does not exist" in problems
+    assert f"datasets.rft: s3://{samples.DATA_BUCKET}/datasets/rft.jsonl is not readable by the pipeline" in problems
+
+
+def test_an_empty_dataset_is_rejected() -> None:
+    problems = _problems(samples.run_input(), head=lambda b, k: {"ETag": '"e"', "ContentLength": 0})
+    assert len([p for p in problems if p.endswith("is empty")]) == 3
+
+
+def test_rft_without_an_sft_checkpoint_cannot_work() -> None:
+    problems = _problems(samples.run_input(stages={"sft": False}))
+    assert any(p.startswith("stages.rft: RFT starts from an SFT checkpoint") for p in problems)
+
+
+def test_nothing_to_train_is_rejected() -> None:
+    problems = _problems(samples.run_input(stages={"sft": False, "rft": False}))
+    assert any(p.startswith("stages: nothing to train") for p in problems)
+
+
+def test_rft_on_a_model_without_an_rft_image_is_rejected() -> None:
+    problems = _problems(samples.run_input(model="nova-pro"))
+    assert any(p.startswith("stages.rft: nova-pro has no RFT training image") for p in problems)
+    plan, _ = _resolve(samples.run_input(model="nova-pro", stages={"rft": False}))
+    assert plan["stages"]["rft"] is False and plan["grader"] is None
+
+
+def test_a_grader_that_is_not_deployed_is_rejected_when_it_is_needed() -> None:
+    problems = _problems(samples.run_input(grader="numeric"))
+    assert problems == ["grader: 'numeric' is not a deployed grader (deployed: classification)"]
+    plan, _ = _resolve(samples.run_input(grader="numeric", stages={"rft": False}))
+    assert plan["grader"] is None
+
+
+def test_resume_from_rft_skips_sft_and_keeps_the_checkpoint() -> None:
+    plan, stages = _resolve(samples.run_input(resumeFrom={"stage": "rft", "checkpoint": samples.SFT_CHECKPOINT}))
+    assert plan["stages"]["sft"] is False and plan["stages"]["rft"] is True and plan["stages"]["sftEval"] is True
+    assert stages["sft"] == {"status": "SKIPPED", "checkpoint": samples.SFT_CHECKPOINT, "resumed": True}
+
+
+def test_resume_from_final_evaluation_skips_training() -> None:
+    plan, stages = _resolve(samples.run_input(resumeFrom={"stage": "finalEval", "checkpoint": samples.RFT_CHECKPOINT}))
+    assert not plan["stages"]["sft"] and not plan["stages"]["rft"] and not plan["stages"]["sftEval"]
+    assert stages["rft"]["checkpoint"] == samples.RFT_CHECKPOINT
+    assert "sft" not in plan["jobs"] and "rft" not in plan["jobs"]
+
+
+def test_resume_contradicting_explicit_stages_is_rejected() -> None:
+    problems = _problems(samples.run_input(stages={"sft": True},
+                                           resumeFrom={"stage": "rft", "checkpoint": "not-a-uri"}))
+    assert any(p.startswith("stages.sft: true contradicts resumeFrom.stage='rft'") for p in problems)
+    assert any(p.startswith("resumeFrom.checkpoint:") for p in problems)
+
+
+def test_instance_settings_are_checked_against_the_recipe_and_the_price_table() -> None:
+    problems = _problems(samples.run_input(sft={"instanceCount": 3, "instanceType": "ml.m5.large"},
+                                           rft={"overrides": {"replicas": 4}, "instanceCount": 8}))
+    assert any(p.startswith("sft.instanceCount: 3 instances; nova-2-lite sft accepts [1, 4, 8, 16, 32]") for p in problems)
+    assert any(p.startswith("sft.instanceType: 'ml.m5.large' has no price") for p in problems)
+    assert any(p.startswith("rft.overrides.replicas: 4 contradicts rft.instanceCount 8") for p in problems)
+
+
+def test_replicas_override_sets_the_instance_count_and_hours_set_the_runtime() -> None:
+    plan, _ = _resolve(samples.run_input(sft={"overrides": {"replicas": 8}, "maxRuntimeHours": 1.5}))
+    assert plan["jobs"]["sft"]["instanceCount"] == 8 and plan["jobs"]["sft"]["maxRuntimeSeconds"] == 5400
+    assert "replicas" not in plan["jobs"]["sft"]["overrides"]
+
+
+def test_a_gain_over_a_baseline_that_is_not_evaluated_is_rejected() -> None:
+    problems = _problems(samples.run_input(stages={"baselineEval": False}, gate={"minGainOverBaseline": 0.05}))
+    assert problems == ["gate.minGainOverBaseline: the gain over the baseline needs stages.baselineEval=true"]
+
+
+def test_rft_eval_needs_the_grader_and_stages_the_file_under_its_name() -> None:
+    plan, _ = _resolve(samples.run_input(stages={"rft": False}, evaluation={"task": "rft_eval"}))
+    assert plan["grader"]["name"] == "classification"
+    assert plan["datasets"]["eval"]["stagedUri"].endswith("/inputs/eval/rft_eval.jsonl")
+
+
+def test_a_non_object_input_is_rejected() -> None:
+    assert _problems(["datasets"]) == ["(input): a run input is a JSON object, got list"]
+
+
+def test_an_unsafe_execution_name_still_gives_a_run_id() -> None:
+    plan, _ = _resolve(samples.run_input(), execution={**samples.EXECUTION, "name": "weekly retrain #3"})
+    assert plan["runId"].startswith("weekly-retrain-3-")
+
+
+def test_input_problems_checks_everything_but_s3_for_the_trigger() -> None:
+    assert input_problems(samples.run_input(), data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS) == []
+    assert input_problems({"datasets": {"sft": "s3://x/y"}}) != []
+    problems = input_problems({"datasets": {"eval": 5}})
+    assert problems and problems[0].startswith("datasets.eval:")
+
+
+def test_effective_stages_derive_the_sft_evaluation() -> None:
+    only_sft = run_input.RunInput.model_validate(samples.run_input(stages={"rft": False}))
+    assert run_input.effective_stages(only_sft)["sftEval"] is False  # the final evaluation judges SFT
