@@ -29,6 +29,7 @@ from typing import Any
 import boto3
 
 from rehearsal.functions import FunctionRuntime
+from stacks.assembly import definition_text
 from rehearsal.validation import definition_problems
 
 STACK_NAME = "NovaCustomization"
@@ -172,23 +173,10 @@ class SimulatedStack:
         if "DefinitionString" in props:
             return _as_text(self.resolve(props["DefinitionString"]))
         if "DefinitionS3Location" in props:
-            return self._asset_text(props["DefinitionS3Location"])
+            return definition_text(props, self.synthesized.outdir, STACK_NAME)
         if "Definition" in props:
             return json.dumps(props["Definition"])
         raise TemplateError("the state machine has no definition")
-
-    def _asset_text(self, location: dict) -> str:
-        key = location.get("Key")
-        key = key if isinstance(key, str) else _as_text(self.resolve(key))
-        asset_hash = key.split("/")[-1].split(".")[0]
-        manifest = self.synthesized.outdir / f"{STACK_NAME}.assets.json"
-        if manifest.exists():
-            files = json.loads(manifest.read_text()).get("files", {})
-            if asset_hash in files:
-                return (self.synthesized.outdir / files[asset_hash]["source"]["path"]).read_text()
-        for candidate in self.synthesized.outdir.glob(f"asset.{asset_hash}*"):
-            return candidate.read_text()
-        raise TemplateError(f"definition asset {key} not found in {self.synthesized.outdir}")
 
     # -- resolver ----------------------------------------------------------------------
 

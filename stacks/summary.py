@@ -10,6 +10,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from stacks.assembly import definition_text
+
 
 def _states(definition: dict, depth: int = 0) -> list[str]:
     """State names in definition order, branches of Parallel/Map indented beneath their state."""
@@ -37,10 +39,9 @@ def summarize(assembly_dir: Path) -> str:
         for logical_id, resource in resources.items():
             if resource["Type"] != "AWS::StepFunctions::StateMachine":
                 continue
-            body = resource["Properties"].get("DefinitionString")
-            if isinstance(body, str):
-                out.append(f"State machine {logical_id}:")
-                out.extend(f"  {line}" for line in _states(json.loads(body)))
+            body = definition_text(resource["Properties"], assembly_dir, artifact_id)
+            out.append(f"State machine {logical_id}:")
+            out.extend(f"  {line}" for line in _states(json.loads(body)))
     return "\n".join(out)
 
 

@@ -22,6 +22,13 @@ class Synthesized:
     def template(self) -> Template:
         return Template.from_json(self.template_json)
 
+    def definition(self, state_machine_logical_id: str) -> str:
+        """The state machine's definition as deployed (before substitutions)."""
+        from stacks.assembly import definition_text
+
+        properties = self.template_json["Resources"][state_machine_logical_id]["Properties"]
+        return definition_text(properties, self.outdir, STACK_NAME)
+
     def resources(self, resource_type: str) -> dict[str, dict]:
         return {k: v for k, v in self.template_json["Resources"].items() if v["Type"] == resource_type}
 

@@ -46,3 +46,5 @@ def test_summary_lists_the_stack_and_its_resource_types(synthesized: Synthesized
     text = summarize(synthesized.outdir)
     assert text.startswith("Stack NovaCustomization (aws://unknown-account/us-east-1)")
     assert "AWS::S3::Bucket" in text and "AWS::KMS::Key" in text
+    assert "- Validate run (Task)" in text
+    assert "  - Run SFT training job (Task)" in text  # a branch of a Parallel, indented beneath it

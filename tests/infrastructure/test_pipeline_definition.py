@@ -30,12 +30,16 @@ ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"
 
 @pytest.fixture(scope="module")
 def rendered(synthesized: Synthesized) -> tuple[dict, dict[str, str]]:
-    return render(synthesized.template_json, pipeline_state_machine(synthesized.template_json))
+    logical_id = pipeline_state_machine(synthesized.template_json)
+    return render(synthesized.template_json, logical_id, synthesized.definition(logical_id))
 
 
-def test_the_template_carries_the_definition_file_unchanged(synthesized: Synthesized) -> None:
-    resource = synthesized.template_json["Resources"][pipeline_state_machine(synthesized.template_json)]
-    assert json.loads(resource["Properties"]["DefinitionString"]) == json.loads(DEFINITION_FILE.read_text())
+def test_the_definition_file_is_deployed_unchanged_as_an_asset(synthesized: Synthesized) -> None:
+    logical_id = pipeline_state_machine(synthesized.template_json)
+    properties = synthesized.template_json["Resources"][logical_id]["Properties"]
+    assert "DefinitionString" not in properties
+    assert properties["DefinitionS3Location"]["Key"].endswith(".json")
+    assert synthesized.definition(logical_id) == DEFINITION_FILE.read_text()
 
 
 def test_every_placeholder_is_substituted(rendered: tuple[dict, dict]) -> None:

@@ -61,12 +61,11 @@ def placeholder_value(value: Any, resources: Mapping[str, Any]) -> str:
     raise AssertionError(f"unexpected substitution value {value!r}")
 
 
-def render(template: Mapping[str, Any], logical_id: str) -> tuple[dict, dict[str, str]]:
-    """The definition of state machine ``logical_id`` with its substitutions resolved to placeholders."""
+def render(template: Mapping[str, Any], logical_id: str, text: str) -> tuple[dict, dict[str, str]]:
+    """The definition ``text`` of state machine ``logical_id`` with its substitutions resolved to placeholders."""
     resources = template["Resources"]
     properties = resources[logical_id]["Properties"]
     substitutions = {k: placeholder_value(v, resources) for k, v in properties["DefinitionSubstitutions"].items()}
-    text = properties["DefinitionString"]
     missing = set(PLACEHOLDER.findall(text)) - set(substitutions)
     assert not missing, f"placeholders without a substitution: {sorted(missing)}"
     rendered = PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
