@@ -21,7 +21,11 @@ from lambdas.reward.presets import list_presets, load_preset
 from stacks.lambda_defaults import ProjectFunction
 # Graders answer in milliseconds; the LLM judge needs Bedrock round trips, bounded per batch.
 GRADER_TIMEOUT = Duration.minutes(5)
-GRADER_MEMORY_MB = 512
+# Sized for CPU, not RAM: grading a 512-rollout batch peaks at ~26 MB resident
+# (python benchmarks/bench_grader_memory.py), but Lambda allots CPU in proportion to
+# memory and reaches one full vCPU at 1,769 MB. Grading is single-threaded and the
+# GPUs wait on every batch, so less would slow training and more would buy nothing.
+GRADER_MEMORY_MB = 1769
 
 
 def judge_model_ids(spec: object) -> Iterator[str]:

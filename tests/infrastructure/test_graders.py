@@ -43,6 +43,7 @@ def test_grader_functions_run_on_arm64_with_a_current_python_and_room_for_the_ju
             "Architectures": ["arm64"],
             "Runtime": "python3.14",
             "Timeout": 300,
+            "MemorySize": 1769,
             "TracingConfig": {"Mode": "Active"},
             "LoggingConfig": Match.object_like({"LogFormat": "JSON"}),
         },
