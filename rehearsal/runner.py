@@ -479,7 +479,7 @@ def print_summary(result: Result, out: TextIO) -> None:
     for note in result.notifications:
         out.write(f"\nNotification{' (formatted locally)' if note.get('formatted_locally') else ''}: "
                   f"{note.get('subject')}\n")
-        for line in (note.get("message") or "").splitlines()[:25]:
+        for line in (note.get("message") or "").splitlines():
             out.write(f"  | {line}\n")
     for problem in result.problems:
         out.write(f"PROBLEM: {problem}\n")
