@@ -27,11 +27,12 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support import FakeLambdaContext  # noqa: E402 - needs the repository root on sys.path
 
 BATCH = 512
 REPEATS = 40
@@ -272,12 +273,7 @@ CASES = [
 # ---------------------------------------------------------------- measuring
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "SageMakerRewardBench"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:SageMakerRewardBench"
-    aws_request_id: str = "bench"
+CONTEXT = FakeLambdaContext("SageMakerRewardBench", aws_request_id="bench")
 
 
 def _best_interleaved(first, second, repeats: int = REPEATS) -> tuple[float, float]:
@@ -322,10 +318,10 @@ def measure_batches() -> list[dict]:
             text = json.dumps(builder(random.Random(7)))
             handler = _load_handler(environment)
             event = json.loads(text)
-            results = handler.lambda_handler(event, FakeContext())
+            results = handler.lambda_handler(event, CONTEXT)
             assert len(results) == BATCH and all(r["id"] == i["id"] for r, i in zip(results, event))
             loads_s, handler_s = _best_interleaved(
-                lambda: json.loads(text), lambda: handler.lambda_handler(event, FakeContext())
+                lambda: json.loads(text), lambda: handler.lambda_handler(event, CONTEXT)
             )
             rows.append(
                 {

@@ -10,6 +10,7 @@ can set the environment and activate its simulated AWS first.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -214,26 +215,28 @@ def prepare_job(event: dict, context: Any) -> dict:
     return job
 
 
+def _finish_job(
+    event: dict, read: Callable[[Any, str, str], Any], field: Literal["checkpoint", "metrics"], message: str
+) -> dict:
+    """Read ``field`` from the job's output archive, log it, record the job SUCCEEDED; the updated stages."""
+    parsed = FinishJobEvent.model_validate(event)
+    archive = parsed.job["request"]["outputArchive"]
+    found = read(client("s3"), archive, parsed.job["name"])
+    logger.info(message, extra={"stage": parsed.stage, field: found})
+    stage_record = job_record(parsed.job, status="SUCCEEDED", ended_at=parsed.endedAt, **{field: found})
+    return with_stage(parsed.stages, parsed.stage, stage_record)
+
+
 @logger.inject_lambda_context(log_event=False)
 def resolve_checkpoint(event: dict, context: Any) -> dict:
     """Resolve <stage> checkpoint: manifest.json -> checkpoint_s3_bucket; returns the updated stages."""
-    parsed = FinishJobEvent.model_validate(event)
-    archive = parsed.job["request"]["outputArchive"]
-    checkpoint = outputs.read_checkpoint(client("s3"), archive, parsed.job["name"])
-    logger.info("checkpoint resolved", extra={"stage": parsed.stage, "checkpoint": checkpoint})
-    stage_record = job_record(parsed.job, status="SUCCEEDED", ended_at=parsed.endedAt, checkpoint=checkpoint)
-    return with_stage(parsed.stages, parsed.stage, stage_record)
+    return _finish_job(event, outputs.read_checkpoint, "checkpoint", "checkpoint resolved")
 
 
 @logger.inject_lambda_context(log_event=False)
 def read_evaluation(event: dict, context: Any) -> dict:
     """Read <stage> evaluation results: results_*.json metrics; returns the updated stages."""
-    parsed = FinishJobEvent.model_validate(event)
-    archive = parsed.job["request"]["outputArchive"]
-    found = outputs.read_metrics(client("s3"), archive, parsed.job["name"])
-    logger.info("evaluation read", extra={"stage": parsed.stage, "metrics": found})
-    stage_record = job_record(parsed.job, status="SUCCEEDED", ended_at=parsed.endedAt, metrics=found)
-    return with_stage(parsed.stages, parsed.stage, stage_record)
+    return _finish_job(event, outputs.read_metrics, "metrics", "evaluation read")
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -9,9 +9,10 @@ malformed items the minimum and the pre-flight check can normalise scores.
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple, Union
+from typing import Any, Sequence, Tuple, TypeVar, Union
 
 from lambdas.reward.items import Sample
+from lambdas.reward.spec import Fields, SpecError
 
 Metric = dict
 Graded = Tuple[float, list]
@@ -81,6 +82,23 @@ class Grader:
     def walk(self) -> list["Grader"]:
         """This grader and every grader nested in it."""
         return [self]
+
+
+GraderT = TypeVar("GraderT", bound=Grader)
+
+
+def score_fields(fields: Fields) -> dict[str, float]:
+    """A spec's ``min_score`` (default 0) and ``max_score`` (default 1), as constructor keywords."""
+    return {"min_score": fields.number("min_score", 0.0), "max_score": fields.number("max_score", 1.0)}
+
+
+def finish_scored(fields: Fields, grader: GraderT) -> GraderT:
+    """End a ``build``: no unknown spec keys, and ``max_score`` above ``min_score``."""
+    fields.done()
+    low, high = grader.score_range
+    if high <= low:
+        raise SpecError(fields.at("max_score"), "must be greater than min_score")
+    return grader
 
 
 def scaled(fraction: float, low: float, high: float) -> float:

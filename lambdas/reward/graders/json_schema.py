@@ -8,10 +8,10 @@ No reference answer is needed.
 
 from __future__ import annotations
 
-from lambdas.reward.graders.base import Grader, Graded, metric, reward, scaled
+from lambdas.reward.graders.base import Grader, Graded, finish_scored, metric, reward, scaled, score_fields
 from lambdas.reward.items import Sample
 from lambdas.reward.schema import Check, compile_schema, validation_errors
-from lambdas.reward.spec import Fields, SpecError
+from lambdas.reward.spec import Fields
 from lambdas.reward.text import EMBEDDED, NONE, extract_json
 
 
@@ -56,10 +56,6 @@ def build(fields: Fields, context: object) -> JsonSchemaGrader:
         check,
         embedded_credit=fields.number("embedded_credit", 0.5, minimum=0, maximum=1),
         invalid_credit=fields.number("invalid_credit", 0.1, minimum=0, maximum=1),
-        min_score=fields.number("min_score", 0.0),
-        max_score=fields.number("max_score", 1.0),
+        **score_fields(fields),
     )
-    fields.done()
-    if grader.max_score <= grader.min_score:
-        raise SpecError(fields.at("max_score"), "must be greater than min_score")
-    return grader
+    return finish_scored(fields, grader)

@@ -20,9 +20,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
-from lambdas.reward.graders.base import Grader, Outcome, metric, reward, scaled
+from lambdas.reward.graders.base import Grader, Outcome, finish_scored, metric, reward, scaled, score_fields
 from lambdas.reward.items import Sample, last_user_text
-from lambdas.reward.spec import MISSING, Fields, SpecError
+from lambdas.reward.spec import MISSING, Fields
 from lambdas.reward.text import NONE, extract_json
 
 SYSTEM_PROMPT = (
@@ -212,12 +212,8 @@ def build(fields: Fields, context: Any) -> LlmJudgeGrader:
         include_reference=fields.boolean("include_reference", True),
         max_response_chars=fields.integer("max_response_chars", 8000, minimum=1),
         region=fields.string("region", None),
-        min_score=fields.number("min_score", 0.0),
-        max_score=fields.number("max_score", 1.0),
+        **score_fields(fields),
         client=getattr(context, "bedrock_client", None),
         client_factory=getattr(context, "bedrock_client_factory", None),
     )
-    fields.done()
-    if grader.max_score <= grader.min_score:
-        raise SpecError(fields.at("max_score"), "must be greater than min_score")
-    return grader
+    return finish_scored(fields, grader)

@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from collections import Counter
 
-from lambdas.reward.graders.base import Grader, Graded, MalformedItem, first_present, reward, scaled
+from lambdas.reward.graders.base import (
+    Grader,
+    Graded,
+    MalformedItem,
+    finish_scored,
+    first_present,
+    reward,
+    scaled,
+    score_fields,
+)
 from lambdas.reward.items import BAD_REFERENCE, Sample
-from lambdas.reward.spec import Fields, SpecError
+from lambdas.reward.spec import Fields
 from lambdas.reward.text import normalized_tokens
 
 METRICS = ("token_f1", "rouge_l")
@@ -88,10 +97,6 @@ class TextSimilarityGrader(Grader):
 def build(fields: Fields, context: object) -> TextSimilarityGrader:
     grader = TextSimilarityGrader(
         fields.string("metric", "token_f1", choices=list(METRICS)),
-        min_score=fields.number("min_score", 0.0),
-        max_score=fields.number("max_score", 1.0),
+        **score_fields(fields),
     )
-    fields.done()
-    if grader.max_score <= grader.min_score:
-        raise SpecError(fields.at("max_score"), "must be greater than min_score")
-    return grader
+    return finish_scored(fields, grader)

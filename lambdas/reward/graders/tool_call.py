@@ -30,7 +30,16 @@ import math
 from bisect import bisect_left
 from typing import Any
 
-from lambdas.reward.graders.base import Grader, Graded, MalformedItem, metric, reward, scaled
+from lambdas.reward.graders.base import (
+    Grader,
+    Graded,
+    MalformedItem,
+    finish_scored,
+    metric,
+    reward,
+    scaled,
+    score_fields,
+)
 from lambdas.reward.items import BAD_REFERENCE, Sample
 from lambdas.reward.spec import Fields, SpecError
 from lambdas.reward.text import NONE, extract_json, squash
@@ -255,10 +264,6 @@ def build(fields: Fields, context: object) -> ToolCallGrader:
             raise SpecError(fields.at("weights"), "at least one weight must be > 0")
     grader = ToolCallGrader(
         weights=weights,
-        min_score=fields.number("min_score", 0.0),
-        max_score=fields.number("max_score", 1.0),
+        **score_fields(fields),
     )
-    fields.done()
-    if grader.max_score <= grader.min_score:
-        raise SpecError(fields.at("max_score"), "must be greater than min_score")
-    return grader
+    return finish_scored(fields, grader)

@@ -11,17 +11,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.support import FakeLambdaContext
 from tests.unit.report.samples import SUCCEEDED_RUN, failed_run
 
 REGION = "us-east-1"
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "notify"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:notify"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000001"
+CONTEXT = FakeLambdaContext(
+    "notify", memory_limit_in_mb=256, aws_request_id="00000000-0000-0000-0000-000000000001", region=REGION
+)
 
 
 @dataclass
@@ -95,7 +93,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 def _invoke(event: dict) -> dict:
     from lambdas.notify import handler
 
-    return handler.lambda_handler(event, LambdaContext())
+    return handler.lambda_handler(event, CONTEXT)
 
 
 def test_a_succeeded_run_is_published_from_its_run_record(world: World) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -13,16 +12,12 @@ import pytest
 from lambdas.pipeline import environment
 from lambdas.pipeline.run_input import RunInputError
 from lambdas.reward.config import reward_function
+from tests.support import FakeLambdaContext
 from tests.unit.pipeline import samples
 from tests.unit.pipeline.conftest import put_archive
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "pipeline-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:pipeline-test"
-    aws_request_id: str = "request-1"
+CONTEXT = FakeLambdaContext("pipeline-test", aws_request_id="request-1")
 
 
 @pytest.fixture
@@ -57,7 +52,7 @@ def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch
 
 def test_validate_run_returns_the_plan_and_the_stage_records(handlers: Any, datasets: dict) -> None:
     event = {"input": samples.run_input(), "execution": samples.EXECUTION}
-    result = handlers.validate_run(event, FakeContext())
+    result = handlers.validate_run(event, CONTEXT)
     assert set(result) == {"input", "execution", "plan", "stages"}
     assert result["plan"]["datasets"]["sft"]["etag"]
     assert result["plan"]["grader"]["version"] == "1.0.0"  # read from the shipped preset
@@ -69,37 +64,37 @@ def test_validate_run_reports_a_missing_dataset(handlers: Any, datasets: dict) -
                                                   "rft": datasets["rft"], "eval": datasets["eval"]}),
              "execution": samples.EXECUTION}
     with pytest.raises(RunInputError, match="datasets.sft: .*missing.jsonl does not exist"):
-        handlers.validate_run(event, FakeContext())
+        handlers.validate_run(event, CONTEXT)
 
 
 def test_the_job_stages_chain_through_the_handlers(
     handlers: Any, s3: Any, datasets: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plan = handlers.validate_run({"input": samples.run_input(), "execution": samples.EXECUTION}, FakeContext())["plan"]
+    plan = handlers.validate_run({"input": samples.run_input(), "execution": samples.EXECUTION}, CONTEXT)["plan"]
     # the deployed grader, answered by the same preset in-process
     monkeypatch.setattr(handlers.preflight, "lambda_grade_batch",
                         lambda client, arn: reward_function(preset="classification"))
-    summary = handlers.preflight_checks({"plan": plan}, FakeContext())
+    summary = handlers.preflight_checks({"plan": plan}, CONTEXT)
     assert set(summary) == {"datasets", "grader", "cost"} and summary["grader"]["passed"]
     stages = {name: {"status": "PENDING"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")}
     job = handlers.prepare_job({"stage": "sft", "plan": plan, "stages": stages,
                                 "previous": {"stage": "sft", "attempt": 0, "startedAt": "t0", "errors": []}},
-                               FakeContext())
+                               CONTEXT)
     put_archive(s3, job["request"]["outputArchive"],
                 {"manifest.json": json.dumps({"checkpoint_s3_bucket": samples.SFT_CHECKPOINT}).encode()})
     job["result"] = {"name": job["name"], "status": "Completed", "arn": "arn:job"}
-    stages = handlers.resolve_checkpoint({"stage": "sft", "job": job, "stages": stages, "endedAt": "t1"}, FakeContext())
+    stages = handlers.resolve_checkpoint({"stage": "sft", "job": job, "stages": stages, "endedAt": "t1"}, CONTEXT)
     assert stages["sft"]["status"] == "SUCCEEDED" and stages["sft"]["checkpoint"] == samples.SFT_CHECKPOINT
     assert stages["sft"]["jobArn"] == "arn:job" and stages["sft"]["startedAt"] == "t0"
 
     eval_job = handlers.prepare_job({"stage": "finalEval", "plan": plan, "stages": stages,
-                                     "previous": {"stage": "finalEval", "attempt": 0}}, FakeContext())
+                                     "previous": {"stage": "finalEval", "attempt": 0}}, CONTEXT)
     put_archive(s3, eval_job["request"]["outputArchive"], {"results_1.json": b'{"results": {"all": {"em": 0.8}}}'})
-    stages = handlers.read_evaluation({"stage": "finalEval", "job": eval_job, "stages": stages}, FakeContext())
+    stages = handlers.read_evaluation({"stage": "finalEval", "job": eval_job, "stages": stages}, CONTEXT)
     assert stages["finalEval"]["metrics"] == {"exact_match": 0.8}
-    metrics = handlers.collect_metrics({"plan": plan, "stages": stages}, FakeContext())
+    metrics = handlers.collect_metrics({"plan": plan, "stages": stages}, CONTEXT)
     assert metrics["candidate"] == "sft"
-    decision = handlers.apply_gate({"plan": plan, "metrics": metrics}, FakeContext())
+    decision = handlers.apply_gate({"plan": plan, "metrics": metrics}, CONTEXT)
     assert decision["passed"] is True and decision["champion"] is None
 
 
@@ -111,7 +106,7 @@ def test_the_bedrock_client_is_checked_before_use(handlers: Any, aws: None) -> N
 def test_record_handlers_write_the_run_record(handlers: Any, s3: Any) -> None:
     state = {"input": {}, "execution": samples.EXECUTION, "failedStage": "preflight",
              "error": {"Error": "PreflightError", "Cause": json.dumps({"errorMessage": "2 problems"})}}
-    result = handlers.record_failed_run({"run": state, "endedAt": "t"}, FakeContext())
+    result = handlers.record_failed_run({"run": state, "endedAt": "t"}, CONTEXT)
     assert result["error"] == "PreflightError" and result["cause"] == "Preflight checks failed: 2 problems"
     body = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1/run.json")["Body"].read()
     assert json.loads(body)["status"] == "FAILED"

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass
 from typing import Callable
 
 import pytest
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics.provider import cold_start
 
+from tests.support import FakeLambdaContext
+
 HANDLER_MODULE = "lambdas.reward.handler"
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "SageMakerRewardTest"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:SageMakerRewardTest"
-    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+CONTEXT = FakeLambdaContext("SageMakerRewardTest", aws_request_id="52fdfc07-2182-154f-163f-5f0f9a621d72")
 
 
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
+    return CONTEXT
 
 
 @pytest.fixture(autouse=True)

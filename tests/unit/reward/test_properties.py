@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from lambdas.reward.engine import compile_spec
 from lambdas.reward.graders.tool_call import COMPONENTS
 
-from .conftest import FakeLambdaContext
+from .conftest import CONTEXT
 from .support import LABELS, item, metrics_of, preset
 
 SPECS = {
@@ -91,7 +91,7 @@ def test_any_batch_gets_one_finite_in_range_score_per_item_with_ids_echoed(name,
 @given(event=json_values)
 def test_the_handler_never_raises_on_arbitrary_events(load_handler_once, event):
     handler = load_handler_once
-    results = handler.lambda_handler(event, FakeLambdaContext())
+    results = handler.lambda_handler(event, CONTEXT)
     assert isinstance(results, list)
     json.dumps(results, allow_nan=False)
 

@@ -11,6 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.support import FakeLambdaContext
+
 PIPELINE = "nova"
 REGION = "us-east-1"
 DATA_BUCKET = "nova-data"
@@ -24,12 +26,7 @@ VALID_REQUEST = {
 }
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "trigger"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:trigger"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+CONTEXT = FakeLambdaContext("trigger", memory_limit_in_mb=256, region=REGION)
 
 
 @dataclass
@@ -110,7 +107,7 @@ class TriggerWorld:
                 for m in received
             ]
         }
-        response = handler.lambda_handler(event, LambdaContext())
+        response = handler.lambda_handler(event, CONTEXT)
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         for m in received:
             if m["MessageId"] in failed:
