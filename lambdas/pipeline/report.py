@@ -68,6 +68,8 @@ def _header(run: dict) -> str:
     total = runview.format_duration((ended - started).total_seconds()) if started and ended else "-"
     pipeline = run.get("pipeline") or _dict(run.get("input")).get("pipeline") or ""
     model = _dict(run.get("plan")).get("model") or _dict(run.get("input")).get("model")
+    if isinstance(model, dict):  # the plan resolves the model key to its catalog entry
+        model = " ".join(str(model[k]) for k in ("key", "modelType") if model.get(k)) or None
     facts = [
         ("Run", runview.run_id(run)),
         ("Pipeline", pipeline),

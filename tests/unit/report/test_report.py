@@ -211,3 +211,13 @@ def test_a_record_built_by_the_pipeline_renders() -> None:
     assert _bars(page)["exact_match"] == {"baseline": 0.52, "sft": 0.66, "rft": 0.78}
     assert "request-x" in page.visible and "etag-1" in page.visible
     assert any("#/jobs/nova-weekly-sft-1" in a["href"] for a in page.find("a"))
+
+
+def test_the_resolved_model_of_the_plan_is_shown_by_name_not_as_a_mapping() -> None:
+    # Given a plan whose model is the resolved catalog entry (as Validate run produces it)
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    run["plan"]["model"] = {"key": "nova-2-lite", "modelType": "amazon.nova-2-lite-v1:0:256k",
+                            "modelNameOrPath": "nova-lite-2/prod"}
+    page = render_report(run)
+    assert "nova-2-lite amazon.nova-2-lite-v1:0:256k" in page
+    assert "modelNameOrPath" not in page
