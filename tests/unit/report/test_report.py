@@ -219,5 +219,4 @@ def test_the_resolved_model_of_the_plan_is_shown_by_name_not_as_a_mapping() -> N
     run["plan"]["model"] = {"key": "nova-2-lite", "modelType": "amazon.nova-2-lite-v1:0:256k",
                             "modelNameOrPath": "nova-lite-2/prod"}
     page = render_report(run)
-    assert "nova-2-lite amazon.nova-2-lite-v1:0:256k" in page
-    assert "modelNameOrPath" not in page
+    assert "<th>Base model</th><td>nova-2-lite amazon.nova-2-lite-v1:0:256k</td>" in page
