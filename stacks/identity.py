@@ -35,16 +35,15 @@ class Identity(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        data_bucket: s3.IBucket,
         artifacts_bucket: s3.IBucket,
         key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.sagemaker_role = self._build_sagemaker_role(data_bucket, artifacts_bucket, key)
+        self.sagemaker_role = self._build_sagemaker_role(artifacts_bucket, key)
         self.bedrock_import_role = self._build_bedrock_import_role()
 
     def _build_sagemaker_role(
-        self, data_bucket: s3.IBucket, artifacts_bucket: s3.IBucket, key: kms.IKey
+        self, artifacts_bucket: s3.IBucket, key: kms.IKey
     ) -> iam.Role:
         role = iam.Role(
             self,
@@ -52,7 +51,6 @@ class Identity(Construct):
             assumed_by=_service_principal("sagemaker.amazonaws.com"),
             description="Runs Nova SFT, RFT and evaluation training jobs",
         )
-        grant_object_read(role, data_bucket, "datasets/")
         grant_object_read(role, artifacts_bucket, "runs/")
         grant_object_write(role, artifacts_bucket, "runs/")
         grant_key_use(role, key)
@@ -102,9 +100,8 @@ class Identity(Construct):
         acknowledge(
             role,
             "IAM5",
-            "Object-key prefixes of the project's own buckets: jobs read datasets and recipes and write "
-            "outputs under keys chosen per run",
-            f"Resource::{arn_of(data_bucket)}/datasets/*",
+            "Object-key prefix of the project's artifacts bucket: jobs read the run's recipes and dataset "
+            "copies and write outputs under keys chosen per run",
             f"Resource::{arn_of(artifacts_bucket)}/runs/*",
         )
         acknowledge(

@@ -27,7 +27,6 @@ class NovaCustomizationStack(Stack):
         self.identity = Identity(
             self,
             "Identity",
-            data_bucket=self.storage.data_bucket,
             artifacts_bucket=self.storage.artifacts_bucket,
             key=self.storage.key,
         )

@@ -86,14 +86,16 @@ def test_pass_role_is_always_limited_to_named_roles_and_one_service(synthesized:
         assert "iam:PassedToService" in statement["Condition"]["StringEquals"], name
 
 
-def test_sagemaker_role_reads_datasets_and_writes_run_outputs_only(synthesized: Synthesized) -> None:
+def test_sagemaker_role_reads_and_writes_only_under_runs(synthesized: Synthesized) -> None:
     statements = _policy_of(synthesized, _role_named_by(synthesized, "sagemaker.amazonaws.com"))
     writes = [s for s in statements if "s3:PutObject" in _as_list(s["Action"])]
     write_resources = [r for s in writes for r in _as_list(s["Resource"])]
     assert any("/runs/*" in str(r) for r in write_resources)
     assert all("/runs/*" in str(r) or "customer-escrow" in str(r) for r in write_resources), write_resources
     reads = [r for s in statements if "s3:GetObject" in _as_list(s["Action"]) for r in _as_list(s["Resource"])]
-    assert any("/datasets/*" in str(r) for r in reads)
+    # Jobs read the dataset copies preflight pinned under runs/<run-id>/inputs/, never the live datasets/.
+    assert any("/runs/*" in str(r) for r in reads)
+    assert not any("/datasets/" in str(r) for r in reads), reads
 
 
 def test_both_service_roles_can_read_the_escrow_checkpoint_buckets(synthesized: Synthesized) -> None:

@@ -42,7 +42,6 @@ class OperationsTestStack(cdk.Stack):
         identity = Identity(
             self,
             "Identity",
-            data_bucket=storage.data_bucket,
             artifacts_bucket=storage.artifacts_bucket,
             key=storage.key,
         )
