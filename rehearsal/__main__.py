@@ -6,7 +6,10 @@ Environment:
   rehearsal.json (jobs, timeline, notifications), the rendered definition, the
   execution history and one log per function under ``logs/``;
 - ``REHEARSAL_FAIL_AT``: inject a failure at ``preflight`` (a corrupt dataset row),
-  ``sft``, ``rft``, ``eval``, ``import`` or ``deploy``.
+  ``sft``, ``rft``, ``eval``, ``import`` or ``deploy``;
+- ``REHEARSAL_FAIL_EVAL_OF``: with ``REHEARSAL_FAIL_AT=eval``, the evaluation that fails:
+  ``final`` (default), ``baseline`` or ``sft`` (these run beside training: their failure is
+  recorded and training goes on).
 
 Exit status: 0 when the execution succeeded and deployed a model, 2 when it
 succeeded without a deployment (gate rejection, deploy skipped), 1 otherwise.
@@ -21,6 +24,8 @@ from pathlib import Path
 from rehearsal.runner import Scenario, print_summary, rehearse
 from rehearsal.simulators import STAGES
 
+EVALUATIONS = ("final", "baseline", "sft")
+
 
 def main() -> int:
     out_dir = Path(os.environ.get("REHEARSAL_OUT") or ".rehearsal")
@@ -28,10 +33,14 @@ def main() -> int:
     if fail_at is not None and fail_at not in STAGES:
         print(f"REHEARSAL_FAIL_AT={fail_at!r}: expected one of {', '.join(STAGES)}", file=sys.stderr)
         return 64
+    fail_eval_of = os.environ.get("REHEARSAL_FAIL_EVAL_OF") or "final"
+    if fail_eval_of not in EVALUATIONS:
+        print(f"REHEARSAL_FAIL_EVAL_OF={fail_eval_of!r}: expected one of {', '.join(EVALUATIONS)}", file=sys.stderr)
+        return 64
     out = sys.stdout
     out.write("Synthesizing the CDK app (cdk-nag gate included)...\n")
     out.flush()
-    result = rehearse(Scenario(fail_at=fail_at), out_dir=out_dir.resolve(), out=out)
+    result = rehearse(Scenario(fail_at=fail_at, fail_eval_of=fail_eval_of), out_dir=out_dir.resolve(), out=out)
     print_summary(result, out)
     return result.exit_code
 

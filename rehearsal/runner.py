@@ -46,9 +46,12 @@ class Scenario:
     ``run_input`` is deep-merged over the default input (the three generated
     datasets); ``replace_input`` is used as-is instead (a bad input).
     ``previous_checkpoints`` are checkpoints of an earlier run (URI -> stage) for ``resumeFrom``.
+    ``fail_eval_of`` (with ``fail_at="eval"``) picks the evaluation that fails: ``final`` (the default),
+    or the evaluation of ``baseline``/``sft`` (beside training: recorded, not fatal).
     """
 
     fail_at: str | None = None
+    fail_eval_of: str = "final"
     throttle: dict[str, str] = field(default_factory=dict)
     gate_reject: bool = False
     run_input: dict = field(default_factory=dict)
@@ -59,7 +62,7 @@ class Scenario:
     wall_timeout_seconds: float = 120.0
 
     def faults(self) -> Faults:
-        faults = Faults(fail_at=self.fail_at, throttle=dict(self.throttle))
+        faults = Faults(fail_at=self.fail_at, fail_eval_of=self.fail_eval_of, throttle=dict(self.throttle))
         if self.gate_reject:
             faults.metrics = FLAT_METRICS
         return faults

@@ -195,11 +195,17 @@ class Pipeline(Construct):
     def _grant_bedrock(self) -> None:
         models = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model/*"
         deployments = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model-deployment/*"
+        # On a name conflict the create functions read the existing resource (and the model's tags) to reuse it
+        # only when it is this run's (lambdas/pipeline/bedrock.py).
         grants = {
-            "ImportModel": (["bedrock:CreateCustomModel", "bedrock:TagResource"], [models]),
+            "ImportModel": (
+                ["bedrock:CreateCustomModel", "bedrock:TagResource", "bedrock:GetCustomModel",
+                 "bedrock:ListTagsForResource"],
+                [models],
+            ),
             "CheckModelImport": (["bedrock:GetCustomModel"], [models]),
             "DeployModel": (
-                ["bedrock:CreateCustomModelDeployment", "bedrock:TagResource"],
+                ["bedrock:CreateCustomModelDeployment", "bedrock:TagResource", "bedrock:GetCustomModelDeployment"],
                 [models, deployments],
             ),
             "CheckDeployment": (["bedrock:GetCustomModelDeployment"], [deployments]),

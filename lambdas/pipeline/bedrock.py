@@ -3,7 +3,11 @@
 
 Both create calls carry a ``clientRequestToken`` derived from the run id, so a retried
 Lambda invocation returns the model or deployment it already created instead of a second
-one. The state machine polls with Wait/Choice: each check returns the status and the
+one. When the name is taken anyway (``ConflictException``), the existing resource is
+reused only if it is this run's: a model imported from the same checkpoint (its
+``modelSourceConfig.s3DataSource.s3Uri`` when ``GetCustomModel`` returns it, else the
+``nova:checkpoint`` tag the import sets), a deployment of the same model ARN; anything
+else raises :class:`NameConflictError` naming the conflicting resource. The state machine polls with Wait/Choice: each check returns the status and the
 next wait (60 s, doubling, at most 600 s) and says when the polls are exhausted.
 
 The calls need boto3 >= 1.39.7 (the dependency layer bundles a recent boto3);
@@ -12,6 +16,7 @@ The calls need boto3 >= 1.39.7 (the dependency layer bundles a recent boto3);
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +33,14 @@ FIRST_WAIT_S = 60
 MAX_WAIT_S = 600
 MAX_IMPORT_POLLS = 36  # about 5.5 hours
 MAX_DEPLOYMENT_POLLS = 24  # about 3.5 hours
+
+
+CHECKPOINT_TAG = "nova:checkpoint"
+_TAG_VALUE = re.compile(r"[a-zA-Z0-9\s._:/=+@-]{0,256}")
+
+
+class NameConflictError(RuntimeError):
+    """A model or deployment with this run's name exists but is not this run's."""
 
 
 class BedrockClientTooOld(RuntimeError):
@@ -63,11 +76,14 @@ def start_import(*, bedrock: Any, plan: Mapping[str, Any], stages: Mapping[str, 
     """``CreateCustomModel`` from the candidate checkpoint; idempotent per run."""
     stage, checkpoint = candidate_checkpoint(stages)
     name = naming.bedrock_model_name(plan["pipelineName"], plan["runId"])
+    extra_tags = {"nova:checkpoint-stage": stage}
+    if _TAG_VALUE.fullmatch(checkpoint):
+        extra_tags[CHECKPOINT_TAG] = checkpoint
     request = {
         "modelName": name,
         "modelSourceConfig": {"s3DataSource": {"s3Uri": checkpoint}},
         "roleArn": role_arn,
-        "modelTags": _tags(plan, "key", "value", **{"nova:checkpoint-stage": stage}),
+        "modelTags": _tags(plan, "key", "value", **extra_tags),
         "clientRequestToken": naming.client_request_token(plan["pipelineName"], plan["runId"], "import"),
     }
     try:
@@ -75,10 +91,34 @@ def start_import(*, bedrock: Any, plan: Mapping[str, Any], stages: Mapping[str, 
     except Exception as error:
         if _code(error) != "ConflictException":
             raise
-        # The name is taken: a create call of this run that succeeded although its response was lost.
-        arn = bedrock.get_custom_model(modelIdentifier=name)["modelArn"]
+        # The name is taken: reuse it only if it is this run's import (a create call that succeeded
+        # although its response was lost), i.e. the same checkpoint.
+        arn = _existing_model(bedrock, name, checkpoint)
     return {"arn": arn, "name": name, "checkpoint": checkpoint, "status": "Creating", "failureMessage": None,
             "poll": _poll(None, "Creating", MAX_IMPORT_POLLS)}
+
+
+def _model_source(bedrock: Any, model: Mapping[str, Any]) -> str | None:
+    """The checkpoint an existing model was imported from, or None when it cannot be told."""
+    source = ((model.get("modelSourceConfig") or {}).get("s3DataSource") or {}).get("s3Uri")
+    if source:
+        return str(source)
+    tags = bedrock.list_tags_for_resource(resourceARN=model["modelArn"]).get("tags") or []
+    return next((str(t.get("value")) for t in tags if t.get("key") == CHECKPOINT_TAG), None)
+
+
+def _existing_model(bedrock: Any, name: str, checkpoint: str) -> str:
+    """The ARN of the model named ``name`` if it was imported from ``checkpoint``; else NameConflictError."""
+    existing = bedrock.get_custom_model(modelIdentifier=name)
+    source = _model_source(bedrock, existing)
+    if source != checkpoint:
+        found = f"imported from {source}" if source else "whose source checkpoint is unknown"
+        raise NameConflictError(
+            f"a Bedrock custom model named {name} already exists ({existing.get('modelArn')}, {found}), "
+            f"not imported from this run's checkpoint {checkpoint}; delete or rename that model, or start the run "
+            "under another execution name"
+        )
+    return str(existing["modelArn"])
 
 
 def check_import(*, bedrock: Any, model: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,7 +145,15 @@ def start_deployment(*, bedrock: Any, plan: Mapping[str, Any], model: Mapping[st
     except Exception as error:
         if _code(error) != "ConflictException":
             raise
-        arn = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=name)["customModelDeploymentArn"]
+        # Reuse it only if it deploys this run's model (a create call whose response was lost).
+        existing = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=name)
+        if existing.get("modelArn") != model["arn"]:
+            raise NameConflictError(
+                f"a Bedrock deployment named {name} already exists ({existing.get('customModelDeploymentArn')}) "
+                f"for model {existing.get('modelArn')}, not for this run's model {model['arn']}; delete that "
+                "deployment or start the run under another execution name"
+            ) from error
+        arn = existing["customModelDeploymentArn"]
     return {"arn": arn, "name": name, "modelArn": model["arn"], "status": "Creating", "failureMessage": None,
             "poll": _poll(None, "Creating", MAX_DEPLOYMENT_POLLS)}
 

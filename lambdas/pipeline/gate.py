@@ -3,7 +3,8 @@
 The candidate passes only if its ``gate.metric``
 
 1. reaches ``minScore``;
-2. beats the baseline by at least ``minGainOverBaseline`` (when a baseline was evaluated);
+2. beats the baseline by at least ``minGainOverBaseline``; with ``minGainOverBaseline > 0`` a
+   missing baseline (its evaluation failed, or it lacks the metric) fails the check (fail closed);
 3. with ``mustBeatDeployed``, is strictly higher than the metric recorded for the model this
    pipeline deployed last (its champion record, ``champions/<pipeline>.json``); with no
    champion yet, or a champion without that metric, the check passes and says so.
@@ -49,7 +50,20 @@ def apply_gate(*, gate: Mapping[str, Any], metrics: Mapping[str, Any], champion:
     baseline = _value(table.get("baseline"), name)
     min_gain = float(gate["minGainOverBaseline"])
     if baseline is None:
-        check("minGainOverBaseline", True, "no baseline evaluation to compare with")
+        failure = (metrics.get("failed") or {}).get("baseline")
+        if failure:
+            why = f"the baseline evaluation failed ({failure})"
+        elif table.get("baseline"):
+            reported = ", ".join(sorted(table["baseline"]))
+            why = f"the baseline evaluation reported no {name} (reported: {reported})"
+        else:
+            why = "no baseline evaluation to compare with"
+        if min_gain > 0:
+            # Fail closed: the gain the gate demands cannot be shown without a baseline.
+            check("minGainOverBaseline", False,
+                  f"{why}: cannot compare with minGainOverBaseline {min_gain:.4g} (baseline missing)")
+        else:
+            check("minGainOverBaseline", True, why)
     else:
         gain = candidate - baseline
         check("minGainOverBaseline", gain >= min_gain,

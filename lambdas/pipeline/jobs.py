@@ -110,11 +110,8 @@ def prepare_job(
     location = model_location(stage, plan, stages)
     task = plan["evaluation"]["task"] if method == "eval" else None
     grader_arn = plan["grader"]["arn"] if (method == "rft" or task == "rft_eval") else None
-    data_uri = {
-        "sft": lambda: plan["datasets"]["sft"]["uri"],
-        "rft": lambda: plan["datasets"]["rft"]["uri"],
-        "eval": lambda: plan["datasets"]["eval"]["stagedUri"],
-    }[method]()
+    # The copy pre-flight made of the validated dataset version, in a folder of its own under the run.
+    data_uri = plan["datasets"][method]["stagedUri"]
 
     recipe = recipes.render(
         template,

@@ -5,7 +5,9 @@
   evaluation then judges the SFT checkpoint);
 - ``rft``: the final evaluation when the candidate is an RFT checkpoint.
 
-``candidate`` names the column of the model the gate judges and Bedrock imports.
+``candidate`` names the column of the model the gate judges and Bedrock imports. A failed
+baseline or SFT evaluation (it runs beside training and does not fail the run) leaves its
+column empty and is named in ``failed``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from lambdas.pipeline.jobs import candidate_checkpoint
+from lambdas.pipeline.record import noted_failure_text
+
+# The aggregate metrics of a gen_qa evaluation, as named after normalization
+# (:func:`lambdas.pipeline.outputs.metric_name`: lower case, ``em`` -> ``exact_match``...).
+# ``gate.metric`` of a gen_qa run must be one of them. rft_eval reports the grader's own
+# metric names, which are not documented: its runs must name ``gate.metric`` explicitly.
+GEN_QA_METRICS = ("exact_match", "quasi_exact_match", "f1_score", "f1_score_quasi", "rouge1", "rouge2", "rougel",
+                  "bleu")
 
 
 def _metrics(stages: Mapping[str, Any], stage: str) -> dict[str, float] | None:
@@ -24,7 +34,8 @@ def _metrics(stages: Mapping[str, Any], stage: str) -> dict[str, float] | None:
 
 
 def collect_metrics(plan: Mapping[str, Any], stages: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"metric", "candidate", "table": {"baseline", "sft", "rft"}}`` of the evaluations that ran."""
+    """``{"metric", "candidate", "table": {"baseline", "sft", "rft"}, "failed": {column: why}}`` of the
+    evaluations that ran; ``failed`` names the evaluations beside training that failed (their column is None)."""
     candidate, _ = candidate_checkpoint(stages)
     final = _metrics(stages, "finalEval")
     if final is None:
@@ -34,4 +45,6 @@ def collect_metrics(plan: Mapping[str, Any], stages: Mapping[str, Any]) -> dict[
         "sft": final if candidate == "sft" else _metrics(stages, "sftEval"),
         "rft": final if candidate == "rft" else None,
     }
-    return {"metric": plan["gate"]["metric"], "candidate": candidate, "table": table}
+    failed = {column: text for column, stage in (("baseline", "baselineEval"), ("sft", "sftEval"))
+              if (text := noted_failure_text(stage, stages.get(stage) or {})) is not None}
+    return {"metric": plan["gate"]["metric"], "candidate": candidate, "table": table, "failed": failed}

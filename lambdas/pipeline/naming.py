@@ -113,8 +113,13 @@ def job_output_prefix(run_id: str, stage: str) -> str:
     return f"runs/{run_id}/jobs/{stage}"
 
 
+def staged_dataset_key(run_id: str, dataset: str, filename: str) -> str:
+    """Where pre-flight copies the validated version of a dataset: ``runs/<run>/inputs/<dataset>/<file>``."""
+    return f"runs/{run_id}/inputs/{dataset}/{filename}"
+
+
 def staged_eval_key(run_id: str, filename: str) -> str:
-    return f"runs/{run_id}/inputs/eval/{filename}"
+    return staged_dataset_key(run_id, "eval", filename)
 
 
 def run_record_key(run_id: str) -> str:

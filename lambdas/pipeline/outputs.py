@@ -98,7 +98,8 @@ def read_checkpoint(s3: Any, archive_uri: str, job_name: str) -> str:
     return str(checkpoint)
 
 
-def _metric_name(raw: str) -> str:
+def metric_name(raw: str) -> str:
+    """The normalized name of a reported metric (lower case, no ``,filter`` suffix, aliases resolved)."""
     name = raw.split(",", 1)[0].strip().lower()
     return _ALIASES.get(name, name)
 
@@ -110,7 +111,7 @@ def _finite(value: Any) -> bool:
 def _flat(entries: Mapping[str, Any]) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for raw, value in entries.items():
-        name = _metric_name(str(raw))
+        name = metric_name(str(raw))
         if name.endswith("_stderr") or not _finite(value):
             continue
         metrics[name] = float(value)

@@ -6,9 +6,13 @@
    line numbers (:mod:`lambdas.pipeline.datasets`), in bounded memory.
 3. The grader smoke test: the reward service's :func:`verify_grader` against the
    *deployed* grader Lambda, with sample rows of the RFT (or ``rft_eval``) dataset.
-4. The evaluation dataset is copied (the validated object version) to
-   ``runs/<run-id>/inputs/eval/gen_qa.jsonl``: the gen_qa evaluation reads a file of
-   that name from its channel.
+4. Every dataset the jobs read is copied, at the object version that was validated, to
+   its own folder under the run (``stagedUri``): ``runs/<run-id>/inputs/eval/gen_qa.jsonl``
+   (the gen_qa evaluation reads a file of that name from its channel),
+   ``runs/<run-id>/inputs/sft/sft.jsonl`` and ``runs/<run-id>/inputs/rft/rft.jsonl``. The jobs'
+   channels point there, so a dataset replaced after validation, or a neighbour sharing its key
+   prefix (``rft.jsonl.bak``), never reaches a job. ``copy`` is S3's managed server-side
+   (multipart) copy: a multi-GB dataset never passes through the function.
 
 Every problem is collected and raised as one :class:`PreflightError`.
 """
@@ -166,12 +170,13 @@ def run_preflight(
     if problems:
         raise PreflightError(problems)
 
-    eval_dataset = plan["datasets"]["eval"]
-    source_bucket, source_key = parse_s3_uri(eval_dataset["uri"])
-    target_bucket, target_key = parse_s3_uri(eval_dataset["stagedUri"])
-    source = {"Bucket": source_bucket, "Key": source_key}
-    if eval_dataset.get("versionId"):
-        source["VersionId"] = eval_dataset["versionId"]
-    s3.copy(source, target_bucket, target_key)
-    reports["eval"]["stagedUri"] = eval_dataset["stagedUri"]
+    for name in dataset_kinds(plan):
+        dataset = plan["datasets"][name]
+        source_bucket, source_key = parse_s3_uri(dataset["uri"])
+        target_bucket, target_key = parse_s3_uri(dataset["stagedUri"])
+        source = {"Bucket": source_bucket, "Key": source_key}
+        if dataset.get("versionId"):
+            source["VersionId"] = dataset["versionId"]
+        s3.copy(CopySource=source, Bucket=target_bucket, Key=target_key)
+        reports[name]["stagedUri"] = dataset["stagedUri"]
     return {"datasets": reports, "grader": grader_summary, "cost": cost}

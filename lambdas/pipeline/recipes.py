@@ -86,6 +86,7 @@ class RecipeTemplate:
     instance_type: str
     instance_count: int
     instance_counts: tuple[int, ...]
+    instance_types: tuple[str, ...]
     max_runtime_hours: float
     overrides: dict[str, OverrideSpec]
     derived: dict[tuple[str, ...], tuple[tuple[str, ...], float]]
@@ -160,6 +161,7 @@ def load_template(model: str, method: str, recipes_dir: Path = RECIPES_DIR) -> R
             instance_type=doc["instance"]["type"],
             instance_count=int(doc["instance"]["count"]),
             instance_counts=tuple(int(c) for c in doc["instance"]["counts"]),
+            instance_types=tuple(str(t) for t in doc["instance"]["types"]),
             max_runtime_hours=float(doc["max_runtime_hours"]),
             overrides=overrides,
             derived={
@@ -178,6 +180,8 @@ def load_template(model: str, method: str, recipes_dir: Path = RECIPES_DIR) -> R
             raise RecipeError(f"{path}: override {spec.key} maps to missing field {'.'.join(spec.path)}") from None
     if template.method != method:
         raise RecipeError(f"{path}: method {template.method!r} does not match the file name")
+    if template.instance_type not in template.instance_types:
+        raise RecipeError(f"{path}: the default instance type {template.instance_type} is not in instance.types")
     return template
 
 

@@ -14,7 +14,10 @@ The record is written on success, on a gate rejection and on failure alike::
      "deployment": {"arn", "name", "status"} | null,
      "report": "s3://.../report.html"}
 
-``status`` is ``SUCCEEDED``, ``GATE_REJECTED`` or ``FAILED``. After a deployment the
+``status`` is ``SUCCEEDED``, ``GATE_REJECTED`` or ``FAILED``. An evaluation beside training
+(baseline, SFT) that fails does not fail the run: the state machine notes it in its stage
+(``{"status": "FAILED", "failure": {"stage", "job"}, "endedAt"}``) and the record shows that
+stage ``FAILED`` with its ``error`` (see :func:`settle_noted_failures`). After a deployment the
 champion record ``champions/<pipeline>.json`` names the deployed model and its metrics;
 the next run's gate compares against it.
 """
@@ -87,6 +90,37 @@ def _job_failure_cause(stage: str, job: Mapping[str, Any]) -> str:
     return f"{label} stage failed: {reason}"
 
 
+def failed_job_record(stage: str, job: Mapping[str, Any], ended_at: str | None) -> dict[str, Any]:
+    """The ``FAILED`` record of a job stage, with the error and readable cause of its last attempt."""
+    last = job.get("lastError") or {}
+    return job_record(job, status="FAILED", ended_at=ended_at,
+                      error={"error": last.get("Error"), "cause": readable_cause(last.get("Cause"))[:2000]})
+
+
+def noted_failure_text(stage: str, record: Mapping[str, Any]) -> str | None:
+    """What went wrong in a stage the state machine noted as failed (None when it did not fail)."""
+    if not isinstance(record, Mapping) or record.get("status") != "FAILED":
+        return None
+    failure = record.get("failure")
+    if isinstance(failure, Mapping):
+        return _job_failure_cause(stage, failure.get("job") or {})
+    error = record.get("error") if isinstance(record.get("error"), Mapping) else {}
+    return str(error.get("cause") or error.get("error") or "failed")
+
+
+def settle_noted_failures(stages: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """Stages with every noted failure (``{"status": "FAILED", "failure": {"stage", "job"}, "endedAt"}``)
+    turned into a complete ``FAILED`` job record with its ``error``."""
+    if not isinstance(stages, Mapping):
+        return stages
+    settled = dict(stages)
+    for name, record in stages.items():
+        if (name in naming.STAGES and isinstance(record, Mapping) and record.get("status") == "FAILED"
+                and isinstance(record.get("failure"), Mapping)):
+            settled[name] = failed_job_record(name, record["failure"].get("job") or {}, record.get("endedAt"))
+    return settled
+
+
 def describe_failure(run: Mapping[str, Any], ended_at: str | None) -> tuple[dict[str, str], str | None, dict | None]:
     """``(error record, failed job stage or None, that stage's record)`` of a failed run state."""
     error = run.get("error") if isinstance(run.get("error"), dict) else {}
@@ -101,9 +135,7 @@ def describe_failure(run: Mapping[str, Any], ended_at: str | None) -> tuple[dict
         stage = failure["stage"]
         job = failure.get("job") or {}
         cause = _job_failure_cause(stage, job)
-        last = job.get("lastError") or {}
-        record = job_record(job, status="FAILED", ended_at=ended_at,
-                            error={"error": last.get("Error"), "cause": readable_cause(last.get("Cause"))[:2000]})
+        record = failed_job_record(stage, job, ended_at)
         name = error_name or _STAGE_ERRORS[stage]
         return {"stage": stage, "error": name, "cause": cause[:MAX_CAUSE_CHARS]}, stage, record
 
@@ -147,7 +179,7 @@ def build_record(run: Mapping[str, Any], *, status: str, ended_at: str | None, r
         "datasets": (plan or {}).get("datasets"),
         "grader": (plan or {}).get("grader"),
         "preflight": run.get("preflight"),
-        "stages": complete_records(stages if stages is not None else run.get("stages"),
+        "stages": complete_records(settle_noted_failures(stages if stages is not None else run.get("stages")),
                                    unfinished="NOT_COMPLETED" if status == "FAILED" else "SKIPPED"),
         "metrics": run.get("metrics"),
         "gate": {**gate, "metric": (plan or {}).get("gate", {}).get("metric")} if gate else None,

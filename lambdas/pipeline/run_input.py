@@ -35,11 +35,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdas.pipeline import naming, recipes
 from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR, MODELS
+from lambdas.pipeline.metrics import GEN_QA_METRICS
+from lambdas.pipeline.outputs import metric_name
 from lambdas.pipeline.s3uri import S3UriError, parse_s3_uri
 
 DATASETS_PREFIX = "datasets/"
 MAX_JOB_ATTEMPTS = 4
 MAX_RUNTIME_HOURS = 28 * 24  # SageMaker's MaxRuntimeInSeconds ceiling (28 days)
+# Nova jobs write checkpoints to AWS-owned escrow buckets; the SageMaker and Bedrock roles can read only those.
+ESCROW_CHECKPOINT_PREFIX = "s3://customer-escrow-"
 
 
 class RunInputError(ValueError):
@@ -101,7 +105,10 @@ class EvaluationSettings(_Model):
 
 class Gate(_Model):
     """The candidate's ``metric`` must reach ``minScore``, beat the baseline by ``minGainOverBaseline`` and,
-    with ``mustBeatDeployed``, beat the model this pipeline deployed last."""
+    with ``mustBeatDeployed``, beat the model this pipeline deployed last.
+
+    With ``gen_qa`` the metric is one of :data:`lambdas.pipeline.metrics.GEN_QA_METRICS` (spelled as
+    reported, e.g. ``rougeL``, or normalized); with ``rft_eval`` it must be given explicitly."""
 
     metric: str = Field(default="exact_match", min_length=1)
     minScore: float = 0.0
@@ -116,7 +123,7 @@ class Budget(_Model):
 
 
 class ResumeFrom(_Model):
-    """Start a later stage from a checkpoint of an earlier run (an escrow ``s3://`` URI).
+    """Start a later stage from a checkpoint of an earlier run (an escrow ``s3://customer-escrow-...`` URI).
 
     ``rft``: train RFT from this SFT checkpoint (SFT is skipped). ``finalEval``: evaluate this checkpoint
     and import it (SFT and RFT are skipped).
@@ -271,7 +278,13 @@ def _job_settings(run: RunInput, model: str, method: str, problems: list[str]) -
         )
         ok = False
     instance_type = settings.instanceType or template.instance_type
-    if instance_type not in INSTANCE_PRICE_USD_PER_HOUR:
+    if instance_type not in template.instance_types:
+        problems.append(
+            f"{field}.instanceType: {instance_type!r} is not supported by the {model} {method} recipe "
+            f"(allowed: {', '.join(template.instance_types)})"
+        )
+        ok = False
+    elif instance_type not in INSTANCE_PRICE_USD_PER_HOUR:
         problems.append(
             f"{field}.instanceType: {instance_type!r} has no price in the catalog "
             f"(priced: {', '.join(sorted(INSTANCE_PRICE_USD_PER_HOUR))})"
@@ -305,6 +318,13 @@ def _checks(run: RunInput, *, data_bucket: str | None, graders: Collection[str] 
             parse_s3_uri(resume.checkpoint)
         except S3UriError as error:
             problems.append(f"resumeFrom.checkpoint: {error}")
+        else:
+            if not resume.checkpoint.startswith(ESCROW_CHECKPOINT_PREFIX):
+                problems.append(
+                    f"resumeFrom.checkpoint: {resume.checkpoint} is not an escrow checkpoint; give the "
+                    f"{ESCROW_CHECKPOINT_PREFIX}<account>-... URI of an earlier run's checkpoint (its run.json "
+                    "stages.<stage>.checkpoint): the training and Bedrock import roles can read only escrow buckets"
+                )
         if "sft" in explicit and run.stages.sft:
             problems.append(f"stages.sft: true contradicts resumeFrom.stage={resume.stage!r}, which skips SFT")
         if resume.stage == "finalEval" and "rft" in explicit and run.stages.rft:
@@ -347,12 +367,12 @@ def _checks(run: RunInput, *, data_bucket: str | None, graders: Collection[str] 
 
     if model is not None:
         jobs: dict[str, Any] = {}
-        if stages["sft"]:
-            jobs["sft"] = _job_settings(run, model.key, "sft", problems)
-        elif run.sft.overrides:
-            _job_settings(run, model.key, "sft", problems)  # still report bad keys
-        if stages["rft"] and model.rft_tag is not None:
-            jobs["rft"] = _job_settings(run, model.key, "rft", problems)
+        for method in ("sft", "rft"):
+            settings = getattr(run, method)
+            if stages[method] and (method != "rft" or model.rft_tag is not None):
+                jobs[method] = _job_settings(run, model.key, method, problems)
+            elif settings.model_fields_set:
+                _job_settings(run, model.key, method, problems)  # a skipped stage's settings are still checked
         jobs["eval"] = _job_settings(run, model.key, "eval", problems)
         resolved["jobs"] = jobs
 
@@ -360,11 +380,25 @@ def _checks(run: RunInput, *, data_bucket: str | None, graders: Collection[str] 
     for name in ("minScore", "minGainOverBaseline"):
         if not math.isfinite(getattr(gate, name)):
             problems.append(f"gate.{name}: must be a finite number")
+    problems.extend(_gate_metric_problems(run))
     if gate.minGainOverBaseline > 0 and not stages["baselineEval"]:
         problems.append(
             "gate.minGainOverBaseline: the gain over the baseline needs stages.baselineEval=true"
         )
     return problems, resolved
+
+
+def _gate_metric_problems(run: RunInput) -> list[str]:
+    """``gate.metric`` must be a metric the evaluation task reports."""
+    task = run.evaluation.task
+    if task == "rft_eval":
+        if "metric" not in run.gate.model_fields_set:
+            return ["gate.metric: required with evaluation.task 'rft_eval': its metric names come from the grader "
+                    "and are not documented, so name the metric the gate judges (no default applies)"]
+        return []
+    if metric_name(run.gate.metric) not in GEN_QA_METRICS:
+        return [f"gate.metric: {run.gate.metric!r} is not a {task} metric (one of: {', '.join(GEN_QA_METRICS)})"]
+    return []
 
 
 def input_problems(payload: object, *, data_bucket: str | None = None,
@@ -430,6 +464,12 @@ def resolve_plan(
     model = MODELS[run.model]
     eval_file = "gen_qa.jsonl" if run.evaluation.task == "gen_qa" else "rft_eval.jsonl"
     datasets["eval"]["stagedUri"] = f"s3://{artifacts_bucket}/{naming.staged_eval_key(run_id, eval_file)}"
+    # Training reads the version pre-flight validated, copied under the run (a folder of its own: a channel
+    # is a key prefix, so pointing it at datasets/rft.jsonl would also pull datasets/rft.jsonl.bak).
+    for name in ("sft", "rft"):
+        if stages[name] and name in datasets:
+            key = naming.staged_dataset_key(run_id, name, f"{name}.jsonl")
+            datasets[name]["stagedUri"] = f"s3://{artifacts_bucket}/{key}"
     grader = None
     if resolved["needsGrader"]:
         grader = {"name": run.grader, "arn": graders[run.grader], "version": grader_version(run.grader)}
@@ -447,13 +487,18 @@ def resolve_plan(
         "grader": grader,
         "evaluation": {"task": run.evaluation.task},
         "jobs": resolved["jobs"],
-        "gate": run.gate.model_dump(),
+        "gate": {**run.gate.model_dump(), "metric": _plan_metric(run)},
         "budget": run.budget.model_dump(),
         "maxJobAttempts": MAX_JOB_ATTEMPTS,
         "artifactsBucket": artifacts_bucket,
         "runPrefix": f"s3://{artifacts_bucket}/{naming.run_prefix(run_id)}",
     }
     return plan, initial_stage_records(stages, resume)
+
+
+def _plan_metric(run: RunInput) -> str:
+    """The metric name the gate looks up: gen_qa names normalized as the results are (``rougeL`` -> ``rougel``)."""
+    return metric_name(run.gate.metric) if run.evaluation.task == "gen_qa" else run.gate.metric
 
 
 def initial_stage_records(stages: Mapping[str, bool], resume: Mapping[str, Any] | None) -> dict:

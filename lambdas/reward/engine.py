@@ -13,7 +13,9 @@ Guarantees of :meth:`RewardFunction.grade_batch`, whatever the items hold:
   wrong type, missing or unusable reference) gets ``score_range[0]`` and a
   ``malformed:<reason>`` metric; a grader bug on one item (an exception, a NaN
   score) gets the same score and a ``grader_error:<ExceptionType>`` metric;
-  neither affects other items. Scores outside the declared range are clamped.
+  neither affects other items. Scores outside the declared range are clamped;
+- every ``metrics_list`` value is finite: a NaN or infinite metric value becomes 0.0
+  and a ``nonfinite_metric`` metric counts the replaced values (the response stays valid JSON).
 """
 
 from __future__ import annotations
@@ -89,6 +91,28 @@ class BatchSummary:
         return data
 
 
+NONFINITE_METRIC = "nonfinite_metric"
+
+
+def finite_metrics(metrics: list) -> list:
+    """``metrics`` with every NaN/infinite ``value`` replaced by 0.0 (JSON has no NaN or Infinity).
+
+    When any value was replaced, one ``nonfinite_metric`` metric says how many, so a grader
+    bug stays visible in the trainer's metrics without breaking the response.
+    """
+    replaced = 0
+    cleaned = []
+    for metric in metrics:
+        value = metric.get("value") if isinstance(metric, dict) else None
+        if isinstance(value, float) and not math.isfinite(value):
+            metric = {**metric, "value": 0.0}
+            replaced += 1
+        cleaned.append(metric)
+    if replaced:
+        cleaned.append({"name": NONFINITE_METRIC, "value": float(replaced), "type": "Metric"})
+    return cleaned
+
+
 class RewardFunction:
     """A compiled grader spec: call it with a batch of request items to get the result list."""
 
@@ -139,7 +163,7 @@ class RewardFunction:
                     results[sample.index] = {
                         "id": sample.id,
                         "aggregate_reward_score": float(score),
-                        "metrics_list": metrics,
+                        "metrics_list": finite_metrics(metrics),
                     }
                 else:
                     results[sample.index] = self._failed(sample.id, outcome, summary)

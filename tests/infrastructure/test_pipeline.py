@@ -163,9 +163,11 @@ def test_only_the_import_function_passes_the_bedrock_import_role(synthesized: Sy
 @pytest.mark.parametrize(
     ("handler", "actions", "resource_types"),
     [
-        ("import_model", {"bedrock:CreateCustomModel", "bedrock:TagResource"}, {"custom-model/*"}),
+        ("import_model", {"bedrock:CreateCustomModel", "bedrock:TagResource", "bedrock:GetCustomModel",
+                          "bedrock:ListTagsForResource"}, {"custom-model/*"}),
         ("check_model_import", {"bedrock:GetCustomModel"}, {"custom-model/*"}),
-        ("deploy_model", {"bedrock:CreateCustomModelDeployment", "bedrock:TagResource"},
+        ("deploy_model", {"bedrock:CreateCustomModelDeployment", "bedrock:TagResource",
+                          "bedrock:GetCustomModelDeployment"},
          {"custom-model/*", "custom-model-deployment/*"}),
         ("check_deployment", {"bedrock:GetCustomModelDeployment"}, {"custom-model-deployment/*"}),
     ],
@@ -180,9 +182,11 @@ def test_bedrock_calls_are_scoped_to_custom_models_and_deployments(
     expected = [_join("arn:aws:bedrock:", *ACCOUNT_REGION, f":{kind}") for kind in sorted(resource_types)]
     assert sorted(_as_list(statement["Resource"]), key=str) == sorted(expected, key=str)
     others = {h for h in _functions(synthesized) if h != handler}
+    # The create functions also read what they create (a name conflict is reused only when it is this run's).
+    shared = {"bedrock:TagResource", "bedrock:GetCustomModel", "bedrock:GetCustomModelDeployment"}
     for other in others:
         other_actions = _actions(_function_statements(synthesized, other))
-        assert not (actions - {"bedrock:TagResource"}) & other_actions, other
+        assert not (actions - shared) & other_actions, other
 
 
 def test_only_preflight_invokes_the_graders(synthesized: Synthesized) -> None:
@@ -244,3 +248,22 @@ def test_stage_functions_get_their_configuration_from_the_environment(synthesize
         "AWS::Lambda::Function",
         {"Handler": "lambdas.pipeline.handlers.preflight_checks", "Timeout": 900, "MemorySize": 512},
     )
+
+
+@pytest.mark.parametrize(("handler", "action"), [("import_model", "bedrock:GetCustomModel"),
+                                                 ("deploy_model", "bedrock:GetCustomModelDeployment")])
+def test_the_create_functions_may_read_what_a_name_conflict_points_at(
+    synthesized: Synthesized, handler: str, action: str
+) -> None:
+    # lambdas/pipeline/bedrock.py reads the existing model / deployment on ConflictException
+    assert action in _actions(_function_statements(synthesized, handler))
+
+
+def test_preflight_may_copy_the_validated_dataset_versions_under_the_run(synthesized: Synthesized) -> None:
+    # lambdas/pipeline/preflight.py: a managed (multipart) server-side copy of datasets/<file>?versionId=...
+    # to runs/<run-id>/inputs/<dataset>/, well within the function's 15 minutes
+    statements = _function_statements(synthesized, "preflight_checks")
+    assert _object_prefixes(statements, "s3:GetObjectVersion") == {"/datasets/*"}
+    assert _object_prefixes(statements, "s3:PutObject") == {"/runs/*"}
+    assert _object_prefixes(statements, "s3:AbortMultipartUpload") == {"/runs/*"}
+    assert _functions(synthesized)["preflight_checks"]["Properties"]["Timeout"] >= 600

@@ -205,3 +205,42 @@ def test_the_command_prints_the_paths_last_and_exits_non_zero_on_failure(
     assert lines[-2].startswith("Run record: ") and lines[-2].endswith("run.json")
     assert (tmp_path / "cli" / "run.json").exists()
     assert any("✗" in line and "Deployment failed" in line for line in lines)
+
+
+# -- evaluations beside training fail without stopping it ----------------------------------------
+
+
+def test_a_failed_baseline_evaluation_lets_training_finish_and_the_gate_fails_closed(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    result = _rehearse(app_synthesized, out_dir, fail_at="eval", fail_eval_of="baseline",
+                       run_input={"gate": {"minGainOverBaseline": 0.05}})
+    assert result.status == "SUCCEEDED", (result.error, result.cause, result.function_errors)
+    assert _evaluation_of(result, "baseline")["status"] == "Failed"
+    # SFT and RFT were not stopped: both completed, and the final evaluation judged RFT
+    assert _only(result.job("sft"))["status"] == "Completed"
+    assert _only(result.job("rft"))["status"] == "Completed"
+    assert _evaluation_of(result, "rft")["status"] == "Completed"
+    run = result.run
+    assert run is not None and run["status"] == "GATE_REJECTED"
+    baseline = run["stages"]["baselineEval"]
+    assert baseline["status"] == "FAILED" and "CUDA out of memory" in baseline["error"]["cause"]
+    assert run["stages"]["rft"]["status"] == "SUCCEEDED" and run["stages"]["finalEval"]["status"] == "SUCCEEDED"
+    reasons = run["gate"]["reasons"]
+    assert any("baseline evaluation failed" in r and "baseline missing" in r for r in reasons), reasons
+    assert result.models == [] and result.exit_code == 2
+    assert result.problems == []
+
+
+def test_a_failed_sft_evaluation_lets_rft_finish_and_the_run_deploys(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    result = _rehearse(app_synthesized, out_dir, fail_at="eval", fail_eval_of="sft")
+    assert result.status == "SUCCEEDED", (result.error, result.cause, result.function_errors)
+    assert _evaluation_of(result, "sft")["status"] == "Failed"
+    assert _only(result.job("rft"))["status"] == "Completed"
+    run = result.run
+    assert run is not None and run["status"] == "SUCCEEDED"
+    assert run["stages"]["sftEval"]["status"] == "FAILED" and run["stages"]["sftEval"]["error"]["cause"]
+    assert run["metrics"]["table"]["sft"] is None and "sft" in run["metrics"]["failed"]
+    assert result.exit_code == 0 and result.deployment_arn

@@ -26,6 +26,8 @@ class FakeBedrock:
         self.tokens: dict[str, str] = {}
         self.statuses = list(statuses or ["Creating", "Active"])
         self.names: set[str] = set()
+        self.model_tags: list[dict] = []  # tags of the model named like this run's (GetCustomModel has no source)
+        self.deployed_model_arn = MODEL_ARN  # the model of the deployment named like this run's
 
     def create_custom_model(self, **request: Any) -> dict:
         self.creates.append(request)
@@ -35,7 +37,11 @@ class FakeBedrock:
                 raise Conflict()
             self.tokens[token] = MODEL_ARN
             self.names.add(request["modelName"])
+            self.model_tags = request["modelTags"]
         return {"modelArn": self.tokens[token]}
+
+    def list_tags_for_resource(self, resourceARN: str) -> dict:
+        return {"tags": self.model_tags}
 
     def get_custom_model(self, modelIdentifier: str) -> dict:
         status = self.statuses.pop(0) if self.statuses else "Active"
@@ -46,11 +52,13 @@ class FakeBedrock:
 
     def create_custom_model_deployment(self, **request: Any) -> dict:
         self.creates.append(request)
+        if request["modelDeploymentName"] in self.names:
+            raise Conflict()
         return {"customModelDeploymentArn": DEPLOYMENT_ARN}
 
     def get_custom_model_deployment(self, customModelDeploymentIdentifier: str) -> dict:
         status = self.statuses.pop(0) if self.statuses else "Active"
-        return {"customModelDeploymentArn": DEPLOYMENT_ARN, "status": status}
+        return {"customModelDeploymentArn": DEPLOYMENT_ARN, "status": status, "modelArn": self.deployed_model_arn}
 
 
 def _import(fake: FakeBedrock, rft: bool = True) -> dict:
@@ -84,7 +92,47 @@ def test_a_retried_import_does_not_import_twice() -> None:
 def test_a_name_conflict_adopts_the_model_of_this_run() -> None:
     fake = FakeBedrock()
     fake.names.add("nova-run-1")
+    fake.model_tags = [{"key": bedrock.CHECKPOINT_TAG, "value": samples.RFT_CHECKPOINT}]
     assert _import(fake)["arn"] == MODEL_ARN
+
+
+def test_the_import_tags_the_model_with_its_checkpoint() -> None:
+    fake = FakeBedrock()
+    _import(fake)
+    assert {"key": bedrock.CHECKPOINT_TAG, "value": samples.RFT_CHECKPOINT} in fake.creates[0]["modelTags"]
+
+
+def test_a_source_uri_returned_by_get_custom_model_is_compared_first() -> None:
+    class WithSource(FakeBedrock):
+        def get_custom_model(self, modelIdentifier: str) -> dict:
+            return {**super().get_custom_model(modelIdentifier),
+                    "modelSourceConfig": {"s3DataSource": {"s3Uri": samples.RFT_CHECKPOINT}}}
+
+    fake = WithSource()
+    fake.names.add("nova-run-1")
+    assert _import(fake)["arn"] == MODEL_ARN
+
+
+@pytest.mark.parametrize("tags", [[{"key": bedrock.CHECKPOINT_TAG, "value": samples.SFT_CHECKPOINT}], []])
+def test_a_name_conflict_with_a_model_of_another_checkpoint_is_not_reused(tags: list[dict]) -> None:
+    fake = FakeBedrock()
+    fake.names.add("nova-run-1")
+    fake.model_tags = tags
+    with pytest.raises(bedrock.NameConflictError) as caught:
+        _import(fake)
+    message = str(caught.value)
+    assert "nova-run-1" in message and MODEL_ARN in message and samples.RFT_CHECKPOINT in message
+
+
+def test_a_deployment_name_conflict_is_reused_only_for_the_same_model() -> None:
+    fake = FakeBedrock()
+    fake.names.add("nova-run-1-od")
+    model = {"arn": MODEL_ARN, "name": "nova-run-1"}
+    assert bedrock.start_deployment(bedrock=fake, plan=samples.plan(), model=model)["arn"] == DEPLOYMENT_ARN
+    fake.deployed_model_arn = MODEL_ARN.replace("abcdef123456", "other0000000")
+    with pytest.raises(bedrock.NameConflictError) as caught:
+        bedrock.start_deployment(bedrock=fake, plan=samples.plan(), model=model)
+    assert DEPLOYMENT_ARN in str(caught.value) and fake.deployed_model_arn in str(caught.value)
 
 
 def test_polling_backs_off_and_reports_the_status() -> None:

@@ -81,10 +81,34 @@ def test_the_failed_run_fails_with_the_recorded_error_and_cause() -> None:
     assert DEFINITION["States"]["Run failed"]["CausePath"] == "$.failure.cause"
 
 
-def test_a_failed_branch_stops_its_sibling_with_the_stage_and_job_as_cause() -> None:
-    for name in ("SFT failed", "RFT failed", "Baseline evaluation failed", "SFT evaluation failed"):
+def test_a_failed_training_branch_stops_its_sibling_with_the_stage_and_job_as_cause() -> None:
+    for name in ("SFT failed", "RFT failed"):
         state = STATES[name]
         assert state["Type"] == "Fail" and state["CausePath"] == "States.JsonToString($.stageFailure)"
+
+
+@pytest.mark.parametrize(("stage", "label"), [("baselineEval", "baseline evaluation"), ("sftEval", "SFT evaluation")])
+def test_a_failed_evaluation_beside_training_is_noted_in_its_stage_and_its_branch_ends_normally(
+    stage: str, label: str
+) -> None:
+    # a Fail state in the branch would fail the Parallel, and Step Functions would stop the training job beside it
+    parallel = "Train and baseline" if stage == "baselineEval" else "Evaluate SFT and train RFT"
+    (branch,) = [b for b in DEFINITION["States"][parallel]["Branches"] if f"Describe the {label} failure" in b["States"]]
+    assert not [n for n, s in branch["States"].items() if s["Type"] == "Fail"]
+    describe = branch["States"][f"Describe the {label} failure"]
+    assert describe["ResultPath"] == f"$.stages.{stage}"
+    assert describe["Parameters"]["status"] == "FAILED"
+    assert describe["Parameters"]["failure"] == {"stage": stage, "job.$": "$.job"}
+    end = branch["States"][describe["Next"]]
+    assert end["Type"] == "Pass" and end.get("End") is True
+    # every failure path of the job (prepare, run, read) leads there
+    for name in (f"Prepare {label} job", f"Read {label} results"):
+        assert branch["States"][name]["Catch"][0]["Next"] == f"Describe the {label} failure"
+    run_catch = branch["States"][f"Run {label} job"]["Catch"][0]["Next"]
+    assert branch["States"][run_catch]["Default"] == f"Describe the {label} failure"
+    # and the Parallel state takes the stage record from that branch
+    index = DEFINITION["States"][parallel]["Branches"].index(branch)
+    assert DEFINITION["States"][parallel]["ResultSelector"][f"{stage}.$"] == f"$[{index}].stages.{stage}"
 
 
 def test_job_retries_get_a_fresh_name_through_prepare_and_a_bounded_backoff() -> None:

@@ -59,7 +59,8 @@ def test_sft_job_uses_the_base_model_the_converse_dataset_and_the_recipe_channel
     }
     assert request["recipeUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/recipes/sft/"
     assert request["recipeFile"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/recipes/sft/recipe.yaml"
-    assert request["dataUri"] == f"s3://{samples.DATA_BUCKET}/datasets/sft.jsonl"
+    # the copy pre-flight staged of the validated version, not the live key (a prefix) in the data bucket
+    assert request["dataUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/sft/sft.jsonl"
     assert request["outputArchive"] == (
         f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/jobs/sft/nova-run-1-sft-a1/output/output.tar.gz")
     assert (request["instanceType"], request["instanceCount"], request["maxRuntimeInSeconds"]) == (
@@ -82,6 +83,7 @@ def test_rft_starts_from_the_sft_checkpoint_with_the_grader_as_reward(s3: Any) -
     hyper = job["request"]["hyperParameters"]
     assert hyper["base_model_location"] == samples.SFT_CHECKPOINT and "base_model" not in hyper
     assert hyper["reward_lambda_arn"] == samples.GRADER_ARN
+    assert job["request"]["dataUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/rft/rft.jsonl"
     assert job["request"]["image"].endswith("nova-fine-tune-repo:SM-TJ-RFT-V2-latest")
     recipe = _recipe(s3, job)
     assert recipe["run"]["model_name_or_path"] == samples.SFT_CHECKPOINT
@@ -106,7 +108,7 @@ def test_evaluations_judge_the_right_model(s3: Any, stage: str, rft: bool, locat
 
 
 def test_rft_eval_passes_the_grader_to_the_evaluation(s3: Any) -> None:
-    plan = samples.plan(evaluation={"task": "rft_eval"})
+    plan = samples.plan(evaluation={"task": "rft_eval"}, gate={"metric": "mean_reward"})
     job = _prepare(s3, "finalEval", plan=plan)
     assert job["request"]["hyperParameters"]["eval_lambda_arn"] == samples.GRADER_ARN
     assert _recipe(s3, job)["rl_env"]["reward_lambda_arn"] == samples.GRADER_ARN

@@ -84,8 +84,62 @@ def test_a_champion_measured_on_another_dataset_is_flagged() -> None:
 
 
 def test_without_a_baseline_the_gain_check_is_skipped_and_said_so() -> None:
-    decision = _gate(baseline=None)
+    decision = _gate(baseline=None, gate={**GATE, "minGainOverBaseline": 0.0})
     assert decision["passed"] and "no baseline evaluation to compare with" in decision["reasons"]
+
+
+BASELINE_JOB = {"stage": "baselineEval", "name": "nova-run-1-eval-base-a1", "attempt": 1,
+                "startedAt": "2026-11-21T10:01:00Z", "errors": [],
+                "request": {"instanceType": "ml.p5.48xlarge", "instanceCount": 1},
+                "lastError": {"Error": "States.TaskFailed",
+                              "Cause": '{"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: CUDA OOM"}'}}
+
+
+def _noted_failure(stage: str, job: dict) -> dict:
+    """What the state machine's "Describe the ... failure" Pass state writes into the stage."""
+    return {"status": "FAILED", "failure": {"stage": stage, "job": job}, "endedAt": "2026-11-21T10:30:00Z"}
+
+
+def _with_failed_baseline() -> dict:
+    stages = _stages()
+    stages["baselineEval"] = _noted_failure("baselineEval", BASELINE_JOB)
+    return stages
+
+
+def test_a_failed_baseline_fails_the_gain_check_closed_and_says_why() -> None:
+    metrics = collect_metrics({"gate": GATE}, _with_failed_baseline())
+    assert metrics["table"]["baseline"] is None
+    assert "CUDA OOM" in metrics["failed"]["baseline"] and "nova-run-1-eval-base-a1" in metrics["failed"]["baseline"]
+    decision = apply_gate(gate=GATE, metrics=metrics, champion=None)
+    assert decision["passed"] is False
+    (reason,) = decision["reasons"]
+    assert reason.startswith("the baseline evaluation failed (") and "CUDA OOM" in reason
+    assert reason.endswith("cannot compare with minGainOverBaseline 0.05 (baseline missing)")
+    # the other checks ran normally and passed
+    assert [c["rule"] for c in decision["checks"] if c["passed"]] == ["minScore", "mustBeatDeployed"]
+
+
+def test_a_failed_baseline_does_not_matter_when_no_gain_is_required() -> None:
+    gate = {**GATE, "minGainOverBaseline": 0.0}
+    decision = apply_gate(gate=gate, metrics=collect_metrics({"gate": gate}, _with_failed_baseline()), champion=None)
+    assert decision["passed"] is True
+    assert any(r.startswith("the baseline evaluation failed (") for r in decision["reasons"])
+
+
+def test_a_baseline_without_the_metric_fails_a_required_gain_closed() -> None:
+    stages = _stages()
+    stages["baselineEval"] = {"status": "SUCCEEDED", "metrics": {"rouge1": 0.3}}
+    decision = apply_gate(gate=GATE, metrics=collect_metrics({"gate": GATE}, stages), champion=None)
+    assert decision["passed"] is False
+    assert "the baseline evaluation reported no exact_match (reported: rouge1)" in decision["reasons"][0]
+
+
+def test_a_failed_sft_evaluation_leaves_its_column_empty_and_the_gate_judges_the_final_evaluation() -> None:
+    stages = _stages()
+    stages["sftEval"] = _noted_failure("sftEval", {**BASELINE_JOB, "stage": "sftEval", "name": "nova-run-1-eval-sft-a1"})
+    metrics = collect_metrics({"gate": GATE}, stages)
+    assert metrics["table"]["sft"] is None and set(metrics["failed"]) == {"sft"}
+    assert apply_gate(gate=GATE, metrics=metrics, champion=None)["passed"] is True
 
 
 def test_a_metric_the_evaluation_does_not_report_rejects_with_the_reported_names() -> None:

@@ -55,6 +55,32 @@ def test_the_validated_version_is_the_one_staged(s3: Any, datasets: dict) -> Non
     assert staged == samples.jsonl(samples.eval_rows())
 
 
+def test_the_training_datasets_are_staged_at_the_validated_version_in_folders_of_their_own(
+    s3: Any, datasets: dict
+) -> None:
+    plan = _plan(s3)
+    assert plan["datasets"]["sft"]["stagedUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/sft/sft.jsonl"
+    assert plan["datasets"]["rft"]["stagedUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/rft/rft.jsonl"
+    # replaced after validation, and a neighbour sharing the key prefix: neither may reach a job
+    s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/sft.jsonl", Body=b'{"changed": true}\n')
+    s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/rft.jsonl.bak", Body=b'{"old": true}\n')
+    summary = _run(plan, s3)
+    for name, rows in (("sft", samples.sft_rows()), ("rft", samples.rft_rows())):
+        listed = s3.list_objects_v2(Bucket=samples.ARTIFACTS_BUCKET, Prefix=f"runs/run-1/inputs/{name}/")
+        assert [o["Key"] for o in listed["Contents"]] == [f"runs/run-1/inputs/{name}/{name}.jsonl"]
+        staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key=f"runs/run-1/inputs/{name}/{name}.jsonl")
+        assert staged["Body"].read() == samples.jsonl(rows)
+        assert summary["datasets"][name]["stagedUri"] == plan["datasets"][name]["stagedUri"]
+
+
+def test_a_skipped_stage_dataset_is_neither_checked_nor_staged(s3: Any, datasets: dict) -> None:
+    plan = _plan(s3, stages={"rft": False})
+    assert "stagedUri" not in plan["datasets"]["rft"]
+    _run(plan, s3)
+    listed = s3.list_objects_v2(Bucket=samples.ARTIFACTS_BUCKET, Prefix="runs/run-1/inputs/rft/")
+    assert listed.get("KeyCount", 0) == 0
+
+
 def test_every_problem_is_reported_together_and_nothing_is_staged(s3: Any, datasets: dict) -> None:
     broken = samples.jsonl(samples.sft_rows(10)).replace(b'"assistant"', b'"bot"', 1) + b"{oops\n"
     s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/sft.jsonl", Body=broken)

@@ -162,3 +162,34 @@ def test_the_real_report_renders_every_kind_of_record(s3: Any) -> None:
                           (_state(failedStage="import", error={"Error": "ModelImportFailed", "Cause": "x"}), True)):
         result = _record(s3, state, failed=failed, render=render_report)
         assert result["report"]
+
+
+def test_an_evaluation_that_failed_beside_training_is_recorded_failed_with_its_error(s3: Any) -> None:
+    from tests.unit.pipeline.test_metrics_and_gate import BASELINE_JOB, _noted_failure
+
+    state = _state()
+    state["stages"]["baselineEval"] = _noted_failure("baselineEval", BASELINE_JOB)
+    state["gate"] = {"passed": False, "reasons": ["the baseline evaluation failed (...)"], "checks": [],
+                     "champion": None}
+    assert _record(s3, state)["status"] == "GATE_REJECTED"
+    run = _read(s3, "runs/run-1/run.json")
+    baseline = run["stages"]["baselineEval"]
+    assert baseline["status"] == "FAILED" and baseline["jobName"] == "nova-run-1-eval-base-a1"
+    assert baseline["error"] == {"error": "States.TaskFailed", "cause": "AlgorithmError: CUDA OOM"}
+    assert baseline["endedAt"] == "2026-11-21T10:30:00Z" and "failure" not in baseline
+    assert run["stages"]["sft"]["checkpoint"] == samples.SFT_CHECKPOINT  # training went on
+    # the same settling applies to a run that fails later
+    failed = _record(s3, _state(stages=state["stages"], failedStage="import", error={"Error": "E", "Cause": "c"}),
+                     failed=True)
+    assert failed["error"] == "E"
+    assert _read(s3, "runs/run-1/run.json")["stages"]["baselineEval"]["status"] == "FAILED"
+
+
+def test_a_noted_failure_without_a_job_name_still_records_the_error(s3: Any) -> None:
+    state = _state()
+    job = {"stage": "sftEval", "attempt": 0, "errors": [],
+           "lastError": {"Error": "MissingCheckpointError", "Cause": '{"errorMessage": "no SFT checkpoint"}'}}
+    state["stages"]["sftEval"] = {"status": "FAILED", "failure": {"stage": "sftEval", "job": job}, "endedAt": "t"}
+    _record(s3, state)
+    sft_eval = _read(s3, "runs/run-1/run.json")["stages"]["sftEval"]
+    assert sft_eval["status"] == "FAILED" and sft_eval["error"]["cause"] == "no SFT checkpoint"

@@ -90,7 +90,7 @@ def test_unknown_override_keys_list_the_allowed_ones() -> None:
 
 
 def test_unknown_nested_keys_are_rejected() -> None:
-    problems = _problems(samples.run_input(gate={"metric": "f1", "min_score": 0.5}))
+    problems = _problems(samples.run_input(gate={"metric": "f1_score", "min_score": 0.5}))
     assert problems == ["gate.min_score: unknown key (allowed: metric, minScore, minGainOverBaseline, mustBeatDeployed)"]
 
 
@@ -181,7 +181,8 @@ def test_instance_settings_are_checked_against_the_recipe_and_the_price_table() 
     problems = _problems(samples.run_input(sft={"instanceCount": 3, "instanceType": "ml.m5.large"},
                                            rft={"overrides": {"replicas": 4}, "instanceCount": 8}))
     assert any(p.startswith("sft.instanceCount: 3 instances; nova-2-lite sft accepts [1, 4, 8, 16, 32]") for p in problems)
-    assert any(p.startswith("sft.instanceType: 'ml.m5.large' has no price") for p in problems)
+    assert "sft.instanceType: 'ml.m5.large' is not supported by the nova-2-lite sft recipe (allowed: ml.p5.48xlarge)" \
+        in problems
     assert any(p.startswith("rft.overrides.replicas: 4 contradicts rft.instanceCount 8") for p in problems)
 
 
@@ -197,7 +198,8 @@ def test_a_gain_over_a_baseline_that_is_not_evaluated_is_rejected() -> None:
 
 
 def test_rft_eval_needs_the_grader_and_stages_the_file_under_its_name() -> None:
-    plan, _ = _resolve(samples.run_input(stages={"rft": False}, evaluation={"task": "rft_eval"}))
+    plan, _ = _resolve(samples.run_input(stages={"rft": False}, evaluation={"task": "rft_eval"},
+                                         gate={"metric": "mean_reward"}))
     assert plan["grader"]["name"] == "classification"
     assert plan["datasets"]["eval"]["stagedUri"].endswith("/inputs/eval/rft_eval.jsonl")
 
@@ -221,3 +223,80 @@ def test_input_problems_checks_everything_but_s3_for_the_trigger() -> None:
 def test_effective_stages_derive_the_sft_evaluation() -> None:
     only_sft = run_input.RunInput.model_validate(samples.run_input(stages={"rft": False}))
     assert run_input.effective_stages(only_sft)["sftEval"] is False  # the final evaluation judges SFT
+
+
+# -- gate.metric, instance types, escrow checkpoints, skipped stages ---------------------------------
+
+
+@pytest.mark.parametrize("metric", ["exact_match", "f1_score", "rougeL", "rouge1", "bleu", "em"])
+def test_a_gen_qa_gate_metric_is_accepted_and_normalized_as_the_results_are(metric: str) -> None:
+    from lambdas.pipeline.metrics import GEN_QA_METRICS
+    from lambdas.pipeline.outputs import metric_name
+
+    plan, _ = _resolve(samples.run_input(gate={"metric": metric}))
+    assert plan["gate"]["metric"] == metric_name(metric) and plan["gate"]["metric"] in GEN_QA_METRICS
+
+
+def test_a_gate_metric_that_gen_qa_does_not_report_is_rejected_by_the_trigger_check_too() -> None:
+    payload = samples.run_input(gate={"metric": "accuracy"})
+    problems = input_problems(payload, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
+    assert problems == ["gate.metric: 'accuracy' is not a gen_qa metric (one of: exact_match, quasi_exact_match, "
+                        "f1_score, f1_score_quasi, rouge1, rouge2, rougel, bleu)"]
+    assert _problems(payload) == problems
+
+
+def test_rft_eval_requires_an_explicit_gate_metric() -> None:
+    payload = samples.run_input(evaluation={"task": "rft_eval"})
+    (problem,) = input_problems(payload, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
+    assert problem.startswith("gate.metric: required with evaluation.task 'rft_eval'")
+    explicit = samples.run_input(evaluation={"task": "rft_eval"}, gate={"metric": "exact_match"})
+    assert input_problems(explicit, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS) == []
+
+
+@pytest.mark.parametrize(("model", "method", "field", "allowed"), [
+    ("nova-2-lite", "rft", "rft", "ml.p5.48xlarge"),
+    ("nova-2-lite", "eval", "evaluation", "ml.p5.48xlarge"),
+    ("nova-lite", "sft", "sft", "ml.p5.48xlarge, ml.p4d.24xlarge"),
+])
+def test_an_instance_type_outside_the_recipe_is_rejected_with_the_allowed_list(
+    model: str, method: str, field: str, allowed: str
+) -> None:
+    stages = {"rft": False} if model != "nova-2-lite" else {}
+    payload = samples.run_input(model=model, stages=stages, **{field: {"instanceType": "ml.g5.12xlarge"}})
+    problems = input_problems(payload, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
+    assert problems == [f"{field}.instanceType: 'ml.g5.12xlarge' is not supported by the {model} {method} recipe "
+                        f"(allowed: {allowed})"]
+
+
+def test_every_recipe_instance_type_is_priced() -> None:
+    from lambdas.pipeline import recipes
+    from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR, METHODS, MODELS
+
+    for model in MODELS:
+        for method in METHODS:
+            if recipes.available(model, method):
+                template = recipes.load_template(model, method)
+                assert template.instance_type in template.instance_types
+                assert set(template.instance_types) <= set(INSTANCE_PRICE_USD_PER_HOUR), (model, method)
+
+
+def test_a_resume_checkpoint_outside_the_escrow_buckets_is_rejected() -> None:
+    payload = samples.run_input(resumeFrom={"stage": "rft", "checkpoint": "s3://my-bucket/checkpoints/sft/"})
+    (problem,) = input_problems(payload, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
+    assert problem.startswith("resumeFrom.checkpoint: s3://my-bucket/checkpoints/sft/ is not an escrow checkpoint")
+    assert "s3://customer-escrow-" in problem
+    good = samples.run_input(resumeFrom={"stage": "rft", "checkpoint": samples.SFT_CHECKPOINT})
+    assert input_problems(good, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS) == []
+
+
+def test_settings_of_a_skipped_rft_are_still_checked_and_listed_with_the_others() -> None:
+    payload = samples.run_input(stages={"rft": False}, rft={"overrides": {"epochs": 3}, "instanceCount": 1},
+                                sft={"instanceCount": 3})
+    problems = input_problems(payload, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
+    assert any(p.startswith("rft.overrides.epochs: unknown override") for p in problems), problems
+    assert any(p.startswith("rft.instanceCount: 1 instances; nova-2-lite rft accepts") for p in problems), problems
+    assert any(p.startswith("sft.instanceCount: 3 instances") for p in problems), problems
+    skipped_sft = samples.run_input(resumeFrom={"stage": "rft", "checkpoint": samples.SFT_CHECKPOINT},
+                                    sft={"instanceCount": 3})
+    problems = input_problems(skipped_sft, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
+    assert any(p.startswith("sft.instanceCount: 3 instances") for p in problems), problems
