@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack, Tags
+from aws_cdk import CfnOutput, Stack, Tags
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -81,8 +81,36 @@ class NovaCustomizationStack(Stack):
             },
             trigger_queue=self.triggers.queue,
         )
+        self._add_outputs()
         Tags.of(self).add("project", "nova-customization")
         Tags.of(self).add("pipeline", settings.pipeline_name)
+
+
+    def _add_outputs(self) -> None:
+        """What a user needs after `cdk deploy`: where to put data, what to start, where to look."""
+        outputs = {
+            "DataBucketName": (
+                self.storage.data_bucket.bucket_name,
+                "Upload datasets (datasets/) and run requests (requests/<pipeline>/) here",
+            ),
+            "ArtifactsBucketName": (
+                self.storage.artifacts_bucket.bucket_name,
+                "Run records and reports: runs/<run-id>/run.json and report.html",
+            ),
+            "StateMachineArn": (
+                self.pipeline.state_machine.state_machine_arn,
+                "Start a run here (Step Functions console: Start execution)",
+            ),
+            "NotificationTopicArn": (
+                self.notifications.topic.topic_arn,
+                "Run notifications (SUCCEEDED, FAILED, TIMED_OUT, ABORTED) and alarms",
+            ),
+        }
+        for preset, function in self.graders.functions.items():
+            key = "GraderFunction" + "".join(part.capitalize() for part in preset.replace("_", "-").split("-"))
+            outputs[key] = (function.function_name, f"Reward Lambda of the {preset} grader preset")
+        for output_id, (value, description) in outputs.items():
+            CfnOutput(self, output_id, value=value, description=description)
 
 
 _RETENTIONS = [

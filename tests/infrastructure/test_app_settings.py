@@ -48,3 +48,13 @@ def test_summary_lists_the_stack_and_its_resource_types(synthesized: Synthesized
     assert "AWS::S3::Bucket" in text and "AWS::KMS::Key" in text
     assert "- Validate run (Task)" in text
     assert "  - Run SFT training job (Task)" in text  # a branch of a Parallel, indented beneath it
+
+
+def test_the_stack_outputs_what_a_user_needs_after_deploying(synthesized: Synthesized) -> None:
+    outputs = synthesized.template_json["Outputs"]
+    for name in ("DataBucketName", "ArtifactsBucketName", "StateMachineArn", "NotificationTopicArn",
+                 "GraderFunctionClassification", "GraderFunctionNumeric", "GraderFunctionToolCalling"):
+        assert name in outputs, name
+        assert outputs[name]["Description"]
+    state_machines = synthesized.resources("AWS::StepFunctions::StateMachine")
+    assert outputs["StateMachineArn"]["Value"]["Ref"] in state_machines
