@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import time
-from importlib.util import find_spec
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -34,14 +33,8 @@ _DEADLINE_MARGIN_S = 2.0
 
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "NovaCustomization")
-# X-Ray tracing needs aws-xray-sdk, which the dependency layer does not ship; the Tracer
-# is used when it is installed. Lambda's active tracing still records each invocation.
-if find_spec("aws_xray_sdk") is not None:  # pragma: no cover - not installed in the layer or the dev venv
-    from aws_lambda_powertools import Tracer
-
-    tracer: Any = Tracer()
-else:
-    tracer = None
+# No Powertools Tracer: it needs aws-xray-sdk, which would slow every cold start; the
+# function's active X-Ray tracing (set by the stack) records each invocation.
 
 reward = reward_function_from_env(os.environ)
 logger.info(
@@ -85,6 +78,3 @@ def lambda_handler(event: Any, context: Any) -> list[dict]:
     logger.info("graded batch", extra=summary.as_log())
     return results
 
-
-if tracer is not None:  # pragma: no cover - see the Tracer note above
-    lambda_handler = tracer.capture_lambda_handler(capture_response=False)(lambda_handler)
