@@ -90,7 +90,7 @@ from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
 from rehearsal import clock
 from rehearsal.functions import FunctionRuntime
-from rehearsal.simulators import HOOKS, BedrockSimulator, SageMakerSimulator
+from rehearsal.simulators import HOOKS, BedrockSimulator, SageMakerSimulator, ServiceQuotasSimulator
 from rehearsal.validation import validate_request
 
 
@@ -308,9 +308,9 @@ def _parse_once(definition: str) -> Any:
 
 
 @contextmanager
-def installed(*, runtime: FunctionRuntime, sagemaker: SageMakerSimulator,
-              bedrock: BedrockSimulator) -> Iterator[None]:
-    """Apply every patch above and route boto3 SageMaker/Bedrock calls to the simulators."""
+def installed(*, runtime: FunctionRuntime, sagemaker: SageMakerSimulator, bedrock: BedrockSimulator,
+              service_quotas: ServiceQuotasSimulator | None = None) -> Iterator[None]:
+    """Apply every patch above and route boto3 SageMaker/Bedrock/Service Quotas calls to the simulators."""
     with ExitStack() as stack:
         patch = stack.enter_context
         patch(mock.patch.object(LambdaSimpleBackend, "invoke", _invoke))
@@ -327,7 +327,8 @@ def installed(*, runtime: FunctionRuntime, sagemaker: SageMakerSimulator,
         patch(mock.patch.object(threading.Thread, "run", _thread_run))
         patch(mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(_parse_once)))
         _ACTIVE.runtime, _ACTIVE.sagemaker = runtime, sagemaker
-        HOOKS.routes.update({"sagemaker": sagemaker, "bedrock": bedrock})
+        HOOKS.routes.update({"sagemaker": sagemaker, "bedrock": bedrock,
+                             "service-quotas": service_quotas or ServiceQuotasSimulator()})
         try:
             yield
         finally:

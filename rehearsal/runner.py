@@ -31,7 +31,15 @@ from rehearsal import bridge, clock, datasets
 from rehearsal.cloud import STACK_NAME, SimulatedStack, Synthesized, synthesize
 from rehearsal.functions import FunctionRuntime
 from rehearsal.progress import ProgressView, Span, fmt_minutes, timeline_lines
-from rehearsal.simulators import FLAT_METRICS, BedrockSimulator, Durations, Faults, SageMakerSimulator
+from rehearsal.simulators import (
+    DEFAULT_QUOTAS,
+    FLAT_METRICS,
+    BedrockSimulator,
+    Durations,
+    Faults,
+    SageMakerSimulator,
+    ServiceQuotasSimulator,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASET_PREFIX = "datasets/rehearsal"
@@ -46,6 +54,7 @@ class Scenario:
     ``run_input`` is deep-merged over the default input (the three generated
     datasets); ``replace_input`` is used as-is instead (a bad input).
     ``previous_checkpoints`` are checkpoints of an earlier run (URI -> stage) for ``resumeFrom``.
+    ``quotas`` are the account's training-job instance quotas (instance type -> instances) preflight reads.
     ``fail_eval_of`` (with ``fail_at="eval"``) picks the evaluation that fails: ``final`` (the default),
     or the evaluation of ``baseline``/``sft`` (beside training: recorded, not fatal).
     """
@@ -57,6 +66,7 @@ class Scenario:
     run_input: dict = field(default_factory=dict)
     replace_input: dict | None = None
     previous_checkpoints: dict[str, str] = field(default_factory=dict)
+    quotas: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
     durations: Durations = field(default_factory=Durations)
     execution_name: str | None = None
     wall_timeout_seconds: float = 120.0
@@ -142,7 +152,9 @@ def rehearse(scenario: Scenario | None = None, *, synthesized: Synthesized | Non
                                        durations=durations, invoke_lambda=_invoke_function)
         bedrock = BedrockSimulator(account="123456789012", region=region, epoch=epoch, faults=faults,
                                    durations=durations, checkpoints=sagemaker.checkpoints)
-        stack.enter_context(bridge.installed(runtime=runtime, sagemaker=sagemaker, bedrock=bedrock))
+        quotas = ServiceQuotasSimulator(scenario.quotas)
+        stack.enter_context(bridge.installed(runtime=runtime, sagemaker=sagemaker, bedrock=bedrock,
+                                             service_quotas=quotas))
         for uri, stage in scenario.previous_checkpoints.items():
             sagemaker.register_checkpoint(uri, stage)
 

@@ -8,6 +8,9 @@ simulator adds the checks botocore leaves to the service (enums, lengths,
 patterns) and returns a parsed response, so the request never reaches moto.
 Operations a simulator does not answer fall through to moto.
 
+Service Quotas (``ListServiceQuotas``, ``ListAWSDefaultServiceQuotas``): the account's
+GPU instance quotas that preflight checks, from the scenario.
+
 Time is the simulated clock of the calling flow (:mod:`rehearsal.clock`): a
 job or model is ``InProgress``/``Creating`` until the clock passes its simulated
 duration. Failures and throttling are injected through :class:`Faults`.
@@ -45,6 +48,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.handlers import BUILTIN_HANDLERS
 
+from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR
+from lambdas.pipeline.quotas import quota_name
 from rehearsal import clock
 from rehearsal.validation import request_problems
 
@@ -118,6 +123,50 @@ def _check(service: str, operation: str, params: dict) -> None:
 
 def _millis(seconds: float, epoch: dt.datetime) -> int:
     return int((epoch + dt.timedelta(seconds=seconds)).timestamp() * 1000)
+
+
+# --------------------------------------------------------------------------- Service Quotas
+
+# Enough ml.p5.48xlarge for the default plan's busiest phase (SFT 4 beside a 1-instance evaluation).
+DEFAULT_QUOTAS: dict[str, float] = {"ml.p5.48xlarge": 8}
+
+
+class ServiceQuotasSimulator:
+    """The account's SageMaker training-job instance quotas (``<type> for training job usage``).
+
+    ``ListServiceQuotas`` answers the applied values in ``quotas`` (instance type -> value);
+    ``ListAWSDefaultServiceQuotas`` answers 0 for every priced instance type, as new accounts see
+    for the large GPU types. Both answer in pages of ``MaxResults``.
+    """
+
+    def __init__(self, quotas: dict[str, float] | None = None) -> None:
+        self.applied = [self._quota(kind, value) for kind, value in sorted((quotas or DEFAULT_QUOTAS).items())]
+        self.defaults = [self._quota(kind, 0) for kind in sorted(INSTANCE_PRICE_USD_PER_HOUR)]
+
+    def list_service_quotas(self, params: dict) -> dict:
+        _check("service-quotas", "ListServiceQuotas", params)
+        return self._page(self.applied, params)
+
+    def list_aws_default_service_quotas(self, params: dict) -> dict:
+        _check("service-quotas", "ListAWSDefaultServiceQuotas", params)
+        return self._page(self.defaults, params)
+
+    @staticmethod
+    def _quota(instance_type: str, value: float) -> dict:
+        code = "L-" + hashlib.sha1(instance_type.encode()).hexdigest()[:8].upper()
+        return {"ServiceCode": "sagemaker", "ServiceName": "Amazon SageMaker", "QuotaCode": code,
+                "QuotaName": quota_name(instance_type), "Value": float(value), "Unit": "None", "Adjustable": True}
+
+    @staticmethod
+    def _page(quotas: list[dict], params: dict) -> dict:
+        if params["ServiceCode"] != "sagemaker":
+            return {"Quotas": []}
+        start = int(params.get("NextToken") or 0)
+        size = params.get("MaxResults", 100)
+        page = {"Quotas": quotas[start:start + size]}
+        if start + size < len(quotas):
+            page["NextToken"] = str(start + size)
+        return page
 
 
 # --------------------------------------------------------------------------- SageMaker

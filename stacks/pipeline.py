@@ -165,6 +165,18 @@ class Pipeline(Construct):
                 resource_arns=[fn.function_arn for _, fn in sorted(self._graders.items())],
             )
         self._acknowledge_prefixes("Preflight", f"{arn_of(data)}/datasets/*", f"{arn_of(artifacts)}/runs/*")
+        # ... and reads the account's GPU instance quotas (lambdas/pipeline/quotas.py).
+        iam.Grant.add_to_principal(
+            grantee=preflight,
+            actions=["servicequotas:ListServiceQuotas", "servicequotas:ListAWSDefaultServiceQuotas"],
+            resource_arns=["*"],
+        )
+        acknowledge(
+            preflight,
+            "IAM5",
+            "Listing Service Quotas values has no resource-level permission; the actions are read-only",
+            "Resource::*",
+        )
 
         # Job preparation writes recipes and stops a previous attempt that is still running.
         prepare = self._role("PrepareJob")

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
-from lambdas.pipeline import bedrock, gate, jobs, metrics, outputs, preflight, record, run_input
+from lambdas.pipeline import bedrock, gate, jobs, metrics, outputs, preflight, quotas, record, run_input
 from lambdas.pipeline.environment import PipelineEnvironment, load_environment
 from lambdas.pipeline.naming import champion_key
 from lambdas.pipeline.stages import job_record, with_stage
@@ -183,7 +183,7 @@ def validate_run(event: dict, context: Any) -> dict:
 
 @logger.inject_lambda_context(log_event=False)
 def preflight_checks(event: dict, context: Any) -> dict:
-    """Preflight checks: datasets, grader smoke test, budget; raises with every problem."""
+    """Preflight checks: budget, GPU quotas, datasets, grader smoke test; raises with every problem."""
     parsed = PlanEvent.model_validate(event)
     from lambdas.reward.verify import verify_grader
 
@@ -193,7 +193,10 @@ def preflight_checks(event: dict, context: Any) -> dict:
         grade_batch_for=lambda arn: preflight.lambda_grade_batch(client("lambda"), arn),
         verify_grader=verify_grader,
         grader_spec=_grader_spec,
+        quota_lookup=quotas.service_quotas_lookup(client("service-quotas")),
     )
+    if summary["quotas"]["status"] != "checked" or summary["quotas"]["warnings"]:
+        logger.warning("GPU quotas", extra={"quotas": summary["quotas"]})
     logger.info("pre-flight passed", extra={"cost": summary["cost"]["estimatedUsd"]})
     return summary
 

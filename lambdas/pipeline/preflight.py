@@ -1,7 +1,9 @@
 """Pre-flight checks: everything that can fail cheaply is checked before the first GPU starts.
 
 1. The GPU cost estimate (instance type x count x maximum runtime x on-demand price,
-   for every job the plan runs) against ``budget.maxUsd``.
+   for every job the plan runs) against ``budget.maxUsd``, and the account's GPU
+   instance quotas (:mod:`lambdas.pipeline.quotas`): a job larger than its quota fails
+   here; jobs that would contend for a quota are a warning in the summary.
 2. Every dataset the plan uses, streamed from S3 and validated for its method with
    line numbers (:mod:`lambdas.pipeline.datasets`), in bounded memory.
 3. The grader smoke test: the reward service's :func:`verify_grader` against the
@@ -20,10 +22,11 @@ Every problem is collected and raised as one :class:`PreflightError`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from lambdas.pipeline import datasets as dataset_checks
+from lambdas.pipeline import quotas as quota_checks
 from lambdas.pipeline.catalog import hourly_price
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGES
 from lambdas.pipeline.s3uri import parse_s3_uri
@@ -110,12 +113,15 @@ def run_preflight(
     grade_batch_for: Callable[[str], Callable[[list], list]],
     verify_grader: Callable[..., Any],
     grader_spec: Callable[[str], dict],
+    quota_lookup: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]],
 ) -> dict[str, Any]:
     """Run every pre-flight check; the summary goes into the run state, problems raise."""
     problems: list[str] = []
     cost = estimate_cost(plan)
     if problem := _budget_problem(cost):
         problems.append(problem)
+    quota_problems, quota_summary = quota_checks.check_quotas(plan, quota_lookup)
+    problems.extend(quota_problems)
 
     grader = plan.get("grader")
     sample_source = "rft" if plan["stages"]["rft"] else ("eval" if plan["evaluation"]["task"] == "rft_eval" else None)
@@ -179,4 +185,4 @@ def run_preflight(
             source["VersionId"] = dataset["versionId"]
         s3.copy(CopySource=source, Bucket=target_bucket, Key=target_key)
         reports[name]["stagedUri"] = dataset["stagedUri"]
-    return {"datasets": reports, "grader": grader_summary, "cost": cost}
+    return {"datasets": reports, "grader": grader_summary, "cost": cost, "quotas": quota_summary}

@@ -3,8 +3,9 @@
 No external assets and no JavaScript: inline CSS and inline SVG only, so the
 page opens from S3, an email attachment or a laptop. It shows the outcome, a
 chart of baseline vs SFT vs RFT on every metric, the gate decision, a stage
-timeline, the lineage (datasets, grader) and links to the jobs and the
-deployment. Every value from the run record is escaped. Pure: a dict in, HTML out.
+timeline, what preflight found (cost estimate, GPU quotas), the lineage
+(datasets, grader) and links to the jobs and the deployment. Every value from
+the run record is escaped. Pure: a dict in, HTML out.
 """
 
 from __future__ import annotations
@@ -274,6 +275,46 @@ def _lineage_section(run: dict) -> str:
     return f'<h2>Lineage</h2><table id="lineage">{table}</table>{details}'
 
 
+def _preflight_section(run: dict) -> str:
+    """What preflight found before any GPU was paid for: the cost estimate and the GPU quotas."""
+    preflight = _dict(run.get("preflight"))
+    cost, quotas = _dict(preflight.get("cost")), _dict(preflight.get("quotas"))
+    if not cost and not quotas:
+        return ""
+    parts = []
+    if isinstance(cost.get("estimatedUsd"), (int, float)):
+        budget = cost.get("maxUsd")
+        of_budget = f" (budget ${budget:,.2f})" if isinstance(budget, (int, float)) else ""
+        parts.append(f'<p id="cost">Worst-case GPU cost: <strong>${cost["estimatedUsd"]:,.2f}</strong>{_e(of_budget)}, '
+                     "every job for its full maximum runtime.</p>")
+    rows = []
+    entries = quotas.get("instanceTypes")
+    for entry in entries if isinstance(entries, list) else []:
+        entry = _dict(entry)
+        largest, peak = _dict(entry.get("largestJob")), _dict(entry.get("peak"))
+        quota = entry.get("quota")
+        shown = f"{quota:g}" if isinstance(quota, (int, float)) else "-"
+        rows.append(
+            f"<tr><td><code>{_e(entry.get('instanceType'))}</code></td><td class=\"num\">{_e(shown)}</td>"
+            f"<td class=\"num\">{_e(largest.get('instances'))}</td><td class=\"num\">{_e(peak.get('instances'))}</td>"
+            f"<td>{_e(entry.get('quotaCode') or '')}</td></tr>"
+        )
+    if rows:
+        status = quotas.get("status") or "-"
+        reason = f" ({quotas['reason']})" if quotas.get("reason") else ""
+        parts.append(
+            f'<p class="muted">GPU instance quotas: {_e(status)}{_e(reason)}</p><table id="quotas"><thead><tr>'
+            '<th>Instance type</th><th class="num">Quota</th><th class="num">Largest job</th>'
+            '<th class="num">Busiest phase</th><th>Quota code</th></tr></thead><tbody>'
+            + "".join(rows) + "</tbody></table>"
+        )
+    warnings = quotas.get("warnings")
+    warnings = [w for w in warnings if isinstance(w, str)] if isinstance(warnings, list) else []
+    if warnings:
+        parts.append('<ul id="preflight-warnings">' + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")
+    return "<h2>Before any GPU</h2>" + "".join(parts)
+
+
 def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
@@ -291,6 +332,7 @@ def render_report(run: dict) -> str:
         _metrics_section(run),
         _gate_section(run),
         _stages_section(run),
+        _preflight_section(run),
         _deployment_section(run),
         _lineage_section(run),
     ]

@@ -164,6 +164,8 @@ def test_wildcard_resources_are_only_used_where_no_resource_level_permission_exi
         "sagemaker:ListTrainingJobs",
         "bedrock:ListCustomModels",
         "bedrock:ListCustomModelDeployments",
+        "servicequotas:ListServiceQuotas",
+        "servicequotas:ListAWSDefaultServiceQuotas",
     }
     for name, statement in _statements(synthesized):
         if statement["Effect"] == "Allow" and "*" in _as_list(statement["Resource"]):

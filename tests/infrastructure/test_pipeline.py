@@ -201,6 +201,14 @@ def test_only_preflight_invokes_the_graders(synthesized: Synthesized) -> None:
         assert targets and all(t["Properties"]["Handler"] == "lambdas.reward.handler.lambda_handler" for t in targets)
 
 
+def test_only_preflight_reads_service_quotas_and_only_reads_them(synthesized: Synthesized) -> None:
+    for handler in _functions(synthesized):
+        statements = _function_statements(synthesized, handler)
+        quota_actions = {a for a in _actions(statements) if a.startswith("servicequotas:")}
+        expected = {"servicequotas:ListServiceQuotas", "servicequotas:ListAWSDefaultServiceQuotas"}
+        assert quota_actions == (expected if handler == "preflight_checks" else set()), handler
+
+
 def _object_prefixes(statements: list[dict], action: str) -> set[str]:
     prefixes = set()
     for statement in _with_action(statements, action):

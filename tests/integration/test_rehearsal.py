@@ -130,6 +130,26 @@ def test_throttled_training_job_is_retried_with_a_new_job_name(app_synthesized: 
     assert result.exit_code == 0
 
 
+def test_a_gpu_quota_too_small_for_one_job_fails_preflight_before_any_job(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    result = _rehearse(app_synthesized, out_dir, quotas={"ml.p5.48xlarge": 2})
+    assert result.status == "FAILED" and result.exit_code == 1
+    assert result.jobs == [] and result.models == []
+    assert result.run is not None and result.run["error"]["stage"] == "preflight"
+    cause = json.dumps(result.run["error"])
+    assert "ml.p5.48xlarge for training job usage" in cause and "alone needs 4 x ml.p5.48xlarge" in cause
+
+
+def test_contending_jobs_are_a_preflight_warning_in_the_run_record(app_synthesized: Synthesized, out_dir: Path) -> None:
+    result = _rehearse(app_synthesized, out_dir, quotas={"ml.p5.48xlarge": 4}, run_input={"stages": {"deploy": False}})
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert result.run is not None
+    [warning] = result.run["preflight"]["quotas"]["warnings"]
+    assert "need 5 x ml.p5.48xlarge together" in warning
+    assert result.report_path is not None and "need 5 x ml.p5.48xlarge together" in result.report_path.read_text()
+
+
 def test_gate_rejection_ends_without_import(app_synthesized: Synthesized, out_dir: Path) -> None:
     result = _rehearse(app_synthesized, out_dir, gate_reject=True,
                        run_input={"gate": {"minScore": 0.7, "minGainOverBaseline": 0.05}})

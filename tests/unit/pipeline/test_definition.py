@@ -155,7 +155,7 @@ def _outputs(s3: Any) -> dict[str, dict]:
 
     return {
         "validate_run": dict.fromkeys(("input", "execution", "plan", "stages")),
-        "preflight_checks": dict.fromkeys(("datasets", "grader", "cost")),
+        "preflight_checks": dict.fromkeys(("datasets", "grader", "cost", "quotas")),  # as test_handlers asserts
         "prepare_job": prepare_job(stage="sft", plan=plan, stages=stages, previous={"attempt": 0}, region="us-east-1",
                                    s3=s3, sagemaker=FakeSageMaker()),
         "resolve_checkpoint": dict.fromkeys(naming.STAGES),

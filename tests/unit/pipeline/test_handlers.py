@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import pytest
+from botocore.stub import Stubber
 
 from lambdas.pipeline import environment
 from lambdas.pipeline.run_input import RunInputError
@@ -74,8 +75,15 @@ def test_the_job_stages_chain_through_the_handlers(
     # the deployed grader, answered by the same preset in-process
     monkeypatch.setattr(handlers.preflight, "lambda_grade_batch",
                         lambda client, arn: reward_function(preset="classification"))
+    # Service Quotas (not in moto) answers from botocore's model; the handler reuses this cached client
+    quota_stub = Stubber(handlers.client("service-quotas"))
+    quota_stub.add_response("list_service_quotas", {"Quotas": [{
+        "QuotaName": "ml.p5.48xlarge for training job usage", "QuotaCode": "L-TEST0001", "Value": 8.0}]},
+        {"ServiceCode": "sagemaker", "MaxResults": 100})
+    quota_stub.activate()
     summary = handlers.preflight_checks({"plan": plan}, CONTEXT)
-    assert set(summary) == {"datasets", "grader", "cost"} and summary["grader"]["passed"]
+    assert set(summary) == {"datasets", "grader", "cost", "quotas"} and summary["grader"]["passed"]
+    assert summary["quotas"]["instanceTypes"][0]["quota"] == 8.0
     stages = {name: {"status": "PENDING"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")}
     job = handlers.prepare_job({"stage": "sft", "plan": plan, "stages": stages,
                                 "previous": {"stage": "sft", "attempt": 0, "startedAt": "t0", "errors": []}},

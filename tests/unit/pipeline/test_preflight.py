@@ -31,9 +31,14 @@ def _local_grader(arn: str):
     return reward_function(preset="classification")
 
 
-def _run(plan: dict, s3: Any, grade_batch_for=_local_grader) -> dict:
+def _quotas(value: float):
+    """A Service Quotas lookup that answers ``value`` for every instance type."""
+    return lambda names: {name: {"value": value, "code": "L-TEST0001", "source": "applied"} for name in names}
+
+
+def _run(plan: dict, s3: Any, grade_batch_for=_local_grader, quota_lookup=_quotas(8)) -> dict:
     return run_preflight(plan, s3=s3, grade_batch_for=grade_batch_for, verify_grader=verify_grader,
-                         grader_spec=lambda name: load_preset(name).spec)
+                         grader_spec=lambda name: load_preset(name).spec, quota_lookup=quota_lookup)
 
 
 def test_valid_datasets_and_a_sound_grader_pass_and_the_eval_file_is_staged(s3: Any, datasets: dict) -> None:
@@ -44,6 +49,7 @@ def test_valid_datasets_and_a_sound_grader_pass_and_the_eval_file_is_staged(s3: 
     staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1/inputs/eval/gen_qa.jsonl")["Body"].read()
     assert staged == samples.jsonl(samples.eval_rows())
     assert summary["cost"]["estimatedUsd"] <= 2000
+    assert summary["quotas"]["status"] == "checked" and summary["quotas"]["warnings"] == []
     json.dumps(summary)  # goes into the state machine's state
 
 
@@ -86,14 +92,22 @@ def test_every_problem_is_reported_together_and_nothing_is_staged(s3: Any, datas
     s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/sft.jsonl", Body=broken)
     plan = _plan(s3, budget={"maxUsd": 100})
     with pytest.raises(PreflightError) as caught:
-        _run(plan, s3)
+        _run(plan, s3, quota_lookup=_quotas(2))
     message = str(caught.value)
     assert "datasets.sft (sft): line 1: messages[1].role is 'bot'" in message
     assert "datasets.sft (sft): line 11: not valid JSON" in message
     assert "budget.maxUsd: the worst-case GPU cost $1,788.80 exceeds the budget $100.00" in message
     assert "SFT training 4 x ml.p5.48xlarge x 3 h = $660.48" in message
+    assert "quota 'ml.p5.48xlarge for training job usage' (L-TEST0001) is 2" in message
+    assert "the SFT training job alone needs 4 x ml.p5.48xlarge" in message
     listed = s3.list_objects_v2(Bucket=samples.ARTIFACTS_BUCKET).get("KeyCount", 0)
     assert listed == 0
+
+
+def test_contending_jobs_pass_with_a_warning_in_the_summary(s3: Any, datasets: dict) -> None:
+    summary = _run(_plan(s3), s3, quota_lookup=_quotas(4))
+    [warning] = summary["quotas"]["warnings"]
+    assert "baseline evaluation and SFT training run at the same time and need 5 x ml.p5.48xlarge" in warning
 
 
 def test_a_hackable_grader_fails_the_smoke_test(s3: Any, datasets: dict) -> None:

@@ -220,3 +220,29 @@ def test_the_resolved_model_of_the_plan_is_shown_by_name_not_as_a_mapping() -> N
                             "modelNameOrPath": "nova-lite-2/prod"}
     page = render_report(run)
     assert "<th>Base model</th><td>nova-2-lite amazon.nova-2-lite-v1:0:256k</td>" in page
+
+
+def test_what_preflight_found_is_shown_cost_quotas_and_warnings() -> None:
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    run["preflight"] = {
+        "cost": {"estimatedUsd": 1788.8, "maxUsd": 2000.0, "items": []},
+        "quotas": {
+            "status": "checked", "reason": None,
+            "instanceTypes": [{"instanceType": "ml.p5.48xlarge", "quota": 4.0, "quotaCode": "L-ABC",
+                               "largestJob": {"stage": "sft", "instances": 4},
+                               "peak": {"stages": ["baselineEval", "sft"], "instances": 5}}],
+            "warnings": ["quota is 4; <b>baseline</b> and SFT need 5"],
+        },
+    }
+    page = Page(render_report(run))
+    assert "Worst-case GPU cost: $1,788.80 (budget $2,000.00)" in page.visible
+    assert "ml.p5.48xlarge 4 4 5 L-ABC" in page.visible
+    assert page.find("ul", id="preflight-warnings") and "quota is 4; <b>baseline</b> and SFT need 5" in page.visible
+
+
+def test_an_odd_preflight_summary_renders_without_a_quota_table_and_none_without_a_section() -> None:
+    odd = {"runId": "r", "preflight": {"quotas": {"instanceTypes": "odd", "warnings": "odd"}}}
+    page = Page(render_report(odd))
+    assert "Before any GPU" in page.visible and not page.find("table", id="quotas")
+    assert not page.find("ul", id="preflight-warnings")
+    assert "Before any GPU" not in Page(render_report({"runId": "r"})).visible
