@@ -18,8 +18,8 @@ def acknowledge(construct: IConstruct, rule: str, reason: str, *findings: str) -
     Validations.of(construct).acknowledge(*(Acknowledgment(id=i, reason=reason) for i in ids))
 
 
-def arn_of(construct: IConstruct) -> str:
-    """How cdk-nag renders ``Fn::GetAtt [<logical id>, Arn]`` of ``construct`` in a finding id."""
+def arn_of(construct: IConstruct, attribute: str = "Arn") -> str:
+    """How cdk-nag renders ``Fn::GetAtt [<logical id>, <attribute>]`` of ``construct`` in a finding id."""
     default_child = construct.node.default_child
     element = default_child if isinstance(default_child, CfnElement) else construct
-    return f"<{Stack.of(construct).get_logical_id(element)}.Arn>"  # type: ignore[arg-type]
+    return f"<{Stack.of(construct).get_logical_id(element)}.{attribute}>"  # type: ignore[arg-type]

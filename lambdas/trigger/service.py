@@ -157,6 +157,9 @@ def _start(request: dict, name: str, source: _Source, *, config: TriggerConfig, 
     if name in running:
         return Outcome("duplicate", source.describe(), execution_name=name, execution_arn=running[name])
     if running:
+        # A duplicate of a request whose run already ended is acknowledged now, not kept waiting behind another run.
+        if finished := _existing_execution(sfn, config.state_machine_arn, name):
+            return Outcome("duplicate", source.describe(), execution_name=name, execution_arn=finished)
         raise RunInProgress(sorted(running))
     try:
         response = sfn.start_execution(
@@ -166,6 +169,15 @@ def _start(request: dict, name: str, source: _Source, *, config: TriggerConfig, 
         # A duplicate event after the first execution finished: names are unique for 90 days.
         return Outcome("duplicate", source.describe(), execution_name=name)
     return Outcome("started", source.describe(), execution_name=name, execution_arn=response["executionArn"])
+
+
+def _existing_execution(sfn: Any, state_machine_arn: str, name: str) -> str | None:
+    """The ARN of the execution called ``name`` in any status, or ``None`` when there is none."""
+    arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+    try:
+        return sfn.describe_execution(executionArn=arn)["executionArn"]
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return None
 
 
 def _running_executions(sfn: Any, state_machine_arn: str) -> dict[str, str]:

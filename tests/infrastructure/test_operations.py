@@ -276,6 +276,11 @@ def test_the_trigger_lambda_touches_exactly_the_request_prefixes(template_json: 
     for s in statements:
         if s["Action"] in ("states:StartExecution", "states:ListExecutions"):
             assert s["Resource"] == {"Ref": state_machine}
+    # A duplicate event is recognized by describing an execution of that state machine, read-only
+    [describe] = [s for s in statements if s["Action"] == "states:DescribeExecution"]
+    parts = describe["Resource"]["Fn::Join"][1]
+    assert parts[-2:] == [{"Fn::GetAtt": [state_machine, "Name"]}, ":*"]
+    assert ":execution:" in parts[-3] and ":states:" in "".join(p for p in parts if isinstance(p, str))
 
 
 def test_the_retraining_schedule_sends_a_template_message_to_the_queue(template_json: dict, template: Template) -> None:

@@ -41,6 +41,23 @@ def test_duplicate_events_for_one_object_version_start_exactly_one_execution(wor
     assert world.queued() == 0
 
 
+def test_a_duplicate_of_a_finished_run_is_acknowledged_at_once_even_during_another_run(world: TriggerWorld) -> None:
+    # Given a request whose run has ended, and another request running now
+    done, now = f"requests/{PIPELINE}/done.json", f"requests/{PIPELINE}/now.json"
+    done_event = world.object_created_event(done, world.upload(done, VALID_REQUEST))
+    world.enqueue(done_event)
+    world.deliver()
+    world.finish_running_executions()
+    world.enqueue(world.object_created_event(now, world.upload(now, VALID_REQUEST)))
+    world.deliver()
+    # When the first request's event is delivered again
+    world.enqueue(done_event)
+    response = world.deliver()
+    # Then it is acknowledged as a duplicate instead of waiting behind the active run
+    assert response["batchItemFailures"] == [] and world.queued() == 0
+    assert len(world.executions()) == 2 and len(world.executions("RUNNING")) == 1
+
+
 def test_a_new_version_of_a_request_is_a_new_run(world: TriggerWorld) -> None:
     # Given a request processed, its run finished, and the same key uploaded again
     key = f"requests/{PIPELINE}/weekly.json"
