@@ -54,7 +54,8 @@ class Scenario:
     ``run_input`` is deep-merged over the default input (the three generated
     datasets); ``replace_input`` is used as-is instead (a bad input).
     ``previous_checkpoints`` are checkpoints of an earlier run (URI -> stage) for ``resumeFrom``.
-    ``quotas`` are the account's training-job instance quotas (instance type -> instances) preflight reads.
+    ``quotas`` are the account's training-job instance quotas (instance type -> instances): preflight reads
+    them and ``CreateTrainingJob`` is refused with ``ResourceLimitExceeded`` beyond them.
     ``fail_eval_of`` (with ``fail_at="eval"``) picks the evaluation that fails: ``final`` (the default),
     or the evaluation of ``baseline``/``sft`` (beside training: recorded, not fatal).
     """
@@ -149,7 +150,7 @@ def rehearse(scenario: Scenario | None = None, *, synthesized: Synthesized | Non
         faults, durations = scenario.faults(), scenario.durations
         region = os.environ["AWS_DEFAULT_REGION"]
         sagemaker = SageMakerSimulator(account="123456789012", region=region, epoch=epoch, faults=faults,
-                                       durations=durations, invoke_lambda=_invoke_function)
+                                       durations=durations, invoke_lambda=_invoke_function, quotas=scenario.quotas)
         bedrock = BedrockSimulator(account="123456789012", region=region, epoch=epoch, faults=faults,
                                    durations=durations, checkpoints=sagemaker.checkpoints)
         quotas = ServiceQuotasSimulator(scenario.quotas)

@@ -8,15 +8,14 @@ simulator adds the checks botocore leaves to the service (enums, lengths,
 patterns) and returns a parsed response, so the request never reaches moto.
 Operations a simulator does not answer fall through to moto.
 
-Service Quotas (``ListServiceQuotas``, ``ListAWSDefaultServiceQuotas``): the account's
-GPU instance quotas that preflight checks, from the scenario.
-
 Time is the simulated clock of the calling flow (:mod:`rehearsal.clock`): a
 job or model is ``InProgress``/``Creating`` until the clock passes its simulated
 duration. Failures and throttling are injected through :class:`Faults`.
 
 SageMaker (``CreateTrainingJob``, ``DescribeTrainingJob``, ``StopTrainingJob``,
-``ListTrainingJobs``): jobs write ``<S3OutputPath>/<job>/output/output.tar.gz``
+``ListTrainingJobs``): ``CreateTrainingJob`` answers ``ResourceLimitExceeded`` when the
+job's instances and those of jobs running at that simulated moment exceed the
+instance type's quota; jobs write ``<S3OutputPath>/<job>/output/output.tar.gz``
 into (moto) S3 when they complete: ``manifest.json`` with ``checkpoint_s3_bucket``
 for training jobs, ``eval-result/results_<time>.json`` for evaluation jobs. A
 simulated RFT job (and an evaluation with ``eval_lambda_arn``) calls the reward
@@ -27,6 +26,9 @@ Bedrock (``CreateCustomModel``, ``GetCustomModel``, ``ListCustomModels``,
 ``DeleteCustomModel`` and the same for ``...CustomModelDeployment``): ``Creating``
 then ``Active`` or ``Failed``; ``clientRequestToken`` is idempotent; an import
 must point at a checkpoint a simulated job produced.
+
+Service Quotas (``ListServiceQuotas``, ``ListAWSDefaultServiceQuotas``): the account's
+GPU instance quotas that preflight checks, from the scenario.
 """
 
 from __future__ import annotations
@@ -237,8 +239,10 @@ class SageMakerSimulator:
     """Training and evaluation jobs that take simulated time and write Nova-shaped outputs."""
 
     def __init__(self, *, account: str, region: str, epoch: dt.datetime, faults: Faults,
-                 durations: Durations, invoke_lambda: Callable[[str, list], list] | None = None) -> None:
+                 durations: Durations, invoke_lambda: Callable[[str, list], list] | None = None,
+                 quotas: dict[str, float] | None = None) -> None:
         self.account = account
+        self.quotas = dict(quotas or {})  # instance type -> instances at once; a type not listed is unlimited
         self.region = region
         self.epoch = epoch
         self.faults = faults
@@ -265,6 +269,9 @@ class SageMakerSimulator:
                 self.rejected.append({"name": name, "stage": stage, "error": code})
                 raise service_error(code, "Rate exceeded" if "Throttl" in code else
                                     f"The account-level service limit for {stage} training job usage is exceeded")
+            if problem := self._over_quota(params):
+                self.rejected.append({"name": name, "stage": stage, "error": "ResourceLimitExceeded"})
+                raise service_error("ResourceLimitExceeded", problem)
             if name in self.jobs:
                 self.rejected.append({"name": name, "stage": stage, "error": "ResourceInUse"})
                 raise service_error("ResourceInUse", f"Training job names must be unique within an AWS account "
@@ -329,6 +336,22 @@ class SageMakerSimulator:
         if name not in self.jobs:
             raise service_error("ValidationException", f"Requested resource not found: training job {name}")
         return self.jobs[name]
+
+    def _over_quota(self, params: dict) -> str | None:
+        """SageMaker's answer when the job's instances and those of running jobs exceed the type's quota."""
+        kind = params["ResourceConfig"]["InstanceType"]
+        limit = self.quotas.get(kind)
+        if limit is None:
+            return None
+        now = clock.elapsed()
+        in_use = sum(int(j.request["ResourceConfig"]["InstanceCount"]) for j in self.jobs.values()
+                     if j.request["ResourceConfig"]["InstanceType"] == kind and j.created <= now < j.ends)
+        delta = int(params["ResourceConfig"]["InstanceCount"])
+        if in_use + delta <= limit:
+            return None
+        return (f"The account-level service limit '{quota_name(kind)}' is {limit:g} Instances, with current "
+                f"utilization of {in_use} Instances and a request delta of {delta} Instances. Please use AWS "
+                f"Service Quotas to request an increase for this quota.")
 
     def _classify(self, params: dict) -> tuple[str, str, str | None]:
         """(kind, stage, evaluated model) from the image (repository and tag), else the job name."""

@@ -10,8 +10,8 @@ paths: a fresh job name, the image, the channels' URIs, the instance settings,
 - ``model_type``; ``base_model`` (the base model) or ``base_model_location`` (a checkpoint);
 - RFT: ``reward_lambda_arn``; ``rft_eval``: ``eval_lambda_arn``.
 
-A new attempt (after a capacity or throttling error) stops the previous attempt's job
-if it is somehow still running, so nothing runs twice.
+A new attempt (after a capacity, quota or throttling error, up to :func:`max_attempts`)
+stops the previous attempt's job if it is somehow still running, so nothing runs twice.
 """
 
 from __future__ import annotations
@@ -60,6 +60,30 @@ def model_location(stage: str, plan: Mapping[str, Any], stages: Mapping[str, Any
 def retry_delay_seconds(attempt: int) -> int:
     """Backoff before the next attempt: 5 min, 10 min, 20 min... at most an hour."""
     return min(FIRST_RETRY_DELAY_S * 2 ** (attempt - 1), MAX_RETRY_DELAY_S)
+
+
+def max_attempts(stage: str, plan: Mapping[str, Any]) -> int:
+    """How many attempts ``stage`` gets for capacity, quota and throttling errors.
+
+    ``plan.maxJobAttempts`` at least. A job that runs beside another (baseline evaluation
+    beside SFT, SFT evaluation beside RFT) may find the sibling holding the instance quota
+    (``ResourceLimitExceeded``): it gets enough attempts for its backoff to outlast the
+    sibling's maximum runtime, so it starts when the sibling ends instead of failing.
+    """
+    attempts = int(plan["maxJobAttempts"])
+    for phase in naming.STAGE_PHASES:
+        if stage not in phase:
+            continue
+        for sibling in phase:
+            if sibling == stage or not plan["stages"].get(sibling):
+                continue
+            wait = plan["jobs"][naming.STAGE_METHODS[sibling]]["maxRuntimeSeconds"]
+            retries, waited = 0, 0
+            while waited < wait:
+                retries += 1
+                waited += retry_delay_seconds(retries)
+            attempts = max(attempts, retries + 1)
+    return attempts
 
 
 def _error_summary(error: Mapping[str, Any]) -> dict[str, str]:
@@ -143,6 +167,7 @@ def prepare_job(
         "stage": stage,
         "name": name,
         "attempt": attempt,
+        "maxAttempts": max_attempts(stage, plan),
         "startedAt": previous.get("startedAt"),
         "errors": errors,
         "retryDelaySeconds": retry_delay_seconds(attempt),

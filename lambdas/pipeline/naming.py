@@ -31,6 +31,8 @@ JOB_STAGE_CODES = {
     "finalEval": "eval-final",
 }
 STAGE_METHODS = {"baselineEval": "eval", "sft": "sft", "sftEval": "eval", "rft": "rft", "finalEval": "eval"}
+# Job stages that run at the same time, phase by phase (the state machine's Parallel states).
+STAGE_PHASES: tuple[tuple[str, ...], ...] = (("baselineEval", "sft"), ("sftEval", "rft"), ("finalEval",))
 STAGE_LABELS = {
     "baselineEval": "baseline evaluation",
     "sft": "SFT training",

@@ -15,8 +15,9 @@ job and the peak of one phase. :func:`check_quotas` then decides:
   preflight fails before anything is paid for (the state machine would otherwise retry
   ``ResourceLimitExceeded`` with backoff and fail hours later);
 - jobs of one phase that together exceed the quota contend: the later one gets
-  ``ResourceLimitExceeded`` and waits (retries with backoff) until capacity frees up, or
-  runs out of attempts; this is a warning in the preflight summary, not a failure;
+  ``ResourceLimitExceeded`` and retries with backoff until its sibling has ended
+  (:func:`lambdas.pipeline.jobs.max_attempts`), so they run one after the other; this is
+  a warning in the preflight summary, not a failure;
 - a quota that cannot be read (no permission, throttling, not listed for the region) is
   reported as ``unchecked`` with the reason; it never fails a run by itself.
 
@@ -30,11 +31,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS
+from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES
 
 SERVICE_CODE = "sagemaker"
-# Stages that run at the same time, in order (see stepfunctions/pipeline.asl.json).
-PHASES: tuple[tuple[str, ...], ...] = (("baselineEval", "sft"), ("sftEval", "rft"), ("finalEval",))
 # Where the run input sets each method's instances.
 SETTINGS_FIELDS = {"sft": "sft", "rft": "rft", "eval": "evaluation"}
 
@@ -59,7 +58,7 @@ def instance_needs(plan: Mapping[str, Any]) -> dict[str, InstanceNeed]:
     """Per instance type: the largest job and the busiest phase of the stages the plan runs."""
     largest: dict[str, tuple[int, str]] = {}
     peaks: dict[str, tuple[int, tuple[str, ...]]] = {}
-    for phase in PHASES:
+    for phase in STAGE_PHASES:
         in_phase: dict[str, list[tuple[str, int]]] = {}
         for stage in phase:
             if not plan["stages"].get(stage):
@@ -164,8 +163,8 @@ def check_quotas(
             together = " and ".join(STAGE_LABELS[s] for s in need.peak_stages)
             summary["warnings"].append(
                 f"{label} is {_count(value)}; {together} run at the same time and need {need.peak} x "
-                f"{need.instance_type} together: the later job waits for capacity (retried with backoff) and may "
-                f"run out of attempts; a quota of {need.peak} lets them run side by side"
+                f"{need.instance_type} together: they will run one after the other (the later job retries until "
+                f"capacity frees up), which lengthens the run; a quota of {need.peak} lets them run side by side"
             )
     if unlisted:
         summary["status"] = "unchecked" if len(unlisted) == len(needs) else "partly checked"

@@ -141,13 +141,25 @@ def test_a_gpu_quota_too_small_for_one_job_fails_preflight_before_any_job(
     assert "ml.p5.48xlarge for training job usage" in cause and "alone needs 4 x ml.p5.48xlarge" in cause
 
 
-def test_contending_jobs_are_a_preflight_warning_in_the_run_record(app_synthesized: Synthesized, out_dir: Path) -> None:
-    result = _rehearse(app_synthesized, out_dir, quotas={"ml.p5.48xlarge": 4}, run_input={"stages": {"deploy": False}})
+def test_jobs_contending_for_a_gpu_quota_wait_for_each_other_and_the_run_completes(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    # 4 x ml.p5.48xlarge: SFT (4) and RFT (4) each hold the whole quota while the evaluation beside them waits
+    result = _rehearse(app_synthesized, out_dir, quotas={"ml.p5.48xlarge": 4})
     assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert result.exit_code == 0
     assert result.run is not None
+    assert all(result.run["stages"][s]["status"] == "SUCCEEDED" for s in result.run["stages"])
+    # preflight warned, and SageMaker refused the jobs that would have exceeded the quota
     [warning] = result.run["preflight"]["quotas"]["warnings"]
     assert "need 5 x ml.p5.48xlarge together" in warning
     assert result.report_path is not None and "need 5 x ml.p5.48xlarge together" in result.report_path.read_text()
+    assert any(r["error"] == "ResourceLimitExceeded" for r in result.rejected_job_requests)
+    # never more instances at once than the quota
+    spans = [(j["start_minute"], j["start_minute"] + j["minutes"], j["request"]["ResourceConfig"]["InstanceCount"])
+             for j in result.jobs]
+    for start, end, _ in spans:
+        assert sum(n for s, e, n in spans if s < end and start < e) <= 4
 
 
 def test_gate_rejection_ends_without_import(app_synthesized: Synthesized, out_dir: Path) -> None:

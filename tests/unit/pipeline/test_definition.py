@@ -118,7 +118,7 @@ def test_job_retries_get_a_fresh_name_through_prepare_and_a_bounded_backoff() ->
         assert catcher["ErrorEquals"] == ["States.ALL"] and catcher["ResultPath"] == "$.job.lastError"
         choice = STATES[catcher["Next"]]
         rule = choice["Choices"][0]
-        assert rule["And"][0] == {"Variable": "$.job.attempt", "NumericLessThanPath": "$.plan.maxJobAttempts"}
+        assert rule["And"][0] == {"Variable": "$.job.attempt", "NumericLessThanPath": "$.job.maxAttempts"}
         text = json.dumps(rule)
         for error in ("SageMaker.ResourceLimitExceededException", "SageMaker.ThrottlingException",
                       "*CapacityError*", "*ThrottlingException*"):

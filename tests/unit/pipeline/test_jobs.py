@@ -9,6 +9,7 @@ import yaml
 
 from lambdas.pipeline import jobs
 from lambdas.pipeline.jobs import MissingCheckpointError, prepare_job
+from lambdas.pipeline.naming import STAGE_METHODS
 from tests.unit.pipeline import samples
 
 IMAGE_ACCOUNT = "708977205387"
@@ -135,6 +136,32 @@ def test_a_failed_or_never_created_previous_job_is_not_stopped(s3: Any) -> None:
 
 def test_the_backoff_grows_and_is_capped() -> None:
     assert [jobs.retry_delay_seconds(a) for a in (1, 2, 3, 4, 5, 6)] == [300, 600, 1200, 2400, 3600, 3600]
+
+
+def _backoff_before(attempt: int) -> int:
+    return sum(jobs.retry_delay_seconds(a) for a in range(1, attempt))
+
+
+def test_a_job_beside_another_keeps_trying_until_its_sibling_must_have_ended() -> None:
+    plan = samples.plan()  # baseline eval beside SFT (3 h), SFT eval beside RFT (4 h), evaluations 1.5 h
+    for stage, sibling in (("baselineEval", "sft"), ("sft", "baselineEval"), ("sftEval", "rft"), ("rft", "sftEval")):
+        attempts = jobs.max_attempts(stage, plan)
+        sibling_runtime = plan["jobs"][STAGE_METHODS[sibling]]["maxRuntimeSeconds"]
+        # the backoff before the last attempt outlasts the sibling, the one before it does not
+        assert _backoff_before(attempts) >= sibling_runtime > _backoff_before(attempts - 1), stage
+        assert attempts > plan["maxJobAttempts"]
+    assert jobs.max_attempts("finalEval", plan) == plan["maxJobAttempts"]
+
+
+def test_without_a_sibling_a_job_gets_the_plans_attempts() -> None:
+    plan = samples.plan(stages={"baselineEval": False})
+    assert jobs.max_attempts("sft", plan) == plan["maxJobAttempts"]
+    assert jobs.max_attempts("rft", plan) > plan["maxJobAttempts"]  # the SFT evaluation still runs beside it
+
+
+def test_the_prepared_job_carries_its_attempt_limit(s3: Any) -> None:
+    job = _prepare(s3, "baselineEval")
+    assert job["maxAttempts"] == jobs.max_attempts("baselineEval", samples.plan())
 
 
 def test_a_missing_checkpoint_is_a_clear_error(s3: Any) -> None:

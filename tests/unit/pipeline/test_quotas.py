@@ -76,8 +76,8 @@ def test_jobs_that_contend_for_a_quota_are_a_warning_not_a_problem() -> None:
     assert problems == []
     assert summary["warnings"] == [
         "quota 'ml.p5.48xlarge for training job usage' (L-TEST0001) is 4; baseline evaluation and SFT training run "
-        "at the same time and need 5 x ml.p5.48xlarge together: the later job waits for capacity (retried with "
-        "backoff) and may run out of attempts; a quota of 5 lets them run side by side"
+        "at the same time and need 5 x ml.p5.48xlarge together: they will run one after the other (the later job "
+        "retries until capacity frees up), which lengthens the run; a quota of 5 lets them run side by side"
     ]
 
 
