@@ -9,7 +9,10 @@ Environment:
   ``sft``, ``rft``, ``eval``, ``import`` or ``deploy``;
 - ``REHEARSAL_FAIL_EVAL_OF``: with ``REHEARSAL_FAIL_AT=eval``, the evaluation that fails:
   ``final`` (default), ``baseline`` or ``sft`` (these run beside training: their failure is
-  recorded and training goes on).
+  recorded and training goes on);
+- ``REHEARSAL_GPU_QUOTA``: the account's ``ml.p5.48xlarge for training job usage`` quota
+  (default 8). Below 4 preflight stops the run; at 4 the jobs that run side by side take
+  turns (the timeline shows the waits).
 
 Exit status: 0 when the execution succeeded and deployed a model, 2 when it
 succeeded without a deployment (gate rejection, deploy skipped), 1 otherwise.
@@ -22,9 +25,10 @@ import sys
 from pathlib import Path
 
 from rehearsal.runner import Scenario, print_summary, rehearse
-from rehearsal.simulators import STAGES
+from rehearsal.simulators import DEFAULT_QUOTAS, STAGES
 
 EVALUATIONS = ("final", "baseline", "sft")
+GPU = "ml.p5.48xlarge"
 
 
 def main() -> int:
@@ -37,10 +41,15 @@ def main() -> int:
     if fail_eval_of not in EVALUATIONS:
         print(f"REHEARSAL_FAIL_EVAL_OF={fail_eval_of!r}: expected one of {', '.join(EVALUATIONS)}", file=sys.stderr)
         return 64
+    quota_text = os.environ.get("REHEARSAL_GPU_QUOTA") or str(int(DEFAULT_QUOTAS[GPU]))
+    if not quota_text.isdigit():
+        print(f"REHEARSAL_GPU_QUOTA={quota_text!r}: expected a whole number of instances", file=sys.stderr)
+        return 64
     out = sys.stdout
     out.write("Synthesizing the CDK app (cdk-nag gate included)...\n")
     out.flush()
-    result = rehearse(Scenario(fail_at=fail_at, fail_eval_of=fail_eval_of), out_dir=out_dir.resolve(), out=out)
+    scenario = Scenario(fail_at=fail_at, fail_eval_of=fail_eval_of, quotas={GPU: int(quota_text)})
+    result = rehearse(scenario, out_dir=out_dir.resolve(), out=out)
     print_summary(result, out)
     return result.exit_code
 

@@ -239,6 +239,33 @@ def test_the_command_prints_the_paths_last_and_exits_non_zero_on_failure(
     assert any("✗" in line and "Deployment failed" in line for line in lines)
 
 
+@pytest.mark.parametrize("value", ["four", "-1", "2.5"])
+def test_the_command_rejects_a_gpu_quota_that_is_not_a_whole_number(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("REHEARSAL_GPU_QUOTA", value)
+    assert cli.main() == 64
+    assert f"REHEARSAL_GPU_QUOTA={value!r}" in capsys.readouterr().err
+
+
+def test_the_command_passes_the_gpu_quota_to_the_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Scenario] = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(scenario: Scenario, **kwargs: object) -> Result:
+        seen.append(scenario)
+        raise Stop
+
+    monkeypatch.setattr(cli, "rehearse", capture)
+    for value, expected in (("4", 4), ("", 8)):
+        monkeypatch.setenv("REHEARSAL_GPU_QUOTA", value)
+        with pytest.raises(Stop):
+            cli.main()
+        assert seen[-1].quotas == {"ml.p5.48xlarge": expected}
+
+
 # -- evaluations beside training fail without stopping it ----------------------------------------
 
 
