@@ -38,7 +38,6 @@ import hashlib
 import io
 import json
 import math
-import re
 import tarfile
 import threading
 import uuid
@@ -46,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import boto3
+from botocore import xform_name
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.handlers import BUILTIN_HANDLERS
@@ -142,7 +142,8 @@ class ServiceQuotasSimulator:
     """
 
     def __init__(self, quotas: dict[str, float] | None = None) -> None:
-        self.applied = [self._quota(kind, value) for kind, value in sorted((quotas or DEFAULT_QUOTAS).items())]
+        quotas = DEFAULT_QUOTAS if quotas is None else quotas
+        self.applied = [self._quota(kind, value) for kind, value in sorted(quotas.items())]
         self.defaults = [self._quota(kind, 0) for kind in sorted(INSTANCE_PRICE_USD_PER_HOUR)]
 
     def list_service_quotas(self, params: dict) -> dict:
@@ -242,7 +243,9 @@ class SageMakerSimulator:
                  durations: Durations, invoke_lambda: Callable[[str, list], list] | None = None,
                  quotas: dict[str, float] | None = None) -> None:
         self.account = account
-        self.quotas = dict(quotas or {})  # instance type -> instances at once; a type not listed is unlimited
+        # instance type -> instances at once; with quotas given, a type not listed has 0 (the AWS default that
+        # ServiceQuotasSimulator reports); without, nothing is limited
+        self.quotas = None if quotas is None else dict(quotas)
         self.region = region
         self.epoch = epoch
         self.faults = faults
@@ -339,10 +342,10 @@ class SageMakerSimulator:
 
     def _over_quota(self, params: dict) -> str | None:
         """SageMaker's answer when the job's instances and those of running jobs exceed the type's quota."""
-        kind = params["ResourceConfig"]["InstanceType"]
-        limit = self.quotas.get(kind)
-        if limit is None:
+        if self.quotas is None:
             return None
+        kind = params["ResourceConfig"]["InstanceType"]
+        limit = self.quotas.get(kind, 0)
         now = clock.elapsed()
         in_use = sum(int(j.request["ResourceConfig"]["InstanceCount"]) for j in self.jobs.values()
                      if j.request["ResourceConfig"]["InstanceType"] == kind and j.created <= now < j.ends)
@@ -678,7 +681,8 @@ def _short_id(name: str, token: str | None) -> str:
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """The boto3 method name of an operation (``ListAWSDefaultServiceQuotas`` -> ``list_aws_default_service_quotas``)."""
+    return xform_name(name)
 
 
 class _Hooks:

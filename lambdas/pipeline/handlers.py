@@ -195,7 +195,7 @@ def preflight_checks(event: dict, context: Any) -> dict:
         grader_spec=_grader_spec,
         quota_lookup=quotas.service_quotas_lookup(client("service-quotas")),
     )
-    if summary["quotas"]["status"] != "checked" or summary["quotas"]["warnings"]:
+    if summary["quotas"]["status"] in ("unchecked", "partly checked") or summary["quotas"]["warnings"]:
         logger.warning("GPU quotas", extra={"quotas": summary["quotas"]})
     logger.info("pre-flight passed", extra={"cost": summary["cost"]["estimatedUsd"]})
     return summary

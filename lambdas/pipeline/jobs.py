@@ -26,6 +26,12 @@ RECIPE_CONTAINER_PATH = "/opt/ml/input/data/recipe/recipe.yaml"
 VOLUME_SIZE_GB = 100
 FIRST_RETRY_DELAY_S = 300
 MAX_RETRY_DELAY_S = 3600
+# A job holds its instances longer than MaxRuntimeInSeconds: provisioning and image download before, the
+# upload of outputs after.
+JOB_OVERHEAD_S = 3600
+# At most this many attempts however long the sibling may run (about two days of waiting at the hourly cap),
+# which keeps the execution history far below Step Functions' 25,000 events.
+MAX_ATTEMPTS_BESIDE_SIBLING = 48
 _STILL_RUNNING = {"InProgress"}
 
 
@@ -68,7 +74,8 @@ def max_attempts(stage: str, plan: Mapping[str, Any]) -> int:
     ``plan.maxJobAttempts`` at least. A job that runs beside another (baseline evaluation
     beside SFT, SFT evaluation beside RFT) may find the sibling holding the instance quota
     (``ResourceLimitExceeded``): it gets enough attempts for its backoff to outlast the
-    sibling's maximum runtime, so it starts when the sibling ends instead of failing.
+    sibling's maximum runtime plus :data:`JOB_OVERHEAD_S`, so it starts when the sibling
+    ends instead of failing (at most :data:`MAX_ATTEMPTS_BESIDE_SIBLING`).
     """
     attempts = int(plan["maxJobAttempts"])
     for phase in naming.STAGE_PHASES:
@@ -77,9 +84,9 @@ def max_attempts(stage: str, plan: Mapping[str, Any]) -> int:
         for sibling in phase:
             if sibling == stage or not plan["stages"].get(sibling):
                 continue
-            wait = plan["jobs"][naming.STAGE_METHODS[sibling]]["maxRuntimeSeconds"]
+            wait = plan["jobs"][naming.STAGE_METHODS[sibling]]["maxRuntimeSeconds"] + JOB_OVERHEAD_S
             retries, waited = 0, 0
-            while waited < wait:
+            while waited < wait and retries + 1 < MAX_ATTEMPTS_BESIDE_SIBLING:
                 retries += 1
                 waited += retry_delay_seconds(retries)
             attempts = max(attempts, retries + 1)

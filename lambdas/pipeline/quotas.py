@@ -19,7 +19,8 @@ job and the peak of one phase. :func:`check_quotas` then decides:
   (:func:`lambdas.pipeline.jobs.max_attempts`), so they run one after the other; this is
   a warning in the preflight summary, not a failure;
 - a quota that cannot be read (no permission, throttling, not listed for the region) is
-  reported as ``unchecked`` with the reason; it never fails a run by itself.
+  reported as ``unchecked`` with the reason; it never fails a run by itself, and the
+  quotas that were read before a failure are still checked.
 
 Quotas are read with ``ListServiceQuotas`` (values applied to the account) and, for
 names it does not return, ``ListAWSDefaultServiceQuotas`` (the AWS default).
@@ -79,7 +80,14 @@ def instance_needs(plan: Mapping[str, Any]) -> dict[str, InstanceNeed]:
 
 
 class QuotaLookupError(RuntimeError):
-    """Service Quotas could not be read (permissions, throttling, the service failing)."""
+    """Service Quotas could not be read (permissions, throttling, the service failing).
+
+    ``found`` holds what was read before the failure: those quotas are still checked.
+    """
+
+    def __init__(self, message: str, found: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.found = dict(found or {})
 
 
 def service_quotas_lookup(client: Any) -> Callable[[Iterable[str]], dict[str, dict[str, Any]]]:
@@ -110,7 +118,7 @@ def service_quotas_lookup(client: Any) -> Callable[[Iterable[str]], dict[str, di
                         break
             except (BotoCoreError, ClientError) as error:
                 code = getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
-                raise QuotaLookupError(f"{_operation_name(operation)} failed: {code}: {error}") from error
+                raise QuotaLookupError(f"{_operation_name(operation)} failed: {code}: {error}", found) from error
         return found
 
     return lookup
@@ -134,12 +142,11 @@ def check_quotas(
     if not needs:
         summary["status"] = "not needed"
         return [], summary
+    failure = None
     try:
         quotas = lookup([quota_name(kind) for kind in needs])
     except QuotaLookupError as error:
-        summary.update(status="unchecked", reason=str(error))
-        summary["instanceTypes"] = [_entry(need, None) for need in needs.values()]
-        return [], summary
+        quotas, failure = error.found, str(error)
 
     problems: list[str] = []
     unlisted = []
@@ -168,7 +175,9 @@ def check_quotas(
             )
     if unlisted:
         summary["status"] = "unchecked" if len(unlisted) == len(needs) else "partly checked"
-        summary["reason"] = f"Service Quotas lists no {', '.join(repr(n) for n in unlisted)} in this region"
+        names = ", ".join(repr(n) for n in unlisted)
+        summary["reason"] = (f"{names} not read: {failure}" if failure
+                             else f"Service Quotas lists no {names} in this region")
     return problems, summary
 
 

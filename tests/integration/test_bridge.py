@@ -14,11 +14,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambdas.pipeline.quotas import service_quotas_lookup
 from rehearsal import bridge, clock
 from rehearsal.cloud import TemplateError, assert_only_placeholders_differ, render_definition
 from rehearsal.functions import FunctionRuntime
 from rehearsal.runner import MOTO_CONFIG, Result, Scenario, rehearse
-from rehearsal.simulators import BedrockSimulator, Durations, Faults, SageMakerSimulator
+from rehearsal.simulators import BedrockSimulator, Durations, Faults, SageMakerSimulator, ServiceQuotasSimulator
 from rehearsal.validation import definition_problems, request_problems
 from tests.integration.fixture_stack import definition, fixture_input, fixture_synthesized
 
@@ -177,6 +178,28 @@ def test_bedrock_import_goes_creating_to_active_on_the_clock_and_is_idempotent(t
             assert model["modelStatus"] == "Failed" and "does not exist" in model["failureMessage"]
             with pytest.raises(client.exceptions.ValidationException, match="must match pattern"):
                 client.create_custom_model(**{**request, "modelName": "bad name!", "clientRequestToken": "t3"})
+
+
+def test_service_quotas_calls_reach_the_simulator_and_agree_with_sagemaker(tmp_path: Path) -> None:
+    epoch = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    with mock_aws(config=MOTO_CONFIG), FunctionRuntime(code_root=tmp_path, log_dir=None) as runtime:
+        sagemaker = SageMakerSimulator(account="123456789012", region="us-east-1", epoch=epoch, faults=Faults(),
+                                       durations=Durations(), quotas={"ml.p5.48xlarge": 4})
+        bedrock = BedrockSimulator(account="123456789012", region="us-east-1", epoch=epoch, faults=Faults(),
+                                   durations=Durations(), checkpoints=sagemaker.checkpoints)
+        quotas = ServiceQuotasSimulator({"ml.p5.48xlarge": 4})
+        with bridge.installed(runtime=runtime, sagemaker=sagemaker, bedrock=bedrock, service_quotas=quotas):
+            client = boto3.client("service-quotas", region_name="us-east-1")
+            found = service_quotas_lookup(client)(
+                ["ml.p5.48xlarge for training job usage", "ml.g5.12xlarge for training job usage"])
+            assert found["ml.p5.48xlarge for training job usage"]["value"] == 4
+            assert found["ml.g5.12xlarge for training job usage"] == {
+                "value": 0, "code": found["ml.g5.12xlarge for training job usage"]["code"], "source": "default"}
+            pages = list(client.get_paginator("list_aws_default_service_quotas").paginate(
+                ServiceCode="sagemaker", PaginationConfig={"PageSize": 1}))
+            assert len(pages) > 1  # paged by MaxResults, as the service does
+            # SageMaker refuses an instance type whose quota is the default 0
+            assert sagemaker._over_quota({"ResourceConfig": {"InstanceType": "ml.g5.12xlarge", "InstanceCount": 1}})
 
 
 def test_a_jsonata_definition_is_refused_up_front(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 from rehearsal import __main__ as cli
 from rehearsal.cloud import Synthesized
 from rehearsal.runner import Result, Scenario, rehearse
+from rehearsal.simulators import Durations
 
 PREVIOUS_SFT_CHECKPOINT = "s3://customer-escrow-123456789012-smtj-0a1b2c3d/nova-earlier-run-sft-a1/checkpoint/"
 
@@ -144,8 +145,9 @@ def test_a_gpu_quota_too_small_for_one_job_fails_preflight_before_any_job(
 def test_jobs_contending_for_a_gpu_quota_wait_for_each_other_and_the_run_completes(
     app_synthesized: Synthesized, out_dir: Path
 ) -> None:
-    # 4 x ml.p5.48xlarge: SFT (4) and RFT (4) each hold the whole quota while the evaluation beside them waits
-    result = _rehearse(app_synthesized, out_dir, quotas={"ml.p5.48xlarge": 4})
+    # 4 x ml.p5.48xlarge: SFT (4) and RFT (4) each need the whole quota, so they and the evaluations beside them
+    # take turns; 50-minute evaluations outlast the plan's 4 attempts (5 + 10 + 20 minutes of backoff)
+    result = _rehearse(app_synthesized, out_dir, quotas={"ml.p5.48xlarge": 4}, durations=Durations(eval=50))
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert result.exit_code == 0
     assert result.run is not None
@@ -155,6 +157,8 @@ def test_jobs_contending_for_a_gpu_quota_wait_for_each_other_and_the_run_complet
     assert "need 5 x ml.p5.48xlarge together" in warning
     assert result.report_path is not None and "need 5 x ml.p5.48xlarge together" in result.report_path.read_text()
     assert any(r["error"] == "ResourceLimitExceeded" for r in result.rejected_job_requests)
+    attempts = [int(j["name"].rsplit("-a", 1)[1]) for j in result.jobs]
+    assert max(attempts) > result.run["plan"]["maxJobAttempts"]
     # never more instances at once than the quota
     spans = [(j["start_minute"], j["start_minute"] + j["minutes"], j["request"]["ResourceConfig"]["InstanceCount"])
              for j in result.jobs]

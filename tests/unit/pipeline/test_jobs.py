@@ -146,11 +146,22 @@ def test_a_job_beside_another_keeps_trying_until_its_sibling_must_have_ended() -
     plan = samples.plan()  # baseline eval beside SFT (3 h), SFT eval beside RFT (4 h), evaluations 1.5 h
     for stage, sibling in (("baselineEval", "sft"), ("sft", "baselineEval"), ("sftEval", "rft"), ("rft", "sftEval")):
         attempts = jobs.max_attempts(stage, plan)
-        sibling_runtime = plan["jobs"][STAGE_METHODS[sibling]]["maxRuntimeSeconds"]
+        sibling_holds = plan["jobs"][STAGE_METHODS[sibling]]["maxRuntimeSeconds"] + jobs.JOB_OVERHEAD_S
         # the backoff before the last attempt outlasts the sibling, the one before it does not
-        assert _backoff_before(attempts) >= sibling_runtime > _backoff_before(attempts - 1), stage
+        assert _backoff_before(attempts) >= sibling_holds > _backoff_before(attempts - 1), stage
         assert attempts > plan["maxJobAttempts"]
     assert jobs.max_attempts("finalEval", plan) == plan["maxJobAttempts"]
+
+
+def test_a_sibling_at_the_limit_of_its_runtime_still_leaves_a_later_attempt() -> None:
+    # 2.25 h of SFT is exactly the backoff before attempt 6 (5+10+20+40+60 min): setup and upload need more
+    plan = samples.plan(sft={"maxRuntimeHours": 2.25})
+    assert _backoff_before(jobs.max_attempts("baselineEval", plan)) >= 2.25 * 3600 + jobs.JOB_OVERHEAD_S
+
+
+def test_attempts_are_capped_for_siblings_that_may_run_for_weeks() -> None:
+    plan = samples.plan(sft={"maxRuntimeHours": 28 * 24})
+    assert jobs.max_attempts("baselineEval", plan) == jobs.MAX_ATTEMPTS_BESIDE_SIBLING
 
 
 def test_without_a_sibling_a_job_gets_the_plans_attempts() -> None:

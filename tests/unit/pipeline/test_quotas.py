@@ -90,6 +90,20 @@ def test_an_unreadable_quota_is_reported_unchecked_and_never_fails_the_run() -> 
     assert summary["status"] == "unchecked" and "AccessDeniedException" in summary["reason"]
     assert summary["instanceTypes"][0]["quota"] is None and summary["instanceTypes"][0]["peak"]["instances"] == 5
 
+    def partly(names: Any) -> dict:
+        raise QuotaLookupError("ListAWSDefaultServiceQuotas failed: TooManyRequestsException: slow down",
+                               {P5_QUOTA: {"value": 2, "code": "L-P5", "source": "applied"}})
+
+    # what was read before the failure is still checked; the rest is named with the failure
+    plan = samples.plan(model="nova-lite", sft={"instanceType": "ml.p4d.24xlarge"}, stages={"rft": False})
+    assert sorted(instance_needs(plan)) == ["ml.p4d.24xlarge", P5]
+    problems, summary = check_quotas(plan, partly)
+    assert problems == [] and summary["status"] == "partly checked"
+    assert summary["reason"] == ("'ml.p4d.24xlarge for training job usage' not read: ListAWSDefaultServiceQuotas "
+                                 "failed: TooManyRequestsException: slow down")
+    problems, _ = check_quotas(samples.plan(), partly)
+    assert len(problems) == 1 and "is 2" in problems[0] and "alone needs 4" in problems[0]
+
     problems, summary = check_quotas(samples.plan(), _fixed({}))
     assert problems == [] and summary["status"] == "unchecked"
     assert summary["reason"] == "Service Quotas lists no 'ml.p5.48xlarge for training job usage' in this region"
@@ -132,6 +146,17 @@ def test_a_service_error_becomes_a_lookup_error_naming_the_operation(client: Any
         stub.add_client_error("list_service_quotas", "AccessDeniedException", "no servicequotas:ListServiceQuotas")
         with pytest.raises(QuotaLookupError, match="ListServiceQuotas failed: AccessDeniedException"):
             service_quotas_lookup(client)([P5_QUOTA])
+
+
+def test_a_failure_after_some_quotas_were_read_keeps_them(client: Any) -> None:
+    g5 = "ml.g5.12xlarge for training job usage"
+    with Stubber(client) as stub:
+        stub.add_response("list_service_quotas", {"Quotas": [_quota(P5_QUOTA, 8, "L-P5")]},
+                          {"ServiceCode": "sagemaker", "MaxResults": 100})
+        stub.add_client_error("list_aws_default_service_quotas", "TooManyRequestsException", "slow down")
+        with pytest.raises(QuotaLookupError, match="ListAWSDefaultServiceQuotas failed") as caught:
+            service_quotas_lookup(client)([P5_QUOTA, g5])
+    assert caught.value.found == {P5_QUOTA: {"value": 8, "code": "L-P5", "source": "applied"}}
 
 
 def test_the_quota_name_follows_the_sagemaker_naming() -> None:
