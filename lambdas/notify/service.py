@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lambdas.aws_errors import error_code
 from lambdas.notify import runview
 from lambdas.notify.events import ExecutionStatusChange, run_id_in
 from lambdas.notify.message import ExecutionEnd, Notification, render_notification
@@ -153,7 +154,7 @@ def _load_run(s3: Any, config: NotifyConfig, run_id: str) -> dict | None:
     try:
         raw = s3.get_object(Bucket=config.artifacts_bucket, Key=config.run_key(run_id))["Body"].read()
     except Exception as error:  # botocore's ClientError, without importing botocore here
-        if _code(error) in {"NoSuchKey", "404"}:
+        if error_code(error) in {"NoSuchKey", "404"}:
             return None
         raise
     try:
@@ -175,7 +176,7 @@ def _record_if_absent(s3: Any, config: NotifyConfig, run: dict, render_report: C
             IfNoneMatch="*",
         )
     except Exception as error:
-        if _code(error) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+        if error_code(error) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
             return False
         raise
     s3.put_object(
@@ -202,5 +203,3 @@ def _last_state(sfn: Any, event: ExecutionStatusChange) -> str | None:
     return None
 
 
-def _code(error: Exception) -> str | None:
-    return getattr(error, "response", {}).get("Error", {}).get("Code")

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from lambdas.aws_errors import error_code
 from lambdas.pipeline import naming
 from lambdas.pipeline.jobs import candidate_checkpoint
 
@@ -67,10 +68,6 @@ def _tags(plan: Mapping[str, Any], key_name: str, value_name: str, **extra: str)
     return [{key_name: k, value_name: v} for k, v in tags.items()]
 
 
-def _code(error: Exception) -> str | None:
-    return getattr(error, "response", {}).get("Error", {}).get("Code")
-
-
 def start_import(*, bedrock: Any, plan: Mapping[str, Any], stages: Mapping[str, Any], role_arn: str
                  ) -> dict[str, Any]:
     """``CreateCustomModel`` from the candidate checkpoint; idempotent per run."""
@@ -89,7 +86,7 @@ def start_import(*, bedrock: Any, plan: Mapping[str, Any], stages: Mapping[str, 
     try:
         arn = bedrock.create_custom_model(**request)["modelArn"]
     except Exception as error:
-        if _code(error) != "ConflictException":
+        if error_code(error) != "ConflictException":
             raise
         # The name is taken: reuse it only if it is this run's import (a create call that succeeded
         # although its response was lost), i.e. the same checkpoint.
@@ -143,7 +140,7 @@ def start_deployment(*, bedrock: Any, plan: Mapping[str, Any], model: Mapping[st
     try:
         arn = bedrock.create_custom_model_deployment(**request)["customModelDeploymentArn"]
     except Exception as error:
-        if _code(error) != "ConflictException":
+        if error_code(error) != "ConflictException":
             raise
         # Reuse it only if it deploys this run's model (a create call whose response was lost).
         existing = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=name)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
+from lambdas.aws_errors import error_code
 from lambdas.pipeline import bedrock, gate, jobs, metrics, outputs, preflight, quotas, record, run_input
 from lambdas.pipeline.environment import PipelineEnvironment, load_environment
 from lambdas.pipeline.naming import champion_key
@@ -118,7 +119,7 @@ def _head_object(bucket: str, key: str) -> dict[str, Any]:
     try:
         return client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code"))
+        code = str(error_code(error))
         if code in {"404", "NoSuchKey", "NotFound"}:
             raise LookupError(key) from error
         if code in {"403", "AccessDenied", "Forbidden"}:
@@ -149,7 +150,7 @@ def _read_champion(bucket: str, key: str) -> dict | None:
     try:
         body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+        if error_code(error) in {"NoSuchKey", "404"}:
             return None
         raise
     return json.loads(body)

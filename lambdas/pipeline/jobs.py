@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lambdas.aws_errors import error_code
 from lambdas.pipeline import naming, recipes
 from lambdas.pipeline.catalog import MODELS, method_image
 
@@ -102,7 +103,7 @@ def stop_previous_attempt(sagemaker: Any, job_name: str) -> str | None:
     try:
         status = sagemaker.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"]
     except Exception as error:  # noqa: BLE001 - a job that was never created is the usual case
-        code = getattr(error, "response", {}).get("Error", {}).get("Code")
+        code = error_code(error)
         if code in {"ValidationException", "ResourceNotFound"}:
             return None
         raise

@@ -27,6 +27,7 @@ import tarfile
 from collections.abc import Mapping
 from typing import Any
 
+from lambdas.aws_errors import error_code
 from lambdas.pipeline.s3uri import S3UriError, parse_s3_uri
 
 MAX_JSON_MEMBER_BYTES = 8 << 20
@@ -42,7 +43,7 @@ def _open_archive(s3: Any, archive_uri: str, job_name: str) -> Any:
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"]
     except Exception as error:  # noqa: BLE001 - translated into a message that names the job
-        code = getattr(error, "response", {}).get("Error", {}).get("Code")
+        code = error_code(error)
         if code in {"NoSuchKey", "404", "NotFound"}:
             raise JobOutputError(f"job {job_name} wrote no output archive at {archive_uri}") from error
         raise

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lambdas.aws_errors import error_code
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES
 
 SERVICE_CODE = "sagemaker"
@@ -98,15 +99,16 @@ def service_quotas_lookup(client: Any) -> Callable[[Iterable[str]], dict[str, di
     """
 
     def lookup(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        from botocore import xform_name
         from botocore.exceptions import BotoCoreError, ClientError
 
         wanted = set(names)
         found: dict[str, dict[str, Any]] = {}
-        for operation, source in (("list_service_quotas", "applied"), ("list_aws_default_service_quotas", "default")):
+        for operation, source in (("ListServiceQuotas", "applied"), ("ListAWSDefaultServiceQuotas", "default")):
             if wanted <= found.keys():
                 break
             try:
-                pages = client.get_paginator(operation).paginate(
+                pages = client.get_paginator(xform_name(operation)).paginate(
                     ServiceCode=SERVICE_CODE, PaginationConfig={"PageSize": 100}
                 )
                 for page in pages:
@@ -117,16 +119,11 @@ def service_quotas_lookup(client: Any) -> Callable[[Iterable[str]], dict[str, di
                     if wanted <= found.keys():
                         break
             except (BotoCoreError, ClientError) as error:
-                code = getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
-                raise QuotaLookupError(f"{_operation_name(operation)} failed: {code}: {error}", found) from error
+                code = error_code(error) or type(error).__name__
+                raise QuotaLookupError(f"{operation} failed: {code}: {error}", found) from error
         return found
 
     return lookup
-
-
-def _operation_name(operation: str) -> str:
-    return {"list_service_quotas": "ListServiceQuotas",
-            "list_aws_default_service_quotas": "ListAWSDefaultServiceQuotas"}[operation]
 
 
 def _count(value: float) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lambdas.aws_errors import error_code
 from lambdas.trigger.layout import BucketLayout, ObjectKind, execution_name
 from lambdas.trigger.messages import ObjectCreated, ScheduledRetrain, TriggerMessage
 from lambdas.trigger.validation import MAX_REQUEST_BYTES, Validator, parse_request, request_validator
@@ -236,7 +237,7 @@ def _read(s3: Any, bucket: str, key: str, version_id: str | None) -> bytes | Non
         finally:
             body.close()
     except Exception as error:  # botocore's ClientError, without importing botocore here
-        code = getattr(error, "response", {}).get("Error", {}).get("Code")
+        code = error_code(error)
         if code in _MISSING_OBJECT_CODES:
             return None
         raise
