@@ -17,7 +17,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export AWS_EC2_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run setup synth rehearse test bench deploy scan layer clean
+.PHONY: run setup synth rehearse test lint bench deploy scan layer clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ run: synth rehearse
 
 test: setup
 	$(PY) -m pytest
+
+# The gates CI runs before the tests: lint and format (ruff).
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: setup
 	$(PY) -m benchmarks

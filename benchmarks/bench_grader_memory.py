@@ -63,8 +63,10 @@ def main() -> int:
         row = measure(preset, builder)
         passed = row["peak_mb"] < limit_mb
         ok &= passed
-        print(f"{preset:<16} {row['batch_kib']:>10.0f} {row['baseline_mb']:>15.1f} {row['peak_mb']:>9.1f}  "
-              f"{'ok' if passed else 'MISSED'}")
+        print(
+            f"{preset:<16} {row['batch_kib']:>10.0f} {row['baseline_mb']:>15.1f} {row['peak_mb']:>9.1f}  "
+            f"{'ok' if passed else 'MISSED'}"
+        )
     return 0 if ok else 1
 
 

@@ -32,8 +32,31 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET_MB_PER_CORE_S = 40.0
 TARGET_PEAK_RSS_MB = 256.0
 MB = 1 << 20
-_WORDS = ("question answer model label value python data error code function request stack overflow "
-          "merge dictionary expression returns nothing cancel task cleanly delimiter column").split()
+_WORDS = [
+    "question",
+    "answer",
+    "model",
+    "label",
+    "value",
+    "python",
+    "data",
+    "error",
+    "code",
+    "function",
+    "request",
+    "stack",
+    "overflow",
+    "merge",
+    "dictionary",
+    "expression",
+    "returns",
+    "nothing",
+    "cancel",
+    "task",
+    "cleanly",
+    "delimiter",
+    "column",
+]
 
 
 def _text(rng: random.Random, low: int, high: int) -> str:
@@ -49,11 +72,15 @@ def _sft_row(rng: random.Random) -> dict:
 
 
 def _rft_row(rng: random.Random) -> dict:
-    return {"id": f"q-{rng.randrange(10**9)}",
-            "messages": [{"role": "system", "content": _text(rng, 5, 30)},
-                         {"role": "user", "content": _text(rng, 10, 150)}],
-            "reference_answer": rng.choice(["HQ", "LQ_EDIT", "LQ_CLOSE", 42, {"final_answer": "16"}]),
-            "source": "bench"}
+    return {
+        "id": f"q-{rng.randrange(10**9)}",
+        "messages": [
+            {"role": "system", "content": _text(rng, 5, 30)},
+            {"role": "user", "content": _text(rng, 10, 150)},
+        ],
+        "reference_answer": rng.choice(["HQ", "LQ_EDIT", "LQ_CLOSE", 42, {"final_answer": "16"}]),
+        "source": "bench",
+    }
 
 
 def _gen_qa_row(rng: random.Random) -> dict:
@@ -94,13 +121,25 @@ def measure(path: Path, kind: str) -> dict:
         report = validate_stream(stream, kind)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"kind": kind, "size_mb": size / MB, "rows": report.rows, "invalid": report.error_count,
-            "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak_kb / 1024}
+    return {
+        "kind": kind,
+        "size_mb": size / MB,
+        "rows": report.rows,
+        "invalid": report.error_count,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "peak_rss_mb": peak_kb / 1024,
+    }
 
 
 def _child(path: Path, kind: str) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--measure", str(path), kind], capture_output=True, text=True,
-                            cwd=REPO_ROOT, check=True)
+    result = subprocess.run(
+        [sys.executable, __file__, "--measure", str(path), kind],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=True,
+    )
     return json.loads(result.stdout)
 
 
@@ -130,8 +169,10 @@ def main(argv: list[str]) -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    header = (f"{'dataset':<8}{'size':>9}{'rows':>11}{'invalid':>9}{'wall s':>8}{'MB/s':>8}"
-              f"{'MB/s/core':>11}{'peak RSS':>10}  result")
+    header = (
+        f"{'dataset':<8}{'size':>9}{'rows':>11}{'invalid':>9}{'wall s':>8}{'MB/s':>8}"
+        f"{'MB/s/core':>11}{'peak RSS':>10}  result"
+    )
     print("Pre-flight dataset validation (lambdas.pipeline.datasets.validate_stream, one process per file)")
     print(f"targets: >= {TARGET_MB_PER_CORE_S:g} MB/s per core, peak RSS < {TARGET_PEAK_RSS_MB:g} MB")
     print(header)
@@ -143,8 +184,10 @@ def main(argv: list[str]) -> int:
         ok = per_core >= TARGET_MB_PER_CORE_S and r["peak_rss_mb"] < TARGET_PEAK_RSS_MB
         if not ok:
             missed.append(r["kind"])
-        print(f"{r['kind']:<8}{r['size_mb']:>7.0f}MB{r['rows']:>11,}{r['invalid']:>9,}{r['wall_s']:>8.1f}"
-              f"{wall_rate:>8.1f}{per_core:>11.1f}{r['peak_rss_mb']:>8.1f}MB  {'PASS' if ok else 'MISS'}")
+        print(
+            f"{r['kind']:<8}{r['size_mb']:>7.0f}MB{r['rows']:>11,}{r['invalid']:>9,}{r['wall_s']:>8.1f}"
+            f"{wall_rate:>8.1f}{per_core:>11.1f}{r['peak_rss_mb']:>8.1f}MB  {'PASS' if ok else 'MISS'}"
+        )
     if missed:
         print(f"missed the targets: {', '.join(missed)}", file=sys.stderr)
         return 1

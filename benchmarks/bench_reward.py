@@ -10,7 +10,8 @@ built (Stack Overflow classification, GSM8K/FinQA answers, legal-assistant tool
 calls). Measured, best of several runs: ``json.loads`` of the batch's JSON text
 (what the Lambda runtime does before calling the handler) and the full handler
 path (Powertools decorators, event coercion, item parsing, grading, summary,
-logs and EMF metrics), alternately, with the garbage collector paused as ``timeit`` does. The ratio handler / loads must stay within the target
+logs and EMF metrics), alternately, with the garbage collector paused as ``timeit`` does. The ratio handler /
+loads must stay within the target
 (3 for label and numeric, 6 for tool_call). Cold start is the time to import
 ``lambdas.reward.handler`` (Powertools included) in a fresh interpreter, median of
 five, and must stay under 250 ms. Exits 1 when a target is missed.
@@ -18,6 +19,7 @@ five, and must stay under 250 ms. Exits 1 when a target is missed.
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import json
@@ -40,11 +42,45 @@ COLD_START_RUNS = 5
 COLD_START_TARGET_MS = 250.0
 TARGETS = {"label": 3.0, "numeric": 3.0, "tool_call": 6.0}
 
-_WORDS = (
-    "python list index error function return value loop array string dictionary class object "
-    "method variable null pointer exception compile runtime stack trace database query table "
-    "column join select insert update server client request response thread async await"
-).split()
+_WORDS = [
+    "python",
+    "list",
+    "index",
+    "error",
+    "function",
+    "return",
+    "value",
+    "loop",
+    "array",
+    "string",
+    "dictionary",
+    "class",
+    "object",
+    "method",
+    "variable",
+    "null",
+    "pointer",
+    "exception",
+    "compile",
+    "runtime",
+    "stack",
+    "trace",
+    "database",
+    "query",
+    "table",
+    "column",
+    "join",
+    "select",
+    "insert",
+    "update",
+    "server",
+    "client",
+    "request",
+    "response",
+    "thread",
+    "async",
+    "await",
+]
 
 
 def _prose(rng: random.Random, words: int) -> str:
@@ -76,7 +112,10 @@ def label_batch(rng: random.Random) -> list[dict]:
     for index in range(BATCH):
         reference = rng.choice(labels)
         answer = rng.choice(labels) if rng.random() < 0.3 else reference
-        body = f"Title: {_prose(rng, 10)}\n\n{_prose(rng, rng.randint(60, 160))}\n\n```python\n{_code(rng, rng.randint(2, 10))}\n```"
+        body = (
+            f"Title: {_prose(rng, 10)}\n\n{_prose(rng, rng.randint(60, 160))}\n\n"
+            f"```python\n{_code(rng, rng.randint(2, 10))}\n```"
+        )
         text = rng.choice(shapes).format(label=answer, reason=_prose(rng, rng.randint(8, 25)))
         items.append(
             {
@@ -110,7 +149,8 @@ def numeric_batch(rng: random.Random) -> list[dict]:
         else:  # FinQA: report text around a table, a percentage answer
             value = round(rng.uniform(-40, 90), 1)
             table = "\n".join(
-                f"| {_prose(rng, 3)} | ${rng.randint(100, 9999):,} | ${rng.randint(100, 9999):,} |" for _ in range(rng.randint(8, 14))
+                f"| {_prose(rng, 3)} | ${rng.randint(100, 9999):,} | ${rng.randint(100, 9999):,} |"
+                for _ in range(rng.randint(8, 14))
             )
             question = (
                 f"{_prose(rng, rng.randint(100, 200))}\n\n| item | 2019 | 2018 |\n|---|---|---|\n{table}\n\n"
@@ -126,7 +166,10 @@ def numeric_batch(rng: random.Random) -> list[dict]:
             {
                 "id": f"num-{index:05d}",
                 "messages": [
-                    {"role": "system", "content": "Solve the problem step by step. End with 'ANSWER: <number>' or '#### <number>'."},
+                    {
+                        "role": "system",
+                        "content": "Solve the problem step by step. End with 'ANSWER: <number>' or '#### <number>'.",
+                    },
                     {"role": "user", "content": question},
                     {"role": "assistant", "content": text},
                 ],
@@ -171,7 +214,10 @@ LEGAL_TOOLS = [
         "function": {
             "name": "summarize_document",
             "description": "Summarize an uploaded legal document.",
-            "parameters": {"type": "object", "properties": {"document_id": {"type": "string"}, "max_words": {"type": "integer"}}},
+            "parameters": {
+                "type": "object",
+                "properties": {"document_id": {"type": "string"}, "max_words": {"type": "integer"}},
+            },
         },
     },
 ]
@@ -183,11 +229,17 @@ def tool_call_batch(rng: random.Random) -> list[dict]:
         calls = [
             {
                 "name": "search_case_law",
-                "arguments": {"query": _prose(rng, 4), "jurisdiction": rng.choice(["CA", "NY", "federal"]), "limit": rng.randint(3, 10)},
+                "arguments": {
+                    "query": _prose(rng, 4),
+                    "jurisdiction": rng.choice(["CA", "NY", "federal"]),
+                    "limit": rng.randint(3, 10),
+                },
             }
         ]
         if rng.random() < 0.5:
-            calls.append({"name": "get_statute", "arguments": {"code": "Penal Code", "section": str(rng.randint(100, 999))}})
+            calls.append(
+                {"name": "get_statute", "arguments": {"code": "Penal Code", "section": str(rng.randint(100, 999))}}
+            )
         got = json.loads(json.dumps(calls))
         roll = rng.random()
         if roll < 0.2:
@@ -197,7 +249,10 @@ def tool_call_batch(rng: random.Random) -> list[dict]:
         elif roll < 0.45:
             got = got[:1] + [{"name": "summarize_document", "arguments": {"document_id": "doc-1"}}]
         if rng.random() < 0.3:  # OpenAI style: arguments as a JSON string
-            got = [{"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}} for c in got]
+            got = [
+                {"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                for c in got
+            ]
         text = json.dumps({"tool_calls": got})
         if rng.random() < 0.3:
             text = f"```json\n{text}\n```"
@@ -205,7 +260,12 @@ def tool_call_batch(rng: random.Random) -> list[dict]:
             {
                 "id": f"legal-{index:05d}",
                 "messages": [
-                    {"role": "system", "content": "You are a legal research assistant. Use the tools to answer; reply with JSON tool calls."},
+                    {
+                        "role": "system",
+                        "content": (
+                            "You are a legal research assistant. Use the tools to answer; reply with JSON tool calls."
+                        ),
+                    },
                     {"role": "user", "content": f"{_prose(rng, 30)}? Look for relevant cases and the statute."},
                     {"role": "assistant", "content": text},
                 ],
@@ -225,7 +285,10 @@ def json_schema_batch(rng: random.Random) -> list[dict]:
         items.append(
             {
                 "id": f"js-{index:05d}",
-                "messages": [{"role": "user", "content": _prose(rng, 60)}, {"role": "assistant", "content": json.dumps(record)}],
+                "messages": [
+                    {"role": "user", "content": _prose(rng, 60)},
+                    {"role": "assistant", "content": json.dumps(record)},
+                ],
             }
         )
     return items
@@ -319,9 +382,9 @@ def measure_batches() -> list[dict]:
             handler = _load_handler(environment)
             event = json.loads(text)
             results = handler.lambda_handler(event, CONTEXT)
-            assert len(results) == BATCH and all(r["id"] == i["id"] for r, i in zip(results, event))
+            assert len(results) == BATCH and all(r["id"] == i["id"] for r, i in zip(results, event, strict=True))
             loads_s, handler_s = _best_interleaved(
-                lambda: json.loads(text), lambda: handler.lambda_handler(event, CONTEXT)
+                functools.partial(json.loads, text), functools.partial(handler.lambda_handler, event, CONTEXT)
             )
             rows.append(
                 {
@@ -362,14 +425,21 @@ def measure_cold_start() -> dict:
     heavy.sort(reverse=True)
     # Powertools' user-agent hook imports the bare botocore package (cheap); clients and boto3 must not load.
     bootstrap = [name for _, name in heavy if name == "boto3" or name.startswith(("boto3.", "botocore."))]
-    return {"median_ms": statistics.median(timings[1:]), "runs_ms": timings[1:], "top": heavy[:6], "boto": bootstrap[:3]}
+    return {
+        "median_ms": statistics.median(timings[1:]),
+        "runs_ms": timings[1:],
+        "top": heavy[:6],
+        "boto": bootstrap[:3],
+    }
 
 
 def main() -> int:
     failed = []
     rows = measure_batches()
     print(f"reward graders, {BATCH}-rollout batches, best of {REPEATS} (Python {sys.version.split()[0]})")
-    print(f"{'grader':<16}{'KiB':>7}{'loads ms':>10}{'handler ms':>12}{'ratio':>7}{'target':>8}{'rollouts/s':>12}  result")
+    print(
+        f"{'grader':<16}{'KiB':>7}{'loads ms':>10}{'handler ms':>12}{'ratio':>7}{'target':>8}{'rollouts/s':>12}  result"
+    )
     for row in rows:
         target = row["target"]
         status = "info" if target is None else ("PASS" if row["ratio"] <= target else "FAIL")

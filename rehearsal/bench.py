@@ -25,8 +25,10 @@ def main() -> int:
         seconds = time.monotonic() - started
     ok = completed.returncode == 0 and seconds < TARGET_SECONDS
     print(f"{'benchmark':<34} {'wall s':>8} {'target s':>9}  result")
-    print(f"{'python -m rehearsal (with synth)':<34} {seconds:>8.1f} {TARGET_SECONDS:>9.0f}  "
-          f"{'ok' if ok else 'MISSED'} (exit {completed.returncode})")
+    print(
+        f"{'python -m rehearsal (with synth)':<34} {seconds:>8.1f} {TARGET_SECONDS:>9.0f}  "
+        f"{'ok' if ok else 'MISSED'} (exit {completed.returncode})"
+    )
     if completed.returncode != 0:
         sys.stderr.write(completed.stdout[-3000:] + completed.stderr[-3000:])
     return 0 if ok else 1

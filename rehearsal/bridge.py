@@ -55,8 +55,9 @@ import functools
 import re
 import threading
 import time as _time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 from unittest import mock
 
 from botocore.exceptions import ClientError
@@ -107,8 +108,9 @@ _ACTIVE = _Active()
 _original_invoke = LambdaSimpleBackend.invoke
 
 
-def _invoke(self: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any,
-            headers: Any, response_headers: Any) -> bytes | None:
+def _invoke(
+    self: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+) -> bytes | None:
     function = self.get_function(function_name, qualifier)
     runtime = _ACTIVE.runtime
     if runtime is None or not runtime.knows(function.function_arn):
@@ -122,8 +124,13 @@ def _invoke(self: LambdaSimpleBackend, function_name: str, qualifier: str | None
 _original_lambda_task = StateTaskServiceLambda._eval_service_task
 
 
-def _lambda_task(self: StateTaskServiceLambda, env: Any, resource_runtime_part: Any,
-                 normalised_parameters: dict, state_credentials: Any) -> None:
+def _lambda_task(
+    self: StateTaskServiceLambda,
+    env: Any,
+    resource_runtime_part: Any,
+    normalised_parameters: dict,
+    state_credentials: Any,
+) -> None:
     validate_request("lambda", "Invoke", normalised_parameters)
     _original_lambda_task(self, env, resource_runtime_part, normalised_parameters, state_credentials)
 
@@ -151,8 +158,9 @@ class SageMakerTask(StateTaskServiceCallback):
         action = self.resource.api_action
         return action[0].upper() + action[1:]
 
-    def _eval_service_task(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
-                           state_credentials: Any) -> None:
+    def _eval_service_task(
+        self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+    ) -> None:
         simulator = _ACTIVE.sagemaker
         operation = self._operation()
         method = getattr(simulator, re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower(), None)
@@ -161,8 +169,9 @@ class SageMakerTask(StateTaskServiceCallback):
         # The simulator validates the request against botocore's input shape (a ValidationException otherwise).
         env.stack.append(method(copy.deepcopy(normalised_parameters)))
 
-    def _build_sync_resolver(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
-                             state_credentials: Any) -> Callable[[], Any]:
+    def _build_sync_resolver(
+        self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+    ) -> Callable[[], Any]:
         env.stack.pop()  # the create response; the task's output is the final description
         name = normalised_parameters["TrainingJobName"]
         simulator = _ACTIVE.sagemaker
@@ -174,17 +183,21 @@ class SageMakerTask(StateTaskServiceCallback):
             description = simulator.run_to_completion(name)
             if description["TrainingJobStatus"] == "Completed":
                 return description
-            raise FailureEventException(FailureEvent(
-                env=env,
-                error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
-                event_type=HistoryEventType.TaskFailed,
-                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                    resource=self._get_sfn_resource(),
-                    resourceType=self._get_sfn_resource_type(),
-                    error=StatesErrorNameType.StatesTaskFailed.to_name(),
-                    cause=to_json_str(description),
-                )),
-            ))
+            raise FailureEventException(
+                FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(
+                        taskFailedEventDetails=TaskFailedEventDetails(
+                            resource=self._get_sfn_resource(),
+                            resourceType=self._get_sfn_resource_type(),
+                            error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                            cause=to_json_str(description),
+                        )
+                    ),
+                )
+            )
 
         return resolve
 
@@ -195,14 +208,23 @@ class SageMakerTask(StateTaskServiceCallback):
         if isinstance(ex, ClientError):
             code = ex.response["Error"]["Code"]
             error = sagemaker_error_name(code)
-            cause = (f"{ex.response['Error']['Message']} (Service: AmazonSageMaker; Status Code: "
-                     f"{ex.response['ResponseMetadata']['HTTPStatusCode']}; Error Code: {code}; "
-                     f"Request ID: {ex.response['ResponseMetadata']['RequestId']}; Proxy: null)")
+            cause = (
+                f"{ex.response['Error']['Message']} (Service: AmazonSageMaker; Status Code: "
+                f"{ex.response['ResponseMetadata']['HTTPStatusCode']}; Error Code: {code}; "
+                f"Request ID: {ex.response['ResponseMetadata']['RequestId']}; Proxy: null)"
+            )
             return FailureEvent(
-                env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.TaskFailed,
-                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                    error=error, cause=cause, resource=self._get_sfn_resource(),
-                    resourceType=self._get_sfn_resource_type())),
+                env=env,
+                error_name=CustomErrorName(error),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(
+                    taskFailedEventDetails=TaskFailedEventDetails(
+                        error=error,
+                        cause=cause,
+                        resource=self._get_sfn_resource(),
+                        resourceType=self._get_sfn_resource_type(),
+                    )
+                ),
             )
         return super()._from_error(env=env, ex=ex)
 
@@ -308,8 +330,13 @@ def _parse_once(definition: str) -> Any:
 
 
 @contextmanager
-def installed(*, runtime: FunctionRuntime, sagemaker: SageMakerSimulator, bedrock: BedrockSimulator,
-              service_quotas: ServiceQuotasSimulator | None = None) -> Iterator[None]:
+def installed(
+    *,
+    runtime: FunctionRuntime,
+    sagemaker: SageMakerSimulator,
+    bedrock: BedrockSimulator,
+    service_quotas: ServiceQuotasSimulator | None = None,
+) -> Iterator[None]:
     """Apply every patch above and route boto3 SageMaker/Bedrock/Service Quotas calls to the simulators."""
     with ExitStack() as stack:
         patch = stack.enter_context
@@ -327,8 +354,9 @@ def installed(*, runtime: FunctionRuntime, sagemaker: SageMakerSimulator, bedroc
         patch(mock.patch.object(threading.Thread, "run", _thread_run))
         patch(mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(_parse_once)))
         _ACTIVE.runtime, _ACTIVE.sagemaker = runtime, sagemaker
-        HOOKS.routes.update({"sagemaker": sagemaker, "bedrock": bedrock,
-                             "service-quotas": service_quotas or ServiceQuotasSimulator()})
+        HOOKS.routes.update(
+            {"sagemaker": sagemaker, "bedrock": bedrock, "service-quotas": service_quotas or ServiceQuotasSimulator()}
+        )
         try:
             yield
         finally:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 _local = threading.local()
 
@@ -81,4 +81,4 @@ def advance(seconds: float) -> None:
 def utcnow() -> dt.datetime:
     """Simulated wall-clock time of the calling thread (real time outside an execution)."""
     lane = current()
-    return lane.now() if lane else dt.datetime.now(dt.timezone.utc)
+    return lane.now() if lane else dt.datetime.now(dt.UTC)

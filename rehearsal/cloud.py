@@ -29,8 +29,8 @@ from typing import Any
 import boto3
 
 from rehearsal.functions import FunctionRuntime
-from stacks.assembly import definition_text
 from rehearsal.validation import definition_problems
+from stacks.assembly import definition_text
 
 STACK_NAME = "NovaCustomization"
 ACCOUNT = "123456789012"  # moto's default account
@@ -60,7 +60,10 @@ def synthesize(outdir: Path | None = None, context: dict | None = None) -> Synth
 
 
 def friendly_name(logical_id: str) -> str:
-    """A logical ID without CDK's hash suffix (``SageMakerGradersLabelFunction1A2B3C4D`` -> ``SageMakerGradersLabelFunction``)."""
+    """A logical ID without CDK's hash suffix.
+
+    ``SageMakerGradersLabelFunction1A2B3C4D`` -> ``SageMakerGradersLabelFunction``.
+    """
     return _HASH_SUFFIX.sub("", logical_id) or logical_id
 
 
@@ -91,11 +94,12 @@ def _compare(synth: Any, rendered: Any, subs: dict[str, str], path: str, out: li
     elif isinstance(synth, list) and isinstance(rendered, list):
         if len(synth) != len(rendered):
             out.append(f"{path}: lengths differ")
-        for index, (a, b) in enumerate(zip(synth, rendered)):
+        for index, (a, b) in enumerate(zip(synth, rendered, strict=False)):
             _compare(a, b, subs, f"{path}[{index}]", out)
-    elif synth != rendered:
-        if not (isinstance(synth, str) and PLACEHOLDER.search(synth) and render_definition(synth, subs) == rendered):
-            out.append(f"{path}: {synth!r} -> {rendered!r}")
+    elif synth != rendered and not (
+        isinstance(synth, str) and PLACEHOLDER.search(synth) and render_definition(synth, subs) == rendered
+    ):
+        out.append(f"{path}: {synth!r} -> {rendered!r}")
 
 
 @dataclass
@@ -131,8 +135,11 @@ class SimulatedStack:
 
     def functions(self) -> dict[str, str]:
         """Friendly name -> ARN of every provisioned function."""
-        return {friendly_name(lid): self.attributes[(lid, "Arn")]
-                for lid in self.of_type("AWS::Lambda::Function") if (lid, "Arn") in self.attributes}
+        return {
+            friendly_name(lid): self.attributes[(lid, "Arn")]
+            for lid in self.of_type("AWS::Lambda::Function")
+            if (lid, "Arn") in self.attributes
+        }
 
     _clients: dict[str, Any] = field(default_factory=dict)
 
@@ -165,7 +172,9 @@ class SimulatedStack:
         sfn = self.client("stepfunctions")
         self.state_machine_arn = sfn.create_state_machine(
             name=_machine_name(friendly_name(self.state_machine_logical_id)),
-            definition=self.definition, roleArn=role_arn, type=props.get("StateMachineType", "STANDARD"),
+            definition=self.definition,
+            roleArn=role_arn,
+            type=props.get("StateMachineType", "STANDARD"),
         )["stateMachineArn"]
         return self
 
@@ -187,7 +196,7 @@ class SimulatedStack:
             return value
         if len(value) != 1 or not next(iter(value)).startswith(("Ref", "Fn::")):
             return {k: self.resolve(v) for k, v in value.items()}
-        (function, argument), = value.items()
+        ((function, argument),) = value.items()
         if function == "Ref":
             return self.ref(argument)
         if function == "Fn::GetAtt":
@@ -217,9 +226,14 @@ class SimulatedStack:
         return _as_text(self.ref(name))
 
     def ref(self, logical_id: str) -> str:
-        pseudo = {"AWS::Region": self.region, "AWS::AccountId": self.account, "AWS::Partition": "aws",
-                  "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": STACK_NAME,
-                  "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{STACK_NAME}/rehearsal"}
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": STACK_NAME,
+            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{STACK_NAME}/rehearsal",
+        }
         if logical_id in pseudo:
             return pseudo[logical_id]
         if logical_id not in self.physical:
@@ -232,7 +246,9 @@ class SimulatedStack:
             kind = self.resources[logical_id]["Type"].split("::")[1].lower()
             self.attributes[(logical_id, attribute)] = (
                 f"arn:aws:{kind}:{self.region}:{self.account}:{friendly_name(logical_id)}"
-                if attribute == "Arn" else f"{friendly_name(logical_id)}-{attribute}")
+                if attribute == "Arn"
+                else f"{friendly_name(logical_id)}-{attribute}"
+            )
         return self.attributes[(logical_id, attribute)]
 
     def _create(self, logical_id: str) -> None:
@@ -253,8 +269,11 @@ class SimulatedStack:
         }.get(kind)
         if creator is None:  # not simulated: a stable fake identifier is enough for a substitution
             service = kind.split("::")[1].lower()
-            self.physical[logical_id] = f"arn:aws:{service}:{self.region}:{self.account}:{name}" \
-                if kind.endswith(("LayerVersion", "Rule", "Schedule")) else f"{STACK_NAME}-{name}"
+            self.physical[logical_id] = (
+                f"arn:aws:{service}:{self.region}:{self.account}:{name}"
+                if kind.endswith(("LayerVersion", "Rule", "Schedule"))
+                else f"{STACK_NAME}-{name}"
+            )
             return
         creator(logical_id, name, props)
 
@@ -267,29 +286,42 @@ class SimulatedStack:
     def _role(self, logical_id: str, name: str, props: dict) -> None:
         document = self.resolve(props.get("AssumeRolePolicyDocument", {}))
         role_name = name[:64]
-        arn = self.client("iam").create_role(
-            RoleName=role_name, AssumeRolePolicyDocument=json.dumps(document))["Role"]["Arn"]
+        arn = self.client("iam").create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(document))["Role"][
+            "Arn"
+        ]
         self.physical[logical_id] = role_name
         self.attributes[(logical_id, "Arn")] = arn
 
     def _function(self, logical_id: str, name: str, props: dict) -> None:
         function_name = f"{STACK_NAME}-{name}"[:64]
         role = self.resolve(props["Role"])
-        environment = {k: _as_text(v) for k, v in self.resolve(props.get("Environment", {}).get("Variables", {})).items()}
+        environment = {
+            k: _as_text(v) for k, v in self.resolve(props.get("Environment", {}).get("Variables", {})).items()
+        }
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("README.txt", "code runs in-process from the repository (rehearsal)")
         arn = self.client("lambda").create_function(
-            FunctionName=function_name, Runtime=props.get("Runtime", "python3.12"), Role=role,
-            Handler=props["Handler"], Code={"ZipFile": buffer.getvalue()},
-            Environment={"Variables": environment}, Timeout=int(props.get("Timeout", 3)),
+            FunctionName=function_name,
+            Runtime=props.get("Runtime", "python3.12"),
+            Role=role,
+            Handler=props["Handler"],
+            Code={"ZipFile": buffer.getvalue()},
+            Environment={"Variables": environment},
+            Timeout=int(props.get("Timeout", 3)),
             MemorySize=int(props.get("MemorySize", 128)),
         )["FunctionArn"]
         self.physical[logical_id] = function_name
         self.attributes[(logical_id, "Arn")] = arn
-        self.runtime.register(arn=arn, name=function_name, handler=props["Handler"], environment=environment,
-                              timeout=int(props.get("Timeout", 3)), memory=int(props.get("MemorySize", 128)),
-                              label=name)
+        self.runtime.register(
+            arn=arn,
+            name=function_name,
+            handler=props["Handler"],
+            environment=environment,
+            timeout=int(props.get("Timeout", 3)),
+            memory=int(props.get("MemorySize", 128)),
+            label=name,
+        )
 
     def _topic(self, logical_id: str, name: str, props: dict) -> None:
         arn = self.client("sns").create_topic(Name=f"{STACK_NAME}-{name}"[:256])["TopicArn"]
@@ -306,8 +338,9 @@ class SimulatedStack:
         sqs = self.client("sqs")
         url = sqs.create_queue(QueueName=f"{STACK_NAME}-{name}"[:80])["QueueUrl"]
         self.physical[logical_id] = url
-        self.attributes[(logical_id, "Arn")] = sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.attributes[(logical_id, "Arn")] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         self.attributes[(logical_id, "QueueName")] = url.rsplit("/", 1)[1]
 
     def _key(self, logical_id: str, name: str, props: dict) -> None:
@@ -334,8 +367,14 @@ class SimulatedStack:
                     break
                 for message in batch:
                     body = json.loads(message["Body"])
-                    messages.append({"topic": topic, "subject": body.get("Subject"), "message": body.get("Message"),
-                                     "attributes": body.get("MessageAttributes", {})})
+                    messages.append(
+                        {
+                            "topic": topic,
+                            "subject": body.get("Subject"),
+                            "message": body.get("Message"),
+                            "attributes": body.get("MessageAttributes", {}),
+                        }
+                    )
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return messages
 

@@ -12,34 +12,41 @@ from __future__ import annotations
 import json
 
 LABELS = ("HQ", "LQ_EDIT", "LQ_CLOSE")
-SYSTEM = ("You review Stack Overflow questions. Answer with exactly one label: "
-          "HQ, LQ_EDIT or LQ_CLOSE.")
+SYSTEM = "You review Stack Overflow questions. Answer with exactly one label: HQ, LQ_EDIT or LQ_CLOSE."
 
 _QUESTIONS = [
-    ("How do I merge two dictionaries in a single expression in Python 3.9?",
-     "I have dicts a and b and want a new dict with b's values winning. I tried a.update(b) but it mutates a.", "HQ"),
-    ("pls help code not working",
-     "my code dont work i get error. what is wrong??", "LQ_CLOSE"),
-    ("Why does my React useEffect run twice in development?",
-     "With React 18 StrictMode my effect fires twice on mount. Minimal example attached; is this expected?", "HQ"),
-    ("java error",
-     "Exception in thread main java.lang.NullPointerException how fix", "LQ_EDIT"),
-    ("Best programming language?",
-     "Which language is the best one to learn in 2026? Opinions welcome.", "LQ_CLOSE"),
-    ("How to read a CSV with pandas when the delimiter is a semicolon?",
-     "pd.read_csv puts every column in one field for my file, which uses ';' as separator.", "HQ"),
-    ("sql query",
-     "select * from table where name = 'x' it returns nothing but there is x", "LQ_EDIT"),
-    ("Can someone write my homework for me",
-     "Write a program that sorts numbers. Due tomorrow.", "LQ_CLOSE"),
-    ("Difference between git rebase and git merge for a feature branch?",
-     "When should I rebase onto main instead of merging main into my branch? I care about a linear history.", "HQ"),
-    ("css not center",
-     "<div> not centering i used center tag help", "LQ_EDIT"),
-    ("How to cancel an asyncio task cleanly and await its cleanup?",
-     "task.cancel() returns but my finally block's awaits never complete. Python 3.11, code below.", "HQ"),
-    ("website down?",
-     "is stackoverflow down for everyone or just me", "LQ_CLOSE"),
+    (
+        "How do I merge two dictionaries in a single expression in Python 3.9?",
+        "I have dicts a and b and want a new dict with b's values winning. I tried a.update(b) but it mutates a.",
+        "HQ",
+    ),
+    ("pls help code not working", "my code dont work i get error. what is wrong??", "LQ_CLOSE"),
+    (
+        "Why does my React useEffect run twice in development?",
+        "With React 18 StrictMode my effect fires twice on mount. Minimal example attached; is this expected?",
+        "HQ",
+    ),
+    ("java error", "Exception in thread main java.lang.NullPointerException how fix", "LQ_EDIT"),
+    ("Best programming language?", "Which language is the best one to learn in 2026? Opinions welcome.", "LQ_CLOSE"),
+    (
+        "How to read a CSV with pandas when the delimiter is a semicolon?",
+        "pd.read_csv puts every column in one field for my file, which uses ';' as separator.",
+        "HQ",
+    ),
+    ("sql query", "select * from table where name = 'x' it returns nothing but there is x", "LQ_EDIT"),
+    ("Can someone write my homework for me", "Write a program that sorts numbers. Due tomorrow.", "LQ_CLOSE"),
+    (
+        "Difference between git rebase and git merge for a feature branch?",
+        "When should I rebase onto main instead of merging main into my branch? I care about a linear history.",
+        "HQ",
+    ),
+    ("css not center", "<div> not centering i used center tag help", "LQ_EDIT"),
+    (
+        "How to cancel an asyncio task cleanly and await its cleanup?",
+        "task.cancel() returns but my finally block's awaits never complete. Python 3.11, code below.",
+        "HQ",
+    ),
+    ("website down?", "is stackoverflow down for everyone or just me", "LQ_CLOSE"),
 ]
 
 
@@ -50,9 +57,13 @@ def _prompt(title: str, body: str) -> str:
 def sft_rows() -> list[dict]:
     """Converse format: system + alternating user/assistant turns ending with the assistant."""
     return [
-        {"system": [{"text": SYSTEM}],
-         "messages": [{"role": "user", "content": [{"text": _prompt(title, body)}]},
-                      {"role": "assistant", "content": [{"text": label}]}]}
+        {
+            "system": [{"text": SYSTEM}],
+            "messages": [
+                {"role": "user", "content": [{"text": _prompt(title, body)}]},
+                {"role": "assistant", "content": [{"text": label}]},
+            ],
+        }
         for title, body, label in _QUESTIONS
     ]
 
@@ -60,12 +71,13 @@ def sft_rows() -> list[dict]:
 def rft_rows() -> list[dict]:
     """RFT format: messages without the final assistant turn, a reference answer and metadata."""
     return [
-        {"id": f"so-{index:03d}",
-         "messages": [{"role": "system", "content": SYSTEM},
-                      {"role": "user", "content": _prompt(title, body)}],
-         "reference_answer": label,
-         "labels": list(LABELS),
-         "source": "stackoverflow-question-quality"}
+        {
+            "id": f"so-{index:03d}",
+            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": _prompt(title, body)}],
+            "reference_answer": label,
+            "labels": list(LABELS),
+            "source": "stackoverflow-question-quality",
+        }
         for index, (title, body, label) in enumerate(_QUESTIONS)
     ]
 

@@ -24,10 +24,11 @@ import sys
 import threading
 import traceback
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, TextIO
 
 from rehearsal import clock
 
@@ -125,11 +126,25 @@ class FunctionRuntime:
 
     # -- registration -----------------------------------------------------------------
 
-    def register(self, *, arn: str, name: str, handler: str, environment: dict[str, str],
-                 timeout: int = 60, memory: int = 512, label: str | None = None) -> None:
+    def register(
+        self,
+        *,
+        arn: str,
+        name: str,
+        handler: str,
+        environment: dict[str, str],
+        timeout: int = 60,
+        memory: int = 512,
+        label: str | None = None,
+    ) -> None:
         self.functions[arn] = {
-            "name": name, "handler": handler, "environment": dict(environment),
-            "timeout": timeout, "memory": memory, "label": label or name, "arn": arn,
+            "name": name,
+            "handler": handler,
+            "environment": dict(environment),
+            "timeout": timeout,
+            "memory": memory,
+            "label": label or name,
+            "arn": arn,
         }
 
     def knows(self, arn: str) -> bool:
@@ -174,8 +189,10 @@ class FunctionRuntime:
                 try:
                     handler = self._handler(spec)
                     context = FakeLambdaContext(
-                        function_name=spec["name"], invoked_function_arn=arn,
-                        memory_limit_in_mb=spec["memory"], timeout_seconds=spec["timeout"],
+                        function_name=spec["name"],
+                        invoked_function_arn=arn,
+                        memory_limit_in_mb=spec["memory"],
+                        timeout_seconds=spec["timeout"],
                         log_group_name=f"/aws/lambda/{spec['name']}",
                     )
                     result = handler(json.loads(json.dumps(event)), context)
@@ -189,12 +206,14 @@ class FunctionRuntime:
                     error_type = "Runtime.MarshalError" if isinstance(error, _MarshalError) else type(error).__name__
                     traceback.print_exc()
                     self.invocations.append(Invocation(spec["label"], started, error_type))
-                    return json.dumps({
-                        "errorMessage": str(error),
-                        "errorType": error_type,
-                        "requestId": str(uuid.uuid4()),
-                        "stackTrace": traceback.format_tb(error.__traceback__),
-                    }).encode(), True
+                    return json.dumps(
+                        {
+                            "errorMessage": str(error),
+                            "errorType": error_type,
+                            "requestId": str(uuid.uuid4()),
+                            "stackTrace": traceback.format_tb(error.__traceback__),
+                        }
+                    ).encode(), True
 
     def _handler(self, spec: dict) -> Callable:
         arn = spec["arn"]
@@ -227,14 +246,16 @@ class FunctionRuntime:
         saved = dict(os.environ)
         os.environ.update(_RUNTIME_ENV)
         region = spec["arn"].split(":")[3]
-        os.environ.update({
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
-            "AWS_LAMBDA_FUNCTION_NAME": spec["name"],
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec["memory"]),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec['name']}",
-        })
+        os.environ.update(
+            {
+                "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region,
+                "AWS_LAMBDA_FUNCTION_NAME": spec["name"],
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec["memory"]),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec['name']}",
+            }
+        )
         os.environ.update(spec["environment"])
         try:
             yield

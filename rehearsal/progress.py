@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, TextIO
+from typing import Any, TextIO
 
 _STAGE_WORDS = (
-    ("evaluation", "eval"), ("metrics", "eval"), ("rft", "rft"), ("sft", "sft"),
-    ("import", "import"), ("deploy", "deploy"), ("gate", "gate"), ("record", "record"),
-    ("validat", "preflight"), ("preflight", "preflight"),
+    ("evaluation", "eval"),
+    ("metrics", "eval"),
+    ("rft", "rft"),
+    ("sft", "sft"),
+    ("import", "import"),
+    ("deploy", "deploy"),
+    ("gate", "gate"),
+    ("record", "record"),
+    ("validat", "preflight"),
+    ("preflight", "preflight"),
 )
 
 
@@ -81,7 +89,7 @@ class ProgressView:
         self.out.flush()
 
     def feed(self, events: list[dict]) -> None:
-        for event in events[self.seen:]:
+        for event in events[self.seen :]:
             self._event(event)
         self.seen = len(events)
 
@@ -123,8 +131,13 @@ class ProgressView:
             if kind == "TaskStateExited" and detail and self._last_status.get(name) == detail:
                 return  # an unchanged poll result would repeat the previous line
             self._last_status[name] = detail
-            self._line(at, "✓", name, f"{detail}  ({fmt_duration(took)})".strip(),
-                       stage="parallel" if kind == "ParallelStateExited" else None)
+            self._line(
+                at,
+                "✓",
+                name,
+                f"{detail}  ({fmt_duration(took)})".strip(),
+                stage="parallel" if kind == "ParallelStateExited" else None,
+            )
 
 
 def _error_text(details: dict) -> str:
@@ -198,13 +211,17 @@ def timeline_lines(spans: list[Span], total_seconds: float, width: int = 48) -> 
         begin = int(span.start / per_char)
         length = max(1, int(round(span.seconds / per_char)))
         bar = (" " * begin + ("█" if span.status in ("", "Completed", "Active") else "▒") * length)[:width]
-        lines.append(f"  {span.label:<14} |{bar:<{width}}| {fmt_minutes(span.start):>5} → {fmt_minutes(span.end):<6}"
-                     f" {span.name} {'' if span.status in ('', 'Completed', 'Active') else span.status}".rstrip())
+        lines.append(
+            f"  {span.label:<14} |{bar:<{width}}| {fmt_minutes(span.start):>5} → {fmt_minutes(span.end):<6}"
+            f" {span.name} {'' if span.status in ('', 'Completed', 'Active') else span.status}".rstrip()
+        )
     path = critical_path(spans)
     chain = " → ".join(f"{s.label} {fmt_minutes(s.seconds)}" for s in path)
     on_path = sum(s.seconds for s in path)
-    lines.append(f"Critical path: {chain} = {fmt_minutes(on_path)} of {fmt_minutes(total_seconds)} simulated "
-                 f"(Lambda steps and status polls make up the rest)")
+    lines.append(
+        f"Critical path: {chain} = {fmt_minutes(on_path)} of {fmt_minutes(total_seconds)} simulated "
+        f"(Lambda steps and status polls make up the rest)"
+    )
     beside = sum(s.seconds for s in spans) - on_path
     if beside > 0:
         lines.append(f"Off the critical path: {fmt_minutes(beside)} of jobs ran beside it")

@@ -132,8 +132,13 @@ def default_run_input(data_bucket: str) -> dict:
     return {"datasets": {kind: f"s3://{data_bucket}/{DATASET_PREFIX}/{kind}.jsonl" for kind in ("sft", "rft", "eval")}}
 
 
-def rehearse(scenario: Scenario | None = None, *, synthesized: Synthesized | None = None,
-             out_dir: Path | None = None, out: TextIO | None = None) -> Result:
+def rehearse(
+    scenario: Scenario | None = None,
+    *,
+    synthesized: Synthesized | None = None,
+    out_dir: Path | None = None,
+    out: TextIO | None = None,
+) -> Result:
     """Run one scenario; ``out`` receives the progress view (silent when None)."""
     scenario = scenario or Scenario()
     out = out or io.StringIO()
@@ -145,17 +150,33 @@ def rehearse(scenario: Scenario | None = None, *, synthesized: Synthesized | Non
         stack.enter_context(_aws_environment())
         stack.enter_context(_quiet_interpreter_logs())
         stack.enter_context(mock_aws(config=MOTO_CONFIG))
-        runtime = stack.enter_context(FunctionRuntime(code_root=REPO_ROOT, log_dir=out_dir / "logs" if out_dir else None))
-        epoch = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        runtime = stack.enter_context(
+            FunctionRuntime(code_root=REPO_ROOT, log_dir=out_dir / "logs" if out_dir else None)
+        )
+        epoch = dt.datetime.now(dt.UTC).replace(microsecond=0)
         faults, durations = scenario.faults(), scenario.durations
         region = os.environ["AWS_DEFAULT_REGION"]
-        sagemaker = SageMakerSimulator(account="123456789012", region=region, epoch=epoch, faults=faults,
-                                       durations=durations, invoke_lambda=_invoke_function, quotas=scenario.quotas)
-        bedrock = BedrockSimulator(account="123456789012", region=region, epoch=epoch, faults=faults,
-                                   durations=durations, checkpoints=sagemaker.checkpoints)
+        sagemaker = SageMakerSimulator(
+            account="123456789012",
+            region=region,
+            epoch=epoch,
+            faults=faults,
+            durations=durations,
+            invoke_lambda=_invoke_function,
+            quotas=scenario.quotas,
+        )
+        bedrock = BedrockSimulator(
+            account="123456789012",
+            region=region,
+            epoch=epoch,
+            faults=faults,
+            durations=durations,
+            checkpoints=sagemaker.checkpoints,
+        )
         quotas = ServiceQuotasSimulator(scenario.quotas)
-        stack.enter_context(bridge.installed(runtime=runtime, sagemaker=sagemaker, bedrock=bedrock,
-                                             service_quotas=quotas))
+        stack.enter_context(
+            bridge.installed(runtime=runtime, sagemaker=sagemaker, bedrock=bedrock, service_quotas=quotas)
+        )
         for uri, stage in scenario.previous_checkpoints.items():
             sagemaker.register_checkpoint(uri, stage)
 
@@ -164,8 +185,11 @@ def rehearse(scenario: Scenario | None = None, *, synthesized: Synthesized | Non
         s3 = boto3.client("s3", region_name=region)
         for kind, body in datasets.all_datasets(corrupt=scenario.fail_at == "preflight").items():
             s3.put_object(Bucket=data_bucket, Key=f"{DATASET_PREFIX}/{kind}.jsonl", Body=body)
-        run_input = (copy.deepcopy(scenario.replace_input) if scenario.replace_input is not None
-                     else _merge(default_run_input(data_bucket), scenario.run_input))
+        run_input = (
+            copy.deepcopy(scenario.replace_input)
+            if scenario.replace_input is not None
+            else _merge(default_run_input(data_bucket), scenario.run_input)
+        )
 
         name = scenario.execution_name or f"rehearsal-{epoch:%Y%m%d-%H%M%S}"
         out.write(f"Rehearsing {STACK_NAME} on simulated AWS: execution {name}\n")
@@ -173,8 +197,9 @@ def rehearse(scenario: Scenario | None = None, *, synthesized: Synthesized | Non
         root = clock.Lane(epoch)
         sfn = boto3.client("stepfunctions", region_name=region)
         with clock.using(root):
-            execution_arn = sfn.start_execution(stateMachineArn=cloud.state_machine_arn, name=name,
-                                                input=json.dumps(run_input))["executionArn"]
+            execution_arn = sfn.start_execution(
+                stateMachineArn=cloud.state_machine_arn, name=name, input=json.dumps(run_input)
+            )["executionArn"]
         view = ProgressView(out, epoch)
         description = _follow(sfn, execution_arn, view, scenario.wall_timeout_seconds)
         history = _history(sfn, execution_arn)
@@ -190,15 +215,28 @@ def rehearse(scenario: Scenario | None = None, *, synthesized: Synthesized | Non
         run, run_bytes, report_bytes = _run_record(s3, artifacts, run_id)
 
         result = Result(
-            status=description["status"], error=description.get("error"), cause=description.get("cause"),
-            run_input=run_input, output=output, run=run, run_path=None, report_path=None, summary_path=None,
-            jobs=[_job_view(j) for j in sagemaker.jobs.values()], rejected_job_requests=list(sagemaker.rejected),
+            status=description["status"],
+            error=description.get("error"),
+            cause=description.get("cause"),
+            run_input=run_input,
+            output=output,
+            run=run,
+            run_path=None,
+            report_path=None,
+            summary_path=None,
+            jobs=[_job_view(j) for j in sagemaker.jobs.values()],
+            rejected_job_requests=list(sagemaker.rejected),
             models=[_bedrock_view(m) for m in bedrock.models.values()],
             deployments=[_bedrock_view(d) for d in bedrock.deployments.values()],
             bedrock_calls=[{"operation": op, "at": at} for op, at in bedrock.calls],
-            notifications=notifications, spans=_spans(sagemaker, bedrock), history=_jsonable(history),
-            problems=[], simulated_seconds=end_seconds, wall_seconds=0.0,
-            definition=cloud.definition, definition_template=cloud.definition_template,
+            notifications=notifications,
+            spans=_spans(sagemaker, bedrock),
+            history=_jsonable(history),
+            problems=[],
+            simulated_seconds=end_seconds,
+            wall_seconds=0.0,
+            definition=cloud.definition,
+            definition_template=cloud.definition_template,
             substitutions=dict(cloud.substitutions),
             function_errors=[{"function": i.function, "error": i.error} for i in runtime.invocations if i.error],
         )
@@ -221,8 +259,11 @@ def _follow(sfn: Any, execution_arn: str, view: ProgressView, timeout: float) ->
         if description["status"] != "RUNNING":
             return description
         if time.monotonic() > deadline:
-            sfn.stop_execution(executionArn=execution_arn, error="Rehearsal.Timeout",
-                               cause=f"the execution ran longer than {timeout:.0f} s of wall time")
+            sfn.stop_execution(
+                executionArn=execution_arn,
+                error="Rehearsal.Timeout",
+                cause=f"the execution ran longer than {timeout:.0f} s of wall time",
+            )
             time.sleep(0.2)
             return sfn.describe_execution(executionArn=execution_arn)
         time.sleep(0.05)
@@ -238,8 +279,9 @@ def _history(sfn: Any, execution_arn: str) -> list[dict]:
         events: list[dict] = []
         token = None
         while True:
-            page = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000,
-                                             **({"nextToken": token} if token else {}))
+            page = sfn.get_execution_history(
+                executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
+            )
             events.extend(page["events"])
             token = page.get("nextToken")
             if not token:
@@ -282,26 +324,36 @@ def _run_record(s3: Any, bucket: str, run_id: str) -> tuple[dict | None, bytes |
 # -- notification -----------------------------------------------------------------------------
 
 
-def _deliver_end_event(cloud: SimulatedStack, description: dict, run_input: dict, region: str,
-                       epoch: dt.datetime, end_seconds: float) -> list[dict]:
+def _deliver_end_event(
+    cloud: SimulatedStack, description: dict, run_input: dict, region: str, epoch: dt.datetime, end_seconds: float
+) -> list[dict]:
     """Deliver the execution's status-change event to the rules' Lambda targets, as EventBridge would.
 
     Returns the messages the stack's topics received; when the template has no
     such rule yet, formats the notification with the project's formatter instead.
     """
     event = {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": EXECUTION_STATUS_CHANGE,
-        "source": "aws.states", "account": cloud.account,
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": EXECUTION_STATUS_CHANGE,
+        "source": "aws.states",
+        "account": cloud.account,
         "time": (epoch + dt.timedelta(seconds=end_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region, "resources": [description["executionArn"]],
+        "region": region,
+        "resources": [description["executionArn"]],
         "detail": {
-            "executionArn": description["executionArn"], "stateMachineArn": description["stateMachineArn"],
-            "name": description["name"], "status": description["status"],
+            "executionArn": description["executionArn"],
+            "stateMachineArn": description["stateMachineArn"],
+            "name": description["name"],
+            "status": description["status"],
             "startDate": int(epoch.timestamp() * 1000),
             "stopDate": int((epoch + dt.timedelta(seconds=end_seconds)).timestamp() * 1000),
-            "input": json.dumps(run_input), "output": description.get("output"),
-            "error": description.get("error"), "cause": description.get("cause"),
-            "inputDetails": {"included": True}, "outputDetails": {"included": True},
+            "input": json.dumps(run_input),
+            "output": description.get("output"),
+            "error": description.get("error"),
+            "cause": description.get("cause"),
+            "inputDetails": {"included": True},
+            "outputDetails": {"included": True},
         },
     }
     targets = _status_change_targets(cloud)
@@ -344,8 +396,13 @@ def _format_locally(cloud: SimulatedStack, event: dict) -> list[dict]:
     s3 = boto3.client("s3", region_name=cloud.region)
     output = json.loads(event["detail"]["output"]) if event["detail"]["output"] else None
     run, _, _ = _run_record(s3, artifacts, _run_id(output, event["detail"]["name"]))
-    end = ExecutionEnd(status=event["detail"]["status"], execution_arn=event["detail"]["executionArn"],
-                       pipeline="nova", error=event["detail"]["error"], cause=event["detail"]["cause"])
+    end = ExecutionEnd(
+        status=event["detail"]["status"],
+        execution_arn=event["detail"]["executionArn"],
+        pipeline="nova",
+        error=event["detail"]["error"],
+        cause=event["detail"]["cause"],
+    )
     note = render_notification(run or {}, end)
     return [{"topic": None, "subject": note.subject, "message": note.body, "formatted_locally": True}]
 
@@ -386,16 +443,33 @@ def _strings(value: Any) -> set[str]:
 
 
 def _job_view(job: Any) -> dict:
-    return {"name": job.name, "stage": job.stage, "kind": job.kind, "evaluates": job.evaluates,
-            "status": job.status, "failure_reason": job.failure_reason, "checkpoint": job.checkpoint,
-            "metrics": job.metrics, "minutes": round(job.minutes, 1), "start_minute": round(job.created / 60, 1),
-            "hyper_parameters": job.request.get("HyperParameters", {}), "request": job.request,
-            "grader_calls": job.grader_calls, "mean_reward": job.mean_reward}
+    return {
+        "name": job.name,
+        "stage": job.stage,
+        "kind": job.kind,
+        "evaluates": job.evaluates,
+        "status": job.status,
+        "failure_reason": job.failure_reason,
+        "checkpoint": job.checkpoint,
+        "metrics": job.metrics,
+        "minutes": round(job.minutes, 1),
+        "start_minute": round(job.created / 60, 1),
+        "hyper_parameters": job.request.get("HyperParameters", {}),
+        "request": job.request,
+        "grader_calls": job.grader_calls,
+        "mean_reward": job.mean_reward,
+    }
 
 
 def _bedrock_view(item: Any) -> dict:
-    return {"arn": item.arn, "name": item.name, "status": item.status(), "request": item.request,
-            "failure": item.failure, "start_minute": round(item.created / 60, 1)}
+    return {
+        "arn": item.arn,
+        "name": item.name,
+        "status": item.status(),
+        "request": item.request,
+        "failure": item.failure,
+        "start_minute": round(item.created / 60, 1),
+    }
 
 
 _SPAN_LABELS = {("training", "sft"): "SFT", ("training", "rft"): "RFT"}
@@ -405,13 +479,17 @@ def _spans(sagemaker: SageMakerSimulator, bedrock: BedrockSimulator) -> list[Spa
     spans = []
     for job in sagemaker.jobs.values():
         label = _SPAN_LABELS.get((job.kind, job.stage)) or {
-            "baseline": "baseline eval", "sft": "SFT eval", "rft": "final eval"}.get(job.evaluates or "", "eval")
+            "baseline": "baseline eval",
+            "sft": "SFT eval",
+            "rft": "final eval",
+        }.get(job.evaluates or "", "eval")
         spans.append(Span(label, job.stage, job.created, job.ends, job.name, job.status))
     for model in bedrock.models.values():
         spans.append(Span("import", "import", model.created, model.ready, model.name, model.status()))
     for deployment in bedrock.deployments.values():
-        spans.append(Span("deploy", "deploy", deployment.created, deployment.ready, deployment.name,
-                          deployment.status()))
+        spans.append(
+            Span("deploy", "deploy", deployment.created, deployment.ready, deployment.name, deployment.status())
+        )
     return spans
 
 
@@ -422,8 +500,11 @@ def _jsonable(value: Any) -> Any:
 def _merge(base: dict, extra: dict) -> dict:
     merged = copy.deepcopy(base)
     for key, value in extra.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+        merged[key] = (
+            _merge(merged[key], value)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict)
             else copy.deepcopy(value)
+        )
     return merged
 
 
@@ -442,8 +523,12 @@ class _quiet_interpreter_logs:
 class _aws_environment:
     """Fake credentials and a region for the simulated account (restored afterwards)."""
 
-    _VALUES = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-               "AWS_EC2_METADATA_DISABLED": "true"}
+    _VALUES = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
 
     def __enter__(self) -> None:
         self._saved = dict(os.environ)
@@ -468,15 +553,29 @@ def _write_outputs(result: Result, out_dir: Path, run_bytes: bytes | None, repor
         result.report_path = out_dir / "report.html"
         result.report_path.write_bytes(report_bytes)
     result.summary_path = out_dir / "rehearsal.json"
-    result.summary_path.write_text(json.dumps({
-        "status": result.status, "error": result.error, "cause": result.cause, "exitCode": result.exit_code,
-        "runInput": result.run_input, "simulatedMinutes": round(result.simulated_seconds / 60, 1),
-        "jobs": [{k: v for k, v in j.items() if k != "request"} for j in result.jobs],
-        "rejectedJobRequests": result.rejected_job_requests,
-        "models": result.models, "deployments": result.deployments, "notifications": result.notifications,
-        "timeline": [vars(s) for s in result.spans], "problems": result.problems,
-        "functionErrors": result.function_errors, "substitutions": result.substitutions,
-    }, indent=2, default=str))
+    result.summary_path.write_text(
+        json.dumps(
+            {
+                "status": result.status,
+                "error": result.error,
+                "cause": result.cause,
+                "exitCode": result.exit_code,
+                "runInput": result.run_input,
+                "simulatedMinutes": round(result.simulated_seconds / 60, 1),
+                "jobs": [{k: v for k, v in j.items() if k != "request"} for j in result.jobs],
+                "rejectedJobRequests": result.rejected_job_requests,
+                "models": result.models,
+                "deployments": result.deployments,
+                "notifications": result.notifications,
+                "timeline": [vars(s) for s in result.spans],
+                "problems": result.problems,
+                "functionErrors": result.function_errors,
+                "substitutions": result.substitutions,
+            },
+            indent=2,
+            default=str,
+        )
+    )
     (out_dir / "definition.asl.json").write_text(result.definition)
     (out_dir / "history.json").write_text(json.dumps(result.history, indent=1))
 
@@ -489,19 +588,25 @@ def print_summary(result: Result, out: TextIO) -> None:
         outcome += f" — {result.error}: {(result.cause or '')[:300]}"
     out.write(f"Execution: {outcome}\n")
     synth = f", {result.synth_seconds:.1f} s of it synthesizing the app" if result.synth_seconds else ""
-    out.write(f"Simulated duration: {fmt_minutes(result.simulated_seconds)}; wall time {result.wall_seconds:.1f} s{synth}\n")
+    out.write(
+        f"Simulated duration: {fmt_minutes(result.simulated_seconds)}; wall time {result.wall_seconds:.1f} s{synth}\n"
+    )
     if result.deployment_arn:
         out.write(f"Deployed: {result.deployment_arn}\n")
     for note in result.notifications:
-        out.write(f"\nNotification{' (formatted locally)' if note.get('formatted_locally') else ''}: "
-                  f"{note.get('subject')}\n")
+        out.write(
+            f"\nNotification{' (formatted locally)' if note.get('formatted_locally') else ''}: {note.get('subject')}\n"
+        )
         for line in (note.get("message") or "").splitlines():
             out.write(f"  | {line}\n")
     for problem in result.problems:
         out.write(f"PROBLEM: {problem}\n")
     out.write("\n")
     # The report is what a person opens next: its path is the last line.
-    for label, path in (("Rehearsal record", result.summary_path), ("Run record", result.run_path),
-                        ("Report", result.report_path)):
+    for label, path in (
+        ("Rehearsal record", result.summary_path),
+        ("Run record", result.run_path),
+        ("Report", result.report_path),
+    ):
         if path is not None:
             out.write(f"{label}: {path}\n")

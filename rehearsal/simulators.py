@@ -41,8 +41,9 @@ import math
 import tarfile
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 from botocore import xform_name
@@ -72,12 +73,36 @@ class Durations:
 
 # Stack Overflow question-quality case: baseline -> SFT -> RFT on gen_qa metrics.
 IMPROVING_METRICS = {
-    "baseline": {"exact_match": 0.13, "quasi_exact_match": 0.15, "f1_score": 0.21, "f1_score_quasi": 0.24,
-                 "rouge1": 0.25, "rouge2": 0.08, "rougeL": 0.24, "bleu": 0.05},
-    "sft": {"exact_match": 0.77, "quasi_exact_match": 0.78, "f1_score": 0.79, "f1_score_quasi": 0.80,
-            "rouge1": 0.81, "rouge2": 0.35, "rougeL": 0.81, "bleu": 0.41},
-    "rft": {"exact_match": 0.79, "quasi_exact_match": 0.80, "f1_score": 0.81, "f1_score_quasi": 0.82,
-            "rouge1": 0.83, "rouge2": 0.36, "rougeL": 0.83, "bleu": 0.43},
+    "baseline": {
+        "exact_match": 0.13,
+        "quasi_exact_match": 0.15,
+        "f1_score": 0.21,
+        "f1_score_quasi": 0.24,
+        "rouge1": 0.25,
+        "rouge2": 0.08,
+        "rougeL": 0.24,
+        "bleu": 0.05,
+    },
+    "sft": {
+        "exact_match": 0.77,
+        "quasi_exact_match": 0.78,
+        "f1_score": 0.79,
+        "f1_score_quasi": 0.80,
+        "rouge1": 0.81,
+        "rouge2": 0.35,
+        "rougeL": 0.81,
+        "bleu": 0.41,
+    },
+    "rft": {
+        "exact_match": 0.79,
+        "quasi_exact_match": 0.80,
+        "f1_score": 0.81,
+        "f1_score_quasi": 0.82,
+        "rouge1": 0.83,
+        "rouge2": 0.36,
+        "rougeL": 0.83,
+        "bleu": 0.43,
+    },
 }
 # Training that does not pay off: nothing reaches the gate's minimum score or gain.
 FLAT_METRICS = {
@@ -111,8 +136,10 @@ class Faults:
 
 def service_error(code: str, message: str, status: int = 400) -> ClientError:
     return ClientError(
-        {"Error": {"Code": code, "Message": message},
-         "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4())}},
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4())},
+        },
         "simulated",
     )
 
@@ -157,8 +184,15 @@ class ServiceQuotasSimulator:
     @staticmethod
     def _quota(instance_type: str, value: float) -> dict:
         code = "L-" + hashlib.sha1(instance_type.encode()).hexdigest()[:8].upper()
-        return {"ServiceCode": "sagemaker", "ServiceName": "Amazon SageMaker", "QuotaCode": code,
-                "QuotaName": quota_name(instance_type), "Value": float(value), "Unit": "None", "Adjustable": True}
+        return {
+            "ServiceCode": "sagemaker",
+            "ServiceName": "Amazon SageMaker",
+            "QuotaCode": code,
+            "QuotaName": quota_name(instance_type),
+            "Value": float(value),
+            "Unit": "None",
+            "Adjustable": True,
+        }
 
     @staticmethod
     def _page(quotas: list[dict], params: dict) -> dict:
@@ -166,7 +200,7 @@ class ServiceQuotasSimulator:
             return {"Quotas": []}
         start = int(params.get("NextToken") or 0)
         size = params.get("MaxResults", 100)
-        page = {"Quotas": quotas[start:start + size]}
+        page = {"Quotas": quotas[start : start + size]}
         if start + size < len(quotas):
             page["NextToken"] = str(start + size)
         return page
@@ -239,9 +273,17 @@ class SimJob:
 class SageMakerSimulator:
     """Training and evaluation jobs that take simulated time and write Nova-shaped outputs."""
 
-    def __init__(self, *, account: str, region: str, epoch: dt.datetime, faults: Faults,
-                 durations: Durations, invoke_lambda: Callable[[str, list], list] | None = None,
-                 quotas: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        account: str,
+        region: str,
+        epoch: dt.datetime,
+        faults: Faults,
+        durations: Durations,
+        invoke_lambda: Callable[[str, list], list] | None = None,
+        quotas: dict[str, float] | None = None,
+    ) -> None:
         self.account = account
         # instance type -> instances at once; with quotas given, a type not listed has 0 (the AWS default that
         # ServiceQuotasSimulator reports); without, nothing is limited
@@ -270,23 +312,35 @@ class SageMakerSimulator:
             if code and stage not in self._throttled:
                 self._throttled.add(stage)
                 self.rejected.append({"name": name, "stage": stage, "error": code})
-                raise service_error(code, "Rate exceeded" if "Throttl" in code else
-                                    f"The account-level service limit for {stage} training job usage is exceeded")
+                raise service_error(
+                    code,
+                    "Rate exceeded"
+                    if "Throttl" in code
+                    else f"The account-level service limit for {stage} training job usage is exceeded",
+                )
             if problem := self._over_quota(params):
                 self.rejected.append({"name": name, "stage": stage, "error": "ResourceLimitExceeded"})
                 raise service_error("ResourceLimitExceeded", problem)
             if name in self.jobs:
                 self.rejected.append({"name": name, "stage": stage, "error": "ResourceInUse"})
-                raise service_error("ResourceInUse", f"Training job names must be unique within an AWS account "
-                                    f"and region, and a training job with this name already exists "
-                                    f"({self.jobs[name].arn})")
+                raise service_error(
+                    "ResourceInUse",
+                    f"Training job names must be unique within an AWS account "
+                    f"and region, and a training job with this name already exists "
+                    f"({self.jobs[name].arn})",
+                )
             minutes = {"sft": self.durations.sft, "rft": self.durations.rft}.get(stage, self.durations.eval)
             now = clock.elapsed()
             job = SimJob(
                 name=name,
                 arn=f"arn:aws:sagemaker:{self.region}:{self.account}:training-job/{name.lower()}",
-                kind=kind, stage=stage, evaluates=evaluates, request=json.loads(json.dumps(params)),
-                created=now, ends=now + minutes * MINUTE, epoch=self.epoch,
+                kind=kind,
+                stage=stage,
+                evaluates=evaluates,
+                request=json.loads(json.dumps(params)),
+                created=now,
+                ends=now + minutes * MINUTE,
+                epoch=self.epoch,
             )
             if self._injected_failure(job):
                 job.ends = now + minutes * MINUTE * 0.4
@@ -306,12 +360,22 @@ class SageMakerSimulator:
         return {}
 
     def list_training_jobs(self, params: dict) -> dict:
-        jobs = [j for j in self.jobs.values()
-                if params.get("NameContains", "") in j.name
-                and params.get("StatusEquals", j.status) == j.status]
-        return {"TrainingJobSummaries": [
-            {"TrainingJobName": j.name, "TrainingJobArn": j.arn, "TrainingJobStatus": j.status,
-             "CreationTime": self.epoch + dt.timedelta(seconds=j.created)} for j in jobs]}
+        jobs = [
+            j
+            for j in self.jobs.values()
+            if params.get("NameContains", "") in j.name and params.get("StatusEquals", j.status) == j.status
+        ]
+        return {
+            "TrainingJobSummaries": [
+                {
+                    "TrainingJobName": j.name,
+                    "TrainingJobArn": j.arn,
+                    "TrainingJobStatus": j.status,
+                    "CreationTime": self.epoch + dt.timedelta(seconds=j.created),
+                }
+                for j in jobs
+            ]
+        }
 
     # -- .sync support -----------------------------------------------------------------
 
@@ -347,14 +411,19 @@ class SageMakerSimulator:
         kind = params["ResourceConfig"]["InstanceType"]
         limit = self.quotas.get(kind, 0)
         now = clock.elapsed()
-        in_use = sum(int(j.request["ResourceConfig"]["InstanceCount"]) for j in self.jobs.values()
-                     if j.request["ResourceConfig"]["InstanceType"] == kind and j.created <= now < j.ends)
+        in_use = sum(
+            int(j.request["ResourceConfig"]["InstanceCount"])
+            for j in self.jobs.values()
+            if j.request["ResourceConfig"]["InstanceType"] == kind and j.created <= now < j.ends
+        )
         delta = int(params["ResourceConfig"]["InstanceCount"])
         if in_use + delta <= limit:
             return None
-        return (f"The account-level service limit '{quota_name(kind)}' is {limit:g} Instances, with current "
-                f"utilization of {in_use} Instances and a request delta of {delta} Instances. Please use AWS "
-                f"Service Quotas to request an increase for this quota.")
+        return (
+            f"The account-level service limit '{quota_name(kind)}' is {limit:g} Instances, with current "
+            f"utilization of {in_use} Instances and a request delta of {delta} Instances. Please use AWS "
+            f"Service Quotas to request an increase for this quota."
+        )
 
     def _classify(self, params: dict) -> tuple[str, str, str | None]:
         """(kind, stage, evaluated model) from the image (repository and tag), else the job name."""
@@ -362,12 +431,18 @@ class SageMakerSimulator:
         hyper = params.get("HyperParameters", {})
         name = params["TrainingJobName"].lower()
         tag = image.rpartition(":")[2].upper()
-        is_eval = "evaluation" in image or "-EVAL-" in tag or (
-            not any(marker in tag for marker in ("-SFT-", "-RFT-")) and "eval" in name)
+        is_eval = (
+            "evaluation" in image
+            or "-EVAL-" in tag
+            or (not any(marker in tag for marker in ("-SFT-", "-RFT-")) and "eval" in name)
+        )
         if is_eval:
             location = hyper.get("base_model_location")
-            evaluates = "baseline" if not location else self.checkpoints.get(location) or (
-                "rft" if "rft" in location.lower() else "sft")
+            evaluates = (
+                "baseline"
+                if not location
+                else self.checkpoints.get(location) or ("rft" if "rft" in location.lower() else "sft")
+            )
             return "evaluation", "eval", evaluates
         if "-RFT-" in tag or "reward_lambda_arn" in hyper or "rft" in name:
             return "training", "rft", None
@@ -410,12 +485,11 @@ class SageMakerSimulator:
         members: dict[str, bytes] = {}
         if job.kind == "training":
             if job.stage == "rft":
-                self._grade_rollouts(job, hyper["reward_lambda_arn"] if "reward_lambda_arn" in hyper else None)
+                self._grade_rollouts(job, hyper.get("reward_lambda_arn"))
             job.checkpoint = f"s3://{self._escrow}/{job.name}/checkpoint/"
             self.checkpoints[job.checkpoint] = job.stage
             members["manifest.json"] = json.dumps({"checkpoint_s3_bucket": job.checkpoint}).encode()
-            self._s3().put_object(
-                Bucket=self._ensure_escrow(), Key=f"{job.name}/checkpoint/manifest.json", Body=b"{}")
+            self._s3().put_object(Bucket=self._ensure_escrow(), Key=f"{job.name}/checkpoint/manifest.json", Body=b"{}")
         else:
             if "eval_lambda_arn" in hyper:
                 self._grade_rollouts(job, hyper["eval_lambda_arn"])
@@ -423,10 +497,13 @@ class SageMakerSimulator:
             if job.mean_reward is not None:
                 job.metrics["mean_reward"] = job.mean_reward
             stamp = (self.epoch + dt.timedelta(seconds=job.ends)).strftime("%Y-%m-%dT%H-%M-%S.%f")
-            members[f"{job.name}/eval-result/results_{stamp}.json"] = json.dumps({
-                "results": {"custom|gen_qa_gen_qa|0": job.metrics, "all": job.metrics},
-                "config_general": {"model_name": job.evaluates, "job_name": job.name},
-            }, indent=2).encode()
+            members[f"{job.name}/eval-result/results_{stamp}.json"] = json.dumps(
+                {
+                    "results": {"custom|gen_qa_gen_qa|0": job.metrics, "all": job.metrics},
+                    "config_general": {"model_name": job.evaluates, "job_name": job.name},
+                },
+                indent=2,
+            ).encode()
             members[f"{job.name}/eval-result/inference_output.jsonl"] = b""
         job.status, job.secondary = "Completed", "Completed"
         self._put_archive(job.output_uri, members)
@@ -443,7 +520,7 @@ class SageMakerSimulator:
             raise _JobFailure("ClientError: the training channel holds no samples")
         try:
             answer = self.invoke_lambda(lambda_arn, batch)
-        except Exception as error:  # noqa: BLE001 - the trainer reports any grader failure
+        except Exception as error:
             raise _JobFailure(f"AlgorithmError: reward function {lambda_arn} failed: {error}") from error
         problems = reward_contract_problems(batch, answer)
         if problems:
@@ -547,8 +624,16 @@ class SimModel:
 class BedrockSimulator:
     """Custom-model import and on-demand deployment with Creating -> Active/Failed."""
 
-    def __init__(self, *, account: str, region: str, epoch: dt.datetime, faults: Faults,
-                 durations: Durations, checkpoints: dict[str, str]) -> None:
+    def __init__(
+        self,
+        *,
+        account: str,
+        region: str,
+        epoch: dt.datetime,
+        faults: Faults,
+        durations: Durations,
+        checkpoints: dict[str, str],
+    ) -> None:
         self.account = account
         self.region = region
         self.epoch = epoch
@@ -585,7 +670,8 @@ class BedrockSimulator:
                 failure = "Model import failed: checkpoint validation error (failure injected by the rehearsal)"
             now = clock.elapsed()
             duration = self.durations.import_ * MINUTE * (0.4 if failure else 1)
-            arn = f"arn:aws:bedrock:{self.region}:{self.account}:custom-model/imported/{_short_id(params['modelName'], token)}"
+            model_id = _short_id(params["modelName"], token)
+            arn = f"arn:aws:bedrock:{self.region}:{self.account}:custom-model/imported/{model_id}"
             self.models[arn] = SimModel(arn, params["modelName"], params, now, now + duration, failure, self.epoch)
             if token:
                 self._tokens[("model", token)] = arn
@@ -593,8 +679,13 @@ class BedrockSimulator:
 
     def get_custom_model(self, params: dict) -> dict:
         model = self._model(params["modelIdentifier"])
-        out = {"modelArn": model.arn, "modelName": model.name, "creationTime": self._when(model.created),
-               "customizationType": "IMPORTED", "modelStatus": model.status()}
+        out = {
+            "modelArn": model.arn,
+            "modelName": model.name,
+            "creationTime": self._when(model.created),
+            "customizationType": "IMPORTED",
+            "modelStatus": model.status(),
+        }
         if model.request.get("modelKmsKeyArn"):
             out["modelKmsKeyArn"] = model.request["modelKmsKeyArn"]
         if out["modelStatus"] == "Failed":
@@ -602,12 +693,23 @@ class BedrockSimulator:
         return out
 
     def list_custom_models(self, params: dict) -> dict:
-        return {"modelSummaries": [
-            {"modelArn": m.arn, "modelName": m.name, "creationTime": self._when(m.created),
-             "baseModelArn": "", "baseModelName": "", "customizationType": "IMPORTED", "modelStatus": m.status()}
-            for m in self.models.values()
-            if not m.deleted and params.get("nameContains", "") in m.name
-            and params.get("modelStatus", m.status()) == m.status()]}
+        return {
+            "modelSummaries": [
+                {
+                    "modelArn": m.arn,
+                    "modelName": m.name,
+                    "creationTime": self._when(m.created),
+                    "baseModelArn": "",
+                    "baseModelName": "",
+                    "customizationType": "IMPORTED",
+                    "modelStatus": m.status(),
+                }
+                for m in self.models.values()
+                if not m.deleted
+                and params.get("nameContains", "") in m.name
+                and params.get("modelStatus", m.status()) == m.status()
+            ]
+        }
 
     def delete_custom_model(self, params: dict) -> dict:
         self._model(params["modelIdentifier"]).deleted = True
@@ -624,25 +726,37 @@ class BedrockSimulator:
             if model.status() != "Active":
                 raise service_error("ValidationException", f"Model {model.arn} is {model.status()}, not Active")
             if any(d.name == params["modelDeploymentName"] and not d.deleted for d in self.deployments.values()):
-                raise service_error("ConflictException",
-                                    f"A deployment named {params['modelDeploymentName']} already exists")
-            failure = ("Deployment failed: insufficient capacity (failure injected by the rehearsal)"
-                       if self.faults.fail_at == "deploy" else None)
+                raise service_error(
+                    "ConflictException", f"A deployment named {params['modelDeploymentName']} already exists"
+                )
+            failure = (
+                "Deployment failed: insufficient capacity (failure injected by the rehearsal)"
+                if self.faults.fail_at == "deploy"
+                else None
+            )
             now = clock.elapsed()
             duration = self.durations.deploy * MINUTE * (0.4 if failure else 1)
-            arn = (f"arn:aws:bedrock:{self.region}:{self.account}:custom-model-deployment/"
-                   f"{_short_id(params['modelDeploymentName'], token)}")
-            self.deployments[arn] = SimModel(arn, params["modelDeploymentName"], params, now, now + duration,
-                                             failure, self.epoch)
+            arn = (
+                f"arn:aws:bedrock:{self.region}:{self.account}:custom-model-deployment/"
+                f"{_short_id(params['modelDeploymentName'], token)}"
+            )
+            self.deployments[arn] = SimModel(
+                arn, params["modelDeploymentName"], params, now, now + duration, failure, self.epoch
+            )
             if token:
                 self._tokens[("deployment", token)] = arn
             return {"customModelDeploymentArn": arn}
 
     def get_custom_model_deployment(self, params: dict) -> dict:
         deployment = self._deployment(params["customModelDeploymentIdentifier"])
-        out = {"customModelDeploymentArn": deployment.arn, "modelDeploymentName": deployment.name,
-               "modelArn": deployment.request["modelArn"], "createdAt": self._when(deployment.created),
-               "status": deployment.status(), "lastUpdatedAt": self._when(min(clock.elapsed(), deployment.ready))}
+        out = {
+            "customModelDeploymentArn": deployment.arn,
+            "modelDeploymentName": deployment.name,
+            "modelArn": deployment.request["modelArn"],
+            "createdAt": self._when(deployment.created),
+            "status": deployment.status(),
+            "lastUpdatedAt": self._when(min(clock.elapsed(), deployment.ready)),
+        }
         if deployment.request.get("description"):
             out["description"] = deployment.request["description"]
         if out["status"] == "Failed":
@@ -650,11 +764,19 @@ class BedrockSimulator:
         return out
 
     def list_custom_model_deployments(self, params: dict) -> dict:
-        return {"modelDeploymentSummaries": [
-            {"customModelDeploymentArn": d.arn, "customModelDeploymentName": d.name,
-             "modelArn": d.request["modelArn"], "createdAt": self._when(d.created), "status": d.status()}
-            for d in self.deployments.values()
-            if not d.deleted and params.get("modelArnEquals", d.request["modelArn"]) == d.request["modelArn"]]}
+        return {
+            "modelDeploymentSummaries": [
+                {
+                    "customModelDeploymentArn": d.arn,
+                    "customModelDeploymentName": d.name,
+                    "modelArn": d.request["modelArn"],
+                    "createdAt": self._when(d.created),
+                    "status": d.status(),
+                }
+                for d in self.deployments.values()
+                if not d.deleted and params.get("modelArnEquals", d.request["modelArn"]) == d.request["modelArn"]
+            ]
+        }
 
     def delete_custom_model_deployment(self, params: dict) -> dict:
         self._deployment(params["customModelDeploymentIdentifier"]).deleted = True
@@ -681,7 +803,7 @@ def _short_id(name: str, token: str | None) -> str:
 
 
 def _snake(name: str) -> str:
-    """The boto3 method name of an operation (``ListAWSDefaultServiceQuotas`` -> ``list_aws_default_service_quotas``)."""
+    """The boto3 method name of an operation: ``ListAWSDefaultServiceQuotas`` -> ``list_aws_default_service_quotas``."""
     return xform_name(name)
 
 

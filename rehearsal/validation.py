@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
-from typing import Any, Iterator
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
 
 import botocore.session
 from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
@@ -33,7 +34,7 @@ class RequestValidationError(ValueError):
         super().__init__(f"{service}:{operation} request rejected: " + "; ".join(problems))
 
 
-@lru_cache(maxsize=None)
+@cache
 def operation_model(service: str, operation: str) -> OperationModel:
     return botocore.session.get_session().get_service_model(service).operation_model(operation)
 
@@ -77,9 +78,13 @@ def _constraint_problems(value: Any, shape: Shape, path: str) -> Iterator[str]:
         pattern = shape.metadata.get("pattern")
         if pattern and not _matches(pattern, value):
             yield f"Invalid value for parameter {path}, value: {value!r}, must match pattern {pattern}"
-    elif shape.type_name in ("integer", "long", "float", "double") and isinstance(value, (int, float)):
-        if "max" in shape.metadata and value > shape.metadata["max"]:
-            yield f"Invalid value for parameter {path}, value: {value}, valid max value: {shape.metadata['max']}"
+    elif (
+        shape.type_name in ("integer", "long", "float", "double")
+        and isinstance(value, (int, float))
+        and "max" in shape.metadata
+        and value > shape.metadata["max"]
+    ):
+        yield f"Invalid value for parameter {path}, value: {value}, valid max value: {shape.metadata['max']}"
 
 
 def _length_problems(length: int, shape: Shape, path: str) -> Iterator[str]:
@@ -88,7 +93,7 @@ def _length_problems(length: int, shape: Shape, path: str) -> Iterator[str]:
         yield f"Invalid length for parameter {path}, value: {length}, valid max length: {maximum}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(pattern: str) -> re.Pattern | None:
     try:
         return re.compile(pattern, re.DOTALL)
@@ -147,7 +152,11 @@ def _unknown_keys(value: dict, shape: StructureShape, path: str, allowed: set[st
             continue  # a path or JSONata expression: checked at run time
         if isinstance(member, StructureShape) and isinstance(member_value, dict):
             yield from _unknown_keys(member_value, member, f"{path}.{key}")
-        elif isinstance(member, ListShape) and isinstance(member.member, StructureShape) and isinstance(member_value, list):
+        elif (
+            isinstance(member, ListShape)
+            and isinstance(member.member, StructureShape)
+            and isinstance(member_value, list)
+        ):
             for index, item in enumerate(member_value):
                 if isinstance(item, dict):
                     yield from _unknown_keys(item, member.member, f"{path}.{key}[{index}]")

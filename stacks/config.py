@@ -39,9 +39,7 @@ class PipelineSettings:
     def __post_init__(self) -> None:
         problems: list[str] = []
         if not _NAME_PATTERN.match(self.pipeline_name):
-            problems.append(
-                f"pipelineName={self.pipeline_name!r}: use 3-32 lowercase letters, digits or '-'"
-            )
+            problems.append(f"pipelineName={self.pipeline_name!r}: use 3-32 lowercase letters, digits or '-'")
         if self.pipeline_name in RESERVED_PIPELINE_NAMES:
             problems.append(
                 f"pipelineName={self.pipeline_name!r}: reserved (requests/{self.pipeline_name}/ holds "

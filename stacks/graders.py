@@ -19,6 +19,7 @@ from constructs import Construct
 from lambdas.reward.engine import compile_spec
 from lambdas.reward.presets import list_presets, load_preset
 from stacks.lambda_defaults import ProjectFunction
+
 # Graders answer in milliseconds; the LLM judge needs Bedrock round trips, bounded per batch.
 GRADER_TIMEOUT = Duration.minutes(5)
 # Sized for CPU, not RAM: grading a 512-rollout batch peaks at ~26 MB resident
@@ -98,7 +99,5 @@ class Graders(Construct):
             )
             judge_arns = [arn for model_id in judge_model_ids(spec) for arn in _judge_model_arns(model_id)]
             if judge_arns:
-                grader.role.add_to_policy(
-                    iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=judge_arns)
-                )
+                grader.role.add_to_policy(iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=judge_arns))
             self.functions[preset] = grader.function

@@ -22,9 +22,7 @@ ESCROW_BUCKET_ARN = f"arn:aws:s3:::customer-escrow-{Aws.ACCOUNT_ID}-*"
 
 
 def _service_principal(service: str) -> iam.IPrincipal:
-    return iam.ServicePrincipal(service).with_conditions(
-        {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
-    )
+    return iam.ServicePrincipal(service).with_conditions({"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}})
 
 
 class Identity(Construct):
@@ -42,9 +40,7 @@ class Identity(Construct):
         self.sagemaker_role = self._build_sagemaker_role(artifacts_bucket, key)
         self.bedrock_import_role = self._build_bedrock_import_role()
 
-    def _build_sagemaker_role(
-        self, artifacts_bucket: s3.IBucket, key: kms.IKey
-    ) -> iam.Role:
+    def _build_sagemaker_role(self, artifacts_bucket: s3.IBucket, key: kms.IKey) -> iam.Role:
         role = iam.Role(
             self,
             "SageMakerExecutionRole",
@@ -73,9 +69,7 @@ class Identity(Construct):
                 resources=repositories,
             )
         )
-        role.add_to_policy(
-            iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"])
-        )
+        role.add_to_policy(iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]))
         log_groups = f"arn:aws:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/TrainingJobs"
         role.add_to_policy(
             iam.PolicyStatement(
@@ -109,8 +103,8 @@ class Identity(Construct):
             "IAM5",
             "Nova jobs write checkpoints to AWS-owned escrow buckets created per job and named "
             "customer-escrow-<account>-*; their exact names are only known after the job",
-            f"Resource::arn:aws:s3:::customer-escrow-<AWS::AccountId>-*",
-            f"Resource::arn:aws:s3:::customer-escrow-<AWS::AccountId>-*/*",
+            "Resource::arn:aws:s3:::customer-escrow-<AWS::AccountId>-*",
+            "Resource::arn:aws:s3:::customer-escrow-<AWS::AccountId>-*/*",
         )
         acknowledge(
             role,

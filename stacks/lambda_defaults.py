@@ -85,7 +85,7 @@ class ProjectFunction(Construct):
         service_name: str,
         log_retention: logs.RetentionDays,
         environment: dict[str, str] | None = None,
-        timeout: Duration = Duration.seconds(60),
+        timeout: Duration | None = None,
         memory_size_mb: int = 512,
         reserved_concurrency: int | None = None,
     ) -> None:
@@ -124,7 +124,7 @@ class ProjectFunction(Construct):
             layers=[dependency_layer(self)],
             description=description,
             environment=env,
-            timeout=timeout,
+            timeout=timeout or Duration.seconds(60),
             memory_size=memory_size_mb,
             role=self.role,
             log_group=self.log_group,

@@ -511,9 +511,7 @@ def _metric(
     )
 
 
-def reward_metric(
-    preset: str, name: str, statistic: str, period: Duration, label: str | None = None
-) -> cw.Metric:
+def reward_metric(preset: str, name: str, statistic: str, period: Duration, label: str | None = None) -> cw.Metric:
     """A reward Lambda metric of one grader preset (dimensions service=reward, grader=<preset>)."""
     return _metric(REWARD_SERVICE, name, statistic, period, label, {"grader": preset})
 

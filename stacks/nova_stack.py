@@ -85,7 +85,6 @@ class NovaCustomizationStack(Stack):
         Tags.of(self).add("project", "nova-customization")
         Tags.of(self).add("pipeline", settings.pipeline_name)
 
-
     def _add_outputs(self) -> None:
         """What a user needs after `cdk deploy`: where to put data, what to start, where to look."""
         outputs = {

@@ -51,10 +51,13 @@ class _Stage:
 
 _STAGES = (
     _Stage("ValidateRun", "validate_run", "Nova pipeline: validate the run input and resolve the run plan"),
-    _Stage("Preflight", "preflight_checks", "Nova pipeline: dataset checks, grader smoke test, budget", PREFLIGHT_TIMEOUT),
+    _Stage(
+        "Preflight", "preflight_checks", "Nova pipeline: dataset checks, grader smoke test, budget", PREFLIGHT_TIMEOUT
+    ),
     _Stage("PrepareJob", "prepare_job", "Nova pipeline: render a recipe and prepare a training job"),
-    _Stage("ResolveCheckpoint", "resolve_checkpoint", "Nova pipeline: read a job's checkpoint manifest",
-           ARCHIVE_TIMEOUT),
+    _Stage(
+        "ResolveCheckpoint", "resolve_checkpoint", "Nova pipeline: read a job's checkpoint manifest", ARCHIVE_TIMEOUT
+    ),
     _Stage("ReadEvaluation", "read_evaluation", "Nova pipeline: read an evaluation job's results", ARCHIVE_TIMEOUT),
     _Stage("CollectMetrics", "collect_metrics", "Nova pipeline: metrics table of baseline, SFT and RFT"),
     _Stage("ApplyGate", "apply_gate", "Nova pipeline: quality gate"),
@@ -211,8 +214,12 @@ class Pipeline(Construct):
         # only when it is this run's (lambdas/pipeline/bedrock.py).
         grants = {
             "ImportModel": (
-                ["bedrock:CreateCustomModel", "bedrock:TagResource", "bedrock:GetCustomModel",
-                 "bedrock:ListTagsForResource"],
+                [
+                    "bedrock:CreateCustomModel",
+                    "bedrock:TagResource",
+                    "bedrock:GetCustomModel",
+                    "bedrock:ListTagsForResource",
+                ],
                 [models],
             ),
             "CheckModelImport": (["bedrock:GetCustomModel"], [models]),
@@ -296,7 +303,6 @@ class Pipeline(Construct):
         acknowledge(
             role,
             "IAM5",
-            "Execution logging (CloudWatch Logs delivery) and X-Ray tracing actions have no resource-level "
-            "permissions",
+            "Execution logging (CloudWatch Logs delivery) and X-Ray tracing actions have no resource-level permissions",
             "Resource::*",
         )

@@ -32,9 +32,7 @@ class Storage(Construct):
         data_policy = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
         self.data_bucket = self._build_bucket("DataBucket", prefix="data/", removal_policy=data_policy)
         # Artifacts are reproducible from the data, but run records are the lineage: keep them too.
-        self.artifacts_bucket = self._build_bucket(
-            "ArtifactsBucket", prefix="artifacts/", removal_policy=data_policy
-        )
+        self.artifacts_bucket = self._build_bucket("ArtifactsBucket", prefix="artifacts/", removal_policy=data_policy)
 
     def _build_log_bucket(self) -> s3.Bucket:
         bucket = s3.Bucket(
@@ -53,9 +51,7 @@ class Storage(Construct):
                     expiration=Duration.days(365),
                     noncurrent_version_expiration=Duration.days(30),
                 ),
-                s3.LifecycleRule(
-                    id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(7)
-                ),
+                s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(7)),
             ],
         )
         no_self_logging = "This is the access-log target bucket; logging it into itself would loop"
@@ -85,9 +81,7 @@ class Storage(Construct):
                     noncurrent_version_expiration=Duration.days(90),
                     noncurrent_versions_to_retain=3,
                 ),
-                s3.LifecycleRule(
-                    id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(7)
-                ),
+                s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(7)),
             ],
         )
         # Object-created events go to EventBridge (retraining triggers) without CDK's

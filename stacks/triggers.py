@@ -66,9 +66,7 @@ class Triggers(Construct):
         self.dead_letter_queue, self.queue = self._build_queues()
         self.function = self._build_function(pipeline_name, state_machine, data_bucket, key, log_retention)
         self.rule = self._build_rule(pipeline_name, data_bucket)
-        self.schedule = (
-            self._build_schedule(pipeline_name, retrain_schedule) if retrain_schedule is not None else None
-        )
+        self.schedule = self._build_schedule(pipeline_name, retrain_schedule) if retrain_schedule is not None else None
 
     def _build_queues(self) -> tuple[sqs.Queue, sqs.Queue]:
         dead_letters = sqs.Queue(

@@ -6,7 +6,7 @@ dimension ``stage``), Bedrock import/deployment failures and gate rejections.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import boto3
@@ -31,7 +31,7 @@ logger = Logger()
 metrics = Metrics()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _client(service: str) -> Any:
     return boto3.client(service)
 

@@ -86,9 +86,7 @@ def notify_execution_end(
         status=runview.status(run),
         notification=notification,
         recorded_by_notifier=recorded,
-        stage_durations={
-            v.key: v.duration_seconds for v in runview.stage_views(run) if v.duration_seconds is not None
-        },
+        stage_durations={v.key: v.duration_seconds for v in runview.stage_views(run) if v.duration_seconds is not None},
         bedrock_failure=runview.bedrock_failure_kind(stage) if event.detail.status != "SUCCEEDED" else None,
         gate_rejected=runview.status(run) == "GATE_REJECTED",
     )
@@ -105,7 +103,7 @@ def resolve_run_id(event: ExecutionStatusChange, sfn: Any) -> str:
         history = sfn.get_execution_history(
             executionArn=event.detail.execution_arn, reverseOrder=False, maxResults=_HISTORY_PAGE
         )
-    except Exception:  # a missing permission or throttling must not stop the notification
+    except Exception:  # noqa: BLE001 - a missing permission or throttling must not stop the notification
         return run_id_from_execution(event.detail.name)
     for item in history.get("events", []):
         exited = item.get("stateExitedEventDetails") or {}
@@ -118,9 +116,7 @@ def resolve_run_id(event: ExecutionStatusChange, sfn: Any) -> str:
     return run_id_from_execution(event.detail.name)
 
 
-def reconstruct_run(
-    event: ExecutionStatusChange, *, run_id: str, pipeline: str, last_state: str | None
-) -> dict:
+def reconstruct_run(event: ExecutionStatusChange, *, run_id: str, pipeline: str, last_state: str | None) -> dict:
     """A run record from the execution event alone (aborted, timed out, or failed before recording)."""
     detail = event.detail
     run: dict = {
@@ -194,12 +190,10 @@ def _last_state(sfn: Any, event: ExecutionStatusChange) -> str | None:
         history = sfn.get_execution_history(
             executionArn=event.detail.execution_arn, reverseOrder=True, maxResults=_HISTORY_PAGE
         )
-    except Exception:  # a missing permission or throttling must not stop the notification
+    except Exception:  # noqa: BLE001 - a missing permission or throttling must not stop the notification
         return None
     for item in history.get("events", []):
         entered = item.get("stateEnteredEventDetails")
         if entered and entered.get("name"):
             return str(entered["name"])
     return None
-
-

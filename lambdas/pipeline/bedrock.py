@@ -7,7 +7,8 @@ one. When the name is taken anyway (``ConflictException``), the existing resourc
 reused only if it is this run's: a model imported from the same checkpoint (its
 ``modelSourceConfig.s3DataSource.s3Uri`` when ``GetCustomModel`` returns it, else the
 ``nova:checkpoint`` tag the import sets), a deployment of the same model ARN; anything
-else raises :class:`NameConflictError` naming the conflicting resource. The state machine polls with Wait/Choice: each check returns the status and the
+else raises :class:`NameConflictError` naming the conflicting resource. The state machine polls with
+Wait/Choice: each check returns the status and the
 next wait (60 s, doubling, at most 600 s) and says when the polls are exhausted.
 
 The calls need boto3 >= 1.39.7 (the dependency layer bundles a recent boto3);
@@ -68,8 +69,7 @@ def _tags(plan: Mapping[str, Any], key_name: str, value_name: str, **extra: str)
     return [{key_name: k, value_name: v} for k, v in tags.items()]
 
 
-def start_import(*, bedrock: Any, plan: Mapping[str, Any], stages: Mapping[str, Any], role_arn: str
-                 ) -> dict[str, Any]:
+def start_import(*, bedrock: Any, plan: Mapping[str, Any], stages: Mapping[str, Any], role_arn: str) -> dict[str, Any]:
     """``CreateCustomModel`` from the candidate checkpoint; idempotent per run."""
     stage, checkpoint = candidate_checkpoint(stages)
     name = naming.bedrock_model_name(plan["pipelineName"], plan["runId"])
@@ -91,8 +91,14 @@ def start_import(*, bedrock: Any, plan: Mapping[str, Any], stages: Mapping[str, 
         # The name is taken: reuse it only if it is this run's import (a create call that succeeded
         # although its response was lost), i.e. the same checkpoint.
         arn = _existing_model(bedrock, name, checkpoint)
-    return {"arn": arn, "name": name, "checkpoint": checkpoint, "status": "Creating", "failureMessage": None,
-            "poll": _poll(None, "Creating", MAX_IMPORT_POLLS)}
+    return {
+        "arn": arn,
+        "name": name,
+        "checkpoint": checkpoint,
+        "status": "Creating",
+        "failureMessage": None,
+        "poll": _poll(None, "Creating", MAX_IMPORT_POLLS),
+    }
 
 
 def _model_source(bedrock: Any, model: Mapping[str, Any]) -> str | None:
@@ -123,8 +129,12 @@ def check_import(*, bedrock: Any, model: Mapping[str, Any]) -> dict[str, Any]:
     response = bedrock.get_custom_model(modelIdentifier=model["arn"])
     status = response.get("modelStatus", "Creating")
     failure = response.get("failureMessage") or ("no failureMessage returned" if status == "Failed" else None)
-    return {**model, "status": status, "failureMessage": failure,
-            "poll": _poll(model.get("poll"), status, MAX_IMPORT_POLLS)}
+    return {
+        **model,
+        "status": status,
+        "failureMessage": failure,
+        "poll": _poll(model.get("poll"), status, MAX_IMPORT_POLLS),
+    }
 
 
 def start_deployment(*, bedrock: Any, plan: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,8 +161,14 @@ def start_deployment(*, bedrock: Any, plan: Mapping[str, Any], model: Mapping[st
                 "deployment or start the run under another execution name"
             ) from error
         arn = existing["customModelDeploymentArn"]
-    return {"arn": arn, "name": name, "modelArn": model["arn"], "status": "Creating", "failureMessage": None,
-            "poll": _poll(None, "Creating", MAX_DEPLOYMENT_POLLS)}
+    return {
+        "arn": arn,
+        "name": name,
+        "modelArn": model["arn"],
+        "status": "Creating",
+        "failureMessage": None,
+        "poll": _poll(None, "Creating", MAX_DEPLOYMENT_POLLS),
+    }
 
 
 def check_deployment(*, bedrock: Any, deployment: Mapping[str, Any]) -> dict[str, Any]:
@@ -160,5 +176,9 @@ def check_deployment(*, bedrock: Any, deployment: Mapping[str, Any]) -> dict[str
     response = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=deployment["arn"])
     status = response.get("status", "Creating")
     failure = response.get("failureMessage") or ("no failureMessage returned" if status == "Failed" else None)
-    return {**deployment, "status": status, "failureMessage": failure,
-            "poll": _poll(deployment.get("poll"), status, MAX_DEPLOYMENT_POLLS)}
+    return {
+        **deployment,
+        "status": status,
+        "failureMessage": failure,
+        "poll": _poll(deployment.get("poll"), status, MAX_DEPLOYMENT_POLLS),
+    }

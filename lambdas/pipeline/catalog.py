@@ -34,14 +34,28 @@ class NovaModel:
 MODELS: dict[str, NovaModel] = {
     m.key: m
     for m in (
-        NovaModel("nova-2-lite", "amazon.nova-2-lite-v1:0:256k", "nova-lite-2/prod",
-                  "SM-TJ-SFT-V2-latest", "SM-TJ-RFT-V2-latest", "SM-TJ-Eval-V2-latest"),
-        NovaModel("nova-lite", "amazon.nova-lite-v1:0:300k", "nova-lite/prod",
-                  "SM-TJ-SFT-latest", None, "SM-TJ-Eval-latest"),
-        NovaModel("nova-micro", "amazon.nova-micro-v1:0:128k", "nova-micro/prod",
-                  "SM-TJ-SFT-latest", None, "SM-TJ-Eval-latest"),
-        NovaModel("nova-pro", "amazon.nova-pro-v1:0:300k", "nova-pro/prod",
-                  "SM-TJ-SFT-latest", None, "SM-TJ-Eval-latest"),
+        NovaModel(
+            "nova-2-lite",
+            "amazon.nova-2-lite-v1:0:256k",
+            "nova-lite-2/prod",
+            "SM-TJ-SFT-V2-latest",
+            "SM-TJ-RFT-V2-latest",
+            "SM-TJ-Eval-V2-latest",
+        ),
+        NovaModel(
+            "nova-lite", "amazon.nova-lite-v1:0:300k", "nova-lite/prod", "SM-TJ-SFT-latest", None, "SM-TJ-Eval-latest"
+        ),
+        NovaModel(
+            "nova-micro",
+            "amazon.nova-micro-v1:0:128k",
+            "nova-micro/prod",
+            "SM-TJ-SFT-latest",
+            None,
+            "SM-TJ-Eval-latest",
+        ),
+        NovaModel(
+            "nova-pro", "amazon.nova-pro-v1:0:300k", "nova-pro/prod", "SM-TJ-SFT-latest", None, "SM-TJ-Eval-latest"
+        ),
     )
 }
 

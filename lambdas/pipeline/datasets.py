@@ -86,8 +86,9 @@ class DatasetReport:
         }
 
 
-def iter_lines(stream: Readable, *, chunk_bytes: int = CHUNK_BYTES, max_line_bytes: int = MAX_LINE_BYTES
-               ) -> Iterator[tuple[int, bytes | None]]:
+def iter_lines(
+    stream: Readable, *, chunk_bytes: int = CHUNK_BYTES, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes | None]]:
     """``(line number, line)`` for every line of ``stream``; ``None`` for a line longer than the limit.
 
     Reads ``chunk_bytes`` at a time and never holds more than one chunk plus one line.
@@ -222,9 +223,15 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
 }
 
 
-def validate_stream(stream: Readable | BinaryIO, kind: str, *, max_errors: int = MAX_REPORTED_ERRORS,
-                    chunk_bytes: int = CHUNK_BYTES, sample: list[dict] | None = None,
-                    sample_size: int = 0) -> DatasetReport:
+def validate_stream(
+    stream: Readable | BinaryIO,
+    kind: str,
+    *,
+    max_errors: int = MAX_REPORTED_ERRORS,
+    chunk_bytes: int = CHUNK_BYTES,
+    sample: list[dict] | None = None,
+    sample_size: int = 0,
+) -> DatasetReport:
     """Check every line of ``stream`` as a ``kind`` row.
 
     ``sample`` (when given) receives up to ``sample_size`` valid rows drawn uniformly from the whole

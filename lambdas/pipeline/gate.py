@@ -26,8 +26,13 @@ def _value(metrics: Mapping[str, Any] | None, name: str) -> float | None:
     return float(value)
 
 
-def apply_gate(*, gate: Mapping[str, Any], metrics: Mapping[str, Any], champion: Mapping[str, Any] | None,
-               eval_etag: str | None = None) -> dict[str, Any]:
+def apply_gate(
+    *,
+    gate: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    champion: Mapping[str, Any] | None,
+    eval_etag: str | None = None,
+) -> dict[str, Any]:
     """``{"passed", "reasons", "checks", "champion"}``; ``reasons`` explain the decision."""
     name = gate["metric"]
     table = metrics["table"]
@@ -44,8 +49,11 @@ def apply_gate(*, gate: Mapping[str, Any], metrics: Mapping[str, Any], champion:
         return _decision(checks, champion)
 
     min_score = float(gate["minScore"])
-    check("minScore", candidate >= min_score,
-          f"{name} {candidate:.4g} {'>=' if candidate >= min_score else '<'} minScore {min_score:.4g}")
+    check(
+        "minScore",
+        candidate >= min_score,
+        f"{name} {candidate:.4g} {'>=' if candidate >= min_score else '<'} minScore {min_score:.4g}",
+    )
 
     baseline = _value(table.get("baseline"), name)
     min_gain = float(gate["minGainOverBaseline"])
@@ -60,15 +68,21 @@ def apply_gate(*, gate: Mapping[str, Any], metrics: Mapping[str, Any], champion:
             why = "no baseline evaluation to compare with"
         if min_gain > 0:
             # Fail closed: the gain the gate demands cannot be shown without a baseline.
-            check("minGainOverBaseline", False,
-                  f"{why}: cannot compare with minGainOverBaseline {min_gain:.4g} (baseline missing)")
+            check(
+                "minGainOverBaseline",
+                False,
+                f"{why}: cannot compare with minGainOverBaseline {min_gain:.4g} (baseline missing)",
+            )
         else:
             check("minGainOverBaseline", True, why)
     else:
         gain = candidate - baseline
-        check("minGainOverBaseline", gain >= min_gain,
-              f"gain over the baseline {gain:+.4g} ({baseline:.4g} -> {candidate:.4g}) "
-              f"{'>=' if gain >= min_gain else '<'} minGainOverBaseline {min_gain:.4g}")
+        check(
+            "minGainOverBaseline",
+            gain >= min_gain,
+            f"gain over the baseline {gain:+.4g} ({baseline:.4g} -> {candidate:.4g}) "
+            f"{'>=' if gain >= min_gain else '<'} minGainOverBaseline {min_gain:.4g}",
+        )
 
     if gate.get("mustBeatDeployed"):
         if not champion:
@@ -82,8 +96,11 @@ def apply_gate(*, gate: Mapping[str, Any], metrics: Mapping[str, Any], champion:
                 note = ""
                 if eval_etag and champion.get("evalDatasetEtag") and champion["evalDatasetEtag"] != eval_etag:
                     note = " (measured on a different evaluation dataset)"
-                check("mustBeatDeployed", candidate > deployed,
-                      f"{name} {candidate:.4g} {'>' if candidate > deployed else '<='} {deployed:.4g} of {who}{note}")
+                check(
+                    "mustBeatDeployed",
+                    candidate > deployed,
+                    f"{name} {candidate:.4g} {'>' if candidate > deployed else '<='} {deployed:.4g} of {who}{note}",
+                )
     return _decision(checks, champion)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
@@ -34,7 +34,7 @@ def environment() -> PipelineEnvironment:
     return load_environment(os.environ)
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str) -> Any:
     """A boto3 client with standard retries (throttling backs off inside the call)."""
     import boto3
@@ -259,8 +259,7 @@ def apply_gate(event: dict, context: Any) -> dict:
     if parsed.plan["gate"].get("mustBeatDeployed"):
         champion = _read_champion(env.artifacts_bucket, champion_key(env.pipeline_name))
     eval_etag = ((parsed.plan.get("datasets") or {}).get("eval") or {}).get("etag")
-    decision = gate.apply_gate(gate=parsed.plan["gate"], metrics=parsed.metrics, champion=champion,
-                               eval_etag=eval_etag)
+    decision = gate.apply_gate(gate=parsed.plan["gate"], metrics=parsed.metrics, champion=champion, eval_etag=eval_etag)
     logger.info("gate applied", extra={"passed": decision["passed"], "reasons": decision["reasons"]})
     return decision
 
@@ -269,8 +268,9 @@ def apply_gate(event: dict, context: Any) -> dict:
 def import_model(event: dict, context: Any) -> dict:
     """Import model into Bedrock: CreateCustomModel (idempotent per run)."""
     parsed = PlanStagesEvent.model_validate(event)
-    model = bedrock.start_import(bedrock=bedrock_client(), plan=parsed.plan, stages=parsed.stages,
-                                 role_arn=environment().bedrock_import_role_arn)
+    model = bedrock.start_import(
+        bedrock=bedrock_client(), plan=parsed.plan, stages=parsed.stages, role_arn=environment().bedrock_import_role_arn
+    )
     logger.info("model import started", extra={"model_arn": model["arn"], "checkpoint": model["checkpoint"]})
     return model
 
@@ -309,9 +309,16 @@ def record_run(event: dict, context: Any) -> dict:
     """Record run: run.json and report.html (SUCCEEDED or GATE_REJECTED), champion after a deployment."""
     parsed = RecordEvent.model_validate(event)
     env = environment()
-    written = record.record_run(parsed.run, s3=client("s3"), bucket=env.artifacts_bucket, ended_at=parsed.endedAt,
-                                region=env.region, pipeline_name=env.pipeline_name, render_report=_render_report,
-                                log=_log)
+    written = record.record_run(
+        parsed.run,
+        s3=client("s3"),
+        bucket=env.artifacts_bucket,
+        ended_at=parsed.endedAt,
+        region=env.region,
+        pipeline_name=env.pipeline_name,
+        render_report=_render_report,
+        log=_log,
+    )
     logger.info("run recorded", extra=written)
     return written
 
@@ -321,9 +328,16 @@ def record_failed_run(event: dict, context: Any) -> dict:
     """Record failed run: run.json with status FAILED, the failed stage and its cause."""
     parsed = RecordEvent.model_validate(event)
     env = environment()
-    written = record.record_failed_run(parsed.run, s3=client("s3"), bucket=env.artifacts_bucket,
-                                       ended_at=parsed.endedAt, region=env.region, pipeline_name=env.pipeline_name,
-                                       render_report=_render_report, log=_log)
+    written = record.record_failed_run(
+        parsed.run,
+        s3=client("s3"),
+        bucket=env.artifacts_bucket,
+        ended_at=parsed.endedAt,
+        region=env.region,
+        pipeline_name=env.pipeline_name,
+        render_report=_render_report,
+        log=_log,
+    )
     logger.info("failed run recorded", extra={"error": written["error"], "run_record": written["runRecord"]})
     return written
 

@@ -102,7 +102,7 @@ def stop_previous_attempt(sagemaker: Any, job_name: str) -> str | None:
     """Stop ``job_name`` if it is still running; returns its status (``None`` when it does not exist)."""
     try:
         status = sagemaker.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"]
-    except Exception as error:  # noqa: BLE001 - a job that was never created is the usual case
+    except Exception as error:
         code = error_code(error)
         if code in {"ValidationException", "ResourceNotFound"}:
             return None
@@ -129,8 +129,9 @@ def prepare_job(
     attempt = int(previous.get("attempt", 0)) + 1
     errors = list(previous.get("errors") or [])
     if previous.get("lastError"):
-        errors.append({"attempt": previous.get("attempt"), "job": previous.get("name"),
-                       **_error_summary(previous["lastError"])})
+        errors.append(
+            {"attempt": previous.get("attempt"), "job": previous.get("name"), **_error_summary(previous["lastError"])}
+        )
     if previous.get("name"):
         stop_previous_attempt(sagemaker, previous["name"])
 

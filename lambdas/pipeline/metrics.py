@@ -22,8 +22,16 @@ from lambdas.pipeline.record import noted_failure_text
 # (:func:`lambdas.pipeline.outputs.metric_name`: lower case, ``em`` -> ``exact_match``...).
 # ``gate.metric`` of a gen_qa run must be one of them. rft_eval reports the grader's own
 # metric names, which are not documented: its runs must name ``gate.metric`` explicitly.
-GEN_QA_METRICS = ("exact_match", "quasi_exact_match", "f1_score", "f1_score_quasi", "rouge1", "rouge2", "rougel",
-                  "bleu")
+GEN_QA_METRICS = (
+    "exact_match",
+    "quasi_exact_match",
+    "f1_score",
+    "f1_score_quasi",
+    "rouge1",
+    "rouge2",
+    "rougel",
+    "bleu",
+)
 
 
 def _metrics(stages: Mapping[str, Any], stage: str) -> dict[str, float] | None:
@@ -45,6 +53,9 @@ def collect_metrics(plan: Mapping[str, Any], stages: Mapping[str, Any]) -> dict[
         "sft": final if candidate == "sft" else _metrics(stages, "sftEval"),
         "rft": final if candidate == "rft" else None,
     }
-    failed = {column: text for column, stage in (("baseline", "baselineEval"), ("sft", "sftEval"))
-              if (text := noted_failure_text(stage, stages.get(stage) or {})) is not None}
+    failed = {
+        column: text
+        for column, stage in (("baseline", "baselineEval"), ("sft", "sftEval"))
+        if (text := noted_failure_text(stage, stages.get(stage) or {})) is not None
+    }
     return {"metric": plan["gate"]["metric"], "candidate": candidate, "table": table, "failed": failed}

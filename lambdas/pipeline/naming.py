@@ -51,9 +51,9 @@ def _digest(text: str, length: int = 8) -> str:
 
 def run_id_from_execution(execution_name: str) -> str:
     """The run id of an execution: its name when safe, else a cleaned name plus a hash of the original."""
-    if execution_name and len(execution_name) <= MAX_RUN_ID and not _UNSAFE_RUN.search(execution_name):
-        if not execution_name.startswith("-") and not execution_name.endswith("-"):
-            return execution_name
+    safe = bool(execution_name) and len(execution_name) <= MAX_RUN_ID and not _UNSAFE_RUN.search(execution_name)
+    if safe and not execution_name.startswith("-") and not execution_name.endswith("-"):
+        return execution_name
     cleaned = _UNSAFE_RUN.sub("-", execution_name or "").strip("-")
     cleaned = cleaned[: MAX_RUN_ID - 9].rstrip("-")
     suffix = _digest(execution_name or "")

@@ -42,7 +42,7 @@ def _open_archive(s3: Any, archive_uri: str, job_name: str) -> Any:
     bucket, key = parse_s3_uri(archive_uri)
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"]
-    except Exception as error:  # noqa: BLE001 - translated into a message that names the job
+    except Exception as error:
         code = error_code(error)
         if code in {"NoSuchKey", "404", "NotFound"}:
             raise JobOutputError(f"job {job_name} wrote no output archive at {archive_uri}") from error

@@ -57,13 +57,15 @@ def estimate_cost(plan: Mapping[str, Any]) -> dict[str, Any]:
         job = plan["jobs"][STAGE_METHODS[stage]]
         hours = job["maxRuntimeSeconds"] / 3600
         usd = hourly_price(job["instanceType"]) * job["instanceCount"] * hours
-        items.append({
-            "stage": stage,
-            "instanceType": job["instanceType"],
-            "instanceCount": job["instanceCount"],
-            "maxHours": round(hours, 2),
-            "usd": round(usd, 2),
-        })
+        items.append(
+            {
+                "stage": stage,
+                "instanceType": job["instanceType"],
+                "instanceCount": job["instanceCount"],
+                "maxHours": round(hours, 2),
+                "usd": round(usd, 2),
+            }
+        )
     total = round(sum(item["usd"] for item in items), 2)
     return {"estimatedUsd": total, "maxUsd": plan["budget"]["maxUsd"], "items": items}
 
@@ -72,7 +74,8 @@ def _budget_problem(cost: Mapping[str, Any]) -> str | None:
     if cost["estimatedUsd"] <= cost["maxUsd"]:
         return None
     parts = ", ".join(
-        f"{STAGE_LABELS[i['stage']]} {i['instanceCount']} x {i['instanceType']} x {i['maxHours']:g} h = ${i['usd']:,.2f}"
+        f"{STAGE_LABELS[i['stage']]} {i['instanceCount']} x {i['instanceType']} x {i['maxHours']:g} h"
+        f" = ${i['usd']:,.2f}"
         for i in cost["items"]
     )
     return (
@@ -157,21 +160,25 @@ def run_preflight(
                 sample=GRADER_SAMPLE_ROWS,
                 batch_size=GRADER_BATCH_SIZE,
             )
-            grader_summary.update({
-                "passed": verdict.passed,
-                "rowsSampled": verdict.rows_sampled,
-                "cases": [
-                    {"case": c.case, "mean": round(c.mean, 4), "failing": c.failing, "passed": c.passed}
-                    for c in verdict.cases
-                ],
-                "problems": list(verdict.problems),
-            })
+            grader_summary.update(
+                {
+                    "passed": verdict.passed,
+                    "rowsSampled": verdict.rows_sampled,
+                    "cases": [
+                        {"case": c.case, "mean": round(c.mean, 4), "failing": c.failing, "passed": c.passed}
+                        for c in verdict.cases
+                    ],
+                    "problems": list(verdict.problems),
+                }
+            )
             if not verdict.passed:
-                failing = [f"{c.case} ({c.failing} failing rows: {c.example or c.rule})" for c in verdict.cases
-                           if not c.passed]
+                failing = [
+                    f"{c.case} ({c.failing} failing rows: {c.example or c.rule})" for c in verdict.cases if not c.passed
+                ]
                 detail = "; ".join(failing + list(verdict.problems)) or "no case could be scored"
-                problems.append(f"grader {grader['name']!r} failed the smoke test against the deployed function: "
-                                f"{detail}")
+                problems.append(
+                    f"grader {grader['name']!r} failed the smoke test against the deployed function: {detail}"
+                )
 
     if problems:
         raise PreflightError(problems)

@@ -173,8 +173,9 @@ def check_quotas(
     if unlisted:
         summary["status"] = "unchecked" if len(unlisted) == len(needs) else "partly checked"
         names = ", ".join(repr(n) for n in unlisted)
-        summary["reason"] = (f"{names} not read: {failure}" if failure
-                             else f"Service Quotas lists no {names} in this region")
+        summary["reason"] = (
+            f"{names} not read: {failure}" if failure else f"Service Quotas lists no {names} in this region"
+        )
     return problems, summary
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,7 @@ def available(model: str, method: str, recipes_dir: Path = RECIPES_DIR) -> bool:
     return (recipes_dir / model / f"{method}.yaml").is_file()
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_template(model: str, method: str, recipes_dir: Path = RECIPES_DIR) -> RecipeTemplate:
     """The base recipe of ``model`` for ``method`` (``sft``, ``rft`` or ``eval``)."""
     path = recipes_dir / model / f"{method}.yaml"
@@ -210,7 +210,9 @@ def override_problems(template: RecipeTemplate, overrides: dict[str, Any]) -> li
         spec = template.overrides.get(key)
         if spec is None:
             advice = next((f"{text}; " for target, text in _HINTS.get(key, []) if target in template.overrides), "")
-            problems.append((key, f"unknown override for {template.model} {template.method} ({advice}allowed: {allowed})"))
+            problems.append(
+                (key, f"unknown override for {template.model} {template.method} ({advice}allowed: {allowed})")
+            )
             continue
         if not _type_ok(spec, value) or (spec.choices is not None and value not in spec.choices):
             problems.append((key, f"{value!r} is not valid: expected {spec.describe()}"))

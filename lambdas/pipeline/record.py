@@ -93,8 +93,12 @@ def _job_failure_cause(stage: str, job: Mapping[str, Any]) -> str:
 def failed_job_record(stage: str, job: Mapping[str, Any], ended_at: str | None) -> dict[str, Any]:
     """The ``FAILED`` record of a job stage, with the error and readable cause of its last attempt."""
     last = job.get("lastError") or {}
-    return job_record(job, status="FAILED", ended_at=ended_at,
-                      error={"error": last.get("Error"), "cause": readable_cause(last.get("Cause"))[:2000]})
+    return job_record(
+        job,
+        status="FAILED",
+        ended_at=ended_at,
+        error={"error": last.get("Error"), "cause": readable_cause(last.get("Cause"))[:2000]},
+    )
 
 
 def noted_failure_text(stage: str, record: Mapping[str, Any]) -> str | None:
@@ -115,8 +119,12 @@ def settle_noted_failures(stages: Mapping[str, Any] | None) -> Mapping[str, Any]
         return stages
     settled = dict(stages)
     for name, record in stages.items():
-        if (name in naming.STAGES and isinstance(record, Mapping) and record.get("status") == "FAILED"
-                and isinstance(record.get("failure"), Mapping)):
+        if (
+            name in naming.STAGES
+            and isinstance(record, Mapping)
+            and record.get("status") == "FAILED"
+            and isinstance(record.get("failure"), Mapping)
+        ):
             settled[name] = failed_job_record(name, record["failure"].get("job") or {}, record.get("endedAt"))
     return settled
 
@@ -157,9 +165,16 @@ def _run_id(run: Mapping[str, Any]) -> str:
     return naming.run_id_from_execution(str(execution.get("name", "")))
 
 
-def build_record(run: Mapping[str, Any], *, status: str, ended_at: str | None, region: str | None,
-                 pipeline_name: str, error: Mapping[str, Any] | None = None,
-                 stages: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def build_record(
+    run: Mapping[str, Any],
+    *,
+    status: str,
+    ended_at: str | None,
+    region: str | None,
+    pipeline_name: str,
+    error: Mapping[str, Any] | None = None,
+    stages: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The run record of a run state (complete or partial)."""
     plan = run.get("plan") if isinstance(run.get("plan"), dict) else None
     execution = run.get("execution") if isinstance(run.get("execution"), dict) else {}
@@ -179,8 +194,10 @@ def build_record(run: Mapping[str, Any], *, status: str, ended_at: str | None, r
         "datasets": (plan or {}).get("datasets"),
         "grader": (plan or {}).get("grader"),
         "preflight": run.get("preflight"),
-        "stages": complete_records(settle_noted_failures(stages if stages is not None else run.get("stages")),
-                                   unfinished="NOT_COMPLETED" if status == "FAILED" else "SKIPPED"),
+        "stages": complete_records(
+            settle_noted_failures(stages if stages is not None else run.get("stages")),
+            unfinished="NOT_COMPLETED" if status == "FAILED" else "SKIPPED",
+        ),
         "metrics": run.get("metrics"),
         "gate": {**gate, "metric": (plan or {}).get("gate", {}).get("metric")} if gate else None,
         "model": run.get("model"),
@@ -193,8 +210,14 @@ def _put(s3: Any, bucket: str, key: str, body: str, content_type: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
-def _write(record: dict[str, Any], *, s3: Any, bucket: str, render_report: Callable[[dict], str] | None,
-           log: Callable[[str, Exception], None] | None) -> dict[str, str | None]:
+def _write(
+    record: dict[str, Any],
+    *,
+    s3: Any,
+    bucket: str,
+    render_report: Callable[[dict], str] | None,
+    log: Callable[[str, Exception], None] | None,
+) -> dict[str, str | None]:
     run_id = record["runId"]
     report_uri = None
     if render_report is not None:
@@ -204,8 +227,9 @@ def _write(record: dict[str, Any], *, s3: Any, bucket: str, render_report: Calla
             if log:
                 log("report not written", error)
     record["report"] = report_uri
-    record_uri = _put(s3, bucket, naming.run_record_key(run_id), json.dumps(record, indent=2, default=str),
-                      "application/json")
+    record_uri = _put(
+        s3, bucket, naming.run_record_key(run_id), json.dumps(record, indent=2, default=str), "application/json"
+    )
     return {"runRecord": record_uri, "report": report_uri}
 
 
@@ -230,9 +254,17 @@ def champion_record(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def record_run(run: Mapping[str, Any], *, s3: Any, bucket: str, ended_at: str | None, region: str | None,
-               pipeline_name: str, render_report: Callable[[dict], str] | None = None,
-               log: Callable[[str, Exception], None] | None = None) -> dict[str, Any]:
+def record_run(
+    run: Mapping[str, Any],
+    *,
+    s3: Any,
+    bucket: str,
+    ended_at: str | None,
+    region: str | None,
+    pipeline_name: str,
+    render_report: Callable[[dict], str] | None = None,
+    log: Callable[[str, Exception], None] | None = None,
+) -> dict[str, Any]:
     """Record a run that reached its end: ``SUCCEEDED`` (deployed or not) or ``GATE_REJECTED``."""
     gate = run.get("gate") or {}
     status = "GATE_REJECTED" if gate.get("passed") is False else "SUCCEEDED"
@@ -241,20 +273,34 @@ def record_run(run: Mapping[str, Any], *, s3: Any, bucket: str, ended_at: str | 
     deployment = record.get("deployment") or {}
     champion = None
     if status == "SUCCEEDED" and deployment.get("status") == "Active":
-        champion = _put(s3, bucket, naming.champion_key(pipeline_name), json.dumps(champion_record(record), indent=2),
-                        "application/json")
+        champion = _put(
+            s3,
+            bucket,
+            naming.champion_key(pipeline_name),
+            json.dumps(champion_record(record), indent=2),
+            "application/json",
+        )
     return {"status": status, **written, "champion": champion}
 
 
-def record_failed_run(run: Mapping[str, Any], *, s3: Any, bucket: str, ended_at: str | None, region: str | None,
-                      pipeline_name: str, render_report: Callable[[dict], str] | None = None,
-                      log: Callable[[str, Exception], None] | None = None) -> dict[str, Any]:
+def record_failed_run(
+    run: Mapping[str, Any],
+    *,
+    s3: Any,
+    bucket: str,
+    ended_at: str | None,
+    region: str | None,
+    pipeline_name: str,
+    render_report: Callable[[dict], str] | None = None,
+    log: Callable[[str, Exception], None] | None = None,
+) -> dict[str, Any]:
     """Record a failed run with the failed stage, its cause and every partial result."""
     error, stage, stage_record = describe_failure(run, ended_at)
     stages = run.get("stages")
     if stage is not None and stage_record is not None:
         stages = with_stage(stages or {}, stage, stage_record)
-    record = build_record(run, status="FAILED", ended_at=ended_at, region=region, pipeline_name=pipeline_name,
-                          error=error, stages=stages)
+    record = build_record(
+        run, status="FAILED", ended_at=ended_at, region=region, pipeline_name=pipeline_name, error=error, stages=stages
+    )
     written = _write(record, s3=s3, bucket=bucket, render_report=render_report, log=log)
     return {"error": error["error"], "cause": error["cause"], **written}

@@ -159,8 +159,7 @@ def _metrics_section(run: dict) -> str:
     table = runview.metrics_table(run)
     if not table:
         return (
-            '<h2>Metrics</h2><p class="muted" id="metrics-empty">'
-            "No evaluation metrics were recorded for this run.</p>"
+            '<h2>Metrics</h2><p class="muted" id="metrics-empty">No evaluation metrics were recorded for this run.</p>'
         )
     legend = "".join(
         f'<span style="background:{_COLORS.get(s.key, "#607d8b")}"></span>{_e(s.label)}' for s in table.series
@@ -225,7 +224,7 @@ def _stages_section(run: dict) -> str:
             f'<td class="num">{_e(runview.format_duration(v.duration_seconds))}</td></tr>'
         )
     return (
-        f"<h2>Stages</h2>{_timeline(views)}<table id=\"stages\"><thead><tr><th>Stage</th><th>Status</th>"
+        f'<h2>Stages</h2>{_timeline(views)}<table id="stages"><thead><tr><th>Stage</th><th>Status</th>'
         '<th>Job</th><th>Checkpoint</th><th>Started</th><th class="num">Duration</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
@@ -236,10 +235,12 @@ def _deployment_section(run: dict) -> str:
     region = runview.region_of(run)
     items = []
     if deployment:
-        items.append(f"<li>Deployment: <code id=\"deployment-arn\">{_e(deployment)}</code> "
-                     "(call it with the Bedrock Converse API, <code>modelId</code> = this ARN)</li>")
+        items.append(
+            f'<li>Deployment: <code id="deployment-arn">{_e(deployment)}</code> '
+            "(call it with the Bedrock Converse API, <code>modelId</code> = this ARN)</li>"
+        )
     if model:
-        items.append(f"<li>Custom model: <code id=\"model-arn\">{_e(model)}</code></li>")
+        items.append(f'<li>Custom model: <code id="model-arn">{_e(model)}</code></li>')
     if not items:
         items.append("<li>Not deployed.</li>")
     links = [_link(link.label, link.url) for link in runview.console_links(run)]
@@ -285,8 +286,10 @@ def _preflight_section(run: dict) -> str:
     if isinstance(cost.get("estimatedUsd"), (int, float)):
         budget = cost.get("maxUsd")
         of_budget = f" (budget ${budget:,.2f})" if isinstance(budget, (int, float)) else ""
-        parts.append(f'<p id="cost">Worst-case GPU cost: <strong>${cost["estimatedUsd"]:,.2f}</strong>{_e(of_budget)}, '
-                     "every job for its full maximum runtime.</p>")
+        parts.append(
+            f'<p id="cost">Worst-case GPU cost: <strong>${cost["estimatedUsd"]:,.2f}</strong>{_e(of_budget)}, '
+            "every job for its full maximum runtime.</p>"
+        )
     rows = []
     entries = quotas.get("instanceTypes")
     for entry in entries if isinstance(entries, list) else []:
@@ -295,8 +298,8 @@ def _preflight_section(run: dict) -> str:
         quota = entry.get("quota")
         shown = f"{quota:g}" if isinstance(quota, (int, float)) else "-"
         rows.append(
-            f"<tr><td><code>{_e(entry.get('instanceType'))}</code></td><td class=\"num\">{_e(shown)}</td>"
-            f"<td class=\"num\">{_e(largest.get('instances'))}</td><td class=\"num\">{_e(peak.get('instances'))}</td>"
+            f'<tr><td><code>{_e(entry.get("instanceType"))}</code></td><td class="num">{_e(shown)}</td>'
+            f'<td class="num">{_e(largest.get("instances"))}</td><td class="num">{_e(peak.get("instances"))}</td>'
             f"<td>{_e(entry.get('quotaCode') or '')}</td></tr>"
         )
     if rows:
@@ -306,7 +309,8 @@ def _preflight_section(run: dict) -> str:
             f'<p class="muted">GPU instance quotas: {_e(status)}{_e(reason)}</p><table id="quotas"><thead><tr>'
             '<th>Instance type</th><th class="num">Quota</th><th class="num">Largest job</th>'
             '<th class="num">Busiest phase</th><th>Quota code</th></tr></thead><tbody>'
-            + "".join(rows) + "</tbody></table>"
+            + "".join(rows)
+            + "</tbody></table>"
         )
     warnings = quotas.get("warnings")
     warnings = [w for w in warnings if isinstance(w, str)] if isinstance(warnings, list) else []
@@ -339,7 +343,5 @@ def render_report(run: dict) -> str:
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n"
-        + "\n".join(sections)
-        + "\n</body></html>\n"
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n"
     )

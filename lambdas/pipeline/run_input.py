@@ -194,8 +194,9 @@ def _without(payload: dict, locations: list[tuple]) -> dict:
     return cleaned
 
 
-def _parse(payload: dict, *, data_bucket: str | None, graders: Collection[str] | None
-           ) -> tuple[RunInput | None, list[str], dict]:
+def _parse(
+    payload: dict, *, data_bucket: str | None, graders: Collection[str] | None
+) -> tuple[RunInput | None, list[str], dict]:
     """The parsed input (or None), every problem, and the resolved pieces of the plan.
 
     When pydantic rejects some fields, the semantic checks still run on the rest (the
@@ -382,9 +383,7 @@ def _checks(run: RunInput, *, data_bucket: str | None, graders: Collection[str] 
             problems.append(f"gate.{name}: must be a finite number")
     problems.extend(_gate_metric_problems(run))
     if gate.minGainOverBaseline > 0 and not stages["baselineEval"]:
-        problems.append(
-            "gate.minGainOverBaseline: the gain over the baseline needs stages.baselineEval=true"
-        )
+        problems.append("gate.minGainOverBaseline: the gain over the baseline needs stages.baselineEval=true")
     return problems, resolved
 
 
@@ -393,16 +392,19 @@ def _gate_metric_problems(run: RunInput) -> list[str]:
     task = run.evaluation.task
     if task == "rft_eval":
         if "metric" not in run.gate.model_fields_set:
-            return ["gate.metric: required with evaluation.task 'rft_eval': its metric names come from the grader "
-                    "and are not documented, so name the metric the gate judges (no default applies)"]
+            return [
+                "gate.metric: required with evaluation.task 'rft_eval': its metric names come from the grader "
+                "and are not documented, so name the metric the gate judges (no default applies)"
+            ]
         return []
     if metric_name(run.gate.metric) not in GEN_QA_METRICS:
         return [f"gate.metric: {run.gate.metric!r} is not a {task} metric (one of: {', '.join(GEN_QA_METRICS)})"]
     return []
 
 
-def input_problems(payload: object, *, data_bucket: str | None = None,
-                   graders: Collection[str] | None = None) -> list[str]:
+def input_problems(
+    payload: object, *, data_bucket: str | None = None, graders: Collection[str] | None = None
+) -> list[str]:
     """Every problem of ``payload`` found without AWS calls (shape, types, keys, stage combinations)."""
     if not isinstance(payload, dict):
         return [f"(input): a run input is a JSON object, got {type(payload).__name__}"]

@@ -16,7 +16,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     """``(bucket, key)`` of ``s3://bucket/key``; the key may be a prefix ending with ``/``."""
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         raise S3UriError(f"expected an s3://bucket/key URI, got {uri!r}")
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     if not _BUCKET.match(bucket):
         raise S3UriError(f"{uri!r} does not name a valid bucket")
     if not key:

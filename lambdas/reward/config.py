@@ -8,7 +8,8 @@ invocation loudly instead of mis-scoring rollouts.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from lambdas.reward.engine import RewardFunction, compile_spec
 from lambdas.reward.presets import load_preset, spec_from_text

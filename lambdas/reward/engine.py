@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from lambdas.reward.graders import BuildContext
 from lambdas.reward.graders.base import Grader, GraderError, MalformedItem, NonFiniteScore
@@ -151,7 +152,7 @@ class RewardFunction:
             else:
                 samples.append(parsed)
         if samples:
-            for sample, outcome in zip(samples, self._grade(samples, deadline)):
+            for sample, outcome in zip(samples, self._grade(samples, deadline), strict=True):
                 if type(outcome) is tuple:
                     score, metrics = outcome
                     if not low <= score <= high:
@@ -181,7 +182,9 @@ class RewardFunction:
         isolated = []
         for sample in samples:
             try:
-                isolated.extend(self.grader.grade_many([sample], deadline)[:1] or [GraderError(RuntimeError("no outcome"))])
+                isolated.extend(
+                    self.grader.grade_many([sample], deadline)[:1] or [GraderError(RuntimeError("no outcome"))]
+                )
             except Exception as exc:  # noqa: BLE001
                 isolated.append(GraderError(exc))
         return isolated

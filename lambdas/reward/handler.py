@@ -77,4 +77,3 @@ def lambda_handler(event: Any, context: Any) -> list[dict]:
         logger.error("grader raised on some items", extra={"grader_errors": summary.grader_errors[:5]})
     logger.info("graded batch", extra=summary.as_log())
     return results
-

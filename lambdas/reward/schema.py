@@ -15,7 +15,8 @@ Written here rather than imported: the reward Lambda stays dependency-light.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lambdas.reward.spec import SpecError, child, is_number, item_path
 
@@ -33,9 +34,22 @@ _TYPES: dict[str, Callable[[Any], bool]] = {
 _ANNOTATIONS = frozenset({"title", "description", "$schema", "$id", "$comment", "examples", "default", "format"})
 _KEYWORDS = frozenset(
     {
-        "type", "properties", "required", "additionalProperties", "items", "enum", "const",
-        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
-        "pattern", "minItems", "maxItems",
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "enum",
+        "const",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minItems",
+        "maxItems",
     }
 )
 
@@ -47,7 +61,7 @@ def _json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
     return a == b
 
 
@@ -75,14 +89,18 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
         raise SpecError(path, "must be a JSON Schema object or boolean")
     unknown = sorted(set(schema) - _KEYWORDS - _ANNOTATIONS)
     if unknown:
-        raise SpecError(child(path, unknown[0]), "unsupported JSON Schema keyword (supported: " + ", ".join(sorted(_KEYWORDS)) + ")")
+        raise SpecError(
+            child(path, unknown[0]), "unsupported JSON Schema keyword (supported: " + ", ".join(sorted(_KEYWORDS)) + ")"
+        )
     checks: list[Check] = []
 
     if "type" in schema:
         names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         for index, name in enumerate(names):
             if name not in _TYPES:
-                where = item_path(child(path, "type"), index) if isinstance(schema["type"], list) else child(path, "type")
+                where = (
+                    item_path(child(path, "type"), index) if isinstance(schema["type"], list) else child(path, "type")
+                )
                 raise SpecError(where, f"unknown type {name!r} (expected one of {', '.join(sorted(_TYPES))})")
         tests = [_TYPES[name] for name in names]
         label = " or ".join(names)
@@ -98,20 +116,27 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
         if not isinstance(options, list) or not options:
             raise SpecError(child(path, "enum"), "must be a non-empty list")
         checks.append(
-            lambda instance, where, errors: None
-            if any(_json_equal(instance, option) for option in options)
-            else errors.append(f"{where}: not one of the allowed values")
+            lambda instance, where, errors: (
+                None
+                if any(_json_equal(instance, option) for option in options)
+                else errors.append(f"{where}: not one of the allowed values")
+            )
         )
     if "const" in schema:
         constant = schema["const"]
         checks.append(
-            lambda instance, where, errors: None
-            if _json_equal(instance, constant)
-            else errors.append(f"{where}: must equal {constant!r}")
+            lambda instance, where, errors: (
+                None if _json_equal(instance, constant) else errors.append(f"{where}: must equal {constant!r}")
+            )
         )
 
-    numeric = [(key, _bound(schema, key, path)) for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if key in schema]
+    numeric = [
+        (key, _bound(schema, key, path))
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+        if key in schema
+    ]
     if numeric:
+
         def check_number(instance: Any, where: str, errors: list) -> None:
             if not _TYPES["number"](instance):
                 return
@@ -137,6 +162,7 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
         except re.error as exc:
             raise SpecError(child(path, "pattern"), f"invalid regular expression: {exc}") from None
     if min_length is not None or max_length is not None or pattern is not None:
+
         def check_string(instance: Any, where: str, errors: list) -> None:
             if not isinstance(instance, str):
                 return
@@ -152,13 +178,16 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
     properties = schema.get("properties", {})
     if not isinstance(properties, dict):
         raise SpecError(child(path, "properties"), "must be an object")
-    property_checks = {name: compile_schema(sub, child(child(path, "properties"), name)) for name, sub in properties.items()}
+    property_checks = {
+        name: compile_schema(sub, child(child(path, "properties"), name)) for name, sub in properties.items()
+    }
     required = schema.get("required", [])
     if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
         raise SpecError(child(path, "required"), "must be a list of strings")
     additional = schema.get("additionalProperties", True)
     additional_check = None if additional is True else compile_schema(additional, child(path, "additionalProperties"))
     if property_checks or required or additional_check is not None:
+
         def check_object(instance: Any, where: str, errors: list) -> None:
             if not isinstance(instance, dict):
                 return
@@ -181,6 +210,7 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
     min_items = _count(schema, "minItems", path) if "minItems" in schema else None
     max_items = _count(schema, "maxItems", path) if "maxItems" in schema else None
     if items is not None or min_items is not None or max_items is not None:
+
         def check_array(instance: Any, where: str, errors: list) -> None:
             if not isinstance(instance, list):
                 return

@@ -27,8 +27,9 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from lambdas.reward.engine import compile_spec
 from lambdas.reward.graders.base import Grader, MalformedItem
@@ -45,10 +46,32 @@ REFERENCE = "reference"
 HACKS = ("empty", "all_candidates", "padded", "refusal", "truncated")
 CASES = (REFERENCE, *HACKS)
 REFUSAL = "I'm sorry, but I can't help with that request."
-_JUNK = (
-    "lorem ipsum dolor sit amet consectetur adipiscing elit sed eiusmod tempor incididunt "
-    "labore dolore magna aliqua enim minim veniam quis nostrud exercitation ullamco laboris "
-).split()
+_JUNK = [
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "eiusmod",
+    "tempor",
+    "incididunt",
+    "labore",
+    "dolore",
+    "magna",
+    "aliqua",
+    "enim",
+    "minim",
+    "veniam",
+    "quis",
+    "nostrud",
+    "exercitation",
+    "ullamco",
+    "laboris",
+]
 _DEFAULT_PAD_CHARS = 8000
 _MAX_CANDIDATES = 8
 
@@ -406,7 +429,7 @@ def verify_grader(
             keys.append((row_index, case))
 
     scores: dict[tuple[int, str], float] = {}
-    texts = {key: item["messages"][-1]["content"] for key, item in zip(keys, items)}
+    texts = {key: item["messages"][-1]["content"] for key, item in zip(keys, items, strict=True)}
     for start in range(0, len(items), max(1, batch_size)):
         chunk = items[start : start + batch_size]
         try:
@@ -418,7 +441,7 @@ def verify_grader(
             got = len(results) if isinstance(results, list) else type(results).__name__
             report.problems.append(f"grader returned {got} results for {len(chunk)} items")
             return report
-        for key, item, result in zip(keys[start : start + batch_size], chunk, results):
+        for key, item, result in zip(keys[start : start + batch_size], chunk, results, strict=True):
             score = result.get("aggregate_reward_score") if isinstance(result, dict) else None
             if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
                 report.problems.append(f"item {item['id']}: aggregate_reward_score {score!r} is not a finite number")
@@ -428,7 +451,9 @@ def verify_grader(
             scores[key] = (float(score) - low) / (high - low)
 
     for case in CASES:
-        rows_in_case = [(row_index, scores[(row_index, case)]) for row_index in range(len(answers)) if (row_index, case) in scores]
+        rows_in_case = [
+            (row_index, scores[(row_index, case)]) for row_index in range(len(answers)) if (row_index, case) in scores
+        ]
         if not rows_in_case:
             continue
         values = [value for _, value in rows_in_case]
@@ -444,8 +469,18 @@ def verify_grader(
         example = ""
         if failing:
             i, value = failing[0]
-            example = f"row {i}: {_preview(texts[(i, case)])} scored {value:.2f} (reference {scores.get((i, REFERENCE), float('nan')):.2f})"
+            reference = scores.get((i, REFERENCE), float("nan"))
+            example = f"row {i}: {_preview(texts[(i, case)])} scored {value:.2f} (reference {reference:.2f})"
         report.cases.append(
-            CaseResult(case, len(rows_in_case), sum(values) / len(values), worst, len(failing), rule, len(failing) <= allowed, example)
+            CaseResult(
+                case,
+                len(rows_in_case),
+                sum(values) / len(values),
+                worst,
+                len(failing),
+                rule,
+                len(failing) <= allowed,
+                example,
+            )
         )
     return report

@@ -8,7 +8,7 @@ with a reason, or was parked in the dead-letter queue.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import boto3
@@ -30,7 +30,7 @@ processor = SqsFifoPartialProcessor()
 processor.raise_on_entire_batch_failure = False
 
 
-@lru_cache(maxsize=None)
+@cache
 def _client(service: str) -> Any:
     return boto3.client(service)
 
@@ -71,6 +71,4 @@ def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

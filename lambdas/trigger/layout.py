@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 REQUESTS_ROOT = "requests/"
 REJECTED_ROOT = "requests/rejected/"
@@ -37,7 +37,7 @@ _HASH_CHARS = 16
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 
 
-class ObjectKind(str, Enum):
+class ObjectKind(StrEnum):
     """What an object-created event in the data bucket means to the trigger."""
 
     REQUEST = "request"

@@ -113,9 +113,7 @@ def _handle_object(
         # Rejections, templates and data files never start runs (the rule excludes most of them already).
         return Outcome("ignored", source.describe(), reasons=["not a run request or a _READY marker"])
     if kind is ObjectKind.READY_MARKER:
-        name = execution_name(
-            "ready", event.key, source.version_id, label=_marker_label(event.key, config.layout)
-        )
+        name = execution_name("ready", event.key, source.version_id, label=_marker_label(event.key, config.layout))
         return _start_template(source, name, config=config, s3=s3, sfn=sfn, validate=validate, now=now)
 
     name = execution_name("request", event.key, source.version_id)
@@ -163,9 +161,7 @@ def _start(request: dict, name: str, source: _Source, *, config: TriggerConfig, 
             return Outcome("duplicate", source.describe(), execution_name=name, execution_arn=finished)
         raise RunInProgress(sorted(running))
     try:
-        response = sfn.start_execution(
-            stateMachineArn=config.state_machine_arn, name=name, input=json.dumps(request)
-        )
+        response = sfn.start_execution(stateMachineArn=config.state_machine_arn, name=name, input=json.dumps(request))
     except sfn.exceptions.ExecutionAlreadyExists:
         # A duplicate event after the first execution finished: names are unique for 90 days.
         return Outcome("duplicate", source.describe(), execution_name=name)
@@ -200,9 +196,7 @@ def _reject_request(
     if source.version_id:
         copy_source["VersionId"] = source.version_id
     # Tags are not copied: the trigger is not granted s3:GetObjectTagging / s3:PutObjectTagging.
-    s3.copy_object(
-        Bucket=config.data_bucket, Key=rejected_key, CopySource=copy_source, TaggingDirective="REPLACE"
-    )
+    s3.copy_object(Bucket=config.data_bucket, Key=rejected_key, CopySource=copy_source, TaggingDirective="REPLACE")
     _write_error(layout.error_key(rejected_key), source, problems, config=config, s3=s3, now=now)
     # A delete marker: the rejected version stays recoverable in the versioned bucket.
     s3.delete_object(Bucket=config.data_bucket, Key=source.key)

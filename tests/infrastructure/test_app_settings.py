@@ -52,8 +52,15 @@ def test_summary_lists_the_stack_and_its_resource_types(synthesized: Synthesized
 
 def test_the_stack_outputs_what_a_user_needs_after_deploying(synthesized: Synthesized) -> None:
     outputs = synthesized.template_json["Outputs"]
-    for name in ("DataBucketName", "ArtifactsBucketName", "StateMachineArn", "NotificationTopicArn",
-                 "GraderFunctionClassification", "GraderFunctionNumeric", "GraderFunctionToolCalling"):
+    for name in (
+        "DataBucketName",
+        "ArtifactsBucketName",
+        "StateMachineArn",
+        "NotificationTopicArn",
+        "GraderFunctionClassification",
+        "GraderFunctionNumeric",
+        "GraderFunctionToolCalling",
+    ):
         assert name in outputs, name
         assert outputs[name]["Description"]
     state_machines = synthesized.resources("AWS::StepFunctions::StateMachine")

@@ -101,8 +101,9 @@ def test_a_judge_preset_gets_invoke_model_on_its_judge_only(tmp_path, monkeypatc
     )
     stack = Stack(App(), "Judge")
     role = iam.Role(stack, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
-    Graders(stack, "SageMakerGraders", sagemaker_role=role, log_retention=logs.RetentionDays.ONE_WEEK,
-            presets=["judge"])
+    Graders(
+        stack, "SageMakerGraders", sagemaker_role=role, log_retention=logs.RetentionDays.ONE_WEEK, presets=["judge"]
+    )
     # Then its role may invoke exactly that profile and the models behind it
     Template.from_stack(stack).has_resource_properties(
         "AWS::IAM::Policy",
@@ -136,5 +137,10 @@ def test_a_broken_preset_fails_synthesis(monkeypatch) -> None:
     stack = Stack(App(), "Broken")
     role = iam.Role(stack, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
     with pytest.raises(SpecError):
-        Graders(stack, "SageMakerGraders", sagemaker_role=role, log_retention=logs.RetentionDays.ONE_WEEK,
-                presets=["broken"])
+        Graders(
+            stack,
+            "SageMakerGraders",
+            sagemaker_role=role,
+            log_retention=logs.RetentionDays.ONE_WEEK,
+            presets=["broken"],
+        )

@@ -127,10 +127,26 @@ def test_sagemaker_role_pulls_only_the_nova_images_of_its_region(template) -> No
                             {
                                 "Sid": "PullNovaImages",
                                 "Resource": [
-                                    {"Fn::Join": ["", ["arn:aws:ecr:", {"Ref": "AWS::Region"},
-                                                       ":708977205387:repository/nova-evaluation-repo"]]},
-                                    {"Fn::Join": ["", ["arn:aws:ecr:", {"Ref": "AWS::Region"},
-                                                       ":708977205387:repository/nova-fine-tune-repo"]]},
+                                    {
+                                        "Fn::Join": [
+                                            "",
+                                            [
+                                                "arn:aws:ecr:",
+                                                {"Ref": "AWS::Region"},
+                                                ":708977205387:repository/nova-evaluation-repo",
+                                            ],
+                                        ]
+                                    },
+                                    {
+                                        "Fn::Join": [
+                                            "",
+                                            [
+                                                "arn:aws:ecr:",
+                                                {"Ref": "AWS::Region"},
+                                                ":708977205387:repository/nova-fine-tune-repo",
+                                            ],
+                                        ]
+                                    },
                                 ],
                             }
                         )

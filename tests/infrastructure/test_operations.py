@@ -323,11 +323,7 @@ def test_the_topic_is_encrypted_tls_only_and_emails_the_team(template_json: dict
             "Topics": [{"Ref": topic_id}],
             "PolicyDocument": {
                 "Statement": Match.array_with(
-                    [
-                        Match.object_like(
-                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
-                        )
-                    ]
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
                 )
             },
         },

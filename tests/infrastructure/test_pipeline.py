@@ -25,9 +25,11 @@ def _as_list(value: Any) -> list:
 
 def _functions(synthesized: Synthesized) -> dict[str, dict]:
     """Pipeline stage functions by handler name."""
-    return {f["Properties"]["Handler"].removeprefix(HANDLERS): f
-            for f in synthesized.resources("AWS::Lambda::Function").values()
-            if f["Properties"]["Handler"].startswith(HANDLERS)}
+    return {
+        f["Properties"]["Handler"].removeprefix(HANDLERS): f
+        for f in synthesized.resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"].startswith(HANDLERS)
+    }
 
 
 def _logical_id_of(synthesized: Synthesized, resource: dict) -> str:
@@ -35,9 +37,12 @@ def _logical_id_of(synthesized: Synthesized, resource: dict) -> str:
 
 
 def _statements_of_role(synthesized: Synthesized, role_id: str) -> list[dict]:
-    return [s for p in synthesized.resources("AWS::IAM::Policy").values()
-            if {"Ref": role_id} in p["Properties"]["Roles"]
-            for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    return [
+        s
+        for p in synthesized.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
 
 
 def _function_statements(synthesized: Synthesized, handler: str) -> list[dict]:
@@ -91,8 +96,7 @@ def test_the_state_machine_is_standard_traced_and_logs_every_event(template) -> 
     )
     template.has_resource(
         "AWS::Logs::LogGroup",
-        {"Properties": {"RetentionInDays": 90,
-                        "LogGroupName": Match.string_like_regexp(r"^/aws/vendedlogs/states/")}},
+        {"Properties": {"RetentionInDays": 90, "LogGroupName": Match.string_like_regexp(r"^/aws/vendedlogs/states/")}},
     )
     assert log_group.as_string()
 
@@ -107,7 +111,8 @@ def test_substitutions_name_the_stage_functions_the_sagemaker_role_and_the_key(s
         assert resources[target[0]] is functions[stage.handler], stage
     role = resources[substitutions["SageMakerRoleArn"]["Fn::GetAtt"][0]]
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
-        "Service": "sagemaker.amazonaws.com"}
+        "Service": "sagemaker.amazonaws.com"
+    }
     assert resources[substitutions["KmsKeyArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::KMS::Key"
     assert len(substitutions) == len(_STAGES) + 3
 
@@ -115,13 +120,27 @@ def test_substitutions_name_the_stage_functions_the_sagemaker_role_and_the_key(s
 def test_the_state_machine_role_has_only_the_actions_the_definition_needs(synthesized: Synthesized) -> None:
     assert _actions(_state_machine_statements(synthesized)) == {
         "lambda:InvokeFunction",
-        "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
-        "sagemaker:AddTags", "sagemaker:ListTags",
-        "events:PutTargets", "events:PutRule", "events:DescribeRule",
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:StopTrainingJob",
+        "sagemaker:AddTags",
+        "sagemaker:ListTags",
+        "events:PutTargets",
+        "events:PutRule",
+        "events:DescribeRule",
         "iam:PassRole",
-        "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-        "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
-        "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
     }
 
 
@@ -138,15 +157,18 @@ def test_training_jobs_are_limited_to_the_pipeline_prefix(synthesized: Synthesiz
     assert create["Resource"] == _join("arn:aws:sagemaker:", *ACCOUNT_REGION, ":training-job/nova-*")
     (rule,) = _with_action(statements, "events:PutRule")
     assert rule["Resource"] == _join(
-        "arn:aws:events:", *ACCOUNT_REGION, ":rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule")
+        "arn:aws:events:", *ACCOUNT_REGION, ":rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+    )
 
 
 def test_the_state_machine_passes_only_the_sagemaker_role_and_only_to_sagemaker(synthesized: Synthesized) -> None:
     resources = synthesized.template_json["Resources"]
     (statement,) = _with_action(_state_machine_statements(synthesized), "iam:PassRole")
     role = resources[statement["Resource"]["Fn::GetAtt"][0]]
-    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"] == \
-        "sagemaker.amazonaws.com"
+    assert (
+        role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]
+        == "sagemaker.amazonaws.com"
+    )
     assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
 
 
@@ -163,20 +185,33 @@ def test_only_the_import_function_passes_the_bedrock_import_role(synthesized: Sy
 @pytest.mark.parametrize(
     ("handler", "actions", "resource_types"),
     [
-        ("import_model", {"bedrock:CreateCustomModel", "bedrock:TagResource", "bedrock:GetCustomModel",
-                          "bedrock:ListTagsForResource"}, {"custom-model/*"}),
+        (
+            "import_model",
+            {
+                "bedrock:CreateCustomModel",
+                "bedrock:TagResource",
+                "bedrock:GetCustomModel",
+                "bedrock:ListTagsForResource",
+            },
+            {"custom-model/*"},
+        ),
         ("check_model_import", {"bedrock:GetCustomModel"}, {"custom-model/*"}),
-        ("deploy_model", {"bedrock:CreateCustomModelDeployment", "bedrock:TagResource",
-                          "bedrock:GetCustomModelDeployment"},
-         {"custom-model/*", "custom-model-deployment/*"}),
+        (
+            "deploy_model",
+            {"bedrock:CreateCustomModelDeployment", "bedrock:TagResource", "bedrock:GetCustomModelDeployment"},
+            {"custom-model/*", "custom-model-deployment/*"},
+        ),
         ("check_deployment", {"bedrock:GetCustomModelDeployment"}, {"custom-model-deployment/*"}),
     ],
 )
 def test_bedrock_calls_are_scoped_to_custom_models_and_deployments(
     synthesized: Synthesized, handler: str, actions: set[str], resource_types: set[str]
 ) -> None:
-    statements = [s for s in _function_statements(synthesized, handler)
-                  if any(a.startswith("bedrock:") for a in _as_list(s["Action"]))]
+    statements = [
+        s
+        for s in _function_statements(synthesized, handler)
+        if any(a.startswith("bedrock:") for a in _as_list(s["Action"]))
+    ]
     (statement,) = statements
     assert set(_as_list(statement["Action"])) == actions
     expected = [_join("arn:aws:bedrock:", *ACCOUNT_REGION, f":{kind}") for kind in sorted(resource_types)]
@@ -213,8 +248,9 @@ def _object_prefixes(statements: list[dict], action: str) -> set[str]:
     prefixes = set()
     for statement in _with_action(statements, action):
         for resource in _as_list(statement["Resource"]):
-            prefixes.add(resource["Fn::Join"][1][-1] if isinstance(resource, dict) and "Fn::Join" in resource
-                         else str(resource))
+            prefixes.add(
+                resource["Fn::Join"][1][-1] if isinstance(resource, dict) and "Fn::Join" in resource else str(resource)
+            )
     return prefixes
 
 
@@ -227,13 +263,24 @@ def test_stage_functions_write_only_run_outputs_and_only_the_recorder_writes_cha
     assert writers["record_run"] == {"/runs/*", "/champions/*"}
     for handler in ("preflight_checks", "prepare_job", "record_failed_run"):
         assert writers[handler] == {"/runs/*"}, handler
-    for handler in ("validate_run", "resolve_checkpoint", "read_evaluation", "collect_metrics", "apply_gate",
-                    "import_model", "check_model_import", "deploy_model", "check_deployment"):
+    for handler in (
+        "validate_run",
+        "resolve_checkpoint",
+        "read_evaluation",
+        "collect_metrics",
+        "apply_gate",
+        "import_model",
+        "check_model_import",
+        "deploy_model",
+        "check_deployment",
+    ):
         assert writers[handler] == set(), handler
 
 
 def test_datasets_are_read_only_and_only_where_needed(synthesized: Synthesized) -> None:
-    readers = {h: _object_prefixes(_function_statements(synthesized, h), "s3:GetObject") for h in _functions(synthesized)}
+    readers = {
+        h: _object_prefixes(_function_statements(synthesized, h), "s3:GetObject") for h in _functions(synthesized)
+    }
     assert readers["validate_run"] == {"/datasets/*"}
     assert readers["preflight_checks"] == {"/datasets/*"}
     assert readers["apply_gate"] == {"/champions/*"}
@@ -258,8 +305,10 @@ def test_stage_functions_get_their_configuration_from_the_environment(synthesize
     )
 
 
-@pytest.mark.parametrize(("handler", "action"), [("import_model", "bedrock:GetCustomModel"),
-                                                 ("deploy_model", "bedrock:GetCustomModelDeployment")])
+@pytest.mark.parametrize(
+    ("handler", "action"),
+    [("import_model", "bedrock:GetCustomModel"), ("deploy_model", "bedrock:GetCustomModelDeployment")],
+)
 def test_the_create_functions_may_read_what_a_name_conflict_points_at(
     synthesized: Synthesized, handler: str, action: str
 ) -> None:

@@ -68,8 +68,11 @@ def test_every_task_matches_the_botocore_input_shape(rendered: tuple[dict, dict]
 
 def test_the_training_jobs_use_the_documented_channels_and_settings(rendered: tuple[dict, dict]) -> None:
     definition, substitutions = rendered
-    jobs = {name: state["Parameters"] for name, state in iter_states(definition)
-            if state.get("Resource") == "arn:aws:states:::sagemaker:createTrainingJob.sync"}
+    jobs = {
+        name: state["Parameters"]
+        for name, state in iter_states(definition)
+        if state.get("Resource") == "arn:aws:states:::sagemaker:createTrainingJob.sync"
+    }
     assert len(jobs) == 5
     for name, parameters in jobs.items():
         channels = {c["ChannelName"]: c for c in parameters["InputDataConfig"]}
@@ -95,8 +98,12 @@ def test_the_shape_check_catches_real_mistakes() -> None:
             "TrainingJobName": "ok-name",
             "RoleArn": "arn:aws:iam::123456789012:role/r",
             "AlgorithmSpecification": {"TrainingImage": "x", "TrainingInputMode": "file"},
-            "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
-                "S3DataType": "Conversation", "S3Uri.$": "$.x"}}}],
+            "InputDataConfig": [
+                {
+                    "ChannelName": "train",
+                    "DataSource": {"S3DataSource": {"S3DataType": "Conversation", "S3Uri.$": "$.x"}},
+                }
+            ],
             "OutputDataConfig": {"S3OutputPath.$": "$.o"},
             "ResourceConfig": {"InstanceType": "ml.ml.p5.48xlarge", "InstanceCount": 1, "VolumeSizeInGB": 100},
             "StoppingCondition": {"MaxRuntime.$": "$.t"},
@@ -104,9 +111,13 @@ def test_the_shape_check_catches_real_mistakes() -> None:
         },
     }
     text = "\n".join(task_problems("Bad", bad))
-    for fragment in ("'file' is not one of TrainingInputMode", "'Conversation' is not one of S3DataType",
-                     "'ml.ml.p5.48xlarge' is not one of TrainingInstanceType", "MaxRuntime: not a member",
-                     "Hyperparameters: not a member"):
+    for fragment in (
+        "'file' is not one of TrainingInputMode",
+        "'Conversation' is not one of S3DataType",
+        "'ml.ml.p5.48xlarge' is not one of TrainingInstanceType",
+        "MaxRuntime: not a member",
+        "Hyperparameters: not a member",
+    ):
         assert fragment in text, fragment
     lambda_bad = {"Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"Function": "f", "Payload": {}}}
     assert any("required member FunctionName" in p for p in task_problems("BadLambda", lambda_bad))
@@ -118,8 +129,7 @@ def test_the_rendered_definition_passes_asl_validator(rendered: tuple[dict, dict
     definition, _ = rendered
     path = tmp_path / "pipeline.asl.json"
     path.write_text(json.dumps(definition))
-    result = subprocess.run([str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -129,6 +139,5 @@ def test_asl_validator_rejects_a_broken_definition(rendered: tuple[dict, dict], 
     broken["States"]["Collect metrics"]["Next"] = "No such state"
     path = tmp_path / "broken.asl.json"
     path.write_text(json.dumps(broken))
-    result = subprocess.run([str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0

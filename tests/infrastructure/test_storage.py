@@ -19,9 +19,9 @@ def _data_buckets(synthesized: Synthesized) -> dict[str, dict]:
     return {
         k: v
         for k, v in synthesized.resources("AWS::S3::Bucket").items()
-        if v["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
-            "ServerSideEncryptionByDefault"
-        ]["SSEAlgorithm"]
+        if v["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
         == "aws:kms"
     }
 
@@ -32,9 +32,9 @@ def test_every_bucket_blocks_public_access_and_is_encrypted(synthesized: Synthes
     for name, bucket in buckets.items():
         props = bucket["Properties"]
         assert props["PublicAccessBlockConfiguration"] == BLOCK_ALL, name
-        algorithm = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
-            "ServerSideEncryptionByDefault"
-        ]["SSEAlgorithm"]
+        algorithm = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
         assert algorithm in {"aws:kms", "AES256"}, name
 
 
@@ -101,9 +101,7 @@ def test_access_log_bucket_uses_s3_managed_encryption_and_expires_logs(template)
         "AWS::S3::Bucket",
         {
             "BucketEncryption": {
-                "ServerSideEncryptionConfiguration": [
-                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
-                ]
+                "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
             },
             "VersioningConfiguration": {"Status": "Enabled"},
             "LifecycleConfiguration": {

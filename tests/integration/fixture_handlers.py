@@ -31,7 +31,9 @@ def fail(event: dict, context) -> dict:
 def import_model(event: dict, context) -> dict:
     bedrock = boto3.client("bedrock")
     arn = bedrock.create_custom_model(
-        modelName=event["name"], roleArn=os.environ["ROLE_ARN"], clientRequestToken=event["token"],
+        modelName=event["name"],
+        roleArn=os.environ["ROLE_ARN"],
+        clientRequestToken=event["token"],
         modelSourceConfig={"s3DataSource": {"s3Uri": event["checkpoint"]}},
     )["modelArn"]
     return {"arn": arn}

@@ -77,8 +77,11 @@ def test_parallel_branches_overlap_on_simulated_time_and_waits_do_not_sleep(tmp_
 def test_sync_training_job_completes_and_writes_the_checkpoint_manifest(tmp_path: Path) -> None:
     result = _run(tmp_path)
     job = result.output["branches"][1]["job"]
-    assert job == {"name": "fixture-sft-a1", "status": "Completed",
-                   "arn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/fixture-sft-a1"}
+    assert job == {
+        "name": "fixture-sft-a1",
+        "status": "Completed",
+        "arn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/fixture-sft-a1",
+    }
     (sft,) = result.job("sft")
     assert sft["checkpoint"].startswith("s3://customer-escrow-123456789012-smtj-")
     assert sft["checkpoint"].endswith("/fixture-sft-a1/checkpoint/")
@@ -113,9 +116,16 @@ def test_an_invalid_enum_in_the_job_request_is_rejected_like_the_service_would(t
 
 
 def test_request_problems_add_enums_lengths_and_patterns_to_botocore_validation() -> None:
-    problems = request_problems("sagemaker", "CreateTrainingJob", {
-        "TrainingJobName": "bad_name_" + "x" * 70, "RoleArn": "arn:aws:iam::123456789012:role/r",
-        "OutputDataConfig": {"S3OutputPath": "s3://b/p"}, "Unknown": 1})
+    problems = request_problems(
+        "sagemaker",
+        "CreateTrainingJob",
+        {
+            "TrainingJobName": "bad_name_" + "x" * 70,
+            "RoleArn": "arn:aws:iam::123456789012:role/r",
+            "OutputDataConfig": {"S3OutputPath": "s3://b/p"},
+            "Unknown": 1,
+        },
+    )
     text = "\n".join(problems)
     assert "Unknown parameter" in text and "Unknown" in text
     assert "valid max length: 63" in text
@@ -145,19 +155,31 @@ def test_rendering_changes_nothing_but_placeholders() -> None:
 
 
 def test_bedrock_import_goes_creating_to_active_on_the_clock_and_is_idempotent(tmp_path: Path) -> None:
-    epoch = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    epoch = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     faults, durations = Faults(), Durations()
     with mock_aws(config=MOTO_CONFIG), FunctionRuntime(code_root=tmp_path, log_dir=None) as runtime:
-        sagemaker = SageMakerSimulator(account="123456789012", region="us-east-1", epoch=epoch,
-                                       faults=faults, durations=durations)
-        bedrock = BedrockSimulator(account="123456789012", region="us-east-1", epoch=epoch, faults=faults,
-                                   durations=durations, checkpoints=sagemaker.checkpoints)
+        sagemaker = SageMakerSimulator(
+            account="123456789012", region="us-east-1", epoch=epoch, faults=faults, durations=durations
+        )
+        bedrock = BedrockSimulator(
+            account="123456789012",
+            region="us-east-1",
+            epoch=epoch,
+            faults=faults,
+            durations=durations,
+            checkpoints=sagemaker.checkpoints,
+        )
         sagemaker.register_checkpoint("s3://customer-escrow-123456789012-smtj-x/job/checkpoint/", "rft")
         with bridge.installed(runtime=runtime, sagemaker=sagemaker, bedrock=bedrock), clock.using(clock.Lane(epoch)):
             client = boto3.client("bedrock", region_name="us-east-1")
-            request = {"modelName": "nova-run-1", "roleArn": "arn:aws:iam::123456789012:role/import",
-                       "clientRequestToken": "run-1-import",
-                       "modelSourceConfig": {"s3DataSource": {"s3Uri": "s3://customer-escrow-123456789012-smtj-x/job/checkpoint/"}}}
+            request = {
+                "modelName": "nova-run-1",
+                "roleArn": "arn:aws:iam::123456789012:role/import",
+                "clientRequestToken": "run-1-import",
+                "modelSourceConfig": {
+                    "s3DataSource": {"s3Uri": "s3://customer-escrow-123456789012-smtj-x/job/checkpoint/"}
+                },
+            }
             arn = client.create_custom_model(**request)["modelArn"]
             assert client.create_custom_model(**request)["modelArn"] == arn  # same token, same model
             assert len(bedrock.models) == 1
@@ -165,14 +187,22 @@ def test_bedrock_import_goes_creating_to_active_on_the_clock_and_is_idempotent(t
             clock.advance(15 * 60)
             assert client.get_custom_model(modelIdentifier=arn)["modelStatus"] == "Active"
             deployment = client.create_custom_model_deployment(
-                modelDeploymentName="nova-run-1", modelArn=arn, clientRequestToken="run-1-deploy",
+                modelDeploymentName="nova-run-1",
+                modelArn=arn,
+                clientRequestToken="run-1-deploy",
             )["customModelDeploymentArn"]
             clock.advance(10 * 60)
             status = client.get_custom_model_deployment(customModelDeploymentIdentifier=deployment)["status"]
             assert status == "Active"
             # A checkpoint no job produced fails the import; a bad name never reaches the service
-            unknown = client.create_custom_model(**{**request, "modelName": "other", "clientRequestToken": "t2",
-                "modelSourceConfig": {"s3DataSource": {"s3Uri": "s3://customer-escrow-1-smtj-x/nope/"}}})["modelArn"]
+            unknown = client.create_custom_model(
+                **{
+                    **request,
+                    "modelName": "other",
+                    "clientRequestToken": "t2",
+                    "modelSourceConfig": {"s3DataSource": {"s3Uri": "s3://customer-escrow-1-smtj-x/nope/"}},
+                }
+            )["modelArn"]
             clock.advance(15 * 60)
             model = client.get_custom_model(modelIdentifier=unknown)
             assert model["modelStatus"] == "Failed" and "does not exist" in model["failureMessage"]
@@ -181,22 +211,41 @@ def test_bedrock_import_goes_creating_to_active_on_the_clock_and_is_idempotent(t
 
 
 def test_service_quotas_calls_reach_the_simulator_and_agree_with_sagemaker(tmp_path: Path) -> None:
-    epoch = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    epoch = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     with mock_aws(config=MOTO_CONFIG), FunctionRuntime(code_root=tmp_path, log_dir=None) as runtime:
-        sagemaker = SageMakerSimulator(account="123456789012", region="us-east-1", epoch=epoch, faults=Faults(),
-                                       durations=Durations(), quotas={"ml.p5.48xlarge": 4})
-        bedrock = BedrockSimulator(account="123456789012", region="us-east-1", epoch=epoch, faults=Faults(),
-                                   durations=Durations(), checkpoints=sagemaker.checkpoints)
+        sagemaker = SageMakerSimulator(
+            account="123456789012",
+            region="us-east-1",
+            epoch=epoch,
+            faults=Faults(),
+            durations=Durations(),
+            quotas={"ml.p5.48xlarge": 4},
+        )
+        bedrock = BedrockSimulator(
+            account="123456789012",
+            region="us-east-1",
+            epoch=epoch,
+            faults=Faults(),
+            durations=Durations(),
+            checkpoints=sagemaker.checkpoints,
+        )
         quotas = ServiceQuotasSimulator({"ml.p5.48xlarge": 4})
         with bridge.installed(runtime=runtime, sagemaker=sagemaker, bedrock=bedrock, service_quotas=quotas):
             client = boto3.client("service-quotas", region_name="us-east-1")
             found = service_quotas_lookup(client)(
-                ["ml.p5.48xlarge for training job usage", "ml.g5.12xlarge for training job usage"])
+                ["ml.p5.48xlarge for training job usage", "ml.g5.12xlarge for training job usage"]
+            )
             assert found["ml.p5.48xlarge for training job usage"]["value"] == 4
             assert found["ml.g5.12xlarge for training job usage"] == {
-                "value": 0, "code": found["ml.g5.12xlarge for training job usage"]["code"], "source": "default"}
-            pages = list(client.get_paginator("list_aws_default_service_quotas").paginate(
-                ServiceCode="sagemaker", PaginationConfig={"PageSize": 1}))
+                "value": 0,
+                "code": found["ml.g5.12xlarge for training job usage"]["code"],
+                "source": "default",
+            }
+            pages = list(
+                client.get_paginator("list_aws_default_service_quotas").paginate(
+                    ServiceCode="sagemaker", PaginationConfig={"PageSize": 1}
+                )
+            )
             assert len(pages) > 1  # paged by MaxResults, as the service does
             # SageMaker refuses an instance type whose quota is the default 0
             assert sagemaker._over_quota({"ResourceConfig": {"InstanceType": "ml.g5.12xlarge", "InstanceCount": 1}})
@@ -208,7 +257,8 @@ def test_a_jsonata_definition_is_refused_up_front(tmp_path: Path) -> None:
 
     document = template()
     machine = document["Resources"]["StateMachine1A2B3C4D"]["Properties"]
-    machine["DefinitionString"] = json.dumps({"QueryLanguage": "JSONata", "StartAt": "A",
-                                              "States": {"A": {"Type": "Succeed"}}})
+    machine["DefinitionString"] = json.dumps(
+        {"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Succeed"}}}
+    )
     with pytest.raises(TemplateError, match="JSONata"):
         rehearse(Scenario(replace_input={}), synthesized=Synthesized(tmp_path, document))

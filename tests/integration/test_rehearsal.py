@@ -98,8 +98,14 @@ def test_happy_path_sends_the_notification(happy: Result) -> None:
 
 # -- injected failures --------------------------------------------------------------------------
 
-_STAGE_WORDS = {"preflight": "preflight", "sft": "sft", "rft": "rft", "eval": "eval", "import": "import",
-                "deploy": "deploy"}
+_STAGE_WORDS = {
+    "preflight": "preflight",
+    "sft": "sft",
+    "rft": "rft",
+    "eval": "eval",
+    "import": "import",
+    "deploy": "deploy",
+}
 
 
 @pytest.mark.parametrize("stage", list(_STAGE_WORDS))
@@ -119,8 +125,9 @@ def test_an_injected_failure_ends_the_run_failed_at_its_stage(
 
 
 def test_throttled_training_job_is_retried_with_a_new_job_name(app_synthesized: Synthesized, out_dir: Path) -> None:
-    result = _rehearse(app_synthesized, out_dir, throttle={"sft": "ThrottlingException",
-                                                           "rft": "ResourceLimitExceeded"})
+    result = _rehearse(
+        app_synthesized, out_dir, throttle={"sft": "ThrottlingException", "rft": "ResourceLimitExceeded"}
+    )
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     rejected = {r["stage"]: r["name"] for r in result.rejected_job_requests}
     assert set(rejected) == {"sft", "rft"}
@@ -160,15 +167,18 @@ def test_jobs_contending_for_a_gpu_quota_wait_for_each_other_and_the_run_complet
     attempts = [int(j["name"].rsplit("-a", 1)[1]) for j in result.jobs]
     assert max(attempts) > result.run["plan"]["maxJobAttempts"]
     # never more instances at once than the quota
-    spans = [(j["start_minute"], j["start_minute"] + j["minutes"], j["request"]["ResourceConfig"]["InstanceCount"])
-             for j in result.jobs]
+    spans = [
+        (j["start_minute"], j["start_minute"] + j["minutes"], j["request"]["ResourceConfig"]["InstanceCount"])
+        for j in result.jobs
+    ]
     for start, end, _ in spans:
         assert sum(n for s, e, n in spans if s < end and start < e) <= 4
 
 
 def test_gate_rejection_ends_without_import(app_synthesized: Synthesized, out_dir: Path) -> None:
-    result = _rehearse(app_synthesized, out_dir, gate_reject=True,
-                       run_input={"gate": {"minScore": 0.7, "minGainOverBaseline": 0.05}})
+    result = _rehearse(
+        app_synthesized, out_dir, gate_reject=True, run_input={"gate": {"minScore": 0.7, "minGainOverBaseline": 0.05}}
+    )
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert result.models == [] and result.bedrock_calls == []
     assert result.run is not None and result.run.get("status") == "GATE_REJECTED"
@@ -178,7 +188,8 @@ def test_gate_rejection_ends_without_import(app_synthesized: Synthesized, out_di
 
 def test_resume_from_rft_reuses_the_given_sft_checkpoint(app_synthesized: Synthesized, out_dir: Path) -> None:
     result = _rehearse(
-        app_synthesized, out_dir,
+        app_synthesized,
+        out_dir,
         run_input={"resumeFrom": {"stage": "rft", "checkpoint": PREVIOUS_SFT_CHECKPOINT}},
         previous_checkpoints={PREVIOUS_SFT_CHECKPOINT: "sft"},
     )
@@ -213,8 +224,12 @@ def test_skipping_baseline_and_deploy_runs_no_baseline_job_and_no_import(
 def test_a_bad_run_input_is_rejected_in_the_first_state_with_every_problem(
     app_synthesized: Synthesized, out_dir: Path
 ) -> None:
-    bad = {"datasets": {"sft": "s3://somewhere-else/data.jsonl"}, "model": "nova-9",
-           "stages": {"sft": "yes"}, "colour": "blue"}
+    bad = {
+        "datasets": {"sft": "s3://somewhere-else/data.jsonl"},
+        "model": "nova-9",
+        "stages": {"sft": "yes"},
+        "colour": "blue",
+    }
     result = _rehearse(app_synthesized, out_dir, replace_input=bad)
     assert result.status == "FAILED"
     assert result.jobs == []
@@ -276,8 +291,13 @@ def test_the_command_passes_the_gpu_quota_to_the_scenario(monkeypatch: pytest.Mo
 def test_a_failed_baseline_evaluation_lets_training_finish_and_the_gate_fails_closed(
     app_synthesized: Synthesized, out_dir: Path
 ) -> None:
-    result = _rehearse(app_synthesized, out_dir, fail_at="eval", fail_eval_of="baseline",
-                       run_input={"gate": {"minGainOverBaseline": 0.05}})
+    result = _rehearse(
+        app_synthesized,
+        out_dir,
+        fail_at="eval",
+        fail_eval_of="baseline",
+        run_input={"gate": {"minGainOverBaseline": 0.05}},
+    )
     assert result.status == "SUCCEEDED", (result.error, result.cause, result.function_errors)
     assert _evaluation_of(result, "baseline")["status"] == "Failed"
     # SFT and RFT were not stopped: both completed, and the final evaluation judged RFT

@@ -7,8 +7,9 @@ fields of its type. Unknown fields are errors, so typos fail at load time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from lambdas.reward.graders import json_schema, label, llm_judge, numeric, text_similarity, tool_call, weighted
 from lambdas.reward.graders.base import Grader

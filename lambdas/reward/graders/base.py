@@ -9,13 +9,14 @@ malformed items the minimum and the pre-flight check can normalise scores.
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple, TypeVar, Union
+from collections.abc import Sequence
+from typing import Any, TypeVar, Union
 
 from lambdas.reward.items import Sample
 from lambdas.reward.spec import Fields, SpecError
 
 Metric = dict
-Graded = Tuple[float, list]
+Graded = tuple[float, list]
 Outcome = Union[Graded, "MalformedItem"]
 
 
@@ -79,7 +80,7 @@ class Grader:
                 append(GraderError(exc))
         return outcomes
 
-    def walk(self) -> list["Grader"]:
+    def walk(self) -> list[Grader]:
         """This grader and every grader nested in it."""
         return [self]
 

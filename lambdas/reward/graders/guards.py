@@ -13,7 +13,7 @@ score range widens downwards by the sum of the penalties.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from lambdas.reward.graders.base import Grader, Outcome
 from lambdas.reward.items import Sample
@@ -33,7 +33,7 @@ class LengthGuard:
 
 
 class FormatGuard:
-    def __init__(self, name: str, require, forbid, penalty: float) -> None:  # noqa: ANN001 - compiled patterns
+    def __init__(self, name: str, require, forbid, penalty: float) -> None:
         self.name = name
         self.require = require
         self.forbid = forbid

@@ -8,7 +8,7 @@ No reference answer is needed.
 
 from __future__ import annotations
 
-from lambdas.reward.graders.base import Grader, Graded, finish_scored, metric, reward, scaled, score_fields
+from lambdas.reward.graders.base import Graded, Grader, finish_scored, metric, reward, scaled, score_fields
 from lambdas.reward.items import Sample
 from lambdas.reward.schema import Check, compile_schema, validation_errors
 from lambdas.reward.spec import Fields

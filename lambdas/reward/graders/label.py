@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from lambdas.reward.graders.base import Grader, Graded, MalformedItem, first_present, metric, reward
+from lambdas.reward.graders.base import Graded, Grader, MalformedItem, first_present, metric, reward
 from lambdas.reward.items import BAD_REFERENCE, Sample
 from lambdas.reward.spec import Fields, SpecError, item_path
 

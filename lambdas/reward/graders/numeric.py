@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 
-from lambdas.reward.graders.base import Grader, Graded, MalformedItem, metric, reward
+from lambdas.reward.graders.base import Graded, Grader, MalformedItem, metric, reward
 from lambdas.reward.items import BAD_REFERENCE, Sample
 from lambdas.reward.spec import Fields, SpecError
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import Counter
 
 from lambdas.reward.graders.base import (
-    Grader,
     Graded,
+    Grader,
     MalformedItem,
     finish_scored,
     first_present,

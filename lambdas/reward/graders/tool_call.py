@@ -31,8 +31,8 @@ from bisect import bisect_left
 from typing import Any
 
 from lambdas.reward.graders.base import (
-    Grader,
     Graded,
+    Grader,
     MalformedItem,
     finish_scored,
     metric,
@@ -133,7 +133,7 @@ def values_equal(expected: Any, actual: Any) -> bool:
     if isinstance(expected, list) or isinstance(actual, list):
         if not (isinstance(expected, list) and isinstance(actual, list)) or len(expected) != len(actual):
             return False
-        if all(values_equal(a, b) for a, b in zip(expected, actual)):
+        if all(values_equal(a, b) for a, b in zip(expected, actual, strict=True)):
             return True
         unused = list(actual)
         for want in expected:

@@ -9,7 +9,8 @@ reference) is malformed for the whole composition.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from lambdas.reward.graders.base import Grader, MalformedItem, Outcome, reward
 from lambdas.reward.items import Sample

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -73,19 +73,22 @@ def render(template: Mapping[str, Any], logical_id: str, text: str) -> tuple[dic
 
 
 def pipeline_state_machine(template: Mapping[str, Any]) -> str:
-    ids = [k for k, v in template["Resources"].items()
-           if v["Type"] == "AWS::StepFunctions::StateMachine"
-           and "ValidateRunFunctionArn" in v["Properties"].get("DefinitionSubstitutions", {})]
+    ids = [
+        k
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::StepFunctions::StateMachine"
+        and "ValidateRunFunctionArn" in v["Properties"].get("DefinitionSubstitutions", {})
+    ]
     assert len(ids) == 1, ids
     return ids[0]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _service(name: str) -> Any:
     return botocore.session.get_session().get_service_model(name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pattern(pattern: str | None) -> re.Pattern | None:
     """botocore's pattern as a Python regex; None when absent or written in Java-only syntax (\\p{...})."""
     if not pattern:

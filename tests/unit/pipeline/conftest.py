@@ -66,5 +66,5 @@ def put_archive(s3: Any, uri: str, members: dict[str, bytes]) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(content)
             archive.addfile(info, io.BytesIO(content))
-    bucket, key = uri[len("s3://"):].split("/", 1)
+    bucket, key = uri[len("s3://") :].split("/", 1)
     s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())

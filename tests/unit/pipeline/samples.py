@@ -25,16 +25,21 @@ def _question(index: int) -> tuple[str, str]:
 
 def sft_rows(count: int = 12) -> list[dict]:
     return [
-        {"system": [{"text": SYSTEM}],
-         "messages": [{"role": "user", "content": [{"text": q}]}, {"role": "assistant", "content": [{"text": a}]}]}
+        {
+            "system": [{"text": SYSTEM}],
+            "messages": [{"role": "user", "content": [{"text": q}]}, {"role": "assistant", "content": [{"text": a}]}],
+        }
         for q, a in map(_question, range(count))
     ]
 
 
 def rft_rows(count: int = 12) -> list[dict]:
     return [
-        {"id": f"q-{i}", "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}],
-         "reference_answer": a}
+        {
+            "id": f"q-{i}",
+            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}],
+            "reference_answer": a,
+        }
         for i, (q, a) in enumerate(map(_question, range(count)))
     ]
 
@@ -75,8 +80,13 @@ def plan(**input_changes: Any) -> dict:
     from lambdas.pipeline.run_input import resolve_plan
 
     resolved, _ = resolve_plan(
-        run_input(**input_changes), execution=EXECUTION, pipeline_name=PIPELINE, data_bucket=DATA_BUCKET,
-        artifacts_bucket=ARTIFACTS_BUCKET, graders=GRADERS, grader_version=lambda name: "1.0.0",
+        run_input(**input_changes),
+        execution=EXECUTION,
+        pipeline_name=PIPELINE,
+        data_bucket=DATA_BUCKET,
+        artifacts_bucket=ARTIFACTS_BUCKET,
+        graders=GRADERS,
+        grader_version=lambda name: "1.0.0",
         head_object=head_ok,
     )
     return resolved

@@ -62,8 +62,12 @@ class FakeBedrock:
 
 
 def _import(fake: FakeBedrock, rft: bool = True) -> dict:
-    return bedrock.start_import(bedrock=fake, plan=samples.plan(), stages=samples.stages_after_training(rft=rft),
-                                role_arn=samples.IMPORT_ROLE_ARN)
+    return bedrock.start_import(
+        bedrock=fake,
+        plan=samples.plan(),
+        stages=samples.stages_after_training(rft=rft),
+        role_arn=samples.IMPORT_ROLE_ARN,
+    )
 
 
 def test_the_rft_checkpoint_is_imported_with_the_import_role_tags_and_a_run_token() -> None:
@@ -74,9 +78,14 @@ def test_the_rft_checkpoint_is_imported_with_the_import_role_tags_and_a_run_toke
     assert request["roleArn"] == samples.IMPORT_ROLE_ARN
     assert request["modelName"] == "nova-run-1" and request["clientRequestToken"] == "nova-run-1-import"
     assert {"key": "nova:run-id", "value": "run-1"} in request["modelTags"]
-    assert model == {"arn": MODEL_ARN, "name": "nova-run-1", "checkpoint": samples.RFT_CHECKPOINT,
-                     "status": "Creating", "failureMessage": None,
-                     "poll": {"count": 0, "waitSeconds": 60, "exhausted": False}}
+    assert model == {
+        "arn": MODEL_ARN,
+        "name": "nova-run-1",
+        "checkpoint": samples.RFT_CHECKPOINT,
+        "status": "Creating",
+        "failureMessage": None,
+        "poll": {"count": 0, "waitSeconds": 60, "exhausted": False},
+    }
 
 
 def test_without_rft_the_sft_checkpoint_is_imported() -> None:
@@ -105,8 +114,10 @@ def test_the_import_tags_the_model_with_its_checkpoint() -> None:
 def test_a_source_uri_returned_by_get_custom_model_is_compared_first() -> None:
     class WithSource(FakeBedrock):
         def get_custom_model(self, modelIdentifier: str) -> dict:
-            return {**super().get_custom_model(modelIdentifier),
-                    "modelSourceConfig": {"s3DataSource": {"s3Uri": samples.RFT_CHECKPOINT}}}
+            return {
+                **super().get_custom_model(modelIdentifier),
+                "modelSourceConfig": {"s3DataSource": {"s3Uri": samples.RFT_CHECKPOINT}},
+            }
 
     fake = WithSource()
     fake.names.add("nova-run-1")
@@ -164,8 +175,9 @@ def test_polls_are_exhausted_after_the_limit(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_the_deployment_is_created_for_the_imported_model_with_its_own_token() -> None:
     fake = FakeBedrock()
-    deployment = bedrock.start_deployment(bedrock=fake, plan=samples.plan(),
-                                          model={"arn": MODEL_ARN, "name": "nova-run-1"})
+    deployment = bedrock.start_deployment(
+        bedrock=fake, plan=samples.plan(), model={"arn": MODEL_ARN, "name": "nova-run-1"}
+    )
     (request,) = fake.creates
     assert request["modelArn"] == MODEL_ARN and request["modelDeploymentName"] == "nova-run-1-od"
     assert request["clientRequestToken"] == "nova-run-1-deploy"
@@ -178,6 +190,8 @@ def test_an_old_boto3_is_refused_clearly_and_the_bundled_one_has_every_operation
     class OldClient:
         def get_custom_model(self) -> None: ...
 
-    with pytest.raises(bedrock.BedrockClientTooOld, match=r"boto3 1.28.0 has no bedrock create_custom_model.*>= 1.39.7"):
+    with pytest.raises(
+        bedrock.BedrockClientTooOld, match=r"boto3 1.28.0 has no bedrock create_custom_model.*>= 1.39.7"
+    ):
         bedrock.require_operations(OldClient(), "1.28.0")
     bedrock.require_operations(boto3.client("bedrock", region_name="us-east-1"), boto3.__version__)

@@ -30,8 +30,12 @@ def _validate(rows_or_bytes, kind: str, **kwargs) -> datasets.DatasetReport:
 
 @pytest.mark.parametrize(
     ("kind", "rows"),
-    [("sft", samples.sft_rows()), ("rft", samples.rft_rows()), ("gen_qa", samples.eval_rows()),
-     ("rft_eval", samples.rft_rows())],
+    [
+        ("sft", samples.sft_rows()),
+        ("rft", samples.rft_rows()),
+        ("gen_qa", samples.eval_rows()),
+        ("rft_eval", samples.rft_rows()),
+    ],
 )
 def test_valid_datasets_pass(kind: str, rows: list) -> None:
     report = _validate(rows, kind)
@@ -44,14 +48,31 @@ def test_valid_datasets_pass(kind: str, rows: list) -> None:
         ("sft", {"messages": []}, "non-empty list"),
         ("sft", {"messages": [{"role": "assistant", "content": [{"text": "x"}]}]}, "expected 'user'"),
         ("sft", {"messages": [{"role": "user", "content": [{"text": "q"}]}]}, "last message must be the assistant"),
-        ("sft", {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [{"text": "a"}]}]},
-         "list of content blocks"),
+        (
+            "sft",
+            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [{"text": "a"}]}]},
+            "list of content blocks",
+        ),
         ("sft", {"system": "be nice", "messages": samples.sft_rows(1)[0]["messages"]}, "'system' must be a list"),
-        ("sft", {"messages": [{"role": "user", "content": [{"audio": "x"}]},
-                              {"role": "assistant", "content": [{"text": "a"}]}]}, "unknown block type 'audio'"),
+        (
+            "sft",
+            {
+                "messages": [
+                    {"role": "user", "content": [{"audio": "x"}]},
+                    {"role": "assistant", "content": [{"text": "a"}]},
+                ]
+            },
+            "unknown block type 'audio'",
+        ),
         ("rft", {"messages": [{"role": "user", "content": "q"}]}, "missing reference_answer"),
-        ("rft", {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
-                 "reference_answer": "a"}, "end before the turn the model produces"),
+        (
+            "rft",
+            {
+                "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+                "reference_answer": "a",
+            },
+            "end before the turn the model produces",
+        ),
         ("rft", {"messages": [{"role": "system", "content": "s"}], "reference_answer": "a"}, "no user message"),
         ("rft", {"messages": [{"role": "robot", "content": "q"}], "reference_answer": "a"}, "not one of"),
         ("gen_qa", {"query": "", "response": "a"}, "'query' must be a non-empty string"),
@@ -71,7 +92,10 @@ def test_invalid_rows_are_reported_with_their_line_number(kind: str, row, fragme
 
 
 def test_reference_answer_under_metadata_is_accepted() -> None:
-    row = {"messages": [{"role": "user", "content": [{"type": "text", "text": "q"}]}], "metadata": {"reference_answer": 3}}
+    row = {
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "q"}]}],
+        "metadata": {"reference_answer": 3},
+    }
     assert _validate([row] * 8, "rft").problems() == []
 
 

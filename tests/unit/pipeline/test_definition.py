@@ -18,13 +18,21 @@ from tests.unit.pipeline.test_record import MODEL
 
 DEFINITION = load_definition()
 STATES = dict(iter_states(DEFINITION))
-LAMBDA_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                 "Lambda.TooManyRequestsException"}
+LAMBDA_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
 HANDLER_OF = {f"${{{stage.construct_id}FunctionArn}}": stage.handler for stage in _STAGES}
 # Case-study durations in minutes (ISSUE: eval 20, SFT 40, RFT 90, import 15, deploy 10).
 CASE_STUDY = {
-    "Run baseline evaluation job": 20, "Run SFT training job": 40, "Run SFT evaluation job": 20,
-    "Run RFT training job": 90, "Run final evaluation job": 20, "Wait for model import": 15,
+    "Run baseline evaluation job": 20,
+    "Run SFT training job": 40,
+    "Run SFT evaluation job": 20,
+    "Run RFT training job": 90,
+    "Run final evaluation job": 20,
+    "Wait for model import": 15,
     "Wait for deployment": 10,
 }
 
@@ -35,10 +43,23 @@ def _lambda_tasks() -> list[tuple[str, dict]]:
 
 def test_the_definition_is_jsonpath_and_reads_like_a_runbook() -> None:
     assert DEFINITION["QueryLanguage"] == "JSONPath"
-    for name in ("Validate run", "Preflight checks", "Train and baseline", "Prepare SFT job", "Run SFT training job",
-                 "Resolve SFT checkpoint", "Evaluate SFT and train RFT", "Run final evaluation job", "Collect metrics",
-                 "Apply quality gate", "Import model into Bedrock", "Wait for model import", "Deploy model on demand",
-                 "Record run", "Record failed run"):
+    for name in (
+        "Validate run",
+        "Preflight checks",
+        "Train and baseline",
+        "Prepare SFT job",
+        "Run SFT training job",
+        "Resolve SFT checkpoint",
+        "Evaluate SFT and train RFT",
+        "Run final evaluation job",
+        "Collect metrics",
+        "Apply quality gate",
+        "Import model into Bedrock",
+        "Wait for model import",
+        "Deploy model on demand",
+        "Record run",
+        "Record failed run",
+    ):
         assert name in STATES, name
     assert DEFINITION["StartAt"] == "Start run"
 
@@ -93,7 +114,9 @@ def test_a_failed_evaluation_beside_training_is_noted_in_its_stage_and_its_branc
 ) -> None:
     # a Fail state in the branch would fail the Parallel, and Step Functions would stop the training job beside it
     parallel = "Train and baseline" if stage == "baselineEval" else "Evaluate SFT and train RFT"
-    (branch,) = [b for b in DEFINITION["States"][parallel]["Branches"] if f"Describe the {label} failure" in b["States"]]
+    (branch,) = [
+        b for b in DEFINITION["States"][parallel]["Branches"] if f"Describe the {label} failure" in b["States"]
+    ]
     assert not [n for n, s in branch["States"].items() if s["Type"] == "Fail"]
     describe = branch["States"][f"Describe the {label} failure"]
     assert describe["ResultPath"] == f"$.stages.{stage}"
@@ -120,8 +143,12 @@ def test_job_retries_get_a_fresh_name_through_prepare_and_a_bounded_backoff() ->
         rule = choice["Choices"][0]
         assert rule["And"][0] == {"Variable": "$.job.attempt", "NumericLessThanPath": "$.job.maxAttempts"}
         text = json.dumps(rule)
-        for error in ("SageMaker.ResourceLimitExceededException", "SageMaker.ThrottlingException",
-                      "*CapacityError*", "*ThrottlingException*"):
+        for error in (
+            "SageMaker.ResourceLimitExceededException",
+            "SageMaker.ThrottlingException",
+            "*CapacityError*",
+            "*ThrottlingException*",
+        ):
             assert error in text
         backoff = STATES[rule["Next"]]
         assert backoff["Type"] == "Wait" and backoff["SecondsPath"] == "$.job.retryDelaySeconds"
@@ -147,17 +174,35 @@ def _outputs(s3: Any) -> dict[str, dict]:
     fake = FakeBedrock(statuses=["Active", "Active"])
     model = bedrock.start_import(bedrock=fake, plan=plan, stages=stages, role_arn=samples.IMPORT_ROLE_ARN)
     deployment = bedrock.start_deployment(bedrock=fake, plan=plan, model=model)
-    state = {"execution": samples.EXECUTION, "plan": plan, "stages": stages, "error": {"Error": "E", "Cause": "c"},
-             "failedStage": "import", "model": MODEL}
-    kwargs = {"s3": s3, "bucket": samples.ARTIFACTS_BUCKET, "ended_at": "t", "region": "us-east-1",
-              "pipeline_name": "nova"}
+    state = {
+        "execution": samples.EXECUTION,
+        "plan": plan,
+        "stages": stages,
+        "error": {"Error": "E", "Cause": "c"},
+        "failedStage": "import",
+        "model": MODEL,
+    }
+    kwargs = {
+        "s3": s3,
+        "bucket": samples.ARTIFACTS_BUCKET,
+        "ended_at": "t",
+        "region": "us-east-1",
+        "pipeline_name": "nova",
+    }
     from lambdas.pipeline.jobs import prepare_job
 
     return {
         "validate_run": dict.fromkeys(("input", "execution", "plan", "stages")),
         "preflight_checks": dict.fromkeys(("datasets", "grader", "cost", "quotas")),  # as test_handlers asserts
-        "prepare_job": prepare_job(stage="sft", plan=plan, stages=stages, previous={"attempt": 0}, region="us-east-1",
-                                   s3=s3, sagemaker=FakeSageMaker()),
+        "prepare_job": prepare_job(
+            stage="sft",
+            plan=plan,
+            stages=stages,
+            previous={"attempt": 0},
+            region="us-east-1",
+            s3=s3,
+            sagemaker=FakeSageMaker(),
+        ),
         "resolve_checkpoint": dict.fromkeys(naming.STAGES),
         "read_evaluation": dict.fromkeys(naming.STAGES),
         "collect_metrics": table,
@@ -218,6 +263,9 @@ def test_a_slow_evaluation_would_show_on_the_critical_path() -> None:
 def test_each_job_stage_can_be_skipped_by_the_plan(stage: str) -> None:
     if stage == "finalEval":
         return  # the final evaluation always runs: it feeds the gate
-    choices = [s for s in STATES.values() if s["Type"] == "Choice"
-               and any(c.get("Variable") == f"$.plan.stages.{stage}" for c in s["Choices"])]
+    choices = [
+        s
+        for s in STATES.values()
+        if s["Type"] == "Choice" and any(c.get("Variable") == f"$.plan.stages.{stage}" for c in s["Choices"])
+    ]
     assert len(choices) == 1

@@ -17,7 +17,6 @@ from tests.support import FakeLambdaContext
 from tests.unit.pipeline import samples
 from tests.unit.pipeline.conftest import put_archive
 
-
 CONTEXT = FakeLambdaContext("pipeline-test", aws_request_id="request-1")
 
 
@@ -43,12 +42,26 @@ def test_importing_the_handlers_creates_no_client_and_reads_no_environment(monke
 
 def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(environment.ConfigurationError, match="missing environment variables: PIPELINE_NAME"):
-        environment.load_environment({"DATA_BUCKET": "d", "ARTIFACTS_BUCKET": "a", "GRADER_FUNCTIONS": "{}",
-                                      "BEDROCK_IMPORT_ROLE_ARN": samples.IMPORT_ROLE_ARN, "AWS_REGION": "us-east-1"})
+        environment.load_environment(
+            {
+                "DATA_BUCKET": "d",
+                "ARTIFACTS_BUCKET": "a",
+                "GRADER_FUNCTIONS": "{}",
+                "BEDROCK_IMPORT_ROLE_ARN": samples.IMPORT_ROLE_ARN,
+                "AWS_REGION": "us-east-1",
+            }
+        )
     with pytest.raises(environment.ConfigurationError, match="invalid environment"):
-        environment.load_environment({"PIPELINE_NAME": "nova", "DATA_BUCKET": "d", "ARTIFACTS_BUCKET": "a",
-                                      "GRADER_FUNCTIONS": "{}", "BEDROCK_IMPORT_ROLE_ARN": "not-an-arn",
-                                      "AWS_REGION": "us-east-1"})
+        environment.load_environment(
+            {
+                "PIPELINE_NAME": "nova",
+                "DATA_BUCKET": "d",
+                "ARTIFACTS_BUCKET": "a",
+                "GRADER_FUNCTIONS": "{}",
+                "BEDROCK_IMPORT_ROLE_ARN": "not-an-arn",
+                "AWS_REGION": "us-east-1",
+            }
+        )
 
 
 def test_validate_run_returns_the_plan_and_the_stage_records(handlers: Any, datasets: dict) -> None:
@@ -61,9 +74,16 @@ def test_validate_run_returns_the_plan_and_the_stage_records(handlers: Any, data
 
 
 def test_validate_run_reports_a_missing_dataset(handlers: Any, datasets: dict) -> None:
-    event = {"input": samples.run_input(datasets={"sft": f"s3://{samples.DATA_BUCKET}/datasets/missing.jsonl",
-                                                  "rft": datasets["rft"], "eval": datasets["eval"]}),
-             "execution": samples.EXECUTION}
+    event = {
+        "input": samples.run_input(
+            datasets={
+                "sft": f"s3://{samples.DATA_BUCKET}/datasets/missing.jsonl",
+                "rft": datasets["rft"],
+                "eval": datasets["eval"],
+            }
+        ),
+        "execution": samples.EXECUTION,
+    }
     with pytest.raises(RunInputError, match="datasets.sft: .*missing.jsonl does not exist"):
         handlers.validate_run(event, CONTEXT)
 
@@ -73,30 +93,44 @@ def test_the_job_stages_chain_through_the_handlers(
 ) -> None:
     plan = handlers.validate_run({"input": samples.run_input(), "execution": samples.EXECUTION}, CONTEXT)["plan"]
     # the deployed grader, answered by the same preset in-process
-    monkeypatch.setattr(handlers.preflight, "lambda_grade_batch",
-                        lambda client, arn: reward_function(preset="classification"))
+    monkeypatch.setattr(
+        handlers.preflight, "lambda_grade_batch", lambda client, arn: reward_function(preset="classification")
+    )
     # Service Quotas (not in moto) answers from botocore's model; the handler reuses this cached client
     quota_stub = Stubber(handlers.client("service-quotas"))
-    quota_stub.add_response("list_service_quotas", {"Quotas": [{
-        "QuotaName": "ml.p5.48xlarge for training job usage", "QuotaCode": "L-TEST0001", "Value": 8.0}]},
-        {"ServiceCode": "sagemaker", "MaxResults": 100})
+    quota_stub.add_response(
+        "list_service_quotas",
+        {"Quotas": [{"QuotaName": "ml.p5.48xlarge for training job usage", "QuotaCode": "L-TEST0001", "Value": 8.0}]},
+        {"ServiceCode": "sagemaker", "MaxResults": 100},
+    )
     quota_stub.activate()
     summary = handlers.preflight_checks({"plan": plan}, CONTEXT)
     assert set(summary) == {"datasets", "grader", "cost", "quotas"} and summary["grader"]["passed"]
     assert summary["quotas"]["instanceTypes"][0]["quota"] == 8.0
     stages = {name: {"status": "PENDING"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")}
-    job = handlers.prepare_job({"stage": "sft", "plan": plan, "stages": stages,
-                                "previous": {"stage": "sft", "attempt": 0, "startedAt": "t0", "errors": []}},
-                               CONTEXT)
-    put_archive(s3, job["request"]["outputArchive"],
-                {"manifest.json": json.dumps({"checkpoint_s3_bucket": samples.SFT_CHECKPOINT}).encode()})
+    job = handlers.prepare_job(
+        {
+            "stage": "sft",
+            "plan": plan,
+            "stages": stages,
+            "previous": {"stage": "sft", "attempt": 0, "startedAt": "t0", "errors": []},
+        },
+        CONTEXT,
+    )
+    put_archive(
+        s3,
+        job["request"]["outputArchive"],
+        {"manifest.json": json.dumps({"checkpoint_s3_bucket": samples.SFT_CHECKPOINT}).encode()},
+    )
     job["result"] = {"name": job["name"], "status": "Completed", "arn": "arn:job"}
     stages = handlers.resolve_checkpoint({"stage": "sft", "job": job, "stages": stages, "endedAt": "t1"}, CONTEXT)
     assert stages["sft"]["status"] == "SUCCEEDED" and stages["sft"]["checkpoint"] == samples.SFT_CHECKPOINT
     assert stages["sft"]["jobArn"] == "arn:job" and stages["sft"]["startedAt"] == "t0"
 
-    eval_job = handlers.prepare_job({"stage": "finalEval", "plan": plan, "stages": stages,
-                                     "previous": {"stage": "finalEval", "attempt": 0}}, CONTEXT)
+    eval_job = handlers.prepare_job(
+        {"stage": "finalEval", "plan": plan, "stages": stages, "previous": {"stage": "finalEval", "attempt": 0}},
+        CONTEXT,
+    )
     put_archive(s3, eval_job["request"]["outputArchive"], {"results_1.json": b'{"results": {"all": {"em": 0.8}}}'})
     stages = handlers.read_evaluation({"stage": "finalEval", "job": eval_job, "stages": stages}, CONTEXT)
     assert stages["finalEval"]["metrics"] == {"exact_match": 0.8}
@@ -112,8 +146,12 @@ def test_the_bedrock_client_is_checked_before_use(handlers: Any, aws: None) -> N
 
 
 def test_record_handlers_write_the_run_record(handlers: Any, s3: Any) -> None:
-    state = {"input": {}, "execution": samples.EXECUTION, "failedStage": "preflight",
-             "error": {"Error": "PreflightError", "Cause": json.dumps({"errorMessage": "2 problems"})}}
+    state = {
+        "input": {},
+        "execution": samples.EXECUTION,
+        "failedStage": "preflight",
+        "error": {"Error": "PreflightError", "Cause": json.dumps({"errorMessage": "2 problems"})},
+    }
     result = handlers.record_failed_run({"run": state, "endedAt": "t"}, CONTEXT)
     assert result["error"] == "PreflightError" and result["cause"] == "Preflight checks failed: 2 problems"
     body = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1/run.json")["Body"].read()

@@ -33,17 +33,28 @@ class FakeSageMaker:
         self.stopped.append(TrainingJobName)
 
 
-def _prepare(s3: Any, stage: str, *, plan: dict | None = None, stages: dict | None = None,
-             previous: dict | None = None, sagemaker: FakeSageMaker | None = None) -> dict:
+def _prepare(
+    s3: Any,
+    stage: str,
+    *,
+    plan: dict | None = None,
+    stages: dict | None = None,
+    previous: dict | None = None,
+    sagemaker: FakeSageMaker | None = None,
+) -> dict:
     return prepare_job(
-        stage=stage, plan=plan or samples.plan(), stages=stages or samples.stages_after_training(),
+        stage=stage,
+        plan=plan or samples.plan(),
+        stages=stages or samples.stages_after_training(),
         previous=previous or {"stage": stage, "attempt": 0, "startedAt": "2026-11-21T10:01:00Z", "errors": []},
-        region="us-east-1", s3=s3, sagemaker=sagemaker or FakeSageMaker(),
+        region="us-east-1",
+        s3=s3,
+        sagemaker=sagemaker or FakeSageMaker(),
     )
 
 
 def _recipe(s3: Any, job: dict) -> dict:
-    bucket, key = job["request"]["recipeFile"][len("s3://"):].split("/", 1)
+    bucket, key = job["request"]["recipeFile"][len("s3://") :].split("/", 1)
     return yaml.safe_load(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
@@ -52,7 +63,9 @@ def test_sft_job_uses_the_base_model_the_converse_dataset_and_the_recipe_channel
     request = job["request"]
     assert job["name"] == "nova-run-1-sft-a1" and job["attempt"] == 1
     assert job["startedAt"] == "2026-11-21T10:01:00Z"
-    assert request["image"] == f"{IMAGE_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/nova-fine-tune-repo:SM-TJ-SFT-V2-latest"
+    assert (
+        request["image"] == f"{IMAGE_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/nova-fine-tune-repo:SM-TJ-SFT-V2-latest"
+    )
     assert request["hyperParameters"] == {
         "sagemaker_recipe_local_path": "/opt/ml/input/data/recipe/recipe.yaml",
         "model_type": "amazon.nova-2-lite-v1:0:256k",
@@ -63,9 +76,13 @@ def test_sft_job_uses_the_base_model_the_converse_dataset_and_the_recipe_channel
     # the copy pre-flight staged of the validated version, not the live key (a prefix) in the data bucket
     assert request["dataUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/sft/sft.jsonl"
     assert request["outputArchive"] == (
-        f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/jobs/sft/nova-run-1-sft-a1/output/output.tar.gz")
+        f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/jobs/sft/nova-run-1-sft-a1/output/output.tar.gz"
+    )
     assert (request["instanceType"], request["instanceCount"], request["maxRuntimeInSeconds"]) == (
-        "ml.p5.48xlarge", 4, 3 * 3600)
+        "ml.p5.48xlarge",
+        4,
+        3 * 3600,
+    )
     assert all(isinstance(v, str) for v in request["hyperParameters"].values())
 
 
@@ -93,8 +110,12 @@ def test_rft_starts_from_the_sft_checkpoint_with_the_grader_as_reward(s3: Any) -
 
 @pytest.mark.parametrize(
     ("stage", "rft", "location"),
-    [("baselineEval", True, None), ("sftEval", True, samples.SFT_CHECKPOINT),
-     ("finalEval", True, samples.RFT_CHECKPOINT), ("finalEval", False, samples.SFT_CHECKPOINT)],
+    [
+        ("baselineEval", True, None),
+        ("sftEval", True, samples.SFT_CHECKPOINT),
+        ("finalEval", True, samples.RFT_CHECKPOINT),
+        ("finalEval", False, samples.SFT_CHECKPOINT),
+    ],
 )
 def test_evaluations_judge_the_right_model(s3: Any, stage: str, rft: bool, location: str | None) -> None:
     job = _prepare(s3, stage, stages=samples.stages_after_training(rft=rft))
@@ -117,13 +138,21 @@ def test_rft_eval_passes_the_grader_to_the_evaluation(s3: Any) -> None:
 
 def test_a_retry_gets_a_new_name_stops_a_leftover_job_and_remembers_the_error(s3: Any) -> None:
     sagemaker = FakeSageMaker({"nova-run-1-sft-a1": "InProgress"})
-    previous = {**_prepare(s3, "sft"), "lastError": {"Error": "SageMaker.ResourceLimitExceededException",
-                                                      "Cause": "quota"}}
+    previous = {
+        **_prepare(s3, "sft"),
+        "lastError": {"Error": "SageMaker.ResourceLimitExceededException", "Cause": "quota"},
+    }
     job = _prepare(s3, "sft", previous=previous, sagemaker=sagemaker)
     assert job["name"] == "nova-run-1-sft-a2" and job["attempt"] == 2
     assert sagemaker.stopped == ["nova-run-1-sft-a1"]
-    assert job["errors"] == [{"attempt": 1, "job": "nova-run-1-sft-a1",
-                              "error": "SageMaker.ResourceLimitExceededException", "cause": "quota"}]
+    assert job["errors"] == [
+        {
+            "attempt": 1,
+            "job": "nova-run-1-sft-a1",
+            "error": "SageMaker.ResourceLimitExceededException",
+            "cause": "quota",
+        }
+    ]
     assert job["startedAt"] == previous["startedAt"]
 
 

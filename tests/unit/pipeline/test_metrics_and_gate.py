@@ -13,10 +13,12 @@ GATE = {"metric": "exact_match", "minScore": 0.7, "minGainOverBaseline": 0.05, "
 
 def _stages(*, rft: bool = True, baseline: float | None = 0.4, sft: float | None = 0.7, final: float = 0.8) -> dict:
     stages = samples.stages_after_training(rft=rft)
-    stages["baselineEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": baseline}} if baseline is not None \
-        else {"status": "SKIPPED"}
-    stages["sftEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": sft}} if sft is not None and rft \
-        else {"status": "SKIPPED"}
+    stages["baselineEval"] = (
+        {"status": "SUCCEEDED", "metrics": {"exact_match": baseline}} if baseline is not None else {"status": "SKIPPED"}
+    )
+    stages["sftEval"] = (
+        {"status": "SUCCEEDED", "metrics": {"exact_match": sft}} if sft is not None and rft else {"status": "SKIPPED"}
+    )
     stages["finalEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": final, "f1": 0.9}}
     return stages
 
@@ -24,8 +26,11 @@ def _stages(*, rft: bool = True, baseline: float | None = 0.4, sft: float | None
 def test_the_table_puts_the_final_evaluation_under_rft() -> None:
     result = collect_metrics({"gate": GATE}, _stages())
     assert result["candidate"] == "rft" and result["metric"] == "exact_match"
-    assert result["table"] == {"baseline": {"exact_match": 0.4}, "sft": {"exact_match": 0.7},
-                               "rft": {"exact_match": 0.8, "f1": 0.9}}
+    assert result["table"] == {
+        "baseline": {"exact_match": 0.4},
+        "sft": {"exact_match": 0.7},
+        "rft": {"exact_match": 0.8, "f1": 0.9},
+    }
 
 
 def test_without_rft_the_final_evaluation_is_the_sft_column() -> None:
@@ -58,8 +63,10 @@ def test_a_good_candidate_passes_with_every_reason() -> None:
 def test_a_low_score_and_a_small_gain_are_both_reasons_to_reject() -> None:
     decision = _gate(baseline=0.6, final=0.62)
     assert decision["passed"] is False
-    assert decision["reasons"] == ["exact_match 0.62 < minScore 0.7",
-                                   "gain over the baseline +0.02 (0.6 -> 0.62) < minGainOverBaseline 0.05"]
+    assert decision["reasons"] == [
+        "exact_match 0.62 < minScore 0.7",
+        "gain over the baseline +0.02 (0.6 -> 0.62) < minGainOverBaseline 0.05",
+    ]
 
 
 def test_the_deployed_champion_must_be_beaten() -> None:
@@ -88,11 +95,18 @@ def test_without_a_baseline_the_gain_check_is_skipped_and_said_so() -> None:
     assert decision["passed"] and "no baseline evaluation to compare with" in decision["reasons"]
 
 
-BASELINE_JOB = {"stage": "baselineEval", "name": "nova-run-1-eval-base-a1", "attempt": 1,
-                "startedAt": "2026-11-21T10:01:00Z", "errors": [],
-                "request": {"instanceType": "ml.p5.48xlarge", "instanceCount": 1},
-                "lastError": {"Error": "States.TaskFailed",
-                              "Cause": '{"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: CUDA OOM"}'}}
+BASELINE_JOB = {
+    "stage": "baselineEval",
+    "name": "nova-run-1-eval-base-a1",
+    "attempt": 1,
+    "startedAt": "2026-11-21T10:01:00Z",
+    "errors": [],
+    "request": {"instanceType": "ml.p5.48xlarge", "instanceCount": 1},
+    "lastError": {
+        "Error": "States.TaskFailed",
+        "Cause": '{"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: CUDA OOM"}',
+    },
+}
 
 
 def _noted_failure(stage: str, job: dict) -> dict:
@@ -136,7 +150,9 @@ def test_a_baseline_without_the_metric_fails_a_required_gain_closed() -> None:
 
 def test_a_failed_sft_evaluation_leaves_its_column_empty_and_the_gate_judges_the_final_evaluation() -> None:
     stages = _stages()
-    stages["sftEval"] = _noted_failure("sftEval", {**BASELINE_JOB, "stage": "sftEval", "name": "nova-run-1-eval-sft-a1"})
+    stages["sftEval"] = _noted_failure(
+        "sftEval", {**BASELINE_JOB, "stage": "sftEval", "name": "nova-run-1-eval-sft-a1"}
+    )
     metrics = collect_metrics({"gate": GATE}, stages)
     assert metrics["table"]["sft"] is None and set(metrics["failed"]) == {"sft"}
     assert apply_gate(gate=GATE, metrics=metrics, champion=None)["passed"] is True

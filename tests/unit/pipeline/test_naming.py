@@ -19,7 +19,9 @@ EXECUTION_NAMES = st.text(min_size=1, max_size=80)
 
 
 def test_a_safe_execution_name_is_the_run_id() -> None:
-    assert naming.run_id_from_execution("5f0c2a1e-7b7c-4c39-9d55-0e0b4f7bd1a2") == "5f0c2a1e-7b7c-4c39-9d55-0e0b4f7bd1a2"
+    assert (
+        naming.run_id_from_execution("5f0c2a1e-7b7c-4c39-9d55-0e0b4f7bd1a2") == "5f0c2a1e-7b7c-4c39-9d55-0e0b4f7bd1a2"
+    )
 
 
 def test_unsafe_execution_names_are_cleaned_and_stay_distinct() -> None:
@@ -48,8 +50,9 @@ def test_job_names_are_valid_sagemaker_names_under_the_pipeline_prefix(
 
 
 def test_each_attempt_and_stage_gets_a_new_job_name() -> None:
-    names = {naming.training_job_name("nova", "run-1", stage, attempt)
-             for stage in naming.STAGES for attempt in (1, 2, 3)}
+    names = {
+        naming.training_job_name("nova", "run-1", stage, attempt) for stage in naming.STAGES for attempt in (1, 2, 3)
+    }
     assert len(names) == 15
     assert naming.training_job_name("nova", "run-1", "sft", 1) == "nova-run-1-sft-a1"
 

@@ -52,8 +52,10 @@ def test_a_corrupt_archive_is_reported(s3: Any) -> None:
     ("document", "expected"),
     [
         ({"exact_match": 0.8, "f1": 0.9}, {"exact_match": 0.8, "f1": 0.9}),
-        ({"results": {"all": {"em": 0.8, "qem": 0.85, "f1": 0.9, "em_stderr": 0.01}}},
-         {"exact_match": 0.8, "quasi_exact_match": 0.85, "f1": 0.9}),
+        (
+            {"results": {"all": {"em": 0.8, "qem": 0.85, "f1": 0.9, "em_stderr": 0.01}}},
+            {"exact_match": 0.8, "quasi_exact_match": 0.85, "f1": 0.9},
+        ),
         ({"results": {"custom|gen_qa|0": {"rouge1": 0.5, "bleu": 12.0}}}, {"rouge1": 0.5, "bleu": 12.0}),
         ({"results": {"gen_qa": {"exact_match,none": 0.7, "alias": "gen_qa"}}}, {"exact_match": 0.7}),
         ({"accuracy": True, "note": "x", "nan": float("nan")}, {}),
@@ -64,11 +66,15 @@ def test_metrics_of_every_known_results_layout_are_normalized(document: dict, ex
 
 
 def test_metrics_are_merged_over_every_results_file(s3: Any) -> None:
-    put_archive(s3, ARCHIVE, {
-        "eval_results/results_2026-11-21.json": json.dumps({"results": {"all": {"em": 0.7, "f1": 0.8}}}).encode(),
-        "eval_results/results_zz.json": json.dumps({"bleu": 0.3}).encode(),
-        "eval_results/details.jsonl": b"{}\n",
-    })
+    put_archive(
+        s3,
+        ARCHIVE,
+        {
+            "eval_results/results_2026-11-21.json": json.dumps({"results": {"all": {"em": 0.7, "f1": 0.8}}}).encode(),
+            "eval_results/results_zz.json": json.dumps({"bleu": 0.3}).encode(),
+            "eval_results/details.jsonl": b"{}\n",
+        },
+    )
     assert read_metrics(s3, ARCHIVE, "eval-job") == {"exact_match": 0.7, "f1": 0.8, "bleu": 0.3}
 
 

@@ -19,9 +19,14 @@ from tests.unit.pipeline import samples
 
 def _plan(s3: Any, **changes: Any) -> dict:
     plan, _ = resolve_plan(
-        samples.run_input(**changes), execution=samples.EXECUTION, pipeline_name=samples.PIPELINE,
-        data_bucket=samples.DATA_BUCKET, artifacts_bucket=samples.ARTIFACTS_BUCKET, graders=samples.GRADERS,
-        grader_version=lambda name: "1.0.0", head_object=lambda b, k: s3.head_object(Bucket=b, Key=k),
+        samples.run_input(**changes),
+        execution=samples.EXECUTION,
+        pipeline_name=samples.PIPELINE,
+        data_bucket=samples.DATA_BUCKET,
+        artifacts_bucket=samples.ARTIFACTS_BUCKET,
+        graders=samples.GRADERS,
+        grader_version=lambda name: "1.0.0",
+        head_object=lambda b, k: s3.head_object(Bucket=b, Key=k),
     )
     return plan
 
@@ -36,9 +41,16 @@ def _quotas(value: float):
     return lambda names: {name: {"value": value, "code": "L-TEST0001", "source": "applied"} for name in names}
 
 
-def _run(plan: dict, s3: Any, grade_batch_for=_local_grader, quota_lookup=_quotas(8)) -> dict:
-    return run_preflight(plan, s3=s3, grade_batch_for=grade_batch_for, verify_grader=verify_grader,
-                         grader_spec=lambda name: load_preset(name).spec, quota_lookup=quota_lookup)
+def _run(plan: dict, s3: Any, grade_batch_for=_local_grader, quota_lookup=None) -> dict:
+    quota_lookup = _quotas(8) if quota_lookup is None else quota_lookup
+    return run_preflight(
+        plan,
+        s3=s3,
+        grade_batch_for=grade_batch_for,
+        verify_grader=verify_grader,
+        grader_spec=lambda name: load_preset(name).spec,
+        quota_lookup=quota_lookup,
+    )
 
 
 def test_valid_datasets_and_a_sound_grader_pass_and_the_eval_file_is_staged(s3: Any, datasets: dict) -> None:
@@ -127,7 +139,11 @@ def test_the_deployed_grader_is_invoked_synchronously_with_a_bare_list() -> None
         def invoke(self, **kwargs: Any) -> dict:
             self.calls.append(kwargs)
             items = json.loads(kwargs["Payload"])
-            body = {"errorMessage": "boom"} if self.error else [{"id": i["id"], "aggregate_reward_score": 0.5} for i in items]
+            body = (
+                {"errorMessage": "boom"}
+                if self.error
+                else [{"id": i["id"], "aggregate_reward_score": 0.5} for i in items]
+            )
             response = {"Payload": io.BytesIO(json.dumps(body).encode())}
             if self.error:
                 response["FunctionError"] = "Unhandled"

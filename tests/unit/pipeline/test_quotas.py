@@ -28,8 +28,9 @@ def _fixed(values: dict[str, float]):
 
 
 def _final_evaluation_only() -> dict:
-    return samples.plan(stages={"baselineEval": False},
-                        resumeFrom={"stage": "finalEval", "checkpoint": samples.RFT_CHECKPOINT})
+    return samples.plan(
+        stages={"baselineEval": False}, resumeFrom={"stage": "finalEval", "checkpoint": samples.RFT_CHECKPOINT}
+    )
 
 
 def test_needs_take_the_largest_job_and_the_busiest_phase() -> None:
@@ -51,8 +52,13 @@ def test_enough_quota_passes_without_warnings() -> None:
     assert problems == [] and summary["status"] == "checked" and summary["warnings"] == []
     [entry] = summary["instanceTypes"]
     assert entry == {
-        "instanceType": P5, "quotaName": P5_QUOTA, "quotaCode": "L-TEST0001", "quota": 5, "source": "applied",
-        "largestJob": {"stage": "sft", "instances": 4}, "peak": {"stages": ["baselineEval", "sft"], "instances": 5},
+        "instanceType": P5,
+        "quotaName": P5_QUOTA,
+        "quotaCode": "L-TEST0001",
+        "quota": 5,
+        "source": "applied",
+        "largestJob": {"stage": "sft", "instances": 4},
+        "peak": {"stages": ["baselineEval", "sft"], "instances": 5},
     }
 
 
@@ -91,16 +97,20 @@ def test_an_unreadable_quota_is_reported_unchecked_and_never_fails_the_run() -> 
     assert summary["instanceTypes"][0]["quota"] is None and summary["instanceTypes"][0]["peak"]["instances"] == 5
 
     def partly(names: Any) -> dict:
-        raise QuotaLookupError("ListAWSDefaultServiceQuotas failed: TooManyRequestsException: slow down",
-                               {P5_QUOTA: {"value": 2, "code": "L-P5", "source": "applied"}})
+        raise QuotaLookupError(
+            "ListAWSDefaultServiceQuotas failed: TooManyRequestsException: slow down",
+            {P5_QUOTA: {"value": 2, "code": "L-P5", "source": "applied"}},
+        )
 
     # what was read before the failure is still checked; the rest is named with the failure
     plan = samples.plan(model="nova-lite", sft={"instanceType": "ml.p4d.24xlarge"}, stages={"rft": False})
     assert sorted(instance_needs(plan)) == ["ml.p4d.24xlarge", P5]
     problems, summary = check_quotas(plan, partly)
     assert problems == [] and summary["status"] == "partly checked"
-    assert summary["reason"] == ("'ml.p4d.24xlarge for training job usage' not read: ListAWSDefaultServiceQuotas "
-                                 "failed: TooManyRequestsException: slow down")
+    assert summary["reason"] == (
+        "'ml.p4d.24xlarge for training job usage' not read: ListAWSDefaultServiceQuotas "
+        "failed: TooManyRequestsException: slow down"
+    )
     problems, _ = check_quotas(samples.plan(), partly)
     assert len(problems) == 1 and "is 2" in problems[0] and "alone needs 4" in problems[0]
 
@@ -119,11 +129,16 @@ def client() -> Any:
 
 def test_the_lookup_pages_until_every_name_is_found(client: Any) -> None:
     with Stubber(client) as stub:
-        stub.add_response("list_service_quotas",
-                          {"Quotas": [_quota("ml.g5.12xlarge for training job usage", 2)], "NextToken": "t1"},
-                          {"ServiceCode": "sagemaker", "MaxResults": 100})
-        stub.add_response("list_service_quotas", {"Quotas": [_quota(P5_QUOTA, 8, "L-P5")], "NextToken": "t2"},
-                          {"ServiceCode": "sagemaker", "MaxResults": 100, "NextToken": "t1"})
+        stub.add_response(
+            "list_service_quotas",
+            {"Quotas": [_quota("ml.g5.12xlarge for training job usage", 2)], "NextToken": "t1"},
+            {"ServiceCode": "sagemaker", "MaxResults": 100},
+        )
+        stub.add_response(
+            "list_service_quotas",
+            {"Quotas": [_quota(P5_QUOTA, 8, "L-P5")], "NextToken": "t2"},
+            {"ServiceCode": "sagemaker", "MaxResults": 100, "NextToken": "t1"},
+        )
         found = service_quotas_lookup(client)([P5_QUOTA])
         stub.assert_no_pending_responses()  # the third page was never requested
     assert found == {P5_QUOTA: {"value": 8, "code": "L-P5", "source": "applied"}}
@@ -132,13 +147,19 @@ def test_the_lookup_pages_until_every_name_is_found(client: Any) -> None:
 def test_names_without_an_applied_value_fall_back_to_the_aws_default(client: Any) -> None:
     g5 = "ml.g5.12xlarge for training job usage"
     with Stubber(client) as stub:
-        stub.add_response("list_service_quotas", {"Quotas": [_quota(g5, 2)]},
-                          {"ServiceCode": "sagemaker", "MaxResults": 100})
-        stub.add_response("list_aws_default_service_quotas", {"Quotas": [_quota(P5_QUOTA, 0, "L-P5")]},
-                          {"ServiceCode": "sagemaker", "MaxResults": 100})
+        stub.add_response(
+            "list_service_quotas", {"Quotas": [_quota(g5, 2)]}, {"ServiceCode": "sagemaker", "MaxResults": 100}
+        )
+        stub.add_response(
+            "list_aws_default_service_quotas",
+            {"Quotas": [_quota(P5_QUOTA, 0, "L-P5")]},
+            {"ServiceCode": "sagemaker", "MaxResults": 100},
+        )
         found = service_quotas_lookup(client)([P5_QUOTA, g5])
-    assert found == {g5: {"value": 2, "code": "L-TEST0001", "source": "applied"},
-                     P5_QUOTA: {"value": 0, "code": "L-P5", "source": "default"}}
+    assert found == {
+        g5: {"value": 2, "code": "L-TEST0001", "source": "applied"},
+        P5_QUOTA: {"value": 0, "code": "L-P5", "source": "default"},
+    }
 
 
 def test_a_service_error_becomes_a_lookup_error_naming_the_operation(client: Any) -> None:
@@ -151,8 +172,11 @@ def test_a_service_error_becomes_a_lookup_error_naming_the_operation(client: Any
 def test_a_failure_after_some_quotas_were_read_keeps_them(client: Any) -> None:
     g5 = "ml.g5.12xlarge for training job usage"
     with Stubber(client) as stub:
-        stub.add_response("list_service_quotas", {"Quotas": [_quota(P5_QUOTA, 8, "L-P5")]},
-                          {"ServiceCode": "sagemaker", "MaxResults": 100})
+        stub.add_response(
+            "list_service_quotas",
+            {"Quotas": [_quota(P5_QUOTA, 8, "L-P5")]},
+            {"ServiceCode": "sagemaker", "MaxResults": 100},
+        )
         stub.add_client_error("list_aws_default_service_quotas", "TooManyRequestsException", "slow down")
         with pytest.raises(QuotaLookupError, match="ListAWSDefaultServiceQuotas failed") as caught:
             service_quotas_lookup(client)([P5_QUOTA, g5])

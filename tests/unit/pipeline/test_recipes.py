@@ -14,8 +14,13 @@ SHIPPED = [(m, method) for m in MODELS for method in ("sft", "rft", "eval") if r
 
 def _render(model: str, method: str, **kwargs):
     template = recipes.load_template(model, method)
-    defaults = {"job_name": "nova-run-1-x-a1", "model": MODELS[model], "model_location": MODELS[model].model_name_or_path,
-                "instance_count": template.instance_count, "overrides": {}}
+    defaults = {
+        "job_name": "nova-run-1-x-a1",
+        "model": MODELS[model],
+        "model_location": MODELS[model].model_name_or_path,
+        "instance_count": template.instance_count,
+        "overrides": {},
+    }
     defaults.update(kwargs)
     return recipes.render(template, **defaults)
 
@@ -31,7 +36,10 @@ def test_every_shipped_recipe_loads_and_renders_with_its_defaults(model: str, me
     template = recipes.load_template(model, method)
     extra = {}
     if method == "rft":
-        extra = {"reward_lambda_arn": "arn:aws:lambda:us-east-1:1:function:grader", "data_uri": "s3://d/datasets/r.jsonl"}
+        extra = {
+            "reward_lambda_arn": "arn:aws:lambda:us-east-1:1:function:grader",
+            "data_uri": "s3://d/datasets/r.jsonl",
+        }
     if method == "eval":
         extra = {"task": "gen_qa"}
     recipe = _render(model, method, **extra)
@@ -78,8 +86,13 @@ def test_bad_sft_overrides_are_reported_with_what_is_allowed(overrides: dict, ke
 
 
 def test_rft_knobs_land_in_the_rollout_and_trainer_sections() -> None:
-    recipe = _render("nova-2-lite", "rft", reward_lambda_arn="arn:grader", data_uri="s3://d/datasets/rft.jsonl",
-                     overrides={"number_generation": 4, "max_steps": 40, "reasoning_effort": None, "temperature": 0.7})
+    recipe = _render(
+        "nova-2-lite",
+        "rft",
+        reward_lambda_arn="arn:grader",
+        data_uri="s3://d/datasets/rft.jsonl",
+        overrides={"number_generation": 4, "max_steps": 40, "reasoning_effort": None, "temperature": 0.7},
+    )
     config = recipe["training_config"]
     assert config["rollout"]["advantage_strategy"]["number_generation"] == 4
     assert config["rollout"]["generator"]["temperature"] == 0.7

@@ -5,19 +5,29 @@ from __future__ import annotations
 import json
 from typing import Any
 
-
 from lambdas.pipeline.record import record_failed_run, record_run
 from tests.unit.pipeline import samples
 
-MODEL = {"arn": "arn:aws:bedrock:us-east-1:123456789012:custom-model/imported/abc", "name": "nova-run-1",
-         "checkpoint": samples.RFT_CHECKPOINT, "status": "Active"}
-DEPLOYMENT = {"arn": "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abc", "name": "nova-run-1-od",
-              "status": "Active"}
+MODEL = {
+    "arn": "arn:aws:bedrock:us-east-1:123456789012:custom-model/imported/abc",
+    "name": "nova-run-1",
+    "checkpoint": samples.RFT_CHECKPOINT,
+    "status": "Active",
+}
+DEPLOYMENT = {
+    "arn": "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abc",
+    "name": "nova-run-1-od",
+    "status": "Active",
+}
 
 
 def _state(**extra: Any) -> dict:
     stages = samples.stages_after_training()
-    stages["finalEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": 0.8}, "jobName": "nova-run-1-eval-final-a1"}
+    stages["finalEval"] = {
+        "status": "SUCCEEDED",
+        "metrics": {"exact_match": 0.8},
+        "jobName": "nova-run-1-eval-final-a1",
+    }
     stages["baselineEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": 0.4}}
     stages["sftEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": 0.7}}
     state = {
@@ -26,9 +36,11 @@ def _state(**extra: Any) -> dict:
         "plan": samples.plan(),
         "stages": stages,
         "preflight": {"cost": {"estimatedUsd": 1788.8}},
-        "metrics": {"metric": "exact_match", "candidate": "rft",
-                    "table": {"baseline": {"exact_match": 0.4}, "sft": {"exact_match": 0.7},
-                              "rft": {"exact_match": 0.8}}},
+        "metrics": {
+            "metric": "exact_match",
+            "candidate": "rft",
+            "table": {"baseline": {"exact_match": 0.4}, "sft": {"exact_match": 0.7}, "rft": {"exact_match": 0.8}},
+        },
         "gate": {"passed": True, "reasons": ["ok"], "checks": [], "champion": None},
     }
     state.update(extra)
@@ -41,9 +53,16 @@ def _read(s3: Any, key: str) -> Any:
 
 def _record(s3: Any, state: dict, failed: bool = False, **kwargs: Any) -> dict:
     writer = record_failed_run if failed else record_run
-    return writer(state, s3=s3, bucket=samples.ARTIFACTS_BUCKET, ended_at="2026-11-21T13:00:00Z", region="us-east-1",
-                  pipeline_name=samples.PIPELINE, render_report=kwargs.get("render", lambda run: "<html></html>"),
-                  log=kwargs.get("log"))
+    return writer(
+        state,
+        s3=s3,
+        bucket=samples.ARTIFACTS_BUCKET,
+        ended_at="2026-11-21T13:00:00Z",
+        region="us-east-1",
+        pipeline_name=samples.PIPELINE,
+        render_report=kwargs.get("render", lambda run: "<html></html>"),
+        log=kwargs.get("log"),
+    )
 
 
 def test_a_deployed_run_is_recorded_with_its_lineage_and_becomes_the_champion(s3: Any) -> None:
@@ -69,12 +88,16 @@ def test_a_deployed_run_is_recorded_with_its_lineage_and_becomes_the_champion(s3
 
 
 def test_a_gate_rejection_is_recorded_and_does_not_touch_the_champion(s3: Any) -> None:
-    state = _state(gate={"passed": False, "reasons": ["exact_match 0.5 < minScore 0.7"], "checks": [], "champion": None})
+    state = _state(
+        gate={"passed": False, "reasons": ["exact_match 0.5 < minScore 0.7"], "checks": [], "champion": None}
+    )
     assert _record(s3, state)["status"] == "GATE_REJECTED"
     run = _read(s3, "runs/run-1/run.json")
     assert run["status"] == "GATE_REJECTED" and run["gate"]["reasons"] == ["exact_match 0.5 < minScore 0.7"]
     assert run["model"] is None and run["deployment"] is None
-    assert "champions/nova.json" not in [o["Key"] for o in s3.list_objects_v2(Bucket=samples.ARTIFACTS_BUCKET)["Contents"]]
+    assert "champions/nova.json" not in [
+        o["Key"] for o in s3.list_objects_v2(Bucket=samples.ARTIFACTS_BUCKET)["Contents"]
+    ]
 
 
 def test_a_run_without_deploy_is_succeeded_without_a_champion(s3: Any) -> None:
@@ -83,10 +106,19 @@ def test_a_run_without_deploy_is_succeeded_without_a_champion(s3: Any) -> None:
 
 
 def test_a_failed_validation_is_recorded_under_the_execution_run_id(s3: Any) -> None:
-    cause = json.dumps({"errorMessage": "The run input has 1 problem:\n- datasets: required",
-                        "errorType": "RunInputError", "stackTrace": []})
-    state = {"input": {"oops": 1}, "execution": samples.EXECUTION, "failedStage": "validateRun",
-             "error": {"Error": "RunInputError", "Cause": cause}}
+    cause = json.dumps(
+        {
+            "errorMessage": "The run input has 1 problem:\n- datasets: required",
+            "errorType": "RunInputError",
+            "stackTrace": [],
+        }
+    )
+    state = {
+        "input": {"oops": 1},
+        "execution": samples.EXECUTION,
+        "failedStage": "validateRun",
+        "error": {"Error": "RunInputError", "Cause": cause},
+    }
     result = _record(s3, state, failed=True)
     assert result["error"] == "RunInputError"
     assert result["cause"] == "Validate run failed: The run input has 1 problem:\n- datasets: required"
@@ -96,14 +128,23 @@ def test_a_failed_validation_is_recorded_under_the_execution_run_id(s3: Any) -> 
 
 
 def test_a_failed_training_branch_records_the_job_and_the_failure_reason(s3: Any) -> None:
-    job = {"stage": "sft", "name": "nova-run-1-sft-a2", "attempt": 2, "startedAt": "2026-11-21T10:01:00Z",
-           "errors": [{"attempt": 1, "job": "nova-run-1-sft-a1", "error": "SageMaker.ThrottlingException", "cause": ""}],
-           "request": {"recipeFile": "s3://a/runs/run-1/recipes/sft/recipe.yaml"},
-           "lastError": {"Error": "States.TaskFailed",
-                         "Cause": json.dumps({"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: OOM"})}}
-    state = _state(stages={**samples.stages_after_training(), "sft": {"status": "PENDING"}},
-                   error={"Error": "SftFailed", "Cause": json.dumps({"stage": "sft", "job": job})},
-                   failedStage="trainAndBaseline")
+    job = {
+        "stage": "sft",
+        "name": "nova-run-1-sft-a2",
+        "attempt": 2,
+        "startedAt": "2026-11-21T10:01:00Z",
+        "errors": [{"attempt": 1, "job": "nova-run-1-sft-a1", "error": "SageMaker.ThrottlingException", "cause": ""}],
+        "request": {"recipeFile": "s3://a/runs/run-1/recipes/sft/recipe.yaml"},
+        "lastError": {
+            "Error": "States.TaskFailed",
+            "Cause": json.dumps({"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: OOM"}),
+        },
+    }
+    state = _state(
+        stages={**samples.stages_after_training(), "sft": {"status": "PENDING"}},
+        error={"Error": "SftFailed", "Cause": json.dumps({"stage": "sft", "job": job})},
+        failedStage="trainAndBaseline",
+    )
     result = _record(s3, state, failed=True)
     assert result["error"] == "SftFailed"
     assert result["cause"] == "SFT training job nova-run-1-sft-a2 failed after 2 attempts: AlgorithmError: OOM"
@@ -116,9 +157,15 @@ def test_a_failed_training_branch_records_the_job_and_the_failure_reason(s3: Any
 
 
 def test_a_failed_final_evaluation_records_its_stage(s3: Any) -> None:
-    job = {"stage": "finalEval", "name": "nova-run-1-eval-final-a1", "attempt": 1,
-           "lastError": {"Error": "JobOutputError",
-                         "Cause": json.dumps({"errorType": "JobOutputError", "errorMessage": "no results"})}}
+    job = {
+        "stage": "finalEval",
+        "name": "nova-run-1-eval-final-a1",
+        "attempt": 1,
+        "lastError": {
+            "Error": "JobOutputError",
+            "Cause": json.dumps({"errorType": "JobOutputError", "errorMessage": "no results"}),
+        },
+    }
     state = _state(stageFailure={"stage": "finalEval", "job": job}, failedStage="finalEval")
     state.pop("gate")
     result = _record(s3, state, failed=True)
@@ -128,10 +175,17 @@ def test_a_failed_final_evaluation_records_its_stage(s3: Any) -> None:
 
 
 def test_a_failed_deployment_keeps_and_records_the_imported_model(s3: Any) -> None:
-    state = _state(model=MODEL, deployment={**DEPLOYMENT, "status": "Failed"}, failedStage="deploy",
-                   error={"Error": "DeploymentFailed", "Cause": "Bedrock could not deploy: capacity"})
+    state = _state(
+        model=MODEL,
+        deployment={**DEPLOYMENT, "status": "Failed"},
+        failedStage="deploy",
+        error={"Error": "DeploymentFailed", "Cause": "Bedrock could not deploy: capacity"},
+    )
     result = _record(s3, state, failed=True)
-    assert result["cause"] == f"Deploy model on demand failed: Bedrock could not deploy: capacity (the imported model {MODEL['arn']} is kept)"
+    assert (
+        result["cause"] == "Deploy model on demand failed: Bedrock could not deploy: capacity "
+        f"(the imported model {MODEL['arn']} is kept)"
+    )
     run = _read(s3, "runs/run-1/run.json")
     assert run["model"]["arn"] == MODEL["arn"] and run["deployment"]["status"] == "Failed"
 
@@ -158,8 +212,10 @@ def test_a_report_that_cannot_be_rendered_does_not_stop_the_record(s3: Any) -> N
 def test_the_real_report_renders_every_kind_of_record(s3: Any) -> None:
     from lambdas.pipeline.report import render_report
 
-    for state, failed in ((_state(model=MODEL, deployment=DEPLOYMENT), False),
-                          (_state(failedStage="import", error={"Error": "ModelImportFailed", "Cause": "x"}), True)):
+    for state, failed in (
+        (_state(model=MODEL, deployment=DEPLOYMENT), False),
+        (_state(failedStage="import", error={"Error": "ModelImportFailed", "Cause": "x"}), True),
+    ):
         result = _record(s3, state, failed=failed, render=render_report)
         assert result["report"]
 
@@ -169,8 +225,12 @@ def test_an_evaluation_that_failed_beside_training_is_recorded_failed_with_its_e
 
     state = _state()
     state["stages"]["baselineEval"] = _noted_failure("baselineEval", BASELINE_JOB)
-    state["gate"] = {"passed": False, "reasons": ["the baseline evaluation failed (...)"], "checks": [],
-                     "champion": None}
+    state["gate"] = {
+        "passed": False,
+        "reasons": ["the baseline evaluation failed (...)"],
+        "checks": [],
+        "champion": None,
+    }
     assert _record(s3, state)["status"] == "GATE_REJECTED"
     run = _read(s3, "runs/run-1/run.json")
     baseline = run["stages"]["baselineEval"]
@@ -179,16 +239,21 @@ def test_an_evaluation_that_failed_beside_training_is_recorded_failed_with_its_e
     assert baseline["endedAt"] == "2026-11-21T10:30:00Z" and "failure" not in baseline
     assert run["stages"]["sft"]["checkpoint"] == samples.SFT_CHECKPOINT  # training went on
     # the same settling applies to a run that fails later
-    failed = _record(s3, _state(stages=state["stages"], failedStage="import", error={"Error": "E", "Cause": "c"}),
-                     failed=True)
+    failed = _record(
+        s3, _state(stages=state["stages"], failedStage="import", error={"Error": "E", "Cause": "c"}), failed=True
+    )
     assert failed["error"] == "E"
     assert _read(s3, "runs/run-1/run.json")["stages"]["baselineEval"]["status"] == "FAILED"
 
 
 def test_a_noted_failure_without_a_job_name_still_records_the_error(s3: Any) -> None:
     state = _state()
-    job = {"stage": "sftEval", "attempt": 0, "errors": [],
-           "lastError": {"Error": "MissingCheckpointError", "Cause": '{"errorMessage": "no SFT checkpoint"}'}}
+    job = {
+        "stage": "sftEval",
+        "attempt": 0,
+        "errors": [],
+        "lastError": {"Error": "MissingCheckpointError", "Cause": '{"errorMessage": "no SFT checkpoint"}'},
+    }
     state["stages"]["sftEval"] = {"status": "FAILED", "failure": {"stage": "sftEval", "job": job}, "endedAt": "t"}
     _record(s3, state)
     sft_eval = _read(s3, "runs/run-1/run.json")["stages"]["sftEval"]

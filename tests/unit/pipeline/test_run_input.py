@@ -10,9 +10,16 @@ from tests.unit.pipeline import samples
 
 
 def _resolve(payload: object, head=samples.head_ok, execution=samples.EXECUTION):
-    return resolve_plan(payload, execution=execution, pipeline_name=samples.PIPELINE,
-                        data_bucket=samples.DATA_BUCKET, artifacts_bucket=samples.ARTIFACTS_BUCKET,
-                        graders=samples.GRADERS, grader_version=lambda name: "1.0.0", head_object=head)
+    return resolve_plan(
+        payload,
+        execution=execution,
+        pipeline_name=samples.PIPELINE,
+        data_bucket=samples.DATA_BUCKET,
+        artifacts_bucket=samples.ARTIFACTS_BUCKET,
+        graders=samples.GRADERS,
+        grader_version=lambda name: "1.0.0",
+        head_object=head,
+    )
 
 
 def _problems(payload: object, head=samples.head_ok) -> list[str]:
@@ -24,21 +31,36 @@ def _problems(payload: object, head=samples.head_ok) -> list[str]:
 def test_only_datasets_are_required_and_the_defaults_make_a_full_run() -> None:
     plan, stages = _resolve(samples.run_input())
     assert plan["runId"] == "run-1"
-    assert plan["stages"] == {"baselineEval": True, "sft": True, "sftEval": True, "rft": True, "finalEval": True,
-                              "deploy": True}
+    assert plan["stages"] == {
+        "baselineEval": True,
+        "sft": True,
+        "sftEval": True,
+        "rft": True,
+        "finalEval": True,
+        "deploy": True,
+    }
     assert plan["model"]["key"] == "nova-2-lite"
     assert plan["grader"] == {"name": "classification", "arn": samples.GRADER_ARN, "version": "1.0.0"}
-    assert plan["jobs"]["sft"] == {"instanceType": "ml.p5.48xlarge", "instanceCount": 4, "maxRuntimeSeconds": 3 * 3600,
-                                   "overrides": {}}
+    assert plan["jobs"]["sft"] == {
+        "instanceType": "ml.p5.48xlarge",
+        "instanceCount": 4,
+        "maxRuntimeSeconds": 3 * 3600,
+        "overrides": {},
+    }
     assert plan["jobs"]["rft"]["instanceCount"] == 4 and plan["jobs"]["eval"]["instanceCount"] == 1
-    assert plan["gate"] == {"metric": "exact_match", "minScore": 0.0, "minGainOverBaseline": 0.0,
-                            "mustBeatDeployed": True}
+    assert plan["gate"] == {
+        "metric": "exact_match",
+        "minScore": 0.0,
+        "minGainOverBaseline": 0.0,
+        "mustBeatDeployed": True,
+    }
     assert all(record == {"status": "PENDING"} for record in stages.values())
 
 
 def test_the_design_example_input_is_valid() -> None:
     example = samples.run_input(
-        model="nova-2-lite", grader="classification",
+        model="nova-2-lite",
+        grader="classification",
         stages={"baselineEval": True, "sft": True, "rft": True, "deploy": True},
         sft={"overrides": {"max_steps": 100, "lr": 5e-6}},
         rft={"overrides": {"max_steps": 40, "number_generation": 4}},
@@ -91,7 +113,9 @@ def test_unknown_override_keys_list_the_allowed_ones() -> None:
 
 def test_unknown_nested_keys_are_rejected() -> None:
     problems = _problems(samples.run_input(gate={"metric": "f1_score", "min_score": 0.5}))
-    assert problems == ["gate.min_score: unknown key (allowed: metric, minScore, minGainOverBaseline, mustBeatDeployed)"]
+    assert problems == [
+        "gate.min_score: unknown key (allowed: metric, minScore, minGainOverBaseline, mustBeatDeployed)"
+    ]
 
 
 def test_wrong_types_are_not_coerced() -> None:
@@ -110,8 +134,15 @@ def test_wrong_types_are_not_coerced() -> None:
     ],
 )
 def test_dataset_uris_must_be_files_in_the_data_bucket(uri: str, fragment: str) -> None:
-    problems = _problems(samples.run_input(datasets={"sft": uri, "rft": samples.run_input()["datasets"]["rft"],
-                                                     "eval": samples.run_input()["datasets"]["eval"]}))
+    problems = _problems(
+        samples.run_input(
+            datasets={
+                "sft": uri,
+                "rft": samples.run_input()["datasets"]["rft"],
+                "eval": samples.run_input()["datasets"]["eval"],
+            }
+        )
+    )
     assert any(p.startswith("datasets.sft:") and fragment in p for p in problems), problems
 
 
@@ -171,18 +202,27 @@ def test_resume_from_final_evaluation_skips_training() -> None:
 
 
 def test_resume_contradicting_explicit_stages_is_rejected() -> None:
-    problems = _problems(samples.run_input(stages={"sft": True},
-                                           resumeFrom={"stage": "rft", "checkpoint": "not-a-uri"}))
+    problems = _problems(
+        samples.run_input(stages={"sft": True}, resumeFrom={"stage": "rft", "checkpoint": "not-a-uri"})
+    )
     assert any(p.startswith("stages.sft: true contradicts resumeFrom.stage='rft'") for p in problems)
     assert any(p.startswith("resumeFrom.checkpoint:") for p in problems)
 
 
 def test_instance_settings_are_checked_against_the_recipe_and_the_price_table() -> None:
-    problems = _problems(samples.run_input(sft={"instanceCount": 3, "instanceType": "ml.m5.large"},
-                                           rft={"overrides": {"replicas": 4}, "instanceCount": 8}))
-    assert any(p.startswith("sft.instanceCount: 3 instances; nova-2-lite sft accepts [1, 4, 8, 16, 32]") for p in problems)
-    assert "sft.instanceType: 'ml.m5.large' is not supported by the nova-2-lite sft recipe (allowed: ml.p5.48xlarge)" \
+    problems = _problems(
+        samples.run_input(
+            sft={"instanceCount": 3, "instanceType": "ml.m5.large"},
+            rft={"overrides": {"replicas": 4}, "instanceCount": 8},
+        )
+    )
+    assert any(
+        p.startswith("sft.instanceCount: 3 instances; nova-2-lite sft accepts [1, 4, 8, 16, 32]") for p in problems
+    )
+    assert (
+        "sft.instanceType: 'ml.m5.large' is not supported by the nova-2-lite sft recipe (allowed: ml.p5.48xlarge)"
         in problems
+    )
     assert any(p.startswith("rft.overrides.replicas: 4 contradicts rft.instanceCount 8") for p in problems)
 
 
@@ -198,8 +238,9 @@ def test_a_gain_over_a_baseline_that_is_not_evaluated_is_rejected() -> None:
 
 
 def test_rft_eval_needs_the_grader_and_stages_the_file_under_its_name() -> None:
-    plan, _ = _resolve(samples.run_input(stages={"rft": False}, evaluation={"task": "rft_eval"},
-                                         gate={"metric": "mean_reward"}))
+    plan, _ = _resolve(
+        samples.run_input(stages={"rft": False}, evaluation={"task": "rft_eval"}, gate={"metric": "mean_reward"})
+    )
     assert plan["grader"]["name"] == "classification"
     assert plan["datasets"]["eval"]["stagedUri"].endswith("/inputs/eval/rft_eval.jsonl")
 
@@ -240,8 +281,10 @@ def test_a_gen_qa_gate_metric_is_accepted_and_normalized_as_the_results_are(metr
 def test_a_gate_metric_that_gen_qa_does_not_report_is_rejected_by_the_trigger_check_too() -> None:
     payload = samples.run_input(gate={"metric": "accuracy"})
     problems = input_problems(payload, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
-    assert problems == ["gate.metric: 'accuracy' is not a gen_qa metric (one of: exact_match, quasi_exact_match, "
-                        "f1_score, f1_score_quasi, rouge1, rouge2, rougel, bleu)"]
+    assert problems == [
+        "gate.metric: 'accuracy' is not a gen_qa metric (one of: exact_match, quasi_exact_match, "
+        "f1_score, f1_score_quasi, rouge1, rouge2, rougel, bleu)"
+    ]
     assert _problems(payload) == problems
 
 
@@ -253,19 +296,23 @@ def test_rft_eval_requires_an_explicit_gate_metric() -> None:
     assert input_problems(explicit, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS) == []
 
 
-@pytest.mark.parametrize(("model", "method", "field", "allowed"), [
-    ("nova-2-lite", "rft", "rft", "ml.p5.48xlarge"),
-    ("nova-2-lite", "eval", "evaluation", "ml.p5.48xlarge"),
-    ("nova-lite", "sft", "sft", "ml.p5.48xlarge, ml.p4d.24xlarge"),
-])
+@pytest.mark.parametrize(
+    ("model", "method", "field", "allowed"),
+    [
+        ("nova-2-lite", "rft", "rft", "ml.p5.48xlarge"),
+        ("nova-2-lite", "eval", "evaluation", "ml.p5.48xlarge"),
+        ("nova-lite", "sft", "sft", "ml.p5.48xlarge, ml.p4d.24xlarge"),
+    ],
+)
 def test_an_instance_type_outside_the_recipe_is_rejected_with_the_allowed_list(
     model: str, method: str, field: str, allowed: str
 ) -> None:
     stages = {"rft": False} if model != "nova-2-lite" else {}
     payload = samples.run_input(model=model, stages=stages, **{field: {"instanceType": "ml.g5.12xlarge"}})
     problems = input_problems(payload, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
-    assert problems == [f"{field}.instanceType: 'ml.g5.12xlarge' is not supported by the {model} {method} recipe "
-                        f"(allowed: {allowed})"]
+    assert problems == [
+        f"{field}.instanceType: 'ml.g5.12xlarge' is not supported by the {model} {method} recipe (allowed: {allowed})"
+    ]
 
 
 def test_every_recipe_instance_type_is_priced() -> None:
@@ -290,13 +337,15 @@ def test_a_resume_checkpoint_outside_the_escrow_buckets_is_rejected() -> None:
 
 
 def test_settings_of_a_skipped_rft_are_still_checked_and_listed_with_the_others() -> None:
-    payload = samples.run_input(stages={"rft": False}, rft={"overrides": {"epochs": 3}, "instanceCount": 1},
-                                sft={"instanceCount": 3})
+    payload = samples.run_input(
+        stages={"rft": False}, rft={"overrides": {"epochs": 3}, "instanceCount": 1}, sft={"instanceCount": 3}
+    )
     problems = input_problems(payload, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
     assert any(p.startswith("rft.overrides.epochs: unknown override") for p in problems), problems
     assert any(p.startswith("rft.instanceCount: 1 instances; nova-2-lite rft accepts") for p in problems), problems
     assert any(p.startswith("sft.instanceCount: 3 instances") for p in problems), problems
-    skipped_sft = samples.run_input(resumeFrom={"stage": "rft", "checkpoint": samples.SFT_CHECKPOINT},
-                                    sft={"instanceCount": 3})
+    skipped_sft = samples.run_input(
+        resumeFrom={"stage": "rft", "checkpoint": samples.SFT_CHECKPOINT}, sft={"instanceCount": 3}
+    )
     problems = input_problems(skipped_sft, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
     assert any(p.startswith("sft.instanceCount: 3 instances") for p in problems), problems

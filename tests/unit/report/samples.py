@@ -35,17 +35,23 @@ SUCCEEDED_RUN: dict = {
     "grader": {"name": "classification", "version": "3"},
     "stages": {
         "baselineEval": _stage(
-            "nova-weekly-baseline-eval-1", "2025-06-01T10:00:00Z", "2025-06-01T10:40:00Z",
+            "nova-weekly-baseline-eval-1",
+            "2025-06-01T10:00:00Z",
+            "2025-06-01T10:40:00Z",
             {"exact_match": 0.52, "f1": 0.61, "latency_ms": 820},
         ),
         "sft": _stage("nova-weekly-sft-1", "2025-06-01T10:00:00Z", "2025-06-01T12:10:00Z"),
         "sftEval": _stage(
-            "nova-weekly-sft-eval-1", "2025-06-01T12:12:00Z", "2025-06-01T12:50:00Z",
+            "nova-weekly-sft-eval-1",
+            "2025-06-01T12:12:00Z",
+            "2025-06-01T12:50:00Z",
             {"exact_match": 0.66, "f1": 0.70, "latency_ms": 800},
         ),
         "rft": _stage("nova-weekly-rft-1", "2025-06-01T12:12:00Z", "2025-06-01T15:30:00Z"),
         "finalEval": _stage(
-            "nova-weekly-final-eval-1", "2025-06-01T15:32:00Z", "2025-06-01T16:05:00Z",
+            "nova-weekly-final-eval-1",
+            "2025-06-01T15:32:00Z",
+            "2025-06-01T16:05:00Z",
             {"exact_match": 0.78, "f1": {"value": 0.80}, "latency_ms": 790},
         ),
     },
@@ -72,8 +78,12 @@ def failed_run() -> dict:
     run["runId"] = "request-weekly-failed"
     run["status"] = "FAILED"
     run["error"] = {"stage": "rft", "cause": "ClientError: ResourceLimitExceeded for ml.p5.48xlarge"}
-    run["stages"]["rft"] = {"status": "FAILED", "jobName": "nova-weekly-rft-1", "startedAt": "2025-06-01T12:12:00Z",
-                            "endedAt": "2025-06-01T12:20:00Z"}
+    run["stages"]["rft"] = {
+        "status": "FAILED",
+        "jobName": "nova-weekly-rft-1",
+        "startedAt": "2025-06-01T12:12:00Z",
+        "endedAt": "2025-06-01T12:20:00Z",
+    }
     del run["stages"]["finalEval"], run["gate"], run["model"], run["deployment"]
     run["endedAt"] = "2025-06-01T12:21:00Z"
     return run

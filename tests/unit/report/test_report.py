@@ -92,7 +92,11 @@ def test_gate_decision_timeline_and_links() -> None:
     assert "PASSED" in page.visible and "exact_match 0.78 >= 0.7" in page.visible
     # One timeline bar per timed stage, in pipeline order
     assert [g["data-stage"] for g in page.find("g", **{"class": "stage"})] == [
-        "baselineEval", "sft", "sftEval", "rft", "finalEval"
+        "baselineEval",
+        "sft",
+        "sftEval",
+        "rft",
+        "finalEval",
     ]
     assert "2 h 10 min" in page.visible  # SFT duration
     hrefs = [a["href"] for a in page.find("a")]
@@ -216,8 +220,11 @@ def test_a_record_built_by_the_pipeline_renders() -> None:
 def test_the_resolved_model_of_the_plan_is_shown_by_name_not_as_a_mapping() -> None:
     # Given a plan whose model is the resolved catalog entry (as Validate run produces it)
     run = copy.deepcopy(SUCCEEDED_RUN)
-    run["plan"]["model"] = {"key": "nova-2-lite", "modelType": "amazon.nova-2-lite-v1:0:256k",
-                            "modelNameOrPath": "nova-lite-2/prod"}
+    run["plan"]["model"] = {
+        "key": "nova-2-lite",
+        "modelType": "amazon.nova-2-lite-v1:0:256k",
+        "modelNameOrPath": "nova-lite-2/prod",
+    }
     page = render_report(run)
     assert "<th>Base model</th><td>nova-2-lite amazon.nova-2-lite-v1:0:256k</td>" in page
 
@@ -227,10 +234,17 @@ def test_what_preflight_found_is_shown_cost_quotas_and_warnings() -> None:
     run["preflight"] = {
         "cost": {"estimatedUsd": 1788.8, "maxUsd": 2000.0, "items": []},
         "quotas": {
-            "status": "checked", "reason": None,
-            "instanceTypes": [{"instanceType": "ml.p5.48xlarge", "quota": 4.0, "quotaCode": "L-ABC",
-                               "largestJob": {"stage": "sft", "instances": 4},
-                               "peak": {"stages": ["baselineEval", "sft"], "instances": 5}}],
+            "status": "checked",
+            "reason": None,
+            "instanceTypes": [
+                {
+                    "instanceType": "ml.p5.48xlarge",
+                    "quota": 4.0,
+                    "quotaCode": "L-ABC",
+                    "largestJob": {"stage": "sft", "instances": 4},
+                    "peak": {"stages": ["baselineEval", "sft"], "instances": 5},
+                }
+            ],
             "warnings": ["quota is 4; <b>baseline</b> and SFT need 5"],
         },
     }

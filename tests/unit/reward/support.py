@@ -12,9 +12,34 @@ SO_SYSTEM = "Classify the Stack Overflow question as HQ, LQ_EDIT or LQ_CLOSE."
 LABELS = ["HQ", "LQ_EDIT", "LQ_CLOSE"]
 
 LEGAL_TOOLS = [
-    {"type": "function", "function": {"name": "search_case_law", "parameters": {"type": "object", "properties": {"query": {"type": "string"}, "jurisdiction": {"type": "string"}, "limit": {"type": "integer"}}}}},
-    {"type": "function", "function": {"name": "get_statute", "parameters": {"type": "object", "properties": {"code": {"type": "string"}, "section": {"type": "string"}}}}},
-    {"type": "function", "function": {"name": "summarize_document", "parameters": {"type": "object", "properties": {"document_id": {"type": "string"}}}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "search_case_law",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string"},
+                    "jurisdiction": {"type": "string"},
+                    "limit": {"type": "integer"},
+                },
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "get_statute",
+            "parameters": {"type": "object", "properties": {"code": {"type": "string"}, "section": {"type": "string"}}},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "summarize_document",
+            "parameters": {"type": "object", "properties": {"document_id": {"type": "string"}}},
+        },
+    },
 ]
 
 
@@ -57,13 +82,26 @@ def so_rows() -> list[dict]:
         ("sql query returns wrong rows when joining two tables", "LQ_EDIT"),
     ]
     return [
-        {"id": f"so-{i}", "messages": [{"role": "system", "content": SO_SYSTEM}, {"role": "user", "content": q}], "reference_answer": label}
+        {
+            "id": f"so-{i}",
+            "messages": [{"role": "system", "content": SO_SYSTEM}, {"role": "user", "content": q}],
+            "reference_answer": label,
+        }
         for i, (q, label) in enumerate(questions)
     ]
 
 
 def numeric_rows() -> list[dict]:
-    references: list[Any] = ["16", 72, {"final_answer": "5"}, "65.3%", 0.653, {"answer": "-12.5"}, "$1,234", "Natalia sold 48/2 = 24 clips.\n#### 72"]
+    references: list[Any] = [
+        "16",
+        72,
+        {"final_answer": "5"},
+        "65.3%",
+        0.653,
+        {"answer": "-12.5"},
+        "$1,234",
+        "Natalia sold 48/2 = 24 clips.\n#### 72",
+    ]
     return [
         {"id": f"num-{i}", "messages": [{"role": "user", "content": f"problem {i}"}], "reference_answer": ref}
         for i, ref in enumerate(references)
@@ -72,16 +110,37 @@ def numeric_rows() -> list[dict]:
 
 def legal_rows() -> list[dict]:
     references = [
-        {"tool_calls": [{"name": "search_case_law", "arguments": {"query": "Miranda warnings custodial interrogation", "jurisdiction": "federal", "limit": 5}}]},
+        {
+            "tool_calls": [
+                {
+                    "name": "search_case_law",
+                    "arguments": {
+                        "query": "Miranda warnings custodial interrogation",
+                        "jurisdiction": "federal",
+                        "limit": 5,
+                    },
+                }
+            ]
+        },
         {"tool_calls": [{"name": "get_statute", "arguments": {"code": "Penal Code", "section": "187"}}]},
-        {"tool_calls": [
-            {"name": "search_case_law", "arguments": {"query": "adverse possession", "jurisdiction": "CA"}},
-            {"name": "get_statute", "arguments": {"code": "Civil Code", "section": "1007"}},
-        ]},
+        {
+            "tool_calls": [
+                {"name": "search_case_law", "arguments": {"query": "adverse possession", "jurisdiction": "CA"}},
+                {"name": "get_statute", "arguments": {"code": "Civil Code", "section": "1007"}},
+            ]
+        },
         {"tool_calls": [{"name": "summarize_document", "arguments": {"document_id": "doc-42"}}]},
     ]
     return [
-        {"id": f"legal-{i}", "messages": [{"role": "system", "content": "You are a legal research assistant."}, {"role": "user", "content": f"request {i}"}], "tools": LEGAL_TOOLS, "metadata": {"reference_answer": ref}}
+        {
+            "id": f"legal-{i}",
+            "messages": [
+                {"role": "system", "content": "You are a legal research assistant."},
+                {"role": "user", "content": f"request {i}"},
+            ],
+            "tools": LEGAL_TOOLS,
+            "metadata": {"reference_answer": ref},
+        }
         for i, ref in enumerate(references)
     ]
 

@@ -24,7 +24,9 @@ def run(*argv: str) -> tuple[int, str]:
 
 
 def test_grade_prints_per_item_scores_and_a_summary(tmp_path):
-    rollouts = write_jsonl(tmp_path / "rollouts.jsonl", [item("HQ", "HQ", item_id="a"), item("LQ_EDIT", "HQ", item_id="b"), {"id": "c"}])
+    rollouts = write_jsonl(
+        tmp_path / "rollouts.jsonl", [item("HQ", "HQ", item_id="a"), item("LQ_EDIT", "HQ", item_id="b"), {"id": "c"}]
+    )
     code, output = run("grade", "--preset", "classification", "--input", rollouts)
     assert code == 0
     lines = output.splitlines()
@@ -91,7 +93,9 @@ def test_module_entry_point(tmp_path):
     rollouts = write_jsonl(tmp_path / "rollouts.jsonl", [item("HQ", "HQ")])
     done = subprocess.run(
         [sys.executable, "-m", "lambdas.reward", "grade", "--preset", "classification", "--input", rollouts],
-        cwd=REPO_ROOT, capture_output=True, text=True,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     assert "count=1 mean=1.000" in done.stdout

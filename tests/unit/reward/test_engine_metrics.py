@@ -19,9 +19,17 @@ class _NonFiniteMetricsGrader:
         yield self
 
     def grade_many(self, samples, deadline):
-        return [(0.5, [{"name": "ok", "value": 1.0, "type": "Reward"},
-                       {"name": "broken", "value": math.nan, "type": "Metric"},
-                       {"name": "huge", "value": math.inf, "type": "Metric"}]) for _ in samples]
+        return [
+            (
+                0.5,
+                [
+                    {"name": "ok", "value": 1.0, "type": "Reward"},
+                    {"name": "broken", "value": math.nan, "type": "Metric"},
+                    {"name": "huge", "value": math.inf, "type": "Metric"},
+                ],
+            )
+            for _ in samples
+        ]
 
 
 def test_non_finite_metric_values_become_zero_with_a_note_and_the_response_is_strict_json() -> None:

@@ -54,7 +54,10 @@ def test_inline_spec_may_be_a_preset_shaped_document(load_handler):
 
 
 def test_a_bad_spec_fails_at_load_with_the_field_path(load_handler):
-    spec = {"type": "weighted", "graders": {"tool": {"weight": 1, "grader": {"type": "tool_call", "weights": {"order": -1}}}}}
+    spec = {
+        "type": "weighted",
+        "graders": {"tool": {"weight": 1, "grader": {"type": "tool_call", "weights": {"order": -1}}}},
+    }
     with pytest.raises(SpecError, match=r"^graders\.tool\.grader\.weights\.order: must be a number >= 0"):
         load_handler(GRADER_SPEC=json.dumps(spec))
 
@@ -64,7 +67,10 @@ def test_a_bad_spec_fails_at_load_with_the_field_path(load_handler):
     [
         ({}, "set GRADER_SPEC"),
         ({"GRADER_PRESET": "classification", "GRADER_SPEC": '{"type": "text_similarity"}'}, "not both"),
-        ({"GRADER_PRESET": "no-such-preset"}, "unknown grader preset 'no-such-preset' \\(shipped: classification, numeric, tool-calling"),
+        (
+            {"GRADER_PRESET": "no-such-preset"},
+            "unknown grader preset 'no-such-preset' \\(shipped: classification, numeric, tool-calling",
+        ),
         ({"GRADER_PRESET": "../etc/passwd"}, "invalid preset name"),
     ],
 )
@@ -80,7 +86,12 @@ def test_invalid_spec_json_fails_at_load(load_handler):
 
 def test_malformed_items_do_not_affect_others(load_handler, lambda_context):
     handler = load_handler(GRADER_PRESET="numeric")
-    event = [item("#### 16", "16", item_id=1), {"id": 2, "messages": [{"role": "user", "content": "q"}]}, 17, item("#### 3", "3", item_id=4)]
+    event = [
+        item("#### 16", "16", item_id=1),
+        {"id": 2, "messages": [{"role": "user", "content": "q"}]},
+        17,
+        item("#### 3", "3", item_id=4),
+    ]
     results = handler.lambda_handler(event, lambda_context)
     assert [r["aggregate_reward_score"] for r in results] == [1.0, -0.5, -0.5, 1.0]
     assert metrics_of(results[1]) == {"malformed:no_assistant_turn": 1.0}
@@ -129,7 +140,9 @@ def test_structured_log_summarises_the_batch_without_prompts(load_handler, lambd
     handler = load_handler(GRADER_PRESET="classification")
     logs = capture_logs(handler)
     secret_prompt = "PROPRIETARY QUESTION TEXT"
-    handler.lambda_handler([item("HQ", "HQ", prompt=secret_prompt), item("", "HQ", prompt=secret_prompt), {"id": "x"}], lambda_context)
+    handler.lambda_handler(
+        [item("HQ", "HQ", prompt=secret_prompt), item("", "HQ", prompt=secret_prompt), {"id": "x"}], lambda_context
+    )
     records = [json.loads(line) for line in logs.getvalue().splitlines() if line.startswith("{")]
     graded = [r for r in records if r.get("message") == "graded batch"]
     assert len(graded) == 1

@@ -59,8 +59,18 @@ def test_the_last_assistant_message_is_graded_and_nova_assistant_counts():
 
 
 def test_openai_tool_calls_and_converse_tool_use_become_tool_call_json():
-    openai = {"messages": [{"role": "assistant", "content": None, "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]}]}
-    converse = {"messages": [{"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]}]}
+    openai = {
+        "messages": [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            }
+        ]
+    }
+    converse = {
+        "messages": [{"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]}]
+    }
     assert json.loads(parse_item(0, openai, False).response)["tool_calls"][0]["function"]["name"] == "f"
     assert json.loads(parse_item(0, converse, False).response)["tool_calls"][0]["name"] == "f"
 
@@ -76,10 +86,16 @@ def test_openai_tool_calls_and_converse_tool_use_become_tool_call_json():
         ({"id": "1", "messages": [{"role": "user", "content": "q"}], "reference_answer": "HQ"}, "no_assistant_turn"),
         ({"id": "1", "messages": ["HQ", 3]}, "no_assistant_turn"),
         ({"id": "1", "messages": [{"role": "assistant", "content": 42}], "reference_answer": "HQ"}, "bad_content"),
-        ({"id": "1", "messages": [{"role": "assistant", "content": [{"text": 1}]}], "reference_answer": "HQ"}, "bad_content"),
+        (
+            {"id": "1", "messages": [{"role": "assistant", "content": [{"text": 1}]}], "reference_answer": "HQ"},
+            "bad_content",
+        ),
         ({"id": "1", "messages": [{"role": "assistant"}], "reference_answer": "HQ"}, "bad_content"),
         ({"id": "1", "messages": [{"role": "assistant", "content": "HQ"}]}, "missing_reference"),
-        ({"id": "1", "messages": [{"role": "assistant", "content": "HQ"}], "reference_answer": "MAYBE"}, "bad_reference"),
+        (
+            {"id": "1", "messages": [{"role": "assistant", "content": "HQ"}], "reference_answer": "MAYBE"},
+            "bad_reference",
+        ),
     ],
 )
 def test_malformed_items_get_the_minimum_score_and_a_named_metric(bad_item, reason):

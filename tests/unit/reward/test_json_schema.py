@@ -24,7 +24,13 @@ CASE_SUMMARY = {
     "required": ["case_name", "year", "holding"],
     "additionalProperties": False,
 }
-GOOD = {"case_name": "Miranda v. Arizona", "year": 1966, "holding": "reversed", "citations": ["384 U.S. 436"], "confidence": 0.9}
+GOOD = {
+    "case_name": "Miranda v. Arizona",
+    "year": 1966,
+    "holding": "reversed",
+    "citations": ["384 U.S. 436"],
+    "confidence": 0.9,
+}
 SPEC = {"type": "json_schema", "schema": CASE_SUMMARY}
 
 

@@ -74,7 +74,9 @@ def test_the_judge_score_becomes_the_reward(bedrock):
     )
     reward = compile_spec({**SPEC, "min_score": -1, "max_score": 1}, bedrock_client=client)
     # When one rollout is graded
-    result = reward([item("Cal. Penal Code 187 defines murder.", "Penal Code 187", prompt="Which statute defines murder?")])[0]
+    result = reward(
+        [item("Cal. Penal Code 187 defines murder.", "Penal Code 187", prompt="Which statute defines murder?")]
+    )[0]
     # Then the judge's 0.75 maps into [-1, 1] and no error is reported
     assert result["aggregate_reward_score"] == pytest.approx(0.5)
     assert metrics_of(result) == {"judge_score": 0.75, "judge_error": 0.0}
@@ -94,8 +96,14 @@ def test_the_request_carries_rubric_prompt_reference_and_response():
 @pytest.mark.parametrize(
     "stub, error_metric",
     [
-        (lambda s: s.add_client_error("converse", "ThrottlingException", "slow down", 429), "judge_error:call_failed:ThrottlingException"),
-        (lambda s: s.add_client_error("converse", "AccessDeniedException", "no", 403), "judge_error:call_failed:AccessDeniedException"),
+        (
+            lambda s: s.add_client_error("converse", "ThrottlingException", "slow down", 429),
+            "judge_error:call_failed:ThrottlingException",
+        ),
+        (
+            lambda s: s.add_client_error("converse", "AccessDeniedException", "no", 403),
+            "judge_error:call_failed:AccessDeniedException",
+        ),
         (lambda s: s.add_response("converse", converse_reply("I refuse to grade.")), "judge_error:unparseable"),
     ],
 )
@@ -172,20 +180,37 @@ def test_the_client_is_created_lazily_once_with_bounded_timeouts():
         return SlowClient(delay=0)
 
     reward = compile_spec(
-        {**SPEC, "read_timeout_s": 7, "connect_timeout_s": 2, "max_attempts": 3, "max_workers": 5, "region": "us-west-2"},
+        {
+            **SPEC,
+            "read_timeout_s": 7,
+            "connect_timeout_s": 2,
+            "max_attempts": 3,
+            "max_workers": 5,
+            "region": "us-west-2",
+        },
         bedrock_client_factory=factory,
     )
     # Then nothing is created at load time, and one client is created on first use
     assert made == []
     reward([item("a", "ref")])
     reward([item("b", "ref")])
-    assert made == [{"region": "us-west-2", "read_timeout_s": 7.0, "connect_timeout_s": 2.0, "max_attempts": 3, "max_pool_connections": 5}]
+    assert made == [
+        {
+            "region": "us-west-2",
+            "read_timeout_s": 7.0,
+            "connect_timeout_s": 2.0,
+            "max_attempts": 3,
+            "max_pool_connections": 5,
+        }
+    ]
 
 
 def test_the_default_client_factory_applies_timeouts_and_retries():
     from lambdas.reward.bedrock import bedrock_runtime_client
 
-    client = bedrock_runtime_client(region="us-east-1", read_timeout_s=7, connect_timeout_s=2, max_attempts=3, max_pool_connections=5)
+    client = bedrock_runtime_client(
+        region="us-east-1", read_timeout_s=7, connect_timeout_s=2, max_attempts=3, max_pool_connections=5
+    )
     config = client.meta.config
     assert (config.read_timeout, config.connect_timeout, config.max_pool_connections) == (7, 2, 5)
     assert config.retries == {"total_max_attempts": 3, "mode": "standard"}
@@ -210,11 +235,19 @@ def test_judge_failures_are_counted_in_the_batch_summary():
 
 def test_importing_the_handler_does_not_import_boto3():
     # Given a fresh interpreter loading a deterministic preset
-    code = "import sys, lambdas.reward.handler; print(sorted(m for m in sys.modules if m == 'boto3' or m.startswith(('boto3.', 'botocore.'))))"
+    code = (
+        "import sys, lambdas.reward.handler; "
+        "print(sorted(m for m in sys.modules if m == 'boto3' or m.startswith(('boto3.', 'botocore.'))))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO_ROOT,
-        env={"GRADER_PRESET": "numeric", "PATH": "", "POWERTOOLS_LOG_LEVEL": "ERROR", "AWS_DEFAULT_REGION": "us-east-1"},
+        env={
+            "GRADER_PRESET": "numeric",
+            "PATH": "",
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
         capture_output=True,
         text=True,
         check=True,

@@ -19,8 +19,15 @@ SPECS = {
     "classification": preset("classification").spec,
     "numeric": preset("numeric").spec,
     "tool-calling": preset("tool-calling").spec,
-    "json_schema": {"type": "json_schema", "schema": {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}},
-    "rouge": {"type": "text_similarity", "metric": "rouge_l", "guards": [{"type": "format", "forbid_regex": "sorry", "penalty": 0.5}]},
+    "json_schema": {
+        "type": "json_schema",
+        "schema": {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+    },
+    "rouge": {
+        "type": "text_similarity",
+        "metric": "rouge_l",
+        "guards": [{"type": "format", "forbid_regex": "sorry", "penalty": 0.5}],
+    },
     "weighted": {
         "type": "weighted",
         "graders": {
@@ -31,26 +38,68 @@ SPECS = {
 }
 REWARDS = {name: compile_spec(spec, name=name) for name, spec in SPECS.items()}
 
-json_scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 answer_texts = st.one_of(
     st.text(max_size=80),
-    st.sampled_from(["HQ", "LQ_EDIT or HQ", "#### 16", "ANSWER: 65.3%", "\\boxed{", "```json\n{\"tool_calls\": [", '{"a": 1}', "(1,234)", "1e999"]),
-    st.builds(lambda calls: json.dumps({"tool_calls": calls}), st.lists(st.fixed_dictionaries({"name": st.text(max_size=10), "arguments": json_values}), max_size=3)),
+    st.sampled_from(
+        [
+            "HQ",
+            "LQ_EDIT or HQ",
+            "#### 16",
+            "ANSWER: 65.3%",
+            "\\boxed{",
+            '```json\n{"tool_calls": [',
+            '{"a": 1}',
+            "(1,234)",
+            "1e999",
+        ]
+    ),
+    st.builds(
+        lambda calls: json.dumps({"tool_calls": calls}),
+        st.lists(st.fixed_dictionaries({"name": st.text(max_size=10), "arguments": json_values}), max_size=3),
+    ),
 )
 contents = st.one_of(
     answer_texts,
-    st.lists(st.one_of(st.fixed_dictionaries({"type": st.just("text"), "text": answer_texts}), st.fixed_dictionaries({"text": answer_texts}), json_values), max_size=3),
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries({"type": st.just("text"), "text": answer_texts}),
+            st.fixed_dictionaries({"text": answer_texts}),
+            json_values,
+        ),
+        max_size=3,
+    ),
     json_values,
 )
 messages = st.lists(
     st.one_of(
-        st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "nova_assistant", "system", "ASSISTANT", 7]), "content": contents}),
+        st.fixed_dictionaries(
+            {
+                "role": st.sampled_from(["user", "assistant", "nova_assistant", "system", "ASSISTANT", 7]),
+                "content": contents,
+            }
+        ),
         json_values,
     ),
     max_size=4,
 )
-references = st.one_of(json_values, st.sampled_from([*LABELS, "16", 0.653, "65.3%", {"final_answer": "5"}, {"tool_calls": [{"name": "f", "arguments": {"x": 1}}]}]))
+references = st.one_of(
+    json_values,
+    st.sampled_from(
+        [*LABELS, "16", 0.653, "65.3%", {"final_answer": "5"}, {"tool_calls": [{"name": "f", "arguments": {"x": 1}}]}]
+    ),
+)
 structured_items = st.builds(
     lambda item_id, msgs, reference, in_metadata: {
         **({"id": item_id} if item_id is not None else {}),
@@ -68,7 +117,7 @@ batches = st.lists(st.one_of(structured_items, json_values), max_size=8)
 def assert_contract(reward, batch, results):
     low, high = reward.score_range
     assert isinstance(results, list) and len(results) == len(batch)
-    for entry, result in zip(batch, results):
+    for entry, result in zip(batch, results, strict=True):
         assert result["id"] == (entry.get("id") if isinstance(entry, dict) else None)
         value = result["aggregate_reward_score"]
         assert isinstance(value, float) and math.isfinite(value)
@@ -116,7 +165,11 @@ def load_handler_once():
 
 
 @settings(max_examples=150, deadline=None)
-@given(value=st.floats(min_value=-1e9, max_value=1e9, allow_nan=False), percent=st.booleans(), marker=st.sampled_from(["ANSWER: {}", "#### {}", "\\boxed{{{}}}", "The answer is:\nANSWER: {}"]))
+@given(
+    value=st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
+    percent=st.booleans(),
+    marker=st.sampled_from(["ANSWER: {}", "#### {}", "\\boxed{{{}}}", "The answer is:\nANSWER: {}"]),
+)
 def test_a_marked_reference_number_always_scores_full(value, percent, marker):
     reference = f"{value!r}%" if percent else value
     written = f"{format(value, 'f')}%" if percent else format(value, "f")
@@ -141,13 +194,19 @@ def test_exactly_one_label_in_any_surrounding_text_is_read(label, before, after,
 
 @settings(max_examples=100, deadline=None)
 @given(
-    arguments=st.dictionaries(st.text(alphabet="abcdefghij_", min_size=1, max_size=8), st.one_of(st.integers(-999, 999), st.text(alphabet="xyz ", max_size=8), st.booleans()), max_size=4),
+    arguments=st.dictionaries(
+        st.text(alphabet="abcdefghij_", min_size=1, max_size=8),
+        st.one_of(st.integers(-999, 999), st.text(alphabet="xyz ", max_size=8), st.booleans()),
+        max_size=4,
+    ),
     string_style=st.booleans(),
 )
 def test_the_reference_calls_score_full_in_any_argument_order_or_encoding(arguments, string_style):
     reference = {"tool_calls": [{"name": "search_case_law", "arguments": arguments}]}
     shuffled = dict(reversed(list(arguments.items())))
     encoded = json.dumps(shuffled) if string_style else shuffled
-    response = json.dumps({"tool_calls": [{"type": "function", "function": {"name": "search_case_law", "arguments": encoded}}]})
+    response = json.dumps(
+        {"tool_calls": [{"type": "function", "function": {"name": "search_case_law", "arguments": encoded}}]}
+    )
     result = REWARDS["tool-calling"]([item(response, reference)])[0]
     assert all(metrics_of(result)[name] == 1.0 for name in COMPONENTS)

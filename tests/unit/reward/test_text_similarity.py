@@ -28,7 +28,13 @@ def test_bit_parallel_lcs_equals_the_dynamic_programming_table(a, b):
 
 
 def test_normalisation_drops_case_punctuation_and_articles():
-    assert normalized_tokens("The Court held, in an opinion: REVERSED!") == ["court", "held", "in", "opinion", "reversed"]
+    assert normalized_tokens("The Court held, in an opinion: REVERSED!") == [
+        "court",
+        "held",
+        "in",
+        "opinion",
+        "reversed",
+    ]
 
 
 def test_token_f1_and_rouge_l_values():

@@ -12,7 +12,10 @@ from lambdas.reward.spec import SpecError
 
 from .support import grade_one, metrics_of, preset, score
 
-SEARCH = {"name": "search_case_law", "arguments": {"query": "Miranda v. Arizona", "jurisdiction": "federal", "limit": 5}}
+SEARCH = {
+    "name": "search_case_law",
+    "arguments": {"query": "Miranda v. Arizona", "jurisdiction": "federal", "limit": 5},
+}
 STATUTE = {"name": "get_statute", "arguments": {"code": "Penal Code", "section": "187"}}
 REFERENCE = {"tool_calls": [SEARCH, STATUTE]}
 TOOL = {"type": "tool_call"}
@@ -41,8 +44,22 @@ def test_the_exact_calls_score_full():
         f"```json\n{calls(SEARCH, STATUTE)}\n```",
         f"Here are the calls:\n```json\n{calls(SEARCH, STATUTE)}\n```\nDone.",
         json.dumps([SEARCH, STATUTE]),
-        json.dumps({"tool_calls": [{"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}} for c in (SEARCH, STATUTE)]}),
-        json.dumps({"tool_calls": [{"toolUse": {"toolUseId": "1", "name": c["name"], "input": c["arguments"]}} for c in (SEARCH, STATUTE)]}),
+        json.dumps(
+            {
+                "tool_calls": [
+                    {"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                    for c in (SEARCH, STATUTE)
+                ]
+            }
+        ),
+        json.dumps(
+            {
+                "tool_calls": [
+                    {"toolUse": {"toolUseId": "1", "name": c["name"], "input": c["arguments"]}}
+                    for c in (SEARCH, STATUTE)
+                ]
+            }
+        ),
     ],
 )
 def test_response_shapes_fenced_bare_list_and_openai_string_arguments(response):
@@ -88,7 +105,10 @@ def test_a_misnamed_argument_loses_arg_names_and_its_value():
 
 
 def test_arguments_are_compared_after_type_coercion():
-    coerced = {"name": "search_case_law", "arguments": {"query": "  miranda   V. ARIZONA ", "jurisdiction": "Federal", "limit": "5"}}
+    coerced = {
+        "name": "search_case_law",
+        "arguments": {"query": "  miranda   V. ARIZONA ", "jurisdiction": "Federal", "limit": "5"},
+    }
     assert components(calls(coerced, STATUTE))["arg_values"] == 1.0
 
 
@@ -115,7 +135,9 @@ def test_value_equality(expected, actual, equal):
     assert values_equal(expected, actual) is equal
 
 
-@pytest.mark.parametrize("response", ["", "I will search the case law for you.", '{"tool_calls": [', "I'm sorry, I can't help."])
+@pytest.mark.parametrize(
+    "response", ["", "I will search the case law for you.", '{"tool_calls": [', "I'm sorry, I can't help."]
+)
 def test_no_json_scores_zero(response):
     result = grade_one(compile_spec(TOOL), response, REFERENCE)
     assert result["aggregate_reward_score"] == 0.0
@@ -129,7 +151,9 @@ def test_json_dug_out_of_prose_gets_half_json_validity():
 
 
 def test_unparseable_arguments_string_scores_no_argument_credit():
-    response = json.dumps({"tool_calls": [{"type": "function", "function": {"name": "get_statute", "arguments": "{code: Penal"}}]})
+    response = json.dumps(
+        {"tool_calls": [{"type": "function", "function": {"name": "get_statute", "arguments": "{code: Penal"}}]}
+    )
     found = components(response, {"tool_calls": [STATUTE]})
     assert found["tool_names"] == 1.0
     assert found["arg_names"] == 0.0 and found["arg_values"] == 0.0
@@ -142,7 +166,10 @@ def test_a_reference_without_calls_expects_none():
 
 def test_weights_are_configurable():
     # Given a grader that only cares about order
-    spec = {"type": "tool_call", "weights": {"json_valid": 0, "tool_names": 0, "order": 1, "arg_names": 0, "arg_values": 0}}
+    spec = {
+        "type": "tool_call",
+        "weights": {"json_valid": 0, "tool_names": 0, "order": 1, "arg_names": 0, "arg_values": 0},
+    }
     assert score(compile_spec(spec), calls(STATUTE, SEARCH), REFERENCE) == 0.5
     assert score(compile_spec(spec), calls(SEARCH, STATUTE), REFERENCE) == 1.0
 
@@ -153,7 +180,10 @@ def test_min_and_max_score_map_the_fraction():
     assert score(reward, "nothing", REFERENCE) == -1.0
 
 
-@pytest.mark.parametrize("reference", ["not json", {"tool_calls": [{"arguments": {}}]}, 5, {"tool_calls": [{"name": "f", "arguments": "{bad"}]}])
+@pytest.mark.parametrize(
+    "reference",
+    ["not json", {"tool_calls": [{"arguments": {}}]}, 5, {"tool_calls": [{"name": "f", "arguments": "{bad"}]}],
+)
 def test_unusable_references_are_malformed(reference):
     assert metrics_of(grade_one(compile_spec(TOOL), calls(SEARCH), reference)) == {"malformed:bad_reference": 1.0}
 

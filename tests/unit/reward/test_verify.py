@@ -42,7 +42,12 @@ def test_a_label_grader_without_a_length_guard_is_hackable_by_padding():
 
 
 def test_a_tool_grader_that_only_checks_json_is_hackable():
-    json_only = compile_spec({"type": "tool_call", "weights": {"json_valid": 1, "tool_names": 0, "order": 0, "arg_names": 0, "arg_values": 0}})
+    json_only = compile_spec(
+        {
+            "type": "tool_call",
+            "weights": {"json_valid": 1, "tool_names": 0, "order": 0, "arg_names": 0, "arg_values": 0},
+        }
+    )
     report = verify_grader(json_only, legal_rows())
     assert not report.passed
     assert not next(case for case in report.cases if case.case == "all_candidates").passed
@@ -51,7 +56,13 @@ def test_a_tool_grader_that_only_checks_json_is_hackable():
 def test_text_similarity_with_f1_resists_padding_and_candidates():
     rows = [
         {"messages": [{"role": "user", "content": f"q{i}"}], "reference_answer": text}
-        for i, text in enumerate(["The court reversed the conviction", "Two years from the date of injury", "Only the legislature may amend it"])
+        for i, text in enumerate(
+            [
+                "The court reversed the conviction",
+                "Two years from the date of injury",
+                "Only the legislature may amend it",
+            ]
+        )
     ]
     report = verify_grader(compile_spec({"type": "text_similarity"}), rows)
     assert report.passed, report.table()
@@ -89,7 +100,13 @@ def test_a_broken_grader_fails_with_a_problem(broken, problem):
 
 
 def test_rows_without_messages_or_reference_are_skipped_and_counted():
-    rows = [*so_rows()[:2], "junk", {"messages": [{"role": "user", "content": "q"}]}, {"reference_answer": "HQ"}, {"messages": [], "reference_answer": "BOGUS"}]
+    rows = [
+        *so_rows()[:2],
+        "junk",
+        {"messages": [{"role": "user", "content": "q"}]},
+        {"reference_answer": "HQ"},
+        {"messages": [], "reference_answer": "BOGUS"},
+    ]
     report = verify_grader(preset("classification"), rows, sample=None)
     assert report.skipped_rows == {"not_an_object": 1, "no_reference": 1, "no_messages": 1, "unrenderable_reference": 1}
     assert report.rows_sampled == 2
@@ -116,10 +133,24 @@ def test_sampling_is_deterministic_and_bounded():
         ({"type": "label", "labels": ["HQ", "LQ_EDIT"]}, "lq_edit", "LQ_EDIT"),
         ({"type": "numeric"}, "65.3%", "ANSWER: 65.3%"),
         ({"type": "numeric"}, {"final_answer": "1,234"}, "ANSWER: 1234"),
-        ({"type": "tool_call"}, {"tool_calls": [{"name": "get_statute", "arguments": {"section": "187"}}]}, '{"tool_calls": [{"name": "get_statute", "arguments": {"section": "187"}}]}'),
+        (
+            {"type": "tool_call"},
+            {"tool_calls": [{"name": "get_statute", "arguments": {"section": "187"}}]},
+            '{"tool_calls": [{"name": "get_statute", "arguments": {"section": "187"}}]}',
+        ),
         ({"type": "json_schema", "schema": {"type": "object"}}, {"a": 1}, '{"a": 1}'),
         ({"type": "text_similarity"}, {"answer": "Paris"}, "Paris"),
-        ({"type": "weighted", "graders": {"n": {"weight": 2, "grader": {"type": "numeric"}}, "t": {"weight": 1, "grader": {"type": "text_similarity"}}}}, 16, "ANSWER: 16"),
+        (
+            {
+                "type": "weighted",
+                "graders": {
+                    "n": {"weight": 2, "grader": {"type": "numeric"}},
+                    "t": {"weight": 1, "grader": {"type": "text_similarity"}},
+                },
+            },
+            16,
+            "ANSWER: 16",
+        ),
         ({"type": "label", "labels": ["HQ"]}, "unknown", None),
     ],
 )

@@ -18,7 +18,10 @@ WEIGHTED = {
         "tool": {"weight": 0.7, "grader": {"type": "tool_call"}},
         "shape": {
             "weight": 0.3,
-            "grader": {"type": "json_schema", "schema": {"type": "object", "required": ["tool_calls"], "additionalProperties": False}},
+            "grader": {
+                "type": "json_schema",
+                "schema": {"type": "object", "required": ["tool_calls"], "additionalProperties": False},
+            },
         },
     },
 }
@@ -54,7 +57,9 @@ def test_a_bad_reference_for_one_sub_grader_makes_the_item_malformed():
 
 
 def test_length_guard_penalises_long_answers_and_widens_the_range():
-    reward = compile_spec({"type": "label", "labels": ["HQ", "LQ"], "guards": [{"type": "length", "max_chars": 10, "penalty": 0.5}]})
+    reward = compile_spec(
+        {"type": "label", "labels": ["HQ", "LQ"], "guards": [{"type": "length", "max_chars": 10, "penalty": 0.5}]}
+    )
     assert reward.score_range == (-0.5, 1.0)
     short = grade_one(reward, "HQ", "HQ")
     long = grade_one(reward, "HQ because it is clear", "HQ")
@@ -83,7 +88,16 @@ def test_format_guard_requires_and_forbids_patterns():
 def test_guards_apply_inside_weighted_sub_graders():
     spec = {
         "type": "weighted",
-        "graders": {"label": {"weight": 1, "grader": {"type": "label", "labels": ["A", "B"], "guards": [{"type": "length", "max_chars": 3, "penalty": 1}]}}},
+        "graders": {
+            "label": {
+                "weight": 1,
+                "grader": {
+                    "type": "label",
+                    "labels": ["A", "B"],
+                    "guards": [{"type": "length", "max_chars": 3, "penalty": 1}],
+                },
+            }
+        },
     }
     result = grade_one(compile_spec(spec), "A is right", "A")
     assert result["aggregate_reward_score"] == 0.0
@@ -100,7 +114,10 @@ def test_guards_apply_inside_weighted_sub_graders():
         ([{"type": "format", "require_regex": "(", "penalty": 1}], "guards[0].require_regex"),
         ([{"type": "format", "require_regex": "x", "penalty": -1}], "guards[0].penalty"),
         ([{"type": "size", "penalty": 1}], "guards[0].type"),
-        ([{"type": "length", "max_chars": 5, "penalty": 1}, {"type": "length", "max_chars": 9, "penalty": 1}], "guards[1].name"),
+        (
+            [{"type": "length", "max_chars": 5, "penalty": 1}, {"type": "length", "max_chars": 9, "penalty": 1}],
+            "guards[1].name",
+        ),
     ],
 )
 def test_bad_guards_name_the_field(guards, path):

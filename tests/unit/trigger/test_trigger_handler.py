@@ -155,7 +155,7 @@ def test_rejections_templates_and_data_files_never_start_runs(world: TriggerWorl
         f"requests/rejected/{PIPELINE}/old.json",
         f"requests/rejected/{PIPELINE}/old.json.error.json",
         f"requests/templates/{PIPELINE}.json",
-        f"requests/other-pipeline/run.json",
+        "requests/other-pipeline/run.json",
         f"datasets/{PIPELINE}/sft.jsonl",
     ]
     for key in keys:
@@ -233,9 +233,9 @@ def test_an_unrecognized_message_is_parked_in_the_dead_letter_queue(world: Trigg
     assert world.deliver()["batchItemFailures"] == []
     assert world.deliver()["batchItemFailures"] == []
     assert world.queued() == 0
-    parked = world.sqs.receive_message(
-        QueueUrl=world.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-    )["Messages"]
+    parked = world.sqs.receive_message(QueueUrl=world.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])[
+        "Messages"
+    ]
     assert [m["Body"] for m in parked][0] == "this is not an event"
     assert len(parked) == 2
     assert all(m["MessageAttributes"]["reason"]["StringValue"] for m in parked)
