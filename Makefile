@@ -17,7 +17,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export AWS_EC2_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run setup synth rehearse test lint bench deploy scan layer clean
+.PHONY: run setup synth rehearse test lint asl bench deploy scan layer clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,10 +53,15 @@ run: synth rehearse
 test: setup
 	$(PY) -m pytest
 
-# The gates CI runs before the tests: lint and format (ruff).
+# The gates CI runs before the tests: lint and format (ruff), and the definition file matches its description.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m stepfunctions --check
+
+# Regenerate stepfunctions/pipeline.asl.json from stepfunctions/pipeline.py.
+asl: $(VENV)/.installed
+	$(PY) -m stepfunctions
 
 bench: setup
 	$(PY) -m benchmarks

@@ -1,17 +1,19 @@
 """Pipeline: the customization state machine and its stage functions.
 
-The workflow lives in one ASL file (``stepfunctions/pipeline.asl.json``, JSONPath).
-It is deployed as it is (``DefinitionBody.from_file``, a file asset) with
+The workflow is described once in :mod:`stepfunctions.pipeline` (its functions, its
+job loop, its phases) and generated into ``stepfunctions/pipeline.asl.json`` (JSONPath).
+That file is deployed as it is (``DefinitionBody.from_file``, a file asset) with
 ``DefinitionSubstitutions`` (function ARNs, the SageMaker role, the KMS key, the
-pipeline name), which the offline rehearsal maps to simulated resources. Because CDK cannot
-infer permissions from an ASL file, every permission the definition needs is
-granted here explicitly.
+pipeline name), which the offline rehearsal maps to simulated resources. CDK cannot
+infer permissions from an ASL file, so the state machine's grants are derived here from
+the tasks of that same definition: each service integration it uses maps to its IAM
+actions, and an integration without a mapping fails synthesis.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from aws_cdk import Aws, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -25,49 +27,19 @@ from constructs import Construct
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
 from stacks.grants import grant_key_use, grant_object_read, grant_object_write
 from stacks.identity import Identity
-from stacks.lambda_defaults import REPO_ROOT, ProjectFunction
+from stacks.lambda_defaults import ProjectFunction
 from stacks.nag import acknowledge, arn_of
+from stepfunctions.asl import LAMBDA_INVOKE
+from stepfunctions.pipeline import (
+    DEFINITION_FILE,
+    FUNCTIONS,
+    HANDLERS_MODULE,
+    SAGEMAKER_TRAINING_JOB_SYNC,
+    task_integrations,
+)
 
-DEFINITION_FILE = REPO_ROOT / "stepfunctions" / "pipeline.asl.json"
-HANDLERS = "lambdas.pipeline.handlers"
-# Dataset validation streams up to a few GB from S3 in bounded memory.
-PREFLIGHT_TIMEOUT = Duration.minutes(15)
-# Output archives are streamed; an evaluation's archive also holds its per-sample outputs.
-ARCHIVE_TIMEOUT = Duration.minutes(10)
-STAGE_TIMEOUT = Duration.minutes(2)
 # Step Functions' managed rule that turns SageMaker job state changes into .sync callbacks.
 SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
-
-
-@dataclass(frozen=True)
-class _Stage:
-    """One stage function: its construct id, handler and what it is for."""
-
-    construct_id: str
-    handler: str
-    description: str
-    timeout: Duration = STAGE_TIMEOUT
-
-
-_STAGES = (
-    _Stage("ValidateRun", "validate_run", "Nova pipeline: validate the run input and resolve the run plan"),
-    _Stage(
-        "Preflight", "preflight_checks", "Nova pipeline: dataset checks, grader smoke test, budget", PREFLIGHT_TIMEOUT
-    ),
-    _Stage("PrepareJob", "prepare_job", "Nova pipeline: render a recipe and prepare a training job"),
-    _Stage(
-        "ResolveCheckpoint", "resolve_checkpoint", "Nova pipeline: read a job's checkpoint manifest", ARCHIVE_TIMEOUT
-    ),
-    _Stage("ReadEvaluation", "read_evaluation", "Nova pipeline: read an evaluation job's results", ARCHIVE_TIMEOUT),
-    _Stage("CollectMetrics", "collect_metrics", "Nova pipeline: metrics table of baseline, SFT and RFT"),
-    _Stage("ApplyGate", "apply_gate", "Nova pipeline: quality gate"),
-    _Stage("ImportModel", "import_model", "Nova pipeline: Bedrock CreateCustomModel"),
-    _Stage("CheckModelImport", "check_model_import", "Nova pipeline: Bedrock GetCustomModel"),
-    _Stage("DeployModel", "deploy_model", "Nova pipeline: Bedrock CreateCustomModelDeployment"),
-    _Stage("CheckDeployment", "check_deployment", "Nova pipeline: Bedrock GetCustomModelDeployment"),
-    _Stage("RecordRun", "record_run", "Nova pipeline: run record, report and champion"),
-    _Stage("RecordFailedRun", "record_failed_run", "Nova pipeline: run record of a failed run"),
-)
 
 
 class Pipeline(Construct):
@@ -113,17 +85,17 @@ class Pipeline(Construct):
             ),
         }
         self.functions: dict[str, ProjectFunction] = {
-            stage.construct_id: ProjectFunction(
+            function.construct_id: ProjectFunction(
                 self,
-                stage.construct_id,
-                handler=f"{HANDLERS}.{stage.handler}",
-                description=stage.description,
+                function.construct_id,
+                handler=f"{HANDLERS_MODULE}.{function.handler}",
+                description=function.description,
                 service_name="pipeline",
                 log_retention=log_retention,
                 environment=environment,
-                timeout=stage.timeout,
+                timeout=Duration.seconds(function.timeout_seconds),
             )
-            for stage in _STAGES
+            for function in FUNCTIONS
         }
         self._grant_stage_permissions()
 
@@ -277,11 +249,32 @@ class Pipeline(Construct):
         return state_machine
 
     def _grant_state_machine(self, role: iam.IRole) -> None:
-        iam.Grant.add_to_principal(
-            grantee=role,
-            actions=["lambda:InvokeFunction"],
-            resource_arns=[f.function.function_arn for f in self.functions.values()],
+        """What the definition's tasks call, and nothing else."""
+        integrations = task_integrations(json.loads(DEFINITION_FILE.read_text()))
+        unknown = sorted(set(integrations) - {LAMBDA_INVOKE, SAGEMAKER_TRAINING_JOB_SYNC})
+        if unknown:
+            raise ValueError(f"{DEFINITION_FILE.name} calls {unknown}: grant them in {__name__}")
+        invoked = integrations.get(LAMBDA_INVOKE, set())
+        missing = sorted(invoked - set(self.functions))
+        if missing:
+            raise ValueError(f"{DEFINITION_FILE.name} invokes functions that are not defined: {missing}")
+        if invoked:
+            iam.Grant.add_to_principal(
+                grantee=role,
+                actions=["lambda:InvokeFunction"],
+                resource_arns=[self.functions[cid].function.function_arn for cid in sorted(invoked)],
+            )
+        if SAGEMAKER_TRAINING_JOB_SYNC in integrations:
+            self._grant_training_jobs_sync(role)
+        acknowledge(
+            role,
+            "IAM5",
+            "Execution logging (CloudWatch Logs delivery) and X-Ray tracing actions have no resource-level permissions",
+            "Resource::*",
         )
+
+    def _grant_training_jobs_sync(self, role: iam.IRole) -> None:
+        """createTrainingJob.sync: create, watch and stop the pipeline's jobs through Step Functions' rule."""
         iam.Grant.add_to_principal(
             grantee=role,
             actions=[
@@ -300,9 +293,3 @@ class Pipeline(Construct):
         )
         self._identity.grant_pass_sagemaker_role(role)
         self._acknowledge_training_jobs(role)
-        acknowledge(
-            role,
-            "IAM5",
-            "Execution logging (CloudWatch Logs delivery) and X-Ray tracing actions have no resource-level permissions",
-            "Resource::*",
-        )

@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
 from lambdas.aws_errors import error_code
-from lambdas.pipeline import bedrock, gate, jobs, metrics, outputs, preflight, quotas, record, run_input
+from lambdas.pipeline import bedrock, gate, jobs, metrics, outputs, preflight, quotas, record, retry, run_input
 from lambdas.pipeline.environment import PipelineEnvironment, load_environment
 from lambdas.pipeline.naming import champion_key
 from lambdas.pipeline.stages import job_record, with_stage
@@ -73,6 +73,12 @@ class PrepareJobEvent(_Event):
     plan: dict[str, Any]
     stages: dict[str, Any]
     previous: dict[str, Any]
+
+
+class DecideRetryEvent(_Event):
+    stage: Stage
+    plan: dict[str, Any]
+    job: dict[str, Any]
 
 
 class FinishJobEvent(_Event):
@@ -219,6 +225,23 @@ def prepare_job(event: dict, context: Any) -> dict:
     return job
 
 
+@logger.inject_lambda_context(log_event=False)
+def decide_retry(event: dict, context: Any) -> dict:
+    """Decide whether to retry the <stage> job: retryable error and attempts left; the backoff."""
+    parsed = DecideRetryEvent.model_validate(event)
+    decision = retry.decide(stage=parsed.stage, plan=parsed.plan, job=parsed.job)
+    logger.info(
+        "retry decided",
+        extra={
+            "stage": parsed.stage,
+            "job_name": parsed.job.get("name"),
+            "retry": decision.retry,
+            "reason": decision.reason,
+        },
+    )
+    return decision.as_payload()
+
+
 def _finish_job(
     event: dict, read: Callable[[Any, str, str], Any], field: Literal["checkpoint", "metrics"], message: str
 ) -> dict:
@@ -347,6 +370,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "validate_run": ValidateRunEvent,
     "preflight_checks": PlanEvent,
     "prepare_job": PrepareJobEvent,
+    "decide_retry": DecideRetryEvent,
     "resolve_checkpoint": FinishJobEvent,
     "read_evaluation": FinishJobEvent,
     "collect_metrics": PlanStagesEvent,
@@ -365,6 +389,7 @@ __all__ = [
     "check_deployment",
     "check_model_import",
     "collect_metrics",
+    "decide_retry",
     "deploy_model",
     "import_model",
     "prepare_job",

@@ -10,8 +10,9 @@ paths: a fresh job name, the image, the channels' URIs, the instance settings,
 - ``model_type``; ``base_model`` (the base model) or ``base_model_location`` (a checkpoint);
 - RFT: ``reward_lambda_arn``; ``rft_eval``: ``eval_lambda_arn``.
 
-A new attempt (after a capacity, quota or throttling error, up to :func:`max_attempts`)
-stops the previous attempt's job if it is somehow still running, so nothing runs twice.
+A new attempt (after a capacity, quota, throttling or transient error, up to :func:`max_attempts`;
+:mod:`lambdas.pipeline.retry` decides) stops the previous attempt's job if it is somehow still
+running, so nothing runs twice.
 """
 
 from __future__ import annotations
@@ -176,10 +177,8 @@ def prepare_job(
         "stage": stage,
         "name": name,
         "attempt": attempt,
-        "maxAttempts": max_attempts(stage, plan),
         "startedAt": previous.get("startedAt"),
         "errors": errors,
-        "retryDelaySeconds": retry_delay_seconds(attempt),
         "request": {
             "image": method_image(model, method, region),
             "recipeUri": f"s3://{bucket}/{key.rsplit('/', 1)[0]}/",

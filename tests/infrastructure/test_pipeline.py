@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Capture, Match
 
-from stacks.pipeline import _STAGES
+from stepfunctions.pipeline import FUNCTIONS
 from tests.synth import Synthesized
 from tests.unit.pipeline.asl_support import pipeline_state_machine
 
@@ -74,7 +74,7 @@ def _join(*parts: Any) -> dict:
 def test_every_stage_has_a_function_whose_handler_exists(synthesized: Synthesized) -> None:
     functions = _functions(synthesized)
     module = importlib.import_module("lambdas.pipeline.handlers")
-    assert set(functions) == {stage.handler for stage in _STAGES}
+    assert set(functions) == {function.handler for function in FUNCTIONS}
     for handler in functions:
         assert callable(getattr(module, handler)), handler
 
@@ -105,16 +105,20 @@ def test_substitutions_name_the_stage_functions_the_sagemaker_role_and_the_key(s
     resources = synthesized.template_json["Resources"]
     substitutions = _state_machine(synthesized)["Properties"]["DefinitionSubstitutions"]
     functions = _functions(synthesized)
-    for stage in _STAGES:
-        target = substitutions[f"{stage.construct_id}FunctionArn"]["Fn::GetAtt"]
+    for function in FUNCTIONS:
+        target = substitutions[f"{function.construct_id}FunctionArn"]["Fn::GetAtt"]
         assert target[1] == "Arn"
-        assert resources[target[0]] is functions[stage.handler], stage
+        assert resources[target[0]] is functions[function.handler], function
     role = resources[substitutions["SageMakerRoleArn"]["Fn::GetAtt"][0]]
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "sagemaker.amazonaws.com"
     }
     assert resources[substitutions["KmsKeyArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::KMS::Key"
-    assert len(substitutions) == len(_STAGES) + 3
+    assert set(substitutions) == {f"{f.construct_id}FunctionArn" for f in FUNCTIONS} | {
+        "SageMakerRoleArn",
+        "KmsKeyArn",
+        "PipelineName",
+    }
 
 
 def test_the_state_machine_role_has_only_the_actions_the_definition_needs(synthesized: Synthesized) -> None:

@@ -1,15 +1,15 @@
-"""The ASL file itself: runbook state names, Retry/Catch everywhere, payloads that match the handlers,
-selectors that match what the handlers return, and evaluations off the critical path."""
+"""The ASL file itself: generated from its description, runbook state names, Retry/Catch everywhere, one job
+loop per stage, phases from the stage catalogue, payloads that match the handlers, selectors that match what the
+handlers return, and evaluations off the critical path."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from lambdas.pipeline import bedrock, gate, handlers, metrics, naming, record
-from stacks.pipeline import _STAGES
+from lambdas.pipeline import bedrock, gate, handlers, metrics, naming, record, retry
+from stepfunctions.pipeline import DEFINITION_FILE, ENABLED, FUNCTIONS, render, title
 from tests.unit.pipeline import samples
 from tests.unit.pipeline.asl_support import iter_states, load_definition, longest_path
 from tests.unit.pipeline.test_bedrock import FakeBedrock
@@ -24,7 +24,7 @@ LAMBDA_ERRORS = {
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 }
-HANDLER_OF = {f"${{{stage.construct_id}FunctionArn}}": stage.handler for stage in _STAGES}
+HANDLER_OF = {f"${{{function.construct_id}FunctionArn}}": function.handler for function in FUNCTIONS}
 # Case-study durations in minutes (ISSUE: eval 20, SFT 40, RFT 90, import 15, deploy 10).
 CASE_STUDY = {
     "Run baseline evaluation job": 20,
@@ -39,6 +39,15 @@ CASE_STUDY = {
 
 def _lambda_tasks() -> list[tuple[str, dict]]:
     return [(n, s) for n, s in STATES.items() if s.get("Resource") == "arn:aws:states:::lambda:invoke"]
+
+
+def _invokes(state: dict, construct_id: str) -> bool:
+    return state.get("Parameters", {}).get("FunctionName") == f"${{{construct_id}FunctionArn}}"
+
+
+def test_the_committed_file_is_what_the_description_generates() -> None:
+    # `make asl` regenerates it; a hand edit of the file, or a description change without `make asl`, fails here
+    assert DEFINITION_FILE.read_text() == render()
 
 
 def test_the_definition_is_jsonpath_and_reads_like_a_runbook() -> None:
@@ -86,8 +95,9 @@ def test_every_failure_path_records_the_run_before_the_execution_fails() -> None
         for catcher in state.get("Catch", []):
             target = top[catcher["Next"]]
             chain = [catcher["Next"]]
-            while target["Type"] in ("Pass", "Choice"):  # a retry decision falls back to its Default
-                following = target["Next"] if target["Type"] == "Pass" else target["Default"]
+            # a retry decision (the DecideRetry task, then its Choice) falls back to the Choice's Default
+            while target["Type"] in ("Pass", "Choice") or _invokes(target, "DecideRetry"):
+                following = target["Default"] if target["Type"] == "Choice" else target["Next"]
                 chain.append(following)
                 target = top[following]
             if name == "Record failed run":
@@ -127,33 +137,74 @@ def test_a_failed_evaluation_beside_training_is_noted_in_its_stage_and_its_branc
     # every failure path of the job (prepare, run, read) leads there
     for name in (f"Prepare {label} job", f"Read {label} results"):
         assert branch["States"][name]["Catch"][0]["Next"] == f"Describe the {label} failure"
-    run_catch = branch["States"][f"Run {label} job"]["Catch"][0]["Next"]
-    assert branch["States"][run_catch]["Default"] == f"Describe the {label} failure"
+    decide = branch["States"][branch["States"][f"Run {label} job"]["Catch"][0]["Next"]]
+    assert decide["Catch"][0]["Next"] == f"Describe the {label} failure"
+    assert branch["States"][decide["Next"]]["Default"] == f"Describe the {label} failure"
     # and the Parallel state takes the stage record from that branch
     index = DEFINITION["States"][parallel]["Branches"].index(branch)
     assert DEFINITION["States"][parallel]["ResultSelector"][f"{stage}.$"] == f"$[{index}].stages.{stage}"
 
 
-def test_job_retries_get_a_fresh_name_through_prepare_and_a_bounded_backoff() -> None:
-    for stage, label in (("sft", "SFT"), ("rft", "RFT"), ("finalEval", "final evaluation")):
-        run = STATES[f"Run {label} training job" if stage in ("sft", "rft") else f"Run {label} job"]
-        (catcher,) = run["Catch"]
-        assert catcher["ErrorEquals"] == ["States.ALL"] and catcher["ResultPath"] == "$.job.lastError"
-        choice = STATES[catcher["Next"]]
-        rule = choice["Choices"][0]
-        assert rule["And"][0] == {"Variable": "$.job.attempt", "NumericLessThanPath": "$.job.maxAttempts"}
-        text = json.dumps(rule)
-        for error in (
-            "SageMaker.ResourceLimitExceededException",
-            "SageMaker.ThrottlingException",
-            "*CapacityError*",
-            "*ThrottlingException*",
-        ):
-            assert error in text
-        backoff = STATES[rule["Next"]]
-        assert backoff["Type"] == "Wait" and backoff["SecondsPath"] == "$.job.retryDelaySeconds"
-        assert backoff["Next"] == f"Prepare {label} job"
-        assert choice["Default"].startswith("Describe the")
+@pytest.mark.parametrize("stage", naming.STAGES)
+def test_every_job_stage_retries_through_the_decision_a_fresh_prepare_and_its_backoff(stage: str) -> None:
+    name = title(stage)
+    run_name = f"Run {name} training job" if naming.STAGE_METHODS[stage] != "eval" else f"Run {name} job"
+    run = STATES[run_name]
+    (catcher,) = run["Catch"]
+    assert catcher["ErrorEquals"] == ["States.ALL"] and catcher["ResultPath"] == "$.job.lastError"
+    decide = STATES[catcher["Next"]]
+    assert _invokes(decide, "DecideRetry")
+    assert decide["Parameters"]["Payload"] == {"stage": stage, "plan.$": "$.plan", "job.$": "$.job"}
+    assert decide["ResultPath"] == "$.job.decision"
+    choice = STATES[decide["Next"]]
+    assert choice["Choices"] == [
+        {"Variable": "$.job.decision.retry", "BooleanEquals": True, "Next": choice["Choices"][0]["Next"]}
+    ]
+    backoff = STATES[choice["Choices"][0]["Next"]]
+    assert backoff["Type"] == "Wait" and backoff["SecondsPath"] == "$.job.decision.delaySeconds"
+    prepare = STATES[backoff["Next"]]
+    assert _invokes(prepare, "PrepareJob") and prepare["Parameters"]["Payload"]["stage"] == stage
+    assert prepare["Next"] == run_name
+    # giving up, and a failing decision, both describe the stage's failure
+    assert choice["Default"] == decide["Catch"][0]["Next"] == f"Describe the {name} failure"
+
+
+def test_the_job_loop_is_the_same_for_every_stage() -> None:
+    # one loop, instantiated per stage: start -> prepare -> run (-> decide -> retry? -> back off -> prepare) -> finish
+    def shape(state: dict) -> str:
+        return f"{state['Type']} {state.get('Resource', '')} {state.get('Parameters', {}).get('FunctionName', '')}"
+
+    shapes = set()
+    for stage in naming.STAGES:
+        start = STATES[f"Start {title(stage)}"]
+        prepare_name = start["Next"]
+        prepare = STATES[prepare_name]
+        run = STATES[prepare["Next"]]
+        decide = STATES[run["Catch"][0]["Next"]]
+        choice = STATES[decide["Next"]]
+        backoff = STATES[choice["Choices"][0]["Next"]]
+        finish = STATES[run["Next"]]
+        assert backoff["Next"] == prepare_name, stage
+        shapes.add(tuple(shape(s) for s in (start, prepare, run, decide, choice, backoff)))
+        assert shape(finish).endswith(
+            "ResolveCheckpointFunctionArn}" if stage in ("sft", "rft") else "ReadEvaluationFunctionArn}"
+        )
+    assert len(shapes) == 1, shapes
+
+
+def test_each_parallel_phase_runs_the_stages_of_its_phase_and_keeps_each_record_from_its_branch() -> None:
+    parallels = [s for s in DEFINITION["States"].values() if s["Type"] == "Parallel"]
+    phases = [phase for phase in naming.STAGE_PHASES if len(phase) > 1]
+    assert len(parallels) == len(phases)
+    for state, phase in zip(parallels, phases, strict=True):
+        branch_stages = [
+            next(s["Parameters"]["stage"] for n, s in b["States"].items() if n.startswith("Start "))
+            for b in state["Branches"]
+        ]
+        assert tuple(branch_stages) == phase
+        for stage in naming.STAGES:
+            index = phase.index(stage) if stage in phase else 0
+            assert state["ResultSelector"][f"{stage}.$"] == f"$[{index}].stages.{stage}"
 
 
 def test_payloads_provide_every_field_the_handlers_require() -> None:
@@ -194,6 +245,9 @@ def _outputs(s3: Any) -> dict[str, dict]:
     return {
         "validate_run": dict.fromkeys(("input", "execution", "plan", "stages")),
         "preflight_checks": dict.fromkeys(("datasets", "grader", "cost", "quotas")),  # as test_handlers asserts
+        "decide_retry": retry.decide(
+            stage="sft", plan=plan, job={"attempt": 1, "lastError": {"Error": "SageMaker.ThrottlingException"}}
+        ).as_payload(),
         "prepare_job": prepare_job(
             stage="sft",
             plan=plan,
@@ -260,12 +314,11 @@ def test_a_slow_evaluation_would_show_on_the_critical_path() -> None:
 
 
 @pytest.mark.parametrize("stage", naming.STAGES)
-def test_each_job_stage_can_be_skipped_by_the_plan(stage: str) -> None:
-    if stage == "finalEval":
-        return  # the final evaluation always runs: it feeds the gate
+def test_each_job_stage_but_the_final_evaluation_can_be_skipped_by_the_plan(stage: str) -> None:
     choices = [
         s
         for s in STATES.values()
-        if s["Type"] == "Choice" and any(c.get("Variable") == f"$.plan.stages.{stage}" for c in s["Choices"])
+        if s["Type"] == "Choice" and any(c.get("Variable") == f"{ENABLED}.{stage}" for c in s["Choices"])
     ]
-    assert len(choices) == 1
+    # the final evaluation always runs: it feeds the gate
+    assert len(choices) == (0 if stage == "finalEval" else 1)

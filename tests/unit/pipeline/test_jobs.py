@@ -199,11 +199,6 @@ def test_without_a_sibling_a_job_gets_the_plans_attempts() -> None:
     assert jobs.max_attempts("rft", plan) > plan["maxJobAttempts"]  # the SFT evaluation still runs beside it
 
 
-def test_the_prepared_job_carries_its_attempt_limit(s3: Any) -> None:
-    job = _prepare(s3, "baselineEval")
-    assert job["maxAttempts"] == jobs.max_attempts("baselineEval", samples.plan())
-
-
 def test_a_missing_checkpoint_is_a_clear_error(s3: Any) -> None:
     stages = {name: {"status": "PENDING"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")}
     with pytest.raises(MissingCheckpointError, match="RFT training needs the SFT checkpoint"):

@@ -1,0 +1,84 @@
+"""Whether a failed SageMaker job attempt is retried, and after how long.
+
+A job stage's attempt fails in one of two ways, and the state machine hands either
+to :func:`decide` as ``{"Error": ..., "Cause": ...}``:
+
+- the ``CreateTrainingJob`` call is refused: ``Error`` names the service error
+  (``SageMaker.ResourceLimitExceededException``, ``SageMaker.ThrottlingException``...)
+  and ``Cause`` is the service's message;
+- the job ran and failed: ``Error`` is ``States.TaskFailed`` and ``Cause`` is the
+  job's description as JSON, whose ``FailureReason`` says why
+  (``CapacityError: Unable to provision requested ML compute capacity...``).
+
+Capacity, quota, throttling and transient service errors are worth another attempt
+(with a new job name, after a backoff); anything else (a bad recipe, an algorithm
+error, a missing permission) fails the same way again and is not retried.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lambdas.pipeline.jobs import max_attempts, retry_delay_seconds
+
+# Words that identify each retryable kind of failure in an error name or a failure reason.
+RETRYABLE: dict[str, tuple[str, ...]] = {
+    "capacity": ("CapacityError", "InsufficientCapacity"),
+    "quota": ("ResourceLimitExceeded",),
+    "throttling": ("ThrottlingException", "Rate exceeded", "TooManyRequests"),
+    "transient": ("InternalFailure", "InternalServerError", "InternalServerException", "ServiceUnavailable"),
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one failed attempt; ``reason`` says why in words."""
+
+    retry: bool
+    delay_seconds: int
+    reason: str
+
+    def as_payload(self) -> dict[str, Any]:
+        return {"retry": self.retry, "delaySeconds": self.delay_seconds, "reason": self.reason}
+
+
+def _failure_text(error: Mapping[str, Any]) -> str:
+    """The error name and, for a job that ran, its FailureReason; else the raw cause."""
+    name = str(error.get("Error") or "")
+    cause = error.get("Cause")
+    if not isinstance(cause, str):
+        return name
+    try:
+        described = json.loads(cause)
+    except ValueError:
+        return f"{name} {cause}"
+    if isinstance(described, dict) and "FailureReason" in described:
+        return f"{name} {described.get('FailureReason') or ''}"
+    return f"{name} {cause}"
+
+
+def classify(error: Mapping[str, Any]) -> str | None:
+    """The retryable kind of ``error`` (``capacity``, ``quota``, ``throttling``, ``transient``), or None."""
+    text = _failure_text(error)
+    for kind, words in RETRYABLE.items():
+        if any(word in text for word in words):
+            return kind
+    return None
+
+
+def decide(*, stage: str, plan: Mapping[str, Any], job: Mapping[str, Any]) -> Decision:
+    """Retry ``job``'s failed attempt? Only a retryable error, and only below the stage's attempt limit."""
+    attempt = int(job.get("attempt") or 0)
+    error = job.get("lastError") or {}
+    kind = classify(error)
+    name = str(error.get("Error") or "an unknown error")
+    if kind is None:
+        return Decision(False, 0, f"{name} is not a capacity, quota, throttling or transient error")
+    limit = max_attempts(stage, plan)
+    if attempt >= limit:
+        return Decision(False, 0, f"{kind} error on attempt {attempt} of {limit}: no attempts left")
+    delay = retry_delay_seconds(attempt)
+    return Decision(True, delay, f"{kind} error on attempt {attempt} of {limit}: retrying in {delay} s")
