@@ -80,7 +80,7 @@ def lambda_task(
     return _with_comment(state, comment)
 
 
-def boolean_choice(variable: str, *, when_true: str, otherwise: str, comment: str | None = None) -> State:
+def boolean_choice(variable: str, when_true: str, otherwise: str, *, comment: str | None = None) -> State:
     """Go to ``when_true`` when ``variable`` is the boolean true, else to ``otherwise``."""
     state: State = {
         "Type": "Choice",

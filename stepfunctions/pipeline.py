@@ -123,23 +123,6 @@ class JobStage:
         """An evaluation beside training: its failure is recorded, not fatal."""
         return not self.training and self.next_state is None
 
-    @property
-    def job_name(self) -> str:
-        return f"{title(self.key)} job"
-
-    @property
-    def run_state(self) -> str:
-        kind = "training job" if self.training else "job"
-        return f"Run {title(self.key)} {kind}"
-
-    @property
-    def finish_state(self) -> str:
-        return f"Resolve {title(self.key)} checkpoint" if self.training else f"Read {title(self.key)} results"
-
-    @property
-    def describe_state(self) -> str:
-        return f"Describe the {title(self.key)} failure"
-
 
 def _sagemaker_job(stage: JobStage) -> State:
     """The CreateTrainingJob request: static parts here, the attempt's parts from ``$.job.request``."""
@@ -177,30 +160,20 @@ def _sagemaker_job(stage: JobStage) -> State:
 
 def job_loop(stage: JobStage) -> Flow:
     """The states of one job stage, from the skip decision to the recorded outcome."""
-    flow = Flow()
-    name = title(stage.key)
-    start = f"Start {name}"
-    prepare = f"Prepare {stage.job_name}"
-    decide = f"Decide whether to retry the {stage.job_name}"
-    can_retry = f"Can the {stage.job_name} be retried?"
-    back_off = f"Back off before retrying the {stage.job_name}"
+    flow, name, job_error = Flow(), title(stage.key), "$.job.lastError"
+    start, prepare, run = f"Start {name}", f"Prepare {name} job", f"Run {name} {'training ' * stage.training}job"
+    decide, can_retry = f"Decide whether to retry the {name} job", f"Can the {name} job be retried?"
+    back_off, describe = f"Back off before retrying the {name} job", f"Describe the {name} failure"
+    finish = f"Resolve {name} checkpoint" if stage.training else f"Read {name} results"
     failure = f"{_capitalized(name)} failed"
-    describe = stage.describe_state
-    job_error = "$.job.lastError"
 
     if stage.key in _RUN_QUESTION:
         skipped = f"{_capitalized(name)} skipped"
-        flow.add(_RUN_QUESTION[stage.key], boolean_choice(f"{ENABLED}.{stage.key}", when_true=start, otherwise=skipped))
+        flow.add(_RUN_QUESTION[stage.key], boolean_choice(f"{ENABLED}.{stage.key}", start, skipped))
         flow.add(skipped, pass_state())
-    flow.add(
-        start,
-        pass_state(
-            parameters={"stage": stage.key, "attempt": 0, "startedAt.$": "$$.State.EnteredTime", "errors": []},
-            result_path="$.job",
-            next_state=prepare,
-            comment="Attempt 0: the first prepare makes attempt 1; startedAt is the stage start",
-        ),
-    )
+    first = {"stage": stage.key, "attempt": 0, "startedAt.$": "$$.State.EnteredTime", "errors": []}
+    comment = "Attempt 0: the first prepare makes attempt 1; startedAt is the stage start"
+    flow.add(start, pass_state(parameters=first, result_path="$.job", next_state=prepare, comment=comment))
     flow.add(
         prepare,
         lambda_task(
@@ -208,7 +181,7 @@ def job_loop(stage: JobStage) -> Flow:
             {"stage": stage.key, "plan.$": "$.plan", "stages.$": "$.stages", "previous.$": "$.job"},
             select=("stage", "name", "attempt", "startedAt", "errors", "request"),
             result_path="$.job",
-            next_state=stage.run_state,
+            next_state=run,
             on_error=describe,
             error_path=job_error,
             comment=f"Renders the {name} recipe to runs/<run-id>/recipes/{stage.key}/recipe.yaml and builds a "
@@ -216,20 +189,16 @@ def job_loop(stage: JobStage) -> Flow:
         ),
     )
     flow.add(
-        stage.run_state,
+        run,
         {
             "Type": "Task",
             "Comment": f"{_JOB_PURPOSE[stage.key]} as a SageMaker training job; Step Functions waits for it (.sync)",
             "Resource": SAGEMAKER_TRAINING_JOB_SYNC,
             "Parameters": _sagemaker_job(stage),
-            "ResultSelector": {
-                "name.$": "$.TrainingJobName",
-                "status.$": "$.TrainingJobStatus",
-                "arn.$": "$.TrainingJobArn",
-            },
+            "ResultSelector": {f"{field.lower()}.$": f"$.TrainingJob{field}" for field in ("Name", "Status", "Arn")},
             "ResultPath": "$.job.result",
             "Catch": catch_all(decide, job_error),
-            "Next": stage.finish_state,
+            "Next": finish,
         },
     )
     flow.add(
@@ -246,10 +215,10 @@ def job_loop(stage: JobStage) -> Flow:
             "name after a backoff, up to the stage's attempt limit",
         ),
     )
-    flow.add(can_retry, boolean_choice("$.job.decision.retry", when_true=back_off, otherwise=describe))
+    flow.add(can_retry, boolean_choice("$.job.decision.retry", back_off, describe))
     flow.add(back_off, {"Type": "Wait", "SecondsPath": "$.job.decision.delaySeconds", "Next": prepare})
     flow.add(
-        stage.finish_state,
+        finish,
         lambda_task(
             "ResolveCheckpoint" if stage.training else "ReadEvaluation",
             {"stage": stage.key, "job.$": "$.job", "stages.$": "$.stages", "endedAt.$": "$$.State.EnteredTime"},
@@ -277,14 +246,10 @@ def job_loop(stage: JobStage) -> Flow:
         )
         flow.add(failure, pass_state(comment=_ADVISORY_COMMENT))
         return flow
-    failure_target = stage.failure_note or failure
+    described = {"stage": stage.key, "job.$": "$.job"}
     flow.add(
         describe,
-        pass_state(
-            parameters={"stage": stage.key, "job.$": "$.job"},
-            result_path="$.stageFailure",
-            next_state=failure_target,
-        ),
+        pass_state(parameters=described, result_path="$.stageFailure", next_state=stage.failure_note or failure),
     )
     if stage.failure_note is None:
         flow.add(
@@ -301,20 +266,20 @@ def job_loop(stage: JobStage) -> Flow:
 
 # -- the run -------------------------------------------------------------------------------------------
 
-# Parallel phases: the state's name, why its stages run side by side, and the failure note's wording.
-_PHASE_NAMES = {
+# Parallel phases: the state's name, why its stages run side by side, and the ``failedStage`` of a failure.
+_PARALLEL_PHASES = {
     ("baselineEval", "sft"): (
         "Train and baseline",
         "The baseline evaluation runs beside SFT, off the critical path; its failure is recorded, not fatal",
-        "training and baseline",
+        "trainAndBaseline",
     ),
     ("sftEval", "rft"): (
         "Evaluate SFT and train RFT",
         "The SFT evaluation runs beside RFT, off the critical path",
-        "SFT evaluation and RFT",
+        "evaluateSftAndTrainRft",
     ),
 }
-# Run-level failure notes: the state name's wording and the ``failedStage`` the record shows.
+# Run-level failures: the ``failedStage`` the record shows -> the wording of the state that notes it.
 _FAILURE_NOTES = {
     "validateRun": "validation",
     "preflight": "preflight checks",
@@ -327,7 +292,7 @@ _FAILURE_NOTES = {
     "deploy": "deployment",
     "recordRun": "run record",
 }
-_FAILED_STAGE_OF_PHASE = {("baselineEval", "sft"): "trainAndBaseline", ("sftEval", "rft"): "evaluateSftAndTrainRft"}
+_RECORD_PAYLOAD = {"run.$": "$", "endedAt.$": "$$.State.EnteredTime"}
 
 
 def note(failed_stage: str) -> str:
@@ -335,27 +300,9 @@ def note(failed_stage: str) -> str:
     return f"Note failure in {_FAILURE_NOTES[failed_stage]}"
 
 
-def _run_task(
-    function: str,
-    payload: Mapping[str, Any],
-    *,
-    select: tuple[str, ...],
-    result_path: str,
-    next_state: str,
-    failed_stage: str,
-    comment: str | None = None,
-) -> State:
-    """A run-level Lambda task: a failure is noted under ``failed_stage`` and recorded."""
-    return lambda_task(
-        function,
-        payload,
-        select=select,
-        result_path=result_path,
-        next_state=next_state,
-        on_error=note(failed_stage),
-        error_path="$.error",
-        comment=comment,
-    )
+def _run_task(function: str, payload: Mapping[str, Any], *, failed_stage: str, **options: Any) -> State:
+    """A run-level Lambda task: a failure is noted under ``failed_stage``, then the run is recorded as failed."""
+    return lambda_task(function, payload, on_error=note(failed_stage), error_path="$.error", **options)
 
 
 def _phase(stages: tuple[str, ...], next_state: str, flow: Flow) -> str:
@@ -365,112 +312,137 @@ def _phase(stages: tuple[str, ...], next_state: str, flow: Flow) -> str:
         loop = job_loop(JobStage(stage, next_state=next_state, failure_note=note(stage)))
         flow.extend(loop)
         return next(iter(loop.states))
-    name, comment, _ = _PHASE_NAMES[stages]
-    branches = [job_loop(JobStage(stage)).as_branch() for stage in stages]
+    name, comment, failed_stage = _PARALLEL_PHASES[stages]
     # Each stage record comes from the branch that ran the stage; the others are unchanged in every branch.
     selector = {f"{s}.$": f"$[{stages.index(s) if s in stages else 0}].stages.{s}" for s in STAGES}
-    flow.add(
-        name,
-        {
-            "Type": "Parallel",
-            "Comment": comment,
-            "Branches": branches,
-            "ResultSelector": selector,
-            "ResultPath": "$.stages",
-            "Catch": catch_all(note(_FAILED_STAGE_OF_PHASE[stages]), "$.error"),
-            "Next": next_state,
-        },
-    )
-    return name
+    parallel: State = {
+        "Type": "Parallel",
+        "Comment": comment,
+        "Branches": [job_loop(JobStage(stage)).as_branch() for stage in stages],
+        "ResultSelector": selector,
+        "ResultPath": "$.stages",
+        "Catch": catch_all(note(failed_stage), "$.error"),
+        "Next": next_state,
+    }
+    return flow.add(name, parallel)
 
 
-def _bedrock_wait(
-    flow: Flow,
-    *,
-    what: str,
-    check: str,
-    function: str,
-    result: str,
-    select: tuple[str, ...],
-    question: str,
-    active_next: str,
-    failed_stage: str,
-    failed: tuple[str, str, str],
-    timed_out: tuple[str, str, str],
-) -> None:
-    """Wait with backoff, check the status, and branch on Active, Failed or too many checks."""
-    wait = f"Wait for {what}"
+@dataclass(frozen=True)
+class BedrockStep:
+    """A Bedrock resource the run creates, then waits for: the start task, status checks with backoff, outcomes."""
+
+    start: str  # the start state's name
+    start_function: str
+    check_function: str
+    start_payload: Mapping[str, str]
+    comment: str
+    result: str  # where the resource's state lives: $.<result>
+    fields: tuple[str, ...]
+    noun: str  # "model import": Wait for <noun>, Check <noun>
+    question: str
+    failed_stage: str
+    failed: tuple[str, str, str]  # state, error, cause (States.Format)
+    timed_out: tuple[str, str, str]
+
+
+def _bedrock_step(flow: Flow, step: BedrockStep, *, active_next: str) -> None:
+    """Start, then wait, check, and branch on Active, Failed or too many checks."""
+    wait, check = f"Wait for {step.noun}", f"Check {step.noun}"
+    path = f"$.{step.result}"
+    common = {"select": step.fields, "result_path": path, "failed_stage": step.failed_stage}
     flow.add(
-        wait,
-        {
-            "Type": "Wait",
-            "Comment": "Backs off between checks: 60 s, doubling, at most 600 s",
-            "SecondsPath": f"$.{result}.poll.waitSeconds",
-            "Next": check,
-        },
+        step.start,
+        _run_task(step.start_function, step.start_payload, next_state=wait, comment=step.comment, **common),
     )
-    flow.add(
-        check,
-        _run_task(
-            function,
-            {f"{result}.$": f"$.{result}"},
-            select=select,
-            result_path=f"$.{result}",
-            next_state=question,
-            failed_stage=failed_stage,
-        ),
-    )
-    flow.add(
-        question,
-        {
-            "Type": "Choice",
-            "Choices": [
-                {"Variable": f"$.{result}.status", "StringEquals": "Active", "Next": active_next},
-                {"Variable": f"$.{result}.status", "StringEquals": "Failed", "Next": failed[0]},
-                {"Variable": f"$.{result}.poll.exhausted", "BooleanEquals": True, "Next": timed_out[0]},
-            ],
-            "Default": wait,
-        },
-    )
-    for state_name, error, cause in (failed, timed_out):
-        flow.add(
-            state_name,
-            pass_state(
-                parameters={"Error": error, "Cause.$": cause}, result_path="$.error", next_state=note(failed_stage)
-            ),
-        )
+    wait_state = {
+        "Type": "Wait",
+        "Comment": "Backs off between checks: 60 s, doubling, at most 600 s",
+        "SecondsPath": f"{path}.poll.waitSeconds",
+        "Next": check,
+    }
+    flow.add(wait, wait_state)
+    flow.add(check, _run_task(step.check_function, {f"{step.result}.$": path}, next_state=step.question, **common))
+    choices = [
+        {"Variable": f"{path}.status", "StringEquals": "Active", "Next": active_next},
+        {"Variable": f"{path}.status", "StringEquals": "Failed", "Next": step.failed[0]},
+        {"Variable": f"{path}.poll.exhausted", "BooleanEquals": True, "Next": step.timed_out[0]},
+    ]
+    flow.add(step.question, {"Type": "Choice", "Choices": choices, "Default": wait})
+    for state_name, error, cause in (step.failed, step.timed_out):
+        outcome = {"Error": error, "Cause.$": cause}
+        flow.add(state_name, pass_state(parameters=outcome, result_path="$.error", next_state=note(step.failed_stage)))
+
+
+_MODEL_IMPORT = BedrockStep(
+    start="Import model into Bedrock",
+    start_function="ImportModel",
+    check_function="CheckModelImport",
+    start_payload={"plan.$": "$.plan", "stages.$": "$.stages"},
+    comment="CreateCustomModel from the final checkpoint (idempotent: clientRequestToken derived from the run id)",
+    result="model",
+    fields=("arn", "name", "checkpoint", "status", "failureMessage", "poll"),
+    noun="model import",
+    question="Is the model imported?",
+    failed_stage="import",
+    failed=(
+        "Model import failed",
+        "ModelImportFailed",
+        "States.Format('Bedrock could not import {} from {}: {}', $.model.arn, $.model.checkpoint, "
+        "$.model.failureMessage)",
+    ),
+    timed_out=(
+        "Model import timed out",
+        "ModelImportTimedOut",
+        "States.Format('Model {} was still {} after {} status checks', $.model.arn, $.model.status, "
+        "$.model.poll.count)",
+    ),
+)
+_DEPLOYMENT = BedrockStep(
+    start="Deploy model on demand",
+    start_function="DeployModel",
+    check_function="CheckDeployment",
+    start_payload={"plan.$": "$.plan", "model.$": "$.model"},
+    comment="CreateCustomModelDeployment (on-demand) of the imported model; the model stays if this fails",
+    result="deployment",
+    fields=("arn", "name", "modelArn", "status", "failureMessage", "poll"),
+    noun="deployment",
+    question="Is the deployment active?",
+    failed_stage="deploy",
+    failed=(
+        "Deployment failed",
+        "DeploymentFailed",
+        "States.Format('Bedrock could not deploy {} on demand: {}', $.deployment.modelArn, "
+        "$.deployment.failureMessage)",
+    ),
+    timed_out=(
+        "Deployment timed out",
+        "DeploymentTimedOut",
+        "States.Format('Deployment {} was still {} after {} status checks', $.deployment.arn, "
+        "$.deployment.status, $.deployment.poll.count)",
+    ),
+)
 
 
 def definition() -> dict[str, Any]:
     """The whole state machine definition (JSONPath)."""
     flow = Flow()
-    flow.add(
-        "Start run",
-        pass_state(
-            parameters={
-                "input.$": "$",
-                "execution": {
-                    "id.$": "$$.Execution.Id",
-                    "name.$": "$$.Execution.Name",
-                    "startTime.$": "$$.Execution.StartTime",
-                },
-            },
-            next_state="Validate run",
-            comment="Keeps the console input under $.input and the execution facts the run id is derived from",
-        ),
+    execution = {"id.$": "$$.Execution.Id", "name.$": "$$.Execution.Name", "startTime.$": "$$.Execution.StartTime"}
+    start = pass_state(
+        parameters={"input.$": "$", "execution": execution},
+        next_state="Validate run",
+        comment="Keeps the console input under $.input and the execution facts the run id is derived from",
     )
-    flow.add(
-        "Validate run",
-        _run_task(
-            "ValidateRun",
-            {"input.$": "$.input", "execution.$": "$.execution"},
-            select=("input", "execution", "plan", "stages"),
-            result_path="$",
-            next_state="Preflight checks",
-            failed_stage="validateRun",
-            comment="Parses the run input, lists every problem in one error, resolves the run plan and run id",
-        ),
+    flow.add("Start run", start)
+    validate = _run_task(
+        "ValidateRun",
+        {"input.$": "$.input", "execution.$": "$.execution"},
+        select=("input", "execution", "plan", "stages"),
+        result_path="$",
+        next_state="Preflight checks",
+        failed_stage="validateRun",
+        comment="Parses the run input, lists every problem in one error, resolves the run plan and run id",
     )
+    flow.add("Validate run", validate)
     # Phases are built last to first, so each knows the state that follows it.
     phases, first_phase = Flow(), "Collect metrics"
     for stages in reversed(STAGE_PHASES):
@@ -478,172 +450,74 @@ def definition() -> dict[str, Any]:
         first_phase = _phase(stages, first_phase, earlier)
         earlier.extend(phases)
         phases = earlier
-    flow.add(
-        "Preflight checks",
-        _run_task(
-            "Preflight",
-            {"plan.$": "$.plan"},
-            select=("datasets", "grader", "cost", "quotas"),
-            result_path="$.preflight",
-            next_state=first_phase,
-            failed_stage="preflight",
-            comment="Before any GPU spend: cost estimate against the budget, GPU instance quotas, dataset formats "
-            "and sizes, grader smoke test",
-        ),
+    preflight = _run_task(
+        "Preflight",
+        {"plan.$": "$.plan"},
+        select=("datasets", "grader", "cost", "quotas"),
+        result_path="$.preflight",
+        next_state=first_phase,
+        failed_stage="preflight",
+        comment="Before any GPU spend: cost estimate against the budget, GPU instance quotas, dataset formats "
+        "and sizes, grader smoke test",
     )
+    flow.add("Preflight checks", preflight)
     flow.extend(phases)
+    collect = _run_task(
+        "CollectMetrics",
+        {"plan.$": "$.plan", "stages.$": "$.stages"},
+        select=("metric", "candidate", "table", "failed"),
+        result_path="$.metrics",
+        next_state="Apply quality gate",
+        failed_stage="collectMetrics",
+        comment="One metrics table: baseline / SFT / RFT",
+    )
+    flow.add("Collect metrics", collect)
+    gate = _run_task(
+        "ApplyGate",
+        {"plan.$": "$.plan", "metrics.$": "$.metrics"},
+        select=("passed", "reasons", "checks", "champion"),
+        result_path="$.gate",
+        next_state="Did the model pass the gate?",
+        failed_stage="qualityGate",
+        comment="minScore, gain over the baseline and, when configured, the model this pipeline deployed last",
+    )
+    flow.add("Apply quality gate", gate)
     flow.add(
-        "Collect metrics",
-        _run_task(
-            "CollectMetrics",
-            {"plan.$": "$.plan", "stages.$": "$.stages"},
-            select=("metric", "candidate", "table", "failed"),
-            result_path="$.metrics",
-            next_state="Apply quality gate",
-            failed_stage="collectMetrics",
-            comment="One metrics table: baseline / SFT / RFT",
-        ),
+        "Did the model pass the gate?", boolean_choice("$.gate.passed", "Should the model be deployed?", "Record run")
     )
-    flow.add(
-        "Apply quality gate",
-        _run_task(
-            "ApplyGate",
-            {"plan.$": "$.plan", "metrics.$": "$.metrics"},
-            select=("passed", "reasons", "checks", "champion"),
-            result_path="$.gate",
-            next_state="Did the model pass the gate?",
-            failed_stage="qualityGate",
-            comment="minScore, gain over the baseline and, when configured, the model this pipeline deployed last",
-        ),
+    flow.add("Should the model be deployed?", boolean_choice(f"{ENABLED}.deploy", _MODEL_IMPORT.start, "Record run"))
+    _bedrock_step(flow, _MODEL_IMPORT, active_next=_DEPLOYMENT.start)
+    _bedrock_step(flow, _DEPLOYMENT, active_next="Record run")
+    record = _run_task(
+        "RecordRun",
+        _RECORD_PAYLOAD,
+        select=("status", "runRecord", "report"),
+        result_path="$.record",
+        next_state="Run succeeded",
+        failed_stage="recordRun",
+        comment="runs/<run-id>/run.json and report.html (SUCCEEDED or GATE_REJECTED); the champion record after a "
+        "deploy",
     )
-    flow.add(
-        "Did the model pass the gate?",
-        boolean_choice("$.gate.passed", when_true="Should the model be deployed?", otherwise="Record run"),
-    )
-    flow.add(
-        "Should the model be deployed?",
-        boolean_choice(f"{ENABLED}.deploy", when_true="Import model into Bedrock", otherwise="Record run"),
-    )
-    model_fields = ("arn", "name", "checkpoint", "status", "failureMessage", "poll")
-    flow.add(
-        "Import model into Bedrock",
-        _run_task(
-            "ImportModel",
-            {"plan.$": "$.plan", "stages.$": "$.stages"},
-            select=model_fields,
-            result_path="$.model",
-            next_state="Wait for model import",
-            failed_stage="import",
-            comment="CreateCustomModel from the final checkpoint (idempotent: clientRequestToken derived from the "
-            "run id)",
-        ),
-    )
-    _bedrock_wait(
-        flow,
-        what="model import",
-        check="Check model import",
-        function="CheckModelImport",
-        result="model",
-        select=model_fields,
-        question="Is the model imported?",
-        active_next="Deploy model on demand",
-        failed_stage="import",
-        failed=(
-            "Model import failed",
-            "ModelImportFailed",
-            "States.Format('Bedrock could not import {} from {}: {}', $.model.arn, $.model.checkpoint, "
-            "$.model.failureMessage)",
-        ),
-        timed_out=(
-            "Model import timed out",
-            "ModelImportTimedOut",
-            "States.Format('Model {} was still {} after {} status checks', $.model.arn, $.model.status, "
-            "$.model.poll.count)",
-        ),
-    )
-    deployment_fields = ("arn", "name", "modelArn", "status", "failureMessage", "poll")
-    flow.add(
-        "Deploy model on demand",
-        _run_task(
-            "DeployModel",
-            {"plan.$": "$.plan", "model.$": "$.model"},
-            select=deployment_fields,
-            result_path="$.deployment",
-            next_state="Wait for deployment",
-            failed_stage="deploy",
-            comment="CreateCustomModelDeployment (on-demand) of the imported model; the model stays if this fails",
-        ),
-    )
-    _bedrock_wait(
-        flow,
-        what="deployment",
-        check="Check deployment",
-        function="CheckDeployment",
-        result="deployment",
-        select=deployment_fields,
-        question="Is the deployment active?",
-        active_next="Record run",
-        failed_stage="deploy",
-        failed=(
-            "Deployment failed",
-            "DeploymentFailed",
-            "States.Format('Bedrock could not deploy {} on demand: {}', $.deployment.modelArn, "
-            "$.deployment.failureMessage)",
-        ),
-        timed_out=(
-            "Deployment timed out",
-            "DeploymentTimedOut",
-            "States.Format('Deployment {} was still {} after {} status checks', $.deployment.arn, "
-            "$.deployment.status, $.deployment.poll.count)",
-        ),
-    )
-    record_payload = {"run.$": "$", "endedAt.$": "$$.State.EnteredTime"}
-    flow.add(
-        "Record run",
-        _run_task(
-            "RecordRun",
-            record_payload,
-            select=("status", "runRecord", "report"),
-            result_path="$.record",
-            next_state="Run succeeded",
-            failed_stage="recordRun",
-            comment="runs/<run-id>/run.json and report.html (SUCCEEDED or GATE_REJECTED); the champion record "
-            "after a deploy",
-        ),
-    )
+    flow.add("Record run", record)
     flow.add("Run succeeded", {"Type": "Succeed"})
     for failed_stage in _FAILURE_NOTES:
-        flow.add(
-            note(failed_stage),
-            pass_state(result=failed_stage, result_path="$.failedStage", next_state="Record failed run"),
-        )
-    flow.add(
-        "Record failed run",
-        lambda_task(
-            "RecordFailedRun",
-            record_payload,
-            select=("error", "cause", "runRecord"),
-            result_path="$.failure",
-            next_state="Run failed",
-            on_error="Run failed without a record",
-            error_path="$.recordError",
-            comment="runs/<run-id>/run.json with status FAILED, the failed stage and its cause, and every partial "
-            "result",
-        ),
+        noted = pass_state(result=failed_stage, result_path="$.failedStage", next_state="Record failed run")
+        flow.add(note(failed_stage), noted)
+    record_failure = lambda_task(
+        "RecordFailedRun",
+        _RECORD_PAYLOAD,
+        select=("error", "cause", "runRecord"),
+        result_path="$.failure",
+        next_state="Run failed",
+        on_error="Run failed without a record",
+        error_path="$.recordError",
+        comment="runs/<run-id>/run.json with status FAILED, the failed stage and its cause, and every partial result",
     )
-    flow.add(
-        "Run failed",
-        {
-            "Type": "Fail",
-            "Comment": "Error and cause name the failed stage",
-            "ErrorPath": "$.failure.error",
-            "CausePath": "$.failure.cause",
-        },
-    )
-    flow.add(
-        "Run failed without a record",
-        {"Type": "Fail", "Error": "RunRecordFailed", "CausePath": "States.JsonToString($.recordError)"},
-    )
+    flow.add("Record failed run", record_failure)
+    failed = {"ErrorPath": "$.failure.error", "CausePath": "$.failure.cause"}
+    flow.add("Run failed", {"Type": "Fail", "Comment": "Error and cause name the failed stage", **failed})
+    unrecorded = {"Error": "RunRecordFailed", "CausePath": "States.JsonToString($.recordError)"}
+    flow.add("Run failed without a record", {"Type": "Fail", **unrecorded})
     phases_text = ", ".join(" || ".join(_short(s) for s in stages) for stages in STAGE_PHASES)
     return {
         "Comment": f"Amazon Nova customization: validate, preflight, {phases_text}, quality gate, Bedrock import "
