@@ -267,7 +267,7 @@ def job_loop(stage: JobStage) -> Flow:
 # -- the run -------------------------------------------------------------------------------------------
 
 # Parallel phases: the state's name, why its stages run side by side, and the ``failedStage`` of a failure.
-_PARALLEL_PHASES = {
+_PARALLEL_PHASES: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("baselineEval", "sft"): (
         "Train and baseline",
         "The baseline evaluation runs beside SFT, off the critical path; its failure is recorded, not fatal",
@@ -349,7 +349,7 @@ def _bedrock_step(flow: Flow, step: BedrockStep, *, active_next: str) -> None:
     """Start, then wait, check, and branch on Active, Failed or too many checks."""
     wait, check = f"Wait for {step.noun}", f"Check {step.noun}"
     path = f"$.{step.result}"
-    common = {"select": step.fields, "result_path": path, "failed_stage": step.failed_stage}
+    common: dict[str, Any] = {"select": step.fields, "result_path": path, "failed_stage": step.failed_stage}
     flow.add(
         step.start,
         _run_task(step.start_function, step.start_payload, next_state=wait, comment=step.comment, **common),
