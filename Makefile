@@ -10,8 +10,11 @@ PY := $(VENV)/bin/python
 LAYER_PY := 3.14
 LAYER_PLATFORM := manylinux2014_aarch64
 
+# The pinned Node LTS from package.json comes first on PATH: the CDK CLI runs on it, and so does
+# jsii, which `python app.py` (synthesis, tests, rehearsal) spawns as whatever `node` PATH finds.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+
 # Keep the CDK CLI and jsii offline and quiet.
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := 1
 export AWS_EC2_METADATA_DISABLED := true

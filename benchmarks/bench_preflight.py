@@ -5,7 +5,7 @@ benchmark). Options: ``--size-mb N`` (default 1024) for the SFT file, ``--tmp DI
 the generated files go (removed afterwards).
 
 The files are generated in a temporary folder (varied rows in the documented formats,
-CONTRACTS.md section 4, a few invalid lines mixed in), then each one is validated by the
+docs/contracts/datasets.md, a few invalid lines mixed in), then each one is validated by the
 real validator (:func:`lambdas.pipeline.datasets.validate_stream`, the code the pre-flight
 Lambda runs on the S3 ``StreamingBody``) in a fresh child process, so the peak RSS is that
 of validation alone. Throughput is reported per CPU-second (the validator uses one core)

@@ -18,7 +18,7 @@ TARGET_SECONDS = 60.0
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="rehearsal-bench-") as out:
-        env = {**os.environ, "REHEARSAL_OUT": out, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+        env = {**os.environ, "REHEARSAL_OUT": out}
         env.pop("REHEARSAL_FAIL_AT", None)
         started = time.monotonic()
         completed = subprocess.run([sys.executable, "-m", "rehearsal"], env=env, capture_output=True, text=True)

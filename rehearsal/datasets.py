@@ -1,4 +1,4 @@
-"""Small generated datasets in the documented formats (CONTRACTS.md section 4).
+"""Small generated datasets in the documented formats (docs/contracts/datasets.md).
 
 The task is the Stack Overflow question-quality case study: label a question
 ``HQ`` (high quality, no edits), ``LQ_EDIT`` (low quality, edited) or

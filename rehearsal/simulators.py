@@ -582,7 +582,7 @@ def _rollout(sample: dict, index: int) -> dict:
 
 
 def reward_contract_problems(batch: list[dict], answer: Any) -> list[str]:
-    """Why a grader response breaks the RFT reward contract (CONTRACTS.md section 1)."""
+    """Why a grader response breaks the RFT reward contract (docs/contracts/reward-lambda.md)."""
     if not isinstance(answer, list):
         return [f"expected a bare JSON list, got {type(answer).__name__}"]
     problems = []

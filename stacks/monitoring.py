@@ -45,7 +45,7 @@ from lambdas.notify import metric_names as names
 from lambdas.notify.events import TERMINAL_STATUSES
 from stacks.grants import grant_key_use, grant_object_read, grant_object_write
 from stacks.lambda_defaults import METRICS_NAMESPACE, ProjectFunction
-from stacks.nag import acknowledge, arn_of
+from stacks.nag import acknowledge, arn_of, partition_of
 
 # Reward Lambda metrics (lambdas/reward/handler.py), dimensions service=reward, grader=<preset>.
 REWARD_SERVICE = "reward"
@@ -221,7 +221,7 @@ def _nag_executions_finding(state_machine: sfn.IStateMachine) -> str:
         name = f"<{logical_id}.Name>"
     else:
         name = f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{logical_id}"}}]}}]}}'
-    return f"Resource::arn:<AWS::Partition>:states:{region}:{account}:execution:{name}:*"
+    return f"Resource::arn:{partition_of(stack)}:states:{region}:{account}:execution:{name}:*"
 
 
 class Monitoring(Construct):

@@ -8,7 +8,7 @@ acknowledgement names the single permission or setting it accepts, with a reason
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
+from aws_cdk import Acknowledgment, CfnElement, Stack, Token, Validations
 from constructs import IConstruct
 
 
@@ -23,3 +23,14 @@ def arn_of(construct: IConstruct, attribute: str = "Arn") -> str:
     default_child = construct.node.default_child
     element = default_child if isinstance(default_child, CfnElement) else construct
     return f"<{Stack.of(construct).get_logical_id(element)}.{attribute}>"  # type: ignore[arg-type]
+
+
+def partition_of(construct: IConstruct) -> str:
+    """How cdk-nag renders the partition of an ARN the stack formats (``Stack.format_arn``).
+
+    With the ``@aws-cdk/core:enablePartitionLiterals`` flag and a known region the ARN holds the literal
+    partition (``aws``); otherwise it holds ``{"Ref": "AWS::Partition"}``, which cdk-nag writes as a pseudo
+    parameter.
+    """
+    partition = Stack.of(construct).partition
+    return "<AWS::Partition>" if Token.is_unresolved(partition) else partition

@@ -36,7 +36,7 @@ from lambdas.trigger.layout import READY_MARKER, BucketLayout
 from lambdas.trigger.messages import SCHEDULE_SOURCE
 from stacks.grants import grant_key_use, grant_object_delete, grant_object_read, grant_object_write
 from stacks.lambda_defaults import ProjectFunction
-from stacks.nag import acknowledge, arn_of
+from stacks.nag import acknowledge, arn_of, partition_of
 
 TRIGGER_TIMEOUT = Duration.seconds(60)
 # Retry cadence of a waiting request; also > 6x the Lambda timeout, as SQS event sources require.
@@ -140,7 +140,7 @@ class Triggers(Construct):
             "IAM5",
             "Execution names are derived from request keys and versions; describing is read-only and limited to "
             "this pipeline's state machine",
-            f"Resource::arn:<AWS::Partition>:states:{Stack.of(self).region}:<AWS::AccountId>:execution:"
+            f"Resource::arn:{partition_of(self)}:states:{Stack.of(self).region}:<AWS::AccountId>:execution:"
             f"{arn_of(state_machine, 'Name')}:*",
         )
         self.dead_letter_queue.grant_send_messages(role)

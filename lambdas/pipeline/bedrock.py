@@ -1,5 +1,5 @@
 """Bedrock: import the candidate checkpoint (``CreateCustomModel``) and deploy it on demand
-(``CreateCustomModelDeployment``), CONTRACTS.md section 3.
+(``CreateCustomModelDeployment``), docs/contracts/bedrock.md.
 
 Both create calls carry a ``clientRequestToken`` derived from the run id, so a retried
 Lambda invocation returns the model or deployment it already created instead of a second

@@ -1,4 +1,4 @@
-"""Streaming validation of JSONL datasets in the formats of CONTRACTS.md section 4.
+"""Streaming validation of JSONL datasets in the formats of docs/contracts/datasets.md.
 
 A dataset is read in fixed-size chunks from any binary stream (an S3 ``StreamingBody``
 or a local file) and checked line by line, so memory stays bounded by the chunk size

@@ -1,4 +1,4 @@
-"""Preparing SageMaker training jobs for Nova recipes (CONTRACTS.md section 2).
+"""Preparing SageMaker training jobs for Nova recipes (docs/contracts/training-jobs.md).
 
 For each attempt of a stage, :func:`prepare_job` renders the recipe, uploads it to
 ``runs/<run-id>/recipes/<stage>/recipe.yaml`` and returns the dynamic parts of the

@@ -1,7 +1,7 @@
 """Reward Lambda: scores a batch of RFT rollouts with the grader the environment selects.
 
 Invoked synchronously by Nova RFT training and evaluation jobs and by Bedrock RFT
-(CONTRACTS.md section 1): the event is a bare JSON list of request items and the
+(docs/contracts/reward-lambda.md): the event is a bare JSON list of request items and the
 return value is a bare JSON list of ``{"id", "aggregate_reward_score",
 "metrics_list"}``, one per item, in order. Grading never raises for a bad item
 (see :mod:`lambdas.reward.engine`); event shapes other than a list are handled by

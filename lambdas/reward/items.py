@@ -1,4 +1,4 @@
-"""Reading reward-Lambda request items (CONTRACTS.md section 1) into :class:`Sample` objects.
+"""Reading reward-Lambda request items (docs/contracts/reward-lambda.md) into :class:`Sample` objects.
 
 The training containers disagree on details, so parsing is tolerant where the
 contract is loose and strict where a guess would grade the wrong text:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import tarfile
+from pathlib import Path
+
 import pytest
 
 from stacks.config import PipelineSettings, SettingsError
@@ -40,6 +44,38 @@ def test_context_values_from_cdk_json_are_applied() -> None:
     assert settings.region == "us-east-1"
     assert settings.notification_email is None  # empty string in cdk.json means "no subscription"
     assert settings.retain_data is True
+
+
+# Deliberate departures from aws-cdk-lib's recommended feature flags, each with its reason.
+FLAG_CHOICES = {
+    # The Nova images, escrow buckets and on-demand deployments exist in commercial regions only.
+    "@aws-cdk/core:target-partitions": ["aws"],
+}
+
+
+def _recommended_feature_flags() -> dict:
+    """The flags aws-cdk-lib recommends for new projects (what `cdk init` writes), from the installed library."""
+    import aws_cdk
+
+    (bundle,) = (Path(aws_cdk.__file__).parent / "_jsii").glob("aws-cdk-lib@*.jsii.tgz")
+    with tarfile.open(bundle) as archive:
+        member = archive.extractfile("package/recommended-feature-flags.json")
+        assert member is not None
+        return json.load(member)
+
+
+def test_cdk_json_sets_every_recommended_feature_flag() -> None:
+    from app import default_context
+
+    # Given the installed aws-cdk-lib's recommendations and the app's context
+    recommended = _recommended_feature_flags()
+    context = default_context()
+    assert len(recommended) > 50
+    # Then each flag is set (an unset one makes the CLI print "feature flags are not configured" and leaves
+    # the app on old behaviour), to the recommended value unless FLAG_CHOICES says why not
+    expected = {**recommended, **FLAG_CHOICES}
+    wrong = {flag: context.get(flag, "<unset>") for flag, value in expected.items() if context.get(flag) != value}
+    assert not wrong, f"set these in cdk.json: { {flag: expected[flag] for flag in wrong} }"
 
 
 def test_summary_lists_the_stack_and_its_resource_types(synthesized: Synthesized) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,19 @@ def test_synthesis_makes_no_network_connection(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "out" / "NovaCustomization.template.json").exists()
     assert log.read_text() == ""
+    # jsii ran on a supported Node: it prints an end-of-life banner (to stderr) on any other
+    assert "end-of-life" not in result.stderr and "not supported" not in result.stderr, result.stderr[-3000:]
+
+
+def test_node_on_path_is_the_lts_that_package_json_pins() -> None:
+    # Given the Node version package.json pins (exactly, and the same in the lock file)
+    pinned = json.loads((REPO_ROOT / "package.json").read_text())["devDependencies"]["node"]
+    lock = json.loads((REPO_ROOT / "package-lock.json").read_text())
+    assert lock["packages"]["node_modules/node"]["version"] == pinned
+    assert re.fullmatch(r"22\.\d+\.\d+", pinned), f"node {pinned}: pin an exact 22.x LTS release"
+    # When the tests (and so jsii during synthesis) look `node` up on PATH
+    node = shutil.which("node")
+    assert node is not None
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True, timeout=60).stdout
+    # Then they find that pinned release, not an end-of-life system Node
+    assert version.strip() == f"v{pinned}", f"{node} is {version.strip()}"

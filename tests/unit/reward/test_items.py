@@ -1,4 +1,4 @@
-"""Request-item parsing (CONTRACTS.md section 1) and the engine's per-item guarantees."""
+"""Request-item parsing (docs/contracts/reward-lambda.md) and the engine's per-item guarantees."""
 
 from __future__ import annotations
 
