@@ -30,5 +30,6 @@ def definition_text(properties: Mapping[str, Any], assembly_dir: Path, stack_nam
     manifest = json.loads(manifest_file.read_text())
     for asset in manifest.get("files", {}).values():
         if any(d.get("objectKey") == location["Key"] for d in asset.get("destinations", {}).values()):
-            return (assembly_dir / asset["source"]["path"]).read_text()
+            source: str = asset["source"]["path"]  # a path relative to the assembly directory
+            return (assembly_dir / source).read_text()
     raise AssemblyError(f"definition asset {location['Key']} is not in {manifest_file.name}")

@@ -50,8 +50,8 @@ def dependency_layer(scope: Construct) -> lambda_.ILayerVersion:
     """The stack's single dependency layer (Powertools, pydantic, PyYAML, a recent boto3)."""
     stack = Stack.of(scope)
     existing = stack.node.try_find_child("DependencyLayer")
-    if existing is not None:
-        return existing  # type: ignore[return-value]
+    if isinstance(existing, lambda_.LayerVersion):
+        return existing
     if not (LAYER_DIR / "python").is_dir():
         raise LayerNotBuiltError(
             f"{LAYER_DIR / 'python'} does not exist: run `make layer` (it installs "

@@ -22,7 +22,9 @@ def arn_of(construct: IConstruct, attribute: str = "Arn") -> str:
     """How cdk-nag renders ``Fn::GetAtt [<logical id>, <attribute>]`` of ``construct`` in a finding id."""
     default_child = construct.node.default_child
     element = default_child if isinstance(default_child, CfnElement) else construct
-    return f"<{Stack.of(construct).get_logical_id(element)}.{attribute}>"  # type: ignore[arg-type]
+    if not isinstance(element, CfnElement):
+        raise TypeError(f"{construct.node.path} is not a CloudFormation resource and has none as its default child")
+    return f"<{Stack.of(construct).get_logical_id(element)}.{attribute}>"
 
 
 def partition_of(construct: IConstruct) -> str:

@@ -56,9 +56,7 @@ class Storage(Construct):
         )
         no_self_logging = "This is the access-log target bucket; logging it into itself would loop"
         acknowledge(bucket, "S1", no_self_logging)
-        bucket.node.default_child.add_metadata(  # type: ignore[union-attr]
-            "checkov", {"skip": [{"id": "CKV_AWS_18", "comment": no_self_logging}]}
-        )
+        _cfn_bucket(bucket).add_metadata("checkov", {"skip": [{"id": "CKV_AWS_18", "comment": no_self_logging}]})
         return bucket
 
     def _build_bucket(self, construct_id: str, *, prefix: str, removal_policy: RemovalPolicy) -> s3.Bucket:
@@ -86,8 +84,15 @@ class Storage(Construct):
         )
         # Object-created events go to EventBridge (retraining triggers) without CDK's
         # notifications custom resource, which would add a Lambda with a managed policy.
-        cfn_bucket = bucket.node.default_child
-        cfn_bucket.add_property_override(  # type: ignore[union-attr]
+        _cfn_bucket(bucket).add_property_override(
             "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
         )
         return bucket
+
+
+def _cfn_bucket(bucket: s3.Bucket) -> s3.CfnBucket:
+    """The ``AWS::S3::Bucket`` resource behind ``bucket``, for metadata and property overrides."""
+    resource = bucket.node.default_child
+    if not isinstance(resource, s3.CfnBucket):
+        raise TypeError(f"{bucket.node.path} has no CfnBucket as its default child")
+    return resource

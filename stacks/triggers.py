@@ -18,7 +18,7 @@ trigger Lambda one message at a time:
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -34,9 +34,10 @@ from constructs import Construct
 
 from lambdas.trigger.layout import READY_MARKER, BucketLayout
 from lambdas.trigger.messages import SCHEDULE_SOURCE
+from stacks.executions import executions_arn, executions_finding
 from stacks.grants import grant_key_use, grant_object_delete, grant_object_read, grant_object_write
 from stacks.lambda_defaults import ProjectFunction
-from stacks.nag import acknowledge, arn_of, partition_of
+from stacks.nag import acknowledge, arn_of
 
 TRIGGER_TIMEOUT = Duration.seconds(60)
 # Retry cadence of a waiting request; also > 6x the Lambda timeout, as SQS event sources require.
@@ -128,20 +129,15 @@ class Triggers(Construct):
             grantee=role, actions=["states:ListExecutions"], resource_arns=[state_machine.state_machine_arn]
         )
         # A duplicate event is recognized by describing the execution its name would have (any status).
-        executions = Stack.of(self).format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{state_machine.state_machine_name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        iam.Grant.add_to_principal(
+            grantee=role, actions=["states:DescribeExecution"], resource_arns=[executions_arn(state_machine)]
         )
-        iam.Grant.add_to_principal(grantee=role, actions=["states:DescribeExecution"], resource_arns=[executions])
         acknowledge(
             role,
             "IAM5",
             "Execution names are derived from request keys and versions; describing is read-only and limited to "
             "this pipeline's state machine",
-            f"Resource::arn:{partition_of(self)}:states:{Stack.of(self).region}:<AWS::AccountId>:execution:"
-            f"{arn_of(state_machine, 'Name')}:*",
+            executions_finding(state_machine),
         )
         self.dead_letter_queue.grant_send_messages(role)
         function.function.add_event_source(

@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from lambdas.reward.config import ConfigError, reward_function
 from lambdas.reward.engine import RewardFunction
@@ -61,7 +61,7 @@ def _json_lines(path: str) -> Iterator[object]:
             yield line
 
 
-def _format_metrics(metrics: list) -> str:
+def _format_metrics(metrics: list[Any]) -> str:
     return " ".join(f"{m.get('name')}={m.get('value'):.3g}" for m in metrics if isinstance(m, dict))
 
 
@@ -138,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return args.run(args, out or sys.stdout)
+        status: int = args.run(args, out or sys.stdout)  # one of the command functions below
+        return status
     except (SpecError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -32,8 +32,6 @@ def reward_function(
     preset = (preset or "").strip() or None
     if spec_text and preset:
         raise ConfigError("set either GRADER_SPEC or GRADER_PRESET, not both")
-    if not spec_text and not preset:
-        raise ConfigError("set GRADER_SPEC (inline JSON spec) or GRADER_PRESET (a shipped preset name)")
     clients = {"bedrock_client": bedrock_client, "bedrock_client_factory": bedrock_client_factory}
     if preset:
         try:
@@ -44,6 +42,8 @@ def reward_function(
             return compile_spec(loaded.spec, name=loaded.name, **clients)
         except SpecError as exc:
             raise SpecError(exc.path, f"{exc.message} (in preset {preset!r})") from None
+    if not spec_text:
+        raise ConfigError("set GRADER_SPEC (inline JSON spec) or GRADER_PRESET (a shipped preset name)")
     name, spec = spec_from_text(spec_text, "GRADER_SPEC")
     return compile_spec(spec, name=name, **clients)
 

@@ -25,10 +25,10 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from lambdas.reward.graders import BuildContext
-from lambdas.reward.graders.base import Grader, GraderError, MalformedItem, NonFiniteScore
+from lambdas.reward.graders.base import Grader, GraderError, MalformedItem, Metric, NonFiniteScore, Outcome
 from lambdas.reward.graders.llm_judge import LlmJudgeGrader
 from lambdas.reward.items import Sample, item_id, parse_item
 
@@ -36,7 +36,7 @@ from lambdas.reward.items import Sample, item_id, parse_item
 _BATCH_KEYS = ("items", "samples", "batch", "rollouts", "instances")
 
 
-def coerce_event(event: Any, _depth: int = 0) -> list | None:
+def coerce_event(event: Any, _depth: int = 0) -> list[Any] | None:
     """The list of request items in a Lambda event, or None when the event holds none.
 
     The contract is a bare JSON list. Tolerated as well, because a wrapper costs
@@ -60,8 +60,9 @@ def coerce_event(event: Any, _depth: int = 0) -> list | None:
         if "body" in event and "messages" not in event:
             return coerce_event(event["body"], _depth + 1)
         for key in _BATCH_KEYS:
-            if isinstance(event.get(key), list):
-                return event[key]
+            batch = event.get(key)
+            if isinstance(batch, list):
+                return batch
         return [event]
     return None
 
@@ -86,7 +87,7 @@ class BatchSummary:
     at_maximum: int = 0
     duration_ms: float = 0.0
 
-    def as_log(self) -> dict:
+    def as_log(self) -> dict[str, Any]:
         data = {key: value for key, value in self.__dict__.items() if value not in (None, [], {})}
         data["grader_errors"] = self.grader_errors[:5]
         return data
@@ -94,15 +95,18 @@ class BatchSummary:
 
 NONFINITE_METRIC = "nonfinite_metric"
 
+# One response item: {"id", "aggregate_reward_score", "metrics_list"}.
+Result = dict[str, Any]
 
-def finite_metrics(metrics: list) -> list:
+
+def finite_metrics(metrics: list[Metric]) -> list[Metric]:
     """``metrics`` with every NaN/infinite ``value`` replaced by 0.0 (JSON has no NaN or Infinity).
 
     When any value was replaced, one ``nonfinite_metric`` metric says how many, so a grader
     bug stays visible in the trainer's metrics without breaking the response.
     """
     replaced = 0
-    cleaned = []
+    cleaned: list[Metric] = []
     for metric in metrics:
         value = metric.get("value") if isinstance(metric, dict) else None
         if isinstance(value, float) and not math.isfinite(value):
@@ -117,7 +121,7 @@ def finite_metrics(metrics: list) -> list:
 class RewardFunction:
     """A compiled grader spec: call it with a batch of request items to get the result list."""
 
-    def __init__(self, name: str, spec: dict, grader: Grader) -> None:
+    def __init__(self, name: str, spec: dict[str, Any], grader: Grader) -> None:
         self.name = name
         self.spec = spec
         self.grader = grader
@@ -129,16 +133,16 @@ class RewardFunction:
     def __repr__(self) -> str:
         return f"RewardFunction(name={self.name!r}, kind={self.kind!r}, score_range={self.score_range})"
 
-    def __call__(self, items: list) -> list[dict]:
+    def __call__(self, items: list[Any]) -> list[Result]:
         return self.grade_batch(items)
 
-    def grade_batch(self, items: list, *, deadline: float | None = None) -> list[dict]:
+    def grade_batch(self, items: list[Any], *, deadline: float | None = None) -> list[Result]:
         """One result dict per item (see the module docstring for the guarantees)."""
         return self.grade_batch_with_summary(items, deadline=deadline)[0]
 
     def grade_batch_with_summary(
-        self, items: list, *, deadline: float | None = None
-    ) -> tuple[list[dict], BatchSummary]:
+        self, items: list[Any], *, deadline: float | None = None
+    ) -> tuple[list[Result], BatchSummary]:
         started = time.perf_counter()
         low, high = self.score_range
         summary = BatchSummary(count=len(items))
@@ -147,10 +151,11 @@ class RewardFunction:
         needs_reference = self.grader.needs_reference
         for index, item in enumerate(items):
             parsed = parse_item(index, item, needs_reference)
-            if type(parsed) is str:
-                results[index] = self._failed(item_id(item), MalformedItem(parsed), summary)
-            else:
+            if type(parsed) is Sample:
                 samples.append(parsed)
+            else:
+                # parse_item returns a Sample or the reason string (``type() is`` keeps the hot path cheap)
+                results[index] = self._failed(item_id(item), MalformedItem(cast(str, parsed)), summary)
         if samples:
             for sample, outcome in zip(samples, self._grade(samples, deadline), strict=True):
                 if type(outcome) is tuple:
@@ -167,19 +172,20 @@ class RewardFunction:
                         "metrics_list": finite_metrics(metrics),
                     }
                 else:
-                    results[sample.index] = self._failed(sample.id, outcome, summary)
+                    # An outcome is a (score, metrics) tuple or a MalformedItem.
+                    results[sample.index] = self._failed(sample.id, cast(MalformedItem, outcome), summary)
         self._summarize(results, summary)
         summary.duration_ms = (time.perf_counter() - started) * 1000.0
         return results, summary
 
-    def _grade(self, samples: list[Sample], deadline: float | None) -> list:
+    def _grade(self, samples: list[Sample], deadline: float | None) -> list[Outcome]:
         try:
             outcomes = self.grader.grade_many(samples, deadline)
             if len(outcomes) == len(samples):
                 return outcomes
         except Exception:  # noqa: BLE001 - fall back to one item at a time to isolate the culprit
             pass
-        isolated = []
+        isolated: list[Outcome] = []
         for sample in samples:
             try:
                 isolated.extend(
@@ -189,7 +195,7 @@ class RewardFunction:
                 isolated.append(GraderError(exc))
         return isolated
 
-    def _failed(self, item_id: Any, failure: MalformedItem, summary: BatchSummary) -> dict:
+    def _failed(self, item_id: Any, failure: MalformedItem, summary: BatchSummary) -> Result:
         name = failure.metric_name
         if isinstance(failure, GraderError):
             summary.grader_errors.append(f"{failure.reason}: {failure.detail}")
@@ -202,7 +208,7 @@ class RewardFunction:
             "metrics_list": [{"name": name, "value": 1.0, "type": "Metric"}],
         }
 
-    def _summarize(self, results: list[dict], summary: BatchSummary) -> None:
+    def _summarize(self, results: list[Result], summary: BatchSummary) -> None:
         scores = sorted(result["aggregate_reward_score"] for result in results)
         summary.graded = len(scores) - summary.malformed - len(summary.grader_errors)
         if not scores:

@@ -47,7 +47,8 @@ def _deadline(context: Any) -> float | None:
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
     if not callable(remaining_ms):
         return None
-    return time.monotonic() + max(0.0, remaining_ms() / 1000.0 - _DEADLINE_MARGIN_S)
+    remaining_s = float(remaining_ms()) / 1000.0
+    return time.monotonic() + max(0.0, remaining_s - _DEADLINE_MARGIN_S)
 
 
 def _publish(summary: BatchSummary) -> None:
@@ -57,15 +58,15 @@ def _publish(summary: BatchSummary) -> None:
     metrics.add_metric(name="GraderErrors", unit=MetricUnit.Count, value=len(summary.grader_errors))
     metrics.add_metric(name="JudgeFailures", unit=MetricUnit.Count, value=summary.judge_failures)
     metrics.add_metric(name="GradingDuration", unit=MetricUnit.Milliseconds, value=summary.duration_ms)
-    if summary.mean is not None:
-        metrics.add_metric(name="RewardMean", unit=MetricUnit.NoUnit, value=summary.mean)
-        metrics.add_metric(name="RewardMin", unit=MetricUnit.NoUnit, value=summary.minimum)
-        metrics.add_metric(name="RewardMax", unit=MetricUnit.NoUnit, value=summary.maximum)
+    # Set together when the batch had any item, absent for an empty batch.
+    for name, value in (("RewardMean", summary.mean), ("RewardMin", summary.minimum), ("RewardMax", summary.maximum)):
+        if value is not None:
+            metrics.add_metric(name=name, unit=MetricUnit.NoUnit, value=value)
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(log_event=False)
-def lambda_handler(event: Any, context: Any) -> list[dict]:
+def lambda_handler(event: Any, context: Any) -> list[dict[str, Any]]:
     items = coerce_event(event)
     if items is None:
         logger.error("event holds no batch of items; returning no results", extra={"event_type": type(event).__name__})

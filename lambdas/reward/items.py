@@ -37,7 +37,7 @@ class Sample:
 
     __slots__ = ("index", "id", "response", "reference", "item")
 
-    def __init__(self, index: int, item_id: Any, response: str, reference: Any, item: dict) -> None:
+    def __init__(self, index: int, item_id: Any, response: str, reference: Any, item: dict[str, Any]) -> None:
         self.index = index
         self.id = item_id
         self.response = response
@@ -53,7 +53,7 @@ def item_id(item: object) -> Any:
     return item.get("id") if isinstance(item, dict) else None
 
 
-def reference_of(item: dict) -> Any:
+def reference_of(item: dict[str, Any]) -> Any:
     """``reference_answer`` from the top level, else from ``metadata``; ``MISSING`` when neither has one."""
     reference = item.get("reference_answer")
     if reference is not None:
@@ -66,7 +66,7 @@ def reference_of(item: dict) -> Any:
     return MISSING
 
 
-def _text_of_parts(parts: list) -> str | None:
+def _text_of_parts(parts: list[Any]) -> str | None:
     texts = []
     tool_uses = []
     for part in parts:
@@ -90,7 +90,7 @@ def _text_of_parts(parts: list) -> str | None:
     return texts[0] if len(texts) == 1 else "\n".join(texts)
 
 
-def response_text(message: dict) -> str | None:
+def response_text(message: dict[str, Any]) -> str | None:
     """The text of one assistant message, or ``None`` when its content has the wrong type."""
     content = message.get("content")
     if isinstance(content, str):
@@ -102,8 +102,10 @@ def response_text(message: dict) -> str | None:
         if isinstance(tool_calls, list):
             return json.dumps({"tool_calls": tool_calls})
         return None
-    if isinstance(content, dict) and isinstance(content.get("text"), str):
-        return content["text"]
+    if isinstance(content, dict):
+        text = content.get("text")
+        if isinstance(text, str):
+            return text
     return None
 
 
@@ -130,7 +132,7 @@ def parse_item(index: int, item: object, needs_reference: bool) -> Sample | str:
     return Sample(index, item.get("id"), text, reference, item)
 
 
-def last_user_text(item: dict, limit: int = 4000) -> str:
+def last_user_text(item: dict[str, Any], limit: int = 4000) -> str:
     """The last user turn's text (for judges), cut to ``limit`` characters."""
     messages = item.get("messages")
     if isinstance(messages, list):

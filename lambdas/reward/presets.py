@@ -27,7 +27,7 @@ class Preset:
     name: str
     version: str
     description: str
-    spec: dict
+    spec: dict[str, Any]
 
 
 def list_presets(presets_dir: Path = PRESETS_DIR) -> list[str]:
@@ -66,7 +66,7 @@ def load_preset(name: str, presets_dir: Path = PRESETS_DIR) -> Preset:
     return preset
 
 
-def spec_from_text(text: str, source: str = "spec") -> tuple[str | None, dict]:
+def spec_from_text(text: str, source: str = "spec") -> tuple[str | None, dict[str, Any]]:
     """``(name, spec)`` from JSON text holding either a bare spec or a preset-shaped document."""
     try:
         document = json.loads(text)

@@ -20,7 +20,7 @@ from typing import Any
 
 from lambdas.reward.spec import SpecError, child, is_number, item_path
 
-Check = Callable[[Any, str, list], None]  # (instance, instance path, errors)
+Check = Callable[[Any, str, list[str]], None]  # (instance, instance path, errors)
 
 _TYPES: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),
@@ -54,7 +54,7 @@ _KEYWORDS = frozenset(
 )
 
 
-def _json_equal(a: Any, b: Any) -> bool:
+def _json_equal(a: object, b: object) -> bool:
     # JSON equality: true is not 1, 1 is 1.0.
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
@@ -65,18 +65,19 @@ def _json_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _count(schema: dict, key: str, path: str) -> int:
+def _count(schema: dict[str, Any], key: str, path: str) -> int:
     value = schema[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise SpecError(child(path, key), "must be an integer >= 0")
     return value
 
 
-def _bound(schema: dict, key: str, path: str) -> float:
+def _bound(schema: dict[str, Any], key: str, path: str) -> float:
     value = schema[key]
     if not is_number(value):
         raise SpecError(child(path, key), "must be a number")
-    return value
+    bound: float = value  # is_number: an int or a finite float
+    return bound
 
 
 def compile_schema(schema: object, path: str = "schema") -> Check:
@@ -105,7 +106,7 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
         tests = [_TYPES[name] for name in names]
         label = " or ".join(names)
 
-        def check_type(instance: Any, where: str, errors: list) -> None:
+        def check_type(instance: Any, where: str, errors: list[str]) -> None:
             if not any(test(instance) for test in tests):
                 errors.append(f"{where}: expected {label}")
 
@@ -137,7 +138,7 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
     ]
     if numeric:
 
-        def check_number(instance: Any, where: str, errors: list) -> None:
+        def check_number(instance: Any, where: str, errors: list[str]) -> None:
             if not _TYPES["number"](instance):
                 return
             for key, limit in numeric:
@@ -163,7 +164,7 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
             raise SpecError(child(path, "pattern"), f"invalid regular expression: {exc}") from None
     if min_length is not None or max_length is not None or pattern is not None:
 
-        def check_string(instance: Any, where: str, errors: list) -> None:
+        def check_string(instance: Any, where: str, errors: list[str]) -> None:
             if not isinstance(instance, str):
                 return
             if min_length is not None and len(instance) < min_length:
@@ -188,7 +189,7 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
     additional_check = None if additional is True else compile_schema(additional, child(path, "additionalProperties"))
     if property_checks or required or additional_check is not None:
 
-        def check_object(instance: Any, where: str, errors: list) -> None:
+        def check_object(instance: Any, where: str, errors: list[str]) -> None:
             if not isinstance(instance, dict):
                 return
             for name in required:
@@ -211,7 +212,7 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
     max_items = _count(schema, "maxItems", path) if "maxItems" in schema else None
     if items is not None or min_items is not None or max_items is not None:
 
-        def check_array(instance: Any, where: str, errors: list) -> None:
+        def check_array(instance: Any, where: str, errors: list[str]) -> None:
             if not isinstance(instance, list):
                 return
             if min_items is not None and len(instance) < min_items:
@@ -224,7 +225,7 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
 
         checks.append(check_array)
 
-    def validate(instance: Any, where: str, errors: list) -> None:
+    def validate(instance: Any, where: str, errors: list[str]) -> None:
         for check in checks:
             check(instance, where, errors)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, overload
 
 MISSING: Any = object()
 
@@ -65,18 +65,42 @@ class Fields:
             raise SpecError(self.at(key), "required field missing")
         return default
 
+    @overload
     def number(
         self,
         key: str,
-        default: Any = MISSING,
+        default: float = ...,
         *,
         minimum: float | None = None,
         maximum: float | None = None,
         above: float | None = None,
-    ) -> float:
+    ) -> float: ...
+
+    @overload
+    def number(
+        self,
+        key: str,
+        default: None,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        above: float | None = None,
+    ) -> float | None: ...
+
+    def number(
+        self,
+        key: str,
+        default: float | None = MISSING,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        above: float | None = None,
+    ) -> float | None:
+        """The number at ``key`` as a float; an absent field gives ``default`` unchanged."""
         value = self.raw(key, default)
-        if value is default and default is not MISSING:
-            return value
+        unset = value is default and default is not MISSING
+        if unset:
+            return default
         bounds = []
         if minimum is not None:
             bounds.append(f">= {minimum:g}")
@@ -94,25 +118,34 @@ class Fields:
             raise SpecError(self.at(key), f"{expectation}, got {_describe(value)}")
         return float(value)
 
-    def integer(self, key: str, default: Any = MISSING, *, minimum: int | None = None) -> int:
+    def integer(self, key: str, default: int = MISSING, *, minimum: int | None = None) -> int:
         value = self.raw(key, default)
-        if value is default and default is not MISSING:
-            return value
+        unset = value is default and default is not MISSING
+        if unset:
+            return default
         if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
             bound = f" >= {minimum}" if minimum is not None else ""
             raise SpecError(self.at(key), f"must be an integer{bound}, got {_describe(value)}")
         return value
 
-    def boolean(self, key: str, default: Any = MISSING) -> bool:
+    def boolean(self, key: str, default: bool = MISSING) -> bool:
         value = self.raw(key, default)
         if not isinstance(value, bool):
             raise SpecError(self.at(key), f"must be true or false, got {_describe(value)}")
         return value
 
-    def string(self, key: str, default: Any = MISSING, *, choices: list[str] | None = None) -> str:
+    @overload
+    def string(self, key: str, default: str = ..., *, choices: list[str] | None = None) -> str: ...
+
+    @overload
+    def string(self, key: str, default: None, *, choices: list[str] | None = None) -> str | None: ...
+
+    def string(self, key: str, default: str | None = MISSING, *, choices: list[str] | None = None) -> str | None:
+        """The non-empty string at ``key``; an absent field gives ``default`` unchanged."""
         value = self.raw(key, default)
-        if value is default and default is not MISSING:
-            return value
+        unset = value is default and default is not MISSING
+        if unset:
+            return default
         if not isinstance(value, str) or not value.strip():
             raise SpecError(self.at(key), f"must be a non-empty string, got {_describe(value)}")
         if choices is not None and value not in choices:

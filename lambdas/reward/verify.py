@@ -75,7 +75,7 @@ _JUNK = [
 _DEFAULT_PAD_CHARS = 8000
 _MAX_CANDIDATES = 8
 
-GradeBatch = Callable[[list], list]
+GradeBatch = Callable[[list[Any]], list[Any]]
 
 
 # ---------------------------------------------------------------- rendering answers and hacks
@@ -112,7 +112,7 @@ class Renderer:
         except MalformedItem:
             return []
 
-    def all_candidates(self, answer: str, row: dict, pool: list[str]) -> str | None:
+    def all_candidates(self, answer: str, row: dict[str, Any], pool: list[str]) -> str | None:
         others = [text for text in dict.fromkeys(pool) if text != answer][: _MAX_CANDIDATES - 1]
         return " / ".join([*others, answer]) if others else None
 
@@ -126,7 +126,7 @@ class LabelRenderer(Renderer):
         except MalformedItem:
             return None
 
-    def all_candidates(self, answer: str, row: dict, pool: list[str]) -> str | None:
+    def all_candidates(self, answer: str, row: dict[str, Any], pool: list[str]) -> str | None:
         labels = self.grader.labels
         return ", ".join(labels) if len(labels) > 1 else None
 
@@ -144,7 +144,7 @@ class NumericRenderer(Renderer):
         except MalformedItem:
             return None
 
-    def all_candidates(self, answer: str, row: dict, pool: list[str]) -> str | None:
+    def all_candidates(self, answer: str, row: dict[str, Any], pool: list[str]) -> str | None:
         number = self.grader.reference_number(reference_of(row))
         step = max(1.0, abs(number.value))
         distractors = [number.value + step, number.value - step, number.value * 10 if number.value else 10.0]
@@ -156,7 +156,7 @@ class NumericRenderer(Renderer):
 class ToolCallRenderer(Renderer):
     grader: ToolCallGrader
 
-    def _calls(self, reference: Any) -> list[dict] | None:
+    def _calls(self, reference: Any) -> list[dict[str, Any]] | None:
         try:
             calls = self.grader.reference_calls(reference)
         except MalformedItem:
@@ -167,7 +167,7 @@ class ToolCallRenderer(Renderer):
         calls = self._calls(reference)
         return None if calls is None else json.dumps({"tool_calls": calls})
 
-    def all_candidates(self, answer: str, row: dict, pool: list[str]) -> str | None:
+    def all_candidates(self, answer: str, row: dict[str, Any], pool: list[str]) -> str | None:
         calls = self._calls(reference_of(row)) or []
         names = {call["name"] for call in calls}
         extra = []
@@ -193,7 +193,7 @@ class JsonRenderer(Renderer):
             return reference
         return None
 
-    def all_candidates(self, answer: str, row: dict, pool: list[str]) -> str | None:
+    def all_candidates(self, answer: str, row: dict[str, Any], pool: list[str]) -> str | None:
         return None  # a schema has no candidate answers to enumerate
 
 
@@ -239,7 +239,7 @@ def renderer_for(grader: Grader) -> Renderer:
     return Renderer(main)
 
 
-def answer_text(spec: dict, reference: Any) -> str | None:
+def answer_text(spec: dict[str, Any], reference: Any) -> str | None:
     """The reference answer written the way a model should answer for this spec (None if impossible)."""
     return renderer_for(compile_spec(spec).grader).answer(reference)
 
@@ -271,7 +271,7 @@ def _junk(length: int) -> str:
     return " ".join(words)
 
 
-def case_texts(renderer: Renderer, answer: str, row: dict, pool: list[str], pad_chars: int) -> dict[str, str]:
+def case_texts(renderer: Renderer, answer: str, row: dict[str, Any], pool: list[str], pad_chars: int) -> dict[str, str]:
     """The answer texts of every case for one row (cases that do not apply are left out)."""
     texts = {REFERENCE: answer, "empty": "", "refusal": REFUSAL}
     candidates = renderer.all_candidates(answer, row, pool)
@@ -311,7 +311,7 @@ class VerifyReport:
     def passed(self) -> bool:
         return not self.problems and bool(self.cases) and all(case.passed for case in self.cases)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["passed"] = self.passed
         return data
@@ -337,9 +337,9 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def _sample_rows(rows: Iterable[Any], sample: int | None, seed: int, skipped: dict[str, int]) -> list[dict]:
+def _sample_rows(rows: Iterable[Any], sample: int | None, seed: int, skipped: dict[str, int]) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    chosen: list[dict] = []
+    chosen: list[dict[str, Any]] = []
     seen = 0
     for row in rows:
         reason = None
@@ -371,7 +371,7 @@ def verify_grader(
     grade_batch: GradeBatch,
     rows: Iterable[Any],
     *,
-    spec: dict | None = None,
+    spec: dict[str, Any] | None = None,
     score_range: tuple[float, float] | None = None,
     name: str | None = None,
     sample: int | None = 50,
@@ -404,7 +404,7 @@ def verify_grader(
 
     renderer = renderer_for(local.grader)
     chosen = _sample_rows(rows, sample, seed, report.skipped_rows)
-    answers: list[tuple[dict, str]] = []
+    answers: list[tuple[dict[str, Any], str]] = []
     for row in chosen:
         answer = renderer.answer(reference_of(row))
         if answer is None:
@@ -418,7 +418,7 @@ def verify_grader(
 
     pool = [answer for _, answer in answers]
     pad = pad_chars or max(_DEFAULT_PAD_CHARS, 2 * _largest_max_chars(spec))
-    items: list[dict] = []
+    items: list[dict[str, Any]] = []
     keys: list[tuple[int, str]] = []
     for row_index, (row, answer) in enumerate(answers):
         for case, text in case_texts(renderer, answer, row, pool, pad).items():

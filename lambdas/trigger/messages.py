@@ -65,8 +65,10 @@ def parse_message(body: object) -> TriggerMessage:
     """The typed message for a parsed SQS body."""
     if not isinstance(body, dict):
         raise UnrecognizedMessage(f"expected a JSON object, got {type(body).__name__}")
-    model: type[BaseModel] = ScheduledRetrain if body.get("source") == SCHEDULE_SOURCE else ObjectCreated
+    model: type[ScheduledRetrain] | type[ObjectCreated] = (
+        ScheduledRetrain if body.get("source") == SCHEDULE_SOURCE else ObjectCreated
+    )
     try:
-        return model.model_validate(body)  # type: ignore[return-value]
+        return model.model_validate(body)
     except ValidationError as error:
         raise UnrecognizedMessage(str(error)) from error

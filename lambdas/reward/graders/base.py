@@ -15,8 +15,8 @@ from typing import Any, TypeVar, Union
 from lambdas.reward.items import Sample
 from lambdas.reward.spec import Fields, SpecError
 
-Metric = dict
-Graded = tuple[float, list]
+Metric = dict[str, Any]
+Graded = tuple[float, list[Metric]]
 Outcome = Union[Graded, "MalformedItem"]
 
 
@@ -107,7 +107,7 @@ def scaled(fraction: float, low: float, high: float) -> float:
     return low + (high - low) * fraction
 
 
-def first_present(obj: dict, keys: Sequence[str]) -> Any:
+def first_present(obj: dict[str, Any], keys: Sequence[str]) -> Any:
     for key in keys:
         value = obj.get(key)
         if value is not None:

@@ -13,6 +13,7 @@ score range widens downwards by the sum of the penalties.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from lambdas.reward.graders.base import Grader, Outcome
@@ -22,22 +23,33 @@ from lambdas.reward.spec import Fields, SpecError, item_path
 GUARD_TYPES = ("length", "format")
 
 
-class LengthGuard:
-    def __init__(self, name: str, max_chars: int, penalty: float) -> None:
+class Guard:
+    """A penalty on the response text: ``-penalty`` when the text breaks the guard's rule, else 0."""
+
+    def __init__(self, name: str, penalty: float) -> None:
         self.name = name
-        self.max_chars = max_chars
         self.penalty = penalty
+
+    def __call__(self, text: str) -> float:
+        raise NotImplementedError
+
+
+class LengthGuard(Guard):
+    def __init__(self, name: str, max_chars: int, penalty: float) -> None:
+        super().__init__(name, penalty)
+        self.max_chars = max_chars
 
     def __call__(self, text: str) -> float:
         return -self.penalty if len(text) > self.max_chars else 0.0
 
 
-class FormatGuard:
-    def __init__(self, name: str, require, forbid, penalty: float) -> None:
-        self.name = name
+class FormatGuard(Guard):
+    def __init__(
+        self, name: str, require: re.Pattern[str] | None, forbid: re.Pattern[str] | None, penalty: float
+    ) -> None:
+        super().__init__(name, penalty)
         self.require = require
         self.forbid = forbid
-        self.penalty = penalty
 
     def __call__(self, text: str) -> float:
         if self.require is not None and self.require.search(text) is None:
@@ -50,7 +62,7 @@ class FormatGuard:
 class Guarded(Grader):
     """A grader with penalties applied to each successful outcome."""
 
-    def __init__(self, inner: Grader, guards: list) -> None:
+    def __init__(self, inner: Grader, guards: list[Guard]) -> None:
         self.inner = inner
         self.guards = guards
         self.kind = inner.kind
@@ -80,14 +92,16 @@ class Guarded(Grader):
 def build_guards(inner: Grader, raw: object, path: str) -> Grader:
     if not isinstance(raw, list):
         raise SpecError(path, "must be a list of guard objects")
-    guards = []
+    guards: list[Guard] = []
     names: set[str] = set()
     for index, entry in enumerate(raw):
         fields = Fields(entry, item_path(path, index))
         kind = fields.string("type", choices=list(GUARD_TYPES))
         if kind == "length":
             name = fields.string("name", "length_penalty")
-            guard = LengthGuard(name, fields.integer("max_chars", minimum=1), fields.number("penalty", minimum=0))
+            guard: Guard = LengthGuard(
+                name, fields.integer("max_chars", minimum=1), fields.number("penalty", minimum=0)
+            )
         else:
             ignore_case = fields.boolean("ignore_case", False)
             require = fields.regex("require_regex", ignore_case=ignore_case)

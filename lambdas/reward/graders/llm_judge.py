@@ -21,7 +21,16 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-from lambdas.reward.graders.base import Grader, Outcome, finish_scored, metric, reward, scaled, score_fields
+from lambdas.reward.graders.base import (
+    Graded,
+    Grader,
+    Outcome,
+    finish_scored,
+    metric,
+    reward,
+    scaled,
+    score_fields,
+)
 from lambdas.reward.items import Sample, last_user_text
 from lambdas.reward.spec import MISSING, Fields
 from lambdas.reward.text import NONE, extract_json
@@ -118,7 +127,9 @@ class LlmJudgeGrader(Grader):
             if self._client is None:
                 factory = self._client_factory
                 if factory is None:
-                    from lambdas.reward.bedrock import bedrock_runtime_client as factory
+                    from lambdas.reward.bedrock import bedrock_runtime_client
+
+                    factory = bedrock_runtime_client
                 self._client = factory(
                     region=self.region,
                     read_timeout_s=self.read_timeout_s,
@@ -128,7 +139,7 @@ class LlmJudgeGrader(Grader):
                 )
             return self._client
 
-    def request(self, sample: Sample) -> dict:
+    def request(self, sample: Sample) -> dict[str, Any]:
         """The Converse request for one sample (no secrets; prompts are cut to bounded sizes)."""
         parts = []
         prompt = last_user_text(sample.item)
@@ -155,7 +166,7 @@ class LlmJudgeGrader(Grader):
         score = parse_judge_score(text)
         return (score, "") if score is not None else (None, "unparseable")
 
-    def _outcome(self, fraction: float | None, error: str) -> Outcome:
+    def _outcome(self, fraction: float | None, error: str) -> Graded:
         if fraction is None:
             return scaled(self.neutral, self.min_score, self.max_score), [
                 reward("judge_score", self.neutral),
@@ -167,10 +178,14 @@ class LlmJudgeGrader(Grader):
             metric("judge_error", 0.0),
         ]
 
-    def grade(self, sample: Sample) -> Outcome:  # type: ignore[override]
-        return self.grade_many([sample])[0]
+    def grade(self, sample: Sample) -> Graded:
+        return self._judge_all([sample], None)[0]
 
     def grade_many(self, samples: Sequence[Sample], deadline: float | None = None) -> list[Outcome]:
+        return [*self._judge_all(samples, deadline)]
+
+    def _judge_all(self, samples: Sequence[Sample], deadline: float | None) -> list[Graded]:
+        """One outcome per sample, never raising: a failed or late judgement scores neutral."""
         if not samples:
             return []
         end = time.monotonic() + self.batch_deadline_s
@@ -187,7 +202,7 @@ class LlmJudgeGrader(Grader):
         finally:
             # Calls still running past the deadline finish in the background; their results are dropped.
             pool.shutdown(wait=False, cancel_futures=True)
-        outcomes = []
+        outcomes: list[Graded] = []
         for future in futures:
             if future.done() and not future.cancelled():
                 outcomes.append(self._outcome(*future.result()))

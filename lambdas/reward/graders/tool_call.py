@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_left
-from typing import Any
+from typing import Any, cast
 
 from lambdas.reward.graders.base import (
     Graded,
@@ -61,18 +61,19 @@ class Call:
 def _as_call(obj: object) -> Call | None:
     if not isinstance(obj, dict):
         return None
-    inner = obj.get("function")
+    call: dict[str, Any] = obj
+    inner = call.get("function")
     if isinstance(inner, dict):
-        obj = inner
-    elif isinstance(obj.get("toolUse"), dict):
-        obj = obj["toolUse"]
-    name = obj.get("name")
+        call = inner
+    elif isinstance(call.get("toolUse"), dict):
+        call = call["toolUse"]
+    name = call.get("name")
     if not isinstance(name, str) or not name.strip():
         return None
     arguments: Any = {}
     for key in _ARGUMENT_KEYS:
-        if key in obj:
-            arguments = obj[key]
+        if key in call:
+            arguments = call[key]
             break
     if isinstance(arguments, str):
         try:
@@ -101,7 +102,7 @@ def calls_in(value: object) -> list[Call | None] | None:
     return None
 
 
-def _scalar(value: Any) -> Any:
+def _scalar(value: object) -> object:
     if isinstance(value, str):
         text = squash(value)
         if text in ("true", "false"):
@@ -127,9 +128,9 @@ def values_equal(expected: Any, actual: Any) -> bool:
     if isinstance(expected, dict) or isinstance(actual, dict):
         if not (isinstance(expected, dict) and isinstance(actual, dict)):
             return False
-        left = {squash(str(k)): v for k, v in expected.items()}
-        right = {squash(str(k)): v for k, v in actual.items()}
-        return left.keys() == right.keys() and all(values_equal(v, right[k]) for k, v in left.items())
+        want = {squash(str(k)): v for k, v in expected.items()}
+        got = {squash(str(k)): v for k, v in actual.items()}
+        return want.keys() == got.keys() and all(values_equal(v, got[k]) for k, v in want.items())
     if isinstance(expected, list) or isinstance(actual, list):
         if not (isinstance(expected, list) and isinstance(actual, list)) or len(expected) != len(actual):
             return False
@@ -234,7 +235,7 @@ class ToolCallGrader(Grader):
         calls = calls_in(reference)
         if calls is None or any(call is None or call.arguments is _UNPARSEABLE for call in calls):
             raise MalformedItem(BAD_REFERENCE)
-        return calls  # type: ignore[return-value]
+        return cast(list[Call], calls)  # no None entries: checked just above
 
     def grade(self, sample: Sample) -> Graded:
         expected = self.reference_calls(sample.reference)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from lambdas.reward.graders.base import Grader, MalformedItem, Outcome, reward
+from lambdas.reward.graders.base import Grader, MalformedItem, Metric, Outcome, reward
 from lambdas.reward.items import Sample
 from lambdas.reward.spec import Fields, SpecError, child
 
@@ -41,7 +41,7 @@ class WeightedGrader(Grader):
         outcomes: list[Outcome] = []
         for position in range(len(samples)):
             total = 0.0
-            metrics: list = []
+            metrics: list[Metric] = []
             failure: MalformedItem | None = None
             for name, weight, results in per_part:
                 outcome = results[position]
@@ -63,7 +63,7 @@ def build(fields: Fields, context: Any) -> WeightedGrader:
     path = fields.at("graders")
     if not isinstance(raw, dict) or not raw:
         raise SpecError(path, "must be a non-empty object of {name: {weight, grader}}")
-    parts = []
+    parts: list[tuple[str, float, Grader]] = []
     for name, entry in raw.items():
         entry_path = child(path, name)
         if not _NAME.match(name):

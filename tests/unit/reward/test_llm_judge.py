@@ -217,6 +217,44 @@ def test_the_default_client_factory_applies_timeouts_and_retries():
     assert client.meta.service_model.service_name == "bedrock-runtime"
 
 
+def test_without_an_injected_client_the_default_factory_creates_it_once(monkeypatch):
+    # Given a judge with neither a client nor a factory, and the default factory replaced by a recorder
+    import lambdas.reward.bedrock
+
+    made: list[dict] = []
+
+    def recording_factory(**settings):
+        made.append(settings)
+        return SlowClient(delay=0)
+
+    monkeypatch.setattr(lambdas.reward.bedrock, "bedrock_runtime_client", recording_factory)
+    reward = compile_spec({**SPEC, "region": "us-west-2"})
+    # When two batches are graded
+    first = reward([item("a", "ref")])[0]
+    reward([item("b", "ref")])
+    # Then the default factory made one client, with the spec's settings, and the judge's score counts
+    assert made == [
+        {
+            "region": "us-west-2",
+            "read_timeout_s": 20.0,
+            "connect_timeout_s": 5.0,
+            "max_attempts": 2,
+            "max_pool_connections": 1,
+        }
+    ]
+    assert first["aggregate_reward_score"] == 1.0
+
+
+def test_grading_one_sample_returns_a_score_and_metrics():
+    from lambdas.reward.items import parse_item
+
+    reward = compile_spec(SPEC, bedrock_client=SlowClient(delay=0, reply='{"score": 0.4}'))
+    sample = parse_item(0, item("a", "ref"), needs_reference=False)
+    score, metrics = reward.grader.grade(sample)
+    assert score == pytest.approx(0.4)
+    assert {m["name"]: m["value"] for m in metrics} == {"judge_score": 0.4, "judge_error": 0.0}
+
+
 def test_a_client_that_cannot_be_created_scores_neutral():
     def broken_factory(**settings):
         raise RuntimeError("no credentials")

@@ -85,6 +85,27 @@ def test_format_guard_requires_and_forbids_patterns():
     assert metrics_of(result)["format_penalty"] == -0.2
 
 
+def test_length_and_format_guards_combine_in_one_spec():
+    # Given a length guard followed by a format guard on the same grader
+    reward = compile_spec(
+        {
+            "type": "label",
+            "labels": ["HQ", "LQ"],
+            "guards": [
+                {"type": "length", "max_chars": 5, "penalty": 0.25},
+                {"type": "format", "require_regex": "^[A-Z]+$", "penalty": 0.5},
+            ],
+        }
+    )
+    # Then both penalties widen the range and each is reported under its own name
+    assert reward.score_range == (-0.75, 1.0)
+    result = grade_one(reward, "HQ, clearly", "HQ")
+    assert result["aggregate_reward_score"] == pytest.approx(0.25)
+    assert metrics_of(result)["length_penalty"] == -0.25
+    assert metrics_of(result)["format_penalty"] == -0.5
+    assert grade_one(reward, "HQ", "HQ")["aggregate_reward_score"] == 1.0
+
+
 def test_guards_apply_inside_weighted_sub_graders():
     spec = {
         "type": "weighted",
