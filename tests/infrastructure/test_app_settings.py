@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from offline.synth import Synthesized
 from stacks.config import PipelineSettings, SettingsError
 from stacks.summary import summarize
-from tests.synth import Synthesized
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Capture, Match
 
+from offline.asl import pipeline_state_machine
+from offline.synth import Synthesized
 from stacks.pipeline import _STAGES
-from tests.synth import Synthesized
-from tests.unit.pipeline.asl_support import pipeline_state_machine
 
 HANDLERS = "lambdas.pipeline.handlers."
 ACCOUNT_REGION = [{"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"}]

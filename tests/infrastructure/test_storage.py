@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match
 
-from tests.synth import Synthesized
+from offline.synth import Synthesized, synthesize
 
 BLOCK_ALL = {
     "BlockPublicAcls": True,
@@ -111,9 +111,7 @@ def test_access_log_bucket_uses_s3_managed_encryption_and_expires_logs(template)
     )
 
 
-def test_retain_data_false_lets_the_buckets_be_deleted(tmp_path) -> None:
-    from tests.synth import synthesize
-
-    synthesized = synthesize(tmp_path, context={"retainData": False})
+def test_retain_data_false_lets_the_buckets_be_deleted() -> None:
+    synthesized = synthesize(context={"retainData": False})
     for name, bucket in _data_buckets(synthesized).items():
         assert bucket["DeletionPolicy"] == "Delete", name

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aws_cdk import aws_s3 as s3
 
-from tests.synth import Synthesized
+from offline.synth import Synthesized
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUPPORT = Path(__file__).parent / "support"

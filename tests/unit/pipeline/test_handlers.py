@@ -13,9 +13,9 @@ from botocore.stub import Stubber
 from lambdas.pipeline import environment
 from lambdas.pipeline.run_input import RunInputError
 from lambdas.reward.config import reward_function
-from tests.support import FakeLambdaContext
+from offline.archive import put_archive
+from offline.lambda_context import FakeLambdaContext
 from tests.unit.pipeline import samples
-from tests.unit.pipeline.conftest import put_archive
 
 CONTEXT = FakeLambdaContext("pipeline-test", aws_request_id="request-1")
 
