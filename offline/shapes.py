@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -81,35 +82,57 @@ def shape_problems(
     *,
     paths_allowed: bool = False,
     json_members: frozenset[str] = frozenset(),
+    names_only: bool = False,
 ) -> list[str]:
     """Every reason ``value`` does not fit ``shape`` (empty when it fits).
 
     ``paths_allowed``: keys ``Name.$`` stand for member ``Name`` and hold a path or
     intrinsic function (definition parameters). ``json_members`` (top level) hold any JSON.
+    ``names_only``: check member names alone, as ``CreateStateMachine`` does for the
+    parameters of an optimized integration; values are the service's to refuse at run time.
     """
-    return list(_problems(shape, value, where, paths_allowed, json_members))
+    rules = _Rules(paths_allowed, names_only)
+    return list(_problems(shape, value, where, rules, json_members))
 
 
-def _problems(shape: Shape, value: Any, where: str, paths: bool, json_members: frozenset[str]) -> Iterator[str]:
+@dataclass(frozen=True)
+class _Rules:
+    paths: bool
+    names_only: bool
+
+
+def _problems(shape: Shape, value: Any, where: str, rules: _Rules, json_members: frozenset[str]) -> Iterator[str]:
     kind = shape.type_name
     if kind == "structure":
-        yield from _structure(shape, value, where, paths, json_members)
+        yield from _structure(shape, value, where, rules, json_members)
     elif kind == "list":
         if not isinstance(value, list):
-            yield f"{where}: expected a list, got {value!r}"
+            yield from _unless(rules, f"{where}: expected a list, got {value!r}")
             return
-        yield from _size(len(value), shape, where, "items")
+        yield from _unless(rules, *_size(len(value), shape, where, "items"))
         for index, item in enumerate(value):
-            yield from _problems(shape.member, item, f"{where}[{index}]", paths, frozenset())
+            yield from _problems(shape.member, item, f"{where}[{index}]", rules, frozenset())
     elif kind == "map":
         if not isinstance(value, dict):
-            yield f"{where}: expected a map, got {value!r}"
+            yield from _unless(rules, f"{where}: expected a map, got {value!r}")
             return
-        yield from _size(len(value), shape, where, "entries")
+        yield from _unless(rules, *_size(len(value), shape, where, "entries"))
         for key, item in value.items():
-            yield from _problems(shape.key, key, f"{where} key {key!r}", False, frozenset())
-            yield from _problems(shape.value, item, f"{where}.{key}", paths, frozenset())
-    elif kind == "string":
+            yield from _problems(shape.key, key, f"{where} key {key!r}", _Rules(False, rules.names_only), frozenset())
+            yield from _problems(shape.value, item, f"{where}.{key}", rules, frozenset())
+    elif not rules.names_only:
+        yield from _scalar(shape, value, where)
+
+
+def _unless(rules: _Rules, *problems: str) -> Iterator[str]:
+    """Value problems, which a names-only check does not report."""
+    if not rules.names_only:
+        yield from problems
+
+
+def _scalar(shape: Shape, value: Any, where: str) -> Iterator[str]:
+    kind = shape.type_name
+    if kind == "string":
         yield from _string(shape, value, where)
     elif kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -134,25 +157,25 @@ def _problems(shape: Shape, value: Any, where: str, paths: bool, json_members: f
         yield f"{where}: unsupported shape type {kind}"
 
 
-def _structure(shape: Any, value: Any, where: str, paths: bool, json_members: frozenset[str]) -> Iterator[str]:
+def _structure(shape: Any, value: Any, where: str, rules: _Rules, json_members: frozenset[str]) -> Iterator[str]:
     if not isinstance(value, dict):
-        yield f"{where}: expected an object for {shape.name}, got {value!r}"
+        yield from _unless(rules, f"{where}: expected an object for {shape.name}, got {value!r}")
         return
     given = set()
     for key, member_value in value.items():
-        dynamic = paths and key.endswith(".$")
+        dynamic = rules.paths and key.endswith(".$")
         name = key[:-2] if dynamic else key
         given.add(name)
         if name not in shape.members:
             yield f"{where}.{name}: not a member of {shape.name} (members: {', '.join(shape.members)})"
         elif dynamic:
             if not _is_path(member_value):
-                yield f"{where}.{key}: {member_value!r} is not a path or intrinsic function"
+                yield from _unless(rules, f"{where}.{key}: {member_value!r} is not a path or intrinsic function")
         elif name not in json_members:
-            yield from _problems(shape.members[name], member_value, f"{where}.{name}", paths, frozenset())
+            yield from _problems(shape.members[name], member_value, f"{where}.{name}", rules, frozenset())
     for required in shape.required_members:
         if required not in given:
-            yield f"{where}: required member {required} of {shape.name} is missing"
+            yield from _unless(rules, f"{where}: required member {required} of {shape.name} is missing")
 
 
 def _string(shape: Any, value: Any, where: str) -> Iterator[str]:
@@ -160,7 +183,7 @@ def _string(shape: Any, value: Any, where: str) -> Iterator[str]:
         yield f"{where}: expected a string, got {value!r}"
         return
     if shape.enum and value not in shape.enum:
-        yield f"{where}: {value!r} is not one of {shape.name}'s values ({', '.join(shape.enum)})"
+        yield f"{where}: {value!r} is not one of {shape.name}'s {len(shape.enum)} values"
     yield from _size(len(value), shape, where, "characters")
     pattern = shape.metadata.get("pattern")
     compiled = _compiled(pattern) if pattern else None
@@ -216,17 +239,22 @@ def validate_request(service: str, operation: str, params: Mapping[str, Any]) ->
 # -- definitions --------------------------------------------------------------------------------
 
 
-def task_problems(name: str, state: Mapping[str, Any]) -> list[str]:
+def task_problems(name: str, state: Mapping[str, Any], *, names_only: bool = False) -> list[str]:
     """Every problem of a Task's ``Parameters`` against the input shape of the operation it calls."""
     service, operation = operation_of(str(state["Resource"]))
     shape = operation_model(service, operation).input_shape
     parameters = state.get("Parameters", state.get("Arguments", {}))
     json_members = JSON_MEMBERS.get((service, operation), frozenset())
-    return shape_problems(shape, parameters, f"{name}.Parameters", paths_allowed=True, json_members=json_members)
+    return shape_problems(
+        shape, parameters, f"{name}.Parameters", paths_allowed=True, json_members=json_members, names_only=names_only
+    )
 
 
-def definition_problems(definition: str | Mapping[str, Any]) -> list[str]:
-    """Every problem of every Task state that calls a service integration (Parallel branches included)."""
+def definition_problems(definition: str | Mapping[str, Any], *, names_only: bool = False) -> list[str]:
+    """Every problem of every Task state that calls a service integration (Parallel branches included).
+
+    ``names_only`` checks what ``CreateStateMachine`` checks: parameter names.
+    """
     document = json.loads(definition) if isinstance(definition, str) else definition
     problems: list[str] = []
     for name, state in iter_states(document):
@@ -236,5 +264,5 @@ def definition_problems(definition: str | Mapping[str, Any]) -> list[str]:
             operation_of(str(state.get("Resource", "")))
         except ValueError:
             continue  # an activity or a bare function ARN: no input shape to check
-        problems.extend(task_problems(name, state))
+        problems.extend(task_problems(name, state, names_only=names_only))
     return problems

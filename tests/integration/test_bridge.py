@@ -15,12 +15,17 @@ import pytest
 from moto import mock_aws
 
 from lambdas.pipeline.quotas import service_quotas_lookup
+from offline.asl import RenderError, assert_only_placeholders_differ, render_definition
+from offline.shapes import definition_problems, request_problems
+from offline.synth import Synthesized
 from rehearsal import bridge, clock
-from rehearsal.cloud import TemplateError, assert_only_placeholders_differ, render_definition
-from rehearsal.functions import FunctionRuntime
+from rehearsal.cloud import TemplateError
 from rehearsal.runner import MOTO_CONFIG, Result, Scenario, rehearse
-from rehearsal.simulators import BedrockSimulator, Durations, Faults, SageMakerSimulator, ServiceQuotasSimulator
-from rehearsal.validation import definition_problems, request_problems
+from rehearsal.simulators.bedrock import BedrockSimulator
+from rehearsal.simulators.faults import Durations, Faults
+from rehearsal.simulators.functions import FunctionRuntime
+from rehearsal.simulators.sagemaker import SageMakerSimulator
+from rehearsal.simulators.service_quotas import ServiceQuotasSimulator
 from tests.integration.fixture_stack import definition, fixture_input, fixture_synthesized
 
 
@@ -115,7 +120,7 @@ def test_an_invalid_enum_in_the_job_request_is_rejected_like_the_service_would(t
     assert result.jobs == []
 
 
-def test_request_problems_add_enums_lengths_and_patterns_to_botocore_validation() -> None:
+def test_request_problems_name_unknown_members_lengths_and_patterns() -> None:
     problems = request_problems(
         "sagemaker",
         "CreateTrainingJob",
@@ -127,9 +132,12 @@ def test_request_problems_add_enums_lengths_and_patterns_to_botocore_validation(
         },
     )
     text = "\n".join(problems)
-    assert "Unknown parameter" in text and "Unknown" in text
-    assert "valid max length: 63" in text
-    assert "must match pattern" in text
+    assert "params.Unknown: not a member of CreateTrainingJobRequest" in text
+    assert "params.TrainingJobName: 79 characters, valid length [1, 63]" in text
+    assert "params.TrainingJobName: 'bad_name_" in text and "must match pattern" in text
+    assert request_problems("lambda", "Invoke", {"Payload": b"{}"}) == [
+        "params: required member FunctionName of InvocationRequest is missing"
+    ]
 
 
 def test_static_check_rejects_an_unknown_parameter_name() -> None:
@@ -137,10 +145,10 @@ def test_static_check_rejects_an_unknown_parameter_name() -> None:
     job = document["States"]["Train and wait"]["Branches"][1]["States"]["Run SFT training job"]
     job["Parameters"]["ResourceConfig"]["InstanceTyp"] = "ml.p5.48xlarge"
     job["Parameters"]["Tag"] = []
-    problems = definition_problems(document)
-    assert any("ResourceConfig.InstanceTyp" in p for p in problems)
-    assert any("Parameters.Tag " in p for p in problems)
-    assert definition_problems(definition()) == []
+    problems = definition_problems(document, names_only=True)
+    assert any("ResourceConfig.InstanceTyp: not a member" in p for p in problems)
+    assert any("Parameters.Tag: not a member" in p for p in problems)
+    assert definition_problems(definition(), names_only=True) == []
 
 
 def test_rendering_changes_nothing_but_placeholders() -> None:
@@ -148,9 +156,11 @@ def test_rendering_changes_nothing_but_placeholders() -> None:
     subs = {"Fn": "arn:aws:lambda:us-east-1:123456789012:function:f"}
     rendered = render_definition(synthesized, subs)
     assert_only_placeholders_differ(synthesized, rendered, subs)
-    with pytest.raises(TemplateError, match="beyond its placeholders"):
+    with pytest.raises(RenderError, match="beyond its placeholders"):
         assert_only_placeholders_differ(synthesized, rendered.replace('"C": 1', '"C": 2'), subs)
-    with pytest.raises(TemplateError, match="without a substitution"):
+    with pytest.raises(RenderError, match="without a substitution"):
+        render_definition(json.dumps({"A": "${Missing}"}), subs)
+    with pytest.raises(RenderError, match="without a substitution"):
         assert_only_placeholders_differ(json.dumps({"A": "${Missing}"}), "{}", subs)
 
 
@@ -252,7 +262,6 @@ def test_service_quotas_calls_reach_the_simulator_and_agree_with_sagemaker(tmp_p
 
 
 def test_a_jsonata_definition_is_refused_up_front(tmp_path: Path) -> None:
-    from rehearsal.cloud import Synthesized
     from tests.integration.fixture_stack import template
 
     document = template()

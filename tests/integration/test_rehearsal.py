@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from offline.synth import Synthesized
 from rehearsal import __main__ as cli
-from rehearsal.cloud import Synthesized
 from rehearsal.runner import Result, Scenario, rehearse
-from rehearsal.simulators import Durations
+from rehearsal.simulators.faults import Durations
 
 PREVIOUS_SFT_CHECKPOINT = "s3://customer-escrow-123456789012-smtj-0a1b2c3d/nova-earlier-run-sft-a1/checkpoint/"
 
