@@ -3,7 +3,8 @@
 :class:`SimulatedStack` provisions, in moto, what the state machine reaches:
 buckets, roles, Lambda functions (registered with the in-process runtime, same
 ``Handler`` and ``Environment``), SNS topics (each with a capture queue, so sent
-notifications can be read back) and queues; KMS keys get stable fake ARNs. A small resolver evaluates ``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Sub``,
+notifications can be read back) and queues; KMS keys get stable fake ARNs. A
+small resolver evaluates ``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Sub``,
 ``Fn::Select``, ``Fn::Split`` and the pseudo parameters against those resources.
 
 The definition is rendered as CloudFormation renders ``DefinitionSubstitutions``
