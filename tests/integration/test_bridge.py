@@ -21,6 +21,7 @@ from offline.synth import Synthesized
 from rehearsal import bridge, clock
 from rehearsal.cloud import TemplateError
 from rehearsal.runner import MOTO_CONFIG, Result, Scenario, rehearse
+from rehearsal.simulators import routing
 from rehearsal.simulators.bedrock import BedrockSimulator
 from rehearsal.simulators.faults import Durations, Faults
 from rehearsal.simulators.functions import FunctionRuntime
@@ -271,3 +272,44 @@ def test_a_jsonata_definition_is_refused_up_front(tmp_path: Path) -> None:
     )
     with pytest.raises(TemplateError, match="JSONata"):
         rehearse(Scenario(replace_input={}), synthesized=Synthesized(tmp_path, document))
+
+
+def test_importing_the_rehearsal_changes_nothing_until_a_run_routes_calls() -> None:
+    # Given a fresh interpreter, when every rehearsal module is imported, then botocore's handlers,
+    # the interpreter's classes and the standard streams are untouched; routing adds handlers only
+    # for the duration of its block
+    script = """
+import sys
+from botocore.handlers import BUILTIN_HANDLERS
+from moto.awslambda_simple.models import LambdaSimpleBackend
+before, invoke, streams = list(BUILTIN_HANDLERS), LambdaSimpleBackend.invoke, (sys.stdout, sys.stderr)
+import rehearsal.__main__, rehearsal.bridge, rehearsal.runner
+from rehearsal.simulators import bedrock, faults, functions, routing, sagemaker, service_quotas
+assert BUILTIN_HANDLERS == before, [h for h in BUILTIN_HANDLERS if h not in before]
+assert LambdaSimpleBackend.invoke is invoke and (sys.stdout, sys.stderr) == streams
+with routing.routed({"bedrock": object()}) as router:
+    assert set(router.handlers()) <= set(BUILTIN_HANDLERS)
+assert BUILTIN_HANDLERS == before
+print("clean")
+"""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "clean", result.stderr[-2000:]
+
+
+def test_routing_reaches_clients_of_an_existing_default_session_and_stops_when_the_run_ends() -> None:
+    class Quotas:
+        def list_service_quotas(self, params: dict) -> dict:
+            return {"Quotas": [{"QuotaName": "simulated", "Value": 1.0}]}
+
+    with mock_aws():
+        boto3.setup_default_session(region_name="us-east-1")
+        with routing.routed({"service-quotas": Quotas()}) as router:
+            client = boto3.client("service-quotas")
+            assert client.list_service_quotas(ServiceCode="sagemaker")["Quotas"][0]["QuotaName"] == "simulated"
+        assert router.calls == [("service-quotas", "ListServiceQuotas", {"ServiceCode": "sagemaker"})]
+        after = boto3.client("service-quotas")
+        with pytest.raises(NotImplementedError, match="list_service_quotas"):  # moto has no Service Quotas
+            after.list_service_quotas(ServiceCode="sagemaker")
