@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Capture, Match
 
-from offline.asl import pipeline_state_machine
+from offline.asl import pipeline_state_machine, placeholders
 from offline.synth import Synthesized
 from stacks.pipeline import _STAGES
 
@@ -114,7 +114,11 @@ def test_substitutions_name_the_stage_functions_the_sagemaker_role_and_the_key(s
         "Service": "sagemaker.amazonaws.com"
     }
     assert resources[substitutions["KmsKeyArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::KMS::Key"
-    assert len(substitutions) == len(_STAGES) + 3
+    # nothing else: every substitution is one of the above or a plain setting, and the definition uses each one
+    references = {f"{stage.construct_id}FunctionArn" for stage in _STAGES} | {"SageMakerRoleArn", "KmsKeyArn"}
+    assert {k for k, v in substitutions.items() if not isinstance(v, str)} == references
+    definition = synthesized.definition(pipeline_state_machine(synthesized.template_json))
+    assert placeholders(definition) == set(substitutions)
 
 
 def test_the_state_machine_role_has_only_the_actions_the_definition_needs(synthesized: Synthesized) -> None:

@@ -42,7 +42,15 @@ def test_data_and_artifacts_buckets_use_the_rotating_customer_key(synthesized: S
     template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
     keys = synthesized.resources("AWS::KMS::Key")
     buckets = _data_buckets(synthesized)
-    assert len(buckets) == 2
+    # the customer key protects exactly the buckets the pipeline reads and writes
+    pipeline_buckets = {
+        variables[name]["Ref"]
+        for function in synthesized.resources("AWS::Lambda::Function").values()
+        for variables in [function["Properties"].get("Environment", {}).get("Variables", {})]
+        for name in ("DATA_BUCKET", "ARTIFACTS_BUCKET")
+        if name in variables
+    }
+    assert pipeline_buckets and set(buckets) == pipeline_buckets
     for bucket in buckets.values():
         default = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
         key_ref = default["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]["Fn::GetAtt"][0]
