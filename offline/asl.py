@@ -6,8 +6,8 @@
   rendered definition is the synthesized one with nothing else changed.
 - :func:`placeholder_substitutions` gives every substitution of a synthesized
   template a stable stand-in ARN, for checks that need no provisioned resources.
-- :func:`iter_states` walks every state, Parallel branches and Map processors
-  included; :func:`successors` and :func:`longest_path` follow the happy path.
+- :func:`walk_states` and :func:`iter_states` walk every state, Parallel branches
+  and Map processors included; :func:`successors` and :func:`longest_path` follow the happy path.
 """
 
 from __future__ import annotations
@@ -127,15 +127,22 @@ def render(template: Mapping[str, Any], logical_id: str, text: str) -> tuple[dic
 # -- walking ------------------------------------------------------------------------------------
 
 
-def iter_states(definition: Mapping[str, Any]) -> Iterator[tuple[str, dict]]:
-    """``(name, state)`` of every state, Parallel branches and Map processors included."""
+def walk_states(definition: Mapping[str, Any], depth: int = 0) -> Iterator[tuple[int, str, dict]]:
+    """``(depth, name, state)`` of every state in definition order, each Parallel branch and Map
+    processor right after its state, one level deeper."""
     for name, state in definition.get("States", {}).items():
-        yield name, state
+        yield depth, name, state
         for branch in state.get("Branches", []):
-            yield from iter_states(branch)
+            yield from walk_states(branch, depth + 1)
         processor = state.get("ItemProcessor") or state.get("Iterator")
         if isinstance(processor, Mapping):
-            yield from iter_states(processor)
+            yield from walk_states(processor, depth + 1)
+
+
+def iter_states(definition: Mapping[str, Any]) -> Iterator[tuple[str, dict]]:
+    """``(name, state)`` of every state, Parallel branches and Map processors included."""
+    for _, name, state in walk_states(definition):
+        yield name, state
 
 
 def successors(state: Mapping[str, Any]) -> list[str]:
