@@ -37,8 +37,6 @@ _RESOURCE = re.compile(
     r"arn:aws[a-z-]*:states:::(?:aws-sdk:)?(?P<service>[a-z0-9-]+):(?P<action>[A-Za-z0-9]+)"
     r"(?:\.sync(?::2)?|\.waitForTaskToken)?"
 )
-
-
 # Integration service names that botocore spells differently.
 _SERVICE_ALIASES = {"states": "stepfunctions"}
 
