@@ -2,7 +2,8 @@
 
 :func:`synthesize` builds the app once per process and context, into a temporary
 folder removed when the process exits; every caller with the same context gets
-the same :class:`Synthesized`.
+the same :class:`Synthesized`. :func:`synthesize_into` builds it into a given
+folder, every time.
 """
 
 from __future__ import annotations
@@ -60,10 +61,15 @@ def synthesize(context: Mapping[str, Any] | None = None) -> Synthesized:
 
 
 def _synthesize(context: dict | None) -> Synthesized:
-    from app import build_app  # the repository root is on sys.path (pytest rootdir, ``python -m``)
-
     outdir = Path(tempfile.mkdtemp(prefix="offline-cdk-"))
     atexit.register(shutil.rmtree, outdir, ignore_errors=True)
-    build_app(context=context, outdir=str(outdir)).synth()
+    return synthesize_into(outdir, context)
+
+
+def synthesize_into(outdir: Path, context: Mapping[str, Any] | None = None) -> Synthesized:
+    """Synthesize the app into ``outdir``, uncached (a folder the caller keeps)."""
+    from app import build_app  # the repository root is on sys.path (pytest rootdir, ``python -m``)
+
+    build_app(context=dict(context) if context else None, outdir=str(outdir)).synth()
     template = json.loads((outdir / f"{STACK_NAME}.template.json").read_text())
     return Synthesized(outdir=outdir, template_json=template)
