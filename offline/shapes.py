@@ -81,6 +81,7 @@ def shape_problems(
     paths_allowed: bool = False,
     json_members: frozenset[str] = frozenset(),
     names_only: bool = False,
+    pascal_case: bool = False,
 ) -> list[str]:
     """Every reason ``value`` does not fit ``shape`` (empty when it fits).
 
@@ -88,8 +89,10 @@ def shape_problems(
     intrinsic function (definition parameters). ``json_members`` (top level) hold any JSON.
     ``names_only``: check member names alone, as ``CreateStateMachine`` does for the
     parameters of an optimized integration; values are the service's to refuse at run time.
+    ``pascal_case``: members are written with a capital first letter (``ModelIdentifier`` for
+    ``modelIdentifier``), as ``aws-sdk`` integrations write them.
     """
-    rules = _Rules(paths_allowed, names_only)
+    rules = _Rules(paths_allowed, names_only, pascal_case)
     return list(_problems(shape, value, where, rules, json_members))
 
 
@@ -97,6 +100,7 @@ def shape_problems(
 class _Rules:
     paths: bool
     names_only: bool
+    pascal_case: bool = False
 
 
 def _problems(shape: Shape, value: Any, where: str, rules: _Rules, json_members: frozenset[str]) -> Iterator[str]:
@@ -115,8 +119,9 @@ def _problems(shape: Shape, value: Any, where: str, rules: _Rules, json_members:
             yield from _unless(rules, f"{where}: expected a map, got {value!r}")
             return
         yield from _unless(rules, *_size(len(value), shape, where, "entries"))
+        literal_keys = _Rules(False, rules.names_only, rules.pascal_case)
         for key, item in value.items():
-            yield from _problems(shape.key, key, f"{where} key {key!r}", _Rules(False, rules.names_only), frozenset())
+            yield from _problems(shape.key, key, f"{where} key {key!r}", literal_keys, frozenset())
             yield from _problems(shape.value, item, f"{where}.{key}", rules, frozenset())
     elif not rules.names_only:
         yield from _scalar(shape, value, where)
@@ -159,21 +164,28 @@ def _structure(shape: Any, value: Any, where: str, rules: _Rules, json_members: 
     if not isinstance(value, dict):
         yield from _unless(rules, f"{where}: expected an object for {shape.name}, got {value!r}")
         return
+    members = {_written(m, rules): m for m in shape.members}
     given = set()
     for key, member_value in value.items():
         dynamic = rules.paths and key.endswith(".$")
         name = key[:-2] if dynamic else key
         given.add(name)
-        if name not in shape.members:
-            yield f"{where}.{name}: not a member of {shape.name} (members: {', '.join(shape.members)})"
+        if name not in members:
+            yield f"{where}.{name}: not a member of {shape.name} (members: {', '.join(members)})"
         elif dynamic:
             if not _is_path(member_value):
                 yield from _unless(rules, f"{where}.{key}: {member_value!r} is not a path or intrinsic function")
-        elif name not in json_members:
-            yield from _problems(shape.members[name], member_value, f"{where}.{name}", rules, frozenset())
+        elif members[name] not in json_members:
+            yield from _problems(shape.members[members[name]], member_value, f"{where}.{name}", rules, frozenset())
     for required in shape.required_members:
-        if required not in given:
-            yield from _unless(rules, f"{where}: required member {required} of {shape.name} is missing")
+        if _written(required, rules) not in given:
+            yield from _unless(
+                rules, f"{where}: required member {_written(required, rules)} of {shape.name} is missing"
+            )
+
+
+def _written(member: str, rules: _Rules) -> str:
+    return member[:1].upper() + member[1:] if rules.pascal_case else member
 
 
 def _string(shape: Any, value: Any, where: str) -> Iterator[str]:
@@ -239,12 +251,19 @@ def validate_request(service: str, operation: str, params: Mapping[str, Any]) ->
 
 def task_problems(name: str, state: Mapping[str, Any], *, names_only: bool = False) -> list[str]:
     """Every problem of a Task's ``Parameters`` against the input shape of the operation it calls."""
-    service, operation = operation_of(str(state["Resource"]))
+    resource = str(state["Resource"])
+    service, operation = operation_of(resource)
     shape = operation_model(service, operation).input_shape
     parameters = state.get("Parameters", state.get("Arguments", {}))
     json_members = JSON_MEMBERS.get((service, operation), frozenset())
     return shape_problems(
-        shape, parameters, f"{name}.Parameters", paths_allowed=True, json_members=json_members, names_only=names_only
+        shape,
+        parameters,
+        f"{name}.Parameters",
+        paths_allowed=True,
+        json_members=json_members,
+        names_only=names_only,
+        pascal_case=":::aws-sdk:" in resource,
     )
 
 

@@ -66,6 +66,15 @@ def test_requests_are_checked_with_the_same_rules() -> None:
     assert request_problems("lambda", "Invoke", {"FunctionName": "f", "Payload": {"any": "json"}}) == []
 
 
+def test_aws_sdk_integrations_write_members_with_a_capital_first_letter() -> None:
+    state = {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:bedrock:getCustomModel"}
+    assert task_problems("Get", {**state, "Parameters": {"ModelIdentifier.$": "$.model.arn"}}) == []
+    assert task_problems("Get", {**state, "Parameters": {"modelIdentifier.$": "$.model.arn"}}) == [
+        "Get.Parameters.modelIdentifier: not a member of GetCustomModelRequest (members: ModelIdentifier)",
+        "Get.Parameters: required member ModelIdentifier of GetCustomModelRequest is missing",
+    ]
+
+
 def test_integrations_name_their_botocore_operation() -> None:
     assert operation_of(JOB) == ("sagemaker", "CreateTrainingJob")
     assert operation_of("arn:aws:states:::states:startExecution.sync:2") == ("stepfunctions", "StartExecution")
