@@ -34,7 +34,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.support import FakeLambdaContext  # noqa: E402 - needs the repository root on sys.path
+from offline.lambda_context import FakeLambdaContext  # noqa: E402 - needs the repository root on sys.path
 
 BATCH = 512
 REPEATS = 40

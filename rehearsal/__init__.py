@@ -4,10 +4,12 @@
 integration tests (``tests/integration``) run every failure path through
 :func:`rehearsal.runner.rehearse`.
 
-- :mod:`rehearsal.cloud`: synthesize, provision simulated resources, render the definition;
-- :mod:`rehearsal.bridge`: the only patches of moto's interpreter (Lambda dispatch, SageMaker ``.sync``, time);
-- :mod:`rehearsal.simulators`: SageMaker jobs and Bedrock import/deployment;
-- :mod:`rehearsal.functions`: the in-process Lambda runtime;
+- :mod:`offline` (shared with the tests): synthesis, definition rendering and walking, botocore shape checks;
+- :mod:`rehearsal.cloud`: provision simulated resources, render the definition;
+- :mod:`rehearsal.bridge`: the only patches of moto's interpreter (Lambda dispatch, SageMaker ``.sync``, time),
+  active only while a rehearsal runs;
+- :mod:`rehearsal.simulators`: one module per simulated service (SageMaker, Bedrock, Service Quotas, the
+  in-process Lambda runtime) and the routing of boto3 calls to them;
 - :mod:`rehearsal.datasets`: generated SFT/RFT/evaluation data;
 - :mod:`rehearsal.runner` and :mod:`rehearsal.progress`: the run, its live view and its record.
 """

@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 
 from rehearsal.runner import Scenario, print_summary, rehearse
-from rehearsal.simulators import DEFAULT_QUOTAS, STAGES
+from rehearsal.simulators.faults import STAGES
+from rehearsal.simulators.service_quotas import DEFAULT_QUOTAS
 
 EVALUATIONS = ("final", "baseline", "sft")
 GPU = "ml.p5.48xlarge"

@@ -7,7 +7,7 @@ tells time. They are active inside :func:`installed` only.
 1. **Lambda dispatch** (``LambdaSimpleBackend.invoke``). moto without Docker
    echoes the payload instead of running code. An invocation of a function the
    harness created runs the project's real handler in-process
-   (:class:`rehearsal.functions.FunctionRuntime`); a handler exception becomes the
+   (:class:`rehearsal.simulators.functions.FunctionRuntime`); a handler exception becomes the
    service's error payload with ``X-Amz-Function-Error: Unhandled``, so the
    interpreter reports ``Error`` = exception class name and ``Cause`` = the JSON
    payload, and the definition's Retry/Catch see what they would see on AWS. This
@@ -89,10 +89,13 @@ from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
+from offline.shapes import validate_request
 from rehearsal import clock
-from rehearsal.functions import FunctionRuntime
-from rehearsal.simulators import HOOKS, BedrockSimulator, SageMakerSimulator, ServiceQuotasSimulator
-from rehearsal.validation import validate_request
+from rehearsal.simulators.bedrock import BedrockSimulator
+from rehearsal.simulators.functions import FunctionRuntime
+from rehearsal.simulators.routing import routed
+from rehearsal.simulators.sagemaker import SageMakerSimulator
+from rehearsal.simulators.service_quotas import ServiceQuotasSimulator
 
 
 class _Active:
@@ -353,12 +356,17 @@ def installed(
         patch(mock.patch.object(threading.Thread, "start", _thread_start))
         patch(mock.patch.object(threading.Thread, "run", _thread_run))
         patch(mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(_parse_once)))
-        _ACTIVE.runtime, _ACTIVE.sagemaker = runtime, sagemaker
-        HOOKS.routes.update(
-            {"sagemaker": sagemaker, "bedrock": bedrock, "service-quotas": service_quotas or ServiceQuotasSimulator()}
+        patch(
+            routed(
+                {
+                    "sagemaker": sagemaker,
+                    "bedrock": bedrock,
+                    "service-quotas": service_quotas or ServiceQuotasSimulator(),
+                }
+            )
         )
+        _ACTIVE.runtime, _ACTIVE.sagemaker = runtime, sagemaker
         try:
             yield
         finally:
-            HOOKS.routes.clear()
             _ACTIVE.runtime = _ACTIVE.sagemaker = None

@@ -1,17 +1,17 @@
-"""From the synthesized template to simulated resources and the rendered state machine definition.
+"""From the synthesized template (:mod:`offline.synth`) to simulated resources and the rendered definition.
 
-:func:`synthesize` builds the CDK app in-process (exactly what ``cdk synth`` does,
-cdk-nag included). :class:`SimulatedStack` then provisions, in moto, what the
-state machine reaches: buckets, roles, Lambda functions (registered with the
-in-process runtime, same ``Handler`` and ``Environment``), SNS topics (each with
-a capture queue, so sent notifications can be read back) and queues; KMS keys
-get stable fake ARNs. A
+:class:`SimulatedStack` provisions, in moto, what the state machine reaches:
+buckets, roles, Lambda functions (registered with the in-process runtime, same
+``Handler`` and ``Environment``), SNS topics (each with a capture queue, so sent
+notifications can be read back) and queues; KMS keys get stable fake ARNs. A
 small resolver evaluates ``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Sub``,
 ``Fn::Select``, ``Fn::Split`` and the pseudo parameters against those resources.
 
 The definition is rendered as CloudFormation renders ``DefinitionSubstitutions``
-(each ``${key}`` replaced by the resolved value), and :func:`assert_only_placeholders_differ`
-proves that the definition under test is the synthesized one with nothing else changed.
+(:func:`offline.asl.render_definition`, each ``${key}`` replaced by the resolved
+value), proven to differ from the synthesized one only in its placeholders, and
+its Task parameter names checked against botocore's input shapes, as
+``CreateStateMachine`` checks them (:func:`offline.shapes.definition_problems`).
 """
 
 from __future__ import annotations
@@ -19,44 +19,24 @@ from __future__ import annotations
 import io
 import json
 import re
-import tempfile
 import uuid
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
 
-from rehearsal.functions import FunctionRuntime
-from rehearsal.validation import definition_problems
-from stacks.assembly import definition_text
+from offline import ACCOUNT
+from offline.asl import RenderError, assert_only_placeholders_differ, render_definition
+from offline.shapes import definition_problems
+from offline.synth import STACK_NAME, Synthesized
+from rehearsal.simulators.functions import FunctionRuntime
 
-STACK_NAME = "NovaCustomization"
-ACCOUNT = "123456789012"  # moto's default account
-PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 _HASH_SUFFIX = re.compile(r"[0-9A-F]{8}$")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class TemplateError(RuntimeError):
     """The template cannot be rehearsed (no state machine, an unsupported intrinsic, a bad definition)."""
-
-
-@dataclass(frozen=True)
-class Synthesized:
-    outdir: Path
-    template: dict
-
-
-def synthesize(outdir: Path | None = None, context: dict | None = None) -> Synthesized:
-    """Synthesize the CDK app in-process into ``outdir`` (a temporary folder by default)."""
-    from app import build_app  # the repository root is on sys.path for ``python -m rehearsal``
-
-    target = Path(outdir or tempfile.mkdtemp(prefix="rehearsal-cdk-"))
-    build_app(context=context, outdir=str(target)).synth()
-    template = json.loads((target / f"{STACK_NAME}.template.json").read_text())
-    return Synthesized(outdir=target, template=template)
 
 
 def friendly_name(logical_id: str) -> str:
@@ -65,41 +45,6 @@ def friendly_name(logical_id: str) -> str:
     ``SageMakerGradersLabelFunction1A2B3C4D`` -> ``SageMakerGradersLabelFunction``.
     """
     return _HASH_SUFFIX.sub("", logical_id) or logical_id
-
-
-def render_definition(template_definition: str, substitutions: dict[str, str]) -> str:
-    """Replace ``${key}`` for every key of ``substitutions``, as CloudFormation does."""
-    return PLACEHOLDER.sub(lambda m: substitutions.get(m.group(1), m.group(0)), template_definition)
-
-
-def assert_only_placeholders_differ(template_definition: str, rendered: str, substitutions: dict[str, str]) -> None:
-    """The rendered definition is the synthesized one except where a ``${...}`` placeholder was substituted."""
-    # Only name-like placeholders count: prose such as "${...}" in a Comment is left as it is.
-    names = {m.group(1) for m in PLACEHOLDER.finditer(template_definition) if _NAME.fullmatch(m.group(1))}
-    missing = sorted(names - set(substitutions))
-    if missing:
-        raise TemplateError(f"definition placeholders without a substitution: {', '.join(missing)}")
-    differences: list[str] = []
-    _compare(json.loads(template_definition), json.loads(rendered), substitutions, "$", differences)
-    if differences:
-        raise TemplateError("rendered definition differs beyond its placeholders: " + "; ".join(differences[:5]))
-
-
-def _compare(synth: Any, rendered: Any, subs: dict[str, str], path: str, out: list[str]) -> None:
-    if isinstance(synth, dict) and isinstance(rendered, dict):
-        if synth.keys() != rendered.keys():
-            out.append(f"{path}: keys differ")
-        for key in synth.keys() & rendered.keys():
-            _compare(synth[key], rendered[key], subs, f"{path}.{key}", out)
-    elif isinstance(synth, list) and isinstance(rendered, list):
-        if len(synth) != len(rendered):
-            out.append(f"{path}: lengths differ")
-        for index, (a, b) in enumerate(zip(synth, rendered, strict=False)):
-            _compare(a, b, subs, f"{path}[{index}]", out)
-    elif synth != rendered and not (
-        isinstance(synth, str) and PLACEHOLDER.search(synth) and render_definition(synth, subs) == rendered
-    ):
-        out.append(f"{path}: {synth!r} -> {rendered!r}")
 
 
 @dataclass
@@ -121,7 +66,7 @@ class SimulatedStack:
 
     @property
     def resources(self) -> dict[str, dict]:
-        return self.synthesized.template["Resources"]
+        return self.synthesized.template_json["Resources"]
 
     def of_type(self, resource_type: str) -> list[str]:
         return [lid for lid, r in self.resources.items() if r["Type"] == resource_type]
@@ -161,11 +106,14 @@ class SimulatedStack:
         props = self.resources[self.state_machine_logical_id]["Properties"]
         self.definition_template = self._definition_template(props)
         self.substitutions = {k: _as_text(self.resolve(v)) for k, v in props.get("DefinitionSubstitutions", {}).items()}
-        self.definition = render_definition(self.definition_template, self.substitutions)
-        assert_only_placeholders_differ(self.definition_template, self.definition, self.substitutions)
+        try:
+            self.definition = render_definition(self.definition_template, self.substitutions)
+            assert_only_placeholders_differ(self.definition_template, self.definition, self.substitutions)
+        except RenderError as error:
+            raise TemplateError(str(error)) from error
         if re.search(r'"QueryLanguage"\s*:\s*"JSONata"', self.definition):
             raise TemplateError("the definition uses JSONata, which moto's interpreter cannot evaluate offline")
-        problems = definition_problems(self.definition)
+        problems = definition_problems(self.definition, names_only=True)
         if problems:
             raise TemplateError("definition rejected: " + "; ".join(problems))
         role_arn = self.resolve(props["RoleArn"])
@@ -182,7 +130,7 @@ class SimulatedStack:
         if "DefinitionString" in props:
             return _as_text(self.resolve(props["DefinitionString"]))
         if "DefinitionS3Location" in props:
-            return definition_text(props, self.synthesized.outdir, STACK_NAME)
+            return self.synthesized.definition(self.state_machine_logical_id)
         if "Definition" in props:
             return json.dumps(props["Definition"])
         raise TemplateError("the state machine has no definition")

@@ -27,19 +27,16 @@ import boto3
 from moto import mock_aws
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
+from offline import ACCOUNT
+from offline.synth import STACK_NAME, Synthesized, synthesize
 from rehearsal import bridge, clock, datasets
-from rehearsal.cloud import STACK_NAME, SimulatedStack, Synthesized, synthesize
-from rehearsal.functions import FunctionRuntime
+from rehearsal.cloud import SimulatedStack
 from rehearsal.progress import ProgressView, Span, fmt_minutes, timeline_lines
-from rehearsal.simulators import (
-    DEFAULT_QUOTAS,
-    FLAT_METRICS,
-    BedrockSimulator,
-    Durations,
-    Faults,
-    SageMakerSimulator,
-    ServiceQuotasSimulator,
-)
+from rehearsal.simulators.bedrock import BedrockSimulator
+from rehearsal.simulators.faults import FLAT_METRICS, Durations, Faults
+from rehearsal.simulators.functions import FunctionRuntime
+from rehearsal.simulators.sagemaker import SageMakerSimulator
+from rehearsal.simulators.service_quotas import DEFAULT_QUOTAS, ServiceQuotasSimulator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASET_PREFIX = "datasets/rehearsal"
@@ -157,7 +154,7 @@ def rehearse(
         faults, durations = scenario.faults(), scenario.durations
         region = os.environ["AWS_DEFAULT_REGION"]
         sagemaker = SageMakerSimulator(
-            account="123456789012",
+            account=ACCOUNT,
             region=region,
             epoch=epoch,
             faults=faults,
@@ -166,7 +163,7 @@ def rehearse(
             quotas=scenario.quotas,
         )
         bedrock = BedrockSimulator(
-            account="123456789012",
+            account=ACCOUNT,
             region=region,
             epoch=epoch,
             faults=faults,

@@ -11,19 +11,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from offline.asl import walk_states
 from stacks.assembly import definition_text
 
 
-def _states(definition: dict[str, Any], depth: int = 0) -> list[str]:
+def _states(definition: dict[str, Any]) -> list[str]:
     """State names in definition order, branches of Parallel/Map indented beneath their state."""
-    lines: list[str] = []
-    for name, state in definition.get("States", {}).items():
-        lines.append(f"{'  ' * depth}- {name} ({state['Type']})")
-        for branch in state.get("Branches", []):
-            lines.extend(_states(branch, depth + 1))
-        if "ItemProcessor" in state or "Iterator" in state:
-            lines.extend(_states(state.get("ItemProcessor") or state["Iterator"], depth + 1))
-    return lines
+    return [f"{'  ' * depth}- {name} ({state['Type']})" for depth, name, state in walk_states(definition)]
 
 
 def summarize(assembly_dir: Path) -> str:

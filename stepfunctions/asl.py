@@ -130,9 +130,19 @@ class Flow:
         return {"StartAt": next(iter(self.states)), "States": self.states}
 
 
-def iter_states(definition: Mapping[str, Any]) -> Iterator[tuple[str, State]]:
-    """``(name, state)`` of every state of a definition, Parallel branches included."""
-    for name, state in definition["States"].items():
-        yield name, state
+def walk_states(definition: Mapping[str, Any], depth: int = 0) -> Iterator[tuple[int, str, State]]:
+    """``(depth, name, state)`` of every state in definition order, each Parallel branch and Map
+    processor right after its state, one level deeper."""
+    for name, state in definition.get("States", {}).items():
+        yield depth, name, state
         for branch in state.get("Branches", []):
-            yield from iter_states(branch)
+            yield from walk_states(branch, depth + 1)
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if isinstance(processor, Mapping):
+            yield from walk_states(processor, depth + 1)
+
+
+def iter_states(definition: Mapping[str, Any]) -> Iterator[tuple[str, State]]:
+    """``(name, state)`` of every state, Parallel branches and Map processors included."""
+    for _, name, state in walk_states(definition):
+        yield name, state

@@ -1,15 +1,15 @@
-"""One synthesis of the app shared by every infrastructure test."""
+"""The app's synthesis (once per process, shared with the integration tier) for every infrastructure test."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.synth import Synthesized, synthesize
+from offline.synth import Synthesized, synthesize
 
 
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize(tmp_path_factory.mktemp("cdk.out"))
+def synthesized() -> Synthesized:
+    return synthesize()
 
 
 @pytest.fixture(scope="session")

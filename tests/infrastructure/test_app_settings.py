@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from offline.synth import Synthesized, synthesize
 from stacks.config import PipelineSettings, SettingsError
 from stacks.summary import summarize
-from tests.synth import Synthesized
 
 
 @pytest.mark.parametrize(
@@ -101,3 +101,10 @@ def test_the_stack_outputs_what_a_user_needs_after_deploying(synthesized: Synthe
         assert outputs[name]["Description"]
     state_machines = synthesized.resources("AWS::StepFunctions::StateMachine")
     assert outputs["StateMachineArn"]["Value"]["Ref"] in state_machines
+
+
+def test_the_app_is_synthesized_once_per_process_and_context(synthesized: Synthesized) -> None:
+    assert synthesize() is synthesized
+    without_retention = synthesize(context={"retainData": False})
+    assert without_retention is synthesize(context={"retainData": False})
+    assert without_retention.outdir != synthesized.outdir

@@ -9,8 +9,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Match, Template
 
 from lambdas.reward.presets import list_presets
+from offline.synth import Synthesized
 from stacks.graders import Graders, judge_model_ids
-from tests.synth import Synthesized
 
 
 def _grader_functions(synthesized: Synthesized) -> dict[str, dict]:

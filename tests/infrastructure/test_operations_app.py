@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from offline.synth import Synthesized, synthesize
 from stacks.config import PipelineSettings, SettingsError
-from tests.synth import Synthesized, synthesize
 
 
 def _pipeline_state_machine(synthesized: Synthesized) -> str:
@@ -47,10 +46,8 @@ def test_default_context_has_no_schedule_and_no_email(synthesized: Synthesized) 
     assert synthesized.resources("AWS::SNS::Subscription") == {}
 
 
-def test_context_adds_the_schedule_and_the_email_subscription(tmp_path: Path) -> None:
-    synthesized = synthesize(
-        tmp_path, context={"notificationEmail": "ml-team@example.com", "retrainSchedule": "rate(7 days)"}
-    )
+def test_context_adds_the_schedule_and_the_email_subscription() -> None:
+    synthesized = synthesize(context={"notificationEmail": "ml-team@example.com", "retrainSchedule": "rate(7 days)"})
     [schedule] = synthesized.resources("AWS::Scheduler::Schedule").values()
     assert schedule["Properties"]["ScheduleExpression"] == "rate(7 days)"
     assert json.loads(schedule["Properties"]["Target"]["Input"])["pipeline"] == "nova"

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Capture, Match
 
+from offline.asl import pipeline_state_machine, placeholders
+from offline.synth import Synthesized
 from stepfunctions.pipeline import FUNCTIONS
-from tests.synth import Synthesized
-from tests.unit.pipeline.asl_support import pipeline_state_machine
 
 HANDLERS = "lambdas.pipeline.handlers."
 ACCOUNT_REGION = [{"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"}]
@@ -114,11 +114,11 @@ def test_substitutions_name_the_stage_functions_the_sagemaker_role_and_the_key(s
         "Service": "sagemaker.amazonaws.com"
     }
     assert resources[substitutions["KmsKeyArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::KMS::Key"
-    assert set(substitutions) == {f"{f.construct_id}FunctionArn" for f in FUNCTIONS} | {
-        "SageMakerRoleArn",
-        "KmsKeyArn",
-        "PipelineName",
-    }
+    # nothing else: every substitution is one of the above or a plain setting, and the definition uses each one
+    references = {f"{function.construct_id}FunctionArn" for function in FUNCTIONS} | {"SageMakerRoleArn", "KmsKeyArn"}
+    assert {k for k, v in substitutions.items() if not isinstance(v, str)} == references
+    definition = synthesized.definition(pipeline_state_machine(synthesized.template_json))
+    assert placeholders(definition) == set(substitutions)
 
 
 def test_the_state_machine_role_has_only_the_actions_the_definition_needs(synthesized: Synthesized) -> None:

@@ -15,16 +15,10 @@ from pathlib import Path
 import pytest
 
 from lambdas.pipeline.naming import STAGES
+from offline.asl import DEFINITION_FILE, iter_states, pipeline_state_machine, render
+from offline.shapes import operation_of, task_problems
+from offline.synth import Synthesized
 from stepfunctions.pipeline import FUNCTIONS
-from tests.synth import Synthesized
-from tests.unit.pipeline.asl_support import (
-    DEFINITION_FILE,
-    iter_states,
-    operation_of,
-    pipeline_state_machine,
-    render,
-    task_problems,
-)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"

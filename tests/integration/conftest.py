@@ -1,7 +1,7 @@
 """Integration tier: the rehearsal harness (rehearsal/) running state machines on moto.
 
-The app is synthesized once per session; every scenario then runs the same
-synthesized definition against fresh simulated AWS.
+The app is synthesized once per process (:func:`offline.synth.synthesize`); every
+scenario then runs the same synthesized definition against fresh simulated AWS.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from rehearsal.cloud import Synthesized, synthesize
+from offline.synth import Synthesized, synthesize
 
 
 @pytest.fixture(scope="session")
-def app_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize(tmp_path_factory.mktemp("cdk.out"))
+def app_synthesized() -> Synthesized:
+    return synthesize()
 
 
 @pytest.fixture

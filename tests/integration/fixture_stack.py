@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rehearsal.cloud import Synthesized
+from offline.synth import Synthesized
 
 HANDLERS = "tests.integration.fixture_handlers"
 SFT_IMAGE = "708977205387.dkr.ecr.us-east-1.amazonaws.com/nova-fine-tune-repo:SM-TJ-SFT-V2-latest"
@@ -173,7 +173,7 @@ def template(instance_type: str = "ml.p5.48xlarge") -> dict:
 
 
 def fixture_synthesized(tmp: Path, instance_type: str = "ml.p5.48xlarge") -> Synthesized:
-    return Synthesized(outdir=tmp, template=template(instance_type))
+    return Synthesized(outdir=tmp, template_json=template(instance_type))
 
 
 DATA_BUCKET = "novacustomization-storagedatabucket-sim"

@@ -15,12 +15,18 @@ import pytest
 from moto import mock_aws
 
 from lambdas.pipeline.quotas import service_quotas_lookup
+from offline.asl import RenderError, assert_only_placeholders_differ, render_definition
+from offline.shapes import definition_problems, request_problems
+from offline.synth import Synthesized
 from rehearsal import bridge, clock
-from rehearsal.cloud import TemplateError, assert_only_placeholders_differ, render_definition
-from rehearsal.functions import FunctionRuntime
+from rehearsal.cloud import TemplateError
 from rehearsal.runner import MOTO_CONFIG, Result, Scenario, rehearse
-from rehearsal.simulators import BedrockSimulator, Durations, Faults, SageMakerSimulator, ServiceQuotasSimulator
-from rehearsal.validation import definition_problems, request_problems
+from rehearsal.simulators import routing
+from rehearsal.simulators.bedrock import BedrockSimulator
+from rehearsal.simulators.faults import Durations, Faults
+from rehearsal.simulators.functions import FunctionRuntime
+from rehearsal.simulators.sagemaker import SageMakerSimulator
+from rehearsal.simulators.service_quotas import ServiceQuotasSimulator
 from tests.integration.fixture_stack import definition, fixture_input, fixture_synthesized
 
 
@@ -115,7 +121,7 @@ def test_an_invalid_enum_in_the_job_request_is_rejected_like_the_service_would(t
     assert result.jobs == []
 
 
-def test_request_problems_add_enums_lengths_and_patterns_to_botocore_validation() -> None:
+def test_request_problems_name_unknown_members_lengths_and_patterns() -> None:
     problems = request_problems(
         "sagemaker",
         "CreateTrainingJob",
@@ -127,9 +133,12 @@ def test_request_problems_add_enums_lengths_and_patterns_to_botocore_validation(
         },
     )
     text = "\n".join(problems)
-    assert "Unknown parameter" in text and "Unknown" in text
-    assert "valid max length: 63" in text
-    assert "must match pattern" in text
+    assert "params.Unknown: not a member of CreateTrainingJobRequest" in text
+    assert "params.TrainingJobName: 79 characters, valid length [1, 63]" in text
+    assert "params.TrainingJobName: 'bad_name_" in text and "must match pattern" in text
+    assert request_problems("lambda", "Invoke", {"Payload": b"{}"}) == [
+        "params: required member FunctionName of InvocationRequest is missing"
+    ]
 
 
 def test_static_check_rejects_an_unknown_parameter_name() -> None:
@@ -137,10 +146,10 @@ def test_static_check_rejects_an_unknown_parameter_name() -> None:
     job = document["States"]["Train and wait"]["Branches"][1]["States"]["Run SFT training job"]
     job["Parameters"]["ResourceConfig"]["InstanceTyp"] = "ml.p5.48xlarge"
     job["Parameters"]["Tag"] = []
-    problems = definition_problems(document)
-    assert any("ResourceConfig.InstanceTyp" in p for p in problems)
-    assert any("Parameters.Tag " in p for p in problems)
-    assert definition_problems(definition()) == []
+    problems = definition_problems(document, names_only=True)
+    assert any("ResourceConfig.InstanceTyp: not a member" in p for p in problems)
+    assert any("Parameters.Tag: not a member" in p for p in problems)
+    assert definition_problems(definition(), names_only=True) == []
 
 
 def test_rendering_changes_nothing_but_placeholders() -> None:
@@ -148,9 +157,11 @@ def test_rendering_changes_nothing_but_placeholders() -> None:
     subs = {"Fn": "arn:aws:lambda:us-east-1:123456789012:function:f"}
     rendered = render_definition(synthesized, subs)
     assert_only_placeholders_differ(synthesized, rendered, subs)
-    with pytest.raises(TemplateError, match="beyond its placeholders"):
+    with pytest.raises(RenderError, match="beyond its placeholders"):
         assert_only_placeholders_differ(synthesized, rendered.replace('"C": 1', '"C": 2'), subs)
-    with pytest.raises(TemplateError, match="without a substitution"):
+    with pytest.raises(RenderError, match="without a substitution"):
+        render_definition(json.dumps({"A": "${Missing}"}), subs)
+    with pytest.raises(RenderError, match="without a substitution"):
         assert_only_placeholders_differ(json.dumps({"A": "${Missing}"}), "{}", subs)
 
 
@@ -252,7 +263,6 @@ def test_service_quotas_calls_reach_the_simulator_and_agree_with_sagemaker(tmp_p
 
 
 def test_a_jsonata_definition_is_refused_up_front(tmp_path: Path) -> None:
-    from rehearsal.cloud import Synthesized
     from tests.integration.fixture_stack import template
 
     document = template()
@@ -262,3 +272,44 @@ def test_a_jsonata_definition_is_refused_up_front(tmp_path: Path) -> None:
     )
     with pytest.raises(TemplateError, match="JSONata"):
         rehearse(Scenario(replace_input={}), synthesized=Synthesized(tmp_path, document))
+
+
+def test_importing_the_rehearsal_changes_nothing_until_a_run_routes_calls() -> None:
+    # Given a fresh interpreter, when every rehearsal module is imported, then botocore's handlers,
+    # the interpreter's classes and the standard streams are untouched; routing adds handlers only
+    # for the duration of its block
+    script = """
+import sys
+from botocore.handlers import BUILTIN_HANDLERS
+from moto.awslambda_simple.models import LambdaSimpleBackend
+before, invoke, streams = list(BUILTIN_HANDLERS), LambdaSimpleBackend.invoke, (sys.stdout, sys.stderr)
+import rehearsal.__main__, rehearsal.bridge, rehearsal.runner
+from rehearsal.simulators import bedrock, faults, functions, routing, sagemaker, service_quotas
+assert BUILTIN_HANDLERS == before, [h for h in BUILTIN_HANDLERS if h not in before]
+assert LambdaSimpleBackend.invoke is invoke and (sys.stdout, sys.stderr) == streams
+with routing.routed({"bedrock": object()}) as router:
+    assert set(router.handlers()) <= set(BUILTIN_HANDLERS)
+assert BUILTIN_HANDLERS == before
+print("clean")
+"""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "clean", result.stderr[-2000:]
+
+
+def test_routing_reaches_clients_of_an_existing_default_session_and_stops_when_the_run_ends() -> None:
+    class Quotas:
+        def list_service_quotas(self, params: dict) -> dict:
+            return {"Quotas": [{"QuotaName": "simulated", "Value": 1.0}]}
+
+    with mock_aws():
+        boto3.setup_default_session(region_name="us-east-1")
+        with routing.routed({"service-quotas": Quotas()}) as router:
+            client = boto3.client("service-quotas")
+            assert client.list_service_quotas(ServiceCode="sagemaker")["Quotas"][0]["QuotaName"] == "simulated"
+        assert router.calls == [("service-quotas", "ListServiceQuotas", {"ServiceCode": "sagemaker"})]
+        after = boto3.client("service-quotas")
+        with pytest.raises(NotImplementedError, match="list_service_quotas"):  # moto has no Service Quotas
+            after.list_service_quotas(ServiceCode="sagemaker")

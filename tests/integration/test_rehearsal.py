@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from offline.synth import Synthesized
 from rehearsal import __main__ as cli
-from rehearsal.cloud import Synthesized
 from rehearsal.runner import Result, Scenario, rehearse
-from rehearsal.simulators import Durations
+from rehearsal.simulators.faults import Durations
 
 PREVIOUS_SFT_CHECKPOINT = "s3://customer-escrow-123456789012-smtj-0a1b2c3d/nova-earlier-run-sft-a1/checkpoint/"
 
@@ -98,17 +98,18 @@ def test_happy_path_sends_the_notification(happy: Result) -> None:
 
 # -- injected failures --------------------------------------------------------------------------
 
-_STAGE_WORDS = {
-    "preflight": "preflight",
-    "sft": "sft",
-    "rft": "rft",
-    "eval": "eval",
-    "import": "import",
-    "deploy": "deploy",
+# Injected failure -> (the stage run.json's error names, what its cause says about the injected fault).
+_RECORDED_FAILURES = {
+    "preflight": ("preflight", "not valid JSON"),
+    "sft": ("sft", "CUDA out of memory while training"),
+    "rft": ("rft", "CUDA out of memory while training"),
+    "eval": ("finalEval", "CUDA out of memory while evaluating"),
+    "import": ("import", "checkpoint validation error"),
+    "deploy": ("deploy", "insufficient capacity"),
 }
 
 
-@pytest.mark.parametrize("stage", list(_STAGE_WORDS))
+@pytest.mark.parametrize("stage", list(_RECORDED_FAILURES))
 def test_an_injected_failure_ends_the_run_failed_at_its_stage(
     stage: str, app_synthesized: Synthesized, out_dir: Path
 ) -> None:
@@ -116,8 +117,9 @@ def test_an_injected_failure_ends_the_run_failed_at_its_stage(
     assert result.status == "FAILED"
     assert result.exit_code != 0
     assert result.run is not None and result.run.get("status") == "FAILED"
-    error = json.dumps(result.run.get("error")).lower()
-    assert _STAGE_WORDS[stage] in error, result.run.get("error")
+    recorded_stage, cause = _RECORDED_FAILURES[stage]
+    assert result.run["error"]["stage"] == recorded_stage, result.run["error"]
+    assert cause in result.run["error"]["cause"], result.run["error"]
     # nothing half-created: no job still running, every Bedrock resource recorded
     assert result.problems == []
     assert result.notifications and "FAILED" in result.notifications[-1]["subject"]

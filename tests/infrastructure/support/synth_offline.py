@@ -27,6 +27,8 @@ socket.create_connection = lambda address, *a, **k: _refuse(f"connect {address!r
 socket.getaddrinfo = lambda host, *a, **k: _refuse(f"dns {host}")
 
 sys.path.insert(0, os.getcwd())
-from app import build_app  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-build_app(outdir=sys.argv[1]).synth()
+from offline.synth import synthesize_into  # noqa: E402
+
+synthesize_into(Path(sys.argv[1]))

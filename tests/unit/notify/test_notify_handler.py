@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support import FakeLambdaContext
+from offline.lambda_context import FakeLambdaContext
 from tests.unit.report.samples import SUCCEEDED_RUN, failed_run
 
 REGION = "us-east-1"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,15 +54,3 @@ def pipeline_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
-
-
-def put_archive(s3: Any, uri: str, members: dict[str, bytes]) -> None:
-    """Upload a tar.gz holding ``members`` (name -> content) to ``uri``."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    bucket, key = uri[len("s3://") :].split("/", 1)
-    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())

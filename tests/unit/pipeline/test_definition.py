@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from lambdas.pipeline import bedrock, gate, handlers, metrics, naming, record, retry
+from offline.asl import iter_states, load_definition, longest_path
 from stepfunctions.pipeline import DEFINITION_FILE, ENABLED, FUNCTIONS, render, title
 from tests.unit.pipeline import samples
-from tests.unit.pipeline.asl_support import iter_states, load_definition, longest_path
 from tests.unit.pipeline.test_bedrock import FakeBedrock
 from tests.unit.pipeline.test_jobs import FakeSageMaker
 from tests.unit.pipeline.test_record import MODEL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import sys
@@ -10,12 +11,12 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from lambdas.pipeline import environment
+from lambdas.pipeline import bedrock, environment
 from lambdas.pipeline.run_input import RunInputError
 from lambdas.reward.config import reward_function
-from tests.support import FakeLambdaContext
+from offline.archive import put_archive
+from offline.lambda_context import FakeLambdaContext
 from tests.unit.pipeline import samples
-from tests.unit.pipeline.conftest import put_archive
 
 CONTEXT = FakeLambdaContext("pipeline-test", aws_request_id="request-1")
 
@@ -140,9 +141,16 @@ def test_the_job_stages_chain_through_the_handlers(
     assert decision["passed"] is True and decision["champion"] is None
 
 
-def test_the_bedrock_client_is_checked_before_use(handlers: Any, aws: None) -> None:
-    client = handlers.bedrock_client()
-    assert hasattr(client, "create_custom_model_deployment")
+def test_the_bedrock_client_is_checked_before_use(handlers: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a boto3 that predates the custom-model import and deployment operations
+    class OldBedrock:
+        def get_custom_model(self, **kwargs: Any) -> dict:
+            raise AssertionError("called an operation of a client that failed its check")
+
+    monkeypatch.setattr(handlers, "client", functools.lru_cache(lambda service: OldBedrock()))
+    # When a Bedrock stage runs, then it stops before any call and names what is missing
+    with pytest.raises(bedrock.BedrockClientTooOld, match="create_custom_model, create_custom_model_deployment"):
+        handlers.check_model_import({"model": {"arn": "arn:model", "name": "m"}}, CONTEXT)
 
 
 def test_record_handlers_write_the_run_record(handlers: Any, s3: Any) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from lambdas.pipeline.outputs import JobOutputError, normalize_metrics, read_checkpoint, read_metrics
+from offline.archive import put_archive
 from tests.unit.pipeline import samples
-from tests.unit.pipeline.conftest import put_archive
 
 ARCHIVE = f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/jobs/sft/nova-run-1-sft-a1/output/output.tar.gz"
 

@@ -10,7 +10,7 @@ import pytest
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics.provider import cold_start
 
-from tests.support import FakeLambdaContext
+from offline.lambda_context import FakeLambdaContext
 
 HANDLER_MODULE = "lambdas.reward.handler"
 

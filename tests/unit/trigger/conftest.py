@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support import FakeLambdaContext
+from offline.lambda_context import FakeLambdaContext
 
 PIPELINE = "nova"
 REGION = "us-east-1"

@@ -26,10 +26,11 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from offline.lambda_context import FakeLambdaContext
 from rehearsal import clock
 
 # Simulated duration of one function call (cold starts and S3 round trips included).
@@ -40,26 +41,6 @@ _RUNTIME_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
 }
-
-
-@dataclass
-class FakeLambdaContext:
-    """The attributes of ``awslambdaric``'s context object that handlers and Powertools read."""
-
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int = 512
-    function_version: str = "$LATEST"
-    timeout_seconds: int = 60
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = ""
-    log_stream_name: str = "rehearsal"
-    identity: Any = None
-    client_context: Any = None
-    tenant_id: Any = None
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.timeout_seconds * 1000
 
 
 @dataclass
@@ -191,9 +172,10 @@ class FunctionRuntime:
                     context = FakeLambdaContext(
                         function_name=spec["name"],
                         invoked_function_arn=arn,
+                        region=arn.split(":")[3],
                         memory_limit_in_mb=spec["memory"],
                         timeout_seconds=spec["timeout"],
-                        log_group_name=f"/aws/lambda/{spec['name']}",
+                        log_stream_name="rehearsal",
                     )
                     result = handler(json.loads(json.dumps(event)), context)
                     try:
