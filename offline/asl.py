@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from offline import ACCOUNT, REGION
@@ -26,7 +25,6 @@ from stepfunctions.asl import iter_states as iter_states
 from stepfunctions.asl import walk_states as walk_states
 from stepfunctions.pipeline import DEFINITION_FILE as DEFINITION_FILE
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # A DefinitionSubstitutions key as a placeholder: prose such as "${...}" in a Comment is not one.
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
