@@ -164,6 +164,8 @@ def _summary(output: str | None, state: str) -> str:
         node = node.get(key) if isinstance(node, dict) else None
     if not isinstance(node, dict):
         return ""
+    if isinstance(node.get("decision"), dict) and isinstance(node["decision"].get("reason"), str):
+        return str(node["decision"]["reason"])
     if node.get("name") and node.get("attempt"):
         return f"{node['name']} (attempt {node['attempt']})"
     if isinstance(node.get("status"), str):
@@ -173,7 +175,7 @@ def _summary(output: str | None, state: str) -> str:
 
 def _result_path_guess(state: str) -> list[str]:
     name = state.lower()
-    if name.startswith("prepare"):
+    if name.startswith(("prepare", "decide whether to retry")):
         return ["job"]
     if "deployment" in name or name.startswith("deploy"):
         return ["deployment"]
