@@ -22,6 +22,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from lambdas.common import env_names
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
 from stacks.grants import grant_key_use, grant_object_read, grant_object_write
 from stacks.identity import Identity
@@ -104,11 +105,11 @@ class Pipeline(Construct):
         self._pipeline_name = pipeline_name
 
         environment = {
-            "PIPELINE_NAME": pipeline_name,
-            "DATA_BUCKET": data_bucket.bucket_name,
-            "ARTIFACTS_BUCKET": artifacts_bucket.bucket_name,
-            "BEDROCK_IMPORT_ROLE_ARN": identity.bedrock_import_role.role_arn,
-            "GRADER_FUNCTIONS": Stack.of(self).to_json_string(
+            env_names.PIPELINE_NAME: pipeline_name,
+            env_names.DATA_BUCKET_NAME: data_bucket.bucket_name,
+            env_names.ARTIFACTS_BUCKET_NAME: artifacts_bucket.bucket_name,
+            env_names.BEDROCK_IMPORT_ROLE_ARN: identity.bedrock_import_role.role_arn,
+            env_names.GRADER_FUNCTIONS: Stack.of(self).to_json_string(
                 {name: fn.function_arn for name, fn in sorted(self._graders.items())}
             ),
         }

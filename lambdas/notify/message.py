@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lambdas.notify import runview
+from lambdas.pipeline import runview
 
 # SNS: subjects are at most 100 printable ASCII characters without line breaks; messages < 256 KB.
 MAX_SUBJECT = 100

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdas.aws_errors import error_code
-from lambdas.notify import runview
+from lambdas.common import layout
+from lambdas.common.aws_errors import is_missing, is_precondition_failed
 from lambdas.notify.events import ExecutionStatusChange, run_id_in
 from lambdas.notify.message import ExecutionEnd, Notification, render_notification
+from lambdas.pipeline import runview
 from lambdas.pipeline.naming import run_id_from_execution
 
 _RUN_STATUS = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "TIMED_OUT": "FAILED", "ABORTED": "ABORTED"}
@@ -31,9 +32,6 @@ class NotifyConfig:
     pipeline: str
     artifacts_bucket: str
     topic_arn: str
-
-    def run_key(self, run_id: str, name: str = "run.json") -> str:
-        return f"runs/{run_id}/{name}"
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ def notify_execution_end(
         error=event.detail.error,
         cause=event.detail.cause,
     )
-    report_uri = f"s3://{config.artifacts_bucket}/{config.run_key(run_id, 'report.html')}"
+    report_uri = layout.s3_uri(config.artifacts_bucket, layout.report_key(run_id))
     notification = render_notification(run, end, report_uri=report_uri)
     sns.publish(TopicArn=config.topic_arn, Subject=notification.subject, Message=notification.body)
     stage, _ = runview.error(run)
@@ -148,9 +146,9 @@ def reconstruct_run(event: ExecutionStatusChange, *, run_id: str, pipeline: str,
 
 def _load_run(s3: Any, config: NotifyConfig, run_id: str) -> dict | None:
     try:
-        raw = s3.get_object(Bucket=config.artifacts_bucket, Key=config.run_key(run_id))["Body"].read()
+        raw = s3.get_object(Bucket=config.artifacts_bucket, Key=layout.run_record_key(run_id))["Body"].read()
     except Exception as error:  # botocore's ClientError, without importing botocore here
-        if error_code(error) in {"NoSuchKey", "404"}:
+        if is_missing(error):
             return None
         raise
     try:
@@ -166,18 +164,18 @@ def _record_if_absent(s3: Any, config: NotifyConfig, run: dict, render_report: C
     try:
         s3.put_object(
             Bucket=config.artifacts_bucket,
-            Key=config.run_key(run_id),
+            Key=layout.run_record_key(run_id),
             Body=json.dumps(run, indent=2, default=str).encode(),
             ContentType="application/json",
             IfNoneMatch="*",
         )
     except Exception as error:
-        if error_code(error) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+        if is_precondition_failed(error):
             return False
         raise
     s3.put_object(
         Bucket=config.artifacts_bucket,
-        Key=config.run_key(run_id, "report.html"),
+        Key=layout.report_key(run_id),
         Body=render_report(run).encode(),
         ContentType="text/html; charset=utf-8",
     )

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from lambdas.aws_errors import error_code
+from lambdas.common.aws_errors import error_code
 from lambdas.pipeline import naming
 from lambdas.pipeline.jobs import candidate_checkpoint
 

@@ -17,10 +17,10 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
-from lambdas.aws_errors import error_code
+from lambdas.common.aws_errors import is_access_denied, is_missing
+from lambdas.common.layout import champion_key
 from lambdas.pipeline import bedrock, gate, jobs, metrics, outputs, preflight, quotas, record, run_input
 from lambdas.pipeline.environment import PipelineEnvironment, load_environment
-from lambdas.pipeline.naming import champion_key
 from lambdas.pipeline.stages import job_record, with_stage
 
 logger = Logger()
@@ -119,10 +119,9 @@ def _head_object(bucket: str, key: str) -> dict[str, Any]:
     try:
         return client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        code = str(error_code(error))
-        if code in {"404", "NoSuchKey", "NotFound"}:
+        if is_missing(error):
             raise LookupError(key) from error
-        if code in {"403", "AccessDenied", "Forbidden"}:
+        if is_access_denied(error):
             raise PermissionError(key) from error
         raise
 
@@ -150,7 +149,7 @@ def _read_champion(bucket: str, key: str) -> dict | None:
     try:
         body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        if error_code(error) in {"NoSuchKey", "404"}:
+        if is_missing(error):
             return None
         raise
     return json.loads(body)

@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lambdas.aws_errors import error_code
+from lambdas.common import layout
+from lambdas.common.aws_errors import is_missing
 from lambdas.pipeline import naming, recipes
 from lambdas.pipeline.catalog import MODELS, method_image
 
@@ -103,8 +104,7 @@ def stop_previous_attempt(sagemaker: Any, job_name: str) -> str | None:
     try:
         status = sagemaker.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"]
     except Exception as error:
-        code = error_code(error)
-        if code in {"ValidationException", "ResourceNotFound"}:
+        if is_missing(error):
             return None
         raise
     if status in _STILL_RUNNING:
@@ -158,7 +158,7 @@ def prepare_job(
         task=task,
     )
     bucket = plan["artifactsBucket"]
-    key = naming.recipe_key(run_id, stage)
+    key = layout.recipe_key(run_id, stage)
     s3.put_object(Bucket=bucket, Key=key, Body=recipes.to_yaml(recipe).encode(), ContentType="application/yaml")
 
     hyperparameters = {"sagemaker_recipe_local_path": RECIPE_CONTAINER_PATH, "model_type": model.model_type}
@@ -171,7 +171,7 @@ def prepare_job(
     if task == "rft_eval":
         hyperparameters["eval_lambda_arn"] = grader_arn
 
-    output_path = f"s3://{bucket}/{naming.job_output_prefix(run_id, stage)}"
+    output_path = f"s3://{bucket}/{layout.job_output_prefix(run_id, stage)}"
     return {
         "stage": stage,
         "name": name,

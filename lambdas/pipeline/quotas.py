@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.aws_errors import error_code
+from lambdas.common.aws_errors import error_code
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES
 
 SERVICE_CODE = "sagemaker"

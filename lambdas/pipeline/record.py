@@ -28,6 +28,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lambdas.common import layout
 from lambdas.pipeline import naming
 from lambdas.pipeline.stages import complete_records, job_record, with_stage
 
@@ -76,8 +77,7 @@ def readable_cause(cause: Any) -> str:
 
 
 def _job_failure_cause(stage: str, job: Mapping[str, Any]) -> str:
-    label = naming.STAGE_LABELS[stage]
-    label = label[0].upper() + label[1:]
+    label = naming.stage_title(stage)
     last = job.get("lastError") or {}
     reason = readable_cause(last.get("Cause")) or str(last.get("Error") or "unknown error")
     attempts = int(job.get("attempt") or 0)
@@ -222,13 +222,13 @@ def _write(
     report_uri = None
     if render_report is not None:
         try:
-            report_uri = _put(s3, bucket, naming.report_key(run_id), render_report(record), "text/html")
+            report_uri = _put(s3, bucket, layout.report_key(run_id), render_report(record), "text/html")
         except Exception as error:  # noqa: BLE001 - the run record matters more than its report
             if log:
                 log("report not written", error)
     record["report"] = report_uri
     record_uri = _put(
-        s3, bucket, naming.run_record_key(run_id), json.dumps(record, indent=2, default=str), "application/json"
+        s3, bucket, layout.run_record_key(run_id), json.dumps(record, indent=2, default=str), "application/json"
     )
     return {"runRecord": record_uri, "report": report_uri}
 
@@ -250,7 +250,7 @@ def champion_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "metrics": table.get(metrics.get("candidate")) or {},
         "evalDatasetEtag": ((plan.get("datasets") or {}).get("eval") or {}).get("etag"),
         "deployedAt": record.get("endedAt"),
-        "runRecord": f"s3://{plan.get('artifactsBucket')}/{naming.run_record_key(record['runId'])}",
+        "runRecord": f"s3://{plan.get('artifactsBucket')}/{layout.run_record_key(record['runId'])}",
     }
 
 
@@ -276,7 +276,7 @@ def record_run(
         champion = _put(
             s3,
             bucket,
-            naming.champion_key(pipeline_name),
+            layout.champion_key(pipeline_name),
             json.dumps(champion_record(record), indent=2),
             "application/json",
         )

@@ -14,7 +14,7 @@ import json
 from html import escape
 from typing import Any
 
-from lambdas.notify import runview
+from lambdas.pipeline import runview
 
 _COLORS = {"baseline": "#8c96a5", "sft": "#3b7dd8", "rft": "#e07b39", "final": "#e07b39"}
 _STATUS_COLORS = {

@@ -33,13 +33,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lambdas.common import layout
 from lambdas.pipeline import naming, recipes
 from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR, MODELS
 from lambdas.pipeline.metrics import GEN_QA_METRICS
 from lambdas.pipeline.outputs import metric_name
 from lambdas.pipeline.s3uri import S3UriError, parse_s3_uri
 
-DATASETS_PREFIX = "datasets/"
+DATASETS_PREFIX = layout.DATASETS_PREFIX
 MAX_JOB_ATTEMPTS = 4
 MAX_RUNTIME_HOURS = 28 * 24  # SageMaker's MaxRuntimeInSeconds ceiling (28 days)
 # Nova jobs write checkpoints to AWS-owned escrow buckets; the SageMaker and Bedrock roles can read only those.
@@ -465,12 +466,12 @@ def resolve_plan(
     stages = resolved["stages"]
     model = MODELS[run.model]
     eval_file = "gen_qa.jsonl" if run.evaluation.task == "gen_qa" else "rft_eval.jsonl"
-    datasets["eval"]["stagedUri"] = f"s3://{artifacts_bucket}/{naming.staged_eval_key(run_id, eval_file)}"
+    datasets["eval"]["stagedUri"] = f"s3://{artifacts_bucket}/{layout.staged_eval_key(run_id, eval_file)}"
     # Training reads the version pre-flight validated, copied under the run (a folder of its own: a channel
     # is a key prefix, so pointing it at datasets/rft.jsonl would also pull datasets/rft.jsonl.bak).
     for name in ("sft", "rft"):
         if stages[name] and name in datasets:
-            key = naming.staged_dataset_key(run_id, name, f"{name}.jsonl")
+            key = layout.staged_dataset_key(run_id, name, f"{name}.jsonl")
             datasets[name]["stagedUri"] = f"s3://{artifacts_bucket}/{key}"
     grader = None
     if resolved["needsGrader"]:
@@ -493,7 +494,7 @@ def resolve_plan(
         "budget": run.budget.model_dump(),
         "maxJobAttempts": MAX_JOB_ATTEMPTS,
         "artifactsBucket": artifacts_bucket,
-        "runPrefix": f"s3://{artifacts_bucket}/{naming.run_prefix(run_id)}",
+        "runPrefix": f"s3://{artifacts_bucket}/{layout.run_prefix(run_id)}",
     }
     return plan, initial_stage_records(stages, resume)
 

@@ -33,7 +33,7 @@ def handlers(pipeline_env: dict) -> Any:
 
 
 def test_importing_the_handlers_creates_no_client_and_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PIPELINE_NAME", "DATA_BUCKET"):
+    for name in ("PIPELINE_NAME", "DATA_BUCKET_NAME"):
         monkeypatch.delenv(name, raising=False)
     sys.modules.pop("lambdas.pipeline.handlers", None)
     module = importlib.import_module("lambdas.pipeline.handlers")
@@ -44,8 +44,8 @@ def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(environment.ConfigurationError, match="missing environment variables: PIPELINE_NAME"):
         environment.load_environment(
             {
-                "DATA_BUCKET": "d",
-                "ARTIFACTS_BUCKET": "a",
+                "DATA_BUCKET_NAME": "d",
+                "ARTIFACTS_BUCKET_NAME": "a",
                 "GRADER_FUNCTIONS": "{}",
                 "BEDROCK_IMPORT_ROLE_ARN": samples.IMPORT_ROLE_ARN,
                 "AWS_REGION": "us-east-1",
@@ -55,8 +55,8 @@ def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch
         environment.load_environment(
             {
                 "PIPELINE_NAME": "nova",
-                "DATA_BUCKET": "d",
-                "ARTIFACTS_BUCKET": "a",
+                "DATA_BUCKET_NAME": "d",
+                "ARTIFACTS_BUCKET_NAME": "a",
                 "GRADER_FUNCTIONS": "{}",
                 "BEDROCK_IMPORT_ROLE_ARN": "not-an-arn",
                 "AWS_REGION": "us-east-1",

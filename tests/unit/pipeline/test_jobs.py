@@ -25,7 +25,9 @@ class FakeSageMaker:
     def describe_training_job(self, TrainingJobName: str) -> dict:
         if TrainingJobName not in self.statuses:
             error = Exception("Requested resource not found")
-            error.response = {"Error": {"Code": "ValidationException"}}  # type: ignore[attr-defined]
+            error.response = {  # type: ignore[attr-defined]
+                "Error": {"Code": "ValidationException", "Message": "Requested resource not found"}
+            }
             raise error
         return {"TrainingJobStatus": self.statuses[TrainingJobName]}
 

@@ -1,4 +1,4 @@
-"""A read-only view of a run record (``runs/<run-id>/run.json``) for messages and reports.
+"""A read-only view of a run record (``runs/<run-id>/run.json``) for notifications and reports.
 
 The notification (``message.py``) and the HTML report (``lambdas/pipeline/report.py``)
 show the same facts: the metrics table (baseline vs SFT vs RFT), the gate
@@ -14,16 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-# Pipeline stages in run order, with the labels people read.
-STAGE_LABELS: dict[str, str] = {
-    "baselineEval": "Baseline evaluation",
-    "sft": "SFT training",
-    "sftEval": "SFT evaluation",
-    "rft": "RFT training",
-    "finalEval": "Final evaluation",
-    "import": "Bedrock import",
-    "deploy": "Bedrock deployment",
-}
+from lambdas.pipeline.naming import STAGES, stage_title
+
 # Which stage's metrics stand for which model in the comparison.
 _SERIES = (("baseline", "Baseline", "baselineEval"), ("sft", "SFT", "sftEval"), ("rft", "RFT", "finalEval"))
 _SKIPPED = {"SKIPPED", "NOT_RUN", "DISABLED"}
@@ -183,14 +175,14 @@ def parse_time(value: Any) -> datetime | None:
 def stage_views(run: dict) -> list[StageView]:
     """Recorded stages in pipeline order (unknown stage keys after the known ones)."""
     recorded = stages(run)
-    order = [k for k in STAGE_LABELS if k in recorded] + [k for k in recorded if k not in STAGE_LABELS]
+    order = [k for k in STAGES if k in recorded] + [k for k in recorded if k not in STAGES]
     views = []
     for key in order:
         stage = recorded[key]
         views.append(
             StageView(
                 key=key,
-                label=STAGE_LABELS.get(key, key),
+                label=stage_title(key),
                 status=str(stage.get("status") or "UNKNOWN").upper(),
                 job_name=str(stage["jobName"]) if stage.get("jobName") else None,
                 checkpoint=str(stage["checkpoint"]) if stage.get("checkpoint") else None,
