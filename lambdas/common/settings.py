@@ -1,7 +1,7 @@
 """The functions' settings convention: one frozen pydantic model per function family, read from the
 environment on first use (not at import), with every variable named by :mod:`lambdas.common.env_names`.
 
-A model declares each field with ``Field(alias=env_names.X)``; :func:`load_settings` validates
+A model declares each field with ``Field(validation_alias=env_names.X)``; :func:`load_settings` validates
 the environment and raises one :class:`ConfigurationError` naming every missing or malformed
 variable (a deployment problem, not a run problem).
 """
@@ -28,10 +28,10 @@ SettingsT = TypeVar("SettingsT", bound=FunctionSettings)
 
 
 def _variable_names(model: type[FunctionSettings], field: str) -> list[str]:
-    info = model.model_fields[field]
-    if isinstance(info.validation_alias, AliasChoices):
-        return [str(choice) for choice in info.validation_alias.choices]
-    return [info.alias or field]
+    alias = model.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    return [alias] if isinstance(alias, str) else [field]
 
 
 def load_settings(model: type[SettingsT], environ: Mapping[str, str]) -> SettingsT:

@@ -15,9 +15,9 @@ from lambdas.notify.service import NotifyConfig
 class NotifySettings(FunctionSettings):
     """Set by the Notifications construct (stacks/notifications.py)."""
 
-    pipeline_name: str = Field(alias=env_names.PIPELINE_NAME, min_length=1)
-    artifacts_bucket: str = Field(alias=env_names.ARTIFACTS_BUCKET_NAME, min_length=3)
-    topic_arn: str = Field(alias=env_names.TOPIC_ARN, pattern=r"^arn:[\w-]+:sns:")
+    pipeline_name: str = Field(validation_alias=env_names.PIPELINE_NAME, min_length=1)
+    artifacts_bucket: str = Field(validation_alias=env_names.ARTIFACTS_BUCKET_NAME, min_length=3)
+    topic_arn: str = Field(validation_alias=env_names.TOPIC_ARN, pattern=r"^arn:[\w-]+:sns:")
 
     @property
     def config(self) -> NotifyConfig:

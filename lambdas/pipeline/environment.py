@@ -24,13 +24,13 @@ __all__ = ["ConfigurationError", "PipelineEnvironment", "load_environment"]
 
 
 class PipelineEnvironment(FunctionSettings):
-    pipeline_name: str = Field(alias=env_names.PIPELINE_NAME, min_length=1)
-    data_bucket: str = Field(alias=env_names.DATA_BUCKET_NAME, min_length=3)
-    artifacts_bucket: str = Field(alias=env_names.ARTIFACTS_BUCKET_NAME, min_length=3)
+    pipeline_name: str = Field(validation_alias=env_names.PIPELINE_NAME, min_length=1)
+    data_bucket: str = Field(validation_alias=env_names.DATA_BUCKET_NAME, min_length=3)
+    artifacts_bucket: str = Field(validation_alias=env_names.ARTIFACTS_BUCKET_NAME, min_length=3)
     bedrock_import_role_arn: str = Field(
-        alias=env_names.BEDROCK_IMPORT_ROLE_ARN, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+"
+        validation_alias=env_names.BEDROCK_IMPORT_ROLE_ARN, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+"
     )
-    grader_functions: dict[str, str] = Field(alias=env_names.GRADER_FUNCTIONS)
+    grader_functions: dict[str, str] = Field(validation_alias=env_names.GRADER_FUNCTIONS)
     region: str = Field(validation_alias=AliasChoices(env_names.AWS_REGION, env_names.AWS_DEFAULT_REGION), min_length=1)
 
     @field_validator("grader_functions", mode="before")

@@ -30,6 +30,7 @@ from lambdas.pipeline import quotas as quota_checks
 from lambdas.pipeline.catalog import hourly_price
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGES
 from lambdas.pipeline.s3uri import parse_s3_uri
+from lambdas.pipeline.schema import Plan
 
 GRADER_SAMPLE_ROWS = 50
 GRADER_BATCH_SIZE = 32
@@ -48,26 +49,26 @@ class GraderInvocationError(RuntimeError):
     """The deployed grader returned a function error instead of a result list."""
 
 
-def estimate_cost(plan: Mapping[str, Any]) -> dict[str, Any]:
+def estimate_cost(plan: Plan) -> dict[str, Any]:
     """Worst-case GPU cost of the plan: every job that runs, for its full maximum runtime."""
     items = []
     for stage in STAGES:
-        if not plan["stages"].get(stage):
+        if not plan.enabled.runs(stage):
             continue
-        job = plan["jobs"][STAGE_METHODS[stage]]
-        hours = job["maxRuntimeSeconds"] / 3600
-        usd = hourly_price(job["instanceType"]) * job["instanceCount"] * hours
+        job = plan.jobs.of(STAGE_METHODS[stage])
+        hours = job.maxRuntimeSeconds / 3600
+        usd = hourly_price(job.instanceType) * job.instanceCount * hours
         items.append(
             {
                 "stage": stage,
-                "instanceType": job["instanceType"],
-                "instanceCount": job["instanceCount"],
+                "instanceType": job.instanceType,
+                "instanceCount": job.instanceCount,
                 "maxHours": round(hours, 2),
                 "usd": round(usd, 2),
             }
         )
     total = round(sum(item["usd"] for item in items), 2)
-    return {"estimatedUsd": total, "maxUsd": plan["budget"]["maxUsd"], "items": items}
+    return {"estimatedUsd": total, "maxUsd": plan.budget.maxUsd, "items": items}
 
 
 def _budget_problem(cost: Mapping[str, Any]) -> str | None:
@@ -84,12 +85,12 @@ def _budget_problem(cost: Mapping[str, Any]) -> str | None:
     )
 
 
-def dataset_kinds(plan: Mapping[str, Any]) -> dict[str, str]:
+def dataset_kinds(plan: Plan) -> dict[str, str]:
     """Which datasets the plan reads, and the format each must have."""
-    kinds = {"eval": plan["evaluation"]["task"]}
-    if plan["stages"]["sft"]:
+    kinds: dict[str, str] = {"eval": plan.evaluation.task}
+    if plan.enabled.sft:
         kinds["sft"] = "sft"
-    if plan["stages"]["rft"]:
+    if plan.enabled.rft:
         kinds["rft"] = "rft"
     return kinds
 
@@ -110,7 +111,7 @@ def lambda_grade_batch(lambda_client: Any, function_arn: str) -> Callable[[list]
 
 
 def run_preflight(
-    plan: Mapping[str, Any],
+    plan: Plan,
     *,
     s3: Any,
     grade_batch_for: Callable[[str], Callable[[list], list]],
@@ -126,16 +127,16 @@ def run_preflight(
     quota_problems, quota_summary = quota_checks.check_quotas(plan, quota_lookup)
     problems.extend(quota_problems)
 
-    grader = plan.get("grader")
-    sample_source = "rft" if plan["stages"]["rft"] else ("eval" if plan["evaluation"]["task"] == "rft_eval" else None)
+    grader = plan.grader
+    sample_source = "rft" if plan.enabled.rft else ("eval" if plan.evaluation.task == "rft_eval" else None)
     samples: list[dict] = []
     reports: dict[str, Any] = {}
     for name, kind in dataset_kinds(plan).items():
-        dataset = plan["datasets"][name]
-        bucket, key = parse_s3_uri(dataset["uri"])
+        dataset = plan.datasets.require(name)
+        bucket, key = parse_s3_uri(dataset.uri)
         request = {"Bucket": bucket, "Key": key}
-        if dataset.get("versionId"):
-            request["VersionId"] = dataset["versionId"]
+        if dataset.versionId:
+            request["VersionId"] = dataset.versionId
         body = s3.get_object(**request)["Body"]
         try:
             report = dataset_checks.validate_stream(
@@ -146,17 +147,17 @@ def run_preflight(
         reports[name] = report.as_dict()
         problems.extend(f"datasets.{name} ({kind}): {p}" for p in report.problems())
 
-    grader_summary = None
+    grader_summary: dict[str, Any] | None = None
     if grader is not None:
-        grader_summary = {"name": grader["name"], "version": grader.get("version"), "arn": grader["arn"]}
+        grader_summary = {"name": grader.name, "version": grader.version, "arn": grader.arn}
         if not samples:
-            problems.append(f"grader {grader['name']!r}: no valid rows to run the smoke test with")
+            problems.append(f"grader {grader.name!r}: no valid rows to run the smoke test with")
         else:
             verdict = verify_grader(
-                grade_batch_for(grader["arn"]),
+                grade_batch_for(grader.arn),
                 samples,
-                spec=grader_spec(grader["name"]),
-                name=grader["name"],
+                spec=grader_spec(grader.name),
+                name=grader.name,
                 sample=GRADER_SAMPLE_ROWS,
                 batch_size=GRADER_BATCH_SIZE,
             )
@@ -176,20 +177,20 @@ def run_preflight(
                     f"{c.case} ({c.failing} failing rows: {c.example or c.rule})" for c in verdict.cases if not c.passed
                 ]
                 detail = "; ".join(failing + list(verdict.problems)) or "no case could be scored"
-                problems.append(
-                    f"grader {grader['name']!r} failed the smoke test against the deployed function: {detail}"
-                )
+                problems.append(f"grader {grader.name!r} failed the smoke test against the deployed function: {detail}")
 
     if problems:
         raise PreflightError(problems)
 
     for name in dataset_kinds(plan):
-        dataset = plan["datasets"][name]
-        source_bucket, source_key = parse_s3_uri(dataset["uri"])
-        target_bucket, target_key = parse_s3_uri(dataset["stagedUri"])
+        dataset = plan.datasets.require(name)
+        if dataset.stagedUri is None:
+            raise ValueError(f"the plan has no staged copy of the {name} dataset")
+        source_bucket, source_key = parse_s3_uri(dataset.uri)
+        target_bucket, target_key = parse_s3_uri(dataset.stagedUri)
         source = {"Bucket": source_bucket, "Key": source_key}
-        if dataset.get("versionId"):
-            source["VersionId"] = dataset["versionId"]
+        if dataset.versionId:
+            source["VersionId"] = dataset.versionId
         s3.copy(CopySource=source, Bucket=target_bucket, Key=target_key)
-        reports[name]["stagedUri"] = dataset["stagedUri"]
+        reports[name]["stagedUri"] = dataset.stagedUri
     return {"datasets": reports, "grader": grader_summary, "cost": cost, "quotas": quota_summary}

@@ -34,6 +34,7 @@ from typing import Any
 
 from lambdas.common.aws_errors import error_code
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES
+from lambdas.pipeline.schema import Plan
 
 SERVICE_CODE = "sagemaker"
 # Where the run input sets each method's instances.
@@ -56,17 +57,17 @@ class InstanceNeed:
     peak_stages: tuple[str, ...]
 
 
-def instance_needs(plan: Mapping[str, Any]) -> dict[str, InstanceNeed]:
+def instance_needs(plan: Plan) -> dict[str, InstanceNeed]:
     """Per instance type: the largest job and the busiest phase of the stages the plan runs."""
     largest: dict[str, tuple[int, str]] = {}
     peaks: dict[str, tuple[int, tuple[str, ...]]] = {}
     for phase in STAGE_PHASES:
         in_phase: dict[str, list[tuple[str, int]]] = {}
         for stage in phase:
-            if not plan["stages"].get(stage):
+            if not plan.enabled.runs(stage):
                 continue
-            job = plan["jobs"][STAGE_METHODS[stage]]
-            kind, count = job["instanceType"], int(job["instanceCount"])
+            job = plan.jobs.of(STAGE_METHODS[stage])
+            kind, count = job.instanceType, job.instanceCount
             in_phase.setdefault(kind, []).append((stage, count))
             if count > largest.get(kind, (0, ""))[0]:
                 largest[kind] = (count, stage)
@@ -131,7 +132,7 @@ def _count(value: float) -> str:
 
 
 def check_quotas(
-    plan: Mapping[str, Any], lookup: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]]
+    plan: Plan, lookup: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]]
 ) -> tuple[list[str], dict[str, Any]]:
     """(problems, summary) of the plan's instance needs against the account's quotas."""
     needs = instance_needs(plan)

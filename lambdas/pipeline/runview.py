@@ -1,9 +1,9 @@
 """A read-only view of a run record (``runs/<run-id>/run.json``) for notifications and reports.
 
-The notification (``message.py``) and the HTML report (``lambdas/pipeline/report.py``)
-show the same facts: the metrics table (baseline vs SFT vs RFT), the gate
-decision, stage timings and console links. Every accessor tolerates missing or
-partial records (skipped stages, failed runs, records written by hand). Pure.
+The notification (``lambdas/notify/message.py``) and the HTML report (``lambdas/pipeline/report.py``)
+show the same facts from a :class:`lambdas.pipeline.schema.RunRecord`: the metrics table (baseline
+vs SFT vs RFT), the gate decision, stage timings and console links. Records of failed, aborted or
+gate-rejected runs lack some of them (skipped stages, no metrics, no deployment). Pure.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import quote
 
 from lambdas.pipeline.naming import STAGES, stage_title
+from lambdas.pipeline.schema import RunRecord, StageRecord
 
 # Which stage's metrics stand for which model in the comparison.
 _SERIES = (("baseline", "Baseline", "baselineEval"), ("sft", "SFT", "sftEval"), ("rft", "RFT", "finalEval"))
-_SKIPPED = {"SKIPPED", "NOT_RUN", "DISABLED"}
 
 
 @dataclass(frozen=True)
@@ -56,148 +55,107 @@ class StageView:
         return max(0.0, (self.ended - self.started).total_seconds())
 
 
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def run_id(run: dict) -> str:
-    return str(run.get("runId") or run.get("run_id") or "unknown-run")
-
-
-def status(run: dict) -> str:
-    return str(run.get("status") or "UNKNOWN").upper()
-
-
-def error(run: dict) -> tuple[str | None, str | None]:
+def error(run: RunRecord) -> tuple[str | None, str | None]:
     """``(stage, cause)`` of a failed run."""
-    err = run.get("error")
-    if isinstance(err, dict):
-        stage = err.get("stage")
-        cause = err.get("cause") or err.get("error")
-        return (str(stage) if stage else None, str(cause) if cause else None)
-    if isinstance(err, str):
-        return None, err
-    return None, None
+    if run.error is None:
+        return None, None
+    return run.error.stage or None, run.error.cause or run.error.error or None
 
 
-def stages(run: dict) -> dict[str, dict]:
-    return {k: v for k, v in _dict(run.get("stages")).items() if isinstance(v, dict)}
+def _recorded(run: RunRecord) -> dict[str, StageRecord]:
+    return dict(run.stages.items()) if run.stages is not None else {}
 
 
-def number(value: Any) -> float | None:
-    """A finite metric value (``{"value": x}`` is accepted too), else ``None``."""
-    if isinstance(value, dict):
-        for key in ("value", "score", "mean"):
-            if key in value:
-                return number(value[key])
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def metrics_table(run: dict) -> MetricsTable:
-    """Baseline vs SFT vs RFT for every numeric metric any evaluation reported.
+def metrics_table(run: RunRecord) -> MetricsTable:
+    """Baseline vs SFT vs RFT for every metric any evaluation reported.
 
     The pipeline's own table (``metrics.table``: ``baseline``/``sft``/``rft`` columns, where
-    ``sft`` is the final evaluation when RFT did not run) wins; without it the columns are
-    read from the evaluation stages.
+    ``sft`` is the final evaluation when RFT did not run) wins; without it (a run that failed
+    before "Collect metrics") the columns are read from the evaluation stages.
     """
-    collected = _dict(_dict(run.get("metrics")).get("table"))
-    if any(_dict(collected.get(key)) for key, _, _ in _SERIES):
-        return _table([(Series(key, label, stage), _dict(collected.get(key))) for key, label, stage in _SERIES])
-    recorded = stages(run)
-    rft = recorded.get("rft", {})
-    rft_ran = bool(rft) and str(rft.get("status", "")).upper() not in _SKIPPED
+    if run.metrics is not None and any(run.metrics.column(key) for key, _, _ in _SERIES):
+        collected = run.metrics
+        return _table([(Series(key, label, stage), collected.column(key) or {}) for key, label, stage in _SERIES])
+    recorded = _recorded(run)
+    rft = recorded.get("rft")
+    rft_ran = rft is not None and rft.status != "SKIPPED"
     # Without RFT the final evaluation measures the SFT model.
-    return _table(
-        [
-            (
-                Series(key, label if key != "rft" or rft_ran else "Final", stage),
-                _dict(recorded.get(stage, {}).get("metrics")),
-            )
-            for key, label, stage in _SERIES
-        ]
-    )
+    columns = []
+    for key, label, stage in _SERIES:
+        record = recorded.get(stage)
+        series = Series(key, label if key != "rft" or rft_ran else "Final", stage)
+        columns.append((series, (record.metrics if record else None) or {}))
+    return _table(columns)
 
 
-def _table(columns: list[tuple[Series, dict]]) -> MetricsTable:
+def _table(columns: list[tuple[Series, dict[str, float]]]) -> MetricsTable:
     series: list[Series] = []
     values: dict[str, dict[str, float | None]] = {}
     for column, metrics in columns:
-        numeric = {name: number(v) for name, v in metrics.items()}
-        numeric = {name: v for name, v in numeric.items() if v is not None}
-        if not numeric:
+        finite = {name: value for name, value in metrics.items() if math.isfinite(value)}
+        if not finite:
             continue
         series.append(column)
-        for name, value in numeric.items():
+        for name, value in finite.items():
             values.setdefault(name, {})[column.key] = value
     rows = [(name, {s.key: per_series.get(s.key) for s in series}) for name, per_series in values.items()]
     return MetricsTable(series=series, rows=rows)
 
 
-def gate_metric(run: dict) -> str | None:
-    plan, run_input = _dict(run.get("plan")), _dict(run.get("input"))
-    for source in (_dict(run.get("gate")), _dict(plan.get("gate")), _dict(run_input.get("gate"))):
-        if isinstance(source.get("metric"), str):
-            return source["metric"]
-    return None
+def gate_metric(run: RunRecord) -> str | None:
+    """The metric the gate judged (or would have judged)."""
+    if run.gate is not None and run.gate.metric:
+        return run.gate.metric
+    return run.plan.gate.metric if run.plan is not None else None
 
 
-def gate(run: dict) -> tuple[bool | None, list[str]]:
+def gate(run: RunRecord) -> tuple[bool | None, list[str]]:
     """``(passed, reasons)``; ``passed`` is ``None`` when the gate was not reached."""
-    decision = run.get("gate")
-    if not isinstance(decision, dict):
+    if run.gate is None:
         return None, []
-    passed = decision.get("passed")
-    reasons = decision.get("reasons") or []
-    if isinstance(reasons, str):
-        reasons = [reasons]
-    return (bool(passed) if passed is not None else None), [str(r) for r in reasons]
+    return run.gate.passed, list(run.gate.reasons)
 
 
-def parse_time(value: Any) -> datetime | None:
-    """ISO-8601 strings (``Z`` allowed) or epoch seconds/milliseconds, as aware UTC datetimes."""
-    if isinstance(value, bool):
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO-8601 time (``Z`` allowed) as an aware UTC datetime."""
+    if not value:
         return None
-    if isinstance(value, int | float):
-        seconds = value / 1000 if value > 1e11 else value
-        return datetime.fromtimestamp(seconds, UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def stage_views(run: dict) -> list[StageView]:
-    """Recorded stages in pipeline order (unknown stage keys after the known ones)."""
-    recorded = stages(run)
-    order = [k for k in STAGES if k in recorded] + [k for k in recorded if k not in STAGES]
-    views = []
-    for key in order:
-        stage = recorded[key]
-        views.append(
-            StageView(
-                key=key,
-                label=stage_title(key),
-                status=str(stage.get("status") or "UNKNOWN").upper(),
-                job_name=str(stage["jobName"]) if stage.get("jobName") else None,
-                checkpoint=str(stage["checkpoint"]) if stage.get("checkpoint") else None,
-                started=parse_time(stage.get("startedAt")),
-                ended=parse_time(stage.get("endedAt")),
-            )
+def format_iso(epoch_ms: int | None) -> str | None:
+    """An ISO-8601 UTC timestamp of epoch milliseconds (as Step Functions events carry them)."""
+    if epoch_ms is None:
+        return None
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def stage_views(run: RunRecord) -> list[StageView]:
+    """Recorded stages in pipeline order."""
+    recorded = _recorded(run)
+    return [
+        StageView(
+            key=key,
+            label=stage_title(key),
+            status=recorded[key].status,
+            job_name=recorded[key].jobName,
+            checkpoint=recorded[key].checkpoint,
+            started=parse_time(recorded[key].startedAt),
+            ended=parse_time(recorded[key].endedAt),
         )
-    return views
+        for key in STAGES
+        if key in recorded
+    ]
 
 
-def run_window(run: dict) -> tuple[datetime | None, datetime | None]:
-    """When the run started and ended (run-level timings, else the span of its stages)."""
-    timings = _dict(run.get("timings"))
-    started = parse_time(run.get("startedAt") or timings.get("startedAt"))
-    ended = parse_time(run.get("endedAt") or timings.get("endedAt"))
+def run_window(run: RunRecord) -> tuple[datetime | None, datetime | None]:
+    """When the run started and ended (run-level times, else the span of its stages)."""
+    started = parse_time(run.startedAt)
+    ended = parse_time(run.endedAt)
     views = stage_views(run)
     if started is None:
         starts = [v.started for v in views if v.started]
@@ -208,22 +166,19 @@ def run_window(run: dict) -> tuple[datetime | None, datetime | None]:
     return started, ended
 
 
-def arn_of(run: dict, field: str) -> str | None:
-    value = run.get(field)
-    if isinstance(value, dict):
-        value = value.get("arn")
-    return str(value) if value else None
+def model_arn(run: RunRecord) -> str | None:
+    return run.model.arn if run.model is not None else None
 
 
-def execution_arn(run: dict) -> str | None:
-    return arn_of(run, "executionArn") or arn_of(run, "execution")
+def deployment_arn(run: RunRecord) -> str | None:
+    return run.deployment.arn if run.deployment is not None else None
 
 
-def region_of(run: dict) -> str | None:
-    """The region in any ARN the record holds (links are only drawn when it is known)."""
-    if isinstance(run.get("region"), str):
-        return run["region"]
-    for arn in (execution_arn(run), arn_of(run, "model"), arn_of(run, "deployment")):
+def region_of(run: RunRecord) -> str | None:
+    """The run's region, else the region in any ARN the record holds (links need it)."""
+    if run.region:
+        return run.region
+    for arn in (run.executionArn, model_arn(run), deployment_arn(run)):
         parts = (arn or "").split(":")
         if len(parts) > 4 and parts[3]:
             return parts[3]
@@ -233,8 +188,8 @@ def region_of(run: dict) -> str | None:
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
         return f"{hours} h {minutes:02d} min"
@@ -280,18 +235,18 @@ class Link:
     url: str
 
 
-def console_links(run: dict) -> list[Link]:
+def console_links(run: RunRecord) -> list[Link]:
     """Step Functions execution, every SageMaker job, and the Bedrock model/deployment."""
     region = region_of(run)
     if not region:
         return []
     links = []
-    if arn := execution_arn(run):
-        links.append(Link("Step Functions execution", execution_url(region, arn)))
+    if run.executionArn:
+        links.append(Link("Step Functions execution", execution_url(region, run.executionArn)))
     for view in stage_views(run):
         if view.job_name:
             links.append(Link(f"{view.label} job {view.job_name}", training_job_url(region, view.job_name)))
-    if arn_of(run, "model") or arn_of(run, "deployment"):
+    if model_arn(run) or deployment_arn(run):
         links.append(Link("Bedrock custom models and deployments", bedrock_custom_models_url(region)))
     return links
 
@@ -304,9 +259,3 @@ def bedrock_failure_kind(stage: str | None) -> str | None:
     if "import" in normalized or "custommodel" in normalized:
         return "import"
     return None
-
-
-def format_iso(value: Any) -> str | None:
-    """An ISO-8601 UTC timestamp for a parsable time (epoch ms from Step Functions events)."""
-    parsed = parse_time(value)
-    return parsed.isoformat().replace("+00:00", "Z") if parsed else None

@@ -15,10 +15,10 @@ from lambdas.trigger.service import TriggerConfig
 class TriggerSettings(FunctionSettings):
     """Set by the Triggers construct (stacks/triggers.py)."""
 
-    pipeline_name: str = Field(alias=env_names.PIPELINE_NAME, min_length=1)
-    data_bucket: str = Field(alias=env_names.DATA_BUCKET_NAME, min_length=3)
-    state_machine_arn: str = Field(alias=env_names.STATE_MACHINE_ARN, pattern=r"^arn:[\w-]+:states:")
-    dead_letter_queue_url: str = Field(alias=env_names.DEAD_LETTER_QUEUE_URL, min_length=1)
+    pipeline_name: str = Field(validation_alias=env_names.PIPELINE_NAME, min_length=1)
+    data_bucket: str = Field(validation_alias=env_names.DATA_BUCKET_NAME, min_length=3)
+    state_machine_arn: str = Field(validation_alias=env_names.STATE_MACHINE_ARN, pattern=r"^arn:[\w-]+:states:")
+    dead_letter_queue_url: str = Field(validation_alias=env_names.DEAD_LETTER_QUEUE_URL, min_length=1)
 
     @property
     def config(self) -> TriggerConfig:

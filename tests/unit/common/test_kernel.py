@@ -51,7 +51,8 @@ def test_the_artifacts_layout() -> None:
 def test_every_settings_model_reads_the_shared_variable_names() -> None:
     for model in (PipelineEnvironment, NotifySettings, TriggerSettings):
         for field in model.model_fields.values():
-            names = [field.alias] if field.alias else list(field.validation_alias.choices)  # type: ignore[union-attr]
+            alias = field.validation_alias
+            names = [alias] if isinstance(alias, str) else list(alias.choices)  # type: ignore[union-attr]
             declared = {value for name, value in vars(env_names).items() if name.isupper()}
             assert set(names) <= declared, (model.__name__, names)
 

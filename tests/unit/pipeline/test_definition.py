@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from lambdas.pipeline import bedrock, gate, handlers, metrics, naming, record
+from lambdas.pipeline.schema import JobAttempt, RunState, StageRecord
 from stacks.pipeline import _STAGES
 from tests.unit.pipeline import samples
 from tests.unit.pipeline.asl_support import iter_states, load_definition, longest_path
@@ -169,19 +170,21 @@ def _outputs(s3: Any) -> dict[str, dict]:
     """One real output of every handler's domain function."""
     plan = samples.plan()
     stages = samples.stages_after_training()
-    stages["finalEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": 0.8}}
+    stages = stages.replace("finalEval", StageRecord(status="SUCCEEDED", metrics={"exact_match": 0.8}))
     table = metrics.collect_metrics(plan, stages)
     fake = FakeBedrock(statuses=["Active", "Active"])
     model = bedrock.start_import(bedrock=fake, plan=plan, stages=stages, role_arn=samples.IMPORT_ROLE_ARN)
     deployment = bedrock.start_deployment(bedrock=fake, plan=plan, model=model)
-    state = {
-        "execution": samples.EXECUTION,
-        "plan": plan,
-        "stages": stages,
-        "error": {"Error": "E", "Cause": "c"},
-        "failedStage": "import",
-        "model": MODEL,
-    }
+    state = RunState.model_validate(
+        {
+            "execution": samples.EXECUTION,
+            "plan": plan.to_json(),
+            "stages": stages.to_json(),
+            "error": {"Error": "E", "Cause": "c"},
+            "failedStage": "import",
+            "model": MODEL,
+        }
+    )
     kwargs = {
         "s3": s3,
         "bucket": samples.ARTIFACTS_BUCKET,
@@ -198,19 +201,19 @@ def _outputs(s3: Any) -> dict[str, dict]:
             stage="sft",
             plan=plan,
             stages=stages,
-            previous={"attempt": 0},
+            previous=JobAttempt(),
             region="us-east-1",
             s3=s3,
             sagemaker=FakeSageMaker(),
-        ),
+        ).to_json(),
         "resolve_checkpoint": dict.fromkeys(naming.STAGES),
         "read_evaluation": dict.fromkeys(naming.STAGES),
-        "collect_metrics": table,
-        "apply_gate": gate.apply_gate(gate=plan["gate"], metrics=table, champion=None),
-        "import_model": model,
-        "check_model_import": bedrock.check_import(bedrock=fake, model=model),
-        "deploy_model": deployment,
-        "check_deployment": bedrock.check_deployment(bedrock=fake, deployment=deployment),
+        "collect_metrics": table.to_json(),
+        "apply_gate": gate.apply_gate(gate=plan.gate, metrics=table, champion=None).to_json(),
+        "import_model": model.to_json(),
+        "check_model_import": bedrock.check_import(bedrock=fake, model=model).to_json(),
+        "deploy_model": deployment.to_json(),
+        "check_deployment": bedrock.check_deployment(bedrock=fake, deployment=deployment).to_json(),
         "record_run": record.record_run(state, **kwargs),
         "record_failed_run": record.record_failed_run(state, **kwargs),
     }
@@ -266,6 +269,6 @@ def test_each_job_stage_can_be_skipped_by_the_plan(stage: str) -> None:
     choices = [
         s
         for s in STATES.values()
-        if s["Type"] == "Choice" and any(c.get("Variable") == f"$.plan.stages.{stage}" for c in s["Choices"])
+        if s["Type"] == "Choice" and any(c.get("Variable") == f"$.plan.enabled.{stage}" for c in s["Choices"])
     ]
     assert len(choices) == 1

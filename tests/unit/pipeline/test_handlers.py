@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from lambdas.pipeline import environment
-from lambdas.pipeline.run_input import RunInputError
+from lambdas.pipeline.validation import RunInputError
 from lambdas.reward.config import reward_function
 from tests.support import FakeLambdaContext
 from tests.unit.pipeline import samples
