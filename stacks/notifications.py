@@ -9,7 +9,7 @@ publish to the same topic.
 
 from __future__ import annotations
 
-from aws_cdk import Arn, ArnFormat, Duration, Stack, Token
+from aws_cdk import Duration, Stack, Token
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -26,7 +26,7 @@ from constructs import Construct
 from lambdas.common import env_names, layout
 from lambdas.common import metric_names as names
 from lambdas.notify.events import TERMINAL_STATUSES
-from stacks.grants import grant_key_use, grant_object_read, grant_object_write
+from stacks.grants import executions_arn, grant_key_use, grant_object_read, grant_object_write
 from stacks.lambda_defaults import ProjectFunction
 from stacks.nag import acknowledge, arn_of
 
@@ -117,7 +117,7 @@ class Notifications(Construct):
         grant_key_use(role, key)
         # sns:Publish only (topic.grant_publish would add kms:GenerateDataKey* as well: grant_key_use covers it).
         iam.Grant.add_to_principal(grantee=role, actions=["sns:Publish"], resource_arns=[self.topic.topic_arn])
-        executions = _executions_arn(state_machine)
+        executions = executions_arn(state_machine)
         iam.Grant.add_to_principal(grantee=role, actions=["states:GetExecutionHistory"], resource_arns=[executions])
         function.function.configure_async_invoke(
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
@@ -161,54 +161,8 @@ class Notifications(Construct):
         return rule
 
 
-def _state_machine_name(state_machine: sfn.IStateMachine) -> str:
-    if isinstance(state_machine, sfn.StateMachine):
-        return state_machine.state_machine_name
-    return Arn.split(state_machine.state_machine_arn, ArnFormat.COLON_RESOURCE_NAME).resource_name or ""
-
-
-def _executions_arn(state_machine: sfn.IStateMachine) -> str:
-    """``arn:...:execution:<state machine name>:*``: every execution of this one state machine."""
-    return Stack.of(state_machine).format_arn(
-        service="states",
-        resource="execution",
-        resource_name=f"{_state_machine_name(state_machine)}:*",
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
-
-
 def _nag_executions_finding(state_machine: sfn.IStateMachine) -> str:
-    """How cdk-nag names the executions wildcard of :func:`_executions_arn` in its finding id."""
-    stack = Stack.of(state_machine)
-    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
-    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
-    element = state_machine.node.default_child
-    logical_id = stack.get_logical_id(element)  # type: ignore[arg-type]
-    if isinstance(state_machine, sfn.StateMachine):
-        name = f"<{logical_id}.Name>"
-    else:
-        name = f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{logical_id}"}}]}}]}}'
-    return f"Resource::arn:<AWS::Partition>:states:{region}:{account}:execution:{name}:*"
-
-
-def _state_machine_name(state_machine: sfn.IStateMachine) -> str:
-    if isinstance(state_machine, sfn.StateMachine):
-        return state_machine.state_machine_name
-    return Arn.split(state_machine.state_machine_arn, ArnFormat.COLON_RESOURCE_NAME).resource_name or ""
-
-
-def _executions_arn(state_machine: sfn.IStateMachine) -> str:
-    """``arn:...:execution:<state machine name>:*``: every execution of this one state machine."""
-    return Stack.of(state_machine).format_arn(
-        service="states",
-        resource="execution",
-        resource_name=f"{_state_machine_name(state_machine)}:*",
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
-
-
-def _nag_executions_finding(state_machine: sfn.IStateMachine) -> str:
-    """How cdk-nag names the executions wildcard of :func:`_executions_arn` in its finding id."""
+    """How cdk-nag names the executions wildcard of :func:`stacks.grants.executions_arn` in its finding id."""
     stack = Stack.of(state_machine)
     region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
     account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account

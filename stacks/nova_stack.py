@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import CfnOutput, Stack, Tags
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -19,7 +21,7 @@ from stacks.triggers import Triggers
 class NovaCustomizationStack(Stack):
     """Buckets, roles, grader functions, the pipeline state machine, triggers and monitoring."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: PipelineSettings, **kwargs) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, settings: PipelineSettings, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.settings = settings
         self.log_retention = _retention(settings.log_retention_days)

@@ -18,7 +18,7 @@ trigger Lambda one message at a time:
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -35,7 +35,7 @@ from constructs import Construct
 from lambdas.common import env_names
 from lambdas.trigger.layout import READY_MARKER, BucketLayout
 from lambdas.trigger.messages import SCHEDULE_SOURCE
-from stacks.grants import grant_key_use, grant_object_delete, grant_object_read, grant_object_write
+from stacks.grants import executions_arn, grant_key_use, grant_object_delete, grant_object_read, grant_object_write
 from stacks.lambda_defaults import ProjectFunction
 from stacks.nag import acknowledge, arn_of
 
@@ -129,12 +129,7 @@ class Triggers(Construct):
             grantee=role, actions=["states:ListExecutions"], resource_arns=[state_machine.state_machine_arn]
         )
         # A duplicate event is recognized by describing the execution its name would have (any status).
-        executions = Stack.of(self).format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{state_machine.state_machine_name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
+        executions = executions_arn(state_machine)
         iam.Grant.add_to_principal(grantee=role, actions=["states:DescribeExecution"], resource_arns=[executions])
         acknowledge(
             role,

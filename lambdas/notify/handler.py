@@ -59,7 +59,7 @@ def _emit_metrics(result: NotifyResult) -> None:
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     change = ExecutionStatusChange.model_validate(event)
     result = notify_execution_end(
         change,

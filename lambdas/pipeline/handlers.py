@@ -131,13 +131,14 @@ def _head_object(bucket: str, key: str) -> dict[str, Any]:
     from botocore.exceptions import ClientError
 
     try:
-        return client("s3").head_object(Bucket=bucket, Key=key)
+        head: dict[str, Any] = client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as error:
         if is_missing(error):
             raise LookupError(key) from error
         if is_access_denied(error):
             raise PermissionError(key) from error
         raise
+    return head
 
 
 def _grader_version(name: str) -> str | None:

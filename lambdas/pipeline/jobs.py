@@ -67,7 +67,7 @@ def model_location(stage: str, plan: Plan, stages: StageRecords) -> str:
 
 def retry_delay_seconds(attempt: int) -> int:
     """Backoff before the next attempt: 5 min, 10 min, 20 min... at most an hour."""
-    return min(FIRST_RETRY_DELAY_S * 2 ** (attempt - 1), MAX_RETRY_DELAY_S)
+    return min(FIRST_RETRY_DELAY_S * (1 << max(attempt - 1, 0)), MAX_RETRY_DELAY_S)
 
 
 def max_attempts(stage: str, plan: Plan) -> int:

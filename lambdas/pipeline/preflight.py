@@ -51,7 +51,7 @@ class GraderInvocationError(RuntimeError):
 
 def estimate_cost(plan: Plan) -> dict[str, Any]:
     """Worst-case GPU cost of the plan: every job that runs, for its full maximum runtime."""
-    items = []
+    items: list[dict[str, Any]] = []
     for stage in STAGES:
         if not plan.enabled.runs(stage):
             continue
@@ -67,7 +67,7 @@ def estimate_cost(plan: Plan) -> dict[str, Any]:
                 "usd": round(usd, 2),
             }
         )
-    total = round(sum(item["usd"] for item in items), 2)
+    total = round(sum(float(item["usd"]) for item in items), 2)
     return {"estimatedUsd": total, "maxUsd": plan.budget.maxUsd, "items": items}
 
 
@@ -95,17 +95,21 @@ def dataset_kinds(plan: Plan) -> dict[str, str]:
     return kinds
 
 
-def lambda_grade_batch(lambda_client: Any, function_arn: str) -> Callable[[list], list]:
+GradeBatch = Callable[[list[Any]], list[Any]]
+
+
+def lambda_grade_batch(lambda_client: Any, function_arn: str) -> GradeBatch:
     """``grade_batch`` that invokes the deployed grader synchronously, as the training job does."""
 
-    def grade_batch(items: list) -> list:
+    def grade_batch(items: list[Any]) -> list[Any]:
         response = lambda_client.invoke(
             FunctionName=function_arn, InvocationType="RequestResponse", Payload=json.dumps(items).encode()
         )
         body = response["Payload"].read()
         if response.get("FunctionError"):
             raise GraderInvocationError(f"{function_arn} failed: {body[:500].decode(errors='replace')}")
-        return json.loads(body)
+        results: list[Any] = json.loads(body)
+        return results
 
     return grade_batch
 
@@ -114,9 +118,9 @@ def run_preflight(
     plan: Plan,
     *,
     s3: Any,
-    grade_batch_for: Callable[[str], Callable[[list], list]],
+    grade_batch_for: Callable[[str], GradeBatch],
     verify_grader: Callable[..., Any],
-    grader_spec: Callable[[str], dict],
+    grader_spec: Callable[[str], dict[str, Any]],
     quota_lookup: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]],
 ) -> dict[str, Any]:
     """Run every pre-flight check; the summary goes into the run state, problems raise."""
@@ -129,7 +133,7 @@ def run_preflight(
 
     grader = plan.grader
     sample_source = "rft" if plan.enabled.rft else ("eval" if plan.evaluation.task == "rft_eval" else None)
-    samples: list[dict] = []
+    samples: list[dict[str, Any]] = []
     reports: dict[str, Any] = {}
     for name, kind in dataset_kinds(plan).items():
         dataset = plan.datasets.require(name)

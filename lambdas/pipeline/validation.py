@@ -155,7 +155,9 @@ def effective_stages(run: RunInput) -> Enabled:
 
 def _job_settings(run: RunInput, model: str, method: str, problems: list[str]) -> JobSettings | None:
     """Instance type/count, runtime and checked overrides of one method, or None (problems appended)."""
-    settings: TrainingSettings | EvaluationSettings = {"sft": run.sft, "rft": run.rft, "eval": run.evaluation}[method]
+    settings: TrainingSettings | EvaluationSettings = run.evaluation
+    if method in ("sft", "rft"):
+        settings = run.sft if method == "sft" else run.rft
     field = {"sft": "sft", "rft": "rft", "eval": "evaluation"}[method]
     if not recipes.available(model, method):
         return None

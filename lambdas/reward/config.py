@@ -45,7 +45,7 @@ def reward_function(
             return compile_spec(loaded.spec, name=loaded.name, **clients)
         except SpecError as exc:
             raise SpecError(exc.path, f"{exc.message} (in preset {preset!r})") from None
-    name, spec = spec_from_text(spec_text, "GRADER_SPEC")
+    name, spec = spec_from_text(spec_text or "", "GRADER_SPEC")
     return compile_spec(spec, name=name, **clients)
 
 

@@ -48,7 +48,7 @@ def _deadline(context: Any) -> float | None:
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
     if not callable(remaining_ms):
         return None
-    return time.monotonic() + max(0.0, remaining_ms() / 1000.0 - _DEADLINE_MARGIN_S)
+    return time.monotonic() + max(0.0, float(remaining_ms()) / 1000.0 - _DEADLINE_MARGIN_S)
 
 
 def _publish(summary: BatchSummary) -> None:
@@ -58,7 +58,7 @@ def _publish(summary: BatchSummary) -> None:
     metrics.add_metric(name=names.GRADER_ERRORS, unit=MetricUnit.Count, value=len(summary.grader_errors))
     metrics.add_metric(name=names.JUDGE_FAILURES, unit=MetricUnit.Count, value=summary.judge_failures)
     metrics.add_metric(name=names.GRADING_DURATION, unit=MetricUnit.Milliseconds, value=summary.duration_ms)
-    if summary.mean is not None:
+    if summary.mean is not None and summary.minimum is not None and summary.maximum is not None:
         metrics.add_metric(name=names.REWARD_MEAN, unit=MetricUnit.NoUnit, value=summary.mean)
         metrics.add_metric(name=names.REWARD_MIN, unit=MetricUnit.NoUnit, value=summary.minimum)
         metrics.add_metric(name=names.REWARD_MAX, unit=MetricUnit.NoUnit, value=summary.maximum)
@@ -66,7 +66,7 @@ def _publish(summary: BatchSummary) -> None:
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(log_event=False)
-def lambda_handler(event: Any, context: Any) -> list[dict]:
+def lambda_handler(event: Any, context: Any) -> list[dict[str, Any]]:
     items = coerce_event(event)
     if items is None:
         logger.error("event holds no batch of items; returning no results", extra={"event_type": type(event).__name__})

@@ -149,7 +149,7 @@ def _start_template(
     return Outcome("rejected", source.describe(), execution_name=name, reasons=problems)
 
 
-def _start(request: dict, name: str, source: _Source, *, config: TriggerConfig, sfn: Any) -> Outcome:
+def _start(request: dict[str, Any], name: str, source: _Source, *, config: TriggerConfig, sfn: Any) -> Outcome:
     running = _running_executions(sfn, config.state_machine_arn)
     if name in running:
         return Outcome("duplicate", source.describe(), execution_name=name, execution_arn=running[name])
@@ -170,7 +170,7 @@ def _existing_execution(sfn: Any, state_machine_arn: str, name: str) -> str | No
     """The ARN of the execution called ``name`` in any status, or ``None`` when there is none."""
     arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
     try:
-        return sfn.describe_execution(executionArn=arn)["executionArn"]
+        return str(sfn.describe_execution(executionArn=arn)["executionArn"])
     except Exception as error:  # botocore's ClientError, without importing botocore here
         if is_missing(error):
             return None
@@ -227,7 +227,7 @@ def _read(s3: Any, bucket: str, key: str, version_id: str | None) -> bytes | Non
     try:
         body = s3.get_object(**params)["Body"]
         try:
-            return body.read(MAX_REQUEST_BYTES + 1)
+            return bytes(body.read(MAX_REQUEST_BYTES + 1))
         finally:
             body.close()
     except Exception as error:  # botocore's ClientError, without importing botocore here

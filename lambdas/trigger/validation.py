@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from lambdas.pipeline.validation import input_problems
 
@@ -27,7 +28,7 @@ def request_validator(data_bucket: str | None) -> Validator:
     return partial(input_problems, data_bucket=data_bucket)
 
 
-def parse_request(body: bytes, validate: Validator) -> tuple[dict | None, list[str]]:
+def parse_request(body: bytes, validate: Validator) -> tuple[dict[str, Any] | None, list[str]]:
     """The request as a JSON object and every problem found; the object is ``None`` when unusable."""
     if len(body) > MAX_REQUEST_BYTES:
         return None, [f"the request is larger than {MAX_REQUEST_BYTES} bytes, the most Step Functions accepts as input"]

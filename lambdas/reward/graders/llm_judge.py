@@ -114,7 +114,9 @@ class LlmJudgeGrader(Grader):
             if self._client is None:
                 factory = self._client_factory
                 if factory is None:
-                    from lambdas.reward.bedrock import bedrock_runtime_client as factory
+                    from lambdas.reward.bedrock import bedrock_runtime_client
+
+                    factory = bedrock_runtime_client
                 self._client = factory(
                     region=self.region,
                     read_timeout_s=self.read_timeout_s,
@@ -124,7 +126,7 @@ class LlmJudgeGrader(Grader):
                 )
             return self._client
 
-    def request(self, sample: Sample) -> dict:
+    def request(self, sample: Sample) -> dict[str, Any]:
         """The Converse request for one sample (no secrets; prompts are cut to bounded sizes)."""
         parts = []
         prompt = last_user_text(sample.item)
