@@ -214,10 +214,10 @@ def preflight_checks(event: dict[str, Any], context: Any) -> dict[str, Any]:
         grader_spec=_grader_spec,
         quota_lookup=quotas.service_quotas_lookup(client("service-quotas")),
     )
-    if summary["quotas"]["status"] in ("unchecked", "partly checked") or summary["quotas"]["warnings"]:
-        logger.warning("GPU quotas", extra={"quotas": summary["quotas"]})
-    logger.info("pre-flight passed", extra={"cost": summary["cost"]["estimatedUsd"]})
-    return summary
+    if summary.quotas.status in ("unchecked", "partly checked") or summary.quotas.warnings:
+        logger.warning("GPU quotas", extra={"quotas": summary.quotas.to_json()})
+    logger.info("pre-flight passed", extra={"cost": summary.cost.estimatedUsd})
+    return summary.to_json()
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -30,7 +30,15 @@ from lambdas.pipeline import quotas as quota_checks
 from lambdas.pipeline.catalog import hourly_price
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGES
 from lambdas.pipeline.s3uri import parse_s3_uri
-from lambdas.pipeline.schema import Plan
+from lambdas.pipeline.schema import (
+    CostEstimate,
+    CostItem,
+    DatasetReport,
+    GraderCase,
+    GraderSmokeTest,
+    Plan,
+    PreflightSummary,
+)
 
 GRADER_SAMPLE_ROWS = 50
 GRADER_BATCH_SIZE = 32
@@ -49,9 +57,9 @@ class GraderInvocationError(RuntimeError):
     """The deployed grader returned a function error instead of a result list."""
 
 
-def estimate_cost(plan: Plan) -> dict[str, Any]:
+def estimate_cost(plan: Plan) -> CostEstimate:
     """Worst-case GPU cost of the plan: every job that runs, for its full maximum runtime."""
-    items: list[dict[str, Any]] = []
+    items: list[CostItem] = []
     for stage in STAGES:
         if not plan.enabled.runs(stage):
             continue
@@ -59,29 +67,30 @@ def estimate_cost(plan: Plan) -> dict[str, Any]:
         hours = job.maxRuntimeSeconds / 3600
         usd = hourly_price(job.instanceType) * job.instanceCount * hours
         items.append(
-            {
-                "stage": stage,
-                "instanceType": job.instanceType,
-                "instanceCount": job.instanceCount,
-                "maxHours": round(hours, 2),
-                "usd": round(usd, 2),
-            }
+            CostItem.model_validate(
+                {
+                    "stage": stage,
+                    "instanceType": job.instanceType,
+                    "instanceCount": job.instanceCount,
+                    "maxHours": round(hours, 2),
+                    "usd": round(usd, 2),
+                }
+            )
         )
-    total = round(sum(float(item["usd"]) for item in items), 2)
-    return {"estimatedUsd": total, "maxUsd": plan.budget.maxUsd, "items": items}
+    total = round(sum(item.usd for item in items), 2)
+    return CostEstimate(estimatedUsd=total, maxUsd=plan.budget.maxUsd, items=items)
 
 
-def _budget_problem(cost: Mapping[str, Any]) -> str | None:
-    if cost["estimatedUsd"] <= cost["maxUsd"]:
+def _budget_problem(cost: CostEstimate) -> str | None:
+    if cost.estimatedUsd <= cost.maxUsd:
         return None
     parts = ", ".join(
-        f"{STAGE_LABELS[i['stage']]} {i['instanceCount']} x {i['instanceType']} x {i['maxHours']:g} h"
-        f" = ${i['usd']:,.2f}"
-        for i in cost["items"]
+        f"{STAGE_LABELS[i.stage]} {i.instanceCount} x {i.instanceType} x {i.maxHours:g} h = ${i.usd:,.2f}"
+        for i in cost.items
     )
     return (
-        f"budget.maxUsd: the worst-case GPU cost ${cost['estimatedUsd']:,.2f} exceeds the budget "
-        f"${cost['maxUsd']:,.2f} ({parts}); raise budget.maxUsd or lower maxRuntimeHours / instanceCount"
+        f"budget.maxUsd: the worst-case GPU cost ${cost.estimatedUsd:,.2f} exceeds the budget "
+        f"${cost.maxUsd:,.2f} ({parts}); raise budget.maxUsd or lower maxRuntimeHours / instanceCount"
     )
 
 
@@ -122,7 +131,7 @@ def run_preflight(
     verify_grader: Callable[..., Any],
     grader_spec: Callable[[str], dict[str, Any]],
     quota_lookup: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]],
-) -> dict[str, Any]:
+) -> PreflightSummary:
     """Run every pre-flight check; the summary goes into the run state, problems raise."""
     problems: list[str] = []
     cost = estimate_cost(plan)
@@ -134,7 +143,7 @@ def run_preflight(
     grader = plan.grader
     sample_source = "rft" if plan.enabled.rft else ("eval" if plan.evaluation.task == "rft_eval" else None)
     samples: list[dict[str, Any]] = []
-    reports: dict[str, Any] = {}
+    reports: dict[str, DatasetReport] = {}
     for name, kind in dataset_kinds(plan).items():
         dataset = plan.datasets.require(name)
         bucket, key = parse_s3_uri(dataset.uri)
@@ -148,12 +157,12 @@ def run_preflight(
             )
         finally:
             body.close()
-        reports[name] = report.as_dict()
+        reports[name] = DatasetReport.model_validate(report.as_dict())
         problems.extend(f"datasets.{name} ({kind}): {p}" for p in report.problems())
 
-    grader_summary: dict[str, Any] | None = None
+    grader_summary: GraderSmokeTest | None = None
     if grader is not None:
-        grader_summary = {"name": grader.name, "version": grader.version, "arn": grader.arn}
+        grader_summary = GraderSmokeTest(name=grader.name, version=grader.version, arn=grader.arn)
         if not samples:
             problems.append(f"grader {grader.name!r}: no valid rows to run the smoke test with")
         else:
@@ -165,12 +174,12 @@ def run_preflight(
                 sample=GRADER_SAMPLE_ROWS,
                 batch_size=GRADER_BATCH_SIZE,
             )
-            grader_summary.update(
-                {
+            grader_summary = grader_summary.model_copy(
+                update={
                     "passed": verdict.passed,
                     "rowsSampled": verdict.rows_sampled,
                     "cases": [
-                        {"case": c.case, "mean": round(c.mean, 4), "failing": c.failing, "passed": c.passed}
+                        GraderCase(case=c.case, mean=round(c.mean, 4), failing=c.failing, passed=c.passed)
                         for c in verdict.cases
                     ],
                     "problems": list(verdict.problems),
@@ -196,5 +205,5 @@ def run_preflight(
         if dataset.versionId:
             source["VersionId"] = dataset.versionId
         s3.copy(CopySource=source, Bucket=target_bucket, Key=target_key)
-        reports[name]["stagedUri"] = dataset.stagedUri
-    return {"datasets": reports, "grader": grader_summary, "cost": cost, "quotas": quota_summary}
+        reports[name] = reports[name].model_copy(update={"stagedUri": dataset.stagedUri})
+    return PreflightSummary(datasets=reports, grader=grader_summary, cost=cost, quotas=quota_summary)

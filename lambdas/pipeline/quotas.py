@@ -34,7 +34,7 @@ from typing import Any
 
 from lambdas.common.aws_errors import error_code
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES
-from lambdas.pipeline.schema import Plan
+from lambdas.pipeline.schema import BusiestPhase, LargestJob, Plan, QuotaEntry, QuotaSummary
 
 SERVICE_CODE = "sagemaker"
 # Where the run input sets each method's instances.
@@ -133,13 +133,12 @@ def _count(value: float) -> str:
 
 def check_quotas(
     plan: Plan, lookup: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]]
-) -> tuple[list[str], dict[str, Any]]:
+) -> tuple[list[str], QuotaSummary]:
     """(problems, summary) of the plan's instance needs against the account's quotas."""
     needs = instance_needs(plan)
-    summary: dict[str, Any] = {"status": "checked", "reason": None, "instanceTypes": [], "warnings": []}
     if not needs:
-        summary["status"] = "not needed"
-        return [], summary
+        return [], QuotaSummary(status="not needed")
+    summary = QuotaSummary(status="checked")
     failure = None
     try:
         quotas = lookup([quota_name(kind) for kind in needs])
@@ -150,7 +149,7 @@ def check_quotas(
     unlisted = []
     for need in needs.values():
         quota = quotas.get(quota_name(need.instance_type))
-        summary["instanceTypes"].append(_entry(need, quota))
+        summary.instanceTypes.append(_entry(need, quota))
         if quota is None:
             unlisted.append(quota_name(need.instance_type))
             continue
@@ -166,27 +165,27 @@ def check_quotas(
             )
         elif need.peak > value:
             together = " and ".join(STAGE_LABELS[s] for s in need.peak_stages)
-            summary["warnings"].append(
+            summary.warnings.append(
                 f"{label} is {_count(value)}; {together} run at the same time and need {need.peak} x "
                 f"{need.instance_type} together: they will run one after the other (the later job retries until "
                 f"capacity frees up), which lengthens the run; a quota of {need.peak} lets them run side by side"
             )
     if unlisted:
-        summary["status"] = "unchecked" if len(unlisted) == len(needs) else "partly checked"
+        summary.status = "unchecked" if len(unlisted) == len(needs) else "partly checked"
         names = ", ".join(repr(n) for n in unlisted)
-        summary["reason"] = (
+        summary.reason = (
             f"{names} not read: {failure}" if failure else f"Service Quotas lists no {names} in this region"
         )
     return problems, summary
 
 
-def _entry(need: InstanceNeed, quota: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {
-        "instanceType": need.instance_type,
-        "quotaName": quota_name(need.instance_type),
-        "quotaCode": quota.get("code") if quota else None,
-        "quota": quota["value"] if quota else None,
-        "source": quota.get("source") if quota else None,
-        "largestJob": {"stage": need.largest_stage, "instances": need.largest},
-        "peak": {"stages": list(need.peak_stages), "instances": need.peak},
-    }
+def _entry(need: InstanceNeed, quota: Mapping[str, Any] | None) -> QuotaEntry:
+    return QuotaEntry(
+        instanceType=need.instance_type,
+        quotaName=quota_name(need.instance_type),
+        quotaCode=quota.get("code") if quota else None,
+        quota=quota["value"] if quota else None,
+        source=quota.get("source") if quota else None,
+        largestJob=LargestJob.model_validate({"stage": need.largest_stage, "instances": need.largest}),
+        peak=BusiestPhase.model_validate({"stages": list(need.peak_stages), "instances": need.peak}),
+    )

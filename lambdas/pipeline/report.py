@@ -271,49 +271,33 @@ def _lineage_section(run: RunRecord) -> str:
 
 def _preflight_section(run: RunRecord) -> str:
     """What preflight found before any GPU was paid for: the cost estimate and the GPU quotas."""
-    preflight = _dict(run.preflight)
-    cost, quotas = _dict(preflight.get("cost")), _dict(preflight.get("quotas"))
-    if not cost and not quotas:
+    if run.preflight is None:
         return ""
-    parts = []
-    if isinstance(cost.get("estimatedUsd"), (int, float)):
-        budget = cost.get("maxUsd")
-        of_budget = f" (budget ${budget:,.2f})" if isinstance(budget, (int, float)) else ""
-        parts.append(
-            f'<p id="cost">Worst-case GPU cost: <strong>${cost["estimatedUsd"]:,.2f}</strong>{_e(of_budget)}, '
-            "every job for its full maximum runtime.</p>"
-        )
+    cost, quotas = run.preflight.cost, run.preflight.quotas
+    parts = [
+        f'<p id="cost">Worst-case GPU cost: <strong>${cost.estimatedUsd:,.2f}</strong>'
+        f"{_e(f' (budget ${cost.maxUsd:,.2f})')}, every job for its full maximum runtime.</p>"
+    ]
     rows = []
-    entries = quotas.get("instanceTypes")
-    for entry in entries if isinstance(entries, list) else []:
-        entry = _dict(entry)
-        largest, peak = _dict(entry.get("largestJob")), _dict(entry.get("peak"))
-        quota = entry.get("quota")
-        shown = f"{quota:g}" if isinstance(quota, (int, float)) else "-"
+    for entry in quotas.instanceTypes:
+        shown = f"{entry.quota:g}" if entry.quota is not None else "-"
         rows.append(
-            f'<tr><td><code>{_e(entry.get("instanceType"))}</code></td><td class="num">{_e(shown)}</td>'
-            f'<td class="num">{_e(largest.get("instances"))}</td><td class="num">{_e(peak.get("instances"))}</td>'
-            f"<td>{_e(entry.get('quotaCode') or '')}</td></tr>"
+            f'<tr><td><code>{_e(entry.instanceType)}</code></td><td class="num">{_e(shown)}</td>'
+            f'<td class="num">{_e(entry.largestJob.instances)}</td><td class="num">{_e(entry.peak.instances)}</td>'
+            f"<td>{_e(entry.quotaCode or '')}</td></tr>"
         )
     if rows:
-        status = quotas.get("status") or "-"
-        reason = f" ({quotas['reason']})" if quotas.get("reason") else ""
+        reason = f" ({quotas.reason})" if quotas.reason else ""
         parts.append(
-            f'<p class="muted">GPU instance quotas: {_e(status)}{_e(reason)}</p><table id="quotas"><thead><tr>'
+            f'<p class="muted">GPU instance quotas: {_e(quotas.status)}{_e(reason)}</p><table id="quotas"><thead><tr>'
             '<th>Instance type</th><th class="num">Quota</th><th class="num">Largest job</th>'
             '<th class="num">Busiest phase</th><th>Quota code</th></tr></thead><tbody>'
             + "".join(rows)
             + "</tbody></table>"
         )
-    warnings = quotas.get("warnings")
-    warnings = [w for w in warnings if isinstance(w, str)] if isinstance(warnings, list) else []
-    if warnings:
-        parts.append('<ul id="preflight-warnings">' + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")
+    if quotas.warnings:
+        parts.append('<ul id="preflight-warnings">' + "".join(f"<li>{_e(w)}</li>" for w in quotas.warnings) + "</ul>")
     return "<h2>Before any GPU</h2>" + "".join(parts)
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _short(text: str, limit: int) -> str:

@@ -417,6 +417,93 @@ class StageRecords(Record):
         return self.model_copy(update={stage: record})
 
 
+# -- what preflight found ($.preflight) ------------------------------------------------------------------
+
+
+class CostItem(Record):
+    stage: StageName
+    instanceType: str
+    instanceCount: int
+    maxHours: float
+    usd: float
+
+
+class CostEstimate(Record):
+    """The worst-case GPU cost: every job that runs, for its full maximum runtime."""
+
+    estimatedUsd: float
+    maxUsd: float
+    items: list[CostItem]
+
+
+class LargestJob(Record):
+    stage: StageName
+    instances: int
+
+
+class BusiestPhase(Record):
+    stages: list[StageName]
+    instances: int
+
+
+class QuotaEntry(Record):
+    """One GPU instance type the plan uses: its quota (``None`` when unread) and what the plan needs."""
+
+    instanceType: str
+    quotaName: str
+    quotaCode: str | None = None
+    quota: float | None = None
+    source: str | None = None
+    largestJob: LargestJob
+    peak: BusiestPhase
+
+
+class QuotaSummary(Record):
+    status: Literal["checked", "not needed", "unchecked", "partly checked"]
+    reason: str | None = None
+    instanceTypes: list[QuotaEntry] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class DatasetReport(Record):
+    """A dataset as preflight streamed it, and the copy the jobs read."""
+
+    kind: str
+    rows: int
+    bytes: int
+    invalidLines: int
+    firstErrors: list[str] = Field(default_factory=list)
+    stagedUri: str | None = None
+
+
+class GraderCase(Record):
+    case: str
+    mean: float
+    failing: int
+    passed: bool
+
+
+class GraderSmokeTest(Record):
+    """The grader preflight ran against the deployed function, and how it scored."""
+
+    name: str
+    version: str | None = None
+    arn: str
+    passed: bool | None = None
+    rowsSampled: int | None = None
+    cases: list[GraderCase] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+
+
+class PreflightSummary(Record):
+    """``$.preflight``: what was checked before any GPU was paid for."""
+
+    datasets: dict[str, DatasetReport]
+    grader: GraderSmokeTest | None = None
+    cost: CostEstimate
+    quotas: QuotaSummary
+
+
 # -- results of the later states ------------------------------------------------------------------------
 
 
@@ -537,7 +624,7 @@ class RunState(BaseModel):
     execution: Execution = Field(default_factory=Execution)
     plan: Plan | None = None
     stages: StageRecords | None = None
-    preflight: dict[str, Any] | None = None
+    preflight: PreflightSummary | None = None
     metrics: CollectedMetrics | None = None
     gate: GateDecision | None = None
     model: ImportedModel | None = None
@@ -578,7 +665,7 @@ class RunRecord(Record):
     plan: Plan | None = None
     datasets: PlanDatasets | None = None
     grader: GraderRef | None = None
-    preflight: dict[str, Any] | None = None
+    preflight: PreflightSummary | None = None
     stages: StageRecords | None = None
     metrics: CollectedMetrics | None = None
     gate: GateDecision | None = None

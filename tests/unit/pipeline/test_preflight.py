@@ -44,7 +44,7 @@ def _quotas(value: float):
 
 def _run(plan: Plan, s3: Any, grade_batch_for=_local_grader, quota_lookup=None) -> dict:
     quota_lookup = _quotas(8) if quota_lookup is None else quota_lookup
-    return run_preflight(
+    summary = run_preflight(
         plan,
         s3=s3,
         grade_batch_for=grade_batch_for,
@@ -52,6 +52,7 @@ def _run(plan: Plan, s3: Any, grade_batch_for=_local_grader, quota_lookup=None) 
         grader_spec=lambda name: load_preset(name).spec,
         quota_lookup=quota_lookup,
     )
+    return summary.to_json()
 
 
 def test_valid_datasets_and_a_sound_grader_pass_and_the_eval_file_is_staged(s3: Any, datasets: dict) -> None:
@@ -160,8 +161,8 @@ def test_the_deployed_grader_is_invoked_synchronously_with_a_bare_list() -> None
 def test_the_cost_estimate_counts_only_the_jobs_that_run() -> None:
     plan = samples.plan(stages={"baselineEval": False, "rft": False})
     cost = estimate_cost(plan)
-    assert [item["stage"] for item in cost["items"]] == ["sft", "finalEval"]
-    assert cost["estimatedUsd"] == pytest.approx(55.04 * 4 * 3 + 55.04 * 1 * 1.5, abs=0.01)
+    assert [item.stage for item in cost.items] == ["sft", "finalEval"]
+    assert cost.estimatedUsd == pytest.approx(55.04 * 4 * 3 + 55.04 * 1 * 1.5, abs=0.01)
 
 
 def test_only_the_datasets_the_plan_uses_are_checked() -> None:

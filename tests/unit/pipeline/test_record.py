@@ -37,7 +37,11 @@ def _state(**extra: Any) -> dict:
         "execution": samples.EXECUTION,
         "plan": samples.plan().to_json(),
         "stages": stages,
-        "preflight": {"cost": {"estimatedUsd": 1788.8}},
+        "preflight": {
+            "datasets": {},
+            "cost": {"estimatedUsd": 1788.8, "maxUsd": 2000.0, "items": []},
+            "quotas": {"status": "checked"},
+        },
         "metrics": {
             "metric": "exact_match",
             "candidate": "rft",

@@ -243,6 +243,7 @@ def test_the_resolved_model_of_the_plan_is_shown_by_name_not_as_a_mapping() -> N
 def test_what_preflight_found_is_shown_cost_quotas_and_warnings() -> None:
     run = copy.deepcopy(SUCCEEDED_RUN)
     run["preflight"] = {
+        "datasets": {},
         "cost": {"estimatedUsd": 1788.8, "maxUsd": 2000.0, "items": []},
         "quotas": {
             "status": "checked",
@@ -250,6 +251,7 @@ def test_what_preflight_found_is_shown_cost_quotas_and_warnings() -> None:
             "instanceTypes": [
                 {
                     "instanceType": "ml.p5.48xlarge",
+                    "quotaName": "ml.p5.48xlarge for training job usage",
                     "quota": 4.0,
                     "quotaCode": "L-ABC",
                     "largestJob": {"stage": "sft", "instances": 4},
@@ -265,14 +267,18 @@ def test_what_preflight_found_is_shown_cost_quotas_and_warnings() -> None:
     assert page.find("ul", id="preflight-warnings") and "quota is 4; <b>baseline</b> and SFT need 5" in page.visible
 
 
-def test_an_odd_preflight_summary_renders_without_a_quota_table_and_none_without_a_section() -> None:
-    odd = {
+def test_a_preflight_without_gpu_jobs_renders_without_a_quota_table_and_none_without_a_section() -> None:
+    run = {
         "runId": "r",
         "pipeline": "nova",
         "status": "FAILED",
-        "preflight": {"quotas": {"instanceTypes": "odd", "warnings": "odd"}},
+        "preflight": {
+            "datasets": {},
+            "cost": {"estimatedUsd": 0.0, "maxUsd": 2000.0, "items": []},
+            "quotas": {"status": "not needed"},
+        },
     }
-    page = Page(render_report(odd))
+    page = Page(render_report(run))
     assert "Before any GPU" in page.visible and not page.find("table", id="quotas")
     assert not page.find("ul", id="preflight-warnings")
     assert "Before any GPU" not in Page(render_report({"runId": "r", "pipeline": "nova", "status": "FAILED"})).visible
