@@ -1,7 +1,5 @@
-"""Deterministic names: run ids, training job names, Bedrock names and idempotency tokens.
-
-Also the stage catalogue (stages, job codes, methods, phases and labels). S3 keys are
-:mod:`lambdas.common.layout`.
+"""Deterministic names: run ids, training job names, Bedrock names and idempotency tokens, and the
+stage catalogue (stages, job codes, methods, phases and labels). S3 keys are :mod:`lambdas.common.layout`.
 
 Everything is derived from the execution name and the pipeline name, so a retried
 Lambda or a re-read run record always computes the same names:

@@ -51,12 +51,12 @@ from lambdas.pipeline.schema import (
 from lambdas.pipeline.stages import complete_records, job_record
 
 MAX_CAUSE_CHARS = 30000
+# The states a run can fail in that are not job stages (job stages are labelled by naming.STAGE_LABELS).
 _STEP_LABELS = {
     "validateRun": "Validate run",
     "preflight": "Preflight checks",
     "trainAndBaseline": "Train and baseline",
     "evaluateSftAndTrainRft": "Evaluate SFT and train RFT",
-    "finalEval": "Final evaluation",
     "collectMetrics": "Collect metrics",
     "qualityGate": "Apply quality gate",
     "import": "Import model into Bedrock",
@@ -163,7 +163,7 @@ def describe_failure(state: RunState, ended_at: str | None) -> tuple[RunError, s
     stage_name = state.failedStage or "unknown"
     name = (error.Error if error else None) or "PipelineFailed"
     cause = readable_cause(error.Cause if error else None) or name
-    text = f"{_STEP_LABELS.get(stage_name, stage_name)} failed: {cause}"
+    text = f"{_STEP_LABELS.get(stage_name) or naming.stage_title(stage_name)} failed: {cause}"
     if stage_name == "deploy" and state.model is not None and state.model.arn:
         text += f" (the imported model {state.model.arn} is kept)"
     return RunError(stage=stage_name, error=name, cause=text[:MAX_CAUSE_CHARS]), None, None
