@@ -72,11 +72,10 @@ def notify_execution_end(
     except ValidationError as error:
         # A run.json this schema cannot read is kept as it is; the notification tells what Step Functions knows.
         run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, last_state=_last_state(sfn, event))
-        problem = f"runs/{run_id}/run.json is not a valid run record ({error.error_count()} problems)"
-        logged = run.error.cause + "; " if run.error else ""
-        run = run.model_copy(
-            update={"error": RunError(stage=run.error.stage if run.error else "record", cause=logged + problem)}
-        )
+        problem = f"{layout.run_record_key(run_id)} is not a valid run record ({error.error_count()} problems)"
+        failed_at = run.error.stage if run.error else "record"
+        cause = f"{run.error.cause}; {problem}" if run.error else problem
+        run = run.model_copy(update={"error": RunError(stage=failed_at, cause=cause)})
     else:
         if run is None:
             run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, last_state=_last_state(sfn, event))
