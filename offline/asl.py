@@ -33,9 +33,10 @@ class RenderError(ValueError):
     """A definition that cannot be rendered, or a rendering that changed more than its placeholders."""
 
 
-def load_definition() -> dict:
+def load_definition() -> dict[str, Any]:
     """The project's definition file, placeholders not substituted."""
-    return json.loads(DEFINITION_FILE.read_text())
+    definition: dict[str, Any] = json.loads(DEFINITION_FILE.read_text())
+    return definition
 
 
 # -- substitutions ------------------------------------------------------------------------------
@@ -92,7 +93,7 @@ def pipeline_state_machine(template: Mapping[str, Any]) -> str:
     ]
     if len(ids) != 1:
         raise LookupError(f"expected one pipeline state machine, found {ids}")
-    return ids[0]
+    return str(ids[0])
 
 
 def placeholder_value(value: Any, resources: Mapping[str, Any]) -> str:
@@ -121,7 +122,7 @@ def placeholder_substitutions(template: Mapping[str, Any], logical_id: str) -> d
     return {k: placeholder_value(v, resources) for k, v in properties.get("DefinitionSubstitutions", {}).items()}
 
 
-def render(template: Mapping[str, Any], logical_id: str, text: str) -> tuple[dict, dict[str, str]]:
+def render(template: Mapping[str, Any], logical_id: str, text: str) -> tuple[dict[str, Any], dict[str, str]]:
     """The definition ``text`` of state machine ``logical_id``, rendered with stand-in values, and those values."""
     substitutions = placeholder_substitutions(template, logical_id)
     return json.loads(render_definition(text, substitutions)), substitutions

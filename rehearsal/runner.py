@@ -386,13 +386,17 @@ def _status_change_targets(cloud: SimulatedStack) -> list[str]:
 
 def _format_locally(cloud: SimulatedStack, event: dict) -> list[dict]:
     try:
+        from lambdas.notify.events import ExecutionStatusChange
         from lambdas.notify.message import ExecutionEnd, render_notification
+        from lambdas.notify.service import reconstruct_run
+        from lambdas.pipeline.schema import RunRecord
     except ImportError:
         return [{"topic": None, "subject": "(no notifier in this checkout)", "message": ""}]
     artifacts = cloud.bucket("ArtifactsBucket")
     s3 = boto3.client("s3", region_name=cloud.region)
     output = json.loads(event["detail"]["output"]) if event["detail"]["output"] else None
-    run, _, _ = _run_record(s3, artifacts, _run_id(output, event["detail"]["name"]))
+    run_id = _run_id(output, event["detail"]["name"])
+    run, _, _ = _run_record(s3, artifacts, run_id)
     end = ExecutionEnd(
         status=event["detail"]["status"],
         execution_arn=event["detail"]["executionArn"],
@@ -400,7 +404,13 @@ def _format_locally(cloud: SimulatedStack, event: dict) -> list[dict]:
         error=event["detail"]["error"],
         cause=event["detail"]["cause"],
     )
-    note = render_notification(run or {}, end)
+    if run is not None:
+        record = RunRecord.model_validate(run)
+    else:
+        record = reconstruct_run(
+            ExecutionStatusChange.model_validate(event), run_id=run_id, pipeline="nova", last_state=None
+        )
+    note = render_notification(record, end)
     return [{"topic": None, "subject": note.subject, "message": note.body, "formatted_locally": True}]
 
 

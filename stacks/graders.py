@@ -16,6 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from lambdas.common import env_names
 from lambdas.reward.engine import compile_spec
 from lambdas.reward.presets import list_presets, load_preset
 from stacks.lambda_defaults import ProjectFunction
@@ -81,7 +82,7 @@ class Graders(Construct):
                 description=f"Nova RFT reward function ({preset} grader)",
                 service_name="reward",
                 log_retention=log_retention,
-                environment={"GRADER_PRESET": preset},
+                environment={env_names.GRADER_PRESET: preset},
                 timeout=GRADER_TIMEOUT,
                 memory_size_mb=GRADER_MEMORY_MB,
             )

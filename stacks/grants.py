@@ -1,4 +1,4 @@
-"""Least-privilege grants with explicit actions.
+"""Least-privilege grants with explicit actions, and the resource ARNs they are scoped to.
 
 CDK's ``bucket.grant_read`` expands to wildcard actions (``s3:GetObject*``,
 ``s3:List*``); these helpers name each action and scope object access to a

@@ -13,6 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from lambdas.common import layout
 from lambdas.pipeline.catalog import EVALUATION_REPOSITORY, FINE_TUNE_REPOSITORY, IMAGE_ACCOUNTS
 from stacks.grants import grant_key_use, grant_object_read, grant_object_write
 from stacks.nag import acknowledge, arn_of
@@ -47,8 +48,8 @@ class Identity(Construct):
             assumed_by=_service_principal("sagemaker.amazonaws.com"),
             description="Runs Nova SFT, RFT and evaluation training jobs",
         )
-        grant_object_read(role, artifacts_bucket, "runs/")
-        grant_object_write(role, artifacts_bucket, "runs/")
+        grant_object_read(role, artifacts_bucket, layout.RUNS_PREFIX)
+        grant_object_write(role, artifacts_bucket, layout.RUNS_PREFIX)
         grant_key_use(role, key)
         role.add_to_policy(
             iam.PolicyStatement(
@@ -96,7 +97,7 @@ class Identity(Construct):
             "IAM5",
             "Object-key prefix of the project's artifacts bucket: jobs read the run's recipes and dataset "
             "copies and write outputs under keys chosen per run",
-            f"Resource::{arn_of(artifacts_bucket)}/runs/*",
+            f"Resource::{arn_of(artifacts_bucket)}/{layout.RUNS_PREFIX}*",
         )
         acknowledge(
             role,

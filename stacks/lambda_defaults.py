@@ -17,6 +17,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from lambdas.common.metric_names import NAMESPACE
 from stacks.nag import acknowledge, arn_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +25,7 @@ LAYER_DIR = REPO_ROOT / ".build" / "layer"
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
-METRICS_NAMESPACE = "NovaCustomization"
+METRICS_NAMESPACE = NAMESPACE
 
 # Only the runtime package goes into the asset; caches and local-only files stay out.
 _CODE_EXCLUDES = [

@@ -1,14 +1,11 @@
-"""Notifications and monitoring of the pipeline.
+"""Monitoring of the pipeline.
 
-- :class:`Notifications`: a KMS-encrypted SNS topic (TLS-only, optional email
-  subscription) and the notify Lambda, which an EventBridge rule calls when an
-  execution of the pipeline ends (SUCCEEDED, FAILED, TIMED_OUT or ABORTED).
-- :class:`Monitoring`: a CloudWatch dashboard (executions by status, stage
-  durations, reward statistics per grader, grader duration and errors, Bedrock
-  import/deploy failures, trigger queue) and alarms that publish to the topic.
+:class:`Monitoring`: a CloudWatch dashboard (executions by status, stage durations, reward
+statistics per grader, grader duration and errors, Bedrock import/deploy failures, trigger
+outcomes and queues) and alarms that publish to the notifications topic (``stacks/notifications.py``).
 
-Custom metrics (namespace ``NovaCustomization``; the emitting Lambda's
-``service`` is always a dimension):
+Custom metrics (names in ``lambdas/common/metric_names.py``, namespace ``NovaCustomization``;
+the emitting Lambda's ``service`` is always a dimension):
 
 - reward Lambda (service=reward, grader=<preset>): ``RewardMean``, ``RewardMin``,
   ``RewardMax``, ``MalformedItems``, ``BatchSize``, ``GraderErrors``,
@@ -27,172 +24,30 @@ from collections.abc import Mapping
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from lambdas.notify import metric_names as names
-from lambdas.notify.events import TERMINAL_STATUSES
-from stacks.executions import executions_arn, executions_finding
-from stacks.grants import grant_key_use, grant_object_read, grant_object_write
-from stacks.lambda_defaults import METRICS_NAMESPACE, ProjectFunction
-from stacks.nag import acknowledge, arn_of
+from lambdas.common import metric_names as names
+from lambdas.common.metric_names import (
+    BATCH_SIZE,
+    GRADER_ERRORS,
+    GRADING_DURATION,
+    JUDGE_FAILURES,
+    MALFORMED_ITEMS,
+    REWARD_MAX,
+    REWARD_MEAN,
+    REWARD_MIN,
+    REWARD_SERVICE,
+)
 
-# Reward Lambda metrics (lambdas/reward/handler.py), dimensions service=reward, grader=<preset>.
-REWARD_SERVICE = "reward"
-REWARD_MEAN = "RewardMean"
-REWARD_MIN = "RewardMin"
-REWARD_MAX = "RewardMax"
-MALFORMED_ITEMS = "MalformedItems"
-BATCH_SIZE = "BatchSize"
-GRADER_ERRORS = "GraderErrors"
-JUDGE_FAILURES = "JudgeFailures"
-GRADING_DURATION = "GradingDuration"
-
-NOTIFY_TIMEOUT = Duration.seconds(60)
 ALARM_PERIOD = Duration.minutes(5)
 # Reward collapse / jump: the 5-minute mean leaves CloudWatch's expected band (learned from the
 # metric's own history) by this many standard deviations, for two consecutive periods.
 REWARD_BAND_STD_DEVS = 3
 REWARD_BAND_PERIODS = 2
-
-
-class Notifications(Construct):
-    """The run-notification topic and the Lambda that turns execution ends into messages."""
-
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        pipeline_name: str,
-        state_machine: sfn.IStateMachine,
-        artifacts_bucket: s3.IBucket,
-        key: kms.IKey,
-        log_retention: logs.RetentionDays,
-        notification_email: str | None = None,
-    ) -> None:
-        super().__init__(scope, construct_id)
-        self.topic = self._build_topic(pipeline_name, key, notification_email)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            "SQS3",
-            "This queue is itself the dead-letter queue of the notification rule's target and of the notify "
-            "Lambda's asynchronous invocations (configured on those, not as a redrive policy)",
-        )
-        self.function = self._build_function(pipeline_name, state_machine, artifacts_bucket, key, log_retention)
-        self.rule = self._build_rule(pipeline_name, state_machine)
-
-    def _build_topic(self, pipeline_name: str, key: kms.IKey, email: str | None) -> sns.Topic:
-        topic = sns.Topic(
-            self,
-            "RunNotifications",
-            display_name=f"Nova pipeline {pipeline_name}",
-            master_key=key,
-            enforce_ssl=True,
-        )
-        # CloudWatch alarms publish to the topic themselves, so they need the key (SNS encrypts with it).
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudWatchAlarmsToPublishToEncryptedTopics",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-            )
-        )
-        if email:
-            topic.add_subscription(subscriptions.EmailSubscription(email))
-        return topic
-
-    def _build_function(
-        self,
-        pipeline_name: str,
-        state_machine: sfn.IStateMachine,
-        artifacts_bucket: s3.IBucket,
-        key: kms.IKey,
-        log_retention: logs.RetentionDays,
-    ) -> ProjectFunction:
-        function = ProjectFunction(
-            self,
-            "NotifyFunction",
-            handler="lambdas.notify.handler.lambda_handler",
-            description="Publishes the outcome of every pipeline execution (metrics, gate, deployment, links)",
-            service_name=names.NOTIFY_SERVICE,
-            log_retention=log_retention,
-            environment={
-                "PIPELINE_NAME": pipeline_name,
-                "ARTIFACTS_BUCKET_NAME": artifacts_bucket.bucket_name,
-                "TOPIC_ARN": self.topic.topic_arn,
-            },
-            timeout=NOTIFY_TIMEOUT,
-            memory_size_mb=256,
-        )
-        role = function.role
-        # Reads run.json; writes run.json/report.html only for runs that could not record themselves.
-        grant_object_read(role, artifacts_bucket, "runs/")
-        grant_object_write(role, artifacts_bucket, "runs/")
-        grant_key_use(role, key)
-        # sns:Publish only (topic.grant_publish would add kms:GenerateDataKey* as well: grant_key_use covers it).
-        iam.Grant.add_to_principal(grantee=role, actions=["sns:Publish"], resource_arns=[self.topic.topic_arn])
-        executions = executions_arn(state_machine)
-        iam.Grant.add_to_principal(grantee=role, actions=["states:GetExecutionHistory"], resource_arns=[executions])
-        function.function.configure_async_invoke(
-            on_failure=destinations.SqsDestination(self.dead_letter_queue),
-            retry_attempts=2,
-            max_event_age=Duration.hours(6),
-        )
-        acknowledge(
-            role,
-            "IAM5",
-            "Run records and reports are keyed by run id under runs/ of the artifacts bucket",
-            f"Resource::{arn_of(artifacts_bucket)}/runs/*",
-        )
-        acknowledge(
-            role,
-            "IAM5",
-            "Executions are named per run: the history of any execution of this one state machine is readable "
-            "(to find the run id and the state where a run stopped)",
-            executions_finding(state_machine),
-        )
-        return function
-
-    def _build_rule(self, pipeline_name: str, state_machine: sfn.IStateMachine) -> events.Rule:
-        rule = events.Rule(
-            self,
-            "ExecutionEnded",
-            description=f"Every ended execution of pipeline {pipeline_name} (aborted ones included)",
-            event_pattern=events.EventPattern(
-                source=["aws.states"],
-                detail_type=["Step Functions Execution Status Change"],
-                detail={"stateMachineArn": [state_machine.state_machine_arn], "status": list(TERMINAL_STATUSES)},
-            ),
-        )
-        rule.add_target(
-            targets.LambdaFunction(
-                self.function.function,
-                dead_letter_queue=self.dead_letter_queue,
-                retry_attempts=8,
-                max_event_age=Duration.hours(24),
-            )
-        )
-        return rule
 
 
 class Monitoring(Construct):
@@ -371,7 +226,7 @@ class Monitoring(Construct):
                 left=[
                     cw.MathExpression(
                         expression=(
-                            f"SEARCH('{{{METRICS_NAMESPACE},service,stage}} MetricName=\"{names.STAGE_DURATION}\"', "
+                            f"SEARCH('{{{names.NAMESPACE},service,stage}} MetricName=\"{names.STAGE_DURATION}\"', "
                             "'Maximum', 3600) / 3600"
                         ),
                         label="",
@@ -451,8 +306,7 @@ class Monitoring(Construct):
             cw.GraphWidget(
                 title="Trigger outcomes",
                 left=[
-                    _metric(names.TRIGGER_SERVICE, f"trigger_{outcome}", "Sum", hour, outcome)
-                    for outcome in ("started", "duplicate", "rejected", "waiting", "unrecognized")
+                    _metric(names.TRIGGER_SERVICE, name, "Sum", hour, label) for name, label in names.TRIGGER_METRICS
                 ],
                 width=12,
             ),
@@ -473,7 +327,7 @@ def _metric(
     dimensions: Mapping[str, str] | None = None,
 ) -> cw.Metric:
     return cw.Metric(
-        namespace=METRICS_NAMESPACE,
+        namespace=names.NAMESPACE,
         metric_name=name,
         dimensions_map={"service": service, **(dimensions or {})},
         statistic=statistic,

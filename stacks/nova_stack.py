@@ -11,7 +11,8 @@ from constructs import Construct
 from stacks.config import PipelineSettings
 from stacks.graders import Graders
 from stacks.identity import Identity
-from stacks.monitoring import Monitoring, Notifications
+from stacks.monitoring import Monitoring
+from stacks.notifications import Notifications
 from stacks.pipeline import Pipeline
 from stacks.storage import Storage
 from stacks.triggers import Triggers

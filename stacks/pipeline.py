@@ -24,6 +24,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from lambdas.common import env_names, layout
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
 from stacks.grants import grant_key_use, grant_object_read, grant_object_write
 from stacks.identity import Identity
@@ -76,11 +77,11 @@ class Pipeline(Construct):
         self._pipeline_name = pipeline_name
 
         environment = {
-            "PIPELINE_NAME": pipeline_name,
-            "DATA_BUCKET": data_bucket.bucket_name,
-            "ARTIFACTS_BUCKET": artifacts_bucket.bucket_name,
-            "BEDROCK_IMPORT_ROLE_ARN": identity.bedrock_import_role.role_arn,
-            "GRADER_FUNCTIONS": Stack.of(self).to_json_string(
+            env_names.PIPELINE_NAME: pipeline_name,
+            env_names.DATA_BUCKET_NAME: data_bucket.bucket_name,
+            env_names.ARTIFACTS_BUCKET_NAME: artifacts_bucket.bucket_name,
+            env_names.BEDROCK_IMPORT_ROLE_ARN: identity.bedrock_import_role.role_arn,
+            env_names.GRADER_FUNCTIONS: Stack.of(self).to_json_string(
                 {name: fn.function_arn for name, fn in sorted(self._graders.items())}
             ),
         }
@@ -126,20 +127,22 @@ class Pipeline(Construct):
             grant_key_use(function.role, self._key)
 
         # Validation checks that each dataset exists (HeadObject) and records its ETag.
-        grant_object_read(self._role("ValidateRun"), data, "datasets/")
-        self._acknowledge_prefixes("ValidateRun", f"{arn_of(data)}/datasets/*")
+        grant_object_read(self._role("ValidateRun"), data, layout.DATASETS_PREFIX)
+        self._acknowledge_prefixes("ValidateRun", f"{arn_of(data)}/{layout.DATASETS_PREFIX}*")
 
         # Preflight streams datasets, stages the evaluation set under the run, and calls the graders.
         preflight = self._role("Preflight")
-        grant_object_read(preflight, data, "datasets/")
-        grant_object_write(preflight, artifacts, "runs/")
+        grant_object_read(preflight, data, layout.DATASETS_PREFIX)
+        grant_object_write(preflight, artifacts, layout.RUNS_PREFIX)
         if self._graders:
             iam.Grant.add_to_principal(
                 grantee=preflight,
                 actions=["lambda:InvokeFunction"],
                 resource_arns=[fn.function_arn for _, fn in sorted(self._graders.items())],
             )
-        self._acknowledge_prefixes("Preflight", f"{arn_of(data)}/datasets/*", f"{arn_of(artifacts)}/runs/*")
+        self._acknowledge_prefixes(
+            "Preflight", f"{arn_of(data)}/{layout.DATASETS_PREFIX}*", f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*"
+        )
         # ... and reads the account's GPU instance quotas (lambdas/pipeline/quotas.py).
         iam.Grant.add_to_principal(
             grantee=preflight,
@@ -155,27 +158,29 @@ class Pipeline(Construct):
 
         # Job preparation writes recipes and stops a previous attempt that is still running.
         prepare = self._role("PrepareJob")
-        grant_object_write(prepare, artifacts, "runs/")
+        grant_object_write(prepare, artifacts, layout.RUNS_PREFIX)
         iam.Grant.add_to_principal(
             grantee=prepare,
             actions=["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
             resource_arns=[self._training_jobs_arn()],
         )
-        self._acknowledge_prefixes("PrepareJob", f"{arn_of(artifacts)}/runs/*")
+        self._acknowledge_prefixes("PrepareJob", f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*")
         self._acknowledge_training_jobs(self._role("PrepareJob"))
 
         for reader in ("ResolveCheckpoint", "ReadEvaluation"):
-            grant_object_read(self._role(reader), artifacts, "runs/")
-            self._acknowledge_prefixes(reader, f"{arn_of(artifacts)}/runs/*")
+            grant_object_read(self._role(reader), artifacts, layout.RUNS_PREFIX)
+            self._acknowledge_prefixes(reader, f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*")
 
-        grant_object_read(self._role("ApplyGate"), artifacts, "champions/")
-        self._acknowledge_prefixes("ApplyGate", f"{arn_of(artifacts)}/champions/*")
+        grant_object_read(self._role("ApplyGate"), artifacts, layout.CHAMPIONS_PREFIX)
+        self._acknowledge_prefixes("ApplyGate", f"{arn_of(artifacts)}/{layout.CHAMPIONS_PREFIX}*")
 
         for recorder in ("RecordRun", "RecordFailedRun"):
-            grant_object_write(self._role(recorder), artifacts, "runs/")
-        grant_object_write(self._role("RecordRun"), artifacts, "champions/")
-        self._acknowledge_prefixes("RecordRun", f"{arn_of(artifacts)}/runs/*", f"{arn_of(artifacts)}/champions/*")
-        self._acknowledge_prefixes("RecordFailedRun", f"{arn_of(artifacts)}/runs/*")
+            grant_object_write(self._role(recorder), artifacts, layout.RUNS_PREFIX)
+        grant_object_write(self._role("RecordRun"), artifacts, layout.CHAMPIONS_PREFIX)
+        self._acknowledge_prefixes(
+            "RecordRun", f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*", f"{arn_of(artifacts)}/{layout.CHAMPIONS_PREFIX}*"
+        )
+        self._acknowledge_prefixes("RecordFailedRun", f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*")
 
         self._grant_bedrock()
 

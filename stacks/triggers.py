@@ -32,6 +32,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from lambdas.common import env_names
 from lambdas.trigger.layout import READY_MARKER, BucketLayout
 from lambdas.trigger.messages import SCHEDULE_SOURCE
 from stacks.executions import executions_arn, executions_finding
@@ -109,10 +110,10 @@ class Triggers(Construct):
             service_name="trigger",
             log_retention=log_retention,
             environment={
-                "PIPELINE_NAME": pipeline_name,
-                "DATA_BUCKET_NAME": data_bucket.bucket_name,
-                "STATE_MACHINE_ARN": state_machine.state_machine_arn,
-                "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
+                env_names.PIPELINE_NAME: pipeline_name,
+                env_names.DATA_BUCKET_NAME: data_bucket.bucket_name,
+                env_names.STATE_MACHINE_ARN: state_machine.state_machine_arn,
+                env_names.DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
             },
             timeout=TRIGGER_TIMEOUT,
             memory_size_mb=256,

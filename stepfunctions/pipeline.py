@@ -38,7 +38,7 @@ DEFINITION_FILE = Path(__file__).resolve().parent / "pipeline.asl.json"
 SAGEMAKER_TRAINING_JOB_SYNC = "arn:aws:states:::sagemaker:createTrainingJob.sync"
 HANDLERS_MODULE = "lambdas.pipeline.handlers"
 # Where the plan keeps which stages run (the run input's ``stages`` flags).
-ENABLED = "$.plan.stages"
+ENABLED = "$.plan.enabled"
 
 
 @dataclass(frozen=True)

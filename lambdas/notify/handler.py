@@ -14,8 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.notify.events import ExecutionStatusChange
-from lambdas.notify.metric_names import (
+from lambdas.common.metric_names import (
     BEDROCK_DEPLOYMENT_FAILURES,
     BEDROCK_IMPORT_FAILURES,
     GATE_REJECTIONS,
@@ -23,6 +22,7 @@ from lambdas.notify.metric_names import (
     RUNS_RECORDED_BY_NOTIFIER,
     STAGE_DURATION,
 )
+from lambdas.notify.events import ExecutionStatusChange
 from lambdas.notify.service import NotifyResult, notify_execution_end
 from lambdas.notify.settings import settings
 from lambdas.pipeline.report import render_report
@@ -59,7 +59,7 @@ def _emit_metrics(result: NotifyResult) -> None:
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     change = ExecutionStatusChange.model_validate(event)
     result = notify_execution_end(
         change,

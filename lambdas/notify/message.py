@@ -1,4 +1,4 @@
-"""The notification text for the end of a run (pure: a run record in, subject and body out).
+"""The notification text for the end of a run (pure: a :class:`RunRecord` in, subject and body out).
 
 Plain text, readable in an email client and in a chat tool: outcome first, then
 the metrics table, the gate decision, the deployment, stage timings and links.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lambdas.notify import runview
+from lambdas.pipeline import runview
+from lambdas.pipeline.schema import RunRecord
 
 # SNS: subjects are at most 100 printable ASCII characters without line breaks; messages < 256 KB.
 MAX_SUBJECT = 100
@@ -34,9 +35,9 @@ class Notification:
     body: str
 
 
-def outcome(run: dict, end: ExecutionEnd) -> str:
+def outcome(run: RunRecord, end: ExecutionEnd) -> str:
     """One phrase for the subject: deployed, gate rejected, failed at a stage, aborted, timed out."""
-    status = runview.status(run)
+    status = run.status
     stage, _ = runview.error(run)
     if end.status == "ABORTED" or status == "ABORTED":
         return "ABORTED"
@@ -46,18 +47,18 @@ def outcome(run: dict, end: ExecutionEnd) -> str:
         return "GATE REJECTED (not deployed)"
     if end.status == "FAILED" or status == "FAILED":
         return "FAILED" + (f" at {stage}" if stage else "")
-    if runview.arn_of(run, "deployment"):
+    if runview.deployment_arn(run):
         return "SUCCEEDED, deployed"
     return "SUCCEEDED"
 
 
-def subject(run: dict, end: ExecutionEnd) -> str:
-    text = f"[{end.pipeline}] Nova run {runview.run_id(run)}: {outcome(run, end)}"
+def subject(run: RunRecord, end: ExecutionEnd) -> str:
+    text = f"[{end.pipeline}] Nova run {run.runId}: {outcome(run, end)}"
     text = _NOT_PRINTABLE.sub(" ", text).strip()
     return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 3] + "..."
 
 
-def metrics_lines(run: dict) -> list[str]:
+def metrics_lines(run: RunRecord) -> list[str]:
     table = runview.metrics_table(run)
     if not table:
         return ["No evaluation metrics were recorded."]
@@ -79,8 +80,8 @@ def metrics_lines(run: dict) -> list[str]:
     return lines
 
 
-def body(run: dict, end: ExecutionEnd, *, report_uri: str | None = None) -> str:
-    lines = [f"Nova customization run {runview.run_id(run)} (pipeline {end.pipeline}): {outcome(run, end)}", ""]
+def body(run: RunRecord, end: ExecutionEnd, *, report_uri: str | None = None) -> str:
+    lines = [f"Nova customization run {run.runId} (pipeline {end.pipeline}): {outcome(run, end)}", ""]
 
     stage, cause = runview.error(run)
     if end.status != "SUCCEEDED" or stage or cause:
@@ -96,7 +97,7 @@ def body(run: dict, end: ExecutionEnd, *, report_uri: str | None = None) -> str:
     lines += [f"  - {reason}" for reason in reasons]
     lines.append("")
 
-    model, deployment = runview.arn_of(run, "model"), runview.arn_of(run, "deployment")
+    model, deployment = runview.model_arn(run), runview.deployment_arn(run)
     lines.append(f"Deployment: {deployment or 'none'}")
     if model:
         lines.append(f"Custom model: {model}")
@@ -118,7 +119,9 @@ def body(run: dict, end: ExecutionEnd, *, report_uri: str | None = None) -> str:
             lines.append(f"  total {total} ({runview.format_time(started)} -> {runview.format_time(ended)})")
         lines.append("")
 
-    links = runview.console_links({"executionArn": end.execution_arn, **run})
+    links = runview.console_links(
+        run if run.executionArn else run.model_copy(update={"executionArn": end.execution_arn})
+    )
     if links or report_uri:
         lines.append("Links")
         lines += [f"  {link.label}: {link.url}" for link in links]
@@ -129,5 +132,5 @@ def body(run: dict, end: ExecutionEnd, *, report_uri: str | None = None) -> str:
     return text if len(text) <= MAX_BODY else text[: MAX_BODY - 40] + "\n... (truncated, see the run report)\n"
 
 
-def render_notification(run: dict, end: ExecutionEnd, *, report_uri: str | None = None) -> Notification:
+def render_notification(run: RunRecord, end: ExecutionEnd, *, report_uri: str | None = None) -> Notification:
     return Notification(subject=subject(run, end), body=body(run, end, report_uri=report_uri))

@@ -2,7 +2,9 @@
 
 Runs that were aborted or timed out never reach the pipeline's "Record run"
 step, so their ``run.json`` does not exist: this module writes one (and its
-report) from what Step Functions knows, only if none exists yet (``If-None-Match``),
+report) from what Step Functions knows, through the pipeline's own writer
+(:func:`lambdas.pipeline.record.write_record`, so the record has the one shape of
+:class:`lambdas.pipeline.schema.RunRecord`), only if none exists yet (``If-None-Match``),
 so nothing is lost and nothing the pipeline wrote is overwritten.
 
 Clients are parameters; nothing here creates an AWS client.
@@ -11,18 +13,26 @@ Clients are parameters; nothing here creates an AWS client.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdas.aws_errors import error_code
-from lambdas.notify import runview
+from pydantic import ValidationError
+
+from lambdas.common import layout
+from lambdas.common.aws_errors import is_missing, is_precondition_failed
 from lambdas.notify.events import ExecutionStatusChange, run_id_in
 from lambdas.notify.message import ExecutionEnd, Notification, render_notification
+from lambdas.pipeline import runview
 from lambdas.pipeline.naming import run_id_from_execution
+from lambdas.pipeline.record import RenderReport, write_record
+from lambdas.pipeline.schema import RunError, RunRecord, RunStatus
 
-_RUN_STATUS = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "TIMED_OUT": "FAILED", "ABORTED": "ABORTED"}
-_FINAL_RUN_STATUSES = {"SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED"}
+_RUN_STATUS: dict[str, RunStatus] = {
+    "SUCCEEDED": "SUCCEEDED",
+    "FAILED": "FAILED",
+    "TIMED_OUT": "FAILED",
+    "ABORTED": "ABORTED",
+}
 _HISTORY_PAGE = 100
 
 
@@ -31,9 +41,6 @@ class NotifyConfig:
     pipeline: str
     artifacts_bucket: str
     topic_arn: str
-
-    def run_key(self, run_id: str, name: str = "run.json") -> str:
-        return f"runs/{run_id}/{name}"
 
 
 @dataclass(frozen=True)
@@ -56,20 +63,25 @@ def notify_execution_end(
     s3: Any,
     sns: Any,
     sfn: Any,
-    render_report: Callable[[dict], str],
+    render_report: RenderReport,
 ) -> NotifyResult:
     run_id = resolve_run_id(event, sfn)
-    run = _load_run(s3, config, run_id)
     recorded = False
-    if run is None:
+    try:
+        run = _load_run(s3, config, run_id)
+    except ValidationError as error:
+        # A run.json this schema cannot read is kept as it is; the notification tells what Step Functions knows.
         run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, last_state=_last_state(sfn, event))
-        recorded = _record_if_absent(s3, config, run, render_report)
-        if not recorded:
-            run = _load_run(s3, config, run_id) or run
-    elif runview.status(run) not in _FINAL_RUN_STATUSES:
-        # A record left mid-run (the execution stopped before "Record run"): tell what Step Functions knows.
-        ended = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, last_state=_last_state(sfn, event))
-        run = {**run, **{k: ended[k] for k in ("status", "error", "endedAt") if k in ended}}
+        problem = f"{layout.run_record_key(run_id)} is not a valid run record ({error.error_count()} problems)"
+        failed_at = run.error.stage if run.error else "record"
+        cause = f"{run.error.cause}; {problem}" if run.error else problem
+        run = run.model_copy(update={"error": RunError(stage=failed_at, cause=cause)})
+    else:
+        if run is None:
+            run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, last_state=_last_state(sfn, event))
+            recorded = _record_if_absent(s3, config, run, render_report)
+            if not recorded:
+                run = _load_run(s3, config, run_id) or run
     end = ExecutionEnd(
         status=event.detail.status,
         execution_arn=event.detail.execution_arn,
@@ -77,18 +89,18 @@ def notify_execution_end(
         error=event.detail.error,
         cause=event.detail.cause,
     )
-    report_uri = f"s3://{config.artifacts_bucket}/{config.run_key(run_id, 'report.html')}"
+    report_uri = layout.s3_uri(config.artifacts_bucket, layout.report_key(run_id))
     notification = render_notification(run, end, report_uri=report_uri)
     sns.publish(TopicArn=config.topic_arn, Subject=notification.subject, Message=notification.body)
     stage, _ = runview.error(run)
     return NotifyResult(
         run_id=run_id,
-        status=runview.status(run),
+        status=run.status,
         notification=notification,
         recorded_by_notifier=recorded,
         stage_durations={v.key: v.duration_seconds for v in runview.stage_views(run) if v.duration_seconds is not None},
         bedrock_failure=runview.bedrock_failure_kind(stage) if event.detail.status != "SUCCEEDED" else None,
-        gate_rejected=runview.status(run) == "GATE_REJECTED",
+        gate_rejected=run.status == "GATE_REJECTED",
     )
 
 
@@ -116,71 +128,55 @@ def resolve_run_id(event: ExecutionStatusChange, sfn: Any) -> str:
     return run_id_from_execution(event.detail.name)
 
 
-def reconstruct_run(event: ExecutionStatusChange, *, run_id: str, pipeline: str, last_state: str | None) -> dict:
+def reconstruct_run(event: ExecutionStatusChange, *, run_id: str, pipeline: str, last_state: str | None) -> RunRecord:
     """A run record from the execution event alone (aborted, timed out, or failed before recording)."""
     detail = event.detail
-    run: dict = {
-        "runId": run_id,
-        "pipeline": pipeline,
-        "status": _RUN_STATUS[detail.status],
-        "executionArn": detail.execution_arn,
-        "executionStatus": detail.status,
-        "input": detail.parsed("input"),
-        "startedAt": runview.format_iso(detail.start_date),
-        "endedAt": runview.format_iso(detail.stop_date),
-        "recordedBy": "notify",
-    }
+    error = None
     if detail.status != "SUCCEEDED":
         cause = {
             "ABORTED": "the execution was stopped (aborted) before it finished",
             "TIMED_OUT": "the execution exceeded the state machine's timeout",
         }.get(detail.status)
         details = ": ".join(p for p in (detail.error, detail.cause) if p)
-        run["error"] = {
-            "stage": last_state or "unknown",
-            "cause": "; ".join(p for p in (cause, details) if p) or "unknown",
-        }
-    output = detail.parsed("output")
-    if isinstance(output, dict):
-        run["output"] = output
-    return run
+        error = RunError(
+            stage=last_state or "unknown",
+            error=detail.error,
+            cause="; ".join(p for p in (cause, details) if p) or "unknown",
+        )
+    return RunRecord(
+        runId=run_id,
+        pipeline=pipeline,
+        status=_RUN_STATUS[detail.status],
+        recordedBy="notify",
+        executionStatus=detail.status,
+        region=event.region,
+        executionArn=detail.execution_arn,
+        startedAt=runview.format_iso(detail.start_date),
+        endedAt=runview.format_iso(detail.stop_date),
+        error=error,
+        input=detail.parsed("input"),
+    )
 
 
-def _load_run(s3: Any, config: NotifyConfig, run_id: str) -> dict | None:
+def _load_run(s3: Any, config: NotifyConfig, run_id: str) -> RunRecord | None:
+    """The run record, ``None`` when there is none; a record this schema cannot read raises ``ValidationError``."""
     try:
-        raw = s3.get_object(Bucket=config.artifacts_bucket, Key=config.run_key(run_id))["Body"].read()
+        raw = s3.get_object(Bucket=config.artifacts_bucket, Key=layout.run_record_key(run_id))["Body"].read()
     except Exception as error:  # botocore's ClientError, without importing botocore here
-        if error_code(error) in {"NoSuchKey", "404"}:
+        if is_missing(error):
             return None
         raise
-    try:
-        run = json.loads(raw)
-    except ValueError:
-        return {"runId": run_id, "status": "UNKNOWN", "error": {"stage": "record", "cause": "run.json is not JSON"}}
-    return run if isinstance(run, dict) else None
+    return RunRecord.model_validate_json(raw)
 
 
-def _record_if_absent(s3: Any, config: NotifyConfig, run: dict, render_report: Callable[[dict], str]) -> bool:
+def _record_if_absent(s3: Any, config: NotifyConfig, run: RunRecord, render_report: RenderReport) -> bool:
     """Write run.json and report.html unless the pipeline wrote them meanwhile; ``True`` if written."""
-    run_id = runview.run_id(run)
     try:
-        s3.put_object(
-            Bucket=config.artifacts_bucket,
-            Key=config.run_key(run_id),
-            Body=json.dumps(run, indent=2, default=str).encode(),
-            ContentType="application/json",
-            IfNoneMatch="*",
-        )
-    except Exception as error:
-        if error_code(error) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+        write_record(run, s3=s3, bucket=config.artifacts_bucket, render_report=render_report, only_if_absent=True)
+    except Exception as error:  # botocore's ClientError, without importing botocore here
+        if is_precondition_failed(error):
             return False
         raise
-    s3.put_object(
-        Bucket=config.artifacts_bucket,
-        Key=config.run_key(run_id, "report.html"),
-        Body=render_report(run).encode(),
-        ContentType="text/html; charset=utf-8",
-    )
     return True
 
 

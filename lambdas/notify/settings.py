@@ -1,21 +1,23 @@
-"""The notify Lambda's environment, validated once at cold start."""
+"""The notify function's settings (the convention of :mod:`lambdas.common.settings`), read on first use."""
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from lambdas.common import env_names
+from lambdas.common.settings import FunctionSettings, load_settings
 from lambdas.notify.service import NotifyConfig
 
 
-class NotifySettings(BaseModel):
-    """Set by the Notifications construct (stacks/monitoring.py)."""
+class NotifySettings(FunctionSettings):
+    """Set by the Notifications construct (stacks/notifications.py)."""
 
-    pipeline_name: str = Field(alias="PIPELINE_NAME", min_length=1)
-    artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET_NAME", min_length=3)
-    topic_arn: str = Field(alias="TOPIC_ARN", pattern=r"^arn:[\w-]+:sns:")
+    pipeline_name: str = Field(validation_alias=env_names.PIPELINE_NAME, min_length=1)
+    artifacts_bucket: str = Field(validation_alias=env_names.ARTIFACTS_BUCKET_NAME, min_length=3)
+    topic_arn: str = Field(validation_alias=env_names.TOPIC_ARN, pattern=r"^arn:[\w-]+:sns:")
 
     @property
     def config(self) -> NotifyConfig:
@@ -26,4 +28,4 @@ class NotifySettings(BaseModel):
 
 @lru_cache(maxsize=1)
 def settings() -> NotifySettings:
-    return NotifySettings.model_validate(os.environ)
+    return load_settings(NotifySettings, os.environ)

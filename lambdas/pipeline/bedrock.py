@@ -18,12 +18,12 @@ The calls need boto3 >= 1.39.7 (the dependency layer bundles a recent boto3);
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
-from lambdas.aws_errors import error_code
+from lambdas.common.aws_errors import error_code
 from lambdas.pipeline import naming
 from lambdas.pipeline.jobs import candidate_checkpoint
+from lambdas.pipeline.schema import Deployment, ImportedModel, Plan, Poll, StageRecords
 
 REQUIRED_OPERATIONS = (
     "create_custom_model",
@@ -58,21 +58,21 @@ def require_operations(client: Any, boto3_version: str) -> None:
         )
 
 
-def _poll(previous: Mapping[str, Any] | None, status: str, max_polls: int) -> dict[str, Any]:
-    count = int((previous or {}).get("count", -1)) + 1
-    wait = FIRST_WAIT_S if previous is None else min(int(previous["waitSeconds"]) * 2, MAX_WAIT_S)
-    return {"count": count, "waitSeconds": wait, "exhausted": count >= max_polls and status not in {"Active", "Failed"}}
+def _poll(previous: Poll | None, status: str, max_polls: int) -> Poll:
+    count = (previous.count if previous else -1) + 1
+    wait = FIRST_WAIT_S if previous is None else min(previous.waitSeconds * 2, MAX_WAIT_S)
+    return Poll(count=count, waitSeconds=wait, exhausted=count >= max_polls and status not in {"Active", "Failed"})
 
 
-def _tags(plan: Mapping[str, Any], key_name: str, value_name: str, **extra: str) -> list[dict[str, str]]:
-    tags = {"nova:pipeline": plan["pipelineName"], "nova:run-id": plan["runId"], **extra}
+def _tags(plan: Plan, key_name: str, value_name: str, **extra: str) -> list[dict[str, str]]:
+    tags = {"nova:pipeline": plan.pipelineName, "nova:run-id": plan.runId, **extra}
     return [{key_name: k, value_name: v} for k, v in tags.items()]
 
 
-def start_import(*, bedrock: Any, plan: Mapping[str, Any], stages: Mapping[str, Any], role_arn: str) -> dict[str, Any]:
+def start_import(*, bedrock: Any, plan: Plan, stages: StageRecords, role_arn: str) -> ImportedModel:
     """``CreateCustomModel`` from the candidate checkpoint; idempotent per run."""
     stage, checkpoint = candidate_checkpoint(stages)
-    name = naming.bedrock_model_name(plan["pipelineName"], plan["runId"])
+    name = naming.bedrock_model_name(plan.pipelineName, plan.runId)
     extra_tags = {"nova:checkpoint-stage": stage}
     if _TAG_VALUE.fullmatch(checkpoint):
         extra_tags[CHECKPOINT_TAG] = checkpoint
@@ -81,27 +81,27 @@ def start_import(*, bedrock: Any, plan: Mapping[str, Any], stages: Mapping[str, 
         "modelSourceConfig": {"s3DataSource": {"s3Uri": checkpoint}},
         "roleArn": role_arn,
         "modelTags": _tags(plan, "key", "value", **extra_tags),
-        "clientRequestToken": naming.client_request_token(plan["pipelineName"], plan["runId"], "import"),
+        "clientRequestToken": naming.client_request_token(plan.pipelineName, plan.runId, "import"),
     }
     try:
-        arn = bedrock.create_custom_model(**request)["modelArn"]
+        arn = str(bedrock.create_custom_model(**request)["modelArn"])
     except Exception as error:
         if error_code(error) != "ConflictException":
             raise
         # The name is taken: reuse it only if it is this run's import (a create call that succeeded
         # although its response was lost), i.e. the same checkpoint.
         arn = _existing_model(bedrock, name, checkpoint)
-    return {
-        "arn": arn,
-        "name": name,
-        "checkpoint": checkpoint,
-        "status": "Creating",
-        "failureMessage": None,
-        "poll": _poll(None, "Creating", MAX_IMPORT_POLLS),
-    }
+    return ImportedModel(
+        arn=arn,
+        name=name,
+        checkpoint=checkpoint,
+        status="Creating",
+        failureMessage=None,
+        poll=_poll(None, "Creating", MAX_IMPORT_POLLS),
+    )
 
 
-def _model_source(bedrock: Any, model: Mapping[str, Any]) -> str | None:
+def _model_source(bedrock: Any, model: dict[str, Any]) -> str | None:
     """The checkpoint an existing model was imported from, or None when it cannot be told."""
     source = ((model.get("modelSourceConfig") or {}).get("s3DataSource") or {}).get("s3Uri")
     if source:
@@ -124,61 +124,68 @@ def _existing_model(bedrock: Any, name: str, checkpoint: str) -> str:
     return str(existing["modelArn"])
 
 
-def check_import(*, bedrock: Any, model: Mapping[str, Any]) -> dict[str, Any]:
+def _failure(response: dict[str, Any], status: str) -> str | None:
+    message = response.get("failureMessage")
+    if message:
+        return str(message)
+    return "no failureMessage returned" if status == "Failed" else None
+
+
+def check_import(*, bedrock: Any, model: ImportedModel) -> ImportedModel:
     """``GetCustomModel``: the model's status and the next wait."""
-    response = bedrock.get_custom_model(modelIdentifier=model["arn"])
-    status = response.get("modelStatus", "Creating")
-    failure = response.get("failureMessage") or ("no failureMessage returned" if status == "Failed" else None)
-    return {
-        **model,
-        "status": status,
-        "failureMessage": failure,
-        "poll": _poll(model.get("poll"), status, MAX_IMPORT_POLLS),
-    }
+    response = bedrock.get_custom_model(modelIdentifier=model.arn)
+    status = str(response.get("modelStatus", "Creating"))
+    return model.model_copy(
+        update={
+            "status": status,
+            "failureMessage": _failure(response, status),
+            "poll": _poll(model.poll, status, MAX_IMPORT_POLLS),
+        }
+    )
 
 
-def start_deployment(*, bedrock: Any, plan: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
+def start_deployment(*, bedrock: Any, plan: Plan, model: ImportedModel) -> Deployment:
     """``CreateCustomModelDeployment`` (on demand) of the imported model; idempotent per run."""
-    name = naming.bedrock_deployment_name(plan["pipelineName"], plan["runId"])
+    name = naming.bedrock_deployment_name(plan.pipelineName, plan.runId)
     request = {
         "modelDeploymentName": name,
-        "modelArn": model["arn"],
-        "description": f"Nova customization pipeline {plan['pipelineName']}, run {plan['runId']}",
+        "modelArn": model.arn,
+        "description": f"Nova customization pipeline {plan.pipelineName}, run {plan.runId}",
         "tags": _tags(plan, "key", "value"),
-        "clientRequestToken": naming.client_request_token(plan["pipelineName"], plan["runId"], "deploy"),
+        "clientRequestToken": naming.client_request_token(plan.pipelineName, plan.runId, "deploy"),
     }
     try:
-        arn = bedrock.create_custom_model_deployment(**request)["customModelDeploymentArn"]
+        arn = str(bedrock.create_custom_model_deployment(**request)["customModelDeploymentArn"])
     except Exception as error:
         if error_code(error) != "ConflictException":
             raise
         # Reuse it only if it deploys this run's model (a create call whose response was lost).
         existing = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=name)
-        if existing.get("modelArn") != model["arn"]:
+        if existing.get("modelArn") != model.arn:
             raise NameConflictError(
                 f"a Bedrock deployment named {name} already exists ({existing.get('customModelDeploymentArn')}) "
-                f"for model {existing.get('modelArn')}, not for this run's model {model['arn']}; delete that "
+                f"for model {existing.get('modelArn')}, not for this run's model {model.arn}; delete that "
                 "deployment or start the run under another execution name"
             ) from error
-        arn = existing["customModelDeploymentArn"]
-    return {
-        "arn": arn,
-        "name": name,
-        "modelArn": model["arn"],
-        "status": "Creating",
-        "failureMessage": None,
-        "poll": _poll(None, "Creating", MAX_DEPLOYMENT_POLLS),
-    }
+        arn = str(existing["customModelDeploymentArn"])
+    return Deployment(
+        arn=arn,
+        name=name,
+        modelArn=model.arn,
+        status="Creating",
+        failureMessage=None,
+        poll=_poll(None, "Creating", MAX_DEPLOYMENT_POLLS),
+    )
 
 
-def check_deployment(*, bedrock: Any, deployment: Mapping[str, Any]) -> dict[str, Any]:
+def check_deployment(*, bedrock: Any, deployment: Deployment) -> Deployment:
     """``GetCustomModelDeployment``: the deployment's status and the next wait."""
-    response = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=deployment["arn"])
-    status = response.get("status", "Creating")
-    failure = response.get("failureMessage") or ("no failureMessage returned" if status == "Failed" else None)
-    return {
-        **deployment,
-        "status": status,
-        "failureMessage": failure,
-        "poll": _poll(deployment.get("poll"), status, MAX_DEPLOYMENT_POLLS),
-    }
+    response = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=deployment.arn)
+    status = str(response.get("status", "Creating"))
+    return deployment.model_copy(
+        update={
+            "status": status,
+            "failureMessage": _failure(response, status),
+            "poll": _poll(deployment.poll, status, MAX_DEPLOYMENT_POLLS),
+        }
+    )

@@ -15,54 +15,56 @@ run as ``GATE_REJECTED`` (a successful execution without a deployment).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from lambdas.pipeline.schema import (
+    Champion,
+    ChampionSummary,
+    CollectedMetrics,
+    GateCheck,
+    GateDecision,
+    GateSettings,
+)
 
 
-def _value(metrics: Mapping[str, Any] | None, name: str) -> float | None:
-    value = (metrics or {}).get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+def _value(metrics: dict[str, float] | None, name: str) -> float | None:
+    return None if metrics is None else metrics.get(name)
 
 
 def apply_gate(
     *,
-    gate: Mapping[str, Any],
-    metrics: Mapping[str, Any],
-    champion: Mapping[str, Any] | None,
+    gate: GateSettings,
+    metrics: CollectedMetrics,
+    champion: Champion | None,
     eval_etag: str | None = None,
-) -> dict[str, Any]:
+) -> GateDecision:
     """``{"passed", "reasons", "checks", "champion"}``; ``reasons`` explain the decision."""
-    name = gate["metric"]
-    table = metrics["table"]
-    candidate_label = metrics["candidate"]
-    candidate = _value(table.get(candidate_label), name)
-    checks: list[dict[str, Any]] = []
+    name = gate.metric
+    candidate_column = metrics.column(metrics.candidate)
+    candidate = _value(candidate_column, name)
+    checks: list[GateCheck] = []
 
     def check(rule: str, passed: bool, detail: str) -> None:
-        checks.append({"rule": rule, "passed": passed, "detail": detail})
+        checks.append(GateCheck(rule=rule, passed=passed, detail=detail))
 
     if candidate is None:
-        reported = ", ".join(sorted(table.get(candidate_label) or {})) or "nothing"
+        reported = ", ".join(sorted(candidate_column or {})) or "nothing"
         check("metric", False, f"{name} is not among the final evaluation's metrics (reported: {reported})")
         return _decision(checks, champion)
 
-    min_score = float(gate["minScore"])
+    min_score = gate.minScore
     check(
         "minScore",
         candidate >= min_score,
         f"{name} {candidate:.4g} {'>=' if candidate >= min_score else '<'} minScore {min_score:.4g}",
     )
 
-    baseline = _value(table.get("baseline"), name)
-    min_gain = float(gate["minGainOverBaseline"])
+    baseline = _value(metrics.table.baseline, name)
+    min_gain = gate.minGainOverBaseline
     if baseline is None:
-        failure = (metrics.get("failed") or {}).get("baseline")
+        failure = metrics.failed.get("baseline")
         if failure:
             why = f"the baseline evaluation failed ({failure})"
-        elif table.get("baseline"):
-            reported = ", ".join(sorted(table["baseline"]))
+        elif metrics.table.baseline:
+            reported = ", ".join(sorted(metrics.table.baseline))
             why = f"the baseline evaluation reported no {name} (reported: {reported})"
         else:
             why = "no baseline evaluation to compare with"
@@ -84,17 +86,17 @@ def apply_gate(
             f"{'>=' if gain >= min_gain else '<'} minGainOverBaseline {min_gain:.4g}",
         )
 
-    if gate.get("mustBeatDeployed"):
-        if not champion:
+    if gate.mustBeatDeployed:
+        if champion is None:
             check("mustBeatDeployed", True, "no model deployed by this pipeline yet")
         else:
-            deployed = _value(champion.get("metrics"), name)
-            who = f"the deployed model of run {champion.get('runId')}"
+            deployed = _value(champion.metrics, name)
+            who = f"the deployed model of run {champion.runId}"
             if deployed is None:
                 check("mustBeatDeployed", True, f"{who} has no recorded {name}")
             else:
                 note = ""
-                if eval_etag and champion.get("evalDatasetEtag") and champion["evalDatasetEtag"] != eval_etag:
+                if eval_etag and champion.evalDatasetEtag and champion.evalDatasetEtag != eval_etag:
                     note = " (measured on a different evaluation dataset)"
                 check(
                     "mustBeatDeployed",
@@ -104,10 +106,15 @@ def apply_gate(
     return _decision(checks, champion)
 
 
-def _decision(checks: list[dict[str, Any]], champion: Mapping[str, Any] | None) -> dict[str, Any]:
-    passed = all(c["passed"] for c in checks)
-    reasons = [c["detail"] for c in checks if passed or not c["passed"]]
+def _decision(checks: list[GateCheck], champion: Champion | None) -> GateDecision:
+    passed = all(c.passed for c in checks)
+    reasons = [c.detail for c in checks if passed or not c.passed]
     summary = None
-    if champion:
-        summary = {k: champion.get(k) for k in ("runId", "modelArn", "deploymentArn", "metrics")}
-    return {"passed": passed, "reasons": reasons, "checks": checks, "champion": summary}
+    if champion is not None:
+        summary = ChampionSummary(
+            runId=champion.runId,
+            modelArn=champion.modelArn,
+            deploymentArn=champion.deploymentArn,
+            metrics=champion.metrics,
+        )
+    return GateDecision(passed=passed, reasons=reasons, checks=checks, champion=summary)

@@ -1,10 +1,11 @@
 """Lambda handlers of the pipeline's stages (``lambdas.pipeline.handlers.<name>``).
 
-Each handler parses its event, calls one function of a domain module with the AWS
-clients it needs, and returns a JSON-serializable dict (the state machine selects
-from ``$.Payload``). Configuration comes from :func:`environment` and clients from
-:func:`client`, both created on first use (not at import), so the offline rehearsal
-can set the environment and activate its simulated AWS first.
+Each handler parses its event into the models of :mod:`lambdas.pipeline.schema`, calls
+one function of a domain module with the AWS clients it needs, and returns the JSON of
+the result (camelCase, as the state machine selects it from ``$.Payload``). Configuration
+comes from :func:`environment` and clients from :func:`client`, both created on first use
+(not at import), so the offline rehearsal can set the environment and activate its
+simulated AWS first.
 """
 
 from __future__ import annotations
@@ -17,15 +18,28 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
-from lambdas.aws_errors import error_code
-from lambdas.pipeline import bedrock, gate, jobs, metrics, outputs, preflight, quotas, record, retry, run_input
+from lambdas.common.aws_errors import is_access_denied, is_missing
+from lambdas.common.layout import champion_key
+from lambdas.pipeline import bedrock, gate, jobs, metrics, outputs, plan, preflight, quotas, record, retry
 from lambdas.pipeline.environment import PipelineEnvironment, load_environment
-from lambdas.pipeline.naming import champion_key
-from lambdas.pipeline.stages import job_record, with_stage
+from lambdas.pipeline.schema import (
+    Champion,
+    CollectedMetrics,
+    Deployment,
+    Execution,
+    ImportedModel,
+    JobAttempt,
+    Plan,
+    RunRecord,
+    RunState,
+    StageName,
+    StageRecords,
+)
+from lambdas.pipeline.stages import job_record
 
 logger = Logger()
 
-Stage = Literal["baselineEval", "sft", "sftEval", "rft", "finalEval"]
+Stage = StageName
 
 
 @lru_cache(maxsize=1)
@@ -61,58 +75,58 @@ class _Event(BaseModel):
 
 class ValidateRunEvent(_Event):
     input: Any
-    execution: dict[str, Any]
+    execution: Execution
 
 
 class PlanEvent(_Event):
-    plan: dict[str, Any]
+    plan: Plan
 
 
 class PrepareJobEvent(_Event):
     stage: Stage
-    plan: dict[str, Any]
-    stages: dict[str, Any]
-    previous: dict[str, Any]
+    plan: Plan
+    stages: StageRecords
+    previous: JobAttempt
 
 
 class DecideRetryEvent(_Event):
     stage: Stage
-    plan: dict[str, Any]
-    job: dict[str, Any]
+    plan: Plan
+    job: JobAttempt
 
 
 class FinishJobEvent(_Event):
     stage: Stage
-    job: dict[str, Any]
-    stages: dict[str, Any]
+    job: JobAttempt
+    stages: StageRecords
     endedAt: str | None = None
 
 
 class PlanStagesEvent(_Event):
-    plan: dict[str, Any]
-    stages: dict[str, Any]
+    plan: Plan
+    stages: StageRecords
 
 
 class GateEvent(_Event):
-    plan: dict[str, Any]
-    metrics: dict[str, Any]
+    plan: Plan
+    metrics: CollectedMetrics
 
 
 class ModelEvent(_Event):
-    model: dict[str, Any]
+    model: ImportedModel
 
 
 class DeployEvent(_Event):
-    plan: dict[str, Any]
-    model: dict[str, Any]
+    plan: Plan
+    model: ImportedModel
 
 
 class DeploymentEvent(_Event):
-    deployment: dict[str, Any]
+    deployment: Deployment
 
 
 class RecordEvent(_Event):
-    run: dict[str, Any]
+    run: RunState
     endedAt: str | None = None
 
 
@@ -123,14 +137,14 @@ def _head_object(bucket: str, key: str) -> dict[str, Any]:
     from botocore.exceptions import ClientError
 
     try:
-        return client("s3").head_object(Bucket=bucket, Key=key)
+        head: dict[str, Any] = client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        code = str(error_code(error))
-        if code in {"404", "NoSuchKey", "NotFound"}:
+        if is_missing(error):
             raise LookupError(key) from error
-        if code in {"403", "AccessDenied", "Forbidden"}:
+        if is_access_denied(error):
             raise PermissionError(key) from error
         raise
+    return head
 
 
 def _grader_version(name: str) -> str | None:
@@ -142,24 +156,23 @@ def _grader_version(name: str) -> str | None:
         return None
 
 
-def _grader_spec(name: str) -> dict:
+def _grader_spec(name: str) -> dict[str, Any]:
     from lambdas.reward.presets import load_preset
 
-    return load_preset(name).spec
+    spec: dict[str, Any] = load_preset(name).spec
+    return spec
 
 
-def _read_champion(bucket: str, key: str) -> dict | None:
-    import json
-
+def _read_champion(bucket: str, key: str) -> Champion | None:
     from botocore.exceptions import ClientError
 
     try:
         body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        if error_code(error) in {"NoSuchKey", "404"}:
+        if is_missing(error):
             return None
         raise
-    return json.loads(body)
+    return Champion.model_validate_json(body)
 
 
 def _log(message: str, error: Exception) -> None:
@@ -170,11 +183,11 @@ def _log(message: str, error: Exception) -> None:
 
 
 @logger.inject_lambda_context(log_event=False)
-def validate_run(event: dict, context: Any) -> dict:
+def validate_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Validate run: the run plan and the initial stage records, or one error listing every problem."""
     parsed = ValidateRunEvent.model_validate(event)
     env = environment()
-    plan, stages = run_input.resolve_plan(
+    resolved, stages = plan.resolve_plan(
         parsed.input,
         execution=parsed.execution,
         pipeline_name=env.pipeline_name,
@@ -184,12 +197,17 @@ def validate_run(event: dict, context: Any) -> dict:
         grader_version=_grader_version,
         head_object=_head_object,
     )
-    logger.info("run plan resolved", extra={"run_id": plan["runId"], "stages": plan["stages"]})
-    return {"input": parsed.input, "execution": parsed.execution, "plan": plan, "stages": stages}
+    logger.info("run plan resolved", extra={"run_id": resolved.runId, "enabled": resolved.enabled.to_json()})
+    return {
+        "input": parsed.input,
+        "execution": parsed.execution.to_json(),
+        "plan": resolved.to_json(),
+        "stages": stages.to_json(),
+    }
 
 
 @logger.inject_lambda_context(log_event=False)
-def preflight_checks(event: dict, context: Any) -> dict:
+def preflight_checks(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Preflight checks: budget, GPU quotas, datasets, grader smoke test; raises with every problem."""
     parsed = PlanEvent.model_validate(event)
     from lambdas.reward.verify import verify_grader
@@ -202,14 +220,14 @@ def preflight_checks(event: dict, context: Any) -> dict:
         grader_spec=_grader_spec,
         quota_lookup=quotas.service_quotas_lookup(client("service-quotas")),
     )
-    if summary["quotas"]["status"] in ("unchecked", "partly checked") or summary["quotas"]["warnings"]:
-        logger.warning("GPU quotas", extra={"quotas": summary["quotas"]})
-    logger.info("pre-flight passed", extra={"cost": summary["cost"]["estimatedUsd"]})
-    return summary
+    if summary.quotas.status in ("unchecked", "partly checked") or summary.quotas.warnings:
+        logger.warning("GPU quotas", extra={"quotas": summary.quotas.to_json()})
+    logger.info("pre-flight passed", extra={"cost": summary.cost.estimatedUsd})
+    return summary.to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
-def prepare_job(event: dict, context: Any) -> dict:
+def prepare_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Prepare <stage> job: render and upload the recipe, build the next attempt's job request."""
     parsed = PrepareJobEvent.model_validate(event)
     job = jobs.prepare_job(
@@ -221,114 +239,112 @@ def prepare_job(event: dict, context: Any) -> dict:
         s3=client("s3"),
         sagemaker=client("sagemaker"),
     )
-    logger.info("job prepared", extra={"stage": parsed.stage, "job_name": job["name"], "attempt": job["attempt"]})
-    return job
+    logger.info("job prepared", extra={"stage": parsed.stage, "job_name": job.name, "attempt": job.attempt})
+    return job.to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
-def decide_retry(event: dict, context: Any) -> dict:
+def decide_retry(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Decide whether to retry the <stage> job: retryable error and attempts left; the backoff."""
     parsed = DecideRetryEvent.model_validate(event)
     decision = retry.decide(stage=parsed.stage, plan=parsed.plan, job=parsed.job)
     logger.info(
         "retry decided",
-        extra={
-            "stage": parsed.stage,
-            "job_name": parsed.job.get("name"),
-            "retry": decision.retry,
-            "reason": decision.reason,
-        },
+        extra={"stage": parsed.stage, "job_name": parsed.job.name, "retry": decision.retry, "reason": decision.reason},
     )
-    return decision.as_payload()
+    return decision.to_json()
 
 
 def _finish_job(
-    event: dict, read: Callable[[Any, str, str], Any], field: Literal["checkpoint", "metrics"], message: str
-) -> dict:
+    event: dict[str, Any],
+    read: Callable[[Any, str, str], Any],
+    field: Literal["checkpoint", "metrics"],
+    message: str,
+) -> dict[str, Any]:
     """Read ``field`` from the job's output archive, log it, record the job SUCCEEDED; the updated stages."""
     parsed = FinishJobEvent.model_validate(event)
-    archive = parsed.job["request"]["outputArchive"]
-    found = read(client("s3"), archive, parsed.job["name"])
+    archive = parsed.job.prepared_request().outputArchive
+    found = read(client("s3"), archive, parsed.job.name or "")
     logger.info(message, extra={"stage": parsed.stage, field: found})
     stage_record = job_record(parsed.job, status="SUCCEEDED", ended_at=parsed.endedAt, **{field: found})
-    return with_stage(parsed.stages, parsed.stage, stage_record)
+    return parsed.stages.replace(parsed.stage, stage_record).to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
-def resolve_checkpoint(event: dict, context: Any) -> dict:
+def resolve_checkpoint(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Resolve <stage> checkpoint: manifest.json -> checkpoint_s3_bucket; returns the updated stages."""
     return _finish_job(event, outputs.read_checkpoint, "checkpoint", "checkpoint resolved")
 
 
 @logger.inject_lambda_context(log_event=False)
-def read_evaluation(event: dict, context: Any) -> dict:
+def read_evaluation(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Read <stage> evaluation results: results_*.json metrics; returns the updated stages."""
     return _finish_job(event, outputs.read_metrics, "metrics", "evaluation read")
 
 
 @logger.inject_lambda_context(log_event=False)
-def collect_metrics(event: dict, context: Any) -> dict:
+def collect_metrics(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Collect metrics: the baseline / SFT / RFT table."""
     parsed = PlanStagesEvent.model_validate(event)
-    return metrics.collect_metrics(parsed.plan, parsed.stages)
+    return metrics.collect_metrics(parsed.plan, parsed.stages).to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
-def apply_gate(event: dict, context: Any) -> dict:
+def apply_gate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Apply quality gate: minScore, gain over the baseline, and the deployed champion."""
     parsed = GateEvent.model_validate(event)
     env = environment()
     champion = None
-    if parsed.plan["gate"].get("mustBeatDeployed"):
+    if parsed.plan.gate.mustBeatDeployed:
         champion = _read_champion(env.artifacts_bucket, champion_key(env.pipeline_name))
-    eval_etag = ((parsed.plan.get("datasets") or {}).get("eval") or {}).get("etag")
-    decision = gate.apply_gate(gate=parsed.plan["gate"], metrics=parsed.metrics, champion=champion, eval_etag=eval_etag)
-    logger.info("gate applied", extra={"passed": decision["passed"], "reasons": decision["reasons"]})
-    return decision
+    eval_etag = parsed.plan.datasets.eval.etag
+    decision = gate.apply_gate(gate=parsed.plan.gate, metrics=parsed.metrics, champion=champion, eval_etag=eval_etag)
+    logger.info("gate applied", extra={"passed": decision.passed, "reasons": decision.reasons})
+    return decision.to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
-def import_model(event: dict, context: Any) -> dict:
+def import_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Import model into Bedrock: CreateCustomModel (idempotent per run)."""
     parsed = PlanStagesEvent.model_validate(event)
     model = bedrock.start_import(
         bedrock=bedrock_client(), plan=parsed.plan, stages=parsed.stages, role_arn=environment().bedrock_import_role_arn
     )
-    logger.info("model import started", extra={"model_arn": model["arn"], "checkpoint": model["checkpoint"]})
-    return model
+    logger.info("model import started", extra={"model_arn": model.arn, "checkpoint": model.checkpoint})
+    return model.to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
-def check_model_import(event: dict, context: Any) -> dict:
+def check_model_import(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Check model import: GetCustomModel status and the next wait."""
     parsed = ModelEvent.model_validate(event)
-    return bedrock.check_import(bedrock=bedrock_client(), model=parsed.model)
+    return bedrock.check_import(bedrock=bedrock_client(), model=parsed.model).to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
-def deploy_model(event: dict, context: Any) -> dict:
+def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Deploy model on demand: CreateCustomModelDeployment (idempotent per run)."""
     parsed = DeployEvent.model_validate(event)
     deployment = bedrock.start_deployment(bedrock=bedrock_client(), plan=parsed.plan, model=parsed.model)
-    logger.info("deployment started", extra={"deployment_arn": deployment["arn"]})
-    return deployment
+    logger.info("deployment started", extra={"deployment_arn": deployment.arn})
+    return deployment.to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
-def check_deployment(event: dict, context: Any) -> dict:
+def check_deployment(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Check deployment: GetCustomModelDeployment status and the next wait."""
     parsed = DeploymentEvent.model_validate(event)
-    return bedrock.check_deployment(bedrock=bedrock_client(), deployment=parsed.deployment)
+    return bedrock.check_deployment(bedrock=bedrock_client(), deployment=parsed.deployment).to_json()
 
 
-def _render_report(run: dict) -> str:
+def _render_report(run: RunRecord) -> str:
     from lambdas.pipeline.report import render_report
 
     return render_report(run)
 
 
 @logger.inject_lambda_context(log_event=False)
-def record_run(event: dict, context: Any) -> dict:
+def record_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Record run: run.json and report.html (SUCCEEDED or GATE_REJECTED), champion after a deployment."""
     parsed = RecordEvent.model_validate(event)
     env = environment()
@@ -347,7 +363,7 @@ def record_run(event: dict, context: Any) -> dict:
 
 
 @logger.inject_lambda_context(log_event=False)
-def record_failed_run(event: dict, context: Any) -> dict:
+def record_failed_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Record failed run: run.json with status FAILED, the failed stage and its cause."""
     parsed = RecordEvent.model_validate(event)
     env = environment()

@@ -17,12 +17,13 @@ running, so nothing runs twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from lambdas.aws_errors import error_code
+from lambdas.common import layout
+from lambdas.common.aws_errors import is_missing
 from lambdas.pipeline import naming, recipes
 from lambdas.pipeline.catalog import MODELS, method_image
+from lambdas.pipeline.schema import AttemptError, JobAttempt, JobRequest, Plan, StageName, StageRecords, StepError
 
 RECIPE_CONTAINER_PATH = "/opt/ml/input/data/recipe/recipe.yaml"
 VOLUME_SIZE_GB = 100
@@ -41,24 +42,24 @@ class MissingCheckpointError(RuntimeError):
     """A stage needs a checkpoint that no earlier stage produced."""
 
 
-def candidate_checkpoint(stages: Mapping[str, Any]) -> tuple[str, str]:
+def candidate_checkpoint(stages: StageRecords) -> tuple[str, str]:
     """``(stage, checkpoint)`` of the model the final evaluation judges and Bedrock imports.
 
     RFT's checkpoint (trained, or given with ``resumeFrom``), else SFT's.
     """
     for stage in ("rft", "sft"):
-        checkpoint = (stages.get(stage) or {}).get("checkpoint")
+        checkpoint = stages.of(stage).checkpoint
         if checkpoint:
             return stage, checkpoint
     raise MissingCheckpointError("neither RFT nor SFT produced a checkpoint to evaluate and import")
 
 
-def model_location(stage: str, plan: Mapping[str, Any], stages: Mapping[str, Any]) -> str:
+def model_location(stage: str, plan: Plan, stages: StageRecords) -> str:
     """What a stage starts from: the base model, the SFT checkpoint or the candidate checkpoint."""
     if stage in ("sft", "baselineEval"):
-        return plan["model"]["modelNameOrPath"]
+        return plan.model.modelNameOrPath
     if stage in ("rft", "sftEval"):
-        checkpoint = (stages.get("sft") or {}).get("checkpoint")
+        checkpoint = stages.sft.checkpoint
         if not checkpoint:
             raise MissingCheckpointError(f"{naming.STAGE_LABELS[stage]} needs the SFT checkpoint, which is missing")
         return checkpoint
@@ -67,10 +68,10 @@ def model_location(stage: str, plan: Mapping[str, Any], stages: Mapping[str, Any
 
 def retry_delay_seconds(attempt: int) -> int:
     """Backoff before the next attempt: 5 min, 10 min, 20 min... at most an hour."""
-    return min(FIRST_RETRY_DELAY_S * 2 ** (attempt - 1), MAX_RETRY_DELAY_S)
+    return min(FIRST_RETRY_DELAY_S * (1 << max(attempt - 1, 0)), MAX_RETRY_DELAY_S)
 
 
-def max_attempts(stage: str, plan: Mapping[str, Any]) -> int:
+def max_attempts(stage: str, plan: Plan) -> int:
     """How many attempts ``stage`` gets for capacity, quota and throttling errors.
 
     ``plan.maxJobAttempts`` at least. A job that runs beside another (baseline evaluation
@@ -79,14 +80,14 @@ def max_attempts(stage: str, plan: Mapping[str, Any]) -> int:
     sibling's maximum runtime plus :data:`JOB_OVERHEAD_S`, so it starts when the sibling
     ends instead of failing (at most :data:`MAX_ATTEMPTS_BESIDE_SIBLING`).
     """
-    attempts = int(plan["maxJobAttempts"])
+    attempts = plan.maxJobAttempts
     for phase in naming.STAGE_PHASES:
         if stage not in phase:
             continue
         for sibling in phase:
-            if sibling == stage or not plan["stages"].get(sibling):
+            if sibling == stage or not plan.enabled.runs(sibling):
                 continue
-            wait = plan["jobs"][naming.STAGE_METHODS[sibling]]["maxRuntimeSeconds"] + JOB_OVERHEAD_S
+            wait = plan.jobs.of(naming.STAGE_METHODS[sibling]).maxRuntimeSeconds + JOB_OVERHEAD_S
             retries, waited = 0, 0
             while waited < wait and retries + 1 < MAX_ATTEMPTS_BESIDE_SIBLING:
                 retries += 1
@@ -95,17 +96,18 @@ def max_attempts(stage: str, plan: Mapping[str, Any]) -> int:
     return attempts
 
 
-def _error_summary(error: Mapping[str, Any]) -> dict[str, str]:
-    return {"error": str(error.get("Error", "")), "cause": str(error.get("Cause", ""))[:2000]}
+def _attempt_error(previous: JobAttempt, error: StepError) -> AttemptError:
+    return AttemptError(
+        attempt=previous.attempt, job=previous.name, error=error.Error or "", cause=(error.Cause or "")[:2000]
+    )
 
 
 def stop_previous_attempt(sagemaker: Any, job_name: str) -> str | None:
     """Stop ``job_name`` if it is still running; returns its status (``None`` when it does not exist)."""
     try:
-        status = sagemaker.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"]
+        status = str(sagemaker.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"])
     except Exception as error:
-        code = error_code(error)
-        if code in {"ValidationException", "ResourceNotFound"}:
+        if is_missing(error):
             return None
         raise
     if status in _STILL_RUNNING:
@@ -115,51 +117,55 @@ def stop_previous_attempt(sagemaker: Any, job_name: str) -> str | None:
 
 def prepare_job(
     *,
-    stage: str,
-    plan: Mapping[str, Any],
-    stages: Mapping[str, Any],
-    previous: Mapping[str, Any],
+    stage: StageName,
+    plan: Plan,
+    stages: StageRecords,
+    previous: JobAttempt,
     region: str,
     s3: Any,
     sagemaker: Any,
-) -> dict[str, Any]:
+) -> JobAttempt:
     """Render and upload the stage's recipe; return the job of the next attempt."""
     if stage not in naming.STAGE_METHODS:
         raise ValueError(f"unknown stage {stage!r}")
     method = naming.STAGE_METHODS[stage]
-    attempt = int(previous.get("attempt", 0)) + 1
-    errors = list(previous.get("errors") or [])
-    if previous.get("lastError"):
-        errors.append(
-            {"attempt": previous.get("attempt"), "job": previous.get("name"), **_error_summary(previous["lastError"])}
-        )
-    if previous.get("name"):
-        stop_previous_attempt(sagemaker, previous["name"])
+    attempt = previous.attempt + 1
+    errors = list(previous.errors)
+    if previous.lastError is not None:
+        errors.append(_attempt_error(previous, previous.lastError))
+    if previous.name:
+        stop_previous_attempt(sagemaker, previous.name)
 
-    run_id = plan["runId"]
-    model = MODELS[plan["model"]["key"]]
-    settings = plan["jobs"][method]
+    run_id = plan.runId
+    model = MODELS[plan.model.key]
+    settings = plan.jobs.of(method)
     template = recipes.load_template(model.key, method)
-    name = naming.training_job_name(plan["pipelineName"], run_id, stage, attempt)
+    name = naming.training_job_name(plan.pipelineName, run_id, stage, attempt)
     location = model_location(stage, plan, stages)
-    task = plan["evaluation"]["task"] if method == "eval" else None
-    grader_arn = plan["grader"]["arn"] if (method == "rft" or task == "rft_eval") else None
+    task = plan.evaluation.task if method == "eval" else None
+    grader_arn = None
+    if method == "rft" or task == "rft_eval":
+        if plan.grader is None:
+            raise ValueError(f"the {naming.STAGE_LABELS[stage]} job needs a grader and the plan has none")
+        grader_arn = plan.grader.arn
     # The copy pre-flight made of the validated dataset version, in a folder of its own under the run.
-    data_uri = plan["datasets"][method]["stagedUri"]
+    data_uri = plan.datasets.require(method).stagedUri
+    if data_uri is None:
+        raise ValueError(f"the {method} dataset has no staged copy for the {naming.STAGE_LABELS[stage]} job")
 
     recipe = recipes.render(
         template,
         job_name=name,
         model=model,
         model_location=location,
-        instance_count=settings["instanceCount"],
-        overrides=settings["overrides"],
+        instance_count=settings.instanceCount,
+        overrides=settings.overrides,
         reward_lambda_arn=grader_arn,
         data_uri=data_uri,
         task=task,
     )
-    bucket = plan["artifactsBucket"]
-    key = naming.recipe_key(run_id, stage)
+    bucket = plan.artifactsBucket
+    key = layout.recipe_key(run_id, stage)
     s3.put_object(Bucket=bucket, Key=key, Body=recipes.to_yaml(recipe).encode(), ContentType="application/yaml")
 
     hyperparameters = {"sagemaker_recipe_local_path": RECIPE_CONTAINER_PATH, "model_type": model.model_type}
@@ -167,30 +173,30 @@ def prepare_job(
         hyperparameters["base_model_location"] = location
     else:
         hyperparameters["base_model"] = location
-    if method == "rft":
+    if method == "rft" and grader_arn:
         hyperparameters["reward_lambda_arn"] = grader_arn
-    if task == "rft_eval":
+    if task == "rft_eval" and grader_arn:
         hyperparameters["eval_lambda_arn"] = grader_arn
 
-    output_path = f"s3://{bucket}/{naming.job_output_prefix(run_id, stage)}"
-    return {
-        "stage": stage,
-        "name": name,
-        "attempt": attempt,
-        "startedAt": previous.get("startedAt"),
-        "errors": errors,
-        "request": {
-            "image": method_image(model, method, region),
-            "recipeUri": f"s3://{bucket}/{key.rsplit('/', 1)[0]}/",
-            "recipeFile": f"s3://{bucket}/{key}",
-            "dataUri": data_uri,
-            "outputPath": output_path,
-            "outputArchive": f"{output_path}/{name}/output/output.tar.gz",
-            "modelLocation": location,
-            "instanceType": settings["instanceType"],
-            "instanceCount": settings["instanceCount"],
-            "volumeSizeInGb": VOLUME_SIZE_GB,
-            "maxRuntimeInSeconds": settings["maxRuntimeSeconds"],
-            "hyperParameters": hyperparameters,
-        },
-    }
+    output_path = layout.s3_uri(bucket, layout.job_output_prefix(run_id, stage))
+    return JobAttempt(
+        stage=stage,
+        name=name,
+        attempt=attempt,
+        startedAt=previous.startedAt,
+        errors=errors,
+        request=JobRequest(
+            image=method_image(model, method, region),
+            recipeUri=layout.s3_uri(bucket, key.rsplit("/", 1)[0] + "/"),
+            recipeFile=layout.s3_uri(bucket, key),
+            dataUri=data_uri,
+            outputPath=output_path,
+            outputArchive=f"{output_path}/{name}/output/output.tar.gz",
+            modelLocation=location,
+            instanceType=settings.instanceType,
+            instanceCount=settings.instanceCount,
+            volumeSizeInGb=VOLUME_SIZE_GB,
+            maxRuntimeInSeconds=settings.maxRuntimeSeconds,
+            hyperParameters=hyperparameters,
+        ),
+    )

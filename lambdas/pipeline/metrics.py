@@ -12,11 +12,9 @@ column empty and is named in ``failed``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from lambdas.pipeline.jobs import candidate_checkpoint
 from lambdas.pipeline.record import noted_failure_text
+from lambdas.pipeline.schema import CollectedMetrics, MetricsTable, Plan, StageRecords
 
 # The aggregate metrics of a gen_qa evaluation, as named after normalization
 # (:func:`lambdas.pipeline.outputs.metric_name`: lower case, ``em`` -> ``exact_match``...).
@@ -34,28 +32,30 @@ GEN_QA_METRICS = (
 )
 
 
-def _metrics(stages: Mapping[str, Any], stage: str) -> dict[str, float] | None:
-    record = stages.get(stage) or {}
-    if record.get("status") != "SUCCEEDED":
+def _metrics(stages: StageRecords, stage: str) -> dict[str, float] | None:
+    record = stages.of(stage)
+    if record.status != "SUCCEEDED":
         return None
-    return dict(record.get("metrics") or {}) or None
+    return dict(record.metrics or {}) or None
 
 
-def collect_metrics(plan: Mapping[str, Any], stages: Mapping[str, Any]) -> dict[str, Any]:
+def collect_metrics(plan: Plan, stages: StageRecords) -> CollectedMetrics:
     """``{"metric", "candidate", "table": {"baseline", "sft", "rft"}, "failed": {column: why}}`` of the
     evaluations that ran; ``failed`` names the evaluations beside training that failed (their column is None)."""
     candidate, _ = candidate_checkpoint(stages)
     final = _metrics(stages, "finalEval")
     if final is None:
         raise ValueError("the final evaluation reported no metrics")
-    table = {
-        "baseline": _metrics(stages, "baselineEval"),
-        "sft": final if candidate == "sft" else _metrics(stages, "sftEval"),
-        "rft": final if candidate == "rft" else None,
-    }
+    table = MetricsTable(
+        baseline=_metrics(stages, "baselineEval"),
+        sft=final if candidate == "sft" else _metrics(stages, "sftEval"),
+        rft=final if candidate == "rft" else None,
+    )
     failed = {
         column: text
         for column, stage in (("baseline", "baselineEval"), ("sft", "sftEval"))
-        if (text := noted_failure_text(stage, stages.get(stage) or {})) is not None
+        if (text := noted_failure_text(stage, stages.of(stage))) is not None
     }
-    return {"metric": plan["gate"]["metric"], "candidate": candidate, "table": table, "failed": failed}
+    return CollectedMetrics(
+        metric=plan.gate.metric, candidate="rft" if candidate == "rft" else "sft", table=table, failed=failed
+    )

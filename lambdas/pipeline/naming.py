@@ -1,4 +1,5 @@
-"""Deterministic names: run ids, training job names, Bedrock names and idempotency tokens, S3 keys.
+"""Deterministic names: run ids, training job names, Bedrock names and idempotency tokens, and the
+stage catalogue (stages, job codes, methods, phases and labels). S3 keys are :mod:`lambdas.common.layout`.
 
 Everything is derived from the execution name and the pipeline name, so a retried
 Lambda or a re-read run record always computes the same names:
@@ -100,37 +101,7 @@ def client_request_token(pipeline_name: str, run_id: str, action: str) -> str:
     return _fit(_slug(pipeline_name), _slug(run_id) or "run", f"-{_slug(action)}", 256, original=run_id)
 
 
-# -- S3 layout of the artifacts bucket -----------------------------------------------------------
-
-
-def run_prefix(run_id: str) -> str:
-    return f"runs/{run_id}/"
-
-
-def recipe_key(run_id: str, stage: str) -> str:
-    return f"runs/{run_id}/recipes/{stage}/recipe.yaml"
-
-
-def job_output_prefix(run_id: str, stage: str) -> str:
-    return f"runs/{run_id}/jobs/{stage}"
-
-
-def staged_dataset_key(run_id: str, dataset: str, filename: str) -> str:
-    """Where pre-flight copies the validated version of a dataset: ``runs/<run>/inputs/<dataset>/<file>``."""
-    return f"runs/{run_id}/inputs/{dataset}/{filename}"
-
-
-def staged_eval_key(run_id: str, filename: str) -> str:
-    return staged_dataset_key(run_id, "eval", filename)
-
-
-def run_record_key(run_id: str) -> str:
-    return f"runs/{run_id}/run.json"
-
-
-def report_key(run_id: str) -> str:
-    return f"runs/{run_id}/report.html"
-
-
-def champion_key(pipeline_name: str) -> str:
-    return f"champions/{pipeline_name}.json"
+def stage_title(stage: str) -> str:
+    """The stage's label as a title (``"Baseline evaluation"``); an unknown stage's key as given."""
+    label = STAGE_LABELS.get(stage, stage)
+    return label[:1].upper() + label[1:]

@@ -27,7 +27,7 @@ import tarfile
 from collections.abc import Mapping
 from typing import Any
 
-from lambdas.aws_errors import error_code
+from lambdas.common.aws_errors import is_missing
 from lambdas.pipeline.s3uri import S3UriError, parse_s3_uri
 
 MAX_JSON_MEMBER_BYTES = 8 << 20
@@ -43,8 +43,7 @@ def _open_archive(s3: Any, archive_uri: str, job_name: str) -> Any:
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"]
     except Exception as error:
-        code = error_code(error)
-        if code in {"NoSuchKey", "404", "NotFound"}:
+        if is_missing(error):
             raise JobOutputError(f"job {job_name} wrote no output archive at {archive_uri}") from error
         raise
 

@@ -30,6 +30,15 @@ from lambdas.pipeline import quotas as quota_checks
 from lambdas.pipeline.catalog import hourly_price
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGES
 from lambdas.pipeline.s3uri import parse_s3_uri
+from lambdas.pipeline.schema import (
+    CostEstimate,
+    CostItem,
+    DatasetReport,
+    GraderCase,
+    GraderSmokeTest,
+    Plan,
+    PreflightSummary,
+)
 
 GRADER_SAMPLE_ROWS = 50
 GRADER_BATCH_SIZE = 32
@@ -48,76 +57,81 @@ class GraderInvocationError(RuntimeError):
     """The deployed grader returned a function error instead of a result list."""
 
 
-def estimate_cost(plan: Mapping[str, Any]) -> dict[str, Any]:
+def estimate_cost(plan: Plan) -> CostEstimate:
     """Worst-case GPU cost of the plan: every job that runs, for its full maximum runtime."""
-    items = []
+    items: list[CostItem] = []
     for stage in STAGES:
-        if not plan["stages"].get(stage):
+        if not plan.enabled.runs(stage):
             continue
-        job = plan["jobs"][STAGE_METHODS[stage]]
-        hours = job["maxRuntimeSeconds"] / 3600
-        usd = hourly_price(job["instanceType"]) * job["instanceCount"] * hours
+        job = plan.jobs.of(STAGE_METHODS[stage])
+        hours = job.maxRuntimeSeconds / 3600
+        usd = hourly_price(job.instanceType) * job.instanceCount * hours
         items.append(
-            {
-                "stage": stage,
-                "instanceType": job["instanceType"],
-                "instanceCount": job["instanceCount"],
-                "maxHours": round(hours, 2),
-                "usd": round(usd, 2),
-            }
+            CostItem.model_validate(
+                {
+                    "stage": stage,
+                    "instanceType": job.instanceType,
+                    "instanceCount": job.instanceCount,
+                    "maxHours": round(hours, 2),
+                    "usd": round(usd, 2),
+                }
+            )
         )
-    total = round(sum(item["usd"] for item in items), 2)
-    return {"estimatedUsd": total, "maxUsd": plan["budget"]["maxUsd"], "items": items}
+    total = round(sum(item.usd for item in items), 2)
+    return CostEstimate(estimatedUsd=total, maxUsd=plan.budget.maxUsd, items=items)
 
 
-def _budget_problem(cost: Mapping[str, Any]) -> str | None:
-    if cost["estimatedUsd"] <= cost["maxUsd"]:
+def _budget_problem(cost: CostEstimate) -> str | None:
+    if cost.estimatedUsd <= cost.maxUsd:
         return None
     parts = ", ".join(
-        f"{STAGE_LABELS[i['stage']]} {i['instanceCount']} x {i['instanceType']} x {i['maxHours']:g} h"
-        f" = ${i['usd']:,.2f}"
-        for i in cost["items"]
+        f"{STAGE_LABELS[i.stage]} {i.instanceCount} x {i.instanceType} x {i.maxHours:g} h = ${i.usd:,.2f}"
+        for i in cost.items
     )
     return (
-        f"budget.maxUsd: the worst-case GPU cost ${cost['estimatedUsd']:,.2f} exceeds the budget "
-        f"${cost['maxUsd']:,.2f} ({parts}); raise budget.maxUsd or lower maxRuntimeHours / instanceCount"
+        f"budget.maxUsd: the worst-case GPU cost ${cost.estimatedUsd:,.2f} exceeds the budget "
+        f"${cost.maxUsd:,.2f} ({parts}); raise budget.maxUsd or lower maxRuntimeHours / instanceCount"
     )
 
 
-def dataset_kinds(plan: Mapping[str, Any]) -> dict[str, str]:
+def dataset_kinds(plan: Plan) -> dict[str, str]:
     """Which datasets the plan reads, and the format each must have."""
-    kinds = {"eval": plan["evaluation"]["task"]}
-    if plan["stages"]["sft"]:
+    kinds: dict[str, str] = {"eval": plan.evaluation.task}
+    if plan.enabled.sft:
         kinds["sft"] = "sft"
-    if plan["stages"]["rft"]:
+    if plan.enabled.rft:
         kinds["rft"] = "rft"
     return kinds
 
 
-def lambda_grade_batch(lambda_client: Any, function_arn: str) -> Callable[[list], list]:
+GradeBatch = Callable[[list[Any]], list[Any]]
+
+
+def lambda_grade_batch(lambda_client: Any, function_arn: str) -> GradeBatch:
     """``grade_batch`` that invokes the deployed grader synchronously, as the training job does."""
 
-    def grade_batch(items: list) -> list:
+    def grade_batch(items: list[Any]) -> list[Any]:
         response = lambda_client.invoke(
             FunctionName=function_arn, InvocationType="RequestResponse", Payload=json.dumps(items).encode()
         )
         body = response["Payload"].read()
         if response.get("FunctionError"):
             raise GraderInvocationError(f"{function_arn} failed: {body[:500].decode(errors='replace')}")
-        return json.loads(body)
+        results: list[Any] = json.loads(body)
+        return results
 
     return grade_batch
 
 
 def run_preflight(
-    plan: Mapping[str, Any],
+    plan: Plan,
     *,
     s3: Any,
-    grade_batch_for: Callable[[str], Callable[[list], list]],
+    grade_batch_for: Callable[[str], GradeBatch],
     verify_grader: Callable[..., Any],
-    grader_spec: Callable[[str], dict],
+    grader_spec: Callable[[str], dict[str, Any]],
     quota_lookup: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]],
-) -> dict[str, Any]:
+) -> PreflightSummary:
     """Run every pre-flight check; the summary goes into the run state, problems raise."""
     problems: list[str] = []
     cost = estimate_cost(plan)
@@ -126,16 +140,16 @@ def run_preflight(
     quota_problems, quota_summary = quota_checks.check_quotas(plan, quota_lookup)
     problems.extend(quota_problems)
 
-    grader = plan.get("grader")
-    sample_source = "rft" if plan["stages"]["rft"] else ("eval" if plan["evaluation"]["task"] == "rft_eval" else None)
-    samples: list[dict] = []
-    reports: dict[str, Any] = {}
+    grader = plan.grader
+    sample_source = "rft" if plan.enabled.rft else ("eval" if plan.evaluation.task == "rft_eval" else None)
+    samples: list[dict[str, Any]] = []
+    reports: dict[str, DatasetReport] = {}
     for name, kind in dataset_kinds(plan).items():
-        dataset = plan["datasets"][name]
-        bucket, key = parse_s3_uri(dataset["uri"])
+        dataset = plan.datasets.require(name)
+        bucket, key = parse_s3_uri(dataset.uri)
         request = {"Bucket": bucket, "Key": key}
-        if dataset.get("versionId"):
-            request["VersionId"] = dataset["versionId"]
+        if dataset.versionId:
+            request["VersionId"] = dataset.versionId
         body = s3.get_object(**request)["Body"]
         try:
             report = dataset_checks.validate_stream(
@@ -143,29 +157,29 @@ def run_preflight(
             )
         finally:
             body.close()
-        reports[name] = report.as_dict()
+        reports[name] = DatasetReport.model_validate(report.as_dict())
         problems.extend(f"datasets.{name} ({kind}): {p}" for p in report.problems())
 
-    grader_summary = None
+    grader_summary: GraderSmokeTest | None = None
     if grader is not None:
-        grader_summary = {"name": grader["name"], "version": grader.get("version"), "arn": grader["arn"]}
+        grader_summary = GraderSmokeTest(name=grader.name, version=grader.version, arn=grader.arn)
         if not samples:
-            problems.append(f"grader {grader['name']!r}: no valid rows to run the smoke test with")
+            problems.append(f"grader {grader.name!r}: no valid rows to run the smoke test with")
         else:
             verdict = verify_grader(
-                grade_batch_for(grader["arn"]),
+                grade_batch_for(grader.arn),
                 samples,
-                spec=grader_spec(grader["name"]),
-                name=grader["name"],
+                spec=grader_spec(grader.name),
+                name=grader.name,
                 sample=GRADER_SAMPLE_ROWS,
                 batch_size=GRADER_BATCH_SIZE,
             )
-            grader_summary.update(
-                {
+            grader_summary = grader_summary.model_copy(
+                update={
                     "passed": verdict.passed,
                     "rowsSampled": verdict.rows_sampled,
                     "cases": [
-                        {"case": c.case, "mean": round(c.mean, 4), "failing": c.failing, "passed": c.passed}
+                        GraderCase(case=c.case, mean=round(c.mean, 4), failing=c.failing, passed=c.passed)
                         for c in verdict.cases
                     ],
                     "problems": list(verdict.problems),
@@ -176,20 +190,20 @@ def run_preflight(
                     f"{c.case} ({c.failing} failing rows: {c.example or c.rule})" for c in verdict.cases if not c.passed
                 ]
                 detail = "; ".join(failing + list(verdict.problems)) or "no case could be scored"
-                problems.append(
-                    f"grader {grader['name']!r} failed the smoke test against the deployed function: {detail}"
-                )
+                problems.append(f"grader {grader.name!r} failed the smoke test against the deployed function: {detail}")
 
     if problems:
         raise PreflightError(problems)
 
     for name in dataset_kinds(plan):
-        dataset = plan["datasets"][name]
-        source_bucket, source_key = parse_s3_uri(dataset["uri"])
-        target_bucket, target_key = parse_s3_uri(dataset["stagedUri"])
+        dataset = plan.datasets.require(name)
+        if dataset.stagedUri is None:
+            raise ValueError(f"the plan has no staged copy of the {name} dataset")
+        source_bucket, source_key = parse_s3_uri(dataset.uri)
+        target_bucket, target_key = parse_s3_uri(dataset.stagedUri)
         source = {"Bucket": source_bucket, "Key": source_key}
-        if dataset.get("versionId"):
-            source["VersionId"] = dataset["versionId"]
+        if dataset.versionId:
+            source["VersionId"] = dataset.versionId
         s3.copy(CopySource=source, Bucket=target_bucket, Key=target_key)
-        reports[name]["stagedUri"] = dataset["stagedUri"]
-    return {"datasets": reports, "grader": grader_summary, "cost": cost, "quotas": quota_summary}
+        reports[name] = reports[name].model_copy(update={"stagedUri": dataset.stagedUri})
+    return PreflightSummary(datasets=reports, grader=grader_summary, cost=cost, quotas=quota_summary)

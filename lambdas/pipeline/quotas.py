@@ -32,8 +32,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.aws_errors import error_code
+from lambdas.common.aws_errors import error_code
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES
+from lambdas.pipeline.schema import BusiestPhase, LargestJob, Plan, QuotaEntry, QuotaSummary
 
 SERVICE_CODE = "sagemaker"
 # Where the run input sets each method's instances.
@@ -56,17 +57,17 @@ class InstanceNeed:
     peak_stages: tuple[str, ...]
 
 
-def instance_needs(plan: Mapping[str, Any]) -> dict[str, InstanceNeed]:
+def instance_needs(plan: Plan) -> dict[str, InstanceNeed]:
     """Per instance type: the largest job and the busiest phase of the stages the plan runs."""
     largest: dict[str, tuple[int, str]] = {}
     peaks: dict[str, tuple[int, tuple[str, ...]]] = {}
     for phase in STAGE_PHASES:
         in_phase: dict[str, list[tuple[str, int]]] = {}
         for stage in phase:
-            if not plan["stages"].get(stage):
+            if not plan.enabled.runs(stage):
                 continue
-            job = plan["jobs"][STAGE_METHODS[stage]]
-            kind, count = job["instanceType"], int(job["instanceCount"])
+            job = plan.jobs.of(STAGE_METHODS[stage])
+            kind, count = job.instanceType, job.instanceCount
             in_phase.setdefault(kind, []).append((stage, count))
             if count > largest.get(kind, (0, ""))[0]:
                 largest[kind] = (count, stage)
@@ -131,14 +132,13 @@ def _count(value: float) -> str:
 
 
 def check_quotas(
-    plan: Mapping[str, Any], lookup: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]]
-) -> tuple[list[str], dict[str, Any]]:
+    plan: Plan, lookup: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]]
+) -> tuple[list[str], QuotaSummary]:
     """(problems, summary) of the plan's instance needs against the account's quotas."""
     needs = instance_needs(plan)
-    summary: dict[str, Any] = {"status": "checked", "reason": None, "instanceTypes": [], "warnings": []}
     if not needs:
-        summary["status"] = "not needed"
-        return [], summary
+        return [], QuotaSummary(status="not needed")
+    summary = QuotaSummary(status="checked")
     failure = None
     try:
         quotas = lookup([quota_name(kind) for kind in needs])
@@ -149,7 +149,7 @@ def check_quotas(
     unlisted = []
     for need in needs.values():
         quota = quotas.get(quota_name(need.instance_type))
-        summary["instanceTypes"].append(_entry(need, quota))
+        summary.instanceTypes.append(_entry(need, quota))
         if quota is None:
             unlisted.append(quota_name(need.instance_type))
             continue
@@ -165,27 +165,27 @@ def check_quotas(
             )
         elif need.peak > value:
             together = " and ".join(STAGE_LABELS[s] for s in need.peak_stages)
-            summary["warnings"].append(
+            summary.warnings.append(
                 f"{label} is {_count(value)}; {together} run at the same time and need {need.peak} x "
                 f"{need.instance_type} together: they will run one after the other (the later job retries until "
                 f"capacity frees up), which lengthens the run; a quota of {need.peak} lets them run side by side"
             )
     if unlisted:
-        summary["status"] = "unchecked" if len(unlisted) == len(needs) else "partly checked"
+        summary.status = "unchecked" if len(unlisted) == len(needs) else "partly checked"
         names = ", ".join(repr(n) for n in unlisted)
-        summary["reason"] = (
+        summary.reason = (
             f"{names} not read: {failure}" if failure else f"Service Quotas lists no {names} in this region"
         )
     return problems, summary
 
 
-def _entry(need: InstanceNeed, quota: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {
-        "instanceType": need.instance_type,
-        "quotaName": quota_name(need.instance_type),
-        "quotaCode": quota.get("code") if quota else None,
-        "quota": quota["value"] if quota else None,
-        "source": quota.get("source") if quota else None,
-        "largestJob": {"stage": need.largest_stage, "instances": need.largest},
-        "peak": {"stages": list(need.peak_stages), "instances": need.peak},
-    }
+def _entry(need: InstanceNeed, quota: Mapping[str, Any] | None) -> QuotaEntry:
+    return QuotaEntry(
+        instanceType=need.instance_type,
+        quotaName=quota_name(need.instance_type),
+        quotaCode=quota.get("code") if quota else None,
+        quota=quota["value"] if quota else None,
+        source=quota.get("source") if quota else None,
+        largestJob=LargestJob.model_validate({"stage": need.largest_stage, "instances": need.largest}),
+        peak=BusiestPhase.model_validate({"stages": list(need.peak_stages), "instances": need.peak}),
+    )

@@ -2,7 +2,8 @@
 
 The record is written on success, on a gate rejection and on failure alike::
 
-    {"schemaVersion": 1, "runId", "pipeline", "region", "executionArn", "status", "startedAt", "endedAt",
+    {"schemaVersion": 1, "runId", "pipeline", "status", "recordedBy", "executionStatus", "region",
+     "executionArn", "startedAt", "endedAt",
      "error": {"stage", "error", "cause"} | null,
      "input", "plan", "datasets": {name: {"uri", "etag", "sizeBytes", "versionId"}},
      "grader": {"name", "version", "arn"} | null, "preflight",
@@ -14,8 +15,13 @@ The record is written on success, on a gate rejection and on failure alike::
      "deployment": {"arn", "name", "status"} | null,
      "report": "s3://.../report.html"}
 
-``status`` is ``SUCCEEDED``, ``GATE_REJECTED`` or ``FAILED``. An evaluation beside training
-(baseline, SFT) that fails does not fail the run: the state machine notes it in its stage
+The shape is :class:`lambdas.pipeline.schema.RunRecord`, and :func:`write_record` is the one
+writer of ``run.json`` and its report: the stage functions record every run that reaches
+"Record run" or "Record failed run"; the notify function records, with the same function,
+a run that ended before it could record itself (aborted, timed out).
+
+``status`` is ``SUCCEEDED``, ``GATE_REJECTED`` or ``FAILED`` (``ABORTED`` from the notify function).
+An evaluation beside training (baseline, SFT) that fails does not fail the run: the state machine notes it in its stage
 (``{"status": "FAILED", "failure": {"stage", "job"}, "endedAt"}``) and the record shows that
 stage ``FAILED`` with its ``error`` (see :func:`settle_noted_failures`). After a deployment the
 champion record ``champions/<pipeline>.json`` names the deployed model and its metrics;
@@ -25,19 +31,32 @@ the next run's gate compares against it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
+from lambdas.common import layout
 from lambdas.pipeline import naming
-from lambdas.pipeline.stages import complete_records, job_record, with_stage
+from lambdas.pipeline.schema import (
+    Champion,
+    JobAttempt,
+    RunError,
+    RunRecord,
+    RunState,
+    RunStatus,
+    StageError,
+    StageFailure,
+    StageRecord,
+    StageRecords,
+)
+from lambdas.pipeline.stages import complete_records, job_record
 
 MAX_CAUSE_CHARS = 30000
+# The states a run can fail in that are not job stages (job stages are labelled by naming.STAGE_LABELS).
 _STEP_LABELS = {
     "validateRun": "Validate run",
     "preflight": "Preflight checks",
     "trainAndBaseline": "Train and baseline",
     "evaluateSftAndTrainRft": "Evaluate SFT and train RFT",
-    "finalEval": "Final evaluation",
     "collectMetrics": "Collect metrics",
     "qualityGate": "Apply quality gate",
     "import": "Import model into Bedrock",
@@ -52,9 +71,12 @@ _STAGE_ERRORS = {
     "finalEval": "FinalEvaluationFailed",
 }
 
+RenderReport = Callable[[RunRecord], str]
+Log = Callable[[str, Exception], None]
 
-def _json(text: Any) -> Any:
-    if not isinstance(text, str):
+
+def _json(text: str | None) -> Any:
+    if text is None:
         return None
     try:
         return json.loads(text)
@@ -62,7 +84,7 @@ def _json(text: Any) -> Any:
         return None
 
 
-def readable_cause(cause: Any) -> str:
+def readable_cause(cause: str | None) -> str:
     """The human part of a Step Functions error cause (Lambda errors carry JSON)."""
     parsed = _json(cause)
     if isinstance(parsed, dict):
@@ -75,232 +97,249 @@ def readable_cause(cause: Any) -> str:
     return "" if cause is None else str(cause)
 
 
-def _job_failure_cause(stage: str, job: Mapping[str, Any]) -> str:
-    label = naming.STAGE_LABELS[stage]
-    label = label[0].upper() + label[1:]
-    last = job.get("lastError") or {}
-    reason = readable_cause(last.get("Cause")) or str(last.get("Error") or "unknown error")
-    attempts = int(job.get("attempt") or 0)
-    tries = f" after {attempts} attempts" if attempts > 1 else ""
-    parsed = _json(last.get("Cause"))
+def _job_failure_cause(stage: str, job: JobAttempt) -> str:
+    label = naming.stage_title(stage)
+    last = job.lastError
+    cause = last.Cause if last else None
+    reason = readable_cause(cause) or str((last.Error if last else None) or "unknown error")
+    tries = f" after {job.attempt} attempts" if job.attempt > 1 else ""
+    parsed = _json(cause)
     if isinstance(parsed, dict) and "errorType" in parsed:
         return f"{label} stage failed ({parsed['errorType']}){tries}: {reason}"
-    if job.get("name"):
-        return f"{label} job {job['name']} failed{tries}: {reason}"
+    if job.name:
+        return f"{label} job {job.name} failed{tries}: {reason}"
     return f"{label} stage failed: {reason}"
 
 
-def failed_job_record(stage: str, job: Mapping[str, Any], ended_at: str | None) -> dict[str, Any]:
+def failed_job_record(job: JobAttempt, ended_at: str | None) -> StageRecord:
     """The ``FAILED`` record of a job stage, with the error and readable cause of its last attempt."""
-    last = job.get("lastError") or {}
+    last = job.lastError
     return job_record(
         job,
         status="FAILED",
         ended_at=ended_at,
-        error={"error": last.get("Error"), "cause": readable_cause(last.get("Cause"))[:2000]},
+        error=StageError(error=last.Error if last else None, cause=readable_cause(last.Cause if last else None)[:2000]),
     )
 
 
-def noted_failure_text(stage: str, record: Mapping[str, Any]) -> str | None:
+def noted_failure_text(stage: str, record: StageRecord) -> str | None:
     """What went wrong in a stage the state machine noted as failed (None when it did not fail)."""
-    if not isinstance(record, Mapping) or record.get("status") != "FAILED":
+    if record.status != "FAILED":
         return None
-    failure = record.get("failure")
-    if isinstance(failure, Mapping):
-        return _job_failure_cause(stage, failure.get("job") or {})
-    error = record.get("error") if isinstance(record.get("error"), Mapping) else {}
-    return str(error.get("cause") or error.get("error") or "failed")
+    if record.failure is not None:
+        return _job_failure_cause(stage, record.failure.job)
+    if record.error is not None:
+        return record.error.cause or record.error.error or "failed"
+    return "failed"
 
 
-def settle_noted_failures(stages: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+def settle_noted_failures(stages: StageRecords) -> StageRecords:
     """Stages with every noted failure (``{"status": "FAILED", "failure": {"stage", "job"}, "endedAt"}``)
     turned into a complete ``FAILED`` job record with its ``error``."""
-    if not isinstance(stages, Mapping):
-        return stages
-    settled = dict(stages)
+    settled = stages
     for name, record in stages.items():
-        if (
-            name in naming.STAGES
-            and isinstance(record, Mapping)
-            and record.get("status") == "FAILED"
-            and isinstance(record.get("failure"), Mapping)
-        ):
-            settled[name] = failed_job_record(name, record["failure"].get("job") or {}, record.get("endedAt"))
+        if record.status == "FAILED" and record.failure is not None:
+            settled = settled.replace(name, failed_job_record(record.failure.job, record.endedAt))
     return settled
 
 
-def describe_failure(run: Mapping[str, Any], ended_at: str | None) -> tuple[dict[str, str], str | None, dict | None]:
-    """``(error record, failed job stage or None, that stage's record)`` of a failed run state."""
-    error = run.get("error") if isinstance(run.get("error"), dict) else {}
-    failure = run.get("stageFailure") if isinstance(run.get("stageFailure"), dict) else None
+def describe_failure(state: RunState, ended_at: str | None) -> tuple[RunError, str | None, StageRecord | None]:
+    """``(error, failed job stage or None, that stage's record)`` of a failed run state."""
+    error = state.error
+    failure = state.stageFailure
     error_name = None
-    if failure is None:
-        parsed = _json(error.get("Cause"))
+    if failure is None and error is not None:
+        parsed = _json(error.Cause)
         if isinstance(parsed, dict) and parsed.get("stage") in naming.STAGES and isinstance(parsed.get("job"), dict):
-            failure = parsed
-            error_name = error.get("Error")
-    if failure is not None and failure.get("stage") in naming.STAGES:
-        stage = failure["stage"]
-        job = failure.get("job") or {}
-        cause = _job_failure_cause(stage, job)
-        record = failed_job_record(stage, job, ended_at)
+            failure = StageFailure.model_validate(parsed)
+            error_name = error.Error
+    if failure is not None:
+        stage = failure.stage
+        cause = _job_failure_cause(stage, failure.job)
+        record = failed_job_record(failure.job, ended_at)
         name = error_name or _STAGE_ERRORS[stage]
-        return {"stage": stage, "error": name, "cause": cause[:MAX_CAUSE_CHARS]}, stage, record
+        return RunError(stage=stage, error=name, cause=cause[:MAX_CAUSE_CHARS]), stage, record
 
-    stage = str(run.get("failedStage") or "unknown")
-    name = str(error.get("Error") or "PipelineFailed")
-    cause = readable_cause(error.get("Cause")) or name
-    label = _STEP_LABELS.get(stage, stage)
-    text = f"{label} failed: {cause}"
-    if stage == "deploy" and isinstance(run.get("model"), dict) and run["model"].get("arn"):
-        text += f" (the imported model {run['model']['arn']} is kept)"
-    return {"stage": stage, "error": name, "cause": text[:MAX_CAUSE_CHARS]}, None, None
+    stage_name = state.failedStage or "unknown"
+    name = (error.Error if error else None) or "PipelineFailed"
+    cause = readable_cause(error.Cause if error else None) or name
+    text = f"{_STEP_LABELS.get(stage_name) or naming.stage_title(stage_name)} failed: {cause}"
+    if stage_name == "deploy" and state.model is not None and state.model.arn:
+        text += f" (the imported model {state.model.arn} is kept)"
+    return RunError(stage=stage_name, error=name, cause=text[:MAX_CAUSE_CHARS]), None, None
 
 
-def _run_id(run: Mapping[str, Any]) -> str:
-    plan = run.get("plan") if isinstance(run.get("plan"), dict) else {}
-    if plan.get("runId"):
-        return str(plan["runId"])
-    execution = run.get("execution") if isinstance(run.get("execution"), dict) else {}
-    return naming.run_id_from_execution(str(execution.get("name", "")))
+def _run_id(state: RunState) -> str:
+    if state.plan is not None:
+        return state.plan.runId
+    return naming.run_id_from_execution(state.execution.name)
+
+
+def _all_skipped() -> StageRecords:
+    return StageRecords.model_validate({name: {"status": "SKIPPED"} for name in naming.STAGES})
 
 
 def build_record(
-    run: Mapping[str, Any],
+    state: RunState,
     *,
-    status: str,
+    status: RunStatus,
     ended_at: str | None,
     region: str | None,
     pipeline_name: str,
-    error: Mapping[str, Any] | None = None,
-    stages: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+    error: RunError | None = None,
+    stages: StageRecords | None = None,
+) -> RunRecord:
     """The run record of a run state (complete or partial)."""
-    plan = run.get("plan") if isinstance(run.get("plan"), dict) else None
-    execution = run.get("execution") if isinstance(run.get("execution"), dict) else {}
-    gate = run.get("gate") if isinstance(run.get("gate"), dict) else None
-    return {
-        "schemaVersion": 1,
-        "runId": _run_id(run),
-        "pipeline": pipeline_name,
-        "region": region,
-        "executionArn": execution.get("id"),
-        "status": status,
-        "startedAt": execution.get("startTime"),
-        "endedAt": ended_at,
-        "error": dict(error) if error else None,
-        "input": run.get("input"),
-        "plan": plan,
-        "datasets": (plan or {}).get("datasets"),
-        "grader": (plan or {}).get("grader"),
-        "preflight": run.get("preflight"),
-        "stages": complete_records(
-            settle_noted_failures(stages if stages is not None else run.get("stages")),
+    plan = state.plan
+    recorded = stages if stages is not None else state.stages
+    gate = state.gate
+    return RunRecord(
+        runId=_run_id(state),
+        pipeline=pipeline_name,
+        region=region,
+        executionArn=state.execution.id,
+        status=status,
+        startedAt=state.execution.startTime,
+        endedAt=ended_at,
+        error=error,
+        input=state.input,
+        plan=plan,
+        datasets=plan.datasets if plan else None,
+        grader=plan.grader if plan else None,
+        preflight=state.preflight,
+        stages=complete_records(
+            settle_noted_failures(recorded if recorded is not None else _all_skipped()),
             unfinished="NOT_COMPLETED" if status == "FAILED" else "SKIPPED",
         ),
-        "metrics": run.get("metrics"),
-        "gate": {**gate, "metric": (plan or {}).get("gate", {}).get("metric")} if gate else None,
-        "model": run.get("model"),
-        "deployment": run.get("deployment"),
-    }
+        metrics=state.metrics,
+        gate=gate.model_copy(update={"metric": plan.gate.metric if plan else None}) if gate else None,
+        model=state.model,
+        deployment=state.deployment,
+    )
 
 
-def _put(s3: Any, bucket: str, key: str, body: str, content_type: str) -> str:
-    s3.put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"), ContentType=content_type)
-    return f"s3://{bucket}/{key}"
+def _put(s3: Any, bucket: str, key: str, body: str, content_type: str, **extra: Any) -> str:
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"), ContentType=content_type, **extra)
+    return layout.s3_uri(bucket, key)
 
 
-def _write(
-    record: dict[str, Any],
+def record_body(record: RunRecord) -> str:
+    """``run.json`` as written (indented JSON of the record)."""
+    return json.dumps(record.to_json(), indent=2)
+
+
+def write_record(
+    record: RunRecord,
     *,
     s3: Any,
     bucket: str,
-    render_report: Callable[[dict], str] | None,
-    log: Callable[[str, Exception], None] | None,
-) -> dict[str, str | None]:
-    run_id = record["runId"]
-    report_uri = None
+    render_report: RenderReport | None,
+    log: Log | None = None,
+    only_if_absent: bool = False,
+) -> RunRecord:
+    """Write the report and ``run.json`` (the record names its report); the record as written.
+
+    ``only_if_absent``: write ``run.json`` only if there is none yet (``If-None-Match``); the caller
+    handles the precondition error, and the report then follows the record.
+    """
+    run_id = record.runId
+    report_uri = layout.s3_uri(bucket, layout.report_key(run_id)) if render_report is not None else None
+    record = record.model_copy(update={"report": report_uri})
+    if only_if_absent:
+        _put(s3, bucket, layout.run_record_key(run_id), record_body(record), "application/json", IfNoneMatch="*")
     if render_report is not None:
         try:
-            report_uri = _put(s3, bucket, naming.report_key(run_id), render_report(record), "text/html")
+            _put(s3, bucket, layout.report_key(run_id), render_report(record), "text/html; charset=utf-8")
         except Exception as error:  # noqa: BLE001 - the run record matters more than its report
             if log:
                 log("report not written", error)
-    record["report"] = report_uri
-    record_uri = _put(
-        s3, bucket, naming.run_record_key(run_id), json.dumps(record, indent=2, default=str), "application/json"
-    )
-    return {"runRecord": record_uri, "report": report_uri}
+            record = record.model_copy(update={"report": None})
+    if not only_if_absent:
+        _put(s3, bucket, layout.run_record_key(run_id), record_body(record), "application/json")
+    return record
 
 
-def champion_record(record: Mapping[str, Any]) -> dict[str, Any]:
+def champion_record(record: RunRecord, artifacts_bucket: str) -> Champion:
     """What the next run's gate compares against: the deployed model and its metrics."""
-    metrics = record.get("metrics") or {}
-    table = metrics.get("table") or {}
-    plan = record.get("plan") or {}
-    return {
-        "pipeline": record["pipeline"],
-        "runId": record["runId"],
-        "modelArn": (record.get("model") or {}).get("arn"),
-        "modelName": (record.get("model") or {}).get("name"),
-        "checkpoint": (record.get("model") or {}).get("checkpoint"),
-        "deploymentArn": (record.get("deployment") or {}).get("arn"),
-        "deploymentName": (record.get("deployment") or {}).get("name"),
-        "metric": metrics.get("metric"),
-        "metrics": table.get(metrics.get("candidate")) or {},
-        "evalDatasetEtag": ((plan.get("datasets") or {}).get("eval") or {}).get("etag"),
-        "deployedAt": record.get("endedAt"),
-        "runRecord": f"s3://{plan.get('artifactsBucket')}/{naming.run_record_key(record['runId'])}",
-    }
+    metrics = record.metrics
+    plan = record.plan
+    return Champion(
+        pipeline=record.pipeline,
+        runId=record.runId,
+        modelArn=record.model.arn if record.model else None,
+        modelName=record.model.name if record.model else None,
+        checkpoint=record.model.checkpoint if record.model else None,
+        deploymentArn=record.deployment.arn if record.deployment else None,
+        deploymentName=record.deployment.name if record.deployment else None,
+        metric=metrics.metric if metrics else None,
+        metrics=(metrics.column(metrics.candidate) if metrics else None) or {},
+        evalDatasetEtag=plan.datasets.eval.etag if plan else None,
+        deployedAt=record.endedAt,
+        runRecord=layout.s3_uri(artifacts_bucket, layout.run_record_key(record.runId)),
+    )
 
 
 def record_run(
-    run: Mapping[str, Any],
+    state: RunState,
     *,
     s3: Any,
     bucket: str,
     ended_at: str | None,
     region: str | None,
     pipeline_name: str,
-    render_report: Callable[[dict], str] | None = None,
-    log: Callable[[str, Exception], None] | None = None,
+    render_report: RenderReport | None = None,
+    log: Log | None = None,
 ) -> dict[str, Any]:
     """Record a run that reached its end: ``SUCCEEDED`` (deployed or not) or ``GATE_REJECTED``."""
-    gate = run.get("gate") or {}
-    status = "GATE_REJECTED" if gate.get("passed") is False else "SUCCEEDED"
-    record = build_record(run, status=status, ended_at=ended_at, region=region, pipeline_name=pipeline_name)
-    written = _write(record, s3=s3, bucket=bucket, render_report=render_report, log=log)
-    deployment = record.get("deployment") or {}
+    status: RunStatus = "GATE_REJECTED" if state.gate is not None and not state.gate.passed else "SUCCEEDED"
+    record = build_record(state, status=status, ended_at=ended_at, region=region, pipeline_name=pipeline_name)
+    record = write_record(record, s3=s3, bucket=bucket, render_report=render_report, log=log)
     champion = None
-    if status == "SUCCEEDED" and deployment.get("status") == "Active":
+    if status == "SUCCEEDED" and record.deployment is not None and record.deployment.status == "Active":
         champion = _put(
             s3,
             bucket,
-            naming.champion_key(pipeline_name),
-            json.dumps(champion_record(record), indent=2),
+            layout.champion_key(pipeline_name),
+            json.dumps(champion_record(record, bucket).to_json(), indent=2),
             "application/json",
         )
-    return {"status": status, **written, "champion": champion}
+    return {
+        "status": status,
+        "runRecord": layout.s3_uri(bucket, layout.run_record_key(record.runId)),
+        "report": record.report,
+        "champion": champion,
+    }
 
 
 def record_failed_run(
-    run: Mapping[str, Any],
+    state: RunState,
     *,
     s3: Any,
     bucket: str,
     ended_at: str | None,
     region: str | None,
     pipeline_name: str,
-    render_report: Callable[[dict], str] | None = None,
-    log: Callable[[str, Exception], None] | None = None,
+    render_report: RenderReport | None = None,
+    log: Log | None = None,
 ) -> dict[str, Any]:
     """Record a failed run with the failed stage, its cause and every partial result."""
-    error, stage, stage_record = describe_failure(run, ended_at)
-    stages = run.get("stages")
+    error, stage, stage_record = describe_failure(state, ended_at)
+    stages = state.stages
     if stage is not None and stage_record is not None:
-        stages = with_stage(stages or {}, stage, stage_record)
+        stages = (stages or _all_skipped()).replace(stage, stage_record)
     record = build_record(
-        run, status="FAILED", ended_at=ended_at, region=region, pipeline_name=pipeline_name, error=error, stages=stages
+        state,
+        status="FAILED",
+        ended_at=ended_at,
+        region=region,
+        pipeline_name=pipeline_name,
+        error=error,
+        stages=stages,
     )
-    written = _write(record, s3=s3, bucket=bucket, render_report=render_report, log=log)
-    return {"error": error["error"], "cause": error["cause"], **written}
+    record = write_record(record, s3=s3, bucket=bucket, render_report=render_report, log=log)
+    return {
+        "error": error.error,
+        "cause": error.cause,
+        "runRecord": layout.s3_uri(bucket, layout.run_record_key(record.runId)),
+        "report": record.report,
+    }

@@ -5,7 +5,7 @@ page opens from S3, an email attachment or a laptop. It shows the outcome, a
 chart of baseline vs SFT vs RFT on every metric, the gate decision, a stage
 timeline, what preflight found (cost estimate, GPU quotas), the lineage
 (datasets, grader) and links to the jobs and the deployment. Every value from
-the run record is escaped. Pure: a dict in, HTML out.
+the run record is escaped. Pure: a :class:`RunRecord` in, HTML out.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import json
 from html import escape
 from typing import Any
 
-from lambdas.notify import runview
+from lambdas.pipeline import runview
+from lambdas.pipeline.schema import RunRecord
 
 _COLORS = {"baseline": "#8c96a5", "sft": "#3b7dd8", "rft": "#e07b39", "final": "#e07b39"}
 _STATUS_COLORS = {
@@ -63,17 +64,14 @@ def _link(label: str, url: str | None) -> str:
 # Sections ---------------------------------------------------------------------
 
 
-def _header(run: dict) -> str:
-    status = runview.status(run)
+def _header(run: RunRecord) -> str:
+    status = run.status
     started, ended = runview.run_window(run)
     total = runview.format_duration((ended - started).total_seconds()) if started and ended else "-"
-    pipeline = run.get("pipeline") or _dict(run.get("input")).get("pipeline") or ""
-    model = _dict(run.get("plan")).get("model") or _dict(run.get("input")).get("model")
-    if isinstance(model, dict):  # the plan resolves the model key to its catalog entry
-        model = " ".join(str(model[k]) for k in ("key", "modelType") if model.get(k)) or None
+    model = f"{run.plan.model.key} {run.plan.model.modelType}" if run.plan is not None else None
     facts = [
-        ("Run", runview.run_id(run)),
-        ("Pipeline", pipeline),
+        ("Run", run.runId),
+        ("Pipeline", run.pipeline),
         ("Base model", model),
         ("Started", runview.format_time(started)),
         ("Ended", runview.format_time(ended)),
@@ -81,7 +79,7 @@ def _header(run: dict) -> str:
     ]
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v)
     parts = [
-        f"<h1>Nova customization run <code>{_e(runview.run_id(run))}</code> {_badge(status)}</h1>",
+        f"<h1>Nova customization run <code>{_e(run.runId)}</code> {_badge(status)}</h1>",
         f'<table class="facts" id="facts">{rows}</table>',
     ]
     stage, cause = runview.error(run)
@@ -93,7 +91,7 @@ def _header(run: dict) -> str:
     return "\n".join(parts)
 
 
-def _gate_section(run: dict) -> str:
+def _gate_section(run: RunRecord) -> str:
     passed, reasons = runview.gate(run)
     css, verdict = {
         True: ("gate-pass", "PASSED"),
@@ -155,7 +153,7 @@ def _metrics_chart(table: runview.MetricsTable) -> str:
     return "".join(parts)
 
 
-def _metrics_section(run: dict) -> str:
+def _metrics_section(run: RunRecord) -> str:
     table = runview.metrics_table(run)
     if not table:
         return (
@@ -181,8 +179,8 @@ def _timeline(views: list[runview.StageView]) -> str:
     timed = [v for v in views if v.started and v.ended]
     if not timed:
         return '<p class="muted" id="timeline-empty">No stage timings were recorded.</p>'
-    start = min(v.started for v in timed)  # type: ignore[type-var]
-    end = max(v.ended for v in timed)  # type: ignore[type-var]
+    start = min(v.started for v in timed if v.started)
+    end = max(v.ended for v in timed if v.ended)
     span = max((end - start).total_seconds(), 1.0)
     row_h, label_w, plot_w, pad = 24, 170, 620, 30
     height = len(timed) * row_h + pad * 2
@@ -196,7 +194,8 @@ def _timeline(views: list[runview.StageView]) -> str:
     ]
     for i, view in enumerate(timed):
         y = pad + i * row_h
-        x = label_w + plot_w * (view.started - start).total_seconds() / span  # type: ignore[operator]
+        offset = (view.started - start).total_seconds() if view.started else 0.0
+        x = label_w + plot_w * offset / span
         w = max(2.0, plot_w * (view.duration_seconds or 0) / span)
         color = _STATUS_COLORS.get(view.status, "#5f6b7a")
         duration = runview.format_duration(view.duration_seconds)
@@ -210,7 +209,7 @@ def _timeline(views: list[runview.StageView]) -> str:
     return "".join(parts)
 
 
-def _stages_section(run: dict) -> str:
+def _stages_section(run: RunRecord) -> str:
     views = runview.stage_views(run)
     if not views:
         return '<h2>Stages</h2><p class="muted">No stage was recorded.</p>'
@@ -230,8 +229,8 @@ def _stages_section(run: dict) -> str:
     )
 
 
-def _deployment_section(run: dict) -> str:
-    model, deployment = runview.arn_of(run, "model"), runview.arn_of(run, "deployment")
+def _deployment_section(run: RunRecord) -> str:
+    model, deployment = runview.model_arn(run), runview.deployment_arn(run)
     region = runview.region_of(run)
     items = []
     if deployment:
@@ -251,86 +250,63 @@ def _deployment_section(run: dict) -> str:
     return f'<h2>Model and deployment</h2><ul id="deployment">{"".join(items)}</ul>{console}'
 
 
-def _lineage_section(run: dict) -> str:
-    rows = []
-    grader = run.get("grader")
-    if isinstance(grader, dict):
-        rows.append(("Grader", f"{grader.get('name', '-')} (version {grader.get('version', '-')})"))
-    elif grader:
-        rows.append(("Grader", f"{grader} (version {run.get('graderVersion', '-')})"))
-    datasets = run.get("datasets") or _dict(run.get("input")).get("datasets")
-    for name, value in _dict(datasets).items():
-        if isinstance(value, dict):
-            uri = value.get("uri") or value.get("s3Uri") or ""
-            etag = value.get("etag") or value.get("ETag") or ""
-            rows.append((f"Dataset {name}", f"{uri} (ETag {etag})" if etag else uri))
-        else:
-            rows.append((f"Dataset {name}", value))
-    for name, etag in _dict(run.get("datasetEtags")).items():
-        rows.append((f"Dataset {name} ETag", etag))
+def _lineage_section(run: RunRecord) -> str:
+    rows: list[tuple[str, str]] = []
+    if run.grader is not None:
+        rows.append(("Grader", f"{run.grader.name} (version {run.grader.version or '-'})"))
+    if run.datasets is not None:
+        for name in ("sft", "rft", "eval"):
+            dataset = run.datasets.get(name)
+            if dataset is not None:
+                rows.append(
+                    (f"Dataset {name}", f"{dataset.uri} (ETag {dataset.etag})" if dataset.etag else dataset.uri)
+                )
     table = "".join(f"<tr><th>{_e(k)}</th><td><code>{_e(v)}</code></td></tr>" for k, v in rows)
-    record = json.dumps({k: run.get(k) for k in ("input", "plan") if k in run}, indent=2, default=str)
-    details = (
-        f"<details><summary>Run input and plan</summary><pre>{_e(record)}</pre></details>" if record != "{}" else ""
-    )
+    shown = {"input": run.input, "plan": run.plan.to_json() if run.plan is not None else None}
+    shown = {k: v for k, v in shown.items() if v is not None}
+    record = json.dumps(shown, indent=2)
+    details = f"<details><summary>Run input and plan</summary><pre>{_e(record)}</pre></details>" if shown else ""
     return f'<h2>Lineage</h2><table id="lineage">{table}</table>{details}'
 
 
-def _preflight_section(run: dict) -> str:
+def _preflight_section(run: RunRecord) -> str:
     """What preflight found before any GPU was paid for: the cost estimate and the GPU quotas."""
-    preflight = _dict(run.get("preflight"))
-    cost, quotas = _dict(preflight.get("cost")), _dict(preflight.get("quotas"))
-    if not cost and not quotas:
+    if run.preflight is None:
         return ""
-    parts = []
-    if isinstance(cost.get("estimatedUsd"), (int, float)):
-        budget = cost.get("maxUsd")
-        of_budget = f" (budget ${budget:,.2f})" if isinstance(budget, (int, float)) else ""
-        parts.append(
-            f'<p id="cost">Worst-case GPU cost: <strong>${cost["estimatedUsd"]:,.2f}</strong>{_e(of_budget)}, '
-            "every job for its full maximum runtime.</p>"
-        )
+    cost, quotas = run.preflight.cost, run.preflight.quotas
+    parts = [
+        f'<p id="cost">Worst-case GPU cost: <strong>${cost.estimatedUsd:,.2f}</strong>'
+        f"{_e(f' (budget ${cost.maxUsd:,.2f})')}, every job for its full maximum runtime.</p>"
+    ]
     rows = []
-    entries = quotas.get("instanceTypes")
-    for entry in entries if isinstance(entries, list) else []:
-        entry = _dict(entry)
-        largest, peak = _dict(entry.get("largestJob")), _dict(entry.get("peak"))
-        quota = entry.get("quota")
-        shown = f"{quota:g}" if isinstance(quota, (int, float)) else "-"
+    for entry in quotas.instanceTypes:
+        shown = f"{entry.quota:g}" if entry.quota is not None else "-"
         rows.append(
-            f'<tr><td><code>{_e(entry.get("instanceType"))}</code></td><td class="num">{_e(shown)}</td>'
-            f'<td class="num">{_e(largest.get("instances"))}</td><td class="num">{_e(peak.get("instances"))}</td>'
-            f"<td>{_e(entry.get('quotaCode') or '')}</td></tr>"
+            f'<tr><td><code>{_e(entry.instanceType)}</code></td><td class="num">{_e(shown)}</td>'
+            f'<td class="num">{_e(entry.largestJob.instances)}</td><td class="num">{_e(entry.peak.instances)}</td>'
+            f"<td>{_e(entry.quotaCode or '')}</td></tr>"
         )
     if rows:
-        status = quotas.get("status") or "-"
-        reason = f" ({quotas['reason']})" if quotas.get("reason") else ""
+        reason = f" ({quotas.reason})" if quotas.reason else ""
         parts.append(
-            f'<p class="muted">GPU instance quotas: {_e(status)}{_e(reason)}</p><table id="quotas"><thead><tr>'
+            f'<p class="muted">GPU instance quotas: {_e(quotas.status)}{_e(reason)}</p><table id="quotas"><thead><tr>'
             '<th>Instance type</th><th class="num">Quota</th><th class="num">Largest job</th>'
             '<th class="num">Busiest phase</th><th>Quota code</th></tr></thead><tbody>'
             + "".join(rows)
             + "</tbody></table>"
         )
-    warnings = quotas.get("warnings")
-    warnings = [w for w in warnings if isinstance(w, str)] if isinstance(warnings, list) else []
-    if warnings:
-        parts.append('<ul id="preflight-warnings">' + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")
+    if quotas.warnings:
+        parts.append('<ul id="preflight-warnings">' + "".join(f"<li>{_e(w)}</li>" for w in quotas.warnings) + "</ul>")
     return "<h2>Before any GPU</h2>" + "".join(parts)
-
-
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
 
 
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def render_report(run: dict) -> str:
+def render_report(run: RunRecord) -> str:
     """A self-contained HTML page for one run record."""
-    run = run if isinstance(run, dict) else {}
-    title = f"Nova run {runview.run_id(run)}: {runview.status(run).replace('_', ' ')}"
+    title = f"Nova run {run.runId}: {run.status.replace('_', ' ')}"
     sections = [
         _header(run),
         _metrics_section(run),

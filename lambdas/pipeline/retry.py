@@ -18,11 +18,9 @@ error, a missing permission) fails the same way again and is not retried.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from lambdas.pipeline.jobs import max_attempts, retry_delay_seconds
+from lambdas.pipeline.schema import JobAttempt, Plan, RetryDecision, StepError
 
 # Words that identify each retryable kind of failure in an error name or a failure reason.
 RETRYABLE: dict[str, tuple[str, ...]] = {
@@ -33,23 +31,10 @@ RETRYABLE: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Decision:
-    """The outcome for one failed attempt; ``reason`` says why in words."""
-
-    retry: bool
-    delay_seconds: int
-    reason: str
-
-    def as_payload(self) -> dict[str, Any]:
-        return {"retry": self.retry, "delaySeconds": self.delay_seconds, "reason": self.reason}
-
-
-def _failure_text(error: Mapping[str, Any]) -> str:
+def _failure_text(error: StepError) -> str:
     """The error name and, for a job that ran, its FailureReason; else the raw cause."""
-    name = str(error.get("Error") or "")
-    cause = error.get("Cause")
-    if not isinstance(cause, str):
+    name, cause = error.Error or "", error.Cause
+    if cause is None:
         return name
     try:
         described = json.loads(cause)
@@ -60,25 +45,28 @@ def _failure_text(error: Mapping[str, Any]) -> str:
     return f"{name} {cause}"
 
 
-def classify(error: Mapping[str, Any]) -> str | None:
+def classify(error: StepError | None) -> str | None:
     """The retryable kind of ``error`` (``capacity``, ``quota``, ``throttling``, ``transient``), or None."""
-    text = _failure_text(error)
+    text = _failure_text(error or StepError())
     for kind, words in RETRYABLE.items():
         if any(word in text for word in words):
             return kind
     return None
 
 
-def decide(*, stage: str, plan: Mapping[str, Any], job: Mapping[str, Any]) -> Decision:
+def decide(*, stage: str, plan: Plan, job: JobAttempt) -> RetryDecision:
     """Retry ``job``'s failed attempt? Only a retryable error, and only below the stage's attempt limit."""
-    attempt = int(job.get("attempt") or 0)
-    error = job.get("lastError") or {}
-    kind = classify(error)
-    name = str(error.get("Error") or "an unknown error")
+    kind = classify(job.lastError)
+    name = (job.lastError.Error if job.lastError else None) or "an unknown error"
     if kind is None:
-        return Decision(False, 0, f"{name} is not a capacity, quota, throttling or transient error")
+        return RetryDecision(
+            retry=False, delaySeconds=0, reason=f"{name} is not a capacity, quota, throttling or transient error"
+        )
     limit = max_attempts(stage, plan)
-    if attempt >= limit:
-        return Decision(False, 0, f"{kind} error on attempt {attempt} of {limit}: no attempts left")
-    delay = retry_delay_seconds(attempt)
-    return Decision(True, delay, f"{kind} error on attempt {attempt} of {limit}: retrying in {delay} s")
+    if job.attempt >= limit:
+        return RetryDecision(
+            retry=False, delaySeconds=0, reason=f"{kind} error on attempt {job.attempt} of {limit}: no attempts left"
+        )
+    delay = retry_delay_seconds(job.attempt)
+    reason = f"{kind} error on attempt {job.attempt} of {limit}: retrying in {delay} s"
+    return RetryDecision(retry=True, delaySeconds=delay, reason=reason)

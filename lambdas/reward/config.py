@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lambdas.common import env_names
 from lambdas.reward.engine import RewardFunction, compile_spec
 from lambdas.reward.presets import load_preset, spec_from_text
 from lambdas.reward.spec import SpecError
@@ -50,4 +51,6 @@ def reward_function(
 
 def reward_function_from_env(environ: Mapping[str, str], **clients: Any) -> RewardFunction:
     """The reward function the environment selects (``GRADER_SPEC`` or ``GRADER_PRESET``)."""
-    return reward_function(spec_text=environ.get("GRADER_SPEC"), preset=environ.get("GRADER_PRESET"), **clients)
+    return reward_function(
+        spec_text=environ.get(env_names.GRADER_SPEC), preset=environ.get(env_names.GRADER_PRESET), **clients
+    )

@@ -25,6 +25,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from lambdas.common import metric_names as names
 from lambdas.reward.config import reward_function_from_env
 from lambdas.reward.engine import BatchSummary, coerce_event
 
@@ -32,7 +33,7 @@ from lambdas.reward.engine import BatchSummary, coerce_event
 _DEADLINE_MARGIN_S = 2.0
 
 logger = Logger()
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "NovaCustomization")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or names.NAMESPACE)
 # No Powertools Tracer: it needs aws-xray-sdk, which would slow every cold start; the
 # function's active X-Ray tracing (set by the stack) records each invocation.
 
@@ -53,13 +54,18 @@ def _deadline(context: Any) -> float | None:
 
 def _publish(summary: BatchSummary) -> None:
     metrics.add_dimension(name="grader", value=reward.name)
-    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=summary.count)
-    metrics.add_metric(name="MalformedItems", unit=MetricUnit.Count, value=summary.malformed)
-    metrics.add_metric(name="GraderErrors", unit=MetricUnit.Count, value=len(summary.grader_errors))
-    metrics.add_metric(name="JudgeFailures", unit=MetricUnit.Count, value=summary.judge_failures)
-    metrics.add_metric(name="GradingDuration", unit=MetricUnit.Milliseconds, value=summary.duration_ms)
+    metrics.add_metric(name=names.BATCH_SIZE, unit=MetricUnit.Count, value=summary.count)
+    metrics.add_metric(name=names.MALFORMED_ITEMS, unit=MetricUnit.Count, value=summary.malformed)
+    metrics.add_metric(name=names.GRADER_ERRORS, unit=MetricUnit.Count, value=len(summary.grader_errors))
+    metrics.add_metric(name=names.JUDGE_FAILURES, unit=MetricUnit.Count, value=summary.judge_failures)
+    metrics.add_metric(name=names.GRADING_DURATION, unit=MetricUnit.Milliseconds, value=summary.duration_ms)
     # Set together when the batch had any item, absent for an empty batch.
-    for name, value in (("RewardMean", summary.mean), ("RewardMin", summary.minimum), ("RewardMax", summary.maximum)):
+    rewards = (
+        (names.REWARD_MEAN, summary.mean),
+        (names.REWARD_MIN, summary.minimum),
+        (names.REWARD_MAX, summary.maximum),
+    )
+    for name, value in rewards:
         if value is not None:
             metrics.add_metric(name=name, unit=MetricUnit.NoUnit, value=value)
 
@@ -70,7 +76,7 @@ def lambda_handler(event: Any, context: Any) -> list[dict[str, Any]]:
     items = coerce_event(event)
     if items is None:
         logger.error("event holds no batch of items; returning no results", extra={"event_type": type(event).__name__})
-        metrics.add_metric(name="UnrecognizedEvents", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=names.UNRECOGNIZED_EVENTS, unit=MetricUnit.Count, value=1)
         return []
     results, summary = reward.grade_batch_with_summary(items, deadline=_deadline(context))
     _publish(summary)

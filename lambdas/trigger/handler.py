@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.common import metric_names as names
 from lambdas.trigger.messages import UnrecognizedMessage, parse_message
 from lambdas.trigger.service import RunInProgress, handle_message, park_unrecognized
 from lambdas.trigger.settings import settings
@@ -49,13 +50,13 @@ def record_handler(record: SQSRecord) -> None:
             dead_letter_queue_url=config.dead_letter_queue_url,
             group=config.pipeline_name,
         )
-        metrics.add_metric(name="trigger_unrecognized", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=names.TRIGGER_UNRECOGNIZED, unit=MetricUnit.Count, value=1)
         return
     try:
         outcome = handle_message(message, config=config.config, s3=_client("s3"), sfn=_client("stepfunctions"))
     except RunInProgress as waiting:
         logger.info("request waits for the running execution", extra={"running": waiting.running})
-        metrics.add_metric(name="trigger_waiting", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=names.TRIGGER_WAITING, unit=MetricUnit.Count, value=1)
         raise
     logger.info(
         "trigger message handled",
@@ -66,7 +67,7 @@ def record_handler(record: SQSRecord) -> None:
             "reasons": outcome.reasons,
         },
     )
-    metrics.add_metric(name=f"trigger_{outcome.action}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=names.TRIGGER_OUTCOMES[outcome.action], unit=MetricUnit.Count, value=1)
 
 
 @metrics.log_metrics

@@ -22,10 +22,12 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from lambdas.common.layout import DATASETS_PREFIX
+
 REQUESTS_ROOT = "requests/"
 REJECTED_ROOT = "requests/rejected/"
 TEMPLATES_ROOT = "requests/templates/"
-DATASETS_ROOT = "datasets/"
+DATASETS_ROOT = DATASETS_PREFIX
 READY_MARKER = "_READY"
 ERROR_SUFFIX = ".error.json"
 # Pipeline names that would make the request prefix collide with the reserved folders.

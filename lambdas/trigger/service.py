@@ -22,12 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lambdas.aws_errors import error_code
+from lambdas.common.aws_errors import is_missing
 from lambdas.trigger.layout import BucketLayout, ObjectKind, execution_name
 from lambdas.trigger.messages import ObjectCreated, ScheduledRetrain, TriggerMessage
 from lambdas.trigger.validation import MAX_REQUEST_BYTES, Validator, parse_request, request_validator
-
-_MISSING_OBJECT_CODES = {"NoSuchKey", "NoSuchVersion", "404"}
 
 
 class RunInProgress(Exception):
@@ -172,10 +170,11 @@ def _existing_execution(sfn: Any, state_machine_arn: str, name: str) -> str | No
     """The ARN of the execution called ``name`` in any status, or ``None`` when there is none."""
     arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
     try:
-        execution: dict[str, Any] = sfn.describe_execution(executionArn=arn)
-        return str(execution["executionArn"])
-    except sfn.exceptions.ExecutionDoesNotExist:
-        return None
+        return str(sfn.describe_execution(executionArn=arn)["executionArn"])
+    except Exception as error:  # botocore's ClientError, without importing botocore here
+        if is_missing(error):
+            return None
+        raise
 
 
 def _running_executions(sfn: Any, state_machine_arn: str) -> dict[str, str]:
@@ -233,8 +232,7 @@ def _read(s3: Any, bucket: str, key: str, version_id: str | None) -> bytes | Non
         finally:
             body.close()
     except Exception as error:  # botocore's ClientError, without importing botocore here
-        code = error_code(error)
-        if code in _MISSING_OBJECT_CODES:
+        if is_missing(error):
             return None
         raise
 

@@ -1,22 +1,24 @@
-"""The trigger Lambda's environment, validated once at cold start."""
+"""The trigger function's settings (the convention of :mod:`lambdas.common.settings`), read on first use."""
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from lambdas.common import env_names
+from lambdas.common.settings import FunctionSettings, load_settings
 from lambdas.trigger.service import TriggerConfig
 
 
-class TriggerSettings(BaseModel):
+class TriggerSettings(FunctionSettings):
     """Set by the Triggers construct (stacks/triggers.py)."""
 
-    pipeline_name: str = Field(alias="PIPELINE_NAME", min_length=1)
-    data_bucket: str = Field(alias="DATA_BUCKET_NAME", min_length=3)
-    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=r"^arn:[\w-]+:states:")
-    dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
+    pipeline_name: str = Field(validation_alias=env_names.PIPELINE_NAME, min_length=1)
+    data_bucket: str = Field(validation_alias=env_names.DATA_BUCKET_NAME, min_length=3)
+    state_machine_arn: str = Field(validation_alias=env_names.STATE_MACHINE_ARN, pattern=r"^arn:[\w-]+:states:")
+    dead_letter_queue_url: str = Field(validation_alias=env_names.DEAD_LETTER_QUEUE_URL, min_length=1)
 
     @property
     def config(self) -> TriggerConfig:
@@ -27,4 +29,4 @@ class TriggerSettings(BaseModel):
 
 @lru_cache(maxsize=1)
 def settings() -> TriggerSettings:
-    return TriggerSettings.model_validate(os.environ)
+    return load_settings(TriggerSettings, os.environ)

@@ -1,7 +1,7 @@
 """Checks a run request before it may start an execution.
 
 The trigger runs the pipeline's own run-input checks that need no AWS call
-(:func:`lambdas.pipeline.run_input.input_problems`: shape, types, unknown keys,
+(:func:`lambdas.pipeline.validation.input_problems`: shape, types, unknown keys,
 stage combinations, dataset URIs inside the data bucket), so a request that the
 first state would refuse is rejected at once, with the same messages, instead of
 starting an execution. The pipeline's first state checks everything again,
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from lambdas.pipeline.run_input import input_problems
+from lambdas.pipeline.validation import input_problems
 
 # Step Functions refuses execution input larger than 256 KiB.
 MAX_REQUEST_BYTES = 256 * 1024

@@ -17,7 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import AwsSolutionsChecks
 
-from stacks.monitoring import Notifications
+from stacks.notifications import Notifications
 from stacks.storage import Storage
 from stacks.triggers import Triggers
 

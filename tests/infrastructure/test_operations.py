@@ -17,10 +17,12 @@ from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 from moto.events.models import EventPattern
 
+from lambdas.common import metric_names as names
 from stacks.graders import Graders
 from stacks.identity import Identity
-from stacks.monitoring import Monitoring, Notifications
+from stacks.monitoring import Monitoring
 from stacks.nag import acknowledge, arn_of
+from stacks.notifications import Notifications
 from stacks.storage import Storage
 from stacks.triggers import MAX_RECEIVE_COUNT, TRIGGER_TIMEOUT, Triggers
 
@@ -413,6 +415,14 @@ def _dashboard_body(template_json: dict) -> str:
 )
 def test_the_dashboard_shows(template_json: dict, expected: str) -> None:
     assert expected in _dashboard_body(template_json)
+
+
+def test_the_dashboard_shows_every_trigger_outcome_the_trigger_emits(template_json: dict) -> None:
+    body = _dashboard_body(template_json)
+    emitted = {*names.TRIGGER_OUTCOMES.values(), names.TRIGGER_WAITING, names.TRIGGER_UNRECOGNIZED}
+    assert "trigger_ignored" in emitted
+    for name in emitted:
+        assert name in body, name
 
 
 def test_the_dashboard_has_reward_widgets_for_every_grader(template_json: dict) -> None:

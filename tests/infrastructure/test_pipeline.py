@@ -301,7 +301,7 @@ def test_stage_functions_get_their_configuration_from_the_environment(synthesize
     for handler, function in _functions(synthesized).items():
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["PIPELINE_NAME"] == "nova", handler
-        for name in ("DATA_BUCKET", "ARTIFACTS_BUCKET", "BEDROCK_IMPORT_ROLE_ARN", "GRADER_FUNCTIONS"):
+        for name in ("DATA_BUCKET_NAME", "ARTIFACTS_BUCKET_NAME", "BEDROCK_IMPORT_ROLE_ARN", "GRADER_FUNCTIONS"):
             assert name in variables, (handler, name)
     template.has_resource_properties(
         "AWS::Lambda::Function",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match
 
+from lambdas.common import env_names
 from offline.synth import Synthesized, synthesize
 
 BLOCK_ALL = {
@@ -48,7 +49,7 @@ def test_data_and_artifacts_buckets_use_the_rotating_customer_key(synthesized: S
         variables[name]["Ref"]
         for function in synthesized.resources("AWS::Lambda::Function").values()
         for variables in [function["Properties"].get("Environment", {}).get("Variables", {})]
-        for name in ("DATA_BUCKET", "ARTIFACTS_BUCKET")
+        for name in (env_names.DATA_BUCKET_NAME, env_names.ARTIFACTS_BUCKET_NAME)
         if name in variables
     }
     assert pipeline_buckets and set(buckets) == pipeline_buckets

@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from lambdas.pipeline.run_input import input_problems
+from lambdas.pipeline.validation import input_problems
 from lambdas.reward.engine import compile_spec
 from lambdas.reward.presets import list_presets, preset_from_document
 

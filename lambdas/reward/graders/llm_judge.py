@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
+from lambdas.common.aws_errors import error_code
 from lambdas.reward.graders.base import (
     Graded,
     Grader,
@@ -68,12 +69,7 @@ def parse_judge_score(text: str) -> float | None:
 
 def _error_code(exc: Exception) -> str:
     """The AWS error code of a botocore ClientError (ThrottlingException, ...), else the exception type."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        if isinstance(code, str) and code:
-            return code
-    return type(exc).__name__
+    return error_code(exc) or type(exc).__name__
 
 
 class LlmJudgeGrader(Grader):

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from lambdas.notify.message import MAX_SUBJECT, ExecutionEnd, render_notification
+from lambdas.notify import message
+from lambdas.notify.message import MAX_SUBJECT, ExecutionEnd, Notification
+from lambdas.pipeline.schema import RunRecord
 from tests.unit.report.samples import EXECUTION_ARN, SUCCEEDED_RUN, failed_run, gate_rejected_run
+
+
+def render_notification(run: dict, end: ExecutionEnd, *, report_uri: str | None = None) -> Notification:
+    """The notification of a run.json as read from S3 (the schema validates it first)."""
+    return message.render_notification(RunRecord.model_validate(run), end, report_uri=report_uri)
 
 
 def _end(status: str, **kwargs: str) -> ExecutionEnd:
@@ -46,18 +53,30 @@ def test_a_gate_rejection_lists_the_reasons() -> None:
 
 
 def test_aborted_and_timed_out_runs_are_notified_with_what_is_known() -> None:
-    minimal = {"runId": "r1", "status": "ABORTED", "error": {"stage": "Train with RFT", "cause": "stopped by alice"}}
+    minimal = {
+        "runId": "r1",
+        "pipeline": "nova",
+        "status": "ABORTED",
+        "error": {"stage": "Train with RFT", "cause": "stopped by alice"},
+    }
     aborted = render_notification(minimal, _end("ABORTED"))
     assert aborted.subject == "[nova] Nova run r1: ABORTED"
     assert "stopped by alice" in aborted.body
     assert "No evaluation metrics were recorded." in aborted.body
-    timed_out = render_notification({"runId": "r2", "status": "FAILED"}, _end("TIMED_OUT", cause="timeout"))
+    timed_out = render_notification(
+        {"runId": "r2", "pipeline": "nova", "status": "FAILED"}, _end("TIMED_OUT", cause="timeout")
+    )
     assert timed_out.subject == "[nova] Nova run r2: TIMED OUT"
     assert "  cause: timeout" in timed_out.body
 
 
 def test_the_subject_fits_sns_limits() -> None:
-    run = {"runId": "r" * 150 + "\u00e9\n\t", "status": "FAILED", "error": {"stage": "x" * 50}}
+    run = {
+        "runId": "r" * 150 + "\u00e9\n\t",
+        "pipeline": "nova",
+        "status": "FAILED",
+        "error": {"stage": "x" * 50, "cause": "?"},
+    }
     subject = render_notification(run, _end("FAILED")).subject
     assert len(subject) <= MAX_SUBJECT
     assert subject.isascii() and "\n" not in subject and "\t" not in subject

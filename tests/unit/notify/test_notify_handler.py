@@ -148,11 +148,16 @@ def test_an_existing_record_is_never_overwritten(world: World) -> None:
     assert json.loads(world.read(f"runs/{failed_run()['runId']}/run.json")) == failed_run()
 
 
-def test_a_record_left_mid_run_is_reported_with_the_final_status(world: World) -> None:
+def test_a_record_the_schema_cannot_read_is_reported_from_the_event_and_kept(world: World) -> None:
+    # Given a run.json no writer of this schema produces
     world.put_run({"runId": "request-z-1", "status": "RUNNING", "stages": {"sft": {"status": "SUCCEEDED"}}})
+    # When the execution's end arrives
     _invoke(world.event("request-z-1", "ABORTED"))
+    # Then the notification tells what Step Functions knows and why the record was not used
     [message] = world.published()
     assert message["Subject"].endswith("ABORTED")
+    assert "runs/request-z-1/run.json is not a valid run record" in message["Message"]
+    # And the record is left as it was
     assert json.loads(world.read("runs/request-z-1/run.json"))["status"] == "RUNNING"
 
 

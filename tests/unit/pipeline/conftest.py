@@ -45,8 +45,8 @@ def datasets(s3: Any) -> dict[str, str]:
 def pipeline_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     env = {
         "PIPELINE_NAME": samples.PIPELINE,
-        "DATA_BUCKET": samples.DATA_BUCKET,
-        "ARTIFACTS_BUCKET": samples.ARTIFACTS_BUCKET,
+        "DATA_BUCKET_NAME": samples.DATA_BUCKET,
+        "ARTIFACTS_BUCKET_NAME": samples.ARTIFACTS_BUCKET,
         "BEDROCK_IMPORT_ROLE_ARN": samples.IMPORT_ROLE_ARN,
         "GRADER_FUNCTIONS": json.dumps(samples.GRADERS),
         "AWS_REGION": REGION,

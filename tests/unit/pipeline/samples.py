@@ -6,6 +6,8 @@ import copy
 import json
 from typing import Any
 
+from lambdas.pipeline.schema import Execution, Plan, StageRecords
+
 PIPELINE = "nova"
 DATA_BUCKET = "nova-data-test"
 ARTIFACTS_BUCKET = "nova-artifacts-test"
@@ -75,13 +77,13 @@ def head_ok(bucket: str, key: str) -> dict:
     return {"ETag": f'"etag-{key}"', "ContentLength": 1024, "VersionId": "v1"}
 
 
-def plan(**input_changes: Any) -> dict:
+def plan(**input_changes: Any) -> Plan:
     """A resolved plan (every dataset exists) for ``run_input(**input_changes)``."""
-    from lambdas.pipeline.run_input import resolve_plan
+    from lambdas.pipeline.plan import resolve_plan
 
     resolved, _ = resolve_plan(
         run_input(**input_changes),
-        execution=EXECUTION,
+        execution=Execution.model_validate(EXECUTION),
         pipeline_name=PIPELINE,
         data_bucket=DATA_BUCKET,
         artifacts_bucket=ARTIFACTS_BUCKET,
@@ -92,9 +94,30 @@ def plan(**input_changes: Any) -> dict:
     return resolved
 
 
-def stages_after_training(*, rft: bool = True) -> dict:
+def stages_after_training(*, rft: bool = True) -> StageRecords:
     """Stage records after SFT (and RFT) succeeded."""
-    records = {name: {"status": "PENDING"} for name in ("baselineEval", "sftEval", "finalEval")}
+    records: dict[str, Any] = {name: {"status": "PENDING"} for name in ("baselineEval", "sftEval", "finalEval")}
     records["sft"] = {"status": "SUCCEEDED", "checkpoint": SFT_CHECKPOINT}
     records["rft"] = {"status": "SUCCEEDED", "checkpoint": RFT_CHECKPOINT} if rft else {"status": "SKIPPED"}
-    return records
+    return StageRecords.model_validate(records)
+
+
+def job_request(stage: str = "sft", **changes: Any) -> dict:
+    """The request of a prepared job of ``stage`` (as ``$.job.request`` holds it)."""
+    prefix = f"s3://{ARTIFACTS_BUCKET}/runs/run-1"
+    request = {
+        "image": "708977205387.dkr.ecr.us-east-1.amazonaws.com/nova-fine-tune-repo:SM-TJ-SFT-V2-latest",
+        "recipeUri": f"{prefix}/recipes/{stage}/",
+        "recipeFile": f"{prefix}/recipes/{stage}/recipe.yaml",
+        "dataUri": f"{prefix}/inputs/{stage}/{stage}.jsonl",
+        "outputPath": f"{prefix}/jobs/{stage}",
+        "outputArchive": f"{prefix}/jobs/{stage}/nova-run-1-{stage}-a1/output/output.tar.gz",
+        "modelLocation": "nova-2-lite",
+        "instanceType": "ml.p5.48xlarge",
+        "instanceCount": 4,
+        "volumeSizeInGb": 100,
+        "maxRuntimeInSeconds": 10800,
+        "hyperParameters": {"sagemaker_recipe_local_path": "/opt/ml/input/data/recipe/recipe.yaml"},
+    }
+    request.update(changes)
+    return request

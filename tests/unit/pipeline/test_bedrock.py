@@ -8,6 +8,7 @@ import boto3
 import pytest
 
 from lambdas.pipeline import bedrock
+from lambdas.pipeline.schema import ImportedModel
 from tests.unit.pipeline import samples
 
 MODEL_ARN = "arn:aws:bedrock:us-east-1:123456789012:custom-model/imported/abcdef123456"
@@ -61,7 +62,7 @@ class FakeBedrock:
         return {"customModelDeploymentArn": DEPLOYMENT_ARN, "status": status, "modelArn": self.deployed_model_arn}
 
 
-def _import(fake: FakeBedrock, rft: bool = True) -> dict:
+def _import(fake: FakeBedrock, rft: bool = True) -> ImportedModel:
     return bedrock.start_import(
         bedrock=fake,
         plan=samples.plan(),
@@ -78,7 +79,7 @@ def test_the_rft_checkpoint_is_imported_with_the_import_role_tags_and_a_run_toke
     assert request["roleArn"] == samples.IMPORT_ROLE_ARN
     assert request["modelName"] == "nova-run-1" and request["clientRequestToken"] == "nova-run-1-import"
     assert {"key": "nova:run-id", "value": "run-1"} in request["modelTags"]
-    assert model == {
+    assert model.to_json() == {
         "arn": MODEL_ARN,
         "name": "nova-run-1",
         "checkpoint": samples.RFT_CHECKPOINT,
@@ -89,20 +90,20 @@ def test_the_rft_checkpoint_is_imported_with_the_import_role_tags_and_a_run_toke
 
 
 def test_without_rft_the_sft_checkpoint_is_imported() -> None:
-    assert _import(FakeBedrock(), rft=False)["checkpoint"] == samples.SFT_CHECKPOINT
+    assert _import(FakeBedrock(), rft=False).checkpoint == samples.SFT_CHECKPOINT
 
 
 def test_a_retried_import_does_not_import_twice() -> None:
     fake = FakeBedrock()
     first, second = _import(fake), _import(fake)
-    assert first["arn"] == second["arn"] and len(fake.tokens) == 1
+    assert first.arn == second.arn and len(fake.tokens) == 1
 
 
 def test_a_name_conflict_adopts_the_model_of_this_run() -> None:
     fake = FakeBedrock()
     fake.names.add("nova-run-1")
     fake.model_tags = [{"key": bedrock.CHECKPOINT_TAG, "value": samples.RFT_CHECKPOINT}]
-    assert _import(fake)["arn"] == MODEL_ARN
+    assert _import(fake).arn == MODEL_ARN
 
 
 def test_the_import_tags_the_model_with_its_checkpoint() -> None:
@@ -121,7 +122,7 @@ def test_a_source_uri_returned_by_get_custom_model_is_compared_first() -> None:
 
     fake = WithSource()
     fake.names.add("nova-run-1")
-    assert _import(fake)["arn"] == MODEL_ARN
+    assert _import(fake).arn == MODEL_ARN
 
 
 @pytest.mark.parametrize("tags", [[{"key": bedrock.CHECKPOINT_TAG, "value": samples.SFT_CHECKPOINT}], []])
@@ -138,8 +139,8 @@ def test_a_name_conflict_with_a_model_of_another_checkpoint_is_not_reused(tags: 
 def test_a_deployment_name_conflict_is_reused_only_for_the_same_model() -> None:
     fake = FakeBedrock()
     fake.names.add("nova-run-1-od")
-    model = {"arn": MODEL_ARN, "name": "nova-run-1"}
-    assert bedrock.start_deployment(bedrock=fake, plan=samples.plan(), model=model)["arn"] == DEPLOYMENT_ARN
+    model = ImportedModel(arn=MODEL_ARN, name="nova-run-1", checkpoint=samples.RFT_CHECKPOINT, status="Active")
+    assert bedrock.start_deployment(bedrock=fake, plan=samples.plan(), model=model).arn == DEPLOYMENT_ARN
     fake.deployed_model_arn = MODEL_ARN.replace("abcdef123456", "other0000000")
     with pytest.raises(bedrock.NameConflictError) as caught:
         bedrock.start_deployment(bedrock=fake, plan=samples.plan(), model=model)
@@ -150,17 +151,17 @@ def test_polling_backs_off_and_reports_the_status() -> None:
     fake = FakeBedrock(statuses=["Creating", "Creating", "Creating", "Creating", "Creating", "Active"])
     model = _import(fake)
     waits = []
-    while model["status"] != "Active":
+    while model.status != "Active":
         model = bedrock.check_import(bedrock=fake, model=model)
-        waits.append(model["poll"]["waitSeconds"])
+        waits.append(model.poll.waitSeconds)
     assert waits == [120, 240, 480, 600, 600, 600]
-    assert model["poll"]["count"] == 6 and not model["poll"]["exhausted"]
+    assert model.poll.count == 6 and not model.poll.exhausted
 
 
 def test_a_failed_import_carries_the_failure_message() -> None:
     fake = FakeBedrock(statuses=["Failed"])
     model = bedrock.check_import(bedrock=fake, model=_import(fake))
-    assert model["status"] == "Failed" and model["failureMessage"] == "checkpoint format not supported"
+    assert model.status == "Failed" and model.failureMessage == "checkpoint format not supported"
 
 
 def test_polls_are_exhausted_after_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,22 +169,24 @@ def test_polls_are_exhausted_after_the_limit(monkeypatch: pytest.MonkeyPatch) ->
     fake = FakeBedrock(statuses=["Creating"] * 5)
     model = _import(fake)
     model = bedrock.check_import(bedrock=fake, model=model)
-    assert not model["poll"]["exhausted"]
+    assert not model.poll.exhausted
     model = bedrock.check_import(bedrock=fake, model=model)
-    assert model["poll"]["exhausted"]
+    assert model.poll.exhausted
 
 
 def test_the_deployment_is_created_for_the_imported_model_with_its_own_token() -> None:
     fake = FakeBedrock()
     deployment = bedrock.start_deployment(
-        bedrock=fake, plan=samples.plan(), model={"arn": MODEL_ARN, "name": "nova-run-1"}
+        bedrock=fake,
+        plan=samples.plan(),
+        model=ImportedModel(arn=MODEL_ARN, name="nova-run-1", checkpoint=samples.RFT_CHECKPOINT, status="Active"),
     )
     (request,) = fake.creates
     assert request["modelArn"] == MODEL_ARN and request["modelDeploymentName"] == "nova-run-1-od"
     assert request["clientRequestToken"] == "nova-run-1-deploy"
-    assert deployment["arn"] == DEPLOYMENT_ARN and deployment["modelArn"] == MODEL_ARN
+    assert deployment.arn == DEPLOYMENT_ARN and deployment.modelArn == MODEL_ARN
     checked = bedrock.check_deployment(bedrock=FakeBedrock(statuses=["Active"]), deployment=deployment)
-    assert checked["status"] == "Active" and checked["failureMessage"] is None
+    assert checked.status == "Active" and checked.failureMessage is None
 
 
 def test_an_old_boto3_is_refused_clearly_and_the_bundled_one_has_every_operation() -> None:

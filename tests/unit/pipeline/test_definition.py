@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from lambdas.pipeline import bedrock, gate, handlers, metrics, naming, record, retry
+from lambdas.pipeline.schema import JobAttempt, Plan, RunState, StageRecord
 from offline.asl import iter_states, load_definition, longest_path
 from stepfunctions.pipeline import DEFINITION_FILE, ENABLED, FUNCTIONS, render, title
 from tests.unit.pipeline import samples
@@ -220,19 +221,21 @@ def _outputs(s3: Any) -> dict[str, dict]:
     """One real output of every handler's domain function."""
     plan = samples.plan()
     stages = samples.stages_after_training()
-    stages["finalEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": 0.8}}
+    stages = stages.replace("finalEval", StageRecord(status="SUCCEEDED", metrics={"exact_match": 0.8}))
     table = metrics.collect_metrics(plan, stages)
     fake = FakeBedrock(statuses=["Active", "Active"])
     model = bedrock.start_import(bedrock=fake, plan=plan, stages=stages, role_arn=samples.IMPORT_ROLE_ARN)
     deployment = bedrock.start_deployment(bedrock=fake, plan=plan, model=model)
-    state = {
-        "execution": samples.EXECUTION,
-        "plan": plan,
-        "stages": stages,
-        "error": {"Error": "E", "Cause": "c"},
-        "failedStage": "import",
-        "model": MODEL,
-    }
+    state = RunState.model_validate(
+        {
+            "execution": samples.EXECUTION,
+            "plan": plan.to_json(),
+            "stages": stages.to_json(),
+            "error": {"Error": "E", "Cause": "c"},
+            "failedStage": "import",
+            "model": MODEL,
+        }
+    )
     kwargs = {
         "s3": s3,
         "bucket": samples.ARTIFACTS_BUCKET,
@@ -246,25 +249,27 @@ def _outputs(s3: Any) -> dict[str, dict]:
         "validate_run": dict.fromkeys(("input", "execution", "plan", "stages")),
         "preflight_checks": dict.fromkeys(("datasets", "grader", "cost", "quotas")),  # as test_handlers asserts
         "decide_retry": retry.decide(
-            stage="sft", plan=plan, job={"attempt": 1, "lastError": {"Error": "SageMaker.ThrottlingException"}}
-        ).as_payload(),
+            stage="sft",
+            plan=plan,
+            job=JobAttempt.model_validate({"attempt": 1, "lastError": {"Error": "SageMaker.ThrottlingException"}}),
+        ).to_json(),
         "prepare_job": prepare_job(
             stage="sft",
             plan=plan,
             stages=stages,
-            previous={"attempt": 0},
+            previous=JobAttempt(),
             region="us-east-1",
             s3=s3,
             sagemaker=FakeSageMaker(),
-        ),
+        ).to_json(),
         "resolve_checkpoint": dict.fromkeys(naming.STAGES),
         "read_evaluation": dict.fromkeys(naming.STAGES),
-        "collect_metrics": table,
-        "apply_gate": gate.apply_gate(gate=plan["gate"], metrics=table, champion=None),
-        "import_model": model,
-        "check_model_import": bedrock.check_import(bedrock=fake, model=model),
-        "deploy_model": deployment,
-        "check_deployment": bedrock.check_deployment(bedrock=fake, deployment=deployment),
+        "collect_metrics": table.to_json(),
+        "apply_gate": gate.apply_gate(gate=plan.gate, metrics=table, champion=None).to_json(),
+        "import_model": model.to_json(),
+        "check_model_import": bedrock.check_import(bedrock=fake, model=model).to_json(),
+        "deploy_model": deployment.to_json(),
+        "check_deployment": bedrock.check_deployment(bedrock=fake, deployment=deployment).to_json(),
         "record_run": record.record_run(state, **kwargs),
         "record_failed_run": record.record_failed_run(state, **kwargs),
     }
@@ -311,6 +316,11 @@ def test_evaluations_are_off_the_critical_path() -> None:
 def test_a_slow_evaluation_would_show_on_the_critical_path() -> None:
     # the check can fail: an SFT evaluation longer than RFT lengthens the run
     assert longest_path(DEFINITION, {**CASE_STUDY, "Run SFT evaluation job": 120}) == 40 + 120 + 20 + 15 + 10
+
+
+def test_the_skip_decisions_read_the_plans_enabled_stage_flags() -> None:
+    field = ENABLED.removeprefix("$.plan.")
+    assert field in Plan.model_fields and "deploy" in Plan.model_fields[field].annotation.model_fields
 
 
 @pytest.mark.parametrize("stage", naming.STAGES)

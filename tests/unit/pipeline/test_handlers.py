@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from lambdas.pipeline import bedrock, environment
-from lambdas.pipeline.run_input import RunInputError
+from lambdas.pipeline.validation import RunInputError
 from lambdas.reward.config import reward_function
 from offline.archive import put_archive
 from offline.lambda_context import FakeLambdaContext
@@ -34,7 +34,7 @@ def handlers(pipeline_env: dict) -> Any:
 
 
 def test_importing_the_handlers_creates_no_client_and_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PIPELINE_NAME", "DATA_BUCKET"):
+    for name in ("PIPELINE_NAME", "DATA_BUCKET_NAME"):
         monkeypatch.delenv(name, raising=False)
     sys.modules.pop("lambdas.pipeline.handlers", None)
     module = importlib.import_module("lambdas.pipeline.handlers")
@@ -45,8 +45,8 @@ def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(environment.ConfigurationError, match="missing environment variables: PIPELINE_NAME"):
         environment.load_environment(
             {
-                "DATA_BUCKET": "d",
-                "ARTIFACTS_BUCKET": "a",
+                "DATA_BUCKET_NAME": "d",
+                "ARTIFACTS_BUCKET_NAME": "a",
                 "GRADER_FUNCTIONS": "{}",
                 "BEDROCK_IMPORT_ROLE_ARN": samples.IMPORT_ROLE_ARN,
                 "AWS_REGION": "us-east-1",
@@ -56,8 +56,8 @@ def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch
         environment.load_environment(
             {
                 "PIPELINE_NAME": "nova",
-                "DATA_BUCKET": "d",
-                "ARTIFACTS_BUCKET": "a",
+                "DATA_BUCKET_NAME": "d",
+                "ARTIFACTS_BUCKET_NAME": "a",
                 "GRADER_FUNCTIONS": "{}",
                 "BEDROCK_IMPORT_ROLE_ARN": "not-an-arn",
                 "AWS_REGION": "us-east-1",
@@ -150,7 +150,9 @@ def test_the_bedrock_client_is_checked_before_use(handlers: Any, monkeypatch: py
     monkeypatch.setattr(handlers, "client", functools.lru_cache(lambda service: OldBedrock()))
     # When a Bedrock stage runs, then it stops before any call and names what is missing
     with pytest.raises(bedrock.BedrockClientTooOld, match="create_custom_model, create_custom_model_deployment"):
-        handlers.check_model_import({"model": {"arn": "arn:model", "name": "m"}}, CONTEXT)
+        handlers.check_model_import(
+            {"model": {"arn": "arn:model", "name": "m", "checkpoint": "s3://escrow/c/", "status": "Creating"}}, CONTEXT
+        )
 
 
 def test_record_handlers_write_the_run_record(handlers: Any, s3: Any) -> None:

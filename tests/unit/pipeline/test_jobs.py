@@ -10,6 +10,7 @@ import yaml
 from lambdas.pipeline import jobs
 from lambdas.pipeline.jobs import MissingCheckpointError, prepare_job
 from lambdas.pipeline.naming import STAGE_METHODS
+from lambdas.pipeline.schema import JobAttempt, Plan, StageRecords
 from tests.unit.pipeline import samples
 
 IMAGE_ACCOUNT = "708977205387"
@@ -25,7 +26,9 @@ class FakeSageMaker:
     def describe_training_job(self, TrainingJobName: str) -> dict:
         if TrainingJobName not in self.statuses:
             error = Exception("Requested resource not found")
-            error.response = {"Error": {"Code": "ValidationException"}}  # type: ignore[attr-defined]
+            error.response = {  # type: ignore[attr-defined]
+                "Error": {"Code": "ValidationException", "Message": "Requested resource not found"}
+            }
             raise error
         return {"TrainingJobStatus": self.statuses[TrainingJobName]}
 
@@ -37,20 +40,23 @@ def _prepare(
     s3: Any,
     stage: str,
     *,
-    plan: dict | None = None,
-    stages: dict | None = None,
+    plan: Plan | None = None,
+    stages: StageRecords | None = None,
     previous: dict | None = None,
     sagemaker: FakeSageMaker | None = None,
 ) -> dict:
+    """The prepared job as it crosses Step Functions (JSON)."""
     return prepare_job(
         stage=stage,
         plan=plan or samples.plan(),
         stages=stages or samples.stages_after_training(),
-        previous=previous or {"stage": stage, "attempt": 0, "startedAt": "2026-11-21T10:01:00Z", "errors": []},
+        previous=JobAttempt.model_validate(
+            previous or {"stage": stage, "attempt": 0, "startedAt": "2026-11-21T10:01:00Z", "errors": []}
+        ),
         region="us-east-1",
         s3=s3,
         sagemaker=sagemaker or FakeSageMaker(),
-    )
+    ).to_json()
 
 
 def _recipe(s3: Any, job: dict) -> dict:
@@ -175,11 +181,11 @@ def test_a_job_beside_another_keeps_trying_until_its_sibling_must_have_ended() -
     plan = samples.plan()  # baseline eval beside SFT (3 h), SFT eval beside RFT (4 h), evaluations 1.5 h
     for stage, sibling in (("baselineEval", "sft"), ("sft", "baselineEval"), ("sftEval", "rft"), ("rft", "sftEval")):
         attempts = jobs.max_attempts(stage, plan)
-        sibling_holds = plan["jobs"][STAGE_METHODS[sibling]]["maxRuntimeSeconds"] + jobs.JOB_OVERHEAD_S
+        sibling_holds = plan.jobs.of(STAGE_METHODS[sibling]).maxRuntimeSeconds + jobs.JOB_OVERHEAD_S
         # the backoff before the last attempt outlasts the sibling, the one before it does not
         assert _backoff_before(attempts) >= sibling_holds > _backoff_before(attempts - 1), stage
-        assert attempts > plan["maxJobAttempts"]
-    assert jobs.max_attempts("finalEval", plan) == plan["maxJobAttempts"]
+        assert attempts > plan.maxJobAttempts
+    assert jobs.max_attempts("finalEval", plan) == plan.maxJobAttempts
 
 
 def test_a_sibling_at_the_limit_of_its_runtime_still_leaves_a_later_attempt() -> None:
@@ -195,12 +201,14 @@ def test_attempts_are_capped_for_siblings_that_may_run_for_weeks() -> None:
 
 def test_without_a_sibling_a_job_gets_the_plans_attempts() -> None:
     plan = samples.plan(stages={"baselineEval": False})
-    assert jobs.max_attempts("sft", plan) == plan["maxJobAttempts"]
-    assert jobs.max_attempts("rft", plan) > plan["maxJobAttempts"]  # the SFT evaluation still runs beside it
+    assert jobs.max_attempts("sft", plan) == plan.maxJobAttempts
+    assert jobs.max_attempts("rft", plan) > plan.maxJobAttempts  # the SFT evaluation still runs beside it
 
 
 def test_a_missing_checkpoint_is_a_clear_error(s3: Any) -> None:
-    stages = {name: {"status": "PENDING"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")}
+    stages = StageRecords.model_validate(
+        {name: {"status": "PENDING"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")}
+    )
     with pytest.raises(MissingCheckpointError, match="RFT training needs the SFT checkpoint"):
         _prepare(s3, "rft", stages=stages)
     with pytest.raises(MissingCheckpointError, match="neither RFT nor SFT"):

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import pytest
 
-from lambdas.pipeline.gate import apply_gate
-from lambdas.pipeline.metrics import collect_metrics
+from lambdas.pipeline import gate as gates
+from lambdas.pipeline import metrics as collected
+from lambdas.pipeline.schema import Champion, CollectedMetrics, GateSettings, StageRecords
 from tests.unit.pipeline import samples
 
 GATE = {"metric": "exact_match", "minScore": 0.7, "minGainOverBaseline": 0.05, "mustBeatDeployed": True}
 
 
+def collect_metrics(gate: dict, stages: dict) -> dict:
+    """Collect metrics over JSON as it crosses Step Functions: the plan's gate and the stage records."""
+    plan = samples.plan().model_copy(update={"gate": GateSettings.model_validate(gate)})
+    return collected.collect_metrics(plan, StageRecords.model_validate(stages)).to_json()
+
+
+def apply_gate(*, gate: dict, metrics: dict, champion: dict | None, eval_etag: str | None = None) -> dict:
+    """Apply the gate over JSON; a champion record names its pipeline."""
+    return gates.apply_gate(
+        gate=GateSettings.model_validate(gate),
+        metrics=CollectedMetrics.model_validate(metrics),
+        champion=Champion.model_validate({"pipeline": "nova", **champion}) if champion is not None else None,
+        eval_etag=eval_etag,
+    ).to_json()
+
+
 def _stages(*, rft: bool = True, baseline: float | None = 0.4, sft: float | None = 0.7, final: float = 0.8) -> dict:
-    stages = samples.stages_after_training(rft=rft)
+    stages = samples.stages_after_training(rft=rft).to_json()
     stages["baselineEval"] = (
         {"status": "SUCCEEDED", "metrics": {"exact_match": baseline}} if baseline is not None else {"status": "SKIPPED"}
     )
@@ -24,7 +41,7 @@ def _stages(*, rft: bool = True, baseline: float | None = 0.4, sft: float | None
 
 
 def test_the_table_puts_the_final_evaluation_under_rft() -> None:
-    result = collect_metrics({"gate": GATE}, _stages())
+    result = collect_metrics(GATE, _stages())
     assert result["candidate"] == "rft" and result["metric"] == "exact_match"
     assert result["table"] == {
         "baseline": {"exact_match": 0.4},
@@ -34,7 +51,7 @@ def test_the_table_puts_the_final_evaluation_under_rft() -> None:
 
 
 def test_without_rft_the_final_evaluation_is_the_sft_column() -> None:
-    result = collect_metrics({"gate": GATE}, _stages(rft=False))
+    result = collect_metrics(GATE, _stages(rft=False))
     assert result["candidate"] == "sft" and result["table"]["rft"] is None
     assert result["table"]["sft"] == {"exact_match": 0.8, "f1": 0.9}
 
@@ -43,11 +60,11 @@ def test_a_final_evaluation_without_metrics_is_an_error() -> None:
     stages = _stages()
     stages["finalEval"] = {"status": "PENDING"}
     with pytest.raises(ValueError, match="final evaluation"):
-        collect_metrics({"gate": GATE}, stages)
+        collect_metrics(GATE, stages)
 
 
 def _gate(champion=None, gate=GATE, **stage_values):
-    return apply_gate(gate=gate, metrics=collect_metrics({"gate": gate}, _stages(**stage_values)), champion=champion)
+    return apply_gate(gate=gate, metrics=collect_metrics(gate, _stages(**stage_values)), champion=champion)
 
 
 def test_a_good_candidate_passes_with_every_reason() -> None:
@@ -85,7 +102,7 @@ def test_a_champion_is_ignored_when_not_required() -> None:
 
 def test_a_champion_measured_on_another_dataset_is_flagged() -> None:
     champion = {"runId": "run-0", "metrics": {"exact_match": 0.5}, "evalDatasetEtag": "old"}
-    metrics = collect_metrics({"gate": GATE}, _stages())
+    metrics = collect_metrics(GATE, _stages())
     decision = apply_gate(gate=GATE, metrics=metrics, champion=champion, eval_etag="new")
     assert decision["passed"] and "different evaluation dataset" in decision["reasons"][-1]
 
@@ -101,7 +118,7 @@ BASELINE_JOB = {
     "attempt": 1,
     "startedAt": "2026-11-21T10:01:00Z",
     "errors": [],
-    "request": {"instanceType": "ml.p5.48xlarge", "instanceCount": 1},
+    "request": samples.job_request("baselineEval", instanceCount=1),
     "lastError": {
         "Error": "States.TaskFailed",
         "Cause": '{"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: CUDA OOM"}',
@@ -121,7 +138,7 @@ def _with_failed_baseline() -> dict:
 
 
 def test_a_failed_baseline_fails_the_gain_check_closed_and_says_why() -> None:
-    metrics = collect_metrics({"gate": GATE}, _with_failed_baseline())
+    metrics = collect_metrics(GATE, _with_failed_baseline())
     assert metrics["table"]["baseline"] is None
     assert "CUDA OOM" in metrics["failed"]["baseline"] and "nova-run-1-eval-base-a1" in metrics["failed"]["baseline"]
     decision = apply_gate(gate=GATE, metrics=metrics, champion=None)
@@ -135,7 +152,7 @@ def test_a_failed_baseline_fails_the_gain_check_closed_and_says_why() -> None:
 
 def test_a_failed_baseline_does_not_matter_when_no_gain_is_required() -> None:
     gate = {**GATE, "minGainOverBaseline": 0.0}
-    decision = apply_gate(gate=gate, metrics=collect_metrics({"gate": gate}, _with_failed_baseline()), champion=None)
+    decision = apply_gate(gate=gate, metrics=collect_metrics(gate, _with_failed_baseline()), champion=None)
     assert decision["passed"] is True
     assert any(r.startswith("the baseline evaluation failed (") for r in decision["reasons"])
 
@@ -143,7 +160,7 @@ def test_a_failed_baseline_does_not_matter_when_no_gain_is_required() -> None:
 def test_a_baseline_without_the_metric_fails_a_required_gain_closed() -> None:
     stages = _stages()
     stages["baselineEval"] = {"status": "SUCCEEDED", "metrics": {"rouge1": 0.3}}
-    decision = apply_gate(gate=GATE, metrics=collect_metrics({"gate": GATE}, stages), champion=None)
+    decision = apply_gate(gate=GATE, metrics=collect_metrics(GATE, stages), champion=None)
     assert decision["passed"] is False
     assert "the baseline evaluation reported no exact_match (reported: rouge1)" in decision["reasons"][0]
 
@@ -153,7 +170,7 @@ def test_a_failed_sft_evaluation_leaves_its_column_empty_and_the_gate_judges_the
     stages["sftEval"] = _noted_failure(
         "sftEval", {**BASELINE_JOB, "stage": "sftEval", "name": "nova-run-1-eval-sft-a1"}
     )
-    metrics = collect_metrics({"gate": GATE}, stages)
+    metrics = collect_metrics(GATE, stages)
     assert metrics["table"]["sft"] is None and set(metrics["failed"]) == {"sft"}
     assert apply_gate(gate=GATE, metrics=metrics, champion=None)["passed"] is True
 

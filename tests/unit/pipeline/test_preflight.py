@@ -9,18 +9,19 @@ from typing import Any
 import pytest
 
 from lambdas.pipeline import preflight
+from lambdas.pipeline.plan import resolve_plan
 from lambdas.pipeline.preflight import PreflightError, estimate_cost, run_preflight
-from lambdas.pipeline.run_input import resolve_plan
+from lambdas.pipeline.schema import Execution, Plan
 from lambdas.reward.config import reward_function
 from lambdas.reward.presets import load_preset
 from lambdas.reward.verify import verify_grader
 from tests.unit.pipeline import samples
 
 
-def _plan(s3: Any, **changes: Any) -> dict:
+def _plan(s3: Any, **changes: Any) -> Plan:
     plan, _ = resolve_plan(
         samples.run_input(**changes),
-        execution=samples.EXECUTION,
+        execution=Execution.model_validate(samples.EXECUTION),
         pipeline_name=samples.PIPELINE,
         data_bucket=samples.DATA_BUCKET,
         artifacts_bucket=samples.ARTIFACTS_BUCKET,
@@ -41,9 +42,9 @@ def _quotas(value: float):
     return lambda names: {name: {"value": value, "code": "L-TEST0001", "source": "applied"} for name in names}
 
 
-def _run(plan: dict, s3: Any, grade_batch_for=_local_grader, quota_lookup=None) -> dict:
+def _run(plan: Plan, s3: Any, grade_batch_for=_local_grader, quota_lookup=None) -> dict:
     quota_lookup = _quotas(8) if quota_lookup is None else quota_lookup
-    return run_preflight(
+    summary = run_preflight(
         plan,
         s3=s3,
         grade_batch_for=grade_batch_for,
@@ -51,6 +52,7 @@ def _run(plan: dict, s3: Any, grade_batch_for=_local_grader, quota_lookup=None) 
         grader_spec=lambda name: load_preset(name).spec,
         quota_lookup=quota_lookup,
     )
+    return summary.to_json()
 
 
 def test_valid_datasets_and_a_sound_grader_pass_and_the_eval_file_is_staged(s3: Any, datasets: dict) -> None:
@@ -77,8 +79,8 @@ def test_the_training_datasets_are_staged_at_the_validated_version_in_folders_of
     s3: Any, datasets: dict
 ) -> None:
     plan = _plan(s3)
-    assert plan["datasets"]["sft"]["stagedUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/sft/sft.jsonl"
-    assert plan["datasets"]["rft"]["stagedUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/rft/rft.jsonl"
+    assert plan.datasets.require("sft").stagedUri == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/sft/sft.jsonl"
+    assert plan.datasets.require("rft").stagedUri == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/rft/rft.jsonl"
     # replaced after validation, and a neighbour sharing the key prefix: neither may reach a job
     s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/sft.jsonl", Body=b'{"changed": true}\n')
     s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/rft.jsonl.bak", Body=b'{"old": true}\n')
@@ -88,12 +90,12 @@ def test_the_training_datasets_are_staged_at_the_validated_version_in_folders_of
         assert [o["Key"] for o in listed["Contents"]] == [f"runs/run-1/inputs/{name}/{name}.jsonl"]
         staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key=f"runs/run-1/inputs/{name}/{name}.jsonl")
         assert staged["Body"].read() == samples.jsonl(rows)
-        assert summary["datasets"][name]["stagedUri"] == plan["datasets"][name]["stagedUri"]
+        assert summary["datasets"][name]["stagedUri"] == plan.datasets.require(name).stagedUri
 
 
 def test_a_skipped_stage_dataset_is_neither_checked_nor_staged(s3: Any, datasets: dict) -> None:
     plan = _plan(s3, stages={"rft": False})
-    assert "stagedUri" not in plan["datasets"]["rft"]
+    assert plan.datasets.require("rft").stagedUri is None
     _run(plan, s3)
     listed = s3.list_objects_v2(Bucket=samples.ARTIFACTS_BUCKET, Prefix="runs/run-1/inputs/rft/")
     assert listed.get("KeyCount", 0) == 0
@@ -159,8 +161,8 @@ def test_the_deployed_grader_is_invoked_synchronously_with_a_bare_list() -> None
 def test_the_cost_estimate_counts_only_the_jobs_that_run() -> None:
     plan = samples.plan(stages={"baselineEval": False, "rft": False})
     cost = estimate_cost(plan)
-    assert [item["stage"] for item in cost["items"]] == ["sft", "finalEval"]
-    assert cost["estimatedUsd"] == pytest.approx(55.04 * 4 * 3 + 55.04 * 1 * 1.5, abs=0.01)
+    assert [item.stage for item in cost.items] == ["sft", "finalEval"]
+    assert cost.estimatedUsd == pytest.approx(55.04 * 4 * 3 + 55.04 * 1 * 1.5, abs=0.01)
 
 
 def test_only_the_datasets_the_plan_uses_are_checked() -> None:

@@ -9,11 +9,17 @@ import pytest
 from botocore.stub import Stubber
 
 from lambdas.pipeline import quotas
-from lambdas.pipeline.quotas import QuotaLookupError, check_quotas, instance_needs, service_quotas_lookup
+from lambdas.pipeline.quotas import QuotaLookupError, instance_needs, service_quotas_lookup
 from tests.unit.pipeline import samples
 
 P5 = "ml.p5.48xlarge"
 P5_QUOTA = "ml.p5.48xlarge for training job usage"
+
+
+def check_quotas(plan: Any, lookup: Any) -> tuple[list[str], dict]:
+    """The problems, and the summary as it goes into the run state (JSON)."""
+    problems, summary = quotas.check_quotas(plan, lookup)
+    return problems, summary.to_json()
 
 
 def _quota(name: str, value: float, code: str = "L-TEST0001") -> dict:

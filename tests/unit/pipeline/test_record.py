@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from lambdas.pipeline.record import record_failed_run, record_run
+from lambdas.pipeline.schema import RunState
 from tests.unit.pipeline import samples
 
 MODEL = {
@@ -17,12 +18,13 @@ MODEL = {
 DEPLOYMENT = {
     "arn": "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abc",
     "name": "nova-run-1-od",
+    "modelArn": MODEL["arn"],
     "status": "Active",
 }
 
 
 def _state(**extra: Any) -> dict:
-    stages = samples.stages_after_training()
+    stages = samples.stages_after_training().to_json()
     stages["finalEval"] = {
         "status": "SUCCEEDED",
         "metrics": {"exact_match": 0.8},
@@ -33,9 +35,13 @@ def _state(**extra: Any) -> dict:
     state = {
         "input": samples.run_input(),
         "execution": samples.EXECUTION,
-        "plan": samples.plan(),
+        "plan": samples.plan().to_json(),
         "stages": stages,
-        "preflight": {"cost": {"estimatedUsd": 1788.8}},
+        "preflight": {
+            "datasets": {},
+            "cost": {"estimatedUsd": 1788.8, "maxUsd": 2000.0, "items": []},
+            "quotas": {"status": "checked"},
+        },
         "metrics": {
             "metric": "exact_match",
             "candidate": "rft",
@@ -52,9 +58,10 @@ def _read(s3: Any, key: str) -> Any:
 
 
 def _record(s3: Any, state: dict, failed: bool = False, **kwargs: Any) -> dict:
+    """Record the run state as the state machine hands it over (JSON)."""
     writer = record_failed_run if failed else record_run
     return writer(
-        state,
+        RunState.model_validate(state),
         s3=s3,
         bucket=samples.ARTIFACTS_BUCKET,
         ended_at="2026-11-21T13:00:00Z",
@@ -134,14 +141,14 @@ def test_a_failed_training_branch_records_the_job_and_the_failure_reason(s3: Any
         "attempt": 2,
         "startedAt": "2026-11-21T10:01:00Z",
         "errors": [{"attempt": 1, "job": "nova-run-1-sft-a1", "error": "SageMaker.ThrottlingException", "cause": ""}],
-        "request": {"recipeFile": "s3://a/runs/run-1/recipes/sft/recipe.yaml"},
+        "request": samples.job_request("sft", recipeFile="s3://a/runs/run-1/recipes/sft/recipe.yaml"),
         "lastError": {
             "Error": "States.TaskFailed",
             "Cause": json.dumps({"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: OOM"}),
         },
     }
     state = _state(
-        stages={**samples.stages_after_training(), "sft": {"status": "PENDING"}},
+        stages={**samples.stages_after_training().to_json(), "sft": {"status": "PENDING"}},
         error={"Error": "SftFailed", "Cause": json.dumps({"stage": "sft", "job": job})},
         failedStage="trainAndBaseline",
     )
@@ -236,7 +243,7 @@ def test_an_evaluation_that_failed_beside_training_is_recorded_failed_with_its_e
     baseline = run["stages"]["baselineEval"]
     assert baseline["status"] == "FAILED" and baseline["jobName"] == "nova-run-1-eval-base-a1"
     assert baseline["error"] == {"error": "States.TaskFailed", "cause": "AlgorithmError: CUDA OOM"}
-    assert baseline["endedAt"] == "2026-11-21T10:30:00Z" and "failure" not in baseline
+    assert baseline["endedAt"] == "2026-11-21T10:30:00Z" and baseline["failure"] is None
     assert run["stages"]["sft"]["checkpoint"] == samples.SFT_CHECKPOINT  # training went on
     # the same settling applies to a run that fails later
     failed = _record(

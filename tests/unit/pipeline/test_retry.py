@@ -7,6 +7,7 @@ import json
 import pytest
 
 from lambdas.pipeline import jobs, retry
+from lambdas.pipeline.schema import JobAttempt, RetryDecision, StepError
 from tests.unit.pipeline import samples
 
 # CreateTrainingJob refused: the integration's error name and the service's message.
@@ -31,8 +32,13 @@ CAPACITY = _failed_job("CapacityError: Unable to provision requested ML compute 
 ALGORITHM = _failed_job("AlgorithmError: recipe key training_config.max_length must be one of 8192, 16384")
 
 
-def _job(error: dict, attempt: int = 1) -> dict:
-    return {"stage": "sft", "name": f"nova-run-1-sft-a{attempt}", "attempt": attempt, "lastError": error}
+def _job(error: dict, attempt: int = 1, stage: str = "sft") -> JobAttempt:
+    name = f"nova-run-1-{stage}-a{attempt}"
+    return JobAttempt.model_validate({"stage": stage, "name": name, "attempt": attempt, "lastError": error})
+
+
+def _classify(error: dict) -> str | None:
+    return retry.classify(StepError.model_validate(error))
 
 
 @pytest.mark.parametrize(
@@ -47,9 +53,9 @@ def _job(error: dict, attempt: int = 1) -> dict:
 )
 def test_capacity_quota_throttling_and_transient_errors_are_retried_after_the_backoff(error: dict, kind: str) -> None:
     decision = retry.decide(stage="sft", plan=samples.plan(), job=_job(error, attempt=2))
-    assert retry.classify(error) == kind
+    assert _classify(error) == kind
     assert decision.retry is True
-    assert decision.delay_seconds == jobs.retry_delay_seconds(2) == 600
+    assert decision.delaySeconds == jobs.retry_delay_seconds(2) == 600
     assert kind in decision.reason
 
 
@@ -65,19 +71,20 @@ def test_capacity_quota_throttling_and_transient_errors_are_retried_after_the_ba
 )
 def test_other_errors_fail_the_stage_at_once(error: dict) -> None:
     decision = retry.decide(stage="sft", plan=samples.plan(), job=_job(error))
-    assert decision.retry is False and decision.delay_seconds == 0
+    assert decision.retry is False and decision.delaySeconds == 0
     assert "not a capacity, quota, throttling or transient error" in decision.reason
 
 
 def test_a_failed_job_is_judged_by_its_failure_reason_not_by_other_fields_of_its_description() -> None:
     # a hyperparameter or tag that happens to contain a retryable word must not make an algorithm error retryable
     error = _failed_job("AlgorithmError: out of memory", HyperParameters={"note": "CapacityError"})
-    assert retry.classify(error) is None
+    assert _classify(error) is None
 
 
 def test_a_cause_that_is_not_a_job_description_is_read_as_text() -> None:
-    assert retry.classify({"Error": "States.TaskFailed", "Cause": '["CapacityError"]'}) == "capacity"
-    assert retry.classify({"Error": "States.TaskFailed", "Cause": {"not": "a string"}}) is None
+    assert _classify({"Error": "States.TaskFailed", "Cause": '["CapacityError"]'}) == "capacity"
+    assert _classify({"Error": "States.TaskFailed", "Cause": "not JSON: ThrottlingException"}) == "throttling"
+    assert retry.classify(None) is None
 
 
 def test_no_attempt_is_made_past_the_stages_limit() -> None:
@@ -90,13 +97,13 @@ def test_no_attempt_is_made_past_the_stages_limit() -> None:
 
 def test_a_job_beside_another_gets_the_longer_limit_of_its_phase() -> None:
     plan = samples.plan()  # the baseline evaluation runs beside SFT
-    attempt = plan["maxJobAttempts"]
+    attempt = plan.maxJobAttempts
     assert jobs.max_attempts("baselineEval", plan) > attempt
-    decision = retry.decide(stage="baselineEval", plan=plan, job={**_job(QUOTA, attempt), "stage": "baselineEval"})
-    assert decision.retry is True and decision.delay_seconds == jobs.retry_delay_seconds(attempt)
+    decision = retry.decide(stage="baselineEval", plan=plan, job=_job(QUOTA, attempt, stage="baselineEval"))
+    assert decision.retry is True and decision.delaySeconds == jobs.retry_delay_seconds(attempt)
 
 
 def test_the_payload_has_the_fields_the_state_machine_reads() -> None:
-    payload = retry.decide(stage="sft", plan=samples.plan(), job=_job(QUOTA)).as_payload()
+    payload = retry.decide(stage="sft", plan=samples.plan(), job=_job(QUOTA)).to_json()
     assert payload == {"retry": True, "delaySeconds": 300, "reason": payload["reason"]}
-    assert json.loads(json.dumps(payload)) == payload
+    assert RetryDecision.model_validate(json.loads(json.dumps(payload))).retry is True

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from lambdas.pipeline import run_input
-from lambdas.pipeline.run_input import RunInputError, input_problems, resolve_plan
+from lambdas.pipeline import validation
+from lambdas.pipeline.plan import resolve_plan
+from lambdas.pipeline.schema import Execution, RunInput, StageRecord
+from lambdas.pipeline.validation import RunInputError, input_problems
 from tests.unit.pipeline import samples
 
 
-def _resolve(payload: object, head=samples.head_ok, execution=samples.EXECUTION):
-    return resolve_plan(
+def _resolve(payload: object, head=samples.head_ok, execution=samples.EXECUTION) -> tuple[dict, dict]:
+    """The plan and the stage records as they cross Step Functions (JSON)."""
+    plan, stages = resolve_plan(
         payload,
-        execution=execution,
+        execution=Execution.model_validate(execution),
         pipeline_name=samples.PIPELINE,
         data_bucket=samples.DATA_BUCKET,
         artifacts_bucket=samples.ARTIFACTS_BUCKET,
@@ -20,6 +23,7 @@ def _resolve(payload: object, head=samples.head_ok, execution=samples.EXECUTION)
         grader_version=lambda name: "1.0.0",
         head_object=head,
     )
+    return plan.to_json(), stages.to_json()
 
 
 def _problems(payload: object, head=samples.head_ok) -> list[str]:
@@ -31,7 +35,7 @@ def _problems(payload: object, head=samples.head_ok) -> list[str]:
 def test_only_datasets_are_required_and_the_defaults_make_a_full_run() -> None:
     plan, stages = _resolve(samples.run_input())
     assert plan["runId"] == "run-1"
-    assert plan["stages"] == {
+    assert plan["enabled"] == {
         "baselineEval": True,
         "sft": True,
         "sftEval": True,
@@ -54,7 +58,7 @@ def test_only_datasets_are_required_and_the_defaults_make_a_full_run() -> None:
         "minGainOverBaseline": 0.0,
         "mustBeatDeployed": True,
     }
-    assert all(record == {"status": "PENDING"} for record in stages.values())
+    assert all(record == StageRecord(status="PENDING").to_json() for record in stages.values())
 
 
 def test_the_design_example_input_is_valid() -> None:
@@ -178,7 +182,7 @@ def test_rft_on_a_model_without_an_rft_image_is_rejected() -> None:
     problems = _problems(samples.run_input(model="nova-pro"))
     assert any(p.startswith("stages.rft: nova-pro has no RFT training image") for p in problems)
     plan, _ = _resolve(samples.run_input(model="nova-pro", stages={"rft": False}))
-    assert plan["stages"]["rft"] is False and plan["grader"] is None
+    assert plan["enabled"]["rft"] is False and plan["grader"] is None
 
 
 def test_a_grader_that_is_not_deployed_is_rejected_when_it_is_needed() -> None:
@@ -190,15 +194,15 @@ def test_a_grader_that_is_not_deployed_is_rejected_when_it_is_needed() -> None:
 
 def test_resume_from_rft_skips_sft_and_keeps_the_checkpoint() -> None:
     plan, stages = _resolve(samples.run_input(resumeFrom={"stage": "rft", "checkpoint": samples.SFT_CHECKPOINT}))
-    assert plan["stages"]["sft"] is False and plan["stages"]["rft"] is True and plan["stages"]["sftEval"] is True
-    assert stages["sft"] == {"status": "SKIPPED", "checkpoint": samples.SFT_CHECKPOINT, "resumed": True}
+    assert plan["enabled"]["sft"] is False and plan["enabled"]["rft"] is True and plan["enabled"]["sftEval"] is True
+    assert stages["sft"] == StageRecord(status="SKIPPED", checkpoint=samples.SFT_CHECKPOINT, resumed=True).to_json()
 
 
 def test_resume_from_final_evaluation_skips_training() -> None:
     plan, stages = _resolve(samples.run_input(resumeFrom={"stage": "finalEval", "checkpoint": samples.RFT_CHECKPOINT}))
-    assert not plan["stages"]["sft"] and not plan["stages"]["rft"] and not plan["stages"]["sftEval"]
+    assert not plan["enabled"]["sft"] and not plan["enabled"]["rft"] and not plan["enabled"]["sftEval"]
     assert stages["rft"]["checkpoint"] == samples.RFT_CHECKPOINT
-    assert "sft" not in plan["jobs"] and "rft" not in plan["jobs"]
+    assert plan["jobs"]["sft"] is None and plan["jobs"]["rft"] is None
 
 
 def test_resume_contradicting_explicit_stages_is_rejected() -> None:
@@ -262,8 +266,8 @@ def test_input_problems_checks_everything_but_s3_for_the_trigger() -> None:
 
 
 def test_effective_stages_derive_the_sft_evaluation() -> None:
-    only_sft = run_input.RunInput.model_validate(samples.run_input(stages={"rft": False}))
-    assert run_input.effective_stages(only_sft)["sftEval"] is False  # the final evaluation judges SFT
+    only_sft = RunInput.model_validate(samples.run_input(stages={"rft": False}))
+    assert validation.effective_stages(only_sft).sftEval is False  # the final evaluation judges SFT
 
 
 # -- gate.metric, instance types, escrow checkpoints, skipped stages ---------------------------------

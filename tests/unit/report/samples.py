@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import copy
 
+from tests.unit.pipeline import samples as pipeline_samples
+
 REGION = "us-east-1"
 EXECUTION_ARN = f"arn:aws:states:{REGION}:123456789012:execution:Pipeline:request-weekly-0123456789abcdef"
+MODEL_ARN = f"arn:aws:bedrock:{REGION}:123456789012:custom-model/imported/abc123"
 
 
 def _stage(job: str | None, start: str, end: str, metrics: dict | None = None, status: str = "SUCCEEDED") -> dict:
@@ -27,12 +30,13 @@ SUCCEEDED_RUN: dict = {
         "model": "nova-2-lite",
         "gate": {"metric": "exact_match", "minScore": 0.7},
     },
-    "plan": {"model": "nova-2-lite", "gate": {"metric": "exact_match", "minScore": 0.7}},
+    "plan": pipeline_samples.plan(gate={"metric": "exact_match", "minScore": 0.7}).to_json(),
     "datasets": {
-        "sft": {"uri": "s3://data/datasets/nova/sft.jsonl", "etag": "etag-sft-1"},
-        "rft": {"uri": "s3://data/datasets/nova/rft.jsonl", "etag": "etag-rft-1"},
+        "sft": {"uri": "s3://data/datasets/nova/sft.jsonl", "etag": "etag-sft-1", "sizeBytes": 2048},
+        "rft": {"uri": "s3://data/datasets/nova/rft.jsonl", "etag": "etag-rft-1", "sizeBytes": 1024},
+        "eval": {"uri": "s3://data/datasets/nova/eval.jsonl", "etag": "etag-eval-1", "sizeBytes": 512},
     },
-    "grader": {"name": "classification", "version": "3"},
+    "grader": {"name": "classification", "version": "3", "arn": pipeline_samples.GRADER_ARN},
     "stages": {
         "baselineEval": _stage(
             "nova-weekly-baseline-eval-1",
@@ -52,12 +56,22 @@ SUCCEEDED_RUN: dict = {
             "nova-weekly-final-eval-1",
             "2025-06-01T15:32:00Z",
             "2025-06-01T16:05:00Z",
-            {"exact_match": 0.78, "f1": {"value": 0.80}, "latency_ms": 790},
+            {"exact_match": 0.78, "f1": 0.80, "latency_ms": 790},
         ),
     },
     "gate": {"passed": True, "reasons": ["exact_match 0.78 >= 0.7", "gain over baseline 0.26 >= 0.05"]},
-    "model": {"arn": f"arn:aws:bedrock:{REGION}:123456789012:custom-model/imported/abc123"},
-    "deployment": {"arn": f"arn:aws:bedrock:{REGION}:123456789012:custom-model-deployment/dep789"},
+    "model": {
+        "arn": MODEL_ARN,
+        "name": "nova-request-weekly",
+        "checkpoint": pipeline_samples.RFT_CHECKPOINT,
+        "status": "Active",
+    },
+    "deployment": {
+        "arn": f"arn:aws:bedrock:{REGION}:123456789012:custom-model-deployment/dep789",
+        "name": "nova-request-weekly-od",
+        "modelArn": MODEL_ARN,
+        "status": "Active",
+    },
     "startedAt": "2025-06-01T09:58:00Z",
     "endedAt": "2025-06-01T16:40:00Z",
 }
@@ -84,6 +98,7 @@ def failed_run() -> dict:
         "startedAt": "2025-06-01T12:12:00Z",
         "endedAt": "2025-06-01T12:20:00Z",
     }
-    del run["stages"]["finalEval"], run["gate"], run["model"], run["deployment"]
+    run["stages"]["finalEval"] = {"status": "NOT_COMPLETED"}
+    del run["gate"], run["model"], run["deployment"]
     run["endedAt"] = "2025-06-01T12:21:00Z"
     return run

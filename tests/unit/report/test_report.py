@@ -8,8 +8,16 @@ from html.parser import HTMLParser
 
 import pytest
 
-from lambdas.pipeline.report import render_report
+from lambdas.pipeline.naming import STAGES
+from lambdas.pipeline.report import render_report as render_record
+from lambdas.pipeline.schema import RunRecord
+from tests.unit.pipeline import samples as pipeline_samples
 from tests.unit.report.samples import SUCCEEDED_RUN, failed_run, gate_rejected_run
+
+
+def render_report(run: dict) -> str:
+    """The report of a run.json as read from S3 (the schema validates it first)."""
+    return render_record(RunRecord.model_validate(run))
 
 
 class Page(HTMLParser):
@@ -147,14 +155,17 @@ def test_user_text_is_escaped_everywhere() -> None:
 @pytest.mark.parametrize(
     "run",
     [
-        {},
-        {"runId": "r", "status": "RUNNING"},
-        {"runId": "r", "stages": {"sft": {"status": "SKIPPED"}, "rft": "not a dict"}, "gate": "weird"},
-        {"runId": "r", "stages": {"baselineEval": {"metrics": {"m": "n/a", "nan": float("nan"), "ok": True}}}},
-        {"runId": "r", "stages": {"sft": {"startedAt": "not a time", "endedAt": 1717236000000}}},
+        {"runId": "r", "pipeline": "nova", "status": "ABORTED", "recordedBy": "notify"},
+        {"runId": "r", "pipeline": "nova", "status": "FAILED", "error": {"stage": "validateRun", "cause": "bad"}},
+        {
+            "runId": "r",
+            "pipeline": "nova",
+            "status": "FAILED",
+            "stages": {s: {"status": "NOT_COMPLETED", "startedAt": "not a time"} for s in STAGES},
+        },
     ],
 )
-def test_partial_or_odd_records_still_render(run: dict) -> None:
+def test_partial_records_still_render(run: dict) -> None:
     page = Page(render_report(run))
     assert page.find("h1")
     assert _bars(page) == {}
@@ -190,6 +201,7 @@ def test_the_pipelines_metrics_table_wins_over_stage_metrics() -> None:
 def test_a_record_built_by_the_pipeline_renders() -> None:
     # Given the run state the pipeline's "Record run" step receives
     from lambdas.pipeline.record import build_record
+    from lambdas.pipeline.schema import RunState
 
     state = {
         "input": {"datasets": {"sft": "s3://data/datasets/sft.jsonl"}},
@@ -198,22 +210,21 @@ def test_a_record_built_by_the_pipeline_renders() -> None:
             "name": "request-x",
             "startTime": "2025-06-01T10:00:00Z",
         },
-        "plan": {
-            "runId": "request-x",
-            "gate": {"metric": "exact_match"},
-            "datasets": {"sft": {"uri": "s3://data/datasets/sft.jsonl", "etag": "etag-1"}},
-            "grader": {"name": "classification", "version": "1.0.0"},
-        },
+        "plan": {**pipeline_samples.plan().to_json(), "runId": "request-x"},
         "stages": SUCCEEDED_RUN["stages"],
         "gate": {"passed": True, "reasons": ["exact_match 0.78 >= 0.7"]},
         "deployment": SUCCEEDED_RUN["deployment"],
     }
     record = build_record(
-        state, status="SUCCEEDED", ended_at="2025-06-01T16:40:00Z", region="us-east-1", pipeline_name="nova"
+        RunState.model_validate(state),
+        status="SUCCEEDED",
+        ended_at="2025-06-01T16:40:00Z",
+        region="us-east-1",
+        pipeline_name="nova",
     )
-    page = Page(render_report(record))
+    page = Page(render_record(record))
     assert _bars(page)["exact_match"] == {"baseline": 0.52, "sft": 0.66, "rft": 0.78}
-    assert "request-x" in page.visible and "etag-1" in page.visible
+    assert "request-x" in page.visible and "etag-datasets/sft.jsonl" in page.visible
     assert any("#/jobs/nova-weekly-sft-1" in a["href"] for a in page.find("a"))
 
 
@@ -232,6 +243,7 @@ def test_the_resolved_model_of_the_plan_is_shown_by_name_not_as_a_mapping() -> N
 def test_what_preflight_found_is_shown_cost_quotas_and_warnings() -> None:
     run = copy.deepcopy(SUCCEEDED_RUN)
     run["preflight"] = {
+        "datasets": {},
         "cost": {"estimatedUsd": 1788.8, "maxUsd": 2000.0, "items": []},
         "quotas": {
             "status": "checked",
@@ -239,6 +251,7 @@ def test_what_preflight_found_is_shown_cost_quotas_and_warnings() -> None:
             "instanceTypes": [
                 {
                     "instanceType": "ml.p5.48xlarge",
+                    "quotaName": "ml.p5.48xlarge for training job usage",
                     "quota": 4.0,
                     "quotaCode": "L-ABC",
                     "largestJob": {"stage": "sft", "instances": 4},
@@ -254,9 +267,18 @@ def test_what_preflight_found_is_shown_cost_quotas_and_warnings() -> None:
     assert page.find("ul", id="preflight-warnings") and "quota is 4; <b>baseline</b> and SFT need 5" in page.visible
 
 
-def test_an_odd_preflight_summary_renders_without_a_quota_table_and_none_without_a_section() -> None:
-    odd = {"runId": "r", "preflight": {"quotas": {"instanceTypes": "odd", "warnings": "odd"}}}
-    page = Page(render_report(odd))
+def test_a_preflight_without_gpu_jobs_renders_without_a_quota_table_and_none_without_a_section() -> None:
+    run = {
+        "runId": "r",
+        "pipeline": "nova",
+        "status": "FAILED",
+        "preflight": {
+            "datasets": {},
+            "cost": {"estimatedUsd": 0.0, "maxUsd": 2000.0, "items": []},
+            "quotas": {"status": "not needed"},
+        },
+    }
+    page = Page(render_report(run))
     assert "Before any GPU" in page.visible and not page.find("table", id="quotas")
     assert not page.find("ul", id="preflight-warnings")
-    assert "Before any GPU" not in Page(render_report({"runId": "r"})).visible
+    assert "Before any GPU" not in Page(render_report({"runId": "r", "pipeline": "nova", "status": "FAILED"})).visible

@@ -1,0 +1,148 @@
+"""Plan resolution: a valid run input becomes the run plan and the initial stage records.
+
+"Validate run" calls :func:`resolve_plan`: every problem of the input
+(:mod:`lambdas.pipeline.validation`), then whether each dataset exists, is readable and
+is not empty, raised together as one :class:`RunInputError`. The plan (:class:`Plan`)
+names the run, the base model, the enabled stages (``plan.enabled``), the datasets with the
+version that was seen and the copy the jobs will read, the grader, the job settings of
+each method, the gate and the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from lambdas.common import layout
+from lambdas.pipeline import naming
+from lambdas.pipeline.catalog import MODELS
+from lambdas.pipeline.outputs import metric_name
+from lambdas.pipeline.s3uri import parse_s3_uri
+from lambdas.pipeline.schema import (
+    DatasetRef,
+    Enabled,
+    EvaluationPlan,
+    Execution,
+    GateSettings,
+    GraderRef,
+    ModelRef,
+    Plan,
+    PlanBudget,
+    PlanDatasets,
+    PlanJobs,
+    PlanResume,
+    RunInput,
+    StageRecord,
+    StageRecords,
+)
+from lambdas.pipeline.validation import RunInputError, parse_input
+
+MAX_JOB_ATTEMPTS = 4
+
+# ``head_object(bucket, key)``: the object's metadata (``ETag``, ``ContentLength``, ``VersionId``),
+# or ``LookupError`` (missing) / ``PermissionError`` (unreadable).
+HeadObject = Callable[[str, str], Mapping[str, Any]]
+
+
+def resolve_plan(
+    payload: object,
+    *,
+    execution: Execution,
+    pipeline_name: str,
+    data_bucket: str,
+    artifacts_bucket: str,
+    graders: Mapping[str, str],
+    grader_version: Callable[[str], str | None],
+    head_object: HeadObject,
+) -> tuple[Plan, StageRecords]:
+    """Validate ``payload`` completely and resolve the run plan and the initial stage records."""
+    if not isinstance(payload, dict):
+        raise RunInputError([f"(input): a run input is a JSON object, got {type(payload).__name__}"])
+    run, problems, resolved = parse_input(payload, data_bucket=data_bucket, graders=graders)
+    if run is None or resolved is None:
+        raise RunInputError(problems)
+
+    seen: dict[str, DatasetRef] = {}
+    for name in ("sft", "rft", "eval"):
+        uri = getattr(run.datasets, name)
+        if uri is None or any(p.startswith(f"datasets.{name}:") for p in problems):
+            continue
+        bucket, key = parse_s3_uri(uri)
+        try:
+            head = head_object(bucket, key)
+        except LookupError:
+            problems.append(f"datasets.{name}: {uri} does not exist")
+            continue
+        except PermissionError:
+            problems.append(f"datasets.{name}: {uri} is not readable by the pipeline")
+            continue
+        size = int(head.get("ContentLength", 0))
+        version = head.get("VersionId")
+        seen[name] = DatasetRef(
+            uri=uri,
+            etag=str(head.get("ETag", "")).strip('"'),
+            sizeBytes=size,
+            versionId=None if version is None else str(version),
+        )
+        if size == 0:
+            problems.append(f"datasets.{name}: {uri} is empty")
+    if problems:
+        raise RunInputError(problems)
+
+    run_id = naming.run_id_from_execution(execution.name)
+    enabled = resolved.enabled
+    model = MODELS[run.model]
+    eval_file = "gen_qa.jsonl" if run.evaluation.task == "gen_qa" else "rft_eval.jsonl"
+    staged = {"eval": layout.s3_uri(artifacts_bucket, layout.staged_eval_key(run_id, eval_file))}
+    # Training reads the version pre-flight validated, copied under the run (a folder of its own: a channel
+    # is a key prefix, so pointing it at datasets/rft.jsonl would also pull datasets/rft.jsonl.bak).
+    for name in ("sft", "rft"):
+        if enabled.runs(name) and name in seen:
+            staged[name] = layout.s3_uri(artifacts_bucket, layout.staged_dataset_key(run_id, name, f"{name}.jsonl"))
+    datasets = {name: ref.model_copy(update={"stagedUri": staged.get(name)}) for name, ref in seen.items()}
+    grader = None
+    if resolved.needs_grader:
+        grader = GraderRef(name=run.grader, arn=graders[run.grader], version=grader_version(run.grader))
+    resume = None
+    if run.resumeFrom is not None:
+        resume = PlanResume(stage=run.resumeFrom.stage, checkpoint=run.resumeFrom.checkpoint)
+    jobs = {method: settings for method, settings in resolved.jobs.items() if settings is not None}
+    plan = Plan(
+        runId=run_id,
+        pipelineName=pipeline_name,
+        executionArn=execution.id,
+        startedAt=execution.startTime,
+        description=run.description,
+        model=ModelRef(key=model.key, modelType=model.model_type, modelNameOrPath=model.model_name_or_path),
+        enabled=enabled,
+        resumeFrom=resume,
+        datasets=PlanDatasets.model_validate(datasets),
+        grader=grader,
+        evaluation=EvaluationPlan(task=run.evaluation.task),
+        jobs=PlanJobs.model_validate(jobs),
+        gate=GateSettings(
+            metric=_plan_metric(run),
+            minScore=run.gate.minScore,
+            minGainOverBaseline=run.gate.minGainOverBaseline,
+            mustBeatDeployed=run.gate.mustBeatDeployed,
+        ),
+        budget=PlanBudget(maxUsd=run.budget.maxUsd),
+        maxJobAttempts=MAX_JOB_ATTEMPTS,
+        artifactsBucket=artifacts_bucket,
+        runPrefix=layout.s3_uri(artifacts_bucket, layout.run_prefix(run_id)),
+    )
+    return plan, initial_stage_records(enabled, resume)
+
+
+def _plan_metric(run: RunInput) -> str:
+    """The metric name the gate looks up: gen_qa names normalized as the results are (``rougeL`` -> ``rougel``)."""
+    return metric_name(run.gate.metric) if run.evaluation.task == "gen_qa" else run.gate.metric
+
+
+def initial_stage_records(enabled: Enabled, resume: PlanResume | None) -> StageRecords:
+    """``PENDING`` for stages that will run, ``SKIPPED`` for the others; a resumed checkpoint is kept."""
+    records = {stage: StageRecord(status="PENDING" if enabled.runs(stage) else "SKIPPED") for stage in naming.STAGES}
+    if resume is not None:
+        holder = "sft" if resume.stage == "rft" else "rft"
+        records[holder] = StageRecord(status="SKIPPED", checkpoint=resume.checkpoint, resumed=True)
+    return StageRecords.model_validate(records)

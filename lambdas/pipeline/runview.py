@@ -1,0 +1,261 @@
+"""A read-only view of a run record (``runs/<run-id>/run.json``) for notifications and reports.
+
+The notification (``lambdas/notify/message.py``) and the HTML report (``lambdas/pipeline/report.py``)
+show the same facts from a :class:`lambdas.pipeline.schema.RunRecord`: the metrics table (baseline
+vs SFT vs RFT), the gate decision, stage timings and console links. Records of failed, aborted or
+gate-rejected runs lack some of them (skipped stages, no metrics, no deployment). Pure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from lambdas.pipeline.naming import STAGES, stage_title
+from lambdas.pipeline.schema import RunRecord, StageRecord
+
+# Which stage's metrics stand for which model in the comparison.
+_SERIES = (("baseline", "Baseline", "baselineEval"), ("sft", "SFT", "sftEval"), ("rft", "RFT", "finalEval"))
+
+
+@dataclass(frozen=True)
+class Series:
+    key: str
+    label: str
+    stage: str
+
+
+@dataclass(frozen=True)
+class MetricsTable:
+    """Rows of ``metric -> value per series`` (``None`` where a series has no value)."""
+
+    series: list[Series]
+    rows: list[tuple[str, dict[str, float | None]]]
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+
+@dataclass(frozen=True)
+class StageView:
+    key: str
+    label: str
+    status: str
+    job_name: str | None
+    checkpoint: str | None
+    started: datetime | None
+    ended: datetime | None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return max(0.0, (self.ended - self.started).total_seconds())
+
+
+def error(run: RunRecord) -> tuple[str | None, str | None]:
+    """``(stage, cause)`` of a failed run."""
+    if run.error is None:
+        return None, None
+    return run.error.stage or None, run.error.cause or run.error.error or None
+
+
+def _recorded(run: RunRecord) -> dict[str, StageRecord]:
+    return dict(run.stages.items()) if run.stages is not None else {}
+
+
+def metrics_table(run: RunRecord) -> MetricsTable:
+    """Baseline vs SFT vs RFT for every metric any evaluation reported.
+
+    The pipeline's own table (``metrics.table``: ``baseline``/``sft``/``rft`` columns, where
+    ``sft`` is the final evaluation when RFT did not run) wins; without it (a run that failed
+    before "Collect metrics") the columns are read from the evaluation stages.
+    """
+    if run.metrics is not None and any(run.metrics.column(key) for key, _, _ in _SERIES):
+        collected = run.metrics
+        return _table([(Series(key, label, stage), collected.column(key) or {}) for key, label, stage in _SERIES])
+    recorded = _recorded(run)
+    rft = recorded.get("rft")
+    rft_ran = rft is not None and rft.status != "SKIPPED"
+    # Without RFT the final evaluation measures the SFT model.
+    columns = []
+    for key, label, stage in _SERIES:
+        record = recorded.get(stage)
+        series = Series(key, label if key != "rft" or rft_ran else "Final", stage)
+        columns.append((series, (record.metrics if record else None) or {}))
+    return _table(columns)
+
+
+def _table(columns: list[tuple[Series, dict[str, float]]]) -> MetricsTable:
+    series: list[Series] = []
+    values: dict[str, dict[str, float | None]] = {}
+    for column, metrics in columns:
+        finite = {name: value for name, value in metrics.items() if math.isfinite(value)}
+        if not finite:
+            continue
+        series.append(column)
+        for name, value in finite.items():
+            values.setdefault(name, {})[column.key] = value
+    rows = [(name, {s.key: per_series.get(s.key) for s in series}) for name, per_series in values.items()]
+    return MetricsTable(series=series, rows=rows)
+
+
+def gate_metric(run: RunRecord) -> str | None:
+    """The metric the gate judged (or would have judged)."""
+    if run.gate is not None and run.gate.metric:
+        return run.gate.metric
+    return run.plan.gate.metric if run.plan is not None else None
+
+
+def gate(run: RunRecord) -> tuple[bool | None, list[str]]:
+    """``(passed, reasons)``; ``passed`` is ``None`` when the gate was not reached."""
+    if run.gate is None:
+        return None, []
+    return run.gate.passed, list(run.gate.reasons)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO-8601 time (``Z`` allowed) as an aware UTC datetime."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def format_iso(epoch_ms: int | None) -> str | None:
+    """An ISO-8601 UTC timestamp of epoch milliseconds (as Step Functions events carry them)."""
+    if epoch_ms is None:
+        return None
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def stage_views(run: RunRecord) -> list[StageView]:
+    """Recorded stages in pipeline order."""
+    recorded = _recorded(run)
+    return [
+        StageView(
+            key=key,
+            label=stage_title(key),
+            status=recorded[key].status,
+            job_name=recorded[key].jobName,
+            checkpoint=recorded[key].checkpoint,
+            started=parse_time(recorded[key].startedAt),
+            ended=parse_time(recorded[key].endedAt),
+        )
+        for key in STAGES
+        if key in recorded
+    ]
+
+
+def run_window(run: RunRecord) -> tuple[datetime | None, datetime | None]:
+    """When the run started and ended (run-level times, else the span of its stages)."""
+    started = parse_time(run.startedAt)
+    ended = parse_time(run.endedAt)
+    views = stage_views(run)
+    if started is None:
+        starts = [v.started for v in views if v.started]
+        started = min(starts) if starts else None
+    if ended is None:
+        ends = [v.ended for v in views if v.ended]
+        ended = max(ends) if ends else None
+    return started, ended
+
+
+def model_arn(run: RunRecord) -> str | None:
+    return run.model.arn if run.model is not None else None
+
+
+def deployment_arn(run: RunRecord) -> str | None:
+    return run.deployment.arn if run.deployment is not None else None
+
+
+def region_of(run: RunRecord) -> str | None:
+    """The run's region, else the region in any ARN the record holds (links need it)."""
+    if run.region:
+        return run.region
+    for arn in (run.executionArn, model_arn(run), deployment_arn(run)):
+        parts = (arn or "").split(":")
+        if len(parts) > 4 and parts[3]:
+            return parts[3]
+    return None
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def format_value(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == int(value) and abs(value) >= 1:
+        return str(int(value))
+    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def format_time(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+# Console links --------------------------------------------------------------
+
+
+def _console(region: str, service: str, fragment: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/{service}/home?region={region}#{fragment}"
+
+
+def execution_url(region: str, arn: str) -> str:
+    return _console(region, "states", f"/v2/executions/details/{quote(arn, safe=':')}")
+
+
+def training_job_url(region: str, job_name: str) -> str:
+    return _console(region, "sagemaker", f"/jobs/{quote(job_name, safe='')}")
+
+
+def bedrock_custom_models_url(region: str) -> str:
+    return _console(region, "bedrock", "/custom-models")
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+
+
+def console_links(run: RunRecord) -> list[Link]:
+    """Step Functions execution, every SageMaker job, and the Bedrock model/deployment."""
+    region = region_of(run)
+    if not region:
+        return []
+    links = []
+    if run.executionArn:
+        links.append(Link("Step Functions execution", execution_url(region, run.executionArn)))
+    for view in stage_views(run):
+        if view.job_name:
+            links.append(Link(f"{view.label} job {view.job_name}", training_job_url(region, view.job_name)))
+    if model_arn(run) or deployment_arn(run):
+        links.append(Link("Bedrock custom models and deployments", bedrock_custom_models_url(region)))
+    return links
+
+
+def bedrock_failure_kind(stage: str | None) -> str | None:
+    """``import`` or ``deployment`` when a run failed in a Bedrock stage, else ``None``."""
+    normalized = "".join(ch for ch in (stage or "").lower() if ch.isalpha())
+    if "deploy" in normalized:
+        return "deployment"
+    if "import" in normalized or "custommodel" in normalized:
+        return "import"
+    return None

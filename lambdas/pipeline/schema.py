@@ -1,0 +1,683 @@
+"""The typed run schema: the run input, the run plan, job attempts, stage records and the run record.
+
+Every producer and reader of these shapes uses the models here: the run input a user pastes
+(:class:`RunInput`), the plan "Validate run" resolves (:class:`Plan`, ``$.plan``), the job of one
+attempt of a stage (:class:`JobAttempt`, ``$.job``), the stage records (:class:`StageRecord`,
+``$.stages.<stage>`` and ``run.json`` ``stages``), the run state the state machine hands to "Record
+run" (:class:`RunState`) and the run record (:class:`RunRecord`, ``runs/<run-id>/run.json``).
+
+Field names are the JSON names (camelCase, as the state machine selects them: ``$.plan.runId``,
+``$.job.request.image``), so :meth:`Record.to_json` is what crosses Step Functions and S3. The
+enabled-stage flags of a plan are ``plan.enabled``; ``stages`` always means stage records (the run
+input keeps its user-facing ``stages`` key for the flags).
+
+The run input::
+
+    {
+      "datasets": {"sft": "s3://<data bucket>/datasets/sft.jsonl",
+                   "rft": "s3://<data bucket>/datasets/rft.jsonl",
+                   "eval": "s3://<data bucket>/datasets/eval.jsonl"},
+      "model": "nova-2-lite",
+      "grader": "classification",
+      "stages": {"baselineEval": true, "sft": true, "rft": true, "deploy": true},
+      "sft": {"overrides": {"max_steps": 100, "lr": 5e-6}, "instanceCount": 4, "maxRuntimeHours": 3},
+      "rft": {"overrides": {"max_steps": 40, "number_generation": 4}},
+      "evaluation": {"task": "gen_qa", "overrides": {"max_new_tokens": 1024}},
+      "gate": {"metric": "exact_match", "minScore": 0.7, "minGainOverBaseline": 0.05, "mustBeatDeployed": true},
+      "budget": {"maxUsd": 2000},
+      "resumeFrom": {"stage": "rft", "checkpoint": "s3://customer-escrow-.../checkpoint"},
+      "description": "free text kept in the run record"
+    }
+
+Only ``datasets`` is required. :mod:`lambdas.pipeline.validation` lists every problem of an
+input at once; :mod:`lambdas.pipeline.plan` resolves a valid input into a plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION: Literal[1] = 1
+MAX_RUNTIME_HOURS = 28 * 24  # SageMaker's MaxRuntimeInSeconds ceiling (28 days)
+
+StageName = Literal["baselineEval", "sft", "sftEval", "rft", "finalEval"]
+Method = Literal["sft", "rft", "eval"]
+EvaluationTask = Literal["gen_qa", "rft_eval"]
+StageStatus = Literal["PENDING", "SKIPPED", "SUCCEEDED", "FAILED", "NOT_COMPLETED"]
+# ABORTED: only the notify function records it (an execution stopped before "Record run").
+RunStatus = Literal["SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED"]
+FINAL_RUN_STATUSES: tuple[RunStatus, ...] = ("SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED")
+
+
+class Record(BaseModel):
+    """A shape this project writes: unknown fields are an error, JSON names are the field names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-compatible dict that crosses Step Functions and S3."""
+        return self.model_dump(mode="json")
+
+
+# -- the run input (what a user pastes) ---------------------------------------------------------------
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class InputDatasets(_Input):
+    """S3 URIs (``s3://<data bucket>/datasets/...``) of JSONL files.
+
+    ``sft`` (Converse format) is needed when SFT runs, ``rft`` when RFT runs, ``eval``
+    always (the final evaluation feeds the quality gate).
+    """
+
+    sft: str | None = None
+    rft: str | None = None
+    eval: str | None = None
+
+
+class InputStages(_Input):
+    """Which stages run (the input's ``stages``). Evaluations of SFT and the final evaluation follow."""
+
+    baselineEval: bool = True
+    sft: bool = True
+    rft: bool = True
+    deploy: bool = True
+
+
+class TrainingSettings(_Input):
+    """Overrides of the base recipe (short keys, listed in the error when unknown) and the job's size.
+
+    ``instanceCount`` is the recipe's ``run.replicas``; ``overrides.replicas`` is accepted as a synonym.
+    ``maxRuntimeHours`` becomes ``MaxRuntimeInSeconds`` and is what the budget check charges.
+    """
+
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    instanceType: str | None = None
+    instanceCount: int | None = Field(default=None, ge=1)
+    maxRuntimeHours: float | None = Field(default=None, gt=0, le=MAX_RUNTIME_HOURS)
+
+
+class EvaluationSettings(_Input):
+    """Evaluation jobs: ``gen_qa`` (dataset rows ``{"query", "response"}``) or ``rft_eval`` (RFT rows, scored
+    by the grader), inference overrides, instance type and maximum runtime of each evaluation job."""
+
+    task: EvaluationTask = "gen_qa"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    instanceType: str | None = None
+    maxRuntimeHours: float | None = Field(default=None, gt=0, le=MAX_RUNTIME_HOURS)
+
+
+class Gate(_Input):
+    """The candidate's ``metric`` must reach ``minScore``, beat the baseline by ``minGainOverBaseline`` and,
+    with ``mustBeatDeployed``, beat the model this pipeline deployed last.
+
+    With ``gen_qa`` the metric is one of :data:`lambdas.pipeline.metrics.GEN_QA_METRICS` (spelled as
+    reported, e.g. ``rougeL``, or normalized); with ``rft_eval`` it must be given explicitly."""
+
+    metric: str = Field(default="exact_match", min_length=1)
+    minScore: float = 0.0
+    minGainOverBaseline: float = 0.0
+    mustBeatDeployed: bool = True
+
+
+class Budget(_Input):
+    """Upper bound of the GPU cost estimate (instances x count x max runtime x on-demand price)."""
+
+    maxUsd: float = Field(default=2000.0, gt=0)
+
+
+class ResumeFrom(_Input):
+    """Start a later stage from a checkpoint of an earlier run (an escrow ``s3://customer-escrow-...`` URI).
+
+    ``rft``: train RFT from this SFT checkpoint (SFT is skipped). ``finalEval``: evaluate this checkpoint
+    and import it (SFT and RFT are skipped).
+    """
+
+    stage: Literal["rft", "finalEval"]
+    checkpoint: str
+
+
+class RunInput(_Input):
+    """The console input of one run."""
+
+    datasets: InputDatasets
+    model: str = "nova-2-lite"
+    grader: str = "classification"
+    stages: InputStages = Field(default_factory=InputStages)
+    sft: TrainingSettings = Field(default_factory=TrainingSettings)
+    rft: TrainingSettings = Field(default_factory=TrainingSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    gate: Gate = Field(default_factory=Gate)
+    budget: Budget = Field(default_factory=Budget)
+    resumeFrom: ResumeFrom | None = None
+    description: str | None = Field(default=None, max_length=1000)
+
+
+# -- the run plan ($.plan) ----------------------------------------------------------------------------
+
+
+class ModelRef(Record):
+    """The base model, as the catalog names it."""
+
+    key: str
+    modelType: str
+    modelNameOrPath: str
+
+
+class Enabled(Record):
+    """Which stages run, ``resumeFrom`` applied and the SFT evaluation derived."""
+
+    baselineEval: bool
+    sft: bool
+    sftEval: bool
+    rft: bool
+    finalEval: bool
+    deploy: bool
+
+    def runs(self, stage: str) -> bool:
+        """Whether ``stage`` (a job stage or ``deploy``) runs."""
+        return bool(getattr(self, stage, False))
+
+
+class DatasetRef(Record):
+    """A dataset the run reads: where it is, the version Validate run saw, and the copy the jobs read."""
+
+    uri: str
+    etag: str
+    sizeBytes: int
+    versionId: str | None = None
+    stagedUri: str | None = None
+
+
+class PlanDatasets(Record):
+    sft: DatasetRef | None = None
+    rft: DatasetRef | None = None
+    eval: DatasetRef
+
+    def get(self, name: str) -> DatasetRef | None:
+        value = getattr(self, name, None)
+        return value if isinstance(value, DatasetRef) else None
+
+    def require(self, name: str) -> DatasetRef:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(f"the plan has no {name} dataset")
+        return found
+
+
+class GraderRef(Record):
+    name: str
+    arn: str
+    version: str | None = None
+
+
+class EvaluationPlan(Record):
+    task: EvaluationTask
+
+
+class JobSettings(Record):
+    """The resolved size and overrides of one method's jobs."""
+
+    instanceType: str
+    instanceCount: int
+    maxRuntimeSeconds: int
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlanJobs(Record):
+    sft: JobSettings | None = None
+    rft: JobSettings | None = None
+    eval: JobSettings
+
+    def of(self, method: str) -> JobSettings:
+        found = getattr(self, method, None)
+        if not isinstance(found, JobSettings):
+            raise KeyError(f"the plan has no {method} job settings")
+        return found
+
+
+class GateSettings(Record):
+    """The gate of the plan: ``metric`` is the name the evaluation results use (gen_qa names normalized)."""
+
+    metric: str
+    minScore: float
+    minGainOverBaseline: float
+    mustBeatDeployed: bool
+
+
+class PlanResume(Record):
+    stage: Literal["rft", "finalEval"]
+    checkpoint: str
+
+
+class PlanBudget(Record):
+    maxUsd: float
+
+
+class Plan(Record):
+    """The run plan "Validate run" resolves; every later state reads it (``$.plan``)."""
+
+    runId: str
+    pipelineName: str
+    executionArn: str | None = None
+    startedAt: str | None = None
+    description: str | None = None
+    model: ModelRef
+    enabled: Enabled
+    resumeFrom: PlanResume | None = None
+    datasets: PlanDatasets
+    grader: GraderRef | None = None
+    evaluation: EvaluationPlan
+    jobs: PlanJobs
+    gate: GateSettings
+    budget: PlanBudget
+    maxJobAttempts: int
+    artifactsBucket: str
+    runPrefix: str
+
+
+# -- job attempts ($.job) ------------------------------------------------------------------------------
+
+
+class StepError(BaseModel):
+    """An error Step Functions caught (``Error``, ``Cause``), as a Catch's ``ResultPath`` stores it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    Error: str | None = None
+    Cause: str | None = None
+
+
+class AttemptError(Record):
+    """Why an earlier attempt of a stage failed."""
+
+    attempt: int | None = None
+    job: str | None = None
+    error: str
+    cause: str
+
+
+class JobRequest(Record):
+    """The dynamic parts of a ``CreateTrainingJob`` request (the state machine passes them with ``.$``)."""
+
+    image: str
+    recipeUri: str
+    recipeFile: str
+    dataUri: str
+    outputPath: str
+    outputArchive: str
+    modelLocation: str
+    instanceType: str
+    instanceCount: int
+    volumeSizeInGb: int
+    maxRuntimeInSeconds: int
+    hyperParameters: dict[str, str]
+
+
+class JobResult(BaseModel):
+    """What the state machine keeps of the finished training job."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    status: str | None = None
+    arn: str | None = None
+
+
+class RetryDecision(Record):
+    """Whether a failed job attempt is retried, after how many seconds, and why."""
+
+    retry: bool
+    delaySeconds: int = Field(ge=0)
+    reason: str
+
+
+class JobAttempt(Record):
+    """The job of one stage (``$.job``): attempt 0 is the stage's start (``stage``, ``startedAt``,
+    ``errors``); each prepared attempt adds the job name and its request; the state machine adds the
+    job's ``result`` or the ``lastError`` it caught."""
+
+    stage: StageName | None = None
+    name: str | None = None
+    attempt: int = 0
+    startedAt: str | None = None
+    errors: list[AttemptError] = Field(default_factory=list)
+    request: JobRequest | None = None
+    result: JobResult | None = None
+    lastError: StepError | None = None
+    # After a failed attempt: whether it is retried (lambdas.pipeline.retry), or why deciding failed.
+    decision: RetryDecision | None = None
+    decisionError: StepError | None = None
+
+    def prepared_request(self) -> JobRequest:
+        if self.request is None:
+            raise ValueError(f"job {self.name or self.stage} has no request: it was never prepared")
+        return self.request
+
+
+# -- stage records ($.stages, run.json stages) ---------------------------------------------------------
+
+
+class StageError(Record):
+    error: str | None = None
+    cause: str
+
+
+class NotedFailure(Record):
+    """A failure the state machine noted in a stage beside training (its branch goes on)."""
+
+    stage: StageName
+    job: JobAttempt
+
+
+class StageRecord(Record):
+    """What the run keeps of one job stage.
+
+    ``status`` always; once a job ran: its name, ARN, attempts, times, ``checkpoint`` (training) or
+    ``metrics`` (evaluation), what it read and started from, its instances and earlier attempts'
+    errors. ``resumed``: the checkpoint came from ``resumeFrom``. ``failure``: noted by the state
+    machine, turned into ``error`` when the run is recorded.
+    """
+
+    status: StageStatus
+    jobName: str | None = None
+    jobArn: str | None = None
+    attempts: int | None = None
+    startedAt: str | None = None
+    endedAt: str | None = None
+    checkpoint: str | None = None
+    metrics: dict[str, float] | None = None
+    recipeUri: str | None = None
+    outputUri: str | None = None
+    modelLocation: str | None = None
+    instanceType: str | None = None
+    instanceCount: int | None = None
+    earlierAttempts: list[AttemptError] = Field(default_factory=list)
+    error: StageError | None = None
+    resumed: bool = False
+    failure: NotedFailure | None = None
+
+
+class StageRecords(Record):
+    """The record of every job stage (all five always present)."""
+
+    baselineEval: StageRecord
+    sft: StageRecord
+    sftEval: StageRecord
+    rft: StageRecord
+    finalEval: StageRecord
+
+    def of(self, stage: str) -> StageRecord:
+        found = getattr(self, stage, None)
+        if not isinstance(found, StageRecord):
+            raise KeyError(f"unknown stage {stage!r}")
+        return found
+
+    def items(self) -> list[tuple[str, StageRecord]]:
+        return [(name, self.of(name)) for name in type(self).model_fields]
+
+    def replace(self, stage: str, record: StageRecord) -> StageRecords:
+        self.of(stage)
+        return self.model_copy(update={stage: record})
+
+
+# -- what preflight found ($.preflight) ------------------------------------------------------------------
+
+
+class CostItem(Record):
+    stage: StageName
+    instanceType: str
+    instanceCount: int
+    maxHours: float
+    usd: float
+
+
+class CostEstimate(Record):
+    """The worst-case GPU cost: every job that runs, for its full maximum runtime."""
+
+    estimatedUsd: float
+    maxUsd: float
+    items: list[CostItem]
+
+
+class LargestJob(Record):
+    stage: StageName
+    instances: int
+
+
+class BusiestPhase(Record):
+    stages: list[StageName]
+    instances: int
+
+
+class QuotaEntry(Record):
+    """One GPU instance type the plan uses: its quota (``None`` when unread) and what the plan needs."""
+
+    instanceType: str
+    quotaName: str
+    quotaCode: str | None = None
+    quota: float | None = None
+    source: str | None = None
+    largestJob: LargestJob
+    peak: BusiestPhase
+
+
+class QuotaSummary(Record):
+    status: Literal["checked", "not needed", "unchecked", "partly checked"]
+    reason: str | None = None
+    instanceTypes: list[QuotaEntry] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class DatasetReport(Record):
+    """A dataset as preflight streamed it, and the copy the jobs read."""
+
+    kind: str
+    rows: int
+    bytes: int
+    invalidLines: int
+    firstErrors: list[str] = Field(default_factory=list)
+    stagedUri: str | None = None
+
+
+class GraderCase(Record):
+    case: str
+    mean: float
+    failing: int
+    passed: bool
+
+
+class GraderSmokeTest(Record):
+    """The grader preflight ran against the deployed function, and how it scored."""
+
+    name: str
+    version: str | None = None
+    arn: str
+    passed: bool | None = None
+    rowsSampled: int | None = None
+    cases: list[GraderCase] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+
+
+class PreflightSummary(Record):
+    """``$.preflight``: what was checked before any GPU was paid for."""
+
+    datasets: dict[str, DatasetReport]
+    grader: GraderSmokeTest | None = None
+    cost: CostEstimate
+    quotas: QuotaSummary
+
+
+# -- results of the later states ------------------------------------------------------------------------
+
+
+class MetricsTable(Record):
+    baseline: dict[str, float] | None = None
+    sft: dict[str, float] | None = None
+    rft: dict[str, float] | None = None
+
+
+class CollectedMetrics(Record):
+    """``$.metrics``: the metric the gate judges, the candidate's column and the table."""
+
+    metric: str
+    candidate: Literal["sft", "rft"]
+    table: MetricsTable
+    failed: dict[str, str] = Field(default_factory=dict)
+
+    def column(self, name: str) -> dict[str, float] | None:
+        value = getattr(self.table, name, None)
+        return value if isinstance(value, dict) else None
+
+
+class GateCheck(Record):
+    rule: str
+    passed: bool
+    detail: str
+
+
+class ChampionSummary(Record):
+    runId: str | None = None
+    modelArn: str | None = None
+    deploymentArn: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class GateDecision(Record):
+    """``$.gate``; the run record adds the metric it judged."""
+
+    passed: bool
+    reasons: list[str]
+    checks: list[GateCheck] = Field(default_factory=list)
+    champion: ChampionSummary | None = None
+    metric: str | None = None
+
+
+class Poll(Record):
+    count: int
+    waitSeconds: int
+    exhausted: bool
+
+
+class ImportedModel(Record):
+    """``$.model``: the Bedrock custom model of the run."""
+
+    arn: str
+    name: str
+    checkpoint: str
+    status: str
+    failureMessage: str | None = None
+    poll: Poll | None = None
+
+
+class Deployment(Record):
+    """``$.deployment``: the on-demand deployment of the run's model."""
+
+    arn: str
+    name: str
+    modelArn: str
+    status: str
+    failureMessage: str | None = None
+    poll: Poll | None = None
+
+
+class Champion(Record):
+    """``champions/<pipeline>.json``: what the next run's gate compares against."""
+
+    pipeline: str
+    runId: str
+    modelArn: str | None = None
+    modelName: str | None = None
+    checkpoint: str | None = None
+    deploymentArn: str | None = None
+    deploymentName: str | None = None
+    metric: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    evalDatasetEtag: str | None = None
+    deployedAt: str | None = None
+    runRecord: str | None = None
+
+
+# -- the run state ("Record run" reads it) and the run record (run.json) ----------------------------------
+
+
+class Execution(Record):
+    """The execution facts "Start run" keeps (``$.execution``)."""
+
+    id: str | None = None
+    name: str = ""
+    startTime: str | None = None
+
+
+class StageFailure(Record):
+    """``$.stageFailure``: the job stage whose failure ends the run."""
+
+    stage: StageName
+    job: JobAttempt
+
+
+class RunState(BaseModel):
+    """The state machine's state when a run ends (the ``run`` of "Record run" and "Record failed run").
+
+    Fields other than these (``record``, ``job``...) are state the record does not keep.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    input: Any = None
+    execution: Execution = Field(default_factory=Execution)
+    plan: Plan | None = None
+    stages: StageRecords | None = None
+    preflight: PreflightSummary | None = None
+    metrics: CollectedMetrics | None = None
+    gate: GateDecision | None = None
+    model: ImportedModel | None = None
+    deployment: Deployment | None = None
+    error: StepError | None = None
+    failedStage: str | None = None
+    stageFailure: StageFailure | None = None
+
+
+class RunError(Record):
+    """Why a run failed: the stage (a job stage or a state) and a readable cause."""
+
+    stage: str
+    error: str | None = None
+    cause: str
+
+
+class RunRecord(Record):
+    """``runs/<run-id>/run.json``: one shape, whoever writes it (the pipeline, or the notify function for
+    a run that ended before it could record itself).
+
+    ``status``: ``SUCCEEDED``, ``GATE_REJECTED``, ``FAILED`` or ``ABORTED``; ``executionStatus``: what
+    Step Functions reported when the notify function wrote the record (``TIMED_OUT``...).
+    """
+
+    schemaVersion: Literal[1] = SCHEMA_VERSION
+    runId: str = Field(min_length=1)
+    pipeline: str = Field(min_length=1)
+    status: RunStatus
+    recordedBy: Literal["pipeline", "notify"] = "pipeline"
+    executionStatus: str | None = None
+    region: str | None = None
+    executionArn: str | None = None
+    startedAt: str | None = None
+    endedAt: str | None = None
+    error: RunError | None = None
+    input: Any = None
+    plan: Plan | None = None
+    datasets: PlanDatasets | None = None
+    grader: GraderRef | None = None
+    preflight: PreflightSummary | None = None
+    stages: StageRecords | None = None
+    metrics: CollectedMetrics | None = None
+    gate: GateDecision | None = None
+    model: ImportedModel | None = None
+    deployment: Deployment | None = None
+    report: str | None = None

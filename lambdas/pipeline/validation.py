@@ -1,0 +1,311 @@
+"""Validation of a run input: every problem, listed at once.
+
+Every problem is collected (pydantic's, the semantic checks) and returned, each with its
+field path, by :func:`input_problems` (the trigger uses it before it starts an execution),
+or raised as one :class:`RunInputError` that lists each on its own line. The input's shape
+is :class:`lambdas.pipeline.schema.RunInput`; :mod:`lambdas.pipeline.plan` resolves a valid
+input into a plan (and checks the datasets exist).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from lambdas.common import layout
+from lambdas.pipeline import recipes
+from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR, MODELS
+from lambdas.pipeline.metrics import GEN_QA_METRICS
+from lambdas.pipeline.outputs import metric_name
+from lambdas.pipeline.s3uri import S3UriError, parse_s3_uri
+from lambdas.pipeline.schema import Enabled, EvaluationSettings, JobSettings, RunInput, TrainingSettings
+
+DATASETS_PREFIX = layout.DATASETS_PREFIX
+# Nova jobs write checkpoints to AWS-owned escrow buckets; the SageMaker and Bedrock roles can read only those.
+ESCROW_CHECKPOINT_PREFIX = "s3://customer-escrow-"
+
+
+class RunInputError(ValueError):
+    """The run input has problems; the message lists every one of them, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"The run input has {count}:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+@dataclass
+class Resolved:
+    """The pieces of the plan the checks of a well-formed input resolve."""
+
+    enabled: Enabled
+    needs_grader: bool = False
+    jobs: dict[str, JobSettings | None] = field(default_factory=dict)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(input)"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model at ``loc`` (the parent of an unknown key)."""
+    model: Any = RunInput
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _pydantic_problems(error: ValidationError) -> list[str]:
+    problems: list[str] = []
+    for item in error.errors(include_url=False):
+        loc = item["loc"]
+        if item["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            problems.append(f"{_location(loc)}: unknown key (allowed: {', '.join(allowed)})")
+        elif item["type"] == "missing":
+            problems.append(f"{_location(loc)}: required")
+        else:
+            problems.append(f"{_location(loc)}: {item['msg']} (got {item.get('input')!r})")
+    return problems
+
+
+def _without(payload: dict[str, Any], locations: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """A copy of ``payload`` without the values at ``locations`` (so defaults apply in their place)."""
+    cleaned = copy.deepcopy(payload)
+    for loc in locations:
+        node: Any = cleaned
+        for part in loc[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(loc[-1], None)
+    return cleaned
+
+
+def parse_input(
+    payload: dict[str, Any], *, data_bucket: str | None, graders: Collection[str] | None
+) -> tuple[RunInput | None, list[str], Resolved | None]:
+    """The parsed input (or None), every problem, and the resolved pieces of the plan.
+
+    When pydantic rejects some fields, the semantic checks still run on the rest (the
+    rejected values replaced by their defaults), so one error lists everything.
+    """
+    try:
+        run = RunInput.model_validate(payload)
+    except ValidationError as error:
+        problems = _pydantic_problems(error)
+        rejected = [tuple(e["loc"]) for e in error.errors() if e["type"] != "missing" and e["loc"]]
+        try:
+            partial = RunInput.model_validate(_without(payload, rejected))
+        except ValidationError:
+            return None, problems, None
+        reported = {_location(loc) for loc in rejected}
+        more, _ = _checks(partial, data_bucket=data_bucket, graders=graders)
+        problems.extend(p for p in more if p.split(":", 1)[0] not in reported)
+        return None, problems, None
+    problems, resolved = _checks(run, data_bucket=data_bucket, graders=graders)
+    return run, problems, resolved
+
+
+def _dataset_uri_problem(field: str, uri: str, data_bucket: str | None) -> str | None:
+    try:
+        bucket, key = parse_s3_uri(uri)
+    except S3UriError as error:
+        return f"{field}: {error}"
+    if data_bucket is not None and bucket != data_bucket:
+        return f"{field}: {uri} is outside the project's data bucket; upload it to s3://{data_bucket}/{DATASETS_PREFIX}"
+    if not key.startswith(DATASETS_PREFIX):
+        return f"{field}: {uri} must be under s3://{bucket}/{DATASETS_PREFIX} (the pipeline reads datasets only there)"
+    if key.endswith("/"):
+        return f"{field}: {uri} is a folder; give the URI of one .jsonl file"
+    return None
+
+
+def effective_stages(run: RunInput) -> Enabled:
+    """Which stages run, with ``resumeFrom`` applied and the SFT evaluation derived.
+
+    The SFT checkpoint is evaluated beside RFT only when RFT runs; without RFT the final
+    evaluation is the SFT model's evaluation.
+    """
+    sft, rft = run.stages.sft, run.stages.rft
+    if run.resumeFrom is not None:
+        sft = False
+        if run.resumeFrom.stage == "finalEval":
+            rft = False
+    return Enabled(
+        baselineEval=run.stages.baselineEval,
+        sft=sft,
+        sftEval=rft and (sft or run.resumeFrom is not None),
+        rft=rft,
+        finalEval=True,
+        deploy=run.stages.deploy,
+    )
+
+
+def _job_settings(run: RunInput, model: str, method: str, problems: list[str]) -> JobSettings | None:
+    """Instance type/count, runtime and checked overrides of one method, or None (problems appended)."""
+    settings: TrainingSettings | EvaluationSettings = run.evaluation
+    if method in ("sft", "rft"):
+        settings = run.sft if method == "sft" else run.rft
+    field = {"sft": "sft", "rft": "rft", "eval": "evaluation"}[method]
+    if not recipes.available(model, method):
+        return None
+    template = recipes.load_template(model, method)
+    overrides = dict(settings.overrides)
+    count: Any = settings.instanceCount if isinstance(settings, TrainingSettings) else None
+    if "replicas" in overrides and method != "eval":
+        replicas = overrides.pop("replicas")
+        if count is not None and replicas != count:
+            problems.append(f"{field}.overrides.replicas: {replicas!r} contradicts {field}.instanceCount {count}")
+        count = replicas if count is None else count
+    count = template.instance_count if count is None else count
+    ok = True
+    for key, message in recipes.override_problems(template, overrides):
+        problems.append(f"{field}.overrides.{key}: {message}")
+        ok = False
+    if not (isinstance(count, int) and not isinstance(count, bool)) or count not in template.instance_counts:
+        problems.append(
+            f"{field}.instanceCount: {count!r} instances; {model} {method} accepts {list(template.instance_counts)}"
+        )
+        ok = False
+    instance_type = settings.instanceType or template.instance_type
+    if instance_type not in template.instance_types:
+        problems.append(
+            f"{field}.instanceType: {instance_type!r} is not supported by the {model} {method} recipe "
+            f"(allowed: {', '.join(template.instance_types)})"
+        )
+        ok = False
+    elif instance_type not in INSTANCE_PRICE_USD_PER_HOUR:
+        problems.append(
+            f"{field}.instanceType: {instance_type!r} has no price in the catalog "
+            f"(priced: {', '.join(sorted(INSTANCE_PRICE_USD_PER_HOUR))})"
+        )
+        ok = False
+    hours = settings.maxRuntimeHours or template.max_runtime_hours
+    if not ok:
+        return None
+    return JobSettings(
+        instanceType=instance_type,
+        instanceCount=count,
+        maxRuntimeSeconds=int(math.ceil(hours * 3600)),
+        overrides=overrides,
+    )
+
+
+def _checks(run: RunInput, *, data_bucket: str | None, graders: Collection[str] | None) -> tuple[list[str], Resolved]:
+    """Semantic problems of a well-formed input, and the pieces of the plan they produce."""
+    problems: list[str] = []
+    model = MODELS.get(run.model)
+    if model is None:
+        problems.append(f"model: unknown model {run.model!r} (supported: {', '.join(sorted(MODELS))})")
+    stages = effective_stages(run)
+    resolved = Resolved(enabled=stages)
+    explicit = run.stages.model_fields_set
+
+    if run.resumeFrom is not None:
+        resume = run.resumeFrom
+        try:
+            parse_s3_uri(resume.checkpoint)
+        except S3UriError as error:
+            problems.append(f"resumeFrom.checkpoint: {error}")
+        else:
+            if not resume.checkpoint.startswith(ESCROW_CHECKPOINT_PREFIX):
+                problems.append(
+                    f"resumeFrom.checkpoint: {resume.checkpoint} is not an escrow checkpoint; give the "
+                    f"{ESCROW_CHECKPOINT_PREFIX}<account>-... URI of an earlier run's checkpoint (its run.json "
+                    "stages.<stage>.checkpoint): the training and Bedrock import roles can read only escrow buckets"
+                )
+        if "sft" in explicit and run.stages.sft:
+            problems.append(f"stages.sft: true contradicts resumeFrom.stage={resume.stage!r}, which skips SFT")
+        if resume.stage == "finalEval" and "rft" in explicit and run.stages.rft:
+            problems.append("stages.rft: true contradicts resumeFrom.stage='finalEval', which skips RFT")
+        if resume.stage == "rft" and not run.stages.rft:
+            problems.append("resumeFrom.stage: 'rft' but stages.rft is false")
+    elif stages.rft and not stages.sft:
+        problems.append(
+            "stages.rft: RFT starts from an SFT checkpoint; enable stages.sft or give "
+            'resumeFrom {"stage": "rft", "checkpoint": "s3://..."}'
+        )
+    elif not stages.sft and not stages.rft:
+        problems.append(
+            "stages: nothing to train; enable stages.sft, or give "
+            'resumeFrom {"stage": "finalEval", "checkpoint": "s3://..."} to evaluate and deploy a checkpoint'
+        )
+
+    needed = {"sft": stages.sft, "rft": stages.rft, "eval": True}
+    for name, used in needed.items():
+        uri = getattr(run.datasets, name)
+        if used and uri is None:
+            why = {"sft": "SFT runs", "rft": "RFT runs", "eval": "the final evaluation feeds the quality gate"}[name]
+            problems.append(f"datasets.{name}: required because {why}")
+    for name in ("sft", "rft", "eval"):
+        uri = getattr(run.datasets, name)
+        if uri is not None:
+            problem = _dataset_uri_problem(f"datasets.{name}", uri, data_bucket)
+            if problem:
+                problems.append(problem)
+
+    if model is not None and stages.rft and model.rft_tag is None:
+        supported = sorted(k for k, m in MODELS.items() if m.rft_tag)
+        problems.append(f"stages.rft: {model.key} has no RFT training image (RFT models: {', '.join(supported)})")
+
+    needs_grader = stages.rft or run.evaluation.task == "rft_eval"
+    resolved.needs_grader = needs_grader
+    if needs_grader and graders is not None and run.grader not in graders:
+        deployed = ", ".join(sorted(graders)) or "none"
+        problems.append(f"grader: {run.grader!r} is not a deployed grader (deployed: {deployed})")
+
+    if model is not None:
+        jobs: dict[str, JobSettings | None] = {}
+        for method in ("sft", "rft"):
+            settings = getattr(run, method)
+            if stages.runs(method) and (method != "rft" or model.rft_tag is not None):
+                jobs[method] = _job_settings(run, model.key, method, problems)
+            elif settings.model_fields_set:
+                _job_settings(run, model.key, method, problems)  # a skipped stage's settings are still checked
+        jobs["eval"] = _job_settings(run, model.key, "eval", problems)
+        resolved.jobs = jobs
+
+    gate = run.gate
+    for name in ("minScore", "minGainOverBaseline"):
+        if not math.isfinite(getattr(gate, name)):
+            problems.append(f"gate.{name}: must be a finite number")
+    problems.extend(_gate_metric_problems(run))
+    if gate.minGainOverBaseline > 0 and not stages.baselineEval:
+        problems.append("gate.minGainOverBaseline: the gain over the baseline needs stages.baselineEval=true")
+    return problems, resolved
+
+
+def _gate_metric_problems(run: RunInput) -> list[str]:
+    """``gate.metric`` must be a metric the evaluation task reports."""
+    task = run.evaluation.task
+    if task == "rft_eval":
+        if "metric" not in run.gate.model_fields_set:
+            return [
+                "gate.metric: required with evaluation.task 'rft_eval': its metric names come from the grader "
+                "and are not documented, so name the metric the gate judges (no default applies)"
+            ]
+        return []
+    if metric_name(run.gate.metric) not in GEN_QA_METRICS:
+        return [f"gate.metric: {run.gate.metric!r} is not a {task} metric (one of: {', '.join(GEN_QA_METRICS)})"]
+    return []
+
+
+def input_problems(
+    payload: object, *, data_bucket: str | None = None, graders: Collection[str] | None = None
+) -> list[str]:
+    """Every problem of ``payload`` found without AWS calls (shape, types, keys, stage combinations)."""
+    if not isinstance(payload, dict):
+        return [f"(input): a run input is a JSON object, got {type(payload).__name__}"]
+    return parse_input(payload, data_bucket=data_bucket, graders=graders)[1]

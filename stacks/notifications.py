@@ -1,0 +1,162 @@
+"""Run notifications: a KMS-encrypted SNS topic and the notify Lambda.
+
+:class:`Notifications` creates the topic (TLS-only, optional email subscription), the
+notify Lambda, which an EventBridge rule calls when an execution of the pipeline ends
+(SUCCEEDED, FAILED, TIMED_OUT or ABORTED), and the dead-letter queue of that rule and
+of the function's asynchronous invocations. The alarms of ``stacks/monitoring.py``
+publish to the same topic.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from lambdas.common import env_names, layout
+from lambdas.common import metric_names as names
+from lambdas.notify.events import TERMINAL_STATUSES
+from stacks.executions import executions_arn, executions_finding
+from stacks.grants import grant_key_use, grant_object_read, grant_object_write
+from stacks.lambda_defaults import ProjectFunction
+from stacks.nag import acknowledge, arn_of
+
+NOTIFY_TIMEOUT = Duration.seconds(60)
+
+
+class Notifications(Construct):
+    """The run-notification topic and the Lambda that turns execution ends into messages."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipeline_name: str,
+        state_machine: sfn.IStateMachine,
+        artifacts_bucket: s3.IBucket,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+        notification_email: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = self._build_topic(pipeline_name, key, notification_email)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            "SQS3",
+            "This queue is itself the dead-letter queue of the notification rule's target and of the notify "
+            "Lambda's asynchronous invocations (configured on those, not as a redrive policy)",
+        )
+        self.function = self._build_function(pipeline_name, state_machine, artifacts_bucket, key, log_retention)
+        self.rule = self._build_rule(pipeline_name, state_machine)
+
+    def _build_topic(self, pipeline_name: str, key: kms.IKey, email: str | None) -> sns.Topic:
+        topic = sns.Topic(
+            self,
+            "RunNotifications",
+            display_name=f"Nova pipeline {pipeline_name}",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        # CloudWatch alarms publish to the topic themselves, so they need the key (SNS encrypts with it).
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublishToEncryptedTopics",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+        if email:
+            topic.add_subscription(subscriptions.EmailSubscription(email))
+        return topic
+
+    def _build_function(
+        self,
+        pipeline_name: str,
+        state_machine: sfn.IStateMachine,
+        artifacts_bucket: s3.IBucket,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+    ) -> ProjectFunction:
+        function = ProjectFunction(
+            self,
+            "NotifyFunction",
+            handler="lambdas.notify.handler.lambda_handler",
+            description="Publishes the outcome of every pipeline execution (metrics, gate, deployment, links)",
+            service_name=names.NOTIFY_SERVICE,
+            log_retention=log_retention,
+            environment={
+                env_names.PIPELINE_NAME: pipeline_name,
+                env_names.ARTIFACTS_BUCKET_NAME: artifacts_bucket.bucket_name,
+                env_names.TOPIC_ARN: self.topic.topic_arn,
+            },
+            timeout=NOTIFY_TIMEOUT,
+            memory_size_mb=256,
+        )
+        role = function.role
+        # Reads run.json; writes run.json/report.html only for runs that could not record themselves.
+        grant_object_read(role, artifacts_bucket, layout.RUNS_PREFIX)
+        grant_object_write(role, artifacts_bucket, layout.RUNS_PREFIX)
+        grant_key_use(role, key)
+        # sns:Publish only (topic.grant_publish would add kms:GenerateDataKey* as well: grant_key_use covers it).
+        iam.Grant.add_to_principal(grantee=role, actions=["sns:Publish"], resource_arns=[self.topic.topic_arn])
+        executions = executions_arn(state_machine)
+        iam.Grant.add_to_principal(grantee=role, actions=["states:GetExecutionHistory"], resource_arns=[executions])
+        function.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.dead_letter_queue),
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            "Run records and reports are keyed by run id under runs/ of the artifacts bucket",
+            f"Resource::{arn_of(artifacts_bucket)}/{layout.RUNS_PREFIX}*",
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            "Executions are named per run: the history of any execution of this one state machine is readable "
+            "(to find the run id and the state where a run stopped)",
+            executions_finding(state_machine),
+        )
+        return function
+
+    def _build_rule(self, pipeline_name: str, state_machine: sfn.IStateMachine) -> events.Rule:
+        rule = events.Rule(
+            self,
+            "ExecutionEnded",
+            description=f"Every ended execution of pipeline {pipeline_name} (aborted ones included)",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={"stateMachineArn": [state_machine.state_machine_arn], "status": list(TERMINAL_STATUSES)},
+            ),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.function.function,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=8,
+                max_event_age=Duration.hours(24),
+            )
+        )
+        return rule
