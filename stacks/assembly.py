@@ -30,5 +30,5 @@ def definition_text(properties: Mapping[str, Any], assembly_dir: Path, stack_nam
     manifest = json.loads(manifest_file.read_text())
     for asset in manifest.get("files", {}).values():
         if any(d.get("objectKey") == location["Key"] for d in asset.get("destinations", {}).values()):
-            return (assembly_dir / asset["source"]["path"]).read_text()
+            return (assembly_dir / str(asset["source"]["path"])).read_text()
     raise AssemblyError(f"definition asset {location['Key']} is not in {manifest_file.name}")

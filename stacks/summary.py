@@ -9,11 +9,12 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from stacks.assembly import definition_text
 
 
-def _states(definition: dict, depth: int = 0) -> list[str]:
+def _states(definition: dict[str, Any], depth: int = 0) -> list[str]:
     """State names in definition order, branches of Parallel/Map indented beneath their state."""
     lines: list[str] = []
     for name, state in definition.get("States", {}).items():
