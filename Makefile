@@ -56,10 +56,12 @@ run: synth rehearse
 test: setup
 	$(PY) -m pytest
 
-# The gates CI runs before the tests: lint and format (ruff), and the definition file matches its description.
+# The gates CI runs before the tests: lint and format (ruff), types (mypy --strict on lambdas/, stacks/ and
+# stepfunctions/, configured in pyproject.toml), and the definition file matches its description.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(PY) -m stepfunctions --check
 
 # Regenerate stepfunctions/pipeline.asl.json from stepfunctions/pipeline.py.

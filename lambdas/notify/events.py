@@ -50,6 +50,7 @@ def run_id_in(state: object) -> str | None:
     if not isinstance(state, dict):
         return None
     for holder in (state, state.get("plan")):
-        if isinstance(holder, dict) and isinstance(holder.get("runId"), str) and holder["runId"]:
-            return holder["runId"]
+        run_id = holder.get("runId") if isinstance(holder, dict) else None
+        if isinstance(run_id, str) and run_id:
+            return run_id
     return None

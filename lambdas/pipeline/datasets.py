@@ -229,7 +229,7 @@ def validate_stream(
     *,
     max_errors: int = MAX_REPORTED_ERRORS,
     chunk_bytes: int = CHUNK_BYTES,
-    sample: list[dict] | None = None,
+    sample: list[dict[str, Any]] | None = None,
     sample_size: int = 0,
 ) -> DatasetReport:
     """Check every line of ``stream`` as a ``kind`` row.
@@ -273,6 +273,6 @@ def validate_stream(
                     continue
         error_count += 1
         if len(errors) < max_errors:
-            errors.append(LineError(number, message))
+            errors.append(LineError(number, message or "invalid"))
     report.rows, report.error_count, report.bytes, report.blank_lines = rows, error_count, size, blank
     return report

@@ -90,8 +90,8 @@ class RecipeTemplate:
     max_runtime_hours: float
     overrides: dict[str, OverrideSpec]
     derived: dict[tuple[str, ...], tuple[tuple[str, ...], float]]
-    recipe: dict
-    tasks: dict[str, dict] = field(default_factory=dict)
+    recipe: dict[str, Any]
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def default(self, key: str) -> Any:
         """The base recipe's value of override ``key`` (before derivations)."""
@@ -102,7 +102,7 @@ def _path(dotted: str) -> tuple[str, ...]:
     return tuple(dotted.split("."))
 
 
-def _get(tree: dict, path: tuple[str, ...]) -> Any:
+def _get(tree: dict[str, Any], path: tuple[str, ...]) -> Any:
     node: Any = tree
     for part in path:
         if not isinstance(node, dict) or part not in node:
@@ -111,7 +111,7 @@ def _get(tree: dict, path: tuple[str, ...]) -> Any:
     return node
 
 
-def _set(tree: dict, path: tuple[str, ...], value: Any) -> None:
+def _set(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node = tree
     for part in path[:-1]:
         node = node[part]
@@ -120,7 +120,7 @@ def _set(tree: dict, path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             _merge(base[key], value)
@@ -251,7 +251,7 @@ def render(
     reward_lambda_arn: str | None = None,
     data_uri: str | None = None,
     task: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The recipe tree of one job: base recipe, task sections, run fields, overrides, derivations."""
     problems = override_problems(template, overrides)
     if problems:
@@ -289,6 +289,6 @@ def render(
     return recipe
 
 
-def to_yaml(recipe: dict) -> str:
+def to_yaml(recipe: dict[str, Any]) -> str:
     """The recipe as the YAML file the container reads."""
-    return yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False)
+    return str(yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False))
