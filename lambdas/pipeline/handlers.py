@@ -343,12 +343,11 @@ def _render_report(run: RunRecord) -> str:
     return render_report(run)
 
 
-@logger.inject_lambda_context(log_event=False)
-def record_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Record run: run.json and report.html (SUCCEEDED or GATE_REJECTED), champion after a deployment."""
+def _record(event: dict[str, Any], write: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """Parse the run state and write its record with ``write`` (``record.record_run`` or ``record_failed_run``)."""
     parsed = RecordEvent.model_validate(event)
     env = environment()
-    written = record.record_run(
+    return write(
         parsed.run,
         s3=client("s3"),
         bucket=env.artifacts_bucket,
@@ -358,6 +357,12 @@ def record_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         render_report=_render_report,
         log=_log,
     )
+
+
+@logger.inject_lambda_context(log_event=False)
+def record_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Record run: run.json and report.html (SUCCEEDED or GATE_REJECTED), champion after a deployment."""
+    written = _record(event, record.record_run)
     logger.info("run recorded", extra=written)
     return written
 
@@ -365,18 +370,7 @@ def record_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context(log_event=False)
 def record_failed_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Record failed run: run.json with status FAILED, the failed stage and its cause."""
-    parsed = RecordEvent.model_validate(event)
-    env = environment()
-    written = record.record_failed_run(
-        parsed.run,
-        s3=client("s3"),
-        bucket=env.artifacts_bucket,
-        ended_at=parsed.endedAt,
-        region=env.region,
-        pipeline_name=env.pipeline_name,
-        render_report=_render_report,
-        log=_log,
-    )
+    written = _record(event, record.record_failed_run)
     logger.info("failed run recorded", extra={"error": written["error"], "run_record": written["runRecord"]})
     return written
 
