@@ -36,6 +36,10 @@ JOB_OVERHEAD_S = 3600
 # which keeps the execution history far below Step Functions' 25,000 events.
 MAX_ATTEMPTS_BESIDE_SIBLING = 48
 _STILL_RUNNING = {"InProgress"}
+# Earlier attempts' errors kept in a job and its stage record, and how much of each.
+MAX_KEPT_ERRORS = 5
+MAX_ERROR_CHARS = 200
+MAX_CAUSE_CHARS = 1000
 
 
 class MissingCheckpointError(RuntimeError):
@@ -98,7 +102,10 @@ def max_attempts(stage: str, plan: Plan) -> int:
 
 def _attempt_error(previous: JobAttempt, error: StepError) -> AttemptError:
     return AttemptError(
-        attempt=previous.attempt, job=previous.name, error=error.Error or "", cause=(error.Cause or "")[:2000]
+        attempt=previous.attempt,
+        job=previous.name,
+        error=(error.Error or "")[:MAX_ERROR_CHARS],
+        cause=(error.Cause or "")[:MAX_CAUSE_CHARS],
     )
 
 
@@ -133,6 +140,9 @@ def prepare_job(
     errors = list(previous.errors)
     if previous.lastError is not None:
         errors.append(_attempt_error(previous, previous.lastError))
+    # The job travels in the execution state (256 KB at most) and into the stage record: a retry storm
+    # keeps its last few errors; the attempt numbers say how many came before.
+    errors = errors[-MAX_KEPT_ERRORS:]
     if previous.name:
         stop_previous_attempt(sagemaker, previous.name)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -160,6 +161,20 @@ def test_a_retry_gets_a_new_name_stops_a_leftover_job_and_remembers_the_error(s3
         }
     ]
     assert job["startedAt"] == previous["startedAt"]
+
+
+def test_a_retry_storm_keeps_the_job_small(s3: Any) -> None:
+    # Given a job beside a long sibling that fails every attempt with a long cause (a job description)
+    previous = _prepare(s3, "baselineEval")
+    for _ in range(jobs.MAX_ATTEMPTS_BESIDE_SIBLING):
+        failed = {**previous, "lastError": {"Error": "States.TaskFailed" * 40, "Cause": "x" * 20_000}}
+        previous = _prepare(s3, "baselineEval", previous=failed)
+    # Then only the last few errors are kept, each truncated, and the attempt numbers say what came before
+    assert previous["attempt"] == jobs.MAX_ATTEMPTS_BESIDE_SIBLING + 1
+    assert [e["attempt"] for e in previous["errors"]] == list(range(44, 49))
+    assert all(len(e["cause"]) == jobs.MAX_CAUSE_CHARS for e in previous["errors"])
+    assert all(len(e["error"]) == jobs.MAX_ERROR_CHARS for e in previous["errors"])
+    assert len(json.dumps(previous)) < 8 * 1024
 
 
 def test_a_failed_or_never_created_previous_job_is_not_stopped(s3: Any) -> None:
