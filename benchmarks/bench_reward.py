@@ -156,10 +156,10 @@ def numeric_batch(rng: random.Random) -> list[dict]:
                 f"{_prose(rng, rng.randint(100, 200))}\n\n| item | 2019 | 2018 |\n|---|---|---|\n{table}\n\n"
                 f"{_prose(rng, rng.randint(50, 100))}\n\nWhat was the percentage change in {_prose(rng, 3)}?"
             )
-            got = value if rng.random() < 0.6 else value + rng.choice([-5.0, 0.3, 12.0])
+            stated = value if rng.random() < 0.6 else value + rng.choice([-5.0, 0.3, 12.0])
             text = (
                 f"{_prose(rng, rng.randint(40, 80))}: ({rng.randint(100, 999)} - {rng.randint(100, 999)}) / "
-                f"{rng.randint(100, 999)} = {round(value / 100, 4)}.\nANSWER: {got}%"
+                f"{rng.randint(100, 999)} = {round(value / 100, 4)}.\nANSWER: {stated}%"
             )
             reference = f"{value}%" if rng.random() < 0.5 else round(value / 100, 4)
         items.append(

@@ -57,7 +57,7 @@ import threading
 import time as _time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 from botocore.exceptions import ClientError
@@ -75,6 +75,7 @@ from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_parallel.branch_worker import BranchWorker
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
@@ -113,7 +114,7 @@ _original_invoke = LambdaSimpleBackend.invoke
 
 def _invoke(
     self: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
-) -> bytes | None:
+) -> str | bytes | None:
     function = self.get_function(function_name, qualifier)
     runtime = _ACTIVE.runtime
     if runtime is None or not runtime.knows(function.function_arn):
@@ -145,11 +146,26 @@ def sagemaker_error_name(code: str) -> str:
     return f"SageMaker.{code}" if code.endswith("Exception") else f"SageMaker.{code}Exception"
 
 
+def _task_failed(*, resource: str, resource_type: str, error: str, cause: str) -> EventDetails:
+    """The details of a TaskFailed event.
+
+    moto declares every kind of event detail a required key of ``EventDetails``, yet an event
+    carries exactly one, as moto's own tasks build them.
+    """
+    details = TaskFailedEventDetails(resource=resource, resourceType=resource_type, error=error, cause=cause)
+    return cast(EventDetails, {"taskFailedEventDetails": details})
+
+
 class SageMakerTask(StateTaskServiceCallback):
     """``arn:aws:states:::sagemaker:<action>[.sync]`` against the simulated SageMaker."""
 
     def __init__(self) -> None:
-        super().__init__(supported_integration_patterns={ResourceCondition.Sync, ResourceCondition.WaitForTaskToken})
+        super().__init__(
+            supported_integration_patterns={
+                ResourceCondition(ResourceCondition.Sync),
+                ResourceCondition(ResourceCondition.WaitForTaskToken),
+            }
+        )
 
     def _validate_service_integration_is_supported(self) -> None:
         pass  # any SageMaker action is forwarded to the simulator; unknown ones fail at run time
@@ -178,6 +194,8 @@ class SageMakerTask(StateTaskServiceCallback):
         env.stack.pop()  # the create response; the task's output is the final description
         name = normalised_parameters["TrainingJobName"]
         simulator = _ACTIVE.sagemaker
+        if simulator is None:
+            raise RuntimeError("The rehearsal's SageMaker simulator is not installed")
 
         def resolve() -> dict:
             if not env.is_running():  # the branch was cancelled: Step Functions stops the job
@@ -191,20 +209,27 @@ class SageMakerTask(StateTaskServiceCallback):
                     env=env,
                     error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
                     event_type=HistoryEventType.TaskFailed,
-                    event_details=EventDetails(
-                        taskFailedEventDetails=TaskFailedEventDetails(
-                            resource=self._get_sfn_resource(),
-                            resourceType=self._get_sfn_resource_type(),
-                            error=StatesErrorNameType.StatesTaskFailed.to_name(),
-                            cause=to_json_str(description),
-                        )
+                    event_details=_task_failed(
+                        resource=self._get_sfn_resource(),
+                        resource_type=self._get_sfn_resource_type(),
+                        error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                        cause=to_json_str(description),
                     ),
                 )
             )
 
         return resolve
 
-    def _eval_sync(self, env: Any, sync_resolver: Callable[[], Any], **_: Any) -> Any:
+    def _eval_sync(
+        self,
+        env: Any,
+        sync_resolver: Callable[[], Any] | None,
+        timeout_seconds: int | None,
+        callback_endpoint: Any,
+        heartbeat_endpoint: Any,
+    ) -> Any:
+        if sync_resolver is None:
+            raise RuntimeError("a .sync task without a resolver")
         return sync_resolver()  # one call: the simulated wait happens on the clock, not in a poll loop
 
     def _from_error(self, env: Any, ex: Exception) -> FailureEvent:
@@ -220,19 +245,17 @@ class SageMakerTask(StateTaskServiceCallback):
                 env=env,
                 error_name=CustomErrorName(error),
                 event_type=HistoryEventType.TaskFailed,
-                event_details=EventDetails(
-                    taskFailedEventDetails=TaskFailedEventDetails(
-                        error=error,
-                        cause=cause,
-                        resource=self._get_sfn_resource(),
-                        resourceType=self._get_sfn_resource_type(),
-                    )
+                event_details=_task_failed(
+                    resource=self._get_sfn_resource(),
+                    resource_type=self._get_sfn_resource_type(),
+                    error=error,
+                    cause=cause,
                 ),
             )
         return super()._from_error(env=env, ex=ex)
 
 
-_original_service_for = state_task_factory.state_task_service_for
+_original_service_for = state_task_service_factory.state_task_service_for
 
 
 def _service_for(service_name: str) -> Any:
@@ -279,14 +302,16 @@ _original_branches_eval = branches_decl.BranchesDecl._eval_body
 
 
 def _branch_start(self: BranchWorker) -> None:
-    pool = self._branch_worker_comm
-    if getattr(pool, "_termination_event", None) is not None and pool._termination_event.is_set():
+    termination: threading.Event | None = getattr(self._branch_worker_comm, "_termination_event", None)
+    if termination is not None and termination.is_set():
         return  # a sibling already failed: Step Functions would stop this branch
     parent = clock.current()
     lane = parent.fork() if parent else None
     with clock.using(lane):
         _original_branch_start(self)
-    self._worker_thread.join()
+    worker = self._worker_thread
+    if worker is not None:
+        worker.join()
     if parent is not None and lane is not None:
         parent.children.append(lane)
 

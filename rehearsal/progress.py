@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -76,7 +76,7 @@ class ProgressView:
         self._failure: dict[str, str] = {}
         self._current = ""
 
-    def _at(self, event: dict) -> float:
+    def _at(self, event: Mapping[str, Any]) -> float:
         stamp = event["timestamp"]
         if isinstance(stamp, str):
             stamp = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
@@ -88,12 +88,12 @@ class ProgressView:
         self.out.write(text + "\n")
         self.out.flush()
 
-    def feed(self, events: list[dict]) -> None:
+    def feed(self, events: Sequence[Mapping[str, Any]]) -> None:
         for event in events[self.seen :]:
             self._event(event)
         self.seen = len(events)
 
-    def _event(self, event: dict) -> None:
+    def _event(self, event: Mapping[str, Any]) -> None:
         kind = event["type"]
         at = self._at(event)
         if kind in ("TaskStateEntered", "ParallelStateEntered"):

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any, TextIO
 
 import boto3
 from moto import mock_aws
+from moto.core.config import DefaultConfig
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from offline import ACCOUNT
@@ -40,7 +42,7 @@ from rehearsal.simulators.service_quotas import DEFAULT_QUOTAS, ServiceQuotasSim
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASET_PREFIX = "datasets/rehearsal"
-MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+MOTO_CONFIG: DefaultConfig = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
 
 
@@ -266,14 +268,14 @@ def _follow(sfn: Any, execution_arn: str, view: ProgressView, timeout: float) ->
         time.sleep(0.05)
 
 
-def _history(sfn: Any, execution_arn: str) -> list[dict]:
+def _history(sfn: Any, execution_arn: str) -> list[Mapping[str, Any]]:
     """The execution's events, read from moto's backend: the API would serialize the whole history per poll."""
     _, _, _, region, account, *_ = execution_arn.split(":")
     try:
         backend = stepfunctions_parser_backends[account][region]
         return list(backend.get_execution_history(execution_arn)["events"])
     except Exception:  # noqa: BLE001 - another moto layout: the public API is always there
-        events: list[dict] = []
+        events: list[Mapping[str, Any]] = []
         token = None
         while True:
             page = sfn.get_execution_history(

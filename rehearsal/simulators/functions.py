@@ -60,22 +60,25 @@ class _RoutedStream(io.TextIOBase):
     runtimes must still receive that output.
     """
 
-    def __init__(self, sinks: threading.local, default: TextIO) -> None:
+    def __init__(self, sinks: threading.local, default: TextIO | None) -> None:
         self.passthrough: TextIO | None = None
         self._sinks = sinks
-        self._default = default
+        self._default = default  # None when the process has no such stream: output is dropped
 
-    def _target(self) -> TextIO:
-        stack = getattr(self._sinks, "stack", None)
+    def _target(self) -> TextIO | None:
+        stack: list[TextIO] | None = getattr(self._sinks, "stack", None)
         if stack:
             return stack[-1]
         return self.passthrough or self._default
 
-    def write(self, text: str) -> int:  # type: ignore[override]
-        return self._target().write(text)
+    def write(self, text: str) -> int:
+        target = self._target()
+        return target.write(text) if target is not None else len(text)
 
     def flush(self) -> None:
-        self._target().flush()
+        target = self._target()
+        if target is not None:
+            target.flush()
 
     def isatty(self) -> bool:
         return False
@@ -139,10 +142,10 @@ class FunctionRuntime:
         self._saved_streams = (sys.stdout, sys.stderr)
         if sys.stdout is not _STDOUT:
             _STDOUT.passthrough = sys.stdout
-            sys.stdout = _STDOUT  # type: ignore[assignment]
+            sys.stdout = _STDOUT
         if sys.stderr is not _STDERR:
             _STDERR.passthrough = sys.stderr
-            sys.stderr = _STDERR  # type: ignore[assignment]
+            sys.stderr = _STDERR
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -214,10 +217,12 @@ class FunctionRuntime:
             raise ModuleNotFoundError(f"No module named {dotted!r}")
         unique = f"_rehearsal_fn_{len(self._handlers)}_{dotted.replace('.', '_')}"
         spec = importlib.util.spec_from_file_location(unique, origin.origin)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        if spec is None or spec.loader is None:
+            raise ModuleNotFoundError(f"No loader for module {dotted!r} at {origin.origin}")
+        module = importlib.util.module_from_spec(spec)
         module.__package__ = parent  # relative imports resolve inside the real package
         sys.modules[unique] = module
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        spec.loader.exec_module(module)
         return module
 
     @contextmanager

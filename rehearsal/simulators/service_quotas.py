@@ -56,7 +56,7 @@ class ServiceQuotasSimulator:
             return {"Quotas": []}
         start = int(params.get("NextToken") or 0)
         size = params.get("MaxResults", 100)
-        page = {"Quotas": quotas[start : start + size]}
+        page: dict[str, object] = {"Quotas": quotas[start : start + size]}
         if start + size < len(quotas):
             page["NextToken"] = str(start + size)
         return page

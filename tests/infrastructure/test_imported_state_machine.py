@@ -122,5 +122,7 @@ def test_an_arn_known_only_at_deployment_gives_the_name_from_the_arn(tmp_path: P
         ("TriggerFunction", "states:DescribeExecution"),
         ("NotifyFunction", "states:GetExecutionHistory"),
     ]:
-        parts = _resource_of(template, role_fragment, action)["Fn::Join"][1]  # type: ignore[index]
+        resource = _resource_of(template, role_fragment, action)
+        assert isinstance(resource, dict)
+        parts = resource["Fn::Join"][1]
         assert parts[-2:] == [name, ":*"]

@@ -16,6 +16,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 from moto.events.models import EventPattern
+from moto.events.utils import EventMessageType
 
 from lambdas.common import metric_names as names
 from stacks.graders import Graders
@@ -150,7 +151,7 @@ def _request_rule(template_json: dict) -> dict:
     return rule
 
 
-def _s3_event(key: str, bucket: str = DATA_BUCKET) -> dict:
+def _s3_event(key: str, bucket: str = DATA_BUCKET) -> EventMessageType:
     return {
         "source": "aws.s3",
         "detail-type": "Object Created",
@@ -265,7 +266,7 @@ def _object_patterns(statement: dict) -> list[str]:
 
 def test_the_trigger_lambda_touches_exactly_the_request_prefixes(template_json: dict) -> None:
     statements = _policy_of(template_json, "TriggerFunctionRole")
-    by_action = {}
+    by_action: dict[str, list[str]] = {}
     for s in statements:
         for action in [s["Action"]] if isinstance(s["Action"], str) else s["Action"]:
             by_action.setdefault(action, []).extend(_object_patterns(s))

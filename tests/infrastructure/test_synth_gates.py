@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3 as s3
 
@@ -25,6 +26,7 @@ def test_nag_gate_fails_synthesis_on_an_unacknowledged_finding(tmp_path: Path) -
 
     app = build_app(outdir=str(tmp_path))
     stack = app.node.find_child("NovaCustomization")
+    assert isinstance(stack, cdk.Stack)
     s3.CfnBucket(stack, "InsecureBucket")
     # When it is synthesized, then the AwsSolutions plugin stops synthesis and names the rule
     with pytest.raises(RuntimeError, match="ValidationFailed"):

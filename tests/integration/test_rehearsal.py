@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,8 @@ from rehearsal.simulators.faults import Durations
 PREVIOUS_SFT_CHECKPOINT = "s3://customer-escrow-123456789012-smtj-0a1b2c3d/nova-earlier-run-sft-a1/checkpoint/"
 
 
-def _rehearse(synthesized: Synthesized, out_dir: Path, **scenario: object) -> Result:
-    return rehearse(Scenario(**scenario), synthesized=synthesized, out_dir=out_dir)  # type: ignore[arg-type]
+def _rehearse(synthesized: Synthesized, out_dir: Path, **scenario: Any) -> Result:
+    return rehearse(Scenario(**scenario), synthesized=synthesized, out_dir=out_dir)
 
 
 def _model_requests(result: Result) -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ def test_a_path_key_must_hold_a_path_and_a_literal_key_a_literal() -> None:
 
 
 def test_a_names_only_check_ignores_values_but_not_names() -> None:
-    document = {
+    document: dict[str, Any] = {
         "StartAt": "Job",
         "States": {"Job": _job(ResourceConfig={"InstanceType": "ml.nope", "InstanceCont": 1})},
     }
@@ -93,7 +94,7 @@ def test_rendering_substitutes_every_placeholder_and_refuses_a_missing_one() -> 
 
 def test_the_walk_visits_parallel_branches_and_map_processors_in_order() -> None:
     leaf = {"Type": "Pass", "End": True}
-    definition = {
+    definition: dict[str, Any] = {
         "StartAt": "P",
         "States": {
             "P": {
@@ -128,4 +129,6 @@ def test_archives_hold_their_members_in_order() -> None:
     data = tar_gz({"manifest.json": b"{}", "eval/results_1.json": b'{"a": 1}'})
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
         assert archive.getnames() == ["manifest.json", "eval/results_1.json"]
-        assert archive.extractfile("eval/results_1.json").read() == b'{"a": 1}'  # type: ignore[union-attr]
+        member = archive.extractfile("eval/results_1.json")
+        assert member is not None
+        assert member.read() == b'{"a": 1}'

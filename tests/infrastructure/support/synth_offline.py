@@ -22,7 +22,7 @@ def _guarded_connect(self, address):
     _refuse(f"connect {address!r}")
 
 
-socket.socket.connect = _guarded_connect
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 socket.create_connection = lambda address, *a, **k: _refuse(f"connect {address!r}")
 socket.getaddrinfo = lambda host, *a, **k: _refuse(f"dns {host}")
 

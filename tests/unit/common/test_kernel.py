@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import AliasChoices
 
 from lambdas.common import env_names, layout
 from lambdas.common.aws_errors import error_code, is_access_denied, is_missing, is_precondition_failed
@@ -52,7 +53,11 @@ def test_every_settings_model_reads_the_shared_variable_names() -> None:
     for model in (PipelineEnvironment, NotifySettings, TriggerSettings):
         for field in model.model_fields.values():
             alias = field.validation_alias
-            names = [alias] if isinstance(alias, str) else list(alias.choices)  # type: ignore[union-attr]
+            if isinstance(alias, str):
+                names: list[object] = [alias]
+            else:
+                assert isinstance(alias, AliasChoices), (model.__name__, alias)
+                names = list(alias.choices)
             declared = {value for name, value in vars(env_names).items() if name.isupper()}
             assert set(names) <= declared, (model.__name__, names)
 

@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from lambdas.pipeline import bedrock
-from lambdas.pipeline.schema import ImportedModel
+from lambdas.pipeline.schema import ImportedModel, Poll
 from tests.unit.pipeline import samples
 
 MODEL_ARN = "arn:aws:bedrock:us-east-1:123456789012:custom-model/imported/abcdef123456"
@@ -69,6 +69,12 @@ def _import(fake: FakeBedrock, rft: bool = True) -> ImportedModel:
         stages=samples.stages_after_training(rft=rft),
         role_arn=samples.IMPORT_ROLE_ARN,
     )
+
+
+def _poll(model: ImportedModel) -> Poll:
+    """The poll state of a model that has been checked at least once."""
+    assert model.poll is not None
+    return model.poll
 
 
 def test_the_rft_checkpoint_is_imported_with_the_import_role_tags_and_a_run_token() -> None:
@@ -153,9 +159,9 @@ def test_polling_backs_off_and_reports_the_status() -> None:
     waits = []
     while model.status != "Active":
         model = bedrock.check_import(bedrock=fake, model=model)
-        waits.append(model.poll.waitSeconds)
+        waits.append(_poll(model).waitSeconds)
     assert waits == [120, 240, 480, 600, 600, 600]
-    assert model.poll.count == 6 and not model.poll.exhausted
+    assert _poll(model).count == 6 and not _poll(model).exhausted
 
 
 def test_a_failed_import_carries_the_failure_message() -> None:
@@ -169,9 +175,9 @@ def test_polls_are_exhausted_after_the_limit(monkeypatch: pytest.MonkeyPatch) ->
     fake = FakeBedrock(statuses=["Creating"] * 5)
     model = _import(fake)
     model = bedrock.check_import(bedrock=fake, model=model)
-    assert not model.poll.exhausted
+    assert not _poll(model).exhausted
     model = bedrock.check_import(bedrock=fake, model=model)
-    assert model.poll.exhausted
+    assert _poll(model).exhausted
 
 
 def test_the_deployment_is_created_for_the_imported_model_with_its_own_token() -> None:

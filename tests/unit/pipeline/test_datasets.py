@@ -18,7 +18,7 @@ class CountingStream(io.BytesIO):
 
     largest = 0
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int | None = -1, /) -> bytes:
         self.largest = max(self.largest, size if size is not None and size >= 0 else 1 << 62)
         return super().read(size)
 

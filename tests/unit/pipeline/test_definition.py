@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from lambdas.pipeline import bedrock, gate, handlers, metrics, naming, record, retry
 from lambdas.pipeline.schema import JobAttempt, Plan, RunState, StageRecord
@@ -320,7 +321,10 @@ def test_a_slow_evaluation_would_show_on_the_critical_path() -> None:
 
 def test_the_skip_decisions_read_the_plans_enabled_stage_flags() -> None:
     field = ENABLED.removeprefix("$.plan.")
-    assert field in Plan.model_fields and "deploy" in Plan.model_fields[field].annotation.model_fields
+    assert field in Plan.model_fields
+    flags = Plan.model_fields[field].annotation
+    assert isinstance(flags, type) and issubclass(flags, BaseModel)
+    assert "deploy" in flags.model_fields
 
 
 @pytest.mark.parametrize("stage", naming.STAGES)

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 
 from lambdas.pipeline import jobs
 from lambdas.pipeline.jobs import MissingCheckpointError, prepare_job
 from lambdas.pipeline.naming import STAGE_METHODS
-from lambdas.pipeline.schema import JobAttempt, Plan, StageRecords
+from lambdas.pipeline.schema import JobAttempt, Plan, StageName, StageRecords
 from tests.unit.pipeline import samples
 
 IMAGE_ACCOUNT = "708977205387"
@@ -26,11 +27,10 @@ class FakeSageMaker:
 
     def describe_training_job(self, TrainingJobName: str) -> dict:
         if TrainingJobName not in self.statuses:
-            error = Exception("Requested resource not found")
-            error.response = {  # type: ignore[attr-defined]
-                "Error": {"Code": "ValidationException", "Message": "Requested resource not found"}
-            }
-            raise error
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": "Requested resource not found"}},
+                "DescribeTrainingJob",
+            )
         return {"TrainingJobStatus": self.statuses[TrainingJobName]}
 
     def stop_training_job(self, TrainingJobName: str) -> None:
@@ -39,7 +39,7 @@ class FakeSageMaker:
 
 def _prepare(
     s3: Any,
-    stage: str,
+    stage: StageName,
     *,
     plan: Plan | None = None,
     stages: StageRecords | None = None,
@@ -124,7 +124,7 @@ def test_rft_starts_from_the_sft_checkpoint_with_the_grader_as_reward(s3: Any) -
         ("finalEval", False, samples.SFT_CHECKPOINT),
     ],
 )
-def test_evaluations_judge_the_right_model(s3: Any, stage: str, rft: bool, location: str | None) -> None:
+def test_evaluations_judge_the_right_model(s3: Any, stage: StageName, rft: bool, location: str | None) -> None:
     job = _prepare(s3, stage, stages=samples.stages_after_training(rft=rft))
     hyper = job["request"]["hyperParameters"]
     assert hyper.get("base_model_location") == location

@@ -146,7 +146,7 @@ def test_the_deployed_grader_is_invoked_synchronously_with_a_bare_list() -> None
                 if self.error
                 else [{"id": i["id"], "aggregate_reward_score": 0.5} for i in items]
             )
-            response = {"Payload": io.BytesIO(json.dumps(body).encode())}
+            response: dict[str, object] = {"Payload": io.BytesIO(json.dumps(body).encode())}
             if self.error:
                 response["FunctionError"] = "Unhandled"
             return response

@@ -10,6 +10,7 @@ from botocore.stub import Stubber
 
 from lambdas.pipeline import quotas
 from lambdas.pipeline.quotas import QuotaLookupError, instance_needs, service_quotas_lookup
+from lambdas.pipeline.schema import Plan
 from tests.unit.pipeline import samples
 
 P5 = "ml.p5.48xlarge"
@@ -33,7 +34,7 @@ def _fixed(values: dict[str, float]):
     return lookup
 
 
-def _final_evaluation_only() -> dict:
+def _final_evaluation_only() -> Plan:
     return samples.plan(
         stages={"baselineEval": False}, resumeFrom={"stage": "finalEval", "checkpoint": samples.RFT_CHECKPOINT}
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import yaml
 
@@ -12,9 +14,9 @@ NOVA_2 = MODELS["nova-2-lite"]
 SHIPPED = [(m, method) for m in MODELS for method in ("sft", "rft", "eval") if recipes.available(m, method)]
 
 
-def _render(model: str, method: str, **kwargs):
+def _render(model: str, method: str, **kwargs: Any) -> dict[str, Any]:
     template = recipes.load_template(model, method)
-    defaults = {
+    defaults: dict[str, Any] = {
         "job_name": "nova-run-1-x-a1",
         "model": MODELS[model],
         "model_location": MODELS[model].model_name_or_path,

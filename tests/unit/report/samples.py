@@ -12,7 +12,7 @@ MODEL_ARN = f"arn:aws:bedrock:{REGION}:123456789012:custom-model/imported/abc123
 
 
 def _stage(job: str | None, start: str, end: str, metrics: dict | None = None, status: str = "SUCCEEDED") -> dict:
-    stage = {"status": status, "startedAt": start, "endedAt": end}
+    stage: dict[str, object] = {"status": status, "startedAt": start, "endedAt": end}
     if job:
         stage["jobName"] = job
     if metrics is not None:

@@ -49,15 +49,30 @@ class Page(HTMLParser):
         return " ".join(" ".join(self.text).split())
 
 
+def _value(attrs: dict[str, str | None], name: str) -> str:
+    """The value of an attribute the element must carry."""
+    value = attrs.get(name)
+    assert value is not None, f"no {name} attribute in {attrs}"
+    return value
+
+
+def _group(pattern: str, html: str) -> str:
+    """The first group of the first match of ``pattern``, which must match."""
+    match = re.search(pattern, html)
+    assert match is not None, pattern
+    return match.group(1)
+
+
 def _bars(page: Page) -> dict[str, dict[str, float]]:
     """metric -> series -> value, read from the chart's bars (groups carry the metric name)."""
     bars: dict[str, dict[str, float]] = {}
     metric = None
     for tag, attrs in page.elements:
         if tag == "g" and attrs.get("class") == "metric":
-            metric = attrs["data-metric"]
+            metric = _value(attrs, "data-metric")
         if tag == "rect" and attrs.get("class") == "bar":
-            bars.setdefault(metric, {})[attrs["data-series"]] = float(attrs["data-value"])
+            assert metric is not None, "a bar outside a metric group"
+            bars.setdefault(metric, {})[_value(attrs, "data-series")] = float(_value(attrs, "data-value"))
     return bars
 
 
@@ -77,7 +92,7 @@ def test_bars_of_one_metric_are_proportional_to_their_values() -> None:
     html = render_report(SUCCEEDED_RUN)
     # Scores share the 0..1 scale; latency is scaled to its own largest value
     for metric, ratio in (("exact_match", 0.52 / 0.78), ("latency_ms", 820 / 790)):
-        group = re.search(rf'<g class="metric" data-metric="{metric}">(.*?)</g>', html).group(1)
+        group = _group(rf'<g class="metric" data-metric="{metric}">(.*?)</g>', html)
         widths = [float(w) for w in re.findall(r'<rect[^>]* width="([\d.]+)"', group)]
         assert len(widths) == 3
         assert widths[0] / widths[2] == pytest.approx(ratio, rel=1e-2)
@@ -107,7 +122,7 @@ def test_gate_decision_timeline_and_links() -> None:
         "finalEval",
     ]
     assert "2 h 10 min" in page.visible  # SFT duration
-    hrefs = [a["href"] for a in page.find("a")]
+    hrefs = [_value(a, "href") for a in page.find("a")]
     assert any("sagemaker/home?region=us-east-1#/jobs/nova-weekly-rft-1" in h for h in hrefs)
     assert any("states/home?region=us-east-1#/v2/executions/details/arn:aws:states" in h for h in hrefs)
     assert any("bedrock/home?region=us-east-1" in h for h in hrefs)
@@ -175,13 +190,13 @@ def test_without_rft_the_final_evaluation_is_labelled_final() -> None:
     run = copy.deepcopy(SUCCEEDED_RUN)
     run["stages"]["rft"] = {"status": "SKIPPED"}
     html = render_report(run)
-    header = re.search(r'<table id="metrics-table"><thead>(.*?)</thead>', html).group(1)
+    header = _group(r'<table id="metrics-table"><thead>(.*?)</thead>', html)
     assert re.findall(r"<th[^>]*>([^<]+)</th>", header) == ["Metric", "Baseline", "SFT", "Final"]
 
 
 def test_with_rft_the_columns_are_baseline_sft_rft() -> None:
     html = render_report(SUCCEEDED_RUN)
-    header = re.search(r'<table id="metrics-table"><thead>(.*?)</thead>', html).group(1)
+    header = _group(r'<table id="metrics-table"><thead>(.*?)</thead>', html)
     assert re.findall(r"<th[^>]*>([^<]+)</th>", header) == ["Metric", "Baseline", "SFT", "RFT"]
 
 
@@ -225,7 +240,7 @@ def test_a_record_built_by_the_pipeline_renders() -> None:
     page = Page(render_record(record))
     assert _bars(page)["exact_match"] == {"baseline": 0.52, "sft": 0.66, "rft": 0.78}
     assert "request-x" in page.visible and "etag-datasets/sft.jsonl" in page.visible
-    assert any("#/jobs/nova-weekly-sft-1" in a["href"] for a in page.find("a"))
+    assert any("#/jobs/nova-weekly-sft-1" in _value(a, "href") for a in page.find("a"))
 
 
 def test_the_resolved_model_of_the_plan_is_shown_by_name_not_as_a_mapping() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from aws_lambda_powertools import Metrics
@@ -34,7 +34,7 @@ def reset_metrics():
 
 
 @pytest.fixture
-def load_handler(monkeypatch) -> Callable[..., object]:
+def load_handler(monkeypatch) -> Iterator[Callable[..., object]]:
     """Import the handler module afresh with the given environment (it reads it at import)."""
 
     def load(**environment: str):

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from lambdas.reward.engine import RewardFunction, compile_spec
+from lambdas.reward.items import Sample, parse_item
 from lambdas.reward.presets import load_preset
 
 SO_SYSTEM = "Classify the Stack Overflow question as HQ, LQ_EDIT or LQ_CLOSE."
@@ -53,6 +54,13 @@ def item(response: Any, reference: Any = None, *, item_id: Any = "r-1", prompt: 
         built["reference_answer"] = reference
     built.update(extra)
     return built
+
+
+def sample_of(raw: object, needs_reference: bool = False, index: int = 0) -> Sample:
+    """The parsed sample of a request item that must parse (a reason string fails the test)."""
+    parsed = parse_item(index, raw, needs_reference)
+    assert isinstance(parsed, Sample), parsed
+    return parsed
 
 
 def grade_one(reward: RewardFunction, response: Any, reference: Any = None, **extra: Any) -> dict:

@@ -8,10 +8,10 @@ import math
 import pytest
 
 from lambdas.reward.engine import coerce_event, compile_spec
-from lambdas.reward.items import parse_item, reference_of
+from lambdas.reward.items import reference_of
 from lambdas.reward.spec import MISSING
 
-from .support import item, metrics_of
+from .support import item, metrics_of, sample_of
 
 LABEL_SPEC = {"type": "label", "labels": ["HQ", "LQ_EDIT", "LQ_CLOSE"], "correct": 1, "incorrect": -1}
 
@@ -38,7 +38,7 @@ def test_reference_is_read_at_top_level_before_metadata():
     ],
 )
 def test_content_may_be_a_string_or_a_list_of_text_parts(content, expected):
-    sample = parse_item(0, item(content, "HQ"), needs_reference=True)
+    sample = sample_of(item(content, "HQ"), needs_reference=True)
     assert sample.response == expected
 
 
@@ -55,7 +55,7 @@ def test_the_last_assistant_message_is_graded_and_nova_assistant_counts():
         "reference_answer": "HQ",
     }
     # Then the last assistant turn is the graded text
-    assert parse_item(0, event_item, True).response == "HQ"
+    assert sample_of(event_item, True).response == "HQ"
 
 
 def test_openai_tool_calls_and_converse_tool_use_become_tool_call_json():
@@ -71,8 +71,8 @@ def test_openai_tool_calls_and_converse_tool_use_become_tool_call_json():
     converse = {
         "messages": [{"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]}]
     }
-    assert json.loads(parse_item(0, openai, False).response)["tool_calls"][0]["function"]["name"] == "f"
-    assert json.loads(parse_item(0, converse, False).response)["tool_calls"][0]["name"] == "f"
+    assert json.loads(sample_of(openai).response)["tool_calls"][0]["function"]["name"] == "f"
+    assert json.loads(sample_of(converse).response)["tool_calls"][0]["name"] == "f"
 
 
 @pytest.mark.parametrize(

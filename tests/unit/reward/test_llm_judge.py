@@ -13,9 +13,9 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from lambdas.reward.engine import compile_spec
-from lambdas.reward.graders.llm_judge import parse_judge_score
+from lambdas.reward.graders.llm_judge import LlmJudgeGrader, parse_judge_score
 
-from .support import item, metrics_of
+from .support import item, metrics_of, sample_of
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MODEL_ID = "us.amazon.nova-pro-v1:0"
@@ -85,9 +85,8 @@ def test_the_judge_score_becomes_the_reward(bedrock):
 def test_the_request_carries_rubric_prompt_reference_and_response():
     reward = compile_spec(SPEC, bedrock_client=object())
     sample_item = item("the response", "the reference", prompt="the question")
-    from lambdas.reward.items import parse_item
-
-    request = reward.grader.request(parse_item(0, sample_item, False))
+    assert isinstance(reward.grader, LlmJudgeGrader)
+    request = reward.grader.request(sample_of(sample_item))
     assert RUBRIC in request["system"][0]["text"]
     text = request["messages"][0]["content"][0]["text"]
     assert "the question" in text and "the reference" in text and "the response" in text
@@ -246,10 +245,8 @@ def test_without_an_injected_client_the_default_factory_creates_it_once(monkeypa
 
 
 def test_grading_one_sample_returns_a_score_and_metrics():
-    from lambdas.reward.items import parse_item
-
     reward = compile_spec(SPEC, bedrock_client=SlowClient(delay=0, reply='{"score": 0.4}'))
-    sample = parse_item(0, item("a", "ref"), needs_reference=False)
+    sample = sample_of(item("a", "ref"))
     score, metrics = reward.grader.grade(sample)
     assert score == pytest.approx(0.4)
     assert {m["name"]: m["value"] for m in metrics} == {"judge_score": 0.4, "judge_error": 0.0}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lambdas.reward.engine import compile_spec
+from lambdas.reward.graders.llm_judge import LlmJudgeGrader
 from lambdas.reward.spec import SpecError
 
 
@@ -74,4 +75,5 @@ def test_description_is_allowed_on_any_spec():
 def test_an_llm_judge_spec_compiles_without_creating_a_client():
     reward = compile_spec({"type": "llm_judge", "model_id": "m", "rubric": "r"})
     assert reward.score_range == (0.0, 1.0)
+    assert isinstance(reward.grader, LlmJudgeGrader)
     assert reward.grader._client is None

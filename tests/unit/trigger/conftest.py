@@ -16,7 +16,7 @@ from offline.lambda_context import FakeLambdaContext
 PIPELINE = "nova"
 REGION = "us-east-1"
 DATA_BUCKET = "nova-data"
-VALID_REQUEST = {
+VALID_REQUEST: dict[str, Any] = {
     "datasets": {
         "sft": f"s3://{DATA_BUCKET}/datasets/nova/sft.jsonl",
         "rft": f"s3://{DATA_BUCKET}/datasets/nova/rft.jsonl",
