@@ -14,8 +14,8 @@ Who may publish, and how:
   ``enforce_ssl`` gives the topic a policy holding only the TLS deny, which replaces SNS's default
   policy, so the topic policy must allow that principal ``sns:Publish`` (the statement is added by
   ``stacks/monitoring.py``, which knows the alarms). The topic is encrypted with a customer-managed
-  key, and CloudWatch calls KMS itself when it publishes, so the key policy must also let it use the
-  key: ``kms:Decrypt`` and ``kms:GenerateDataKey*``, nothing else. Sources: the Amazon SNS Developer
+  key, and an AWS service that publishes to such a topic must itself be allowed to use the key, so
+  the key policy also lets CloudWatch use it: ``kms:Decrypt`` and ``kms:GenerateDataKey*``, nothing else. Sources: the Amazon SNS Developer
   Guide, "Key management", section on compatibility between AWS service event sources and encrypted
   topics (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html), and the AWS re:Post
   Knowledge Center article on CloudWatch alarms that send no SNS notification
