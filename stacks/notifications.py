@@ -15,9 +15,10 @@ Who may publish, and how:
   policy, so the topic policy must allow that principal ``sns:Publish`` (the statement is added by
   ``stacks/monitoring.py``, which knows the alarms). The topic is encrypted with a customer-managed
   key, and an AWS service that publishes to such a topic must itself be allowed to use the key, so
-  the key policy also lets CloudWatch use it: ``kms:Decrypt`` and ``kms:GenerateDataKey*``, nothing else. Sources: the Amazon SNS Developer
-  Guide, "Key management", section on compatibility between AWS service event sources and encrypted
-  topics (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html), and the AWS re:Post
+  the key policy also lets CloudWatch use it: ``kms:Decrypt`` and ``kms:GenerateDataKey*``, nothing
+  else. Sources: the Amazon SNS Developer Guide, "Key management", section on compatibility between
+  AWS service event sources and encrypted topics
+  (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html), and the AWS re:Post
   Knowledge Center article on CloudWatch alarms that send no SNS notification
   (https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger), which gives the
   topic-policy statement and narrows it with ``aws:SourceArn`` on the alarm ARN. Both grants carry
