@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from aws_cdk import Aws, Duration
+from aws_cdk import ArnFormat, Aws, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -53,6 +53,16 @@ def _judge_model_arns(model_id: str) -> list[str]:
     return [f"arn:aws:bedrock:{Aws.REGION}::foundation-model/{model_id}"]
 
 
+def model_customization_jobs(stack: Stack) -> str:
+    """``arn:<partition>:bedrock:<region>:<account>:model-customization-job/*``: this account's jobs in the region."""
+    return stack.format_arn(
+        service="bedrock",
+        resource="model-customization-job",
+        resource_name="*",
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+
+
 def _pascal(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
 
@@ -92,11 +102,13 @@ class Graders(Construct):
                 actions=["lambda:InvokeFunction"],
                 resource_arns=[grader.function.function_arn],
             )
-            # Bedrock RFT (CreateModelCustomizationJob) calls the grader on this account's behalf only.
+            # Bedrock RFT (CreateModelCustomizationJob) calls the grader for this account's model
+            # customization jobs only: SourceAccount and SourceArn together guard against a confused deputy.
             grader.function.add_permission(
                 "InvokeByBedrock",
                 principal=iam.ServicePrincipal("bedrock.amazonaws.com"),
                 source_account=Aws.ACCOUNT_ID,
+                source_arn=model_customization_jobs(Stack.of(self)),
             )
             judge_arns = [arn for model_id in judge_model_ids(spec) for arn in _judge_model_arns(model_id)]
             if judge_arns:

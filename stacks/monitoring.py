@@ -3,6 +3,9 @@
 :class:`Monitoring`: a CloudWatch dashboard (executions by status, stage durations, reward
 statistics per grader, grader duration and errors, Bedrock import/deploy failures, trigger
 outcomes and queues) and alarms that publish to the notifications topic (``stacks/notifications.py``).
+The topic's policy lets ``cloudwatch.amazonaws.com`` publish for exactly these alarms (their ARNs
+as ``aws:SourceArn``, this account as ``aws:SourceAccount``): the topic policy that ``enforce_ssl``
+writes replaces SNS's default one, so without that statement no alarm could notify anybody.
 
 Custom metrics (names in ``lambdas/common/metric_names.py``, namespace ``NovaCustomization``;
 the emitting Lambda's ``service`` is always a dimension):
@@ -21,9 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -42,6 +46,7 @@ from lambdas.common.metric_names import (
     REWARD_MIN,
     REWARD_SERVICE,
 )
+from stacks.notifications import CLOUDWATCH
 
 ALARM_PERIOD = Duration.minutes(5)
 # Reward collapse / jump: the 5-minute mean leaves CloudWatch's expected band (learned from the
@@ -71,6 +76,7 @@ class Monitoring(Construct):
         self._action = cw_actions.SnsAction(topic)
         self.alarms: dict[str, cw.Alarm] = {}
         self._build_alarms(dead_letter_queues)
+        self._allow_alarms_to_publish(topic)
         self.dashboard = self._build_dashboard(pipeline_name, dead_letter_queues, trigger_queue)
 
     # Alarms ------------------------------------------------------------------------------
@@ -171,6 +177,27 @@ class Monitoring(Construct):
                     treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
                 ),
             )
+
+    def _allow_alarms_to_publish(self, topic: sns.ITopic) -> None:
+        """Topic-policy statement: CloudWatch may publish to the topic for this construct's alarms only.
+
+        The alarms refer to the topic, not the topic to the alarms, so the topic policy (a resource of
+        its own) can name the alarms' ARNs without a circular dependency.
+        """
+        result = topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThePipelineAlarmsToPublish",
+                principals=[iam.ServicePrincipal(CLOUDWATCH)],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Stack.of(self).account},
+                    "ArnEquals": {"aws:SourceArn": [alarm.alarm_arn for alarm in self.alarms.values()]},
+                },
+            )
+        )
+        if not result.statement_added:
+            raise ValueError(f"{topic.node.path}: the alarms need a topic of this stack (its policy is set here)")
 
     # Dashboard ---------------------------------------------------------------------------
 

@@ -5,11 +5,32 @@ notify Lambda, which an EventBridge rule calls when an execution of the pipeline
 (SUCCEEDED, FAILED, TIMED_OUT or ABORTED), and the dead-letter queue of that rule and
 of the function's asynchronous invocations. The alarms of ``stacks/monitoring.py``
 publish to the same topic.
+
+Who may publish, and how:
+
+- the notify Lambda, through its role's ``sns:Publish`` on the topic and use of the key (an
+  identity policy in the topic's own account needs no allow in the topic policy);
+- CloudWatch alarms, which publish as the service principal ``cloudwatch.amazonaws.com``. CDK's
+  ``enforce_ssl`` gives the topic a policy holding only the TLS deny, which replaces SNS's default
+  policy, so the topic policy must allow that principal ``sns:Publish`` (the statement is added by
+  ``stacks/monitoring.py``, which knows the alarms). The topic is encrypted with a customer-managed
+  key, and an AWS service that publishes to such a topic must itself be allowed to use the key, so
+  the key policy also lets CloudWatch use it: ``kms:Decrypt`` and ``kms:GenerateDataKey*``, nothing
+  else. Sources: the Amazon SNS Developer Guide, "Key management", section on compatibility between
+  AWS service event sources and encrypted topics
+  (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html), and the AWS re:Post
+  Knowledge Center article on CloudWatch alarms that send no SNS notification
+  (https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger), which gives the
+  topic-policy statement and narrows it with ``aws:SourceArn`` on the alarm ARN. Both grants carry
+  ``aws:SourceAccount`` and ``aws:SourceArn`` so that CloudWatch acts only for alarms of this account
+  and region (the confused-deputy guard). The key statement matches every alarm of the account and
+  region rather than the project's alarm ARNs: the alarms refer to the topic and the topic to the key,
+  so a key policy naming the alarms would be a circular dependency.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -32,6 +53,30 @@ from stacks.lambda_defaults import ProjectFunction
 from stacks.nag import acknowledge, arn_of
 
 NOTIFY_TIMEOUT = Duration.seconds(60)
+CLOUDWATCH = "cloudwatch.amazonaws.com"
+# What publishing to a topic encrypted with a customer-managed key needs from the key.
+PUBLISH_TO_ENCRYPTED_TOPIC = ["kms:Decrypt", "kms:GenerateDataKey*"]
+
+
+def alarms_of_this_account(stack: Stack) -> str:
+    """``arn:<partition>:cloudwatch:<region>:<account>:alarm:*``: any alarm of the stack's account and region."""
+    return stack.format_arn(
+        service="cloudwatch", resource="alarm", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
+
+
+def cloudwatch_alarms_key_statement(stack: Stack) -> iam.PolicyStatement:
+    """Key-policy statement: CloudWatch may use the key to publish, for this account's alarms only."""
+    return iam.PolicyStatement(
+        sid="AllowCloudWatchAlarmsToPublishToEncryptedTopics",
+        principals=[iam.ServicePrincipal(CLOUDWATCH)],
+        actions=PUBLISH_TO_ENCRYPTED_TOPIC,
+        resources=["*"],
+        conditions={
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": alarms_of_this_account(stack)},
+        },
+    )
 
 
 class Notifications(Construct):
@@ -75,15 +120,7 @@ class Notifications(Construct):
             master_key=key,
             enforce_ssl=True,
         )
-        # CloudWatch alarms publish to the topic themselves, so they need the key (SNS encrypts with it).
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudWatchAlarmsToPublishToEncryptedTopics",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-            )
-        )
+        key.add_to_resource_policy(cloudwatch_alarms_key_statement(Stack.of(self)))
         if email:
             topic.add_subscription(subscriptions.EmailSubscription(email))
         return topic

@@ -60,6 +60,13 @@ def test_sagemaker_role_and_bedrock_may_invoke_the_graders(synthesized: Synthesi
                 "FunctionName": {"Fn::GetAtt": [logical_id, "Arn"]},
                 "Principal": "bedrock.amazonaws.com",
                 "SourceAccount": {"Ref": "AWS::AccountId"},
+                # this account's model customization jobs only, not any Bedrock caller of the account
+                "SourceArn": {
+                    "Fn::Join": [
+                        "",
+                        ["arn:aws:bedrock:us-east-1:", {"Ref": "AWS::AccountId"}, ":model-customization-job/*"],
+                    ]
+                },
             },
         )
     sagemaker_role = next(
