@@ -6,10 +6,12 @@ those of jobs running at that simulated moment exceed the instance type's quota;
 a job is ``InProgress`` until the calling flow's clock (:mod:`rehearsal.clock`)
 passes its simulated duration, then writes ``<S3OutputPath>/<job>/output/output.tar.gz``
 into (moto) S3: ``manifest.json`` with ``checkpoint_s3_bucket`` for training jobs,
-``eval-result/results_<time>.json`` for evaluation jobs. A simulated RFT job (and
-an evaluation with ``eval_lambda_arn``) calls the reward Lambda with rollouts
-built from its dataset and fails when the grader breaks the reward contract, as
-the real trainer would. Failures and throttling come from :class:`Faults`.
+``eval-result/results_<time>.json`` for evaluation jobs. A simulated RFT job (grader
+in the ``reward_lambda_arn`` hyperparameter) and an ``rft_eval`` evaluation (grader
+in its recipe's ``rl_env.reward_lambda_arn``, the only place AWS puts it) call the
+reward Lambda with rollouts built from their dataset and fail when the grader
+breaks the reward contract, as the real jobs would. Failures and throttling come
+from :class:`Faults`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import yaml
 from botocore.exceptions import ClientError
 
 from lambdas.pipeline.quotas import quota_name
@@ -314,8 +317,13 @@ class SageMakerSimulator:
             members["manifest.json"] = json.dumps({"checkpoint_s3_bucket": job.checkpoint}).encode()
             self._s3().put_object(Bucket=self._ensure_escrow(), Key=f"{job.name}/checkpoint/manifest.json", Body=b"{}")
         else:
-            if "eval_lambda_arn" in hyper:
-                self._grade_rollouts(job, hyper["eval_lambda_arn"])
+            recipe = self._recipe(job)
+            if (recipe.get("evaluation") or {}).get("task") == "rft_eval":
+                # AWS names an rft_eval job's grader only in its recipe, never in a hyperparameter
+                grader = (recipe.get("rl_env") or {}).get("reward_lambda_arn")
+                if not grader:
+                    raise _JobFailure("ClientError: rl_env.reward_lambda_arn is required for rft_eval")
+                self._grade_rollouts(job, grader)
             job.metrics = dict(self.faults.metrics[job.evaluates or "baseline"])
             if job.mean_reward is not None:
                 job.metrics["mean_reward"] = job.mean_reward
@@ -350,6 +358,20 @@ class SageMakerSimulator:
             raise _JobFailure("AlgorithmError: reward function response breaks the contract: " + "; ".join(problems))
         job.grader_calls += 1
         job.mean_reward = round(sum(item["aggregate_reward_score"] for item in answer) / len(answer), 4)
+
+    def _recipe(self, job: SimJob) -> dict:
+        """The job's recipe: ``recipe.yaml`` in its ``recipe`` channel (empty when it has none)."""
+        s3 = self._s3()
+        for channel in job.request.get("InputDataConfig", []):
+            if channel.get("ChannelName") != "recipe":
+                continue
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+            for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+                if item["Key"].endswith(".yaml"):
+                    loaded = yaml.safe_load(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+                    return loaded if isinstance(loaded, dict) else {}
+        return {}
 
     def _dataset_samples(self, job: SimJob) -> list[dict]:
         s3 = self._s3()
