@@ -375,13 +375,22 @@ class NotedFailure(Record):
     job: JobAttempt
 
 
+class MetricStats(Record):
+    """How a metric averaged over per-sample results was measured: ``n`` samples and the standard error of
+    the mean (sample standard deviation / sqrt(n); ``None`` below two samples)."""
+
+    n: int
+    stderr: float | None = None
+
+
 class StageRecord(Record):
     """What the run keeps of one job stage.
 
     ``status`` always; once a job ran: its name, ARN, attempts, times, ``checkpoint`` (training) or
-    ``metrics`` (evaluation), what it read and started from, its instances and earlier attempts'
-    errors. ``resumed``: the checkpoint came from ``resumeFrom``. ``failure``: noted by the state
-    machine, turned into ``error`` when the run is recorded.
+    ``metrics`` (evaluation; ``metricStats`` for the metrics averaged over per-sample results), what it
+    read and started from, its instances and earlier attempts' errors. ``resumed``: the checkpoint came
+    from ``resumeFrom``. ``failure``: noted by the state machine, turned into ``error`` when the run is
+    recorded.
     """
 
     status: StageStatus
@@ -392,6 +401,7 @@ class StageRecord(Record):
     endedAt: str | None = None
     checkpoint: str | None = None
     metrics: dict[str, float] | None = None
+    metricStats: dict[str, MetricStats] | None = None
     recipeUri: str | None = None
     outputUri: str | None = None
     modelLocation: str | None = None
