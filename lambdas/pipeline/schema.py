@@ -117,7 +117,9 @@ class Gate(_Input):
     with ``mustBeatDeployed``, beat the model this pipeline deployed last.
 
     With ``gen_qa`` the metric is one of :data:`lambdas.pipeline.metrics.GEN_QA_METRICS` (spelled as
-    reported, e.g. ``rougeL``, or normalized); with ``rft_eval`` it must be given explicitly."""
+    reported, e.g. ``rougeL``, or normalized); with ``rft_eval`` it must be given explicitly:
+    ``aggregate_reward_score`` (the mean reward) or a ``metrics_list`` name of the grader, spelled as the
+    grader spells it."""
 
     metric: str = Field(default="exact_match", min_length=1)
     minScore: float = 0.0
