@@ -61,9 +61,9 @@ def _open_archive(s3: Any, archive_uri: str, job_name: str) -> Any:
         raise
 
 
-def _scan(s3: Any, archive_uri: str, job_name: str, visit: Callable[[str, Any, int], bool]) -> list[str]:
-    """Stream the archive; ``visit(name, handle, size)`` is called for every file member and says whether it
-    used it. Returns the first members' names (for error messages)."""
+def _scan(s3: Any, archive_uri: str, job_name: str, visit: Callable[[str, Any, int], None]) -> list[str]:
+    """Stream the archive, calling ``visit(name, handle, size)`` for every file member; the first members'
+    names (for error messages)."""
     body = _open_archive(s3, archive_uri, job_name)
     names: list[str] = []
     try:
@@ -94,11 +94,9 @@ def _json_members(s3: Any, archive_uri: str, job_name: str, wanted: Any) -> list
     """``(member name, parsed JSON)`` of archive members whose name satisfies ``wanted(name)``."""
     found: list[tuple[str, Any]] = []
 
-    def visit(name: str, handle: Any, size: int) -> bool:
-        if not wanted(name):
-            return False
-        found.append((name, _parse_json_member(name, handle, size, archive_uri)))
-        return True
+    def visit(name: str, handle: Any, size: int) -> None:
+        if wanted(name):
+            found.append((name, _parse_json_member(name, handle, size, archive_uri)))
 
     names = _scan(s3, archive_uri, job_name, visit)
     if not found:
@@ -252,16 +250,13 @@ def read_evaluation(s3: Any, archive_uri: str, job_name: str) -> EvaluationResul
     documents: list[tuple[str, Any]] = []
     sample_files: list[tuple[str, dict[str, _Mean]]] = []
 
-    def visit(name: str, handle: Any, size: int) -> bool:
+    def visit(name: str, handle: Any, size: int) -> None:
         if _is_results_file(name):
             documents.append((name, _parse_json_member(name, handle, size, archive_uri)))
-            return True
-        if name.endswith(".jsonl") and handle is not None:
+        elif name.endswith(".jsonl") and handle is not None:
             means: dict[str, _Mean] = {}
             if _read_samples(name, handle, archive_uri, means):
                 sample_files.append((name, means))
-                return True
-        return False
 
     names = _scan(s3, archive_uri, job_name, visit)
     if not documents and not sample_files:
