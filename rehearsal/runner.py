@@ -127,8 +127,10 @@ class Result:
         return [e["stateEnteredEventDetails"]["name"] for e in self.history if "stateEnteredEventDetails" in e]
 
 
-def default_run_input(data_bucket: str) -> dict:
-    return {"datasets": {kind: f"s3://{data_bucket}/{DATASET_PREFIX}/{kind}.jsonl" for kind in ("sft", "rft", "eval")}}
+def default_run_input(data_bucket: str, evaluation_task: str = "gen_qa") -> dict:
+    """The generated datasets; an ``rft_eval`` evaluation reads the RFT-format rows."""
+    files = {"sft": "sft", "rft": "rft", "eval": "rft" if evaluation_task == "rft_eval" else "eval"}
+    return {"datasets": {kind: f"s3://{data_bucket}/{DATASET_PREFIX}/{name}.jsonl" for kind, name in files.items()}}
 
 
 def rehearse(
@@ -187,7 +189,10 @@ def rehearse(
         run_input = (
             copy.deepcopy(scenario.replace_input)
             if scenario.replace_input is not None
-            else _merge(default_run_input(data_bucket), scenario.run_input)
+            else _merge(
+                default_run_input(data_bucket, (scenario.run_input.get("evaluation") or {}).get("task", "gen_qa")),
+                scenario.run_input,
+            )
         )
 
         name = scenario.execution_name or f"rehearsal-{epoch:%Y%m%d-%H%M%S}"

@@ -31,6 +31,8 @@ class NovaModel:
     eval_tag: str
 
 
+# The evaluation image is SM-TJ-Eval-V2-latest for Nova 1 and Nova 2 alike: the tag the regional parameters of
+# AWS's official recipes give every Nova evaluation recipe on SageMaker training jobs.
 MODELS: dict[str, NovaModel] = {
     m.key: m
     for m in (
@@ -43,7 +45,12 @@ MODELS: dict[str, NovaModel] = {
             "SM-TJ-Eval-V2-latest",
         ),
         NovaModel(
-            "nova-lite", "amazon.nova-lite-v1:0:300k", "nova-lite/prod", "SM-TJ-SFT-latest", None, "SM-TJ-Eval-latest"
+            "nova-lite",
+            "amazon.nova-lite-v1:0:300k",
+            "nova-lite/prod",
+            "SM-TJ-SFT-latest",
+            None,
+            "SM-TJ-Eval-V2-latest",
         ),
         NovaModel(
             "nova-micro",
@@ -51,10 +58,15 @@ MODELS: dict[str, NovaModel] = {
             "nova-micro/prod",
             "SM-TJ-SFT-latest",
             None,
-            "SM-TJ-Eval-latest",
+            "SM-TJ-Eval-V2-latest",
         ),
         NovaModel(
-            "nova-pro", "amazon.nova-pro-v1:0:300k", "nova-pro/prod", "SM-TJ-SFT-latest", None, "SM-TJ-Eval-latest"
+            "nova-pro",
+            "amazon.nova-pro-v1:0:300k",
+            "nova-pro/prod",
+            "SM-TJ-SFT-latest",
+            None,
+            "SM-TJ-Eval-V2-latest",
         ),
     )
 }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from functools import cache, lru_cache
-from typing import Any, Literal
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
@@ -255,31 +255,37 @@ def decide_retry(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return decision.to_json()
 
 
-def _finish_job(
-    event: dict[str, Any],
-    read: Callable[[Any, str, str], Any],
-    field: Literal["checkpoint", "metrics"],
-    message: str,
-) -> dict[str, Any]:
-    """Read ``field`` from the job's output archive, log it, record the job SUCCEEDED; the updated stages."""
+def _finish_job(event: dict[str, Any], read: Callable[[Any, str, str], dict[str, Any]], message: str) -> dict[str, Any]:
+    """Read the job's output archive (``read`` gives the stage record's fields), log what it found, record the
+    job SUCCEEDED; the updated stages."""
     parsed = FinishJobEvent.model_validate(event)
     archive = parsed.job.prepared_request().outputArchive
     found = read(client("s3"), archive, parsed.job.name or "")
-    logger.info(message, extra={"stage": parsed.stage, field: found})
-    stage_record = job_record(parsed.job, status="SUCCEEDED", ended_at=parsed.endedAt, **{field: found})
+    logger.info(message, extra={"stage": parsed.stage, **{k: v for k, v in found.items() if k != "metric_stats"}})
+    stage_record = job_record(parsed.job, status="SUCCEEDED", ended_at=parsed.endedAt, **found)
     return parsed.stages.replace(parsed.stage, stage_record).to_json()
+
+
+def _checkpoint(s3: Any, archive: str, job_name: str) -> dict[str, Any]:
+    return {"checkpoint": outputs.read_checkpoint(s3, archive, job_name)}
+
+
+def _evaluation(s3: Any, archive: str, job_name: str) -> dict[str, Any]:
+    results = outputs.read_evaluation(s3, archive, job_name)
+    return {"metrics": results.metrics, "metric_stats": results.stats or None}
 
 
 @logger.inject_lambda_context(log_event=False)
 def resolve_checkpoint(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Resolve <stage> checkpoint: manifest.json -> checkpoint_s3_bucket; returns the updated stages."""
-    return _finish_job(event, outputs.read_checkpoint, "checkpoint", "checkpoint resolved")
+    return _finish_job(event, _checkpoint, "checkpoint resolved")
 
 
 @logger.inject_lambda_context(log_event=False)
 def read_evaluation(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Read <stage> evaluation results: results_*.json metrics; returns the updated stages."""
-    return _finish_job(event, outputs.read_metrics, "metrics", "evaluation read")
+    """Read <stage> evaluation results: results_*.json metrics, per-sample rft_eval rewards averaged; returns
+    the updated stages."""
+    return _finish_job(event, _evaluation, "evaluation read")
 
 
 @logger.inject_lambda_context(log_event=False)

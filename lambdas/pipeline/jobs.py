@@ -4,11 +4,13 @@ For each attempt of a stage, :func:`prepare_job` renders the recipe, uploads it 
 ``runs/<run-id>/recipes/<stage>/recipe.yaml`` and returns the dynamic parts of the
 ``CreateTrainingJob`` request that the state machine passes through with ``.$``
 paths: a fresh job name, the image, the channels' URIs, the instance settings,
-``MaxRuntimeInSeconds`` and the hyperparameters (all strings):
+``MaxRuntimeInSeconds`` and the hyperparameters (all strings), derived from the rendered
+recipe exactly as AWS's SageMaker Python SDK derives them (:func:`recipes.hyperparameters`):
 
 - ``sagemaker_recipe_local_path`` = ``/opt/ml/input/data/recipe/recipe.yaml`` (the ``recipe`` channel);
-- ``model_type``; ``base_model`` (the base model) or ``base_model_location`` (a checkpoint);
-- RFT: ``reward_lambda_arn``; ``rft_eval``: ``eval_lambda_arn``.
+- ``base_model`` (the base model) or ``base_model_location`` (a checkpoint);
+- RFT: ``reward_lambda_arn``. An ``rft_eval`` job's grader is only in its recipe
+  (``rl_env.reward_lambda_arn``); no job sends ``model_type``.
 
 A new attempt (after a capacity, quota, throttling or transient error, up to :func:`max_attempts`;
 :mod:`lambdas.pipeline.retry` decides) stops the previous attempt's job if it is somehow still
@@ -25,7 +27,6 @@ from lambdas.pipeline import naming, recipes
 from lambdas.pipeline.catalog import MODELS, method_image
 from lambdas.pipeline.schema import AttemptError, JobAttempt, JobRequest, Plan, StageName, StageRecords, StepError
 
-RECIPE_CONTAINER_PATH = "/opt/ml/input/data/recipe/recipe.yaml"
 VOLUME_SIZE_GB = 100
 FIRST_RETRY_DELAY_S = 300
 MAX_RETRY_DELAY_S = 3600
@@ -178,16 +179,6 @@ def prepare_job(
     key = layout.recipe_key(run_id, stage)
     s3.put_object(Bucket=bucket, Key=key, Body=recipes.to_yaml(recipe).encode(), ContentType="application/yaml")
 
-    hyperparameters = {"sagemaker_recipe_local_path": RECIPE_CONTAINER_PATH, "model_type": model.model_type}
-    if location.startswith("s3://"):
-        hyperparameters["base_model_location"] = location
-    else:
-        hyperparameters["base_model"] = location
-    if method == "rft" and grader_arn:
-        hyperparameters["reward_lambda_arn"] = grader_arn
-    if task == "rft_eval" and grader_arn:
-        hyperparameters["eval_lambda_arn"] = grader_arn
-
     output_path = layout.s3_uri(bucket, layout.job_output_prefix(run_id, stage))
     return JobAttempt(
         stage=stage,
@@ -207,6 +198,6 @@ def prepare_job(
             instanceCount=settings.instanceCount,
             volumeSizeInGb=VOLUME_SIZE_GB,
             maxRuntimeInSeconds=settings.maxRuntimeSeconds,
-            hyperParameters=hyperparameters,
+            hyperParameters=recipes.hyperparameters(recipe),
         ),
     )

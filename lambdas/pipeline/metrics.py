@@ -18,8 +18,9 @@ from lambdas.pipeline.schema import CollectedMetrics, MetricsTable, Plan, StageR
 
 # The aggregate metrics of a gen_qa evaluation, as named after normalization
 # (:func:`lambdas.pipeline.outputs.metric_name`: lower case, ``em`` -> ``exact_match``...).
-# ``gate.metric`` of a gen_qa run must be one of them. rft_eval reports the grader's own
-# metric names, which are not documented: its runs must name ``gate.metric`` explicitly.
+# ``gate.metric`` of a gen_qa run must be one of them. rft_eval reports ``aggregate_reward_score``
+# (the mean reward, :data:`lambdas.pipeline.outputs.REWARD_METRIC`) and the mean of each of the
+# grader's own ``metrics_list`` names: its runs must name ``gate.metric`` explicitly.
 GEN_QA_METRICS = (
     "exact_match",
     "quasi_exact_match",

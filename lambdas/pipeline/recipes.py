@@ -289,6 +289,40 @@ def render(
     return recipe
 
 
+RECIPE_CONTAINER_PATH = "/opt/ml/input/data/recipe/recipe.yaml"
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def hyperparameters(recipe: dict[str, Any]) -> dict[str, str]:
+    """The ``HyperParameters`` AWS's SageMaker Python SDK derives from a rendered Nova recipe.
+
+    ``sagemaker_recipe_local_path`` (the ``recipe`` channel inside the container); ``base_model``
+    = ``run.model_name_or_path``, or ``base_model_location`` when that is an ``s3://`` checkpoint;
+    ``reward_lambda_arn`` when the recipe sets ``run.reward_lambda_arn`` (RFT); ``eval_lambda_arn``
+    only for an evaluation recipe whose ``processor.lambda_arn`` is set (custom ``gen_qa`` metrics).
+    Nothing else: no ``model_type``, and an ``rft_eval`` grader stays in ``rl_env.reward_lambda_arn``.
+    """
+    run = recipe.get("run") or {}
+    values = {"sagemaker_recipe_local_path": RECIPE_CONTAINER_PATH}
+    location = _text(run.get("model_name_or_path"))
+    if location.startswith("s3://"):
+        values["base_model_location"] = location
+    elif location:
+        values["base_model"] = location
+    if recipe.get("evaluation"):
+        processor = recipe.get("processor") or {}
+        eval_lambda = _text(processor.get("lambda_arn"))
+        if eval_lambda and "{{" not in eval_lambda:
+            values["eval_lambda_arn"] = eval_lambda
+    reward_lambda = _text(run.get("reward_lambda_arn"))
+    if reward_lambda:
+        values["reward_lambda_arn"] = reward_lambda
+    return values
+
+
 def to_yaml(recipe: dict[str, Any]) -> str:
     """The recipe as the YAML file the container reads."""
     return str(yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False))

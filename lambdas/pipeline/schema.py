@@ -117,7 +117,9 @@ class Gate(_Input):
     with ``mustBeatDeployed``, beat the model this pipeline deployed last.
 
     With ``gen_qa`` the metric is one of :data:`lambdas.pipeline.metrics.GEN_QA_METRICS` (spelled as
-    reported, e.g. ``rougeL``, or normalized); with ``rft_eval`` it must be given explicitly."""
+    reported, e.g. ``rougeL``, or normalized); with ``rft_eval`` it must be given explicitly:
+    ``aggregate_reward_score`` (the mean reward) or a ``metrics_list`` name of the grader, spelled as the
+    grader spells it."""
 
     metric: str = Field(default="exact_match", min_length=1)
     minScore: float = 0.0
@@ -375,13 +377,22 @@ class NotedFailure(Record):
     job: JobAttempt
 
 
+class MetricStats(Record):
+    """How a metric averaged over per-sample results was measured: ``n`` samples and the standard error of
+    the mean (sample standard deviation / sqrt(n); ``None`` below two samples)."""
+
+    n: int
+    stderr: float | None = None
+
+
 class StageRecord(Record):
     """What the run keeps of one job stage.
 
     ``status`` always; once a job ran: its name, ARN, attempts, times, ``checkpoint`` (training) or
-    ``metrics`` (evaluation), what it read and started from, its instances and earlier attempts'
-    errors. ``resumed``: the checkpoint came from ``resumeFrom``. ``failure``: noted by the state
-    machine, turned into ``error`` when the run is recorded.
+    ``metrics`` (evaluation; ``metricStats`` for the metrics averaged over per-sample results), what it
+    read and started from, its instances and earlier attempts' errors. ``resumed``: the checkpoint came
+    from ``resumeFrom``. ``failure``: noted by the state machine, turned into ``error`` when the run is
+    recorded.
     """
 
     status: StageStatus
@@ -392,6 +403,7 @@ class StageRecord(Record):
     endedAt: str | None = None
     checkpoint: str | None = None
     metrics: dict[str, float] | None = None
+    metricStats: dict[str, MetricStats] | None = None
     recipeUri: str | None = None
     outputUri: str | None = None
     modelLocation: str | None = None

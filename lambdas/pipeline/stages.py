@@ -3,13 +3,13 @@
 ``stages.<baselineEval|sft|sftEval|rft|finalEval>`` always has ``status`` (``PENDING``,
 ``SKIPPED``, ``SUCCEEDED``, ``FAILED``, ``NOT_COMPLETED``), and once a job ran:
 ``jobName``, ``jobArn``, ``attempts``, ``startedAt``, ``endedAt``, ``checkpoint``
-(training), ``metrics`` (evaluation), ``recipeUri``, ``outputUri``, ``modelLocation``
+(training), ``metrics`` and ``metricStats`` (evaluation), ``recipeUri``, ``outputUri``, ``modelLocation``
 (what the job started from), the instance settings and the errors of earlier attempts.
 """
 
 from __future__ import annotations
 
-from lambdas.pipeline.schema import JobAttempt, StageError, StageRecord, StageRecords, StageStatus
+from lambdas.pipeline.schema import JobAttempt, MetricStats, StageError, StageRecord, StageRecords, StageStatus
 
 
 def job_record(
@@ -19,6 +19,7 @@ def job_record(
     ended_at: str | None,
     checkpoint: str | None = None,
     metrics: dict[str, float] | None = None,
+    metric_stats: dict[str, MetricStats] | None = None,
     error: StageError | None = None,
 ) -> StageRecord:
     """The record of a stage whose job ran (or was attempted)."""
@@ -32,6 +33,7 @@ def job_record(
         endedAt=ended_at,
         checkpoint=checkpoint,
         metrics=metrics,
+        metricStats=metric_stats,
         recipeUri=request.recipeFile if request else None,
         outputUri=request.outputArchive if request else None,
         modelLocation=request.modelLocation if request else None,

@@ -21,7 +21,7 @@ from lambdas.common import layout
 from lambdas.pipeline import recipes
 from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR, MODELS
 from lambdas.pipeline.metrics import GEN_QA_METRICS
-from lambdas.pipeline.outputs import metric_name
+from lambdas.pipeline.outputs import REWARD_METRIC, metric_name
 from lambdas.pipeline.s3uri import S3UriError, parse_s3_uri
 from lambdas.pipeline.schema import Enabled, EvaluationSettings, JobSettings, RunInput, TrainingSettings
 
@@ -293,8 +293,9 @@ def _gate_metric_problems(run: RunInput) -> list[str]:
     if task == "rft_eval":
         if "metric" not in run.gate.model_fields_set:
             return [
-                "gate.metric: required with evaluation.task 'rft_eval': its metric names come from the grader "
-                "and are not documented, so name the metric the gate judges (no default applies)"
+                "gate.metric: required with evaluation.task 'rft_eval': name the metric the gate judges, "
+                f"{REWARD_METRIC!r} (the mean reward) or one of the grader's metrics_list names, spelled as the "
+                "grader spells it (no default applies)"
             ]
         return []
     if metric_name(run.gate.metric) not in GEN_QA_METRICS:

@@ -5,11 +5,18 @@
 those of jobs running at that simulated moment exceed the instance type's quota;
 a job is ``InProgress`` until the calling flow's clock (:mod:`rehearsal.clock`)
 passes its simulated duration, then writes ``<S3OutputPath>/<job>/output/output.tar.gz``
-into (moto) S3: ``manifest.json`` with ``checkpoint_s3_bucket`` for training jobs,
-``eval-result/results_<time>.json`` for evaluation jobs. A simulated RFT job (and
-an evaluation with ``eval_lambda_arn``) calls the reward Lambda with rollouts
-built from its dataset and fails when the grader breaks the reward contract, as
-the real trainer would. Failures and throttling come from :class:`Faults`.
+into (moto) S3: ``manifest.json`` with ``checkpoint_s3_bucket`` for training jobs;
+for evaluation jobs, what their task documents (the task is read from the recipe
+in the ``recipe`` channel): ``gen_qa`` writes ``eval-result/results_<time>.json``
+with the metrics of :class:`Faults`, ``rft_eval`` writes per-sample JSONL,
+``{id, aggregate_reward_score, metrics_list}`` for every row of its dataset, as
+scored by the real grader. A simulated RFT job (grader in the ``reward_lambda_arn``
+hyperparameter) and an ``rft_eval`` evaluation (grader in its recipe's
+``rl_env.reward_lambda_arn``, the only place AWS puts it) call the reward Lambda
+with answers built from their dataset (an evaluated model answers a share of the
+rows correctly, its simulated exact match) and fail when the grader breaks the
+reward contract, as the real jobs would. Failures and throttling come from
+:class:`Faults`.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import yaml
 from botocore.exceptions import ClientError
 
 from lambdas.pipeline.quotas import quota_name
@@ -314,33 +322,75 @@ class SageMakerSimulator:
             members["manifest.json"] = json.dumps({"checkpoint_s3_bucket": job.checkpoint}).encode()
             self._s3().put_object(Bucket=self._ensure_escrow(), Key=f"{job.name}/checkpoint/manifest.json", Body=b"{}")
         else:
-            if "eval_lambda_arn" in hyper:
-                self._grade_rollouts(job, hyper["eval_lambda_arn"])
-            job.metrics = dict(self.faults.metrics[job.evaluates or "baseline"])
-            if job.mean_reward is not None:
-                job.metrics["mean_reward"] = job.mean_reward
+            recipe = self._recipe(job)
             stamp = (self.epoch + dt.timedelta(seconds=job.ends)).strftime("%Y-%m-%dT%H-%M-%S.%f")
-            members[f"{job.name}/eval-result/results_{stamp}.json"] = json.dumps(
-                {
-                    "results": {"custom|gen_qa_gen_qa|0": job.metrics, "all": job.metrics},
-                    "config_general": {"model_name": job.evaluates, "job_name": job.name},
-                },
-                indent=2,
-            ).encode()
-            members[f"{job.name}/eval-result/inference_output.jsonl"] = b""
+            if (recipe.get("evaluation") or {}).get("task") == "rft_eval":
+                # AWS names an rft_eval job's grader only in its recipe, never in a hyperparameter
+                grader = (recipe.get("rl_env") or {}).get("reward_lambda_arn")
+                if not grader:
+                    raise _JobFailure("ClientError: rl_env.reward_lambda_arn is required for rft_eval")
+                lines = self._score_rft_eval(job, grader)
+                members[f"{job.name}/eval-result/rft_eval_results_{stamp}.jsonl"] = "".join(
+                    json.dumps(line) + "\n" for line in lines
+                ).encode()
+            else:
+                job.metrics = dict(self.faults.metrics[job.evaluates or "baseline"])
+                members[f"{job.name}/eval-result/results_{stamp}.json"] = json.dumps(
+                    {
+                        "results": {"custom|gen_qa_gen_qa|0": job.metrics, "all": job.metrics},
+                        "config_general": {"model_name": job.evaluates, "job_name": job.name},
+                    },
+                    indent=2,
+                ).encode()
+                members[f"{job.name}/eval-result/inference_output.jsonl"] = b""
         job.status, job.secondary = "Completed", "Completed"
         put_archive(self._s3(), job.output_uri, members)
 
     def _grade_rollouts(self, job: SimJob, lambda_arn: str | None) -> None:
-        """Call the grader with rollouts of the job's dataset, as the trainer or RFT evaluation does."""
+        """Call the grader with rollouts of the job's dataset, as the RFT trainer does."""
         if not lambda_arn:
             raise _JobFailure("ClientError: reward_lambda_arn is required for RFT")
         if self.invoke_lambda is None:
             return
         samples = self._dataset_samples(job)[:8]
-        batch = [_rollout(sample, index) for index, sample in enumerate(samples)]
+        batch = [_rollout(sample, index, correct=index % 3 != 2) for index, sample in enumerate(samples)]
+        answer = self._grade(job, lambda_arn, batch)
+        job.mean_reward = round(sum(item["aggregate_reward_score"] for item in answer) / len(answer), 4)
+
+    def _score_rft_eval(self, job: SimJob, lambda_arn: str) -> list[dict]:
+        """Per-sample results of an ``rft_eval`` job: every row of its dataset answered by the evaluated model
+        and scored by the grader in batches, one ``{id, aggregate_reward_score, metrics_list}`` per row."""
+        samples = self._dataset_samples(job)
+        # The evaluated model answers a share of the rows correctly: its simulated exact match.
+        quality = self.faults.metrics[job.evaluates or "baseline"].get("exact_match", 0.5)
+        rollouts = [
+            _rollout(sample, index, correct=(index * _GOLDEN) % 1.0 < quality) for index, sample in enumerate(samples)
+        ]
+        if self.invoke_lambda is None:
+            scored = [{"id": r["id"], "aggregate_reward_score": 0.0, "metrics_list": []} for r in rollouts]
+        else:
+            scored = []
+            for start in range(0, len(rollouts), _EVAL_BATCH):
+                scored.extend(self._grade(job, lambda_arn, rollouts[start : start + _EVAL_BATCH]))
+        lines = [
+            {
+                "id": item["id"],
+                "aggregate_reward_score": item["aggregate_reward_score"],
+                "metrics_list": item.get("metrics_list", []),
+            }
+            for item in scored
+        ]
+        if not lines:
+            raise _JobFailure("ClientError: the evaluation channel holds no samples")
+        job.mean_reward = round(sum(line["aggregate_reward_score"] for line in lines) / len(lines), 4)
+        job.metrics = {"aggregate_reward_score": job.mean_reward}
+        return lines
+
+    def _grade(self, job: SimJob, lambda_arn: str, batch: list[dict]) -> list[dict]:
+        """One grader call; a failed call or a response that breaks the reward contract fails the job."""
         if not batch:
             raise _JobFailure("ClientError: the training channel holds no samples")
+        assert self.invoke_lambda is not None
         try:
             answer = self.invoke_lambda(lambda_arn, batch)
         except Exception as error:
@@ -349,7 +399,21 @@ class SageMakerSimulator:
         if problems:
             raise _JobFailure("AlgorithmError: reward function response breaks the contract: " + "; ".join(problems))
         job.grader_calls += 1
-        job.mean_reward = round(sum(item["aggregate_reward_score"] for item in answer) / len(answer), 4)
+        return list(answer)
+
+    def _recipe(self, job: SimJob) -> dict:
+        """The job's recipe: ``recipe.yaml`` in its ``recipe`` channel (empty when it has none)."""
+        s3 = self._s3()
+        for channel in job.request.get("InputDataConfig", []):
+            if channel.get("ChannelName") != "recipe":
+                continue
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+            for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+                if item["Key"].endswith(".yaml"):
+                    loaded = yaml.safe_load(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+                    return loaded if isinstance(loaded, dict) else {}
+        return {}
 
     def _dataset_samples(self, job: SimJob) -> list[dict]:
         s3 = self._s3()
@@ -378,14 +442,20 @@ class _JobFailure(Exception):
     pass
 
 
-def _rollout(sample: dict, index: int) -> dict:
-    """A grader request item: the sample with a simulated model answer (every third one wrong)."""
+# Rows per grader call of a simulated rft_eval job, and the step of the low-discrepancy sequence that picks
+# which rows the evaluated model answers correctly.
+_EVAL_BATCH = 8
+_GOLDEN = 0.6180339887498949
+
+
+def _rollout(sample: dict, index: int, *, correct: bool) -> dict:
+    """A grader request item: the sample with a simulated model answer (the reference, or a wrong one)."""
     reference = sample.get("reference_answer", sample.get("metadata", {}).get("reference_answer"))
     if isinstance(reference, dict):
         answer = str(next(iter(reference.values()), ""))
     else:
         answer = str(reference if reference is not None else sample.get("response", ""))
-    if index % 3 == 2:
+    if not correct:
         answer = "I am not sure."
     messages = list(sample.get("messages") or [{"role": "user", "content": sample.get("query", "")}])
     item = {k: v for k, v in sample.items() if k != "messages"}

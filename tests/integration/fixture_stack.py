@@ -57,7 +57,7 @@ def training_job_state(instance_type: str = "ml.p5.48xlarge") -> dict:
             "OutputDataConfig": {"S3OutputPath.$": "$.output"},
             "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 100},
             "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
-            "HyperParameters": {"model_type": "amazon.nova-2-lite-v1:0:256k", "base_model": "nova-lite-2/prod"},
+            "HyperParameters": {"base_model": "nova-lite-2/prod"},
         },
         "ResultSelector": {
             "name.$": "$.TrainingJobName",

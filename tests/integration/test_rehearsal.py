@@ -91,6 +91,32 @@ def test_happy_path_grades_rollouts_with_the_real_grader(happy: Result) -> None:
     assert 0.0 <= rft["mean_reward"] <= 1.0
 
 
+def test_an_rft_eval_run_is_judged_on_the_graders_per_sample_rewards(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    gate = {"metric": "aggregate_reward_score", "minScore": 0.3, "minGainOverBaseline": 0.2}
+    result = _rehearse(app_synthesized, out_dir, run_input={"evaluation": {"task": "rft_eval"}, "gate": gate})
+    assert result.status == "SUCCEEDED", (result.error, result.cause, result.function_errors)
+    assert result.run is not None and result.run["status"] == "SUCCEEDED"
+    evaluations = [j for j in result.jobs if j["kind"] == "evaluation"]
+    assert {j["evaluates"] for j in evaluations} == {"baseline", "sft", "rft"}
+    for job in evaluations:
+        # the grader is named in the recipe alone, and every row was scored by the real grader
+        assert not {"eval_lambda_arn", "reward_lambda_arn"} & set(job["hyper_parameters"]), job["hyper_parameters"]
+        assert job["grader_calls"] == 2  # twelve rows in batches of eight
+    stages = result.run["stages"]
+    for stage in ("baselineEval", "sftEval", "finalEval"):
+        metrics, stats = stages[stage]["metrics"], stages[stage]["metricStats"]
+        # the mean reward and the mean of each metrics_list name of the classification grader
+        assert {"aggregate_reward_score", "label_match"} <= set(metrics) == set(stats)
+        assert stats["aggregate_reward_score"]["n"] == stats["label_match"]["n"] == 12
+        assert stats["aggregate_reward_score"]["stderr"] > 0
+    table = result.run["metrics"]["table"]
+    assert table["rft"]["aggregate_reward_score"] - table["baseline"]["aggregate_reward_score"] >= 0.2
+    assert table["rft"]["label_match"] > table["baseline"]["label_match"]
+    assert result.run["gate"]["passed"] is True and result.run["gate"]["metric"] == "aggregate_reward_score"
+
+
 def test_happy_path_sends_the_notification(happy: Result) -> None:
     assert happy.notifications, "no notification"
     subject = happy.notifications[-1]["subject"]

@@ -141,6 +141,26 @@ def test_the_job_stages_chain_through_the_handlers(
     assert decision["passed"] is True and decision["champion"] is None
 
 
+def test_an_rft_eval_evaluation_records_the_mean_reward_with_its_sample_count(handlers: Any, s3: Any) -> None:
+    plan = samples.plan(evaluation={"task": "rft_eval"}, gate={"metric": "aggregate_reward_score"}).to_json()
+    stages = samples.stages_after_training().to_json()
+    job = handlers.prepare_job(
+        {"stage": "finalEval", "plan": plan, "stages": stages, "previous": {"stage": "finalEval", "attempt": 0}},
+        CONTEXT,
+    )
+    rewards = [{"id": str(i), "aggregate_reward_score": score} for i, score in enumerate((1.0, 0.5, 0.0))]
+    lines = "\n".join(json.dumps(line) for line in rewards).encode()
+    put_archive(s3, job["request"]["outputArchive"], {f"{job['name']}/eval-result/rewards.jsonl": lines})
+    stages = handlers.read_evaluation({"stage": "finalEval", "job": job, "stages": stages}, CONTEXT)
+    assert stages["finalEval"]["metrics"] == {"aggregate_reward_score": 0.5}
+    assert stages["finalEval"]["metricStats"] == {
+        "aggregate_reward_score": {"n": 3, "stderr": pytest.approx(0.5 / 3**0.5)}
+    }
+    metrics = handlers.collect_metrics({"plan": plan, "stages": stages}, CONTEXT)
+    assert metrics["metric"] == "aggregate_reward_score"
+    assert metrics["table"]["rft"] == {"aggregate_reward_score": 0.5}
+
+
 def test_the_bedrock_client_is_checked_before_use(handlers: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a boto3 that predates the custom-model import and deployment operations
     class OldBedrock:

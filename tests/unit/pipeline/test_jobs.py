@@ -73,9 +73,9 @@ def test_sft_job_uses_the_base_model_the_converse_dataset_and_the_recipe_channel
     assert (
         request["image"] == f"{IMAGE_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/nova-fine-tune-repo:SM-TJ-SFT-V2-latest"
     )
+    # exactly what AWS's SageMaker Python SDK sends for this recipe: no model_type
     assert request["hyperParameters"] == {
         "sagemaker_recipe_local_path": "/opt/ml/input/data/recipe/recipe.yaml",
-        "model_type": "amazon.nova-2-lite-v1:0:256k",
         "base_model": "nova-lite-2/prod",
     }
     assert request["recipeUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/recipes/sft/"
@@ -105,9 +105,11 @@ def test_the_uploaded_recipe_has_the_overrides_and_replicas_equal_to_the_instanc
 
 def test_rft_starts_from_the_sft_checkpoint_with_the_grader_as_reward(s3: Any) -> None:
     job = _prepare(s3, "rft")
-    hyper = job["request"]["hyperParameters"]
-    assert hyper["base_model_location"] == samples.SFT_CHECKPOINT and "base_model" not in hyper
-    assert hyper["reward_lambda_arn"] == samples.GRADER_ARN
+    assert job["request"]["hyperParameters"] == {
+        "sagemaker_recipe_local_path": "/opt/ml/input/data/recipe/recipe.yaml",
+        "base_model_location": samples.SFT_CHECKPOINT,
+        "reward_lambda_arn": samples.GRADER_ARN,
+    }
     assert job["request"]["dataUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/rft/rft.jsonl"
     assert job["request"]["image"].endswith("nova-fine-tune-repo:SM-TJ-RFT-V2-latest")
     recipe = _recipe(s3, job)
@@ -129,6 +131,7 @@ def test_evaluations_judge_the_right_model(s3: Any, stage: StageName, rft: bool,
     hyper = job["request"]["hyperParameters"]
     assert hyper.get("base_model_location") == location
     assert ("base_model" in hyper) == (location is None)
+    assert len(hyper) == 2 and "model_type" not in hyper
     assert job["request"]["image"].endswith("nova-evaluation-repo:SM-TJ-Eval-V2-latest")
     assert job["request"]["dataUri"].endswith("/runs/run-1/inputs/eval/gen_qa.jsonl")
     assert job["request"]["instanceCount"] == 1
@@ -136,11 +139,25 @@ def test_evaluations_judge_the_right_model(s3: Any, stage: StageName, rft: bool,
     assert "eval_lambda_arn" not in hyper
 
 
-def test_rft_eval_passes_the_grader_to_the_evaluation(s3: Any) -> None:
+def test_rft_eval_names_its_grader_only_in_the_recipe(s3: Any) -> None:
     plan = samples.plan(evaluation={"task": "rft_eval"}, gate={"metric": "mean_reward"})
     job = _prepare(s3, "finalEval", plan=plan)
-    assert job["request"]["hyperParameters"]["eval_lambda_arn"] == samples.GRADER_ARN
-    assert _recipe(s3, job)["rl_env"]["reward_lambda_arn"] == samples.GRADER_ARN
+    # AWS's SDK sends no eval_lambda_arn (nor reward_lambda_arn) for rft_eval: the grader is in rl_env
+    assert job["request"]["hyperParameters"] == {
+        "sagemaker_recipe_local_path": "/opt/ml/input/data/recipe/recipe.yaml",
+        "base_model_location": samples.RFT_CHECKPOINT,
+    }
+    recipe = _recipe(s3, job)
+    assert recipe["rl_env"]["reward_lambda_arn"] == samples.GRADER_ARN
+    assert "reward_lambda_arn" not in recipe["run"] and "processor" not in recipe
+
+
+@pytest.mark.parametrize("model", ["nova-lite", "nova-micro", "nova-pro", "nova-2-lite"])
+def test_every_generation_evaluates_with_the_v2_evaluation_image(s3: Any, model: str) -> None:
+    job = _prepare(s3, "baselineEval", plan=samples.plan(model=model, stages={"rft": False}))
+    assert job["request"]["image"] == (
+        f"{IMAGE_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/nova-evaluation-repo:SM-TJ-Eval-V2-latest"
+    )
 
 
 def test_a_retry_gets_a_new_name_stops_a_leftover_job_and_remembers_the_error(s3: Any) -> None:

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from lambdas.pipeline.outputs import JobOutputError, normalize_metrics, read_checkpoint, read_metrics
+from lambdas.pipeline.outputs import (
+    JobOutputError,
+    normalize_metrics,
+    read_checkpoint,
+    read_evaluation,
+    read_metrics,
+)
 from offline.archive import put_archive
 from tests.unit.pipeline import samples
 
@@ -80,8 +86,112 @@ def test_metrics_are_merged_over_every_results_file(s3: Any) -> None:
 
 def test_an_evaluation_without_results_is_an_error(s3: Any) -> None:
     put_archive(s3, ARCHIVE, {"details.jsonl": b"{}"})
-    with pytest.raises(JobOutputError, match=r"has no results_\*.json"):
+    with pytest.raises(JobOutputError, match=r"has no results_\*.json and no per-sample rft_eval results"):
         read_metrics(s3, ARCHIVE, "eval-job")
     put_archive(s3, ARCHIVE, {"results_1.json": b'{"note": "no numbers"}'})
     with pytest.raises(JobOutputError, match="no numeric metric"):
         read_metrics(s3, ARCHIVE, "eval-job")
+
+
+# -- evaluation outputs: gen_qa aggregates and rft_eval per-sample JSONL ------------------------------------
+
+
+def _line(score: Any, *metrics: tuple[str, Any], sample: str = "q") -> str:
+    return json.dumps(
+        {
+            "id": sample,
+            "aggregate_reward_score": score,
+            "metrics_list": [{"name": name, "value": value, "type": "Metric"} for name, value in metrics],
+        }
+    )
+
+
+def _jsonl(*lines: str) -> bytes:
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize("task_key", ["all", "custom|gen_qa_gen_qa|0"])
+def test_gen_qa_results_are_read_in_both_layouts(s3: Any, task_key: str) -> None:
+    document = {"results": {task_key: {"em": 0.7, "rougeL": 0.5, "em_stderr": 0.02}}}
+    put_archive(
+        s3,
+        ARCHIVE,
+        {
+            "job/eval-result/results_2026-11-21T10-00-00.json": json.dumps(document).encode(),
+            # the per-sample gen_qa outputs beside them are not reward records and are not read
+            "job/eval-result/inference_output.jsonl": b'{"prompt": "q", "inference": "a", "gold": "a"}\n',
+        },
+    )
+    results = read_evaluation(s3, ARCHIVE, "eval-job")
+    assert results.metrics == {"exact_match": 0.7, "rougel": 0.5}
+    assert results.stats == {}
+
+
+def test_rft_eval_per_sample_rewards_are_averaged_with_n_and_standard_error(s3: Any) -> None:
+    lines = [
+        _line(1.0, ("answer", 1.0), ("format", 1.0)),
+        _line(0.0, ("answer", 0.0), ("format", 1.0)),
+        "",  # blank lines are skipped
+        _line(1.0, ("answer", 1.0)),
+        _line(1, ("answer", 1)),
+    ]
+    put_archive(s3, ARCHIVE, {"job/eval-result/rft_eval_results.jsonl": _jsonl(*lines)})
+    results = read_evaluation(s3, ARCHIVE, "eval-job")
+    assert results.metrics == {"aggregate_reward_score": 0.75, "answer": 0.75, "format": 1.0}
+    reward = results.stats["aggregate_reward_score"]
+    # sample variance of [1, 0, 1, 1] is 0.25, so the standard error is sqrt(0.25 / 4) = 0.25
+    assert reward.n == 4 and reward.stderr == pytest.approx(0.25)
+    assert results.stats["answer"].n == 4
+    assert results.stats["format"].n == 2 and results.stats["format"].stderr == 0.0
+
+
+def test_a_single_sample_has_no_standard_error(s3: Any) -> None:
+    put_archive(s3, ARCHIVE, {"rewards.jsonl": _jsonl(_line(0.4))})
+    results = read_evaluation(s3, ARCHIVE, "eval-job")
+    assert results.metrics == {"aggregate_reward_score": 0.4}
+    assert results.stats["aggregate_reward_score"].n == 1 and results.stats["aggregate_reward_score"].stderr is None
+
+
+def test_per_sample_files_are_pooled_and_win_over_results_files(s3: Any) -> None:
+    scores = [0.2, 0.9, 0.4, 1.0, 0.0, 0.7]
+    put_archive(
+        s3,
+        ARCHIVE,
+        {
+            "eval/part-1.jsonl": _jsonl(*(_line(v, ("answer", v)) for v in scores[:2])),
+            "eval/part-2.jsonl": _jsonl(*(_line(v, ("answer", v)) for v in scores[2:])),
+            "eval/results_1.json": json.dumps({"aggregate_reward_score": 0.1, "accuracy": 0.6}).encode(),
+        },
+    )
+    results = read_evaluation(s3, ARCHIVE, "eval-job")
+    mean = sum(scores) / len(scores)
+    stderr = (sum((v - mean) ** 2 for v in scores) / (len(scores) - 1) / len(scores)) ** 0.5
+    assert results.metrics["aggregate_reward_score"] == pytest.approx(mean)
+    assert results.metrics["answer"] == pytest.approx(mean)
+    assert results.metrics["accuracy"] == 0.6  # the results file's own metrics are kept
+    assert results.stats["aggregate_reward_score"].n == 6
+    assert results.stats["aggregate_reward_score"].stderr == pytest.approx(stderr)
+    assert read_metrics(s3, ARCHIVE, "eval-job") == results.metrics
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "problem"),
+    [
+        ('{"aggregate_reward_score": 0.5, "metrics_list": [', "not valid JSON"),
+        ("[1, 2]", "expected a JSON object, got list"),
+        ('{"id": "q", "metrics_list": []}', "aggregate_reward_score None is not a finite number"),
+        ('{"aggregate_reward_score": NaN}', "aggregate_reward_score nan is not a finite number"),
+        ('{"aggregate_reward_score": true}', "aggregate_reward_score True is not a finite number"),
+        ('{"aggregate_reward_score": 1, "metrics_list": {"answer": 1}}', "metrics_list is dict, not a list"),
+        ('{"aggregate_reward_score": 1, "metrics_list": [{"value": 1}]}', r"metrics_list\[0\] has no name"),
+        (
+            '{"aggregate_reward_score": 1, "metrics_list": [{"name": "answer", "value": "1"}]}',
+            r"metrics_list\[0\] \(answer\): value '1' is not a finite number",
+        ),
+    ],
+)
+def test_a_bad_per_sample_line_names_the_file_and_the_line(s3: Any, bad_line: str, problem: str) -> None:
+    member = "job/eval-result/rft_eval_results.jsonl"
+    put_archive(s3, ARCHIVE, {member: _jsonl(_line(1.0), _line(0.0), bad_line)})
+    with pytest.raises(JobOutputError, match=rf"{member} in s3://\S+, line 3: {problem}"):
+        read_evaluation(s3, ARCHIVE, "eval-job")

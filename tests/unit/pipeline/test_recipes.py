@@ -141,6 +141,41 @@ def test_evaluation_tasks_add_their_sections() -> None:
         _render("nova-2-lite", "eval", task="rft_eval")
 
 
+CONTAINER_RECIPE = {"sagemaker_recipe_local_path": "/opt/ml/input/data/recipe/recipe.yaml"}
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_rft_eval_recipes_carry_the_grader_in_rl_env_only(model: str) -> None:
+    recipe = _render(model, "eval", task="rft_eval", reward_lambda_arn="arn:grader")
+    assert recipe["rl_env"] == {"reward_lambda_arn": "arn:grader"}
+    assert "reward_lambda_arn" not in recipe["run"] and "processor" not in recipe
+    assert recipes.hyperparameters(recipe) == {**CONTAINER_RECIPE, "base_model": MODELS[model].model_name_or_path}
+
+
+def test_hyperparameters_follow_the_sdk_for_training_recipes() -> None:
+    sft = _render("nova-2-lite", "sft")
+    assert recipes.hyperparameters(sft) == {**CONTAINER_RECIPE, "base_model": "nova-lite-2/prod"}
+    checkpoint = "s3://customer-escrow-1-smtj-x/ckpt/"
+    rft = _render("nova-2-lite", "rft", model_location=checkpoint, reward_lambda_arn="arn:grader", data_uri="s3://d/k")
+    assert recipes.hyperparameters(rft) == {
+        **CONTAINER_RECIPE,
+        "base_model_location": checkpoint,
+        "reward_lambda_arn": "arn:grader",
+    }
+
+
+def test_eval_lambda_arn_only_for_an_evaluation_with_a_processor_lambda() -> None:
+    gen_qa = _render("nova-2-lite", "eval", task="gen_qa")
+    assert "eval_lambda_arn" not in recipes.hyperparameters(gen_qa)
+    custom = {**gen_qa, "processor": {"lambda_arn": "arn:metrics"}}
+    assert recipes.hyperparameters(custom)["eval_lambda_arn"] == "arn:metrics"
+    # an unfilled template placeholder or an empty value is not sent, and nor is a processor outside an evaluation
+    assert "eval_lambda_arn" not in recipes.hyperparameters({**gen_qa, "processor": {"lambda_arn": "{{arn}}"}})
+    assert "eval_lambda_arn" not in recipes.hyperparameters({**gen_qa, "processor": {"lambda_arn": ""}})
+    sft = {**_render("nova-2-lite", "sft"), "processor": {"lambda_arn": "arn:metrics"}}
+    assert "eval_lambda_arn" not in recipes.hyperparameters(sft)
+
+
 def test_every_override_spec_points_at_an_existing_field() -> None:
     for model, method in SHIPPED:
         template = recipes.load_template(model, method)

@@ -296,6 +296,7 @@ def test_rft_eval_requires_an_explicit_gate_metric() -> None:
     payload = samples.run_input(evaluation={"task": "rft_eval"})
     (problem,) = input_problems(payload, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
     assert problem.startswith("gate.metric: required with evaluation.task 'rft_eval'")
+    assert "'aggregate_reward_score' (the mean reward)" in problem  # the metric the reader always reports
     explicit = samples.run_input(evaluation={"task": "rft_eval"}, gate={"metric": "exact_match"})
     assert input_problems(explicit, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS) == []
 
