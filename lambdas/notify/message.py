@@ -65,9 +65,12 @@ def metrics_lines(run: RunRecord) -> list[str]:
     gate_metric = runview.gate_metric(run)
     headers = ["metric"] + [s.label for s in table.series]
     rows = [
-        [name + (" *" if name == gate_metric else "")] + [runview.format_value(values[s.key]) for s in table.series]
+        [name + (" *" if name == gate_metric else "")] + [table.cell(name, s.key, values[s.key]) for s in table.series]
         for name, values in table.rows
     ]
+    samples = table.samples()
+    if samples:
+        rows.append(["samples (n)"] + [str(samples.get(s.key, "-")) for s in table.series])
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
 
     def line(cells: list[str]) -> str:
@@ -77,6 +80,8 @@ def metrics_lines(run: RunRecord) -> list[str]:
     lines = [line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows]
     if gate_metric:
         lines.append(f"* gate metric ({gate_metric})")
+    if samples:
+        lines.append("± the standard error of a mean over the evaluation's samples")
     return lines
 
 

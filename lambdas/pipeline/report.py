@@ -167,8 +167,12 @@ def _metrics_section(run: RunRecord) -> str:
     body = []
     for name, values in table.rows:
         marker = " <small>(gate)</small>" if name == gate_metric else ""
-        cells = "".join(f'<td class="num">{_e(runview.format_value(values[s.key]))}</td>' for s in table.series)
+        cells = "".join(f'<td class="num">{_e(table.cell(name, s.key, values[s.key]))}</td>' for s in table.series)
         body.append(f'<tr data-metric="{_e(name)}"><td>{_e(name)}{marker}</td>{cells}</tr>')
+    samples = table.samples()
+    if samples:
+        cells = "".join(f'<td class="num">{_e(samples.get(s.key, "-"))}</td>' for s in table.series)
+        body.append(f'<tr data-metric="samples"><td>samples (n; ± is the standard error)</td>{cells}</tr>')
     return (
         f'<h2>Metrics: baseline vs SFT vs RFT</h2><p class="legend">{legend}</p>{_metrics_chart(table)}'
         f'<table id="metrics-table"><thead><tr><th>Metric</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'

@@ -9,12 +9,12 @@ gate-rejected runs lack some of them (skipped stages, no metrics, no deployment)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 from lambdas.pipeline.naming import STAGES, stage_title
-from lambdas.pipeline.schema import RunRecord, StageRecord
+from lambdas.pipeline.schema import MetricStats, RunRecord, StageRecord
 
 # Which stage's metrics stand for which model in the comparison.
 _SERIES = (("baseline", "Baseline", "baselineEval"), ("sft", "SFT", "sftEval"), ("rft", "RFT", "finalEval"))
@@ -29,13 +29,26 @@ class Series:
 
 @dataclass(frozen=True)
 class MetricsTable:
-    """Rows of ``metric -> value per series`` (``None`` where a series has no value)."""
+    """Rows of ``metric -> value per series`` (``None`` where a series has no value), and how each value
+    averaged over per-sample results was measured (``stats[series][metric]``: samples, standard error)."""
 
     series: list[Series]
     rows: list[tuple[str, dict[str, float | None]]]
+    stats: dict[str, dict[str, MetricStats]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.rows)
+
+    def cell(self, metric: str, series: str, value: float | None) -> str:
+        """The value, with ``± <standard error>`` when it is a mean over samples."""
+        measured = self.stats.get(series, {}).get(metric)
+        if value is None or measured is None or measured.stderr is None:
+            return format_value(value)
+        return f"{format_value(value)} ± {format_value(measured.stderr)}"
+
+    def samples(self) -> dict[str, int]:
+        """How many samples each series' averaged metrics come from (series without any are left out)."""
+        return {key: max(s.n for s in by_metric.values()) for key, by_metric in self.stats.items() if by_metric}
 
 
 @dataclass(frozen=True)
@@ -73,10 +86,18 @@ def metrics_table(run: RunRecord) -> MetricsTable:
     ``sft`` is the final evaluation when RFT did not run) wins; without it (a run that failed
     before "Collect metrics") the columns are read from the evaluation stages.
     """
+    recorded = _recorded(run)
     if run.metrics is not None and any(run.metrics.column(key) for key, _, _ in _SERIES):
         collected = run.metrics
-        return _table([(Series(key, label, stage), collected.column(key) or {}) for key, label, stage in _SERIES])
-    recorded = _recorded(run)
+        # The SFT column is the final evaluation when the SFT checkpoint was the candidate.
+        stage_of = {"sft": "finalEval"} if collected.candidate == "sft" else {}
+        return _table(
+            [
+                (Series(key, label, stage_of.get(key, stage)), collected.column(key) or {})
+                for key, label, stage in _SERIES
+            ],
+            recorded,
+        )
     rft = recorded.get("rft")
     rft_ran = rft is not None and rft.status != "SKIPPED"
     # Without RFT the final evaluation measures the SFT model.
@@ -85,12 +106,13 @@ def metrics_table(run: RunRecord) -> MetricsTable:
         record = recorded.get(stage)
         series = Series(key, label if key != "rft" or rft_ran else "Final", stage)
         columns.append((series, (record.metrics if record else None) or {}))
-    return _table(columns)
+    return _table(columns, recorded)
 
 
-def _table(columns: list[tuple[Series, dict[str, float]]]) -> MetricsTable:
+def _table(columns: list[tuple[Series, dict[str, float]]], recorded: dict[str, StageRecord]) -> MetricsTable:
     series: list[Series] = []
     values: dict[str, dict[str, float | None]] = {}
+    stats: dict[str, dict[str, MetricStats]] = {}
     for column, metrics in columns:
         finite = {name: value for name, value in metrics.items() if math.isfinite(value)}
         if not finite:
@@ -98,8 +120,12 @@ def _table(columns: list[tuple[Series, dict[str, float]]]) -> MetricsTable:
         series.append(column)
         for name, value in finite.items():
             values.setdefault(name, {})[column.key] = value
+        record = recorded.get(column.stage)
+        measured = {name: s for name, s in ((record.metricStats if record else None) or {}).items() if name in finite}
+        if measured:
+            stats[column.key] = measured
     rows = [(name, {s.key: per_series.get(s.key) for s in series}) for name, per_series in values.items()]
-    return MetricsTable(series=series, rows=rows)
+    return MetricsTable(series=series, rows=rows, stats=stats)
 
 
 def gate_metric(run: RunRecord) -> str | None:

@@ -80,3 +80,13 @@ def test_the_subject_fits_sns_limits() -> None:
     subject = render_notification(run, _end("FAILED")).subject
     assert len(subject) <= MAX_SUBJECT
     assert subject.isascii() and "\n" not in subject and "\t" not in subject
+
+
+def test_a_mean_over_samples_shows_its_standard_error_and_the_sample_count() -> None:
+    from tests.unit.report.test_report import _measured_run
+
+    lines = message.metrics_lines(RunRecord.model_validate(_measured_run()))
+    text = "\n".join(lines)
+    assert "0.79 ± 0.018" in text
+    assert any(line.split()[:2] == ["samples", "(n)"] and line.split()[2:] == ["500"] * 3 for line in lines)
+    assert "standard error" in lines[-1]

@@ -297,3 +297,26 @@ def test_a_preflight_without_gpu_jobs_renders_without_a_quota_table_and_none_wit
     assert "Before any GPU" in page.visible and not page.find("table", id="quotas")
     assert not page.find("ul", id="preflight-warnings")
     assert "Before any GPU" not in Page(render_report({"runId": "r", "pipeline": "nova", "status": "FAILED"})).visible
+
+
+def _measured_run() -> dict:
+    """An rft_eval run whose evaluations averaged per-sample rewards (n and standard error recorded)."""
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    for stage, value, stderr in (("baselineEval", 0.13, 0.015), ("sftEval", 0.77, 0.019), ("finalEval", 0.79, 0.018)):
+        run["stages"][stage]["metrics"] = {"aggregate_reward_score": value}
+        run["stages"][stage]["metricStats"] = {"aggregate_reward_score": {"n": 500, "stderr": stderr}}
+    return run
+
+
+def test_a_mean_over_samples_shows_its_standard_error_and_the_sample_count() -> None:
+    page = Page(render_report(_measured_run()))
+    row = [a for t, a in page.elements if t == "tr" and a.get("data-metric") == "aggregate_reward_score"]
+    assert row, "the metric has a row"
+    text = page.visible
+    assert "0.77 ± 0.019" in text and "0.79 ± 0.018" in text
+    assert re.search(r"samples \(n; ± is the standard error\) 500 500 500", text)
+
+
+def test_metrics_without_sample_statistics_show_bare_values() -> None:
+    text = Page(render_report(SUCCEEDED_RUN)).visible
+    assert "±" not in text and "samples (n" not in text
