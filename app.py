@@ -9,37 +9,54 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
-from stacks.config import PipelineSettings, SettingsError
+from stacks.config import PipelineSettings, SettingsError, parse_bool, parse_int
 from stacks.nova_stack import NovaCustomizationStack
 
-
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in {"1", "true", "yes"}
+T = TypeVar("T")
 
 
 def settings_from_context(app: cdk.App) -> PipelineSettings:
-    """Read and validate every context value once."""
+    """Read and validate every context value once; one error lists every bad value.
+
+    Booleans and numbers are parsed strictly (:func:`stacks.config.parse_bool`,
+    :func:`stacks.config.parse_int`): an unset key takes its default, a value that is not
+    exactly a boolean or a whole number stops synthesis.
+    """
     ctx = app.node.try_get_context
+    problems: list[str] = []
+
+    def typed(key: str, parse: Callable[[str, object], T], default: T) -> T:
+        value = ctx(key)
+        if value is None:
+            return default
+        try:
+            return parse(key, value)
+        except SettingsError as error:
+            problems.append(str(error))
+            return default
+
     region = ctx("region") or os.environ.get("CDK_DEFAULT_REGION") or "us-east-1"
     if region not in IMAGE_ACCOUNTS:
-        raise SettingsError(
-            f"region={region!r}: Nova customization images are published in {sorted(IMAGE_ACCOUNTS)} only"
-        )
+        problems.append(f"region={region!r}: Nova customization images are published in {sorted(IMAGE_ACCOUNTS)} only")
+    retain_data = typed("retainData", parse_bool, True)
+    log_retention_days = typed("logRetentionDays", parse_int, 90)
+    if problems:
+        raise SettingsError("invalid context: " + "; ".join(problems))
     return PipelineSettings(
         pipeline_name=ctx("pipelineName") or "nova",
         region=region,
         # The account stays unresolved (an environment-agnostic template) unless the CLI supplies it.
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
-        retain_data=_bool(ctx("retainData") if ctx("retainData") is not None else True),
-        log_retention_days=int(ctx("logRetentionDays") or 90),
+        retain_data=retain_data,
+        log_retention_days=log_retention_days,
         notification_email=ctx("notificationEmail") or None,
         retrain_schedule=ctx("retrainSchedule") or None,
     )

@@ -15,8 +15,37 @@ _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
 class SettingsError(ValueError):
     """A context value in cdk.json (or passed with ``-c``) is invalid."""
+
+
+def parse_bool(key: str, value: object) -> bool:
+    """A boolean context value: a JSON boolean (cdk.json) or the string ``true``/``false`` (``-c``, which passes
+    strings), nothing else, so that a typo cannot silently mean ``false``."""
+    if isinstance(value, bool):
+        return value
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise SettingsError(
+        f"{key}={value!r}: not a boolean; use true or false (a JSON boolean in cdk.json, "
+        f"or -c {key}=true / -c {key}=false)"
+    )
+
+
+def parse_int(key: str, value: object) -> int:
+    """A whole-number context value: a JSON integer (cdk.json) or a string of digits (``-c``), nothing else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    raise SettingsError(
+        f"{key}={value!r}: not a whole number; use a JSON integer in cdk.json, or digits only with -c, e.g. -c {key}=30"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +67,13 @@ class PipelineSettings:
 
     def __post_init__(self) -> None:
         problems: list[str] = []
+        # Typed values only: a string here would be truthy ("false") or fail a comparison.
+        if not isinstance(self.retain_data, bool):
+            problems.append(f"retainData={self.retain_data!r}: not a boolean; use true or false")
+        if not isinstance(self.log_retention_days, int) or isinstance(self.log_retention_days, bool):
+            problems.append(f"logRetentionDays={self.log_retention_days!r}: not a whole number of days")
+        elif self.log_retention_days <= 0:
+            problems.append(f"logRetentionDays={self.log_retention_days}: must be a positive number of days")
         if not _NAME_PATTERN.match(self.pipeline_name):
             problems.append(f"pipelineName={self.pipeline_name!r}: use 3-32 lowercase letters, digits or '-'")
         if self.pipeline_name in RESERVED_PIPELINE_NAMES:
@@ -54,7 +90,5 @@ class PipelineSettings:
                 f"retrainSchedule={self.retrain_schedule!r}: use an EventBridge Scheduler expression, "
                 "e.g. 'cron(0 3 ? * MON *)' or 'rate(7 days)'"
             )
-        if self.log_retention_days <= 0:
-            problems.append(f"logRetentionDays={self.log_retention_days}: must be a positive number of days")
         if problems:
             raise SettingsError("invalid context: " + "; ".join(problems))

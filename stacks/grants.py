@@ -7,6 +7,7 @@ key prefix, so every remaining wildcard is an object-key pattern.
 
 from __future__ import annotations
 
+from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -50,3 +51,19 @@ def _grant_list(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str) -> Non
 def grant_key_use(grantee: iam.IGrantable, key: kms.IKey) -> None:
     """Encrypt and decrypt objects with the project key (S3 bucket keys need both)."""
     key.grant(grantee, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+
+
+# What Bedrock needs to encrypt an imported custom model with a customer-managed key
+# (docs/contracts/bedrock.md): validate the key, create a grant for bedrock.amazonaws.com,
+# and store and check a ciphertext that proves the caller may use the key.
+BEDROCK_MODEL_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant")
+
+
+def grant_key_use_by_bedrock(grantee: iam.IGrantable, key: kms.IKey) -> None:
+    """Let Bedrock, in this region and on ``grantee``'s behalf, encrypt an imported custom model with ``key``."""
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(BEDROCK_MODEL_KEY_ACTIONS),
+        resource_arns=[key.key_arn],
+        conditions={"StringEquals": {"kms:ViaService": f"bedrock.{Aws.REGION}.amazonaws.com"}},
+    )

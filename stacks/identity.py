@@ -1,5 +1,8 @@
 """Identity: the SageMaker execution role for Nova jobs and the Bedrock import role.
 
+The import role may use the project key only through Bedrock in the stack's region
+(``kms:ViaService``), to encrypt the imported model (docs/contracts/bedrock.md).
+
 Both roles are trusted by one service each, only on behalf of this account
 (``aws:SourceAccount``). Passing them is granted per caller with
 ``iam:PassedToService`` so neither role can be handed to another service.
@@ -15,7 +18,7 @@ from constructs import Construct
 
 from lambdas.common import layout
 from lambdas.pipeline.catalog import EVALUATION_REPOSITORY, FINE_TUNE_REPOSITORY, IMAGE_ACCOUNTS
-from stacks.grants import grant_key_use, grant_object_read, grant_object_write
+from stacks.grants import grant_key_use, grant_key_use_by_bedrock, grant_object_read, grant_object_write
 from stacks.nag import acknowledge, arn_of
 
 # Nova jobs write checkpoints to AWS-owned escrow buckets named after the account.
@@ -39,7 +42,7 @@ class Identity(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.sagemaker_role = self._build_sagemaker_role(artifacts_bucket, key)
-        self.bedrock_import_role = self._build_bedrock_import_role()
+        self.bedrock_import_role = self._build_bedrock_import_role(key)
 
     def _build_sagemaker_role(self, artifacts_bucket: s3.IBucket, key: kms.IKey) -> iam.Role:
         role = iam.Role(
@@ -122,7 +125,7 @@ class Identity(Construct):
         )
         return role
 
-    def _build_bedrock_import_role(self) -> iam.Role:
+    def _build_bedrock_import_role(self, key: kms.IKey) -> iam.Role:
         role = iam.Role(
             self,
             "BedrockImportRole",
@@ -143,6 +146,8 @@ class Identity(Construct):
             "Resource::arn:aws:s3:::customer-escrow-<AWS::AccountId>-*",
             "Resource::arn:aws:s3:::customer-escrow-<AWS::AccountId>-*/*",
         )
+        # CreateCustomModel's roleArn must be allowed to use the modelKmsKeyArn key (the API reference).
+        grant_key_use_by_bedrock(role, key)
         return role
 
     def grant_pass_sagemaker_role(self, grantee: iam.IGrantable) -> None:

@@ -26,7 +26,7 @@ from constructs import Construct
 
 from lambdas.common import env_names, layout
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
-from stacks.grants import grant_key_use, grant_object_read, grant_object_write
+from stacks.grants import grant_key_use, grant_key_use_by_bedrock, grant_object_read, grant_object_write
 from stacks.identity import Identity
 from stacks.lambda_defaults import ProjectFunction
 from stacks.nag import acknowledge, arn_of
@@ -81,6 +81,7 @@ class Pipeline(Construct):
             env_names.DATA_BUCKET_NAME: data_bucket.bucket_name,
             env_names.ARTIFACTS_BUCKET_NAME: artifacts_bucket.bucket_name,
             env_names.BEDROCK_IMPORT_ROLE_ARN: identity.bedrock_import_role.role_arn,
+            env_names.MODEL_KMS_KEY_ARN: key.key_arn,
             env_names.GRADER_FUNCTIONS: Stack.of(self).to_json_string(
                 {name: fn.function_arn for name, fn in sorted(self._graders.items())}
             ),
@@ -217,6 +218,9 @@ class Pipeline(Construct):
                 *(f"Resource::arn:aws:bedrock:<AWS::Region>:<AWS::AccountId>:{r.split(':')[-1]}" for r in resources),
             )
         self._identity.grant_pass_bedrock_import_role(self._role("ImportModel"))
+        # CreateCustomModel with modelKmsKeyArn: Bedrock uses the key on the caller's behalf (the user guide's
+        # "model import API invocation role"), only through Bedrock in this region.
+        grant_key_use_by_bedrock(self._role("ImportModel"), self._key)
 
     def _acknowledge_prefixes(self, construct_id: str, *object_patterns: str) -> None:
         acknowledge(

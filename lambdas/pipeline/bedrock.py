@@ -69,8 +69,8 @@ def _tags(plan: Plan, key_name: str, value_name: str, **extra: str) -> list[dict
     return [{key_name: k, value_name: v} for k, v in tags.items()]
 
 
-def start_import(*, bedrock: Any, plan: Plan, stages: StageRecords, role_arn: str) -> ImportedModel:
-    """``CreateCustomModel`` from the candidate checkpoint; idempotent per run."""
+def start_import(*, bedrock: Any, plan: Plan, stages: StageRecords, role_arn: str, kms_key_arn: str) -> ImportedModel:
+    """``CreateCustomModel`` from the candidate checkpoint, encrypted with ``kms_key_arn``; idempotent per run."""
     stage, checkpoint = candidate_checkpoint(stages)
     name = naming.bedrock_model_name(plan.pipelineName, plan.runId)
     extra_tags = {"nova:checkpoint-stage": stage}
@@ -80,6 +80,7 @@ def start_import(*, bedrock: Any, plan: Plan, stages: StageRecords, role_arn: st
         "modelName": name,
         "modelSourceConfig": {"s3DataSource": {"s3Uri": checkpoint}},
         "roleArn": role_arn,
+        "modelKmsKeyArn": kms_key_arn,
         "modelTags": _tags(plan, "key", "value", **extra_tags),
         "clientRequestToken": naming.client_request_token(plan.pipelineName, plan.runId, "import"),
     }

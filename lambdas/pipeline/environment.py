@@ -6,6 +6,7 @@ Set by the Pipeline construct (``stacks/pipeline.py``) on every stage function:
 - ``DATA_BUCKET_NAME``: the bucket datasets must be in (under ``datasets/``);
 - ``ARTIFACTS_BUCKET_NAME``: recipes, job outputs, run records, champion records;
 - ``BEDROCK_IMPORT_ROLE_ARN``: the role Bedrock assumes to read checkpoints;
+- ``MODEL_KMS_KEY_ARN``: the project's key, which encrypts the imported model (``modelKmsKeyArn``);
 - ``GRADER_FUNCTIONS``: JSON object, grader preset name -> reward Lambda ARN;
 - ``AWS_REGION`` (set by Lambda; ``AWS_DEFAULT_REGION`` elsewhere).
 """
@@ -29,6 +30,11 @@ class PipelineEnvironment(FunctionSettings):
     artifacts_bucket: str = Field(validation_alias=env_names.ARTIFACTS_BUCKET_NAME, min_length=3)
     bedrock_import_role_arn: str = Field(
         validation_alias=env_names.BEDROCK_IMPORT_ROLE_ARN, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+"
+    )
+    # The pattern of CreateCustomModel's modelKmsKeyArn (botocore's KmsKeyArn shape): a key ARN, not an alias.
+    model_kms_key_arn: str = Field(
+        validation_alias=env_names.MODEL_KMS_KEY_ARN,
+        pattern=r"^arn:aws(-[^:]+)?:kms:[a-zA-Z0-9-]*:[0-9]{12}:key/[a-zA-Z0-9-]{36}$",
     )
     grader_functions: dict[str, str] = Field(validation_alias=env_names.GRADER_FUNCTIONS)
     region: str = Field(validation_alias=AliasChoices(env_names.AWS_REGION, env_names.AWS_DEFAULT_REGION), min_length=1)

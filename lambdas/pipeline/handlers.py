@@ -313,8 +313,13 @@ def apply_gate(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def import_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Import model into Bedrock: CreateCustomModel (idempotent per run)."""
     parsed = PlanStagesEvent.model_validate(event)
+    env = environment()
     model = bedrock.start_import(
-        bedrock=bedrock_client(), plan=parsed.plan, stages=parsed.stages, role_arn=environment().bedrock_import_role_arn
+        bedrock=bedrock_client(),
+        plan=parsed.plan,
+        stages=parsed.stages,
+        role_arn=env.bedrock_import_role_arn,
+        kms_key_arn=env.model_kms_key_arn,
     )
     logger.info("model import started", extra={"model_arn": model.arn, "checkpoint": model.checkpoint})
     return model.to_json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -44,6 +45,62 @@ def test_context_values_from_cdk_json_are_applied() -> None:
     assert settings.region == "us-east-1"
     assert settings.notification_email is None  # empty string in cdk.json means "no subscription"
     assert settings.retain_data is True
+
+
+def _settings(**context: object) -> PipelineSettings:
+    from aws_cdk import App
+
+    from app import default_context, settings_from_context
+
+    return settings_from_context(App(context={**default_context(), **context}))
+
+
+@pytest.mark.parametrize(("value", "expected"), [(True, True), (False, False), ("true", True), ("false", False)])
+def test_retain_data_is_a_json_boolean_or_the_cli_strings_true_and_false(value: object, expected: bool) -> None:
+    assert _settings(retainData=value).retain_data is expected
+
+
+@pytest.mark.parametrize("value", ["ture", "False", "no", "0", "1", "yes", "", 0, 1])
+def test_a_mistyped_boolean_stops_synthesis_naming_the_key_the_value_and_what_is_allowed(value: object) -> None:
+    # Given a value that is not exactly true or false (it used to mean false, i.e. delete the buckets)
+    # When the app reads the context
+    # Then synthesis stops with the key, the value as given, and the values allowed
+    with pytest.raises(SettingsError, match=rf"retainData={re.escape(repr(value))}: not a boolean; use true or false"):
+        _settings(retainData=value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(30, 30), ("30", 30), ("365", 365)])
+def test_log_retention_is_a_json_integer_or_a_string_of_digits(value: object, expected: int) -> None:
+    assert _settings(logRetentionDays=value).log_retention_days == expected
+
+
+@pytest.mark.parametrize("value", ["30days", "30.5", " 30", "", "-7", 30.5, True])
+def test_a_bad_number_stops_synthesis_naming_the_key_the_value_and_what_is_allowed(value: object) -> None:
+    with pytest.raises(
+        SettingsError, match=rf"logRetentionDays={re.escape(repr(value))}: not a whole number; use a JSON integer"
+    ):
+        _settings(logRetentionDays=value)
+
+
+def test_every_bad_context_value_is_reported_at_once() -> None:
+    from app import build_app
+
+    with pytest.raises(SettingsError) as raised:
+        build_app(context={"retainData": "ture", "logRetentionDays": "ninety", "region": "eu-west-1"})
+    message = str(raised.value)
+    assert "retainData='ture'" in message and "logRetentionDays='ninety'" in message and "region='eu-west-1'" in message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"retain_data": "false"}, "retainData='false': not a boolean"),
+        ({"log_retention_days": "90"}, "logRetentionDays='90'"),
+    ],
+)
+def test_settings_accept_typed_values_only(kwargs: dict, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        PipelineSettings(**kwargs)
 
 
 # Deliberate departures from aws-cdk-lib's recommended feature flags, each with its reason.

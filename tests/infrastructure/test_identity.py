@@ -110,10 +110,20 @@ def test_both_service_roles_can_read_the_escrow_checkpoint_buckets(synthesized: 
             assert {"s3:GetObject", "s3:ListBucket"} <= set(_as_list(statement["Action"]))
 
 
-def test_bedrock_import_role_only_reads(synthesized: Synthesized) -> None:
+def test_bedrock_import_role_only_reads_checkpoints_and_uses_the_key_through_bedrock(
+    synthesized: Synthesized,
+) -> None:
     statements = _policy_of(synthesized, _role_named_by(synthesized, "bedrock.amazonaws.com"))
+    key_actions = {"kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"}
+    (key,) = synthesized.resources("AWS::KMS::Key")
+    key_statements = [s for s in statements if key_actions & set(_as_list(s["Action"]))]
+    assert [set(_as_list(s["Action"])) for s in key_statements] == [key_actions]
+    (key_statement,) = key_statements
+    assert key_statement["Resource"] == {"Fn::GetAtt": [key, "Arn"]}
+    via_bedrock = {"Fn::Join": ["", ["bedrock.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+    assert key_statement["Condition"] == {"StringEquals": {"kms:ViaService": via_bedrock}}
     actions = {a for s in statements for a in _as_list(s["Action"])}
-    assert actions == {"s3:GetObject", "s3:ListBucket"}
+    assert actions == {"s3:GetObject", "s3:ListBucket"} | key_actions
 
 
 def test_sagemaker_role_pulls_only_the_nova_images_of_its_region(template) -> None:

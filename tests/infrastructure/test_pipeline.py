@@ -298,15 +298,41 @@ def test_job_preparation_may_stop_only_the_pipelines_own_jobs(synthesized: Synth
 
 
 def test_stage_functions_get_their_configuration_from_the_environment(synthesized: Synthesized, template) -> None:
+    (key,) = synthesized.resources("AWS::KMS::Key")
     for handler, function in _functions(synthesized).items():
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["PIPELINE_NAME"] == "nova", handler
+        # The imported model is encrypted with the project key (CreateCustomModel modelKmsKeyArn).
+        assert variables["MODEL_KMS_KEY_ARN"] == {"Fn::GetAtt": [key, "Arn"]}, handler
         for name in ("DATA_BUCKET_NAME", "ARTIFACTS_BUCKET_NAME", "BEDROCK_IMPORT_ROLE_ARN", "GRADER_FUNCTIONS"):
             assert name in variables, (handler, name)
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {"Handler": "lambdas.pipeline.handlers.preflight_checks", "Timeout": 900, "MemorySize": 512},
     )
+
+
+BEDROCK_VIA_SERVICE = {"StringEquals": {"kms:ViaService": _join("bedrock.", {"Ref": "AWS::Region"}, ".amazonaws.com")}}
+
+
+def test_the_import_function_lets_bedrock_encrypt_the_model_with_the_project_key(synthesized: Synthesized) -> None:
+    (key,) = synthesized.resources("AWS::KMS::Key")
+    (statement,) = _with_action(_function_statements(synthesized, "import_model"), "kms:CreateGrant")
+    assert set(_as_list(statement["Action"])) == {
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "kms:DescribeKey",
+        "kms:CreateGrant",
+    }
+    assert statement["Resource"] == {"Fn::GetAtt": [key, "Arn"]}
+    assert statement["Condition"] == BEDROCK_VIA_SERVICE
+
+
+def test_no_other_stage_function_may_create_grants_on_the_key(synthesized: Synthesized) -> None:
+    for handler in _functions(synthesized):
+        if handler != "import_model":
+            actions = _actions(_function_statements(synthesized, handler))
+            assert not actions & {"kms:CreateGrant", "kms:DescribeKey"}, handler
 
 
 @pytest.mark.parametrize(

@@ -125,3 +125,5 @@ def test_retain_data_false_lets_the_buckets_be_deleted() -> None:
     synthesized = synthesize(context={"retainData": False})
     for name, bucket in _data_buckets(synthesized).items():
         assert bucket["DeletionPolicy"] == "Delete", name
+    # ... but the stack does not empty them (the README's "Deleting the stack" says so): no auto-delete resource.
+    assert not synthesized.resources("Custom::S3AutoDeleteObjects")

@@ -48,6 +48,7 @@ def pipeline_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "DATA_BUCKET_NAME": samples.DATA_BUCKET,
         "ARTIFACTS_BUCKET_NAME": samples.ARTIFACTS_BUCKET,
         "BEDROCK_IMPORT_ROLE_ARN": samples.IMPORT_ROLE_ARN,
+        "MODEL_KMS_KEY_ARN": samples.KMS_KEY_ARN,
         "GRADER_FUNCTIONS": json.dumps(samples.GRADERS),
         "AWS_REGION": REGION,
     }

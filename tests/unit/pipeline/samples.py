@@ -13,6 +13,7 @@ DATA_BUCKET = "nova-data-test"
 ARTIFACTS_BUCKET = "nova-artifacts-test"
 ACCOUNT = "123456789012"
 IMPORT_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/BedrockImportRole"
+KMS_KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 GRADER_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:NovaCustomization-SageMakerGradersClassification"
 GRADERS = {"classification": GRADER_ARN}
 SFT_CHECKPOINT = f"s3://customer-escrow-{ACCOUNT}-smtj-0a1b2c3d/nova-run-1-sft-a1/checkpoint/"

@@ -68,6 +68,7 @@ def _import(fake: FakeBedrock, rft: bool = True) -> ImportedModel:
         plan=samples.plan(),
         stages=samples.stages_after_training(rft=rft),
         role_arn=samples.IMPORT_ROLE_ARN,
+        kms_key_arn=samples.KMS_KEY_ARN,
     )
 
 
@@ -77,12 +78,13 @@ def _poll(model: ImportedModel) -> Poll:
     return model.poll
 
 
-def test_the_rft_checkpoint_is_imported_with_the_import_role_tags_and_a_run_token() -> None:
+def test_the_rft_checkpoint_is_imported_with_the_import_role_the_project_key_tags_and_a_run_token() -> None:
     fake = FakeBedrock()
     model = _import(fake)
     (request,) = fake.creates
     assert request["modelSourceConfig"] == {"s3DataSource": {"s3Uri": samples.RFT_CHECKPOINT}}
     assert request["roleArn"] == samples.IMPORT_ROLE_ARN
+    assert request["modelKmsKeyArn"] == samples.KMS_KEY_ARN
     assert request["modelName"] == "nova-run-1" and request["clientRequestToken"] == "nova-run-1-import"
     assert {"key": "nova:run-id", "value": "run-1"} in request["modelTags"]
     assert model.to_json() == {

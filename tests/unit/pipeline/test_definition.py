@@ -225,7 +225,9 @@ def _outputs(s3: Any) -> dict[str, dict]:
     stages = stages.replace("finalEval", StageRecord(status="SUCCEEDED", metrics={"exact_match": 0.8}))
     table = metrics.collect_metrics(plan, stages)
     fake = FakeBedrock(statuses=["Active", "Active"])
-    model = bedrock.start_import(bedrock=fake, plan=plan, stages=stages, role_arn=samples.IMPORT_ROLE_ARN)
+    model = bedrock.start_import(
+        bedrock=fake, plan=plan, stages=stages, role_arn=samples.IMPORT_ROLE_ARN, kms_key_arn=samples.KMS_KEY_ARN
+    )
     deployment = bedrock.start_deployment(bedrock=fake, plan=plan, model=model)
     state = RunState.model_validate(
         {

@@ -49,6 +49,7 @@ def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch
                 "ARTIFACTS_BUCKET_NAME": "a",
                 "GRADER_FUNCTIONS": "{}",
                 "BEDROCK_IMPORT_ROLE_ARN": samples.IMPORT_ROLE_ARN,
+                "MODEL_KMS_KEY_ARN": samples.KMS_KEY_ARN,
                 "AWS_REGION": "us-east-1",
             }
         )
@@ -60,6 +61,7 @@ def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch
                 "ARTIFACTS_BUCKET_NAME": "a",
                 "GRADER_FUNCTIONS": "{}",
                 "BEDROCK_IMPORT_ROLE_ARN": "not-an-arn",
+                "MODEL_KMS_KEY_ARN": samples.KMS_KEY_ARN,
                 "AWS_REGION": "us-east-1",
             }
         )
