@@ -148,10 +148,15 @@ def _head_object(bucket: str, key: str) -> dict[str, Any]:
 
 
 def _read_object(bucket: str, key: str) -> bytes:
+    """The object's bytes, read up to one byte past the plan's size limit (so a huge object is not loaded)."""
     from botocore.exceptions import ClientError
 
     try:
-        body: bytes = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        stream = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            body: bytes = stream.read(plan.MAX_RUN_RECORD_BYTES + 1)
+        finally:
+            stream.close()
     except ClientError as error:
         if is_missing(error):
             raise LookupError(key) from error
