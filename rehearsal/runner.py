@@ -44,6 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASET_PREFIX = "datasets/rehearsal"
 MOTO_CONFIG: DefaultConfig = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+PIPELINE = "nova"  # the pipelineName of cdk.json the rehearsal synthesizes
 
 
 @dataclass
@@ -52,7 +53,9 @@ class Scenario:
 
     ``run_input`` is deep-merged over the default input (the three generated
     datasets); ``replace_input`` is used as-is instead (a bad input).
-    ``previous_checkpoints`` are checkpoints of an earlier run (URI -> stage) for ``resumeFrom``.
+    ``previous_checkpoints`` are checkpoints of an earlier run (URI -> stage) for ``resumeFrom``: the simulated
+    SageMaker knows them and the artifacts bucket holds that run's record, ``runs/<previous_run>/run.json``,
+    with each as its stage's checkpoint (what "Validate run" looks for).
     ``quotas`` are the account's training-job instance quotas (instance type -> instances): preflight reads
     them and ``CreateTrainingJob`` is refused with ``ResourceLimitExceeded`` beyond them.
     ``fail_eval_of`` (with ``fail_at="eval"``) picks the evaluation that fails: ``final`` (the default),
@@ -66,6 +69,7 @@ class Scenario:
     run_input: dict = field(default_factory=dict)
     replace_input: dict | None = None
     previous_checkpoints: dict[str, str] = field(default_factory=dict)
+    previous_run: str = "earlier-run"
     quotas: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
     durations: Durations = field(default_factory=Durations)
     execution_name: str | None = None
@@ -133,6 +137,18 @@ def default_run_input(data_bucket: str, evaluation_task: str = "gen_qa") -> dict
     return {"datasets": {kind: f"s3://{data_bucket}/{DATASET_PREFIX}/{name}.jsonl" for kind, name in files.items()}}
 
 
+def earlier_run_record(run_id: str, checkpoints: Mapping[str, str]) -> bytes:
+    """The ``run.json`` of an earlier, successful run of the pipeline whose stages recorded ``checkpoints``
+    (URI -> stage)."""
+    from lambdas.pipeline.schema import RunRecord, StageRecord, StageRecords
+
+    records = {stage: StageRecord(status="SKIPPED") for stage in StageRecords.model_fields}
+    for uri, stage in checkpoints.items():
+        records[stage] = StageRecord(status="SUCCEEDED", jobName=f"{PIPELINE}-{run_id}-{stage}-a1", checkpoint=uri)
+    record = RunRecord(runId=run_id, pipeline=PIPELINE, status="SUCCEEDED", stages=StageRecords.model_validate(records))
+    return json.dumps(record.to_json()).encode()
+
+
 def rehearse(
     scenario: Scenario | None = None,
     *,
@@ -184,6 +200,12 @@ def rehearse(
         cloud = SimulatedStack(synthesized, runtime, region=region).provision()
         data_bucket = cloud.bucket("DataBucket")
         s3 = boto3.client("s3", region_name=region)
+        if scenario.previous_checkpoints:
+            s3.put_object(
+                Bucket=cloud.bucket("ArtifactsBucket"),
+                Key=f"runs/{scenario.previous_run}/run.json",
+                Body=earlier_run_record(scenario.previous_run, scenario.previous_checkpoints),
+            )
         for kind, body in datasets.all_datasets(corrupt=scenario.fail_at == "preflight").items():
             s3.put_object(Bucket=data_bucket, Key=f"{DATASET_PREFIX}/{kind}.jsonl", Body=body)
         run_input = (
@@ -407,7 +429,7 @@ def _format_locally(cloud: SimulatedStack, event: dict) -> list[dict]:
     end = ExecutionEnd(
         status=event["detail"]["status"],
         execution_arn=event["detail"]["executionArn"],
-        pipeline="nova",
+        pipeline=PIPELINE,
         error=event["detail"]["error"],
         cause=event["detail"]["cause"],
     )
@@ -415,7 +437,7 @@ def _format_locally(cloud: SimulatedStack, event: dict) -> list[dict]:
         record = RunRecord.model_validate(run)
     else:
         record = reconstruct_run(
-            ExecutionStatusChange.model_validate(event), run_id=run_id, pipeline="nova", last_state=None
+            ExecutionStatusChange.model_validate(event), run_id=run_id, pipeline=PIPELINE, last_state=None
         )
     note = render_notification(record, end)
     return [{"topic": None, "subject": note.subject, "message": note.body, "formatted_locally": True}]

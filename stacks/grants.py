@@ -13,12 +13,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
 
-def grant_object_read(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str) -> None:
-    """Read objects (and their versions) under ``prefix`` and list that prefix."""
+def grant_object_read(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str, *, keys: str = "*") -> None:
+    """Read objects (and their versions) under ``prefix`` whose key continues with the pattern ``keys``, and
+    list that prefix (so a missing object reads as missing, not as access denied)."""
     iam.Grant.add_to_principal(
         grantee=grantee,
         actions=["s3:GetObject", "s3:GetObjectVersion"],
-        resource_arns=[bucket.arn_for_objects(f"{prefix}*")],
+        resource_arns=[bucket.arn_for_objects(f"{prefix}{keys}")],
     )
     _grant_list(grantee, bucket, prefix)
 

@@ -127,9 +127,16 @@ class Pipeline(Construct):
         for function in self.functions.values():
             grant_key_use(function.role, self._key)
 
-        # Validation checks that each dataset exists (HeadObject) and records its ETag.
+        # Validation checks that each dataset exists (HeadObject) and records its ETag, and reads the run record
+        # (runs/<run-id>/run.json, nothing else of the run) that must hold a resumeFrom checkpoint.
+        run_records = f"*/{layout.RUN_RECORD_NAME}"
         grant_object_read(self._role("ValidateRun"), data, layout.DATASETS_PREFIX)
-        self._acknowledge_prefixes("ValidateRun", f"{arn_of(data)}/{layout.DATASETS_PREFIX}*")
+        grant_object_read(self._role("ValidateRun"), artifacts, layout.RUNS_PREFIX, keys=run_records)
+        self._acknowledge_prefixes(
+            "ValidateRun",
+            f"{arn_of(data)}/{layout.DATASETS_PREFIX}*",
+            f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}{run_records}",
+        )
 
         # Preflight streams datasets, stages the evaluation set under the run, and calls the graders.
         preflight = self._role("Preflight")

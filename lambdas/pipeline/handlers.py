@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from lambdas.common.aws_errors import is_access_denied, is_missing
 from lambdas.common.layout import champion_key
-from lambdas.pipeline import bedrock, gate, jobs, metrics, outputs, plan, preflight, quotas, record, retry
+from lambdas.pipeline import bedrock, gate, jobs, metrics, naming, outputs, plan, preflight, quotas, record, retry
 from lambdas.pipeline.environment import PipelineEnvironment, load_environment
 from lambdas.pipeline.schema import (
     Champion,
@@ -147,6 +147,25 @@ def _head_object(bucket: str, key: str) -> dict[str, Any]:
     return head
 
 
+def _read_object(bucket: str, key: str) -> bytes:
+    """The object's bytes, read up to one byte past the plan's size limit (so a huge object is not loaded)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        stream = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            body: bytes = stream.read(plan.MAX_RUN_RECORD_BYTES + 1)
+        finally:
+            stream.close()
+    except ClientError as error:
+        if is_missing(error):
+            raise LookupError(key) from error
+        if is_access_denied(error):
+            raise PermissionError(key) from error
+        raise
+    return body
+
+
 def _grader_version(name: str) -> str | None:
     from lambdas.reward.presets import load_preset
 
@@ -196,6 +215,7 @@ def validate_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         graders=env.grader_functions,
         grader_version=_grader_version,
         head_object=_head_object,
+        read_object=_read_object,
     )
     logger.info("run plan resolved", extra={"run_id": resolved.runId, "enabled": resolved.enabled.to_json()})
     return {
@@ -255,23 +275,34 @@ def decide_retry(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return decision.to_json()
 
 
-def _finish_job(event: dict[str, Any], read: Callable[[Any, str, str], dict[str, Any]], message: str) -> dict[str, Any]:
+def _finish_job(
+    event: dict[str, Any], read: Callable[[Any, str, JobAttempt], dict[str, Any]], message: str
+) -> dict[str, Any]:
     """Read the job's output archive (``read`` gives the stage record's fields), log what it found, record the
     job SUCCEEDED; the updated stages."""
     parsed = FinishJobEvent.model_validate(event)
     archive = parsed.job.prepared_request().outputArchive
-    found = read(client("s3"), archive, parsed.job.name or "")
+    found = read(client("s3"), archive, parsed.job)
     logger.info(message, extra={"stage": parsed.stage, **{k: v for k, v in found.items() if k != "metric_stats"}})
     stage_record = job_record(parsed.job, status="SUCCEEDED", ended_at=parsed.endedAt, **found)
     return parsed.stages.replace(parsed.stage, stage_record).to_json()
 
 
-def _checkpoint(s3: Any, archive: str, job_name: str) -> dict[str, Any]:
-    return {"checkpoint": outputs.read_checkpoint(s3, archive, job_name)}
+def _job_account(job: JobAttempt) -> str:
+    """The account the job ran in: its training job ARN's, else the account of the Bedrock import role."""
+    account = naming.account_of_arn(job.result.arn if job.result else None)
+    account = account or naming.account_of_arn(environment().bedrock_import_role_arn)
+    if account is None:
+        raise ValueError(f"the account of job {job.name} is unknown: it has no training job ARN")
+    return account
 
 
-def _evaluation(s3: Any, archive: str, job_name: str) -> dict[str, Any]:
-    results = outputs.read_evaluation(s3, archive, job_name)
+def _checkpoint(s3: Any, archive: str, job: JobAttempt) -> dict[str, Any]:
+    return {"checkpoint": outputs.read_checkpoint(s3, archive, job.name or "", account=_job_account(job))}
+
+
+def _evaluation(s3: Any, archive: str, job: JobAttempt) -> dict[str, Any]:
+    results = outputs.read_evaluation(s3, archive, job.name or "")
     return {"metrics": results.metrics, "metric_stats": results.stats or None}
 
 

@@ -42,6 +42,7 @@ STAGE_LABELS = {
     "finalEval": "final evaluation",
 }
 
+_ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(?P<account>\d{12}):")
 _UNSAFE_RUN = re.compile(r"[^A-Za-z0-9-]+")
 _UNSAFE_NAME = re.compile(r"[^a-z0-9]+")
 
@@ -59,6 +60,17 @@ def run_id_from_execution(execution_name: str) -> str:
     cleaned = cleaned[: MAX_RUN_ID - 9].rstrip("-")
     suffix = _digest(execution_name or "")
     return f"{cleaned}-{suffix}" if cleaned else f"run-{suffix}"
+
+
+def account_of_arn(arn: str | None) -> str | None:
+    """The 12-digit account of an ARN (``arn:aws:states:<region>:<account>:execution:...``), or None."""
+    match = _ARN_ACCOUNT.match(arn or "")
+    return match["account"] if match else None
+
+
+def is_run_id(text: str) -> bool:
+    """Whether ``text`` can be a run id (what :func:`run_id_from_execution` returns for a safe name)."""
+    return run_id_from_execution(text) == text
 
 
 def _slug(text: str) -> str:

@@ -2,7 +2,8 @@
 
 - Training jobs: ``manifest.json`` at the archive root holds ``checkpoint_s3_bucket``, the
   full S3 URI of the checkpoint in an AWS-owned escrow bucket (Nova jobs may report no
-  ``ModelArtifacts``, so the archive is the only reliable source).
+  ``ModelArtifacts``, so the archive is the only reliable source); it must be a training-job
+  checkpoint of the job's account (:func:`lambdas.pipeline.s3uri.check_checkpoint_uri`).
 - Evaluation jobs (:func:`read_evaluation`), two documented shapes, read together:
 
   * ``results_*.json`` files with aggregate metrics (``gen_qa``; the Nova Forge SDK looks for them for
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from lambdas.common.aws_errors import is_missing
-from lambdas.pipeline.s3uri import S3UriError, parse_s3_uri
+from lambdas.pipeline.s3uri import CheckpointUriError, check_checkpoint_uri, parse_s3_uri
 from lambdas.pipeline.schema import MetricStats
 
 MAX_JSON_MEMBER_BYTES = 8 << 20
@@ -105,8 +106,12 @@ def _json_members(s3: Any, archive_uri: str, job_name: str, wanted: Any) -> list
     return found
 
 
-def read_checkpoint(s3: Any, archive_uri: str, job_name: str) -> str:
-    """The escrow checkpoint URI of a training job (``manifest.json`` -> ``checkpoint_s3_bucket``)."""
+def read_checkpoint(s3: Any, archive_uri: str, job_name: str, *, account: str) -> str:
+    """The escrow checkpoint URI of a training job (``manifest.json`` -> ``checkpoint_s3_bucket``).
+
+    The URI must be a training-job checkpoint of ``account`` (the account the job ran in), as
+    :func:`lambdas.pipeline.s3uri.check_checkpoint_uri` defines it.
+    """
 
     def wanted(name: str) -> bool:
         """manifest.json"""
@@ -119,9 +124,11 @@ def read_checkpoint(s3: Any, archive_uri: str, job_name: str) -> str:
         keys = ", ".join(sorted(manifest)) if isinstance(manifest, dict) else type(manifest).__name__
         raise JobOutputError(f"{name} of job {job_name} has no checkpoint_s3_bucket (found: {keys})")
     try:
-        parse_s3_uri(str(checkpoint))
-    except S3UriError as error:
-        raise JobOutputError(f"checkpoint_s3_bucket of job {job_name} is not an S3 URI: {error}") from error
+        check_checkpoint_uri(str(checkpoint), account)
+    except CheckpointUriError as error:
+        raise JobOutputError(
+            f"{name} in {archive_uri}: checkpoint_s3_bucket of job {job_name} is not a usable checkpoint: {error}"
+        ) from error
     return str(checkpoint)
 
 

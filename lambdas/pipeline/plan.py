@@ -1,8 +1,10 @@
 """Plan resolution: a valid run input becomes the run plan and the initial stage records.
 
 "Validate run" calls :func:`resolve_plan`: every problem of the input
-(:mod:`lambdas.pipeline.validation`), then whether each dataset exists, is readable and
-is not empty, raised together as one :class:`RunInputError`. The plan (:class:`Plan`)
+(:mod:`lambdas.pipeline.validation`, a ``resumeFrom.checkpoint`` checked against the account of the
+execution's ARN), then whether each dataset exists, is readable and is not empty, and whether the
+earlier run named by ``resumeFrom.run`` recorded the checkpoint (its ``runs/<run>/run.json``, one read),
+raised together as one :class:`RunInputError`. The plan (:class:`Plan`)
 names the run, the base model, the enabled stages (``plan.enabled``), the datasets with the
 version that was seen and the copy the jobs will read, the grader, the job settings of
 each method, the gate and the budget.
@@ -10,6 +12,7 @@ each method, the gate and the budget.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,6 +34,7 @@ from lambdas.pipeline.schema import (
     PlanDatasets,
     PlanJobs,
     PlanResume,
+    ResumeFrom,
     RunInput,
     StageRecord,
     StageRecords,
@@ -42,6 +46,11 @@ MAX_JOB_ATTEMPTS = 4
 # ``head_object(bucket, key)``: the object's metadata (``ETag``, ``ContentLength``, ``VersionId``),
 # or ``LookupError`` (missing) / ``PermissionError`` (unreadable).
 HeadObject = Callable[[str, str], Mapping[str, Any]]
+# ``read_object(bucket, key)``: the object's bytes, or ``LookupError`` / ``PermissionError`` as above.
+ReadObject = Callable[[str, str], bytes]
+# A run record larger than this is not read (run.json files are a few hundred kilobytes at most).
+MAX_RUN_RECORD_BYTES = 8 << 20
+RESUMABLE_STAGES = ("sft", "rft")
 
 
 def resolve_plan(
@@ -54,13 +63,30 @@ def resolve_plan(
     graders: Mapping[str, str],
     grader_version: Callable[[str], str | None],
     head_object: HeadObject,
+    read_object: ReadObject,
 ) -> tuple[Plan, StageRecords]:
     """Validate ``payload`` completely and resolve the run plan and the initial stage records."""
     if not isinstance(payload, dict):
         raise RunInputError([f"(input): a run input is a JSON object, got {type(payload).__name__}"])
-    run, problems, resolved = parse_input(payload, data_bucket=data_bucket, graders=graders)
+    account = naming.account_of_arn(execution.id)
+    run, problems, resolved = parse_input(payload, data_bucket=data_bucket, graders=graders, account=account)
     if run is None or resolved is None:
         raise RunInputError(problems)
+    if run.resumeFrom is not None:
+        if account is None:
+            problems.append(
+                f"resumeFrom.checkpoint: the execution ARN {execution.id!r} names no account, so the checkpoint's "
+                "escrow bucket cannot be checked"
+            )
+        elif not any(p.startswith("resumeFrom.") for p in problems):
+            problems.extend(
+                _resume_problems(
+                    run.resumeFrom,
+                    pipeline_name=pipeline_name,
+                    artifacts_bucket=artifacts_bucket,
+                    read_object=read_object,
+                )
+            )
 
     seen: dict[str, DatasetRef] = {}
     for name in ("sft", "rft", "eval"):
@@ -105,7 +131,7 @@ def resolve_plan(
         grader = GraderRef(name=run.grader, arn=graders[run.grader], version=grader_version(run.grader))
     resume = None
     if run.resumeFrom is not None:
-        resume = PlanResume(stage=run.resumeFrom.stage, checkpoint=run.resumeFrom.checkpoint)
+        resume = PlanResume(stage=run.resumeFrom.stage, checkpoint=run.resumeFrom.checkpoint, run=run.resumeFrom.run)
     jobs = {method: settings for method, settings in resolved.jobs.items() if settings is not None}
     plan = Plan(
         runId=run_id,
@@ -132,6 +158,50 @@ def resolve_plan(
         runPrefix=layout.s3_uri(artifacts_bucket, layout.run_prefix(run_id)),
     )
     return plan, initial_stage_records(enabled, resume)
+
+
+def _resume_problems(
+    resume: ResumeFrom, *, pipeline_name: str, artifacts_bucket: str, read_object: ReadObject
+) -> list[str]:
+    """Whether ``runs/<resume.run>/run.json`` of this pipeline records ``resume.checkpoint`` as a stage checkpoint."""
+    run_id = str(resume.run)
+    key = layout.run_record_key(run_id)
+    where = layout.s3_uri(artifacts_bucket, key)
+    try:
+        body = read_object(artifacts_bucket, key)
+    except LookupError:
+        return [f"resumeFrom.run: no run {run_id!r} in this pipeline's artifacts bucket ({where} does not exist)"]
+    except PermissionError:
+        return [f"resumeFrom.run: {where} is not readable by the pipeline"]
+    if len(body) > MAX_RUN_RECORD_BYTES:
+        return [f"resumeFrom.run: {where} is larger than {MAX_RUN_RECORD_BYTES} bytes; it is not a run record"]
+    try:
+        record = json.loads(body)
+    except ValueError as error:
+        return [f"resumeFrom.run: {where} is not valid JSON ({error})"]
+    if not isinstance(record, dict):
+        return [f"resumeFrom.run: {where} is not a run record"]
+    if record.get("pipeline") != pipeline_name:
+        return [
+            f"resumeFrom.run: run {run_id!r} was recorded by pipeline {record.get('pipeline')!r}, "
+            f"not by this pipeline ({pipeline_name!r})"
+        ]
+    stages = record.get("stages")
+    if not isinstance(stages, dict):
+        stages = {}
+    recorded: dict[str, str] = {}
+    for stage in RESUMABLE_STAGES:
+        entry = stages.get(stage)
+        checkpoint = entry.get("checkpoint") if isinstance(entry, dict) else None
+        if isinstance(checkpoint, str) and checkpoint:
+            recorded[stage] = checkpoint
+    if any(c.rstrip("/") == resume.checkpoint.rstrip("/") for c in recorded.values()):
+        return []
+    found = ", ".join(f"stages.{stage}.checkpoint = {c}" for stage, c in recorded.items()) or "no stage checkpoint"
+    return [
+        f"resumeFrom.checkpoint: {resume.checkpoint} is not a stage checkpoint of run {run_id!r} "
+        f"({where} records {found})"
+    ]
 
 
 def _plan_metric(run: RunInput) -> str:

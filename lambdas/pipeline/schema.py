@@ -25,7 +25,8 @@ The run input::
       "evaluation": {"task": "gen_qa", "overrides": {"max_new_tokens": 1024}},
       "gate": {"metric": "exact_match", "minScore": 0.7, "minGainOverBaseline": 0.05, "mustBeatDeployed": true},
       "budget": {"maxUsd": 2000},
-      "resumeFrom": {"stage": "rft", "checkpoint": "s3://customer-escrow-.../checkpoint"},
+      "resumeFrom": {"stage": "rft", "run": "<earlier run id>",
+                     "checkpoint": "s3://customer-escrow-<account>-smtj-<id>/.../checkpoint"},
       "description": "free text kept in the run record"
     }
 
@@ -134,14 +135,18 @@ class Budget(_Input):
 
 
 class ResumeFrom(_Input):
-    """Start a later stage from a checkpoint of an earlier run (an escrow ``s3://customer-escrow-...`` URI).
+    """Start a later stage from a checkpoint of an earlier run of this pipeline.
 
-    ``rft``: train RFT from this SFT checkpoint (SFT is skipped). ``finalEval``: evaluate this checkpoint
-    and import it (SFT and RFT are skipped).
+    ``rft``: train RFT from this checkpoint (SFT is skipped). ``finalEval``: evaluate this checkpoint
+    and import it (SFT and RFT are skipped). ``run`` is the earlier run's id: its record,
+    ``runs/<run>/run.json`` in the artifacts bucket, must hold ``checkpoint`` as ``stages.sft.checkpoint``
+    or ``stages.rft.checkpoint``. ``checkpoint`` must be a training-job checkpoint of this account,
+    ``s3://customer-escrow-<account>-smtj-<id>/<key>`` (:func:`lambdas.pipeline.s3uri.check_checkpoint_uri`).
     """
 
     stage: Literal["rft", "finalEval"]
     checkpoint: str
+    run: str | None = None
 
 
 class RunInput(_Input):
@@ -253,8 +258,11 @@ class GateSettings(Record):
 
 
 class PlanResume(Record):
+    """The checkpoint a run starts from, and the earlier run whose ``run.json`` recorded it."""
+
     stage: Literal["rft", "finalEval"]
     checkpoint: str
+    run: str | None = None
 
 
 class PlanBudget(Record):

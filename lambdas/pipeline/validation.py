@@ -18,16 +18,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from lambdas.common import layout
-from lambdas.pipeline import recipes
+from lambdas.pipeline import naming, recipes
 from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR, MODELS
 from lambdas.pipeline.metrics import GEN_QA_METRICS
 from lambdas.pipeline.outputs import REWARD_METRIC, metric_name
-from lambdas.pipeline.s3uri import S3UriError, parse_s3_uri
+from lambdas.pipeline.s3uri import CheckpointUriError, S3UriError, check_checkpoint_uri, parse_s3_uri
 from lambdas.pipeline.schema import Enabled, EvaluationSettings, JobSettings, RunInput, TrainingSettings
 
 DATASETS_PREFIX = layout.DATASETS_PREFIX
-# Nova jobs write checkpoints to AWS-owned escrow buckets; the SageMaker and Bedrock roles can read only those.
-ESCROW_CHECKPOINT_PREFIX = "s3://customer-escrow-"
 
 
 class RunInputError(ValueError):
@@ -94,11 +92,16 @@ def _without(payload: dict[str, Any], locations: list[tuple[Any, ...]]) -> dict[
 
 
 def parse_input(
-    payload: dict[str, Any], *, data_bucket: str | None, graders: Collection[str] | None
+    payload: dict[str, Any],
+    *,
+    data_bucket: str | None,
+    graders: Collection[str] | None,
+    account: str | None = None,
 ) -> tuple[RunInput | None, list[str], Resolved | None]:
     """The parsed input (or None), every problem, and the resolved pieces of the plan.
 
-    When pydantic rejects some fields, the semantic checks still run on the rest (the
+    ``account`` is this account: a ``resumeFrom.checkpoint`` must be in one of its escrow buckets (None
+    checks the URI's form alone). When pydantic rejects some fields, the semantic checks still run on the rest (the
     rejected values replaced by their defaults), so one error lists everything.
     """
     try:
@@ -111,10 +114,10 @@ def parse_input(
         except ValidationError:
             return None, problems, None
         reported = {_location(loc) for loc in rejected}
-        more, _ = _checks(partial, data_bucket=data_bucket, graders=graders)
+        more, _ = _checks(partial, data_bucket=data_bucket, graders=graders, account=account)
         problems.extend(p for p in more if p.split(":", 1)[0] not in reported)
         return None, problems, None
-    problems, resolved = _checks(run, data_bucket=data_bucket, graders=graders)
+    problems, resolved = _checks(run, data_bucket=data_bucket, graders=graders, account=account)
     return run, problems, resolved
 
 
@@ -203,7 +206,9 @@ def _job_settings(run: RunInput, model: str, method: str, problems: list[str]) -
     )
 
 
-def _checks(run: RunInput, *, data_bucket: str | None, graders: Collection[str] | None) -> tuple[list[str], Resolved]:
+def _checks(
+    run: RunInput, *, data_bucket: str | None, graders: Collection[str] | None, account: str | None
+) -> tuple[list[str], Resolved]:
     """Semantic problems of a well-formed input, and the pieces of the plan they produce."""
     problems: list[str] = []
     model = MODELS.get(run.model)
@@ -216,16 +221,20 @@ def _checks(run: RunInput, *, data_bucket: str | None, graders: Collection[str] 
     if run.resumeFrom is not None:
         resume = run.resumeFrom
         try:
-            parse_s3_uri(resume.checkpoint)
-        except S3UriError as error:
+            check_checkpoint_uri(resume.checkpoint, account)
+        except CheckpointUriError as error:
             problems.append(f"resumeFrom.checkpoint: {error}")
-        else:
-            if not resume.checkpoint.startswith(ESCROW_CHECKPOINT_PREFIX):
-                problems.append(
-                    f"resumeFrom.checkpoint: {resume.checkpoint} is not an escrow checkpoint; give the "
-                    f"{ESCROW_CHECKPOINT_PREFIX}<account>-... URI of an earlier run's checkpoint (its run.json "
-                    "stages.<stage>.checkpoint): the training and Bedrock import roles can read only escrow buckets"
-                )
+        if resume.run is None:
+            problems.append(
+                "resumeFrom.run: required: name the earlier run whose run.json recorded the checkpoint "
+                f"(runs/<run-id>/{layout.RUN_RECORD_NAME} in the artifacts bucket, stages.sft.checkpoint or "
+                'stages.rft.checkpoint), e.g. {"stage": "rft", "run": "<run-id>", "checkpoint": "s3://..."}'
+            )
+        elif not naming.is_run_id(resume.run):
+            problems.append(
+                f"resumeFrom.run: {resume.run!r} is not a run id (letters, digits and '-', at most "
+                f"{naming.MAX_RUN_ID} characters; the folder name under runs/)"
+            )
         if "sft" in explicit and run.stages.sft:
             problems.append(f"stages.sft: true contradicts resumeFrom.stage={resume.stage!r}, which skips SFT")
         if resume.stage == "finalEval" and "rft" in explicit and run.stages.rft:

@@ -285,7 +285,8 @@ def test_datasets_are_read_only_and_only_where_needed(synthesized: Synthesized) 
     readers = {
         h: _object_prefixes(_function_statements(synthesized, h), "s3:GetObject") for h in _functions(synthesized)
     }
-    assert readers["validate_run"] == {"/datasets/*"}
+    # validation reads datasets and, to check a resumeFrom checkpoint, run records and nothing else of a run
+    assert readers["validate_run"] == {"/datasets/*", "/runs/*/run.json"}
     assert readers["preflight_checks"] == {"/datasets/*"}
     assert readers["apply_gate"] == {"/champions/*"}
     assert readers["resolve_checkpoint"] == readers["read_evaluation"] == {"/runs/*"}

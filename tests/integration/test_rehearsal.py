@@ -219,15 +219,37 @@ def test_resume_from_rft_reuses_the_given_sft_checkpoint(app_synthesized: Synthe
     result = _rehearse(
         app_synthesized,
         out_dir,
-        run_input={"resumeFrom": {"stage": "rft", "checkpoint": PREVIOUS_SFT_CHECKPOINT}},
+        run_input={"resumeFrom": {"stage": "rft", "run": "earlier-run", "checkpoint": PREVIOUS_SFT_CHECKPOINT}},
         previous_checkpoints={PREVIOUS_SFT_CHECKPOINT: "sft"},
+        previous_run="earlier-run",
     )
     assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert result.run is not None and result.run["plan"]["resumeFrom"]["run"] == "earlier-run"
     assert result.job("sft") == []
     rft = _only(result.job("rft"))
     assert rft["hyper_parameters"]["base_model_location"] == PREVIOUS_SFT_CHECKPOINT
     (request,) = _model_requests(result)
     assert request["modelSourceConfig"]["s3DataSource"]["s3Uri"] == rft["checkpoint"]
+
+
+def test_resume_from_a_checkpoint_no_run_of_this_pipeline_recorded_stops_in_the_first_state(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    # the simulated SageMaker knows the checkpoint, but no run.json records it and another account owns it
+    foreign = "s3://customer-escrow-111122223333-smtj-0a1b2c3d/nova-earlier-run-sft-a1/checkpoint/"
+    result = _rehearse(
+        app_synthesized,
+        out_dir,
+        run_input={"resumeFrom": {"stage": "rft", "checkpoint": foreign}},
+        previous_checkpoints={PREVIOUS_SFT_CHECKPOINT: "sft"},
+    )
+    assert result.status == "FAILED"
+    assert result.jobs == []
+    entered = result.states_entered()
+    assert "Validate run" in entered and "Preflight checks" not in entered
+    cause = result.cause or ""
+    assert "resumeFrom.checkpoint: " + foreign in cause and "not of this account 123456789012" in cause
+    assert "resumeFrom.run: required" in cause
 
 
 def test_skipping_rft_imports_the_sft_checkpoint(app_synthesized: Synthesized, out_dir: Path) -> None:

@@ -74,8 +74,36 @@ EXECUTION = {
 }
 
 
+EARLIER_RUN = "run-0"
+
+
 def head_ok(bucket: str, key: str) -> dict:
     return {"ETag": f'"etag-{key}"', "ContentLength": 1024, "VersionId": "v1"}
+
+
+def earlier_run_record(run_id: str = EARLIER_RUN, *, pipeline: str = PIPELINE, **checkpoints: str) -> bytes:
+    """The ``run.json`` of an earlier run whose stages recorded ``checkpoints`` (stage -> URI); by default the
+    SFT and RFT checkpoints of the samples."""
+    checkpoints = checkpoints or {"sft": SFT_CHECKPOINT, "rft": RFT_CHECKPOINT}
+    stages: dict[str, Any] = {
+        name: {"status": "SUCCEEDED"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")
+    }
+    for stage, uri in checkpoints.items():
+        stages[stage]["checkpoint"] = uri
+    record = {"schemaVersion": 1, "runId": run_id, "pipeline": pipeline, "status": "SUCCEEDED", "stages": stages}
+    return json.dumps(record).encode()
+
+
+def read_earlier_run(bucket: str, key: str) -> bytes:
+    """``read_object`` of an artifacts bucket that holds only the earlier run's record."""
+    if bucket == ARTIFACTS_BUCKET and key == f"runs/{EARLIER_RUN}/run.json":
+        return earlier_run_record()
+    raise LookupError(key)
+
+
+def resume(stage: str, checkpoint: str, run: str | None = EARLIER_RUN) -> dict:
+    """A ``resumeFrom`` of the run input (``run`` None: the shape without the earlier run's id)."""
+    return {"stage": stage, "checkpoint": checkpoint, **({"run": run} if run is not None else {})}
 
 
 def plan(**input_changes: Any) -> Plan:
@@ -91,6 +119,7 @@ def plan(**input_changes: Any) -> Plan:
         graders=GRADERS,
         grader_version=lambda name: "1.0.0",
         head_object=head_ok,
+        read_object=read_earlier_run,
     )
     return resolved
 

@@ -91,6 +91,63 @@ def test_validate_run_reports_a_missing_dataset(handlers: Any, datasets: dict) -
         handlers.validate_run(event, CONTEXT)
 
 
+def test_validate_run_resumes_from_a_checkpoint_its_run_record_holds(handlers: Any, s3: Any, datasets: dict) -> None:
+    s3.put_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-0/run.json", Body=samples.earlier_run_record())
+    event = {
+        "input": samples.run_input(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT)),
+        "execution": samples.EXECUTION,
+    }
+    result = handlers.validate_run(event, CONTEXT)
+    assert result["plan"]["resumeFrom"]["run"] == "run-0"
+    assert result["stages"]["sft"]["checkpoint"] == samples.SFT_CHECKPOINT
+    # the same input, when the earlier run is not in the artifacts bucket
+    event["input"]["resumeFrom"]["run"] = "run-7"
+    with pytest.raises(RunInputError, match=r"resumeFrom.run: no run 'run-7' in this pipeline's artifacts bucket"):
+        handlers.validate_run(event, CONTEXT)
+
+
+def test_validate_run_names_the_field_of_a_checkpoint_of_another_account(
+    handlers: Any, s3: Any, datasets: dict
+) -> None:
+    foreign = "s3://customer-escrow-111122223333-smtj-0a1b2c3d/nova-run-0-sft-a1/checkpoint/"
+    record = samples.earlier_run_record(sft=foreign)
+    s3.put_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-0/run.json", Body=record)
+    event = {"input": samples.run_input(resumeFrom=samples.resume("rft", foreign)), "execution": samples.EXECUTION}
+    with pytest.raises(RunInputError) as caught:
+        handlers.validate_run(event, CONTEXT)
+    assert caught.value.problems == [
+        f"resumeFrom.checkpoint: {foreign} is in an escrow bucket of account 111122223333, not of this account "
+        "123456789012: the pipeline can use only checkpoints its own account's training jobs wrote"
+    ]
+
+
+def test_resolve_checkpoint_fails_the_stage_on_a_manifest_checkpoint_it_cannot_use(
+    handlers: Any, s3: Any, pipeline_env: dict
+) -> None:
+    stages = {name: {"status": "PENDING"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")}
+    request = samples.job_request("sft")
+    job: dict[str, Any] = {"stage": "sft", "name": "nova-run-1-sft-a1", "attempt": 1, "request": request}
+    hyperpod = f"s3://customer-escrow-{samples.ACCOUNT}-hp-0a1b2c3d/nova-run-1-sft-a1/checkpoint/"
+    put_archive(
+        s3, request["outputArchive"], {"manifest.json": json.dumps({"checkpoint_s3_bucket": hyperpod}).encode()}
+    )
+    job["result"] = {"status": "Completed", "arn": f"arn:aws:sagemaker:us-east-1:{samples.ACCOUNT}:training-job/x"}
+    event = {"stage": "sft", "job": job, "stages": stages, "endedAt": "t1"}
+    with pytest.raises(handlers.outputs.JobOutputError) as caught:
+        handlers.resolve_checkpoint(event, CONTEXT)
+    assert str(caught.value).startswith(f"manifest.json in {request['outputArchive']}: checkpoint_s3_bucket")
+    assert "training-job evaluation cannot use it" in str(caught.value)
+    # the account is the training job's: a job of another account may not report this account's checkpoint
+    put_archive(
+        s3,
+        request["outputArchive"],
+        {"manifest.json": json.dumps({"checkpoint_s3_bucket": samples.SFT_CHECKPOINT}).encode()},
+    )
+    job["result"]["arn"] = "arn:aws:sagemaker:us-east-1:111122223333:training-job/x"
+    with pytest.raises(handlers.outputs.JobOutputError, match="not of this account 111122223333"):
+        handlers.resolve_checkpoint(event, CONTEXT)
+
+
 def test_the_job_stages_chain_through_the_handlers(
     handlers: Any, s3: Any, datasets: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,35 +23,56 @@ ARCHIVE = f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/jobs/sft/nova-run-1-sft-a
 def test_the_checkpoint_comes_from_the_manifest(s3: Any) -> None:
     manifest = {"checkpoint_s3_bucket": samples.SFT_CHECKPOINT, "other": 1}
     put_archive(s3, ARCHIVE, {"logs/train.log": b"...", "manifest.json": json.dumps(manifest).encode()})
-    assert read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1") == samples.SFT_CHECKPOINT
+    assert read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1", account=samples.ACCOUNT) == samples.SFT_CHECKPOINT
 
 
 def test_a_manifest_under_dot_slash_is_found(s3: Any) -> None:
     put_archive(s3, ARCHIVE, {"./manifest.json": json.dumps({"checkpoint_s3_bucket": samples.SFT_CHECKPOINT}).encode()})
-    assert read_checkpoint(s3, ARCHIVE, "job") == samples.SFT_CHECKPOINT
+    assert read_checkpoint(s3, ARCHIVE, "job", account=samples.ACCOUNT) == samples.SFT_CHECKPOINT
 
 
 def test_a_missing_archive_names_the_job(s3: Any) -> None:
     with pytest.raises(JobOutputError, match="job nova-run-1-sft-a1 wrote no output archive at s3://"):
-        read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1")
+        read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1", account=samples.ACCOUNT)
 
 
 def test_an_archive_without_a_manifest_lists_what_it_holds(s3: Any) -> None:
     put_archive(s3, ARCHIVE, {"logs/train.log": b"..."})
     with pytest.raises(JobOutputError, match=r"has no manifest.json \(members: logs/train.log\)"):
-        read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1")
+        read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1", account=samples.ACCOUNT)
 
 
 def test_a_manifest_without_the_key_says_what_it_found(s3: Any) -> None:
     put_archive(s3, ARCHIVE, {"manifest.json": b'{"model_path": "x"}'})
     with pytest.raises(JobOutputError, match=r"has no checkpoint_s3_bucket \(found: model_path\)"):
-        read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1")
+        read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1", account=samples.ACCOUNT)
 
 
 def test_a_corrupt_archive_is_reported(s3: Any) -> None:
     s3.put_object(Bucket=samples.ARTIFACTS_BUCKET, Key=ARCHIVE.split("/", 3)[3], Body=b"not a tarball")
     with pytest.raises(JobOutputError, match="unreadable"):
-        read_checkpoint(s3, ARCHIVE, "job")
+        read_checkpoint(s3, ARCHIVE, "job", account=samples.ACCOUNT)
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "reason"),
+    [
+        ("s3://customer-escrow-111122223333-smtj-0a1b2c3d/job/checkpoint/", "escrow bucket of account 111122223333"),
+        (f"s3://customer-escrow-{samples.ACCOUNT}-hp-0a1b2c3d/job/checkpoint/", "HyperPod checkpoint"),
+        ("s3://nova-artifacts-test/job/checkpoint/", "is not in an escrow bucket"),
+        ("s3://customer-escrow-smtj-0a1b2c3d/job/checkpoint/", "not a well-formed escrow bucket name"),
+        ("/opt/ml/checkpoints", "expected an s3://bucket/key URI"),
+    ],
+)
+def test_a_manifest_checkpoint_that_is_not_this_accounts_training_job_checkpoint_names_the_archive(
+    s3: Any, checkpoint: str, reason: str
+) -> None:
+    put_archive(s3, ARCHIVE, {"out/manifest.json": json.dumps({"checkpoint_s3_bucket": checkpoint}).encode()})
+    with pytest.raises(JobOutputError) as caught:
+        read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1", account=samples.ACCOUNT)
+    message = str(caught.value)
+    assert message.startswith(f"out/manifest.json in {ARCHIVE}: checkpoint_s3_bucket of job nova-run-1-sft-a1")
+    assert reason in message
 
 
 @pytest.mark.parametrize(

@@ -35,9 +35,7 @@ def _fixed(values: dict[str, float]):
 
 
 def _final_evaluation_only() -> Plan:
-    return samples.plan(
-        stages={"baselineEval": False}, resumeFrom={"stage": "finalEval", "checkpoint": samples.RFT_CHECKPOINT}
-    )
+    return samples.plan(stages={"baselineEval": False}, resumeFrom=samples.resume("finalEval", samples.RFT_CHECKPOINT))
 
 
 def test_needs_take_the_largest_job_and_the_busiest_phase() -> None:

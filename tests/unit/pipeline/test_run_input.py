@@ -11,7 +11,9 @@ from lambdas.pipeline.validation import RunInputError, input_problems
 from tests.unit.pipeline import samples
 
 
-def _resolve(payload: object, head=samples.head_ok, execution=samples.EXECUTION) -> tuple[dict, dict]:
+def _resolve(
+    payload: object, head=samples.head_ok, execution=samples.EXECUTION, read=samples.read_earlier_run
+) -> tuple[dict, dict]:
     """The plan and the stage records as they cross Step Functions (JSON)."""
     plan, stages = resolve_plan(
         payload,
@@ -22,13 +24,14 @@ def _resolve(payload: object, head=samples.head_ok, execution=samples.EXECUTION)
         graders=samples.GRADERS,
         grader_version=lambda name: "1.0.0",
         head_object=head,
+        read_object=read,
     )
     return plan.to_json(), stages.to_json()
 
 
-def _problems(payload: object, head=samples.head_ok) -> list[str]:
+def _problems(payload: object, head=samples.head_ok, read=samples.read_earlier_run) -> list[str]:
     with pytest.raises(RunInputError) as caught:
-        _resolve(payload, head=head)
+        _resolve(payload, head=head, read=read)
     return caught.value.problems
 
 
@@ -193,13 +196,13 @@ def test_a_grader_that_is_not_deployed_is_rejected_when_it_is_needed() -> None:
 
 
 def test_resume_from_rft_skips_sft_and_keeps_the_checkpoint() -> None:
-    plan, stages = _resolve(samples.run_input(resumeFrom={"stage": "rft", "checkpoint": samples.SFT_CHECKPOINT}))
+    plan, stages = _resolve(samples.run_input(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT)))
     assert plan["enabled"]["sft"] is False and plan["enabled"]["rft"] is True and plan["enabled"]["sftEval"] is True
     assert stages["sft"] == StageRecord(status="SKIPPED", checkpoint=samples.SFT_CHECKPOINT, resumed=True).to_json()
 
 
 def test_resume_from_final_evaluation_skips_training() -> None:
-    plan, stages = _resolve(samples.run_input(resumeFrom={"stage": "finalEval", "checkpoint": samples.RFT_CHECKPOINT}))
+    plan, stages = _resolve(samples.run_input(resumeFrom=samples.resume("finalEval", samples.RFT_CHECKPOINT)))
     assert not plan["enabled"]["sft"] and not plan["enabled"]["rft"] and not plan["enabled"]["sftEval"]
     assert stages["rft"]["checkpoint"] == samples.RFT_CHECKPOINT
     assert plan["jobs"]["sft"] is None and plan["jobs"]["rft"] is None
@@ -333,12 +336,114 @@ def test_every_recipe_instance_type_is_priced() -> None:
 
 
 def test_a_resume_checkpoint_outside_the_escrow_buckets_is_rejected() -> None:
-    payload = samples.run_input(resumeFrom={"stage": "rft", "checkpoint": "s3://my-bucket/checkpoints/sft/"})
+    payload = samples.run_input(resumeFrom=samples.resume("rft", "s3://my-bucket/checkpoints/sft/"))
     (problem,) = input_problems(payload, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
-    assert problem.startswith("resumeFrom.checkpoint: s3://my-bucket/checkpoints/sft/ is not an escrow checkpoint")
-    assert "s3://customer-escrow-" in problem
-    good = samples.run_input(resumeFrom={"stage": "rft", "checkpoint": samples.SFT_CHECKPOINT})
+    assert problem.startswith("resumeFrom.checkpoint: s3://my-bucket/checkpoints/sft/ is not in an escrow bucket")
+    assert "customer-escrow-<account>-smtj-<id>" in problem
+    good = samples.run_input(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT))
     assert input_problems(good, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS) == []
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "reason"),
+    [
+        (
+            "s3://customer-escrow-111122223333-smtj-0a1b2c3d/nova-run-0-sft-a1/checkpoint/",
+            "escrow bucket of account 111122223333, not of this account 123456789012",
+        ),
+        (
+            f"s3://customer-escrow-{samples.ACCOUNT}-hp-0a1b2c3d/nova-run-0-sft-a1/checkpoint/",
+            "training-job evaluation cannot use it",
+        ),
+        ("s3://customer-escrow-smtj-0a1b2c3d/nova-run-0-sft-a1/checkpoint/", "not a well-formed escrow bucket name"),
+    ],
+)
+def test_validate_run_lists_a_checkpoint_of_another_account_or_hyperpod_under_its_field(
+    checkpoint: str, reason: str
+) -> None:
+    # the run record names the checkpoint, the datasets are missing too: one error lists both problems
+    def read(bucket: str, key: str) -> bytes:
+        return samples.earlier_run_record(sft=checkpoint)
+
+    def missing(bucket: str, key: str) -> dict:
+        raise LookupError(key)
+
+    with pytest.raises(RunInputError) as caught:
+        _resolve(samples.run_input(resumeFrom=samples.resume("rft", checkpoint)), head=missing, read=read)
+    problems = caught.value.problems
+    (problem,) = [p for p in problems if p.startswith("resumeFrom.")]
+    assert problem.startswith(f"resumeFrom.checkpoint: {checkpoint}")
+    assert reason in problem
+    assert "datasets.eval: s3://nova-data-test/datasets/eval.jsonl does not exist" in problems
+    assert "resumeFrom.checkpoint:" in str(caught.value)
+
+
+def test_the_account_comes_from_the_execution_arn() -> None:
+    elsewhere = {**samples.EXECUTION, "id": "arn:aws:states:us-east-1:111122223333:execution:Pipeline:run-1"}
+    with pytest.raises(RunInputError) as caught:
+        _resolve(samples.run_input(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT)), execution=elsewhere)
+    (problem,) = caught.value.problems
+    assert "escrow bucket of account 123456789012, not of this account 111122223333" in problem
+
+
+def test_a_resume_without_the_earlier_run_says_what_to_add() -> None:
+    problems = _problems(samples.run_input(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT, run=None)))
+    (problem,) = problems
+    assert problem.startswith("resumeFrom.run: required: name the earlier run whose run.json recorded the checkpoint")
+    assert '"run": "<run-id>"' in problem
+
+
+def test_a_resume_checkpoint_must_be_recorded_by_the_named_run() -> None:
+    reads: list[tuple[str, str]] = []
+
+    def read(bucket: str, key: str) -> bytes:
+        reads.append((bucket, key))
+        return samples.earlier_run_record(sft=samples.SFT_CHECKPOINT)
+
+    unrecorded = f"s3://customer-escrow-{samples.ACCOUNT}-smtj-0a1b2c3d/nova-other-run-sft-a1/checkpoint/"
+    (problem,) = _problems(samples.run_input(resumeFrom=samples.resume("rft", unrecorded)), read=read)
+    assert problem.startswith(f"resumeFrom.checkpoint: {unrecorded} is not a stage checkpoint of run 'run-0'")
+    assert f"stages.sft.checkpoint = {samples.SFT_CHECKPOINT}" in problem
+    # one read: exactly the named run's record
+    assert reads == [(samples.ARTIFACTS_BUCKET, "runs/run-0/run.json")]
+
+
+def test_the_rft_checkpoint_of_the_named_run_resumes_too() -> None:
+    plan, stages = _resolve(samples.run_input(resumeFrom=samples.resume("finalEval", samples.RFT_CHECKPOINT)))
+    assert plan["resumeFrom"] == {"stage": "finalEval", "checkpoint": samples.RFT_CHECKPOINT, "run": "run-0"}
+    assert stages["rft"]["checkpoint"] == samples.RFT_CHECKPOINT and stages["rft"]["resumed"] is True
+
+
+@pytest.mark.parametrize(
+    ("run", "read", "expected"),
+    [
+        ("run-9", samples.read_earlier_run, "resumeFrom.run: no run 'run-9' in this pipeline's artifacts bucket"),
+        ("../run-0", samples.read_earlier_run, "resumeFrom.run: '../run-0' is not a run id"),
+        (
+            "run-0",
+            lambda b, k: samples.earlier_run_record(pipeline="other"),
+            "resumeFrom.run: run 'run-0' was recorded by pipeline 'other', not by this pipeline ('nova')",
+        ),
+        (
+            "run-0",
+            lambda b, k: b"{not json",
+            "resumeFrom.run: s3://nova-artifacts-test/runs/run-0/run.json is not valid",
+        ),
+    ],
+)
+def test_a_resume_from_a_run_this_pipeline_did_not_record_is_rejected(run: str, read, expected: str) -> None:
+    (problem,) = _problems(
+        samples.run_input(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT, run=run)), read=read
+    )
+    assert problem.startswith(expected), problem
+
+
+def test_an_unreadable_run_record_is_reported() -> None:
+    def denied(bucket: str, key: str) -> bytes:
+        raise PermissionError(key)
+
+    (problem,) = _problems(samples.run_input(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT)), read=denied)
+    assert problem == "resumeFrom.run: s3://nova-artifacts-test/runs/run-0/run.json is not readable by the pipeline"
 
 
 def test_settings_of_a_skipped_rft_are_still_checked_and_listed_with_the_others() -> None:
@@ -349,8 +454,6 @@ def test_settings_of_a_skipped_rft_are_still_checked_and_listed_with_the_others(
     assert any(p.startswith("rft.overrides.epochs: unknown override") for p in problems), problems
     assert any(p.startswith("rft.instanceCount: 1 instances; nova-2-lite rft accepts") for p in problems), problems
     assert any(p.startswith("sft.instanceCount: 3 instances") for p in problems), problems
-    skipped_sft = samples.run_input(
-        resumeFrom={"stage": "rft", "checkpoint": samples.SFT_CHECKPOINT}, sft={"instanceCount": 3}
-    )
+    skipped_sft = samples.run_input(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT), sft={"instanceCount": 3})
     problems = input_problems(skipped_sft, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
     assert any(p.startswith("sft.instanceCount: 3 instances") for p in problems), problems
