@@ -80,4 +80,4 @@ scan: synth
 	.venv-scan/bin/checkov --skip-download --quiet --compact --framework cloudformation -d cdk.out
 
 clean:
-	rm -rf cdk.out .build .rehearsal .pytest_cache
+	rm -rf cdk.out .build .rehearsal .pytest_cache .mypy_cache .ruff_cache
