@@ -7,6 +7,15 @@ example ``lr`` is ``training_config.optim_config.lr`` for Nova 2 SFT but
 ``training_config.trainer.optim_config.lr`` for Nova 2 RFT. Every override is
 type- and range-checked when the run is validated, long before a GPU starts.
 
+The ranges are AWS's published ones: the parameter templates in
+``launcher/recipe_templatization/nova/nova_recipe_template_parameters.json`` of the
+public repository ``aws/sagemaker-hyperpod-recipes`` (``templates.<template>.
+recipe_override_parameters.<parameter>``), narrowed where the comments of the
+official recipe (``recipes_collection/recipes/...``) are stricter. Every override
+in a base recipe names its entry in ``source`` (``<template>.<parameter>``, a
+recipe comment, or a project limit where AWS publishes no range), and every
+numeric override has a lower and an upper bound.
+
 Pure module: no AWS calls; PyYAML only.
 """
 
@@ -25,6 +34,9 @@ from lambdas.pipeline.catalog import NovaModel
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 EVAL_TASKS = ("gen_qa", "rft_eval")
+PUBLISHED_TEMPLATES = (
+    "aws/sagemaker-hyperpod-recipes: launcher/recipe_templatization/nova/nova_recipe_template_parameters.json"
+)
 
 # Keys people reach for that the recipes spell differently: key -> [(recipe key, advice)].
 _STEP_BASED = "Nova 2 training is step-based: there is no epochs key, use max_steps"
@@ -58,6 +70,7 @@ class OverrideSpec:
     above: float | None = None
     below: str | None = None
     at_most: str | None = None
+    source: str = ""
 
     def describe(self) -> str:
         if self.choices is not None:
@@ -152,6 +165,7 @@ def load_template(model: str, method: str, recipes_dir: Path = RECIPES_DIR) -> R
                 above=spec.get("above"),
                 below=spec.get("below"),
                 at_most=spec.get("at_most"),
+                source=str(spec["source"]),
             )
             for key, spec in (doc.get("overrides") or {}).items()
         }
@@ -178,6 +192,10 @@ def load_template(model: str, method: str, recipes_dir: Path = RECIPES_DIR) -> R
             _get(template.recipe, spec.path)
         except KeyError:
             raise RecipeError(f"{path}: override {spec.key} maps to missing field {'.'.join(spec.path)}") from None
+        if not spec.source:
+            raise RecipeError(f"{path}: override {spec.key} does not name the published range it follows")
+        if spec.type in ("int", "float") and spec.choices is None and not _bounded(spec):
+            raise RecipeError(f"{path}: numeric override {spec.key} needs finite lower and upper bounds")
     if template.method != method:
         raise RecipeError(f"{path}: method {template.method!r} does not match the file name")
     if template.instance_type not in template.instance_types:
@@ -187,6 +205,11 @@ def load_template(model: str, method: str, recipes_dir: Path = RECIPES_DIR) -> R
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bounded(spec: OverrideSpec) -> bool:
+    lower = spec.minimum if spec.minimum is not None else spec.above
+    return _number(lower) and _number(spec.maximum)
 
 
 def _type_ok(spec: OverrideSpec, value: Any) -> bool:
@@ -218,14 +241,15 @@ def override_problems(template: RecipeTemplate, overrides: dict[str, Any]) -> li
             problems.append((key, f"{value!r} is not valid: expected {spec.describe()}"))
             continue
         if _number(value):
+            allowed_range = f"(allowed: {spec.describe()})"
             if spec.minimum is not None and value < spec.minimum:
-                problems.append((key, f"{value!r} is below the minimum {spec.minimum:g}"))
+                problems.append((key, f"{value!r} is below the minimum {spec.minimum:g} {allowed_range}"))
                 continue
             if spec.maximum is not None and value > spec.maximum:
-                problems.append((key, f"{value!r} is above the maximum {spec.maximum:g}"))
+                problems.append((key, f"{value!r} is above the maximum {spec.maximum:g} {allowed_range}"))
                 continue
             if spec.above is not None and value <= spec.above:
-                problems.append((key, f"{value!r} must be greater than {spec.above:g}"))
+                problems.append((key, f"{value!r} must be greater than {spec.above:g} {allowed_range}"))
                 continue
         valid[key] = value
     for key, value in valid.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -106,9 +107,11 @@ def test_rft_knobs_land_in_the_rollout_and_trainer_sections() -> None:
     assert recipe["run"]["data_s3_path"] == "s3://d/datasets/rft.jsonl"
 
 
-def test_rft_accepts_two_to_eight_instances_only() -> None:
+def test_rft_accepts_the_published_instance_counts_only() -> None:
     template = recipes.load_template("nova-2-lite", "rft")
-    assert template.instance_counts == (2, 3, 4, 5, 6, 7, 8)
+    assert template.instance_counts == (2, 4, 8)
+    with pytest.raises(ValueError, match="accepts"):
+        _render("nova-2-lite", "rft", instance_count=3, reward_lambda_arn="arn:x", data_uri="s3://d/k")
     with pytest.raises(ValueError, match="accepts"):
         _render("nova-2-lite", "rft", instance_count=1, reward_lambda_arn="arn:x", data_uri="s3://d/k")
 
@@ -195,3 +198,125 @@ def test_every_default_and_priced_instance_type_is_a_sagemaker_training_instance
     assert set(INSTANCE_PRICE_USD_PER_HOUR) <= enum
     for model, method in SHIPPED:
         assert recipes.load_template(model, method).instance_type in INSTANCE_PRICE_USD_PER_HOUR
+
+
+# Published ranges (aws/sagemaker-hyperpod-recipes,
+# launcher/recipe_templatization/nova/nova_recipe_template_parameters.json), intersected with the official
+# recipes' comments: (model, method, key, lowest accepted, highest accepted).
+PUBLISHED_BOUNDS = [
+    ("nova-2-lite", "rft", "lr", 1e-7, 1e-3),
+    ("nova-2-lite", "rft", "max_steps", 5, 100000),
+    ("nova-2-lite", "rft", "max_length", 4096, 32768),
+    ("nova-2-lite", "rft", "number_generation", 2, 16),
+    ("nova-2-lite", "rft", "lora_plus_lr_ratio", 0.0, 100.0),
+    ("nova-2-lite", "rft", "kl_loss_coef", 0.0, 1.0),
+    ("nova-2-lite", "rft", "ent_coeff", 0.0, 1.0),
+    ("nova-2-lite", "rft", "max_new_tokens", 1, 32768),
+    ("nova-2-lite", "rft", "top_k", -1, 1000),
+    ("nova-2-lite", "sft", "max_steps", 4, 100000),
+    ("nova-2-lite", "sft", "min_lr", 1e-7, 1.0),
+    ("nova-2-lite", "sft", "lora_plus_lr_ratio", 1.0, 70.0),
+    ("nova-2-lite", "eval", "max_new_tokens", 1, 32768),
+    ("nova-2-lite", "eval", "top_k", -1, 1000),
+    ("nova-lite", "sft", "warmup_steps", 0, 100),
+    ("nova-lite", "sft", "min_lr", 1e-7, 1.0),
+    ("nova-micro", "sft", "lora_plus_lr_ratio", 1.0, 70.0),
+    ("nova-pro", "sft", "warmup_steps", 0, 100),
+    ("nova-lite", "eval", "max_new_tokens", 1, 100000),
+    ("nova-micro", "eval", "max_new_tokens", 1, 100000),
+    ("nova-pro", "eval", "top_k", -1, 1000),
+]
+# warmup_steps and save_steps are also bounded by max_steps: lift it so only the key's own range counts.
+_CONTEXT = {("nova-2-lite", "sft"): {"max_steps": 100000}, ("nova-2-lite", "rft"): {"max_steps": 100000}}
+
+
+def _problems(model: str, method: str, overrides: dict[str, Any]) -> dict[str, str]:
+    return dict(recipes.override_problems(recipes.load_template(model, method), overrides))
+
+
+@pytest.mark.parametrize(("model", "method", "key", "low", "high"), PUBLISHED_BOUNDS)
+def test_published_boundaries_are_accepted_and_the_next_values_out_are_not(
+    model: str, method: str, key: str, low: float, high: float
+) -> None:
+    context = {k: v for k, v in _CONTEXT.get((model, method), {}).items() if k != key}
+    assert _problems(model, method, {**context, key: low}) == {}
+    assert _problems(model, method, {**context, key: high}) == {}
+    step = 1 if isinstance(high, int) else high / 10
+    below = low - 1 if isinstance(low, int) else (low / 2 if low > 0 else -0.1)
+    assert "below the minimum" in _problems(model, method, {**context, key: below})[key]
+    assert "above the maximum" in _problems(model, method, {**context, key: high + step})[key]
+
+
+@pytest.mark.parametrize(
+    ("model", "method", "overrides", "key", "fragment"),
+    [
+        ("nova-2-lite", "rft", {"lr": 1.0}, "lr", "above the maximum 0.001"),
+        ("nova-2-lite", "rft", {"max_steps": 1}, "max_steps", "below the minimum 5"),
+        ("nova-2-lite", "rft", {"max_steps": 10**30}, "max_steps", "above the maximum 100000"),
+        ("nova-2-lite", "rft", {"max_length": 65536}, "max_length", "above the maximum 32768"),
+        ("nova-2-lite", "rft", {"kl_loss_coef": 1e308}, "kl_loss_coef", "above the maximum 1"),
+        ("nova-2-lite", "rft", {"ent_coeff": 5.0}, "ent_coeff", "above the maximum 1"),
+        ("nova-2-lite", "rft", {"max_new_tokens": 10**9}, "max_new_tokens", "above the maximum 32768"),
+        ("nova-2-lite", "rft", {"top_k": 10**9}, "top_k", "above the maximum 1000"),
+        ("nova-2-lite", "rft", {"global_batch_size": 256}, "global_batch_size", "one of 16, 32, 64, 128"),
+        ("nova-2-lite", "rft", {"lora_alpha": 128}, "lora_alpha", "one of 16, 32, 64"),
+        ("nova-2-lite", "sft", {"max_steps": 1000, "warmup_steps": 500}, "warmup_steps", "above the maximum 100"),
+        ("nova-2-lite", "sft", {"max_steps": 10**30}, "max_steps", "above the maximum 100000"),
+        ("nova-2-lite", "sft", {"min_lr": 0.0}, "min_lr", "below the minimum 1e-07"),
+        ("nova-2-lite", "eval", {"max_new_tokens": 10**9}, "max_new_tokens", "above the maximum 32768"),
+        ("nova-lite", "sft", {"global_batch_size": 128}, "global_batch_size", "one of 16, 32, 64"),
+        ("nova-micro", "sft", {"global_batch_size": 256}, "global_batch_size", "one of 16, 32, 64"),
+        ("nova-pro", "sft", {"warmup_steps": 10**6}, "warmup_steps", "above the maximum 100"),
+        ("nova-lite", "sft", {"lora_plus_lr_ratio": 100.0}, "lora_plus_lr_ratio", "above the maximum 70"),
+        ("nova-lite", "eval", {"max_new_tokens": 10**9}, "max_new_tokens", "above the maximum 100000"),
+        ("nova-pro", "eval", {"top_k": 10**9}, "top_k", "above the maximum 1000"),
+    ],
+)
+def test_values_outside_the_published_ranges_are_rejected_with_the_range(
+    model: str, method: str, overrides: dict, key: str, fragment: str
+) -> None:
+    message = _problems(model, method, overrides)[key]
+    # a range names its bounds after the offending value; an enum ends with the complete list of choices
+    assert fragment in message and ("(allowed: " in message or message.endswith(fragment)), message
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(
+    ("model", "method", "key"),
+    [
+        ("nova-2-lite", "rft", "lr"),
+        ("nova-2-lite", "rft", "kl_loss_coef"),
+        ("nova-2-lite", "rft", "max_steps"),
+        ("nova-lite", "eval", "temperature"),
+    ],
+)
+def test_non_finite_numbers_are_rejected(model: str, method: str, key: str, value: float) -> None:
+    assert "is not valid: expected" in _problems(model, method, {key: value})[key]
+
+
+@pytest.mark.parametrize(
+    ("model", "counts"),
+    [("nova-2-lite", (4, 8, 16, 32)), ("nova-lite", (4, 8, 16)), ("nova-micro", (2, 4, 8)), ("nova-pro", (6, 12, 24))],
+)
+def test_sft_instance_counts_are_the_published_ones(model: str, counts: tuple[int, ...]) -> None:
+    assert recipes.load_template(model, "sft").instance_counts == counts
+
+
+def test_every_numeric_override_has_both_bounds_and_names_its_source() -> None:
+    for model, method in SHIPPED:
+        for spec in recipes.load_template(model, method).overrides.values():
+            assert spec.source, (model, method, spec.key)
+            if spec.type in ("int", "float") and spec.choices is None:
+                assert spec.maximum is not None and (spec.minimum is not None or spec.above is not None), spec
+
+
+def test_a_base_recipe_without_an_upper_bound_does_not_load(tmp_path: Any) -> None:
+    text = (recipes.RECIPES_DIR / "nova-2-lite" / "eval.yaml").read_text(encoding="utf-8")
+    bounded = "max_new_tokens: {path: inference.max_new_tokens, type: int, min: 1, max: 32768,"
+    assert bounded in text
+    (tmp_path / "nova-2-lite").mkdir()
+    (tmp_path / "nova-2-lite" / "eval.yaml").write_text(
+        text.replace(bounded, "max_new_tokens: {path: inference.max_new_tokens, type: int, min: 1,"), encoding="utf-8"
+    )
+    with pytest.raises(recipes.RecipeError, match="max_new_tokens needs finite lower and upper bounds"):
+        recipes.load_template("nova-2-lite", "eval", tmp_path)

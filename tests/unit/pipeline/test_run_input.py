@@ -223,9 +223,7 @@ def test_instance_settings_are_checked_against_the_recipe_and_the_price_table() 
             rft={"overrides": {"replicas": 4}, "instanceCount": 8},
         )
     )
-    assert any(
-        p.startswith("sft.instanceCount: 3 instances; nova-2-lite sft accepts [1, 4, 8, 16, 32]") for p in problems
-    )
+    assert any(p.startswith("sft.instanceCount: 3 instances; nova-2-lite sft accepts [4, 8, 16, 32]") for p in problems)
     assert (
         "sft.instanceType: 'ml.m5.large' is not supported by the nova-2-lite sft recipe (allowed: ml.p5.48xlarge)"
         in problems
@@ -457,3 +455,22 @@ def test_settings_of_a_skipped_rft_are_still_checked_and_listed_with_the_others(
     skipped_sft = samples.run_input(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT), sft={"instanceCount": 3})
     problems = input_problems(skipped_sft, data_bucket=samples.DATA_BUCKET, graders=samples.GRADERS)
     assert any(p.startswith("sft.instanceCount: 3 instances") for p in problems), problems
+
+
+def test_override_errors_name_the_field_the_value_and_the_published_range() -> None:
+    problems = _problems(
+        samples.run_input(
+            sft={"overrides": {"warmup_steps": 500, "max_steps": 1000}},
+            rft={"overrides": {"lr": 1.0, "kl_loss_coef": float("nan"), "max_steps": 10**30}, "instanceCount": 3},
+            evaluation={"overrides": {"max_new_tokens": 10**9}},
+        )
+    )
+    for expected in (
+        "sft.overrides.warmup_steps: 500 is above the maximum 100 (allowed: an integer >= 0 and <= 100",
+        "rft.overrides.lr: 1.0 is above the maximum 0.001 (allowed: a number >= 1e-07 and <= 0.001)",
+        "rft.overrides.kl_loss_coef: nan is not valid: expected a number >= 0 and <= 1",
+        "rft.overrides.max_steps: 1000000000000000000000000000000 is above the maximum 100000",
+        "rft.instanceCount: 3 instances; nova-2-lite rft accepts [2, 4, 8]",
+        "evaluation.overrides.max_new_tokens: 1000000000 is above the maximum 32768",
+    ):
+        assert any(p.startswith(expected) for p in problems), (expected, problems)
