@@ -6,9 +6,12 @@ at reduced credit (``unmarked_credit``) so training pushes towards the marked
 format. Marked answers that disagree with each other (``ANSWER: 15, 16, 17``) are
 hedging and score ``invalid``.
 
-Percent and decimal forms are interchangeable only through an explicit percent
-sign: ``65.3%`` matches both ``0.653`` and ``65.3``; a bare ``65.3`` does not match
-``0.653``. Credit is full within the tolerance and decays linearly to zero at
+A percent sign means hundredths: ``65.3%`` matches a reference of ``0.653`` or
+``65.3%``, never a bare ``65.3`` (nor ``1600%`` a bare ``1600``). A reference
+written as a percentage accepts ``0.653`` and ``65.3``. A bare ``65.3`` matches
+``0.653`` only with ``unsigned_percent`` (off by default). Marked answers that
+are different numbers (``ANSWER: 16%`` and ``#### 0.16``) are a hedge. Credit
+is full within the tolerance and decays linearly to zero at
 ``partial_credit_until`` times the tolerance.
 """
 
@@ -52,10 +55,6 @@ class Number:
         self.value = value
         self.percent = percent
 
-    def readings(self) -> tuple[float, ...]:
-        """Values this number may stand for: ``65.3%`` is 0.653 or 65.3."""
-        return (self.value / 100.0, self.value) if self.percent else (self.value,)
-
     def __repr__(self) -> str:
         return f"Number({self.value!r}{'%' if self.percent else ''})"
 
@@ -71,7 +70,29 @@ def _close(a: float, b: float) -> bool:
 
 
 def agree(a: Number, b: Number) -> bool:
-    return any(_close(x, y) for x in a.readings() for y in b.readings())
+    """Two marked answers are the same answer: the same number as written (``65.3%`` and ``65.3``).
+
+    ``16%`` and ``0.16`` are two different answers offered at once (a hedge),
+    even though one may be read as the other.
+    """
+    return _close(a.value, b.value)
+
+
+def comparisons(answer: Number, expected: Number, unsigned_percent: bool = False) -> tuple[tuple[float, float], ...]:
+    """``(got, want)`` pairs to compare: the readings of the answer the reference allows.
+
+    An answer with a percent sign means its value / 100, unless the reference is
+    a percentage too (then the written numbers compare). A reference written as
+    a percentage (``65.3%``) accepts a bare answer in either unit (``0.653`` or
+    ``65.3``). With ``unsigned_percent``, a bare answer may also be a percentage
+    written without its sign (``6.65`` for ``0.0665``).
+    """
+    got, want = answer.value, expected.value
+    if answer.percent:
+        return ((got, want),) if expected.percent else ((got / 100.0, want),)
+    if expected.percent:
+        return ((got, want / 100.0), (got, want))
+    return ((got, want), (got / 100.0, want)) if unsigned_percent else ((got, want),)
 
 
 class NumberParser:
@@ -227,6 +248,7 @@ class NumericGrader(Grader):
         partial_credit_until: float = 1.0,
         unmarked_credit: float = 1.0,
         parentheses_negative: bool = False,
+        unsigned_percent: bool = False,
         correct: float = 1.0,
         incorrect: float = 0.0,
         invalid: float | None = None,
@@ -236,6 +258,7 @@ class NumericGrader(Grader):
         self.partial_credit_until = partial_credit_until
         self.unmarked_credit = unmarked_credit
         self.parser = NumberParser(parentheses_negative)
+        self.unsigned_percent = unsigned_percent
         self.correct = correct
         self.incorrect = incorrect
         self.invalid = incorrect if invalid is None else invalid
@@ -263,9 +286,10 @@ class NumericGrader(Grader):
         raise MalformedItem(BAD_REFERENCE)
 
     def credit(self, answer: Number, expected: Number) -> tuple[float, float]:
-        """``(credit, error)``: the best credit over the readings of both numbers."""
+        """``(credit, error)``: the best credit over the readings :func:`comparisons` allows."""
         until = self.partial_credit_until
-        if not answer.percent and not expected.percent:  # the common case, without the loops below
+        # The common case (two bare numbers), without the loop below.
+        if not answer.percent and not expected.percent and not self.unsigned_percent:
             want = expected.value
             tolerance = max(self.rel_tol * abs(want), self.abs_tol)
             error = abs(answer.value - want)
@@ -275,18 +299,17 @@ class NumericGrader(Grader):
                 return (until * tolerance - error) / ((until - 1.0) * tolerance), error
             return 0.0, error
         best_credit, best_error = 0.0, math.inf
-        for want in expected.readings():
+        for got, want in comparisons(answer, expected, self.unsigned_percent):
             tolerance = max(self.rel_tol * abs(want), self.abs_tol)
-            for got in answer.readings():
-                error = abs(got - want)
-                if error <= tolerance:
-                    return 1.0, error
-                if error < best_error:
-                    best_error = error
-                if until > 1.0:
-                    credit = (until * tolerance - error) / ((until - 1.0) * tolerance)
-                    if credit > best_credit:
-                        best_credit = credit
+            error = abs(got - want)
+            if error <= tolerance:
+                return 1.0, error
+            if error < best_error:
+                best_error = error
+            if until > 1.0:
+                credit = (until * tolerance - error) / ((until - 1.0) * tolerance)
+                if credit > best_credit:
+                    best_credit = credit
         return best_credit, best_error
 
     def grade(self, sample: Sample) -> Graded:
@@ -314,6 +337,7 @@ def build(fields: Fields, context: object) -> NumericGrader:
         partial_credit_until=fields.number("partial_credit_until", 1.0, minimum=1),
         unmarked_credit=fields.number("unmarked_credit", 1.0, minimum=0, maximum=1),
         parentheses_negative=fields.boolean("parentheses_negative", False),
+        unsigned_percent=fields.boolean("unsigned_percent", False),
         correct=fields.number("correct", 1.0),
         incorrect=fields.number("incorrect", 0.0),
         invalid=fields.number("invalid", None),

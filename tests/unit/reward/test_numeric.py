@@ -35,6 +35,49 @@ def test_a_bare_decimal_does_not_match_a_bare_percentage_number():
 
 @pytest.mark.parametrize(
     "response, reference",
+    [("ANSWER: 16%", 16), ("ANSWER: 1600%", 1600), ("ANSWER: 16%", "16"), ("\\boxed{16\\%}", 16)],
+)
+def test_a_percent_answer_does_not_match_the_bare_number_it_is_written_with(response, reference):
+    # 16% is 0.16: it matches a reference of 0.16 or 16%, not 16
+    result = grade_one(compile_spec(STRICT), response, reference)
+    assert result["aggregate_reward_score"] == 0.0
+    assert metrics_of(result)["numeric_match"] == 0.0
+
+
+def test_a_percent_answer_never_gets_partial_credit_from_its_bare_reading():
+    reward = compile_spec({**STRICT, "partial_credit_until": 5})
+    assert score(reward, "ANSWER: 16.4%", 16) == 0.0
+    assert score(reward, "ANSWER: 16.4%", 0.16) == pytest.approx(0.625)
+
+
+@pytest.mark.parametrize("reference", [16, 0.16, "16%"])
+@pytest.mark.parametrize("response", ["ANSWER: 16%\n#### 0.16", "ANSWER: 0.16\n#### 16%", "ANSWER: 16% or 0.16"])
+def test_a_percent_and_its_fraction_offered_together_are_a_hedge(response, reference):
+    result = grade_one(compile_spec(STRICT), response, reference)
+    assert result["aggregate_reward_score"] == 0.0
+    assert metrics_of(result)["hedged"] == 1.0
+
+
+def test_percentages_written_without_a_sign_are_opt_in():
+    # Given a fraction reference and an answer that gives it in percent units without "%"
+    default = compile_spec(STRICT)
+    opted = compile_spec({**STRICT, "unsigned_percent": True})
+    # Then only the opt-in option reads 6.65 as 6.65%
+    assert score(default, "ANSWER: 6.65", 0.06655) == 0.0
+    assert score(opted, "ANSWER: 6.65", 0.06655) == 1.0
+    # and the option adds a reading without removing the plain one
+    assert score(opted, "ANSWER: 0.06655", 0.06655) == 1.0
+    assert score(opted, "ANSWER: 12", 12) == 1.0
+    assert score(opted, "ANSWER: 16%", 16) == 0.0
+
+
+def test_unsigned_percent_must_be_a_boolean():
+    with pytest.raises(SpecError, match="unsigned_percent"):
+        compile_spec({**STRICT, "unsigned_percent": "yes"})
+
+
+@pytest.mark.parametrize(
+    "response, reference",
     [
         ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 clips.\n#### 72", "72"),
         ("#### 16", 16),
