@@ -4,7 +4,8 @@ The answer is the explicitly marked one when there is a marker (``ANSWER: 65.3%`
 ``#### 16``, ``\\boxed{16}``); otherwise the last number in the text, optionally
 at reduced credit (``unmarked_credit``) so training pushes towards the marked
 format. Marked answers that disagree with each other (``ANSWER: 15, 16, 17``) are
-hedging and score ``invalid``.
+hedging and score ``invalid``. A ``"yes"``/``"no"`` reference is graded as a
+label instead: the final answer's yes/no (or true/false) must match it.
 
 A percent sign means hundredths: ``65.3%`` matches a reference of ``0.653`` or
 ``65.3%``, never a bare ``65.3`` (nor ``1600%`` a bare ``1600``). A reference
@@ -43,6 +44,9 @@ _BOXED = re.compile(r"\\boxed\s*\{")
 # Text that is just one number (most references and marked answers) skips the general parser.
 _PLAIN_NUMBER = re.compile(r"\s*([-+]?)\$?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)\s*(%?)\.?\s*")
 _FRACTION = re.compile(r"^\s*(-?)\\d?frac\s*\{\s*([^{}]+?)\s*\}\s*\{\s*([^{}]+?)\s*\}\s*$")
+_YES_NO = re.compile(r"(?<!\w)(yes|no|true|false)(?!\w)", re.IGNORECASE)
+_OPENING_NOISE = " \t\r\n*_\"'`>#-:"
+_YES_NO_VALUES = {"yes": True, "true": True, "no": False, "false": False}
 _MAX_ERROR_METRIC = 1e12  # keep metric values finite and readable
 
 
@@ -237,6 +241,46 @@ def _fraction(match: re.Match[str]) -> Number | None:
     return Number(-value if match.group(1) else value, False)
 
 
+def yes_no_reference(reference: object) -> bool | None:
+    """True or False for a ``"yes"``/``"no"`` (or ``"true"``/``"false"``) reference, else None."""
+    if type(reference) is dict:
+        reference = reference.get("answer", reference.get("final_answer", reference.get("value")))
+    if isinstance(reference, str) and len(reference) <= 8:
+        return _YES_NO_VALUES.get(reference.strip().rstrip(".").strip().casefold())
+    return None
+
+
+def _yes_no_in(segment: str) -> set[bool]:
+    return {_YES_NO_VALUES[word.casefold()] for word in _YES_NO.findall(segment)}
+
+
+def yes_no_answer(text: str) -> tuple[set[bool], bool]:
+    """``(readings, marked)``: the yes/no readings of the final answer only.
+
+    The final answer is the marked one (``ANSWER: yes``, ``#### no``,
+    ``\\boxed{yes}``) when there is a marker, else a yes/no opening the last
+    non-empty line, else one opening the response. Two readings in marked
+    answers mean the response hedged.
+    """
+    markers = _markers(text)
+    if markers:
+        readings: set[bool] = set()
+        for _, end, boxed in markers:
+            if boxed:
+                segment = _braced(text, end)
+            else:
+                newline = text.find("\n", end)
+                segment = text[end:] if newline < 0 else text[end:newline]
+            readings |= _yes_no_in(segment)
+        return readings, True
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in (lines[-1], text) if lines else ():
+        opening = _YES_NO.match(line.lstrip(_OPENING_NOISE))
+        if opening is not None:
+            return {_YES_NO_VALUES[opening.group(1).casefold()]}, False
+    return set(), False
+
+
 class NumericGrader(Grader):
     kind = "numeric"
 
@@ -312,8 +356,30 @@ class NumericGrader(Grader):
                     best_credit = credit
         return best_credit, best_error
 
+    def grade_yes_no(self, expected: bool, response: str) -> Graded:
+        """A yes/no reference (FinQA has some) graded as a label: the final answer's yes/no must match."""
+        readings, marked = yes_no_answer(response)
+        reading = metric("reading:yes_no", 1.0)
+        if len(readings) != 1:
+            reason = "hedged" if readings else "no_yes_no"
+            return self.invalid, [reward("numeric_match", 0.0), metric(reason, 1.0), reading]
+        credit = 1.0 if expected in readings else 0.0
+        if not marked:
+            credit *= self.unmarked_credit
+        score = self.incorrect + (self.correct - self.incorrect) * credit
+        return score, [
+            reward("numeric_match", credit),
+            metric("answer_marked", 1.0 if marked else 0.0),
+            reading,
+        ]
+
     def grade(self, sample: Sample) -> Graded:
-        expected = self.reference_number(sample.reference)
+        reference = sample.reference
+        if isinstance(reference, (str, dict)):
+            yes_no = yes_no_reference(reference)
+            if yes_no is not None:
+                return self.grade_yes_no(yes_no, sample.response)
+        expected = self.reference_number(reference)
         answer, marked, hedged = self.parser.final_answer(sample.response)
         if answer is None or hedged:
             reason = "hedged" if hedged else "no_number"

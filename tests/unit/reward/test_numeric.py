@@ -151,7 +151,7 @@ def test_no_number_is_invalid(response):
     assert metrics_of(result)["no_number"] == 1.0
 
 
-@pytest.mark.parametrize("reference", [True, "no number", [1, 2], {"other": 1}, "15 or 16 #### 15\n#### 16"])
+@pytest.mark.parametrize("reference", [True, "no number", [1, 2], {"other": 1}, "15 or 16 #### 15\n#### 16", "maybe"])
 def test_unusable_references_are_malformed(reference):
     assert metrics_of(grade_one(compile_spec(STRICT), "ANSWER: 1", reference)) == {"malformed:bad_reference": 1.0}
 
@@ -185,3 +185,45 @@ def test_bad_numeric_specs_name_the_field(spec, path):
     with pytest.raises(SpecError) as raised:
         compile_spec(spec)
     assert raised.value.path == path
+
+
+@pytest.mark.parametrize(
+    "response, reference, expected",
+    [
+        ("The ratio rose from 1.2 to 1.4.\nANSWER: Yes", "yes", 1.0),
+        ("ANSWER: no", "No", 1.0),
+        ("ANSWER: TRUE", "yes", 1.0),
+        ("#### false", {"answer": "no"}, 1.0),
+        ("\\boxed{yes}", "yes", 1.0),
+        ("ANSWER: no", "yes", 0.0),
+        ("ANSWER: yes", "no", 0.0),
+        ("Yes, revenue grew in 2019: 120 vs 100.", "yes", 1.0),
+        ("Revenue grew: 120 vs 100.\nNo.", "yes", 0.0),
+    ],
+)
+def test_yes_no_references_are_graded_as_a_label_match(response, reference, expected):
+    result = grade_one(compile_spec(STRICT), response, reference)
+    assert result["aggregate_reward_score"] == expected
+    assert metrics_of(result)["reading:yes_no"] == 1.0
+    assert "malformed:bad_reference" not in metrics_of(result)
+
+
+@pytest.mark.parametrize("response", ["ANSWER: yes or no", "ANSWER: yes\n#### no", "ANSWER: true / false"])
+def test_a_yes_no_hedge_is_invalid(response):
+    result = grade_one(compile_spec({**STRICT, "invalid": -1}), response, "yes")
+    assert result["aggregate_reward_score"] == -1.0
+    assert metrics_of(result)["hedged"] == 1.0
+
+
+@pytest.mark.parametrize("response", ["", "ANSWER: 42", "It did not change; yes it is odd that no one noticed 42"])
+def test_a_yes_no_reference_needs_a_yes_or_no_final_answer(response):
+    result = grade_one(compile_spec({**STRICT, "invalid": -1}), response, "no")
+    assert result["aggregate_reward_score"] == -1.0
+    assert metrics_of(result)["no_yes_no"] == 1.0
+
+
+def test_yes_no_answers_without_a_marker_earn_unmarked_credit():
+    reward = preset("numeric")
+    assert score(reward, "ANSWER: yes", "yes") == 1.0
+    assert score(reward, "yes", "yes") == 0.5
+    assert score(reward, "ANSWER: maybe", "yes") == 0.0
