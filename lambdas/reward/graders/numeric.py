@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 
-from lambdas.reward.graders.base import Graded, Grader, MalformedItem, metric, reward
+from lambdas.reward.graders.base import Graded, Grader, MalformedItem, first_present, metric, reward
 from lambdas.reward.items import BAD_REFERENCE, Sample
 from lambdas.reward.spec import Fields, SpecError
 
@@ -244,7 +244,7 @@ def _fraction(match: re.Match[str]) -> Number | None:
 def yes_no_reference(reference: object) -> bool | None:
     """True or False for a ``"yes"``/``"no"`` (or ``"true"``/``"false"``) reference, else None."""
     if type(reference) is dict:
-        reference = reference.get("answer", reference.get("final_answer", reference.get("value")))
+        reference = first_present(reference, ("answer", "final_answer", "value"))
     if isinstance(reference, str) and len(reference) <= 8:
         return _YES_NO_VALUES.get(reference.strip().rstrip(".").strip().casefold())
     return None

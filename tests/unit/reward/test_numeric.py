@@ -194,6 +194,7 @@ def test_bad_numeric_specs_name_the_field(spec, path):
         ("ANSWER: no", "No", 1.0),
         ("ANSWER: TRUE", "yes", 1.0),
         ("#### false", {"answer": "no"}, 1.0),
+        ("ANSWER: yes", {"answer": None, "final_answer": "Yes"}, 1.0),
         ("\\boxed{yes}", "yes", 1.0),
         ("ANSWER: no", "yes", 0.0),
         ("ANSWER: yes", "no", 0.0),
