@@ -5,8 +5,8 @@ Extraction is tolerant of how models write a label (``HQ.``, ``The answer is
 on token boundaries, so ``LQ`` is not found inside ``LQ_EDIT`` and longer labels
 win over their prefixes. The final label is found in this order:
 
-1. a negated mention (``not HQ``, ``isn't LQ_CLOSE``, ``rather than HQ``) never
-   counts as answering that label;
+1. a negated mention (``not HQ``, ``isn't LQ_CLOSE``, ``rather than HQ``, and
+   each label of ``not LQ_EDIT or LQ_CLOSE``) never counts as answering it;
 2. a response naming every label (of two or more) is a hedge;
 3. the label after the last ``Answer:``/``Label:`` marker on its line, else the
    label opening the response, else the only label on the first line;
@@ -63,6 +63,8 @@ _MARKER = re.compile(r"\b(?:answer|label|classification|category|verdict)\W{0,3}
 _MARKER_HINTS = ("nswer", "NSWER", "abel", "ABEL", "lassif", "LASSIF", "ategor", "ATEGOR", "erdict", "ERDICT")
 # What may stand between two labels listed as alternatives: "HQ, LQ_EDIT", "HQ or LQ_EDIT", "HQ/LQ_EDIT".
 _LIST_GAP = re.compile(r"[\W_]*(?:(?:or|and|vs|versus|maybe|perhaps|possibly|even)\b[\W_]*){0,3}", re.IGNORECASE)
+# What carries a negation on to the next label: "not LQ_EDIT or LQ_CLOSE", "not HQ, nor LQ_EDIT".
+_NEGATION_CHAIN = re.compile(r"[\s*_`'\"]*,?\s*(?:or|nor)\s+[*_`'\"]*", re.IGNORECASE)
 _OPENING_NOISE = " \t\r\n*_\"'`>#:-([{"
 
 
@@ -124,10 +126,16 @@ class LabelGrader(Grader):
         canonical = self._canonical
         sensitive = self.case_sensitive
         found = []
+        negated_end = -1  # end of the last negated mention: "not LQ_EDIT or LQ_CLOSE" negates both
         for match in self._finder.finditer(text):
             start = match.start()
-            if start and _NEGATED_REVERSED.match(text[max(0, start - _NEGATION_WINDOW) : start][::-1]) is not None:
+            if start and (
+                (negated_end >= 0 and _NEGATION_CHAIN.fullmatch(text, negated_end, start) is not None)
+                or _NEGATED_REVERSED.match(text[max(0, start - _NEGATION_WINDOW) : start][::-1]) is not None
+            ):
+                negated_end = match.end()
                 continue
+            negated_end = -1
             found.append((start, match.end(), canonical[_label_key(match.group(), sensitive)]))
         return found
 
