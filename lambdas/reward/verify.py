@@ -35,7 +35,7 @@ from lambdas.reward.engine import compile_spec
 from lambdas.reward.graders.base import Grader, MalformedItem
 from lambdas.reward.graders.guards import Guarded
 from lambdas.reward.graders.label import LabelGrader
-from lambdas.reward.graders.numeric import Number, NumericGrader
+from lambdas.reward.graders.numeric import Number, NumericGrader, yes_no_reference
 from lambdas.reward.graders.text_similarity import reference_texts
 from lambdas.reward.graders.tool_call import ToolCallGrader
 from lambdas.reward.items import reference_of
@@ -139,12 +139,17 @@ class NumericRenderer(Renderer):
         return _fmt(number.value) + ("%" if number.percent else "")
 
     def answer(self, reference: Any) -> str | None:
+        yes_no = yes_no_reference(reference)
+        if yes_no is not None:
+            return "ANSWER: yes" if yes_no else "ANSWER: no"
         try:
             return "ANSWER: " + self._text(self.grader.reference_number(reference))
         except MalformedItem:
             return None
 
     def all_candidates(self, answer: str, row: dict[str, Any], pool: list[str]) -> str | None:
+        if yes_no_reference(reference_of(row)) is not None:
+            return "ANSWER: yes, no"
         number = self.grader.reference_number(reference_of(row))
         step = max(1.0, abs(number.value))
         distractors = [number.value + step, number.value - step, number.value * 10 if number.value else 10.0]

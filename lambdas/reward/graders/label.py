@@ -1,10 +1,21 @@
-"""Classification grader: the response must name exactly one label, the reference's.
+"""Classification grader: the label the response commits to must be the reference's.
 
 Extraction is tolerant of how models write a label (``HQ.``, ``The answer is
-**hq**``, ``"LQ_EDIT"``, ``LQ-EDIT``) but never rewards hedging: a response
-naming two or more different labels, or none (empty, junk), gets the ``invalid``
-score. Labels match on token boundaries, so ``LQ`` is not found inside
-``LQ_EDIT`` and longer labels win over their prefixes.
+**hq**``, ``"LQ_EDIT"``, ``LQ-EDIT``) but never rewards hedging. Labels match
+on token boundaries, so ``LQ`` is not found inside ``LQ_EDIT`` and longer labels
+win over their prefixes. The final label is found in this order:
+
+1. a negated mention (``not HQ``, ``isn't LQ_CLOSE``, ``rather than HQ``, and
+   each label of ``not LQ_EDIT or LQ_CLOSE``) never counts as answering it;
+2. a response naming every label (of two or more) is a hedge;
+3. the label after the last ``Answer:``/``Label:`` marker on its line, else the
+   label opening the response, else the only label on the first line;
+4. otherwise the only label named anywhere.
+
+Labels listed together at the committed position (``HQ or LQ_EDIT``,
+``HQ, LQ_EDIT``) are a hedge; a label followed by an explanation naming another
+(``LQ_EDIT (it would need edits to be HQ)``) answers the first. A hedge, or no
+label at all (empty, junk), gets the ``invalid`` score.
 """
 
 from __future__ import annotations
@@ -16,6 +27,45 @@ from lambdas.reward.items import BAD_REFERENCE, Sample
 from lambdas.reward.spec import Fields, SpecError, item_path
 
 _SEPARATORS = re.compile(r"[\s_\-]+")
+# A negation just before a mention: "not HQ", "isn't an LQ_EDIT", "rather than HQ", "neither ... nor".
+_NEGATORS = (
+    "not",
+    "never",
+    "nor",
+    "neither",
+    "without",
+    "except",
+    "no longer",
+    "rather than",
+    "instead of",
+    "other than",
+)
+_FILLERS = (
+    *("a", "an", "the", "really", "quite", "exactly", "just", "simply", "as", "be", "being"),
+    *("labeled", "labelled", "classified", "considered", "marked", "called"),
+)
+
+
+def _reversed_words(phrase: str) -> str:
+    return r"\s+".join(re.escape(word[::-1]) for word in reversed(phrase.split()))
+
+
+# Matched against the reversed text just before a mention, anchored at the mention: one
+# anchored match instead of a search through the window (this runs for every mention).
+_NEGATED_REVERSED = re.compile(
+    rf"(?:\W+(?:{'|'.join(map(_reversed_words, _FILLERS))})(?!\w)){{0,3}}\W*"
+    rf"(?:(?:{'|'.join(map(_reversed_words, _NEGATORS))})(?!\w)|t['\u2019]n)",
+    re.IGNORECASE,
+)
+_NEGATION_WINDOW = 48
+# An explicit answer position: "Answer: HQ", "Final label = HQ", "**Classification:** HQ".
+_MARKER = re.compile(r"\b(?:answer|label|classification|category|verdict)\W{0,3}(?:is\W{0,3})?[:=]", re.IGNORECASE)
+_MARKER_HINTS = ("nswer", "NSWER", "abel", "ABEL", "lassif", "LASSIF", "ategor", "ATEGOR", "erdict", "ERDICT")
+# What may stand between two labels listed as alternatives: "HQ, LQ_EDIT", "HQ or LQ_EDIT", "HQ/LQ_EDIT".
+_LIST_GAP = re.compile(r"[\W_]*(?:(?:or|and|vs|versus|maybe|perhaps|possibly|even)\b[\W_]*){0,3}", re.IGNORECASE)
+# What carries a negation on to the next label: "not LQ_EDIT or LQ_CLOSE", "not HQ, nor LQ_EDIT".
+_NEGATION_CHAIN = re.compile(r"[\s*_`'\"]*,?\s*(?:or|nor)\s+[*_`'\"]*", re.IGNORECASE)
+_OPENING_NOISE = " \t\r\n*_\"'`>#:-([{"
 
 
 def _label_key(text: str, case_sensitive: bool) -> str:
@@ -71,14 +121,76 @@ class LabelGrader(Grader):
         sensitive = self.case_sensitive
         return {canonical[key(found, sensitive)] for found in self._finder.findall(text)}
 
+    def mentions(self, text: str) -> list[tuple[int, int, str]]:
+        """``(start, end, label)`` of every label the text names and does not negate, in text order."""
+        canonical = self._canonical
+        sensitive = self.case_sensitive
+        found = []
+        negated_end = -1  # end of the last negated mention: "not LQ_EDIT or LQ_CLOSE" negates both
+        for match in self._finder.finditer(text):
+            start = match.start()
+            if start and (
+                (negated_end >= 0 and _NEGATION_CHAIN.fullmatch(text, negated_end, start) is not None)
+                or _NEGATED_REVERSED.match(text[max(0, start - _NEGATION_WINDOW) : start][::-1]) is not None
+            ):
+                negated_end = match.end()
+                continue
+            negated_end = -1
+            found.append((start, match.end(), canonical[_label_key(match.group(), sensitive)]))
+        return found
+
+    def final_label(self, text: str) -> tuple[str | None, str]:
+        """``(label, "")`` for the label the response commits to, or ``(None, reason)``."""
+        mentions = self.mentions(text)
+        named = {label for _, _, label in mentions}
+        if len(named) <= 1:
+            return (named.pop(), "") if named else (None, "no_label")
+        if len(named) == len(self.labels):
+            return None, "multiple_labels"
+        committed = self._committed(text, mentions)
+        if committed is not None:
+            return committed
+        return None, "multiple_labels"
+
+    def _committed(self, text: str, mentions: list[tuple[int, int, str]]) -> tuple[str | None, str] | None:
+        """The answer at an explicit position (marker, opening, first line), or None when there is none."""
+        if any(hint in text for hint in _MARKER_HINTS):
+            last = None
+            for last in _MARKER.finditer(text):  # noqa: B007 - the last marker is the final answer
+                pass
+            if last is not None:
+                newline = text.find("\n", last.end())
+                line_end = len(text) if newline < 0 else newline
+                index = next((i for i, m in enumerate(mentions) if m[0] >= last.end()), None)
+                if index is not None and mentions[index][0] < line_end:
+                    return self._first_of(text, mentions, index)
+        if not text[: mentions[0][0]].strip(_OPENING_NOISE):
+            return self._first_of(text, mentions, 0)
+        stripped = text.lstrip()
+        first_end = len(text) - len(stripped) + len(stripped.split("\n", 1)[0])
+        on_first_line = {label for start, _, label in mentions if start < first_end}
+        if len(on_first_line) == 1:
+            return self._first_of(text, mentions, 0)
+        return None
+
+    @staticmethod
+    def _first_of(text: str, mentions: list[tuple[int, int, str]], index: int) -> tuple[str | None, str]:
+        """The label at ``mentions[index]``, unless the next other label is listed right beside it (a hedge)."""
+        _, end, label = mentions[index]
+        for start, _, other in mentions[index + 1 :]:
+            if other != label:
+                if _LIST_GAP.fullmatch(text, end, start) is not None:
+                    return None, "multiple_labels"
+                break
+        return label, ""
+
     def grade(self, sample: Sample) -> Graded:
         expected = self.reference_label(sample.reference)
-        found = self.labels_in(sample.response)
-        if len(found) == 1:
-            match = expected in found
+        found, reason = self.final_label(sample.response)
+        if found is not None:
+            match = found == expected
             score = self.correct if match else self.incorrect
             return score, [reward("label_match", 1.0 if match else 0.0)]
-        reason = "no_label" if not found else "multiple_labels"
         return self.invalid, [reward("label_match", 0.0), metric(reason, 1.0)]
 
 

@@ -4,11 +4,15 @@ The answer is the explicitly marked one when there is a marker (``ANSWER: 65.3%`
 ``#### 16``, ``\\boxed{16}``); otherwise the last number in the text, optionally
 at reduced credit (``unmarked_credit``) so training pushes towards the marked
 format. Marked answers that disagree with each other (``ANSWER: 15, 16, 17``) are
-hedging and score ``invalid``.
+hedging and score ``invalid``. A ``"yes"``/``"no"`` reference is graded as a
+label instead: the final answer's yes/no (or true/false) must match it.
 
-Percent and decimal forms are interchangeable only through an explicit percent
-sign: ``65.3%`` matches both ``0.653`` and ``65.3``; a bare ``65.3`` does not match
-``0.653``. Credit is full within the tolerance and decays linearly to zero at
+A percent sign means hundredths: ``65.3%`` matches a reference of ``0.653`` or
+``65.3%``, never a bare ``65.3`` (nor ``1600%`` a bare ``1600``). A reference
+written as a percentage accepts ``0.653`` and ``65.3``. A bare ``65.3`` matches
+``0.653`` only with ``unsigned_percent`` (off by default). Marked answers that
+are different numbers (``ANSWER: 16%`` and ``#### 0.16``) are a hedge. Credit
+is full within the tolerance and decays linearly to zero at
 ``partial_credit_until`` times the tolerance.
 """
 
@@ -17,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 
-from lambdas.reward.graders.base import Graded, Grader, MalformedItem, metric, reward
+from lambdas.reward.graders.base import Graded, Grader, MalformedItem, first_present, metric, reward
 from lambdas.reward.items import BAD_REFERENCE, Sample
 from lambdas.reward.spec import Fields, SpecError
 
@@ -40,6 +44,9 @@ _BOXED = re.compile(r"\\boxed\s*\{")
 # Text that is just one number (most references and marked answers) skips the general parser.
 _PLAIN_NUMBER = re.compile(r"\s*([-+]?)\$?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)\s*(%?)\.?\s*")
 _FRACTION = re.compile(r"^\s*(-?)\\d?frac\s*\{\s*([^{}]+?)\s*\}\s*\{\s*([^{}]+?)\s*\}\s*$")
+_YES_NO = re.compile(r"(?<!\w)(yes|no|true|false)(?!\w)", re.IGNORECASE)
+_OPENING_NOISE = " \t\r\n*_\"'`>#-:"
+_YES_NO_VALUES = {"yes": True, "true": True, "no": False, "false": False}
 _MAX_ERROR_METRIC = 1e12  # keep metric values finite and readable
 
 
@@ -51,10 +58,6 @@ class Number:
     def __init__(self, value: float, percent: bool) -> None:
         self.value = value
         self.percent = percent
-
-    def readings(self) -> tuple[float, ...]:
-        """Values this number may stand for: ``65.3%`` is 0.653 or 65.3."""
-        return (self.value / 100.0, self.value) if self.percent else (self.value,)
 
     def __repr__(self) -> str:
         return f"Number({self.value!r}{'%' if self.percent else ''})"
@@ -71,7 +74,29 @@ def _close(a: float, b: float) -> bool:
 
 
 def agree(a: Number, b: Number) -> bool:
-    return any(_close(x, y) for x in a.readings() for y in b.readings())
+    """Two marked answers are the same answer: the same number as written (``65.3%`` and ``65.3``).
+
+    ``16%`` and ``0.16`` are two different answers offered at once (a hedge),
+    even though one may be read as the other.
+    """
+    return _close(a.value, b.value)
+
+
+def comparisons(answer: Number, expected: Number, unsigned_percent: bool = False) -> tuple[tuple[float, float], ...]:
+    """``(got, want)`` pairs to compare: the readings of the answer the reference allows.
+
+    An answer with a percent sign means its value / 100, unless the reference is
+    a percentage too (then the written numbers compare). A reference written as
+    a percentage (``65.3%``) accepts a bare answer in either unit (``0.653`` or
+    ``65.3``). With ``unsigned_percent``, a bare answer may also be a percentage
+    written without its sign (``6.65`` for ``0.0665``).
+    """
+    got, want = answer.value, expected.value
+    if answer.percent:
+        return ((got, want),) if expected.percent else ((got / 100.0, want),)
+    if expected.percent:
+        return ((got, want / 100.0), (got, want))
+    return ((got, want), (got / 100.0, want)) if unsigned_percent else ((got, want),)
 
 
 class NumberParser:
@@ -216,6 +241,46 @@ def _fraction(match: re.Match[str]) -> Number | None:
     return Number(-value if match.group(1) else value, False)
 
 
+def yes_no_reference(reference: object) -> bool | None:
+    """True or False for a ``"yes"``/``"no"`` (or ``"true"``/``"false"``) reference, else None."""
+    if type(reference) is dict:
+        reference = first_present(reference, ("answer", "final_answer", "value"))
+    if isinstance(reference, str) and len(reference) <= 8:
+        return _YES_NO_VALUES.get(reference.strip().rstrip(".").strip().casefold())
+    return None
+
+
+def _yes_no_in(segment: str) -> set[bool]:
+    return {_YES_NO_VALUES[word.casefold()] for word in _YES_NO.findall(segment)}
+
+
+def yes_no_answer(text: str) -> tuple[set[bool], bool]:
+    """``(readings, marked)``: the yes/no readings of the final answer only.
+
+    The final answer is the marked one (``ANSWER: yes``, ``#### no``,
+    ``\\boxed{yes}``) when there is a marker, else a yes/no opening the last
+    non-empty line, else one opening the response. Two readings in marked
+    answers mean the response hedged.
+    """
+    markers = _markers(text)
+    if markers:
+        readings: set[bool] = set()
+        for _, end, boxed in markers:
+            if boxed:
+                segment = _braced(text, end)
+            else:
+                newline = text.find("\n", end)
+                segment = text[end:] if newline < 0 else text[end:newline]
+            readings |= _yes_no_in(segment)
+        return readings, True
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in (lines[-1], text) if lines else ():
+        opening = _YES_NO.match(line.lstrip(_OPENING_NOISE))
+        if opening is not None:
+            return {_YES_NO_VALUES[opening.group(1).casefold()]}, False
+    return set(), False
+
+
 class NumericGrader(Grader):
     kind = "numeric"
 
@@ -227,6 +292,7 @@ class NumericGrader(Grader):
         partial_credit_until: float = 1.0,
         unmarked_credit: float = 1.0,
         parentheses_negative: bool = False,
+        unsigned_percent: bool = False,
         correct: float = 1.0,
         incorrect: float = 0.0,
         invalid: float | None = None,
@@ -236,6 +302,7 @@ class NumericGrader(Grader):
         self.partial_credit_until = partial_credit_until
         self.unmarked_credit = unmarked_credit
         self.parser = NumberParser(parentheses_negative)
+        self.unsigned_percent = unsigned_percent
         self.correct = correct
         self.incorrect = incorrect
         self.invalid = incorrect if invalid is None else invalid
@@ -263,9 +330,10 @@ class NumericGrader(Grader):
         raise MalformedItem(BAD_REFERENCE)
 
     def credit(self, answer: Number, expected: Number) -> tuple[float, float]:
-        """``(credit, error)``: the best credit over the readings of both numbers."""
+        """``(credit, error)``: the best credit over the readings :func:`comparisons` allows."""
         until = self.partial_credit_until
-        if not answer.percent and not expected.percent:  # the common case, without the loops below
+        # The common case (two bare numbers), without the loop below.
+        if not answer.percent and not expected.percent and not self.unsigned_percent:
             want = expected.value
             tolerance = max(self.rel_tol * abs(want), self.abs_tol)
             error = abs(answer.value - want)
@@ -275,22 +343,43 @@ class NumericGrader(Grader):
                 return (until * tolerance - error) / ((until - 1.0) * tolerance), error
             return 0.0, error
         best_credit, best_error = 0.0, math.inf
-        for want in expected.readings():
+        for got, want in comparisons(answer, expected, self.unsigned_percent):
             tolerance = max(self.rel_tol * abs(want), self.abs_tol)
-            for got in answer.readings():
-                error = abs(got - want)
-                if error <= tolerance:
-                    return 1.0, error
-                if error < best_error:
-                    best_error = error
-                if until > 1.0:
-                    credit = (until * tolerance - error) / ((until - 1.0) * tolerance)
-                    if credit > best_credit:
-                        best_credit = credit
+            error = abs(got - want)
+            if error <= tolerance:
+                return 1.0, error
+            if error < best_error:
+                best_error = error
+            if until > 1.0:
+                credit = (until * tolerance - error) / ((until - 1.0) * tolerance)
+                if credit > best_credit:
+                    best_credit = credit
         return best_credit, best_error
 
+    def grade_yes_no(self, expected: bool, response: str) -> Graded:
+        """A yes/no reference (FinQA has some) graded as a label: the final answer's yes/no must match."""
+        readings, marked = yes_no_answer(response)
+        reading = metric("reading:yes_no", 1.0)
+        if len(readings) != 1:
+            reason = "hedged" if readings else "no_yes_no"
+            return self.invalid, [reward("numeric_match", 0.0), metric(reason, 1.0), reading]
+        credit = 1.0 if expected in readings else 0.0
+        if not marked:
+            credit *= self.unmarked_credit
+        score = self.incorrect + (self.correct - self.incorrect) * credit
+        return score, [
+            reward("numeric_match", credit),
+            metric("answer_marked", 1.0 if marked else 0.0),
+            reading,
+        ]
+
     def grade(self, sample: Sample) -> Graded:
-        expected = self.reference_number(sample.reference)
+        reference = sample.reference
+        if isinstance(reference, (str, dict)):
+            yes_no = yes_no_reference(reference)
+            if yes_no is not None:
+                return self.grade_yes_no(yes_no, sample.response)
+        expected = self.reference_number(reference)
         answer, marked, hedged = self.parser.final_answer(sample.response)
         if answer is None or hedged:
             reason = "hedged" if hedged else "no_number"
@@ -314,6 +403,7 @@ def build(fields: Fields, context: object) -> NumericGrader:
         partial_credit_until=fields.number("partial_credit_until", 1.0, minimum=1),
         unmarked_credit=fields.number("unmarked_credit", 1.0, minimum=0, maximum=1),
         parentheses_negative=fields.boolean("parentheses_negative", False),
+        unsigned_percent=fields.boolean("unsigned_percent", False),
         correct=fields.number("correct", 1.0),
         incorrect=fields.number("incorrect", 0.0),
         invalid=fields.number("invalid", None),

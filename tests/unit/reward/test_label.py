@@ -34,6 +34,30 @@ def test_separator_variants_of_a_label_are_the_label(response):
     assert score(compile_spec(SO), response, "LQ_EDIT") == 1.0
 
 
+@pytest.mark.parametrize(
+    "response, reference",
+    [
+        ("Not HQ; it is LQ_EDIT.", "LQ_EDIT"),
+        ("LQ_EDIT (it would need edits to be HQ)", "LQ_EDIT"),
+        ("It is not LQ_CLOSE, it is HQ", "HQ"),
+        ("This isn't an HQ question. Answer: LQ_CLOSE", "LQ_CLOSE"),
+        ("Answer: LQ_EDIT\nReason: with a code sample it could become HQ.", "LQ_EDIT"),
+        ("Label: HQ\nNeither LQ_EDIT nor LQ_CLOSE applies.", "HQ"),
+        ("It is HQ and not LQ_EDIT or LQ_CLOSE.", "HQ"),
+        ("Not LQ_CLOSE, LQ_EDIT.", "LQ_EDIT"),
+        ("Not LQ_CLOSE or **LQ_EDIT**: HQ", "HQ"),
+        ("I'd classify this as LQ_EDIT.\nWith a reproducible example it would become HQ.", "LQ_EDIT"),
+        ("**LQ_CLOSE** - rather than LQ_EDIT, since no edit would save it.", "LQ_CLOSE"),
+        ("The question looks HQ at first, but it is unclear.\nFinal answer: LQ_EDIT", "LQ_EDIT"),
+    ],
+)
+def test_the_committed_label_counts_not_labels_negated_or_named_in_the_explanation(response, reference):
+    reward = compile_spec(SO)
+    assert score(reward, response, reference) == 1.0
+    others = [label for label in ("HQ", "LQ_EDIT", "LQ_CLOSE") if label != reference]
+    assert [score(reward, response, other) for other in others] == [-1.0, -1.0]
+
+
 def test_a_wrong_label_scores_incorrect():
     result = grade_one(compile_spec(SO), "LQ_CLOSE", "HQ")
     assert result["aggregate_reward_score"] == -1.0
@@ -45,7 +69,16 @@ def test_a_wrong_label_scores_incorrect():
     [
         ("HQ or LQ_EDIT", "multiple_labels"),
         ("HQ, LQ_EDIT, LQ_CLOSE", "multiple_labels"),
-        ("It is not LQ_CLOSE, it is HQ", "multiple_labels"),
+        ("HQ/LQ_EDIT", "multiple_labels"),
+        ("Answer: HQ (or maybe LQ_EDIT)", "multiple_labels"),
+        ("It could be HQ; it could be LQ_EDIT too.", "multiple_labels"),
+        ("LQ_CLOSE, LQ_EDIT or HQ?", "multiple_labels"),
+        ("Answer: HQ\nThen again: HQ, LQ_EDIT, LQ_CLOSE", "multiple_labels"),
+        ("HQ. Or LQ_EDIT. Or LQ_CLOSE.", "multiple_labels"),
+        ("Not HQ.", "no_label"),
+        ("HQ\n\nLQ_EDIT", "multiple_labels"),
+        ("Answer: HQ\nLQ_CLOSE", "multiple_labels"),
+        ("I would pick HQ.\nLQ_EDIT", "multiple_labels"),
         ("", "no_label"),
         ("   ", "no_label"),
         ("asdf qwer zxcv lorem ipsum", "no_label"),

@@ -35,6 +35,49 @@ def test_a_bare_decimal_does_not_match_a_bare_percentage_number():
 
 @pytest.mark.parametrize(
     "response, reference",
+    [("ANSWER: 16%", 16), ("ANSWER: 1600%", 1600), ("ANSWER: 16%", "16"), ("\\boxed{16\\%}", 16)],
+)
+def test_a_percent_answer_does_not_match_the_bare_number_it_is_written_with(response, reference):
+    # 16% is 0.16: it matches a reference of 0.16 or 16%, not 16
+    result = grade_one(compile_spec(STRICT), response, reference)
+    assert result["aggregate_reward_score"] == 0.0
+    assert metrics_of(result)["numeric_match"] == 0.0
+
+
+def test_a_percent_answer_never_gets_partial_credit_from_its_bare_reading():
+    reward = compile_spec({**STRICT, "partial_credit_until": 5})
+    assert score(reward, "ANSWER: 16.4%", 16) == 0.0
+    assert score(reward, "ANSWER: 16.4%", 0.16) == pytest.approx(0.625)
+
+
+@pytest.mark.parametrize("reference", [16, 0.16, "16%"])
+@pytest.mark.parametrize("response", ["ANSWER: 16%\n#### 0.16", "ANSWER: 0.16\n#### 16%", "ANSWER: 16% or 0.16"])
+def test_a_percent_and_its_fraction_offered_together_are_a_hedge(response, reference):
+    result = grade_one(compile_spec(STRICT), response, reference)
+    assert result["aggregate_reward_score"] == 0.0
+    assert metrics_of(result)["hedged"] == 1.0
+
+
+def test_percentages_written_without_a_sign_are_opt_in():
+    # Given a fraction reference and an answer that gives it in percent units without "%"
+    default = compile_spec(STRICT)
+    opted = compile_spec({**STRICT, "unsigned_percent": True})
+    # Then only the opt-in option reads 6.65 as 6.65%
+    assert score(default, "ANSWER: 6.65", 0.06655) == 0.0
+    assert score(opted, "ANSWER: 6.65", 0.06655) == 1.0
+    # and the option adds a reading without removing the plain one
+    assert score(opted, "ANSWER: 0.06655", 0.06655) == 1.0
+    assert score(opted, "ANSWER: 12", 12) == 1.0
+    assert score(opted, "ANSWER: 16%", 16) == 0.0
+
+
+def test_unsigned_percent_must_be_a_boolean():
+    with pytest.raises(SpecError, match="unsigned_percent"):
+        compile_spec({**STRICT, "unsigned_percent": "yes"})
+
+
+@pytest.mark.parametrize(
+    "response, reference",
     [
         ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 clips.\n#### 72", "72"),
         ("#### 16", 16),
@@ -108,7 +151,7 @@ def test_no_number_is_invalid(response):
     assert metrics_of(result)["no_number"] == 1.0
 
 
-@pytest.mark.parametrize("reference", [True, "no number", [1, 2], {"other": 1}, "15 or 16 #### 15\n#### 16"])
+@pytest.mark.parametrize("reference", [True, "no number", [1, 2], {"other": 1}, "15 or 16 #### 15\n#### 16", "maybe"])
 def test_unusable_references_are_malformed(reference):
     assert metrics_of(grade_one(compile_spec(STRICT), "ANSWER: 1", reference)) == {"malformed:bad_reference": 1.0}
 
@@ -142,3 +185,46 @@ def test_bad_numeric_specs_name_the_field(spec, path):
     with pytest.raises(SpecError) as raised:
         compile_spec(spec)
     assert raised.value.path == path
+
+
+@pytest.mark.parametrize(
+    "response, reference, expected",
+    [
+        ("The ratio rose from 1.2 to 1.4.\nANSWER: Yes", "yes", 1.0),
+        ("ANSWER: no", "No", 1.0),
+        ("ANSWER: TRUE", "yes", 1.0),
+        ("#### false", {"answer": "no"}, 1.0),
+        ("ANSWER: yes", {"answer": None, "final_answer": "Yes"}, 1.0),
+        ("\\boxed{yes}", "yes", 1.0),
+        ("ANSWER: no", "yes", 0.0),
+        ("ANSWER: yes", "no", 0.0),
+        ("Yes, revenue grew in 2019: 120 vs 100.", "yes", 1.0),
+        ("Revenue grew: 120 vs 100.\nNo.", "yes", 0.0),
+    ],
+)
+def test_yes_no_references_are_graded_as_a_label_match(response, reference, expected):
+    result = grade_one(compile_spec(STRICT), response, reference)
+    assert result["aggregate_reward_score"] == expected
+    assert metrics_of(result)["reading:yes_no"] == 1.0
+    assert "malformed:bad_reference" not in metrics_of(result)
+
+
+@pytest.mark.parametrize("response", ["ANSWER: yes or no", "ANSWER: yes\n#### no", "ANSWER: true / false"])
+def test_a_yes_no_hedge_is_invalid(response):
+    result = grade_one(compile_spec({**STRICT, "invalid": -1}), response, "yes")
+    assert result["aggregate_reward_score"] == -1.0
+    assert metrics_of(result)["hedged"] == 1.0
+
+
+@pytest.mark.parametrize("response", ["", "ANSWER: 42", "It did not change; yes it is odd that no one noticed 42"])
+def test_a_yes_no_reference_needs_a_yes_or_no_final_answer(response):
+    result = grade_one(compile_spec({**STRICT, "invalid": -1}), response, "no")
+    assert result["aggregate_reward_score"] == -1.0
+    assert metrics_of(result)["no_yes_no"] == 1.0
+
+
+def test_yes_no_answers_without_a_marker_earn_unmarked_credit():
+    reward = preset("numeric")
+    assert score(reward, "ANSWER: yes", "yes") == 1.0
+    assert score(reward, "yes", "yes") == 0.5
+    assert score(reward, "ANSWER: maybe", "yes") == 0.0

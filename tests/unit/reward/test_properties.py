@@ -189,7 +189,10 @@ def test_exactly_one_label_in_any_surrounding_text_is_read(label, before, after,
     text = f"{before} {wrap.format(label)} {after}"
     assert reward([item(text, label)])[0]["aggregate_reward_score"] == 1.0
     others = [other for other in LABELS if other != label]
-    assert reward([item(f"{text} {others[0]}", label)])[0]["aggregate_reward_score"] == -1.0
+    # A second label listed beside it, or every label named, is a hedge wherever it stands
+    listed = f"{before} {wrap.format(label)}, {others[0]} {after}"
+    assert reward([item(listed, label)])[0]["aggregate_reward_score"] == -1.0
+    assert reward([item(f"{text} {others[0]} {others[1]}", label)])[0]["aggregate_reward_score"] == -1.0
 
 
 @settings(max_examples=100, deadline=None)

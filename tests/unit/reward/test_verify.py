@@ -156,3 +156,18 @@ def test_sampling_is_deterministic_and_bounded():
 )
 def test_answer_text_renders_the_reference_as_the_model_would_answer(spec, reference, expected):
     assert answer_text(spec, reference) == expected
+
+
+def test_the_numeric_preset_passes_on_rows_with_yes_no_references():
+    # Given FinQA-style rows mixing numbers and yes/no references
+    base = numeric_rows()
+    rows = [
+        *base,
+        {**base[0], "id": "yes", "reference_answer": "yes"},
+        {**base[1], "id": "no", "reference_answer": "No"},
+    ]
+    report = verify_grader(preset("numeric"), rows, sample=None)
+    # Then every row is usable: the yes/no answer wins and its hacks (both answers at once, ...) lose
+    assert report.passed, report.table()
+    assert report.rows_sampled == len(rows)
+    assert answer_text({"type": "numeric"}, "yes") == "ANSWER: yes"
