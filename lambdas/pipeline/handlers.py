@@ -11,7 +11,8 @@ simulated AWS first.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache, lru_cache
 from typing import Any
 
@@ -133,36 +134,35 @@ class RecordEvent(_Event):
 # -- adapters between boto3 and the domain modules ----------------------------------------------
 
 
-def _head_object(bucket: str, key: str) -> dict[str, Any]:
+@contextmanager
+def _object_errors(key: str) -> Iterator[None]:
+    """S3 errors as the domain modules expect them: LookupError (missing), PermissionError (access denied)."""
     from botocore.exceptions import ClientError
 
     try:
-        head: dict[str, Any] = client("s3").head_object(Bucket=bucket, Key=key)
+        yield
     except ClientError as error:
         if is_missing(error):
             raise LookupError(key) from error
         if is_access_denied(error):
             raise PermissionError(key) from error
         raise
+
+
+def _head_object(bucket: str, key: str) -> dict[str, Any]:
+    with _object_errors(key):
+        head: dict[str, Any] = client("s3").head_object(Bucket=bucket, Key=key)
     return head
 
 
 def _read_object(bucket: str, key: str) -> bytes:
     """The object's bytes, read up to one byte past the plan's size limit (so a huge object is not loaded)."""
-    from botocore.exceptions import ClientError
-
-    try:
+    with _object_errors(key):
         stream = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
         try:
             body: bytes = stream.read(plan.MAX_RUN_RECORD_BYTES + 1)
         finally:
             stream.close()
-    except ClientError as error:
-        if is_missing(error):
-            raise LookupError(key) from error
-        if is_access_denied(error):
-            raise PermissionError(key) from error
-        raise
     return body
 
 
