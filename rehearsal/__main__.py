@@ -1,6 +1,6 @@
 """``python -m rehearsal``: rehearse the whole pipeline offline and print where its record is.
 
-Environment:
+Each setting is an option or, as ``make rehearse`` passes it, an environment variable (the option wins):
 
 - ``REHEARSAL_OUT``: output folder (default ``.rehearsal/``): run.json, report.html,
   rehearsal.json (jobs, timeline, notifications), the rendered definition, the
@@ -15,11 +15,13 @@ Environment:
   turns (the timeline shows the waits).
 
 Exit status: 0 when the execution succeeded and deployed a model, 2 when it
-succeeded without a deployment (gate rejection, deploy skipped), 1 otherwise.
+succeeded without a deployment (gate rejection, deploy skipped), 1 otherwise;
+64 for a setting it cannot use (and argparse's 2 for an unknown option).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -32,17 +34,39 @@ EVALUATIONS = ("final", "baseline", "sft")
 GPU = "ml.p5.48xlarge"
 
 
-def main() -> int:
-    out_dir = Path(os.environ.get("REHEARSAL_OUT") or ".rehearsal")
-    fail_at = os.environ.get("REHEARSAL_FAIL_AT") or None
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m rehearsal",
+        description=(__doc__ or "").split("\n\n", 1)[0].replace("``", ""),
+        epilog=(__doc__ or "").split("\n\n", 1)[-1].replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    environ = os.environ
+    parser.add_argument("--out", default=environ.get("REHEARSAL_OUT") or ".rehearsal", help="REHEARSAL_OUT")
+    parser.add_argument("--fail-at", default=environ.get("REHEARSAL_FAIL_AT") or None, help="REHEARSAL_FAIL_AT")
+    parser.add_argument(
+        "--fail-eval-of", default=environ.get("REHEARSAL_FAIL_EVAL_OF") or "final", help="REHEARSAL_FAIL_EVAL_OF"
+    )
+    parser.add_argument(
+        "--gpu-quota",
+        default=environ.get("REHEARSAL_GPU_QUOTA") or str(int(DEFAULT_QUOTAS[GPU])),
+        help="REHEARSAL_GPU_QUOTA",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    out_dir = Path(args.out)
+    fail_at = args.fail_at
     if fail_at is not None and fail_at not in STAGES:
         print(f"REHEARSAL_FAIL_AT={fail_at!r}: expected one of {', '.join(STAGES)}", file=sys.stderr)
         return 64
-    fail_eval_of = os.environ.get("REHEARSAL_FAIL_EVAL_OF") or "final"
+    fail_eval_of = args.fail_eval_of
     if fail_eval_of not in EVALUATIONS:
         print(f"REHEARSAL_FAIL_EVAL_OF={fail_eval_of!r}: expected one of {', '.join(EVALUATIONS)}", file=sys.stderr)
         return 64
-    quota_text = os.environ.get("REHEARSAL_GPU_QUOTA") or str(int(DEFAULT_QUOTAS[GPU]))
+    quota_text = str(args.gpu_quota)
     if not quota_text.isdigit():
         print(f"REHEARSAL_GPU_QUOTA={quota_text!r}: expected a whole number of instances", file=sys.stderr)
         return 64
