@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES, STAGES
+from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES, STAGES, capitalized
 from stepfunctions.asl import (
     Flow,
     State,
@@ -100,10 +100,6 @@ def title(stage: str) -> str:
     return STAGE_LABELS[stage].removesuffix(" training")
 
 
-def _capitalized(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
 @dataclass(frozen=True)
 class JobStage:
     """One SageMaker job stage and where its loop goes when it ends."""
@@ -165,10 +161,10 @@ def job_loop(stage: JobStage) -> Flow:
     decide, can_retry = f"Decide whether to retry the {name} job", f"Can the {name} job be retried?"
     back_off, describe = f"Back off before retrying the {name} job", f"Describe the {name} failure"
     finish = f"Resolve {name} checkpoint" if stage.training else f"Read {name} results"
-    failure = f"{_capitalized(name)} failed"
+    failure = f"{capitalized(name)} failed"
 
     if stage.key in _RUN_QUESTION:
-        skipped = f"{_capitalized(name)} skipped"
+        skipped = f"{capitalized(name)} skipped"
         flow.add(_RUN_QUESTION[stage.key], boolean_choice(f"{ENABLED}.{stage.key}", start, skipped))
         flow.add(skipped, pass_state())
     first = {"stage": stage.key, "attempt": 0, "startedAt.$": "$$.State.EnteredTime", "errors": []}

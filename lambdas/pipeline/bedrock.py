@@ -132,17 +132,16 @@ def _failure(response: dict[str, Any], status: str) -> str | None:
     return "no failureMessage returned" if status == "Failed" else None
 
 
+def _checked(response: dict[str, Any], status_key: str, poll: Poll | None, max_polls: int) -> dict[str, Any]:
+    """What a status check changes in a model or deployment: status, failure message and the next wait."""
+    status = str(response.get(status_key, "Creating"))
+    return {"status": status, "failureMessage": _failure(response, status), "poll": _poll(poll, status, max_polls)}
+
+
 def check_import(*, bedrock: Any, model: ImportedModel) -> ImportedModel:
     """``GetCustomModel``: the model's status and the next wait."""
     response = bedrock.get_custom_model(modelIdentifier=model.arn)
-    status = str(response.get("modelStatus", "Creating"))
-    return model.model_copy(
-        update={
-            "status": status,
-            "failureMessage": _failure(response, status),
-            "poll": _poll(model.poll, status, MAX_IMPORT_POLLS),
-        }
-    )
+    return model.model_copy(update=_checked(response, "modelStatus", model.poll, MAX_IMPORT_POLLS))
 
 
 def start_deployment(*, bedrock: Any, plan: Plan, model: ImportedModel) -> Deployment:
@@ -182,11 +181,4 @@ def start_deployment(*, bedrock: Any, plan: Plan, model: ImportedModel) -> Deplo
 def check_deployment(*, bedrock: Any, deployment: Deployment) -> Deployment:
     """``GetCustomModelDeployment``: the deployment's status and the next wait."""
     response = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=deployment.arn)
-    status = str(response.get("status", "Creating"))
-    return deployment.model_copy(
-        update={
-            "status": status,
-            "failureMessage": _failure(response, status),
-            "poll": _poll(deployment.poll, status, MAX_DEPLOYMENT_POLLS),
-        }
-    )
+    return deployment.model_copy(update=_checked(response, "status", deployment.poll, MAX_DEPLOYMENT_POLLS))

@@ -113,7 +113,11 @@ def client_request_token(pipeline_name: str, run_id: str, action: str) -> str:
     return _fit(_slug(pipeline_name), _slug(run_id) or "run", f"-{_slug(action)}", 256, original=run_id)
 
 
+def capitalized(text: str) -> str:
+    """``text`` with its first letter upper case and the rest as written (``SFT evaluation`` stays)."""
+    return text[:1].upper() + text[1:]
+
+
 def stage_title(stage: str) -> str:
     """The stage's label as a title (``"Baseline evaluation"``); an unknown stage's key as given."""
-    label = STAGE_LABELS.get(stage, stage)
-    return label[:1].upper() + label[1:]
+    return capitalized(STAGE_LABELS.get(stage, stage))
