@@ -3,8 +3,10 @@
 The task is the Stack Overflow question-quality case study: label a question
 ``HQ`` (high quality, no edits), ``LQ_EDIT`` (low quality, edited) or
 ``LQ_CLOSE`` (low quality, closed). The questions are synthetic and
-deterministic, a dozen per dataset, enough to exercise the pre-flight checks,
-the simulated jobs and the grader.
+deterministic: a dozen for the evaluation and, for training, six rewordings of
+each (72 rows, at least one global batch of the SFT and RFT recipes) that never
+repeat an evaluation prompt. Enough to exercise the pre-flight checks, the
+simulated jobs and the grader.
 """
 
 from __future__ import annotations
@@ -50,8 +52,23 @@ _QUESTIONS = [
 ]
 
 
+# How the training rows reword a question's body: none of them is the evaluation prompt.
+_REWORDINGS = (
+    " Thanks in advance.",
+    " Any help appreciated.",
+    " Edit: fixed the formatting.",
+    " Update: still stuck after an hour.",
+    " Reposted from the chat room.",
+    " First question here, be kind.",
+)
+
+
 def _prompt(title: str, body: str) -> str:
     return f"Title: {title}\nBody: {body}\nLabel:"
+
+
+def _training_questions() -> list[tuple[str, str, str]]:
+    return [(title, body + extra, label) for extra in _REWORDINGS for title, body, label in _QUESTIONS]
 
 
 def sft_rows() -> list[dict]:
@@ -64,7 +81,7 @@ def sft_rows() -> list[dict]:
                 {"role": "assistant", "content": [{"text": label}]},
             ],
         }
-        for title, body, label in _QUESTIONS
+        for title, body, label in _training_questions()
     ]
 
 
@@ -78,7 +95,7 @@ def rft_rows() -> list[dict]:
             "labels": list(LABELS),
             "source": "stackoverflow-question-quality",
         }
-        for index, (title, body, label) in enumerate(_QUESTIONS)
+        for index, (title, body, label) in enumerate(_training_questions())
     ]
 
 

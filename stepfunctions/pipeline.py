@@ -449,7 +449,7 @@ def definition() -> dict[str, Any]:
     preflight = _run_task(
         "Preflight",
         {"plan.$": "$.plan"},
-        select=("datasets", "grader", "cost", "quotas"),
+        select=("datasets", "grader", "cost", "quotas", "leakage"),
         result_path="$.preflight",
         next_state=first_phase,
         failed_stage="preflight",

@@ -85,6 +85,15 @@ def metrics_lines(run: RunRecord) -> list[str]:
     return lines
 
 
+def dataset_warnings(run: RunRecord) -> list[str]:
+    """What preflight noted about the datasets: evaluation prompts in the training data, repeated rows."""
+    if run.preflight is None:
+        return []
+    leakage = run.preflight.leakage
+    out = list(leakage.warnings) if leakage is not None else []
+    return out + [f"{name}: {w}" for name, report in run.preflight.datasets.items() for w in report.warnings]
+
+
 def body(run: RunRecord, end: ExecutionEnd, *, report_uri: str | None = None) -> str:
     lines = [f"Nova customization run {run.runId} (pipeline {end.pipeline}): {outcome(run, end)}", ""]
 
@@ -123,6 +132,10 @@ def body(run: RunRecord, end: ExecutionEnd, *, report_uri: str | None = None) ->
             total = runview.format_duration((ended - started).total_seconds())
             lines.append(f"  total {total} ({runview.format_time(started)} -> {runview.format_time(ended)})")
         lines.append("")
+
+    warnings = dataset_warnings(run)
+    if warnings:
+        lines += ["Dataset warnings"] + [f"  - {w}" for w in warnings] + [""]
 
     links = runview.console_links(
         run if run.executionArn else run.model_copy(update={"executionArn": end.execution_arn})

@@ -1,4 +1,4 @@
-"""Streaming validation of JSONL datasets in the formats of docs/contracts/datasets.md.
+"""Streaming validation of JSONL datasets with AWS's rules (docs/contracts/datasets.md).
 
 A dataset is read in fixed-size chunks from any binary stream (an S3 ``StreamingBody``
 or a local file) and checked line by line, so memory stays bounded by the chunk size
@@ -6,22 +6,27 @@ and the longest line, whatever the file size. Rows are parsed with ``json.loads`
 checked with plain type tests (no pydantic per row): validating is CPU-bound and the
 pre-flight Lambda has a fraction of a core.
 
-Formats (``kind``):
+Formats (``kind``), each rule with its source in docs/contracts/datasets.md:
 
-- ``sft``: Converse, ``{"system"?: [{"text"}], "messages": [{"role", "content": [blocks]}]}``,
-  roles alternating user/assistant from user, ending with assistant;
-- ``rft``: ``{"messages": [system?, user, ...], "reference_answer": any, "id"?, "tools"?, ...}``,
-  no final assistant turn; ``reference_answer`` at the top level or under ``metadata``;
-- ``gen_qa``: ``{"query": str, "response": str, "system"?: str}``;
+- ``sft``: Converse, ``{"schemaVersion", "system"?, "toolConfig"?, "messages"}``; turns
+  alternate user/assistant from user and end with the assistant; content blocks, media,
+  reasoning and tool use as the model allows (:class:`Rules`);
+- ``rft``: ``{"messages", "reference_answer"?, "id"?, "tools"?, ...}`` in the OpenAI chat
+  format, no final assistant turn;
+- ``gen_qa``: ``{"query", "response", "system"?, "images"?, "metadata"?}``;
 - ``rft_eval``: the RFT format.
 
-The report keeps the first errors with their line numbers and counts them all.
+Every problem names its line and field (``line 7: messages[1].content[0].text: ...``);
+any JSON value in any field is reported, never raised. Dataset-level rules (optional
+fields on every row or on none, one media type per dataset, at least one batch of rows)
+are checked in the same pass. The report keeps the first errors and counts them all.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
@@ -32,9 +37,62 @@ MAX_REPORTED_ERRORS = 10
 # Smallest datasets worth a GPU job (Bedrock's own minimum for SFT is 8 records).
 MIN_ROWS = {"sft": 8, "rft": 8, "gen_qa": 5, "rft_eval": 5}
 
-_CONTENT_BLOCKS = frozenset({"text", "image", "video", "document", "toolUse", "toolResult", "reasoningContent"})
-_RFT_ROLES = frozenset({"system", "user", "assistant", "nova_assistant", "tool"})
-_ASSISTANT_ROLES = frozenset({"assistant", "nova_assistant"})
+SCHEMA_VERSION = "bedrock-conversation-2024"
+# Strings the Nova chat template reserves; a prompt that contains one fails the training job.
+RESERVED = (
+    "System:",
+    "SYSTEM:",
+    "User:",
+    "USER:",
+    "Bot:",
+    "BOT:",
+    "Assistant:",
+    "ASSISTANT:",
+    "Thought:",
+    "[EOS]",
+    "<image>",
+    "<video>",
+    "<unk>",
+)
+_RESERVED = re.compile("|".join(re.escape(k) for k in RESERVED))
+MEDIA_FORMATS = {
+    "image": ("gif", "jpeg", "png", "webp"),
+    "video": ("mkv", "mov", "mp4", "webm"),
+    "document": ("pdf",),
+}
+MAX_IMAGES_PER_MESSAGE = 10
+MAX_VIDEOS_PER_ROW = 1
+_S3_PATH = re.compile(r"[\w\-/.]+", re.ASCII)
+_ACCOUNT = re.compile(r"\d{12}", re.ASCII)
+
+_SFT_FIELDS = ("schemaVersion", "system", "toolConfig", "messages")
+_BLOCKS = ("text", "image", "video", "document", "reasoningContent", "toolUse", "toolResult")
+_RFT_ROLES = frozenset({"system", "developer", "user", "assistant", "bot", "nova_assistant", "tool"})
+_RFT_ASSISTANT = frozenset({"assistant", "bot", "nova_assistant"})
+_RFT_MESSAGE_FIELDS = frozenset({"role", "content", "tool_calls", "tool_call_id"})
+# Optional fields that must be on every row once one row has them.
+CONSISTENT_FIELDS = {
+    "sft": ("system", "toolConfig", "reasoningContent", "toolUse", "toolResult"),
+    "rft": ("id", "reference_answer", "tools"),
+    "rft_eval": ("id", "reference_answer", "tools"),
+    "gen_qa": ("system", "images"),
+}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the model allows and how many rows the job needs."""
+
+    model: str = "nova-2-lite"
+    batch_size: int | None = None
+
+    @property
+    def nova2(self) -> bool:
+        return self.model.startswith("nova-2")
+
+    @property
+    def media(self) -> bool:
+        return self.model != "nova-micro"
 
 
 class Readable(Protocol):
@@ -60,10 +118,14 @@ class DatasetReport:
     blank_lines: int = 0
     error_count: int = 0
     errors: list[LineError] = field(default_factory=list)
+    batch_size: int | None = None
+    schema_version_missing: int = 0
+    duplicates: int = 0
+    first_duplicate: int | None = None
 
     @property
     def min_rows(self) -> int:
-        return MIN_ROWS[self.kind]
+        return max(MIN_ROWS[self.kind], self.batch_size or 0)
 
     def problems(self) -> list[str]:
         """Human-readable problems: the first errors, the total, a too-small dataset."""
@@ -73,7 +135,23 @@ class DatasetReport:
         if self.error_count:
             out.append(f"{self.error_count} of {self.rows + self.error_count} lines are invalid")
         if self.rows < self.min_rows:
-            out.append(f"{self.rows} valid rows; a {self.kind} dataset needs at least {self.min_rows}")
+            if self.batch_size and self.batch_size >= MIN_ROWS[self.kind]:
+                out.append(
+                    f"{self.rows} valid rows; the job's global_batch_size is {self.batch_size}, "
+                    f"so the dataset needs at least {self.batch_size} rows"
+                )
+            else:
+                out.append(f"{self.rows} valid rows; a {self.kind} dataset needs at least {self.min_rows}")
+        return out
+
+    def warnings(self) -> list[str]:
+        """Findings that do not stop the run."""
+        out = []
+        if self.duplicates:
+            out.append(
+                f"{self.duplicates} rows repeat an earlier row exactly (first at line {self.first_duplicate}): "
+                "a repeated row weighs more in training and evaluation"
+            )
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -83,6 +161,10 @@ class DatasetReport:
             "bytes": self.bytes,
             "invalidLines": self.error_count,
             "firstErrors": [str(e) for e in self.errors],
+            "minRows": self.min_rows,
+            "duplicateRows": self.duplicates,
+            "schemaVersionAdded": self.schema_version_missing,
+            "warnings": self.warnings(),
         }
 
 
@@ -125,143 +207,513 @@ def iter_lines(
         yield number + 1, pending
 
 
-def _sft_error(row: Any) -> str | None:
-    if type(row) is not dict:
-        return "not a JSON object"
-    messages = row.get("messages")
-    if type(messages) is not list or not messages:
-        return "'messages' must be a non-empty list"
-    system = row.get("system")
-    if system is not None:
-        if type(system) is not list:
-            return "'system' must be a list of {\"text\": ...} blocks"
-        for block in system:
-            if type(block) is not dict or type(block.get("text")) is not str:
-                return "'system' must be a list of {\"text\": ...} blocks"
-    expected = "user"
-    for index, message in enumerate(messages):
-        if type(message) is not dict:
-            return f"messages[{index}] is not an object"
-        role = message.get("role")
-        if role != expected:
-            return f"messages[{index}].role is {role!r}, expected {expected!r} (turns alternate user/assistant)"
-        content = message.get("content")
+# -- values ------------------------------------------------------------------------------------------
+
+
+def show(value: Any) -> str:
+    """A short rendering of any JSON value for an error message."""
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _type_name(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _text(where: str, value: Any, *, reserved: bool = True) -> str | None:
+    """A problem with a text field, or ``None``."""
+    if type(value) is not str:
+        return f"{where}: must be a string, not {_type_name(value)}"
+    if reserved:
+        found = _RESERVED.search(value)
+        if found:
+            return f"{where}: contains the reserved string {found.group()!r}, which fails the training job"
+    return None
+
+
+def _nonblank(where: str, value: Any) -> str | None:
+    if type(value) is not str:
+        return f"{where}: must be a string, not {_type_name(value)}"
+    if not value.strip():
+        return f"{where}: must not be empty"
+    return None
+
+
+def _optional_list(row: dict[str, Any], key: str, present: set[str], items: str) -> list[Any] | str:
+    """``row[key]`` (noted in ``present``) when it is a non-empty list, ``[]`` when absent, else the problem."""
+    if key not in row:
+        return []
+    present.add(key)
+    value = row[key]
+    if type(value) is not list or not value:
+        return f"{key}: must be a non-empty list of {items}"
+    return value
+
+
+def _only(where: str, value: dict[str, Any], allowed: tuple[str, ...] | frozenset[str]) -> str | None:
+    for key in value:
+        if key not in allowed:
+            return f"{where}.{key}: unknown field (expected {', '.join(sorted(allowed))})"
+    return None
+
+
+# -- SFT (Converse) ------------------------------------------------------------------------------------
+
+
+def _media(where: str, kind: str, value: Any) -> str | None:
+    if type(value) is not dict:
+        return f"{where}: must be an object with format and source"
+    if problem := _only(where, value, ("format", "source")):
+        return problem
+    fmt = value.get("format")
+    if type(fmt) is not str or fmt.lower() not in MEDIA_FORMATS[kind]:
+        return f"{where}.format: is {show(fmt)}, expected one of {', '.join(MEDIA_FORMATS[kind])}"
+    source = value.get("source")
+    location = source.get("s3Location") if type(source) is dict else None
+    if type(source) is not dict or len(source) != 1 or type(location) is not dict:
+        return f'{where}.source: must be {{"s3Location": {{"uri", "bucketOwner"}}}}'
+    if problem := _only(f"{where}.source.s3Location", location, ("uri", "bucketOwner")):
+        return problem
+    uri = location.get("uri")
+    if type(uri) is not str or not uri.startswith("s3://") or not _S3_PATH.fullmatch(uri[5:]) or "/" not in uri[5:]:
+        return (
+            f"{where}.source.s3Location.uri: {show(uri)} is not an s3://bucket/key URI of letters, digits, "
+            "'_', '-', '/' and '.'"
+        )
+    owner = location.get("bucketOwner")
+    if type(owner) is not str or not _ACCOUNT.fullmatch(owner):
+        return f"{where}.source.s3Location.bucketOwner: {show(owner)} is not a 12-digit AWS account ID"
+    return None
+
+
+def _tool_config(value: Any) -> tuple[frozenset[str], str | None]:
+    where = "toolConfig"
+    if type(value) is not dict or type(value.get("tools")) is not list or not value["tools"]:
+        return frozenset(), f'{where}.tools: must be a non-empty list of {{"toolSpec": ...}}'
+    names: set[str] = set()
+    for index, tool in enumerate(value["tools"]):
+        at = f"{where}.tools[{index}].toolSpec"
+        spec = tool.get("toolSpec") if type(tool) is dict else None
+        if type(spec) is not dict:
+            return frozenset(), f"{at}: must be an object with name, description and inputSchema"
+        for key in ("name", "description"):
+            if problem := _nonblank(f"{at}.{key}", spec.get(key)):
+                return frozenset(), problem
+        schema = spec.get("inputSchema")
+        body = schema.get("json") if type(schema) is dict else None
+        if type(body) is not dict or "type" not in body:
+            return frozenset(), f"{at}.inputSchema.json: must be a JSON Schema object with a 'type'"
+        if spec["name"] in names:
+            return frozenset(), f"{at}.name: {spec['name']!r} is defined twice"
+        names.add(spec["name"])
+    return frozenset(names), None
+
+
+@dataclass
+class _Turn:
+    """What the blocks of one message hold."""
+
+    text_chars: int = 0
+    texts: list[str] = field(default_factory=list)
+    media: dict[str, int] = field(default_factory=lambda: {"image": 0, "video": 0, "document": 0})
+    reasoning: bool = False
+
+
+class _ToolLedger:
+    def __init__(self, tools: frozenset[str] | None) -> None:
+        self.tools = tools
+        self.uses: dict[str, int] = {}
+        self.results: set[str] = set()
+
+    def use(self, where: str, value: Any, turn: int) -> str | None:
+        if type(value) is not dict:
+            return f"{where}: must be an object with toolUseId, name and input"
+        for key in ("toolUseId", "name"):
+            if problem := _nonblank(f"{where}.{key}", value.get(key)):
+                return problem
+        if type(value.get("input")) is not dict:
+            return f"{where}.input: must be an object, not {_type_name(value.get('input'))}"
+        if self.tools is not None and value["name"] not in self.tools:
+            return f"{where}.name: {value['name']!r} is not a tool of toolConfig ({', '.join(sorted(self.tools))})"
+        if value["toolUseId"] in self.uses:
+            return f"{where}.toolUseId: {value['toolUseId']!r} is used twice in the conversation"
+        self.uses[value["toolUseId"]] = turn
+        return None
+
+    def result(self, where: str, value: Any, turn: int) -> str | None:
+        if type(value) is not dict:
+            return f"{where}: must be an object with toolUseId and content"
+        if problem := _nonblank(f"{where}.toolUseId", value.get("toolUseId")):
+            return problem
+        ident = value["toolUseId"]
+        if self.uses.get(ident, turn) >= turn:
+            return f"{where}.toolUseId: {ident!r} answers no toolUse of an earlier turn"
+        if ident in self.results:
+            return f"{where}.toolUseId: {ident!r} has a second toolResult"
+        self.results.add(ident)
+        content = value.get("content")
         if type(content) is not list or not content:
-            return f"messages[{index}].content must be a non-empty list of content blocks"
-        for block in content:
-            if type(block) is not dict or not block:
-                return f"messages[{index}].content holds a block that is not an object"
-            for key in block:
-                if key not in _CONTENT_BLOCKS:
-                    return f"messages[{index}].content has an unknown block type {key!r}"
-            text = block.get("text")
-            if text is not None and type(text) is not str:
-                return f"messages[{index}].content text must be a string"
-        expected = "assistant" if expected == "user" else "user"
-    if expected != "user":
-        return "the last message must be the assistant's (the turn the model learns)"
+            return f'{where}.content: must be a non-empty list of {{"text"}} or {{"json"}} items'
+        for index, item in enumerate(content):
+            at = f"{where}.content[{index}]"
+            if type(item) is not dict or len(item) != 1 or not ("text" in item or "json" in item):
+                return f'{at}: must be {{"text": ...}} or {{"json": ...}}'
+            if "text" in item and (problem := _text(f"{at}.text", item["text"])):
+                return problem
+        return None
+
+
+def _sft_block(
+    where: str, block: Any, role: str, index: int, turn: _Turn, tools: _ToolLedger, rules: Rules
+) -> str | None:
+    if type(block) is not dict or len(block) != 1:
+        return f"{where}: must be an object with exactly one of {', '.join(_BLOCKS)}"
+    ((name, value),) = block.items()
+    at = f"{where}.{name}"
+    if name == "text":
+        if problem := _text(at, value):
+            return problem
+        turn.text_chars += len(value)
+        turn.texts.append(value)
+    elif name in MEDIA_FORMATS:
+        if role != "user":
+            return f"{at}: media belongs in user turns only"
+        if not rules.media:
+            return f"{at}: {rules.model} is a text-only model"
+        if name == "document" and not rules.nova2:
+            return f"{at}: documents need a Nova 2 model ({rules.model} is Nova 1)"
+        if problem := _media(at, name, value):
+            return problem
+        turn.media[name] += 1
+    elif name == "reasoningContent":
+        if role != "assistant":
+            return f"{at}: reasoning belongs in assistant turns only"
+        if not rules.nova2:
+            return f"{at}: reasoning content needs a Nova 2 model ({rules.model} is Nova 1)"
+        inner = value.get("reasoningText") if type(value) is dict else None
+        if type(value) is not dict or len(value) != 1 or type(inner) is not dict:
+            return f'{at}: must be {{"reasoningText": {{"text": ...}}}}'
+        if problem := _only(f"{at}.reasoningText", inner, ("text", "signature")) or _text(
+            f"{at}.reasoningText.text", inner.get("text")
+        ):
+            return problem
+        turn.reasoning = True
+    elif name == "toolUse":
+        if role != "assistant":
+            return f"{at}: tool use belongs in assistant turns only"
+        return tools.use(at, value, index)
+    elif name == "toolResult":
+        if role != "user":
+            return f"{at}: tool results belong in user turns only"
+        return tools.result(at, value, index)
+    else:
+        return f"{at}: unknown block type (expected one of {', '.join(_BLOCKS)})"
     return None
 
 
-def _rft_error(row: Any) -> str | None:
-    if type(row) is not dict:
-        return "not a JSON object"
-    messages = row.get("messages")
-    if type(messages) is not list or not messages:
-        return "'messages' must be a non-empty list"
-    has_user = False
-    for index, message in enumerate(messages):
-        if type(message) is not dict:
-            return f"messages[{index}] is not an object"
-        role = message.get("role")
-        if role not in _RFT_ROLES:
-            return f"messages[{index}].role {role!r} is not one of system, user, assistant, tool"
-        has_user = has_user or role == "user"
-        content = message.get("content")
-        if type(content) is list:
-            for part in content:
-                if type(part) is not dict:
-                    return f"messages[{index}].content parts must be objects"
-        elif type(content) is not str:
-            return f"messages[{index}].content must be a string or a list of parts"
-    if not has_user:
-        return "no user message"
-    if messages[-1].get("role") in _ASSISTANT_ROLES:
-        return "the last message is the assistant's: RFT rows end before the turn the model produces"
-    if "reference_answer" not in row:
+# A row check returns a problem, or (the optional fields present, the media type, the prompts).
+_Found = tuple[frozenset[str], str | None, list[str]]
+
+
+class Check:
+    """Row and dataset rules of one dataset kind; keeps the state of the dataset-level rules."""
+
+    def __init__(self, kind: str, rules: Rules, prompts: Callable[[str], None] | None = None) -> None:
+        self.kind = kind
+        self.rules = rules
+        self.prompts = prompts
+        self.consistent = CONSISTENT_FIELDS[kind]
+        self.first: tuple[int, frozenset[str]] | None = None
+        self.media_kind: tuple[int, str] | None = None
+        self.schema_missing = 0
+        self.row_check = {"sft": self._sft, "rft": self._rft, "rft_eval": self._rft, "gen_qa": self._gen_qa}[kind]
+
+    def __call__(self, row: Any, line: int) -> str | None:
+        if type(row) is not dict:
+            return f"the line is {_type_name(row)}, not a JSON object"
+        result = self.row_check(row)
+        if isinstance(result, str):
+            return result
+        present, media, prompts = result
+        if problem := self._dataset_rules(line, present, media):
+            return problem
+        if self.kind == "sft" and "schemaVersion" not in row:
+            self.schema_missing += 1
+        if self.prompts is not None:
+            for prompt in prompts:
+                self.prompts(prompt)
+        return None
+
+    def _dataset_rules(self, line: int, present: frozenset[str], media: str | None) -> str | None:
+        if self.first is None:
+            self.first = (line, present)
+        else:
+            first_line, first_present = self.first
+            for name in self.consistent:
+                if (name in present) != (name in first_present):
+                    here, there = ("has", "has not") if name in present else ("has not", "has")
+                    return (
+                        f"{name}: this row {here} it but line {first_line} {there}: an optional field must be on "
+                        "every row or on none"
+                    )
+        if media is not None:
+            if self.media_kind is None:
+                self.media_kind = (line, media)
+            elif self.media_kind[1] != media:
+                return (
+                    f"messages: this row holds {media} but line {self.media_kind[0]} holds {self.media_kind[1]}: "
+                    "a dataset keeps to one media type"
+                )
+        return None
+
+    def _sft(self, row: dict[str, Any]) -> str | _Found:
+        rules = self.rules
+        if problem := _only("row", row, _SFT_FIELDS):
+            return problem.removeprefix("row.")
+        present: set[str] = set()
+        if "schemaVersion" in row:
+            version = row["schemaVersion"]
+            if type(version) is not str or not version:
+                return f"schemaVersion: must be a string such as {SCHEMA_VERSION!r}, not {show(version)}"
+        system = _optional_list(row, "system", present, '{"text": ...} blocks')
+        if isinstance(system, str):
+            return system
+        for index, block in enumerate(system):
+            if type(block) is not dict or set(block) != {"text"}:
+                return f'system[{index}]: must be {{"text": ...}}'
+            if problem := _text(f"system[{index}].text", block["text"]):
+                return problem
+        tools: frozenset[str] | None = None
+        if "toolConfig" in row:
+            present.add("toolConfig")
+            tools, problem = _tool_config(row["toolConfig"])
+            if problem:
+                return problem
+        messages = row.get("messages")
+        if type(messages) is not list or len(messages) < 2:
+            return "messages: must be a list of at least two turns, user then assistant"
+        ledger = _ToolLedger(tools)
+        prompts: list[str] = []
+        media: str | None = None
+        videos = 0
+        for index, message in enumerate(messages):
+            where = f"messages[{index}]"
+            if type(message) is not dict:
+                return f"{where}: must be an object with role and content, not {_type_name(message)}"
+            if problem := _only(where, message, ("role", "content")):
+                return problem
+            role = message.get("role")
+            expected = "user" if index % 2 == 0 else "assistant"
+            if role != expected:
+                return f"{where}.role: is {show(role)}, expected {expected!r} (turns alternate user, assistant)"
+            content = message.get("content")
+            if type(content) is not list or not content:
+                return f"{where}.content: must be a non-empty list of content blocks"
+            turn = _Turn()
+            for position, block in enumerate(content):
+                if problem := _sft_block(f"{where}.content[{position}]", block, role, index, turn, ledger, rules):
+                    return problem
+                if type(block) is dict and len(block) == 1:
+                    name = next(iter(block))
+                    if name in ("reasoningContent", "toolUse", "toolResult"):
+                        present.add(name)
+            kinds = [k for k, n in turn.media.items() if n]
+            if len(kinds) > 1:
+                return f"{where}.content: holds {' and '.join(kinds)}; a message holds one media type"
+            if turn.texts and not kinds and turn.text_chars == 0:
+                return f"{where}.content: the text is empty"
+            if turn.reasoning and kinds:
+                return f"{where}.content: reasoning cannot be combined with {kinds[0]}"
+            if turn.media["image"] > MAX_IMAGES_PER_MESSAGE:
+                return f"{where}.content: {turn.media['image']} images; at most {MAX_IMAGES_PER_MESSAGE} per message"
+            videos += turn.media["video"]
+            if videos > MAX_VIDEOS_PER_ROW:
+                return f"{where}.content: a row holds at most {MAX_VIDEOS_PER_ROW} video"
+            if kinds:
+                media = kinds[0]
+            if role == "user" and turn.texts:
+                prompts.append("\n".join(turn.texts))
+        if len(messages) % 2:
+            return f"messages[{len(messages) - 1}]: the last turn must be the assistant's (the turn the model learns)"
+        return frozenset(present), media, prompts
+
+    def _rft(self, row: dict[str, Any]) -> str | _Found:
+        messages = row.get("messages")
+        if type(messages) is not list or not messages:
+            return "messages: must be a non-empty list"
+        prompts: list[str] = []
+        roles: list[str | None] = []
+        for index, message in enumerate(messages):
+            where = f"messages[{index}]"
+            if type(message) is not dict:
+                return f"{where}: must be an object with role and content, not {_type_name(message)}"
+            if problem := _only(where, message, _RFT_MESSAGE_FIELDS):
+                return problem
+            role = message.get("role")
+            if role is not None and (type(role) is not str or role.lower() not in _RFT_ROLES):
+                return f"{where}.role: is {show(role)}, expected one of system, developer, user, assistant, tool"
+            role = role.lower() if type(role) is str else None
+            roles.append("system" if role == "developer" else role)
+            content = message.get("content")
+            text: str | None = None
+            if type(content) is str:
+                if not content.strip():
+                    return f"{where}.content: must not be empty"
+                text = content
+            elif type(content) is list:
+                if not content:
+                    return f"{where}.content: must not be an empty list"
+                parts = []
+                for position, part in enumerate(content):
+                    if type(part) is not dict:
+                        return f"{where}.content[{position}]: must be an object, not {_type_name(part)}"
+                    if type(part.get("text")) is str:
+                        parts.append(part["text"])
+                text = "\n".join(parts) if parts else None
+            elif content is not None:
+                return f"{where}.content: must be a string or a list of parts, not {_type_name(content)}"
+            if "tool_calls" in message and type(message["tool_calls"]) is not list:
+                return f"{where}.tool_calls: must be a list, not {_type_name(message['tool_calls'])}"
+            if "tool_call_id" in message and type(message["tool_call_id"]) is not str:
+                return f"{where}.tool_call_id: must be a string, not {_type_name(message['tool_call_id'])}"
+            if role == "user" and text:
+                prompts.append(text)
+        if "system" in roles and roles[0] != "system":
+            return f"messages[{roles.index('system')}].role: a system message must come first"
+        if "user" not in roles:
+            return "messages: no user message"
+        if roles[-1] in _RFT_ASSISTANT:
+            return (
+                f"messages[{len(roles) - 1}].role: the last message is the assistant's; RFT rows end before the turn "
+                "the model produces"
+            )
+        present: set[str] = set()
+        if "id" in row:
+            present.add("id")
+            ident = row["id"]
+            if type(ident) is str and not ident.strip() or type(ident) not in (str, int):
+                return f"id: must be a non-empty string or a number, not {show(ident)}"
         metadata = row.get("metadata")
-        if type(metadata) is not dict or "reference_answer" not in metadata:
-            return "missing reference_answer (top level or under metadata)"
-    identifier = row.get("id")
-    if identifier is not None and type(identifier) not in (str, int):
-        return "'id' must be a string or a number"
-    tools = row.get("tools")
-    if tools is not None and type(tools) is not list:
-        return "'tools' must be a list"
+        where, reference = "reference_answer", row.get("reference_answer")
+        if "reference_answer" not in row and type(metadata) is dict and "reference_answer" in metadata:
+            where, reference = "metadata.reference_answer", metadata["reference_answer"]
+        if where != "reference_answer" or "reference_answer" in row:
+            present.add("reference_answer")
+            if reference is None or reference == "" or reference == {} or reference == []:
+                return f"{where}: must not be empty"
+            if type(reference) is str and not reference.strip():
+                return f"{where}: must not be empty"
+        if "tools" in row:
+            present.add("tools")
+            if problem := _rft_tools(row["tools"]):
+                return problem
+        # The prompt the model answers is the last user turn.
+        return frozenset(present), None, prompts[-1:] if self.kind == "rft_eval" else prompts
+
+    def _gen_qa(self, row: dict[str, Any]) -> str | _Found:
+        for key in ("query", "response"):
+            if problem := _nonblank(key, row.get(key)):
+                return problem
+        present: set[str] = set()
+        for key in ("system", "metadata"):
+            if key in row:
+                present.add(key)
+                if type(row[key]) is not str:
+                    return f"{key}: must be a string, not {_type_name(row[key])}"
+        images = _optional_list(row, "images", present, '{"data": "data:image/...;base64,..."}')
+        if isinstance(images, str):
+            return images
+        for index, image in enumerate(images):
+            data = image.get("data") if type(image) is dict else None
+            if type(data) is not str or not data.startswith("data:image/") or ";base64," not in data.lower():
+                return f'images[{index}].data: must be a "data:image/<format>;base64,<data>" string'
+        return frozenset(present), None, [row["query"]]
+
+
+def _rft_tools(tools: Any) -> str | None:
+    if type(tools) is not list or not tools:
+        return "tools: must be a non-empty list of function tools"
+    names: set[str] = set()
+    for index, tool in enumerate(tools):
+        at = f"tools[{index}]"
+        if type(tool) is not dict or tool.get("type") != "function" or type(tool.get("function")) is not dict:
+            return f'{at}: must be {{"type": "function", "function": {{...}}}}'
+        function = tool["function"]
+        for key in ("name", "description"):
+            if problem := _nonblank(f"{at}.function.{key}", function.get(key)):
+                return problem
+        parameters = function.get("parameters")
+        if (
+            type(parameters) is not dict
+            or parameters.get("type") != "object"
+            or type(parameters.get("properties")) is not dict
+        ):
+            return f'{at}.function.parameters: must be {{"type": "object", "properties": {{...}}}}'
+        if function["name"] in names:
+            return f"{at}.function.name: {function['name']!r} is defined twice"
+        names.add(function["name"])
     return None
-
-
-def _gen_qa_error(row: Any) -> str | None:
-    if type(row) is not dict:
-        return "not a JSON object"
-    query = row.get("query")
-    if type(query) is not str or not query.strip():
-        return "'query' must be a non-empty string"
-    if type(row.get("response")) is not str:
-        return "'response' must be a string (the expected answer)"
-    system = row.get("system")
-    if system is not None and type(system) is not str:
-        return "'system' must be a string"
-    return None
-
-
-CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "sft": _sft_error,
-    "rft": _rft_error,
-    "gen_qa": _gen_qa_error,
-    "rft_eval": _rft_error,
-}
 
 
 def validate_stream(
     stream: Readable | BinaryIO,
     kind: str,
     *,
+    rules: Rules | None = None,
     max_errors: int = MAX_REPORTED_ERRORS,
     chunk_bytes: int = CHUNK_BYTES,
     sample: list[dict[str, Any]] | None = None,
     sample_size: int = 0,
+    prompts: Callable[[str], None] | None = None,
 ) -> DatasetReport:
-    """Check every line of ``stream`` as a ``kind`` row.
+    """Check every line of ``stream`` as a ``kind`` row under ``rules`` (default: Nova 2 Lite, no batch).
 
     ``sample`` (when given) receives up to ``sample_size`` valid rows drawn uniformly from the whole
-    file (deterministic seed), e.g. for the grader smoke test.
+    file (deterministic seed), e.g. for the grader smoke test. ``prompts`` (when given) is called
+    with the prompt text of every valid row (user turns; the query of gen_qa), e.g. for the leakage check.
     """
-    check = CHECKS[kind]
+    rules = rules or Rules()
+    check = Check(kind, rules, prompts)
     rng = random.Random(0)
-    report = DatasetReport(kind=kind)
+    report = DatasetReport(kind=kind, batch_size=rules.batch_size)
     loads = json.loads
     errors = report.errors
     rows = 0
     error_count = 0
     size = 0
     blank = 0
+    seen: set[int] = set()
+    duplicates = 0
     for number, line in iter_lines(stream, chunk_bytes=chunk_bytes):
         if line is None:
             message: str | None = f"longer than {MAX_LINE_BYTES >> 20} MiB"
         else:
             size += len(line) + 1
-            if not line.strip():
+            stripped = line.strip()
+            if not stripped:
                 blank += 1
                 continue
             try:
                 row = loads(line)
+            except RecursionError:
+                message = "nested too deeply to read"
             except ValueError as error:
                 message = f"not valid JSON ({error.__class__.__name__}: {error})"
             else:
-                message = check(row)
+                try:
+                    message = check(row, number)
+                except RecursionError:
+                    message = "nested too deeply to check"
                 if message is None:
                     rows += 1
+                    digest = hash(stripped)
+                    if digest in seen:
+                        duplicates += 1
+                        if report.first_duplicate is None:
+                            report.first_duplicate = number
+                    else:
+                        seen.add(digest)
                     if sample is not None:
                         # Reservoir sampling: a uniform sample of the whole file in one pass.
                         if len(sample) < sample_size:
@@ -275,4 +727,23 @@ def validate_stream(
         if len(errors) < max_errors:
             errors.append(LineError(number, message or "invalid"))
     report.rows, report.error_count, report.bytes, report.blank_lines = rows, error_count, size, blank
+    report.schema_version_missing = check.schema_missing
+    report.duplicates = duplicates
     return report
+
+
+def with_schema_version(stream: Readable | BinaryIO, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The lines of a valid SFT dataset, ``"schemaVersion": "bedrock-conversation-2024"`` added where missing.
+
+    A row that has a ``schemaVersion`` passes byte for byte; a row without one gains the field as its first
+    key and keeps the rest of its text unchanged.
+    """
+    prefix = b'{"schemaVersion": "' + SCHEMA_VERSION.encode() + b'", '
+    for _, line in iter_lines(stream, chunk_bytes=chunk_bytes):
+        if line is None:
+            raise ValueError("a line longer than the limit reached staging (validate the dataset first)")
+        stripped = line.strip()
+        if stripped and "schemaVersion" not in json.loads(stripped):
+            body = stripped[1:].lstrip()
+            line = prefix[:-2] + b"}" if body == b"}" else prefix + body
+        yield line + b"\n"

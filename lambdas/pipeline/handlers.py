@@ -242,6 +242,8 @@ def preflight_checks(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     if summary.quotas.status in ("unchecked", "partly checked") or summary.quotas.warnings:
         logger.warning("GPU quotas", extra={"quotas": summary.quotas.to_json()})
+    if summary.leakage is not None and summary.leakage.warnings:
+        logger.warning("evaluation prompts in the training data", extra={"leakage": summary.leakage.to_json()})
     logger.info("pre-flight passed", extra={"cost": summary.cost.estimatedUsd})
     return summary.to_json()
 

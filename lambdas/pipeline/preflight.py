@@ -5,7 +5,10 @@
    instance quotas (:mod:`lambdas.pipeline.quotas`): a job larger than its quota fails
    here; jobs that would contend for a quota are a warning in the summary.
 2. Every dataset the plan uses, streamed from S3 and validated for its method with
-   line numbers (:mod:`lambdas.pipeline.datasets`), in bounded memory.
+   line numbers (:mod:`lambdas.pipeline.datasets`), in bounded memory, with the rules of the
+   plan's model and at least one ``global_batch_size`` of rows for the job that reads it. While
+   they stream, evaluation prompts found verbatim in the SFT or RFT data are counted
+   (:mod:`lambdas.pipeline.leakage`): a warning, not a failure.
 3. The grader smoke test: the reward service's :func:`verify_grader` against the
    *deployed* grader Lambda, with sample rows of the RFT (or ``rft_eval``) dataset.
 4. Every dataset the jobs read is copied, at the object version that was validated, to
@@ -14,19 +17,24 @@
    ``runs/<run-id>/inputs/sft/sft.jsonl`` and ``runs/<run-id>/inputs/rft/rft.jsonl``. The jobs'
    channels point there, so a dataset replaced after validation, or a neighbour sharing its key
    prefix (``rft.jsonl.bak``), never reaches a job. ``copy`` is S3's managed server-side
-   (multipart) copy: a multi-GB dataset never passes through the function.
+   (multipart) copy: a multi-GB dataset never passes through the function. The one exception:
+   SFT rows without ``schemaVersion`` gain ``"bedrock-conversation-2024"`` in the staged copy,
+   which is then streamed through the function line by line (``schemaVersionAdded`` counts them).
 
 Every problem is collected and raised as one :class:`PreflightError`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from lambdas.pipeline import datasets as dataset_checks
+from lambdas.pipeline import leakage as leakage_checks
 from lambdas.pipeline import quotas as quota_checks
+from lambdas.pipeline import recipes
 from lambdas.pipeline.catalog import hourly_price
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGES
 from lambdas.pipeline.s3uri import parse_s3_uri
@@ -36,6 +44,7 @@ from lambdas.pipeline.schema import (
     DatasetReport,
     GraderCase,
     GraderSmokeTest,
+    LeakageSummary,
     Plan,
     PreflightSummary,
 )
@@ -104,6 +113,40 @@ def dataset_kinds(plan: Plan) -> dict[str, str]:
     return kinds
 
 
+def dataset_rules(plan: Plan, name: str) -> dataset_checks.Rules:
+    """The rules of ``name``'s dataset: the plan's model, and the batch size of the job that reads it."""
+    batch: int | None = None
+    if name in ("sft", "rft"):
+        value = plan.jobs.of(name).overrides.get("global_batch_size")
+        if value is None:
+            try:
+                value = recipes.load_template(plan.model.key, name).default("global_batch_size")
+            except (recipes.RecipeError, KeyError):
+                value = None
+        batch = value if type(value) is int else None
+    return dataset_checks.Rules(model=plan.model.key, batch_size=batch)
+
+
+class _Lines:
+    """A readable file over an iterator of byte strings (for ``upload_fileobj``), one piece at a time."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            piece = next(self._pieces, None)
+            if piece is None:
+                break
+            self._buffer += piece
+        if size < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
 GradeBatch = Callable[[list[Any]], list[Any]]
 
 
@@ -144,21 +187,36 @@ def run_preflight(
     sample_source = "rft" if plan.enabled.rft else ("eval" if plan.evaluation.task == "rft_eval" else None)
     samples: list[dict[str, Any]] = []
     reports: dict[str, DatasetReport] = {}
-    for name, kind in dataset_kinds(plan).items():
+    eval_prompts: list[str] = []
+    leaks: leakage_checks.LeakCounter | None = None
+    for name, kind in dataset_kinds(plan).items():  # eval first: its prompts are what may leak
         dataset = plan.datasets.require(name)
-        bucket, key = parse_s3_uri(dataset.uri)
-        request = {"Bucket": bucket, "Key": key}
-        if dataset.versionId:
-            request["VersionId"] = dataset.versionId
-        body = s3.get_object(**request)["Body"]
+        if name == "eval":
+            prompts: Callable[[str], None] | None = eval_prompts.append
+        else:
+            leaks = leaks or leakage_checks.LeakCounter(eval_prompts)
+            leaks.split(name)
+            prompts = functools.partial(leaks.see, name)
+        body = _open(s3, dataset.uri, dataset.versionId)
         try:
             report = dataset_checks.validate_stream(
-                body, kind, sample=samples if name == sample_source else None, sample_size=GRADER_SAMPLE_ROWS
+                body,
+                kind,
+                rules=dataset_rules(plan, name),
+                sample=samples if name == sample_source else None,
+                sample_size=GRADER_SAMPLE_ROWS,
+                prompts=prompts,
             )
         finally:
             body.close()
         reports[name] = DatasetReport.model_validate(report.as_dict())
         problems.extend(f"datasets.{name} ({kind}): {p}" for p in report.problems())
+    leakage: LeakageSummary | None = None
+    if leaks is not None:
+        found = leaks.result()
+        leakage = LeakageSummary(
+            evalPrompts=found.eval_prompts, found=found.found, examples=found.examples, warnings=found.warnings()
+        )
 
     grader_summary: GraderSmokeTest | None = None
     if grader is not None:
@@ -201,9 +259,25 @@ def run_preflight(
             raise ValueError(f"the plan has no staged copy of the {name} dataset")
         source_bucket, source_key = parse_s3_uri(dataset.uri)
         target_bucket, target_key = parse_s3_uri(dataset.stagedUri)
-        source = {"Bucket": source_bucket, "Key": source_key}
-        if dataset.versionId:
-            source["VersionId"] = dataset.versionId
-        s3.copy(CopySource=source, Bucket=target_bucket, Key=target_key)
+        if reports[name].schemaVersionAdded:
+            body = _open(s3, dataset.uri, dataset.versionId)
+            try:
+                s3.upload_fileobj(_Lines(dataset_checks.with_schema_version(body)), target_bucket, target_key)
+            finally:
+                body.close()
+        else:
+            source = {"Bucket": source_bucket, "Key": source_key}
+            if dataset.versionId:
+                source["VersionId"] = dataset.versionId
+            s3.copy(CopySource=source, Bucket=target_bucket, Key=target_key)
         reports[name] = reports[name].model_copy(update={"stagedUri": dataset.stagedUri})
-    return PreflightSummary(datasets=reports, grader=grader_summary, cost=cost, quotas=quota_summary)
+    return PreflightSummary(datasets=reports, grader=grader_summary, cost=cost, quotas=quota_summary, leakage=leakage)
+
+
+def _open(s3: Any, uri: str, version_id: str | None) -> Any:
+    """The body of the object version preflight validates and stages."""
+    bucket, key = parse_s3_uri(uri)
+    request = {"Bucket": bucket, "Key": key}
+    if version_id:
+        request["VersionId"] = version_id
+    return s3.get_object(**request)["Body"]

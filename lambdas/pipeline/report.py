@@ -3,7 +3,7 @@
 No external assets and no JavaScript: inline CSS and inline SVG only, so the
 page opens from S3, an email attachment or a laptop. It shows the outcome, a
 chart of baseline vs SFT vs RFT on every metric, the gate decision, a stage
-timeline, what preflight found (cost estimate, GPU quotas), the lineage
+timeline, what preflight found (cost estimate, GPU quotas, dataset notes and leakage), the lineage
 (datasets, grader) and links to the jobs and the deployment. Every value from
 the run record is escaped. Pure: a :class:`RunRecord` in, HTML out.
 """
@@ -15,7 +15,7 @@ from html import escape
 from typing import Any
 
 from lambdas.pipeline import runview
-from lambdas.pipeline.schema import RunRecord
+from lambdas.pipeline.schema import PreflightSummary, RunRecord
 
 _COLORS = {"baseline": "#8c96a5", "sft": "#3b7dd8", "rft": "#e07b39", "final": "#e07b39"}
 _STATUS_COLORS = {
@@ -301,7 +301,30 @@ def _preflight_section(run: RunRecord) -> str:
         )
     if quotas.warnings:
         parts.append('<ul id="preflight-warnings">' + "".join(f"<li>{_e(w)}</li>" for w in quotas.warnings) + "</ul>")
+    parts.append(_datasets_part(run.preflight))
     return "<h2>Before any GPU</h2>" + "".join(parts)
+
+
+def _datasets_part(preflight: PreflightSummary) -> str:
+    """What preflight noted about the datasets: the leakage check, repeated rows, schemaVersion added."""
+    notes = [f"{name}: {w}" for name, report in preflight.datasets.items() for w in report.warnings]
+    notes += [
+        f"{name}: {report.schemaVersionAdded} rows had no schemaVersion; the staged copy gives them "
+        '"bedrock-conversation-2024"'
+        for name, report in preflight.datasets.items()
+        if report.schemaVersionAdded
+    ]
+    leakage = preflight.leakage
+    if leakage is not None:
+        counts = ", ".join(f"{split} {count}" for split, count in leakage.found.items())
+        notes.insert(
+            0,
+            f"Evaluation prompts found verbatim in the training data: {counts} of {leakage.evalPrompts}"
+            + (f" (e.g. {'; '.join(leakage.examples)})" if leakage.examples else ""),
+        )
+    if not notes:
+        return ""
+    return '<ul id="dataset-notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"
 
 
 def _short(text: str, limit: int) -> str:

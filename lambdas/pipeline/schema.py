@@ -502,7 +502,21 @@ class DatasetReport(Record):
     bytes: int
     invalidLines: int
     firstErrors: list[str] = Field(default_factory=list)
+    minRows: int | None = None
+    duplicateRows: int = 0
+    # SFT rows without ``schemaVersion``: the staged copy gains ``"bedrock-conversation-2024"`` on each.
+    schemaVersionAdded: int = 0
+    warnings: list[str] = Field(default_factory=list)
     stagedUri: str | None = None
+
+
+class LeakageSummary(Record):
+    """Evaluation prompts found verbatim (whitespace-normalised) in the training data: a warning."""
+
+    evalPrompts: int
+    found: dict[str, int] = Field(default_factory=dict)
+    examples: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
 
 
 class GraderCase(Record):
@@ -531,6 +545,7 @@ class PreflightSummary(Record):
     grader: GraderSmokeTest | None = None
     cost: CostEstimate
     quotas: QuotaSummary
+    leakage: LeakageSummary | None = None
 
 
 # -- results of the later states ------------------------------------------------------------------------

@@ -5,7 +5,13 @@ from __future__ import annotations
 from lambdas.notify import message
 from lambdas.notify.message import MAX_SUBJECT, ExecutionEnd, Notification
 from lambdas.pipeline.schema import RunRecord
-from tests.unit.report.samples import EXECUTION_ARN, SUCCEEDED_RUN, failed_run, gate_rejected_run
+from tests.unit.report.samples import (
+    EXECUTION_ARN,
+    SUCCEEDED_RUN,
+    failed_run,
+    gate_rejected_run,
+    preflight_with_dataset_notes,
+)
 
 
 def render_notification(run: dict, end: ExecutionEnd, *, report_uri: str | None = None) -> Notification:
@@ -90,3 +96,14 @@ def test_a_mean_over_samples_shows_its_standard_error_and_the_sample_count() -> 
     assert "0.79 ± 0.018" in text
     assert any(line.split()[:2] == ["samples", "(n)"] and line.split()[2:] == ["500"] * 3 for line in lines)
     assert "standard error" in lines[-1]
+
+
+def test_dataset_warnings_name_the_leaked_evaluation_prompts_and_repeated_rows() -> None:
+    run = {**SUCCEEDED_RUN, "preflight": preflight_with_dataset_notes()}
+    lines = render_notification(run, _end("SUCCEEDED")).body.splitlines()
+    start = lines.index("Dataset warnings")
+    assert lines[start + 1 : start + 3] == [
+        "  - 17 of 54 evaluation prompts appear verbatim in the sft data",
+        "  - sft: 2 rows repeat an earlier row exactly (first at line 9)",
+    ]
+    assert "Dataset warnings" not in render_notification(SUCCEEDED_RUN, _end("SUCCEEDED")).body

@@ -26,9 +26,10 @@ def _question(index: int) -> tuple[str, str]:
     return f"Title: question {index}\nBody: how do I do thing {index}?\nLabel:", LABELS[index % 3]
 
 
-def sft_rows(count: int = 12) -> list[dict]:
+def sft_rows(count: int = 64) -> list[dict]:
     return [
         {
+            "schemaVersion": "bedrock-conversation-2024",
             "system": [{"text": SYSTEM}],
             "messages": [{"role": "user", "content": [{"text": q}]}, {"role": "assistant", "content": [{"text": a}]}],
         }
@@ -36,7 +37,7 @@ def sft_rows(count: int = 12) -> list[dict]:
     ]
 
 
-def rft_rows(count: int = 12) -> list[dict]:
+def rft_rows(count: int = 64) -> list[dict]:
     return [
         {
             "id": f"q-{i}",

@@ -250,7 +250,8 @@ def _outputs(s3: Any) -> dict[str, dict]:
 
     return {
         "validate_run": dict.fromkeys(("input", "execution", "plan", "stages")),
-        "preflight_checks": dict.fromkeys(("datasets", "grader", "cost", "quotas")),  # as test_handlers asserts
+        # the keys test_handlers asserts
+        "preflight_checks": dict.fromkeys(("datasets", "grader", "cost", "quotas", "leakage")),
         "decide_retry": retry.decide(
             stage="sft",
             plan=plan,

@@ -165,7 +165,7 @@ def test_the_job_stages_chain_through_the_handlers(
     )
     quota_stub.activate()
     summary = handlers.preflight_checks({"plan": plan}, CONTEXT)
-    assert set(summary) == {"datasets", "grader", "cost", "quotas"} and summary["grader"]["passed"]
+    assert set(summary) == {"datasets", "grader", "cost", "quotas", "leakage"} and summary["grader"]["passed"]
     assert summary["quotas"]["instanceTypes"][0]["quota"] == 8.0
     stages = {name: {"status": "PENDING"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")}
     job = handlers.prepare_job(

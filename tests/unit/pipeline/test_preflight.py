@@ -59,8 +59,8 @@ def _run(plan: Plan, s3: Any, grade_batch_for=_local_grader, quota_lookup=None) 
 def test_valid_datasets_and_a_sound_grader_pass_and_the_eval_file_is_staged(s3: Any, datasets: dict) -> None:
     plan = _plan(s3)
     summary = _run(plan, s3)
-    assert summary["datasets"]["sft"]["rows"] == 12 and summary["datasets"]["rft"]["invalidLines"] == 0
-    assert summary["grader"]["passed"] is True and summary["grader"]["rowsSampled"] == 12
+    assert summary["datasets"]["sft"]["rows"] == 64 and summary["datasets"]["rft"]["invalidLines"] == 0
+    assert summary["grader"]["passed"] is True and summary["grader"]["rowsSampled"] == preflight.GRADER_SAMPLE_ROWS
     staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1/inputs/eval/gen_qa.jsonl")["Body"].read()
     assert staged == samples.jsonl(samples.eval_rows())
     assert summary["cost"]["estimatedUsd"] <= 2000
@@ -109,7 +109,8 @@ def test_every_problem_is_reported_together_and_nothing_is_staged(s3: Any, datas
     with pytest.raises(PreflightError) as caught:
         _run(plan, s3, quota_lookup=_quotas(2))
     message = str(caught.value)
-    assert "datasets.sft (sft): line 1: messages[1].role is 'bot'" in message
+    assert """datasets.sft (sft): line 1: messages[1].role: is "bot", expected 'assistant'""" in message
+    assert "datasets.sft (sft): 9 valid rows; the job's global_batch_size is 32" in message
     assert "datasets.sft (sft): line 11: not valid JSON" in message
     assert "budget.maxUsd: the worst-case GPU cost $1,788.80 exceeds the budget $100.00" in message
     assert "SFT training 4 x ml.p5.48xlarge x 3 h = $660.48" in message
@@ -169,3 +170,64 @@ def test_the_cost_estimate_counts_only_the_jobs_that_run() -> None:
 def test_only_the_datasets_the_plan_uses_are_checked() -> None:
     plan = samples.plan(stages={"rft": False}, evaluation={"task": "gen_qa"})
     assert preflight.dataset_kinds(plan) == {"eval": "gen_qa", "sft": "sft"}
+
+
+def test_a_batch_override_sets_the_rows_a_training_dataset_needs(s3: Any, datasets: dict) -> None:
+    plan = _plan(s3, sft={"overrides": {"global_batch_size": 128}})
+    with pytest.raises(PreflightError) as caught:
+        _run(plan, s3)
+    assert caught.value.problems == [
+        "datasets.sft (sft): 64 valid rows; the job's global_batch_size is 128, so the dataset needs at least 128 rows"
+    ]
+
+
+def test_the_rules_follow_the_plan_model(s3: Any, datasets: dict) -> None:
+    image = {"format": "png", "source": {"s3Location": {"uri": "s3://media/a.png", "bucketOwner": samples.ACCOUNT}}}
+    rows = samples.sft_rows()
+    for row in rows:
+        row["messages"][0]["content"].append({"image": image})
+    s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/sft.jsonl", Body=samples.jsonl(rows))
+    micro = _plan(s3, model="nova-micro", stages={"rft": False})
+    with pytest.raises(PreflightError) as caught:
+        _run(micro, s3)
+    assert caught.value.problems[0] == (
+        "datasets.sft (sft): line 1: messages[0].content[1].image: nova-micro is a text-only model"
+    )
+    assert _run(_plan(s3), s3)["datasets"]["sft"]["invalidLines"] == 0
+
+
+def test_rows_without_schema_version_gain_it_in_the_staged_copy_only(s3: Any, datasets: dict) -> None:
+    rows = samples.sft_rows()
+    for row in rows[::2]:
+        del row["schemaVersion"]
+    original = samples.jsonl(rows)
+    s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/sft.jsonl", Body=original)
+    summary = _run(_plan(s3), s3)
+    assert summary["datasets"]["sft"]["schemaVersionAdded"] == 32
+    assert summary["datasets"]["rft"]["schemaVersionAdded"] == 0
+    staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1/inputs/sft/sft.jsonl")["Body"].read()
+    assert [json.loads(line) for line in staged.splitlines()] == [
+        {"schemaVersion": "bedrock-conversation-2024", **row} for row in rows
+    ]
+    source = s3.get_object(Bucket=samples.DATA_BUCKET, Key="datasets/sft.jsonl")["Body"].read()
+    assert source == original
+
+
+def test_evaluation_prompts_in_the_training_data_are_a_counted_warning(s3: Any, datasets: dict) -> None:
+    eval_rows = [{**row, "query": f"unseen question {i}"} for i, row in enumerate(samples.eval_rows())]
+    eval_rows[0]["query"] = "  " + samples.sft_rows()[5]["messages"][0]["content"][0]["text"].replace(" ", "\n ")
+    eval_rows[1]["query"] = samples.rft_rows()[7]["messages"][1]["content"]
+    eval_rows[2]["query"] = samples.rft_rows()[9]["messages"][1]["content"]
+    s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/eval.jsonl", Body=samples.jsonl(eval_rows))
+    leakage = _run(_plan(s3), s3)["leakage"]
+    assert leakage["evalPrompts"] == 12
+    # the SFT and RFT samples share their questions: every leaked prompt is in both splits
+    assert leakage["found"] == {"sft": 3, "rft": 3}
+    assert leakage["warnings"][0].startswith("3 of 12 evaluation prompts appear verbatim in the sft data")
+
+
+def test_no_leakage_is_reported_as_zero_per_split(s3: Any, datasets: dict) -> None:
+    eval_rows = [{**row, "query": f"unseen question {i}"} for i, row in enumerate(samples.eval_rows())]
+    s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/eval.jsonl", Body=samples.jsonl(eval_rows))
+    leakage = _run(_plan(s3), s3)["leakage"]
+    assert leakage == {"evalPrompts": 12, "found": {"sft": 0, "rft": 0}, "examples": [], "warnings": []}

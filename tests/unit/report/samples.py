@@ -102,3 +102,28 @@ def failed_run() -> dict:
     del run["gate"], run["model"], run["deployment"]
     run["endedAt"] = "2025-06-01T12:21:00Z"
     return run
+
+
+def preflight_with_dataset_notes() -> dict:
+    """A preflight summary with every dataset note: leakage, repeated rows, schemaVersion added."""
+    return {
+        "datasets": {
+            "sft": {
+                "kind": "sft",
+                "rows": 64,
+                "bytes": 9000,
+                "invalidLines": 0,
+                "schemaVersionAdded": 64,
+                "duplicateRows": 2,
+                "warnings": ["2 rows repeat an earlier row exactly (first at line 9)"],
+            },
+        },
+        "cost": {"estimatedUsd": 0.0, "maxUsd": 2000.0, "items": []},
+        "quotas": {"status": "not needed"},
+        "leakage": {
+            "evalPrompts": 54,
+            "found": {"sft": 17, "rft": 0},
+            "examples": ["What is <the> holding?"],
+            "warnings": ["17 of 54 evaluation prompts appear verbatim in the sft data"],
+        },
+    }

@@ -12,7 +12,7 @@ from lambdas.pipeline.naming import STAGES
 from lambdas.pipeline.report import render_report as render_record
 from lambdas.pipeline.schema import RunRecord
 from tests.unit.pipeline import samples as pipeline_samples
-from tests.unit.report.samples import SUCCEEDED_RUN, failed_run, gate_rejected_run
+from tests.unit.report.samples import SUCCEEDED_RUN, failed_run, gate_rejected_run, preflight_with_dataset_notes
 
 
 def render_report(run: dict) -> str:
@@ -320,3 +320,17 @@ def test_a_mean_over_samples_shows_its_standard_error_and_the_sample_count() -> 
 def test_metrics_without_sample_statistics_show_bare_values() -> None:
     text = Page(render_report(SUCCEEDED_RUN)).visible
     assert "±" not in text and "samples (n" not in text
+
+
+def test_dataset_notes_show_leakage_counts_repeated_rows_and_added_schema_versions() -> None:
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    run["preflight"] = preflight_with_dataset_notes()
+    page = Page(render_report(run))
+    notes = page.find("ul", id="dataset-notes")
+    assert notes is not None
+    assert (
+        "Evaluation prompts found verbatim in the training data: sft 17, rft 0 of 54 (e.g. What is <the> holding?)"
+        in page.visible
+    )
+    assert "sft: 2 rows repeat an earlier row exactly (first at line 9)" in page.visible
+    assert 'sft: 64 rows had no schemaVersion; the staged copy gives them "bedrock-conversation-2024"' in page.visible
