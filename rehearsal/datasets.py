@@ -85,7 +85,7 @@ def sft_rows() -> list[dict]:
     ]
 
 
-def rft_rows() -> list[dict]:
+def rft_rows(questions: list[tuple[str, str, str]] | None = None) -> list[dict]:
     """RFT format: messages without the final assistant turn, a reference answer and metadata."""
     return [
         {
@@ -95,7 +95,7 @@ def rft_rows() -> list[dict]:
             "labels": list(LABELS),
             "source": "stackoverflow-question-quality",
         }
-        for index, (title, body, label) in enumerate(_training_questions())
+        for index, (title, body, label) in enumerate(_training_questions() if questions is None else questions)
     ]
 
 
@@ -113,9 +113,10 @@ def jsonl(rows: list[dict], *, corrupt_row: int | None = None) -> bytes:
 
 
 def all_datasets(*, corrupt: bool = False) -> dict[str, bytes]:
-    """``sft``/``rft``/``eval`` -> file content; ``corrupt`` breaks one SFT row (pre-flight must reject it)."""
+    """``sft``/``rft``/``eval``/``rft_eval`` -> file content; ``corrupt`` breaks one SFT row (preflight rejects it)."""
     return {
         "sft": jsonl(sft_rows(), corrupt_row=3 if corrupt else None),
         "rft": jsonl(rft_rows()),
         "eval": jsonl(eval_rows()),
+        "rft_eval": jsonl(rft_rows(_QUESTIONS)),  # the evaluation questions in the RFT format
     }

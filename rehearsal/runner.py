@@ -132,8 +132,8 @@ class Result:
 
 
 def default_run_input(data_bucket: str, evaluation_task: str = "gen_qa") -> dict:
-    """The generated datasets; an ``rft_eval`` evaluation reads the RFT-format rows."""
-    files = {"sft": "sft", "rft": "rft", "eval": "rft" if evaluation_task == "rft_eval" else "eval"}
+    """The generated datasets; an ``rft_eval`` evaluation reads the evaluation questions in the RFT format."""
+    files = {"sft": "sft", "rft": "rft", "eval": "rft_eval" if evaluation_task == "rft_eval" else "eval"}
     return {"datasets": {kind: f"s3://{data_bucket}/{DATASET_PREFIX}/{name}.jsonl" for kind, name in files.items()}}
 
 

@@ -34,6 +34,8 @@ from typing import Any, BinaryIO, Protocol
 CHUNK_BYTES = 1 << 20
 MAX_LINE_BYTES = 16 << 20
 MAX_REPORTED_ERRORS = 10
+# Repeated rows are found among the first million distinct rows: the set of their hashes stays bounded.
+MAX_TRACKED_ROWS = 1_000_000
 # Smallest datasets worth a GPU job (Bedrock's own minimum for SFT is 8 records).
 MIN_ROWS = {"sft": 8, "rft": 8, "gen_qa": 5, "rft_eval": 5}
 
@@ -221,15 +223,22 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-def _text(where: str, value: Any, *, reserved: bool = True) -> str | None:
-    """A problem with a text field, or ``None``."""
+def _reserved(text: str) -> bool:
+    # Every reserved string holds ':', '<' or '[': most texts are cleared by three fast scans.
+    return (":" in text or "<" in text or "[" in text) and _RESERVED.search(text) is not None
+
+
+def _text(where: str, value: Any) -> str | None:
+    """A problem with a text field (not a string, or holding a reserved string), or ``None``."""
     if type(value) is not str:
         return f"{where}: must be a string, not {_type_name(value)}"
-    if reserved:
-        found = _RESERVED.search(value)
-        if found:
-            return f"{where}: contains the reserved string {found.group()!r}, which fails the training job"
-    return None
+    return _reserved_problem(where, value) if _reserved(value) else None
+
+
+def _reserved_problem(where: str, text: str) -> str:
+    found = _RESERVED.search(text)
+    shown = found.group() if found else "?"
+    return f"{where}: contains the reserved string {shown!r}, which fails the training job"
 
 
 def _nonblank(where: str, value: Any) -> str | None:
@@ -310,14 +319,42 @@ def _tool_config(value: Any) -> tuple[frozenset[str], str | None]:
     return frozenset(names), None
 
 
-@dataclass
 class _Turn:
     """What the blocks of one message hold."""
 
-    text_chars: int = 0
-    texts: list[str] = field(default_factory=list)
-    media: dict[str, int] = field(default_factory=lambda: {"image": 0, "video": 0, "document": 0})
-    reasoning: bool = False
+    __slots__ = ("text_chars", "texts", "_media", "reasoning")
+
+    def __init__(self) -> None:
+        self.text_chars = 0
+        self.texts: list[str] = []
+        self._media: dict[str, int] | None = None
+        self.reasoning = False
+
+    @property
+    def media(self) -> dict[str, int]:
+        if self._media is None:
+            self._media = {"image": 0, "video": 0, "document": 0}
+        return self._media
+
+    def plain_text(self) -> bool:
+        """Only text blocks (the common message)."""
+        return self._media is None and not self.reasoning
+
+    def media_kind(self) -> str | None:
+        kinds = [k for k, n in self.media.items() if n]
+        return kinds[0] if kinds else None
+
+    def problem(self, where: str) -> str | None:
+        kinds = [k for k, n in self.media.items() if n]
+        if len(kinds) > 1:
+            return f"{where}: holds {' and '.join(kinds)}; a message holds one media type"
+        if self.texts and not kinds and self.text_chars == 0:
+            return f"{where}: the text is empty"
+        if self.reasoning and kinds:
+            return f"{where}: reasoning cannot be combined with {kinds[0]}"
+        if self.media["image"] > MAX_IMAGES_PER_MESSAGE:
+            return f"{where}: {self.media['image']} images; at most {MAX_IMAGES_PER_MESSAGE} per message"
+        return None
 
 
 class _ToolLedger:
@@ -480,7 +517,7 @@ class Check:
         if isinstance(system, str):
             return system
         for index, block in enumerate(system):
-            if type(block) is not dict or set(block) != {"text"}:
+            if type(block) is not dict or len(block) != 1 or "text" not in block:
                 return f'system[{index}]: must be {{"text": ...}}'
             if problem := _text(f"system[{index}].text", block["text"]):
                 return problem
@@ -498,40 +535,45 @@ class Check:
         media: str | None = None
         videos = 0
         for index, message in enumerate(messages):
-            where = f"messages[{index}]"
+            # Paths such as messages[3].content[1] are built only for a message that has a problem.
             if type(message) is not dict:
-                return f"{where}: must be an object with role and content, not {_type_name(message)}"
-            if problem := _only(where, message, ("role", "content")):
+                return f"messages[{index}]: must be an object with role and content, not {_type_name(message)}"
+            if len(message) > 2 and (problem := _only(f"messages[{index}]", message, ("role", "content"))):
                 return problem
             role = message.get("role")
             expected = "user" if index % 2 == 0 else "assistant"
             if role != expected:
-                return f"{where}.role: is {show(role)}, expected {expected!r} (turns alternate user, assistant)"
+                return (
+                    f"messages[{index}].role: is {show(role)}, expected {expected!r} (turns alternate user, assistant)"
+                )
             content = message.get("content")
             if type(content) is not list or not content:
-                return f"{where}.content: must be a non-empty list of content blocks"
+                return f"messages[{index}].content: must be a non-empty list of content blocks"
             turn = _Turn()
             for position, block in enumerate(content):
-                if problem := _sft_block(f"{where}.content[{position}]", block, role, index, turn, ledger, rules):
+                value = block.get("text") if type(block) is dict and len(block) == 1 else None
+                if type(value) is str:  # the common block, checked inline
+                    if _reserved(value):
+                        return _reserved_problem(f"messages[{index}].content[{position}].text", value)
+                    turn.text_chars += len(value)
+                    turn.texts.append(value)
+                    continue
+                where = f"messages[{index}].content[{position}]"
+                if problem := _sft_block(where, block, role, index, turn, ledger, rules):
                     return problem
-                if type(block) is dict and len(block) == 1:
-                    name = next(iter(block))
-                    if name in ("reasoningContent", "toolUse", "toolResult"):
-                        present.add(name)
-            kinds = [k for k, n in turn.media.items() if n]
-            if len(kinds) > 1:
-                return f"{where}.content: holds {' and '.join(kinds)}; a message holds one media type"
-            if turn.texts and not kinds and turn.text_chars == 0:
-                return f"{where}.content: the text is empty"
-            if turn.reasoning and kinds:
-                return f"{where}.content: reasoning cannot be combined with {kinds[0]}"
-            if turn.media["image"] > MAX_IMAGES_PER_MESSAGE:
-                return f"{where}.content: {turn.media['image']} images; at most {MAX_IMAGES_PER_MESSAGE} per message"
-            videos += turn.media["video"]
-            if videos > MAX_VIDEOS_PER_ROW:
-                return f"{where}.content: a row holds at most {MAX_VIDEOS_PER_ROW} video"
-            if kinds:
-                media = kinds[0]
+                name = next(iter(block))
+                if name in ("reasoningContent", "toolUse", "toolResult"):
+                    present.add(name)
+            if turn.plain_text():
+                if turn.texts and turn.text_chars == 0:
+                    return f"messages[{index}].content: the text is empty"
+            elif problem := turn.problem(f"messages[{index}].content"):
+                return problem
+            else:
+                videos += turn.media["video"]
+                if videos > MAX_VIDEOS_PER_ROW:
+                    return f"messages[{index}].content: a row holds at most {MAX_VIDEOS_PER_ROW} video"
+                media = turn.media_kind() or media
             if role == "user" and turn.texts:
                 prompts.append("\n".join(turn.texts))
         if len(messages) % 2:
@@ -712,7 +754,7 @@ def validate_stream(
                         duplicates += 1
                         if report.first_duplicate is None:
                             report.first_duplicate = number
-                    else:
+                    elif len(seen) < MAX_TRACKED_ROWS:
                         seen.add(digest)
                     if sample is not None:
                         # Reservoir sampling: a uniform sample of the whole file in one pass.
