@@ -132,19 +132,22 @@ class _Lines:
 
     def __init__(self, pieces: Iterator[bytes]) -> None:
         self._pieces = pieces
-        self._buffer = b""
+        self._rest = b""
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
+        parts, held = [self._rest], len(self._rest)
+        while size < 0 or held < size:
             piece = next(self._pieces, None)
             if piece is None:
                 break
-            self._buffer += piece
+            parts.append(piece)
+            held += len(piece)
+        data = b"".join(parts)
         if size < 0:
-            out, self._buffer = self._buffer, b""
-        else:
-            out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
+            self._rest = b""
+            return data
+        self._rest = data[size:]
+        return data[:size]
 
 
 GradeBatch = Callable[[list[Any]], list[Any]]

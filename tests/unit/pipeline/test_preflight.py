@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lambdas.pipeline import preflight
 from lambdas.pipeline.plan import resolve_plan
@@ -231,3 +233,15 @@ def test_no_leakage_is_reported_as_zero_per_split(s3: Any, datasets: dict) -> No
     s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/eval.jsonl", Body=samples.jsonl(eval_rows))
     leakage = _run(_plan(s3), s3)["leakage"]
     assert leakage == {"evalPrompts": 12, "found": {"sft": 0, "rft": 0}, "examples": [], "warnings": []}
+
+
+@given(st.lists(st.binary(max_size=60), max_size=80), st.sampled_from([1, 7, 64, 4096, -1]))
+def test_the_staged_copy_reader_returns_every_byte_in_pieces_no_larger_than_asked(
+    pieces: list[bytes], size: int
+) -> None:
+    reader = preflight._Lines(iter(pieces))
+    out = []
+    while chunk := reader.read(size):
+        assert size < 0 or len(chunk) <= size
+        out.append(chunk)
+    assert b"".join(out) == b"".join(pieces)
