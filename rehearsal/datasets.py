@@ -9,7 +9,10 @@ the simulated jobs and the grader.
 
 from __future__ import annotations
 
+import copy
 import json
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 LABELS = ("HQ", "LQ_EDIT", "LQ_CLOSE")
 SYSTEM = "You review Stack Overflow questions. Answer with exactly one label: HQ, LQ_EDIT or LQ_CLOSE."
@@ -102,3 +105,39 @@ def all_datasets(*, corrupt: bool = False) -> dict[str, bytes]:
         "rft": jsonl(rft_rows()),
         "eval": jsonl(eval_rows()),
     }
+
+
+DATASET_FIELDS = ("sft", "rft", "eval")
+
+
+def dataset_files(run_input: Any, folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """A user's datasets for a rehearsal: the key of each dataset URI of ``run_input`` -> the file of the same
+    name in ``folder``, and the problems (a URI that is not ``s3://bucket/key``, a file that is not there)."""
+    files: dict[str, Path] = {}
+    problems: list[str] = []
+    given = run_input.get("datasets") if isinstance(run_input, dict) else None
+    if not isinstance(given, dict):
+        return files, problems  # the run input's own validation names the missing datasets
+    for name in DATASET_FIELDS:
+        uri = given.get(name)
+        if not isinstance(uri, str):
+            continue
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if not uri.startswith("s3://") or not bucket or not key or key.endswith("/"):
+            problems.append(f"datasets.{name}: {uri!r} is not an s3://<bucket>/<key> URI of one file")
+            continue
+        path = folder / PurePosixPath(key).name
+        if not path.is_file():
+            problems.append(f"datasets.{name}: {uri} is served from {path}, which does not exist")
+            continue
+        files[key] = path
+    return files, problems
+
+
+def in_bucket(run_input: dict, bucket: str) -> dict:
+    """``run_input`` with every dataset URI moved to ``bucket`` (same key)."""
+    moved = copy.deepcopy(run_input)
+    for name, uri in (moved.get("datasets") or {}).items():
+        if isinstance(uri, str) and uri.startswith("s3://") and "/" in uri[5:]:
+            moved["datasets"][name] = f"s3://{bucket}/{uri[5:].partition('/')[2]}"
+    return moved
