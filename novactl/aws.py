@@ -152,7 +152,7 @@ def list_runs(s3: Any, bucket: str, limit: int) -> list[RunRecord]:
 
 
 def run_line(run: RunRecord) -> str:
-    metric = runview.gate_metric(run)
+    metric = runview.gate_metric(run) or (run.metrics.metric if run.metrics else None)
     value = None
     if run.metrics is not None and metric:
         value = (run.metrics.column(run.metrics.candidate) or {}).get(metric)
