@@ -31,8 +31,9 @@ OFFLINE_DATA_BUCKET = "offline-data"
 class LocalObjects:
     """The S3 calls validation makes, answered from files: ``s3://<any bucket>/<key>`` is ``folder/<file name>``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, records: S3Objects | None = None) -> None:
         self.folder = folder
+        self.records = records
 
     def path(self, key: str) -> Path:
         return self.folder / PurePosixPath(key).name
@@ -45,7 +46,10 @@ class LocalObjects:
         return {"ContentLength": path.stat().st_size, "ETag": digest}
 
     def read(self, bucket: str, key: str) -> bytes:
-        raise LookupError(key)  # earlier runs' records live in the artifacts bucket (--aws reads them)
+        """An earlier run's record: from the artifacts bucket with ``records`` (``--aws``), else not found."""
+        if self.records is None:
+            raise LookupError(key)
+        return self.records.read(bucket, key)
 
     def get_object(self, **request: Any) -> dict[str, Any]:
         return {"Body": self.path(request["Key"]).open("rb")}

@@ -88,24 +88,26 @@ def _prepare(args: argparse.Namespace, out: TextIO, clients: Clients) -> int:
 def _validate(args: argparse.Namespace, out: TextIO, clients: Clients) -> int:
     run_input = read_json(args.run_input)
     data_bucket = None
-    objects: check.LocalObjects | check.S3Objects
-    options: dict[str, Any] = {}
+    local = check.LocalObjects(Path(args.data) if args.data else Path(args.run_input).parent)
+    objects: check.LocalObjects | check.S3Objects = local
+    options: dict[str, Any] = {"account": args.account, "pipeline_name": args.pipeline}
     if args.aws:
         from lambdas.pipeline import quotas
+        from rehearsal.datasets import in_bucket
 
         stack = aws.stack_outputs(clients("cloudformation"), args.stack)
-        objects = check.S3Objects(clients("s3"))
         data_bucket = stack.data_bucket
-        account = clients("sts").get_caller_identity()["Account"]
-        options = {
-            "artifacts_bucket": stack.artifacts_bucket,
-            "account": account,
-            "pipeline_name": args.pipeline,
-            "quota_lookup": quotas.service_quotas_lookup(clients("service-quotas")),
-        }
-    else:
-        objects = check.LocalObjects(Path(args.data) if args.data else Path(args.run_input).parent)
-        options = {"account": args.account, "pipeline_name": args.pipeline}
+        records = check.S3Objects(clients("s3"))
+        if args.data:
+            run_input = in_bucket(run_input, data_bucket)  # the files start would upload, checked before upload
+            local.records = records
+        else:
+            objects = records
+        options.update(
+            artifacts_bucket=stack.artifacts_bucket,
+            account=args.account or clients("sts").get_caller_identity()["Account"],
+            quota_lookup=quotas.service_quotas_lookup(clients("service-quotas")),
+        )
     checked = check.validate(run_input, objects=objects, data_bucket=data_bucket, **options)
     _lines(out, check.summary_lines(checked))
     if checked.problems:
@@ -139,6 +141,8 @@ def _start(args: argparse.Namespace, out: TextIO, clients: Clients) -> int:
     from rehearsal.datasets import dataset_files
 
     run_input = read_json(args.run_input)
+    if args.dry_run:
+        run_input["dryRun"] = True
     files: dict[str, Path] = {}
     if args.data:
         files, problems = dataset_files(run_input, Path(args.data))
@@ -277,7 +281,12 @@ def parser() -> argparse.ArgumentParser:
         data="folder serving each dataset URI's file by name (default: the input's folder)",
     )
     sub.add_argument("--account", help="offline: the account whose escrow buckets resumeFrom may name")
-    sub.add_argument("--aws", action="store_true", help="read the datasets, quotas and records from the deployed stack")
+    sub.add_argument(
+        "--aws",
+        action="store_true",
+        help="check against the deployed stack: its data bucket, the account's GPU quotas and earlier run records; "
+        "the datasets are read from S3, or from --data when given",
+    )
 
     sub = command(
         "rehearse",
@@ -299,6 +308,9 @@ def parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--name", help="execution name (default run-<UTC time>); the run id derives from it")
     sub.add_argument("--watch", action="store_true", help="then follow the execution as watch does")
+    sub.add_argument(
+        "--dry-run", action="store_true", help='set "dryRun": true: validation and preflight on AWS, no GPU'
+    )
 
     sub = command("watch", _watch, "Print an execution's progress from its history until it ends", on_aws=True)
     sub.add_argument("execution", help="execution ARN, or name (in the stack's state machine)")

@@ -21,6 +21,7 @@ from novactl.cli import EXIT_AWS, EXIT_OK, EXIT_PROBLEMS, main
 REGION = "us-east-1"
 STACK = "NovaCustomization"
 DEPLOYMENT = "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abc123def456"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "stackoverflow"
 DEFINITION = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
 
 
@@ -41,6 +42,7 @@ class Cloud:
             "stateMachineArn"
         ]
         self.stack_exists = True
+        self.quotas = boto3.client("service-quotas", region_name=REGION)
         self.outputs = {
             "DataBucketName": self.data,
             "ArtifactsBucketName": self.artifacts,
@@ -68,7 +70,11 @@ class Cloud:
     def clients(self, service: str) -> Any:
         if service == "cloudformation":
             return self.cloudformation()
-        return {"s3": self.s3, "stepfunctions": self.sfn, "bedrock": self.bedrock}[service]
+        if service == "sts":
+            return boto3.client("sts", region_name=REGION)
+        return {"s3": self.s3, "stepfunctions": self.sfn, "bedrock": self.bedrock, "service-quotas": self.quotas}[
+            service
+        ]
 
     def run(self, *argv: str) -> tuple[int, str]:
         out = io.StringIO()
@@ -139,6 +145,32 @@ def test_start_names_a_dataset_file_missing_from_the_folder(cloud: Cloud, tmp_pa
     code, _ = cloud.run("start", str(tmp_path / "run.json"), "--data", str(tmp_path))
     assert code == 2
     assert cloud.sfn.list_executions(stateMachineArn=cloud.machine)["executions"] == []
+
+
+def test_validate_on_aws_reads_the_datasets_from_s3_and_the_accounts_gpu_quota(cloud: Cloud, tmp_path: Path) -> None:
+    assert main(["prepare", str(EXAMPLE / "questions.csv"), "--stackoverflow", "--out", str(tmp_path)]) == EXIT_OK
+    for name in ("sft", "rft", "eval"):
+        cloud.s3.upload_file(str(tmp_path / f"{name}.jsonl"), cloud.data, f"datasets/so/{name}.jsonl")
+    cloud.s3.put_object(Bucket=cloud.data, Key="datasets/so/sft.jsonl", Body=b"{}\n" * 9)  # what S3 holds counts
+    run_input = {"datasets": {n: f"s3://{cloud.data}/datasets/so/{n}.jsonl" for n in ("sft", "rft", "eval")}}
+    (tmp_path / "run.json").write_text(json.dumps(run_input))
+    quota = {"ServiceCode": "sagemaker", "QuotaName": "ml.p5.48xlarge for training job usage", "QuotaCode": "L-P5"}
+    with Stubber(cloud.quotas) as stub:
+        stub.add_response(
+            "list_service_quotas",
+            {"Quotas": [{**quota, "Value": 2.0}]},
+            {"ServiceCode": "sagemaker", "MaxResults": 100},
+        )
+        code, text = cloud.run("validate", str(tmp_path / "run.json"), "--aws")
+    assert code == EXIT_PROBLEMS, text
+    assert "quota 'ml.p5.48xlarge for training job usage' (L-P5) is 2" in text
+    assert "datasets.sft (sft): line 1: 'messages' must be a non-empty list" in text
+
+    wrong = {"datasets": {**run_input["datasets"], "eval": "s3://another-bucket/datasets/so/eval.jsonl"}}
+    (tmp_path / "run.json").write_text(json.dumps(wrong))
+    code, text = cloud.run("validate", str(tmp_path / "run.json"), "--aws")
+    assert code == EXIT_PROBLEMS
+    assert "datasets.eval: s3://another-bucket/datasets/so/eval.jsonl is outside the project's data bucket" in text
 
 
 def test_a_missing_stack_is_an_aws_error(cloud: Cloud, capsys: pytest.CaptureFixture) -> None:
