@@ -138,3 +138,18 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture) -> 
 
 def test_an_unknown_command_is_a_usage_error() -> None:
     assert main(["deploy-everything"]) == EXIT_USAGE
+
+
+def test_every_novactl_command_the_readme_shows_is_accepted_by_the_parser() -> None:
+    import re
+    import shlex
+
+    from novactl.cli import parser
+
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    commands = [line.split("#")[0] for block in blocks for line in block.splitlines() if line.startswith("novactl ")]
+    assert len(commands) >= 8, commands
+    for command in commands:
+        args = parser().parse_args(shlex.split(command)[1:])
+        assert callable(args.handler), command
