@@ -92,6 +92,15 @@ def _template_fields(template: str) -> list[str]:
 
 def read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line, row)`` of a CSV (header row first) or JSON Lines file; the line where each row starts."""
+    try:
+        yield from _read_table(path)
+    except UnicodeDecodeError as error:
+        raise PrepareError(
+            [f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"]
+        ) from None
+
+
+def _read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if path.suffix.lower() in (".jsonl", ".json"):
         with path.open(encoding="utf-8") as handle:
             for number, text in enumerate(handle, start=1):

@@ -4,7 +4,9 @@ The task is the Stack Overflow question-quality case study: label a question
 ``HQ`` (high quality, no edits), ``LQ_EDIT`` (low quality, edited) or
 ``LQ_CLOSE`` (low quality, closed). The questions are synthetic and
 deterministic, a dozen per dataset, enough to exercise the pre-flight checks,
-the simulated jobs and the grader.
+the simulated jobs and the grader. :func:`dataset_files` and :func:`in_bucket` serve a user's own run input
+instead: each dataset URI from the file of the same name in a folder, moved into the simulated data bucket
+(``novactl start`` moves them into the stack's data bucket the same way).
 """
 
 from __future__ import annotations

@@ -71,6 +71,13 @@ def test_prepare_names_the_file_line_and_column_of_a_bad_mapping(tmp_path: Path,
     assert "questions.csv, line 1 (the header)" in err and "'Question'" in err and "'Title'" in err
 
 
+def test_prepare_names_a_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    source = tmp_path / "latin1.csv"
+    source.write_bytes("Title,Body,Y\nCaf\u00e9,question,HQ\n".encode("latin-1"))
+    assert _run("prepare", str(source), "--stackoverflow", "--out", str(tmp_path))[0] == EXIT_USAGE
+    assert f"{source}: not UTF-8 text" in capsys.readouterr().err
+
+
 def test_prepare_reports_an_empty_answer_and_an_evaluation_prompt_seen_in_training(tmp_path: Path) -> None:
     source = tmp_path / "data.jsonl"
     rows = [{"q": f"question {i}", "a": "yes" if i % 2 else "no"} for i in range(30)]
