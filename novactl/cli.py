@@ -50,7 +50,9 @@ def _lines(out: TextIO, lines: Sequence[str]) -> None:
 
 
 def _prepare(args: argparse.Namespace, out: TextIO, clients: Clients) -> int:
-    query, response, system = args.query, args.response, args.system
+    # A template typed in a shell holds "\n" as two characters: it means a line break.
+    query = args.query.replace("\\n", "\n") if args.query else None
+    response, system = args.response, args.system
     if args.stackoverflow:
         query = query or preparing.STACKOVERFLOW_QUERY
         response = response or "Y"

@@ -71,6 +71,17 @@ def test_prepare_names_the_file_line_and_column_of_a_bad_mapping(tmp_path: Path,
     assert "questions.csv, line 1 (the header)" in err and "'Question'" in err and "'Title'" in err
 
 
+def test_a_query_template_joins_columns_and_a_typed_backslash_n_is_a_line_break(tmp_path: Path) -> None:
+    code, _ = _run(
+        "prepare", str(EXAMPLE / "questions.csv"), "--query", r"{Title}\n{Body}", "--response", "Y",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == EXIT_OK
+    row = _rows(tmp_path / "eval.jsonl")[0]
+    title, body = row["query"].split("\n", 1)
+    assert title and body and "{" not in row["query"] and "system" not in row
+
+
 def test_prepare_names_a_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     source = tmp_path / "latin1.csv"
     source.write_bytes("Title,Body,Y\nCaf\u00e9,question,HQ\n".encode("latin-1"))
