@@ -15,7 +15,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from lambdas.pipeline.schema import Champion, CollectedMetrics, ImportedModel, MetricsTable, RunRecord
+from lambdas.pipeline.schema import Champion, CollectedMetrics, Deployment, ImportedModel, MetricsTable, RunRecord
 from novactl.cli import EXIT_AWS, EXIT_OK, EXIT_PROBLEMS, main
 
 REGION = "us-east-1"
@@ -94,17 +94,9 @@ class Cloud:
             model=ImportedModel(arn=_model(run_id), name=run_id, checkpoint="s3://escrow/x/", status="Active"),
         )
         if deployed:
-            record = record.model_copy(
-                update={
-                    "deployment": {
-                        "arn": f"{DEPLOYMENT}-{run_id}",
-                        "name": run_id,
-                        "modelArn": _model(run_id),
-                        "status": "Active",
-                    }
-                }
-            )
-            record = RunRecord.model_validate(record.to_json())
+            arn = f"{DEPLOYMENT}-{run_id}"
+            deployment = Deployment(arn=arn, name=run_id, modelArn=_model(run_id), status="Active")
+            record = record.model_copy(update={"deployment": deployment})
         self.s3.put_object(Bucket=self.artifacts, Key=f"runs/{run_id}/run.json", Body=json.dumps(record.to_json()))
         return record
 
