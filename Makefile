@@ -48,8 +48,9 @@ synth: setup
 	npx --no-install cdk synth --quiet --output cdk.out
 	$(PY) -m stacks.summary cdk.out
 
+# make rehearse INPUT=run.json DATA=folder/ rehearses your own run input and datasets.
 rehearse: setup
-	$(PY) -m rehearsal
+	$(PY) -m rehearsal $(if $(INPUT),--input '$(INPUT)') $(if $(DATA),--data '$(DATA)')
 
 run: synth rehearse
 

@@ -10,6 +10,6 @@ integration tests (``tests/integration``) run every failure path through
   active only while a rehearsal runs;
 - :mod:`rehearsal.simulators`: one module per simulated service (SageMaker, Bedrock, Service Quotas, the
   in-process Lambda runtime) and the routing of boto3 calls to them;
-- :mod:`rehearsal.datasets`: generated SFT/RFT/evaluation data;
+- :mod:`rehearsal.datasets`: generated SFT/RFT/evaluation data, or a user's own files served by name;
 - :mod:`rehearsal.runner` and :mod:`rehearsal.progress`: the run, its live view and its record.
 """

@@ -10,11 +10,14 @@ Each setting is an option or, as ``make rehearse`` passes it, an environment var
 - ``REHEARSAL_FAIL_EVAL_OF``: with ``REHEARSAL_FAIL_AT=eval``, the evaluation that fails:
   ``final`` (default), ``baseline`` or ``sft`` (these run beside training: their failure is
   recorded and training goes on);
+- ``REHEARSAL_INPUT`` and ``REHEARSAL_DATA`` (``make rehearse INPUT=run.json DATA=folder/``): rehearse your own
+  run input (a JSON file) instead of the generated one; each dataset URI of the input is served from the file
+  of the same name in the ``DATA`` folder (default: the input file's folder);
 - ``REHEARSAL_GPU_QUOTA``: the account's ``ml.p5.48xlarge for training job usage`` quota
   (default 8). Below 4 preflight stops the run; at 4 the jobs that run side by side take
   turns (the timeline shows the waits).
 
-Exit status: 0 when the execution succeeded and deployed a model, 2 when it
+Exit status: 0 when the execution succeeded and deployed a model (or a dry run passed), 2 when it
 succeeded without a deployment (gate rejection, deploy skipped), 1 otherwise;
 64 for a setting it cannot use (and argparse's 2 for an unknown option).
 """
@@ -22,10 +25,12 @@ succeeded without a deployment (gate rejection, deploy skipped), 1 otherwise;
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
+from rehearsal import datasets
 from rehearsal.runner import Scenario, print_summary, rehearse
 from rehearsal.simulators.faults import STAGES
 from rehearsal.simulators.service_quotas import DEFAULT_QUOTAS
@@ -52,7 +57,24 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=environ.get("REHEARSAL_GPU_QUOTA") or str(int(DEFAULT_QUOTAS[GPU])),
         help="REHEARSAL_GPU_QUOTA",
     )
+    parser.add_argument("--input", default=environ.get("REHEARSAL_INPUT") or None, help="REHEARSAL_INPUT")
+    parser.add_argument("--data", default=environ.get("REHEARSAL_DATA") or None, help="REHEARSAL_DATA")
     return parser.parse_args(argv)
+
+
+def read_run_input(path: Path) -> tuple[dict | None, str | None]:
+    """The run input in the JSON file ``path``, or why it cannot be read (file, line and column)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        return None, f"{path}: cannot read the run input ({error.strerror or error})"
+    except UnicodeDecodeError as error:
+        return None, f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+    except json.JSONDecodeError as error:
+        return None, f"{path}, line {error.lineno}, column {error.colno}: not valid JSON ({error.msg})"
+    if not isinstance(value, dict):
+        return None, f"{path}: a run input is a JSON object, got {type(value).__name__}"
+    return value, None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,10 +92,31 @@ def main(argv: list[str] | None = None) -> int:
     if not quota_text.isdigit():
         print(f"REHEARSAL_GPU_QUOTA={quota_text!r}: expected a whole number of instances", file=sys.stderr)
         return 64
+    own_input, data_dir = None, None
+    if args.input is not None:
+        input_path = Path(args.input)
+        own_input, problem = read_run_input(input_path)
+        if problem:
+            print(f"REHEARSAL_INPUT: {problem}", file=sys.stderr)
+            return 64
+        data_dir = Path(args.data) if args.data else input_path.parent
+        files_problems = datasets.dataset_files(own_input, data_dir)[1]
+        if files_problems:
+            print("\n".join(f"REHEARSAL_DATA: {p}" for p in files_problems), file=sys.stderr)
+            return 64
+    elif args.data is not None:
+        print("REHEARSAL_DATA: give the run input too (REHEARSAL_INPUT / --input)", file=sys.stderr)
+        return 64
     out = sys.stdout
     out.write("Synthesizing the CDK app (cdk-nag gate included)...\n")
     out.flush()
-    scenario = Scenario(fail_at=fail_at, fail_eval_of=fail_eval_of, quotas={GPU: int(quota_text)})
+    scenario = Scenario(
+        fail_at=fail_at,
+        fail_eval_of=fail_eval_of,
+        quotas={GPU: int(quota_text)},
+        replace_input=own_input,
+        data_dir=data_dir,
+    )
     result = rehearse(scenario, out_dir=out_dir.resolve(), out=out)
     print_summary(result, out)
     return result.exit_code

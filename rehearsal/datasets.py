@@ -6,12 +6,17 @@ The task is the Stack Overflow question-quality case study: label a question
 deterministic: a dozen for the evaluation and, for training, six rewordings of
 each (72 rows, at least one global batch of the SFT and RFT recipes) that never
 repeat an evaluation prompt. Enough to exercise the pre-flight checks, the
-simulated jobs and the grader.
+simulated jobs and the grader. :func:`dataset_files` and :func:`in_bucket` serve a user's own run input
+instead: each dataset URI from the file of the same name in a folder, moved into the simulated data bucket
+(``novactl start`` moves them into the stack's data bucket the same way).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 LABELS = ("HQ", "LQ_EDIT", "LQ_CLOSE")
 SYSTEM = "You review Stack Overflow questions. Answer with exactly one label: HQ, LQ_EDIT or LQ_CLOSE."
@@ -120,3 +125,39 @@ def all_datasets(*, corrupt: bool = False) -> dict[str, bytes]:
         "eval": jsonl(eval_rows()),
         "rft_eval": jsonl(rft_rows(_QUESTIONS)),  # the evaluation questions in the RFT format
     }
+
+
+DATASET_FIELDS = ("sft", "rft", "eval")
+
+
+def dataset_files(run_input: Any, folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """A user's datasets for a rehearsal: the key of each dataset URI of ``run_input`` -> the file of the same
+    name in ``folder``, and the problems (a URI that is not ``s3://bucket/key``, a file that is not there)."""
+    files: dict[str, Path] = {}
+    problems: list[str] = []
+    given = run_input.get("datasets") if isinstance(run_input, dict) else None
+    if not isinstance(given, dict):
+        return files, problems  # the run input's own validation names the missing datasets
+    for name in DATASET_FIELDS:
+        uri = given.get(name)
+        if not isinstance(uri, str):
+            continue
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if not uri.startswith("s3://") or not bucket or not key or key.endswith("/"):
+            problems.append(f"datasets.{name}: {uri!r} is not an s3://<bucket>/<key> URI of one file")
+            continue
+        path = folder / PurePosixPath(key).name
+        if not path.is_file():
+            problems.append(f"datasets.{name}: {uri} is served from {path}, which does not exist")
+            continue
+        files[key] = path
+    return files, problems
+
+
+def in_bucket(run_input: dict, bucket: str) -> dict:
+    """``run_input`` with every dataset URI moved to ``bucket`` (same key)."""
+    moved = copy.deepcopy(run_input)
+    for name, uri in (moved.get("datasets") or {}).items():
+        if isinstance(uri, str) and uri.startswith("s3://") and "/" in uri[5:]:
+            moved["datasets"][name] = f"s3://{bucket}/{uri[5:].partition('/')[2]}"
+    return moved

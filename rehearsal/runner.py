@@ -60,6 +60,9 @@ class Scenario:
     them and ``CreateTrainingJob`` is refused with ``ResourceLimitExceeded`` beyond them.
     ``fail_eval_of`` (with ``fail_at="eval"``) picks the evaluation that fails: ``final`` (the default),
     or the evaluation of ``baseline``/``sft`` (beside training: recorded, not fatal).
+    ``data_dir`` (with ``replace_input``, a user's own run input) serves each dataset URI of the input from
+    the file of the same name in that folder: the URI's bucket becomes the simulated data bucket, its key stays
+    (:func:`rehearsal.datasets.dataset_files`).
     """
 
     fail_at: str | None = None
@@ -74,6 +77,7 @@ class Scenario:
     durations: Durations = field(default_factory=Durations)
     execution_name: str | None = None
     wall_timeout_seconds: float = 120.0
+    data_dir: Path | None = None
 
     def faults(self) -> Faults:
         faults = Faults(fail_at=self.fail_at, fail_eval_of=self.fail_eval_of, throttle=dict(self.throttle))
@@ -120,7 +124,8 @@ class Result:
 
     @property
     def exit_code(self) -> int:
-        if self.status == "SUCCEEDED" and self.deployment_arn and not self.problems:
+        dry_run = (self.run or {}).get("status") == "DRY_RUN"
+        if self.status == "SUCCEEDED" and (self.deployment_arn or dry_run) and not self.problems:
             return 0
         return 2 if self.status == "SUCCEEDED" else 1
 
@@ -216,6 +221,13 @@ def rehearse(
                 scenario.run_input,
             )
         )
+        if scenario.data_dir is not None:
+            files, problems = datasets.dataset_files(run_input, scenario.data_dir)
+            if problems:
+                raise ValueError("\n".join(problems))
+            run_input = datasets.in_bucket(run_input, data_bucket)
+            for key, path in files.items():
+                s3.put_object(Bucket=data_bucket, Key=key, Body=path.read_bytes())
 
         name = scenario.execution_name or f"rehearsal-{epoch:%Y%m%d-%H%M%S}"
         out.write(f"Rehearsing {STACK_NAME} on simulated AWS: execution {name}\n")

@@ -451,12 +451,14 @@ def definition() -> dict[str, Any]:
         {"plan.$": "$.plan"},
         select=("datasets", "grader", "cost", "quotas", "leakage"),
         result_path="$.preflight",
-        next_state=first_phase,
+        next_state="Is this a dry run?",
         failed_stage="preflight",
         comment="Before any GPU spend: cost estimate against the budget, GPU instance quotas, dataset formats "
         "and sizes, grader smoke test",
     )
     flow.add("Preflight checks", preflight)
+    dry_run = "A dry run (dryRun in the run input) ends here, before any GPU: recorded as DRY_RUN and notified"
+    flow.add("Is this a dry run?", boolean_choice("$.plan.dryRun", "Record run", first_phase, comment=dry_run))
     flow.extend(phases)
     collect = _run_task(
         "CollectMetrics",
@@ -491,8 +493,8 @@ def definition() -> dict[str, Any]:
         result_path="$.record",
         next_state="Run succeeded",
         failed_stage="recordRun",
-        comment="runs/<run-id>/run.json and report.html (SUCCEEDED or GATE_REJECTED); the champion record after a "
-        "deploy",
+        comment="runs/<run-id>/run.json and report.html (SUCCEEDED, GATE_REJECTED or DRY_RUN); the champion record "
+        "after a deploy",
     )
     flow.add("Record run", record)
     flow.add("Run succeeded", {"Type": "Succeed"})

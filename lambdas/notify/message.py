@@ -45,6 +45,8 @@ def outcome(run: RunRecord, end: ExecutionEnd) -> str:
         return "TIMED OUT" + (f" in {stage}" if stage else "")
     if status == "GATE_REJECTED":
         return "GATE REJECTED (not deployed)"
+    if status == "DRY_RUN":
+        return "DRY RUN passed validation and preflight (no GPU used)"
     if end.status == "FAILED" or status == "FAILED":
         return "FAILED" + (f" at {stage}" if stage else "")
     if runview.deployment_arn(run):

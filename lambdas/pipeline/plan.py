@@ -156,6 +156,7 @@ def resolve_plan(
         maxJobAttempts=MAX_JOB_ATTEMPTS,
         artifactsBucket=artifacts_bucket,
         runPrefix=layout.s3_uri(artifacts_bucket, layout.run_prefix(run_id)),
+        dryRun=run.dryRun,
     )
     return plan, initial_stage_records(enabled, resume)
 

@@ -290,8 +290,11 @@ def record_run(
     render_report: RenderReport | None = None,
     log: Log | None = None,
 ) -> dict[str, Any]:
-    """Record a run that reached its end: ``SUCCEEDED`` (deployed or not) or ``GATE_REJECTED``."""
+    """Record a run that reached its end: ``SUCCEEDED`` (deployed or not), ``GATE_REJECTED``, or ``DRY_RUN``
+    (a dry run, which ends after preflight)."""
     status: RunStatus = "GATE_REJECTED" if state.gate is not None and not state.gate.passed else "SUCCEEDED"
+    if state.plan is not None and state.plan.dryRun:
+        status = "DRY_RUN"
     record = build_record(state, status=status, ended_at=ended_at, region=region, pipeline_name=pipeline_name)
     record = write_record(record, s3=s3, bucket=bucket, render_report=render_report, log=log)
     champion = None

@@ -24,6 +24,7 @@ _STATUS_COLORS = {
     "TIMED_OUT": "#c62828",
     "ABORTED": "#8d6e63",
     "GATE_REJECTED": "#b26a00",
+    "DRY_RUN": "#3b7dd8",
     "RUNNING": "#3b7dd8",
     "SKIPPED": "#9e9e9e",
     "NOT_COMPLETED": "#8d6e63",

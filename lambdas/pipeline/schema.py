@@ -27,10 +27,12 @@ The run input::
       "budget": {"maxUsd": 2000},
       "resumeFrom": {"stage": "rft", "run": "<earlier run id>",
                      "checkpoint": "s3://customer-escrow-<account>-smtj-<id>/.../checkpoint"},
-      "description": "free text kept in the run record"
+      "description": "free text kept in the run record",
+      "dryRun": false
     }
 
-Only ``datasets`` is required. :mod:`lambdas.pipeline.validation` lists every problem of an
+Only ``datasets`` is required. ``dryRun`` true runs "Validate run" and "Preflight checks" only and
+records the run as ``DRY_RUN`` (no training job starts). :mod:`lambdas.pipeline.validation` lists every problem of an
 input at once; :mod:`lambdas.pipeline.plan` resolves a valid input into a plan.
 """
 
@@ -48,8 +50,9 @@ Method = Literal["sft", "rft", "eval"]
 EvaluationTask = Literal["gen_qa", "rft_eval"]
 StageStatus = Literal["PENDING", "SKIPPED", "SUCCEEDED", "FAILED", "NOT_COMPLETED"]
 # ABORTED: only the notify function records it (an execution stopped before "Record run").
-RunStatus = Literal["SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED"]
-FINAL_RUN_STATUSES: tuple[RunStatus, ...] = ("SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED")
+# DRY_RUN: a run input with ``dryRun`` true, which stops after preflight, before any GPU.
+RunStatus = Literal["SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED", "DRY_RUN"]
+FINAL_RUN_STATUSES: tuple[RunStatus, ...] = ("SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED", "DRY_RUN")
 
 
 class Record(BaseModel):
@@ -163,6 +166,7 @@ class RunInput(_Input):
     budget: Budget = Field(default_factory=Budget)
     resumeFrom: ResumeFrom | None = None
     description: str | None = Field(default=None, max_length=1000)
+    dryRun: bool = False
 
 
 # -- the run plan ($.plan) ----------------------------------------------------------------------------
@@ -289,6 +293,7 @@ class Plan(Record):
     maxJobAttempts: int
     artifactsBucket: str
     runPrefix: str
+    dryRun: bool = False
 
 
 # -- job attempts ($.job) ------------------------------------------------------------------------------
@@ -690,7 +695,7 @@ class RunRecord(Record):
     """``runs/<run-id>/run.json``: one shape, whoever writes it (the pipeline, or the notify function for
     a run that ended before it could record itself).
 
-    ``status``: ``SUCCEEDED``, ``GATE_REJECTED``, ``FAILED`` or ``ABORTED``; ``executionStatus``: what
+    ``status``: ``SUCCEEDED``, ``GATE_REJECTED``, ``FAILED``, ``ABORTED`` or ``DRY_RUN``; ``executionStatus``: what
     Step Functions reported when the notify function wrote the record (``TIMED_OUT``...).
     """
 

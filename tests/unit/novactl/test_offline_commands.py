@@ -1,0 +1,173 @@
+"""novactl prepare and validate, offline: the Stack Overflow-style CSV of examples/stackoverflow to checked datasets."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from lambdas.pipeline import datasets as dataset_checks
+from novactl.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, main
+from novactl.prepare import SFT_SCHEMA_VERSION
+
+REPO = Path(__file__).resolve().parents[3]
+EXAMPLE = REPO / "examples" / "stackoverflow"
+
+
+def _run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out=out), out.getvalue()
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def prepared(tmp_path: Path) -> Path:
+    code, text = _run(
+        "prepare", str(EXAMPLE / "questions.csv"), "--stackoverflow", "--id", "Id", "--out", str(tmp_path)
+    )
+    assert code == EXIT_OK, text
+    return tmp_path
+
+
+def test_prepare_turns_the_stackoverflow_csv_into_three_valid_datasets(prepared: Path) -> None:
+    kinds = {"sft": "sft", "rft": "rft", "eval": "gen_qa"}
+    for name, kind in kinds.items():
+        report = dataset_checks.validate_stream(io.BytesIO((prepared / f"{name}.jsonl").read_bytes()), kind)
+        assert report.error_count == 0 and report.rows >= report.min_rows, (name, report.problems())
+    sft = _rows(prepared / "sft.jsonl")
+    assert {row["schemaVersion"] for row in sft} == {SFT_SCHEMA_VERSION}
+    assert all(row["messages"][-1]["role"] == "assistant" for row in sft)
+    labels = {row["reference_answer"] for row in _rows(prepared / "rft.jsonl")}
+    assert labels <= {"HQ", "LQ_EDIT", "LQ_CLOSE"} and len(labels) > 1
+    first = _rows(prepared / "eval.jsonl")[0]
+    assert first["query"].startswith("Title: ") and "\nBody: " in first["query"]
+    total = sum(len(_rows(prepared / f"{n}.jsonl")) for n in kinds)
+    assert total == 30  # every row of the CSV, multi-line bodies included, lands in exactly one file
+
+
+def test_prepare_splits_by_ratio_and_the_seed_decides_which_rows(tmp_path: Path) -> None:
+    def split(seed: int, out: str) -> list[str]:
+        code, _ = _run(
+            "prepare", str(EXAMPLE / "questions.csv"), "--stackoverflow", "--id", "Id",
+            "--split", "1,1,1", "--seed", str(seed), "--out", str(tmp_path / out),
+        )  # fmt: skip
+        assert code == EXIT_OK
+        return [row["id"] for row in _rows(tmp_path / out / "rft.jsonl")]
+
+    assert len(split(1, "a")) == 10
+    assert split(1, "a") == split(1, "b")
+    assert split(1, "a") != split(2, "c")
+
+
+def test_prepare_names_the_file_line_and_column_of_a_bad_mapping(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, _ = _run("prepare", str(EXAMPLE / "questions.csv"), "--query", "Question", "--response", "Y")
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "questions.csv, line 1 (the header)" in err and "'Question'" in err and "'Title'" in err
+
+
+def test_a_query_template_joins_columns_and_a_typed_backslash_n_is_a_line_break(tmp_path: Path) -> None:
+    code, _ = _run(
+        "prepare", str(EXAMPLE / "questions.csv"), "--query", r"{Title}\n{Body}", "--response", "Y",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == EXIT_OK
+    row = _rows(tmp_path / "eval.jsonl")[0]
+    title, body = row["query"].split("\n", 1)
+    assert title and body and "{" not in row["query"] and "system" not in row
+
+
+def test_prepare_names_a_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    source = tmp_path / "latin1.csv"
+    source.write_bytes("Title,Body,Y\nCaf\u00e9,question,HQ\n".encode("latin-1"))
+    assert _run("prepare", str(source), "--stackoverflow", "--out", str(tmp_path))[0] == EXIT_USAGE
+    assert f"{source}: not UTF-8 text" in capsys.readouterr().err
+
+
+def test_prepare_reports_an_empty_answer_and_an_evaluation_prompt_seen_in_training(tmp_path: Path) -> None:
+    source = tmp_path / "data.jsonl"
+    rows = [{"q": f"question {i}", "a": "yes" if i % 2 else "no"} for i in range(30)]
+    rows[4]["a"] = " "
+    rows += [{"q": "question 7", "a": "yes"}] * 3  # duplicates end up on both sides of the split
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    code, text = _run("prepare", str(source), "--query", "q", "--response", "a", "--out", str(tmp_path / "out"))
+    assert code == EXIT_PROBLEMS
+    assert f"{source}, line 5, field 'a': the response is empty" in text
+    assert "also appears in the training data" in text
+
+
+def test_validate_accepts_the_prepared_example_and_prints_the_estimates(prepared: Path) -> None:
+    code, text = _run("validate", str(EXAMPLE / "run.json"), "--data", str(prepared))
+    assert code == EXIT_OK, text
+    assert "Worst-case GPU cost: $" in text and "Worst-case duration of the jobs" in text
+    assert "Grader classification: smoke test passed" in text
+    assert "no problems found" in text
+
+
+def test_validate_lists_every_problem_of_the_input_and_the_data(prepared: Path, tmp_path: Path) -> None:
+    run_input = json.loads((EXAMPLE / "run.json").read_text())
+    run_input["gate"]["metrik"] = "f1"
+    run_input["budget"] = {"maxUsd": -1}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(run_input))
+    code, text = _run("validate", str(path), "--data", str(prepared))
+    assert code == EXIT_PROBLEMS
+    assert "gate.metrik: unknown key" in text and "budget.maxUsd:" in text
+
+    del run_input["gate"]["metrik"], run_input["budget"]
+    run_input["datasets"]["rft"] = "s3://bucket/datasets/stackoverflow/missing.jsonl"
+    run_input["model"] = "nova-9-giant"
+    path.write_text(json.dumps(run_input))
+    code, text = _run("validate", str(path), "--data", str(prepared))
+    assert code == EXIT_PROBLEMS
+    assert "model: unknown model 'nova-9-giant'" in text
+    assert "datasets.rft:" in text and "missing.jsonl does not exist" in text
+
+    (prepared / "sft.jsonl").write_text('{"messages": []}\n')
+    code, text = _run("validate", str(EXAMPLE / "run.json"), "--data", str(prepared))
+    assert code == EXIT_PROBLEMS
+    assert "datasets.sft (sft): line 1: 'messages' must be a non-empty list" in text
+
+
+def test_validate_names_the_line_and_column_of_a_run_input_that_is_not_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / "run.json"
+    path.write_text('{\n  "datasets": {,\n}')
+    code, _ = _run("validate", str(path))
+    assert code == EXIT_USAGE
+    assert f"{path}, line 2, column 16: not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["prepare", "validate", "rehearse", "start", "watch", "list", "show", "compare", "approve", "reject", "rollback",
+     "cleanup"],
+)  # fmt: skip
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture) -> None:
+    assert main([command, "--help"]) == EXIT_OK
+    assert f"usage: novactl {command}" in capsys.readouterr().out
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    assert main(["deploy-everything"]) == EXIT_USAGE
+
+
+def test_every_novactl_command_the_readme_shows_is_accepted_by_the_parser() -> None:
+    import re
+    import shlex
+
+    from novactl.cli import parser
+
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    commands = [line.split("#")[0] for block in blocks for line in block.splitlines() if line.startswith("novactl ")]
+    assert len(commands) >= 8, commands
+    for command in commands:
+        args = parser().parse_args(shlex.split(command)[1:])
+        assert callable(args.handler), command
