@@ -320,3 +320,156 @@ def test_a_base_recipe_without_an_upper_bound_does_not_load(tmp_path: Any) -> No
     )
     with pytest.raises(recipes.RecipeError, match="max_new_tokens needs finite lower and upper bounds"):
         recipes.load_template("nova-2-lite", "eval", tmp_path)
+
+
+def _keys(tree: dict[str, Any], prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in tree.items():
+        paths.add(prefix + key)
+        if isinstance(value, dict):
+            paths |= _keys(value, f"{prefix}{key}.")
+    return paths
+
+
+OFFERED = [(m, "eval", task) for m in MODELS for task in recipes.EVAL_TASKS] + [
+    (m, method, None) for m, method in SHIPPED if method != "eval"
+]
+
+
+@pytest.mark.parametrize(("model", "method", "task"), OFFERED)
+def test_every_offered_recipe_keeps_every_key_of_the_official_recipe_it_follows(
+    model: str, method: str, task: str | None
+) -> None:
+    template = recipes.load_template(model, method)
+    base = template.bases[task or method]
+    assert base.path.startswith("recipes_collection/recipes/") and base.repository == "aws/sagemaker-hyperpod-recipes"
+    assert len(base.commit) == 40 and base.version
+    extra = {"reward_lambda_arn": "arn:aws:lambda:us-east-1:111122223333:function:grader"}
+    if method == "rft":
+        extra["data_uri"] = "s3://d/datasets/r.jsonl"
+    # every override at a non-default value: rendering with overrides drops nothing either
+    overrides = {
+        key: spec.choices[-1] if spec.choices else (spec.maximum if spec.type == "float" else int(spec.maximum or 1))
+        for key, spec in template.overrides.items()
+        if spec.type in ("int", "float") and not spec.below and not spec.at_most
+    }
+    for kwargs in ({}, {"overrides": overrides}):
+        recipe = _render(model, method, task=task, **extra, **kwargs)
+        assert _keys(base.tree) == _keys(recipe), (model, method, task)
+        text = recipes.to_yaml(recipe)
+        for placeholder in ("${", "<region>", "my-bucket-name", "<bucket>", "escrow_bucket"):
+            assert placeholder not in text, (model, method, task, placeholder)
+
+
+def test_official_numbers_are_read_as_omegaconf_reads_them() -> None:
+    assert recipes.load_yaml("lr: 1e-5\nn: 1e3\nt: 1\nu: 1.0\ns: '1e-5'\n") == {
+        "lr": 1e-5,
+        "n": 1000.0,
+        "t": 1,
+        "u": 1.0,
+        "s": "1e-5",
+    }
+    assert recipes.load_template("nova-2-lite", "sft").recipe["training_config"]["optim_config"]["lr"] == 1e-5
+
+
+def test_interpolations_resolve_after_the_overrides_as_the_sdk_resolves_them() -> None:
+    template = recipes.load_template("nova-2-lite", "rft")
+    assert (
+        template.recipe["training_config"]["trainer"]["save_steps"] == "${oc.select:training_config.trainer.max_steps}"
+    )
+    rft = _render("nova-2-lite", "rft", overrides={"max_steps": 12}, reward_lambda_arn="arn:g", data_uri="s3://d/k")
+    assert rft["training_config"]["trainer"]["save_steps"] == 12
+    tree = {
+        "a": {"n": 3, "m": "${a.n}"},
+        "b": "${oc.select:a.missing,7}",
+        "c": "${oc.select:a.missing}",
+        "d": "${multiply:${a.n},4}",
+        "e": "${divide_ceil:7,2}",
+        "f": "${divide_floor:7,2}",
+        "g": "${add:1,2,${a.m}}",
+        "h": "step ${a.n} of ${oc.select:a.n}",
+    }
+    assert recipes.resolve(tree) == {
+        "a": {"n": 3, "m": 3},
+        "b": 7,
+        "c": None,
+        "d": 12,
+        "e": 4,
+        "f": 3,
+        "g": 6,
+        "h": "step 3 of 3",
+    }
+    with pytest.raises(recipes.RecipeError, match="x.y: interpolation refers to missing key a.nope"):
+        recipes.resolve({"a": {}, "x": {"y": "${a.nope}"}})
+    with pytest.raises(recipes.RecipeError, match="loop"):
+        recipes.resolve({"p": "${q}", "q": "${p}"})
+    with pytest.raises(recipes.RecipeError, match="unknown resolver 'oc.env'"):
+        recipes.resolve({"p": "${oc.env:HOME}"})
+
+
+_OFFICIAL_PATH = "recipes_collection/recipes/fine-tuning/nova/x/sft.yaml"
+_OFFICIAL = """run:
+  name: my-run
+  replicas: 1
+training_config:
+  max_steps: 100
+  save_steps: ${oc.select:training_config.max_steps}
+  lr: 1e-5
+  temperature: 1
+"""
+
+
+def _project_recipe(root: Any, tree: dict[str, Any]) -> Any:
+    """A one-model project recipes directory whose SFT base recipe follows _OFFICIAL_PATH with ``tree``."""
+    doc = {
+        "method": "sft",
+        "instance": {"type": "ml.p5.48xlarge", "types": ["ml.p5.48xlarge"], "count": 1, "counts": [1]},
+        "max_runtime_hours": 1,
+        "overrides": {},
+        "follows": {"repository": "r", "version": "v1", "commit": "c" * 40, "recipe": _OFFICIAL_PATH},
+        "recipe": tree,
+    }
+    (root / "project" / "m").mkdir(parents=True)
+    (root / "project" / "m" / "sft.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    official = root / "checkout" / _OFFICIAL_PATH
+    official.parent.mkdir(parents=True)
+    official.write_text(_OFFICIAL, encoding="utf-8")
+    return root / "project"
+
+
+def test_the_comparison_is_empty_for_a_copy_of_the_official_recipe(tmp_path: Any, capsys: Any) -> None:
+    project = _project_recipe(tmp_path, recipes.load_yaml(_OFFICIAL))
+    assert recipes.compare(tmp_path / "checkout", project) == []
+    assert recipes.main(["compare", str(tmp_path / "checkout"), "--recipes-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "base recipes follow r v1 (commit cccc" in out and "1 official recipes compared, 0 difference(s)" in out
+
+
+def test_the_comparison_lists_missing_and_extra_keys_and_different_defaults(tmp_path: Any, capsys: Any) -> None:
+    tree = recipes.load_yaml(_OFFICIAL)
+    del tree["run"]["replicas"]
+    tree["run"]["model_type"] = "extra"
+    tree["training_config"]["lr"] = 1e-4
+    tree["training_config"]["temperature"] = 1.0  # same number, another YAML type
+    tree["training_config"]["save_steps"] = 100  # the interpolation resolved: not what the official file says
+    project = _project_recipe(tmp_path, tree)
+    where = f"m/sft.yaml [sft] follows {_OFFICIAL_PATH}: "
+    assert recipes.compare(tmp_path / "checkout", project) == [
+        where + "missing key run.replicas (official default 1)",
+        where + "extra key run.model_type (project value 'extra'; not in the official recipe)",
+        where + "different default training_config.save_steps: project 100, "
+        "official '${oc.select:training_config.max_steps}'",
+        where + "different default training_config.lr: project 0.0001, official 1e-05",
+        where + "different default training_config.temperature: project 1.0, official 1",
+    ]
+    assert recipes.main(["compare", str(tmp_path / "checkout"), "--recipes-dir", str(project)]) == 1
+    assert "5 difference(s)" in capsys.readouterr().out
+
+
+def test_the_comparison_reports_an_official_recipe_missing_from_the_checkout(tmp_path: Any, capsys: Any) -> None:
+    project = _project_recipe(tmp_path, recipes.load_yaml(_OFFICIAL))
+    (tmp_path / "checkout" / _OFFICIAL_PATH).unlink()
+    (line,) = recipes.compare(tmp_path / "checkout", project)
+    assert line.endswith("the checkout has no such file")
+    assert recipes.main(["compare", str(tmp_path / "project")]) == 2
+    assert "not a checkout of the official recipes" in capsys.readouterr().err
