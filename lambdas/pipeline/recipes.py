@@ -28,7 +28,8 @@ Maintainers compare the base recipes with a checkout of the official repository:
 
     python -m lambdas.pipeline.recipes compare PATH_TO_CHECKOUT
 
-which lists every missing key, extra key and different default and exits 1 when there is any.
+which lists every missing key, extra key and different default, and every override whose range is
+wider than the published template entry its ``source`` names, and exits 1 when there is any.
 
 Pure module: no AWS calls; PyYAML only.
 """
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import re
 import sys
@@ -569,6 +571,63 @@ def compare(checkout: Path, recipes_dir: Path = RECIPES_DIR) -> list[str]:
     return differences
 
 
+TEMPLATES_PATH = "launcher/recipe_templatization/nova/nova_recipe_template_parameters.json"
+_TEMPLATE_SOURCE = re.compile(r"^(nova_\w+)\.(\w+)\b")
+
+
+def _published_values(entry: dict[str, Any]) -> tuple[float | None, float | None, list[Any] | None]:
+    enum = entry.get("enum")
+    return entry.get("min"), entry.get("max"), list(enum) if isinstance(enum, list) else None
+
+
+def _wider(spec: OverrideSpec, entry: dict[str, Any]) -> str | None:
+    """How ``spec`` accepts more than the published ``entry``, or None when it accepts no more."""
+    low, high, enum = _published_values(entry)
+    if spec.choices is not None:
+        extra = [c for c in spec.choices if c is not None and not _allowed(c, low, high, enum)]
+        return f"accepts {extra}" if extra else None
+    lower = spec.minimum if spec.minimum is not None else spec.above
+    if enum is not None:
+        return f"accepts a range ({spec.describe()}) where only {enum} are published"
+    if low is not None and (lower is None or lower < low):
+        return f"lower bound {lower} is below the published minimum {low}"
+    if high is not None and (spec.maximum is None or spec.maximum > high):
+        return f"upper bound {spec.maximum} is above the published maximum {high}"
+    return None
+
+
+def _allowed(value: Any, low: float | None, high: float | None, enum: list[Any] | None) -> bool:
+    if enum is not None:
+        return value in enum
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def range_differences(checkout: Path, recipes_dir: Path = RECIPES_DIR) -> list[str]:
+    """Every override whose ``source`` names a published template entry yet accepts more than it.
+
+    The entry is ``templates.<template>.recipe_override_parameters.<parameter>`` of the parameter
+    templates file in the checkout; a missing template, parameter or file is a difference too.
+    """
+    path = checkout / TEMPLATES_PATH
+    try:
+        templates = json.loads(path.read_text(encoding="utf-8"))["templates"]
+    except (OSError, ValueError, KeyError) as error:
+        return [f"{TEMPLATES_PATH}: cannot read the parameter templates ({error})"]
+    differences = []
+    for model, method in _shipped(recipes_dir):
+        for spec in read_template(model, method, recipes_dir).overrides.values():
+            match = _TEMPLATE_SOURCE.match(spec.source)
+            if match is None:
+                continue
+            where = f"{model}/{method}.yaml override {spec.key} (source {match.group(0)})"
+            entry = (templates.get(match.group(1)) or {}).get("recipe_override_parameters", {}).get(match.group(2))
+            if not isinstance(entry, dict):
+                differences.append(f"{where}: the parameter templates have no such entry")
+            elif problem := _wider(spec, entry):
+                differences.append(f"{where}: {problem}")
+    return differences
+
+
 def recorded_versions(recipes_dir: Path = RECIPES_DIR) -> set[tuple[str, str, str]]:
     """The (repository, version, commit) triples the base recipes record."""
     return {
@@ -579,13 +638,15 @@ def recorded_versions(recipes_dir: Path = RECIPES_DIR) -> set[tuple[str, str, st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``compare CHECKOUT``: print every difference; 0 when there is none, 1 otherwise."""
+    """``compare CHECKOUT``: print every difference; 0 when there is none, 1 otherwise, 2 for a bad checkout."""
     parser = argparse.ArgumentParser(
         prog="python -m lambdas.pipeline.recipes",
         description="Compare the project's base recipes with a checkout of the official Nova recipes.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    command = commands.add_parser("compare", help="list every missing key, extra key and different default")
+    command = commands.add_parser(
+        "compare", help="list every missing key, extra key, different default and override range wider than AWS's"
+    )
     command.add_argument("checkout", type=Path, help="a checkout (work tree) of aws/sagemaker-hyperpod-recipes")
     command.add_argument("--recipes-dir", type=Path, default=RECIPES_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -594,11 +655,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for repository, version, commit in sorted(recorded_versions(args.recipes_dir)):
         print(f"base recipes follow {repository} {version} (commit {commit})")
-    differences = compare(args.checkout, args.recipes_dir)
+    differences = compare(args.checkout, args.recipes_dir) + range_differences(args.checkout, args.recipes_dir)
     for line in differences:
         print(line)
     shipped = sum(len(read_template(m, k, args.recipes_dir).bases) for m, k in _shipped(args.recipes_dir))
-    print(f"{shipped} official recipes compared, {len(differences)} difference(s)")
+    print(f"{shipped} official recipes and the override ranges compared, {len(differences)} difference(s)")
     return 1 if differences else 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -425,7 +426,22 @@ def _project_recipe(root: Any, tree: dict[str, Any]) -> Any:
         "method": "sft",
         "instance": {"type": "ml.p5.48xlarge", "types": ["ml.p5.48xlarge"], "count": 1, "counts": [1]},
         "max_runtime_hours": 1,
-        "overrides": {},
+        "overrides": {
+            "max_steps": {
+                "path": "training_config.max_steps",
+                "type": "int",
+                "min": 4,
+                "max": 1000,
+                "source": "nova_t.max_steps",
+            },
+            "lr": {
+                "path": "training_config.lr",
+                "type": "float",
+                "above": 0,
+                "max": 1,
+                "source": "recipe comment (lr)",
+            },
+        },
         "follows": {"repository": "r", "version": "v1", "commit": "c" * 40, "recipe": _OFFICIAL_PATH},
         "recipe": tree,
     }
@@ -434,6 +450,10 @@ def _project_recipe(root: Any, tree: dict[str, Any]) -> Any:
     official = root / "checkout" / _OFFICIAL_PATH
     official.parent.mkdir(parents=True)
     official.write_text(_OFFICIAL, encoding="utf-8")
+    templates = root / "checkout" / recipes.TEMPLATES_PATH
+    templates.parent.mkdir(parents=True)
+    parameters = {"max_steps": {"type": "integer", "min": 4, "max": 1000}}
+    templates.write_text(json.dumps({"templates": {"nova_t": {"recipe_override_parameters": parameters}}}))
     return root / "project"
 
 
@@ -442,7 +462,8 @@ def test_the_comparison_is_empty_for_a_copy_of_the_official_recipe(tmp_path: Any
     assert recipes.compare(tmp_path / "checkout", project) == []
     assert recipes.main(["compare", str(tmp_path / "checkout"), "--recipes-dir", str(project)]) == 0
     out = capsys.readouterr().out
-    assert "base recipes follow r v1 (commit cccc" in out and "1 official recipes compared, 0 difference(s)" in out
+    assert "base recipes follow r v1 (commit cccc" in out
+    assert "1 official recipes and the override ranges compared, 0 difference(s)" in out
 
 
 def test_the_comparison_lists_missing_and_extra_keys_and_different_defaults(tmp_path: Any, capsys: Any) -> None:
@@ -473,3 +494,34 @@ def test_the_comparison_reports_an_official_recipe_missing_from_the_checkout(tmp
     assert line.endswith("the checkout has no such file")
     assert recipes.main(["compare", str(tmp_path / "project")]) == 2
     assert "not a checkout of the official recipes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("published", "message"),
+    [
+        ({"min": 5, "max": 1000}, "lower bound 4 is below the published minimum 5"),
+        ({"min": 4, "max": 999}, "upper bound 1000 is above the published maximum 999"),
+        ({"enum": [4, 8]}, "accepts a range (an integer >= 4 and <= 1000) where only [4, 8] are published"),
+        (None, "the parameter templates have no such entry"),
+    ],
+)
+def test_the_comparison_lists_override_ranges_wider_than_the_published_templates(
+    tmp_path: Any, published: dict[str, Any] | None, message: str
+) -> None:
+    project = _project_recipe(tmp_path, recipes.load_yaml(_OFFICIAL))
+    assert recipes.range_differences(tmp_path / "checkout", project) == []
+    parameters = {"max_steps": {"type": "integer", **published}} if published else {}
+    (tmp_path / "checkout" / recipes.TEMPLATES_PATH).write_text(
+        json.dumps({"templates": {"nova_t": {"recipe_override_parameters": parameters}}})
+    )
+    assert recipes.range_differences(tmp_path / "checkout", project) == [
+        f"m/sft.yaml override max_steps (source nova_t.max_steps): {message}"
+    ]
+    assert recipes.main(["compare", str(tmp_path / "checkout"), "--recipes-dir", str(project)]) == 1
+
+
+def test_choices_outside_the_published_values_are_listed() -> None:
+    spec = recipes.OverrideSpec(key="k", path=("k",), type="int", choices=(16, 32, 256), source="nova_t.k")
+    assert recipes._wider(spec, {"enum": [16, 32]}) == "accepts [256]"
+    assert recipes._wider(spec, {"min": 16, "max": 128}) == "accepts [256]"
+    assert recipes._wider(spec, {"min": 1, "max": 256}) is None
