@@ -253,8 +253,9 @@ class RecipeTemplate:
         return tuple(self.bases) if self.method == "eval" else ()
 
     def default(self, key: str) -> Any:
-        """The base recipe's value of override ``key`` (before derivations)."""
-        return _get(self.recipe, self.overrides[key].path)
+        """The value of override ``key`` before a run overrides it: the project's setting, else the official one."""
+        path = self.overrides[key].path
+        return self.settings[path] if path in self.settings else _get(self.recipe, path)
 
 
 def _path(dotted: str) -> tuple[str, ...]:

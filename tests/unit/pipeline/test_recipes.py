@@ -525,3 +525,13 @@ def test_choices_outside_the_published_values_are_listed() -> None:
     assert recipes._wider(spec, {"enum": [16, 32]}) == "accepts [256]"
     assert recipes._wider(spec, {"min": 16, "max": 128}) == "accepts [256]"
     assert recipes._wider(spec, {"min": 1, "max": 256}) is None
+
+
+def test_defaults_are_the_project_settings_over_the_official_values() -> None:
+    rft = recipes.load_template("nova-2-lite", "rft")
+    assert rft.recipe["training_config"]["trainer"]["max_steps"] == 5  # the official recipe's value
+    assert rft.default("max_steps") == 40  # the project's setting, what a job runs with
+    assert recipes.override_problems(rft, {"save_steps": 30}) == []
+    assert recipes.override_problems(rft, {"save_steps": 41}) == [("save_steps", "41 must be at most max_steps (40)")]
+    recipe = _render("nova-2-lite", "rft", reward_lambda_arn="arn:g", data_uri="s3://d/k")
+    assert recipe["training_config"]["trainer"]["max_steps"] == recipe["training_config"]["trainer"]["save_steps"] == 40
