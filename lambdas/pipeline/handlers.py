@@ -242,7 +242,9 @@ def preflight_checks(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     if summary.quotas.status in ("unchecked", "partly checked") or summary.quotas.warnings:
         logger.warning("GPU quotas", extra={"quotas": summary.quotas.to_json()})
-    logger.info("pre-flight passed", extra={"cost": summary.cost.estimatedUsd})
+    if summary.cost.runtimeWarnings:
+        logger.warning("maximum runtimes", extra={"warnings": summary.cost.runtimeWarnings})
+    logger.info("pre-flight passed", extra={"cost": summary.cost.estimatedUsd, "expected": summary.cost.expectedUsd})
     return summary.to_json()
 
 
