@@ -244,7 +244,9 @@ def preflight_checks(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.warning("GPU quotas", extra={"quotas": summary.quotas.to_json()})
     if summary.leakage is not None and summary.leakage.warnings:
         logger.warning("evaluation prompts in the training data", extra={"leakage": summary.leakage.to_json()})
-    logger.info("pre-flight passed", extra={"cost": summary.cost.estimatedUsd})
+    if summary.cost.runtimeWarnings:
+        logger.warning("maximum runtimes", extra={"warnings": summary.cost.runtimeWarnings})
+    logger.info("pre-flight passed", extra={"cost": summary.cost.estimatedUsd, "expected": summary.cost.expectedUsd})
     return summary.to_json()
 
 

@@ -1,7 +1,10 @@
 """Pre-flight checks: everything that can fail cheaply is checked before the first GPU starts.
 
 1. The GPU cost estimate (instance type x count x maximum runtime x on-demand price,
-   for every job the plan runs) against ``budget.maxUsd``, and the account's GPU
+   for every job the plan runs) against ``budget.maxUsd``; each job's estimated duration
+   (:mod:`lambdas.pipeline.estimate`, from the datasets' row counts, the steps and the
+   instances), the expected cost it gives, and a warning for every job whose maximum
+   runtime is shorter than its estimate (it would be stopped unfinished); the account's GPU
    instance quotas (:mod:`lambdas.pipeline.quotas`): a job larger than its quota fails
    here; jobs that would contend for a quota are a warning in the summary.
 2. Every dataset the plan uses, streamed from S3 and validated for its method with
@@ -32,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from lambdas.pipeline import datasets as dataset_checks
+from lambdas.pipeline import estimate as durations
 from lambdas.pipeline import leakage as leakage_checks
 from lambdas.pipeline import quotas as quota_checks
 from lambdas.pipeline import recipes
@@ -66,15 +70,35 @@ class GraderInvocationError(RuntimeError):
     """The deployed grader returned a function error instead of a result list."""
 
 
-def estimate_cost(plan: Plan) -> CostEstimate:
-    """Worst-case GPU cost of the plan: every job that runs, for its full maximum runtime."""
+# The dataset each stage's job reads.
+STAGE_DATASETS = {"baselineEval": "eval", "sft": "sft", "sftEval": "eval", "rft": "rft", "finalEval": "eval"}
+RUNTIME_FIELDS = {"sft": "sft", "rft": "rft", "eval": "evaluation"}
+
+
+def estimate_cost(plan: Plan, rows: Mapping[str, int] | None = None) -> CostEstimate:
+    """Worst-case GPU cost of the plan (every job that runs, for its full maximum runtime), and the expected one.
+
+    ``rows`` (dataset name -> valid rows) lets the estimate cover the jobs whose work depends on the
+    data (evaluations, Nova 1 SFT); without it only step-counted jobs are estimated.
+    """
+    rows = rows or {}
     items: list[CostItem] = []
+    warnings: list[str] = []
     for stage in STAGES:
         if not plan.enabled.runs(stage):
             continue
-        job = plan.jobs.of(STAGE_METHODS[stage])
+        method = STAGE_METHODS[stage]
+        job = plan.jobs.of(method)
         hours = job.maxRuntimeSeconds / 3600
-        usd = hourly_price(job.instanceType) * job.instanceCount * hours
+        price = hourly_price(job.instanceType) * job.instanceCount
+        template = recipes.load_template(plan.model.key, method)
+        guess = durations.job_hours(template, job.overrides, job.instanceCount, rows.get(STAGE_DATASETS[stage]))
+        if guess is not None and guess.hours > hours:
+            warnings.append(
+                f"{STAGE_LABELS[stage]}: estimated {guess.hours:.1f} h ({guess.basis}) exceeds its maximum runtime "
+                f"{hours:g} h, so the job would be stopped unfinished; set {RUNTIME_FIELDS[method]}.maxRuntimeHours "
+                f"to at least {guess.suggested_runtime_hours():g} (or train fewer steps)"
+            )
         items.append(
             CostItem.model_validate(
                 {
@@ -82,12 +106,21 @@ def estimate_cost(plan: Plan) -> CostEstimate:
                     "instanceType": job.instanceType,
                     "instanceCount": job.instanceCount,
                     "maxHours": round(hours, 2),
-                    "usd": round(usd, 2),
+                    "usd": round(price * hours, 2),
+                    "estimatedHours": None if guess is None else round(guess.hours, 2),
+                    "expectedUsd": None if guess is None else round(price * min(guess.hours, hours), 2),
                 }
             )
         )
     total = round(sum(item.usd for item in items), 2)
-    return CostEstimate(estimatedUsd=total, maxUsd=plan.budget.maxUsd, items=items)
+    expected = [item.expectedUsd for item in items]
+    return CostEstimate(
+        estimatedUsd=total,
+        maxUsd=plan.budget.maxUsd,
+        items=items,
+        expectedUsd=None if None in expected else round(sum(e for e in expected if e is not None), 2),
+        runtimeWarnings=warnings,
+    )
 
 
 def _budget_problem(cost: CostEstimate) -> str | None:
@@ -180,8 +213,7 @@ def run_preflight(
 ) -> PreflightSummary:
     """Run every pre-flight check; the summary goes into the run state, problems raise."""
     problems: list[str] = []
-    cost = estimate_cost(plan)
-    if problem := _budget_problem(cost):
+    if problem := _budget_problem(estimate_cost(plan)):
         problems.append(problem)
     quota_problems, quota_summary = quota_checks.check_quotas(plan, quota_lookup)
     problems.extend(quota_problems)
@@ -274,6 +306,7 @@ def run_preflight(
                 source["VersionId"] = dataset.versionId
             s3.copy(CopySource=source, Bucket=target_bucket, Key=target_key)
         reports[name] = reports[name].model_copy(update={"stagedUri": dataset.stagedUri})
+    cost = estimate_cost(plan, {name: report.rows for name, report in reports.items()})
     return PreflightSummary(datasets=reports, grader=grader_summary, cost=cost, quotas=quota_summary, leakage=leakage)
 
 

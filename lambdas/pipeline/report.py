@@ -281,7 +281,13 @@ def _preflight_section(run: RunRecord) -> str:
     cost, quotas = run.preflight.cost, run.preflight.quotas
     parts = [
         f'<p id="cost">Worst-case GPU cost: <strong>${cost.estimatedUsd:,.2f}</strong>'
-        f"{_e(f' (budget ${cost.maxUsd:,.2f})')}, every job for its full maximum runtime.</p>"
+        f"{_e(f' (budget ${cost.maxUsd:,.2f})')}, every job for its full maximum runtime"
+        + (
+            ""
+            if cost.expectedUsd is None
+            else f"; expected <strong>${cost.expectedUsd:,.2f}</strong> for the estimated durations"
+        )
+        + ".</p>"
     ]
     rows = []
     for entry in quotas.instanceTypes:
@@ -300,8 +306,9 @@ def _preflight_section(run: RunRecord) -> str:
             + "".join(rows)
             + "</tbody></table>"
         )
-    if quotas.warnings:
-        parts.append('<ul id="preflight-warnings">' + "".join(f"<li>{_e(w)}</li>" for w in quotas.warnings) + "</ul>")
+    warnings = cost.runtimeWarnings + quotas.warnings
+    if warnings:
+        parts.append('<ul id="preflight-warnings">' + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")
     parts.append(_datasets_part(run.preflight))
     return "<h2>Before any GPU</h2>" + "".join(parts)
 

@@ -455,19 +455,29 @@ class StageRecords(Record):
 
 
 class CostItem(Record):
+    """One job: its worst case (``maxHours``, ``usd``) and its estimate (None when it cannot be made)."""
+
     stage: StageName
     instanceType: str
     instanceCount: int
     maxHours: float
     usd: float
+    estimatedHours: float | None = None
+    expectedUsd: float | None = None
 
 
 class CostEstimate(Record):
-    """The worst-case GPU cost: every job that runs, for its full maximum runtime."""
+    """The worst-case GPU cost (every job that runs, for its full maximum runtime), and the expected one.
+
+    ``expectedUsd`` charges each job its estimated duration (:mod:`lambdas.pipeline.estimate`);
+    ``runtimeWarnings`` names every job whose maximum runtime is shorter than its estimate.
+    """
 
     estimatedUsd: float
     maxUsd: float
     items: list[CostItem]
+    expectedUsd: float | None = None
+    runtimeWarnings: list[str] = Field(default_factory=list)
 
 
 class LargestJob(Record):

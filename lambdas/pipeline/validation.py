@@ -18,12 +18,19 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from lambdas.common import layout
-from lambdas.pipeline import naming, recipes
+from lambdas.pipeline import estimate, naming, recipes
 from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR, MODELS
 from lambdas.pipeline.metrics import GEN_QA_METRICS
 from lambdas.pipeline.outputs import REWARD_METRIC, metric_name
 from lambdas.pipeline.s3uri import CheckpointUriError, S3UriError, check_checkpoint_uri, parse_s3_uri
-from lambdas.pipeline.schema import Enabled, EvaluationSettings, JobSettings, RunInput, TrainingSettings
+from lambdas.pipeline.schema import (
+    MAX_RUNTIME_HOURS,
+    Enabled,
+    EvaluationSettings,
+    JobSettings,
+    RunInput,
+    TrainingSettings,
+)
 
 DATASETS_PREFIX = layout.DATASETS_PREFIX
 
@@ -195,9 +202,11 @@ def _job_settings(run: RunInput, model: str, method: str, problems: list[str]) -
             f"(priced: {', '.join(sorted(INSTANCE_PRICE_USD_PER_HOUR))})"
         )
         ok = False
-    hours = settings.maxRuntimeHours or template.max_runtime_hours
     if not ok:
         return None
+    hours = settings.maxRuntimeHours or min(
+        estimate.default_runtime_hours(template, overrides, count), MAX_RUNTIME_HOURS
+    )
     return JobSettings(
         instanceType=instance_type,
         instanceCount=count,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -320,3 +321,217 @@ def test_a_base_recipe_without_an_upper_bound_does_not_load(tmp_path: Any) -> No
     )
     with pytest.raises(recipes.RecipeError, match="max_new_tokens needs finite lower and upper bounds"):
         recipes.load_template("nova-2-lite", "eval", tmp_path)
+
+
+def _keys(tree: dict[str, Any], prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in tree.items():
+        paths.add(prefix + key)
+        if isinstance(value, dict):
+            paths |= _keys(value, f"{prefix}{key}.")
+    return paths
+
+
+OFFERED = [(m, "eval", task) for m in MODELS for task in recipes.EVAL_TASKS] + [
+    (m, method, None) for m, method in SHIPPED if method != "eval"
+]
+
+
+@pytest.mark.parametrize(("model", "method", "task"), OFFERED)
+def test_every_offered_recipe_keeps_every_key_of_the_official_recipe_it_follows(
+    model: str, method: str, task: str | None
+) -> None:
+    template = recipes.load_template(model, method)
+    base = template.bases[task or method]
+    assert base.path.startswith("recipes_collection/recipes/") and base.repository == "aws/sagemaker-hyperpod-recipes"
+    assert len(base.commit) == 40 and base.version
+    extra = {"reward_lambda_arn": "arn:aws:lambda:us-east-1:111122223333:function:grader"}
+    if method == "rft":
+        extra["data_uri"] = "s3://d/datasets/r.jsonl"
+    # every override at a non-default value: rendering with overrides drops nothing either
+    overrides = {
+        key: spec.choices[-1] if spec.choices else (spec.maximum if spec.type == "float" else int(spec.maximum or 1))
+        for key, spec in template.overrides.items()
+        if spec.type in ("int", "float") and not spec.below and not spec.at_most
+    }
+    for kwargs in ({}, {"overrides": overrides}):
+        recipe = _render(model, method, task=task, **extra, **kwargs)
+        assert _keys(base.tree) == _keys(recipe), (model, method, task)
+        text = recipes.to_yaml(recipe)
+        for placeholder in ("${", "<region>", "my-bucket-name", "<bucket>", "escrow_bucket"):
+            assert placeholder not in text, (model, method, task, placeholder)
+
+
+def test_official_numbers_are_read_as_omegaconf_reads_them() -> None:
+    assert recipes.load_yaml("lr: 1e-5\nn: 1e3\nt: 1\nu: 1.0\ns: '1e-5'\n") == {
+        "lr": 1e-5,
+        "n": 1000.0,
+        "t": 1,
+        "u": 1.0,
+        "s": "1e-5",
+    }
+    assert recipes.load_template("nova-2-lite", "sft").recipe["training_config"]["optim_config"]["lr"] == 1e-5
+
+
+def test_interpolations_resolve_after_the_overrides_as_the_sdk_resolves_them() -> None:
+    template = recipes.load_template("nova-2-lite", "rft")
+    assert (
+        template.recipe["training_config"]["trainer"]["save_steps"] == "${oc.select:training_config.trainer.max_steps}"
+    )
+    rft = _render("nova-2-lite", "rft", overrides={"max_steps": 12}, reward_lambda_arn="arn:g", data_uri="s3://d/k")
+    assert rft["training_config"]["trainer"]["save_steps"] == 12
+    tree = {
+        "a": {"n": 3, "m": "${a.n}"},
+        "b": "${oc.select:a.missing,7}",
+        "c": "${oc.select:a.missing}",
+        "d": "${multiply:${a.n},4}",
+        "e": "${divide_ceil:7,2}",
+        "f": "${divide_floor:7,2}",
+        "g": "${add:1,2,${a.m}}",
+        "h": "step ${a.n} of ${oc.select:a.n}",
+    }
+    assert recipes.resolve(tree) == {
+        "a": {"n": 3, "m": 3},
+        "b": 7,
+        "c": None,
+        "d": 12,
+        "e": 4,
+        "f": 3,
+        "g": 6,
+        "h": "step 3 of 3",
+    }
+    with pytest.raises(recipes.RecipeError, match="x.y: interpolation refers to missing key a.nope"):
+        recipes.resolve({"a": {}, "x": {"y": "${a.nope}"}})
+    with pytest.raises(recipes.RecipeError, match="loop"):
+        recipes.resolve({"p": "${q}", "q": "${p}"})
+    with pytest.raises(recipes.RecipeError, match="unknown resolver 'oc.env'"):
+        recipes.resolve({"p": "${oc.env:HOME}"})
+
+
+_OFFICIAL_PATH = "recipes_collection/recipes/fine-tuning/nova/x/sft.yaml"
+_OFFICIAL = """run:
+  name: my-run
+  replicas: 1
+training_config:
+  max_steps: 100
+  save_steps: ${oc.select:training_config.max_steps}
+  lr: 1e-5
+  temperature: 1
+"""
+
+
+def _project_recipe(root: Any, tree: dict[str, Any]) -> Any:
+    """A one-model project recipes directory whose SFT base recipe follows _OFFICIAL_PATH with ``tree``."""
+    doc = {
+        "method": "sft",
+        "instance": {"type": "ml.p5.48xlarge", "types": ["ml.p5.48xlarge"], "count": 1, "counts": [1]},
+        "max_runtime_hours": 1,
+        "overrides": {
+            "max_steps": {
+                "path": "training_config.max_steps",
+                "type": "int",
+                "min": 4,
+                "max": 1000,
+                "source": "nova_t.max_steps",
+            },
+            "lr": {
+                "path": "training_config.lr",
+                "type": "float",
+                "above": 0,
+                "max": 1,
+                "source": "recipe comment (lr)",
+            },
+        },
+        "follows": {"repository": "r", "version": "v1", "commit": "c" * 40, "recipe": _OFFICIAL_PATH},
+        "recipe": tree,
+    }
+    (root / "project" / "m").mkdir(parents=True)
+    (root / "project" / "m" / "sft.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    official = root / "checkout" / _OFFICIAL_PATH
+    official.parent.mkdir(parents=True)
+    official.write_text(_OFFICIAL, encoding="utf-8")
+    templates = root / "checkout" / recipes.TEMPLATES_PATH
+    templates.parent.mkdir(parents=True)
+    parameters = {"max_steps": {"type": "integer", "min": 4, "max": 1000}}
+    templates.write_text(json.dumps({"templates": {"nova_t": {"recipe_override_parameters": parameters}}}))
+    return root / "project"
+
+
+def test_the_comparison_is_empty_for_a_copy_of_the_official_recipe(tmp_path: Any, capsys: Any) -> None:
+    project = _project_recipe(tmp_path, recipes.load_yaml(_OFFICIAL))
+    assert recipes.compare(tmp_path / "checkout", project) == []
+    assert recipes.main(["compare", str(tmp_path / "checkout"), "--recipes-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "base recipes follow r v1 (commit cccc" in out
+    assert "1 official recipes and the override ranges compared, 0 difference(s)" in out
+
+
+def test_the_comparison_lists_missing_and_extra_keys_and_different_defaults(tmp_path: Any, capsys: Any) -> None:
+    tree = recipes.load_yaml(_OFFICIAL)
+    del tree["run"]["replicas"]
+    tree["run"]["model_type"] = "extra"
+    tree["training_config"]["lr"] = 1e-4
+    tree["training_config"]["temperature"] = 1.0  # same number, another YAML type
+    tree["training_config"]["save_steps"] = 100  # the interpolation resolved: not what the official file says
+    project = _project_recipe(tmp_path, tree)
+    where = f"m/sft.yaml [sft] follows {_OFFICIAL_PATH}: "
+    assert recipes.compare(tmp_path / "checkout", project) == [
+        where + "missing key run.replicas (official default 1)",
+        where + "extra key run.model_type (project value 'extra'; not in the official recipe)",
+        where + "different default training_config.save_steps: project 100, "
+        "official '${oc.select:training_config.max_steps}'",
+        where + "different default training_config.lr: project 0.0001, official 1e-05",
+        where + "different default training_config.temperature: project 1.0, official 1",
+    ]
+    assert recipes.main(["compare", str(tmp_path / "checkout"), "--recipes-dir", str(project)]) == 1
+    assert "5 difference(s)" in capsys.readouterr().out
+
+
+def test_the_comparison_reports_an_official_recipe_missing_from_the_checkout(tmp_path: Any, capsys: Any) -> None:
+    project = _project_recipe(tmp_path, recipes.load_yaml(_OFFICIAL))
+    (tmp_path / "checkout" / _OFFICIAL_PATH).unlink()
+    (line,) = recipes.compare(tmp_path / "checkout", project)
+    assert line.endswith("the checkout has no such file")
+    assert recipes.main(["compare", str(tmp_path / "project")]) == 2
+    assert "not a checkout of the official recipes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("published", "message"),
+    [
+        ({"min": 5, "max": 1000}, "lower bound 4 is below the published minimum 5"),
+        ({"min": 4, "max": 999}, "upper bound 1000 is above the published maximum 999"),
+        ({"enum": [4, 8]}, "accepts a range (an integer >= 4 and <= 1000) where only [4, 8] are published"),
+        (None, "the parameter templates have no such entry"),
+    ],
+)
+def test_the_comparison_lists_override_ranges_wider_than_the_published_templates(
+    tmp_path: Any, published: dict[str, Any] | None, message: str
+) -> None:
+    project = _project_recipe(tmp_path, recipes.load_yaml(_OFFICIAL))
+    assert recipes.range_differences(tmp_path / "checkout", project) == []
+    parameters = {"max_steps": {"type": "integer", **published}} if published else {}
+    (tmp_path / "checkout" / recipes.TEMPLATES_PATH).write_text(
+        json.dumps({"templates": {"nova_t": {"recipe_override_parameters": parameters}}})
+    )
+    assert recipes.range_differences(tmp_path / "checkout", project) == [
+        f"m/sft.yaml override max_steps (source nova_t.max_steps): {message}"
+    ]
+    assert recipes.main(["compare", str(tmp_path / "checkout"), "--recipes-dir", str(project)]) == 1
+
+
+def test_choices_outside_the_published_values_are_listed() -> None:
+    spec = recipes.OverrideSpec(key="k", path=("k",), type="int", choices=(16, 32, 256), source="nova_t.k")
+    assert recipes._wider(spec, {"enum": [16, 32]}) == "accepts [256]"
+    assert recipes._wider(spec, {"min": 16, "max": 128}) == "accepts [256]"
+    assert recipes._wider(spec, {"min": 1, "max": 256}) is None
+
+
+def test_defaults_are_the_project_settings_over_the_official_values() -> None:
+    rft = recipes.load_template("nova-2-lite", "rft")
+    assert rft.recipe["training_config"]["trainer"]["max_steps"] == 5  # the official recipe's value
+    assert rft.default("max_steps") == 40  # the project's setting, what a job runs with
+    assert recipes.override_problems(rft, {"save_steps": 30}) == []
+    assert recipes.override_problems(rft, {"save_steps": 41}) == [("save_steps", "41 must be at most max_steps (40)")]
+    recipe = _render("nova-2-lite", "rft", reward_lambda_arn="arn:g", data_uri="s3://d/k")
+    assert recipe["training_config"]["trainer"]["max_steps"] == recipe["training_config"]["trainer"]["save_steps"] == 40

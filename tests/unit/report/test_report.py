@@ -259,7 +259,13 @@ def test_what_preflight_found_is_shown_cost_quotas_and_warnings() -> None:
     run = copy.deepcopy(SUCCEEDED_RUN)
     run["preflight"] = {
         "datasets": {},
-        "cost": {"estimatedUsd": 1788.8, "maxUsd": 2000.0, "items": []},
+        "cost": {
+            "estimatedUsd": 1788.8,
+            "maxUsd": 2000.0,
+            "items": [],
+            "expectedUsd": 512.25,
+            "runtimeWarnings": ["RFT training: estimated 9.0 h exceeds its maximum runtime 4 h"],
+        },
         "quotas": {
             "status": "checked",
             "reason": None,
@@ -280,6 +286,8 @@ def test_what_preflight_found_is_shown_cost_quotas_and_warnings() -> None:
     assert "Worst-case GPU cost: $1,788.80 (budget $2,000.00)" in page.visible
     assert "ml.p5.48xlarge 4 4 5 L-ABC" in page.visible
     assert page.find("ul", id="preflight-warnings") and "quota is 4; <b>baseline</b> and SFT need 5" in page.visible
+    assert "expected $512.25 for the estimated durations" in page.visible
+    assert "RFT training: estimated 9.0 h exceeds its maximum runtime 4 h" in page.visible
 
 
 def test_a_preflight_without_gpu_jobs_renders_without_a_quota_table_and_none_without_a_section() -> None:
@@ -295,7 +303,7 @@ def test_a_preflight_without_gpu_jobs_renders_without_a_quota_table_and_none_wit
     }
     page = Page(render_report(run))
     assert "Before any GPU" in page.visible and not page.find("table", id="quotas")
-    assert not page.find("ul", id="preflight-warnings")
+    assert not page.find("ul", id="preflight-warnings") and "expected $" not in page.visible
     assert "Before any GPU" not in Page(render_report({"runId": "r", "pipeline": "nova", "status": "FAILED"})).visible
 
 
