@@ -5,10 +5,14 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchmarks.legal_rank_correlation import DAMAGES, damaged, spearman
+from benchmarks.legal_rank_correlation import main as correlation_main
 from lambdas.reward.cli import main
 from lambdas.reward.engine import compile_spec
 from lambdas.reward.spec import SpecError
@@ -147,45 +151,6 @@ def test_strict_json_gives_nothing_for_wrapped_duplicated_or_truncated_json(resp
 # ---------------------------------------------------------------- the legal query-analysis preset
 
 
-def damaged(reference: dict, damage: str) -> str:
-    value = copy.deepcopy(reference)
-    tools = value["Tools"]
-    if damage == "wrong tool":
-        tools[-1]["Tool"] = "some_other_tool"
-    elif damage == "missing tool":
-        tools.pop()
-    elif damage == "extra tool":
-        tools.append({"Tool": "citation_validator", "Parameters": {"query": "x"}, "Reasoning": "more"})
-    elif damage == "wrong order":
-        tools.reverse()
-    elif damage == "wrong parameter":
-        first = tools[0]["Parameters"]
-        first[next(iter(first))] = "an unrelated value entirely"
-    elif damage == "duplicate tools":
-        value["Tools"] = [tool for tool in tools for _ in range(2)]
-    elif damage == "all tools at once":
-        names = ["statute_retrieval", "case_law_search", "compliance_checker", "citation_validator"]
-        tools.extend({"Tool": name, "Parameters": {}, "Reasoning": ""} for name in names)
-    elif damage == "invalid JSON":
-        return json.dumps(value)[:-3]
-    elif damage == "schema broken":
-        del tools[0]["Reasoning"]
-    return json.dumps(value)
-
-
-DAMAGES = [
-    "wrong tool",
-    "missing tool",
-    "extra tool",
-    "wrong order",
-    "wrong parameter",
-    "invalid JSON",
-    "duplicate tools",
-    "all tools at once",
-    "schema broken",
-]
-
-
 def test_legal_preset_grades_the_native_shape_flat_wrapped_and_in_solution_tags():
     reward = preset("legal-tool-calling")
     for row in legal_native_rows():
@@ -207,14 +172,37 @@ def test_legal_preset_grades_the_native_shape_flat_wrapped_and_in_solution_tags(
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_legal_preset_scores_each_kind_of_damage_lower(damage):
     reward = preset("legal-tool-calling")
-    rows = [
-        row
-        for row in legal_native_rows()
-        if damage not in ("wrong tool", "wrong order") or len(row["reference_answer"]["Tools"]) > 1
-    ]
-    for row in rows:
+    graded = 0
+    for row in legal_native_rows():
         text = damaged(row["reference_answer"], damage)
-        assert score(reward, text, row["reference_answer"]) <= 0.95, (row["id"], text)
+        if text is not None:
+            graded += 1
+            assert score(reward, text, row["reference_answer"]) <= 0.95, (row["id"], text)
+    assert graded >= 2
+
+
+def test_legal_rank_correlation_script_runs_on_rows_and_a_reward_module(tmp_path, capsys):
+    # A stand-in reward module with the published signature: 1 for the exact reference, else 0
+    module = tmp_path / "reward_module.py"
+    module.write_text(
+        "import json\n"
+        "def lambda_grader(samples):\n"
+        "    print('noise')\n"
+        "    return [{'id': s['id'], 'aggregate_reward_score': float(\n"
+        "        s['messages'][-1]['content'] == json.dumps(s['reference_answer'])), 'metrics_list': []}\n"
+        "        for s in samples]\n"
+    )
+    data = write_jsonl(tmp_path / "val.jsonl", legal_native_rows())
+    assert correlation_main(["--data", data, "--reward-module", str(module)]) == 0
+    output = capsys.readouterr().out
+    assert "preset malformed items: 0" in output and "noise" not in output
+    assert "spearman rank correlation" in output
+
+
+def test_spearman_with_ties():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 2, 2], [1, 1, 2, 2]) == pytest.approx(1.0)
 
 
 def test_legal_preset_scores_a_wrong_type_lower_and_reports_every_part():
@@ -265,3 +253,14 @@ def test_verify_ideal_responses_by_row_id(tmp_path):
     assert "rows 3" in out.getvalue() and "no_ideal_response" in out.getvalue()
     ideal.write_text('{"id": "qa-0"}\n')
     assert main(["verify", "--preset", "legal-tool-calling", "--dataset", dataset, "--ideal", str(ideal)]) == 2
+
+
+def test_the_worked_examples_in_the_reward_readme_compile_and_grade():
+    text = (Path(__file__).resolve().parents[3] / "lambdas" / "reward" / "README.md").read_text(encoding="utf-8")
+    blocks = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, re.DOTALL)]
+    assert len(blocks) == 3
+    legal, finqa, label = (compile_spec(block) for block in blocks)
+    row = legal_native_rows()[0]
+    assert score(legal, json.dumps({"Query analysis": row["reference_answer"]}), row["reference_answer"]) == 1.0
+    assert score(finqa, "<|begin_of_solution|>ANSWER: 6.65<|end_of_solution|>", 0.0665) == 1.0
+    assert score(label, json.dumps({"why": "not LQ_EDIT", "label": "HQ"}), "HQ") == 1.0
