@@ -251,7 +251,7 @@ class ToolCallRenderer(Renderer):
                 if key not in seen:
                     seen.add(key)
                     extra.append(call)
-        spray = [*calls, *extra]
+        spray = [*calls, *extra[:_MAX_CANDIDATES]]
         while len(spray) < 2 * len(calls) + 1:  # too few other tools: repeat the right calls
             spray.extend(calls or [{"name": "unknown_tool", "arguments": {}}])
         calls[:] = spray

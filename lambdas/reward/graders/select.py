@@ -30,9 +30,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import jmespath
-from jmespath.exceptions import JMESPathError
-
 from lambdas.reward.graders.base import Grader, MalformedItem, Outcome, metric
 from lambdas.reward.items import BAD_REFERENCE, Sample
 from lambdas.reward.spec import Fields, SpecError
@@ -45,9 +42,11 @@ def _compile(fields: Fields, key: str) -> Any:
     text = fields.string(key, None)
     if text is None:
         return None
+    import jmespath  # only specs that select fields pay for the import at cold start
+
     try:
         return jmespath.compile(text)
-    except JMESPathError as exc:
+    except ValueError as exc:  # jmespath's errors are ValueErrors
         raise SpecError(fields.at(key), f"invalid JMESPath expression: {str(exc).splitlines()[0]}") from None
 
 
@@ -58,7 +57,7 @@ def _as_text(value: Any) -> str:
 def _search(expression: Any, value: Any) -> Any:
     try:
         return expression.search(value)
-    except (JMESPathError, TypeError, ValueError):
+    except (TypeError, ValueError):  # a type error in the expression's functions: nothing selected
         return None
 
 
