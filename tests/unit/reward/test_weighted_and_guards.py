@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from lambdas.reward.spec import SpecError
 from .support import grade_one, metrics_of, score
 
 CALL = {"name": "get_statute", "arguments": {"code": "Penal Code", "section": "187"}}
-WEIGHTED = {
+WEIGHTED: dict[str, Any] = {
     "type": "weighted",
     "graders": {
         "tool": {"weight": 0.7, "grader": {"type": "tool_call"}},
@@ -20,7 +21,12 @@ WEIGHTED = {
             "weight": 0.3,
             "grader": {
                 "type": "json_schema",
-                "schema": {"type": "object", "required": ["tool_calls"], "additionalProperties": False},
+                "schema": {
+                    "type": "object",
+                    "required": ["tool_calls"],
+                    "properties": {"tool_calls": {"type": "array"}},
+                    "additionalProperties": False,
+                },
             },
         },
     },
@@ -56,8 +62,8 @@ def test_a_part_that_cannot_read_its_reference_scores_its_minimum_and_the_others
     found = metrics_of(result)
     # Then the tool part scores its minimum with a metric naming why, and the schema part still counts
     assert found["tool.malformed:bad_reference"] == 1.0 and found["tool"] == 0.0
-    assert found["shape"] == pytest.approx(0.1)  # JSON that fails the schema (no extra keys allowed)
-    assert result["aggregate_reward_score"] == pytest.approx(0.3 * 0.1)
+    assert found["shape"] == 1.0
+    assert result["aggregate_reward_score"] == pytest.approx(0.3)
 
 
 def test_an_item_no_part_can_grade_is_malformed():
@@ -70,18 +76,7 @@ def test_an_item_no_part_can_grade_is_malformed():
 GATED = {
     "type": "weighted",
     "graders": {
-        "shape": {
-            "gate": True,
-            "grader": {
-                "type": "json_schema",
-                "schema": {
-                    "type": "object",
-                    "required": ["tool_calls"],
-                    "properties": {"tool_calls": {"type": "array"}},
-                    "additionalProperties": False,
-                },
-            },
-        },
+        "shape": {"gate": True, "grader": WEIGHTED["graders"]["shape"]["grader"]},
         "tool": {"weight": 1, "grader": {"type": "tool_call"}},
     },
 }
