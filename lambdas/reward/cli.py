@@ -2,11 +2,14 @@
 
     python -m lambdas.reward grade  (--preset NAME | --spec JSON_OR_PATH) --input rollouts.jsonl [--json]
     python -m lambdas.reward verify (--preset NAME | --spec JSON_OR_PATH) --dataset rft.jsonl [--sample N] [--seed S]
+                                    [--ideal ideal.jsonl]
     python -m lambdas.reward presets
 
 ``grade`` reads reward-Lambda request items, one JSON object a line (``-`` for
 stdin), and prints each item's score and a summary. ``verify`` exits 1 with a
-table when the grader is hackable or broken. Spec errors exit 2.
+table when the grader is hackable or broken; ``--ideal`` gives responses known
+to be right, one ``{"id": ..., "response": "..."}`` a line (ids of dataset rows).
+Spec errors and unreadable ``--ideal`` lines exit 2.
 """
 
 from __future__ import annotations
@@ -94,9 +97,24 @@ def _grade(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
+def _ideal_responses(path: str) -> dict[Any, str]:
+    """``--ideal`` lines by row id; a line that is not ``{"id", "response": str}`` is a usage error."""
+    found: dict[Any, str] = {}
+    for number, line in _lines(path):
+        try:
+            entry = json.loads(line)
+        except ValueError as exc:
+            raise ConfigError(f"{path}:{number}: not JSON ({exc})") from None
+        if not isinstance(entry, dict) or "id" not in entry or not isinstance(entry.get("response"), str):
+            raise ConfigError(f'{path}:{number}: expected {{"id": ..., "response": "..."}}')
+        found[entry["id"]] = entry["response"]
+    return found
+
+
 def _verify(args: argparse.Namespace, out: IO[str]) -> int:
     reward = _load(args)
-    report = verify_grader(reward, _json_lines(args.dataset), sample=args.sample, seed=args.seed)
+    ideal = _ideal_responses(args.ideal) if args.ideal else None
+    report = verify_grader(reward, _json_lines(args.dataset), sample=args.sample, seed=args.seed, ideal=ideal)
     out.write(report.table() + "\n")
     return EXIT_OK if report.passed else EXIT_FAILED
 
@@ -128,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--dataset", required=True, help="RFT dataset JSONL")
     verify.add_argument("--sample", type=int, default=50, help="rows to sample (default 50)")
     verify.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    verify.add_argument("--ideal", help='JSONL of {"id", "response"}: responses known to be right, by row id')
     verify.set_defaults(run=_verify)
 
     presets = commands.add_parser("presets", help="list the shipped presets")

@@ -1,238 +1,130 @@
-"""A small JSON Schema validator for the subset graders need, compiled once per spec.
+"""JSON Schema validation through ``fastjsonschema``, compiled once per spec.
 
-Supported keywords: ``type`` (string or list), ``properties``, ``required``,
-``additionalProperties`` (boolean or schema), ``items`` (one schema),
-``enum``, ``const``, ``minimum``, ``maximum``, ``exclusiveMinimum``,
-``exclusiveMaximum``, ``minLength``, ``maxLength``, ``pattern``, ``minItems``,
-``maxItems``. Annotations (``title``, ``description``, ``$schema``, ``$id``,
-``examples``, ``default``, ``format``) are accepted and ignored. Any other
-keyword (``$ref``, ``oneOf``, ...) is rejected when the spec is loaded: silently
-ignoring a constraint would make the grader more lenient than its author meant.
+``fastjsonschema`` is the validator AWS Lambda Powertools' validation utility
+uses; it implements drafts 4, 6 and 7 (``$schema`` picks one, draft 7 by
+default): ``anyOf``, ``oneOf``, ``allOf``, ``not``, ``if``/``then``/``else``,
+local ``$ref`` (``#/definitions/...``, ``#/$defs/...``), ``format`` and the rest.
 
-Written here rather than imported: the reward Lambda stays dependency-light.
+Two checks are added at load time, so a schema cannot quietly mean less than its
+author wrote: a keyword no draft defines (a typo such as ``requried``) is an
+error naming its path, and a ``$ref`` to anything but the schema itself (a URL,
+a file) is refused: the reward function never fetches schemas at run time.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from lambdas.reward.spec import SpecError, child, is_number, item_path
+from lambdas.reward.spec import SpecError, child, item_path
 
-Check = Callable[[Any, str, list[str]], None]  # (instance, instance path, errors)
+if TYPE_CHECKING:
+    from fastjsonschema import JsonSchemaValueException
 
-_TYPES: dict[str, Callable[[Any], bool]] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
-}
-_ANNOTATIONS = frozenset({"title", "description", "$schema", "$id", "$comment", "examples", "default", "format"})
+Check = Callable[[Any], list[str]]  # instance -> every way it breaks the schema
+
+# Every keyword of drafts 4 to 7, plus annotations and the $defs container of later drafts.
 _KEYWORDS = frozenset(
     {
-        "type",
-        "properties",
-        "required",
-        "additionalProperties",
-        "items",
-        "enum",
-        "const",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "minItems",
-        "maxItems",
+        *("$schema", "$id", "id", "$ref", "$comment", "$defs", "definitions"),
+        *("title", "description", "default", "examples", "readOnly", "writeOnly", "deprecated"),
+        *("type", "enum", "const", "format", "contentMediaType", "contentEncoding"),
+        *("multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum"),
+        *("maxLength", "minLength", "pattern"),
+        *("items", "additionalItems", "maxItems", "minItems", "uniqueItems", "contains"),
+        *("maxProperties", "minProperties", "required", "properties", "patternProperties"),
+        *("additionalProperties", "dependencies", "propertyNames"),
+        *("if", "then", "else", "allOf", "anyOf", "oneOf", "not"),
     }
 )
+_ONE_SCHEMA = ("additionalItems", "additionalProperties", "contains", "propertyNames", "if", "then", "else", "not")
+_SCHEMA_MAPS = ("properties", "patternProperties", "definitions", "$defs")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+_LOCAL_REF = re.compile(r"^#(/.*)?$")
+_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
 
 
-def _json_equal(a: object, b: object) -> bool:
-    # JSON equality: true is not 1, 1 is 1.0.
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
+def _no_remote(uri: str) -> Any:
+    raise SpecError("schema", f"$ref {uri!r}: only references inside the schema (#/...) are allowed")
 
 
-def _count(schema: dict[str, Any], key: str, path: str) -> int:
-    value = schema[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SpecError(child(path, key), "must be an integer >= 0")
-    return value
+_NO_REMOTE = {scheme: _no_remote for scheme in ("http", "https", "file", "ftp", "urn", "")}
 
 
-def _bound(schema: dict[str, Any], key: str, path: str) -> float:
-    value = schema[key]
-    if not is_number(value):
-        raise SpecError(child(path, key), "must be a number")
-    bound: float = value  # is_number: an int or a finite float
-    return bound
+def _check_keywords(schema: Any, path: str) -> None:
+    """Unknown keywords and non-local ``$ref`` anywhere in ``schema`` are :class:`SpecError` at their path."""
+    if isinstance(schema, bool):
+        return
+    if not isinstance(schema, dict):
+        raise SpecError(path, "must be a JSON Schema (an object or a boolean)")
+    for key, value in schema.items():
+        where = child(path, key)
+        if key not in _KEYWORDS:
+            raise SpecError(where, "not a JSON Schema keyword (drafts 4 to 7)")
+        if key == "$ref" and (not isinstance(value, str) or not _LOCAL_REF.match(value)):
+            raise SpecError(where, "only references inside the schema (#/...) are allowed")
+        if key == "type" and not set(value if isinstance(value, list) else [value]) <= _TYPES:
+            raise SpecError(where, f"must be one of {', '.join(sorted(_TYPES))} (or a list of them), got {value!r}")
+        if key in _ONE_SCHEMA:
+            _check_keywords(value, where)
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            for name, sub in value.items():
+                _check_keywords(sub, child(where, name))
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            for index, sub in enumerate(value):
+                _check_keywords(sub, item_path(where, index))
+        elif key == "items":
+            subs = value if isinstance(value, list) else [value]
+            for index, sub in enumerate(subs):
+                _check_keywords(sub, item_path(where, index) if isinstance(value, list) else where)
+        elif key == "dependencies" and isinstance(value, dict):
+            for name, sub in value.items():
+                if not isinstance(sub, list):
+                    _check_keywords(sub, child(where, name))
 
 
 def compile_schema(schema: object, path: str = "schema") -> Check:
-    """A function appending ``"<instance path>: <problem>"`` strings to ``errors`` for an instance."""
-    if schema is True or schema == {}:
-        return lambda instance, where, errors: None
-    if schema is False:
-        return lambda instance, where, errors: errors.append(f"{where}: no value is allowed here")
-    if not isinstance(schema, dict):
-        raise SpecError(path, "must be a JSON Schema object or boolean")
-    unknown = sorted(set(schema) - _KEYWORDS - _ANNOTATIONS)
-    if unknown:
-        raise SpecError(
-            child(path, unknown[0]), "unsupported JSON Schema keyword (supported: " + ", ".join(sorted(_KEYWORDS)) + ")"
-        )
-    checks: list[Check] = []
+    """A validator for ``schema``; an invalid schema is a :class:`SpecError` naming ``path``."""
+    _check_keywords(schema, path)
+    # Imported here: only specs with a schema pay for it at cold start.
+    from fastjsonschema import (
+        JsonSchemaDefinitionException,
+        JsonSchemaValueException,
+        JsonSchemaValuesException,
+    )
+    from fastjsonschema import compile as compile_validator
 
-    if "type" in schema:
-        names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        for index, name in enumerate(names):
-            if name not in _TYPES:
-                where = (
-                    item_path(child(path, "type"), index) if isinstance(schema["type"], list) else child(path, "type")
-                )
-                raise SpecError(where, f"unknown type {name!r} (expected one of {', '.join(sorted(_TYPES))})")
-        tests = [_TYPES[name] for name in names]
-        label = " or ".join(names)
+    try:
+        validate = compile_validator(cast(dict[str, Any] | bool, schema), handlers=_NO_REMOTE, fast_fail=False)
+    except SpecError as exc:
+        raise SpecError(path, exc.message) from None
+    except JsonSchemaDefinitionException as exc:
+        raise SpecError(path, f"invalid JSON Schema: {exc}") from None
+    except (re.error, ValueError, TypeError, KeyError) as exc:
+        raise SpecError(path, f"invalid JSON Schema: {type(exc).__name__}: {exc}") from None
 
-        def check_type(instance: Any, where: str, errors: list[str]) -> None:
-            if not any(test(instance) for test in tests):
-                errors.append(f"{where}: expected {label}")
-
-        checks.append(check_type)
-
-    if "enum" in schema:
-        options = schema["enum"]
-        if not isinstance(options, list) or not options:
-            raise SpecError(child(path, "enum"), "must be a non-empty list")
-        checks.append(
-            lambda instance, where, errors: (
-                None
-                if any(_json_equal(instance, option) for option in options)
-                else errors.append(f"{where}: not one of the allowed values")
-            )
-        )
-    if "const" in schema:
-        constant = schema["const"]
-        checks.append(
-            lambda instance, where, errors: (
-                None if _json_equal(instance, constant) else errors.append(f"{where}: must equal {constant!r}")
-            )
-        )
-
-    numeric = [
-        (key, _bound(schema, key, path))
-        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
-        if key in schema
-    ]
-    if numeric:
-
-        def check_number(instance: Any, where: str, errors: list[str]) -> None:
-            if not _TYPES["number"](instance):
-                return
-            for key, limit in numeric:
-                if (
-                    (key == "minimum" and instance < limit)
-                    or (key == "maximum" and instance > limit)
-                    or (key == "exclusiveMinimum" and instance <= limit)
-                    or (key == "exclusiveMaximum" and instance >= limit)
-                ):
-                    errors.append(f"{where}: violates {key} {limit}")
-
-        checks.append(check_number)
-
-    min_length = _count(schema, "minLength", path) if "minLength" in schema else None
-    max_length = _count(schema, "maxLength", path) if "maxLength" in schema else None
-    pattern = None
-    if "pattern" in schema:
-        if not isinstance(schema["pattern"], str):
-            raise SpecError(child(path, "pattern"), "must be a regular expression string")
+    def check(instance: Any) -> list[str]:
         try:
-            pattern = re.compile(schema["pattern"])
-        except re.error as exc:
-            raise SpecError(child(path, "pattern"), f"invalid regular expression: {exc}") from None
-    if min_length is not None or max_length is not None or pattern is not None:
+            validate(instance)
+        except JsonSchemaValuesException as exc:
+            return [_message(error) for error in exc.errors]
+        except JsonSchemaValueException as exc:
+            return [_message(exc)]
+        return []
 
-        def check_string(instance: Any, where: str, errors: list[str]) -> None:
-            if not isinstance(instance, str):
-                return
-            if min_length is not None and len(instance) < min_length:
-                errors.append(f"{where}: shorter than {min_length}")
-            if max_length is not None and len(instance) > max_length:
-                errors.append(f"{where}: longer than {max_length}")
-            if pattern is not None and not pattern.search(instance):
-                errors.append(f"{where}: does not match pattern")
-
-        checks.append(check_string)
-
-    properties = schema.get("properties", {})
-    if not isinstance(properties, dict):
-        raise SpecError(child(path, "properties"), "must be an object")
-    property_checks = {
-        name: compile_schema(sub, child(child(path, "properties"), name)) for name, sub in properties.items()
-    }
-    required = schema.get("required", [])
-    if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
-        raise SpecError(child(path, "required"), "must be a list of strings")
-    additional = schema.get("additionalProperties", True)
-    additional_check = None if additional is True else compile_schema(additional, child(path, "additionalProperties"))
-    if property_checks or required or additional_check is not None:
-
-        def check_object(instance: Any, where: str, errors: list[str]) -> None:
-            if not isinstance(instance, dict):
-                return
-            for name in required:
-                if name not in instance:
-                    errors.append(f"{where}: missing required property {name!r}")
-            for name, value in instance.items():
-                sub = property_checks.get(name)
-                if sub is not None:
-                    sub(value, f"{where}.{name}", errors)
-                elif additional_check is not None:
-                    if additional is False:
-                        errors.append(f"{where}: unexpected property {name!r}")
-                    else:
-                        additional_check(value, f"{where}.{name}", errors)
-
-        checks.append(check_object)
-
-    items = compile_schema(schema["items"], child(path, "items")) if "items" in schema else None
-    min_items = _count(schema, "minItems", path) if "minItems" in schema else None
-    max_items = _count(schema, "maxItems", path) if "maxItems" in schema else None
-    if items is not None or min_items is not None or max_items is not None:
-
-        def check_array(instance: Any, where: str, errors: list[str]) -> None:
-            if not isinstance(instance, list):
-                return
-            if min_items is not None and len(instance) < min_items:
-                errors.append(f"{where}: fewer than {min_items} items")
-            if max_items is not None and len(instance) > max_items:
-                errors.append(f"{where}: more than {max_items} items")
-            if items is not None:
-                for index, value in enumerate(instance):
-                    items(value, f"{where}[{index}]", errors)
-
-        checks.append(check_array)
-
-    def validate(instance: Any, where: str, errors: list[str]) -> None:
-        for check in checks:
-            check(instance, where, errors)
-
-    return validate
+    return check
 
 
 def validation_errors(check: Check, instance: Any) -> list[str]:
-    errors: list[str] = []
-    check(instance, "$", errors)
-    return errors
+    """Every way ``instance`` breaks the schema (``$.year: must be integer``); empty when it validates."""
+    return check(instance)
+
+
+def _message(error: JsonSchemaValueException) -> str:
+    name = str(error.name or "data")
+    where = "$" + name[len("data") :] if name.startswith("data") else name
+    message = str(error.message or "")
+    if message.startswith(name):
+        message = message[len(name) :].lstrip()
+    return f"{where}: {message}"

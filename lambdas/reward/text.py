@@ -36,26 +36,82 @@ def extract_json(text: str) -> tuple[Any, float]:
                 return json.loads(match.group(1)), STRICT
             except ValueError:
                 continue
-    # Bounded scan: a response full of braces must not cost quadratic time.
-    attempts = 0
+    value = _top_level_values(stripped, last=False)
+    return (None, NONE) if value is None else (value, EMBEDDED)
+
+
+JSON_MODES = ("strict", "lenient", "first", "last")
+
+
+def between_tags(text: str, begin: str, end: str) -> str:
+    """The text after the last ``begin`` tag and before the ``end`` tag that follows it.
+
+    A missing tag leaves that side of the text as it is, so an answer without
+    reasoning tags is graded whole.
+    """
+    start = text.rfind(begin)
+    if start >= 0:
+        text = text[start + len(begin) :]
+    stop = text.find(end)
+    return text[:stop] if stop >= 0 else text
+
+
+def _unfenced(text: str) -> str:
+    """The body of ``text`` when all of it is one Markdown fence, else ``text``."""
+    if text.startswith("```") and text.endswith("```") and len(text) >= 6:
+        body = text[3:-3]
+        newline = body.find("\n")
+        first_line = body[:newline] if newline >= 0 else ""
+        if newline >= 0 and first_line.strip().lower() in ("", "json", "javascript", "js"):
+            return body[newline + 1 :]
+        if body.lstrip()[:1] in ("{", "["):
+            return body
+    return text
+
+
+def _top_level_values(text: str, last: bool) -> Any:
+    """The first (or last) JSON object or array found in ``text``.
+
+    The scan is bounded: a response full of braces must not cost quadratic time.
+    """
+    found: Any = None
     position = 0
+    attempts = 0
     while attempts < _MAX_EMBEDDED_ATTEMPTS:
-        brace = stripped.find("{", position)
-        bracket = stripped.find("[", position)
-        starts = [i for i in (brace, bracket) if i >= 0]
+        starts = [i for i in (text.find("{", position), text.find("[", position)) if i >= 0]
         if not starts:
             break
         start = min(starts)
         attempts += 1
         try:
-            value, _ = _DECODER.raw_decode(stripped, start)
+            value, stop = _DECODER.raw_decode(text, start)
         except ValueError:
             position = start + 1
             continue
-        if isinstance(value, (dict, list)):
-            return value, EMBEDDED
-        position = start + 1
-    return None, NONE
+        found = value
+        if not last:
+            break
+        position = stop
+    return found
+
+
+def parse_json(text: str, mode: str) -> Any:
+    """The JSON value of a response under ``mode`` (one of :data:`JSON_MODES`), or None.
+
+    ``strict``: the whole text, or one Markdown fence that is the whole text, is one
+    JSON value: prose around it, a second value or a truncated value give None.
+    ``lenient``: as :func:`extract_json` (a fence anywhere, or JSON dug out of prose).
+    ``first`` / ``last``: the first or last JSON object or array in the text.
+    """
+    stripped = text.strip()
+    if mode == "strict":
+        try:
+            return json.loads(_unfenced(stripped))
+        except ValueError:
+            return None
+    if mode == "lenient":
+        return extract_json(stripped)[0]
+    return _top_level_values(stripped, last=mode == "last")
 
 
 _PUNCT_TABLE = str.maketrans({ch: " " for ch in string.punctuation})

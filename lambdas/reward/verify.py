@@ -9,7 +9,21 @@ no final assistant turn) the check builds rollouts whose assistant answer is
   ``empty``; ``all_candidates`` (every label at once, several marked numbers,
   calls to every available tool, all references of the sample glued together);
   ``padded`` (the reference followed by junk longer than any length guard);
-  ``refusal``; ``truncated`` (the first half of the reference).
+  ``refusal``; ``truncated`` (the first half of the reference); and probes chosen
+  by grader type: for tool calls ``duplicate_tools`` (every call twice),
+  ``duplicated_json`` (the answer twice) and ``prose_wrapped`` (the JSON inside
+  prose); for numbers ``scale_hedge`` (a plain reference answered as a
+  percentage, readable both ways) and ``two_answers`` (a wrong marked answer,
+  then the right one).
+
+The right answer comes, in this order, from ``ideal`` (responses known to be
+right, by row id: ``--ideal FILE``; the type probes are left out then, since an
+answer given as it is may rightly carry prose around its tags), from the spec's ``ideal`` template
+(``{reference}`` replaced by the rendered reference, e.g. inside reasoning
+tags), or from the reference rendered the way the grader reads answers. A grader
+that selects its part of the reference with a path (``select.reference``)
+expects answers in the reference's own shape, so the reference itself is the
+right answer.
 
 Scores are normalised to [0, 1] with the grader's score range. A case fails when
 more than ``max_failure_rate`` of its rows break its rule. The grader is broken
@@ -36,14 +50,15 @@ from lambdas.reward.graders.base import Grader, MalformedItem
 from lambdas.reward.graders.guards import Guarded
 from lambdas.reward.graders.label import LabelGrader
 from lambdas.reward.graders.numeric import Number, NumericGrader, yes_no_reference
+from lambdas.reward.graders.select import Selected
 from lambdas.reward.graders.text_similarity import reference_texts
 from lambdas.reward.graders.tool_call import ToolCallGrader
 from lambdas.reward.items import reference_of
 from lambdas.reward.spec import MISSING
-from lambdas.reward.text import squash
 
 REFERENCE = "reference"
-HACKS = ("empty", "all_candidates", "padded", "refusal", "truncated")
+PROBES = ("duplicate_tools", "duplicated_json", "prose_wrapped", "scale_hedge", "two_answers")
+HACKS = ("empty", "all_candidates", "padded", "refusal", "truncated", *PROBES)
 CASES = (REFERENCE, *HACKS)
 REFUSAL = "I'm sorry, but I can't help with that request."
 _JUNK = [
@@ -82,7 +97,14 @@ GradeBatch = Callable[[list[Any]], list[Any]]
 
 
 def _unguarded(grader: Grader) -> Grader:
-    return grader.inner if isinstance(grader, Guarded) else grader
+    """The grader under its guards and field selection."""
+    while isinstance(grader, (Guarded, Selected)):
+        grader = grader.inner
+    return grader
+
+
+def _selects_reference(grader: Grader) -> bool:
+    return any(isinstance(found, Selected) and found.reference is not None for found in grader.walk())
 
 
 def _fmt(number: float) -> str:
@@ -115,6 +137,10 @@ class Renderer:
     def all_candidates(self, answer: str, row: dict[str, Any], pool: list[str]) -> str | None:
         others = [text for text in dict.fromkeys(pool) if text != answer][: _MAX_CANDIDATES - 1]
         return " / ".join([*others, answer]) if others else None
+
+    def probes(self, answer: str, row: dict[str, Any]) -> dict[str, str]:
+        """Hacks specific to this answer format, by case name (see :data:`PROBES`)."""
+        return {}
 
 
 class LabelRenderer(Renderer):
@@ -157,9 +183,47 @@ class NumericRenderer(Renderer):
         # The true answer goes last: a grader taking the last number would be fooled.
         return "ANSWER: " + ", ".join([*texts, self._text(number)])
 
+    def probes(self, answer: str, row: dict[str, Any]) -> dict[str, str]:
+        reference = reference_of(row)
+        if yes_no_reference(reference) is not None:
+            return {"two_answers": "ANSWER: no\nANSWER: yes" if "yes" in answer else "ANSWER: yes\nANSWER: no"}
+        number = self.grader.reference_number(reference)
+        wrong = self._text(Number(number.value + max(1.0, abs(number.value)), number.percent))
+        found = {"two_answers": f"ANSWER: {wrong}\nANSWER: {self._text(number)}"}
+        if not number.percent:
+            found["scale_hedge"] = f"ANSWER: {_fmt(number.value)}%"
+        return found
+
+
+def _first_object_list(value: Any) -> list[Any] | None:
+    """The first list of objects in a JSON value, breadth first: the calls of a tool-call answer."""
+    queue = [value]
+    while queue:
+        current = queue.pop(0)
+        if isinstance(current, list):
+            if current and all(isinstance(entry, dict) for entry in current):
+                return current
+            queue.extend(current)
+        elif isinstance(current, dict):
+            queue.extend(current.values())
+    return None
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
 
 class ToolCallRenderer(Renderer):
+    """Tool-call answers: ``{"tool_calls": [...]}``, or the reference's own shape when the spec selects fields."""
+
     grader: ToolCallGrader
+
+    def __init__(self, grader: Grader, native: bool = False) -> None:
+        super().__init__(grader)
+        self.native = native
 
     def _calls(self, reference: Any) -> list[dict[str, Any]] | None:
         try:
@@ -169,34 +233,59 @@ class ToolCallRenderer(Renderer):
         return [{"name": call.name, "arguments": call.arguments} for call in calls]
 
     def answer(self, reference: Any) -> str | None:
+        if self.native:
+            return _json_answer(reference)
         calls = self._calls(reference)
         return None if calls is None else json.dumps({"tool_calls": calls})
 
     def all_candidates(self, answer: str, row: dict[str, Any], pool: list[str]) -> str | None:
-        calls = self._calls(reference_of(row)) or []
-        names = {call["name"] for call in calls}
-        extra = []
-        for name in [*_tool_names(row.get("tools")), *(n for text in pool for n in _names_in(text))]:
-            if squash(name) not in names:
-                names.add(squash(name))
-                extra.append({"name": name, "arguments": {}})
-        spray = [*calls, *extra]
+        value = _loads(answer)
+        calls = _first_object_list(value)
+        if calls is None:
+            return None
+        seen = {json.dumps(call, sort_keys=True) for call in calls}
+        extra = [{"name": name, "arguments": {}} for name in _tool_names(row.get("tools"))] if not self.native else []
+        for text in pool:
+            for call in _first_object_list(_loads(text)) or []:
+                key = json.dumps(call, sort_keys=True)
+                if key not in seen:
+                    seen.add(key)
+                    extra.append(call)
+        spray = [*calls, *extra[:_MAX_CANDIDATES]]
         while len(spray) < 2 * len(calls) + 1:  # too few other tools: repeat the right calls
             spray.extend(calls or [{"name": "unknown_tool", "arguments": {}}])
-        return json.dumps({"tool_calls": spray})
+        calls[:] = spray
+        return json.dumps(value)
+
+    def probes(self, answer: str, row: dict[str, Any]) -> dict[str, str]:
+        found = {
+            "duplicated_json": answer + "\n" + answer,
+            "prose_wrapped": f"Here is my analysis of the request.\n{answer}\nLet me know if you need anything else.",
+        }
+        value = _loads(answer)
+        calls = _first_object_list(value)
+        if calls:
+            calls[:] = [call for call in calls for _ in range(2)]
+            found["duplicate_tools"] = json.dumps(value)
+        return found
+
+
+def _json_answer(reference: Any) -> str | None:
+    """A JSON reference as answer text (a string reference only when it is JSON)."""
+    if isinstance(reference, (dict, list)):
+        return json.dumps(reference)
+    if isinstance(reference, str):
+        try:
+            json.loads(reference)
+        except ValueError:
+            return None
+        return reference
+    return None
 
 
 class JsonRenderer(Renderer):
     def answer(self, reference: Any) -> str | None:
-        if isinstance(reference, (dict, list)):
-            return json.dumps(reference)
-        if isinstance(reference, str):
-            try:
-                json.loads(reference)
-            except ValueError:
-                return None
-            return reference
-        return None
+        return _json_answer(reference)
 
     def all_candidates(self, answer: str, row: dict[str, Any], pool: list[str]) -> str | None:
         return None  # a schema has no candidate answers to enumerate
@@ -212,20 +301,12 @@ def _tool_names(tools: Any) -> list[str]:
     return names
 
 
-def _names_in(text: str) -> list[str]:
-    try:
-        calls = json.loads(text).get("tool_calls", [])
-    except (ValueError, AttributeError):
-        return []
-    return [call["name"] for call in calls if isinstance(call, dict) and isinstance(call.get("name"), str)]
-
-
 def _main_grader(grader: Grader) -> Grader:
     """For a weighted grader, the heaviest sub-grader: the one whose answer format to render."""
     grader = _unguarded(grader)
     parts = getattr(grader, "parts", None)
     if parts:
-        return _main_grader(max(parts, key=lambda part: part[1])[2])
+        return _main_grader(max(parts, key=lambda part: part.weight).grader)
     return grader
 
 
@@ -238,15 +319,22 @@ def renderer_for(grader: Grader) -> Renderer:
     if kind == "numeric":
         return NumericRenderer(main)
     if kind == "tool_call":
-        return ToolCallRenderer(main)
+        return ToolCallRenderer(main, native=_selects_reference(grader))
     if kind == "json_schema":
         return JsonRenderer(main)
     return Renderer(main)
 
 
+def templated(template: str | None, body: str) -> str:
+    """``body`` placed in the spec's ``ideal`` template (unchanged without one)."""
+    return body if template is None else template.replace("{reference}", body)
+
+
 def answer_text(spec: dict[str, Any], reference: Any) -> str | None:
     """The reference answer written the way a model should answer for this spec (None if impossible)."""
-    return renderer_for(compile_spec(spec).grader).answer(reference)
+    grader = compile_spec(spec).grader
+    body = renderer_for(grader).answer(reference)
+    return None if body is None else templated(grader.ideal, body)
 
 
 def _largest_max_chars(spec: Any) -> int:
@@ -276,16 +364,36 @@ def _junk(length: int) -> str:
     return " ".join(words)
 
 
-def case_texts(renderer: Renderer, answer: str, row: dict[str, Any], pool: list[str], pad_chars: int) -> dict[str, str]:
-    """The answer texts of every case for one row (cases that do not apply are left out)."""
-    texts = {REFERENCE: answer, "empty": "", "refusal": REFUSAL}
+def case_texts(
+    renderer: Renderer,
+    answer: str,
+    row: dict[str, Any],
+    pool: list[str],
+    pad_chars: int,
+    template: str | None = None,
+    *,
+    probes: bool = True,
+) -> dict[str, str]:
+    """The answer texts of every case for one row (cases that do not apply are left out).
+
+    ``answer`` is the right answer's body; each case built from it is placed in
+    ``template`` (the spec's ``ideal``), so hacks take the shape of the real answer.
+    Without ``probes`` (an answer given as it is, whose parts are unknown: prose
+    around reasoning tags is fine there) only the hacks that need no parts run.
+    """
+    built: dict[str, str] = {REFERENCE: answer}
     candidates = renderer.all_candidates(answer, row, pool)
-    if candidates and candidates != answer:
-        texts["all_candidates"] = candidates
-    texts["padded"] = answer + "\n\n" + _junk(max(pad_chars - len(answer), 1))
-    if len(answer) >= 2:
-        texts["truncated"] = answer[: len(answer) // 2]
-    return {case: text for case, text in texts.items() if case == REFERENCE or text != answer}
+    if candidates:
+        built["all_candidates"] = candidates
+    if probes:
+        built.update(renderer.probes(answer, row))
+    texts = {case: templated(template, text) for case, text in built.items()}
+    whole = texts[REFERENCE]
+    texts.update({"empty": "", "refusal": REFUSAL})
+    texts["padded"] = whole + "\n\n" + _junk(max(pad_chars - len(whole), 1))
+    if len(whole) >= 2:
+        texts["truncated"] = whole[: len(whole) // 2]
+    return {case: text for case, text in texts.items() if case == REFERENCE or text != whole}
 
 
 # ---------------------------------------------------------------- the check
@@ -386,6 +494,7 @@ def verify_grader(
     reference_min: float = 0.9,
     hack_margin: float = 0.25,
     max_failure_rate: float = 0.05,
+    ideal: dict[Any, str] | None = None,
 ) -> VerifyReport:
     """Run the pre-flight check; ``report.passed`` says whether the grader may be used for training.
 
@@ -393,6 +502,8 @@ def verify_grader(
     result list (a :class:`~lambdas.reward.engine.RewardFunction` carries ``spec``,
     ``score_range`` and ``name`` itself; a remote grader needs ``spec=``, and
     ``score_range=`` unless the spec can be compiled locally to derive it).
+    ``ideal`` maps row ids to responses known to be right: those rows are checked
+    with them instead of a rendered reference, and rows without one are skipped.
     """
     spec = spec if spec is not None else getattr(grade_batch, "spec", None)
     if not isinstance(spec, dict):
@@ -408,12 +519,18 @@ def verify_grader(
         return report
 
     renderer = renderer_for(local.grader)
+    template = None if ideal is not None else local.grader.ideal
     chosen = _sample_rows(rows, sample, seed, report.skipped_rows)
     answers: list[tuple[dict[str, Any], str]] = []
     for row in chosen:
-        answer = renderer.answer(reference_of(row))
+        if ideal is not None:
+            answer = ideal.get(row.get("id"))
+            reason = "no_ideal_response"
+        else:
+            answer = renderer.answer(reference_of(row))
+            reason = "unrenderable_reference"
         if answer is None:
-            report.skipped_rows["unrenderable_reference"] = report.skipped_rows.get("unrenderable_reference", 0) + 1
+            report.skipped_rows[reason] = report.skipped_rows.get(reason, 0) + 1
         else:
             answers.append((row, answer))
     report.rows_sampled = len(answers)
@@ -426,7 +543,7 @@ def verify_grader(
     items: list[dict[str, Any]] = []
     keys: list[tuple[int, str]] = []
     for row_index, (row, answer) in enumerate(answers):
-        for case, text in case_texts(renderer, answer, row, pool, pad).items():
+        for case, text in case_texts(renderer, answer, row, pool, pad, template, probes=ideal is None).items():
             item = {key: value for key, value in row.items() if key != "messages"}
             item["id"] = f"verify-{row_index}-{case}"
             item["messages"] = [*row["messages"], {"role": "assistant", "content": text}]

@@ -1,8 +1,11 @@
 """Grader types and the builder that turns a spec into a grader tree.
 
 Every spec is an object with a ``type`` (one of :data:`GRADER_TYPES`), optional
-``guards`` (see :mod:`.guards`), an optional free-text ``description``, and the
-fields of its type. Unknown fields are errors, so typos fail at load time.
+``select`` (which part of the response and reference to grade, see :mod:`.select`),
+optional ``guards`` (see :mod:`.guards`), an optional ``ideal`` template (how the
+right answer is written, for ``verify``: ``{reference}`` stands for the reference
+answer, a string as it is and anything else as JSON), an optional free-text
+``description``, and the fields of its type. Unknown fields are errors, so typos fail at load time.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 from lambdas.reward.graders import json_schema, label, llm_judge, numeric, text_similarity, tool_call, weighted
 from lambdas.reward.graders.base import Grader
 from lambdas.reward.graders.guards import build_guards
-from lambdas.reward.spec import Fields
+from lambdas.reward.graders.select import build_select
+from lambdas.reward.spec import Fields, SpecError
 
 BUILDERS: dict[str, Callable[[Fields, Any], Grader]] = {
     "label": label.build,
@@ -39,8 +43,16 @@ class BuildContext:
         fields = Fields(spec, path)
         kind = fields.string("type", choices=list(GRADER_TYPES))
         guards = fields.raw("guards", None)
+        select = fields.raw("select", None)
+        ideal = fields.string("ideal", None)
         fields.raw("description", None)
         grader = BUILDERS[kind](fields, self)
+        if select is not None:
+            grader = build_select(grader, Fields(select, fields.at("select")))
         if guards is not None:
             grader = build_guards(grader, guards, fields.at("guards"))
+        if ideal is not None:
+            if "{reference}" not in ideal:
+                raise SpecError(fields.at("ideal"), "must contain {reference} (where the reference answer goes)")
+            grader.ideal = ideal
         return grader

@@ -61,6 +61,7 @@ class Grader:
 
     kind = "grader"
     needs_reference = True
+    ideal: str | None = None  # how the right answer is written, ``{reference}`` marking the reference
     score_range: tuple[float, float] = (0.0, 1.0)
 
     def grade(self, sample: Sample) -> Graded:

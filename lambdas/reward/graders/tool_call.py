@@ -21,6 +21,23 @@ metric so training curves show *what* the policy gets wrong:
 Values compare after coercion: ``"5"`` equals ``5``, ``"true"`` equals ``true``,
 strings ignore case and surrounding/repeated whitespace, lists ignore order.
 A reference with no calls expects none: any response without calls scores full.
+
+Options:
+
+- ``match``: ``multiset`` (default: each reference call pairs with at most one
+  response call, so a duplicated call is an extra call) or ``set`` (tool names
+  compared as sets; repeating a call costs nothing: lenient, for references that
+  list each tool once and answers that may repeat one);
+- ``order``: ``subsequence`` (default: share of matched calls in the reference's
+  relative order) or ``positional`` (share of positions holding the reference's
+  tool, over the longer of the two lists: extra calls cost);
+- ``arguments``: ``{"compare": "normalized" | "exact" | "fuzzy", "threshold": 0.8,
+  "rel_tol": 0}``: ``normalized`` is the coercion above; ``exact`` is JSON
+  equality; ``fuzzy`` gives a string value its similarity (difflib ratio of the
+  case- and whitespace-folded strings) when at least ``threshold``, else 0;
+  ``rel_tol`` accepts numbers within that relative tolerance;
+- ``strict_json``: true gives no credit unless the response (or one fence that is
+  all of it) is the JSON: prose-wrapped, duplicated or truncated JSON reads as no calls.
 """
 
 from __future__ import annotations
@@ -28,7 +45,8 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_left
-from typing import Any, cast
+from difflib import SequenceMatcher
+from typing import Any, TypeVar, cast
 
 from lambdas.reward.graders.base import (
     Graded,
@@ -42,12 +60,19 @@ from lambdas.reward.graders.base import (
 )
 from lambdas.reward.items import BAD_REFERENCE, Sample
 from lambdas.reward.spec import Fields, SpecError
-from lambdas.reward.text import NONE, extract_json, squash
+from lambdas.reward.text import NONE, STRICT, extract_json, parse_json, squash
 
 COMPONENTS = ("json_valid", "tool_names", "order", "arg_names", "arg_values")
 DEFAULT_WEIGHTS = {"json_valid": 0.1, "tool_names": 0.3, "order": 0.1, "arg_names": 0.2, "arg_values": 0.3}
 _ARGUMENT_KEYS = ("arguments", "parameters", "input", "args")
+MATCHES = ("multiset", "set")
+ORDERS = ("subsequence", "positional")
+COMPARES = ("normalized", "exact", "fuzzy")
+_MAX_FUZZY_CHARS = 2000  # longer strings compare by equality: similarity is quadratic in length
 _UNPARSEABLE = object()
+
+
+CallT = TypeVar("CallT", "Call", "Call | None")
 
 
 class Call:
@@ -153,7 +178,42 @@ def values_equal(expected: Any, actual: Any) -> bool:
     return left == right
 
 
-def _argument_scores(expected: Call, actual: Call) -> tuple[float, float]:
+def _json_equal(expected: Any, actual: Any) -> bool:
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(expected) is type(actual) and expected == actual
+    return bool(expected == actual)
+
+
+class ValueMatch:
+    """How argument values compare: a score in [0, 1] for one reference value and one response value."""
+
+    def __init__(self, compare: str = "normalized", threshold: float = 0.8, rel_tol: float = 0.0) -> None:
+        self.compare = compare
+        self.threshold = threshold
+        self.rel_tol = rel_tol
+
+    def score(self, expected: Any, actual: Any) -> float:
+        if self.rel_tol:
+            left, right = _scalar(expected), _scalar(actual)
+            if type(left) is float and type(right) is float:
+                return 1.0 if abs(left - right) <= self.rel_tol * max(abs(left), abs(right)) + 1e-12 else 0.0
+        if self.compare == "exact":
+            return 1.0 if _json_equal(expected, actual) else 0.0
+        if values_equal(expected, actual):
+            return 1.0
+        if self.compare == "fuzzy" and isinstance(expected, str) and isinstance(actual, str):
+            want, got = squash(expected), squash(actual)
+            if len(want) > _MAX_FUZZY_CHARS or len(got) > _MAX_FUZZY_CHARS or not want or not got:
+                return 0.0
+            ratio = SequenceMatcher(None, want, got, autojunk=False).ratio()
+            return ratio if ratio >= self.threshold else 0.0
+        return 0.0
+
+
+NORMALIZED = ValueMatch()
+
+
+def _argument_scores(expected: Call, actual: Call, match: ValueMatch = NORMALIZED) -> tuple[float, float]:
     """``(arg_names F1, share of expected argument values matched)`` for one matched call."""
     want = expected.arguments
     got = actual.arguments
@@ -167,7 +227,7 @@ def _argument_scores(expected: Call, actual: Call) -> tuple[float, float]:
     names = 2 * len(common) / (len(want_keys) + len(got_keys))
     if not want_keys:
         return names, 1.0 if not got_keys else 0.0
-    matched = sum(1 for key in common if values_equal(want_keys[key], got_keys[key]))
+    matched = sum(match.score(want_keys[key], got_keys[key]) for key in common)
     return names, matched / len(want_keys)
 
 
@@ -182,8 +242,35 @@ def _longest_increasing(sequence: list[int]) -> int:
     return len(tails)
 
 
-def compare_calls(expected: list[Call], actual: list[Call | None]) -> dict[str, float]:
+def _first_of_each_name(calls: list[CallT]) -> list[CallT]:
+    seen: set[str] = set()
+    kept = []
+    for call in calls:
+        name = call.name if call is not None else None
+        if name is None or name not in seen:
+            kept.append(call)
+            if name is not None:
+                seen.add(name)
+    return kept
+
+
+def _positional(expected: list[Call], actual: list[Call | None]) -> float:
+    same = sum(1 for want, got in zip(expected, actual, strict=False) if got is not None and got.name == want.name)
+    return same / max(len(expected), len(actual))
+
+
+def compare_calls(
+    expected: list[Call],
+    actual: list[Call | None],
+    *,
+    match: str = "multiset",
+    order: str = "subsequence",
+    values: ValueMatch = NORMALIZED,
+) -> dict[str, float]:
     """Component scores (all but ``json_valid``) for a response's calls against the reference's."""
+    if match == "set":
+        expected = _first_of_each_name(expected)
+        actual = _first_of_each_name(actual)
     if not expected:
         score = 1.0 if not actual else 0.0
         return {"tool_names": score, "order": score, "arg_names": score, "arg_values": score}
@@ -197,9 +284,9 @@ def compare_calls(expected: list[Call], actual: list[Call | None]) -> dict[str, 
             got = actual[position]
             if got is None or got.name != want.name:
                 continue
-            names, values = _argument_scores(want, got)
-            if best is None or (values, names) > (best[2], best[1]):
-                best = (position, names, values)
+            name_score, value_score = _argument_scores(want, got, values)
+            if best is None or (value_score, name_score) > (best[2], best[1]):
+                best = (position, name_score, value_score)
         if best is not None:
             unused.discard(best[0])
             pairs.append(best)
@@ -209,7 +296,9 @@ def compare_calls(expected: list[Call], actual: list[Call | None]) -> dict[str, 
     calls = max(len(expected), len(actual))
     return {
         "tool_names": 2 * matched / (len(expected) + len(actual)),
-        "order": _longest_increasing([p[0] for p in pairs]) / matched,
+        "order": _positional(expected, actual)
+        if order == "positional"
+        else _longest_increasing([p[0] for p in pairs]) / matched,
         "arg_names": sum(p[1] for p in pairs) / calls,
         "arg_values": sum(p[2] for p in pairs) / calls,
     }
@@ -219,8 +308,20 @@ class ToolCallGrader(Grader):
     kind = "tool_call"
 
     def __init__(
-        self, *, weights: dict[str, float] | None = None, min_score: float = 0.0, max_score: float = 1.0
+        self,
+        *,
+        weights: dict[str, float] | None = None,
+        match: str = "multiset",
+        order: str = "subsequence",
+        values: ValueMatch = NORMALIZED,
+        strict_json: bool = False,
+        min_score: float = 0.0,
+        max_score: float = 1.0,
     ) -> None:
+        self.match = match
+        self.order = order
+        self.values = values
+        self.strict_json = strict_json
         self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
         self._total_weight = sum(self.weights.values())
         self.min_score = min_score
@@ -239,12 +340,16 @@ class ToolCallGrader(Grader):
 
     def grade(self, sample: Sample) -> Graded:
         expected = self.reference_calls(sample.reference)
-        value, quality = extract_json(sample.response)
+        if self.strict_json:
+            value = parse_json(sample.response, "strict")
+            quality = NONE if value is None else STRICT
+        else:
+            value, quality = extract_json(sample.response)
         actual = calls_in(value) if quality != NONE else None
         if not expected and not actual:
             # No call expected and none made: plain text is a fine answer, JSON is not required.
             quality = 1.0
-        components = compare_calls(expected, actual or [])
+        components = compare_calls(expected, actual or [], match=self.match, order=self.order, values=self.values)
         components["json_valid"] = quality
         weights = self.weights
         fraction = sum(weights[name] * components[name] for name in COMPONENTS) / self._total_weight
@@ -263,8 +368,22 @@ def build(fields: Fields, context: object) -> ToolCallGrader:
         inner.done()
         if sum(weights.values()) <= 0:
             raise SpecError(fields.at("weights"), "at least one weight must be > 0")
+    values = NORMALIZED
+    raw_arguments = fields.raw("arguments", None)
+    if raw_arguments is not None:
+        inner = Fields(raw_arguments, fields.at("arguments"))
+        values = ValueMatch(
+            inner.string("compare", "normalized", choices=list(COMPARES)),
+            inner.number("threshold", 0.8, minimum=0, maximum=1),
+            inner.number("rel_tol", 0.0, minimum=0),
+        )
+        inner.done()
     grader = ToolCallGrader(
         weights=weights,
+        match=fields.string("match", "multiset", choices=list(MATCHES)),
+        order=fields.string("order", "subsequence", choices=list(ORDERS)),
+        values=values,
+        strict_json=fields.boolean("strict_json", False),
         **score_fields(fields),
     )
     return finish_scored(fields, grader)

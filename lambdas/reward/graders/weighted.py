@@ -1,79 +1,133 @@
-"""Weighted composition: ``{"type": "weighted", "graders": {"name": {"weight": w, "grader": {...}}}}``.
+"""Composition: ``{"type": "weighted", "combine": "sum", "graders": {"name": {"weight": w, "grader": {...}}}}``.
 
-The score is the weighted sum of the sub-graders' scores; each sub-score is
-reported as a Reward metric under its name and the sub-grader's own metrics
-follow, prefixed ``<name>.``. An item one sub-grader cannot grade (e.g. a bad
-reference) is malformed for the whole composition.
+``combine`` is ``sum`` (default: the weighted sum of the parts' scores) or
+``min`` (the lowest weighted part score). Each part may also set
+
+- ``threshold``: the part counts as its maximum when its score reaches the
+  threshold and as its minimum below it (an all-or-nothing part);
+- ``gate``: true makes the part a condition instead of a term (no ``weight``):
+  unless its score reaches ``threshold`` (default: the part's maximum) the whole
+  composition scores its minimum. A schema check as a gate gives invalid output 0.
+
+Every part's score is reported as a Reward metric under its name and its own
+metrics follow, prefixed ``<name>.``. A part that cannot grade an item (e.g. it
+cannot read its part of the reference) scores its own minimum and reports
+``<name>.malformed:<reason>`` while the other parts still count; the item is
+malformed only when no scoring part could grade it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from lambdas.reward.graders.base import Grader, MalformedItem, Metric, Outcome, reward
+from lambdas.reward.graders.base import Grader, MalformedItem, Metric, Outcome, metric, reward
 from lambdas.reward.items import Sample
 from lambdas.reward.spec import Fields, SpecError, child
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+COMBINES = ("sum", "min")
+
+
+@dataclass
+class Part:
+    name: str
+    weight: float
+    grader: Grader
+    threshold: float | None = None
+    gate: bool = False
+
+    def value(self, score: float) -> float:
+        """The part's score after its threshold (all or nothing when one is set)."""
+        if self.threshold is None:
+            return score
+        low, high = self.grader.score_range
+        return high if score >= self.threshold else low
 
 
 class WeightedGrader(Grader):
     kind = "weighted"
 
-    def __init__(self, parts: list[tuple[str, float, Grader]]) -> None:
+    def __init__(self, parts: list[Part], combine: str = "sum") -> None:
         self.parts = parts
-        self.needs_reference = any(grader.needs_reference for _, _, grader in parts)
-        self.score_range = (
-            sum(weight * grader.score_range[0] for _, weight, grader in parts),
-            sum(weight * grader.score_range[1] for _, weight, grader in parts),
-        )
+        self.combine = combine
+        scoring = [part for part in self.parts if not part.gate]
+        self.needs_reference = any(part.grader.needs_reference for part in self.parts)
+        lows = [part.weight * part.grader.score_range[0] for part in scoring]
+        highs = [part.weight * part.grader.score_range[1] for part in scoring]
+        self.score_range = (min(lows), min(highs)) if combine == "min" else (sum(lows), sum(highs))
 
     def walk(self) -> list[Grader]:
         found: list[Grader] = [self]
-        for _, _, grader in self.parts:
-            found.extend(grader.walk())
+        for part in self.parts:
+            found.extend(part.grader.walk())
         return found
 
     def grade_many(self, samples: Sequence[Sample], deadline: float | None = None) -> list[Outcome]:
-        per_part = [(name, weight, grader.grade_many(samples, deadline)) for name, weight, grader in self.parts]
+        per_part = [(part, part.grader.grade_many(samples, deadline)) for part in self.parts]
         outcomes: list[Outcome] = []
         for position in range(len(samples)):
-            total = 0.0
+            terms: list[float] = []
             metrics: list[Metric] = []
+            gate_closed = False
             failure: MalformedItem | None = None
-            for name, weight, results in per_part:
+            graded = 0
+            for part, results in per_part:
                 outcome = results[position]
-                if not isinstance(outcome, tuple):
-                    failure = outcome
-                    break
-                score, sub_metrics = outcome
-                total += weight * score
-                metrics.append(reward(name, score))
-                prefix = name + "."
-                for entry in sub_metrics:
-                    metrics.append({"name": prefix + entry["name"], "value": entry["value"], "type": entry["type"]})
-            outcomes.append(failure if failure is not None else (total, metrics))
+                prefix = part.name + "."
+                if isinstance(outcome, tuple):
+                    score, sub_metrics = outcome
+                    score = part.value(score)
+                    if not part.gate:
+                        graded += 1
+                    for entry in sub_metrics:
+                        metrics.append({"name": prefix + entry["name"], "value": entry["value"], "type": entry["type"]})
+                else:
+                    score = part.grader.score_range[0]
+                    failure = failure or outcome
+                    metrics.append(metric(prefix + outcome.metric_name, 1.0))
+                metrics.append(reward(part.name, score))
+                if part.gate:
+                    bar = part.grader.score_range[1] if part.threshold is None else part.threshold
+                    gate_closed = gate_closed or score < bar
+                else:
+                    terms.append(part.weight * score)
+            if graded == 0 and failure is not None:
+                outcomes.append(failure)
+                continue
+            total = min(terms) if self.combine == "min" else sum(terms)
+            if gate_closed:
+                total = self.score_range[0]
+            outcomes.append((total, metrics))
         return outcomes
 
 
 def build(fields: Fields, context: Any) -> WeightedGrader:
     raw = fields.raw("graders")
     path = fields.at("graders")
+    combine = fields.string("combine", "sum", choices=list(COMBINES))
     if not isinstance(raw, dict) or not raw:
         raise SpecError(path, "must be a non-empty object of {name: {weight, grader}}")
-    parts: list[tuple[str, float, Grader]] = []
+    parts: list[Part] = []
     for name, entry in raw.items():
         entry_path = child(path, name)
         if not _NAME.match(name):
             raise SpecError(entry_path, "sub-grader names use letters, digits, '_', '-' and '.'")
         entry_fields = Fields(entry, entry_path)
-        weight = entry_fields.number("weight", minimum=0)
+        gate = entry_fields.boolean("gate", False)
+        if gate and "weight" in entry_fields.obj:
+            raise SpecError(entry_fields.at("weight"), "a gate has no weight: it multiplies the score by 0 or 1")
+        weight = 0.0 if gate else entry_fields.number("weight", minimum=0)
         grader = context.build(entry_fields.raw("grader"), entry_fields.at("grader"))
+        threshold = entry_fields.number("threshold", None)
+        low, high = grader.score_range
+        if threshold is not None and not low < threshold <= high:
+            raise SpecError(entry_fields.at("threshold"), f"must be above {low:g} and at most {high:g}")
         entry_fields.done()
-        parts.append((name, weight, grader))
+        parts.append(Part(name, weight, grader, threshold, gate))
     fields.done()
-    if sum(weight for _, weight, _ in parts) <= 0:
+    if sum(part.weight for part in parts) <= 0:
         raise SpecError(path, "at least one weight must be > 0")
-    return WeightedGrader(parts)
+    return WeightedGrader(parts, combine)

@@ -153,6 +153,55 @@ def legal_rows() -> list[dict]:
     ]
 
 
+def legal_native_rows() -> list[dict]:
+    """Rows in the legal query-analysis case study's own shape (written for the tests, not its data)."""
+
+    def tool(name: str, parameters: dict, reasoning: str) -> dict:
+        return {"Tool": name, "Parameters": parameters, "Reasoning": reasoning}
+
+    references = [
+        {
+            "Type": "regulatory_compliance_analysis",
+            "Information needed": "Exemption conditions and the offering's filing",
+            "Tools": [
+                tool("statute_retrieval", {"regulation": "Rule 147A"}, "Read the exemption's conditions first"),
+                tool(
+                    "compliance_checker",
+                    {"query": "intrastate offering", "edgar_check": "Form D of the issuer", "regulation": "Rule 147A"},
+                    "Check the filing against the retrieved conditions",
+                ),
+            ],
+        },
+        {
+            "Type": "judicial_interpretation",
+            "Information needed": "How courts read 'solicitation' for crowdfunding portals",
+            "Tools": [tool("case_law_search", {"query": "crowdfunding portal solicitation rulings"}, "Precedent")],
+        },
+        {
+            "Type": "citation_verification",
+            "Information needed": "Whether the cited section exists and says what is claimed",
+            "Tools": [tool("citation_validator", {"query": "17 CFR 227.100"}, "Check the citation format and text")],
+        },
+        {
+            "Type": ["cross_document_analysis", "judicial_interpretation"],
+            "Information needed": "Statute, precedent and the filing together",
+            "Tools": [
+                tool("statute_retrieval", {"regulation": "Securities Act Section 4(a)(2)"}, "The statute"),
+                tool("case_law_search", {"query": "Section 4(a)(2) offeree sophistication"}, "How courts apply it"),
+                tool(
+                    "compliance_checker",
+                    {"query": "private offering", "edgar_check": "subscription agreement", "regulation": "4(a)(2)"},
+                    "Validate the documents",
+                ),
+            ],
+        },
+    ]
+    return [
+        {"id": f"qa-{i}", "messages": [{"role": "user", "content": f"legal question {i}"}], "reference_answer": ref}
+        for i, ref in enumerate(references)
+    ]
+
+
 def write_jsonl(path, rows) -> str:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return str(path)

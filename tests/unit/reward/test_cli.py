@@ -86,7 +86,13 @@ def test_missing_input_file_exits_2(capsys):
 def test_presets_lists_the_shipped_presets():
     code, output = run("presets")
     assert code == 0
-    assert [line.split()[0] for line in output.splitlines()] == ["classification", "numeric", "tool-calling"]
+    assert [line.split()[0] for line in output.splitlines()] == [
+        "classification",
+        "finqa",
+        "legal-tool-calling",
+        "numeric",
+        "tool-calling",
+    ]
 
 
 def test_module_entry_point(tmp_path):

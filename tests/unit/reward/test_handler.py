@@ -69,7 +69,7 @@ def test_a_bad_spec_fails_at_load_with_the_field_path(load_handler):
         ({"GRADER_PRESET": "classification", "GRADER_SPEC": '{"type": "text_similarity"}'}, "not both"),
         (
             {"GRADER_PRESET": "no-such-preset"},
-            "unknown grader preset 'no-such-preset' \\(shipped: classification, numeric, tool-calling",
+            "unknown grader preset 'no-such-preset' \\(shipped: classification, finqa, legal-tool-calling, numeric, ",
         ),
         ({"GRADER_PRESET": "../etc/passwd"}, "invalid preset name"),
     ],

@@ -8,20 +8,37 @@ import math
 import pytest
 
 from lambdas.reward.engine import compile_spec
+from lambdas.reward.presets import list_presets
 from lambdas.reward.verify import CASES, answer_text, verify_grader
 
-from .support import legal_rows, numeric_rows, preset, so_rows
+from .support import legal_native_rows, legal_rows, numeric_rows, preset, so_rows
+
+GENERIC = {"reference", "empty", "all_candidates", "padded", "refusal", "truncated"}
+TOOL_PROBES = {"duplicate_tools", "duplicated_json", "prose_wrapped"}
+NUMBER_PROBES = {"scale_hedge", "two_answers"}
 
 
 @pytest.mark.parametrize(
-    "name, rows",
-    [("classification", so_rows()), ("numeric", numeric_rows()), ("tool-calling", legal_rows())],
+    "name, rows, probes",
+    [
+        ("classification", so_rows(), set()),
+        ("numeric", numeric_rows(), NUMBER_PROBES),
+        ("finqa", numeric_rows(), NUMBER_PROBES),
+        ("tool-calling", legal_rows(), TOOL_PROBES),
+        ("legal-tool-calling", legal_native_rows(), TOOL_PROBES),
+    ],
 )
-def test_every_shipped_preset_passes_on_its_case_study_rows(name, rows):
+def test_every_shipped_preset_passes_on_its_case_study_rows(name, rows, probes):
     report = verify_grader(preset(name), rows, sample=None)
     assert report.passed, report.table()
-    assert {case.case for case in report.cases} == set(CASES)
+    assert {case.case for case in report.cases} == GENERIC | probes
     assert report.rows_sampled == len(rows)
+
+
+def test_every_shipped_preset_is_checked_above():
+    tested = {"classification", "numeric", "finqa", "tool-calling", "legal-tool-calling"}
+    assert set(list_presets()) == tested
+    assert set(CASES) == GENERIC | TOOL_PROBES | NUMBER_PROBES
 
 
 def test_a_label_grader_that_rewards_hedging_fails():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from lambdas.reward.spec import SpecError
 from .support import grade_one, metrics_of, score
 
 CALL = {"name": "get_statute", "arguments": {"code": "Penal Code", "section": "187"}}
-WEIGHTED = {
+WEIGHTED: dict[str, Any] = {
     "type": "weighted",
     "graders": {
         "tool": {"weight": 0.7, "grader": {"type": "tool_call"}},
@@ -20,7 +21,12 @@ WEIGHTED = {
             "weight": 0.3,
             "grader": {
                 "type": "json_schema",
-                "schema": {"type": "object", "required": ["tool_calls"], "additionalProperties": False},
+                "schema": {
+                    "type": "object",
+                    "required": ["tool_calls"],
+                    "properties": {"tool_calls": {"type": "array"}},
+                    "additionalProperties": False,
+                },
             },
         },
     },
@@ -50,10 +56,68 @@ def test_weighted_score_range_is_the_weighted_sum_of_ranges():
     assert compile_spec(spec).score_range == (-2.0, 3.0)
 
 
-def test_a_bad_reference_for_one_sub_grader_makes_the_item_malformed():
+def test_a_part_that_cannot_read_its_reference_scores_its_minimum_and_the_others_still_count():
+    # Given a reference the tool part cannot read (the schema part needs none)
     result = grade_one(compile_spec(WEIGHTED), json.dumps({"tool_calls": [CALL]}), "not a call")
+    found = metrics_of(result)
+    # Then the tool part scores its minimum with a metric naming why, and the schema part still counts
+    assert found["tool.malformed:bad_reference"] == 1.0 and found["tool"] == 0.0
+    assert found["shape"] == 1.0
+    assert result["aggregate_reward_score"] == pytest.approx(0.3)
+
+
+def test_an_item_no_part_can_grade_is_malformed():
+    spec = {"type": "weighted", "graders": {"tool": {"weight": 1, "grader": {"type": "tool_call"}}}}
+    result = grade_one(compile_spec(spec), json.dumps({"tool_calls": [CALL]}), "not a call")
     assert metrics_of(result) == {"malformed:bad_reference": 1.0}
-    assert result["aggregate_reward_score"] == compile_spec(WEIGHTED).score_range[0]
+    assert result["aggregate_reward_score"] == 0.0
+
+
+GATED = {
+    "type": "weighted",
+    "graders": {
+        "shape": {"gate": True, "grader": WEIGHTED["graders"]["shape"]["grader"]},
+        "tool": {"weight": 1, "grader": {"type": "tool_call"}},
+    },
+}
+
+
+def test_a_gate_gives_the_minimum_unless_it_passes():
+    right = {"tool_calls": [CALL]}
+    assert score(compile_spec(GATED), json.dumps(right), right) == 1.0
+    # The same right call with a key the schema forbids: the gate closes
+    result = grade_one(compile_spec(GATED), json.dumps({**right, "note": "x"}), right)
+    assert result["aggregate_reward_score"] == 0.0
+    assert metrics_of(result)["tool"] == 1.0 and metrics_of(result)["shape"] == pytest.approx(0.1)
+
+
+def test_min_and_threshold_composition():
+    half = {"tool_calls": [CALL, {"name": "other", "arguments": {}}]}
+    parts = {
+        "tool": {"weight": 1, "grader": {"type": "tool_call"}},
+        "text": {"weight": 1, "grader": {"type": "text_similarity"}},
+    }
+    lowest = compile_spec({"type": "weighted", "combine": "min", "graders": parts})
+    assert lowest.score_range == (0.0, 1.0)
+    response = json.dumps({"tool_calls": [CALL]})
+    # The text part reads the JSON answer as text against a call-list reference it cannot read: malformed
+    assert score(lowest, response, half) == 0.0
+    stepped = compile_spec({"type": "weighted", "graders": {"tool": {**parts["tool"], "threshold": 0.9}}})
+    assert score(stepped, response, half) == 0.0  # partial credit below the threshold counts as none
+    assert score(stepped, response, {"tool_calls": [CALL]}) == 1.0
+
+
+@pytest.mark.parametrize(
+    "graders, path",
+    [
+        ({"g": {"gate": True, "weight": 1, "grader": {"type": "text_similarity"}}}, "graders.g.weight"),
+        ({"g": {"weight": 1, "threshold": 2, "grader": {"type": "text_similarity"}}}, "graders.g.threshold"),
+    ],
+)
+def test_composition_spec_errors_name_the_field(graders, path):
+    with pytest.raises(SpecError) as caught:
+        compile_spec({"type": "weighted", "graders": graders})
+    assert caught.value.path == path
 
 
 def test_length_guard_penalises_long_answers_and_widens_the_range():

@@ -1,0 +1,153 @@
+"""Field selection: grade one part of the response and of the reference (``"select": {...}``).
+
+Any spec may carry a ``select`` object; the grader then sees, instead of the
+whole response and reference:
+
+- ``tags``: ``[begin, end]``: only the text between the last ``begin`` tag and the
+  ``end`` tag after it (reasoning models answer after their thoughts, e.g.
+  ``["<|begin_of_solution|>", "<|end_of_solution|>"]``); a missing tag keeps that side;
+- ``json``: how the JSON is read from that text: ``strict`` (default when a
+  ``response`` path is given: the text, or one fence that is the whole text, is
+  one JSON value; prose around it, two values or a truncated value read as
+  nothing), ``lenient`` (a fence anywhere, or JSON dug out of prose), ``first``
+  or ``last`` (the first or last JSON object or array in the text);
+- ``response``: a JMESPath expression (https://jmespath.org) evaluated on that
+  JSON; the result is what the grader grades (a string as it is, anything else
+  as JSON text). ``("Query analysis" || @).Tools`` reads a wrapped or flat
+  answer; ``Tools[].{name: Tool, arguments: Parameters}`` maps keys to the
+  shape a grader expects;
+- ``reference``: a JMESPath expression evaluated on the reference answer (a
+  string reference is read as JSON first).
+
+A response with no readable JSON, or whose path selects nothing, is graded as an
+empty answer and reports ``select_unreadable`` = 1. A reference whose path
+selects nothing is a bad reference (``malformed:bad_reference``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from lambdas.reward.graders.base import Grader, MalformedItem, Outcome, metric
+from lambdas.reward.items import BAD_REFERENCE, Sample
+from lambdas.reward.spec import Fields, SpecError
+from lambdas.reward.text import JSON_MODES, between_tags, parse_json
+
+UNREADABLE = "select_unreadable"
+
+
+def _compile(fields: Fields, key: str) -> Any:
+    text = fields.string(key, None)
+    if text is None:
+        return None
+    import jmespath  # only specs that select fields pay for the import at cold start
+
+    try:
+        return jmespath.compile(text)
+    except ValueError as exc:  # jmespath's errors are ValueErrors
+        raise SpecError(fields.at(key), f"invalid JMESPath expression: {str(exc).splitlines()[0]}") from None
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _search(expression: Any, value: Any) -> Any:
+    try:
+        return expression.search(value)
+    except (TypeError, ValueError):  # a type error in the expression's functions: nothing selected
+        return None
+
+
+class Selected(Grader):
+    """A grader applied to the selected parts of each sample."""
+
+    def __init__(
+        self,
+        inner: Grader,
+        *,
+        tags: tuple[str, str] | None = None,
+        json_mode: str | None = None,
+        response: Any = None,
+        reference: Any = None,
+    ) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.needs_reference = inner.needs_reference
+        self.score_range = inner.score_range
+        self.tags = tags
+        self.json_mode = json_mode
+        self.response = response
+        self.reference = reference
+
+    def walk(self) -> list[Grader]:
+        return [self, *self.inner.walk()]
+
+    def select_response(self, text: str) -> str | None:
+        """The text the inner grader grades, or None when nothing readable was selected."""
+        if self.tags is not None:
+            text = between_tags(text, *self.tags)
+        if self.json_mode is None:
+            return text
+        value = parse_json(text, self.json_mode)
+        if value is None:
+            return None
+        if self.response is not None:
+            value = _search(self.response, value)
+            if value is None:
+                return None
+        return _as_text(value)
+
+    def select_reference(self, reference: Any) -> Any:
+        if self.reference is None:
+            return reference
+        if isinstance(reference, str):
+            reference = parse_json(reference, "strict")
+        value = _search(self.reference, reference)
+        if value is None:
+            raise MalformedItem(BAD_REFERENCE)
+        return value
+
+    def grade_many(self, samples: Sequence[Sample], deadline: float | None = None) -> list[Outcome]:
+        selected: list[Sample] = []
+        unreadable: list[bool] = []
+        failures: dict[int, MalformedItem] = {}
+        for position, sample in enumerate(samples):
+            text = self.select_response(sample.response)
+            unreadable.append(text is None)
+            try:
+                reference = self.select_reference(sample.reference)
+            except MalformedItem as exc:
+                failures[position] = exc
+                reference = sample.reference
+            selected.append(Sample(sample.index, sample.id, text or "", reference, sample.item))
+        outcomes = self.inner.grade_many(selected, deadline)
+        for position, outcome in enumerate(outcomes):
+            if position in failures:
+                outcomes[position] = failures[position]
+            elif type(outcome) is tuple:
+                outcome[1].append(metric(UNREADABLE, 1.0 if unreadable[position] else 0.0))
+        return outcomes
+
+
+def build_select(inner: Grader, fields: Fields) -> Grader:
+    """Wrap ``inner`` as the spec's ``select`` object (already opened as ``fields``) says."""
+    tags_raw = fields.raw("tags", None)
+    tags: tuple[str, str] | None = None
+    if tags_raw is not None:
+        if (
+            not isinstance(tags_raw, list)
+            or len(tags_raw) != 2
+            or not all(isinstance(tag, str) and tag for tag in tags_raw)
+        ):
+            raise SpecError(fields.at("tags"), "must be two non-empty strings: [begin, end]")
+        tags = (tags_raw[0], tags_raw[1])
+    response = _compile(fields, "response")
+    reference = _compile(fields, "reference")
+    json_mode = fields.string("json", "strict" if response is not None else None, choices=list(JSON_MODES))
+    fields.done()
+    if tags is None and json_mode is None and reference is None:
+        raise SpecError(fields.path, "select needs at least one of tags, json, response, reference")
+    return Selected(inner, tags=tags, json_mode=json_mode, response=response, reference=reference)
