@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 
 from lambdas.reward.graders.base import Graded, Grader, MalformedItem, first_present, metric, reward
 from lambdas.reward.items import BAD_REFERENCE, Sample
@@ -134,9 +135,8 @@ class NumberParser:
     def marked(self, text: str) -> list[Number]:
         """Every number inside a marked answer (``ANSWER:`` line, ``####`` line, ``\\boxed{}``), in text order."""
         found: list[Number] = []
-        for _, end, boxed in _markers(text):
+        for segment, boxed in marked_segments(text, _markers(text)):
             if boxed:
-                segment = _braced(text, end)
                 fraction = _FRACTION.match(segment)
                 if fraction:
                     number = _fraction(fraction)
@@ -145,8 +145,6 @@ class NumberParser:
                     continue
                 segment = segment.replace("\\%", "%").replace("\\,", "").replace("\\!", "")
             else:
-                newline = text.find("\n", end)
-                segment = text[end:] if newline < 0 else text[end:newline]
                 plain = _PLAIN_NUMBER.fullmatch(segment)
                 if plain is not None:  # the usual "ANSWER: 16": skip the general parser
                     found.append(_plain_number(plain))
@@ -218,9 +216,25 @@ def _markers(text: str) -> list[tuple[int, int, bool]]:
     return found
 
 
-def _braced(text: str, start: int) -> str:
+def marked_segments(text: str, markers: list[tuple[int, int, bool]]) -> Iterator[tuple[str, bool]]:
+    """``(segment, boxed)``: the text each marker marks, to the end of its braces or its line.
+
+    A segment never runs past the next marker, so every character is read once and a
+    line of repeated markers (``ANSWER: 1 ANSWER: 1 ...``) costs linear time.
+    """
+    for index, (_, end, boxed) in enumerate(markers):
+        stop = markers[index + 1][0] if index + 1 < len(markers) else len(text)
+        if boxed:
+            yield _braced(text, end, stop), True
+        else:
+            newline = text.find("\n", end, stop)
+            yield text[end : stop if newline < 0 else newline], False
+
+
+def _braced(text: str, start: int, stop: int) -> str:
     depth = 1
-    for position in range(start, min(len(text), start + 500)):
+    stop = min(stop, start + 500)
+    for position in range(start, stop):
         char = text[position]
         if char == "{":
             depth += 1
@@ -228,7 +242,7 @@ def _braced(text: str, start: int) -> str:
             depth -= 1
             if depth == 0:
                 return text[start:position]
-    return text[start : start + 500]
+    return text[start:stop]
 
 
 def _fraction(match: re.Match[str]) -> Number | None:
@@ -265,12 +279,7 @@ def yes_no_answer(text: str) -> tuple[set[bool], bool]:
     markers = _markers(text)
     if markers:
         readings: set[bool] = set()
-        for _, end, boxed in markers:
-            if boxed:
-                segment = _braced(text, end)
-            else:
-                newline = text.find("\n", end)
-                segment = text[end:] if newline < 0 else text[end:newline]
+        for segment, _ in marked_segments(text, markers):
             readings |= _yes_no_in(segment)
         return readings, True
     lines = [line for line in text.splitlines() if line.strip()]
