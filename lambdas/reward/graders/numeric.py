@@ -49,6 +49,7 @@ _YES_NO = re.compile(r"(?<!\w)(yes|no|true|false)(?!\w)", re.IGNORECASE)
 _OPENING_NOISE = " \t\r\n*_\"'`>#-:"
 _YES_NO_VALUES = {"yes": True, "true": True, "no": False, "false": False}
 _MAX_ERROR_METRIC = 1e12  # keep metric values finite and readable
+_LAST_NUMBER_WINDOW = 256  # characters before the last digit that may belong to the last number
 
 
 class Number:
@@ -157,8 +158,9 @@ class NumberParser:
         last_digit = max(text.rfind(digit) for digit in "0123456789")
         if last_digit < 0:
             return None
-        # Parse only a window around the last digit, starting at a space so no number is cut.
-        start = text.rfind(" ", 0, max(0, last_digit - 48)) + 1
+        # Parse only a window around the last digit, starting at a space so no number is cut
+        # (a text with no space for a long way, "1,1,1,...", still gets a bounded window).
+        start = max(text.rfind(" ", 0, max(0, last_digit - 48)) + 1, last_digit - _LAST_NUMBER_WINDOW)
         window = text[start : last_digit + 16]
         last = None
         for last in _NUMBER.finditer(window):  # noqa: B007 - only the last match matters
