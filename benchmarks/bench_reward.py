@@ -494,6 +494,11 @@ def main() -> int:
         failed.append(f"boto3/botocore imported at cold start: {cold['boto']}")
     if cold["median_ms"] >= COLD_START_TARGET_MS:
         failed.append(f"cold start {cold['median_ms']:.0f} ms >= {COLD_START_TARGET_MS:.0f} ms")
+    return verdict(failed)
+
+
+def verdict(failed: list[str]) -> int:
+    """Print the benchmark's verdict; its exit status (1 when any target was missed)."""
     if failed:
         print("targets missed: " + "; ".join(failed), file=sys.stderr)
         return 1

@@ -33,7 +33,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from lambdas.reward.presets import list_graders  # noqa: E402 - needs the repository root on sys.path
+from benchmarks.bench_reward import verdict  # noqa: E402 - needs the repository root on sys.path
+from lambdas.reward.presets import list_graders  # noqa: E402
 from offline.lambda_context import FakeLambdaContext  # noqa: E402
 from offline.malformed import malformed_event  # noqa: E402
 
@@ -166,11 +167,7 @@ def main() -> int:
         )
         if not ok:
             failed.append(f"{row['grader']}: {row['ms']:.1f} ms on a degenerate rollout")
-    if failed:
-        print("targets missed: " + "; ".join(failed), file=sys.stderr)
-        return 1
-    print("all targets met")
-    return 0
+    return verdict(failed)
 
 
 if __name__ == "__main__":
