@@ -345,3 +345,15 @@ def test_the_cli_grades_and_verifies_with_a_custom_module(tmp_path) -> None:
     # The reference scores the maximum and every known hack (padding included) clearly less
     assert code == 0, out.getvalue()
     assert "verdict: PASS" in out.getvalue()
+
+
+def test_the_readme_example_runs_unchanged_under_the_harness(custom_dir) -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    (source,) = [block for block in readme.split("```python\n")[1:] if "def lambda_grader" in block.split("```")[0]]
+    custom_dir("readme_example", source.split("```")[0])
+    samples = [item("Paris", "paris", item_id=1), item("Lyon", "Paris", item_id=2), item("x", None, item_id=3)]
+    directly = importlib.import_module("lambdas.reward.custom.readme_example").lambda_grader(copy.deepcopy(samples))
+    assert python_grader("readme_example")(copy.deepcopy(samples)) == directly
+    assert [r["aggregate_reward_score"] for r in directly] == [1.0, 0.0, 0.0]
