@@ -32,16 +32,30 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # The Lambda dependency layer: arm64 wheels for the Lambda runtime's CPython, no bytecode.
+PIP_FOR_LAMBDA := $(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile \
+  --platform $(LAYER_PLATFORM) --implementation cp --python-version $(LAYER_PY) --only-binary=:all:
+
 .build/layer.stamp: lambdas/requirements.txt $(VENV)/.installed
 	rm -rf .build/layer
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile \
-	  --target .build/layer/python --platform $(LAYER_PLATFORM) --implementation cp \
-	  --python-version $(LAYER_PY) --only-binary=:all: -r lambdas/requirements.txt
+	$(PIP_FOR_LAMBDA) --target .build/layer/python -r lambdas/requirements.txt
 	touch $@
 
-layer: .build/layer.stamp
+# A custom grader module's own requirements (lambdas/reward/custom/<module>.requirements.txt or
+# <module>/requirements.txt), installed the same way into .build/custom/<module>/python: its own layer.
+CUSTOM_REQUIREMENTS := $(wildcard lambdas/reward/custom/*.requirements.txt lambdas/reward/custom/*/requirements.txt)
 
-setup: $(VENV)/.installed node_modules/.installed .build/layer.stamp
+.build/custom.stamp: $(CUSTOM_REQUIREMENTS) $(VENV)/.installed
+	rm -rf .build/custom
+	for req in $(CUSTOM_REQUIREMENTS); do \
+	  module=$$(basename $${req%.requirements.txt}); \
+	  [ "$$(basename $$req)" = requirements.txt ] && module=$$(basename $$(dirname $$req)); \
+	  $(PIP_FOR_LAMBDA) --target .build/custom/$$module/python -r $$req || exit 1; \
+	done
+	mkdir -p .build && touch $@
+
+layer: .build/layer.stamp .build/custom.stamp
+
+setup: $(VENV)/.installed node_modules/.installed .build/layer.stamp .build/custom.stamp
 
 synth: setup
 	rm -rf cdk.out

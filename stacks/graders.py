@@ -1,4 +1,9 @@
-"""Graders: one reward Lambda per grader preset shipped in ``lambdas/reward/presets``.
+"""Graders: one reward Lambda per grader preset shipped in ``lambdas/reward/presets`` and per custom
+grader module in ``lambdas/reward/custom`` (same naming, permissions and settings).
+
+A custom module with its own ``requirements.txt`` gets a layer of its own with those packages,
+built without Docker by ``make layer`` (``pip install --target`` with the Lambda platform flags)
+into ``.build/custom/<module>/python``.
 
 Nova RFT training jobs, RFT evaluation jobs and Bedrock RFT invoke these
 functions synchronously. The construct id starts with ``SageMaker`` so each
@@ -17,9 +22,12 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from lambdas.common import env_names
+from lambdas.reward.custom import requirements_file
 from lambdas.reward.engine import compile_spec
-from lambdas.reward.presets import list_presets, load_preset
-from stacks.lambda_defaults import ProjectFunction
+from lambdas.reward.presets import list_graders, load_grader
+from stacks.lambda_defaults import ARCHITECTURE, REPO_ROOT, RUNTIME, LayerNotBuiltError, ProjectFunction
+
+CUSTOM_LAYERS_DIR = REPO_ROOT / ".build" / "custom"
 
 # Graders answer in milliseconds; the LLM judge needs Bedrock round trips, bounded per batch.
 GRADER_TIMEOUT = Duration.minutes(5)
@@ -30,16 +38,21 @@ GRADER_TIMEOUT = Duration.minutes(5)
 GRADER_MEMORY_MB = 1769
 
 
-def judge_model_ids(spec: object) -> Iterator[str]:
-    """Model ids of every ``llm_judge`` grader nested anywhere in ``spec``."""
+def nested_values(spec: object, grader_type: str, key: str) -> Iterator[str]:
+    """The string ``key`` of every ``grader_type`` grader nested anywhere in ``spec``."""
     if isinstance(spec, dict):
-        if spec.get("type") == "llm_judge" and isinstance(spec.get("model_id"), str):
-            yield spec["model_id"]
+        if spec.get("type") == grader_type and isinstance(spec.get(key), str):
+            yield spec[key]
         for value in spec.values():
-            yield from judge_model_ids(value)
+            yield from nested_values(value, grader_type, key)
     elif isinstance(spec, list):
         for value in spec:
-            yield from judge_model_ids(value)
+            yield from nested_values(value, grader_type, key)
+
+
+def judge_model_ids(spec: object) -> Iterator[str]:
+    """Model ids of every ``llm_judge`` grader nested anywhere in ``spec``."""
+    return nested_values(spec, "llm_judge", "model_id")
 
 
 def _judge_model_arns(model_id: str) -> list[str]:
@@ -63,12 +76,33 @@ def model_customization_jobs(stack: Stack) -> str:
     )
 
 
+def custom_dependency_layer(scope: Construct, module: str) -> lambda_.ILayerVersion | None:
+    """The layer holding a custom grader module's own requirements, or None when it declares none."""
+    requirements = requirements_file(module)
+    if requirements is None:
+        return None
+    built = CUSTOM_LAYERS_DIR / module / "python"
+    if not built.is_dir():
+        raise LayerNotBuiltError(
+            f"{built} does not exist: run `make layer` (it installs {requirements.relative_to(REPO_ROOT)} "
+            "for arm64 / CPython 3.14) before synthesizing"
+        )
+    return lambda_.LayerVersion(
+        scope,
+        f"Dependencies{_pascal(module)}",
+        code=lambda_.Code.from_asset(str(built.parent)),
+        compatible_runtimes=[RUNTIME],
+        compatible_architectures=[ARCHITECTURE],
+        description=f"Requirements of the custom grader module {module}",
+    )
+
+
 def _pascal(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
 
 
 class Graders(Construct):
-    """Reward functions by preset name, invokable by the SageMaker role and by Bedrock."""
+    """Reward functions by grader name (preset or custom module), invokable by the SageMaker role and by Bedrock."""
 
     def __init__(
         self,
@@ -81,9 +115,9 @@ class Graders(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.functions: dict[str, lambda_.IFunction] = {}
-        for preset in presets if presets is not None else list_presets():
-            # Compiling the spec here makes a broken preset fail synthesis, not a training job.
-            spec = load_preset(preset).spec
+        for preset in presets if presets is not None else list_graders():
+            # Compiling the spec here makes a broken preset or module fail synthesis, not a training job.
+            spec = load_grader(preset).spec
             compile_spec(spec, name=preset)
             grader = ProjectFunction(
                 self,
@@ -96,6 +130,10 @@ class Graders(Construct):
                 timeout=GRADER_TIMEOUT,
                 memory_size_mb=GRADER_MEMORY_MB,
             )
+            for module in sorted(set(nested_values(spec, "python", "module"))):
+                layer = custom_dependency_layer(grader, module)
+                if layer is not None:
+                    grader.function.add_layers(layer)
             # The unqualified ARN only: grant_invoke would also allow every version and alias (":*").
             iam.Grant.add_to_principal(
                 grantee=sagemaker_role,

@@ -167,18 +167,18 @@ def _read_object(bucket: str, key: str) -> bytes:
 
 
 def _grader_version(name: str) -> str | None:
-    from lambdas.reward.presets import load_preset
+    from lambdas.reward.presets import load_grader
 
     try:
-        return load_preset(name).version
+        return load_grader(name).version
     except ValueError:
         return None
 
 
 def _grader_spec(name: str) -> dict[str, Any]:
-    from lambdas.reward.presets import load_preset
+    from lambdas.reward.presets import load_grader
 
-    spec: dict[str, Any] = load_preset(name).spec
+    spec: dict[str, Any] = load_grader(name).spec
     return spec
 
 

@@ -1,7 +1,7 @@
 """Choosing the reward function from configuration (the Lambda's environment, the CLI's flags).
 
 ``GRADER_SPEC`` holds an inline JSON spec (or a preset-shaped document);
-``GRADER_PRESET`` names a shipped preset. Exactly one must be set. Everything
+``GRADER_PRESET`` names a shipped preset or a custom grader module. Exactly one must be set. Everything
 is validated here, at cold start, so a bad spec fails the deployment's first
 invocation loudly instead of mis-scoring rollouts.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from lambdas.common import env_names
 from lambdas.reward.engine import RewardFunction, compile_spec
-from lambdas.reward.presets import load_preset, spec_from_text
+from lambdas.reward.presets import load_grader, spec_from_text
 from lambdas.reward.spec import SpecError
 
 
@@ -36,7 +36,7 @@ def reward_function(
     clients = {"bedrock_client": bedrock_client, "bedrock_client_factory": bedrock_client_factory}
     if preset:
         try:
-            loaded = load_preset(preset)
+            loaded = load_grader(preset)
         except ValueError as exc:
             raise ConfigError(f"GRADER_PRESET={preset}: {exc}") from None
         try:

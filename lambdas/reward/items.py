@@ -6,7 +6,10 @@ contract is loose and strict where a guess would grade the wrong text:
 - ``reference_answer`` is read at the top level first, then under ``metadata``;
 - ``content`` is a string, a list of parts (``{"type": "text", "text": ...}`` or
   ``{"text": ...}``; other part types such as reasoning are skipped) or absent
-  when the turn is an OpenAI-style ``tool_calls`` message;
+  when the turn is an OpenAI-style ``tool_calls`` message. A turn that calls tools
+  (``tool_calls``, or Converse ``toolUse`` parts) is graded as the JSON
+  ``{"content": <its text, when it has any>, "tool_calls": [...]}``, so text beside the
+  calls never hides them;
 - the assistant role is ``assistant`` or ``nova_assistant``; the graded text is
   the **last** assistant message.
 
@@ -84,24 +87,32 @@ def _text_of_parts(parts: list[Any]) -> str | None:
                 texts.append(text)
         elif isinstance(part.get("toolUse"), dict):
             tool_uses.append(part["toolUse"])
-    if not texts and tool_uses:
-        # Converse-style tool use: graded as the JSON the tool_call grader understands.
-        return json.dumps({"tool_calls": tool_uses})
-    return texts[0] if len(texts) == 1 else "\n".join(texts)
+    text = texts[0] if len(texts) == 1 else "\n".join(texts)
+    # Converse-style tool use: graded as the JSON the tool_call grader understands.
+    return with_tool_calls(text, tool_uses) if tool_uses else text
+
+
+def with_tool_calls(text: str, calls: list[Any]) -> str:
+    """A turn that calls tools, as JSON: ``{"tool_calls": [...]}``, with ``content`` first when it has text too."""
+    if text.strip():
+        return json.dumps({"content": text, "tool_calls": calls})
+    return json.dumps({"tool_calls": calls})
 
 
 def response_text(message: dict[str, Any]) -> str | None:
     """The text of one assistant message, or ``None`` when its content has the wrong type."""
     content = message.get("content")
+    tool_calls = message.get("tool_calls")
+    if isinstance(tool_calls, list) and tool_calls:
+        # OpenAI-style tool calls, with or without text beside them: never drop the calls.
+        text = content if isinstance(content, str) else _text_of_parts(content) if isinstance(content, list) else ""
+        return None if text is None else with_tool_calls(text, tool_calls)
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         return _text_of_parts(content)
     if content is None:
-        tool_calls = message.get("tool_calls")
-        if isinstance(tool_calls, list):
-            return json.dumps({"tool_calls": tool_calls})
-        return None
+        return json.dumps({"tool_calls": tool_calls}) if isinstance(tool_calls, list) else None
     if isinstance(content, dict):
         text = content.get("text")
         if isinstance(text, str):
@@ -119,7 +130,8 @@ def parse_item(index: int, item: object, needs_reference: bool) -> Sample | str:
     for message in reversed(messages):
         if isinstance(message, dict):
             role = message.get("role")
-            if role in ASSISTANT_ROLES or (isinstance(role, str) and role.lower() in ASSISTANT_ROLES):
+            # A role of any other JSON type (a list, an object) is not the assistant's, never an error.
+            if isinstance(role, str) and (role in ASSISTANT_ROLES or role.lower() in ASSISTANT_ROLES):
                 break
     else:
         return NO_ASSISTANT_TURN

@@ -2,6 +2,8 @@
 
 A preset file is ``{"name", "version", "description", "spec"}``; the CDK app
 deploys one reward function per preset file, so adding a file adds a function.
+A custom grader module (``lambdas/reward/custom/<module>.py``) is a grader too,
+named by its module: :func:`list_graders` and :func:`load_grader` treat both alike.
 """
 
 from __future__ import annotations
@@ -78,3 +80,29 @@ def spec_from_text(text: str, source: str = "spec") -> tuple[str | None, dict[st
     if not isinstance(document, dict):
         raise SpecError("", f"{source} must be a JSON object")
     return None, document
+
+
+def custom_preset(module: str) -> Preset:
+    """The preset a custom grader module stands for: ``{"type": "python", "module": module}``."""
+    from lambdas.reward.harness import module_info
+
+    info = module_info(module)  # read from the source: the module's own dependencies need not be installed here
+    return Preset(module, info.version, info.description, {"type": "python", "module": module})
+
+
+def list_graders(presets_dir: Path = PRESETS_DIR) -> list[str]:
+    """Every grader name a run or a deployment may use: the shipped presets and the custom modules, sorted."""
+    from lambdas.reward.custom import custom_modules
+
+    return sorted(set(list_presets(presets_dir)) | set(custom_modules()))
+
+
+def load_grader(name: str, presets_dir: Path = PRESETS_DIR) -> Preset:
+    """The preset or the custom module called ``name``; a name that is both is an error."""
+    from lambdas.reward.custom import custom_modules
+
+    if name not in custom_modules():
+        return load_preset(name, presets_dir)
+    if (presets_dir / f"{name}.json").is_file():
+        raise PresetError(f"grader name {name!r} is both a preset file and a custom module: rename one")
+    return custom_preset(name)

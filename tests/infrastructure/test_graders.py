@@ -8,7 +8,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Match, Template
 
-from lambdas.reward.presets import list_presets
+from lambdas.reward.presets import list_graders
 from offline.synth import Synthesized
 from stacks.graders import Graders, judge_model_ids
 
@@ -21,11 +21,11 @@ def _grader_functions(synthesized: Synthesized) -> dict[str, dict]:
     }
 
 
-def test_one_grader_function_per_shipped_preset(synthesized: Synthesized) -> None:
+def test_one_grader_function_per_shipped_preset_and_custom_module(synthesized: Synthesized) -> None:
     presets = {
         f["Properties"]["Environment"]["Variables"]["GRADER_PRESET"] for f in _grader_functions(synthesized).values()
     }
-    assert presets == set(list_presets())
+    assert presets == set(list_graders())
     assert {"classification", "numeric", "tool-calling"} <= presets
 
 
@@ -103,7 +103,7 @@ def test_a_judge_preset_gets_invoke_model_on_its_judge_only(tmp_path, monkeypatc
     from lambdas.reward import presets as preset_module
 
     monkeypatch.setattr(
-        "stacks.graders.load_preset",
+        "stacks.graders.load_grader",
         lambda name: preset_module.Preset(name, "1", "judge", spec),
     )
     stack = Stack(App(), "Judge")
@@ -138,7 +138,7 @@ def test_a_broken_preset_fails_synthesis(monkeypatch) -> None:
     from lambdas.reward.spec import SpecError
 
     monkeypatch.setattr(
-        "stacks.graders.load_preset",
+        "stacks.graders.load_grader",
         lambda name: preset_module.Preset(name, "1", "broken", {"type": "label", "labels": []}),
     )
     stack = Stack(App(), "Broken")
@@ -151,3 +151,42 @@ def test_a_broken_preset_fails_synthesis(monkeypatch) -> None:
             log_retention=logs.RetentionDays.ONE_WEEK,
             presets=["broken"],
         )
+
+
+def _custom_grader_stack(monkeypatch, layers_dir, requirements) -> Stack:
+    from lambdas.reward import presets as preset_module
+
+    spec = {"type": "python", "module": "mine"}
+    monkeypatch.setattr("stacks.graders.compile_spec", lambda spec, name: None)
+    monkeypatch.setattr("stacks.graders.load_grader", lambda name: preset_module.Preset(name, "1", "custom", spec))
+    monkeypatch.setattr("stacks.graders.requirements_file", lambda name: requirements)
+    monkeypatch.setattr("stacks.graders.CUSTOM_LAYERS_DIR", layers_dir)
+    stack = Stack(App(), "Custom")
+    role = iam.Role(stack, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    Graders(stack, "SageMakerGraders", sagemaker_role=role, log_retention=logs.RetentionDays.ONE_WEEK, presets=["mine"])
+    return stack
+
+
+def test_a_custom_module_with_requirements_gets_its_own_layer(tmp_path, monkeypatch) -> None:
+    from stacks.lambda_defaults import REPO_ROOT
+
+    # Given a custom module whose requirements `make layer` installed into .build/custom/<module>/python
+    (tmp_path / "mine" / "python" / "somepackage").mkdir(parents=True)
+    requirements = REPO_ROOT / "lambdas" / "reward" / "custom" / "mine.requirements.txt"
+    template = Template.from_stack(_custom_grader_stack(monkeypatch, tmp_path, requirements))
+    # Then its function has the shared layer and a layer of its own, for the same runtime and architecture
+    layers = template.find_resources("AWS::Lambda::LayerVersion")
+    own = [layer for layer in layers.values() if "custom grader module mine" in layer["Properties"]["Description"]]
+    assert len(own) == 1
+    assert own[0]["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    assert len(function["Properties"]["Layers"]) == 2
+    assert function["Properties"]["Environment"]["Variables"]["GRADER_PRESET"] == "mine"
+
+
+def test_a_custom_module_whose_requirements_are_not_built_stops_synthesis(tmp_path, monkeypatch) -> None:
+    from stacks.lambda_defaults import REPO_ROOT, LayerNotBuiltError
+
+    requirements = REPO_ROOT / "lambdas" / "reward" / "custom" / "mine.requirements.txt"
+    with pytest.raises(LayerNotBuiltError, match=r"run `make layer`.*lambdas/reward/custom/mine.requirements.txt"):
+        _custom_grader_stack(monkeypatch, tmp_path, requirements)

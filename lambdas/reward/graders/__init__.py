@@ -20,6 +20,14 @@ from lambdas.reward.graders.guards import build_guards
 from lambdas.reward.graders.select import build_select
 from lambdas.reward.spec import Fields, SpecError
 
+
+def _python(fields: Fields, context: Any) -> Grader:
+    """A grader written in Python by the user (imported here: the harness imports this package)."""
+    from lambdas.reward.harness import build
+
+    return build(fields, context)
+
+
 BUILDERS: dict[str, Callable[[Fields, Any], Grader]] = {
     "label": label.build,
     "numeric": numeric.build,
@@ -28,6 +36,7 @@ BUILDERS: dict[str, Callable[[Fields, Any], Grader]] = {
     "text_similarity": text_similarity.build,
     "llm_judge": llm_judge.build,
     "weighted": weighted.build,
+    "python": _python,
 }
 GRADER_TYPES = tuple(BUILDERS)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 
 from lambdas.reward.graders.base import Graded, Grader, MalformedItem, first_present, metric, reward
 from lambdas.reward.items import BAD_REFERENCE, Sample
@@ -48,6 +49,7 @@ _YES_NO = re.compile(r"(?<!\w)(yes|no|true|false)(?!\w)", re.IGNORECASE)
 _OPENING_NOISE = " \t\r\n*_\"'`>#-:"
 _YES_NO_VALUES = {"yes": True, "true": True, "no": False, "false": False}
 _MAX_ERROR_METRIC = 1e12  # keep metric values finite and readable
+_LAST_NUMBER_WINDOW = 256  # characters before the last digit that may belong to the last number
 
 
 class Number:
@@ -134,9 +136,8 @@ class NumberParser:
     def marked(self, text: str) -> list[Number]:
         """Every number inside a marked answer (``ANSWER:`` line, ``####`` line, ``\\boxed{}``), in text order."""
         found: list[Number] = []
-        for _, end, boxed in _markers(text):
+        for segment, boxed in marked_segments(text, _markers(text)):
             if boxed:
-                segment = _braced(text, end)
                 fraction = _FRACTION.match(segment)
                 if fraction:
                     number = _fraction(fraction)
@@ -145,8 +146,6 @@ class NumberParser:
                     continue
                 segment = segment.replace("\\%", "%").replace("\\,", "").replace("\\!", "")
             else:
-                newline = text.find("\n", end)
-                segment = text[end:] if newline < 0 else text[end:newline]
                 plain = _PLAIN_NUMBER.fullmatch(segment)
                 if plain is not None:  # the usual "ANSWER: 16": skip the general parser
                     found.append(_plain_number(plain))
@@ -159,8 +158,9 @@ class NumberParser:
         last_digit = max(text.rfind(digit) for digit in "0123456789")
         if last_digit < 0:
             return None
-        # Parse only a window around the last digit, starting at a space so no number is cut.
-        start = text.rfind(" ", 0, max(0, last_digit - 48)) + 1
+        # Parse only a window around the last digit, starting at a space so no number is cut
+        # (a text with no space for a long way, "1,1,1,...", still gets a bounded window).
+        start = max(text.rfind(" ", 0, max(0, last_digit - 48)) + 1, last_digit - _LAST_NUMBER_WINDOW)
         window = text[start : last_digit + 16]
         last = None
         for last in _NUMBER.finditer(window):  # noqa: B007 - only the last match matters
@@ -218,9 +218,25 @@ def _markers(text: str) -> list[tuple[int, int, bool]]:
     return found
 
 
-def _braced(text: str, start: int) -> str:
+def marked_segments(text: str, markers: list[tuple[int, int, bool]]) -> Iterator[tuple[str, bool]]:
+    """``(segment, boxed)``: the text each marker marks, to the end of its braces or its line.
+
+    A segment never runs past the next marker, so every character is read once and a
+    line of repeated markers (``ANSWER: 1 ANSWER: 1 ...``) costs linear time.
+    """
+    for index, (_, end, boxed) in enumerate(markers):
+        stop = markers[index + 1][0] if index + 1 < len(markers) else len(text)
+        if boxed:
+            yield _braced(text, end, stop), True
+        else:
+            newline = text.find("\n", end, stop)
+            yield text[end : stop if newline < 0 else newline], False
+
+
+def _braced(text: str, start: int, stop: int) -> str:
     depth = 1
-    for position in range(start, min(len(text), start + 500)):
+    stop = min(stop, start + 500)
+    for position in range(start, stop):
         char = text[position]
         if char == "{":
             depth += 1
@@ -228,7 +244,7 @@ def _braced(text: str, start: int) -> str:
             depth -= 1
             if depth == 0:
                 return text[start:position]
-    return text[start : start + 500]
+    return text[start:stop]
 
 
 def _fraction(match: re.Match[str]) -> Number | None:
@@ -265,12 +281,7 @@ def yes_no_answer(text: str) -> tuple[set[bool], bool]:
     markers = _markers(text)
     if markers:
         readings: set[bool] = set()
-        for _, end, boxed in markers:
-            if boxed:
-                segment = _braced(text, end)
-            else:
-                newline = text.find("\n", end)
-                segment = text[end:] if newline < 0 else text[end:newline]
+        for segment, _ in marked_segments(text, markers):
             readings |= _yes_no_in(segment)
         return readings, True
     lines = [line for line in text.splitlines() if line.strip()]

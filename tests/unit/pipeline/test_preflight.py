@@ -15,6 +15,7 @@ from lambdas.pipeline.plan import resolve_plan
 from lambdas.pipeline.preflight import PreflightError, estimate_cost, run_preflight
 from lambdas.pipeline.schema import Execution, Plan
 from lambdas.reward.config import reward_function
+from lambdas.reward.engine import RewardFunction
 from lambdas.reward.presets import load_preset
 from lambdas.reward.verify import verify_grader
 from tests.unit.pipeline import samples
@@ -245,3 +246,40 @@ def test_the_staged_copy_reader_returns_every_byte_in_pieces_no_larger_than_aske
         assert size < 0 or len(chunk) <= size
         out.append(chunk)
     assert b"".join(out) == b"".join(pieces)
+
+
+def test_a_custom_python_grader_passes_the_smoke_test_through_its_deployed_function(s3: Any, datasets: dict) -> None:
+    from lambdas.pipeline import handlers
+
+    # Given a run naming a custom grader module, deployed as its own function like a preset
+    arn = samples.GRADER_ARN.replace("Classification", "ShortAnswer")
+    plan, _ = resolve_plan(
+        samples.run_input(grader="short_answer"),
+        execution=Execution.model_validate(samples.EXECUTION),
+        pipeline_name=samples.PIPELINE,
+        data_bucket=samples.DATA_BUCKET,
+        artifacts_bucket=samples.ARTIFACTS_BUCKET,
+        graders={**samples.GRADERS, "short_answer": arn},
+        grader_version=handlers._grader_version,
+        head_object=lambda b, k: s3.head_object(Bucket=b, Key=k),
+        read_object=samples.read_earlier_run,
+    )
+    assert plan.grader is not None and (plan.grader.version or "").startswith("sha256:")
+    deployed = reward_function(preset="short_answer")
+
+    def grade_batch_for(called: str) -> RewardFunction:
+        assert called == arn
+        return deployed
+
+    summary = run_preflight(
+        plan,
+        s3=s3,
+        grade_batch_for=grade_batch_for,
+        verify_grader=verify_grader,
+        grader_spec=handlers._grader_spec,
+        quota_lookup=_quotas(8),
+    ).to_json()
+    # Then preflight verified it with the spec the preflight function reads: the reference wins, hacks lose
+    assert summary["grader"]["name"] == "short_answer"
+    assert summary["grader"]["passed"] is True
+    assert {case["case"] for case in summary["grader"]["cases"]} >= {"reference", "empty", "padded"}

@@ -16,8 +16,8 @@ from lambdas.reward.spec import SpecError
         ({}, "type: required field missing"),
         (
             {"type": "regex"},
-            "type: must be one of label, numeric, tool_call, json_schema, text_similarity, llm_judge, weighted; "
-            "got 'regex'",
+            "type: must be one of label, numeric, tool_call, json_schema, text_similarity, llm_judge, weighted, "
+            "python; got 'regex'",
         ),
         ({"type": "text_similarity", "metric": "bleu"}, "metric: must be one of token_f1, rouge_l; got 'bleu'"),
         ({"type": "text_similarity", "min_score": 1, "max_score": 1}, "max_score: must be greater than min_score"),
