@@ -30,9 +30,11 @@ from stacks.grants import grant_key_use, grant_key_use_by_bedrock, grant_object_
 from stacks.identity import Identity
 from stacks.lambda_defaults import ProjectFunction
 from stacks.nag import acknowledge, arn_of
+from stacks.run_lock import RunLock
 from stepfunctions.asl import LAMBDA_INVOKE
 from stepfunctions.pipeline import (
     DEFINITION_FILE,
+    DYNAMODB_PUT_ITEM,
     FUNCTIONS,
     HANDLERS_MODULE,
     SAGEMAKER_TRAINING_JOB_SYNC,
@@ -65,6 +67,7 @@ class Pipeline(Construct):
         log_retention: logs.RetentionDays,
         pipeline_name: str,
         region: str,
+        run_lock: RunLock,
     ) -> None:
         super().__init__(scope, construct_id)
         if region not in IMAGE_ACCOUNTS:
@@ -75,6 +78,7 @@ class Pipeline(Construct):
         self._identity = identity
         self._graders = dict(graders)
         self._pipeline_name = pipeline_name
+        self._run_lock = run_lock
 
         environment = {
             env_names.PIPELINE_NAME: pipeline_name,
@@ -106,6 +110,7 @@ class Pipeline(Construct):
             "SageMakerRoleArn": identity.sagemaker_role.role_arn,
             "KmsKeyArn": key.key_arn,
             "PipelineName": pipeline_name,
+            "RunLockTableName": run_lock.table.table_name,
         }
         self.execution_log_group = logs.LogGroup(
             self,
@@ -267,7 +272,7 @@ class Pipeline(Construct):
     def _grant_state_machine(self, role: iam.IRole) -> None:
         """What the definition's tasks call, and nothing else."""
         integrations = task_integrations(json.loads(DEFINITION_FILE.read_text()))
-        unknown = sorted(set(integrations) - {LAMBDA_INVOKE, SAGEMAKER_TRAINING_JOB_SYNC})
+        unknown = sorted(set(integrations) - {LAMBDA_INVOKE, SAGEMAKER_TRAINING_JOB_SYNC, DYNAMODB_PUT_ITEM})
         if unknown:
             raise ValueError(f"{DEFINITION_FILE.name} calls {unknown}: grant them in {__name__}")
         invoked = integrations.get(LAMBDA_INVOKE, set())
@@ -282,6 +287,8 @@ class Pipeline(Construct):
             )
         if SAGEMAKER_TRAINING_JOB_SYNC in integrations:
             self._grant_training_jobs_sync(role)
+        if DYNAMODB_PUT_ITEM in integrations:
+            self._run_lock.grant_take(role)
         acknowledge(
             role,
             "IAM5",

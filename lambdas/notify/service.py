@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lambdas.common import layout
-from lambdas.common.aws_errors import is_missing, is_precondition_failed
+from lambdas.common import layout, run_lock
+from lambdas.common.aws_errors import error_code, is_missing, is_precondition_failed
 from lambdas.notify.events import ExecutionStatusChange, run_id_in
 from lambdas.notify.message import ExecutionEnd, Notification, render_notification
 from lambdas.pipeline import runview
@@ -41,6 +41,8 @@ class NotifyConfig:
     pipeline: str
     artifacts_bucket: str
     topic_arn: str
+    # The run lock's table (lambdas/common/run_lock.py): the lock of an ended execution is released here.
+    lock_table: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class NotifyResult:
     stage_durations: dict[str, float] = field(default_factory=dict)
     bedrock_failure: str | None = None
     gate_rejected: bool = False
+    lock_released: bool = False
+    # Why the run record could not be read or written (the notification says it too), if it could not.
+    record_problem: str | None = None
 
 
 def notify_execution_end(
@@ -64,9 +69,14 @@ def notify_execution_end(
     sns: Any,
     sfn: Any,
     render_report: RenderReport,
+    dynamodb: Any = None,
 ) -> NotifyResult:
+    """Release the run lock, read or record the run, publish; a record that cannot be read or written is
+    reported in the notification, never a reason not to publish it."""
+    released = _release_lock(event, config, dynamodb)
     run_id = resolve_run_id(event, sfn)
     recorded = False
+    record_problem: str | None = None
     try:
         run = _load_run(s3, config, run_id)
     except ValidationError as error:
@@ -76,12 +86,18 @@ def notify_execution_end(
         failed_at = run.error.stage if run.error else "record"
         cause = f"{run.error.cause}; {problem}" if run.error else problem
         run = run.model_copy(update={"error": RunError(stage=failed_at, cause=cause)})
+    except Exception as error:  # noqa: BLE001 - an unreadable bucket must not stop the notification
+        run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, last_state=_last_state(sfn, event))
+        record_problem = f"{layout.run_record_key(run_id)} could not be read ({_describe(error)})"
     else:
         if run is None:
             run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, last_state=_last_state(sfn, event))
-            recorded = _record_if_absent(s3, config, run, render_report)
-            if not recorded:
-                run = _load_run(s3, config, run_id) or run
+            try:
+                recorded = _record_if_absent(s3, config, run, render_report)
+                if not recorded:
+                    run = _load_run(s3, config, run_id) or run
+            except Exception as error:  # noqa: BLE001 - an unwritable bucket must not stop the notification
+                record_problem = f"{layout.run_record_key(run_id)} could not be written ({_describe(error)})"
     end = ExecutionEnd(
         status=event.detail.status,
         execution_arn=event.detail.execution_arn,
@@ -91,6 +107,11 @@ def notify_execution_end(
     )
     report_uri = layout.s3_uri(config.artifacts_bucket, layout.report_key(run_id))
     notification = render_notification(run, end, report_uri=report_uri)
+    if record_problem:
+        notification = Notification(
+            subject=notification.subject,
+            body=f"{notification.body}\n\nThe run record is missing: {record_problem}.\n",
+        )
     sns.publish(TopicArn=config.topic_arn, Subject=notification.subject, Message=notification.body)
     stage, _ = runview.error(run)
     return NotifyResult(
@@ -101,7 +122,24 @@ def notify_execution_end(
         stage_durations={v.key: v.duration_seconds for v in runview.stage_views(run) if v.duration_seconds is not None},
         bedrock_failure=runview.bedrock_failure_kind(stage) if event.detail.status != "SUCCEEDED" else None,
         gate_rejected=run.status == "GATE_REJECTED",
+        lock_released=released,
+        record_problem=record_problem,
     )
+
+
+def _release_lock(event: ExecutionStatusChange, config: NotifyConfig, dynamodb: Any) -> bool:
+    """Free the run lock if this (ended) execution holds it; a refused execution never does."""
+    if config.lock_table is None or dynamodb is None:
+        return False
+    try:
+        return run_lock.release(dynamodb, config.lock_table, config.pipeline, event.detail.execution_arn)
+    except Exception:  # noqa: BLE001 - the trigger frees a lock whose execution has ended; notify regardless
+        return False
+
+
+def _describe(error: BaseException) -> str:
+    code = error_code(error)
+    return f"{code}: {error}" if code else f"{type(error).__name__}: {error}"
 
 
 def resolve_run_id(event: ExecutionStatusChange, sfn: Any) -> str:
@@ -132,6 +170,7 @@ def reconstruct_run(event: ExecutionStatusChange, *, run_id: str, pipeline: str,
     """A run record from the execution event alone (aborted, timed out, or failed before recording)."""
     detail = event.detail
     error = None
+    refused = detail.status == "FAILED" and detail.error == run_lock.LOCK_HELD_ERROR
     if detail.status != "SUCCEEDED":
         cause = {
             "ABORTED": "the execution was stopped (aborted) before it finished",
@@ -146,7 +185,7 @@ def reconstruct_run(event: ExecutionStatusChange, *, run_id: str, pipeline: str,
     return RunRecord(
         runId=run_id,
         pipeline=pipeline,
-        status=_RUN_STATUS[detail.status],
+        status="REFUSED" if refused else _RUN_STATUS[detail.status],
         recordedBy="notify",
         executionStatus=detail.status,
         region=event.region,

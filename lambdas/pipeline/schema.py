@@ -47,9 +47,10 @@ StageName = Literal["baselineEval", "sft", "sftEval", "rft", "finalEval"]
 Method = Literal["sft", "rft", "eval"]
 EvaluationTask = Literal["gen_qa", "rft_eval"]
 StageStatus = Literal["PENDING", "SKIPPED", "SUCCEEDED", "FAILED", "NOT_COMPLETED"]
-# ABORTED: only the notify function records it (an execution stopped before "Record run").
-RunStatus = Literal["SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED"]
-FINAL_RUN_STATUSES: tuple[RunStatus, ...] = ("SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED")
+# ABORTED: only the notify function records it (an execution stopped before "Record run"); so is REFUSED, an
+# execution that could not take the run lock (another run was active) and started nothing.
+RunStatus = Literal["SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED", "REFUSED"]
+FINAL_RUN_STATUSES: tuple[RunStatus, ...] = ("SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED", "REFUSED")
 
 
 class Record(BaseModel):
@@ -576,6 +577,9 @@ class GateDecision(Record):
     checks: list[GateCheck] = Field(default_factory=list)
     champion: ChampionSummary | None = None
     metric: str | None = None
+    # The ETag of the champion record the gate read (None: there was none); the champion is replaced only if
+    # it is still that version, so two runs cannot both replace it from the same reading.
+    championEtag: str | None = None
 
 
 class Poll(Record):

@@ -72,7 +72,7 @@ def test_the_definition_is_jsonpath_and_reads_like_a_runbook() -> None:
         "Record failed run",
     ):
         assert name in STATES, name
-    assert DEFINITION["StartAt"] == "Start run"
+    assert DEFINITION["StartAt"] == "Take run lock" and STATES["Take run lock"]["Next"] == "Start run"
 
 
 def test_every_task_and_parallel_catches_everything() -> None:
@@ -92,8 +92,13 @@ def test_every_lambda_task_retries_service_errors_with_backoff() -> None:
 def test_every_failure_path_records_the_run_before_the_execution_fails() -> None:
     top = DEFINITION["States"]
     fails = [n for n, s in top.items() if s["Type"] == "Fail"]
-    assert sorted(fails) == ["Run failed", "Run failed without a record"]
+    # Before the lock is taken nothing has started: those ends are recorded by the notify function (REFUSED).
+    lock_ends = ["Run lock unavailable", "Run refused: another run is active"]
+    assert sorted(fails) == ["Run failed", "Run failed without a record", *lock_ends]
+    assert sorted(c["Next"] for c in top["Take run lock"]["Catch"]) == sorted(lock_ends)
     for name, state in top.items():
+        if name == "Take run lock":
+            continue
         for catcher in state.get("Catch", []):
             target = top[catcher["Next"]]
             chain = [catcher["Next"]]
