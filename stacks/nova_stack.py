@@ -39,6 +39,7 @@ class NovaCustomizationStack(Stack):
             "SageMakerGraders",
             sagemaker_role=self.identity.sagemaker_role,
             log_retention=self.log_retention,
+            reserved_concurrency=settings.grader_reserved_concurrency,
         )
         self.run_lock = RunLock(self, "RunLock")
         self.pipeline = Pipeline(
@@ -53,6 +54,7 @@ class NovaCustomizationStack(Stack):
             pipeline_name=settings.pipeline_name,
             region=settings.region,
             run_lock=self.run_lock,
+            reserved_concurrency=settings.stage_reserved_concurrency,
         )
         self.notifications = Notifications(
             self,

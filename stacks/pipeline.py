@@ -68,6 +68,7 @@ class Pipeline(Construct):
         pipeline_name: str,
         region: str,
         run_lock: RunLock,
+        reserved_concurrency: int = 0,
     ) -> None:
         super().__init__(scope, construct_id)
         if region not in IMAGE_ACCOUNTS:
@@ -100,6 +101,8 @@ class Pipeline(Construct):
                 log_retention=log_retention,
                 environment=environment,
                 timeout=Duration.seconds(function.timeout_seconds),
+                # 0: no reservation (Lambda's 0 would throttle every call).
+                reserved_concurrency=reserved_concurrency or None,
             )
             for function in FUNCTIONS
         }

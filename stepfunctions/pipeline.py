@@ -26,6 +26,7 @@ from typing import Any
 from lambdas.common import run_lock
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES, STAGES, capitalized
 from stepfunctions.asl import (
+    LAMBDA_RETRY_AFTER_PAID_WORK,
     Flow,
     State,
     boolean_choice,
@@ -237,6 +238,7 @@ def job_loop(stage: JobStage) -> Flow:
             next_state=stage.next_state,
             on_error=describe,
             error_path=job_error,
+            retry=LAMBDA_RETRY_AFTER_PAID_WORK,
         ),
     )
     if stage.advisory:
@@ -546,6 +548,7 @@ def definition() -> dict[str, Any]:
         next_state="Apply quality gate",
         failed_stage="collectMetrics",
         comment="One metrics table: baseline / SFT / RFT",
+        retry=LAMBDA_RETRY_AFTER_PAID_WORK,
     )
     flow.add("Collect metrics", collect)
     gate = _run_task(
@@ -571,6 +574,7 @@ def definition() -> dict[str, Any]:
         result_path="$.record",
         next_state="Run succeeded",
         failed_stage="recordRun",
+        retry=LAMBDA_RETRY_AFTER_PAID_WORK,
         comment="runs/<run-id>/run.json and report.html (SUCCEEDED or GATE_REJECTED); the champion record after a "
         "deploy",
     )
@@ -587,6 +591,7 @@ def definition() -> dict[str, Any]:
         next_state="Run failed",
         on_error="Run failed without a record",
         error_path="$.recordError",
+        retry=LAMBDA_RETRY_AFTER_PAID_WORK,
         comment="runs/<run-id>/run.json with status FAILED, the failed stage and its cause, and every partial result",
     )
     flow.add("Record failed run", record_failure)

@@ -126,6 +126,22 @@ def test_substitutions_name_the_stage_functions_the_sagemaker_role_and_the_key(s
     assert placeholders(definition) == set(substitutions)
 
 
+def test_stage_and_grader_functions_reserve_the_configured_concurrency(synthesized: Synthesized) -> None:
+    from stacks.config import DEFAULT_GRADER_RESERVED_CONCURRENCY, DEFAULT_STAGE_RESERVED_CONCURRENCY
+
+    functions = synthesized.resources("AWS::Lambda::Function").values()
+    reserved = {
+        f["Properties"]["Handler"]: f["Properties"].get("ReservedConcurrentExecutions")
+        for f in functions
+        if f["Properties"]["Handler"].startswith((HANDLERS, "lambdas.reward."))
+    }
+    stages = {h: r for h, r in reserved.items() if h.startswith(HANDLERS)}
+    graders = [r for h, r in reserved.items() if not h.startswith(HANDLERS)]
+    assert len(stages) == len(FUNCTIONS) and graders
+    assert set(stages.values()) == {DEFAULT_STAGE_RESERVED_CONCURRENCY}
+    assert set(graders) == {DEFAULT_GRADER_RESERVED_CONCURRENCY}
+
+
 def test_the_run_lock_is_taken_only_by_the_state_machine_on_its_own_table(synthesized: Synthesized) -> None:
     resources = synthesized.template_json["Resources"]
     [table] = [k for k, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"]

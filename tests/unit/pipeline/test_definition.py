@@ -343,3 +343,25 @@ def test_each_job_stage_but_the_final_evaluation_can_be_skipped_by_the_plan(stag
     ]
     # the final evaluation always runs: it feeds the gate
     assert len(choices) == (0 if stage == "finalEval" else 1)
+
+
+def _retry_budget_seconds(retrier: dict) -> float:
+    """The longest a Retry keeps trying before giving up (without jitter)."""
+    delays = [retrier["IntervalSeconds"] * retrier["BackoffRate"] ** n for n in range(retrier["MaxAttempts"])]
+    return sum(min(d, retrier.get("MaxDelaySeconds", d)) for d in delays)
+
+
+def test_steps_after_finished_jobs_retry_lambda_throttling_for_half_an_hour() -> None:
+    # A throttled read of a finished job's output, or of the run record, must not throw the paid work away.
+    after_paid_work = [
+        n
+        for n in STATES
+        if n.startswith(("Resolve ", "Read ")) or n in ("Collect metrics", "Record run", "Record failed run")
+    ]
+    assert len(after_paid_work) == 8, after_paid_work
+    for name in after_paid_work:
+        [retrier] = STATES[name]["Retry"]
+        assert "Lambda.TooManyRequestsException" in retrier["ErrorEquals"], name
+        assert _retry_budget_seconds(retrier) >= 30 * 60, name
+    # the other Lambda steps keep the short budget: a failure early on is reported quickly
+    assert _retry_budget_seconds(STATES["Validate run"]["Retry"][0]) < 5 * 60
