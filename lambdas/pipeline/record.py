@@ -106,6 +106,12 @@ def _job_failure_cause(stage: str, job: JobAttempt) -> str:
     reason = readable_cause(cause) or str((last.Error if last else None) or "unknown error")
     tries = f" after {job.attempt} attempts" if job.attempt > 1 else ""
     parsed = _json(cause)
+    finished = job.result is not None and job.result.status == "Completed"
+    if finished:
+        # The job itself succeeded: what failed is reading its output (the function, or Lambda throttling it).
+        kind = f" ({parsed['errorType']})" if isinstance(parsed, dict) and "errorType" in parsed else ""
+        error_name = last.Error if last and last.Error else "unknown error"
+        return f"{label} job {job.name} completed, but reading its output failed{kind}: {error_name}: {reason}"
     if isinstance(parsed, dict) and "errorType" in parsed:
         return f"{label} stage failed ({parsed['errorType']}){tries}: {reason}"
     if job.name:

@@ -222,6 +222,25 @@ def test_a_failed_final_evaluation_records_its_stage(s3: Any) -> None:
     assert _read(s3, "runs/run-1/run.json")["stages"]["finalEval"]["status"] == "FAILED"
 
 
+def test_a_throttled_read_of_a_completed_job_says_the_job_completed(s3: Any) -> None:
+    # Given the final evaluation job completed, and Lambda throttled "Read final evaluation results" past its retries
+    job = {
+        "stage": "finalEval",
+        "name": "nova-run-1-eval-final-a1",
+        "attempt": 1,
+        "result": {"name": "nova-run-1-eval-final-a1", "status": "Completed", "arn": "arn:aws:sagemaker:job"},
+        "lastError": {"Error": "Lambda.TooManyRequestsException", "Cause": "Rate Exceeded."},
+    }
+    state = _state(stageFailure={"stage": "finalEval", "job": job}, failedStage="finalEval")
+    state.pop("gate")
+    result = _record(s3, state, failed=True)
+    # Then the recorded cause says what happened: the job is fine, reading its output was throttled
+    assert result["cause"] == (
+        "Final evaluation job nova-run-1-eval-final-a1 completed, but reading its output failed: "
+        "Lambda.TooManyRequestsException: Rate Exceeded."
+    )
+
+
 def test_a_failed_deployment_keeps_and_records_the_imported_model(s3: Any) -> None:
     state = _state(
         model=MODEL,
