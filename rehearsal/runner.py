@@ -463,9 +463,7 @@ def _format_locally(cloud: SimulatedStack, event: dict) -> list[dict]:
     if run is not None:
         record = RunRecord.model_validate(run)
     else:
-        record = reconstruct_run(
-            ExecutionStatusChange.model_validate(event), run_id=run_id, pipeline=PIPELINE, last_state=None
-        )
+        record = reconstruct_run(ExecutionStatusChange.model_validate(event), run_id=run_id, pipeline=PIPELINE)
     note = render_notification(record, end)
     return [{"topic": None, "subject": note.subject, "message": note.body, "formatted_locally": True}]
 

@@ -47,7 +47,7 @@ from constructs import Construct
 from lambdas.common import env_names, layout
 from lambdas.common import metric_names as names
 from lambdas.notify.events import TERMINAL_STATUSES
-from stacks.executions import executions_arn, executions_finding
+from stacks.executions import acknowledge_training_jobs, executions_arn, executions_finding, training_jobs_arn
 from stacks.grants import grant_key_use, grant_object_read, grant_object_write
 from stacks.lambda_defaults import ProjectFunction
 from stacks.nag import acknowledge, arn_of
@@ -163,6 +163,13 @@ class Notifications(Construct):
         iam.Grant.add_to_principal(grantee=role, actions=["sns:Publish"], resource_arns=[self.topic.topic_arn])
         executions = executions_arn(state_machine)
         iam.Grant.add_to_principal(grantee=role, actions=["states:GetExecutionHistory"], resource_arns=[executions])
+        # A run that ends unfinished (aborted, timed out, failed) may leave a training job running: it is stopped.
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
+            resource_arns=[training_jobs_arn(pipeline_name)],
+        )
+        acknowledge_training_jobs(role, pipeline_name)
         function.function.configure_async_invoke(
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
             retry_attempts=2,

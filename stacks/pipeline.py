@@ -26,6 +26,7 @@ from constructs import Construct
 
 from lambdas.common import env_names, layout
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
+from stacks.executions import acknowledge_training_jobs, training_jobs_arn
 from stacks.grants import grant_key_use, grant_key_use_by_bedrock, grant_object_read, grant_object_write
 from stacks.identity import Identity
 from stacks.lambda_defaults import ProjectFunction
@@ -246,16 +247,10 @@ class Pipeline(Construct):
         )
 
     def _training_jobs_arn(self) -> str:
-        # Job names always start with the pipeline name (lambdas/pipeline/naming.py).
-        return f"arn:aws:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:training-job/{self._pipeline_name}-*"
+        return training_jobs_arn(self._pipeline_name)
 
     def _acknowledge_training_jobs(self, role: iam.IRole) -> None:
-        acknowledge(
-            role,
-            "IAM5",
-            "Training job names are generated per run, stage and attempt under the pipeline-name prefix",
-            f"Resource::arn:aws:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/{self._pipeline_name}-*",
-        )
+        acknowledge_training_jobs(role, self._pipeline_name)
 
     # -- state machine ---------------------------------------------------------------------------
 

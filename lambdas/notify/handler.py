@@ -69,6 +69,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         sfn=_client("stepfunctions"),
         render_report=render_report,
         dynamodb=_client("dynamodb"),
+        sagemaker=_client("sagemaker"),
     )
     _emit_metrics(result)
     logger.info(
@@ -79,6 +80,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "subject": result.notification.subject,
             "lock_released": result.lock_released,
             "record_problem": result.record_problem,
+            "stopped_jobs": result.stopped_jobs,
         },
     )
     return {"runId": result.run_id, "status": result.status, "subject": result.notification.subject}

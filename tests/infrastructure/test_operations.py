@@ -452,6 +452,10 @@ def test_the_notify_lambda_reads_runs_publishes_and_reads_history_only(template_
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert {"s3:GetObject", "s3:PutObject", "sns:Publish", "states:GetExecutionHistory"} <= actions
     assert not any(a.endswith("*") for a in actions)
+    # it stops training jobs an unfinished run left running: this pipeline's jobs only
+    [jobs] = [s for s in statements if "sagemaker:StopTrainingJob" in s["Action"]]
+    assert set(jobs["Action"]) == {"sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"}
+    assert jobs["Resource"]["Fn::Join"][1][-1] == f":training-job/{PIPELINE}-*"
     s3_objects = {p for s in statements if "s3:GetObject" in s["Action"] for p in _object_patterns(s)}
     assert s3_objects == {"/runs/*"}
 
