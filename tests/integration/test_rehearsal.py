@@ -300,7 +300,7 @@ def test_the_command_prints_the_paths_last_and_exits_non_zero_on_failure(
     monkeypatch.setenv("REHEARSAL_OUT", str(tmp_path / "cli"))
     monkeypatch.setenv("REHEARSAL_FAIL_AT", "deploy")
     monkeypatch.setattr(cli, "rehearse", lambda scenario, **kw: rehearse(scenario, synthesized=app_synthesized, **kw))
-    code = cli.main()
+    code = cli.main([])  # the options come from the environment here, not from pytest's command line
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 1
     assert lines[-1].startswith("Report: ") and lines[-1].endswith("report.html")
@@ -314,7 +314,7 @@ def test_the_command_rejects_a_gpu_quota_that_is_not_a_whole_number(
     value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setenv("REHEARSAL_GPU_QUOTA", value)
-    assert cli.main() == 64
+    assert cli.main([]) == 64
     assert f"REHEARSAL_GPU_QUOTA={value!r}" in capsys.readouterr().err
 
 
@@ -332,7 +332,7 @@ def test_the_command_passes_the_gpu_quota_to_the_scenario(monkeypatch: pytest.Mo
     for value, expected in (("4", 4), ("", 8)):
         monkeypatch.setenv("REHEARSAL_GPU_QUOTA", value)
         with pytest.raises(Stop):
-            cli.main()
+            cli.main([])
         assert seen[-1].quotas == {"ml.p5.48xlarge": expected}
 
 
