@@ -2,7 +2,8 @@
 """CDK entry point: the only place that reads context and the environment.
 
 Context keys (cdk.json or ``-c key=value``): ``region``, ``pipelineName``,
-``retainData``, ``logRetentionDays``, ``notificationEmail``, ``retrainSchedule``.
+``retainData``, ``logRetentionDays``, ``notificationEmail``, ``retrainSchedule``,
+``graderReservedConcurrency``, ``stageReservedConcurrency``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
-from stacks.config import PipelineSettings, SettingsError, parse_bool, parse_int
+from stacks.config import (
+    DEFAULT_GRADER_RESERVED_CONCURRENCY,
+    DEFAULT_STAGE_RESERVED_CONCURRENCY,
+    PipelineSettings,
+    SettingsError,
+    parse_bool,
+    parse_int,
+)
 from stacks.nova_stack import NovaCustomizationStack
 
 T = TypeVar("T")
@@ -48,6 +56,8 @@ def settings_from_context(app: cdk.App) -> PipelineSettings:
         problems.append(f"region={region!r}: Nova customization images are published in {sorted(IMAGE_ACCOUNTS)} only")
     retain_data = typed("retainData", parse_bool, True)
     log_retention_days = typed("logRetentionDays", parse_int, 90)
+    grader_reserved = typed("graderReservedConcurrency", parse_int, DEFAULT_GRADER_RESERVED_CONCURRENCY)
+    stage_reserved = typed("stageReservedConcurrency", parse_int, DEFAULT_STAGE_RESERVED_CONCURRENCY)
     if problems:
         raise SettingsError("invalid context: " + "; ".join(problems))
     return PipelineSettings(
@@ -59,6 +69,8 @@ def settings_from_context(app: cdk.App) -> PipelineSettings:
         log_retention_days=log_retention_days,
         notification_email=ctx("notificationEmail") or None,
         retrain_schedule=ctx("retrainSchedule") or None,
+        grader_reserved_concurrency=grader_reserved,
+        stage_reserved_concurrency=stage_reserved,
     )
 
 

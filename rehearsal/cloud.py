@@ -213,6 +213,7 @@ class SimulatedStack:
             "AWS::SNS::Topic": self._topic,
             "AWS::SQS::Queue": self._queue,
             "AWS::KMS::Key": self._key,
+            "AWS::DynamoDB::Table": self._table,
             "AWS::StepFunctions::StateMachine": self._state_machine_ref,
         }.get(kind)
         if creator is None:  # not simulated: a stable fake identifier is enough for a substitution
@@ -290,6 +291,18 @@ class SimulatedStack:
             "Attributes"
         ]["QueueArn"]
         self.attributes[(logical_id, "QueueName")] = url.rsplit("/", 1)[1]
+
+    def _table(self, logical_id: str, name: str, props: dict) -> None:
+        """A table with the template's key schema and attribute types (the run lock), on demand."""
+        table = f"{STACK_NAME}-{name}"[:255]
+        arn = self.client("dynamodb").create_table(
+            TableName=table,
+            KeySchema=props["KeySchema"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            BillingMode="PAY_PER_REQUEST",
+        )["TableDescription"]["TableArn"]
+        self.physical[logical_id] = table
+        self.attributes[(logical_id, "Arn")] = arn
 
     def _key(self, logical_id: str, name: str, props: dict) -> None:
         # No rehearsed call uses KMS (moto does not enforce bucket or job encryption keys); a stable

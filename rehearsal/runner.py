@@ -29,6 +29,7 @@ from moto import mock_aws
 from moto.core.config import DefaultConfig
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
+from lambdas.common import run_lock
 from offline import ACCOUNT
 from offline.synth import STACK_NAME, Synthesized, synthesize
 from rehearsal import bridge, clock, datasets
@@ -78,6 +79,8 @@ class Scenario:
     execution_name: str | None = None
     wall_timeout_seconds: float = 120.0
     data_dir: Path | None = None
+    # An execution ARN that already holds the run lock when the rehearsed execution starts (a concurrent run).
+    lock_held_by: str | None = None
 
     def faults(self) -> Faults:
         faults = Faults(fail_at=self.fail_at, fail_eval_of=self.fail_eval_of, throttle=dict(self.throttle))
@@ -115,6 +118,8 @@ class Result:
     substitutions: dict[str, str] = field(default_factory=dict)
     function_errors: list[dict] = field(default_factory=list)
     synth_seconds: float = 0.0
+    # Who holds the run lock once the end event was delivered (None: free, as every end must leave it).
+    lock_holder_after: str | None = None
 
     @property
     def deployment_arn(self) -> str | None:
@@ -234,6 +239,9 @@ def rehearse(
         out.write(f"  run input: {json.dumps(run_input)}\n")
         root = clock.Lane(epoch)
         sfn = boto3.client("stepfunctions", region_name=region)
+        lock_table = _lock_table(cloud)
+        if scenario.lock_held_by and lock_table:
+            _hold_lock(cloud, lock_table, scenario.lock_held_by)
         with clock.using(root):
             execution_arn = sfn.start_execution(
                 stateMachineArn=cloud.state_machine_arn, name=name, input=json.dumps(run_input)
@@ -277,6 +285,7 @@ def rehearse(
             definition_template=cloud.definition_template,
             substitutions=dict(cloud.substitutions),
             function_errors=[{"function": i.function, "error": i.error} for i in runtime.invocations if i.error],
+            lock_holder_after=_lock_holder(cloud, lock_table) if lock_table else None,
         )
         result.problems = half_created(result)
         if out_dir is not None:
@@ -284,6 +293,24 @@ def rehearse(
     result.wall_seconds = time.monotonic() - started
     result.synth_seconds = synth_seconds
     return result
+
+
+# -- run lock ---------------------------------------------------------------------------------
+
+
+def _lock_table(cloud: SimulatedStack) -> str | None:
+    tables = cloud.of_type("AWS::DynamoDB::Table")
+    return cloud.physical.get(tables[0]) if tables else None
+
+
+def _hold_lock(cloud: SimulatedStack, table: str, execution_arn: str) -> None:
+    pipeline = cloud.substitutions.get("PipelineName", "")
+    item = {run_lock.KEY_ATTRIBUTE: {"S": pipeline}, run_lock.HOLDER_ATTRIBUTE: {"S": execution_arn}}
+    cloud.client("dynamodb").put_item(TableName=table, Item=item)
+
+
+def _lock_holder(cloud: SimulatedStack, table: str) -> str | None:
+    return run_lock.lock_holder(cloud.client("dynamodb"), table, cloud.substitutions.get("PipelineName", ""))
 
 
 # -- execution --------------------------------------------------------------------------------
@@ -448,9 +475,7 @@ def _format_locally(cloud: SimulatedStack, event: dict) -> list[dict]:
     if run is not None:
         record = RunRecord.model_validate(run)
     else:
-        record = reconstruct_run(
-            ExecutionStatusChange.model_validate(event), run_id=run_id, pipeline=PIPELINE, last_state=None
-        )
+        record = reconstruct_run(ExecutionStatusChange.model_validate(event), run_id=run_id, pipeline=PIPELINE)
     note = render_notification(record, end)
     return [{"topic": None, "subject": note.subject, "message": note.body, "formatted_locally": True}]
 

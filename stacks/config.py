@@ -48,6 +48,13 @@ def parse_int(key: str, value: object) -> int:
     )
 
 
+# Reserved concurrency (see PipelineSettings): enough for an RFT job's rollouts on each grader, and for the few
+# stage functions a run calls at once (two Parallel branches, retries); Lambda's default account quota is 1,000.
+DEFAULT_GRADER_RESERVED_CONCURRENCY = 50
+DEFAULT_STAGE_RESERVED_CONCURRENCY = 5
+MAX_RESERVED_CONCURRENCY = 1000
+
+
 @dataclass(frozen=True, kw_only=True)
 class PipelineSettings:
     """What a deployment of the pipeline may vary.
@@ -64,9 +71,19 @@ class PipelineSettings:
     log_retention_days: int = 90
     notification_email: str | None = None
     retrain_schedule: str | None = None
+    # Concurrent executions reserved for each reward function and each stage function (0: none reserved, the
+    # function shares the account's unreserved pool). A reservation is also a ceiling: a grader never takes more.
+    grader_reserved_concurrency: int = DEFAULT_GRADER_RESERVED_CONCURRENCY
+    stage_reserved_concurrency: int = DEFAULT_STAGE_RESERVED_CONCURRENCY
 
     def __post_init__(self) -> None:
         problems: list[str] = []
+        for key, value in (
+            ("graderReservedConcurrency", self.grader_reserved_concurrency),
+            ("stageReservedConcurrency", self.stage_reserved_concurrency),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_RESERVED_CONCURRENCY:
+                problems.append(f"{key}={value!r}: a whole number from 0 (none reserved) to {MAX_RESERVED_CONCURRENCY}")
         # Typed values only: a string here would be truthy ("false") or fail a comparison.
         if not isinstance(self.retain_data, bool):
             problems.append(f"retainData={self.retain_data!r}: not a boolean; use true or false")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Arn, ArnFormat, Stack, Token
+from aws_cdk import Arn, ArnFormat, Aws, Stack, Token
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 
-from stacks.nag import arn_of, partition_of
+from stacks.nag import acknowledge, arn_of, partition_of
 
 
 def state_machine_name(state_machine: sfn.IStateMachine) -> str:
@@ -48,3 +49,18 @@ def executions_finding(state_machine: sfn.IStateMachine) -> str:
             # An intrinsic (the name split out of a referenced ARN) appears as its compact JSON.
             name = json.dumps(stack.resolve(name), separators=(",", ":"))
     return f"Resource::arn:{partition_of(stack)}:states:{region}:{account}:execution:{name}:*"
+
+
+def training_jobs_arn(pipeline_name: str) -> str:
+    """``training-job/<pipeline>-*``: the pipeline's training jobs (names start with it, lambdas/pipeline/naming.py)."""
+    return f"arn:aws:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:training-job/{pipeline_name}-*"
+
+
+def acknowledge_training_jobs(role: iam.IRole, pipeline_name: str) -> None:
+    """The cdk-nag reason for :func:`training_jobs_arn` on ``role``."""
+    acknowledge(
+        role,
+        "IAM5",
+        "Training job names are generated per run, stage and attempt under the pipeline-name prefix",
+        f"Resource::arn:aws:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/{pipeline_name}-*",
+    )

@@ -112,6 +112,7 @@ class Graders(Construct):
         sagemaker_role: iam.IRole,
         log_retention: logs.RetentionDays,
         presets: list[str] | None = None,
+        reserved_concurrency: int = 0,
     ) -> None:
         super().__init__(scope, construct_id)
         self.functions: dict[str, lambda_.IFunction] = {}
@@ -129,6 +130,8 @@ class Graders(Construct):
                 environment={env_names.GRADER_PRESET: preset},
                 timeout=GRADER_TIMEOUT,
                 memory_size_mb=GRADER_MEMORY_MB,
+                # 0: no reservation (Lambda's 0 would throttle every call).
+                reserved_concurrency=reserved_concurrency or None,
             )
             for module in sorted(set(nested_values(spec, "python", "module"))):
                 layer = custom_dependency_layer(grader, module)

@@ -69,6 +69,7 @@ class Monitoring(Construct):
         grader_functions: Mapping[str, lambda_.IFunction],
         dead_letter_queues: Mapping[str, sqs.IQueue],
         trigger_queue: sqs.IQueue | None = None,
+        oldest_message_alarm: Duration | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._state_machine = state_machine
@@ -76,6 +77,8 @@ class Monitoring(Construct):
         self._action = cw_actions.SnsAction(topic)
         self.alarms: dict[str, cw.Alarm] = {}
         self._build_alarms(dead_letter_queues)
+        if trigger_queue is not None and oldest_message_alarm is not None:
+            self._alarm_on_oldest_message(trigger_queue, oldest_message_alarm)
         self._allow_alarms_to_publish(topic)
         self.dashboard = self._build_dashboard(pipeline_name, dead_letter_queues, trigger_queue)
 
@@ -177,6 +180,23 @@ class Monitoring(Construct):
                     treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
                 ),
             )
+
+    def _alarm_on_oldest_message(self, queue: sqs.IQueue, threshold: Duration) -> None:
+        """The trigger queue stops draining: its oldest request has waited longer than one whole run."""
+        self._alarm(
+            "TriggerQueueOldestMessage",
+            cw.Alarm(
+                self,
+                "TriggerQueueOldestMessage",
+                alarm_description=f"A run request has waited more than {threshold.to_hours()} h in the trigger "
+                "queue: runs ahead of it are stuck, or its errors do not clear (the trigger's log says which)",
+                metric=queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=ALARM_PERIOD),
+                threshold=threshold.to_seconds(),
+                evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+        )
 
     def _allow_alarms_to_publish(self, topic: sns.ITopic) -> None:
         """Topic-policy statement: CloudWatch may publish to the topic for this construct's alarms only.

@@ -47,10 +47,11 @@ from constructs import Construct
 from lambdas.common import env_names, layout
 from lambdas.common import metric_names as names
 from lambdas.notify.events import TERMINAL_STATUSES
-from stacks.executions import executions_arn, executions_finding
+from stacks.executions import acknowledge_training_jobs, executions_arn, executions_finding, training_jobs_arn
 from stacks.grants import grant_key_use, grant_object_read, grant_object_write
 from stacks.lambda_defaults import ProjectFunction
 from stacks.nag import acknowledge, arn_of
+from stacks.run_lock import RunLock
 
 NOTIFY_TIMEOUT = Duration.seconds(60)
 CLOUDWATCH = "cloudwatch.amazonaws.com"
@@ -93,6 +94,7 @@ class Notifications(Construct):
         key: kms.IKey,
         log_retention: logs.RetentionDays,
         notification_email: str | None = None,
+        run_lock: RunLock | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = self._build_topic(pipeline_name, key, notification_email)
@@ -110,6 +112,10 @@ class Notifications(Construct):
             "Lambda's asynchronous invocations (configured on those, not as a redrive policy)",
         )
         self.function = self._build_function(pipeline_name, state_machine, artifacts_bucket, key, log_retention)
+        if run_lock is not None:
+            # The notify function releases the run lock of every execution that ends (aborts included).
+            self.function.function.add_environment(env_names.RUN_LOCK_TABLE_NAME, run_lock.table.table_name)
+            run_lock.grant_release(self.function.role)
         self.rule = self._build_rule(pipeline_name, state_machine)
 
     def _build_topic(self, pipeline_name: str, key: kms.IKey, email: str | None) -> sns.Topic:
@@ -157,6 +163,13 @@ class Notifications(Construct):
         iam.Grant.add_to_principal(grantee=role, actions=["sns:Publish"], resource_arns=[self.topic.topic_arn])
         executions = executions_arn(state_machine)
         iam.Grant.add_to_principal(grantee=role, actions=["states:GetExecutionHistory"], resource_arns=[executions])
+        # A run that ends unfinished (aborted, timed out, failed) may leave a training job running: it is stopped.
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
+            resource_arns=[training_jobs_arn(pipeline_name)],
+        )
+        acknowledge_training_jobs(role, pipeline_name)
         function.function.configure_async_invoke(
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
             retry_attempts=2,

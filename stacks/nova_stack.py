@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack, Tags
+from aws_cdk import CfnOutput, Duration, Stack, Tags
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -14,8 +14,9 @@ from stacks.identity import Identity
 from stacks.monitoring import Monitoring
 from stacks.notifications import Notifications
 from stacks.pipeline import Pipeline
+from stacks.run_lock import RunLock
 from stacks.storage import Storage
-from stacks.triggers import Triggers
+from stacks.triggers import OLDEST_MESSAGE_ALARM_SECONDS, Triggers
 
 
 class NovaCustomizationStack(Stack):
@@ -38,7 +39,9 @@ class NovaCustomizationStack(Stack):
             "SageMakerGraders",
             sagemaker_role=self.identity.sagemaker_role,
             log_retention=self.log_retention,
+            reserved_concurrency=settings.grader_reserved_concurrency,
         )
+        self.run_lock = RunLock(self, "RunLock")
         self.pipeline = Pipeline(
             self,
             "Pipeline",
@@ -50,16 +53,8 @@ class NovaCustomizationStack(Stack):
             log_retention=self.log_retention,
             pipeline_name=settings.pipeline_name,
             region=settings.region,
-        )
-        self.triggers = Triggers(
-            self,
-            "Triggers",
-            pipeline_name=settings.pipeline_name,
-            state_machine=self.pipeline.state_machine,
-            data_bucket=self.storage.data_bucket,
-            key=self.storage.key,
-            log_retention=self.log_retention,
-            retrain_schedule=settings.retrain_schedule,
+            run_lock=self.run_lock,
+            reserved_concurrency=settings.stage_reserved_concurrency,
         )
         self.notifications = Notifications(
             self,
@@ -70,6 +65,19 @@ class NovaCustomizationStack(Stack):
             key=self.storage.key,
             log_retention=self.log_retention,
             notification_email=settings.notification_email,
+            run_lock=self.run_lock,
+        )
+        self.triggers = Triggers(
+            self,
+            "Triggers",
+            pipeline_name=settings.pipeline_name,
+            state_machine=self.pipeline.state_machine,
+            data_bucket=self.storage.data_bucket,
+            key=self.storage.key,
+            log_retention=self.log_retention,
+            retrain_schedule=settings.retrain_schedule,
+            topic=self.notifications.topic,
+            run_lock=self.run_lock,
         )
         self.monitoring = Monitoring(
             self,
@@ -83,6 +91,7 @@ class NovaCustomizationStack(Stack):
                 "notify": self.notifications.dead_letter_queue,
             },
             trigger_queue=self.triggers.queue,
+            oldest_message_alarm=Duration.seconds(OLDEST_MESSAGE_ALARM_SECONDS),
         )
         self._add_outputs()
         Tags.of(self).add("project", "nova-customization")

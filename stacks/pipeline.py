@@ -26,13 +26,16 @@ from constructs import Construct
 
 from lambdas.common import env_names, layout
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
+from stacks.executions import acknowledge_training_jobs, training_jobs_arn
 from stacks.grants import grant_key_use, grant_key_use_by_bedrock, grant_object_read, grant_object_write
 from stacks.identity import Identity
 from stacks.lambda_defaults import ProjectFunction
 from stacks.nag import acknowledge, arn_of
+from stacks.run_lock import RunLock
 from stepfunctions.asl import LAMBDA_INVOKE
 from stepfunctions.pipeline import (
     DEFINITION_FILE,
+    DYNAMODB_PUT_ITEM,
     FUNCTIONS,
     HANDLERS_MODULE,
     SAGEMAKER_TRAINING_JOB_SYNC,
@@ -65,6 +68,8 @@ class Pipeline(Construct):
         log_retention: logs.RetentionDays,
         pipeline_name: str,
         region: str,
+        run_lock: RunLock,
+        reserved_concurrency: int = 0,
     ) -> None:
         super().__init__(scope, construct_id)
         if region not in IMAGE_ACCOUNTS:
@@ -75,6 +80,7 @@ class Pipeline(Construct):
         self._identity = identity
         self._graders = dict(graders)
         self._pipeline_name = pipeline_name
+        self._run_lock = run_lock
 
         environment = {
             env_names.PIPELINE_NAME: pipeline_name,
@@ -96,6 +102,8 @@ class Pipeline(Construct):
                 log_retention=log_retention,
                 environment=environment,
                 timeout=Duration.seconds(function.timeout_seconds),
+                # 0: no reservation (Lambda's 0 would throttle every call).
+                reserved_concurrency=reserved_concurrency or None,
             )
             for function in FUNCTIONS
         }
@@ -106,6 +114,7 @@ class Pipeline(Construct):
             "SageMakerRoleArn": identity.sagemaker_role.role_arn,
             "KmsKeyArn": key.key_arn,
             "PipelineName": pipeline_name,
+            "RunLockTableName": run_lock.table.table_name,
         }
         self.execution_log_group = logs.LogGroup(
             self,
@@ -238,16 +247,10 @@ class Pipeline(Construct):
         )
 
     def _training_jobs_arn(self) -> str:
-        # Job names always start with the pipeline name (lambdas/pipeline/naming.py).
-        return f"arn:aws:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:training-job/{self._pipeline_name}-*"
+        return training_jobs_arn(self._pipeline_name)
 
     def _acknowledge_training_jobs(self, role: iam.IRole) -> None:
-        acknowledge(
-            role,
-            "IAM5",
-            "Training job names are generated per run, stage and attempt under the pipeline-name prefix",
-            f"Resource::arn:aws:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/{self._pipeline_name}-*",
-        )
+        acknowledge_training_jobs(role, self._pipeline_name)
 
     # -- state machine ---------------------------------------------------------------------------
 
@@ -267,7 +270,7 @@ class Pipeline(Construct):
     def _grant_state_machine(self, role: iam.IRole) -> None:
         """What the definition's tasks call, and nothing else."""
         integrations = task_integrations(json.loads(DEFINITION_FILE.read_text()))
-        unknown = sorted(set(integrations) - {LAMBDA_INVOKE, SAGEMAKER_TRAINING_JOB_SYNC})
+        unknown = sorted(set(integrations) - {LAMBDA_INVOKE, SAGEMAKER_TRAINING_JOB_SYNC, DYNAMODB_PUT_ITEM})
         if unknown:
             raise ValueError(f"{DEFINITION_FILE.name} calls {unknown}: grant them in {__name__}")
         invoked = integrations.get(LAMBDA_INVOKE, set())
@@ -282,6 +285,8 @@ class Pipeline(Construct):
             )
         if SAGEMAKER_TRAINING_JOB_SYNC in integrations:
             self._grant_training_jobs_sync(role)
+        if DYNAMODB_PUT_ITEM in integrations:
+            self._run_lock.grant_take(role)
         acknowledge(
             role,
             "IAM5",

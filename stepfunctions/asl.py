@@ -31,6 +31,15 @@ LAMBDA_RETRY: State = {
     "MaxDelaySeconds": 60,
     "JitterStrategy": "FULL",
 }
+# Steps that come after work already paid for (reading a finished job's output, recording the run): throttling
+# or a Lambda outage there must not throw that work away, so they are retried for about half an hour at most
+# (5 s doubling to 5 min, 12 attempts), not two minutes.
+LAMBDA_RETRY_AFTER_PAID_WORK: State = {
+    **LAMBDA_RETRY,
+    "IntervalSeconds": 5,
+    "MaxAttempts": 12,
+    "MaxDelaySeconds": 300,
+}
 
 
 def function_placeholder(construct_id: str) -> str:
@@ -61,11 +70,13 @@ def lambda_task(
     on_error: str,
     error_path: str,
     comment: str | None = None,
+    retry: State = LAMBDA_RETRY,
 ) -> State:
     """Invoke a pipeline function; keep the ``select``-ed fields of its response at ``result_path``.
 
-    Lambda service errors are retried; every other error (including the function's
-    own) goes to ``on_error`` with the error at ``error_path``.
+    Lambda service errors are retried (``retry``: :data:`LAMBDA_RETRY`, or :data:`LAMBDA_RETRY_AFTER_PAID_WORK`
+    for steps after a finished job); every other error (including the function's own) goes to ``on_error``
+    with the error at ``error_path``.
     """
     state: State = {
         "Type": "Task",
@@ -73,7 +84,7 @@ def lambda_task(
         "Parameters": {"FunctionName": function_placeholder(function), "Payload": dict(payload)},
         "ResultSelector": {f"{field}.$": f"$.Payload.{field}" for field in select},
         "ResultPath": result_path,
-        "Retry": [dict(LAMBDA_RETRY)],
+        "Retry": [dict(retry)],
         "Catch": catch_all(on_error, error_path),
         **_transition(next_state),
     }

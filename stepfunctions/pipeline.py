@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lambdas.common import run_lock
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES, STAGES, capitalized
 from stepfunctions.asl import (
+    LAMBDA_RETRY_AFTER_PAID_WORK,
     Flow,
     State,
     boolean_choice,
@@ -36,6 +38,19 @@ from stepfunctions.asl import (
 
 DEFINITION_FILE = Path(__file__).resolve().parent / "pipeline.asl.json"
 SAGEMAKER_TRAINING_JOB_SYNC = "arn:aws:states:::sagemaker:createTrainingJob.sync"
+DYNAMODB_PUT_ITEM = "arn:aws:states:::dynamodb:putItem"
+# The longest an execution may run (the state machine's TimeoutSeconds): it then ends TIMED_OUT, is recorded and
+# notified, and releases the run lock. The trigger queue's maximum wait is derived from it: a request must be able
+# to wait out one whole run within SQS's 14-day retention, which caps this at about 6.5 days (stacks/triggers.py).
+MAX_RUN_SECONDS = 6 * 24 * 3600
+# Errors of DynamoDB itself (capacity, throttling, a server error): the lock is retried, not given up.
+_DYNAMODB_TRANSIENT_ERRORS = (
+    "DynamoDB.ProvisionedThroughputExceededException",
+    "DynamoDB.RequestLimitExceeded",
+    "DynamoDB.ThrottlingException",
+    "DynamoDB.InternalServerErrorException",
+    "DynamoDB.AmazonDynamoDBException",
+)
 HANDLERS_MODULE = "lambdas.pipeline.handlers"
 # Where the plan keeps which stages run (the run input's ``stages`` flags).
 ENABLED = "$.plan.enabled"
@@ -223,6 +238,7 @@ def job_loop(stage: JobStage) -> Flow:
             next_state=stage.next_state,
             on_error=describe,
             error_path=job_error,
+            retry=LAMBDA_RETRY_AFTER_PAID_WORK,
         ),
     )
     if stage.advisory:
@@ -419,9 +435,75 @@ _DEPLOYMENT = BedrockStep(
 )
 
 
+def _take_run_lock(flow: Flow, next_state: str) -> str:
+    """The first state: a conditional PutItem that only one execution of the pipeline can pass at a time."""
+    me = {"S.$": "$$.Execution.Id"}
+    refused, unavailable = "Run refused: another run is active", "Run lock unavailable"
+    flow.add(
+        "Take run lock",
+        {
+            "Type": "Task",
+            "Comment": "One run at a time, however the execution was started: the lock item is written only when "
+            "absent or already this execution's; the notify function deletes it when the execution ends",
+            "Resource": DYNAMODB_PUT_ITEM,
+            "Parameters": {
+                "TableName": "${RunLockTableName}",
+                "Item": {
+                    run_lock.KEY_ATTRIBUTE: {"S": "${PipelineName}"},
+                    run_lock.HOLDER_ATTRIBUTE: me,
+                    run_lock.TAKEN_AT_ATTRIBUTE: {"S.$": "$$.State.EnteredTime"},
+                },
+                "ConditionExpression": run_lock.TAKE_CONDITION,
+                "ExpressionAttributeValues": {":me": me},
+            },
+            "ResultPath": None,
+            "Retry": [
+                {
+                    "ErrorEquals": list(_DYNAMODB_TRANSIENT_ERRORS),
+                    "IntervalSeconds": 2,
+                    "MaxAttempts": 8,
+                    "BackoffRate": 2,
+                    "MaxDelaySeconds": 60,
+                    "JitterStrategy": "FULL",
+                }
+            ],
+            "Catch": [
+                {
+                    "ErrorEquals": [f"DynamoDB.{run_lock.CONDITION_FAILED}"],
+                    "ResultPath": "$.lockError",
+                    "Next": refused,
+                },
+                *catch_all(unavailable, "$.lockError"),
+            ],
+            "Next": next_state,
+        },
+    )
+    flow.add(
+        refused,
+        {
+            "Type": "Fail",
+            "Comment": "Started nothing; the notify function records the run as REFUSED and says so",
+            "Error": run_lock.LOCK_HELD_ERROR,
+            "Cause": "another execution of this pipeline holds the run lock (one run at a time); this execution "
+            "started nothing: start it again when the active run has ended",
+        },
+    )
+    flow.add(
+        unavailable,
+        {
+            "Type": "Fail",
+            "Comment": "The lock table could not be written after the retries: nothing was started",
+            "Error": "RunLockUnavailable",
+            "CausePath": "States.JsonToString($.lockError)",
+        },
+    )
+    return "Take run lock"
+
+
 def definition() -> dict[str, Any]:
     """The whole state machine definition (JSONPath)."""
     flow = Flow()
+    first = _take_run_lock(flow, "Start run")
     execution = {"id.$": "$$.Execution.Id", "name.$": "$$.Execution.Name", "startTime.$": "$$.Execution.StartTime"}
     start = pass_state(
         parameters={"input.$": "$", "execution": execution},
@@ -468,12 +550,13 @@ def definition() -> dict[str, Any]:
         next_state="Apply quality gate",
         failed_stage="collectMetrics",
         comment="One metrics table: baseline / SFT / RFT",
+        retry=LAMBDA_RETRY_AFTER_PAID_WORK,
     )
     flow.add("Collect metrics", collect)
     gate = _run_task(
         "ApplyGate",
         {"plan.$": "$.plan", "metrics.$": "$.metrics"},
-        select=("passed", "reasons", "checks", "champion"),
+        select=("passed", "reasons", "checks", "champion", "championEtag"),
         result_path="$.gate",
         next_state="Did the model pass the gate?",
         failed_stage="qualityGate",
@@ -493,6 +576,7 @@ def definition() -> dict[str, Any]:
         result_path="$.record",
         next_state="Run succeeded",
         failed_stage="recordRun",
+        retry=LAMBDA_RETRY_AFTER_PAID_WORK,
         comment="runs/<run-id>/run.json and report.html (SUCCEEDED, GATE_REJECTED or DRY_RUN); the champion record "
         "after a deploy",
     )
@@ -509,6 +593,7 @@ def definition() -> dict[str, Any]:
         next_state="Run failed",
         on_error="Run failed without a record",
         error_path="$.recordError",
+        retry=LAMBDA_RETRY_AFTER_PAID_WORK,
         comment="runs/<run-id>/run.json with status FAILED, the failed stage and its cause, and every partial result",
     )
     flow.add("Record failed run", record_failure)
@@ -521,7 +606,8 @@ def definition() -> dict[str, Any]:
         "Comment": f"Amazon Nova customization: validate, preflight, {phases_text}, quality gate, Bedrock import "
         "and on-demand deployment, run record.",
         "QueryLanguage": "JSONPath",
-        "StartAt": "Start run",
+        "StartAt": first,
+        "TimeoutSeconds": MAX_RUN_SECONDS,
         "States": flow.states,
     }
 

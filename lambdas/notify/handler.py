@@ -68,10 +68,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         sns=_client("sns"),
         sfn=_client("stepfunctions"),
         render_report=render_report,
+        dynamodb=_client("dynamodb"),
+        sagemaker=_client("sagemaker"),
     )
     _emit_metrics(result)
     logger.info(
         "run notification published",
-        extra={"run_id": result.run_id, "status": result.status, "subject": result.notification.subject},
+        extra={
+            "run_id": result.run_id,
+            "status": result.status,
+            "subject": result.notification.subject,
+            "lock_released": result.lock_released,
+            "record_problem": result.record_problem,
+            "stopped_jobs": result.stopped_jobs,
+        },
     )
     return {"runId": result.run_id, "status": result.status, "subject": result.notification.subject}

@@ -41,6 +41,8 @@ def outcome(run: RunRecord, end: ExecutionEnd) -> str:
     stage, _ = runview.error(run)
     if end.status == "ABORTED" or status == "ABORTED":
         return "ABORTED"
+    if status == "REFUSED":
+        return "REFUSED (another run is active; nothing was started)"
     if end.status == "TIMED_OUT":
         return "TIMED OUT" + (f" in {stage}" if stage else "")
     if status == "GATE_REJECTED":

@@ -12,20 +12,22 @@ Clients are parameters; nothing here creates an AWS client.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from lambdas.common import layout
-from lambdas.common.aws_errors import is_missing, is_precondition_failed
+from lambdas.common import layout, run_lock
+from lambdas.common.aws_errors import error_code, is_missing, is_precondition_failed
 from lambdas.notify.events import ExecutionStatusChange, run_id_in
 from lambdas.notify.message import ExecutionEnd, Notification, render_notification
 from lambdas.pipeline import runview
+from lambdas.pipeline.jobs import stop_previous_attempt
 from lambdas.pipeline.naming import run_id_from_execution
-from lambdas.pipeline.record import RenderReport, write_record
-from lambdas.pipeline.schema import RunError, RunRecord, RunStatus
+from lambdas.pipeline.record import RenderReport, build_record, write_record
+from lambdas.pipeline.schema import RunError, RunRecord, RunState, RunStatus
 
 _RUN_STATUS: dict[str, RunStatus] = {
     "SUCCEEDED": "SUCCEEDED",
@@ -34,6 +36,8 @@ _RUN_STATUS: dict[str, RunStatus] = {
     "ABORTED": "ABORTED",
 }
 _HISTORY_PAGE = 100
+# How much of an execution's history the notifier reads for the run's trail (its hard limit is 25,000 events).
+_HISTORY_EVENTS = 25_000
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class NotifyConfig:
     pipeline: str
     artifacts_bucket: str
     topic_arn: str
+    # The run lock's table (lambdas/common/run_lock.py): the lock of an ended execution is released here.
+    lock_table: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,24 @@ class NotifyResult:
     stage_durations: dict[str, float] = field(default_factory=dict)
     bedrock_failure: str | None = None
     gate_rejected: bool = False
+    lock_released: bool = False
+    # Why the run record could not be read or written (the notification says it too), if it could not.
+    record_problem: str | None = None
+    # Training jobs of the run still running when it ended, which the notifier stopped.
+    stopped_jobs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Trail:
+    """What an execution's history says about a run that ended without its own record.
+
+    ``state``: the run state the last state to end left (plan, stage records with checkpoints and metrics,
+    the imported model, the deployment); ``training_jobs``: every training job the execution started.
+    """
+
+    last_state: str | None = None
+    state: RunState | None = None
+    training_jobs: list[str] = field(default_factory=list)
 
 
 def notify_execution_end(
@@ -64,24 +88,38 @@ def notify_execution_end(
     sns: Any,
     sfn: Any,
     render_report: RenderReport,
+    dynamodb: Any = None,
+    sagemaker: Any = None,
 ) -> NotifyResult:
+    """Release the run lock, stop what an unfinished run left running, read or record the run, publish; a
+    record that cannot be read or written is reported in the notification, never a reason not to publish it."""
+    released = _release_lock(event, config, dynamodb)
+    trail = execution_trail(sfn, event) if event.detail.status != "SUCCEEDED" else Trail(last_state=None)
+    stopped = _stop_running_jobs(sagemaker, trail.training_jobs)
     run_id = resolve_run_id(event, sfn)
     recorded = False
+    record_problem: str | None = None
     try:
         run = _load_run(s3, config, run_id)
     except ValidationError as error:
         # A run.json this schema cannot read is kept as it is; the notification tells what Step Functions knows.
-        run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, last_state=_last_state(sfn, event))
+        run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, trail=trail)
         problem = f"{layout.run_record_key(run_id)} is not a valid run record ({error.error_count()} problems)"
         failed_at = run.error.stage if run.error else "record"
         cause = f"{run.error.cause}; {problem}" if run.error else problem
         run = run.model_copy(update={"error": RunError(stage=failed_at, cause=cause)})
+    except Exception as error:  # noqa: BLE001 - an unreadable bucket must not stop the notification
+        run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, trail=trail)
+        record_problem = f"{layout.run_record_key(run_id)} could not be read ({_describe(error)})"
     else:
         if run is None:
-            run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, last_state=_last_state(sfn, event))
-            recorded = _record_if_absent(s3, config, run, render_report)
-            if not recorded:
-                run = _load_run(s3, config, run_id) or run
+            run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, trail=trail)
+            try:
+                recorded = _record_if_absent(s3, config, run, render_report)
+                if not recorded:
+                    run = _load_run(s3, config, run_id) or run
+            except Exception as error:  # noqa: BLE001 - an unwritable bucket must not stop the notification
+                record_problem = f"{layout.run_record_key(run_id)} could not be written ({_describe(error)})"
     end = ExecutionEnd(
         status=event.detail.status,
         execution_arn=event.detail.execution_arn,
@@ -91,6 +129,11 @@ def notify_execution_end(
     )
     report_uri = layout.s3_uri(config.artifacts_bucket, layout.report_key(run_id))
     notification = render_notification(run, end, report_uri=report_uri)
+    notes = [f"The run record is missing: {record_problem}."] if record_problem else []
+    if stopped:
+        notes.append(f"Training jobs still running when the run ended were stopped: {', '.join(stopped)}.")
+    if notes:
+        notification = Notification(subject=notification.subject, body="\n\n".join([notification.body, *notes]))
     sns.publish(TopicArn=config.topic_arn, Subject=notification.subject, Message=notification.body)
     stage, _ = runview.error(run)
     return NotifyResult(
@@ -101,7 +144,25 @@ def notify_execution_end(
         stage_durations={v.key: v.duration_seconds for v in runview.stage_views(run) if v.duration_seconds is not None},
         bedrock_failure=runview.bedrock_failure_kind(stage) if event.detail.status != "SUCCEEDED" else None,
         gate_rejected=run.status == "GATE_REJECTED",
+        lock_released=released,
+        record_problem=record_problem,
+        stopped_jobs=stopped,
     )
+
+
+def _release_lock(event: ExecutionStatusChange, config: NotifyConfig, dynamodb: Any) -> bool:
+    """Free the run lock if this (ended) execution holds it; a refused execution never does."""
+    if config.lock_table is None or dynamodb is None:
+        return False
+    try:
+        return run_lock.release(dynamodb, config.lock_table, config.pipeline, event.detail.execution_arn)
+    except Exception:  # noqa: BLE001 - the trigger frees a lock whose execution has ended; notify regardless
+        return False
+
+
+def _describe(error: BaseException) -> str:
+    code = error_code(error)
+    return f"{code}: {error}" if code else f"{type(error).__name__}: {error}"
 
 
 def resolve_run_id(event: ExecutionStatusChange, sfn: Any) -> str:
@@ -128,10 +189,17 @@ def resolve_run_id(event: ExecutionStatusChange, sfn: Any) -> str:
     return run_id_from_execution(event.detail.name)
 
 
-def reconstruct_run(event: ExecutionStatusChange, *, run_id: str, pipeline: str, last_state: str | None) -> RunRecord:
-    """A run record from the execution event alone (aborted, timed out, or failed before recording)."""
+def reconstruct_run(
+    event: ExecutionStatusChange, *, run_id: str, pipeline: str, trail: Trail | None = None
+) -> RunRecord:
+    """A run record from the execution event and its history's trail (aborted, timed out, or failed before
+    recording): the plan, the stages that ended with their checkpoints and metrics, and an imported model or a
+    deployment in flight, as the last state that ended left them."""
+    trail = trail or Trail()
+    last_state = trail.last_state
     detail = event.detail
     error = None
+    refused = detail.status == "FAILED" and detail.error == run_lock.LOCK_HELD_ERROR
     if detail.status != "SUCCEEDED":
         cause = {
             "ABORTED": "the execution was stopped (aborted) before it finished",
@@ -143,10 +211,25 @@ def reconstruct_run(event: ExecutionStatusChange, *, run_id: str, pipeline: str,
             error=detail.error,
             cause="; ".join(p for p in (cause, details) if p) or "unknown",
         )
+    status: RunStatus = "REFUSED" if refused else _RUN_STATUS[detail.status]
+    if trail.state is not None:
+        base = build_record(trail.state, status=status, ended_at=None, region=event.region, pipeline_name=pipeline)
+        return base.model_copy(
+            update={
+                "runId": run_id,
+                "recordedBy": "notify",
+                "executionStatus": detail.status,
+                "executionArn": detail.execution_arn,
+                "startedAt": runview.format_iso(detail.start_date),
+                "endedAt": runview.format_iso(detail.stop_date),
+                "error": error,
+                "input": detail.parsed("input") or base.input,
+            }
+        )
     return RunRecord(
         runId=run_id,
         pipeline=pipeline,
-        status=_RUN_STATUS[detail.status],
+        status=status,
         recordedBy="notify",
         executionStatus=detail.status,
         region=event.region,
@@ -180,16 +263,56 @@ def _record_if_absent(s3: Any, config: NotifyConfig, run: RunRecord, render_repo
     return True
 
 
-def _last_state(sfn: Any, event: ExecutionStatusChange) -> str | None:
-    """The last state the execution entered (where it failed, was aborted or timed out), best effort."""
+def execution_trail(sfn: Any, event: ExecutionStatusChange) -> Trail:
+    """The trail of an execution that ended without its own record, read from its history, newest first
+    (best effort: a missing permission or throttling leaves what was read so far)."""
+    trail = Trail()
     try:
-        history = sfn.get_execution_history(
-            executionArn=event.detail.execution_arn, reverseOrder=True, maxResults=_HISTORY_PAGE
+        pages = sfn.get_paginator("get_execution_history").paginate(
+            executionArn=event.detail.execution_arn,
+            reverseOrder=True,
+            PaginationConfig={"MaxItems": _HISTORY_EVENTS, "PageSize": 1000},
         )
+        for page in pages:
+            for item in page.get("events", []):
+                _follow_trail(trail, item)
     except Exception:  # noqa: BLE001 - a missing permission or throttling must not stop the notification
+        return trail
+    return trail
+
+
+def _follow_trail(trail: Trail, item: dict[str, Any]) -> None:
+    entered = item.get("stateEnteredEventDetails")
+    if trail.last_state is None and entered and entered.get("name"):
+        trail.last_state = str(entered["name"])
+    exited = item.get("stateExitedEventDetails")
+    if trail.state is None and exited:
+        output = _json_object(exited.get("output"))
+        if output is not None and isinstance(output.get("plan"), dict):
+            with contextlib.suppress(ValidationError):
+                trail.state = RunState.model_validate(output)
+    scheduled = item.get("taskScheduledEventDetails")
+    if scheduled and scheduled.get("resourceType") == "sagemaker":
+        name = (_json_object(scheduled.get("parameters")) or {}).get("TrainingJobName")
+        if isinstance(name, str) and name not in trail.training_jobs:
+            trail.training_jobs.append(name)
+
+
+def _json_object(text: object) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
         return None
-    for item in history.get("events", []):
-        entered = item.get("stateEnteredEventDetails")
-        if entered and entered.get("name"):
-            return str(entered["name"])
-    return None
+    return value if isinstance(value, dict) else None
+
+
+def _stop_running_jobs(sagemaker: Any, job_names: list[str]) -> list[str]:
+    """Stop every listed training job still in progress; the names of those stopped (best effort)."""
+    stopped = []
+    for name in job_names if sagemaker is not None else []:
+        try:
+            if stop_previous_attempt(sagemaker, name) == "InProgress":
+                stopped.append(name)
+        except Exception:  # noqa: BLE001 - one job that cannot be stopped must not stop the others or the notice
+            continue
+    return stopped

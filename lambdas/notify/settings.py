@@ -18,11 +18,15 @@ class NotifySettings(FunctionSettings):
     pipeline_name: str = Field(validation_alias=env_names.PIPELINE_NAME, min_length=1)
     artifacts_bucket: str = Field(validation_alias=env_names.ARTIFACTS_BUCKET_NAME, min_length=3)
     topic_arn: str = Field(validation_alias=env_names.TOPIC_ARN, pattern=r"^arn:[\w-]+:sns:")
+    lock_table: str | None = Field(default=None, validation_alias=env_names.RUN_LOCK_TABLE_NAME, min_length=3)
 
     @property
     def config(self) -> NotifyConfig:
         return NotifyConfig(
-            pipeline=self.pipeline_name, artifacts_bucket=self.artifacts_bucket, topic_arn=self.topic_arn
+            pipeline=self.pipeline_name,
+            artifacts_bucket=self.artifacts_bucket,
+            topic_arn=self.topic_arn,
+            lock_table=self.lock_table,
         )
 
 

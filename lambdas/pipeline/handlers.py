@@ -182,16 +182,17 @@ def _grader_spec(name: str) -> dict[str, Any]:
     return spec
 
 
-def _read_champion(bucket: str, key: str) -> Champion | None:
+def _read_champion(bucket: str, key: str) -> tuple[Champion | None, str | None]:
+    """The champion record and its ETag (the version "Record run" may replace), ``(None, None)`` when absent."""
     from botocore.exceptions import ClientError
 
     try:
-        body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        response = client("s3").get_object(Bucket=bucket, Key=key)
     except ClientError as error:
         if is_missing(error):
-            return None
+            return None, None
         raise
-    return Champion.model_validate_json(body)
+    return Champion.model_validate_json(response["Body"].read()), str(response["ETag"])
 
 
 def _log(message: str, error: Exception) -> None:
@@ -335,11 +336,13 @@ def apply_gate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Apply quality gate: minScore, gain over the baseline, and the deployed champion."""
     parsed = GateEvent.model_validate(event)
     env = environment()
-    champion = None
-    if parsed.plan.gate.mustBeatDeployed:
-        champion = _read_champion(env.artifacts_bucket, champion_key(env.pipeline_name))
+    # Read whether or not it is compared: "Record run" replaces exactly the version read here, or none.
+    champion, champion_etag = _read_champion(env.artifacts_bucket, champion_key(env.pipeline_name))
+    if not parsed.plan.gate.mustBeatDeployed:
+        champion = None
     eval_etag = parsed.plan.datasets.eval.etag
     decision = gate.apply_gate(gate=parsed.plan.gate, metrics=parsed.metrics, champion=champion, eval_etag=eval_etag)
+    decision = decision.model_copy(update={"championEtag": champion_etag})
     logger.info("gate applied", extra={"passed": decision.passed, "reasons": decision.reasons})
     return decision.to_json()
 

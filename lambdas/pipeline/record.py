@@ -35,9 +35,11 @@ from collections.abc import Callable
 from typing import Any
 
 from lambdas.common import layout
+from lambdas.common.aws_errors import is_precondition_failed
 from lambdas.pipeline import naming
 from lambdas.pipeline.schema import (
     Champion,
+    GateDecision,
     JobAttempt,
     RunError,
     RunRecord,
@@ -104,6 +106,12 @@ def _job_failure_cause(stage: str, job: JobAttempt) -> str:
     reason = readable_cause(cause) or str((last.Error if last else None) or "unknown error")
     tries = f" after {job.attempt} attempts" if job.attempt > 1 else ""
     parsed = _json(cause)
+    finished = job.result is not None and job.result.status == "Completed"
+    if finished:
+        # The job itself succeeded: what failed is reading its output (the function, or Lambda throttling it).
+        kind = f" ({parsed['errorType']})" if isinstance(parsed, dict) and "errorType" in parsed else ""
+        error_name = last.Error if last and last.Error else "unknown error"
+        return f"{label} job {job.name} completed, but reading its output failed{kind}: {error_name}: {reason}"
     if isinstance(parsed, dict) and "errorType" in parsed:
         return f"{label} stage failed ({parsed['errorType']}){tries}: {reason}"
     if job.name:
@@ -299,12 +307,8 @@ def record_run(
     record = write_record(record, s3=s3, bucket=bucket, render_report=render_report, log=log)
     champion = None
     if status == "SUCCEEDED" and record.deployment is not None and record.deployment.status == "Active":
-        champion = _put(
-            s3,
-            bucket,
-            layout.champion_key(pipeline_name),
-            json.dumps(champion_record(record, bucket).to_json(), indent=2),
-            "application/json",
+        champion = _replace_champion(
+            record, s3=s3, bucket=bucket, pipeline_name=pipeline_name, read=state.gate, log=log
         )
     return {
         "status": status,
@@ -312,6 +316,29 @@ def record_run(
         "report": record.report,
         "champion": champion,
     }
+
+
+def _replace_champion(
+    record: RunRecord, *, s3: Any, bucket: str, pipeline_name: str, read: GateDecision | None, log: Log | None
+) -> str | None:
+    """Write the champion record only over the version the gate read (``If-Match``), or only if there was none
+    (``If-None-Match``); ``None`` when another run replaced it meanwhile (its champion stays)."""
+    condition = {"IfMatch": read.championEtag} if read is not None and read.championEtag else {"IfNoneMatch": "*"}
+    try:
+        return _put(
+            s3,
+            bucket,
+            layout.champion_key(pipeline_name),
+            json.dumps(champion_record(record, bucket).to_json(), indent=2),
+            "application/json",
+            **condition,
+        )
+    except Exception as error:  # botocore's ClientError, without importing botocore here
+        if is_precondition_failed(error):
+            if log is not None:
+                log("champion not replaced: another run replaced it after this run's gate read it", error)
+            return None
+        raise
 
 
 def record_failed_run(

@@ -23,6 +23,7 @@ _STATUS_COLORS = {
     "FAILED": "#c62828",
     "TIMED_OUT": "#c62828",
     "ABORTED": "#8d6e63",
+    "REFUSED": "#8d6e63",
     "GATE_REJECTED": "#b26a00",
     "DRY_RUN": "#3b7dd8",
     "RUNNING": "#3b7dd8",

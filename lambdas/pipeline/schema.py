@@ -49,10 +49,11 @@ StageName = Literal["baselineEval", "sft", "sftEval", "rft", "finalEval"]
 Method = Literal["sft", "rft", "eval"]
 EvaluationTask = Literal["gen_qa", "rft_eval"]
 StageStatus = Literal["PENDING", "SKIPPED", "SUCCEEDED", "FAILED", "NOT_COMPLETED"]
-# ABORTED: only the notify function records it (an execution stopped before "Record run").
+# ABORTED: only the notify function records it (an execution stopped before "Record run"); so is REFUSED, an
+# execution that could not take the run lock (another run was active) and started nothing.
 # DRY_RUN: a run input with ``dryRun`` true, which stops after preflight, before any GPU.
-RunStatus = Literal["SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED", "DRY_RUN"]
-FINAL_RUN_STATUSES: tuple[RunStatus, ...] = ("SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED", "DRY_RUN")
+RunStatus = Literal["SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED", "REFUSED", "DRY_RUN"]
+FINAL_RUN_STATUSES: tuple[RunStatus, ...] = ("SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED", "REFUSED", "DRY_RUN")
 
 
 class Record(BaseModel):
@@ -606,6 +607,9 @@ class GateDecision(Record):
     checks: list[GateCheck] = Field(default_factory=list)
     champion: ChampionSummary | None = None
     metric: str | None = None
+    # The ETag of the champion record the gate read (None: there was none); the champion is replaced only if
+    # it is still that version, so two runs cannot both replace it from the same reading.
+    championEtag: str | None = None
 
 
 class Poll(Record):

@@ -8,6 +8,7 @@ with a reason, or was parked in the dead-letter queue.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -53,7 +54,15 @@ def record_handler(record: SQSRecord) -> None:
         metrics.add_metric(name=names.TRIGGER_UNRECOGNIZED, unit=MetricUnit.Count, value=1)
         return
     try:
-        outcome = handle_message(message, config=config.config, s3=_client("s3"), sfn=_client("stepfunctions"))
+        outcome = handle_message(
+            message,
+            config=config.config,
+            s3=_client("s3"),
+            sfn=_client("stepfunctions"),
+            sns=_client("sns"),
+            dynamodb=_client("dynamodb"),
+            enqueued_at=_enqueued_at(record),
+        )
     except RunInProgress as waiting:
         logger.info("request waits for the running execution", extra={"running": waiting.running})
         metrics.add_metric(name=names.TRIGGER_WAITING, unit=MetricUnit.Count, value=1)
@@ -68,6 +77,12 @@ def record_handler(record: SQSRecord) -> None:
         },
     )
     metrics.add_metric(name=names.TRIGGER_OUTCOMES[outcome.action], unit=MetricUnit.Count, value=1)
+
+
+def _enqueued_at(record: SQSRecord) -> datetime | None:
+    """When the message entered the queue (``SentTimestamp``, epoch milliseconds), if SQS said."""
+    sent = record.attributes.sent_timestamp
+    return datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None
 
 
 @metrics.log_metrics

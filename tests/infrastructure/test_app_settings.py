@@ -21,6 +21,9 @@ from stacks.summary import summarize
         ({"notification_email": "not-an-email"}, "notificationEmail='not-an-email'"),
         ({"retrain_schedule": "every monday"}, "retrainSchedule='every monday'"),
         ({"log_retention_days": 0}, "logRetentionDays=0"),
+        ({"grader_reserved_concurrency": -1}, "graderReservedConcurrency=-1"),
+        ({"stage_reserved_concurrency": 1001}, "stageReservedConcurrency=1001"),
+        ({"stage_reserved_concurrency": True}, "stageReservedConcurrency=True"),
     ],
 )
 def test_invalid_settings_name_the_context_key(kwargs: dict, message: str) -> None:

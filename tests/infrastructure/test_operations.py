@@ -24,8 +24,16 @@ from stacks.identity import Identity
 from stacks.monitoring import Monitoring
 from stacks.nag import acknowledge, arn_of
 from stacks.notifications import Notifications
+from stacks.run_lock import RunLock
 from stacks.storage import Storage
-from stacks.triggers import MAX_RECEIVE_COUNT, TRIGGER_TIMEOUT, Triggers
+from stacks.triggers import (
+    MAX_RECEIVE_COUNT,
+    OLDEST_MESSAGE_ALARM_SECONDS,
+    TRIGGER_TIMEOUT,
+    Triggers,
+    longest_unseen_seconds,
+)
+from stepfunctions.pipeline import DEFINITION_FILE
 
 DATA_BUCKET = "data-bucket"
 STACK = "OperationsTest"
@@ -67,16 +75,7 @@ class OperationsTestStack(cdk.Stack):
             "Stand-in: CDK's grant_invoke covers the graders' versions and aliases",
             *(f"Resource::{arn_of(fn)}:*" for fn in graders.functions.values()),
         )
-        self.triggers = Triggers(
-            self,
-            "Triggers",
-            pipeline_name=PIPELINE,
-            state_machine=self.state_machine,
-            data_bucket=storage.data_bucket,
-            key=storage.key,
-            log_retention=retention,
-            retrain_schedule=schedule,
-        )
+        run_lock = RunLock(self, "RunLock")
         self.notifications = Notifications(
             self,
             "Notifications",
@@ -86,6 +85,19 @@ class OperationsTestStack(cdk.Stack):
             key=storage.key,
             log_retention=retention,
             notification_email=email,
+            run_lock=run_lock,
+        )
+        self.triggers = Triggers(
+            self,
+            "Triggers",
+            pipeline_name=PIPELINE,
+            state_machine=self.state_machine,
+            data_bucket=storage.data_bucket,
+            key=storage.key,
+            log_retention=retention,
+            retrain_schedule=schedule,
+            topic=self.notifications.topic,
+            run_lock=run_lock,
         )
         self.monitoring = Monitoring(
             self,
@@ -99,6 +111,7 @@ class OperationsTestStack(cdk.Stack):
                 "notify": self.notifications.dead_letter_queue,
             },
             trigger_queue=self.triggers.queue,
+            oldest_message_alarm=cdk.Duration.seconds(OLDEST_MESSAGE_ALARM_SECONDS),
         )
 
 
@@ -215,6 +228,64 @@ def test_the_queue_has_a_dead_letter_queue_and_waits_long_enough_for_a_run(templ
     # A waiting request is retried every visibility timeout: it can wait at least two days
     assert queue["VisibilityTimeout"] * redrive["maxReceiveCount"] >= 2 * 24 * 3600
     assert queue["MessageRetentionPeriod"] == dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def _trigger_queue_and_wait(template_json: dict) -> tuple[dict, dict, float]:
+    queues = _resources(template_json, "AWS::SQS::Queue")
+    [queue] = [q["Properties"] for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    [trigger] = [
+        f["Properties"]
+        for f in _resources(template_json, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "lambdas.trigger.handler.lambda_handler"
+    ]
+    return queue, queues, float(trigger["Environment"]["Variables"]["MAX_WAIT_SECONDS"])
+
+
+def test_no_request_can_expire_in_the_queue_unseen(template_json: dict) -> None:
+    # The settings as deployed: the queue's retention and visibility timeout, the trigger's maximum wait, and the
+    # state machine's timeout (the longest any run ahead of a request can hold the lock).
+    queue, _, max_wait = _trigger_queue_and_wait(template_json)
+    retention, visibility = queue["MessageRetentionPeriod"], queue["VisibilityTimeout"]
+    run_timeout = json.loads(DEFINITION_FILE.read_text())["TimeoutSeconds"]
+    # A request sent at t is received by t + max wait + one run + one visibility timeout (stacks/triggers.py):
+    # no run starts for an older message after t + max wait. That is before SQS deletes it, with a day to spare
+    # for rejecting, one invocation each, the older messages still ahead of it.
+    unseen = longest_unseen_seconds(max_wait=max_wait, max_run=run_timeout, visibility=visibility)
+    assert retention - unseen >= 24 * 3600
+    # A request that only waits is rejected (and notified) by its age before its receives reach the dead-letter
+    # queue: receives happen once per visibility timeout, so at most max wait / visibility + 1 of them.
+    assert queue["RedrivePolicy"]["maxReceiveCount"] > max_wait / visibility + 1
+    # ... and a request can wait out one whole run of the longest kind.
+    assert max_wait > run_timeout
+
+
+def test_a_queue_that_stops_draining_raises_an_alarm_before_requests_are_rejected_for_age(
+    template_json: dict,
+) -> None:
+    queue, queues, max_wait = _trigger_queue_and_wait(template_json)
+    [queue_id] = [k for k, q in queues.items() if q["Properties"] is queue]
+    [alarm] = [a for a in _alarms(template_json) if a.get("MetricName") == "ApproximateAgeOfOldestMessage"]
+    assert alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0] == queue_id
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    run_timeout = json.loads(DEFINITION_FILE.read_text())["TimeoutSeconds"]
+    # not while a request waits behind one run, but before any request is rejected for its age
+    assert run_timeout < alarm["Threshold"] < max_wait
+
+
+def test_the_trigger_publishes_rejections_and_reads_and_frees_the_run_lock_only(template_json: dict) -> None:
+    statements = _policy_of(template_json, "TriggerFunctionRole")
+    by_action = {a: s for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert by_action["sns:Publish"]["Resource"] == {"Ref": _logical_id(template_json, "AWS::SNS::Topic")}
+    [table] = _resources(template_json, "AWS::DynamoDB::Table")
+    for action in ("dynamodb:GetItem", "dynamodb:DeleteItem"):
+        assert by_action[action]["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
+    assert "dynamodb:PutItem" not in by_action
+    notify = {
+        a
+        for s in _policy_of(template_json, "NotifyFunctionRole")
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert {a for a in notify if a.startswith("dynamodb:")} == {"dynamodb:DeleteItem"}
 
 
 def test_every_queue_denies_insecure_transport(template_json: dict) -> None:
@@ -381,6 +452,10 @@ def test_the_notify_lambda_reads_runs_publishes_and_reads_history_only(template_
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert {"s3:GetObject", "s3:PutObject", "sns:Publish", "states:GetExecutionHistory"} <= actions
     assert not any(a.endswith("*") for a in actions)
+    # it stops training jobs an unfinished run left running: this pipeline's jobs only
+    [jobs] = [s for s in statements if "sagemaker:StopTrainingJob" in s["Action"]]
+    assert set(jobs["Action"]) == {"sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"}
+    assert jobs["Resource"]["Fn::Join"][1][-1] == f":training-job/{PIPELINE}-*"
     s3_objects = {p for s in statements if "s3:GetObject" in s["Action"] for p in _object_patterns(s)}
     assert s3_objects == {"/runs/*"}
 

@@ -114,16 +114,48 @@ def test_substitutions_name_the_stage_functions_the_sagemaker_role_and_the_key(s
         "Service": "sagemaker.amazonaws.com"
     }
     assert resources[substitutions["KmsKeyArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::KMS::Key"
+    assert resources[substitutions["RunLockTableName"]["Ref"]]["Type"] == "AWS::DynamoDB::Table"
     # nothing else: every substitution is one of the above or a plain setting, and the definition uses each one
-    references = {f"{function.construct_id}FunctionArn" for function in FUNCTIONS} | {"SageMakerRoleArn", "KmsKeyArn"}
+    references = {f"{function.construct_id}FunctionArn" for function in FUNCTIONS} | {
+        "SageMakerRoleArn",
+        "KmsKeyArn",
+        "RunLockTableName",
+    }
     assert {k for k, v in substitutions.items() if not isinstance(v, str)} == references
     definition = synthesized.definition(pipeline_state_machine(synthesized.template_json))
     assert placeholders(definition) == set(substitutions)
 
 
+def test_stage_and_grader_functions_reserve_the_configured_concurrency(synthesized: Synthesized) -> None:
+    from stacks.config import DEFAULT_GRADER_RESERVED_CONCURRENCY, DEFAULT_STAGE_RESERVED_CONCURRENCY
+
+    functions = synthesized.resources("AWS::Lambda::Function").values()
+    reserved = {
+        f["Properties"]["Handler"]: f["Properties"].get("ReservedConcurrentExecutions")
+        for f in functions
+        if f["Properties"]["Handler"].startswith((HANDLERS, "lambdas.reward."))
+    }
+    stages = {h: r for h, r in reserved.items() if h.startswith(HANDLERS)}
+    graders = [r for h, r in reserved.items() if not h.startswith(HANDLERS)]
+    assert len(stages) == len(FUNCTIONS) and graders
+    assert set(stages.values()) == {DEFAULT_STAGE_RESERVED_CONCURRENCY}
+    assert set(graders) == {DEFAULT_GRADER_RESERVED_CONCURRENCY}
+
+
+def test_the_run_lock_is_taken_only_by_the_state_machine_on_its_own_table(synthesized: Synthesized) -> None:
+    resources = synthesized.template_json["Resources"]
+    [table] = [k for k, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"]
+    writers = _with_action(_state_machine_statements(synthesized), "dynamodb:PutItem")
+    assert [s["Resource"] for s in writers] == [{"Fn::GetAtt": [table, "Arn"]}]
+    properties = resources[table]["Properties"]
+    assert properties["KeySchema"] == [{"AttributeName": "pipeline", "KeyType": "HASH"}]
+    assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
 def test_the_state_machine_role_has_only_the_actions_the_definition_needs(synthesized: Synthesized) -> None:
     assert _actions(_state_machine_statements(synthesized)) == {
         "lambda:InvokeFunction",
+        "dynamodb:PutItem",
         "sagemaker:CreateTrainingJob",
         "sagemaker:DescribeTrainingJob",
         "sagemaker:StopTrainingJob",

@@ -47,7 +47,11 @@ def test_every_placeholder_is_substituted(rendered: tuple[dict, dict]) -> None:
 def test_every_task_calls_a_known_integration(rendered: tuple[dict, dict]) -> None:
     definition, _ = rendered
     resources = {state["Resource"] for _, state in iter_states(definition) if state["Type"] == "Task"}
-    assert resources == {"arn:aws:states:::lambda:invoke", "arn:aws:states:::sagemaker:createTrainingJob.sync"}
+    assert resources == {
+        "arn:aws:states:::lambda:invoke",
+        "arn:aws:states:::sagemaker:createTrainingJob.sync",
+        "arn:aws:states:::dynamodb:putItem",
+    }
 
 
 def test_every_task_matches_the_botocore_input_shape(rendered: tuple[dict, dict]) -> None:

@@ -300,7 +300,7 @@ def test_the_command_prints_the_paths_last_and_exits_non_zero_on_failure(
     monkeypatch.setenv("REHEARSAL_OUT", str(tmp_path / "cli"))
     monkeypatch.setenv("REHEARSAL_FAIL_AT", "deploy")
     monkeypatch.setattr(cli, "rehearse", lambda scenario, **kw: rehearse(scenario, synthesized=app_synthesized, **kw))
-    code = cli.main([])
+    code = cli.main([])  # the options come from the environment here, not from pytest's command line
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 1
     assert lines[-1].startswith("Report: ") and lines[-1].endswith("report.html")
@@ -378,3 +378,30 @@ def test_a_failed_sft_evaluation_lets_rft_finish_and_the_run_deploys(
     assert run["stages"]["sftEval"]["status"] == "FAILED" and run["stages"]["sftEval"]["error"]["cause"]
     assert run["metrics"]["table"]["sft"] is None and "sft" in run["metrics"]["failed"]
     assert result.exit_code == 0 and result.deployment_arn
+
+
+# -- one run at a time ----------------------------------------------------------------------------
+
+
+def test_every_end_releases_the_run_lock(happy: Result) -> None:
+    # The execution took the lock in its first state; its end event, delivered to the notify function, freed it.
+    assert happy.states_entered()[0] == "Take run lock"
+    assert happy.lock_holder_after is None
+
+
+def test_a_second_run_while_another_holds_the_lock_is_refused_recorded_and_notified(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    # Given another execution of the pipeline holding the run lock (a console start, or a stale listing)
+    other = "arn:aws:states:us-east-1:123456789012:execution:NovaCustomization-PipelineStateMachine:other-run"
+    # When a second execution starts
+    result = _rehearse(app_synthesized, out_dir, lock_held_by=other)
+    # Then it ends in its first state, started no job, and leaves the other run's lock alone
+    assert result.status == "FAILED" and result.error == "RunLockHeld", (result.error, result.cause)
+    assert result.jobs == [] and result.models == []
+    assert result.lock_holder_after == other
+    # ... and it is recorded and notified as REFUSED
+    assert result.run is not None and result.run["status"] == "REFUSED"
+    (note,) = result.notifications
+    assert "REFUSED" in note["subject"]
+    assert result.exit_code == 1

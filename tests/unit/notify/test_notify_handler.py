@@ -208,3 +208,123 @@ def test_the_run_id_of_a_failed_run_is_found_in_the_execution_history(world: Wor
         world.event("exec-2", "SUCCEEDED", output=json.dumps({"plan": {"runId": "from-output"}}))
     )
     assert resolve_run_id(succeeded, History()) == "from-output"
+
+
+# -- lineage on every end ------------------------------------------------------------------------------
+
+
+class _History:
+    """An execution history, newest first, as GetExecutionHistory pages it."""
+
+    def __init__(self, events: list[dict]) -> None:
+        self.events = events
+
+    def get_paginator(self, operation: str) -> Any:
+        assert operation == "get_execution_history"
+        history = self
+
+        class Paginator:
+            def paginate(self, **kwargs: Any) -> list[dict]:
+                assert kwargs["reverseOrder"] is True
+                return [{"events": history.events}]
+
+        return Paginator()
+
+    def get_execution_history(self, **kwargs: Any) -> dict:
+        return {"events": list(reversed(self.events)) if kwargs.get("reverseOrder") is False else self.events}
+
+
+class _TrainingJobs:
+    """SageMaker as the notify function sees it: DescribeTrainingJob and StopTrainingJob."""
+
+    def __init__(self, statuses: dict[str, str]) -> None:
+        self.statuses = statuses
+        self.stopped: list[str] = []
+
+    def describe_training_job(self, TrainingJobName: str) -> dict:
+        return {"TrainingJobStatus": self.statuses[TrainingJobName]}
+
+    def stop_training_job(self, TrainingJobName: str) -> None:
+        self.stopped.append(TrainingJobName)
+
+
+def _aborted_during_rft() -> _History:
+    from tests.unit.pipeline import samples
+
+    stages = samples.stages_after_training(rft=False).to_json()
+    state = {
+        "input": samples.run_input(),
+        "execution": samples.EXECUTION,
+        "plan": samples.plan().to_json(),
+        "stages": stages,
+        "model": {
+            "arn": "arn:aws:bedrock:us-east-1:123456789012:custom-model/imported/x",
+            "name": "nova-run-1",
+            "checkpoint": samples.SFT_CHECKPOINT,
+            "status": "Creating",
+        },
+    }
+    scheduled = {
+        "resourceType": "sagemaker",
+        "resource": "createTrainingJob.sync",
+        "parameters": json.dumps({"TrainingJobName": "nova-run-1-rft-a1"}),
+    }
+    done = {"resourceType": "sagemaker", "parameters": json.dumps({"TrainingJobName": "nova-run-1-sft-a1"})}
+    return _History(
+        [
+            {"type": "ExecutionAborted"},
+            {"type": "TaskScheduled", "taskScheduledEventDetails": scheduled},
+            {"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "Run RFT training job"}},
+            {
+                "type": "TaskStateExited",
+                "stateExitedEventDetails": {"name": "Prepare RFT job", "output": json.dumps(state)},
+            },
+            {"type": "TaskScheduled", "taskScheduledEventDetails": done},
+        ]
+    )
+
+
+def _notify(world: World, event: dict, sfn: Any, sagemaker: Any) -> Any:
+    from lambdas.notify.events import ExecutionStatusChange
+    from lambdas.notify.service import NotifyConfig, notify_execution_end
+
+    topic_arn = boto3.client("sns", region_name=REGION).list_topics()["Topics"][0]["TopicArn"]
+    return notify_execution_end(
+        ExecutionStatusChange.model_validate(event),
+        config=NotifyConfig(pipeline="nova", artifacts_bucket=world.bucket, topic_arn=topic_arn),
+        s3=world.s3,
+        sns=boto3.client("sns", region_name=REGION),
+        sfn=sfn,
+        render_report=lambda run: "<html></html>",
+        sagemaker=sagemaker,
+    )
+
+
+def test_an_aborted_run_keeps_its_checkpoints_and_model_and_its_running_job_is_stopped(world: World) -> None:
+    from tests.unit.pipeline import samples
+
+    # Given a run aborted during RFT, after SFT finished and (in this trail) with a model import in flight
+    jobs = _TrainingJobs({"nova-run-1-rft-a1": "InProgress", "nova-run-1-sft-a1": "Completed"})
+    # When the notify function receives the end
+    result = _notify(world, world.event("run-1", "ABORTED", input=None), _aborted_during_rft(), jobs)
+    # Then the still-running RFT job is stopped, and the notification says so
+    assert jobs.stopped == ["nova-run-1-rft-a1"] and result.stopped_jobs == ["nova-run-1-rft-a1"]
+    (published,) = world.published()
+    assert "were stopped: nova-run-1-rft-a1" in published["Message"]
+    # ... and run.json keeps the plan, the SFT checkpoint and the in-flight import, recorded by the notifier
+    run = json.loads(world.read("runs/run-1/run.json"))
+    assert run["status"] == "ABORTED" and run["recordedBy"] == "notify"
+    assert run["plan"]["runId"] == "run-1" and run["stages"]["sft"]["checkpoint"] == samples.SFT_CHECKPOINT
+    assert run["model"]["status"] == "Creating" and run["error"]["stage"] == "Run RFT training job"
+    assert run["input"] == samples.run_input()
+
+
+def test_the_notification_is_published_even_when_the_record_cannot_be_written(world: World) -> None:
+    # Given an artifacts bucket the notify function cannot use (here: it does not exist)
+    world.s3.delete_bucket(Bucket=world.bucket)
+    # When an aborted run ends
+    result = _notify(world, world.event("run-1", "ABORTED"), _aborted_during_rft(), _TrainingJobs({}))
+    # Then the notification is still published, and says the record is missing and why
+    (published,) = world.published()
+    assert "The run record is missing: runs/run-1/run.json could not be read (NoSuchBucket" in published["Message"]
+    assert result.record_problem is not None

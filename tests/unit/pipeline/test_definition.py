@@ -72,7 +72,7 @@ def test_the_definition_is_jsonpath_and_reads_like_a_runbook() -> None:
         "Record failed run",
     ):
         assert name in STATES, name
-    assert DEFINITION["StartAt"] == "Start run"
+    assert DEFINITION["StartAt"] == "Take run lock" and STATES["Take run lock"]["Next"] == "Start run"
 
 
 def test_every_task_and_parallel_catches_everything() -> None:
@@ -92,8 +92,13 @@ def test_every_lambda_task_retries_service_errors_with_backoff() -> None:
 def test_every_failure_path_records_the_run_before_the_execution_fails() -> None:
     top = DEFINITION["States"]
     fails = [n for n, s in top.items() if s["Type"] == "Fail"]
-    assert sorted(fails) == ["Run failed", "Run failed without a record"]
+    # Before the lock is taken nothing has started: those ends are recorded by the notify function (REFUSED).
+    lock_ends = ["Run lock unavailable", "Run refused: another run is active"]
+    assert sorted(fails) == ["Run failed", "Run failed without a record", *lock_ends]
+    assert sorted(c["Next"] for c in top["Take run lock"]["Catch"]) == sorted(lock_ends)
     for name, state in top.items():
+        if name == "Take run lock":
+            continue
         for catcher in state.get("Catch", []):
             target = top[catcher["Next"]]
             chain = [catcher["Next"]]
@@ -339,3 +344,25 @@ def test_each_job_stage_but_the_final_evaluation_can_be_skipped_by_the_plan(stag
     ]
     # the final evaluation always runs: it feeds the gate
     assert len(choices) == (0 if stage == "finalEval" else 1)
+
+
+def _retry_budget_seconds(retrier: dict) -> float:
+    """The longest a Retry keeps trying before giving up (without jitter)."""
+    delays = [retrier["IntervalSeconds"] * retrier["BackoffRate"] ** n for n in range(retrier["MaxAttempts"])]
+    return sum(min(d, retrier.get("MaxDelaySeconds", d)) for d in delays)
+
+
+def test_steps_after_finished_jobs_retry_lambda_throttling_for_half_an_hour() -> None:
+    # A throttled read of a finished job's output, or of the run record, must not throw the paid work away.
+    after_paid_work = [
+        n
+        for n in STATES
+        if n.startswith(("Resolve ", "Read ")) or n in ("Collect metrics", "Record run", "Record failed run")
+    ]
+    assert len(after_paid_work) == 8, after_paid_work
+    for name in after_paid_work:
+        [retrier] = STATES[name]["Retry"]
+        assert "Lambda.TooManyRequestsException" in retrier["ErrorEquals"], name
+        assert _retry_budget_seconds(retrier) >= 30 * 60, name
+    # the other Lambda steps keep the short budget: a failure early on is reported quickly
+    assert _retry_budget_seconds(STATES["Validate run"]["Retry"][0]) < 5 * 60

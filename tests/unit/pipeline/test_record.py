@@ -94,6 +94,47 @@ def test_a_deployed_run_is_recorded_with_its_lineage_and_becomes_the_champion(s3
     assert champion["deploymentArn"] == DEPLOYMENT["arn"] and champion["evalDatasetEtag"] == "etag-datasets/eval.jsonl"
 
 
+def _plan(run_id: str) -> dict:
+    return samples.plan().model_copy(update={"runId": run_id}).to_json()
+
+
+def _gate_read(s3: Any) -> dict:
+    """The gate decision as "Apply quality gate" leaves it: with the ETag of the champion record it read."""
+    try:
+        etag = s3.head_object(Bucket=samples.ARTIFACTS_BUCKET, Key="champions/nova.json")["ETag"]
+    except s3.exceptions.ClientError:
+        etag = None
+    return {"passed": True, "reasons": ["ok"], "checks": [], "champion": None, "championEtag": etag}
+
+
+def test_two_runs_gated_on_the_same_champion_cannot_both_replace_it(s3: Any) -> None:
+    # Given a champion, and two runs whose gates both read that same version of it
+    _record(s3, _state(model=MODEL, deployment=DEPLOYMENT))
+    first_gate, second_gate = _gate_read(s3), _gate_read(s3)
+    assert first_gate["championEtag"]
+    first = _state(model=MODEL, deployment=DEPLOYMENT, gate=first_gate, plan=_plan("run-2"))
+    second = _state(model=MODEL, deployment=DEPLOYMENT, gate=second_gate, plan=_plan("run-3"))
+    # When both record their deployment, one after the other
+    problems: list[str] = []
+    written = _record(s3, first)
+    refused = _record(s3, second, log=lambda message, error: problems.append(message))
+    # Then the first replaced the champion and the second did not overwrite it (no last writer wins)
+    assert written["champion"] == f"s3://{samples.ARTIFACTS_BUCKET}/champions/nova.json"
+    assert refused["champion"] is None and refused["status"] == "SUCCEEDED"
+    assert _read(s3, "champions/nova.json")["runId"] == "run-2"
+    assert problems == ["champion not replaced: another run replaced it after this run's gate read it"]
+
+
+def test_the_first_champion_is_written_only_if_none_appeared_since_the_gate(s3: Any) -> None:
+    # Given two first runs whose gates both found no champion
+    first = _state(model=MODEL, deployment=DEPLOYMENT, gate=_gate_read(s3), plan=_plan("run-2"))
+    second = _state(model=MODEL, deployment=DEPLOYMENT, gate=_gate_read(s3), plan=_plan("run-3"))
+    # Then only the first to record becomes the champion
+    assert _record(s3, first)["champion"] is not None
+    assert _record(s3, second)["champion"] is None
+    assert _read(s3, "champions/nova.json")["runId"] == "run-2"
+
+
 def test_a_gate_rejection_is_recorded_and_does_not_touch_the_champion(s3: Any) -> None:
     state = _state(
         gate={"passed": False, "reasons": ["exact_match 0.5 < minScore 0.7"], "checks": [], "champion": None}
@@ -179,6 +220,25 @@ def test_a_failed_final_evaluation_records_its_stage(s3: Any) -> None:
     assert result["error"] == "FinalEvaluationFailed"
     assert result["cause"] == "Final evaluation stage failed (JobOutputError): no results"
     assert _read(s3, "runs/run-1/run.json")["stages"]["finalEval"]["status"] == "FAILED"
+
+
+def test_a_throttled_read_of_a_completed_job_says_the_job_completed(s3: Any) -> None:
+    # Given the final evaluation job completed, and Lambda throttled "Read final evaluation results" past its retries
+    job = {
+        "stage": "finalEval",
+        "name": "nova-run-1-eval-final-a1",
+        "attempt": 1,
+        "result": {"name": "nova-run-1-eval-final-a1", "status": "Completed", "arn": "arn:aws:sagemaker:job"},
+        "lastError": {"Error": "Lambda.TooManyRequestsException", "Cause": "Rate Exceeded."},
+    }
+    state = _state(stageFailure={"stage": "finalEval", "job": job}, failedStage="finalEval")
+    state.pop("gate")
+    result = _record(s3, state, failed=True)
+    # Then the recorded cause says what happened: the job is fine, reading its output was throttled
+    assert result["cause"] == (
+        "Final evaluation job nova-run-1-eval-final-a1 completed, but reading its output failed: "
+        "Lambda.TooManyRequestsException: Rate Exceeded."
+    )
 
 
 def test_a_failed_deployment_keeps_and_records_the_imported_model(s3: Any) -> None:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from lambdas.notify.events import ExecutionStatusChange
-from lambdas.notify.service import NotifyConfig, _record_if_absent, reconstruct_run
+from lambdas.notify.service import NotifyConfig, Trail, _record_if_absent, reconstruct_run
 from lambdas.pipeline.record import build_record, record_run
 from lambdas.pipeline.schema import SCHEMA_VERSION, Plan, RunRecord, RunState, StageRecord
 from tests.unit.pipeline import samples
@@ -55,7 +55,9 @@ def test_the_pipeline_writes_a_run_json_the_schema_reads_back_unchanged(s3: Any)
 
 
 def test_the_notify_function_writes_a_run_json_of_the_same_shape(s3: Any) -> None:
-    run = reconstruct_run(_aborted_event(), run_id="run-2", pipeline=samples.PIPELINE, last_state="Train with RFT")
+    run = reconstruct_run(
+        _aborted_event(), run_id="run-2", pipeline=samples.PIPELINE, trail=Trail(last_state="Train with RFT")
+    )
     config = NotifyConfig(pipeline=samples.PIPELINE, artifacts_bucket=samples.ARTIFACTS_BUCKET, topic_arn="arn:t")
     assert _record_if_absent(s3, config, run, lambda record: "<html></html>") is True
     written = _read(s3, "runs/run-2/run.json")

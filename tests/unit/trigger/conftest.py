@@ -1,4 +1,5 @@
-"""Moto-backed S3, SQS (FIFO queue + DLQ) and Step Functions for the trigger Lambda, and a fake ESM."""
+"""Moto-backed S3, SQS (FIFO queue + DLQ), Step Functions, SNS and the run-lock table for the trigger Lambda,
+and a fake ESM. ``fail``/``answer`` make one client operation fail or answer as the real service can."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from lambdas.common import run_lock
 from offline.lambda_context import FakeLambdaContext
 
 PIPELINE = "nova"
@@ -40,6 +44,10 @@ class TriggerWorld:
     state_machine_arn: str
     queue_url: str
     dlq_url: str
+    sns: Any = None
+    dynamodb: Any = None
+    topic_capture_url: str = ""
+    lock_table: str = ""
 
     # Given helpers ---------------------------------------------------------
     def upload(self, key: str, body: object) -> str:
@@ -80,6 +88,44 @@ class TriggerWorld:
     def sqs_counter(self) -> int:
         self._counter += 1
         return self._counter
+
+    def hold_lock(self, execution_arn: str) -> None:
+        """The run lock as an execution's first state leaves it."""
+        item = {run_lock.KEY_ATTRIBUTE: {"S": PIPELINE}, run_lock.HOLDER_ATTRIBUTE: {"S": execution_arn}}
+        self.dynamodb.put_item(TableName=self.lock_table, Item=item)
+
+    def start_from_console(self, name: str) -> str:
+        return str(self.sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name)["executionArn"])
+
+    def fail(self, service: str, operation: str, code: str, status: int = 400, times: int | None = None) -> None:
+        """Every call of ``operation`` by the trigger's ``service`` client (or the next ``times``) raises ``code``."""
+        remaining = [times]
+
+        def raise_error(**_: Any) -> None:
+            if remaining[0] is not None:
+                if remaining[0] <= 0:
+                    return
+                remaining[0] -= 1
+            error = {
+                "Error": {"Code": code, "Message": f"simulated {code}"},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            }
+            raise ClientError(error, operation)
+
+        self._trigger_client(service).meta.events.register(f"before-call.*.{operation}", raise_error)
+
+    def answer(self, service: str, operation: str, parsed: dict) -> None:
+        """``operation`` answers ``parsed`` (e.g. a stale, empty ``ListExecutions`` page)."""
+
+        def short_circuit(**_: Any) -> tuple[AWSResponse, dict]:
+            return AWSResponse("https://simulated", 200, {}, None), parsed
+
+        self._trigger_client(service).meta.events.register(f"before-call.*.{operation}", short_circuit)
+
+    def _trigger_client(self, service: str) -> Any:
+        from lambdas.trigger import handler
+
+        return handler._client(service)
 
     # When helpers ----------------------------------------------------------
     def deliver(self) -> dict:
@@ -136,6 +182,17 @@ class TriggerWorld:
     def read_json(self, key: str) -> dict:
         return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
+    def published(self) -> list[dict]:
+        """Messages the trigger published on the notifications topic."""
+        received = self.sqs.receive_message(QueueUrl=self.topic_capture_url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in received]
+
+    def dead_letters(self) -> list[dict]:
+        return self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+
+    def lock_holder(self) -> str | None:
+        return run_lock.lock_holder(self.dynamodb, self.lock_table, PIPELINE)
+
     def finish_running_executions(self) -> None:
         for execution in self.executions("RUNNING"):
             self.sfn.stop_execution(executionArn=execution["executionArn"])
@@ -168,6 +225,23 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[TriggerWorld]:
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "384"}),
             },
         )["QueueUrl"]
+        sns = boto3.client("sns", region_name=REGION)
+        topic_arn = sns.create_topic(Name="notifications")["TopicArn"]
+        capture_url = sqs.create_queue(QueueName="notifications-capture")["QueueUrl"]
+        capture_arn = sqs.get_queue_attributes(QueueUrl=capture_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=capture_arn)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        lock_table = "run-lock"
+        dynamodb.create_table(
+            TableName=lock_table,
+            KeySchema=[{"AttributeName": run_lock.KEY_ATTRIBUTE, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": run_lock.KEY_ATTRIBUTE, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        monkeypatch.setenv("TOPIC_ARN", topic_arn)
+        monkeypatch.setenv("RUN_LOCK_TABLE_NAME", lock_table)
         monkeypatch.setenv("PIPELINE_NAME", PIPELINE)
         monkeypatch.setenv("DATA_BUCKET_NAME", bucket)
         monkeypatch.setenv("STATE_MACHINE_ARN", state_machine_arn)
@@ -177,6 +251,8 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[TriggerWorld]:
 
         settings.settings.cache_clear()
         handler._client.cache_clear()
-        yield TriggerWorld(s3, sqs, sfn, bucket, state_machine_arn, queue_url, dlq_url)
+        yield TriggerWorld(
+            s3, sqs, sfn, bucket, state_machine_arn, queue_url, dlq_url, sns, dynamodb, capture_url, lock_table
+        )
         settings.settings.cache_clear()
         handler._client.cache_clear()
