@@ -2,7 +2,9 @@
 """CDK entry point: the only place that reads context and the environment.
 
 Context keys (cdk.json or ``-c key=value``): ``region``, ``pipelineName``,
-``retainData``, ``logRetentionDays``, ``notificationEmail``, ``retrainSchedule``.
+``retainData``, ``logRetentionDays``, ``notificationEmail``, ``retrainSchedule``, ``runPolicy`` (a JSON
+object, :class:`lambdas.pipeline.policy.RunPolicy`; with ``-c`` its JSON text), ``writers`` (a JSON object,
+:func:`stacks.config.parse_writers`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
-from stacks.config import PipelineSettings, SettingsError, parse_bool, parse_int
+from lambdas.pipeline.policy import CONTEXT_KEY as RUN_POLICY_KEY
+from lambdas.pipeline.policy import RunPolicy, RunPolicyError, parse_policy
+from stacks.config import PipelineSettings, SettingsError, parse_bool, parse_int, parse_writers
 from stacks.nova_stack import NovaCustomizationStack
 
 T = TypeVar("T")
@@ -48,6 +52,14 @@ def settings_from_context(app: cdk.App) -> PipelineSettings:
         problems.append(f"region={region!r}: Nova customization images are published in {sorted(IMAGE_ACCOUNTS)} only")
     retain_data = typed("retainData", parse_bool, True)
     log_retention_days = typed("logRetentionDays", parse_int, 90)
+    no_writers: dict[str, tuple[str, ...]] = {}
+    writers = typed("writers", parse_writers, no_writers)
+    run_policy = RunPolicy()
+    if ctx(RUN_POLICY_KEY) is not None:
+        try:
+            run_policy = parse_policy(ctx(RUN_POLICY_KEY))
+        except RunPolicyError as error:
+            problems.append(str(error))
     if problems:
         raise SettingsError("invalid context: " + "; ".join(problems))
     return PipelineSettings(
@@ -59,6 +71,8 @@ def settings_from_context(app: cdk.App) -> PipelineSettings:
         log_retention_days=log_retention_days,
         notification_email=ctx("notificationEmail") or None,
         retrain_schedule=ctx("retrainSchedule") or None,
+        run_policy=run_policy,
+        writers=writers,
     )
 
 

@@ -50,6 +50,7 @@ class NovaCustomizationStack(Stack):
             log_retention=self.log_retention,
             pipeline_name=settings.pipeline_name,
             region=settings.region,
+            run_policy=settings.run_policy,
         )
         self.triggers = Triggers(
             self,
@@ -61,6 +62,7 @@ class NovaCustomizationStack(Stack):
             log_retention=self.log_retention,
             retrain_schedule=settings.retrain_schedule,
         )
+        self.storage.restrict_writers(settings.writers, project_roles=[self.triggers.function.role])
         self.notifications = Notifications(
             self,
             "Notifications",

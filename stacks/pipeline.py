@@ -26,6 +26,7 @@ from constructs import Construct
 
 from lambdas.common import env_names, layout
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
+from lambdas.pipeline.policy import RunPolicy
 from stacks.grants import grant_key_use, grant_key_use_by_bedrock, grant_object_read, grant_object_write
 from stacks.identity import Identity
 from stacks.lambda_defaults import ProjectFunction
@@ -65,6 +66,7 @@ class Pipeline(Construct):
         log_retention: logs.RetentionDays,
         pipeline_name: str,
         region: str,
+        run_policy: RunPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
         if region not in IMAGE_ACCOUNTS:
@@ -75,6 +77,7 @@ class Pipeline(Construct):
         self._identity = identity
         self._graders = dict(graders)
         self._pipeline_name = pipeline_name
+        self._run_policy = run_policy
 
         environment = {
             env_names.PIPELINE_NAME: pipeline_name,
@@ -85,6 +88,7 @@ class Pipeline(Construct):
             env_names.GRADER_FUNCTIONS: Stack.of(self).to_json_string(
                 {name: fn.function_arn for name, fn in sorted(self._graders.items())}
             ),
+            env_names.RUN_POLICY: run_policy.to_env(),
         }
         self.functions: dict[str, ProjectFunction] = {
             function.construct_id: ProjectFunction(
@@ -290,11 +294,24 @@ class Pipeline(Construct):
         )
 
     def _grant_training_jobs_sync(self, role: iam.IRole) -> None:
-        """createTrainingJob.sync: create, watch and stop the pipeline's jobs through Step Functions' rule."""
+        """createTrainingJob.sync: create, watch and stop the pipeline's jobs through Step Functions' rule.
+
+        CreateTrainingJob is allowed only on the run policy's instance types (``sagemaker:InstanceTypes``,
+        a multivalued key: every instance type of the request must be allowed)."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateTrainingJob"],
+                resources=[self._training_jobs_arn()],
+                conditions={
+                    "ForAllValues:StringEquals": {
+                        "sagemaker:InstanceTypes": list(self._run_policy.allowedInstanceTypes)
+                    }
+                },
+            )
+        )
         iam.Grant.add_to_principal(
             grantee=role,
             actions=[
-                "sagemaker:CreateTrainingJob",
                 "sagemaker:DescribeTrainingJob",
                 "sagemaker:StopTrainingJob",
                 "sagemaker:AddTags",

@@ -165,6 +165,23 @@ def test_training_jobs_are_limited_to_the_pipeline_prefix(synthesized: Synthesiz
     )
 
 
+def test_training_jobs_may_be_created_only_on_the_run_policy_s_instance_types(synthesized: Synthesized) -> None:
+    from lambdas.pipeline.policy import RunPolicy
+
+    (create,) = _with_action(_state_machine_statements(synthesized), "sagemaker:CreateTrainingJob")
+    assert _as_list(create["Action"]) == ["sagemaker:CreateTrainingJob"]  # the key applies to this action only
+    allowed = create["Condition"]["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
+    assert sorted(_as_list(allowed)) == sorted(RunPolicy().allowedInstanceTypes)
+
+
+def test_stage_functions_receive_the_run_policy(synthesized: Synthesized) -> None:
+    from lambdas.pipeline.policy import RunPolicy, parse_policy
+
+    for handler, function in _functions(synthesized).items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert parse_policy(variables["RUN_POLICY"], where="RUN_POLICY") == RunPolicy(), handler
+
+
 def test_the_state_machine_passes_only_the_sagemaker_role_and_only_to_sagemaker(synthesized: Synthesized) -> None:
     resources = synthesized.template_json["Resources"]
     (statement,) = _with_action(_state_machine_statements(synthesized), "iam:PassRole")

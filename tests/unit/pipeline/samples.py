@@ -6,6 +6,7 @@ import copy
 import json
 from typing import Any
 
+from lambdas.pipeline.policy import RunPolicy
 from lambdas.pipeline.schema import Execution, Plan, StageRecords
 
 PIPELINE = "nova"
@@ -106,8 +107,8 @@ def resume(stage: str, checkpoint: str, run: str | None = EARLIER_RUN) -> dict:
     return {"stage": stage, "checkpoint": checkpoint, **({"run": run} if run is not None else {})}
 
 
-def plan(**input_changes: Any) -> Plan:
-    """A resolved plan (every dataset exists) for ``run_input(**input_changes)``."""
+def plan(*, policy: RunPolicy | None = None, **input_changes: Any) -> Plan:
+    """A resolved plan (every dataset exists) for ``run_input(**input_changes)``, held to ``policy``."""
     from lambdas.pipeline.plan import resolve_plan
 
     resolved, _ = resolve_plan(
@@ -120,6 +121,7 @@ def plan(**input_changes: Any) -> Plan:
         grader_version=lambda name: "1.0.0",
         head_object=head_ok,
         read_object=read_earlier_run,
+        policy=policy,
     )
     return resolved
 

@@ -50,6 +50,7 @@ def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch
                 "GRADER_FUNCTIONS": "{}",
                 "BEDROCK_IMPORT_ROLE_ARN": samples.IMPORT_ROLE_ARN,
                 "MODEL_KMS_KEY_ARN": samples.KMS_KEY_ARN,
+                "RUN_POLICY": "{}",
                 "AWS_REGION": "us-east-1",
             }
         )
@@ -62,6 +63,7 @@ def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch
                 "GRADER_FUNCTIONS": "{}",
                 "BEDROCK_IMPORT_ROLE_ARN": "not-an-arn",
                 "MODEL_KMS_KEY_ARN": samples.KMS_KEY_ARN,
+                "RUN_POLICY": "{}",
                 "AWS_REGION": "us-east-1",
             }
         )

@@ -100,11 +100,25 @@ def test_a_champion_is_ignored_when_not_required() -> None:
     assert _gate(champion=champion, gate={**GATE, "mustBeatDeployed": False})["passed"] is True
 
 
-def test_a_champion_measured_on_another_dataset_is_flagged() -> None:
+def test_a_champion_measured_on_another_dataset_version_fails_the_gate_closed() -> None:
     champion = {"runId": "run-0", "metrics": {"exact_match": 0.5}, "evalDatasetEtag": "old"}
     metrics = collect_metrics(GATE, _stages())
     decision = apply_gate(gate=GATE, metrics=metrics, champion=champion, eval_etag="new")
-    assert decision["passed"] and "different evaluation dataset" in decision["reasons"][-1]
+    assert decision["passed"] is False
+    (reason,) = decision["reasons"]
+    assert "another version of the evaluation dataset (ETag old, this run: ETag new)" in reason
+    same = apply_gate(gate=GATE, metrics=metrics, champion=champion, eval_etag="old")
+    assert same["passed"] is True
+
+
+def test_a_champion_without_the_gate_metric_fails_the_gate_closed() -> None:
+    champion = {"runId": "run-0", "metrics": {"rouge1": 0.2}, "evalDatasetEtag": "e"}
+    decision = apply_gate(gate=GATE, metrics=collect_metrics(GATE, _stages()), champion=champion, eval_etag="e")
+    assert decision["passed"] is False
+    assert decision["reasons"] == [
+        "the deployed model of run run-0 has no recorded exact_match (recorded: rouge1): cannot compare "
+        "(champion metric missing)"
+    ]
 
 
 def test_without_a_baseline_the_gain_check_is_skipped_and_said_so() -> None:

@@ -239,7 +239,10 @@ def test_replicas_override_sets_the_instance_count_and_hours_set_the_runtime() -
 
 def test_a_gain_over_a_baseline_that_is_not_evaluated_is_rejected() -> None:
     problems = _problems(samples.run_input(stages={"baselineEval": False}, gate={"minGainOverBaseline": 0.05}))
-    assert problems == ["gate.minGainOverBaseline: the gain over the baseline needs stages.baselineEval=true"]
+    assert problems == [
+        "gate.minGainOverBaseline: 0.05 (given, or the run policy's floor for a deploying run): the gain over the "
+        "baseline needs stages.baselineEval=true"
+    ]
 
 
 def test_rft_eval_needs_the_grader_and_stages_the_file_under_its_name() -> None:
