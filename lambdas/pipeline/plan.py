@@ -120,7 +120,7 @@ def resolve_plan(
     if problems:
         raise RunInputError(problems)
 
-    run_id = naming.run_id_from_execution(execution.name)
+    run_id = naming.run_id_from_execution(execution.name, execution.id)
     enabled = resolved.enabled
     model = MODELS[run.model]
     eval_file = "gen_qa.jsonl" if run.evaluation.task == "gen_qa" else "rft_eval.jsonl"

@@ -265,8 +265,8 @@ def _checks(
             )
         elif not naming.is_run_id(resume.run):
             problems.append(
-                f"resumeFrom.run: {resume.run!r} is not a run id (letters, digits and '-', at most "
-                f"{naming.MAX_RUN_ID} characters; the folder name under runs/)"
+                f"resumeFrom.run: {resume.run!r} is not a run id (the folder name under runs/: letters, digits "
+                f"and '-', ending in '-' and {naming.RUN_ID_HASH} hex digits, at most {naming.MAX_RUN_ID} characters)"
             )
         if "sft" in explicit and run.stages.sft:
             problems.append(f"stages.sft: true contradicts resumeFrom.stage={resume.stage!r}, which skips SFT")

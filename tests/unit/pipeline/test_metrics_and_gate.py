@@ -128,7 +128,7 @@ def test_without_a_baseline_the_gain_check_is_skipped_and_said_so() -> None:
 
 BASELINE_JOB = {
     "stage": "baselineEval",
-    "name": "nova-run-1-eval-base-a1",
+    "name": "nova-run-1-0b9d6cbe-eval-base-a1",
     "attempt": 1,
     "startedAt": "2026-11-21T10:01:00Z",
     "errors": [],
@@ -154,7 +154,10 @@ def _with_failed_baseline() -> dict:
 def test_a_failed_baseline_fails_the_gain_check_closed_and_says_why() -> None:
     metrics = collect_metrics(GATE, _with_failed_baseline())
     assert metrics["table"]["baseline"] is None
-    assert "CUDA OOM" in metrics["failed"]["baseline"] and "nova-run-1-eval-base-a1" in metrics["failed"]["baseline"]
+    assert (
+        "CUDA OOM" in metrics["failed"]["baseline"]
+        and "nova-run-1-0b9d6cbe-eval-base-a1" in metrics["failed"]["baseline"]
+    )
     decision = apply_gate(gate=GATE, metrics=metrics, champion=None)
     assert decision["passed"] is False
     (reason,) = decision["reasons"]
@@ -182,7 +185,7 @@ def test_a_baseline_without_the_metric_fails_a_required_gain_closed() -> None:
 def test_a_failed_sft_evaluation_leaves_its_column_empty_and_the_gate_judges_the_final_evaluation() -> None:
     stages = _stages()
     stages["sftEval"] = _noted_failure(
-        "sftEval", {**BASELINE_JOB, "stage": "sftEval", "name": "nova-run-1-eval-sft-a1"}
+        "sftEval", {**BASELINE_JOB, "stage": "sftEval", "name": "nova-run-1-0b9d6cbe-eval-sft-a1"}
     )
     metrics = collect_metrics(GATE, stages)
     assert metrics["table"]["sft"] is None and set(metrics["failed"]) == {"sft"}
