@@ -105,8 +105,14 @@ class Pipeline(Construct):
         }
         self._grant_stage_permissions()
 
+        # The definition invokes each function's published version, not $LATEST: a deploy during a run
+        # publishes new versions and a new definition, and the running execution keeps the code it started
+        # with (CDK keeps the earlier versions: RemovalPolicy.RETAIN on current_version).
+        self.versions: dict[str, lambda_.IVersion] = {
+            cid: f.function.current_version for cid, f in self.functions.items()
+        }
         self.definition_substitutions: dict[str, str] = {
-            **{f"{cid}FunctionArn": f.function.function_arn for cid, f in self.functions.items()},
+            **{f"{cid}FunctionArn": version.function_arn for cid, version in self.versions.items()},
             "SageMakerRoleArn": identity.sagemaker_role.role_arn,
             "KmsKeyArn": key.key_arn,
             "PipelineName": pipeline_name,
@@ -282,7 +288,7 @@ class Pipeline(Construct):
             iam.Grant.add_to_principal(
                 grantee=role,
                 actions=["lambda:InvokeFunction"],
-                resource_arns=[self.functions[cid].function.function_arn for cid in sorted(invoked)],
+                resource_arns=[self.versions[cid].function_arn for cid in sorted(invoked)],
             )
         if SAGEMAKER_TRAINING_JOB_SYNC in integrations:
             self._grant_training_jobs_sync(role)
