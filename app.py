@@ -3,7 +3,9 @@
 
 Context keys (cdk.json or ``-c key=value``): ``region``, ``pipelineName``,
 ``retainData``, ``logRetentionDays``, ``notificationEmail``, ``retrainSchedule``,
-``graderReservedConcurrency``, ``stageReservedConcurrency``.
+``graderReservedConcurrency``, ``stageReservedConcurrency``, ``runPolicy`` (a JSON object,
+:class:`lambdas.pipeline.policy.RunPolicy`; with ``-c`` its JSON text), ``writers`` (a JSON object,
+:func:`stacks.config.parse_writers`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
+from lambdas.pipeline.policy import CONTEXT_KEY as RUN_POLICY_KEY
+from lambdas.pipeline.policy import RunPolicy, RunPolicyError, parse_policy
 from stacks.config import (
     DEFAULT_GRADER_RESERVED_CONCURRENCY,
     DEFAULT_STAGE_RESERVED_CONCURRENCY,
@@ -25,6 +29,7 @@ from stacks.config import (
     SettingsError,
     parse_bool,
     parse_int,
+    parse_writers,
 )
 from stacks.nova_stack import NovaCustomizationStack
 
@@ -58,6 +63,19 @@ def settings_from_context(app: cdk.App) -> PipelineSettings:
     log_retention_days = typed("logRetentionDays", parse_int, 90)
     grader_reserved = typed("graderReservedConcurrency", parse_int, DEFAULT_GRADER_RESERVED_CONCURRENCY)
     stage_reserved = typed("stageReservedConcurrency", parse_int, DEFAULT_STAGE_RESERVED_CONCURRENCY)
+    no_writers: dict[str, tuple[str, ...]] = {}
+    writers = typed("writers", parse_writers, no_writers)
+    run_policy = RunPolicy()
+    if ctx(RUN_POLICY_KEY) is not None:
+        try:
+            run_policy = parse_policy(ctx(RUN_POLICY_KEY))
+        except RunPolicyError as error:
+            problems.append(str(error))
+    if 0 < grader_reserved < run_policy.maxLambdaConcurrency:
+        problems.append(
+            f"runPolicy.maxLambdaConcurrency={run_policy.maxLambdaConcurrency} is above "
+            f"graderReservedConcurrency={grader_reserved}: an RFT job could be throttled by its own grader"
+        )
     if problems:
         raise SettingsError("invalid context: " + "; ".join(problems))
     return PipelineSettings(
@@ -71,6 +89,8 @@ def settings_from_context(app: cdk.App) -> PipelineSettings:
         retrain_schedule=ctx("retrainSchedule") or None,
         grader_reserved_concurrency=grader_reserved,
         stage_reserved_concurrency=stage_reserved,
+        run_policy=run_policy,
+        writers=writers,
     )
 
 

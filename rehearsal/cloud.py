@@ -210,6 +210,7 @@ class SimulatedStack:
             "AWS::S3::Bucket": self._bucket,
             "AWS::IAM::Role": self._role,
             "AWS::Lambda::Function": self._function,
+            "AWS::Lambda::Version": self._version,
             "AWS::SNS::Topic": self._topic,
             "AWS::SQS::Queue": self._queue,
             "AWS::KMS::Key": self._key,
@@ -271,6 +272,16 @@ class SimulatedStack:
             memory=int(props.get("MemorySize", 128)),
             label=name,
         )
+
+    def _version(self, logical_id: str, name: str, props: dict) -> None:
+        """A published version: its ARN is the function's, qualified; it runs the same handler."""
+        function_name = _as_text(self.resolve(props["FunctionName"]))
+        unqualified = next(arn for arn, spec in self.runtime.functions.items() if spec["name"] == function_name)
+        published = self.client("lambda").publish_version(FunctionName=function_name)
+        arn = published["FunctionArn"]
+        self.runtime.register(**{**self.runtime.functions[unqualified], "arn": arn})
+        self.physical[logical_id] = arn
+        self.attributes[(logical_id, "Version")] = published["Version"]
 
     def _topic(self, logical_id: str, name: str, props: dict) -> None:
         arn = self.client("sns").create_topic(Name=f"{STACK_NAME}-{name}"[:256])["TopicArn"]

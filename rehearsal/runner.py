@@ -73,7 +73,7 @@ class Scenario:
     run_input: dict = field(default_factory=dict)
     replace_input: dict | None = None
     previous_checkpoints: dict[str, str] = field(default_factory=dict)
-    previous_run: str = "earlier-run"
+    previous_run: str = "earlier-run-5e1f00d2"
     quotas: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
     durations: Durations = field(default_factory=Durations)
     execution_name: str | None = None

@@ -6,9 +6,11 @@ arrives through :class:`PipelineSettings`.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from lambdas.pipeline.policy import RunPolicy
 from lambdas.trigger.layout import RESERVED_PIPELINE_NAMES
 
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
@@ -55,6 +57,45 @@ DEFAULT_STAGE_RESERVED_CONCURRENCY = 5
 MAX_RESERVED_CONCURRENCY = 1000
 
 
+# What each ``writers`` entry guards in the data bucket (object-key patterns).
+WRITER_AREAS = {
+    "requests": "requests/*",
+    "templates": "requests/templates/*",
+    "datasets": "datasets/*_READY",
+    "approvals": "approvals/*",
+}
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::(\d{12}|\*):[A-Za-z0-9+=,.@_/*:-]+$")
+
+
+def parse_writers(key: str, value: object) -> dict[str, tuple[str, ...]]:
+    """``writers``: area (:data:`WRITER_AREAS`) -> IAM principal ARNs allowed to write there; an area left out
+    is left to the account's IAM policies."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            raise SettingsError(f"{key}: not a JSON object ({error})") from error
+    if not isinstance(value, dict):
+        raise SettingsError(f"{key}={value!r}: a JSON object of areas ({', '.join(WRITER_AREAS)}) to principal ARNs")
+    problems: list[str] = []
+    writers: dict[str, tuple[str, ...]] = {}
+    for area, principals in value.items():
+        if area not in WRITER_AREAS:
+            problems.append(f"{key}.{area}: unknown area (allowed: {', '.join(WRITER_AREAS)})")
+            continue
+        if not isinstance(principals, list) or not principals:
+            problems.append(f"{key}.{area}: a non-empty list of IAM principal ARNs, got {principals!r}")
+            continue
+        bad = [p for p in principals if not isinstance(p, str) or not _PRINCIPAL_ARN.match(p)]
+        if bad:
+            problems.append(f"{key}.{area}: not IAM principal ARNs: {bad!r} (e.g. arn:aws:iam::111122223333:role/Ops)")
+            continue
+        writers[area] = tuple(principals)
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return writers
+
+
 @dataclass(frozen=True, kw_only=True)
 class PipelineSettings:
     """What a deployment of the pipeline may vary.
@@ -75,6 +116,11 @@ class PipelineSettings:
     # function shares the account's unreserved pool). A reservation is also a ceiling: a grader never takes more.
     grader_reserved_concurrency: int = DEFAULT_GRADER_RESERVED_CONCURRENCY
     stage_reserved_concurrency: int = DEFAULT_STAGE_RESERVED_CONCURRENCY
+
+    # runPolicy: the limits every run of this deployment is held to (lambdas/pipeline/policy.py).
+    run_policy: RunPolicy = field(default_factory=RunPolicy)
+    # writers: who may write requests, templates, _READY markers and approvals (empty: the account's IAM decides).
+    writers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems: list[str] = []

@@ -132,6 +132,9 @@ class ProjectFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             tracing=lambda_.Tracing.ACTIVE,
             reserved_concurrent_executions=reserved_concurrency,
+            # A published version (current_version) outlives the next deploy: an execution that started
+            # on it keeps invoking it.
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
         )
         # Tracing adds xray:PutTraceSegments/PutTelemetryRecords on "*" to the role's policy.
         acknowledge(

@@ -55,6 +55,7 @@ class NovaCustomizationStack(Stack):
             region=settings.region,
             run_lock=self.run_lock,
             reserved_concurrency=settings.stage_reserved_concurrency,
+            run_policy=settings.run_policy,
         )
         self.notifications = Notifications(
             self,
@@ -79,6 +80,7 @@ class NovaCustomizationStack(Stack):
             topic=self.notifications.topic,
             run_lock=self.run_lock,
         )
+        self.storage.restrict_writers(settings.writers, project_roles=[self.triggers.function.role])
         self.monitoring = Monitoring(
             self,
             "Monitoring",

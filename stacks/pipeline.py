@@ -26,6 +26,7 @@ from constructs import Construct
 
 from lambdas.common import env_names, layout
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
+from lambdas.pipeline.policy import RunPolicy
 from stacks.executions import acknowledge_training_jobs, training_jobs_arn
 from stacks.grants import grant_key_use, grant_key_use_by_bedrock, grant_object_read, grant_object_write
 from stacks.identity import Identity
@@ -70,6 +71,7 @@ class Pipeline(Construct):
         region: str,
         run_lock: RunLock,
         reserved_concurrency: int = 0,
+        run_policy: RunPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
         if region not in IMAGE_ACCOUNTS:
@@ -81,6 +83,7 @@ class Pipeline(Construct):
         self._graders = dict(graders)
         self._pipeline_name = pipeline_name
         self._run_lock = run_lock
+        self._run_policy = run_policy
 
         environment = {
             env_names.PIPELINE_NAME: pipeline_name,
@@ -91,6 +94,7 @@ class Pipeline(Construct):
             env_names.GRADER_FUNCTIONS: Stack.of(self).to_json_string(
                 {name: fn.function_arn for name, fn in sorted(self._graders.items())}
             ),
+            env_names.RUN_POLICY: run_policy.to_env(),
         }
         self.functions: dict[str, ProjectFunction] = {
             function.construct_id: ProjectFunction(
@@ -109,8 +113,14 @@ class Pipeline(Construct):
         }
         self._grant_stage_permissions()
 
+        # The definition invokes each function's published version, not $LATEST: a deploy during a run
+        # publishes new versions and a new definition, and the running execution keeps the code it started
+        # with (CDK keeps the earlier versions: RemovalPolicy.RETAIN on current_version).
+        self.versions: dict[str, lambda_.IVersion] = {
+            cid: f.function.current_version for cid, f in self.functions.items()
+        }
         self.definition_substitutions: dict[str, str] = {
-            **{f"{cid}FunctionArn": f.function.function_arn for cid, f in self.functions.items()},
+            **{f"{cid}FunctionArn": version.function_arn for cid, version in self.versions.items()},
             "SageMakerRoleArn": identity.sagemaker_role.role_arn,
             "KmsKeyArn": key.key_arn,
             "PipelineName": pipeline_name,
@@ -281,7 +291,7 @@ class Pipeline(Construct):
             iam.Grant.add_to_principal(
                 grantee=role,
                 actions=["lambda:InvokeFunction"],
-                resource_arns=[self.functions[cid].function.function_arn for cid in sorted(invoked)],
+                resource_arns=[self.versions[cid].function_arn for cid in sorted(invoked)],
             )
         if SAGEMAKER_TRAINING_JOB_SYNC in integrations:
             self._grant_training_jobs_sync(role)
@@ -295,11 +305,24 @@ class Pipeline(Construct):
         )
 
     def _grant_training_jobs_sync(self, role: iam.IRole) -> None:
-        """createTrainingJob.sync: create, watch and stop the pipeline's jobs through Step Functions' rule."""
+        """createTrainingJob.sync: create, watch and stop the pipeline's jobs through Step Functions' rule.
+
+        CreateTrainingJob is allowed only on the run policy's instance types (``sagemaker:InstanceTypes``,
+        a multivalued key: every instance type of the request must be allowed)."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateTrainingJob"],
+                resources=[self._training_jobs_arn()],
+                conditions={
+                    "ForAllValues:StringEquals": {
+                        "sagemaker:InstanceTypes": list(self._run_policy.allowedInstanceTypes)
+                    }
+                },
+            )
+        )
         iam.Grant.add_to_principal(
             grantee=role,
             actions=[
-                "sagemaker:CreateTrainingJob",
                 "sagemaker:DescribeTrainingJob",
                 "sagemaker:StopTrainingJob",
                 "sagemaker:AddTags",

@@ -8,11 +8,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from lambdas.trigger.layout import REQUESTS_ROOT
+from stacks.config import WRITER_AREAS
 from stacks.nag import acknowledge
 
 
@@ -33,6 +38,34 @@ class Storage(Construct):
         self.data_bucket = self._build_bucket("DataBucket", prefix="data/", removal_policy=data_policy)
         # Artifacts are reproducible from the data, but run records are the lineage: keep them too.
         self.artifacts_bucket = self._build_bucket("ArtifactsBucket", prefix="artifacts/", removal_policy=data_policy)
+        self._deny_foreign_request_encryption()
+
+    def _deny_foreign_request_encryption(self) -> None:
+        """Requests must be readable by the trigger: no SSE-C, and no KMS key but the project's (by ARN).
+
+        An upload without encryption headers gets the bucket's default (the project key)."""
+        requests = self.data_bucket.arn_for_objects(f"{REQUESTS_ROOT}*")
+        denials = {
+            "DenyRequestsWithCustomerKeys": {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}},
+            "DenyRequestsWithForeignKmsKeys": {
+                "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": self.key.key_arn}
+            },
+        }
+        for sid, conditions in denials.items():
+            self.data_bucket.add_to_resource_policy(_deny_put(sid, requests, conditions))
+
+    def restrict_writers(self, writers: Mapping[str, Sequence[str]], *, project_roles: Sequence[iam.IRole]) -> None:
+        """Deny ``s3:PutObject`` in each area of ``writers`` to every principal but the ones listed (and the
+        project's own ``project_roles`` that write there, e.g. the trigger moving rejected requests); an
+        area left out is left to the account's IAM policies."""
+        for area, principals in writers.items():
+            allowed = list(principals) + [role.role_arn for role in project_roles]
+            if area == "requests":  # requests/ holds the templates too: their writers may write there
+                allowed += list(writers.get("templates", ()))
+            where = self.data_bucket.arn_for_objects(WRITER_AREAS[area])
+            self.data_bucket.add_to_resource_policy(
+                _deny_put(f"Only{area.capitalize()}WritersPut", where, {"ArnNotLike": {"aws:PrincipalArn": allowed}})
+            )
 
     def _build_log_bucket(self) -> s3.Bucket:
         bucket = s3.Bucket(
@@ -88,6 +121,18 @@ class Storage(Construct):
             "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
         )
         return bucket
+
+
+def _deny_put(sid: str, objects: str, conditions: Mapping[str, Mapping[str, object]]) -> iam.PolicyStatement:
+    """A bucket-policy statement denying ``s3:PutObject`` on ``objects`` to anyone when ``conditions`` hold."""
+    return iam.PolicyStatement(
+        sid=sid,
+        effect=iam.Effect.DENY,
+        principals=[iam.AnyPrincipal()],
+        actions=["s3:PutObject"],
+        resources=[objects],
+        conditions=dict(conditions),
+    )
 
 
 def _cfn_bucket(bucket: s3.Bucket) -> s3.CfnBucket:

@@ -177,7 +177,7 @@ def resolve_run_id(event: ExecutionStatusChange, sfn: Any) -> str:
             executionArn=event.detail.execution_arn, reverseOrder=False, maxResults=_HISTORY_PAGE
         )
     except Exception:  # noqa: BLE001 - a missing permission or throttling must not stop the notification
-        return run_id_from_execution(event.detail.name)
+        return run_id_from_execution(event.detail.name, event.detail.execution_arn)
     for item in history.get("events", []):
         exited = item.get("stateExitedEventDetails") or {}
         try:
@@ -186,7 +186,7 @@ def resolve_run_id(event: ExecutionStatusChange, sfn: Any) -> str:
             found = None
         if found:
             return found
-    return run_id_from_execution(event.detail.name)
+    return run_id_from_execution(event.detail.name, event.detail.execution_arn)
 
 
 def reconstruct_run(

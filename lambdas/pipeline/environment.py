@@ -8,6 +8,7 @@ Set by the Pipeline construct (``stacks/pipeline.py``) on every stage function:
 - ``BEDROCK_IMPORT_ROLE_ARN``: the role Bedrock assumes to read checkpoints;
 - ``MODEL_KMS_KEY_ARN``: the project's key, which encrypts the imported model (``modelKmsKeyArn``);
 - ``GRADER_FUNCTIONS``: JSON object, grader preset name -> reward Lambda ARN;
+- ``RUN_POLICY``: JSON object, the deployment's run policy (:class:`lambdas.pipeline.policy.RunPolicy`);
 - ``AWS_REGION`` (set by Lambda; ``AWS_DEFAULT_REGION`` elsewhere).
 """
 
@@ -20,6 +21,7 @@ from pydantic import AliasChoices, Field, field_validator
 
 from lambdas.common import env_names
 from lambdas.common.settings import ConfigurationError, FunctionSettings, load_settings
+from lambdas.pipeline.policy import RunPolicy, parse_policy
 
 __all__ = ["ConfigurationError", "PipelineEnvironment", "load_environment"]
 
@@ -37,6 +39,7 @@ class PipelineEnvironment(FunctionSettings):
         pattern=r"^arn:aws(-[^:]+)?:kms:[a-zA-Z0-9-]*:[0-9]{12}:key/[a-zA-Z0-9-]{36}$",
     )
     grader_functions: dict[str, str] = Field(validation_alias=env_names.GRADER_FUNCTIONS)
+    run_policy: RunPolicy = Field(validation_alias=env_names.RUN_POLICY)
     region: str = Field(validation_alias=AliasChoices(env_names.AWS_REGION, env_names.AWS_DEFAULT_REGION), min_length=1)
 
     @field_validator("grader_functions", mode="before")
@@ -45,6 +48,11 @@ class PipelineEnvironment(FunctionSettings):
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
         return value
+
+    @field_validator("run_policy", mode="before")
+    @classmethod
+    def _parse_policy(cls, value: object) -> RunPolicy:
+        return parse_policy(value, where=env_names.RUN_POLICY)
 
 
 def load_environment(environ: Mapping[str, str]) -> PipelineEnvironment:

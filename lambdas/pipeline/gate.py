@@ -6,8 +6,13 @@ The candidate passes only if its ``gate.metric``
 2. beats the baseline by at least ``minGainOverBaseline``; with ``minGainOverBaseline > 0`` a
    missing baseline (its evaluation failed, or it lacks the metric) fails the check (fail closed);
 3. with ``mustBeatDeployed``, is strictly higher than the metric recorded for the model this
-   pipeline deployed last (its champion record, ``champions/<pipeline>.json``); with no
-   champion yet, or a champion without that metric, the check passes and says so.
+   pipeline deployed last (its champion record, ``champions/<pipeline>.json``), measured on the
+   same evaluation dataset version (the dataset's ETag). With no champion yet the check passes and
+   says so; a champion without that metric, or measured on another version of the evaluation
+   dataset, fails it (fail closed: the comparison the gate demands cannot be made).
+
+The thresholds are the plan's: "Validate run" raised any the run left unset to the deployment's run
+policy (:mod:`lambdas.pipeline.policy`) and refused any below it.
 
 Higher is better for every metric the evaluations report. A rejected candidate ends the
 run as ``GATE_REJECTED`` (a successful execution without a deployment).
@@ -93,15 +98,25 @@ def apply_gate(
             deployed = _value(champion.metrics, name)
             who = f"the deployed model of run {champion.runId}"
             if deployed is None:
-                check("mustBeatDeployed", True, f"{who} has no recorded {name}")
+                recorded = ", ".join(sorted(champion.metrics)) or "nothing"
+                check(
+                    "mustBeatDeployed",
+                    False,
+                    f"{who} has no recorded {name} (recorded: {recorded}): cannot compare (champion metric missing)",
+                )
+            elif eval_etag and champion.evalDatasetEtag != eval_etag:
+                measured = f"ETag {champion.evalDatasetEtag}" if champion.evalDatasetEtag else "an unrecorded version"
+                check(
+                    "mustBeatDeployed",
+                    False,
+                    f"{who} was measured on another version of the evaluation dataset ({measured}, this run: "
+                    f"ETag {eval_etag}): cannot compare {name} {candidate:.4g} with {deployed:.4g}",
+                )
             else:
-                note = ""
-                if eval_etag and champion.evalDatasetEtag and champion.evalDatasetEtag != eval_etag:
-                    note = " (measured on a different evaluation dataset)"
                 check(
                     "mustBeatDeployed",
                     candidate > deployed,
-                    f"{name} {candidate:.4g} {'>' if candidate > deployed else '<='} {deployed:.4g} of {who}{note}",
+                    f"{name} {candidate:.4g} {'>' if candidate > deployed else '<='} {deployed:.4g} of {who}",
                 )
     return _decision(checks, champion)
 

@@ -217,6 +217,7 @@ def validate_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         grader_version=_grader_version,
         head_object=_head_object,
         read_object=_read_object,
+        policy=env.run_policy,
     )
     logger.info("run plan resolved", extra={"run_id": resolved.runId, "enabled": resolved.enabled.to_json()})
     return {

@@ -4,8 +4,9 @@ stage catalogue (stages, job codes, methods, phases and labels). S3 keys are :mo
 Everything is derived from the execution name and the pipeline name, so a retried
 Lambda or a re-read run record always computes the same names:
 
-- run id: the execution name when it is already safe (``[A-Za-z0-9-]``, at most 80
-  characters), otherwise a cleaned name with a short hash of the original;
+- run id: the execution name cleaned to ``[A-Za-z0-9-]`` and cut, then ``-`` and a short hash of
+  the execution ARN (always: two executions never share a run id, whatever their names -- ``my_run``
+  and ``my-run``, ``Run-A`` and ``run-a`` in job names, or the same name in two state machines);
 - training job: ``<pipeline>-<run>-<stage code>-a<attempt>`` (SageMaker pattern
   ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``, lower case, at most 63 characters) -- a new
   attempt gets a new name because job names are unique per account and region;
@@ -51,14 +52,16 @@ def _digest(text: str, length: int = 8) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
-def run_id_from_execution(execution_name: str) -> str:
-    """The run id of an execution: its name when safe, else a cleaned name plus a hash of the original."""
-    safe = bool(execution_name) and len(execution_name) <= MAX_RUN_ID and not _UNSAFE_RUN.search(execution_name)
-    if safe and not execution_name.startswith("-") and not execution_name.endswith("-"):
-        return execution_name
+RUN_ID_HASH = 8
+_RUN_ID = re.compile(rf"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?-)?[0-9a-f]{{{RUN_ID_HASH}}}$")
+
+
+def run_id_from_execution(execution_name: str, execution_arn: str | None) -> str:
+    """The run id of an execution: its cleaned name, ``-`` and a hash of its ARN (of its name when the ARN
+    is unknown, which a real execution never is)."""
     cleaned = _UNSAFE_RUN.sub("-", execution_name or "").strip("-")
-    cleaned = cleaned[: MAX_RUN_ID - 9].rstrip("-")
-    suffix = _digest(execution_name or "")
+    cleaned = cleaned[: MAX_RUN_ID - RUN_ID_HASH - 1].rstrip("-")
+    suffix = _digest(execution_arn or execution_name or "", RUN_ID_HASH)
     return f"{cleaned}-{suffix}" if cleaned else f"run-{suffix}"
 
 
@@ -69,8 +72,8 @@ def account_of_arn(arn: str | None) -> str | None:
 
 
 def is_run_id(text: str) -> bool:
-    """Whether ``text`` can be a run id (what :func:`run_id_from_execution` returns for a safe name)."""
-    return run_id_from_execution(text) == text
+    """Whether ``text`` can be a run id (the form :func:`run_id_from_execution` returns)."""
+    return len(text) <= MAX_RUN_ID and bool(_RUN_ID.match(text))
 
 
 def _slug(text: str) -> str:

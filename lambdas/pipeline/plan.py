@@ -20,6 +20,7 @@ from lambdas.common import layout
 from lambdas.pipeline import naming
 from lambdas.pipeline.catalog import MODELS
 from lambdas.pipeline.outputs import metric_name
+from lambdas.pipeline.policy import RunPolicy, effective_budget
 from lambdas.pipeline.s3uri import parse_s3_uri
 from lambdas.pipeline.schema import (
     DatasetRef,
@@ -64,12 +65,16 @@ def resolve_plan(
     grader_version: Callable[[str], str | None],
     head_object: HeadObject,
     read_object: ReadObject,
+    policy: RunPolicy | None = None,
 ) -> tuple[Plan, StageRecords]:
-    """Validate ``payload`` completely and resolve the run plan and the initial stage records."""
+    """Validate ``payload`` completely (against the deployment's run ``policy``) and resolve the run plan and
+    the initial stage records."""
     if not isinstance(payload, dict):
         raise RunInputError([f"(input): a run input is a JSON object, got {type(payload).__name__}"])
     account = naming.account_of_arn(execution.id)
-    run, problems, resolved = parse_input(payload, data_bucket=data_bucket, graders=graders, account=account)
+    run, problems, resolved = parse_input(
+        payload, data_bucket=data_bucket, graders=graders, account=account, policy=policy
+    )
     if run is None or resolved is None:
         raise RunInputError(problems)
     if run.resumeFrom is not None:
@@ -115,7 +120,7 @@ def resolve_plan(
     if problems:
         raise RunInputError(problems)
 
-    run_id = naming.run_id_from_execution(execution.name)
+    run_id = naming.run_id_from_execution(execution.name, execution.id)
     enabled = resolved.enabled
     model = MODELS[run.model]
     eval_file = "gen_qa.jsonl" if run.evaluation.task == "gen_qa" else "rft_eval.jsonl"
@@ -152,7 +157,7 @@ def resolve_plan(
             minGainOverBaseline=run.gate.minGainOverBaseline,
             mustBeatDeployed=run.gate.mustBeatDeployed,
         ),
-        budget=PlanBudget(maxUsd=run.budget.maxUsd),
+        budget=PlanBudget(maxUsd=run.budget.maxUsd if policy is None else effective_budget(run, policy)),
         maxJobAttempts=MAX_JOB_ATTEMPTS,
         artifactsBucket=artifacts_bucket,
         runPrefix=layout.s3_uri(artifacts_bucket, layout.run_prefix(run_id)),

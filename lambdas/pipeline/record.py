@@ -180,7 +180,7 @@ def describe_failure(state: RunState, ended_at: str | None) -> tuple[RunError, s
 def _run_id(state: RunState) -> str:
     if state.plan is not None:
         return state.plan.runId
-    return naming.run_id_from_execution(state.execution.name)
+    return naming.run_id_from_execution(state.execution.name, state.execution.id)
 
 
 def _all_skipped() -> StageRecords:

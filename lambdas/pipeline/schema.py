@@ -69,8 +69,15 @@ class Record(BaseModel):
 # -- the run input (what a user pastes) ---------------------------------------------------------------
 
 
+# Length limits of the input's free strings, so that no input can make the execution state large.
+MAX_URI = 1100  # s3:// + a 63-character bucket + a 1,024-byte key
+MAX_NAME = 128
+MAX_OVERRIDES = 40
+
+
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # allow_inf_nan=False: ``1e309`` parses as infinity and ``NaN`` as NaN; neither is a number a run may use.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class InputDatasets(_Input):
@@ -80,9 +87,9 @@ class InputDatasets(_Input):
     always (the final evaluation feeds the quality gate).
     """
 
-    sft: str | None = None
-    rft: str | None = None
-    eval: str | None = None
+    sft: str | None = Field(default=None, max_length=MAX_URI)
+    rft: str | None = Field(default=None, max_length=MAX_URI)
+    eval: str | None = Field(default=None, max_length=MAX_URI)
 
 
 class InputStages(_Input):
@@ -101,8 +108,8 @@ class TrainingSettings(_Input):
     ``maxRuntimeHours`` becomes ``MaxRuntimeInSeconds`` and is what the budget check charges.
     """
 
-    overrides: dict[str, Any] = Field(default_factory=dict)
-    instanceType: str | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict, max_length=MAX_OVERRIDES)
+    instanceType: str | None = Field(default=None, max_length=MAX_NAME)
     instanceCount: int | None = Field(default=None, ge=1)
     maxRuntimeHours: float | None = Field(default=None, gt=0, le=MAX_RUNTIME_HOURS)
 
@@ -112,8 +119,8 @@ class EvaluationSettings(_Input):
     by the grader), inference overrides, instance type and maximum runtime of each evaluation job."""
 
     task: EvaluationTask = "gen_qa"
-    overrides: dict[str, Any] = Field(default_factory=dict)
-    instanceType: str | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict, max_length=MAX_OVERRIDES)
+    instanceType: str | None = Field(default=None, max_length=MAX_NAME)
     maxRuntimeHours: float | None = Field(default=None, gt=0, le=MAX_RUNTIME_HOURS)
 
 
@@ -126,7 +133,7 @@ class Gate(_Input):
     ``aggregate_reward_score`` (the mean reward) or a ``metrics_list`` name of the grader, spelled as the
     grader spells it."""
 
-    metric: str = Field(default="exact_match", min_length=1)
+    metric: str = Field(default="exact_match", min_length=1, max_length=MAX_NAME)
     minScore: float = 0.0
     minGainOverBaseline: float = 0.0
     mustBeatDeployed: bool = True
@@ -149,16 +156,16 @@ class ResumeFrom(_Input):
     """
 
     stage: Literal["rft", "finalEval"]
-    checkpoint: str
-    run: str | None = None
+    checkpoint: str = Field(max_length=MAX_URI)
+    run: str | None = Field(default=None, max_length=MAX_NAME)
 
 
 class RunInput(_Input):
     """The console input of one run."""
 
     datasets: InputDatasets
-    model: str = "nova-2-lite"
-    grader: str = "classification"
+    model: str = Field(default="nova-2-lite", max_length=MAX_NAME)
+    grader: str = Field(default="classification", max_length=MAX_NAME)
     stages: InputStages = Field(default_factory=InputStages)
     sft: TrainingSettings = Field(default_factory=TrainingSettings)
     rft: TrainingSettings = Field(default_factory=TrainingSettings)

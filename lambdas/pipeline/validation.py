@@ -22,6 +22,8 @@ from lambdas.pipeline import estimate, naming, recipes
 from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR, MODELS
 from lambdas.pipeline.metrics import GEN_QA_METRICS
 from lambdas.pipeline.outputs import REWARD_METRIC, metric_name
+from lambdas.pipeline.policy import RunPolicy, apply_gate_floor, capped_seconds, job_problems, non_finite_paths
+from lambdas.pipeline.policy import request_problems as policy_problems
 from lambdas.pipeline.s3uri import CheckpointUriError, S3UriError, check_checkpoint_uri, parse_s3_uri
 from lambdas.pipeline.schema import (
     MAX_RUNTIME_HOURS,
@@ -72,6 +74,15 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
+MAX_SHOWN = 120
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut to :data:`MAX_SHOWN` characters (an error quotes the input, never all of it)."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text)} characters)"
+
+
 def _pydantic_problems(error: ValidationError) -> list[str]:
     problems: list[str] = []
     for item in error.errors(include_url=False):
@@ -82,7 +93,7 @@ def _pydantic_problems(error: ValidationError) -> list[str]:
         elif item["type"] == "missing":
             problems.append(f"{_location(loc)}: required")
         else:
-            problems.append(f"{_location(loc)}: {item['msg']} (got {item.get('input')!r})")
+            problems.append(f"{_location(loc)}: {item['msg']} (got {_shown(item.get('input'))})")
     return problems
 
 
@@ -104,12 +115,15 @@ def parse_input(
     data_bucket: str | None,
     graders: Collection[str] | None,
     account: str | None = None,
+    policy: RunPolicy | None = None,
 ) -> tuple[RunInput | None, list[str], Resolved | None]:
     """The parsed input (or None), every problem, and the resolved pieces of the plan.
 
     ``account`` is this account: a ``resumeFrom.checkpoint`` must be in one of its escrow buckets (None
-    checks the URI's form alone). When pydantic rejects some fields, the semantic checks still run on the rest (the
-    rejected values replaced by their defaults), so one error lists everything.
+    checks the URI's form alone). ``policy`` is the deployment's run policy (None: no policy, as the
+    trigger's early checks): what the input asks beyond it is a problem, and the gate values a deploying
+    run leaves unset take the policy's floor. When pydantic rejects some fields, the semantic checks still
+    run on the rest (the rejected values replaced by their defaults), so one error lists everything.
     """
     try:
         run = RunInput.model_validate(payload)
@@ -121,11 +135,19 @@ def parse_input(
         except ValidationError:
             return None, problems, None
         reported = {_location(loc) for loc in rejected}
-        more, _ = _checks(partial, data_bucket=data_bucket, graders=graders, account=account)
+        more = _policy_problems(partial, policy)
+        partial = partial if policy is None else apply_gate_floor(partial, policy)
+        more += _checks(partial, data_bucket=data_bucket, graders=graders, account=account, policy=policy)[0]
         problems.extend(p for p in more if p.split(":", 1)[0] not in reported)
         return None, problems, None
-    problems, resolved = _checks(run, data_bucket=data_bucket, graders=graders, account=account)
-    return run, problems, resolved
+    problems = _policy_problems(run, policy)
+    run = run if policy is None else apply_gate_floor(run, policy)
+    more, resolved = _checks(run, data_bucket=data_bucket, graders=graders, account=account, policy=policy)
+    return run, problems + more, resolved
+
+
+def _policy_problems(run: RunInput, policy: RunPolicy | None) -> list[str]:
+    return [] if policy is None else policy_problems(run, policy)
 
 
 def _dataset_uri_problem(field: str, uri: str, data_bucket: str | None) -> str | None:
@@ -163,7 +185,9 @@ def effective_stages(run: RunInput) -> Enabled:
     )
 
 
-def _job_settings(run: RunInput, model: str, method: str, problems: list[str]) -> JobSettings | None:
+def _job_settings(
+    run: RunInput, model: str, method: str, problems: list[str], policy: RunPolicy | None = None
+) -> JobSettings | None:
     """Instance type/count, runtime and checked overrides of one method, or None (problems appended)."""
     settings: TrainingSettings | EvaluationSettings = run.evaluation
     if method in ("sft", "rft"):
@@ -207,16 +231,25 @@ def _job_settings(run: RunInput, model: str, method: str, problems: list[str]) -
     hours = settings.maxRuntimeHours or min(
         estimate.default_runtime_hours(template, overrides, count), MAX_RUNTIME_HOURS
     )
-    return JobSettings(
+    job = JobSettings(
         instanceType=instance_type,
         instanceCount=count,
-        maxRuntimeSeconds=int(math.ceil(hours * 3600)),
+        maxRuntimeSeconds=capped_seconds(hours, policy),
         overrides=overrides,
     )
+    if policy is not None and (beyond := job_problems(field, job, policy)):
+        problems.extend(beyond)
+        return None
+    return job
 
 
 def _checks(
-    run: RunInput, *, data_bucket: str | None, graders: Collection[str] | None, account: str | None
+    run: RunInput,
+    *,
+    data_bucket: str | None,
+    graders: Collection[str] | None,
+    account: str | None,
+    policy: RunPolicy | None = None,
 ) -> tuple[list[str], Resolved]:
     """Semantic problems of a well-formed input, and the pieces of the plan they produce."""
     problems: list[str] = []
@@ -241,8 +274,8 @@ def _checks(
             )
         elif not naming.is_run_id(resume.run):
             problems.append(
-                f"resumeFrom.run: {resume.run!r} is not a run id (letters, digits and '-', at most "
-                f"{naming.MAX_RUN_ID} characters; the folder name under runs/)"
+                f"resumeFrom.run: {resume.run!r} is not a run id (the folder name under runs/: letters, digits "
+                f"and '-', ending in '-' and {naming.RUN_ID_HASH} hex digits, at most {naming.MAX_RUN_ID} characters)"
             )
         if "sft" in explicit and run.stages.sft:
             problems.append(f"stages.sft: true contradicts resumeFrom.stage={resume.stage!r}, which skips SFT")
@@ -289,19 +322,25 @@ def _checks(
         for method in ("sft", "rft"):
             settings = getattr(run, method)
             if stages.runs(method) and (method != "rft" or model.rft_tag is not None):
-                jobs[method] = _job_settings(run, model.key, method, problems)
+                jobs[method] = _job_settings(run, model.key, method, problems, policy)
             elif settings.model_fields_set:
-                _job_settings(run, model.key, method, problems)  # a skipped stage's settings are still checked
-        jobs["eval"] = _job_settings(run, model.key, "eval", problems)
+                _job_settings(run, model.key, method, problems, policy)  # a skipped stage's settings are checked
+        jobs["eval"] = _job_settings(run, model.key, "eval", problems, policy)
         resolved.jobs = jobs
 
     gate = run.gate
     for name in ("minScore", "minGainOverBaseline"):
         if not math.isfinite(getattr(gate, name)):
             problems.append(f"gate.{name}: must be a finite number")
+    for section in ("sft", "rft", "evaluation"):
+        for path in non_finite_paths(getattr(run, section).overrides, f"{section}.overrides"):
+            problems.append(f"{path}: must be a finite number")
     problems.extend(_gate_metric_problems(run))
     if gate.minGainOverBaseline > 0 and not stages.baselineEval:
-        problems.append("gate.minGainOverBaseline: the gain over the baseline needs stages.baselineEval=true")
+        problems.append(
+            f"gate.minGainOverBaseline: {gate.minGainOverBaseline:g} (given, or the run policy's floor for a "
+            "deploying run): the gain over the baseline needs stages.baselineEval=true"
+        )
     return problems, resolved
 
 

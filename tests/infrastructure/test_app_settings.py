@@ -85,6 +85,16 @@ def test_a_bad_number_stops_synthesis_naming_the_key_the_value_and_what_is_allow
         _settings(logRetentionDays=value)
 
 
+def test_the_run_policy_comes_from_context_and_a_bad_one_stops_synthesis_naming_the_key() -> None:
+    policy = _settings(runPolicy='{"maxUsdPerRun": 800, "allowedInstanceTypes": ["ml.p5.48xlarge"]}').run_policy
+    assert policy.maxUsdPerRun == 800 and policy.allowedInstanceTypes == ("ml.p5.48xlarge",)
+    assert policy.mustBeatDeployed is True  # keys left out take the defaults
+    with pytest.raises(SettingsError, match=r"runPolicy: not a JSON object \(1e309 is too large for a finite number\)"):
+        _settings(runPolicy='{"maxUsdPerRun": 1e309}')
+    with pytest.raises(SettingsError, match=r"runPolicy.mustBeatDeployed"):
+        _settings(runPolicy={"mustBeatDeployed": "ture"})
+
+
 def test_every_bad_context_value_is_reported_at_once() -> None:
     from app import build_app
 

@@ -106,9 +106,10 @@ def test_substitutions_name_the_stage_functions_the_sagemaker_role_and_the_key(s
     substitutions = _state_machine(synthesized)["Properties"]["DefinitionSubstitutions"]
     functions = _functions(synthesized)
     for function in FUNCTIONS:
-        target = substitutions[f"{function.construct_id}FunctionArn"]["Fn::GetAtt"]
-        assert target[1] == "Arn"
-        assert resources[target[0]] is functions[function.handler], function
+        # a published version of the function (a deploy during a run does not change the run's code)
+        version = resources[substitutions[f"{function.construct_id}FunctionArn"]["Ref"]]
+        assert version["Type"] == "AWS::Lambda::Version" and version["DeletionPolicy"] == "Retain", function
+        assert resources[version["Properties"]["FunctionName"]["Ref"]] is functions[function.handler], function
     role = resources[substitutions["SageMakerRoleArn"]["Fn::GetAtt"][0]]
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "sagemaker.amazonaws.com"
@@ -182,9 +183,10 @@ def test_the_state_machine_role_has_only_the_actions_the_definition_needs(synthe
 
 def test_the_state_machine_invokes_exactly_its_stage_functions(synthesized: Synthesized) -> None:
     (statement,) = _with_action(_state_machine_statements(synthesized), "lambda:InvokeFunction")
-    invoked = {r["Fn::GetAtt"][0] for r in _as_list(statement["Resource"])}
+    resources = synthesized.template_json["Resources"]
+    invoked = {resources[r["Ref"]]["Properties"]["FunctionName"]["Ref"] for r in _as_list(statement["Resource"])}
     expected = {_logical_id_of(synthesized, f) for f in _functions(synthesized).values()}
-    assert invoked == expected  # no ":*" version wildcard, no grader, nothing else
+    assert invoked == expected  # the published versions the definition invokes, no wildcard, no grader
 
 
 def test_training_jobs_are_limited_to_the_pipeline_prefix(synthesized: Synthesized) -> None:
@@ -195,6 +197,23 @@ def test_training_jobs_are_limited_to_the_pipeline_prefix(synthesized: Synthesiz
     assert rule["Resource"] == _join(
         "arn:aws:events:", *ACCOUNT_REGION, ":rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule"
     )
+
+
+def test_training_jobs_may_be_created_only_on_the_run_policy_s_instance_types(synthesized: Synthesized) -> None:
+    from lambdas.pipeline.policy import RunPolicy
+
+    (create,) = _with_action(_state_machine_statements(synthesized), "sagemaker:CreateTrainingJob")
+    assert _as_list(create["Action"]) == ["sagemaker:CreateTrainingJob"]  # the key applies to this action only
+    allowed = create["Condition"]["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
+    assert sorted(_as_list(allowed)) == sorted(RunPolicy().allowedInstanceTypes)
+
+
+def test_stage_functions_receive_the_run_policy(synthesized: Synthesized) -> None:
+    from lambdas.pipeline.policy import RunPolicy, parse_policy
+
+    for handler, function in _functions(synthesized).items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert parse_policy(variables["RUN_POLICY"], where="RUN_POLICY") == RunPolicy(), handler
 
 
 def test_the_state_machine_passes_only_the_sagemaker_role_and_only_to_sagemaker(synthesized: Synthesized) -> None:

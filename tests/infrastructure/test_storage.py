@@ -127,3 +127,71 @@ def test_retain_data_false_lets_the_buckets_be_deleted() -> None:
         assert bucket["DeletionPolicy"] == "Delete", name
     # ... but the stack does not empty them (the README's "Deleting the stack" says so): no auto-delete resource.
     assert not synthesized.resources("Custom::S3AutoDeleteObjects")
+
+
+def _data_bucket_statements(synthesized: Synthesized) -> dict[str, dict]:
+    """The data bucket's policy statements by Sid (the data bucket is the one the trigger reads)."""
+    (trigger,) = [
+        f
+        for f in synthesized.resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "lambdas.trigger.handler.lambda_handler"
+    ]
+    data_bucket = trigger["Properties"]["Environment"]["Variables"][env_names.DATA_BUCKET_NAME]["Ref"]
+    (policy,) = [
+        p
+        for p in synthesized.resources("AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"]["Ref"] == data_bucket
+    ]
+    return {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"] if "Sid" in s}
+
+
+def _object_pattern(statement: dict) -> str:
+    """The key pattern of a statement's ``Resource`` (``{"Fn::Join": ["", [<bucket arn>, "/requests/*"]]}``)."""
+    return statement["Resource"]["Fn::Join"][1][-1]
+
+
+def test_requests_may_not_be_written_with_customer_keys_or_another_kms_key(synthesized: Synthesized) -> None:
+    statements = _data_bucket_statements(synthesized)
+    ssec = statements["DenyRequestsWithCustomerKeys"]
+    assert (ssec["Effect"], ssec["Action"], _object_pattern(ssec)) == ("Deny", "s3:PutObject", "/requests/*")
+    assert ssec["Condition"] == {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}}
+    foreign = statements["DenyRequestsWithForeignKmsKeys"]
+    (key,) = synthesized.resources("AWS::KMS::Key")
+    assert foreign["Condition"] == {
+        "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": {"Fn::GetAtt": [key, "Arn"]}}
+    }
+    # By default the account's IAM decides who writes: no writer restriction.
+    assert not [sid for sid in statements if sid.endswith("WritersPut")]
+
+
+def test_listed_writers_are_the_only_principals_that_may_write_their_area() -> None:
+    ops = "arn:aws:iam::111122223333:role/MlOps"
+    release = "arn:aws:iam::111122223333:role/Release"
+    synthesized = synthesize(context={"writers": {"requests": [ops], "approvals": [release], "templates": [release]}})
+    statements = _data_bucket_statements(synthesized)
+    requests = statements["OnlyRequestsWritersPut"]
+    assert (requests["Effect"], requests["Action"], _object_pattern(requests)) == (
+        "Deny",
+        "s3:PutObject",
+        "/requests/*",
+    )
+    allowed = requests["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    # the listed writer, the trigger (it moves rejected requests) and the template writers
+    assert ops in allowed and release in allowed and any(isinstance(a, dict) for a in allowed)
+    approvals = statements["OnlyApprovalsWritersPut"]
+    assert _object_pattern(approvals) == "/approvals/*"
+    assert statements["OnlyTemplatesWritersPut"] and "OnlyDatasetsWritersPut" not in statements
+
+
+def test_a_bad_writers_value_stops_synthesis_naming_the_area() -> None:
+    import pytest
+
+    from stacks.config import SettingsError, parse_writers
+
+    with pytest.raises(SettingsError, match=r"writers.uploads: unknown area"):
+        parse_writers("writers", {"uploads": ["arn:aws:iam::111122223333:role/A"]})
+    with pytest.raises(SettingsError, match=r"writers.requests: not IAM principal ARNs: \['MlOps'\]"):
+        parse_writers("writers", '{"requests": ["MlOps"]}')
+    assert parse_writers("writers", {"datasets": ["arn:aws:iam::111122223333:role/Uploader"]}) == {
+        "datasets": ("arn:aws:iam::111122223333:role/Uploader",)
+    }

@@ -219,12 +219,14 @@ def test_resume_from_rft_reuses_the_given_sft_checkpoint(app_synthesized: Synthe
     result = _rehearse(
         app_synthesized,
         out_dir,
-        run_input={"resumeFrom": {"stage": "rft", "run": "earlier-run", "checkpoint": PREVIOUS_SFT_CHECKPOINT}},
+        run_input={
+            "resumeFrom": {"stage": "rft", "run": "earlier-run-5e1f00d2", "checkpoint": PREVIOUS_SFT_CHECKPOINT}
+        },
         previous_checkpoints={PREVIOUS_SFT_CHECKPOINT: "sft"},
-        previous_run="earlier-run",
+        previous_run="earlier-run-5e1f00d2",
     )
     assert result.status == "SUCCEEDED", (result.error, result.cause)
-    assert result.run is not None and result.run["plan"]["resumeFrom"]["run"] == "earlier-run"
+    assert result.run is not None and result.run["plan"]["resumeFrom"]["run"] == "earlier-run-5e1f00d2"
     assert result.job("sft") == []
     rft = _only(result.job("rft"))
     assert rft["hyper_parameters"]["base_model_location"] == PREVIOUS_SFT_CHECKPOINT

@@ -70,6 +70,7 @@ def test_a_missing_variable_is_named_and_the_default_region_is_accepted() -> Non
         env_names.BEDROCK_IMPORT_ROLE_ARN: "arn:aws:iam::123456789012:role/Import",
         env_names.MODEL_KMS_KEY_ARN: "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         env_names.GRADER_FUNCTIONS: '{"g": "arn"}',
+        env_names.RUN_POLICY: "{}",
         env_names.AWS_DEFAULT_REGION: "us-west-2",
     }
     assert load_environment(environ).region == "us-west-2"

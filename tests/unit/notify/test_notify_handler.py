@@ -11,10 +11,17 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambdas.pipeline.naming import run_id_from_execution
 from offline.lambda_context import FakeLambdaContext
 from tests.unit.report.samples import SUCCEEDED_RUN, failed_run
 
 REGION = "us-east-1"
+EXECUTIONS = f"arn:aws:states:{REGION}:123456789012:execution:Pipeline:"
+
+
+def run_id(name: str) -> str:
+    """The run id of execution ``name``, as the pipeline derives it (the name and a hash of the ARN)."""
+    return run_id_from_execution(name, EXECUTIONS + name)
 
 
 CONTEXT = FakeLambdaContext(
@@ -50,9 +57,9 @@ class World:
             "account": "123456789012",
             "time": "2025-06-01T16:40:00Z",
             "region": REGION,
-            "resources": [f"arn:aws:states:{REGION}:123456789012:execution:Pipeline:{name}"],
+            "resources": [EXECUTIONS + name],
             "detail": {
-                "executionArn": f"arn:aws:states:{REGION}:123456789012:execution:Pipeline:{name}",
+                "executionArn": EXECUTIONS + name,
                 "stateMachineArn": self.state_machine_arn,
                 "name": name,
                 "status": status,
@@ -98,14 +105,15 @@ def _invoke(event: dict) -> dict:
 
 def test_a_succeeded_run_is_published_from_its_run_record(world: World) -> None:
     # Given the run record the pipeline wrote
-    world.put_run(SUCCEEDED_RUN)
+    run = {**SUCCEEDED_RUN, "runId": run_id("exec-s")}
+    world.put_run(run)
     # When the execution's SUCCEEDED event arrives
-    result = _invoke(world.event(SUCCEEDED_RUN["runId"], "SUCCEEDED"))
+    result = _invoke(world.event("exec-s", "SUCCEEDED"))
     # Then one readable message is published with the metrics and the deployment
     [message] = world.published()
-    assert message["Subject"] == f"[nova] Nova run {SUCCEEDED_RUN['runId']}: SUCCEEDED, deployed"
+    assert message["Subject"] == f"[nova] Nova run {run['runId']}: SUCCEEDED, deployed"
     assert "exact_match" in message["Message"] and "custom-model-deployment/dep789" in message["Message"]
-    assert f"s3://{world.bucket}/runs/{SUCCEEDED_RUN['runId']}/report.html" in message["Message"]
+    assert f"s3://{world.bucket}/runs/{run['runId']}/report.html" in message["Message"]
     assert result["status"] == "SUCCEEDED"
 
 
@@ -121,25 +129,25 @@ def test_an_aborted_run_without_a_record_gets_one_and_is_notified(world: World) 
     # Given an execution stopped by hand before it could record itself
     result = _invoke(world.event("request-x-1", "ABORTED"))
     # Then a run record and a report exist for it
-    run = json.loads(world.read("runs/request-x-1/run.json"))
+    run = json.loads(world.read(f"runs/{run_id('request-x-1')}/run.json"))
     assert run["status"] == "ABORTED"
     assert run["input"] == {"datasets": {"sft": "s3://d/sft.jsonl"}}
     assert run["startedAt"] == "2025-06-01T09:58:00Z"
     assert "aborted" in run["error"]["cause"]
-    assert b"<!doctype html>" in world.read("runs/request-x-1/report.html")
+    assert b"<!doctype html>" in world.read(f"runs/{run_id('request-x-1')}/report.html")
     # And the notification says so
     [message] = world.published()
-    assert message["Subject"] == "[nova] Nova run request-x-1: ABORTED"
+    assert message["Subject"] == f"[nova] Nova run {run_id('request-x-1')}: ABORTED"
     assert result["status"] == "ABORTED"
 
 
 def test_a_timed_out_run_is_recorded_as_failed_with_the_reason(world: World) -> None:
     _invoke(world.event("request-y-1", "TIMED_OUT", error="States.Timeout"))
-    run = json.loads(world.read("runs/request-y-1/run.json"))
+    run = json.loads(world.read(f"runs/{run_id('request-y-1')}/run.json"))
     assert run["status"] == "FAILED" and run["executionStatus"] == "TIMED_OUT"
     assert "timeout" in run["error"]["cause"] and "States.Timeout" in run["error"]["cause"]
     [message] = world.published()
-    assert message["Subject"] == "[nova] Nova run request-y-1: TIMED OUT in unknown"
+    assert message["Subject"] == f"[nova] Nova run {run_id('request-y-1')}: TIMED OUT in unknown"
 
 
 def test_an_existing_record_is_never_overwritten(world: World) -> None:
@@ -150,19 +158,19 @@ def test_an_existing_record_is_never_overwritten(world: World) -> None:
 
 def test_a_record_the_schema_cannot_read_is_reported_from_the_event_and_kept(world: World) -> None:
     # Given a run.json no writer of this schema produces
-    world.put_run({"runId": "request-z-1", "status": "RUNNING", "stages": {"sft": {"status": "SUCCEEDED"}}})
+    world.put_run({"runId": run_id("request-z-1"), "status": "RUNNING", "stages": {"sft": {"status": "SUCCEEDED"}}})
     # When the execution's end arrives
     _invoke(world.event("request-z-1", "ABORTED"))
     # Then the notification tells what Step Functions knows and why the record was not used
     [message] = world.published()
     assert message["Subject"].endswith("ABORTED")
-    assert "runs/request-z-1/run.json is not a valid run record" in message["Message"]
+    assert f"runs/{run_id('request-z-1')}/run.json is not a valid run record" in message["Message"]
     # And the record is left as it was
-    assert json.loads(world.read("runs/request-z-1/run.json"))["status"] == "RUNNING"
+    assert json.loads(world.read(f"runs/{run_id('request-z-1')}/run.json"))["status"] == "RUNNING"
 
 
 def test_stage_durations_and_bedrock_failures_become_metrics(world: World, capsys: pytest.CaptureFixture) -> None:
-    run = {**failed_run(), "runId": "request-d-1", "error": {"stage": "Create custom model", "cause": "quota"}}
+    run = {**failed_run(), "runId": run_id("request-d-1"), "error": {"stage": "Create custom model", "cause": "quota"}}
     world.put_run(run)
     _invoke(world.event("request-d-1", "FAILED"))
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]

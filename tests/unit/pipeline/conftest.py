@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambdas.pipeline.policy import RunPolicy
 from tests.unit.pipeline import samples
 
 REGION = "us-east-1"
@@ -50,6 +51,8 @@ def pipeline_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "BEDROCK_IMPORT_ROLE_ARN": samples.IMPORT_ROLE_ARN,
         "MODEL_KMS_KEY_ARN": samples.KMS_KEY_ARN,
         "GRADER_FUNCTIONS": json.dumps(samples.GRADERS),
+        # No gain floor: these tests chain stages without a baseline job; test_policy covers the floor.
+        "RUN_POLICY": RunPolicy(minGainOverBaseline=0.0).to_env(),
         "AWS_REGION": REGION,
     }
     for name, value in env.items():

@@ -6,6 +6,7 @@ import copy
 import json
 from typing import Any
 
+from lambdas.pipeline.policy import RunPolicy
 from lambdas.pipeline.schema import Execution, Plan, StageRecords
 
 PIPELINE = "nova"
@@ -16,8 +17,8 @@ IMPORT_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/BedrockImportRole"
 KMS_KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 GRADER_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:NovaCustomization-SageMakerGradersClassification"
 GRADERS = {"classification": GRADER_ARN}
-SFT_CHECKPOINT = f"s3://customer-escrow-{ACCOUNT}-smtj-0a1b2c3d/nova-run-1-sft-a1/checkpoint/"
-RFT_CHECKPOINT = f"s3://customer-escrow-{ACCOUNT}-smtj-0a1b2c3d/nova-run-1-rft-a1/checkpoint/"
+SFT_CHECKPOINT = f"s3://customer-escrow-{ACCOUNT}-smtj-0a1b2c3d/nova-run-1-0b9d6cbe-sft-a1/checkpoint/"
+RFT_CHECKPOINT = f"s3://customer-escrow-{ACCOUNT}-smtj-0a1b2c3d/nova-run-1-0b9d6cbe-rft-a1/checkpoint/"
 SYSTEM = "Label the question: HQ, LQ_EDIT or LQ_CLOSE."
 LABELS = ("HQ", "LQ_EDIT", "LQ_CLOSE")
 
@@ -75,7 +76,7 @@ EXECUTION = {
 }
 
 
-EARLIER_RUN = "run-0"
+EARLIER_RUN = "run-0-fc55bbdc"
 
 
 def head_ok(bucket: str, key: str) -> dict:
@@ -107,8 +108,8 @@ def resume(stage: str, checkpoint: str, run: str | None = EARLIER_RUN) -> dict:
     return {"stage": stage, "checkpoint": checkpoint, **({"run": run} if run is not None else {})}
 
 
-def plan(**input_changes: Any) -> Plan:
-    """A resolved plan (every dataset exists) for ``run_input(**input_changes)``."""
+def plan(*, policy: RunPolicy | None = None, **input_changes: Any) -> Plan:
+    """A resolved plan (every dataset exists) for ``run_input(**input_changes)``, held to ``policy``."""
     from lambdas.pipeline.plan import resolve_plan
 
     resolved, _ = resolve_plan(
@@ -121,6 +122,7 @@ def plan(**input_changes: Any) -> Plan:
         grader_version=lambda name: "1.0.0",
         head_object=head_ok,
         read_object=read_earlier_run,
+        policy=policy,
     )
     return resolved
 
@@ -135,14 +137,14 @@ def stages_after_training(*, rft: bool = True) -> StageRecords:
 
 def job_request(stage: str = "sft", **changes: Any) -> dict:
     """The request of a prepared job of ``stage`` (as ``$.job.request`` holds it)."""
-    prefix = f"s3://{ARTIFACTS_BUCKET}/runs/run-1"
+    prefix = f"s3://{ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe"
     request = {
         "image": "708977205387.dkr.ecr.us-east-1.amazonaws.com/nova-fine-tune-repo:SM-TJ-SFT-V2-latest",
         "recipeUri": f"{prefix}/recipes/{stage}/",
         "recipeFile": f"{prefix}/recipes/{stage}/recipe.yaml",
         "dataUri": f"{prefix}/inputs/{stage}/{stage}.jsonl",
         "outputPath": f"{prefix}/jobs/{stage}",
-        "outputArchive": f"{prefix}/jobs/{stage}/nova-run-1-{stage}-a1/output/output.tar.gz",
+        "outputArchive": f"{prefix}/jobs/{stage}/nova-run-1-0b9d6cbe-{stage}-a1/output/output.tar.gz",
         "modelLocation": "nova-2-lite",
         "instanceType": "ml.p5.48xlarge",
         "instanceCount": 4,

@@ -85,11 +85,13 @@ def test_the_rft_checkpoint_is_imported_with_the_import_role_the_project_key_tag
     assert request["modelSourceConfig"] == {"s3DataSource": {"s3Uri": samples.RFT_CHECKPOINT}}
     assert request["roleArn"] == samples.IMPORT_ROLE_ARN
     assert request["modelKmsKeyArn"] == samples.KMS_KEY_ARN
-    assert request["modelName"] == "nova-run-1" and request["clientRequestToken"] == "nova-run-1-import"
-    assert {"key": "nova:run-id", "value": "run-1"} in request["modelTags"]
+    assert (
+        request["modelName"] == "nova-run-1-0b9d6cbe" and request["clientRequestToken"] == "nova-run-1-0b9d6cbe-import"
+    )
+    assert {"key": "nova:run-id", "value": "run-1-0b9d6cbe"} in request["modelTags"]
     assert model.to_json() == {
         "arn": MODEL_ARN,
-        "name": "nova-run-1",
+        "name": "nova-run-1-0b9d6cbe",
         "checkpoint": samples.RFT_CHECKPOINT,
         "status": "Creating",
         "failureMessage": None,
@@ -109,7 +111,7 @@ def test_a_retried_import_does_not_import_twice() -> None:
 
 def test_a_name_conflict_adopts_the_model_of_this_run() -> None:
     fake = FakeBedrock()
-    fake.names.add("nova-run-1")
+    fake.names.add("nova-run-1-0b9d6cbe")
     fake.model_tags = [{"key": bedrock.CHECKPOINT_TAG, "value": samples.RFT_CHECKPOINT}]
     assert _import(fake).arn == MODEL_ARN
 
@@ -129,25 +131,25 @@ def test_a_source_uri_returned_by_get_custom_model_is_compared_first() -> None:
             }
 
     fake = WithSource()
-    fake.names.add("nova-run-1")
+    fake.names.add("nova-run-1-0b9d6cbe")
     assert _import(fake).arn == MODEL_ARN
 
 
 @pytest.mark.parametrize("tags", [[{"key": bedrock.CHECKPOINT_TAG, "value": samples.SFT_CHECKPOINT}], []])
 def test_a_name_conflict_with_a_model_of_another_checkpoint_is_not_reused(tags: list[dict]) -> None:
     fake = FakeBedrock()
-    fake.names.add("nova-run-1")
+    fake.names.add("nova-run-1-0b9d6cbe")
     fake.model_tags = tags
     with pytest.raises(bedrock.NameConflictError) as caught:
         _import(fake)
     message = str(caught.value)
-    assert "nova-run-1" in message and MODEL_ARN in message and samples.RFT_CHECKPOINT in message
+    assert "nova-run-1-0b9d6cbe" in message and MODEL_ARN in message and samples.RFT_CHECKPOINT in message
 
 
 def test_a_deployment_name_conflict_is_reused_only_for_the_same_model() -> None:
     fake = FakeBedrock()
-    fake.names.add("nova-run-1-od")
-    model = ImportedModel(arn=MODEL_ARN, name="nova-run-1", checkpoint=samples.RFT_CHECKPOINT, status="Active")
+    fake.names.add("nova-run-1-0b9d6cbe-od")
+    model = ImportedModel(arn=MODEL_ARN, name="nova-run-1-0b9d6cbe", checkpoint=samples.RFT_CHECKPOINT, status="Active")
     assert bedrock.start_deployment(bedrock=fake, plan=samples.plan(), model=model).arn == DEPLOYMENT_ARN
     fake.deployed_model_arn = MODEL_ARN.replace("abcdef123456", "other0000000")
     with pytest.raises(bedrock.NameConflictError) as caught:
@@ -187,11 +189,13 @@ def test_the_deployment_is_created_for_the_imported_model_with_its_own_token() -
     deployment = bedrock.start_deployment(
         bedrock=fake,
         plan=samples.plan(),
-        model=ImportedModel(arn=MODEL_ARN, name="nova-run-1", checkpoint=samples.RFT_CHECKPOINT, status="Active"),
+        model=ImportedModel(
+            arn=MODEL_ARN, name="nova-run-1-0b9d6cbe", checkpoint=samples.RFT_CHECKPOINT, status="Active"
+        ),
     )
     (request,) = fake.creates
-    assert request["modelArn"] == MODEL_ARN and request["modelDeploymentName"] == "nova-run-1-od"
-    assert request["clientRequestToken"] == "nova-run-1-deploy"
+    assert request["modelArn"] == MODEL_ARN and request["modelDeploymentName"] == "nova-run-1-0b9d6cbe-od"
+    assert request["clientRequestToken"] == "nova-run-1-0b9d6cbe-deploy"
     assert deployment.arn == DEPLOYMENT_ARN and deployment.modelArn == MODEL_ARN
     checked = bedrock.check_deployment(bedrock=FakeBedrock(statuses=["Active"]), deployment=deployment)
     assert checked.status == "Active" and checked.failureMessage is None

@@ -14,7 +14,7 @@ OTHER_ACCOUNT = "111122223333"
 def test_a_training_job_checkpoint_of_this_account_is_accepted() -> None:
     bucket, key = check_checkpoint_uri(samples.SFT_CHECKPOINT, samples.ACCOUNT)
     assert bucket == f"customer-escrow-{samples.ACCOUNT}-smtj-0a1b2c3d"
-    assert key == "nova-run-1-sft-a1/checkpoint/"
+    assert key == "nova-run-1-0b9d6cbe-sft-a1/checkpoint/"
 
 
 def test_another_accounts_escrow_bucket_names_both_accounts() -> None:
@@ -77,9 +77,9 @@ def test_without_an_account_only_the_form_is_checked() -> None:
     ("arn", "account"),
     [
         (samples.EXECUTION["id"], samples.ACCOUNT),
-        (f"arn:aws:sagemaker:us-east-1:{OTHER_ACCOUNT}:training-job/nova-run-1-sft-a1", OTHER_ACCOUNT),
+        (f"arn:aws:sagemaker:us-east-1:{OTHER_ACCOUNT}:training-job/nova-run-1-0b9d6cbe-sft-a1", OTHER_ACCOUNT),
         (samples.IMPORT_ROLE_ARN, samples.ACCOUNT),
-        ("run-1", None),
+        ("run-1-0b9d6cbe", None),
         (None, None),
     ],
 )

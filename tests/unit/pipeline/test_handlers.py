@@ -50,6 +50,7 @@ def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch
                 "GRADER_FUNCTIONS": "{}",
                 "BEDROCK_IMPORT_ROLE_ARN": samples.IMPORT_ROLE_ARN,
                 "MODEL_KMS_KEY_ARN": samples.KMS_KEY_ARN,
+                "RUN_POLICY": "{}",
                 "AWS_REGION": "us-east-1",
             }
         )
@@ -62,6 +63,7 @@ def test_a_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch
                 "GRADER_FUNCTIONS": "{}",
                 "BEDROCK_IMPORT_ROLE_ARN": "not-an-arn",
                 "MODEL_KMS_KEY_ARN": samples.KMS_KEY_ARN,
+                "RUN_POLICY": "{}",
                 "AWS_REGION": "us-east-1",
             }
         )
@@ -92,17 +94,21 @@ def test_validate_run_reports_a_missing_dataset(handlers: Any, datasets: dict) -
 
 
 def test_validate_run_resumes_from_a_checkpoint_its_run_record_holds(handlers: Any, s3: Any, datasets: dict) -> None:
-    s3.put_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-0/run.json", Body=samples.earlier_run_record())
+    s3.put_object(
+        Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-0-fc55bbdc/run.json", Body=samples.earlier_run_record()
+    )
     event = {
         "input": samples.run_input(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT)),
         "execution": samples.EXECUTION,
     }
     result = handlers.validate_run(event, CONTEXT)
-    assert result["plan"]["resumeFrom"]["run"] == "run-0"
+    assert result["plan"]["resumeFrom"]["run"] == "run-0-fc55bbdc"
     assert result["stages"]["sft"]["checkpoint"] == samples.SFT_CHECKPOINT
     # the same input, when the earlier run is not in the artifacts bucket
-    event["input"]["resumeFrom"]["run"] = "run-7"
-    with pytest.raises(RunInputError, match=r"resumeFrom.run: no run 'run-7' in this pipeline's artifacts bucket"):
+    event["input"]["resumeFrom"]["run"] = "run-7-0123abcd"
+    with pytest.raises(
+        RunInputError, match=r"resumeFrom.run: no run 'run-7-0123abcd' in this pipeline's artifacts bucket"
+    ):
         handlers.validate_run(event, CONTEXT)
 
 
@@ -111,7 +117,7 @@ def test_validate_run_names_the_field_of_a_checkpoint_of_another_account(
 ) -> None:
     foreign = "s3://customer-escrow-111122223333-smtj-0a1b2c3d/nova-run-0-sft-a1/checkpoint/"
     record = samples.earlier_run_record(sft=foreign)
-    s3.put_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-0/run.json", Body=record)
+    s3.put_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-0-fc55bbdc/run.json", Body=record)
     event = {"input": samples.run_input(resumeFrom=samples.resume("rft", foreign)), "execution": samples.EXECUTION}
     with pytest.raises(RunInputError) as caught:
         handlers.validate_run(event, CONTEXT)
@@ -126,8 +132,8 @@ def test_resolve_checkpoint_fails_the_stage_on_a_manifest_checkpoint_it_cannot_u
 ) -> None:
     stages = {name: {"status": "PENDING"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")}
     request = samples.job_request("sft")
-    job: dict[str, Any] = {"stage": "sft", "name": "nova-run-1-sft-a1", "attempt": 1, "request": request}
-    hyperpod = f"s3://customer-escrow-{samples.ACCOUNT}-hp-0a1b2c3d/nova-run-1-sft-a1/checkpoint/"
+    job: dict[str, Any] = {"stage": "sft", "name": "nova-run-1-0b9d6cbe-sft-a1", "attempt": 1, "request": request}
+    hyperpod = f"s3://customer-escrow-{samples.ACCOUNT}-hp-0a1b2c3d/nova-run-1-0b9d6cbe-sft-a1/checkpoint/"
     put_archive(
         s3, request["outputArchive"], {"manifest.json": json.dumps({"checkpoint_s3_bucket": hyperpod}).encode()}
     )
@@ -243,5 +249,5 @@ def test_record_handlers_write_the_run_record(handlers: Any, s3: Any) -> None:
     }
     result = handlers.record_failed_run({"run": state, "endedAt": "t"}, CONTEXT)
     assert result["error"] == "PreflightError" and result["cause"] == "Preflight checks failed: 2 problems"
-    body = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1/run.json")["Body"].read()
+    body = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1-0b9d6cbe/run.json")["Body"].read()
     assert json.loads(body)["status"] == "FAILED"

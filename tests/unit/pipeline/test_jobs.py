@@ -68,7 +68,7 @@ def _recipe(s3: Any, job: dict) -> dict:
 def test_sft_job_uses_the_base_model_the_converse_dataset_and_the_recipe_channel(s3: Any) -> None:
     job = _prepare(s3, "sft")
     request = job["request"]
-    assert job["name"] == "nova-run-1-sft-a1" and job["attempt"] == 1
+    assert job["name"] == "nova-run-1-0b9d6cbe-sft-a1" and job["attempt"] == 1
     assert job["startedAt"] == "2026-11-21T10:01:00Z"
     assert (
         request["image"] == f"{IMAGE_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/nova-fine-tune-repo:SM-TJ-SFT-V2-latest"
@@ -78,12 +78,12 @@ def test_sft_job_uses_the_base_model_the_converse_dataset_and_the_recipe_channel
         "sagemaker_recipe_local_path": "/opt/ml/input/data/recipe/recipe.yaml",
         "base_model": "nova-lite-2/prod",
     }
-    assert request["recipeUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/recipes/sft/"
-    assert request["recipeFile"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/recipes/sft/recipe.yaml"
+    assert request["recipeUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe/recipes/sft/"
+    assert request["recipeFile"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe/recipes/sft/recipe.yaml"
     # the copy pre-flight staged of the validated version, not the live key (a prefix) in the data bucket
-    assert request["dataUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/sft/sft.jsonl"
+    assert request["dataUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe/inputs/sft/sft.jsonl"
     assert request["outputArchive"] == (
-        f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/jobs/sft/nova-run-1-sft-a1/output/output.tar.gz"
+        f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe/jobs/sft/nova-run-1-0b9d6cbe-sft-a1/output/output.tar.gz"
     )
     assert (request["instanceType"], request["instanceCount"], request["maxRuntimeInSeconds"]) == (
         "ml.p5.48xlarge",
@@ -110,7 +110,7 @@ def test_rft_starts_from_the_sft_checkpoint_with_the_grader_as_reward(s3: Any) -
         "base_model_location": samples.SFT_CHECKPOINT,
         "reward_lambda_arn": samples.GRADER_ARN,
     }
-    assert job["request"]["dataUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/rft/rft.jsonl"
+    assert job["request"]["dataUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe/inputs/rft/rft.jsonl"
     assert job["request"]["image"].endswith("nova-fine-tune-repo:SM-TJ-RFT-V2-latest")
     recipe = _recipe(s3, job)
     assert recipe["run"]["model_name_or_path"] == samples.SFT_CHECKPOINT
@@ -133,7 +133,7 @@ def test_evaluations_judge_the_right_model(s3: Any, stage: StageName, rft: bool,
     assert ("base_model" in hyper) == (location is None)
     assert len(hyper) == 2 and "model_type" not in hyper
     assert job["request"]["image"].endswith("nova-evaluation-repo:SM-TJ-Eval-V2-latest")
-    assert job["request"]["dataUri"].endswith("/runs/run-1/inputs/eval/gen_qa.jsonl")
+    assert job["request"]["dataUri"].endswith("/runs/run-1-0b9d6cbe/inputs/eval/gen_qa.jsonl")
     assert job["request"]["instanceCount"] == 1
     assert _recipe(s3, job)["evaluation"]["task"] == "gen_qa"
     assert "eval_lambda_arn" not in hyper
@@ -161,18 +161,18 @@ def test_every_generation_evaluates_with_the_v2_evaluation_image(s3: Any, model:
 
 
 def test_a_retry_gets_a_new_name_stops_a_leftover_job_and_remembers_the_error(s3: Any) -> None:
-    sagemaker = FakeSageMaker({"nova-run-1-sft-a1": "InProgress"})
+    sagemaker = FakeSageMaker({"nova-run-1-0b9d6cbe-sft-a1": "InProgress"})
     previous = {
         **_prepare(s3, "sft"),
         "lastError": {"Error": "SageMaker.ResourceLimitExceededException", "Cause": "quota"},
     }
     job = _prepare(s3, "sft", previous=previous, sagemaker=sagemaker)
-    assert job["name"] == "nova-run-1-sft-a2" and job["attempt"] == 2
-    assert sagemaker.stopped == ["nova-run-1-sft-a1"]
+    assert job["name"] == "nova-run-1-0b9d6cbe-sft-a2" and job["attempt"] == 2
+    assert sagemaker.stopped == ["nova-run-1-0b9d6cbe-sft-a1"]
     assert job["errors"] == [
         {
             "attempt": 1,
-            "job": "nova-run-1-sft-a1",
+            "job": "nova-run-1-0b9d6cbe-sft-a1",
             "error": "SageMaker.ResourceLimitExceededException",
             "cause": "quota",
         }
@@ -195,8 +195,10 @@ def test_a_retry_storm_keeps_the_job_small(s3: Any) -> None:
 
 
 def test_a_failed_or_never_created_previous_job_is_not_stopped(s3: Any) -> None:
-    sagemaker = FakeSageMaker({"nova-run-1-sft-a1": "Failed"})
-    _prepare(s3, "sft", previous={"stage": "sft", "attempt": 1, "name": "nova-run-1-sft-a1"}, sagemaker=sagemaker)
+    sagemaker = FakeSageMaker({"nova-run-1-0b9d6cbe-sft-a1": "Failed"})
+    _prepare(
+        s3, "sft", previous={"stage": "sft", "attempt": 1, "name": "nova-run-1-0b9d6cbe-sft-a1"}, sagemaker=sagemaker
+    )
     _prepare(s3, "sft", previous={"stage": "sft", "attempt": 1, "name": "never-created"}, sagemaker=sagemaker)
     assert sagemaker.stopped == []
 

@@ -100,11 +100,25 @@ def test_a_champion_is_ignored_when_not_required() -> None:
     assert _gate(champion=champion, gate={**GATE, "mustBeatDeployed": False})["passed"] is True
 
 
-def test_a_champion_measured_on_another_dataset_is_flagged() -> None:
+def test_a_champion_measured_on_another_dataset_version_fails_the_gate_closed() -> None:
     champion = {"runId": "run-0", "metrics": {"exact_match": 0.5}, "evalDatasetEtag": "old"}
     metrics = collect_metrics(GATE, _stages())
     decision = apply_gate(gate=GATE, metrics=metrics, champion=champion, eval_etag="new")
-    assert decision["passed"] and "different evaluation dataset" in decision["reasons"][-1]
+    assert decision["passed"] is False
+    (reason,) = decision["reasons"]
+    assert "another version of the evaluation dataset (ETag old, this run: ETag new)" in reason
+    same = apply_gate(gate=GATE, metrics=metrics, champion=champion, eval_etag="old")
+    assert same["passed"] is True
+
+
+def test_a_champion_without_the_gate_metric_fails_the_gate_closed() -> None:
+    champion = {"runId": "run-0", "metrics": {"rouge1": 0.2}, "evalDatasetEtag": "e"}
+    decision = apply_gate(gate=GATE, metrics=collect_metrics(GATE, _stages()), champion=champion, eval_etag="e")
+    assert decision["passed"] is False
+    assert decision["reasons"] == [
+        "the deployed model of run run-0 has no recorded exact_match (recorded: rouge1): cannot compare "
+        "(champion metric missing)"
+    ]
 
 
 def test_without_a_baseline_the_gain_check_is_skipped_and_said_so() -> None:
@@ -114,7 +128,7 @@ def test_without_a_baseline_the_gain_check_is_skipped_and_said_so() -> None:
 
 BASELINE_JOB = {
     "stage": "baselineEval",
-    "name": "nova-run-1-eval-base-a1",
+    "name": "nova-run-1-0b9d6cbe-eval-base-a1",
     "attempt": 1,
     "startedAt": "2026-11-21T10:01:00Z",
     "errors": [],
@@ -140,7 +154,10 @@ def _with_failed_baseline() -> dict:
 def test_a_failed_baseline_fails_the_gain_check_closed_and_says_why() -> None:
     metrics = collect_metrics(GATE, _with_failed_baseline())
     assert metrics["table"]["baseline"] is None
-    assert "CUDA OOM" in metrics["failed"]["baseline"] and "nova-run-1-eval-base-a1" in metrics["failed"]["baseline"]
+    assert (
+        "CUDA OOM" in metrics["failed"]["baseline"]
+        and "nova-run-1-0b9d6cbe-eval-base-a1" in metrics["failed"]["baseline"]
+    )
     decision = apply_gate(gate=GATE, metrics=metrics, champion=None)
     assert decision["passed"] is False
     (reason,) = decision["reasons"]
@@ -168,7 +185,7 @@ def test_a_baseline_without_the_metric_fails_a_required_gain_closed() -> None:
 def test_a_failed_sft_evaluation_leaves_its_column_empty_and_the_gate_judges_the_final_evaluation() -> None:
     stages = _stages()
     stages["sftEval"] = _noted_failure(
-        "sftEval", {**BASELINE_JOB, "stage": "sftEval", "name": "nova-run-1-eval-sft-a1"}
+        "sftEval", {**BASELINE_JOB, "stage": "sftEval", "name": "nova-run-1-0b9d6cbe-eval-sft-a1"}
     )
     metrics = collect_metrics(GATE, stages)
     assert metrics["table"]["sft"] is None and set(metrics["failed"]) == {"sft"}

@@ -17,13 +17,15 @@ from lambdas.pipeline.outputs import (
 from offline.archive import put_archive
 from tests.unit.pipeline import samples
 
-ARCHIVE = f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/jobs/sft/nova-run-1-sft-a1/output/output.tar.gz"
+ARCHIVE = (
+    f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe/jobs/sft/nova-run-1-0b9d6cbe-sft-a1/output/output.tar.gz"
+)
 
 
 def test_the_checkpoint_comes_from_the_manifest(s3: Any) -> None:
     manifest = {"checkpoint_s3_bucket": samples.SFT_CHECKPOINT, "other": 1}
     put_archive(s3, ARCHIVE, {"logs/train.log": b"...", "manifest.json": json.dumps(manifest).encode()})
-    assert read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1", account=samples.ACCOUNT) == samples.SFT_CHECKPOINT
+    assert read_checkpoint(s3, ARCHIVE, "nova-run-1-0b9d6cbe-sft-a1", account=samples.ACCOUNT) == samples.SFT_CHECKPOINT
 
 
 def test_a_manifest_under_dot_slash_is_found(s3: Any) -> None:
@@ -32,20 +34,20 @@ def test_a_manifest_under_dot_slash_is_found(s3: Any) -> None:
 
 
 def test_a_missing_archive_names_the_job(s3: Any) -> None:
-    with pytest.raises(JobOutputError, match="job nova-run-1-sft-a1 wrote no output archive at s3://"):
-        read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1", account=samples.ACCOUNT)
+    with pytest.raises(JobOutputError, match="job nova-run-1-0b9d6cbe-sft-a1 wrote no output archive at s3://"):
+        read_checkpoint(s3, ARCHIVE, "nova-run-1-0b9d6cbe-sft-a1", account=samples.ACCOUNT)
 
 
 def test_an_archive_without_a_manifest_lists_what_it_holds(s3: Any) -> None:
     put_archive(s3, ARCHIVE, {"logs/train.log": b"..."})
     with pytest.raises(JobOutputError, match=r"has no manifest.json \(members: logs/train.log\)"):
-        read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1", account=samples.ACCOUNT)
+        read_checkpoint(s3, ARCHIVE, "nova-run-1-0b9d6cbe-sft-a1", account=samples.ACCOUNT)
 
 
 def test_a_manifest_without_the_key_says_what_it_found(s3: Any) -> None:
     put_archive(s3, ARCHIVE, {"manifest.json": b'{"model_path": "x"}'})
     with pytest.raises(JobOutputError, match=r"has no checkpoint_s3_bucket \(found: model_path\)"):
-        read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1", account=samples.ACCOUNT)
+        read_checkpoint(s3, ARCHIVE, "nova-run-1-0b9d6cbe-sft-a1", account=samples.ACCOUNT)
 
 
 def test_a_corrupt_archive_is_reported(s3: Any) -> None:
@@ -69,9 +71,9 @@ def test_a_manifest_checkpoint_that_is_not_this_accounts_training_job_checkpoint
 ) -> None:
     put_archive(s3, ARCHIVE, {"out/manifest.json": json.dumps({"checkpoint_s3_bucket": checkpoint}).encode()})
     with pytest.raises(JobOutputError) as caught:
-        read_checkpoint(s3, ARCHIVE, "nova-run-1-sft-a1", account=samples.ACCOUNT)
+        read_checkpoint(s3, ARCHIVE, "nova-run-1-0b9d6cbe-sft-a1", account=samples.ACCOUNT)
     message = str(caught.value)
-    assert message.startswith(f"out/manifest.json in {ARCHIVE}: checkpoint_s3_bucket of job nova-run-1-sft-a1")
+    assert message.startswith(f"out/manifest.json in {ARCHIVE}: checkpoint_s3_bucket of job nova-run-1-0b9d6cbe-sft-a1")
     assert reason in message
 
 

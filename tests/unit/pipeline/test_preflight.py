@@ -64,7 +64,9 @@ def test_valid_datasets_and_a_sound_grader_pass_and_the_eval_file_is_staged(s3: 
     summary = _run(plan, s3)
     assert summary["datasets"]["sft"]["rows"] == 64 and summary["datasets"]["rft"]["invalidLines"] == 0
     assert summary["grader"]["passed"] is True and summary["grader"]["rowsSampled"] == preflight.GRADER_SAMPLE_ROWS
-    staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1/inputs/eval/gen_qa.jsonl")["Body"].read()
+    staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1-0b9d6cbe/inputs/eval/gen_qa.jsonl")[
+        "Body"
+    ].read()
     assert staged == samples.jsonl(samples.eval_rows())
     assert summary["cost"]["estimatedUsd"] <= 2000
     assert summary["quotas"]["status"] == "checked" and summary["quotas"]["warnings"] == []
@@ -75,7 +77,9 @@ def test_the_validated_version_is_the_one_staged(s3: Any, datasets: dict) -> Non
     plan = _plan(s3)
     s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/eval.jsonl", Body=b'{"query": "changed"}\n')
     _run(plan, s3)
-    staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1/inputs/eval/gen_qa.jsonl")["Body"].read()
+    staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1-0b9d6cbe/inputs/eval/gen_qa.jsonl")[
+        "Body"
+    ].read()
     assert staged == samples.jsonl(samples.eval_rows())
 
 
@@ -83,16 +87,22 @@ def test_the_training_datasets_are_staged_at_the_validated_version_in_folders_of
     s3: Any, datasets: dict
 ) -> None:
     plan = _plan(s3)
-    assert plan.datasets.require("sft").stagedUri == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/sft/sft.jsonl"
-    assert plan.datasets.require("rft").stagedUri == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/rft/rft.jsonl"
+    assert (
+        plan.datasets.require("sft").stagedUri
+        == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe/inputs/sft/sft.jsonl"
+    )
+    assert (
+        plan.datasets.require("rft").stagedUri
+        == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe/inputs/rft/rft.jsonl"
+    )
     # replaced after validation, and a neighbour sharing the key prefix: neither may reach a job
     s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/sft.jsonl", Body=b'{"changed": true}\n')
     s3.put_object(Bucket=samples.DATA_BUCKET, Key="datasets/rft.jsonl.bak", Body=b'{"old": true}\n')
     summary = _run(plan, s3)
     for name, rows in (("sft", samples.sft_rows()), ("rft", samples.rft_rows())):
-        listed = s3.list_objects_v2(Bucket=samples.ARTIFACTS_BUCKET, Prefix=f"runs/run-1/inputs/{name}/")
-        assert [o["Key"] for o in listed["Contents"]] == [f"runs/run-1/inputs/{name}/{name}.jsonl"]
-        staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key=f"runs/run-1/inputs/{name}/{name}.jsonl")
+        listed = s3.list_objects_v2(Bucket=samples.ARTIFACTS_BUCKET, Prefix=f"runs/run-1-0b9d6cbe/inputs/{name}/")
+        assert [o["Key"] for o in listed["Contents"]] == [f"runs/run-1-0b9d6cbe/inputs/{name}/{name}.jsonl"]
+        staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key=f"runs/run-1-0b9d6cbe/inputs/{name}/{name}.jsonl")
         assert staged["Body"].read() == samples.jsonl(rows)
         assert summary["datasets"][name]["stagedUri"] == plan.datasets.require(name).stagedUri
 
@@ -101,7 +111,7 @@ def test_a_skipped_stage_dataset_is_neither_checked_nor_staged(s3: Any, datasets
     plan = _plan(s3, stages={"rft": False})
     assert plan.datasets.require("rft").stagedUri is None
     _run(plan, s3)
-    listed = s3.list_objects_v2(Bucket=samples.ARTIFACTS_BUCKET, Prefix="runs/run-1/inputs/rft/")
+    listed = s3.list_objects_v2(Bucket=samples.ARTIFACTS_BUCKET, Prefix="runs/run-1-0b9d6cbe/inputs/rft/")
     assert listed.get("KeyCount", 0) == 0
 
 

@@ -19,7 +19,7 @@ SHIPPED = [(m, method) for m in MODELS for method in ("sft", "rft", "eval") if r
 def _render(model: str, method: str, **kwargs: Any) -> dict[str, Any]:
     template = recipes.load_template(model, method)
     defaults: dict[str, Any] = {
-        "job_name": "nova-run-1-x-a1",
+        "job_name": "nova-run-1-0b9d6cbe-x-a1",
         "model": MODELS[model],
         "model_location": MODELS[model].model_name_or_path,
         "instance_count": template.instance_count,

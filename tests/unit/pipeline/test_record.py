@@ -11,13 +11,13 @@ from tests.unit.pipeline import samples
 
 MODEL = {
     "arn": "arn:aws:bedrock:us-east-1:123456789012:custom-model/imported/abc",
-    "name": "nova-run-1",
+    "name": "nova-run-1-0b9d6cbe",
     "checkpoint": samples.RFT_CHECKPOINT,
     "status": "Active",
 }
 DEPLOYMENT = {
     "arn": "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abc",
-    "name": "nova-run-1-od",
+    "name": "nova-run-1-0b9d6cbe-od",
     "modelArn": MODEL["arn"],
     "status": "Active",
 }
@@ -28,7 +28,7 @@ def _state(**extra: Any) -> dict:
     stages["finalEval"] = {
         "status": "SUCCEEDED",
         "metrics": {"exact_match": 0.8},
-        "jobName": "nova-run-1-eval-final-a1",
+        "jobName": "nova-run-1-0b9d6cbe-eval-final-a1",
     }
     stages["baselineEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": 0.4}}
     stages["sftEval"] = {"status": "SUCCEEDED", "metrics": {"exact_match": 0.7}}
@@ -75,22 +75,22 @@ def _record(s3: Any, state: dict, failed: bool = False, **kwargs: Any) -> dict:
 def test_a_deployed_run_is_recorded_with_its_lineage_and_becomes_the_champion(s3: Any) -> None:
     result = _record(s3, _state(model=MODEL, deployment=DEPLOYMENT))
     assert result["status"] == "SUCCEEDED"
-    assert result["runRecord"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/run.json"
-    run = _read(s3, "runs/run-1/run.json")
+    assert result["runRecord"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe/run.json"
+    run = _read(s3, "runs/run-1-0b9d6cbe/run.json")
     assert run["status"] == "SUCCEEDED" and run["error"] is None
     assert run["model"]["arn"] == MODEL["arn"] and run["deployment"]["arn"] == DEPLOYMENT["arn"]
     assert run["stages"]["sft"]["checkpoint"] == samples.SFT_CHECKPOINT
     assert run["stages"]["rft"]["checkpoint"] == samples.RFT_CHECKPOINT
     assert run["datasets"]["eval"]["etag"] == "etag-datasets/eval.jsonl"
     assert run["grader"] == {"name": "classification", "arn": samples.GRADER_ARN, "version": "1.0.0"}
-    assert run["input"] == samples.run_input() and run["plan"]["runId"] == "run-1"
+    assert run["input"] == samples.run_input() and run["plan"]["runId"] == "run-1-0b9d6cbe"
     assert run["gate"]["passed"] is True and run["gate"]["metric"] == "exact_match"
     assert run["executionArn"] == samples.EXECUTION["id"] and run["startedAt"] == samples.EXECUTION["startTime"]
     for stage in run["stages"].values():
         assert {"status", "jobName", "checkpoint", "metrics", "startedAt", "endedAt"} <= set(stage)
-    assert run["report"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/report.html"
+    assert run["report"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe/report.html"
     champion = _read(s3, "champions/nova.json")
-    assert champion["runId"] == "run-1" and champion["metrics"] == {"exact_match": 0.8}
+    assert champion["runId"] == "run-1-0b9d6cbe" and champion["metrics"] == {"exact_match": 0.8}
     assert champion["deploymentArn"] == DEPLOYMENT["arn"] and champion["evalDatasetEtag"] == "etag-datasets/eval.jsonl"
 
 
@@ -140,7 +140,7 @@ def test_a_gate_rejection_is_recorded_and_does_not_touch_the_champion(s3: Any) -
         gate={"passed": False, "reasons": ["exact_match 0.5 < minScore 0.7"], "checks": [], "champion": None}
     )
     assert _record(s3, state)["status"] == "GATE_REJECTED"
-    run = _read(s3, "runs/run-1/run.json")
+    run = _read(s3, "runs/run-1-0b9d6cbe/run.json")
     assert run["status"] == "GATE_REJECTED" and run["gate"]["reasons"] == ["exact_match 0.5 < minScore 0.7"]
     assert run["model"] is None and run["deployment"] is None
     assert "champions/nova.json" not in [
@@ -170,7 +170,7 @@ def test_a_failed_validation_is_recorded_under_the_execution_run_id(s3: Any) -> 
     result = _record(s3, state, failed=True)
     assert result["error"] == "RunInputError"
     assert result["cause"] == "Validate run failed: The run input has 1 problem:\n- datasets: required"
-    run = _read(s3, "runs/run-1/run.json")
+    run = _read(s3, "runs/run-1-0b9d6cbe/run.json")
     assert run["status"] == "FAILED" and run["error"]["stage"] == "validateRun"
     assert run["input"] == {"oops": 1} and run["plan"] is None
 
@@ -178,11 +178,13 @@ def test_a_failed_validation_is_recorded_under_the_execution_run_id(s3: Any) -> 
 def test_a_failed_training_branch_records_the_job_and_the_failure_reason(s3: Any) -> None:
     job = {
         "stage": "sft",
-        "name": "nova-run-1-sft-a2",
+        "name": "nova-run-1-0b9d6cbe-sft-a2",
         "attempt": 2,
         "startedAt": "2026-11-21T10:01:00Z",
-        "errors": [{"attempt": 1, "job": "nova-run-1-sft-a1", "error": "SageMaker.ThrottlingException", "cause": ""}],
-        "request": samples.job_request("sft", recipeFile="s3://a/runs/run-1/recipes/sft/recipe.yaml"),
+        "errors": [
+            {"attempt": 1, "job": "nova-run-1-0b9d6cbe-sft-a1", "error": "SageMaker.ThrottlingException", "cause": ""}
+        ],
+        "request": samples.job_request("sft", recipeFile="s3://a/runs/run-1-0b9d6cbe/recipes/sft/recipe.yaml"),
         "lastError": {
             "Error": "States.TaskFailed",
             "Cause": json.dumps({"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: OOM"}),
@@ -195,19 +197,19 @@ def test_a_failed_training_branch_records_the_job_and_the_failure_reason(s3: Any
     )
     result = _record(s3, state, failed=True)
     assert result["error"] == "SftFailed"
-    assert result["cause"] == "SFT training job nova-run-1-sft-a2 failed after 2 attempts: AlgorithmError: OOM"
-    run = _read(s3, "runs/run-1/run.json")
+    assert result["cause"] == "SFT training job nova-run-1-0b9d6cbe-sft-a2 failed after 2 attempts: AlgorithmError: OOM"
+    run = _read(s3, "runs/run-1-0b9d6cbe/run.json")
     sft = run["stages"]["sft"]
-    assert sft["status"] == "FAILED" and sft["jobName"] == "nova-run-1-sft-a2" and sft["attempts"] == 2
+    assert sft["status"] == "FAILED" and sft["jobName"] == "nova-run-1-0b9d6cbe-sft-a2" and sft["attempts"] == 2
     assert sft["error"] == {"error": "States.TaskFailed", "cause": "AlgorithmError: OOM"}
-    assert sft["earlierAttempts"][0]["job"] == "nova-run-1-sft-a1"
+    assert sft["earlierAttempts"][0]["job"] == "nova-run-1-0b9d6cbe-sft-a1"
     assert run["error"] == {"stage": "sft", "error": "SftFailed", "cause": result["cause"]}
 
 
 def test_a_failed_final_evaluation_records_its_stage(s3: Any) -> None:
     job = {
         "stage": "finalEval",
-        "name": "nova-run-1-eval-final-a1",
+        "name": "nova-run-1-0b9d6cbe-eval-final-a1",
         "attempt": 1,
         "lastError": {
             "Error": "JobOutputError",
@@ -219,7 +221,7 @@ def test_a_failed_final_evaluation_records_its_stage(s3: Any) -> None:
     result = _record(s3, state, failed=True)
     assert result["error"] == "FinalEvaluationFailed"
     assert result["cause"] == "Final evaluation stage failed (JobOutputError): no results"
-    assert _read(s3, "runs/run-1/run.json")["stages"]["finalEval"]["status"] == "FAILED"
+    assert _read(s3, "runs/run-1-0b9d6cbe/run.json")["stages"]["finalEval"]["status"] == "FAILED"
 
 
 def test_a_throttled_read_of_a_completed_job_says_the_job_completed(s3: Any) -> None:
@@ -253,7 +255,7 @@ def test_a_failed_deployment_keeps_and_records_the_imported_model(s3: Any) -> No
         result["cause"] == "Deploy model on demand failed: Bedrock could not deploy: capacity "
         f"(the imported model {MODEL['arn']} is kept)"
     )
-    run = _read(s3, "runs/run-1/run.json")
+    run = _read(s3, "runs/run-1-0b9d6cbe/run.json")
     assert run["model"]["arn"] == MODEL["arn"] and run["deployment"]["status"] == "Failed"
 
 
@@ -261,7 +263,7 @@ def test_stages_still_pending_at_a_failure_are_marked_not_completed(s3: Any) -> 
     state = _state(failedStage="preflight", error={"Error": "PreflightError", "Cause": "{}"})
     state["stages"] = {name: {"status": "PENDING"} for name in state["stages"]}
     _record(s3, state, failed=True)
-    run = _read(s3, "runs/run-1/run.json")
+    run = _read(s3, "runs/run-1-0b9d6cbe/run.json")
     assert {s["status"] for s in run["stages"].values()} == {"NOT_COMPLETED"}
 
 
@@ -273,7 +275,7 @@ def test_a_report_that_cannot_be_rendered_does_not_stop_the_record(s3: Any) -> N
 
     result = _record(s3, _state(), render=broken, log=lambda message, error: logged.append(message))
     assert result["report"] is None and logged == ["report not written"]
-    assert _read(s3, "runs/run-1/run.json")["report"] is None
+    assert _read(s3, "runs/run-1-0b9d6cbe/run.json")["report"] is None
 
 
 def test_the_real_report_renders_every_kind_of_record(s3: Any) -> None:
@@ -299,9 +301,9 @@ def test_an_evaluation_that_failed_beside_training_is_recorded_failed_with_its_e
         "champion": None,
     }
     assert _record(s3, state)["status"] == "GATE_REJECTED"
-    run = _read(s3, "runs/run-1/run.json")
+    run = _read(s3, "runs/run-1-0b9d6cbe/run.json")
     baseline = run["stages"]["baselineEval"]
-    assert baseline["status"] == "FAILED" and baseline["jobName"] == "nova-run-1-eval-base-a1"
+    assert baseline["status"] == "FAILED" and baseline["jobName"] == "nova-run-1-0b9d6cbe-eval-base-a1"
     assert baseline["error"] == {"error": "States.TaskFailed", "cause": "AlgorithmError: CUDA OOM"}
     assert baseline["endedAt"] == "2026-11-21T10:30:00Z" and baseline["failure"] is None
     assert run["stages"]["sft"]["checkpoint"] == samples.SFT_CHECKPOINT  # training went on
@@ -310,7 +312,7 @@ def test_an_evaluation_that_failed_beside_training_is_recorded_failed_with_its_e
         s3, _state(stages=state["stages"], failedStage="import", error={"Error": "E", "Cause": "c"}), failed=True
     )
     assert failed["error"] == "E"
-    assert _read(s3, "runs/run-1/run.json")["stages"]["baselineEval"]["status"] == "FAILED"
+    assert _read(s3, "runs/run-1-0b9d6cbe/run.json")["stages"]["baselineEval"]["status"] == "FAILED"
 
 
 def test_a_noted_failure_without_a_job_name_still_records_the_error(s3: Any) -> None:
@@ -323,5 +325,5 @@ def test_a_noted_failure_without_a_job_name_still_records_the_error(s3: Any) -> 
     }
     state["stages"]["sftEval"] = {"status": "FAILED", "failure": {"stage": "sftEval", "job": job}, "endedAt": "t"}
     _record(s3, state)
-    sft_eval = _read(s3, "runs/run-1/run.json")["stages"]["sftEval"]
+    sft_eval = _read(s3, "runs/run-1-0b9d6cbe/run.json")["stages"]["sftEval"]
     assert sft_eval["status"] == "FAILED" and sft_eval["error"]["cause"] == "no SFT checkpoint"

@@ -24,7 +24,11 @@ INTERNAL = {"Error": "SageMaker.InternalFailure", "Cause": "We encountered an in
 
 def _failed_job(reason: str, **extra: object) -> dict:
     """A job that ran and failed: .sync reports States.TaskFailed with the job's description as the cause."""
-    described = {"TrainingJobName": "nova-run-1-sft-a1", "TrainingJobStatus": "Failed", "FailureReason": reason}
+    described = {
+        "TrainingJobName": "nova-run-1-0b9d6cbe-sft-a1",
+        "TrainingJobStatus": "Failed",
+        "FailureReason": reason,
+    }
     return {"Error": "States.TaskFailed", "Cause": json.dumps({**described, **extra})}
 
 
@@ -33,7 +37,7 @@ ALGORITHM = _failed_job("AlgorithmError: recipe key training_config.max_length m
 
 
 def _job(error: dict, attempt: int = 1, stage: str = "sft") -> JobAttempt:
-    name = f"nova-run-1-{stage}-a{attempt}"
+    name = f"nova-run-1-0b9d6cbe-{stage}-a{attempt}"
     return JobAttempt.model_validate({"stage": stage, "name": name, "attempt": attempt, "lastError": error})
 
 

@@ -37,7 +37,7 @@ def _problems(payload: object, head=samples.head_ok, read=samples.read_earlier_r
 
 def test_only_datasets_are_required_and_the_defaults_make_a_full_run() -> None:
     plan, stages = _resolve(samples.run_input())
-    assert plan["runId"] == "run-1"
+    assert plan["runId"] == "run-1-0b9d6cbe"
     assert plan["enabled"] == {
         "baselineEval": True,
         "sft": True,
@@ -83,7 +83,7 @@ def test_the_plan_records_dataset_etags_versions_and_the_staged_evaluation_file(
     plan, _ = _resolve(samples.run_input())
     eval_dataset = plan["datasets"]["eval"]
     assert eval_dataset["etag"] == "etag-datasets/eval.jsonl" and eval_dataset["versionId"] == "v1"
-    assert eval_dataset["stagedUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1/inputs/eval/gen_qa.jsonl"
+    assert eval_dataset["stagedUri"] == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe/inputs/eval/gen_qa.jsonl"
 
 
 def test_every_problem_is_listed_in_one_error_with_its_field_path() -> None:
@@ -239,7 +239,10 @@ def test_replicas_override_sets_the_instance_count_and_hours_set_the_runtime() -
 
 def test_a_gain_over_a_baseline_that_is_not_evaluated_is_rejected() -> None:
     problems = _problems(samples.run_input(stages={"baselineEval": False}, gate={"minGainOverBaseline": 0.05}))
-    assert problems == ["gate.minGainOverBaseline: the gain over the baseline needs stages.baselineEval=true"]
+    assert problems == [
+        "gate.minGainOverBaseline: 0.05 (given, or the run policy's floor for a deploying run): the gain over the "
+        "baseline needs stages.baselineEval=true"
+    ]
 
 
 def test_rft_eval_needs_the_grader_and_stages_the_file_under_its_name() -> None:
@@ -377,7 +380,7 @@ def test_validate_run_lists_a_checkpoint_of_another_account_or_hyperpod_under_it
 
 
 def test_the_account_comes_from_the_execution_arn() -> None:
-    elsewhere = {**samples.EXECUTION, "id": "arn:aws:states:us-east-1:111122223333:execution:Pipeline:run-1"}
+    elsewhere = {**samples.EXECUTION, "id": "arn:aws:states:us-east-1:111122223333:execution:Pipeline:run-1-0b9d6cbe"}
     with pytest.raises(RunInputError) as caught:
         _resolve(samples.run_input(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT)), execution=elsewhere)
     (problem,) = caught.value.problems
@@ -400,32 +403,36 @@ def test_a_resume_checkpoint_must_be_recorded_by_the_named_run() -> None:
 
     unrecorded = f"s3://customer-escrow-{samples.ACCOUNT}-smtj-0a1b2c3d/nova-other-run-sft-a1/checkpoint/"
     (problem,) = _problems(samples.run_input(resumeFrom=samples.resume("rft", unrecorded)), read=read)
-    assert problem.startswith(f"resumeFrom.checkpoint: {unrecorded} is not a stage checkpoint of run 'run-0'")
+    assert problem.startswith(f"resumeFrom.checkpoint: {unrecorded} is not a stage checkpoint of run 'run-0-fc55bbdc'")
     assert f"stages.sft.checkpoint = {samples.SFT_CHECKPOINT}" in problem
     # one read: exactly the named run's record
-    assert reads == [(samples.ARTIFACTS_BUCKET, "runs/run-0/run.json")]
+    assert reads == [(samples.ARTIFACTS_BUCKET, "runs/run-0-fc55bbdc/run.json")]
 
 
 def test_the_rft_checkpoint_of_the_named_run_resumes_too() -> None:
     plan, stages = _resolve(samples.run_input(resumeFrom=samples.resume("finalEval", samples.RFT_CHECKPOINT)))
-    assert plan["resumeFrom"] == {"stage": "finalEval", "checkpoint": samples.RFT_CHECKPOINT, "run": "run-0"}
+    assert plan["resumeFrom"] == {"stage": "finalEval", "checkpoint": samples.RFT_CHECKPOINT, "run": "run-0-fc55bbdc"}
     assert stages["rft"]["checkpoint"] == samples.RFT_CHECKPOINT and stages["rft"]["resumed"] is True
 
 
 @pytest.mark.parametrize(
     ("run", "read", "expected"),
     [
-        ("run-9", samples.read_earlier_run, "resumeFrom.run: no run 'run-9' in this pipeline's artifacts bucket"),
-        ("../run-0", samples.read_earlier_run, "resumeFrom.run: '../run-0' is not a run id"),
         (
-            "run-0",
+            "run-9-0123abcd",
+            samples.read_earlier_run,
+            "resumeFrom.run: no run 'run-9-0123abcd' in this pipeline's artifacts bucket",
+        ),
+        ("../run-0-fc55bbdc", samples.read_earlier_run, "resumeFrom.run: '../run-0-fc55bbdc' is not a run id"),
+        (
+            "run-0-fc55bbdc",
             lambda b, k: samples.earlier_run_record(pipeline="other"),
-            "resumeFrom.run: run 'run-0' was recorded by pipeline 'other', not by this pipeline ('nova')",
+            "resumeFrom.run: run 'run-0-fc55bbdc' was recorded by pipeline 'other', not by this pipeline ('nova')",
         ),
         (
-            "run-0",
+            "run-0-fc55bbdc",
             lambda b, k: b"{not json",
-            "resumeFrom.run: s3://nova-artifacts-test/runs/run-0/run.json is not valid",
+            "resumeFrom.run: s3://nova-artifacts-test/runs/run-0-fc55bbdc/run.json is not valid",
         ),
     ],
 )
@@ -441,7 +448,10 @@ def test_an_unreadable_run_record_is_reported() -> None:
         raise PermissionError(key)
 
     (problem,) = _problems(samples.run_input(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT)), read=denied)
-    assert problem == "resumeFrom.run: s3://nova-artifacts-test/runs/run-0/run.json is not readable by the pipeline"
+    assert (
+        problem
+        == "resumeFrom.run: s3://nova-artifacts-test/runs/run-0-fc55bbdc/run.json is not readable by the pipeline"
+    )
 
 
 def test_settings_of_a_skipped_rft_are_still_checked_and_listed_with_the_others() -> None:

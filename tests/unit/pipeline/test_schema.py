@@ -49,7 +49,7 @@ def test_the_pipeline_writes_a_run_json_the_schema_reads_back_unchanged(s3: Any)
         pipeline_name=samples.PIPELINE,
         render_report=lambda run: "<html></html>",
     )
-    written = _read(s3, "runs/run-1/run.json")
+    written = _read(s3, "runs/run-1-0b9d6cbe/run.json")
     assert written["schemaVersion"] == SCHEMA_VERSION and written["recordedBy"] == "pipeline"
     assert RunRecord.model_validate(written).to_json() == written
 
@@ -89,7 +89,7 @@ def test_a_run_record_missing_a_required_field_is_rejected_naming_it(field: str)
 def test_a_stage_record_missing_its_status_is_rejected_with_its_path() -> None:
     record = {"runId": "r", "pipeline": "nova", "status": "FAILED"}
     stages = {name: {"status": "SKIPPED"} for name in ("baselineEval", "sft", "sftEval", "rft", "finalEval")}
-    stages["rft"] = {"jobName": "nova-run-1-rft-a1"}
+    stages["rft"] = {"jobName": "nova-run-1-0b9d6cbe-rft-a1"}
     with pytest.raises(ValidationError) as caught:
         RunRecord.model_validate({**record, "stages": stages})
     assert [error["loc"] for error in caught.value.errors()] == [("stages", "rft", "status")]
@@ -112,6 +112,6 @@ def test_another_schema_version_is_refused() -> None:
 
 def test_the_plan_crosses_step_functions_with_the_field_names_the_state_machine_selects() -> None:
     plan = samples.plan().to_json()
-    assert plan["runId"] == "run-1" and plan["enabled"]["sft"] is True
+    assert plan["runId"] == "run-1-0b9d6cbe" and plan["enabled"]["sft"] is True
     assert Plan.model_validate(json.loads(json.dumps(plan))) == samples.plan()
     assert StageRecord.model_validate({"status": "PENDING"}).to_json()["status"] == "PENDING"
