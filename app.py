@@ -2,7 +2,7 @@
 """CDK entry point: the only place that reads context and the environment.
 
 Context keys (cdk.json or ``-c key=value``): ``region``, ``pipelineName``,
-``retainData``, ``logRetentionDays``, ``notificationEmail``, ``retrainSchedule``.
+``retainData``, ``logRetentionDays``, ``notificationEmail``, ``retrainSchedule``, ``modelRetention``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
+from lambdas.pipeline.serving import DEFAULT_RETENTION
 from stacks.config import PipelineSettings, SettingsError, parse_bool, parse_int
 from stacks.nova_stack import NovaCustomizationStack
 
@@ -48,6 +49,7 @@ def settings_from_context(app: cdk.App) -> PipelineSettings:
         problems.append(f"region={region!r}: Nova customization images are published in {sorted(IMAGE_ACCOUNTS)} only")
     retain_data = typed("retainData", parse_bool, True)
     log_retention_days = typed("logRetentionDays", parse_int, 90)
+    model_retention = typed("modelRetention", parse_int, DEFAULT_RETENTION)
     if problems:
         raise SettingsError("invalid context: " + "; ".join(problems))
     return PipelineSettings(
@@ -57,6 +59,7 @@ def settings_from_context(app: cdk.App) -> PipelineSettings:
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
         retain_data=retain_data,
         log_retention_days=log_retention_days,
+        model_retention=model_retention,
         notification_email=ctx("notificationEmail") or None,
         retrain_schedule=ctx("retrainSchedule") or None,
     )

@@ -50,6 +50,7 @@ class NovaCustomizationStack(Stack):
             log_retention=self.log_retention,
             pipeline_name=settings.pipeline_name,
             region=settings.region,
+            model_retention=settings.model_retention,
         )
         self.triggers = Triggers(
             self,

@@ -30,6 +30,7 @@ REQUIRED_OPERATIONS = (
     "get_custom_model",
     "create_custom_model_deployment",
     "get_custom_model_deployment",
+    "update_custom_model_deployment",
 )
 FIRST_WAIT_S = 60
 MAX_WAIT_S = 600
@@ -56,6 +57,11 @@ def require_operations(client: Any, boto3_version: str) -> None:
             f"boto3 {boto3_version} has no bedrock {', '.join(missing)}: the functions need boto3 >= 1.39.7 "
             "(bundled in the dependency layer; rebuild it with `make layer`)"
         )
+
+
+def first_poll(status: str, max_polls: int) -> Poll:
+    """The poll state after a start call: check after :data:`FIRST_WAIT_S`."""
+    return _poll(None, status, max_polls)
 
 
 def _poll(previous: Poll | None, status: str, max_polls: int) -> Poll:
@@ -132,7 +138,7 @@ def _failure(response: dict[str, Any], status: str) -> str | None:
     return "no failureMessage returned" if status == "Failed" else None
 
 
-def _checked(response: dict[str, Any], status_key: str, poll: Poll | None, max_polls: int) -> dict[str, Any]:
+def checked(response: dict[str, Any], status_key: str, poll: Poll | None, max_polls: int) -> dict[str, Any]:
     """What a status check changes in a model or deployment: status, failure message and the next wait."""
     status = str(response.get(status_key, "Creating"))
     return {"status": status, "failureMessage": _failure(response, status), "poll": _poll(poll, status, max_polls)}
@@ -141,7 +147,7 @@ def _checked(response: dict[str, Any], status_key: str, poll: Poll | None, max_p
 def check_import(*, bedrock: Any, model: ImportedModel) -> ImportedModel:
     """``GetCustomModel``: the model's status and the next wait."""
     response = bedrock.get_custom_model(modelIdentifier=model.arn)
-    return model.model_copy(update=_checked(response, "modelStatus", model.poll, MAX_IMPORT_POLLS))
+    return model.model_copy(update=checked(response, "modelStatus", model.poll, MAX_IMPORT_POLLS))
 
 
 def start_deployment(*, bedrock: Any, plan: Plan, model: ImportedModel) -> Deployment:
@@ -181,4 +187,4 @@ def start_deployment(*, bedrock: Any, plan: Plan, model: ImportedModel) -> Deplo
 def check_deployment(*, bedrock: Any, deployment: Deployment) -> Deployment:
     """``GetCustomModelDeployment``: the deployment's status and the next wait."""
     response = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=deployment.arn)
-    return deployment.model_copy(update=_checked(response, "status", deployment.poll, MAX_DEPLOYMENT_POLLS))
+    return deployment.model_copy(update=checked(response, "status", deployment.poll, MAX_DEPLOYMENT_POLLS))

@@ -8,6 +8,8 @@ Set by the Pipeline construct (``stacks/pipeline.py``) on every stage function:
 - ``BEDROCK_IMPORT_ROLE_ARN``: the role Bedrock assumes to read checkpoints;
 - ``MODEL_KMS_KEY_ARN``: the project's key, which encrypts the imported model (``modelKmsKeyArn``);
 - ``GRADER_FUNCTIONS``: JSON object, grader preset name -> reward Lambda ARN;
+- ``MODEL_RETENTION``: how many of the newest custom models the pipeline keeps (default 2: the
+  deployed one and the one ``rollback`` returns to; cdk.json context ``modelRetention``);
 - ``AWS_REGION`` (set by Lambda; ``AWS_DEFAULT_REGION`` elsewhere).
 """
 
@@ -20,6 +22,7 @@ from pydantic import AliasChoices, Field, field_validator
 
 from lambdas.common import env_names
 from lambdas.common.settings import ConfigurationError, FunctionSettings, load_settings
+from lambdas.pipeline.serving import DEFAULT_RETENTION
 
 __all__ = ["ConfigurationError", "PipelineEnvironment", "load_environment"]
 
@@ -37,6 +40,7 @@ class PipelineEnvironment(FunctionSettings):
         pattern=r"^arn:aws(-[^:]+)?:kms:[a-zA-Z0-9-]*:[0-9]{12}:key/[a-zA-Z0-9-]{36}$",
     )
     grader_functions: dict[str, str] = Field(validation_alias=env_names.GRADER_FUNCTIONS)
+    model_retention: int = Field(default=DEFAULT_RETENTION, validation_alias=env_names.MODEL_RETENTION, ge=1)
     region: str = Field(validation_alias=AliasChoices(env_names.AWS_REGION, env_names.AWS_DEFAULT_REGION), min_length=1)
 
     @field_validator("grader_functions", mode="before")

@@ -21,7 +21,20 @@ from pydantic import BaseModel, ConfigDict
 
 from lambdas.common.aws_errors import is_access_denied, is_missing
 from lambdas.common.layout import champion_key
-from lambdas.pipeline import bedrock, gate, jobs, metrics, naming, outputs, plan, preflight, quotas, record, retry
+from lambdas.pipeline import (
+    bedrock,
+    gate,
+    jobs,
+    metrics,
+    naming,
+    outputs,
+    plan,
+    preflight,
+    quotas,
+    record,
+    retry,
+    serving,
+)
 from lambdas.pipeline.environment import PipelineEnvironment, load_environment
 from lambdas.pipeline.schema import (
     Champion,
@@ -365,18 +378,22 @@ def check_model_import(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @logger.inject_lambda_context(log_event=False)
 def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Deploy model on demand: CreateCustomModelDeployment (idempotent per run)."""
+    """Deploy model on demand: the pipeline's stable deployment moves to the model (created by the first run)."""
     parsed = DeployEvent.model_validate(event)
-    deployment = bedrock.start_deployment(bedrock=bedrock_client(), plan=parsed.plan, model=parsed.model)
-    logger.info("deployment started", extra={"deployment_arn": deployment.arn})
+    env = environment()
+    champion = _read_champion(env.artifacts_bucket, champion_key(env.pipeline_name))
+    deployment = serving.start_serving(
+        bedrock=bedrock_client(), plan=parsed.plan, model=parsed.model, champion=champion
+    )
+    logger.info("deployment started", extra={"deployment_arn": deployment.arn, "action": deployment.action})
     return deployment.to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
 def check_deployment(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Check deployment: GetCustomModelDeployment status and the next wait."""
+    """Check deployment: GetCustomModelDeployment status (of the creation or the update) and the next wait."""
     parsed = DeploymentEvent.model_validate(event)
-    return bedrock.check_deployment(bedrock=bedrock_client(), deployment=parsed.deployment).to_json()
+    return serving.check_serving(bedrock=bedrock_client(), deployment=parsed.deployment).to_json()
 
 
 def _render_report(run: RunRecord) -> str:
@@ -385,10 +402,30 @@ def _render_report(run: RunRecord) -> str:
     return render_report(run)
 
 
-def _record(event: dict[str, Any], write: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+def _crown(env: PipelineEnvironment, deployment: Deployment | None) -> Callable[[Champion], Champion]:
+    """The champion record after a deployment: history from the previous one, superseded resources deleted."""
+
+    def crown(new: Champion) -> Champion:
+        previous = _read_champion(env.artifacts_bucket, champion_key(env.pipeline_name))
+        champion, problems = serving.retire(
+            bedrock=bedrock_client(),
+            champion=serving.crown(new, previous),
+            retention=env.model_retention,
+            replaced_deployment=deployment.replacedDeploymentArn if deployment else None,
+        )
+        for problem in problems:
+            logger.warning("not retired", extra={"problem": problem})
+        return champion
+
+    return crown
+
+
+def _record(event: dict[str, Any], write: Callable[..., dict[str, Any]], **options: Any) -> dict[str, Any]:
     """Parse the run state and write its record with ``write`` (``record.record_run`` or ``record_failed_run``)."""
     parsed = RecordEvent.model_validate(event)
     env = environment()
+    if options.pop("crown", False):
+        options["crown"] = _crown(env, parsed.run.deployment)
     return write(
         parsed.run,
         s3=client("s3"),
@@ -398,13 +435,14 @@ def _record(event: dict[str, Any], write: Callable[..., dict[str, Any]]) -> dict
         pipeline_name=env.pipeline_name,
         render_report=_render_report,
         log=_log,
+        **options,
     )
 
 
 @logger.inject_lambda_context(log_event=False)
 def record_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Record run: run.json and report.html (SUCCEEDED or GATE_REJECTED), champion after a deployment."""
-    written = _record(event, record.record_run)
+    written = _record(event, record.record_run, crown=True)
     logger.info("run recorded", extra=written)
     return written
 

@@ -289,18 +289,26 @@ def record_run(
     pipeline_name: str,
     render_report: RenderReport | None = None,
     log: Log | None = None,
+    crown: Callable[[Champion], Champion] | None = None,
 ) -> dict[str, Any]:
-    """Record a run that reached its end: ``SUCCEEDED`` (deployed or not) or ``GATE_REJECTED``."""
+    """Record a run that reached its end: ``SUCCEEDED`` (deployed or not) or ``GATE_REJECTED``.
+
+    After a deployment, ``crown`` turns the new champion record into the one written (the history of
+    served models and what was retired, :mod:`lambdas.pipeline.serving`).
+    """
     status: RunStatus = "GATE_REJECTED" if state.gate is not None and not state.gate.passed else "SUCCEEDED"
     record = build_record(state, status=status, ended_at=ended_at, region=region, pipeline_name=pipeline_name)
     record = write_record(record, s3=s3, bucket=bucket, render_report=render_report, log=log)
     champion = None
     if status == "SUCCEEDED" and record.deployment is not None and record.deployment.status == "Active":
+        crowned = champion_record(record, bucket)
+        if crown is not None:
+            crowned = crown(crowned)
         champion = _put(
             s3,
             bucket,
             layout.champion_key(pipeline_name),
-            json.dumps(champion_record(record, bucket).to_json(), indent=2),
+            json.dumps(crowned.to_json(), indent=2),
             "application/json",
         )
     return {

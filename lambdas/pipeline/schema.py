@@ -595,8 +595,17 @@ class ImportedModel(Record):
     poll: Poll | None = None
 
 
+ServingAction = Literal["created", "updated", "replaced"]
+
+
 class Deployment(Record):
-    """``$.deployment``: the on-demand deployment of the run's model."""
+    """``$.deployment``: the pipeline's on-demand deployment, serving the run's model.
+
+    ``action`` says how (lambdas/pipeline/serving.py): ``created`` (the pipeline's first),
+    ``updated`` (the stable deployment moved to this model; ``previousModelArn`` was served
+    before) or ``replaced`` (the update was refused: a new deployment, ``replacedDeploymentArn``
+    is deleted once it is active).
+    """
 
     arn: str
     name: str
@@ -604,6 +613,22 @@ class Deployment(Record):
     status: str
     failureMessage: str | None = None
     poll: Poll | None = None
+    action: ServingAction = "created"
+    previousModelArn: str | None = None
+    replacedDeploymentArn: str | None = None
+
+
+class ServedModel(Record):
+    """A model the pipeline's deployment served before the champion's (newest first in ``Champion.history``)."""
+
+    runId: str
+    modelArn: str | None = None
+    modelName: str | None = None
+    checkpoint: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    deployedAt: str | None = None
+    runRecord: str | None = None
+    deleted: bool = False
 
 
 class Champion(Record):
@@ -621,6 +646,7 @@ class Champion(Record):
     evalDatasetEtag: str | None = None
     deployedAt: str | None = None
     runRecord: str | None = None
+    history: list[ServedModel] = Field(default_factory=list)
 
 
 # -- the run state ("Record run" reads it) and the run record (run.json) ----------------------------------

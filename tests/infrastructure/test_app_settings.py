@@ -21,6 +21,7 @@ from stacks.summary import summarize
         ({"notification_email": "not-an-email"}, "notificationEmail='not-an-email'"),
         ({"retrain_schedule": "every monday"}, "retrainSchedule='every monday'"),
         ({"log_retention_days": 0}, "logRetentionDays=0"),
+        ({"model_retention": 0}, "modelRetention=0: keep at least 1 model"),
     ],
 )
 def test_invalid_settings_name_the_context_key(kwargs: dict, message: str) -> None:
