@@ -95,6 +95,12 @@ _ADVISORY_COMMENT = (
 )
 
 
+_TRAINING_FAILURE_COMMENT = (
+    "A failed training stage ends the run after the Parallel state, once the stage beside it has finished and "
+    "been recorded"
+)
+
+
 def title(stage: str) -> str:
     """How state names call a stage: ``SFT``, ``RFT``, ``baseline evaluation``..."""
     return STAGE_LABELS[stage].removesuffix(" training")
@@ -225,38 +231,27 @@ def job_loop(stage: JobStage) -> Flow:
             error_path=job_error,
         ),
     )
-    if stage.advisory:
+    described = {"stage": stage.key, "job.$": "$.job"}
+    if stage.next_state is None:
+        # In a Parallel branch: the failure is noted in the stage's record and the branch ends normally, so the
+        # stage beside it finishes and its result is kept (a Fail state would cancel it and lose both branches'
+        # records). After the Parallel, a failed training stage ends the run (:func:`_phase`).
         flow.add(
             describe,
             pass_state(
-                parameters={
-                    "status": "FAILED",
-                    "failure": {"stage": stage.key, "job.$": "$.job"},
-                    "endedAt.$": "$$.State.EnteredTime",
-                },
+                parameters={"status": "FAILED", "failure": described, "endedAt.$": "$$.State.EnteredTime"},
                 result_path=f"$.stages.{stage.key}",
                 next_state=failure,
                 comment=f"Notes the failure in stages.{stage.key} (recorded in run.json with its error); the "
-                "branch then ends normally, so the training job beside it keeps running",
+                "branch then ends normally, so the job beside it keeps running and its result is kept",
             ),
         )
-        flow.add(failure, pass_state(comment=_ADVISORY_COMMENT))
+        flow.add(failure, pass_state(comment=_ADVISORY_COMMENT if stage.advisory else _TRAINING_FAILURE_COMMENT))
         return flow
-    described = {"stage": stage.key, "job.$": "$.job"}
     flow.add(
         describe,
         pass_state(parameters=described, result_path="$.stageFailure", next_state=stage.failure_note or failure),
     )
-    if stage.failure_note is None:
-        flow.add(
-            failure,
-            {
-                "Type": "Fail",
-                "Comment": "Stops the sibling branch; the run is recorded as failed by the Catch of the Parallel state",
-                "Error": f"{stage.key[:1].upper()}{stage.key[1:]}Failed",
-                "CausePath": "States.JsonToString($.stageFailure)",
-            },
-        )
     return flow
 
 
@@ -311,6 +306,28 @@ def _phase(stages: tuple[str, ...], next_state: str, flow: Flow) -> str:
     name, comment, failed_stage = _PARALLEL_PHASES[stages]
     # Each stage record comes from the branch that ran the stage; the others are unchanged in every branch.
     selector = {f"{s}.$": f"$[{stages.index(s) if s in stages else 0}].stages.{s}" for s in STAGES}
+    # A failed training stage of the phase ends the run once the Parallel has kept every branch's record.
+    after = next_state
+    for stage in reversed([s for s in stages if STAGE_METHODS[s] != "eval"]):
+        question, failed = f"Did {title(stage)} fail?", f"Keep the {title(stage)} failure"
+        flow.add(
+            question,
+            {
+                "Type": "Choice",
+                "Choices": [{"Variable": f"$.stages.{stage}.status", "StringEquals": "FAILED", "Next": failed}],
+                "Default": after,
+            },
+        )
+        flow.add(
+            failed,
+            {
+                "Type": "Pass",
+                "InputPath": f"$.stages.{stage}.failure",
+                "ResultPath": "$.stageFailure",
+                "Next": note(failed_stage),
+            },
+        )
+        after = question
     parallel: State = {
         "Type": "Parallel",
         "Comment": comment,
@@ -318,7 +335,7 @@ def _phase(stages: tuple[str, ...], next_state: str, flow: Flow) -> str:
         "ResultSelector": selector,
         "ResultPath": "$.stages",
         "Catch": catch_all(note(failed_stage), "$.error"),
-        "Next": next_state,
+        "Next": after,
     }
     return flow.add(name, parallel)
 

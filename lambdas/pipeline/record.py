@@ -335,6 +335,10 @@ def record_failed_run(
     stages = state.stages
     if stage is not None and stage_record is not None:
         stages = (stages or _all_skipped()).replace(stage, stage_record)
+    if state.metrics is None and state.plan is not None and stages is not None:
+        from lambdas.pipeline.metrics import finished_metrics  # metrics reads this module's failure texts
+
+        state = state.model_copy(update={"metrics": finished_metrics(state.plan, stages)})
     record = build_record(
         state,
         status="FAILED",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from lambdas.pipeline.naming import STAGES, stage_title
@@ -190,6 +191,24 @@ def run_window(run: RunRecord) -> tuple[datetime | None, datetime | None]:
         ends = [v.ended for v in views if v.ended]
         ended = max(ends) if ends else None
     return started, ended
+
+
+def resume_input(run: RunRecord) -> dict[str, Any] | None:
+    """The run input that continues a run which did not succeed from its newest checkpoint (``resumeFrom``,
+    :class:`lambdas.pipeline.schema.ResumeFrom`): the RFT checkpoint goes to the final evaluation, the SFT
+    checkpoint to RFT (or to the final evaluation when the run had no RFT). None without a checkpoint."""
+    if run.status in ("SUCCEEDED", "GATE_REJECTED") or not isinstance(run.input, dict):
+        return None
+    recorded = _recorded(run)
+    rft, sft = recorded.get("rft"), recorded.get("sft")
+    planned_rft = run.plan.enabled.rft if run.plan is not None else rft is not None and rft.status != "SKIPPED"
+    if rft is not None and rft.status == "SUCCEEDED" and rft.checkpoint:
+        resume = {"stage": "finalEval", "checkpoint": rft.checkpoint}
+    elif sft is not None and sft.status == "SUCCEEDED" and sft.checkpoint:
+        resume = {"stage": "rft" if planned_rft else "finalEval", "checkpoint": sft.checkpoint}
+    else:
+        return None
+    return {**run.input, "resumeFrom": {**resume, "run": run.runId}}
 
 
 def model_arn(run: RunRecord) -> str | None:

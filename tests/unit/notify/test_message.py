@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from lambdas.notify import message
 from lambdas.notify.message import MAX_SUBJECT, ExecutionEnd, Notification
 from lambdas.pipeline.schema import RunRecord
@@ -90,3 +92,18 @@ def test_a_mean_over_samples_shows_its_standard_error_and_the_sample_count() -> 
     assert "0.79 ± 0.018" in text
     assert any(line.split()[:2] == ["samples", "(n)"] and line.split()[2:] == ["500"] * 3 for line in lines)
     assert "standard error" in lines[-1]
+
+
+def test_a_failed_run_offers_the_input_that_continues_from_its_sft_checkpoint() -> None:
+    run = failed_run()
+    run["stages"]["sft"]["checkpoint"] = "s3://customer-escrow-123456789012-smtj-a/nova-weekly-sft-1/checkpoint/"
+    note = render_notification(run, _end("FAILED", error="States.TaskFailed"))
+    lines = note.body.splitlines()
+    offered = lines[lines.index("Continue from what finished (start an execution with this input)") + 1]
+    resume = json.loads(offered)
+    assert resume["resumeFrom"] == {
+        "stage": "rft",
+        "checkpoint": "s3://customer-escrow-123456789012-smtj-a/nova-weekly-sft-1/checkpoint/",
+        "run": "request-weekly-failed",
+    }
+    assert resume["datasets"] == run["input"]["datasets"]

@@ -106,22 +106,27 @@ def resume(stage: str, checkpoint: str, run: str | None = EARLIER_RUN) -> dict:
     return {"stage": stage, "checkpoint": checkpoint, **({"run": run} if run is not None else {})}
 
 
-def plan(**input_changes: Any) -> Plan:
-    """A resolved plan (every dataset exists) for ``run_input(**input_changes)``."""
+def resolve(payload: Any, *, head_object: Any = None, read_object: Any = None) -> Plan:
+    """The plan of run input ``payload`` (by default every dataset exists and the earlier run is recorded)."""
     from lambdas.pipeline.plan import resolve_plan
 
     resolved, _ = resolve_plan(
-        run_input(**input_changes),
+        payload,
         execution=Execution.model_validate(EXECUTION),
         pipeline_name=PIPELINE,
         data_bucket=DATA_BUCKET,
         artifacts_bucket=ARTIFACTS_BUCKET,
         graders=GRADERS,
         grader_version=lambda name: "1.0.0",
-        head_object=head_ok,
-        read_object=read_earlier_run,
+        head_object=head_object or head_ok,
+        read_object=read_object or read_earlier_run,
     )
     return resolved
+
+
+def plan(**input_changes: Any) -> Plan:
+    """A resolved plan (every dataset exists) for ``run_input(**input_changes)``."""
+    return resolve(run_input(**input_changes))
 
 
 def stages_after_training(*, rft: bool = True) -> StageRecords:
