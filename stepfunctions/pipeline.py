@@ -390,8 +390,8 @@ _MODEL_IMPORT = BedrockStep(
     start="Import model into Bedrock",
     start_function="ImportModel",
     check_function="CheckModelImport",
-    start_payload={"plan.$": "$.plan", "stages.$": "$.stages"},
-    comment="CreateCustomModel from the final checkpoint (idempotent: clientRequestToken derived from the run id)",
+    start_payload={"plan.$": "$.plan", "stages.$": "$.stages", "candidate.$": "$.gate.candidate"},
+    comment="CreateCustomModel from the gate's candidate checkpoint (idempotent: clientRequestToken from the run id)",
     result="model",
     fields=("arn", "name", "checkpoint", "status", "failureMessage", "poll"),
     noun="model import",
@@ -499,11 +499,12 @@ def definition() -> dict[str, Any]:
     gate = _run_task(
         "ApplyGate",
         {"plan.$": "$.plan", "metrics.$": "$.metrics"},
-        select=("passed", "reasons", "checks", "champion"),
+        select=("passed", "reasons", "checks", "champion", "candidate"),
         result_path="$.gate",
         next_state="Did the model pass the gate?",
         failed_stage="qualityGate",
-        comment="minScore, gain over the baseline and, when configured, the model this pipeline deployed last",
+        comment="The better of the RFT and SFT models, then minScore, gain over the baseline and, when configured, "
+        "the model this pipeline deployed last",
     )
     flow.add("Apply quality gate", gate)
     flow.add(

@@ -75,9 +75,22 @@ def _tags(plan: Plan, key_name: str, value_name: str, **extra: str) -> list[dict
     return [{key_name: k, value_name: v} for k, v in tags.items()]
 
 
-def start_import(*, bedrock: Any, plan: Plan, stages: StageRecords, role_arn: str, kms_key_arn: str) -> ImportedModel:
-    """``CreateCustomModel`` from the candidate checkpoint, encrypted with ``kms_key_arn``; idempotent per run."""
+def start_import(
+    *,
+    bedrock: Any,
+    plan: Plan,
+    stages: StageRecords,
+    role_arn: str,
+    kms_key_arn: str,
+    candidate: str | None = None,
+) -> ImportedModel:
+    """``CreateCustomModel`` from the candidate checkpoint, encrypted with ``kms_key_arn``; idempotent per run.
+
+    ``candidate`` ``sft`` (the gate found the SFT model better) imports the SFT checkpoint; otherwise the
+    final evaluation's checkpoint."""
     stage, checkpoint = candidate_checkpoint(stages)
+    if candidate == "sft" and stages.sft.checkpoint:
+        stage, checkpoint = "sft", stages.sft.checkpoint
     name = naming.bedrock_model_name(plan.pipelineName, plan.runId)
     extra_tags = {"nova:checkpoint-stage": stage}
     if _TAG_VALUE.fullmatch(checkpoint):

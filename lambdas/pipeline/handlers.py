@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
@@ -124,6 +124,10 @@ class PlanStagesEvent(_Event):
 class GateEvent(_Event):
     plan: Plan
     metrics: CollectedMetrics
+
+
+class ImportEvent(PlanStagesEvent):
+    candidate: Literal["sft", "rft"] | None = None
 
 
 class ModelEvent(_Event):
@@ -356,12 +360,13 @@ def apply_gate(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context(log_event=False)
 def import_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Import model into Bedrock: CreateCustomModel (idempotent per run)."""
-    parsed = PlanStagesEvent.model_validate(event)
+    parsed = ImportEvent.model_validate(event)
     env = environment()
     model = bedrock.start_import(
         bedrock=bedrock_client(),
         plan=parsed.plan,
         stages=parsed.stages,
+        candidate=parsed.candidate,
         role_arn=env.bedrock_import_role_arn,
         kms_key_arn=env.model_kms_key_arn,
     )
@@ -465,7 +470,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "read_evaluation": FinishJobEvent,
     "collect_metrics": PlanStagesEvent,
     "apply_gate": GateEvent,
-    "import_model": PlanStagesEvent,
+    "import_model": ImportEvent,
     "check_model_import": ModelEvent,
     "deploy_model": DeployEvent,
     "check_deployment": DeploymentEvent,

@@ -272,7 +272,10 @@ def champion_record(record: RunRecord, artifacts_bucket: str) -> Champion:
         deploymentArn=record.deployment.arn if record.deployment else None,
         deploymentName=record.deployment.name if record.deployment else None,
         metric=metrics.metric if metrics else None,
-        metrics=(metrics.column(metrics.candidate) if metrics else None) or {},
+        metrics=(
+            metrics.column((record.gate.candidate if record.gate else None) or metrics.candidate) if metrics else None
+        )
+        or {},
         evalDatasetEtag=plan.datasets.eval.etag if plan else None,
         deployedAt=record.endedAt,
         runRecord=layout.s3_uri(artifacts_bucket, layout.run_record_key(record.runId)),

@@ -576,6 +576,8 @@ class GateDecision(Record):
     checks: list[GateCheck] = Field(default_factory=list)
     champion: ChampionSummary | None = None
     metric: str | None = None
+    # The model the run imports and deploys: RFT's, or SFT's when the RFT model scored lower on the metric.
+    candidate: Literal["sft", "rft"] | None = None
 
 
 class Poll(Record):
