@@ -305,8 +305,8 @@ def _preflight_section(run: RunRecord) -> str:
         reason = f" ({quotas.reason})" if quotas.reason else ""
         parts.append(
             f'<p class="muted">GPU instance quotas: {_e(quotas.status)}{_e(reason)}</p><table id="quotas"><thead><tr>'
-            '<th>Instance type</th><th class="num">Quota</th><th class="num">Largest job</th>'
-            '<th class="num">Busiest phase</th><th>Quota code</th></tr></thead><tbody>'
+            '<th>Instance type</th><th class="num">Quota (instances)</th><th class="num">Largest job (instances)</th>'
+            '<th class="num">Busiest phase (instances at once)</th><th>Quota code</th></tr></thead><tbody>'
             + "".join(rows)
             + "</tbody></table>"
         )
