@@ -374,7 +374,8 @@ def _bedrock_step(flow: Flow, step: BedrockStep, *, active_next: str) -> None:
         "Next": check,
     }
     flow.add(wait, wait_state)
-    flow.add(check, _run_task(step.check_function, {f"{step.result}.$": path}, next_state=step.question, **common))
+    checked = {f"{step.result}.$": path, "checkedAt.$": "$$.State.EnteredTime"}
+    flow.add(check, _run_task(step.check_function, checked, next_state=step.question, **common))
     choices = [
         {"Variable": f"{path}.status", "StringEquals": "Active", "Next": active_next},
         {"Variable": f"{path}.status", "StringEquals": "Failed", "Next": step.failed[0]},
@@ -390,10 +391,15 @@ _MODEL_IMPORT = BedrockStep(
     start="Import model into Bedrock",
     start_function="ImportModel",
     check_function="CheckModelImport",
-    start_payload={"plan.$": "$.plan", "stages.$": "$.stages", "candidate.$": "$.gate.candidate"},
+    start_payload={
+        "plan.$": "$.plan",
+        "stages.$": "$.stages",
+        "candidate.$": "$.gate.candidate",
+        "startedAt.$": "$$.State.EnteredTime",
+    },
     comment="CreateCustomModel from the gate's candidate checkpoint (idempotent: clientRequestToken from the run id)",
     result="model",
-    fields=("arn", "name", "checkpoint", "status", "failureMessage", "poll"),
+    fields=("arn", "name", "checkpoint", "status", "failureMessage", "poll", "startedAt", "endedAt"),
     noun="model import",
     question="Is the model imported?",
     failed_stage="import",
@@ -414,7 +420,7 @@ _DEPLOYMENT = BedrockStep(
     start="Deploy model on demand",
     start_function="DeployModel",
     check_function="CheckDeployment",
-    start_payload={"plan.$": "$.plan", "model.$": "$.model"},
+    start_payload={"plan.$": "$.plan", "model.$": "$.model", "startedAt.$": "$$.State.EnteredTime"},
     comment="The pipeline's stable on-demand deployment serves the imported model: created by the first run "
     "(CreateCustomModelDeployment), moved by later runs (UpdateCustomModelDeployment); the model stays if this fails",
     result="deployment",
@@ -425,6 +431,8 @@ _DEPLOYMENT = BedrockStep(
         "status",
         "failureMessage",
         "poll",
+        "startedAt",
+        "endedAt",
         "action",
         "previousModelArn",
         "replacedDeploymentArn",

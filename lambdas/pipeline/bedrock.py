@@ -151,16 +151,22 @@ def _failure(response: dict[str, Any], status: str) -> str | None:
     return "no failureMessage returned" if status == "Failed" else None
 
 
-def checked(response: dict[str, Any], status_key: str, poll: Poll | None, max_polls: int) -> dict[str, Any]:
-    """What a status check changes in a model or deployment: status, failure message and the next wait."""
+def checked(
+    response: dict[str, Any], status_key: str, poll: Poll | None, max_polls: int, checked_at: str | None = None
+) -> dict[str, Any]:
+    """What a status check changes in a model or deployment: status, failure message, the next wait and, once
+    it is Active or Failed, ``endedAt`` (the check's time)."""
     status = str(response.get(status_key, "Creating"))
-    return {"status": status, "failureMessage": _failure(response, status), "poll": _poll(poll, status, max_polls)}
+    update = {"status": status, "failureMessage": _failure(response, status), "poll": _poll(poll, status, max_polls)}
+    if status in {"Active", "Failed"} and checked_at:
+        update["endedAt"] = checked_at
+    return update
 
 
-def check_import(*, bedrock: Any, model: ImportedModel) -> ImportedModel:
+def check_import(*, bedrock: Any, model: ImportedModel, checked_at: str | None = None) -> ImportedModel:
     """``GetCustomModel``: the model's status and the next wait."""
     response = bedrock.get_custom_model(modelIdentifier=model.arn)
-    return model.model_copy(update=checked(response, "modelStatus", model.poll, MAX_IMPORT_POLLS))
+    return model.model_copy(update=checked(response, "modelStatus", model.poll, MAX_IMPORT_POLLS, checked_at))
 
 
 def start_deployment(*, bedrock: Any, plan: Plan, model: ImportedModel) -> Deployment:
@@ -197,7 +203,7 @@ def start_deployment(*, bedrock: Any, plan: Plan, model: ImportedModel) -> Deplo
     )
 
 
-def check_deployment(*, bedrock: Any, deployment: Deployment) -> Deployment:
+def check_deployment(*, bedrock: Any, deployment: Deployment, checked_at: str | None = None) -> Deployment:
     """``GetCustomModelDeployment``: the deployment's status and the next wait."""
     response = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=deployment.arn)
-    return deployment.model_copy(update=checked(response, "status", deployment.poll, MAX_DEPLOYMENT_POLLS))
+    return deployment.model_copy(update=checked(response, "status", deployment.poll, MAX_DEPLOYMENT_POLLS, checked_at))

@@ -128,19 +128,23 @@ class GateEvent(_Event):
 
 class ImportEvent(PlanStagesEvent):
     candidate: Literal["sft", "rft"] | None = None
+    startedAt: str | None = None
 
 
 class ModelEvent(_Event):
     model: ImportedModel
+    checkedAt: str | None = None
 
 
 class DeployEvent(_Event):
     plan: Plan
     model: ImportedModel
+    startedAt: str | None = None
 
 
 class DeploymentEvent(_Event):
     deployment: Deployment
+    checkedAt: str | None = None
 
 
 class RecordEvent(_Event):
@@ -371,14 +375,14 @@ def import_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
         kms_key_arn=env.model_kms_key_arn,
     )
     logger.info("model import started", extra={"model_arn": model.arn, "checkpoint": model.checkpoint})
-    return model.to_json()
+    return model.model_copy(update={"startedAt": parsed.startedAt}).to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
 def check_model_import(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Check model import: GetCustomModel status and the next wait."""
     parsed = ModelEvent.model_validate(event)
-    return bedrock.check_import(bedrock=bedrock_client(), model=parsed.model).to_json()
+    return bedrock.check_import(bedrock=bedrock_client(), model=parsed.model, checked_at=parsed.checkedAt).to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -391,14 +395,15 @@ def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
         bedrock=bedrock_client(), plan=parsed.plan, model=parsed.model, champion=champion
     )
     logger.info("deployment started", extra={"deployment_arn": deployment.arn, "action": deployment.action})
-    return deployment.to_json()
+    return deployment.model_copy(update={"startedAt": parsed.startedAt}).to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
 def check_deployment(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Check deployment: GetCustomModelDeployment status (of the creation or the update) and the next wait."""
     parsed = DeploymentEvent.model_validate(event)
-    return serving.check_serving(bedrock=bedrock_client(), deployment=parsed.deployment).to_json()
+    checked = serving.check_serving(bedrock=bedrock_client(), deployment=parsed.deployment, checked_at=parsed.checkedAt)
+    return checked.to_json()
 
 
 def _render_report(run: RunRecord) -> str:

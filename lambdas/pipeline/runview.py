@@ -164,7 +164,7 @@ def format_iso(epoch_ms: int | None) -> str | None:
 def stage_views(run: RunRecord) -> list[StageView]:
     """Recorded stages in pipeline order."""
     recorded = _recorded(run)
-    return [
+    views = [
         StageView(
             key=key,
             label=stage_title(key),
@@ -177,6 +177,15 @@ def stage_views(run: RunRecord) -> list[StageView]:
         for key in STAGES
         if key in recorded
     ]
+    # Then what Bedrock did with the candidate: the import and the deployment (created or moved to the model).
+    for key, label, item, status in (
+        ("import", "Bedrock import", run.model, run.model.status if run.model else ""),
+        ("deploy", "Bedrock deployment", run.deployment, run.deployment.status if run.deployment else ""),
+    ):
+        if item is not None:
+            view = StageView(key, label, status, item.name, None, parse_time(item.startedAt), parse_time(item.endedAt))
+            views.append(view)
+    return views
 
 
 def run_window(run: RunRecord) -> tuple[datetime | None, datetime | None]:
@@ -289,7 +298,7 @@ def console_links(run: RunRecord) -> list[Link]:
     if run.executionArn:
         links.append(Link("Step Functions execution", execution_url(region, run.executionArn)))
     for view in stage_views(run):
-        if view.job_name:
+        if view.job_name and view.key in STAGES:  # SageMaker jobs; Bedrock's resources have their own link
             links.append(Link(f"{view.label} job {view.job_name}", training_job_url(region, view.job_name)))
     if model_arn(run) or deployment_arn(run):
         links.append(Link("Bedrock custom models and deployments", bedrock_custom_models_url(region)))

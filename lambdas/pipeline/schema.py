@@ -595,6 +595,8 @@ class ImportedModel(Record):
     status: str
     failureMessage: str | None = None
     poll: Poll | None = None
+    startedAt: str | None = None  # when the run asked Bedrock (the start state's entered time)
+    endedAt: str | None = None  # the check that found it Active or Failed
 
 
 ServingAction = Literal["created", "updated", "replaced"]
@@ -615,6 +617,8 @@ class Deployment(Record):
     status: str
     failureMessage: str | None = None
     poll: Poll | None = None
+    startedAt: str | None = None
+    endedAt: str | None = None
     action: ServingAction = "created"
     previousModelArn: str | None = None
     replacedDeploymentArn: str | None = None

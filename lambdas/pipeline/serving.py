@@ -86,10 +86,10 @@ def start_serving(*, bedrock: Any, plan: Plan, model: ImportedModel, champion: C
     return moved
 
 
-def check_serving(*, bedrock: Any, deployment: Deployment) -> Deployment:
+def check_serving(*, bedrock: Any, deployment: Deployment, checked_at: str | None = None) -> Deployment:
     """``GetCustomModelDeployment``: the status of the creation or of the move to ``deployment.modelArn``."""
     if deployment.action != "updated":
-        return imports.check_deployment(bedrock=bedrock, deployment=deployment)
+        return imports.check_deployment(bedrock=bedrock, deployment=deployment, checked_at=checked_at)
     response = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=deployment.arn)
     details = response.get("updateDetails") or {}
     if details.get("modelArn") == deployment.modelArn:
@@ -99,7 +99,9 @@ def check_serving(*, bedrock: Any, deployment: Deployment) -> Deployment:
     else:
         status = "Updating"
     return deployment.model_copy(
-        update=imports.checked({**response, "status": status}, "status", deployment.poll, imports.MAX_DEPLOYMENT_POLLS)
+        update=imports.checked(
+            {**response, "status": status}, "status", deployment.poll, imports.MAX_DEPLOYMENT_POLLS, checked_at
+        )
     )
 
 

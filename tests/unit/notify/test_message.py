@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 from lambdas.notify import message
@@ -107,3 +108,15 @@ def test_a_failed_run_offers_the_input_that_continues_from_its_sft_checkpoint() 
         "run": "request-weekly-failed",
     }
     assert resume["datasets"] == run["input"]["datasets"]
+
+
+def test_the_stage_table_shows_the_bedrock_import_and_deployment_with_their_durations() -> None:
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    run["model"].update({"startedAt": "2025-06-01T13:00:00Z", "endedAt": "2025-06-01T13:15:00Z", "status": "Active"})
+    run["deployment"].update({"startedAt": "2025-06-01T13:15:00Z", "endedAt": "2025-06-01T13:25:00Z"})
+    run["deployment"]["status"] = "Active"
+    body = render_notification(run, _end("SUCCEEDED")).body
+    (imported,) = [line for line in body.splitlines() if line.strip().startswith("Bedrock import")]
+    (deployed,) = [line for line in body.splitlines() if line.strip().startswith("Bedrock deployment")]
+    assert "Active" in imported and "15 min" in imported and run["model"]["name"] in imported
+    assert "Active" in deployed and "10 min" in deployed
