@@ -67,6 +67,12 @@ rehearse: setup
 	$(PY) -m rehearsal $(if $(INPUT),--input '$(INPUT)') $(if $(DATA),--data '$(DATA)')
 
 run: synth rehearse
+	@echo ""
+	@echo "Next steps:"
+	@echo "  open .rehearsal/report.html                   the run's report (metrics, gate, stages, cost)"
+	@echo "  REHEARSAL_RUNS=2 make rehearse                 a second run moves the same deployment ARN to its model, then a rollback"
+	@echo "  REHEARSAL_FAIL_AT=rft make rehearse            a failed RFT keeps what finished and prints the input that resumes it"
+	@echo "  make deploy                                    deploy the stack, then start an execution with your run input (README)"
 
 test: setup
 	$(PY) -m pytest

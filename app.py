@@ -3,7 +3,7 @@
 
 Context keys (cdk.json or ``-c key=value``): ``region``, ``pipelineName``,
 ``retainData``, ``logRetentionDays``, ``notificationEmail``, ``retrainSchedule``,
-``graderReservedConcurrency``, ``stageReservedConcurrency``, ``runPolicy`` (a JSON object,
+``modelRetention``, ``graderReservedConcurrency``, ``stageReservedConcurrency``, ``runPolicy`` (a JSON object,
 :class:`lambdas.pipeline.policy.RunPolicy`; with ``-c`` its JSON text), ``writers`` (a JSON object,
 :func:`stacks.config.parse_writers`).
 """
@@ -22,6 +22,7 @@ from cdk_nag import AwsSolutionsChecks
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
 from lambdas.pipeline.policy import CONTEXT_KEY as RUN_POLICY_KEY
 from lambdas.pipeline.policy import RunPolicy, RunPolicyError, parse_policy
+from lambdas.pipeline.serving import DEFAULT_RETENTION
 from stacks.config import (
     DEFAULT_GRADER_RESERVED_CONCURRENCY,
     DEFAULT_STAGE_RESERVED_CONCURRENCY,
@@ -61,6 +62,7 @@ def settings_from_context(app: cdk.App) -> PipelineSettings:
         problems.append(f"region={region!r}: Nova customization images are published in {sorted(IMAGE_ACCOUNTS)} only")
     retain_data = typed("retainData", parse_bool, True)
     log_retention_days = typed("logRetentionDays", parse_int, 90)
+    model_retention = typed("modelRetention", parse_int, DEFAULT_RETENTION)
     grader_reserved = typed("graderReservedConcurrency", parse_int, DEFAULT_GRADER_RESERVED_CONCURRENCY)
     stage_reserved = typed("stageReservedConcurrency", parse_int, DEFAULT_STAGE_RESERVED_CONCURRENCY)
     no_writers: dict[str, tuple[str, ...]] = {}
@@ -85,6 +87,7 @@ def settings_from_context(app: cdk.App) -> PipelineSettings:
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
         retain_data=retain_data,
         log_retention_days=log_retention_days,
+        model_retention=model_retention,
         notification_email=ctx("notificationEmail") or None,
         retrain_schedule=ctx("retrainSchedule") or None,
         grader_reserved_concurrency=grader_reserved,

@@ -16,8 +16,15 @@ Each setting is an option or, as ``make rehearse`` passes it, an environment var
 - ``REHEARSAL_GPU_QUOTA``: the account's ``ml.p5.48xlarge for training job usage`` quota
   (default 8). Below 4 preflight stops the run; at 4 the jobs that run side by side take
   turns (the timeline shows the waits).
+- ``REHEARSAL_RUNS``: how many runs, one after the other, against the same simulated
+  account (default 1). The first creates the pipeline's deployment, each later one (whose
+  final evaluation scores 0.02 higher, so it beats the champion) moves it to its model (the
+  same deployment ARN) and retires models beyond the retention; a failure setting applies
+  to the last run only. Without one, the rehearsal then rolls the deployment back to the
+  previous run's model (``serving.rollback``). Run ``k``'s outputs go to
+  ``<out>/run-<k>/``.
 
-Exit status: 0 when the execution succeeded and deployed a model (or a dry run passed), 2 when it
+Exit status (of the last run): 0 when the execution succeeded and deployed a model (or a dry run passed), 2 when it
 succeeded without a deployment (gate rejection, deploy skipped), 1 otherwise;
 64 for a setting it cannot use (and argparse's 2 for an unknown option).
 """
@@ -31,11 +38,13 @@ import sys
 from pathlib import Path
 
 from rehearsal import datasets
-from rehearsal.runner import Scenario, print_summary, rehearse
+from rehearsal.runner import Scenario, print_serving, print_summary, rehearse_runs
 from rehearsal.simulators.faults import STAGES
 from rehearsal.simulators.service_quotas import DEFAULT_QUOTAS
 
 EVALUATIONS = ("final", "baseline", "sft")
+MAX_RUNS = 5
+RUN_GAIN = 0.02
 GPU = "ml.p5.48xlarge"
 
 
@@ -59,6 +68,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--input", default=environ.get("REHEARSAL_INPUT") or None, help="REHEARSAL_INPUT")
     parser.add_argument("--data", default=environ.get("REHEARSAL_DATA") or None, help="REHEARSAL_DATA")
+    parser.add_argument("--runs", default=environ.get("REHEARSAL_RUNS") or "1", help="REHEARSAL_RUNS")
     return parser.parse_args(argv)
 
 
@@ -107,19 +117,27 @@ def main(argv: list[str] | None = None) -> int:
     elif args.data is not None:
         print("REHEARSAL_DATA: give the run input too (REHEARSAL_INPUT / --input)", file=sys.stderr)
         return 64
+    runs_text = str(args.runs)
+    if not runs_text.isdigit() or not 1 <= int(runs_text) <= MAX_RUNS:
+        print(f"REHEARSAL_RUNS={runs_text!r}: expected a whole number of runs from 1 to {MAX_RUNS}", file=sys.stderr)
+        return 64
     out = sys.stdout
     out.write("Synthesizing the CDK app (cdk-nag gate included)...\n")
     out.flush()
-    scenario = Scenario(
-        fail_at=fail_at,
-        fail_eval_of=fail_eval_of,
-        quotas={GPU: int(quota_text)},
-        replace_input=own_input,
-        data_dir=data_dir,
-    )
-    result = rehearse(scenario, out_dir=out_dir.resolve(), out=out)
-    print_summary(result, out)
-    return result.exit_code
+    quotas = {GPU: float(quota_text)}
+    runs = int(runs_text)
+    # Each later run's model scores a little higher, so it beats the deployed champion and moves the deployment.
+    scenarios = [
+        Scenario(quotas=quotas, final_gain=RUN_GAIN * k, replace_input=own_input, data_dir=data_dir)
+        for k in range(runs)
+    ]
+    scenarios[-1].fail_at, scenarios[-1].fail_eval_of = fail_at, fail_eval_of
+    results = rehearse_runs(scenarios, out_dir=out_dir.resolve(), out=out, rollback=runs > 1 and fail_at is None)
+    for result in results:
+        print_summary(result, out)
+    if runs > 1:
+        print_serving(results, out)
+    return results[-1].exit_code
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from lambdas.pipeline import naming
+
 _STAGE_WORDS = (
     ("evaluation", "eval"),
     ("metrics", "eval"),
@@ -75,6 +77,11 @@ class ProgressView:
         self._last_status: dict[str, str] = {}
         self._failure: dict[str, str] = {}
         self._current = ""
+        # Lines of the Parallel states being run: history lists one branch after the other, the view prints
+        # them in time order when the outermost Parallel ends.
+        self._parallel_depth = 0
+        self._held: list[tuple[float, str]] = []
+        self._parallels: list[str] = []
 
     def _at(self, event: Mapping[str, Any]) -> float:
         stamp = event["timestamp"]
@@ -85,7 +92,17 @@ class ProgressView:
     def _line(self, at: float, mark: str, state: str, detail: str = "", stage: str | None = None) -> None:
         stage = stage or stage_of(state)
         text = f"[+{fmt_minutes(at):>6}] {mark} {stage:<9} {state:<44} {detail}".rstrip()
+        if self._parallel_depth:
+            self._held.append((at, text))
+            return
         self.out.write(text + "\n")
+        self.out.flush()
+
+    def _release(self) -> None:
+        """Print the held lines of the Parallel that ended, earliest first (ties keep history order)."""
+        held, self._held = sorted(self._held, key=lambda line: line[0]), []
+        for _, text in held:
+            self.out.write(text + "\n")
         self.out.flush()
 
     def feed(self, events: Sequence[Mapping[str, Any]]) -> None:
@@ -103,6 +120,8 @@ class ProgressView:
             self._failure.pop(name, None)
             if kind == "ParallelStateEntered":
                 self._line(at, "▶", name, "(parallel branches)", stage="parallel")
+                self._parallel_depth += 1
+                self._parallels.append(name)
         elif kind == "TaskScheduled" and event["taskScheduledEventDetails"]["resourceType"] == "sagemaker":
             parameters = json.loads(event["taskScheduledEventDetails"].get("parameters") or "{}")
             job = parameters.get("TrainingJobName", "")
@@ -113,7 +132,11 @@ class ProgressView:
         elif kind == "TaskSucceeded":
             self._failure.pop(self._current, None)
         elif kind == "ParallelStateFailed":
-            self._failure[self._current] = "a branch failed"
+            # Caught by the Parallel's Catch: no exit event follows.
+            name = self._parallels.pop() if self._parallels else self._current
+            why = _error_text(event.get("parallelStateFailedEventDetails") or {}) or "a branch failed"
+            self._line(at, "✗", name, why, stage="parallel")
+            self._release_if_done("ParallelStateExited")
         elif kind in ("PassStateEntered", "FailStateEntered"):
             name = event["stateEnteredEventDetails"]["name"]
             lowered = name.lower()
@@ -125,8 +148,19 @@ class ProgressView:
             took = at - self._entered.get(name, at)
             detail = self._jobs.pop(name, "") or _summary(details.get("output"), name)
             failure = self._failure.pop(name, None)
+            if kind == "ParallelStateExited":
+                failure = failure or _failed_stages(details.get("output"))
+                if self._parallels:
+                    self._parallels.pop()
             if failure:
-                self._line(at, "✗", name, f"{detail}  {failure}".strip())
+                self._line(
+                    at,
+                    "✗",
+                    name,
+                    f"{detail}  {failure}".strip(),
+                    stage="parallel" if kind == "ParallelStateExited" else None,
+                )
+                self._release_if_done(kind)
                 return
             if kind == "TaskStateExited" and detail and self._last_status.get(name) == detail:
                 return  # an unchanged poll result would repeat the previous line
@@ -138,6 +172,13 @@ class ProgressView:
                 f"{detail}  ({fmt_duration(took)})".strip(),
                 stage="parallel" if kind == "ParallelStateExited" else None,
             )
+            self._release_if_done(kind)
+
+    def _release_if_done(self, kind: str) -> None:
+        if kind == "ParallelStateExited":
+            self._parallel_depth = max(self._parallel_depth - 1, 0)
+        if not self._parallel_depth and self._held:
+            self._release()
 
 
 def _error_text(details: dict) -> str:
@@ -151,6 +192,16 @@ def _error_text(details: dict) -> str:
         cause = parsed.get("FailureReason") or parsed.get("errorMessage") or cause
     cause = str(cause).splitlines()[0] if cause else ""
     return f"{error}: {cause[:110]}" if cause else error
+
+
+def _failed_stages(output: str | None) -> str | None:
+    """``failed: <stage>, ...`` for the stages a Parallel state's branches recorded as failed, else None."""
+    try:
+        stages = (json.loads(output or "null") or {}).get("stages") or {}
+    except (ValueError, AttributeError):
+        return None
+    failed = [naming.stage_title(k) for k, v in stages.items() if isinstance(v, dict) and v.get("status") == "FAILED"]
+    return f"failed: {', '.join(failed)}" if failed else None
 
 
 def _summary(output: str | None, state: str) -> str:

@@ -11,6 +11,7 @@ checks that nothing was left half-created.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -18,7 +19,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,11 +82,19 @@ class Scenario:
     data_dir: Path | None = None
     # An execution ARN that already holds the run lock when the rehearsed execution starts (a concurrent run).
     lock_held_by: str | None = None
+    # Added to every metric of the final evaluation (at most 1): a retrained model that scores better, so a
+    # later run of a rehearsal of several beats the deployed champion.
+    final_gain: float = 0.0
+    # In a rehearsal of several runs: the run input, made from the previous run's result (e.g. its resume input).
+    input_from: Callable[[Result], dict] | None = None
 
     def faults(self) -> Faults:
         faults = Faults(fail_at=self.fail_at, fail_eval_of=self.fail_eval_of, throttle=dict(self.throttle))
         if self.gate_reject:
             faults.metrics = FLAT_METRICS
+        if self.final_gain:
+            final = {name: min(1.0, round(value + self.final_gain, 4)) for name, value in faults.metrics["rft"].items()}
+            faults.metrics = {**faults.metrics, "rft": final}
         return faults
 
 
@@ -120,12 +129,15 @@ class Result:
     synth_seconds: float = 0.0
     # Who holds the run lock once the end event was delivered (None: free, as every end must leave it).
     lock_holder_after: str | None = None
+    ended_seconds: float = 0.0  # when the run ended, in simulated seconds since the account's first run began
+    rollback: dict | None = None  # a rollback after the run (rehearse_runs): deployment, models, champion run
 
     @property
     def deployment_arn(self) -> str | None:
+        """The active deployment the run record says this run deployed to."""
         active = {d["arn"] for d in self.deployments if d["status"] == "Active"}
-        recorded = _strings(self.run or {})
-        return next((arn for arn in sorted(active) if arn in recorded), None)
+        recorded = ((self.run or {}).get("deployment") or {}).get("arn")
+        return recorded if recorded in active else None
 
     @property
     def exit_code(self) -> int:
@@ -167,12 +179,31 @@ def rehearse(
     out: TextIO | None = None,
 ) -> Result:
     """Run one scenario; ``out`` receives the progress view (silent when None)."""
-    scenario = scenario or Scenario()
+    return rehearse_runs([scenario or Scenario()], synthesized=synthesized, out_dir=out_dir, out=out)[-1]
+
+
+def rehearse_runs(
+    scenarios: Sequence[Scenario],
+    *,
+    synthesized: Synthesized | None = None,
+    out_dir: Path | None = None,
+    out: TextIO | None = None,
+    rollback: bool = False,
+) -> list[Result]:
+    """Run the scenarios one after the other against the same simulated account: the second run finds the
+    first run's champion record, deployment and models. With several runs, run ``k``'s outputs go to
+    ``out_dir/run-<k>``. The account (quotas, durations, earlier checkpoints) is the first scenario's; each run
+    has its own run input and failures. ``rollback``: after the last run, move the pipeline's deployment back to
+    the previous champion's model (``lambdas.pipeline.serving.rollback``), kept in the last result."""
+    if not scenarios:
+        raise ValueError("no scenario to rehearse")
+    first = scenarios[0]
     out = out or io.StringIO()
     started = time.monotonic()
     synthesized_here = synthesized is None
     synthesized = synthesized or synthesize()
     synth_seconds = time.monotonic() - started if synthesized_here else 0.0
+    results: list[Result] = []
     with ExitStack() as stack:
         stack.enter_context(_aws_environment())
         stack.enter_context(_quiet_interpreter_logs())
@@ -181,7 +212,7 @@ def rehearse(
             FunctionRuntime(code_root=REPO_ROOT, log_dir=out_dir / "logs" if out_dir else None)
         )
         epoch = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        faults, durations = scenario.faults(), scenario.durations
+        faults, durations = first.faults(), first.durations
         region = os.environ["AWS_DEFAULT_REGION"]
         sagemaker = SageMakerSimulator(
             account=ACCOUNT,
@@ -190,7 +221,7 @@ def rehearse(
             faults=faults,
             durations=durations,
             invoke_lambda=_invoke_function,
-            quotas=scenario.quotas,
+            quotas=first.quotas,
         )
         bedrock = BedrockSimulator(
             account=ACCOUNT,
@@ -200,65 +231,141 @@ def rehearse(
             durations=durations,
             checkpoints=sagemaker.checkpoints,
         )
-        quotas = ServiceQuotasSimulator(scenario.quotas)
+        quotas = ServiceQuotasSimulator(first.quotas)
         stack.enter_context(
             bridge.installed(runtime=runtime, sagemaker=sagemaker, bedrock=bedrock, service_quotas=quotas)
         )
-        for uri, stage in scenario.previous_checkpoints.items():
+        for uri, stage in first.previous_checkpoints.items():
             sagemaker.register_checkpoint(uri, stage)
 
         cloud = SimulatedStack(synthesized, runtime, region=region).provision()
         data_bucket = cloud.bucket("DataBucket")
         s3 = boto3.client("s3", region_name=region)
-        if scenario.previous_checkpoints:
+        if first.previous_checkpoints:
             s3.put_object(
                 Bucket=cloud.bucket("ArtifactsBucket"),
-                Key=f"runs/{scenario.previous_run}/run.json",
-                Body=earlier_run_record(scenario.previous_run, scenario.previous_checkpoints),
+                Key=f"runs/{first.previous_run}/run.json",
+                Body=earlier_run_record(first.previous_run, first.previous_checkpoints),
             )
-        for kind, body in datasets.all_datasets(corrupt=scenario.fail_at == "preflight").items():
-            s3.put_object(Bucket=data_bucket, Key=f"{DATASET_PREFIX}/{kind}.jsonl", Body=body)
-        run_input = (
-            copy.deepcopy(scenario.replace_input)
-            if scenario.replace_input is not None
-            else _merge(
-                default_run_input(data_bucket, (scenario.run_input.get("evaluation") or {}).get("task", "gen_qa")),
-                scenario.run_input,
-            )
+        account = _Account(cloud, runtime, sagemaker, bedrock, s3, region, epoch, data_bucket)
+        offset = 0.0
+        for index, scenario in enumerate(scenarios):
+            run_dir = out_dir / f"run-{index + 1}" if out_dir is not None and len(scenarios) > 1 else out_dir
+            if len(scenarios) > 1:
+                out.write(f"\n=== Run {index + 1} of {len(scenarios)} ===\n")
+            if scenario.input_from is not None and results:
+                scenario = dataclasses.replace(scenario, replace_input=scenario.input_from(results[-1]))
+            result = _rehearse_one(account, scenario, offset=offset, out=out, out_dir=run_dir)
+            results.append(result)
+            offset = result.ended_seconds + RUN_GAP_SECONDS
+        if rollback and results:
+            with clock.using(clock.Lane(epoch, offset)):
+                results[-1].rollback = _roll_back(account, durations)
+    for result in results:
+        result.wall_seconds = time.monotonic() - started
+        result.synth_seconds = synth_seconds
+    return results
+
+
+# Simulated time between the end of a run and the start of the next one in a rehearsal of several runs.
+RUN_GAP_SECONDS = 3600.0
+
+
+@dataclass
+class _Account:
+    """The simulated account a rehearsal's runs share."""
+
+    cloud: SimulatedStack
+    runtime: FunctionRuntime
+    sagemaker: SageMakerSimulator
+    bedrock: BedrockSimulator
+    s3: Any
+    region: str
+    epoch: dt.datetime
+    data_bucket: str
+
+
+def _roll_back(account: _Account, durations: Durations) -> dict:
+    """Roll the pipeline's deployment back as an operator would, then read what it serves once the move is done."""
+    from lambdas.common.layout import champion_key
+    from lambdas.pipeline import serving
+    from lambdas.pipeline.schema import Champion
+
+    artifacts, key = account.cloud.bucket("ArtifactsBucket"), champion_key(PIPELINE)
+    champion = Champion.model_validate_json(account.s3.get_object(Bucket=artifacts, Key=key)["Body"].read())
+    bedrock = boto3.client("bedrock", region_name=account.region)
+    rolled = serving.rollback(bedrock=bedrock, champion=champion)
+    account.s3.put_object(Bucket=artifacts, Key=key, Body=json.dumps(rolled.to_json(), indent=2).encode())
+    clock.advance(durations.deploy * 60)
+    served = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=rolled.deploymentArn)
+    return {
+        "deploymentArn": rolled.deploymentArn,
+        "fromModel": champion.modelArn,
+        "toModel": rolled.modelArn,
+        "champion": rolled.runId,
+        "serves": served["modelArn"],
+    }
+
+
+def _rehearse_one(account: _Account, scenario: Scenario, *, offset: float, out: TextIO, out_dir: Path | None) -> Result:
+    """One execution, started ``offset`` simulated seconds after the account's epoch."""
+    cloud, sagemaker, bedrock, s3, region = (
+        account.cloud,
+        account.sagemaker,
+        account.bedrock,
+        account.s3,
+        account.region,
+    )
+    faults = scenario.faults()
+    sagemaker.faults = bedrock.faults = faults
+    corrupt = scenario.fail_at == "preflight"
+    for kind, body in datasets.all_datasets(corrupt=corrupt).items():
+        s3.put_object(Bucket=account.data_bucket, Key=f"{DATASET_PREFIX}/{kind}.jsonl", Body=body)
+    run_input = (
+        copy.deepcopy(scenario.replace_input)
+        if scenario.replace_input is not None
+        else _merge(
+            default_run_input(account.data_bucket, (scenario.run_input.get("evaluation") or {}).get("task", "gen_qa")),
+            scenario.run_input,
         )
-        if scenario.data_dir is not None:
-            files, problems = datasets.dataset_files(run_input, scenario.data_dir)
-            if problems:
-                raise ValueError("\n".join(problems))
-            run_input = datasets.in_bucket(run_input, data_bucket)
-            for key, path in files.items():
-                s3.put_object(Bucket=data_bucket, Key=key, Body=path.read_bytes())
+    )
+    if scenario.data_dir is not None:
+        files, problems = datasets.dataset_files(run_input, scenario.data_dir)
+        if problems:
+            raise ValueError("\n".join(problems))
+        run_input = datasets.in_bucket(run_input, account.data_bucket)
+        for key, path in files.items():
+            s3.put_object(Bucket=account.data_bucket, Key=key, Body=path.read_bytes())
+    start = account.epoch + dt.timedelta(seconds=offset)
+    name = scenario.execution_name or f"rehearsal-{start:%Y%m%d-%H%M%S}"
+    out.write(f"Rehearsing {STACK_NAME} on simulated AWS: execution {name}\n")
+    out.write(f"  run input: {json.dumps(run_input)}\n")
+    root = clock.Lane(account.epoch, offset)
+    sfn = boto3.client("stepfunctions", region_name=region)
+    lock_table = _lock_table(cloud)
+    if scenario.lock_held_by and lock_table:
+        _hold_lock(cloud, lock_table, scenario.lock_held_by)
+    with clock.using(root):
+        execution_arn = sfn.start_execution(
+            stateMachineArn=cloud.state_machine_arn, name=name, input=json.dumps(run_input)
+        )["executionArn"]
+    view = ProgressView(out, start)
+    description = _follow(sfn, execution_arn, view, scenario.wall_timeout_seconds)
+    history = _history(sfn, execution_arn)
+    view.feed(history)
+    end_seconds = max(root.seconds, offset + max((view._at(e) for e in history), default=0.0))
 
-        name = scenario.execution_name or f"rehearsal-{epoch:%Y%m%d-%H%M%S}"
-        out.write(f"Rehearsing {STACK_NAME} on simulated AWS: execution {name}\n")
-        out.write(f"  run input: {json.dumps(run_input)}\n")
-        root = clock.Lane(epoch)
-        sfn = boto3.client("stepfunctions", region_name=region)
-        lock_table = _lock_table(cloud)
-        if scenario.lock_held_by and lock_table:
-            _hold_lock(cloud, lock_table, scenario.lock_held_by)
-        with clock.using(root):
-            execution_arn = sfn.start_execution(
-                stateMachineArn=cloud.state_machine_arn, name=name, input=json.dumps(run_input)
-            )["executionArn"]
-        view = ProgressView(out, epoch)
-        description = _follow(sfn, execution_arn, view, scenario.wall_timeout_seconds)
-        history = _history(sfn, execution_arn)
-        view.feed(history)
-        end_seconds = max(root.seconds, max((view._at(e) for e in history), default=0.0))
-
-        output = json.loads(description["output"]) if description.get("output") else None
-        run_id = _run_id(output, name)
-        # What follows happens when the execution has ended: statuses are read at that simulated time.
-        stack.enter_context(clock.using(clock.Lane(epoch, end_seconds)))
-        notifications = _deliver_end_event(cloud, description, run_input, region, epoch, end_seconds)
+    output = json.loads(description["output"]) if description.get("output") else None
+    run_id = _run_id(output, name)
+    # What follows happens when the execution has ended: statuses are read at that simulated time.
+    with clock.using(clock.Lane(account.epoch, end_seconds)):
+        notifications = _deliver_end_event(cloud, description, run_input, region, start, end_seconds - offset)
         artifacts = cloud.bucket("ArtifactsBucket")
         run, run_bytes, report_bytes = _run_record(s3, artifacts, run_id)
+        recorded = _strings(run or {})
+
+        def this_run(item: Any) -> bool:
+            return not item.deleted and (item.created >= offset or item.arn in recorded)
 
         result = Result(
             status=description["status"],
@@ -270,28 +377,29 @@ def rehearse(
             run_path=None,
             report_path=None,
             summary_path=None,
-            jobs=[_job_view(j) for j in sagemaker.jobs.values()],
+            jobs=[_job_view(j, offset) for j in sagemaker.jobs.values() if j.created >= offset],
             rejected_job_requests=list(sagemaker.rejected),
-            models=[_bedrock_view(m) for m in bedrock.models.values()],
-            deployments=[_bedrock_view(d) for d in bedrock.deployments.values()],
-            bedrock_calls=[{"operation": op, "at": at} for op, at in bedrock.calls],
+            models=[_bedrock_view(m, offset) for m in bedrock.models.values() if this_run(m)],
+            deployments=[_bedrock_view(d, offset) for d in bedrock.deployments.values() if this_run(d)],
+            bedrock_calls=[{"operation": op, "at": at - offset} for op, at in bedrock.calls if at >= offset],
             notifications=notifications,
-            spans=_spans(sagemaker, bedrock),
+            spans=_spans(sagemaker, bedrock, offset),
             history=_jsonable(history),
             problems=[],
-            simulated_seconds=end_seconds,
+            simulated_seconds=end_seconds - offset,
             wall_seconds=0.0,
             definition=cloud.definition,
             definition_template=cloud.definition_template,
             substitutions=dict(cloud.substitutions),
-            function_errors=[{"function": i.function, "error": i.error} for i in runtime.invocations if i.error],
+            function_errors=[
+                {"function": i.function, "error": i.error} for i in account.runtime.invocations if i.error
+            ],
+            ended_seconds=end_seconds,
             lock_holder_after=_lock_holder(cloud, lock_table) if lock_table else None,
         )
-        result.problems = half_created(result)
-        if out_dir is not None:
-            _write_outputs(result, out_dir, run_bytes, report_bytes)
-    result.wall_seconds = time.monotonic() - started
-    result.synth_seconds = synth_seconds
+    result.problems = half_created(result)
+    if out_dir is not None:
+        _write_outputs(result, out_dir, run_bytes, report_bytes)
     return result
 
 
@@ -515,7 +623,7 @@ def _strings(value: Any) -> set[str]:
     return found
 
 
-def _job_view(job: Any) -> dict:
+def _job_view(job: Any, offset: float = 0.0) -> dict:
     return {
         "name": job.name,
         "stage": job.stage,
@@ -526,7 +634,7 @@ def _job_view(job: Any) -> dict:
         "checkpoint": job.checkpoint,
         "metrics": job.metrics,
         "minutes": round(job.minutes, 1),
-        "start_minute": round(job.created / 60, 1),
+        "start_minute": round((job.created - offset) / 60, 1),
         "hyper_parameters": job.request.get("HyperParameters", {}),
         "request": job.request,
         "grader_calls": job.grader_calls,
@@ -534,21 +642,22 @@ def _job_view(job: Any) -> dict:
     }
 
 
-def _bedrock_view(item: Any) -> dict:
+def _bedrock_view(item: Any, offset: float = 0.0) -> dict:
     return {
         "arn": item.arn,
         "name": item.name,
         "status": item.status(),
         "request": item.request,
         "failure": item.failure,
-        "start_minute": round(item.created / 60, 1),
+        "start_minute": round((item.created - offset) / 60, 1),
     }
 
 
 _SPAN_LABELS = {("training", "sft"): "SFT", ("training", "rft"): "RFT"}
 
 
-def _spans(sagemaker: SageMakerSimulator, bedrock: BedrockSimulator) -> list[Span]:
+def _spans(sagemaker: SageMakerSimulator, bedrock: BedrockSimulator, offset: float = 0.0) -> list[Span]:
+    """The jobs, imports, deployments and deployment moves that began at ``offset`` or later, times from there."""
     spans = []
     for job in sagemaker.jobs.values():
         label = _SPAN_LABELS.get((job.kind, job.stage)) or {
@@ -563,7 +672,21 @@ def _spans(sagemaker: SageMakerSimulator, bedrock: BedrockSimulator) -> list[Spa
         spans.append(
             Span("deploy", "deploy", deployment.created, deployment.ready, deployment.name, deployment.status())
         )
-    return spans
+        for model_arn, began, ready in deployment.updates:
+            status = "Updating" if clock.elapsed() < ready else "Active"
+            spans.append(
+                Span(
+                    "deploy",
+                    "deploy",
+                    began,
+                    ready,
+                    f"{deployment.name} moves to {model_arn.rsplit('/', 1)[-1]}",
+                    status,
+                )
+            )
+    return [
+        Span(s.label, s.kind, s.start - offset, s.end - offset, s.name, s.status) for s in spans if s.start >= offset
+    ]
 
 
 def _jsonable(value: Any) -> Any:
@@ -651,6 +774,24 @@ def _write_outputs(result: Result, out_dir: Path, run_bytes: bytes | None, repor
     )
     (out_dir / "definition.asl.json").write_text(result.definition)
     (out_dir / "history.json").write_text(json.dumps(result.history, indent=1))
+
+
+def print_serving(results: Sequence[Result], out: TextIO) -> None:
+    """What each run left serving: the deployment ARN, the model it serves and how it got there."""
+    out.write("\nServing across runs (one deployment ARN: clients keep their modelId)\n")
+    for index, result in enumerate(results, start=1):
+        deployment = (result.run or {}).get("deployment") or {}
+        if not deployment:
+            out.write(f"  run {index}: {result.status}, nothing deployed\n")
+            continue
+        action, arn, model = deployment.get("action"), deployment.get("arn"), deployment.get("modelArn")
+        out.write(f"  run {index}: {action} {arn} -> serves {model}\n")
+    rolled = results[-1].rollback if results else None
+    if rolled:
+        out.write(
+            f"  rollback: {rolled['deploymentArn']} -> serves {rolled['serves']} again (run {rolled['champion']} is "
+            "the champion; a second rollback undoes it)\n"
+        )
 
 
 def print_summary(result: Result, out: TextIO) -> None:

@@ -110,6 +110,7 @@ class PipelineSettings:
     account: str | None = None
     retain_data: bool = True
     log_retention_days: int = 90
+    model_retention: int = 2  # custom models kept: the deployed one and the one rollback returns to
     notification_email: str | None = None
     retrain_schedule: str | None = None
     # Concurrent executions reserved for each reward function and each stage function (0: none reserved, the
@@ -137,6 +138,10 @@ class PipelineSettings:
             problems.append(f"logRetentionDays={self.log_retention_days!r}: not a whole number of days")
         elif self.log_retention_days <= 0:
             problems.append(f"logRetentionDays={self.log_retention_days}: must be a positive number of days")
+        if not isinstance(self.model_retention, int) or isinstance(self.model_retention, bool):
+            problems.append(f"modelRetention={self.model_retention!r}: not a whole number of models")
+        elif self.model_retention < 1:
+            problems.append(f"modelRetention={self.model_retention}: keep at least 1 model (the deployed one)")
         if not _NAME_PATTERN.match(self.pipeline_name):
             problems.append(f"pipelineName={self.pipeline_name!r}: use 3-32 lowercase letters, digits or '-'")
         if self.pipeline_name in RESERVED_PIPELINE_NAMES:

@@ -56,6 +56,7 @@ class NovaCustomizationStack(Stack):
             run_lock=self.run_lock,
             reserved_concurrency=settings.stage_reserved_concurrency,
             run_policy=settings.run_policy,
+            model_retention=settings.model_retention,
         )
         self.notifications = Notifications(
             self,

@@ -27,6 +27,7 @@ from constructs import Construct
 from lambdas.common import env_names, layout
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
 from lambdas.pipeline.policy import RunPolicy
+from lambdas.pipeline.serving import DEFAULT_RETENTION
 from stacks.executions import acknowledge_training_jobs, training_jobs_arn
 from stacks.grants import grant_key_use, grant_key_use_by_bedrock, grant_object_read, grant_object_write
 from stacks.identity import Identity
@@ -70,8 +71,9 @@ class Pipeline(Construct):
         pipeline_name: str,
         region: str,
         run_lock: RunLock,
-        reserved_concurrency: int = 0,
         run_policy: RunPolicy,
+        reserved_concurrency: int = 0,
+        model_retention: int = DEFAULT_RETENTION,
     ) -> None:
         super().__init__(scope, construct_id)
         if region not in IMAGE_ACCOUNTS:
@@ -91,6 +93,7 @@ class Pipeline(Construct):
             env_names.ARTIFACTS_BUCKET_NAME: artifacts_bucket.bucket_name,
             env_names.BEDROCK_IMPORT_ROLE_ARN: identity.bedrock_import_role.role_arn,
             env_names.MODEL_KMS_KEY_ARN: key.key_arn,
+            env_names.MODEL_RETENTION: str(model_retention),
             env_names.GRADER_FUNCTIONS: Stack.of(self).to_json_string(
                 {name: fn.function_arn for name, fn in sorted(self._graders.items())}
             ),
@@ -198,12 +201,15 @@ class Pipeline(Construct):
             grant_object_read(self._role(reader), artifacts, layout.RUNS_PREFIX)
             self._acknowledge_prefixes(reader, f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*")
 
-        grant_object_read(self._role("ApplyGate"), artifacts, layout.CHAMPIONS_PREFIX)
-        self._acknowledge_prefixes("ApplyGate", f"{arn_of(artifacts)}/{layout.CHAMPIONS_PREFIX}*")
+        # The gate compares with the champion; the deploy step moves the champion's deployment.
+        for reader in ("ApplyGate", "DeployModel"):
+            grant_object_read(self._role(reader), artifacts, layout.CHAMPIONS_PREFIX)
+            self._acknowledge_prefixes(reader, f"{arn_of(artifacts)}/{layout.CHAMPIONS_PREFIX}*")
 
         for recorder in ("RecordRun", "RecordFailedRun"):
             grant_object_write(self._role(recorder), artifacts, layout.RUNS_PREFIX)
         grant_object_write(self._role("RecordRun"), artifacts, layout.CHAMPIONS_PREFIX)
+        grant_object_read(self._role("RecordRun"), artifacts, layout.CHAMPIONS_PREFIX)
         self._acknowledge_prefixes(
             "RecordRun", f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*", f"{arn_of(artifacts)}/{layout.CHAMPIONS_PREFIX}*"
         )
@@ -227,11 +233,20 @@ class Pipeline(Construct):
                 [models],
             ),
             "CheckModelImport": (["bedrock:GetCustomModel"], [models]),
+            # The first run creates the pipeline's deployment, later runs move it to their model
+            # (lambdas/pipeline/serving.py).
             "DeployModel": (
-                ["bedrock:CreateCustomModelDeployment", "bedrock:TagResource", "bedrock:GetCustomModelDeployment"],
+                [
+                    "bedrock:CreateCustomModelDeployment",
+                    "bedrock:UpdateCustomModelDeployment",
+                    "bedrock:TagResource",
+                    "bedrock:GetCustomModelDeployment",
+                ],
                 [models, deployments],
             ),
             "CheckDeployment": (["bedrock:GetCustomModelDeployment"], [deployments]),
+            # After a deployment, the record deletes the replaced deployment and models beyond the retention.
+            "RecordRun": (["bedrock:DeleteCustomModel", "bedrock:DeleteCustomModelDeployment"], [models, deployments]),
         }
         for construct_id, (actions, resources) in grants.items():
             role = self._role(construct_id)

@@ -110,6 +110,12 @@ _ADVISORY_COMMENT = (
 )
 
 
+_TRAINING_FAILURE_COMMENT = (
+    "A failed training stage ends the run after the Parallel state, once the stage beside it has finished and "
+    "been recorded"
+)
+
+
 def title(stage: str) -> str:
     """How state names call a stage: ``SFT``, ``RFT``, ``baseline evaluation``..."""
     return STAGE_LABELS[stage].removesuffix(" training")
@@ -241,38 +247,27 @@ def job_loop(stage: JobStage) -> Flow:
             retry=LAMBDA_RETRY_AFTER_PAID_WORK,
         ),
     )
-    if stage.advisory:
+    described = {"stage": stage.key, "job.$": "$.job"}
+    if stage.next_state is None:
+        # In a Parallel branch: the failure is noted in the stage's record and the branch ends normally, so the
+        # stage beside it finishes and its result is kept (a Fail state would cancel it and lose both branches'
+        # records). After the Parallel, a failed training stage ends the run (:func:`_phase`).
         flow.add(
             describe,
             pass_state(
-                parameters={
-                    "status": "FAILED",
-                    "failure": {"stage": stage.key, "job.$": "$.job"},
-                    "endedAt.$": "$$.State.EnteredTime",
-                },
+                parameters={"status": "FAILED", "failure": described, "endedAt.$": "$$.State.EnteredTime"},
                 result_path=f"$.stages.{stage.key}",
                 next_state=failure,
                 comment=f"Notes the failure in stages.{stage.key} (recorded in run.json with its error); the "
-                "branch then ends normally, so the training job beside it keeps running",
+                "branch then ends normally, so the job beside it keeps running and its result is kept",
             ),
         )
-        flow.add(failure, pass_state(comment=_ADVISORY_COMMENT))
+        flow.add(failure, pass_state(comment=_ADVISORY_COMMENT if stage.advisory else _TRAINING_FAILURE_COMMENT))
         return flow
-    described = {"stage": stage.key, "job.$": "$.job"}
     flow.add(
         describe,
         pass_state(parameters=described, result_path="$.stageFailure", next_state=stage.failure_note or failure),
     )
-    if stage.failure_note is None:
-        flow.add(
-            failure,
-            {
-                "Type": "Fail",
-                "Comment": "Stops the sibling branch; the run is recorded as failed by the Catch of the Parallel state",
-                "Error": f"{stage.key[:1].upper()}{stage.key[1:]}Failed",
-                "CausePath": "States.JsonToString($.stageFailure)",
-            },
-        )
     return flow
 
 
@@ -327,6 +322,28 @@ def _phase(stages: tuple[str, ...], next_state: str, flow: Flow) -> str:
     name, comment, failed_stage = _PARALLEL_PHASES[stages]
     # Each stage record comes from the branch that ran the stage; the others are unchanged in every branch.
     selector = {f"{s}.$": f"$[{stages.index(s) if s in stages else 0}].stages.{s}" for s in STAGES}
+    # A failed training stage of the phase ends the run once the Parallel has kept every branch's record.
+    after = next_state
+    for stage in reversed([s for s in stages if STAGE_METHODS[s] != "eval"]):
+        question, failed = f"Did {title(stage)} fail?", f"Keep the {title(stage)} failure"
+        flow.add(
+            question,
+            {
+                "Type": "Choice",
+                "Choices": [{"Variable": f"$.stages.{stage}.status", "StringEquals": "FAILED", "Next": failed}],
+                "Default": after,
+            },
+        )
+        flow.add(
+            failed,
+            {
+                "Type": "Pass",
+                "InputPath": f"$.stages.{stage}.failure",
+                "ResultPath": "$.stageFailure",
+                "Next": note(failed_stage),
+            },
+        )
+        after = question
     parallel: State = {
         "Type": "Parallel",
         "Comment": comment,
@@ -334,7 +351,7 @@ def _phase(stages: tuple[str, ...], next_state: str, flow: Flow) -> str:
         "ResultSelector": selector,
         "ResultPath": "$.stages",
         "Catch": catch_all(note(failed_stage), "$.error"),
-        "Next": next_state,
+        "Next": after,
     }
     return flow.add(name, parallel)
 
@@ -373,7 +390,8 @@ def _bedrock_step(flow: Flow, step: BedrockStep, *, active_next: str) -> None:
         "Next": check,
     }
     flow.add(wait, wait_state)
-    flow.add(check, _run_task(step.check_function, {f"{step.result}.$": path}, next_state=step.question, **common))
+    checked = {f"{step.result}.$": path, "checkedAt.$": "$$.State.EnteredTime"}
+    flow.add(check, _run_task(step.check_function, checked, next_state=step.question, **common))
     choices = [
         {"Variable": f"{path}.status", "StringEquals": "Active", "Next": active_next},
         {"Variable": f"{path}.status", "StringEquals": "Failed", "Next": step.failed[0]},
@@ -389,10 +407,15 @@ _MODEL_IMPORT = BedrockStep(
     start="Import model into Bedrock",
     start_function="ImportModel",
     check_function="CheckModelImport",
-    start_payload={"plan.$": "$.plan", "stages.$": "$.stages"},
-    comment="CreateCustomModel from the final checkpoint (idempotent: clientRequestToken derived from the run id)",
+    start_payload={
+        "plan.$": "$.plan",
+        "stages.$": "$.stages",
+        "candidate.$": "$.gate.candidate",
+        "startedAt.$": "$$.State.EnteredTime",
+    },
+    comment="CreateCustomModel from the gate's candidate checkpoint (idempotent: clientRequestToken from the run id)",
     result="model",
-    fields=("arn", "name", "checkpoint", "status", "failureMessage", "poll"),
+    fields=("arn", "name", "checkpoint", "status", "failureMessage", "poll", "startedAt", "endedAt"),
     noun="model import",
     question="Is the model imported?",
     failed_stage="import",
@@ -413,10 +436,23 @@ _DEPLOYMENT = BedrockStep(
     start="Deploy model on demand",
     start_function="DeployModel",
     check_function="CheckDeployment",
-    start_payload={"plan.$": "$.plan", "model.$": "$.model"},
-    comment="CreateCustomModelDeployment (on-demand) of the imported model; the model stays if this fails",
+    start_payload={"plan.$": "$.plan", "model.$": "$.model", "startedAt.$": "$$.State.EnteredTime"},
+    comment="The pipeline's stable on-demand deployment serves the imported model: created by the first run "
+    "(CreateCustomModelDeployment), moved by later runs (UpdateCustomModelDeployment); the model stays if this fails",
     result="deployment",
-    fields=("arn", "name", "modelArn", "status", "failureMessage", "poll"),
+    fields=(
+        "arn",
+        "name",
+        "modelArn",
+        "status",
+        "failureMessage",
+        "poll",
+        "startedAt",
+        "endedAt",
+        "action",
+        "previousModelArn",
+        "replacedDeploymentArn",
+    ),
     noun="deployment",
     question="Is the deployment active?",
     failed_stage="deploy",
@@ -556,11 +592,12 @@ def definition() -> dict[str, Any]:
     gate = _run_task(
         "ApplyGate",
         {"plan.$": "$.plan", "metrics.$": "$.metrics"},
-        select=("passed", "reasons", "checks", "champion", "championEtag"),
+        select=("passed", "reasons", "checks", "champion", "championEtag", "candidate"),
         result_path="$.gate",
         next_state="Did the model pass the gate?",
         failed_stage="qualityGate",
-        comment="minScore, gain over the baseline and, when configured, the model this pipeline deployed last",
+        comment="The better of the RFT and SFT models, then minScore, gain over the baseline and, when configured, "
+        "the model this pipeline deployed last",
     )
     flow.add("Apply quality gate", gate)
     flow.add(

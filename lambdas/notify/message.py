@@ -6,6 +6,7 @@ the metrics table, the gate decision, the deployment, stage timings and links.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -106,6 +107,14 @@ def body(run: RunRecord, end: ExecutionEnd, *, report_uri: str | None = None) ->
         cause = cause or end.cause or end.error
         if stage or cause:
             lines += ["What went wrong", f"  stage: {stage or 'unknown'}", f"  cause: {cause or 'not recorded'}", ""]
+
+    resume = runview.resume_input(run)
+    if resume is not None:
+        lines += [
+            "Continue from what finished (start an execution with this input)",
+            f"  {json.dumps(resume, separators=(',', ':'))}",
+            "",
+        ]
 
     lines += ["Metrics (baseline vs SFT vs RFT)"] + [f"  {line}" for line in metrics_lines(run)] + [""]
 

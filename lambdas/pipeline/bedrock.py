@@ -30,6 +30,7 @@ REQUIRED_OPERATIONS = (
     "get_custom_model",
     "create_custom_model_deployment",
     "get_custom_model_deployment",
+    "update_custom_model_deployment",
 )
 FIRST_WAIT_S = 60
 MAX_WAIT_S = 600
@@ -58,6 +59,11 @@ def require_operations(client: Any, boto3_version: str) -> None:
         )
 
 
+def first_poll(status: str, max_polls: int) -> Poll:
+    """The poll state after a start call: check after :data:`FIRST_WAIT_S`."""
+    return _poll(None, status, max_polls)
+
+
 def _poll(previous: Poll | None, status: str, max_polls: int) -> Poll:
     count = (previous.count if previous else -1) + 1
     wait = FIRST_WAIT_S if previous is None else min(previous.waitSeconds * 2, MAX_WAIT_S)
@@ -69,9 +75,22 @@ def _tags(plan: Plan, key_name: str, value_name: str, **extra: str) -> list[dict
     return [{key_name: k, value_name: v} for k, v in tags.items()]
 
 
-def start_import(*, bedrock: Any, plan: Plan, stages: StageRecords, role_arn: str, kms_key_arn: str) -> ImportedModel:
-    """``CreateCustomModel`` from the candidate checkpoint, encrypted with ``kms_key_arn``; idempotent per run."""
+def start_import(
+    *,
+    bedrock: Any,
+    plan: Plan,
+    stages: StageRecords,
+    role_arn: str,
+    kms_key_arn: str,
+    candidate: str | None = None,
+) -> ImportedModel:
+    """``CreateCustomModel`` from the candidate checkpoint, encrypted with ``kms_key_arn``; idempotent per run.
+
+    ``candidate`` ``sft`` (the gate found the SFT model better) imports the SFT checkpoint; otherwise the
+    final evaluation's checkpoint."""
     stage, checkpoint = candidate_checkpoint(stages)
+    if candidate == "sft" and stages.sft.checkpoint:
+        stage, checkpoint = "sft", stages.sft.checkpoint
     name = naming.bedrock_model_name(plan.pipelineName, plan.runId)
     extra_tags = {"nova:checkpoint-stage": stage}
     if _TAG_VALUE.fullmatch(checkpoint):
@@ -132,16 +151,22 @@ def _failure(response: dict[str, Any], status: str) -> str | None:
     return "no failureMessage returned" if status == "Failed" else None
 
 
-def _checked(response: dict[str, Any], status_key: str, poll: Poll | None, max_polls: int) -> dict[str, Any]:
-    """What a status check changes in a model or deployment: status, failure message and the next wait."""
+def checked(
+    response: dict[str, Any], status_key: str, poll: Poll | None, max_polls: int, checked_at: str | None = None
+) -> dict[str, Any]:
+    """What a status check changes in a model or deployment: status, failure message, the next wait and, once
+    it is Active or Failed, ``endedAt`` (the check's time)."""
     status = str(response.get(status_key, "Creating"))
-    return {"status": status, "failureMessage": _failure(response, status), "poll": _poll(poll, status, max_polls)}
+    update = {"status": status, "failureMessage": _failure(response, status), "poll": _poll(poll, status, max_polls)}
+    if status in {"Active", "Failed"} and checked_at:
+        update["endedAt"] = checked_at
+    return update
 
 
-def check_import(*, bedrock: Any, model: ImportedModel) -> ImportedModel:
+def check_import(*, bedrock: Any, model: ImportedModel, checked_at: str | None = None) -> ImportedModel:
     """``GetCustomModel``: the model's status and the next wait."""
     response = bedrock.get_custom_model(modelIdentifier=model.arn)
-    return model.model_copy(update=_checked(response, "modelStatus", model.poll, MAX_IMPORT_POLLS))
+    return model.model_copy(update=checked(response, "modelStatus", model.poll, MAX_IMPORT_POLLS, checked_at))
 
 
 def start_deployment(*, bedrock: Any, plan: Plan, model: ImportedModel) -> Deployment:
@@ -178,7 +203,7 @@ def start_deployment(*, bedrock: Any, plan: Plan, model: ImportedModel) -> Deplo
     )
 
 
-def check_deployment(*, bedrock: Any, deployment: Deployment) -> Deployment:
+def check_deployment(*, bedrock: Any, deployment: Deployment, checked_at: str | None = None) -> Deployment:
     """``GetCustomModelDeployment``: the deployment's status and the next wait."""
     response = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=deployment.arn)
-    return deployment.model_copy(update=_checked(response, "status", deployment.poll, MAX_DEPLOYMENT_POLLS))
+    return deployment.model_copy(update=checked(response, "status", deployment.poll, MAX_DEPLOYMENT_POLLS, checked_at))

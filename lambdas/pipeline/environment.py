@@ -9,6 +9,8 @@ Set by the Pipeline construct (``stacks/pipeline.py``) on every stage function:
 - ``MODEL_KMS_KEY_ARN``: the project's key, which encrypts the imported model (``modelKmsKeyArn``);
 - ``GRADER_FUNCTIONS``: JSON object, grader preset name -> reward Lambda ARN;
 - ``RUN_POLICY``: JSON object, the deployment's run policy (:class:`lambdas.pipeline.policy.RunPolicy`);
+- ``MODEL_RETENTION``: how many of the newest custom models the pipeline keeps (default 2: the
+  deployed one and the one ``rollback`` returns to; cdk.json context ``modelRetention``);
 - ``AWS_REGION`` (set by Lambda; ``AWS_DEFAULT_REGION`` elsewhere).
 """
 
@@ -22,6 +24,7 @@ from pydantic import AliasChoices, Field, field_validator
 from lambdas.common import env_names
 from lambdas.common.settings import ConfigurationError, FunctionSettings, load_settings
 from lambdas.pipeline.policy import RunPolicy, parse_policy
+from lambdas.pipeline.serving import DEFAULT_RETENTION
 
 __all__ = ["ConfigurationError", "PipelineEnvironment", "load_environment"]
 
@@ -40,6 +43,7 @@ class PipelineEnvironment(FunctionSettings):
     )
     grader_functions: dict[str, str] = Field(validation_alias=env_names.GRADER_FUNCTIONS)
     run_policy: RunPolicy = Field(validation_alias=env_names.RUN_POLICY)
+    model_retention: int = Field(default=DEFAULT_RETENTION, validation_alias=env_names.MODEL_RETENTION, ge=1)
     region: str = Field(validation_alias=AliasChoices(env_names.AWS_REGION, env_names.AWS_DEFAULT_REGION), min_length=1)
 
     @field_validator("grader_functions", mode="before")

@@ -1,6 +1,10 @@
 """The quality gate: may the candidate be imported and deployed?
 
-The candidate passes only if its ``gate.metric``
+The candidate is the RFT model, unless the SFT model scored higher on ``gate.metric``: both
+were evaluated on the run's evaluation dataset (the SFT evaluation beside RFT, the final
+evaluation after it), so an RFT that regresses does not replace the SFT model, and the SFT
+checkpoint is the one imported (``GateDecision.candidate``). The candidate passes only if its
+``gate.metric``
 
 1. reaches ``minScore``;
 2. beats the baseline by at least ``minGainOverBaseline``; with ``minGainOverBaseline > 0`` a
@@ -19,6 +23,8 @@ run as ``GATE_REJECTED`` (a successful execution without a deployment).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from lambdas.pipeline.schema import (
     Champion,
@@ -43,7 +49,8 @@ def apply_gate(
 ) -> GateDecision:
     """``{"passed", "reasons", "checks", "champion"}``; ``reasons`` explain the decision."""
     name = gate.metric
-    candidate_column = metrics.column(metrics.candidate)
+    chosen = metrics.candidate
+    candidate_column = metrics.column(chosen)
     candidate = _value(candidate_column, name)
     checks: list[GateCheck] = []
 
@@ -53,7 +60,22 @@ def apply_gate(
     if candidate is None:
         reported = ", ".join(sorted(candidate_column or {})) or "nothing"
         check("metric", False, f"{name} is not among the final evaluation's metrics (reported: {reported})")
-        return _decision(checks, champion)
+        return _decision(checks, champion, chosen)
+
+    sft = _value(metrics.table.sft, name) if chosen == "rft" else None
+    if sft is not None:
+        better = sft > candidate
+        check(
+            "bestCandidate",
+            True,
+            f"SFT {name} {sft:.4g} > RFT {candidate:.4g} on the same evaluation set: the SFT model is the "
+            "candidate (the RFT model regressed)"
+            if better
+            else f"RFT {name} {candidate:.4g} >= SFT {sft:.4g} on the same evaluation set: the RFT model is the "
+            "candidate",
+        )
+        if better:
+            chosen, candidate = "sft", sft
 
     min_score = gate.minScore
     check(
@@ -118,10 +140,10 @@ def apply_gate(
                     candidate > deployed,
                     f"{name} {candidate:.4g} {'>' if candidate > deployed else '<='} {deployed:.4g} of {who}",
                 )
-    return _decision(checks, champion)
+    return _decision(checks, champion, chosen)
 
 
-def _decision(checks: list[GateCheck], champion: Champion | None) -> GateDecision:
+def _decision(checks: list[GateCheck], champion: Champion | None, candidate: Literal["sft", "rft"]) -> GateDecision:
     passed = all(c.passed for c in checks)
     reasons = [c.detail for c in checks if passed or not c.passed]
     summary = None
@@ -132,4 +154,4 @@ def _decision(checks: list[GateCheck], champion: Champion | None) -> GateDecisio
             deploymentArn=champion.deploymentArn,
             metrics=champion.metrics,
         )
-    return GateDecision(passed=passed, reasons=reasons, checks=checks, champion=summary)
+    return GateDecision(passed=passed, reasons=reasons, checks=checks, champion=summary, candidate=candidate)

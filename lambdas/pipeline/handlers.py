@@ -14,14 +14,27 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
 from lambdas.common.aws_errors import is_access_denied, is_missing
 from lambdas.common.layout import champion_key
-from lambdas.pipeline import bedrock, gate, jobs, metrics, naming, outputs, plan, preflight, quotas, record, retry
+from lambdas.pipeline import (
+    bedrock,
+    gate,
+    jobs,
+    metrics,
+    naming,
+    outputs,
+    plan,
+    preflight,
+    quotas,
+    record,
+    retry,
+    serving,
+)
 from lambdas.pipeline.environment import PipelineEnvironment, load_environment
 from lambdas.pipeline.schema import (
     Champion,
@@ -113,17 +126,25 @@ class GateEvent(_Event):
     metrics: CollectedMetrics
 
 
+class ImportEvent(PlanStagesEvent):
+    candidate: Literal["sft", "rft"] | None = None
+    startedAt: str | None = None
+
+
 class ModelEvent(_Event):
     model: ImportedModel
+    checkedAt: str | None = None
 
 
 class DeployEvent(_Event):
     plan: Plan
     model: ImportedModel
+    startedAt: str | None = None
 
 
 class DeploymentEvent(_Event):
     deployment: Deployment
+    checkedAt: str | None = None
 
 
 class RecordEvent(_Event):
@@ -351,40 +372,46 @@ def apply_gate(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context(log_event=False)
 def import_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Import model into Bedrock: CreateCustomModel (idempotent per run)."""
-    parsed = PlanStagesEvent.model_validate(event)
+    parsed = ImportEvent.model_validate(event)
     env = environment()
     model = bedrock.start_import(
         bedrock=bedrock_client(),
         plan=parsed.plan,
         stages=parsed.stages,
+        candidate=parsed.candidate,
         role_arn=env.bedrock_import_role_arn,
         kms_key_arn=env.model_kms_key_arn,
     )
     logger.info("model import started", extra={"model_arn": model.arn, "checkpoint": model.checkpoint})
-    return model.to_json()
+    return model.model_copy(update={"startedAt": parsed.startedAt}).to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
 def check_model_import(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Check model import: GetCustomModel status and the next wait."""
     parsed = ModelEvent.model_validate(event)
-    return bedrock.check_import(bedrock=bedrock_client(), model=parsed.model).to_json()
+    return bedrock.check_import(bedrock=bedrock_client(), model=parsed.model, checked_at=parsed.checkedAt).to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
 def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Deploy model on demand: CreateCustomModelDeployment (idempotent per run)."""
+    """Deploy model on demand: the pipeline's stable deployment moves to the model (created by the first run)."""
     parsed = DeployEvent.model_validate(event)
-    deployment = bedrock.start_deployment(bedrock=bedrock_client(), plan=parsed.plan, model=parsed.model)
-    logger.info("deployment started", extra={"deployment_arn": deployment.arn})
-    return deployment.to_json()
+    env = environment()
+    champion, _ = _read_champion(env.artifacts_bucket, champion_key(env.pipeline_name))
+    deployment = serving.start_serving(
+        bedrock=bedrock_client(), plan=parsed.plan, model=parsed.model, champion=champion
+    )
+    logger.info("deployment started", extra={"deployment_arn": deployment.arn, "action": deployment.action})
+    return deployment.model_copy(update={"startedAt": parsed.startedAt}).to_json()
 
 
 @logger.inject_lambda_context(log_event=False)
 def check_deployment(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Check deployment: GetCustomModelDeployment status and the next wait."""
+    """Check deployment: GetCustomModelDeployment status (of the creation or the update) and the next wait."""
     parsed = DeploymentEvent.model_validate(event)
-    return bedrock.check_deployment(bedrock=bedrock_client(), deployment=parsed.deployment).to_json()
+    checked = serving.check_serving(bedrock=bedrock_client(), deployment=parsed.deployment, checked_at=parsed.checkedAt)
+    return checked.to_json()
 
 
 def _render_report(run: RunRecord) -> str:
@@ -393,10 +420,30 @@ def _render_report(run: RunRecord) -> str:
     return render_report(run)
 
 
-def _record(event: dict[str, Any], write: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+def _crown(env: PipelineEnvironment, deployment: Deployment | None) -> Callable[[Champion], Champion]:
+    """The champion record after a deployment: history from the previous one, superseded resources deleted."""
+
+    def crown(new: Champion) -> Champion:
+        previous, _ = _read_champion(env.artifacts_bucket, champion_key(env.pipeline_name))
+        champion, problems = serving.retire(
+            bedrock=bedrock_client(),
+            champion=serving.crown(new, previous),
+            retention=env.model_retention,
+            replaced_deployment=deployment.replacedDeploymentArn if deployment else None,
+        )
+        for problem in problems:
+            logger.warning("not retired", extra={"problem": problem})
+        return champion
+
+    return crown
+
+
+def _record(event: dict[str, Any], write: Callable[..., dict[str, Any]], **options: Any) -> dict[str, Any]:
     """Parse the run state and write its record with ``write`` (``record.record_run`` or ``record_failed_run``)."""
     parsed = RecordEvent.model_validate(event)
     env = environment()
+    if options.pop("crown", False):
+        options["crown"] = _crown(env, parsed.run.deployment)
     return write(
         parsed.run,
         s3=client("s3"),
@@ -406,13 +453,14 @@ def _record(event: dict[str, Any], write: Callable[..., dict[str, Any]]) -> dict
         pipeline_name=env.pipeline_name,
         render_report=_render_report,
         log=_log,
+        **options,
     )
 
 
 @logger.inject_lambda_context(log_event=False)
 def record_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Record run: run.json and report.html (SUCCEEDED or GATE_REJECTED), champion after a deployment."""
-    written = _record(event, record.record_run)
+    written = _record(event, record.record_run, crown=True)
     logger.info("run recorded", extra=written)
     return written
 
@@ -435,7 +483,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "read_evaluation": FinishJobEvent,
     "collect_metrics": PlanStagesEvent,
     "apply_gate": GateEvent,
-    "import_model": PlanStagesEvent,
+    "import_model": ImportEvent,
     "check_model_import": ModelEvent,
     "deploy_model": DeployEvent,
     "check_deployment": DeploymentEvent,

@@ -40,6 +40,15 @@ def _metrics(stages: StageRecords, stage: str) -> dict[str, float] | None:
     return dict(record.metrics or {}) or None
 
 
+def _failed_beside_training(stages: StageRecords) -> dict[str, str]:
+    """Column -> why, for the evaluations beside training that failed."""
+    return {
+        column: text
+        for column, stage in (("baseline", "baselineEval"), ("sft", "sftEval"))
+        if (text := noted_failure_text(stage, stages.of(stage))) is not None
+    }
+
+
 def collect_metrics(plan: Plan, stages: StageRecords) -> CollectedMetrics:
     """``{"metric", "candidate", "table": {"baseline", "sft", "rft"}, "failed": {column: why}}`` of the
     evaluations that ran; ``failed`` names the evaluations beside training that failed (their column is None)."""
@@ -52,11 +61,17 @@ def collect_metrics(plan: Plan, stages: StageRecords) -> CollectedMetrics:
         sft=final if candidate == "sft" else _metrics(stages, "sftEval"),
         rft=final if candidate == "rft" else None,
     )
-    failed = {
-        column: text
-        for column, stage in (("baseline", "baselineEval"), ("sft", "sftEval"))
-        if (text := noted_failure_text(stage, stages.of(stage))) is not None
-    }
+    failed = _failed_beside_training(stages)
     return CollectedMetrics(
         metric=plan.gate.metric, candidate="rft" if candidate == "rft" else "sft", table=table, failed=failed
     )
+
+
+def finished_metrics(plan: Plan, stages: StageRecords) -> CollectedMetrics | None:
+    """The table of a run that failed before its final evaluation: the evaluations that finished (baseline,
+    SFT) keep their column, so what was paid for shows in the record; None when none finished."""
+    table = MetricsTable(baseline=_metrics(stages, "baselineEval"), sft=_metrics(stages, "sftEval"))
+    if table.baseline is None and table.sft is None:
+        return None
+    failed = _failed_beside_training(stages)
+    return CollectedMetrics(metric=plan.gate.metric, candidate="sft", table=table, failed=failed)

@@ -280,7 +280,10 @@ def champion_record(record: RunRecord, artifacts_bucket: str) -> Champion:
         deploymentArn=record.deployment.arn if record.deployment else None,
         deploymentName=record.deployment.name if record.deployment else None,
         metric=metrics.metric if metrics else None,
-        metrics=(metrics.column(metrics.candidate) if metrics else None) or {},
+        metrics=(
+            metrics.column((record.gate.candidate if record.gate else None) or metrics.candidate) if metrics else None
+        )
+        or {},
         evalDatasetEtag=plan.datasets.eval.etag if plan else None,
         deployedAt=record.endedAt,
         runRecord=layout.s3_uri(artifacts_bucket, layout.run_record_key(record.runId)),
@@ -297,9 +300,14 @@ def record_run(
     pipeline_name: str,
     render_report: RenderReport | None = None,
     log: Log | None = None,
+    crown: Callable[[Champion], Champion] | None = None,
 ) -> dict[str, Any]:
     """Record a run that reached its end: ``SUCCEEDED`` (deployed or not), ``GATE_REJECTED``, or ``DRY_RUN``
-    (a dry run, which ends after preflight)."""
+    (a dry run, which ends after preflight).
+
+    After a deployment, ``crown`` turns the new champion record into the one written (the history of
+    served models and what was retired, :mod:`lambdas.pipeline.serving`).
+    """
     status: RunStatus = "GATE_REJECTED" if state.gate is not None and not state.gate.passed else "SUCCEEDED"
     if state.plan is not None and state.plan.dryRun:
         status = "DRY_RUN"
@@ -308,7 +316,7 @@ def record_run(
     champion = None
     if status == "SUCCEEDED" and record.deployment is not None and record.deployment.status == "Active":
         champion = _replace_champion(
-            record, s3=s3, bucket=bucket, pipeline_name=pipeline_name, read=state.gate, log=log
+            record, s3=s3, bucket=bucket, pipeline_name=pipeline_name, read=state.gate, log=log, crown=crown
         )
     return {
         "status": status,
@@ -319,17 +327,27 @@ def record_run(
 
 
 def _replace_champion(
-    record: RunRecord, *, s3: Any, bucket: str, pipeline_name: str, read: GateDecision | None, log: Log | None
+    record: RunRecord,
+    *,
+    s3: Any,
+    bucket: str,
+    pipeline_name: str,
+    read: GateDecision | None,
+    log: Log | None,
+    crown: Callable[[Champion], Champion] | None = None,
 ) -> str | None:
     """Write the champion record only over the version the gate read (``If-Match``), or only if there was none
     (``If-None-Match``); ``None`` when another run replaced it meanwhile (its champion stays)."""
     condition = {"IfMatch": read.championEtag} if read is not None and read.championEtag else {"IfNoneMatch": "*"}
+    crowned = champion_record(record, bucket)
+    if crown is not None:
+        crowned = crown(crowned)
     try:
         return _put(
             s3,
             bucket,
             layout.champion_key(pipeline_name),
-            json.dumps(champion_record(record, bucket).to_json(), indent=2),
+            json.dumps(crowned.to_json(), indent=2),
             "application/json",
             **condition,
         )
@@ -357,6 +375,10 @@ def record_failed_run(
     stages = state.stages
     if stage is not None and stage_record is not None:
         stages = (stages or _all_skipped()).replace(stage, stage_record)
+    if state.metrics is None and state.plan is not None and stages is not None:
+        from lambdas.pipeline.metrics import finished_metrics  # metrics reads this module's failure texts
+
+        state = state.model_copy(update={"metrics": finished_metrics(state.plan, stages)})
     record = build_record(
         state,
         status="FAILED",

@@ -256,6 +256,17 @@ def _deployment_section(run: RunRecord) -> str:
     return f'<h2>Model and deployment</h2><ul id="deployment">{"".join(items)}</ul>{console}'
 
 
+def _resume_section(run: RunRecord) -> str:
+    resume = runview.resume_input(run)
+    if resume is None:
+        return ""
+    return (
+        "<h2>Continue from what finished</h2><p>Start an execution with this input: it goes on from "
+        f"<code>{_e(resume['resumeFrom']['checkpoint'])}</code>.</p>"
+        f'<pre id="resume-input">{_e(json.dumps(resume, indent=2))}</pre>'
+    )
+
+
 def _lineage_section(run: RunRecord) -> str:
     rows: list[tuple[str, str]] = []
     if run.grader is not None:
@@ -302,8 +313,8 @@ def _preflight_section(run: RunRecord) -> str:
         reason = f" ({quotas.reason})" if quotas.reason else ""
         parts.append(
             f'<p class="muted">GPU instance quotas: {_e(quotas.status)}{_e(reason)}</p><table id="quotas"><thead><tr>'
-            '<th>Instance type</th><th class="num">Quota</th><th class="num">Largest job</th>'
-            '<th class="num">Busiest phase</th><th>Quota code</th></tr></thead><tbody>'
+            '<th>Instance type</th><th class="num">Quota (instances)</th><th class="num">Largest job (instances)</th>'
+            '<th class="num">Busiest phase (instances at once)</th><th>Quota code</th></tr></thead><tbody>'
             + "".join(rows)
             + "</tbody></table>"
         )
@@ -345,6 +356,7 @@ def render_report(run: RunRecord) -> str:
     title = f"Nova run {run.runId}: {run.status.replace('_', ' ')}"
     sections = [
         _header(run),
+        _resume_section(run),
         _metrics_section(run),
         _gate_section(run),
         _stages_section(run),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from lambdas.pipeline.naming import STAGES, stage_title
@@ -163,7 +164,7 @@ def format_iso(epoch_ms: int | None) -> str | None:
 def stage_views(run: RunRecord) -> list[StageView]:
     """Recorded stages in pipeline order."""
     recorded = _recorded(run)
-    return [
+    views = [
         StageView(
             key=key,
             label=stage_title(key),
@@ -176,6 +177,15 @@ def stage_views(run: RunRecord) -> list[StageView]:
         for key in STAGES
         if key in recorded
     ]
+    # Then what Bedrock did with the candidate: the import and the deployment (created or moved to the model).
+    for key, label, item, status in (
+        ("import", "Bedrock import", run.model, run.model.status if run.model else ""),
+        ("deploy", "Bedrock deployment", run.deployment, run.deployment.status if run.deployment else ""),
+    ):
+        if item is not None:
+            view = StageView(key, label, status, item.name, None, parse_time(item.startedAt), parse_time(item.endedAt))
+            views.append(view)
+    return views
 
 
 def run_window(run: RunRecord) -> tuple[datetime | None, datetime | None]:
@@ -190,6 +200,24 @@ def run_window(run: RunRecord) -> tuple[datetime | None, datetime | None]:
         ends = [v.ended for v in views if v.ended]
         ended = max(ends) if ends else None
     return started, ended
+
+
+def resume_input(run: RunRecord) -> dict[str, Any] | None:
+    """The run input that continues a run which did not succeed from its newest checkpoint (``resumeFrom``,
+    :class:`lambdas.pipeline.schema.ResumeFrom`): the RFT checkpoint goes to the final evaluation, the SFT
+    checkpoint to RFT (or to the final evaluation when the run had no RFT). None without a checkpoint."""
+    if run.status in ("SUCCEEDED", "GATE_REJECTED") or not isinstance(run.input, dict):
+        return None
+    recorded = _recorded(run)
+    rft, sft = recorded.get("rft"), recorded.get("sft")
+    planned_rft = run.plan.enabled.rft if run.plan is not None else rft is not None and rft.status != "SKIPPED"
+    if rft is not None and rft.status == "SUCCEEDED" and rft.checkpoint:
+        resume = {"stage": "finalEval", "checkpoint": rft.checkpoint}
+    elif sft is not None and sft.status == "SUCCEEDED" and sft.checkpoint:
+        resume = {"stage": "rft" if planned_rft else "finalEval", "checkpoint": sft.checkpoint}
+    else:
+        return None
+    return {**run.input, "resumeFrom": {**resume, "run": run.runId}}
 
 
 def model_arn(run: RunRecord) -> str | None:
@@ -270,7 +298,7 @@ def console_links(run: RunRecord) -> list[Link]:
     if run.executionArn:
         links.append(Link("Step Functions execution", execution_url(region, run.executionArn)))
     for view in stage_views(run):
-        if view.job_name:
+        if view.job_name and view.key in STAGES:  # SageMaker jobs; Bedrock's resources have their own link
             links.append(Link(f"{view.label} job {view.job_name}", training_job_url(region, view.job_name)))
     if model_arn(run) or deployment_arn(run):
         links.append(Link("Bedrock custom models and deployments", bedrock_custom_models_url(region)))

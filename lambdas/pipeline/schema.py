@@ -617,6 +617,8 @@ class GateDecision(Record):
     # The ETag of the champion record the gate read (None: there was none); the champion is replaced only if
     # it is still that version, so two runs cannot both replace it from the same reading.
     championEtag: str | None = None
+    # The model the run imports and deploys: RFT's, or SFT's when the RFT model scored lower on the metric.
+    candidate: Literal["sft", "rft"] | None = None
 
 
 class Poll(Record):
@@ -634,10 +636,21 @@ class ImportedModel(Record):
     status: str
     failureMessage: str | None = None
     poll: Poll | None = None
+    startedAt: str | None = None  # when the run asked Bedrock (the start state's entered time)
+    endedAt: str | None = None  # the check that found it Active or Failed
+
+
+ServingAction = Literal["created", "updated", "replaced"]
 
 
 class Deployment(Record):
-    """``$.deployment``: the on-demand deployment of the run's model."""
+    """``$.deployment``: the pipeline's on-demand deployment, serving the run's model.
+
+    ``action`` says how (lambdas/pipeline/serving.py): ``created`` (the pipeline's first),
+    ``updated`` (the stable deployment moved to this model; ``previousModelArn`` was served
+    before) or ``replaced`` (the update was refused: a new deployment, ``replacedDeploymentArn``
+    is deleted once it is active).
+    """
 
     arn: str
     name: str
@@ -645,6 +658,24 @@ class Deployment(Record):
     status: str
     failureMessage: str | None = None
     poll: Poll | None = None
+    startedAt: str | None = None
+    endedAt: str | None = None
+    action: ServingAction = "created"
+    previousModelArn: str | None = None
+    replacedDeploymentArn: str | None = None
+
+
+class ServedModel(Record):
+    """A model the pipeline's deployment served before the champion's (newest first in ``Champion.history``)."""
+
+    runId: str
+    modelArn: str | None = None
+    modelName: str | None = None
+    checkpoint: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    deployedAt: str | None = None
+    runRecord: str | None = None
+    deleted: bool = False
 
 
 class Champion(Record):
@@ -662,6 +693,7 @@ class Champion(Record):
     evalDatasetEtag: str | None = None
     deployedAt: str | None = None
     runRecord: str | None = None
+    history: list[ServedModel] = Field(default_factory=list)
 
 
 # -- the run state ("Record run" reads it) and the run record (run.json) ----------------------------------

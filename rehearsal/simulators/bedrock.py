@@ -5,6 +5,12 @@ and the same for ``...CustomModelDeployment``: ``Creating`` until the calling
 flow's clock passes the simulated duration, then ``Active`` or ``Failed``;
 ``clientRequestToken`` is idempotent; an import must point at a checkpoint a
 simulated job produced.
+
+``UpdateCustomModelDeployment`` moves an ``Active`` deployment to another ``Active``
+model: the deployment stays ``Active`` and serves the old model while
+``updateDetails.updateStatus`` is ``Updating``, then serves the new one
+(``UpdateCompleted``). A model that a live deployment serves cannot be deleted
+(``ConflictException``). Requests are checked against the botocore service model.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import datetime as dt
 import hashlib
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rehearsal import clock
 from rehearsal.simulators.faults import MINUTE, Durations, Faults, check_request, service_error
@@ -29,11 +35,24 @@ class SimModel:
     failure: str | None
     epoch: dt.datetime
     deleted: bool = False
+    # Deployments: the moves to other models, (model ARN, started, ready), oldest first.
+    updates: list[tuple[str, float, float]] = field(default_factory=list)
 
     def status(self) -> str:
         if clock.elapsed() < self.ready:
             return "Creating"
         return "Failed" if self.failure else "Active"
+
+    def served_model(self) -> str:
+        """A deployment's model: the last move that completed, else the model it was created with."""
+        done = [arn for arn, _, ready in self.updates if clock.elapsed() >= ready]
+        return done[-1] if done else str(self.request["modelArn"])
+
+    def update_details(self) -> dict | None:
+        if not self.updates:
+            return None
+        arn, _, ready = self.updates[-1]
+        return {"modelArn": arn, "updateStatus": "Updating" if clock.elapsed() < ready else "UpdateCompleted"}
 
 
 class BedrockSimulator:
@@ -127,8 +146,15 @@ class BedrockSimulator:
         }
 
     def delete_custom_model(self, params: dict) -> dict:
-        self._model(params["modelIdentifier"]).deleted = True
-        return {}
+        check_request("bedrock", "DeleteCustomModel", params)
+        with self._lock:
+            self.calls.append(("DeleteCustomModel", clock.elapsed()))
+            model = self._model(params["modelIdentifier"])
+            serving = [d.arn for d in self.deployments.values() if not d.deleted and model.arn in _models_of(d)]
+            if serving:
+                raise service_error("ConflictException", f"Model {model.arn} is used by deployment {serving[0]}")
+            model.deleted = True
+            return {}
 
     def create_custom_model_deployment(self, params: dict) -> dict:
         check_request("bedrock", "CreateCustomModelDeployment", params)
@@ -167,7 +193,7 @@ class BedrockSimulator:
         out = {
             "customModelDeploymentArn": deployment.arn,
             "modelDeploymentName": deployment.name,
-            "modelArn": deployment.request["modelArn"],
+            "modelArn": deployment.served_model(),
             "createdAt": self._when(deployment.created),
             "status": deployment.status(),
             "lastUpdatedAt": self._when(min(clock.elapsed(), deployment.ready)),
@@ -176,7 +202,31 @@ class BedrockSimulator:
             out["description"] = deployment.request["description"]
         if out["status"] == "Failed":
             out["failureMessage"] = deployment.failure
+        details = deployment.update_details()
+        if details:
+            out["updateDetails"] = details
+            out["lastUpdatedAt"] = self._when(min(clock.elapsed(), deployment.updates[-1][2]))
         return out
+
+    def update_custom_model_deployment(self, params: dict) -> dict:
+        check_request("bedrock", "UpdateCustomModelDeployment", params)
+        with self._lock:
+            self.calls.append(("UpdateCustomModelDeployment", clock.elapsed()))
+            deployment = self._deployment(params["customModelDeploymentIdentifier"])
+            model = self._model(params["modelArn"])
+            problems = []
+            if deployment.status() != "Active":
+                problems.append(f"Deployment {deployment.arn} is {deployment.status()}, not Active")
+            details = deployment.update_details()
+            if details and details["updateStatus"] == "Updating":
+                problems.append(f"Deployment {deployment.arn} is already updating to {details['modelArn']}")
+            if model.status() != "Active":
+                problems.append(f"Model {model.arn} is {model.status()}, not Active")
+            if problems:
+                raise service_error("ValidationException", "; ".join(problems))
+            now = clock.elapsed()
+            deployment.updates.append((model.arn, now, now + self.durations.deploy * MINUTE))
+            return {"customModelDeploymentArn": deployment.arn}
 
     def list_custom_model_deployments(self, params: dict) -> dict:
         return {
@@ -184,18 +234,21 @@ class BedrockSimulator:
                 {
                     "customModelDeploymentArn": d.arn,
                     "customModelDeploymentName": d.name,
-                    "modelArn": d.request["modelArn"],
+                    "modelArn": d.served_model(),
                     "createdAt": self._when(d.created),
                     "status": d.status(),
                 }
                 for d in self.deployments.values()
-                if not d.deleted and params.get("modelArnEquals", d.request["modelArn"]) == d.request["modelArn"]
+                if not d.deleted and params.get("modelArnEquals", d.served_model()) == d.served_model()
             ]
         }
 
     def delete_custom_model_deployment(self, params: dict) -> dict:
-        self._deployment(params["customModelDeploymentIdentifier"]).deleted = True
-        return {}
+        check_request("bedrock", "DeleteCustomModelDeployment", params)
+        with self._lock:
+            self.calls.append(("DeleteCustomModelDeployment", clock.elapsed()))
+            self._deployment(params["customModelDeploymentIdentifier"]).deleted = True
+            return {}
 
     def _model(self, identifier: str) -> SimModel:
         for model in self.models.values():
@@ -208,6 +261,12 @@ class BedrockSimulator:
             if identifier in (deployment.arn, deployment.name) and not deployment.deleted:
                 return deployment
         raise service_error("ResourceNotFoundException", f"Deployment {identifier} not found", 404)
+
+
+def _models_of(deployment: SimModel) -> set[str]:
+    """The models a deployment uses: the one it serves and the one it is moving to."""
+    details = deployment.update_details()
+    return {deployment.served_model(), *([details["modelArn"]] if details else [])}
 
 
 def _short_id(name: str, token: str | None) -> str:

@@ -24,6 +24,7 @@ from stacks.summary import summarize
         ({"grader_reserved_concurrency": -1}, "graderReservedConcurrency=-1"),
         ({"stage_reserved_concurrency": 1001}, "stageReservedConcurrency=1001"),
         ({"stage_reserved_concurrency": True}, "stageReservedConcurrency=True"),
+        ({"model_retention": 0}, "modelRetention=0: keep at least 1 model"),
     ],
 )
 def test_invalid_settings_name_the_context_key(kwargs: dict, message: str) -> None:

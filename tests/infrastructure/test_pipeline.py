@@ -253,10 +253,20 @@ def test_only_the_import_function_passes_the_bedrock_import_role(synthesized: Sy
         ("check_model_import", {"bedrock:GetCustomModel"}, {"custom-model/*"}),
         (
             "deploy_model",
-            {"bedrock:CreateCustomModelDeployment", "bedrock:TagResource", "bedrock:GetCustomModelDeployment"},
+            {
+                "bedrock:CreateCustomModelDeployment",
+                "bedrock:UpdateCustomModelDeployment",
+                "bedrock:TagResource",
+                "bedrock:GetCustomModelDeployment",
+            },
             {"custom-model/*", "custom-model-deployment/*"},
         ),
         ("check_deployment", {"bedrock:GetCustomModelDeployment"}, {"custom-model-deployment/*"}),
+        (
+            "record_run",
+            {"bedrock:DeleteCustomModel", "bedrock:DeleteCustomModelDeployment"},
+            {"custom-model/*", "custom-model-deployment/*"},
+        ),
     ],
 )
 def test_bedrock_calls_are_scoped_to_custom_models_and_deployments(

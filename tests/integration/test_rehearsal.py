@@ -14,7 +14,7 @@ import pytest
 
 from offline.synth import Synthesized
 from rehearsal import __main__ as cli
-from rehearsal.runner import Result, Scenario, rehearse
+from rehearsal.runner import Result, Scenario, rehearse, rehearse_runs
 from rehearsal.simulators.faults import Durations
 
 PREVIOUS_SFT_CHECKPOINT = "s3://customer-escrow-123456789012-smtj-0a1b2c3d/nova-earlier-run-sft-a1/checkpoint/"
@@ -301,7 +301,9 @@ def test_the_command_prints_the_paths_last_and_exits_non_zero_on_failure(
 ) -> None:
     monkeypatch.setenv("REHEARSAL_OUT", str(tmp_path / "cli"))
     monkeypatch.setenv("REHEARSAL_FAIL_AT", "deploy")
-    monkeypatch.setattr(cli, "rehearse", lambda scenario, **kw: rehearse(scenario, synthesized=app_synthesized, **kw))
+    monkeypatch.setattr(
+        cli, "rehearse_runs", lambda scenarios, **kw: rehearse_runs(scenarios, synthesized=app_synthesized, **kw)
+    )
     code = cli.main([])  # the options come from the environment here, not from pytest's command line
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 1
@@ -326,11 +328,11 @@ def test_the_command_passes_the_gpu_quota_to_the_scenario(monkeypatch: pytest.Mo
     class Stop(Exception):
         pass
 
-    def capture(scenario: Scenario, **kwargs: object) -> Result:
-        seen.append(scenario)
+    def capture(scenarios: list[Scenario], **kwargs: object) -> Result:
+        seen.extend(scenarios)
         raise Stop
 
-    monkeypatch.setattr(cli, "rehearse", capture)
+    monkeypatch.setattr(cli, "rehearse_runs", capture)
     for value, expected in (("4", 4), ("", 8)):
         monkeypatch.setenv("REHEARSAL_GPU_QUOTA", value)
         with pytest.raises(Stop):
@@ -407,3 +409,63 @@ def test_a_second_run_while_another_holds_the_lock_is_refused_recorded_and_notif
     (note,) = result.notifications
     assert "REFUSED" in note["subject"]
     assert result.exit_code == 1
+
+
+# -- several runs against one account ---------------------------------------------------------------
+
+
+def test_two_runs_share_one_deployment_arn_that_serves_the_second_runs_model_and_rolls_back(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    first, second = rehearse_runs(
+        [Scenario(), Scenario(final_gain=0.02)], synthesized=app_synthesized, out_dir=out_dir, rollback=True
+    )
+
+    assert (first.exit_code, second.exit_code) == (0, 0), (second.error, second.cause, second.function_errors)
+    assert first.problems == [] and second.problems == []
+    assert first.run is not None and second.run is not None
+    created, updated = first.run["deployment"], second.run["deployment"]
+    assert created["action"] == "created" and updated["action"] == "updated"
+    assert updated["arn"] == created["arn"] == first.deployment_arn == second.deployment_arn
+    assert updated["previousModelArn"] == created["modelArn"] == first.run["model"]["arn"]
+    assert updated["modelArn"] == second.run["model"]["arn"] != created["modelArn"]
+    # the challenger beat the champion on the deployed model's recorded metric
+    assert any("of the deployed model of run" in reason for reason in second.run["gate"]["reasons"])
+    assert [op["operation"] for op in second.bedrock_calls].count("UpdateCustomModelDeployment") == 1
+    assert "CreateCustomModelDeployment" not in [op["operation"] for op in second.bedrock_calls]
+    # the rollback moved the same deployment back to the first run's model
+    assert second.rollback == {
+        "deploymentArn": created["arn"],
+        "fromModel": updated["modelArn"],
+        "toModel": created["modelArn"],
+        "champion": first.run["runId"],
+        "serves": created["modelArn"],
+    }
+    assert (out_dir / "run-1" / "run.json").exists() and (out_dir / "run-2" / "run.json").exists()
+
+
+def test_a_failed_rft_keeps_the_sft_evaluation_and_its_resume_input_continues_in_the_next_run(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    def resume_input(failed: Result) -> dict:
+        offered = [line for line in failed.notifications[-1]["message"].splitlines() if '"resumeFrom"' in line]
+        (resume,) = [json.loads(line) for line in offered]
+        return dict(resume)
+
+    failed, resumed = rehearse_runs(
+        [Scenario(fail_at="rft"), Scenario(input_from=resume_input)], synthesized=app_synthesized, out_dir=out_dir
+    )
+
+    assert failed.run is not None and failed.status == "FAILED"
+    sft_eval = failed.run["stages"]["sftEval"]
+    assert sft_eval["status"] == "SUCCEEDED" and sft_eval["jobName"] and sft_eval["metrics"]
+    assert failed.run["metrics"]["table"]["sft"] == sft_eval["metrics"]
+    assert failed.run["metrics"]["table"]["baseline"]
+    assert resumed.run_input["resumeFrom"] == {
+        "stage": "rft",
+        "checkpoint": failed.run["stages"]["sft"]["checkpoint"],
+        "run": failed.run["runId"],
+    }
+    # the next run continues from the SFT checkpoint: no new SFT job, and it deploys
+    assert resumed.exit_code == 0, (resumed.error, resumed.cause, resumed.function_errors)
+    assert not [j for j in resumed.jobs if j["stage"] == "sft"]

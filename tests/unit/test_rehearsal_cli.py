@@ -14,7 +14,7 @@ def _no_rehearsal(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a rehearsal was started")
 
-    monkeypatch.setattr(cli, "rehearse", refuse)
+    monkeypatch.setattr(cli, "rehearse_runs", refuse)
 
 
 def test_help_explains_every_setting_and_writes_nothing(
@@ -25,7 +25,7 @@ def test_help_explains_every_setting_and_writes_nothing(
         cli.main(["--help"])
     assert ended.value.code == 0
     text = capsys.readouterr().out
-    for setting in ("--fail-at", "REHEARSAL_FAIL_AT", "REHEARSAL_GPU_QUOTA", "Exit status"):
+    for setting in ("--fail-at", "REHEARSAL_FAIL_AT", "REHEARSAL_GPU_QUOTA", "REHEARSAL_RUNS", "--runs", "Exit status"):
         assert setting in text
     assert not (tmp_path / "out").exists()
 
@@ -36,7 +36,11 @@ def test_an_unknown_option_is_refused(capsys: pytest.CaptureFixture[str]) -> Non
     assert ended.value.code == 2 and "--bogus" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--fail-at", "nope"], ["--fail-eval-of", "nope"], ["--gpu-quota", "four"]], ids=str)
+@pytest.mark.parametrize(
+    "argv",
+    [["--fail-at", "nope"], ["--fail-eval-of", "nope"], ["--gpu-quota", "four"], ["--runs", "0"], ["--runs", "two"]],
+    ids=str,
+)
 def test_a_setting_it_cannot_use_exits_64(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(argv) == 64
     assert repr(argv[1]) in capsys.readouterr().err

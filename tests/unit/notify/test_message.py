@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import json
+
 from lambdas.notify import message
 from lambdas.notify.message import MAX_SUBJECT, ExecutionEnd, Notification
 from lambdas.pipeline.schema import RunRecord
@@ -107,3 +110,30 @@ def test_dataset_warnings_name_the_leaked_evaluation_prompts_and_repeated_rows()
         "  - sft: 2 rows repeat an earlier row exactly (first at line 9)",
     ]
     assert "Dataset warnings" not in render_notification(SUCCEEDED_RUN, _end("SUCCEEDED")).body
+
+
+def test_a_failed_run_offers_the_input_that_continues_from_its_sft_checkpoint() -> None:
+    run = failed_run()
+    run["stages"]["sft"]["checkpoint"] = "s3://customer-escrow-123456789012-smtj-a/nova-weekly-sft-1/checkpoint/"
+    note = render_notification(run, _end("FAILED", error="States.TaskFailed"))
+    lines = note.body.splitlines()
+    offered = lines[lines.index("Continue from what finished (start an execution with this input)") + 1]
+    resume = json.loads(offered)
+    assert resume["resumeFrom"] == {
+        "stage": "rft",
+        "checkpoint": "s3://customer-escrow-123456789012-smtj-a/nova-weekly-sft-1/checkpoint/",
+        "run": "request-weekly-failed",
+    }
+    assert resume["datasets"] == run["input"]["datasets"]
+
+
+def test_the_stage_table_shows_the_bedrock_import_and_deployment_with_their_durations() -> None:
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    run["model"].update({"startedAt": "2025-06-01T13:00:00Z", "endedAt": "2025-06-01T13:15:00Z", "status": "Active"})
+    run["deployment"].update({"startedAt": "2025-06-01T13:15:00Z", "endedAt": "2025-06-01T13:25:00Z"})
+    run["deployment"]["status"] = "Active"
+    body = render_notification(run, _end("SUCCEEDED")).body
+    (imported,) = [line for line in body.splitlines() if line.strip().startswith("Bedrock import")]
+    (deployed,) = [line for line in body.splitlines() if line.strip().startswith("Bedrock deployment")]
+    assert "Active" in imported and "15 min" in imported and run["model"]["name"] in imported
+    assert "Active" in deployed and "10 min" in deployed

@@ -108,23 +108,29 @@ def resume(stage: str, checkpoint: str, run: str | None = EARLIER_RUN) -> dict:
     return {"stage": stage, "checkpoint": checkpoint, **({"run": run} if run is not None else {})}
 
 
-def plan(*, policy: RunPolicy | None = None, **input_changes: Any) -> Plan:
-    """A resolved plan (every dataset exists) for ``run_input(**input_changes)``, held to ``policy``."""
+def resolve(payload: Any, *, head_object: Any = None, read_object: Any = None, policy: RunPolicy | None = None) -> Plan:
+    """The plan of run input ``payload`` (by default every dataset exists and the earlier run is recorded), held
+    to ``policy``."""
     from lambdas.pipeline.plan import resolve_plan
 
     resolved, _ = resolve_plan(
-        run_input(**input_changes),
+        payload,
         execution=Execution.model_validate(EXECUTION),
         pipeline_name=PIPELINE,
         data_bucket=DATA_BUCKET,
         artifacts_bucket=ARTIFACTS_BUCKET,
         graders=GRADERS,
         grader_version=lambda name: "1.0.0",
-        head_object=head_ok,
-        read_object=read_earlier_run,
+        head_object=head_object or head_ok,
+        read_object=read_object or read_earlier_run,
         policy=policy,
     )
     return resolved
+
+
+def plan(*, policy: RunPolicy | None = None, **input_changes: Any) -> Plan:
+    """A resolved plan (every dataset exists) for ``run_input(**input_changes)``, held to ``policy``."""
+    return resolve(run_input(**input_changes), policy=policy)
 
 
 def stages_after_training(*, rft: bool = True) -> StageRecords:

@@ -96,7 +96,18 @@ def test_the_rft_checkpoint_is_imported_with_the_import_role_the_project_key_tag
         "status": "Creating",
         "failureMessage": None,
         "poll": {"count": 0, "waitSeconds": 60, "exhausted": False},
+        "startedAt": None,
+        "endedAt": None,
     }
+
+
+def test_a_check_that_finds_the_model_active_or_failed_records_when() -> None:
+    fake = FakeBedrock(statuses=["Creating", "Active"])
+    model = _import(fake)
+    creating = bedrock.check_import(bedrock=fake, model=model, checked_at="2026-01-01T00:07:00Z")
+    active = bedrock.check_import(bedrock=fake, model=creating, checked_at="2026-01-01T00:15:00Z")
+    assert (creating.status, creating.endedAt) == ("Creating", None)
+    assert (active.status, active.endedAt) == ("Active", "2026-01-01T00:15:00Z")
 
 
 def test_without_rft_the_sft_checkpoint_is_imported() -> None:

@@ -119,10 +119,35 @@ def test_the_failed_run_fails_with_the_recorded_error_and_cause() -> None:
     assert DEFINITION["States"]["Run failed"]["CausePath"] == "$.failure.cause"
 
 
-def test_a_failed_training_branch_stops_its_sibling_with_the_stage_and_job_as_cause() -> None:
-    for name in ("SFT failed", "RFT failed"):
-        state = STATES[name]
-        assert state["Type"] == "Fail" and state["CausePath"] == "States.JsonToString($.stageFailure)"
+@pytest.mark.parametrize(
+    ("stage", "parallel", "failed_stage"),
+    [
+        ("sft", "Train and baseline", "trainAndBaseline"),
+        ("rft", "Evaluate SFT and train RFT", "evaluateSftAndTrainRft"),
+    ],
+)
+def test_a_failed_training_branch_keeps_its_sibling_and_ends_the_run_after_the_parallel(
+    stage: str, parallel: str, failed_stage: str
+) -> None:
+    top = DEFINITION["States"]
+    label = stage.upper()
+    # In the branch: the failure is noted in the stage record and the branch ends normally (no Fail state, which
+    # would cancel the evaluation beside it and lose both branches' records)
+    (branch,) = [b for b in top[parallel]["Branches"] if f"{label} failed" in b["States"]]
+    assert not [n for n, s in branch["States"].items() if s["Type"] == "Fail"]
+    describe = branch["States"][f"Describe the {label} failure"]
+    assert describe["ResultPath"] == f"$.stages.{stage}" and describe["Parameters"]["status"] == "FAILED"
+    # After the Parallel: a failed stage record ends the run, its failure (stage and job) kept as $.stageFailure
+    question = top[top[parallel]["Next"]] if stage == "rft" else top[f"Did {label} fail?"]
+    (choice,) = question["Choices"]
+    assert choice == {
+        "Variable": f"$.stages.{stage}.status",
+        "StringEquals": "FAILED",
+        "Next": f"Keep the {label} failure",
+    }
+    kept = top[choice["Next"]]
+    assert (kept["InputPath"], kept["ResultPath"]) == (f"$.stages.{stage}.failure", "$.stageFailure")
+    assert top[kept["Next"]]["Result"] == failed_stage
 
 
 @pytest.mark.parametrize(("stage", "label"), [("baselineEval", "baseline evaluation"), ("sftEval", "SFT evaluation")])

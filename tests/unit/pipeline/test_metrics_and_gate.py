@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lambdas.pipeline import gate as gates
@@ -71,14 +73,50 @@ def test_a_good_candidate_passes_with_every_reason() -> None:
     decision = _gate()
     assert decision["passed"] is True
     assert decision["reasons"] == [
+        "RFT exact_match 0.8 >= SFT 0.7 on the same evaluation set: the RFT model is the candidate",
         "exact_match 0.8 >= minScore 0.7",
         "gain over the baseline +0.4 (0.4 -> 0.8) >= minGainOverBaseline 0.05",
         "no model deployed by this pipeline yet",
     ]
+    assert decision["candidate"] == "rft"
+
+
+def test_an_rft_model_that_regresses_does_not_replace_the_sft_model() -> None:
+    decision = _gate(sft=0.85, final=0.8)
+    assert decision["candidate"] == "sft" and decision["passed"] is True
+    assert decision["reasons"][0] == (
+        "SFT exact_match 0.85 > RFT 0.8 on the same evaluation set: the SFT model is the candidate (the RFT model "
+        "regressed)"
+    )
+    # every later check judges the SFT model's score
+    assert "gain over the baseline +0.45 (0.4 -> 0.85)" in decision["reasons"][2]
+
+
+def test_the_sft_candidate_is_what_the_import_takes() -> None:
+    from lambdas.pipeline import bedrock
+
+    class Recorder:
+        request: dict = {}
+
+        def create_custom_model(self, **request: object) -> dict:
+            Recorder.request = request
+            return {"modelArn": "arn:aws:bedrock:us-east-1:123456789012:custom-model/imported/abcdef123456"}
+
+    stages = samples.stages_after_training()
+    common: dict[str, Any] = {
+        "bedrock": Recorder(),
+        "plan": samples.plan(),
+        "stages": stages,
+        "role_arn": samples.IMPORT_ROLE_ARN,
+    }
+    model = bedrock.start_import(**common, kms_key_arn=samples.KMS_KEY_ARN, candidate="sft")
+    assert model.checkpoint == samples.SFT_CHECKPOINT
+    assert Recorder.request["modelSourceConfig"] == {"s3DataSource": {"s3Uri": samples.SFT_CHECKPOINT}}
+    assert bedrock.start_import(**common, kms_key_arn=samples.KMS_KEY_ARN).checkpoint == samples.RFT_CHECKPOINT
 
 
 def test_a_low_score_and_a_small_gain_are_both_reasons_to_reject() -> None:
-    decision = _gate(baseline=0.6, final=0.62)
+    decision = _gate(baseline=0.6, sft=0.61, final=0.62)
     assert decision["passed"] is False
     assert decision["reasons"] == [
         "exact_match 0.62 < minScore 0.7",
@@ -164,7 +202,7 @@ def test_a_failed_baseline_fails_the_gain_check_closed_and_says_why() -> None:
     assert reason.startswith("the baseline evaluation failed (") and "CUDA OOM" in reason
     assert reason.endswith("cannot compare with minGainOverBaseline 0.05 (baseline missing)")
     # the other checks ran normally and passed
-    assert [c["rule"] for c in decision["checks"] if c["passed"]] == ["minScore", "mustBeatDeployed"]
+    assert [c["rule"] for c in decision["checks"] if c["passed"]] == ["bestCandidate", "minScore", "mustBeatDeployed"]
 
 
 def test_a_failed_baseline_does_not_matter_when_no_gain_is_required() -> None:

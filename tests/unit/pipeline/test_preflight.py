@@ -22,18 +22,7 @@ from tests.unit.pipeline import samples
 
 
 def _plan(s3: Any, **changes: Any) -> Plan:
-    plan, _ = resolve_plan(
-        samples.run_input(**changes),
-        execution=Execution.model_validate(samples.EXECUTION),
-        pipeline_name=samples.PIPELINE,
-        data_bucket=samples.DATA_BUCKET,
-        artifacts_bucket=samples.ARTIFACTS_BUCKET,
-        graders=samples.GRADERS,
-        grader_version=lambda name: "1.0.0",
-        head_object=lambda b, k: s3.head_object(Bucket=b, Key=k),
-        read_object=samples.read_earlier_run,
-    )
-    return plan
+    return samples.resolve(samples.run_input(**changes), head_object=lambda b, k: s3.head_object(Bucket=b, Key=k))
 
 
 def _local_grader(arn: str):
