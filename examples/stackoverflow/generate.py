@@ -174,7 +174,7 @@ LANGUAGES = ("python", "javascript", "typescript", "java", "c++", "c", "rust", "
 
 HQ_TITLES = (
     "How do I {task} in {lang}?",
-    "{lang}: {error_short} when I try to {task}",
+    '{lang}: "{error_short}" when I try to {task}',
     'Why does `{code}` give "{error_short}"?',
     "What is the idiomatic way to {task} ({lang})?",
 )
@@ -225,6 +225,14 @@ def _short(text: str, words: int) -> str:
     return " ".join(text.split()[:words]).rstrip(":,.")
 
 
+def _error_short(error: str) -> str:
+    """A short error as a title quotes it: all of a short one, else the name before its colon."""
+    if len(error.split()) <= 8:
+        return error.rstrip(".")
+    head = error.split(":", 1)[0]
+    return head if ":" in error and len(head.split()) <= 4 else _short(error, 6)
+
+
 def _fields(problem: tuple[str, str, str, str, str], rng: random.Random) -> dict[str, str]:
     tag, lang, task, code, error = problem
     others = [name for name in LANGUAGES if name != tag]
@@ -235,7 +243,7 @@ def _fields(problem: tuple[str, str, str, str, str], rng: random.Random) -> dict
         "task_short": _short(task, 3),
         "code": code,
         "error": error,
-        "error_short": _short(error, 6),
+        "error_short": _error_short(error),
         "other": rng.choice(others),
     }
 
