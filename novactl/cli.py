@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from lambdas.pipeline.catalog import MODELS
 from novactl import aws, check
 from novactl import prepare as preparing
 
@@ -76,13 +77,21 @@ def _prepare(args: argparse.Namespace, out: TextIO, clients: Clients) -> int:
     mapping = preparing.Mapping(query=query, response=response, reference=args.reference, id=args.id)
     try:
         result = preparing.prepare(
-            source, mapping, Path(args.out), system=system, ratios=ratios, seed=args.seed, eval_task=args.eval_task
+            source,
+            mapping,
+            Path(args.out),
+            system=system,
+            ratios=ratios,
+            seed=args.seed,
+            eval_task=args.eval_task,
+            model=args.model,
         )
     except preparing.PrepareError as error:
         _lines(sys.stderr, error.problems)
         return EXIT_USAGE
     for name, path in result.files.items():
         out.write(f"{name:<5} {result.rows[name]:>6} rows  {path}\n")
+    _lines(out, [f"WARNING: {w}" for w in result.warnings])
     _lines(out, [f"PROBLEM: {p}" for p in result.problems])
     return EXIT_PROBLEMS if result.problems else EXIT_OK
 
@@ -268,6 +277,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--split", default="0.4,0.4,0.2", help="sft,rft,eval ratios (default %(default)s)")
     sub.add_argument("--seed", type=int, default=0, help="shuffle seed (default %(default)s)")
     sub.add_argument("--eval-task", choices=("gen_qa", "rft_eval"), default="gen_qa", help="evaluation format")
+    sub.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default=preparing.DEFAULT_MODEL,
+        help="the run input's model: its rules and base recipes' global_batch_size apply (default %(default)s)",
+    )
     sub.add_argument(
         "--stackoverflow",
         action="store_true",

@@ -26,12 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.pipeline import datasets as dataset_checks
-from lambdas.pipeline import leakage
+from lambdas.pipeline import leakage, preflight
+from lambdas.pipeline.schema import RunInput
 
 SFT_SCHEMA_VERSION = "bedrock-conversation-2024"
 SPLITS = ("sft", "rft", "eval")
 # The Stack Overflow question-quality case study: a CSV with Title, Body and Y (HQ, LQ_EDIT, LQ_CLOSE).
 STACKOVERFLOW_QUERY = "Title: {Title}\nBody: {Body}\nLabel:"
+# A run input's model when it names none: its rules and base recipes apply unless --model says otherwise.
+DEFAULT_MODEL: str = RunInput.model_fields["model"].default
 
 
 class PrepareError(ValueError):
@@ -75,6 +78,7 @@ class Prepared:
     files: dict[str, Path] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 class _Blank(dict[str, str]):
@@ -224,8 +228,13 @@ def prepare(
     ratios: Sequence[float] = (0.4, 0.4, 0.2),
     seed: int = 0,
     eval_task: str = "gen_qa",
+    model: str = DEFAULT_MODEL,
 ) -> Prepared:
-    """Write ``sft.jsonl``, ``rft.jsonl`` and ``eval.jsonl`` to ``out_dir`` and check them as preflight would."""
+    """Write ``sft.jsonl``, ``rft.jsonl`` and ``eval.jsonl`` to ``out_dir`` and check them as preflight would.
+
+    A training split with fewer rows than one ``global_batch_size`` of ``model``'s base recipe is warned
+    about: preflight refuses it unless the run input overrides ``global_batch_size`` to a smaller value.
+    """
     if len(ratios) != len(SPLITS) or any(r < 0 for r in ratios) or not sum(ratios):
         raise PrepareError([f"--split: three ratios >= 0 (sft, rft, eval) with a positive sum, got {list(ratios)}"])
     items, problems = examples(source, mapping, system)
@@ -239,9 +248,16 @@ def prepare(
         path = out_dir / f"{name}.jsonl"
         path.write_bytes(body)
         result.files[name] = path
-        report = dataset_checks.validate_stream(io.BytesIO(body), kinds[name])
+        report = dataset_checks.validate_stream(io.BytesIO(body), kinds[name], rules=dataset_checks.Rules(model=model))
         result.rows[name] = report.rows
         result.problems.extend(f"{path} ({kinds[name]}): {p}" for p in report.problems())
+        batch = preflight.recipe_batch_size(model, name) if name in ("sft", "rft") else None
+        if batch and report.rows < batch:
+            result.warnings.append(
+                f"{path} ({kinds[name]}): {report.rows} rows, fewer than the global_batch_size {batch} of the "
+                f"{model} {name.upper()} recipe; preflight refuses it: give at least {batch} rows (more input rows "
+                "or a larger --split share) or override global_batch_size in the run input"
+            )
     for example in leaked_prompts(parts["sft"] + parts["rft"], parts["eval"]):
         result.problems.append(
             f"{source}, line {example.line}, field {mapping.query!r}: this evaluation prompt also appears in the "

@@ -152,12 +152,19 @@ def dataset_rules(plan: Plan, name: str) -> dataset_checks.Rules:
     if name in ("sft", "rft"):
         value = plan.jobs.of(name).overrides.get("global_batch_size")
         if value is None:
-            try:
-                value = recipes.load_template(plan.model.key, name).default("global_batch_size")
-            except (recipes.RecipeError, KeyError):
-                value = None
-        batch = value if type(value) is int else None
+            batch = recipe_batch_size(plan.model.key, name)
+        elif type(value) is int:
+            batch = value
     return dataset_checks.Rules(model=plan.model.key, batch_size=batch)
+
+
+def recipe_batch_size(model: str, method: str) -> int | None:
+    """The ``global_batch_size`` of ``model``'s base recipe for ``method``; None without one."""
+    try:
+        value = recipes.load_template(model, method).default("global_batch_size")
+    except (recipes.RecipeError, KeyError):
+        return None
+    return value if type(value) is int else None
 
 
 class _Lines:

@@ -156,7 +156,8 @@ def test_validate_on_aws_reads_the_datasets_from_s3_and_the_accounts_gpu_quota(c
         code, text = cloud.run("validate", str(tmp_path / "run.json"), "--aws")
     assert code == EXIT_PROBLEMS, text
     assert "quota 'ml.p5.48xlarge for training job usage' (L-P5) is 2" in text
-    assert "datasets.sft (sft): line 1: 'messages' must be a non-empty list" in text
+    assert "datasets.sft (sft): line 1: messages: must be a list of at least two turns, user then assistant" in text
+    assert "datasets.sft (sft): 0 valid rows" in text and "datasets.rft" not in text
 
     wrong = {"datasets": {**run_input["datasets"], "eval": "s3://another-bucket/datasets/so/eval.jsonl"}}
     (tmp_path / "run.json").write_text(json.dumps(wrong))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import io
 import json
 from pathlib import Path
@@ -25,12 +27,19 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _questions() -> int:
+    """The example CSV's rows, read with the csv module (bodies span several lines)."""
+    with (EXAMPLE / "questions.csv").open(encoding="utf-8", newline="") as handle:
+        return sum(1 for _ in csv.DictReader(handle))
+
+
 @pytest.fixture
 def prepared(tmp_path: Path) -> Path:
     code, text = _run(
         "prepare", str(EXAMPLE / "questions.csv"), "--stackoverflow", "--id", "Id", "--out", str(tmp_path)
     )
     assert code == EXIT_OK, text
+    assert "WARNING" not in text and "PROBLEM" not in text, text
     return tmp_path
 
 
@@ -47,7 +56,15 @@ def test_prepare_turns_the_stackoverflow_csv_into_three_valid_datasets(prepared:
     first = _rows(prepared / "eval.jsonl")[0]
     assert first["query"].startswith("Title: ") and "\nBody: " in first["query"]
     total = sum(len(_rows(prepared / f"{n}.jsonl")) for n in kinds)
-    assert total == 30  # every row of the CSV, multi-line bodies included, lands in exactly one file
+    assert total == _questions()  # every row of the CSV, multi-line bodies included, lands in exactly one file
+    assert any("\n" in row["messages"][0]["content"][0]["text"].split("\nBody: ", 1)[1] for row in sft)
+
+
+def test_the_example_holds_a_global_batch_of_rows_for_each_training_job_of_the_default_recipes(
+    prepared: Path,
+) -> None:
+    for name, batch in (("sft", 32), ("rft", 64)):  # Nova 2 Lite base recipes' global_batch_size
+        assert len(_rows(prepared / f"{name}.jsonl")) >= batch, name
 
 
 def test_prepare_splits_by_ratio_and_the_seed_decides_which_rows(tmp_path: Path) -> None:
@@ -59,7 +76,7 @@ def test_prepare_splits_by_ratio_and_the_seed_decides_which_rows(tmp_path: Path)
         assert code == EXIT_OK
         return [row["id"] for row in _rows(tmp_path / out / "rft.jsonl")]
 
-    assert len(split(1, "a")) == 10
+    assert len(split(1, "a")) == round(_questions() / 3)
     assert split(1, "a") == split(1, "b")
     assert split(1, "a") != split(2, "c")
 
@@ -131,7 +148,29 @@ def test_validate_lists_every_problem_of_the_input_and_the_data(prepared: Path, 
     (prepared / "sft.jsonl").write_text('{"messages": []}\n')
     code, text = _run("validate", str(EXAMPLE / "run.json"), "--data", str(prepared))
     assert code == EXIT_PROBLEMS
-    assert "datasets.sft (sft): line 1: 'messages' must be a non-empty list" in text
+    assert "datasets.sft (sft): line 1: messages: must be a list of at least two turns, user then assistant" in text
+    assert (
+        "datasets.sft (sft): 0 valid rows; the job's global_batch_size is 32, so the dataset needs at least 32" in text
+    )
+
+
+def test_prepare_warns_of_a_training_split_smaller_than_the_models_global_batch(tmp_path: Path) -> None:
+    code, text = _run(
+        "prepare", str(EXAMPLE / "questions.csv"), "--stackoverflow", "--split", "0.1,0.3,0.6",
+        "--out", str(tmp_path / "lite"),
+    )  # fmt: skip
+    sft, rft = len(_rows(tmp_path / "lite" / "sft.jsonl")), len(_rows(tmp_path / "lite" / "rft.jsonl"))
+    assert sft < 32 <= rft < 64, (sft, rft)
+    assert code == EXIT_OK, text  # a warning: the run input may override global_batch_size
+    assert f"sft.jsonl (sft): {sft} rows, fewer than the global_batch_size 32 of the nova-2-lite SFT recipe" in text
+    assert f"rft.jsonl (rft): {rft} rows, fewer than the global_batch_size 64 of the nova-2-lite RFT recipe" in text
+
+    code, text = _run(
+        "prepare", str(EXAMPLE / "questions.csv"), "--stackoverflow", "--split", "0.1,0.3,0.6", "--model", "nova-micro",
+        "--out", str(tmp_path / "micro"),
+    )  # fmt: skip
+    assert code == EXIT_OK, text
+    assert "global_batch_size 64 of the nova-micro SFT recipe" in text and "RFT recipe" not in text
 
 
 def test_validate_names_the_line_and_column_of_a_run_input_that_is_not_json(
@@ -171,3 +210,14 @@ def test_every_novactl_command_the_readme_shows_is_accepted_by_the_parser() -> N
     for command in commands:
         args = parser().parse_args(shlex.split(command)[1:])
         assert callable(args.handler), command
+
+
+def test_the_example_csv_is_what_its_generator_writes(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("generate", EXAMPLE / "generate.py")
+    assert spec and spec.loader
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    assert generate.main(["--out", str(tmp_path / "questions.csv")]) == 0
+    assert (tmp_path / "questions.csv").read_bytes() == (EXAMPLE / "questions.csv").read_bytes()
+    labels = [row["Y"] for row in csv.DictReader(io.StringIO((EXAMPLE / "questions.csv").read_text()))]
+    assert {label: labels.count(label) for label in set(labels)} == {"HQ": 67, "LQ_EDIT": 67, "LQ_CLOSE": 66}
