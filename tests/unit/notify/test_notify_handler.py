@@ -320,9 +320,9 @@ def test_an_aborted_run_keeps_its_checkpoints_and_model_and_its_running_job_is_s
     (published,) = world.published()
     assert "were stopped: nova-run-1-rft-a1" in published["Message"]
     # ... and run.json keeps the plan, the SFT checkpoint and the in-flight import, recorded by the notifier
-    run = json.loads(world.read("runs/run-1/run.json"))
+    run = json.loads(world.read("runs/run-1-0b9d6cbe/run.json"))
     assert run["status"] == "ABORTED" and run["recordedBy"] == "notify"
-    assert run["plan"]["runId"] == "run-1" and run["stages"]["sft"]["checkpoint"] == samples.SFT_CHECKPOINT
+    assert run["plan"]["runId"] == "run-1-0b9d6cbe" and run["stages"]["sft"]["checkpoint"] == samples.SFT_CHECKPOINT
     assert run["model"]["status"] == "Creating" and run["error"]["stage"] == "Run RFT training job"
     assert run["input"] == samples.run_input()
 
@@ -334,5 +334,5 @@ def test_the_notification_is_published_even_when_the_record_cannot_be_written(wo
     result = _notify(world, world.event("run-1", "ABORTED"), _aborted_during_rft(), _TrainingJobs({}))
     # Then the notification is still published, and says the record is missing and why
     (published,) = world.published()
-    assert "The run record is missing: runs/run-1/run.json could not be read (NoSuchBucket" in published["Message"]
+    assert "The run record is missing: runs/run-1-0b9d6cbe/run.json could not be read (NoSuchBucket" in published["Message"]
     assert result.record_problem is not None

@@ -36,7 +36,7 @@ def test_dry_run_is_a_boolean_of_the_run_input() -> None:
 def test_a_dry_run_is_recorded_as_dry_run_with_every_stage_skipped_and_no_champion(s3: Any) -> None:
     result = _record(s3, _dry_state())
     assert result["status"] == "DRY_RUN" and result["champion"] is None
-    run = _read(s3, "runs/run-1/run.json")
+    run = _read(s3, "runs/run-1-0b9d6cbe/run.json")
     assert run["status"] == "DRY_RUN" and run["error"] is None
     assert {stage["status"] for stage in run["stages"].values()} == {"SKIPPED"}
     assert run["preflight"]["cost"]["estimatedUsd"] == 1788.8

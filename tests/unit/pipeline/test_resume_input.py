@@ -16,7 +16,7 @@ def _failed_record(status: str = "FAILED", **stages: dict) -> RunRecord:
     records.update(stages)
     return RunRecord.model_validate(
         {
-            "runId": "run-0",
+            "runId": samples.EARLIER_RUN,
             "pipeline": samples.PIPELINE,
             "status": status,
             "input": samples.run_input(),
@@ -28,7 +28,7 @@ def _failed_record(status: str = "FAILED", **stages: dict) -> RunRecord:
 
 def _resolve(payload: dict, record: RunRecord) -> dict:
     def read(bucket: str, key: str) -> bytes:
-        assert (bucket, key) == (samples.ARTIFACTS_BUCKET, "runs/run-0/run.json")
+        assert (bucket, key) == (samples.ARTIFACTS_BUCKET, f"runs/{samples.EARLIER_RUN}/run.json")
         return json.dumps(record.to_json()).encode()
 
     plan = samples.resolve(payload, read_object=read)
@@ -45,7 +45,7 @@ def test_a_failed_rft_resumes_rft_from_the_sft_checkpoint_and_the_input_validate
     resume = runview.resume_input(record)
 
     assert resume is not None
-    assert resume["resumeFrom"] == {"stage": "rft", "checkpoint": samples.SFT_CHECKPOINT, "run": "run-0"}
+    assert resume["resumeFrom"] == {"stage": "rft", "checkpoint": samples.SFT_CHECKPOINT, "run": samples.EARLIER_RUN}
     assert resume["datasets"] == samples.run_input()["datasets"]
     plan = _resolve(resume, record)
     assert plan["enabled"]["sft"] is False and plan["enabled"]["rft"] is True
