@@ -36,6 +36,7 @@ from lambdas.reward.spec import Fields, SpecError
 from lambdas.reward.text import JSON_MODES, between_tags, parse_json
 
 UNREADABLE = "select_unreadable"
+_REFERENCE = "select:reference"  # a sample's memo key for its reference read as JSON
 
 
 def _compile(fields: Fields, key: str) -> Any:
@@ -45,7 +46,7 @@ def _compile(fields: Fields, key: str) -> Any:
     import jmespath  # only specs that select fields pay for the import at cold start
 
     try:
-        return jmespath.compile(text)
+        return _Expression(jmespath.compile(text))
     except ValueError as exc:  # jmespath's errors are ValueErrors
         raise SpecError(fields.at(key), f"invalid JMESPath expression: {str(exc).splitlines()[0]}") from None
 
@@ -54,7 +55,25 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _search(expression: Any, value: Any) -> Any:
+class _Expression:
+    """A compiled JMESPath expression with one interpreter, reused for every search.
+
+    ``ParsedResult.search`` builds a new interpreter per call: on the hot path that is
+    measurable, and the interpreter keeps no state between searches.
+    """
+
+    def __init__(self, parsed: Any) -> None:
+        from jmespath.visitor import TreeInterpreter
+
+        self.expression = parsed.expression
+        self._tree = parsed.parsed
+        self._visit = TreeInterpreter().visit
+
+    def search(self, value: Any) -> Any:
+        return self._visit(self._tree, value)
+
+
+def _search(expression: _Expression, value: Any) -> Any:
     try:
         return expression.search(value)
     except (TypeError, ValueError):  # a type error in the expression's functions: nothing selected
@@ -85,13 +104,23 @@ class Selected(Grader):
     def walk(self) -> list[Grader]:
         return [self, *self.inner.walk()]
 
-    def select_response(self, text: str) -> str | None:
-        """The text the inner grader grades, or None when nothing readable was selected."""
-        if self.tags is not None:
-            text = between_tags(text, *self.tags)
-        if self.json_mode is None:
-            return text
-        value = parse_json(text, self.json_mode)
+    def select_response(self, text: str, memo: dict[Any, Any] | None = None) -> str | None:
+        """The text the inner grader grades, or None when nothing readable was selected.
+
+        ``memo`` (a sample's) keeps the text's JSON value for other selections of the same
+        tags and JSON mode, so every part of a weighted spec shares one parse.
+        """
+        key = (self.tags, self.json_mode)
+        if memo is not None and key in memo:
+            value = memo[key]
+        else:
+            if self.tags is not None:
+                text = between_tags(text, *self.tags)
+            if self.json_mode is None:
+                return text
+            value = parse_json(text, self.json_mode)
+            if memo is not None:
+                memo[key] = value
         if value is None:
             return None
         if self.response is not None:
@@ -100,11 +129,16 @@ class Selected(Grader):
                 return None
         return _as_text(value)
 
-    def select_reference(self, reference: Any) -> Any:
+    def select_reference(self, reference: Any, memo: dict[Any, Any] | None = None) -> Any:
         if self.reference is None:
             return reference
         if isinstance(reference, str):
-            reference = parse_json(reference, "strict")
+            if memo is None:
+                reference = parse_json(reference, "strict")
+            elif _REFERENCE in memo:
+                reference = memo[_REFERENCE]
+            else:
+                reference = memo[_REFERENCE] = parse_json(reference, "strict")
         value = _search(self.reference, reference)
         if value is None:
             raise MalformedItem(BAD_REFERENCE)
@@ -115,10 +149,13 @@ class Selected(Grader):
         unreadable: list[bool] = []
         failures: dict[int, MalformedItem] = {}
         for position, sample in enumerate(samples):
-            text = self.select_response(sample.response)
+            memo = sample.memo
+            if memo is None:
+                memo = sample.memo = {}
+            text = self.select_response(sample.response, memo)
             unreadable.append(text is None)
             try:
-                reference = self.select_reference(sample.reference)
+                reference = self.select_reference(sample.reference, memo)
             except MalformedItem as exc:
                 failures[position] = exc
                 reference = sample.reference
