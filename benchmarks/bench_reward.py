@@ -98,6 +98,16 @@ def _code(rng: random.Random, lines: int) -> str:
 # ---------------------------------------------------------------- batches
 
 
+def _rollout(item_id: str, system: str, question: str, answer: str, reference: object, **extra: object) -> dict:
+    """One request item: a system prompt, a question, the rollout's answer and the reference."""
+    messages = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": answer},
+    ]
+    return {"id": item_id, "messages": messages, **extra, "reference_answer": reference}
+
+
 def label_batch(rng: random.Random) -> list[dict]:
     labels = ["HQ", "LQ_EDIT", "LQ_CLOSE"]
     system = (
@@ -260,23 +270,9 @@ def tool_call_batch(rng: random.Random) -> list[dict]:
         text = json.dumps({"tool_calls": got})
         if rng.random() < 0.3:
             text = f"```json\n{text}\n```"
-        items.append(
-            {
-                "id": f"legal-{index:05d}",
-                "messages": [
-                    {
-                        "role": "system",
-                        "content": (
-                            "You are a legal research assistant. Use the tools to answer; reply with JSON tool calls."
-                        ),
-                    },
-                    {"role": "user", "content": f"{_prose(rng, 30)}? Look for relevant cases and the statute."},
-                    {"role": "assistant", "content": text},
-                ],
-                "tools": LEGAL_TOOLS,
-                "reference_answer": {"tool_calls": calls},
-            }
-        )
+        system = "You are a legal research assistant. Use the tools to answer; reply with JSON tool calls."
+        question = f"{_prose(rng, 30)}? Look for relevant cases and the statute."
+        items.append(_rollout(f"legal-{index:05d}", system, question, text, {"tool_calls": calls}, tools=LEGAL_TOOLS))
     return items
 
 
@@ -317,20 +313,9 @@ def legal_batch(rng: random.Random) -> list[dict]:
         text = json.dumps(answer)
         if rng.random() < 0.3:
             text = f"{_prose(rng, 40)}{SOLUTION_TAGS[0]}```json\n{text}\n```{SOLUTION_TAGS[1]}"
-        items.append(
-            {
-                "id": f"legal-native-{index:05d}",
-                "messages": [
-                    {
-                        "role": "system",
-                        "content": "Analyse the legal query: its type, the information needed, the tools.",
-                    },
-                    {"role": "user", "content": f"{_prose(rng, rng.randint(30, 80))}?"},
-                    {"role": "assistant", "content": text},
-                ],
-                "reference_answer": reference,
-            }
-        )
+        system = "Analyse the legal query: its type, the information needed, the tools."
+        question = f"{_prose(rng, rng.randint(30, 80))}?"
+        items.append(_rollout(f"legal-native-{index:05d}", system, question, text, reference))
     return items
 
 
