@@ -4,15 +4,18 @@ Run from the repository root:
 
     python benchmarks/bench_reward.py
 
-For each shipped preset (label, numeric, tool_call) plus the json_schema and
-text_similarity graders, a deterministic batch of 512 realistic request items is
-built (Stack Overflow classification, GSM8K/FinQA answers, legal-assistant tool
-calls), and the same rollouts with short prompts (a one-line system prompt and question,
+For each shipped preset (classification as ``label``, numeric, finqa, tool-calling as
+``tool_call``, legal-tool-calling as ``legal``) plus the json_schema and text_similarity
+graders, a deterministic batch of 512 realistic request items is built (Stack Overflow
+classification, GSM8K/FinQA answers, legal-assistant tool calls, legal query analysis in its
+native shape), and the same rollouts with short prompts (a one-line system prompt and question,
 where the handler's cost per item weighs most). Measured, best of several runs: ``json.loads`` of the batch's JSON text
 (what the Lambda runtime does before calling the handler) and the full handler
 path (Powertools decorators, event coercion, item parsing, grading, summary,
 logs and EMF metrics), alternately, with the garbage collector paused as ``timeit`` does. The ratio handler /
-loads must stay within the target on both batches (3 for label and numeric, 6 for tool_call).
+loads must stay within the target on both batches (3 for label, numeric and finqa; 6 for
+tool_call and legal, whose graders parse the answer's JSON again, which alone costs about what
+``json.loads`` of the rollout does).
 Cold start is the time to import
 ``lambdas.reward.handler`` (Powertools included) in a fresh interpreter, median of
 five, and must stay under 250 ms. Exits 1 when a target is missed.
@@ -41,7 +44,7 @@ BATCH = 512
 REPEATS = 40
 COLD_START_RUNS = 5
 COLD_START_TARGET_MS = 250.0
-TARGETS = {"label": 3.0, "numeric": 3.0, "tool_call": 6.0}
+TARGETS = {"label": 3.0, "numeric": 3.0, "finqa": 3.0, "tool_call": 6.0, "legal": 6.0}
 
 _WORDS = [
     "python",
@@ -93,6 +96,16 @@ def _code(rng: random.Random, lines: int) -> str:
 
 
 # ---------------------------------------------------------------- batches
+
+
+def _rollout(item_id: str, system: str, question: str, answer: str, reference: object, **extra: object) -> dict:
+    """One request item: a system prompt, a question, the rollout's answer and the reference."""
+    messages = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": answer},
+    ]
+    return {"id": item_id, "messages": messages, **extra, "reference_answer": reference}
 
 
 def label_batch(rng: random.Random) -> list[dict]:
@@ -257,23 +270,62 @@ def tool_call_batch(rng: random.Random) -> list[dict]:
         text = json.dumps({"tool_calls": got})
         if rng.random() < 0.3:
             text = f"```json\n{text}\n```"
-        items.append(
+        system = "You are a legal research assistant. Use the tools to answer; reply with JSON tool calls."
+        question = f"{_prose(rng, 30)}? Look for relevant cases and the statute."
+        items.append(_rollout(f"legal-{index:05d}", system, question, text, {"tool_calls": calls}, tools=LEGAL_TOOLS))
+    return items
+
+
+LEGAL_TOOLS_NATIVE = ["statute_retrieval", "case_law_search", "compliance_checker", "citation_validator"]
+LEGAL_TYPES = ["regulatory_compliance_analysis", "judicial_interpretation", "citation_verification"]
+SOLUTION_TAGS = ("<|begin_of_solution|>", "<|end_of_solution|>")
+
+
+def legal_batch(rng: random.Random) -> list[dict]:
+    """Legal query analysis in its native shape (``{"Type", "Information needed", "Tools": [...]}``).
+
+    Answers are flat or wrapped in ``{"Query analysis": ...}``, a third of them after reasoning
+    between solution tags, some with a tool missing, renamed or reordered, or a parameter changed.
+    """
+    items = []
+    for index in range(BATCH):
+        tools = [
             {
-                "id": f"legal-{index:05d}",
-                "messages": [
-                    {
-                        "role": "system",
-                        "content": (
-                            "You are a legal research assistant. Use the tools to answer; reply with JSON tool calls."
-                        ),
-                    },
-                    {"role": "user", "content": f"{_prose(rng, 30)}? Look for relevant cases and the statute."},
-                    {"role": "assistant", "content": text},
-                ],
-                "tools": LEGAL_TOOLS,
-                "reference_answer": {"tool_calls": calls},
+                "Tool": rng.choice(LEGAL_TOOLS_NATIVE),
+                "Parameters": {"query": _prose(rng, 4), "regulation": f"Rule {rng.randint(100, 999)}A"},
+                "Reasoning": _prose(rng, rng.randint(6, 14)),
             }
-        )
+            for _ in range(rng.randint(1, 3))
+        ]
+        reference = {"Type": rng.choice(LEGAL_TYPES), "Information needed": _prose(rng, 10), "Tools": tools}
+        answer = json.loads(json.dumps(reference))
+        roll = rng.random()
+        if roll < 0.15:
+            answer["Tools"] = answer["Tools"][:-1]
+        elif roll < 0.3:
+            answer["Tools"][0]["Tool"] = rng.choice(LEGAL_TOOLS_NATIVE)
+        elif roll < 0.45:
+            answer["Tools"].reverse()
+        elif roll < 0.6:
+            answer["Tools"][0]["Parameters"]["query"] = _prose(rng, 4)
+        if rng.random() < 0.5:
+            answer = {"Query analysis": answer}
+        text = json.dumps(answer)
+        if rng.random() < 0.3:
+            text = f"{_prose(rng, 40)}{SOLUTION_TAGS[0]}```json\n{text}\n```{SOLUTION_TAGS[1]}"
+        system = "Analyse the legal query: its type, the information needed, the tools."
+        question = f"{_prose(rng, rng.randint(30, 80))}?"
+        items.append(_rollout(f"legal-native-{index:05d}", system, question, text, reference))
+    return items
+
+
+def finqa_batch(rng: random.Random) -> list[dict]:
+    """The numeric batch with a third of the answers after reasoning between solution tags."""
+    items = numeric_batch(rng)
+    for entry in items:
+        if rng.random() < 0.3:
+            answer = entry["messages"][-1]
+            answer["content"] = f"{_prose(rng, 30)}{SOLUTION_TAGS[0]}{answer['content']}{SOLUTION_TAGS[1]}"
     return items
 
 
@@ -346,7 +398,9 @@ CASES = [
     # (grader type, environment, batch builder)
     ("label", {"GRADER_PRESET": "classification"}, label_batch),
     ("numeric", {"GRADER_PRESET": "numeric"}, numeric_batch),
+    ("finqa", {"GRADER_PRESET": "finqa"}, finqa_batch),
     ("tool_call", {"GRADER_PRESET": "tool-calling"}, tool_call_batch),
+    ("legal", {"GRADER_PRESET": "legal-tool-calling"}, legal_batch),
     ("json_schema", {"GRADER_SPEC": json.dumps(JSON_SCHEMA_SPEC)}, json_schema_batch),
     ("text_similarity", {"GRADER_SPEC": json.dumps({"type": "text_similarity", "metric": "rouge_l"})}, text_batch),
 ]

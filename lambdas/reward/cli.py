@@ -1,4 +1,4 @@
-"""Local CLI for graders: grade rollouts, run the pre-flight check, list presets.
+"""Local CLI for graders: grade rollouts, run the pre-flight check, list presets and custom modules.
 
     python -m lambdas.reward grade  (--preset NAME | --spec JSON_OR_PATH) --input rollouts.jsonl [--json]
     python -m lambdas.reward verify (--preset NAME | --spec JSON_OR_PATH) --dataset rft.jsonl [--sample N] [--seed S]
@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from lambdas.reward.config import ConfigError, reward_function
 from lambdas.reward.engine import RewardFunction
-from lambdas.reward.presets import list_presets, load_preset
+from lambdas.reward.presets import list_graders, load_grader
 from lambdas.reward.spec import SpecError
 from lambdas.reward.verify import verify_grader
 
@@ -120,8 +120,8 @@ def _verify(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def _presets(args: argparse.Namespace, out: IO[str]) -> int:
-    for name in list_presets():
-        preset = load_preset(name)
+    for name in list_graders():
+        preset = load_grader(name)
         out.write(f"{name} (v{preset.version}, {preset.spec.get('type')}): {preset.description}\n")
     return EXIT_OK
 
@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def grader_source(command: argparse.ArgumentParser) -> None:
         source = command.add_mutually_exclusive_group(required=True)
-        source.add_argument("--preset", help="a shipped preset name (see `presets`)")
+        source.add_argument("--preset", help="a shipped preset or custom module name (see `presets`)")
         source.add_argument("--spec", help="an inline JSON spec or a path to a JSON spec file")
 
     grade = commands.add_parser("grade", help="score reward-Lambda request items from a JSONL file")
@@ -149,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--ideal", help='JSONL of {"id", "response"}: responses known to be right, by row id')
     verify.set_defaults(run=_verify)
 
-    presets = commands.add_parser("presets", help="list the shipped presets")
+    presets = commands.add_parser("presets", help="list the shipped presets and the custom grader modules")
     presets.set_defaults(run=_presets)
     return parser
 

@@ -36,9 +36,13 @@ BAD_REFERENCE = "bad_reference"
 
 
 class Sample:
-    """One gradable rollout: the graded text, the reference (or ``MISSING``) and the raw item."""
+    """One gradable rollout: the graded text, the reference (or ``MISSING``) and the raw item.
 
-    __slots__ = ("index", "id", "response", "reference", "item")
+    ``memo`` holds what graders read from it once and share (the JSON every part of a weighted
+    spec selects from is parsed once per rollout, not once per part); it lives as long as the batch.
+    """
+
+    __slots__ = ("index", "id", "response", "reference", "item", "memo")
 
     def __init__(self, index: int, item_id: Any, response: str, reference: Any, item: dict[str, Any]) -> None:
         self.index = index
@@ -46,6 +50,7 @@ class Sample:
         self.response = response
         self.reference = reference
         self.item = item
+        self.memo: dict[Any, Any] | None = None
 
     def __repr__(self) -> str:  # never dump whole prompts into logs or test output
         return f"Sample(index={self.index}, id={self.id!r}, response={self.response[:40]!r}...)"

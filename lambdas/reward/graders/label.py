@@ -21,6 +21,7 @@ label at all (empty, junk), gets the ``invalid`` score.
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from lambdas.reward.graders.base import Graded, Grader, MalformedItem, first_present, metric, reward
 from lambdas.reward.items import BAD_REFERENCE, Sample
@@ -58,6 +59,15 @@ _NEGATED_REVERSED = re.compile(
     re.IGNORECASE,
 )
 _NEGATION_WINDOW = 48
+# Where a negation may end: each negator's last word, or "n't" (a superset of what _NEGATED_REVERSED
+# accepts, found once per text; the exact check runs only near one of these).
+_NEGATION_HINT = re.compile(
+    rf"(?:{'|'.join(sorted({re.escape(n.split()[-1]) for n in _NEGATORS}, key=len, reverse=True))}|n['\u2019]t)",
+    re.IGNORECASE,
+)
+_NEGATION_HINT_LOWER = re.compile(_NEGATION_HINT.pattern)
+_MAX_SPELLING = 64
+_MAX_SPELLINGS = 1024
 # An explicit answer position: "Answer: HQ", "Final label = HQ", "**Classification:** HQ".
 _MARKER = re.compile(r"\b(?:answer|label|classification|category|verdict)\W{0,3}(?:is\W{0,3})?[:=]", re.IGNORECASE)
 _MARKER_HINTS = ("nswer", "NSWER", "abel", "ABEL", "lassif", "LASSIF", "ategor", "ATEGOR", "erdict", "ERDICT")
@@ -96,6 +106,8 @@ class LabelGrader(Grader):
         self.invalid = incorrect if invalid is None else invalid
         self.case_sensitive = case_sensitive
         self._canonical = {_label_key(label, case_sensitive): label for label in labels}
+        # Spellings seen so far -> the spec's label (None: not a label); bounded, see canonical().
+        self._spellings: dict[str, str | None] = {}
         alternatives = "|".join(_label_pattern(label) for label in sorted(labels, key=len, reverse=True))
         flags = 0 if case_sensitive else re.IGNORECASE
         self._finder = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", flags)
@@ -104,7 +116,15 @@ class LabelGrader(Grader):
 
     def canonical(self, text: str) -> str | None:
         """The spec's spelling of a label, or None when ``text`` is not one."""
-        return self._canonical.get(_label_key(text, self.case_sensitive))
+        try:
+            return self._spellings[text]
+        except KeyError:
+            pass
+        label = self._canonical.get(_label_key(text, self.case_sensitive))
+        # Models write a label a handful of ways: remembering them saves normalising every mention.
+        if len(text) <= _MAX_SPELLING and len(self._spellings) < _MAX_SPELLINGS:
+            self._spellings[text] = label
+        return label
 
     def reference_label(self, reference: object) -> str:
         if isinstance(reference, dict):
@@ -116,27 +136,58 @@ class LabelGrader(Grader):
         raise MalformedItem(BAD_REFERENCE)
 
     def labels_in(self, text: str) -> set[str]:
-        canonical = self._canonical
-        key = _label_key
-        sensitive = self.case_sensitive
-        return {canonical[key(found, sensitive)] for found in self._finder.findall(text)}
+        canonical = self.canonical
+        return {cast(str, canonical(found)) for found in self._finder.findall(text)}
 
     def mentions(self, text: str) -> list[tuple[int, int, str]]:
-        """``(start, end, label)`` of every label the text names and does not negate, in text order."""
-        canonical = self._canonical
-        sensitive = self.case_sensitive
+        """``(start, end, label)`` of every label the text names and does not negate, in text order.
+
+        The negation check runs only for a mention with a negating word (or ``n't``) ending
+        within :data:`_NEGATION_WINDOW` characters before it, found in one pass over the text;
+        it reads the reversed text in place (no slice per mention).
+        """
+        canonical = self.canonical
         found = []
+        # Ends of the negating words, in order; a mention far from all of them cannot be negated.
+        matches = list(self._finder.finditer(text))
+        if not matches:
+            return []
+        if not matches[-1].start():  # one mention, opening the text: nothing before it to negate it
+            hints = []
+        elif text.isascii():  # lowered ASCII keeps its positions, and a case-sensitive search is much faster
+            hints = [match.end() for match in _NEGATION_HINT_LOWER.finditer(text.lower())]
+        else:
+            hints = [match.end() for match in _NEGATION_HINT.finditer(text)]
+        spellings = self._spellings
+        if not hints:  # nothing can be negated: every mention counts
+            return [
+                (match.start(), match.end(), spellings.get(match.group()) or cast(str, canonical(match.group())))
+                for match in matches
+            ]
+        hint = 0
+        reversed_text = text[::-1]
+        length = len(text)
         negated_end = -1  # end of the last negated mention: "not LQ_EDIT or LQ_CLOSE" negates both
-        for match in self._finder.finditer(text):
+        for match in matches:
             start = match.start()
-            if start and (
-                (negated_end >= 0 and _NEGATION_CHAIN.fullmatch(text, negated_end, start) is not None)
-                or _NEGATED_REVERSED.match(text[max(0, start - _NEGATION_WINDOW) : start][::-1]) is not None
-            ):
+            if negated_end >= 0 and _NEGATION_CHAIN.fullmatch(text, negated_end, start) is not None:
                 negated_end = match.end()
                 continue
+            if start:
+                while hint < len(hints) and hints[hint] < start - _NEGATION_WINDOW:
+                    hint += 1
+                if (
+                    hint < len(hints)
+                    and hints[hint] <= start
+                    and _NEGATED_REVERSED.match(
+                        reversed_text, length - start, length - max(0, start - _NEGATION_WINDOW)
+                    )
+                    is not None
+                ):
+                    negated_end = match.end()
+                    continue
             negated_end = -1
-            found.append((start, match.end(), canonical[_label_key(match.group(), sensitive)]))
+            found.append((start, match.end(), cast(str, canonical(match.group()))))
         return found
 
     def final_label(self, text: str) -> tuple[str | None, str]:
@@ -190,7 +241,8 @@ class LabelGrader(Grader):
         if found is not None:
             match = found == expected
             score = self.correct if match else self.incorrect
-            return score, [reward("label_match", 1.0 if match else 0.0)]
+            # A dict literal, not the helper: this runs once per rollout.
+            return score, [{"name": "label_match", "value": 1.0 if match else 0.0, "type": "Reward"}]
         return self.invalid, [reward("label_match", 0.0), metric(reason, 1.0)]
 
 

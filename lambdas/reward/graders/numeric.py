@@ -145,6 +145,8 @@ class NumberParser:
                         found.append(number)
                     continue
                 segment = segment.replace("\\%", "%").replace("\\,", "").replace("\\!", "")
+            elif not segment or segment.isspace():  # nothing marked (``ANSWER: ANSWER: ...``): no number
+                continue
             else:
                 plain = _PLAIN_NUMBER.fullmatch(segment)
                 if plain is not None:  # the usual "ANSWER: 16": skip the general parser

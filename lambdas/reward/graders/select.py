@@ -27,7 +27,7 @@ selects nothing is a bad reference (``malformed:bad_reference``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lambdas.reward.graders.base import Grader, MalformedItem, Outcome, metric
@@ -36,6 +36,7 @@ from lambdas.reward.spec import Fields, SpecError
 from lambdas.reward.text import JSON_MODES, between_tags, parse_json
 
 UNREADABLE = "select_unreadable"
+_REFERENCE = "select:reference"  # a sample's memo key for its reference read as JSON
 
 
 def _compile(fields: Fields, key: str) -> Any:
@@ -45,7 +46,7 @@ def _compile(fields: Fields, key: str) -> Any:
     import jmespath  # only specs that select fields pay for the import at cold start
 
     try:
-        return jmespath.compile(text)
+        return _Expression(jmespath.compile(text))
     except ValueError as exc:  # jmespath's errors are ValueErrors
         raise SpecError(fields.at(key), f"invalid JMESPath expression: {str(exc).splitlines()[0]}") from None
 
@@ -54,7 +55,130 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _search(expression: Any, value: Any) -> Any:
+_Evaluate = Callable[[Any], Any]
+_COMPILED = frozenset(
+    {
+        "field",
+        "current",
+        "identity",
+        "literal",
+        "subexpression",
+        "pipe",
+        "index_expression",
+        "or_expression",
+        "flatten",
+        "projection",
+        "key_val_pair",
+        "multi_select_dict",
+        "function_expression",
+    }
+)
+
+
+def _is_false(value: Any) -> bool:
+    """JMESPath's falsehood: empty string, list or object, null, false (0 is true)."""
+    return value == "" or value == [] or value == {} or value is None or value is False
+
+
+class _Expression:
+    """A compiled JMESPath expression turned into nested Python closures, evaluated without a tree walk.
+
+    The node types selections use (fields, ``@``, ``a.b``, ``||``, ``[]``, projections,
+    ``{key: expr}``, literals, function calls) become closures that do what jmespath's own
+    interpreter does for them; any other node is handed to that interpreter, so every
+    expression evaluates exactly as ``jmespath.search`` would.
+    """
+
+    def __init__(self, parsed: Any) -> None:
+        from jmespath.visitor import TreeInterpreter
+
+        self.expression = parsed.expression
+        self._interpreter = TreeInterpreter()
+        self.search: _Evaluate = self._compile(parsed.parsed)
+
+    def _compile(self, node: dict[str, Any]) -> _Evaluate:
+        kind = node["type"]
+        if kind not in _COMPILED:
+            visit = self._interpreter.visit
+            return lambda value: visit(node, value)
+        children = [self._compile(child) for child in node["children"]]
+        if kind == "field":
+            name = node["value"]
+
+            def field(value: Any) -> Any:
+                try:
+                    return value.get(name)
+                except AttributeError:
+                    return None
+
+            return field
+        if kind in ("current", "identity"):
+            return lambda value: value
+        if kind == "literal":
+            literal = node["value"]
+            return lambda value: literal
+        if kind in ("subexpression", "pipe", "index_expression"):
+
+            def chain(value: Any) -> Any:
+                for step in children:
+                    value = step(value)
+                return value
+
+            return chain
+        if kind == "flatten":
+            (inner,) = children
+
+            def flatten(value: Any) -> Any:
+                base = inner(value)
+                if not isinstance(base, list):
+                    return None
+                merged: list[Any] = []
+                for element in base:
+                    if isinstance(element, list):
+                        merged.extend(element)
+                    else:
+                        merged.append(element)
+                return merged
+
+            return flatten
+        if kind in ("or_expression", "projection"):
+            left, right = children
+            if kind == "or_expression":
+
+                def either(value: Any) -> Any:
+                    matched = left(value)
+                    return right(value) if _is_false(matched) else matched
+
+                return either
+
+            def project(value: Any) -> Any:
+                base = left(value)
+                if not isinstance(base, list):
+                    return None
+                return [current for current in map(right, base) if current is not None]
+
+            return project
+        if kind == "key_val_pair":
+            return children[0]
+        if kind == "multi_select_dict":
+            pairs = [(child["value"], compiled) for child, compiled in zip(node["children"], children, strict=True)]
+
+            def select(value: Any) -> Any:
+                if value is None:
+                    return None
+                return {key: compiled(value) for key, compiled in pairs}
+
+            return select
+        # a function call: its arguments evaluated, then jmespath's own function (type checks included)
+        name, call = node["value"], self._interpreter._functions.call_function
+
+        def function(value: Any) -> Any:
+            return call(name, [argument(value) for argument in children])
+
+        return function
+
+
+def _search(expression: _Expression, value: Any) -> Any:
     try:
         return expression.search(value)
     except (TypeError, ValueError):  # a type error in the expression's functions: nothing selected
@@ -85,13 +209,23 @@ class Selected(Grader):
     def walk(self) -> list[Grader]:
         return [self, *self.inner.walk()]
 
-    def select_response(self, text: str) -> str | None:
-        """The text the inner grader grades, or None when nothing readable was selected."""
-        if self.tags is not None:
-            text = between_tags(text, *self.tags)
-        if self.json_mode is None:
-            return text
-        value = parse_json(text, self.json_mode)
+    def select_response(self, text: str, memo: dict[Any, Any] | None = None) -> str | None:
+        """The text the inner grader grades, or None when nothing readable was selected.
+
+        ``memo`` (a sample's) keeps the text's JSON value for other selections of the same
+        tags and JSON mode, so every part of a weighted spec shares one parse.
+        """
+        key = (self.tags, self.json_mode)
+        if memo is not None and key in memo:
+            value = memo[key]
+        else:
+            if self.tags is not None:
+                text = between_tags(text, *self.tags)
+            if self.json_mode is None:
+                return text
+            value = parse_json(text, self.json_mode)
+            if memo is not None:
+                memo[key] = value
         if value is None:
             return None
         if self.response is not None:
@@ -100,11 +234,16 @@ class Selected(Grader):
                 return None
         return _as_text(value)
 
-    def select_reference(self, reference: Any) -> Any:
+    def select_reference(self, reference: Any, memo: dict[Any, Any] | None = None) -> Any:
         if self.reference is None:
             return reference
         if isinstance(reference, str):
-            reference = parse_json(reference, "strict")
+            if memo is None:
+                reference = parse_json(reference, "strict")
+            elif _REFERENCE in memo:
+                reference = memo[_REFERENCE]
+            else:
+                reference = memo[_REFERENCE] = parse_json(reference, "strict")
         value = _search(self.reference, reference)
         if value is None:
             raise MalformedItem(BAD_REFERENCE)
@@ -115,10 +254,13 @@ class Selected(Grader):
         unreadable: list[bool] = []
         failures: dict[int, MalformedItem] = {}
         for position, sample in enumerate(samples):
-            text = self.select_response(sample.response)
+            memo = sample.memo
+            if memo is None:
+                memo = sample.memo = {}
+            text = self.select_response(sample.response, memo)
             unreadable.append(text is None)
             try:
-                reference = self.select_reference(sample.reference)
+                reference = self.select_reference(sample.reference, memo)
             except MalformedItem as exc:
                 failures[position] = exc
                 reference = sample.reference

@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_left
+from collections import Counter
 from difflib import SequenceMatcher
 from typing import Any, TypeVar, cast
 
@@ -204,6 +205,10 @@ class ValueMatch:
         if self.compare == "fuzzy" and isinstance(expected, str) and isinstance(actual, str):
             want, got = squash(expected), squash(actual)
             if len(want) > _MAX_FUZZY_CHARS or len(got) > _MAX_FUZZY_CHARS or not want or not got:
+                return 0.0
+            # The ratio never exceeds 2 * (characters in common) / (both lengths), which a count gives
+            # cheaply: below the threshold, the slower matching cannot score either.
+            if 2.0 * (Counter(want) & Counter(got)).total() / (len(want) + len(got)) < self.threshold:
                 return 0.0
             ratio = SequenceMatcher(None, want, got, autojunk=False).ratio()
             return ratio if ratio >= self.threshold else 0.0

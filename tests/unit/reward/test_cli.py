@@ -83,7 +83,7 @@ def test_missing_input_file_exits_2(capsys):
     assert "No such file" in capsys.readouterr().err
 
 
-def test_presets_lists_the_shipped_presets():
+def test_presets_lists_the_shipped_presets_and_the_custom_modules():
     code, output = run("presets")
     assert code == 0
     assert [line.split()[0] for line in output.splitlines()] == [
@@ -91,8 +91,10 @@ def test_presets_lists_the_shipped_presets():
         "finqa",
         "legal-tool-calling",
         "numeric",
+        "short_answer",
         "tool-calling",
     ]
+    assert "short_answer (v" in output and ", python): " in output
 
 
 def test_module_entry_point(tmp_path):

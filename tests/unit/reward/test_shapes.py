@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,56 @@ def test_the_worked_examples_in_the_reward_readme_compile_and_grade():
     assert score(legal, json.dumps({"Query analysis": row["reference_answer"]}), row["reference_answer"]) == 1.0
     assert score(finqa, "<|begin_of_solution|>ANSWER: 6.65<|end_of_solution|>", 0.0665) == 1.0
     assert score(label, json.dumps({"why": "not LQ_EDIT", "label": "HQ"}), "HQ") == 1.0
+
+
+# ---------------------------------------------------------------- selections evaluate as jmespath does
+
+
+def _random_json(rng: random.Random, depth: int = 0) -> object:
+    roll = rng.random()
+    if depth > 3 or roll < 0.3:
+        return rng.choice([None, True, False, 0, 1, 2.5, "", "x", [], {}])
+    if roll < 0.6:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    keys = ["a", "b", "Type", "Tools", "Tool", "Parameters", "Query analysis"]
+    return {rng.choice(keys): _random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+
+
+def _outcome(search, value):
+    try:
+        return "value", search(value)
+    except Exception as exc:  # noqa: BLE001 - the error type is part of what must agree
+        return "error", type(exc).__name__
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        '"Query analysis" || @',
+        "join(' ', to_array((\"Query analysis\" || @).Type))",
+        '("Query analysis" || @).Tools[].{name: Tool, arguments: Parameters}',
+        "a.b[0]",
+        "a[*].b",
+        "a[?b > `1`].a",
+        "a || b || Type",
+        "a[].b[]",
+        "[a, b]",
+        "sort_by(a, &b)",
+        "a | b",
+        "a.*",
+        "a[1:3]",
+        "length(a) || `0`",
+    ],
+)
+def test_compiled_selection_evaluates_as_jmespath_search(expression):
+    import jmespath
+
+    from lambdas.reward.graders.select import _Expression
+
+    compiled = _Expression(jmespath.compile(expression))
+    rng = random.Random(expression)
+    for _ in range(2000):
+        value = _random_json(rng)
+        expected = _outcome(lambda v: jmespath.search(expression, v), value)
+        got = _outcome(compiled.search, value)
+        assert got == expected and type(got[1]) is type(expected[1]), (expression, value)
