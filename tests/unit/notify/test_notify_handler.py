@@ -334,5 +334,6 @@ def test_the_notification_is_published_even_when_the_record_cannot_be_written(wo
     result = _notify(world, world.event("run-1", "ABORTED"), _aborted_during_rft(), _TrainingJobs({}))
     # Then the notification is still published, and says the record is missing and why
     (published,) = world.published()
-    assert "The run record is missing: runs/run-1-0b9d6cbe/run.json could not be read (NoSuchBucket" in published["Message"]
+    missing = "The run record is missing: runs/run-1-0b9d6cbe/run.json could not be read (NoSuchBucket"
+    assert missing in published["Message"]
     assert result.record_problem is not None

@@ -207,7 +207,8 @@ def test_rows_without_schema_version_gain_it_in_the_staged_copy_only(s3: Any, da
     summary = _run(_plan(s3), s3)
     assert summary["datasets"]["sft"]["schemaVersionAdded"] == 32
     assert summary["datasets"]["rft"]["schemaVersionAdded"] == 0
-    staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key="runs/run-1-0b9d6cbe/inputs/sft/sft.jsonl")["Body"].read()
+    staged_key = "runs/run-1-0b9d6cbe/inputs/sft/sft.jsonl"
+    staged = s3.get_object(Bucket=samples.ARTIFACTS_BUCKET, Key=staged_key)["Body"].read()
     assert [json.loads(line) for line in staged.splitlines()] == [
         {"schemaVersion": "bedrock-conversation-2024", **row} for row in rows
     ]
