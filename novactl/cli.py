@@ -1,8 +1,8 @@
 """``novactl``: prepare data, check and rehearse a run offline, then start, watch and manage runs on AWS.
 
 Exit status: 0 ok; 1 problems found (invalid data or run input, a run or rehearsal that failed or did not
-deploy, something a cleanup could not delete); 2 usage error (unknown option, unreadable file, bad JSON, bad
-column mapping); 3 AWS refused a call or the stack is not there.
+deploy, a rollback that did not complete, something a cleanup could not delete); 2 usage error (unknown
+option, unreadable file, bad JSON, bad column mapping); 3 AWS refused a call or the stack is not there.
 """
 
 from __future__ import annotations
@@ -317,7 +317,8 @@ def parser() -> argparse.ArgumentParser:
         "validate",
         _validate,
         "Every problem the pipeline's Validate run and Preflight checks states would report for a run input, the "
-        "grader smoke test, and the worst-case cost and duration; offline from a folder, or --aws from S3",
+        "grader smoke test, dataset and leakage warnings, and the expected and worst-case cost and duration (per job "
+        "and in all, as preflight records them); offline from a folder, or --aws from S3",
         on_aws=True,
         data="folder serving each dataset URI's file by name (default: the input's folder)",
     )
@@ -360,11 +361,23 @@ def parser() -> argparse.ArgumentParser:
     sub = command("list", _list, "Recorded runs (runs/<run-id>/run.json), newest first", on_aws=True)
     sub.add_argument("--limit", type=int, default=20, help="at most this many (default %(default)s)")
 
-    sub = command("show", _show, "One run: stages, metrics, gate, model and deployment", on_aws=True)
+    sub = command(
+        "show",
+        _show,
+        "One run: stages, metrics (± standard error, samples), gate and candidate, expected vs worst-case cost, "
+        "dataset warnings, model and deployment",
+        on_aws=True,
+    )
     sub.add_argument("run", help="run id")
     sub.add_argument("--json", action="store_true", help="print run.json as recorded")
 
-    sub = command("compare", _compare, "The candidate metrics of two or more runs side by side", on_aws=True)
+    sub = command(
+        "compare",
+        _compare,
+        "The candidate metrics (± standard error, samples) of two or more runs side by side, with the candidate, "
+        "the expected and worst-case cost and the deployment action",
+        on_aws=True,
+    )
     sub.add_argument("runs", nargs="+", metavar="RUN", help="run ids (two or more)")
 
     for decision in aws.DECISIONS:
