@@ -240,7 +240,8 @@ def compare_lines(runs: Sequence[RunRecord]) -> list[str]:
     header = f"{'metric':<{width}}  " + "  ".join(f"{r.runId[:24]:>24}" for r in runs)
     lines = [header]
     lines.extend(f"{row[0]:<{width}}  " + "  ".join(f"{cell:>24}" for cell in row[1:]) for row in rows)
-    lines.append("± the standard error of a mean over the evaluation's samples")
+    if any(sample != "-" for sample in samples):
+        lines.append("± the standard error of a mean over the evaluation's samples")
     return lines
 
 

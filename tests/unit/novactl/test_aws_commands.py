@@ -216,6 +216,7 @@ def test_list_show_and_compare_read_the_run_records(cloud: Cloud) -> None:
     assert code == EXIT_OK
     row = next(line for line in text.splitlines() if line.startswith("exact_match"))
     assert row.split()[1:] == ["0.61", "0.74"]
+    assert "standard error" not in text  # no run recorded samples
     assert cloud.run("show", "run-zzz")[0] == EXIT_AWS
 
 
@@ -268,6 +269,7 @@ def test_show_and_compare_show_the_candidate_cost_deployment_warnings_and_standa
     assert rows["candidate"] == ["sft", "rft"] and rows["deployment"] == ["updated", "created"]
     assert rows["expected cost"] == ["$627.14", "-"] and rows["worst-case cost"] == ["$1,788.80", "-"]
     assert rows["samples (n)"] == ["200", "-"]
+    assert text.rstrip().endswith("± the standard error of a mean over the evaluation's samples")
 
 
 def test_approve_and_reject_write_the_decision_of_a_known_run(cloud: Cloud) -> None:
