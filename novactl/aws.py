@@ -2,8 +2,11 @@
 
 Every command finds the deployed stack's buckets and state machine in its CloudFormation outputs
 (``DataBucketName``, ``ArtifactsBucketName``, ``StateMachineArn``) and reads runs from their records,
-``runs/<run-id>/run.json`` in the artifacts bucket. Clients are passed in, so the tests run the commands on
-moto (or botocore's Stubber for the Bedrock calls moto lacks).
+``runs/<run-id>/run.json`` in the artifacts bucket. ``rollback`` and ``cleanup`` act on the champion record
+``champions/<pipeline>.json`` with the pipeline's own functions (:mod:`lambdas.pipeline.serving`,
+:func:`lambdas.pipeline.record.write_champion`); ``cleanup`` takes the pipeline's retention from the
+``MODEL_RETENTION`` of the stack's pipeline functions. Clients are passed in, so the tests run the commands on
+moto, the rehearsal's Bedrock simulator (the custom-model calls moto lacks) or botocore's Stubber.
 """
 
 from __future__ import annotations
