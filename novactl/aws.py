@@ -2,8 +2,11 @@
 
 Every command finds the deployed stack's buckets and state machine in its CloudFormation outputs
 (``DataBucketName``, ``ArtifactsBucketName``, ``StateMachineArn``) and reads runs from their records,
-``runs/<run-id>/run.json`` in the artifacts bucket. Clients are passed in, so the tests run the commands on
-moto (or botocore's Stubber for the Bedrock calls moto lacks).
+``runs/<run-id>/run.json`` in the artifacts bucket. ``rollback`` and ``cleanup`` act on the champion record
+``champions/<pipeline>.json`` with the pipeline's own functions (:mod:`lambdas.pipeline.serving`,
+:func:`lambdas.pipeline.record.write_champion`); ``cleanup`` takes the pipeline's retention from the
+``MODEL_RETENTION`` of the stack's pipeline functions. Clients are passed in, so the tests run the commands on
+moto, the rehearsal's Bedrock simulator (the custom-model calls moto lacks) or botocore's Stubber.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from lambdas.common import layout
-from lambdas.notify.message import metrics_lines
-from lambdas.pipeline import runview
-from lambdas.pipeline.record import champion_record
-from lambdas.pipeline.schema import Champion, RunRecord
+from lambdas.common import env_names, layout
+from lambdas.common.aws_errors import is_precondition_failed
+from lambdas.notify.message import dataset_warnings, metrics_lines
+from lambdas.pipeline import record, runview, serving
+from lambdas.pipeline.schema import Champion, Deployment, RunRecord, ServedModel
 
 DEFAULT_STACK = "NovaCustomization"
 APPROVALS_PREFIX = "approvals/"
@@ -162,6 +165,33 @@ def run_line(run: RunRecord) -> str:
     )
 
 
+def candidate(run: RunRecord) -> str | None:
+    """The column of the model the run deploys: the gate's choice (``gate.candidate``), else the metrics'."""
+    chosen = run.gate.candidate if run.gate is not None else None
+    return chosen or (run.metrics.candidate if run.metrics is not None else None)
+
+
+def cost_text(run: RunRecord) -> str | None:
+    """Expected vs worst-case GPU cost, as preflight recorded it."""
+    cost = run.preflight.cost if run.preflight is not None else None
+    if cost is None:
+        return None
+    expected = f"${cost.expectedUsd:,.2f}" if cost.expectedUsd is not None else "not estimated"
+    return f"expected {expected}, worst case ${cost.estimatedUsd:,.2f} of the ${cost.maxUsd:,.2f} budget"
+
+
+def deployment_text(run: RunRecord) -> str | None:
+    """How the run served its model: created, updated (from which model) or replaced (which deployment)."""
+    deployment = run.deployment
+    if deployment is None:
+        return None
+    if deployment.action == "updated":
+        return f"updated (the deployment served {deployment.previousModelArn or 'an earlier model'} before)"
+    if deployment.action == "replaced":
+        return f"replaced (a new deployment; {deployment.replacedDeploymentArn} is deleted)"
+    return "created"
+
+
 def show_lines(run: RunRecord) -> list[str]:
     lines = [f"Run {run.runId} ({run.pipeline}): {run.status}"]
     stage, cause = runview.error(run)
@@ -173,28 +203,55 @@ def show_lines(run: RunRecord) -> list[str]:
     passed, reasons = runview.gate(run)
     if passed is not None:
         lines.append(f"Gate: {'passed' if passed else 'rejected'}" + "".join(f"\n  - {r}" for r in reasons))
+    if candidate(run):
+        lines.append(f"Candidate: the {str(candidate(run)).upper()} model")
+    if cost_text(run):
+        lines.append(f"GPU cost: {cost_text(run)}")
+    warnings = dataset_warnings(run)
+    if warnings:
+        lines.append("Dataset warnings:")
+        lines.extend(f"  - {w}" for w in warnings)
     if runview.model_arn(run):
         lines.append(f"Model: {runview.model_arn(run)}")
     if runview.deployment_arn(run):
-        lines.append(f"Deployment (modelId for Converse): {runview.deployment_arn(run)}")
+        lines.append(f"Deployment (modelId for Converse): {runview.deployment_arn(run)}, {deployment_text(run)}")
     if run.report:
         lines.append(f"Report: {run.report}")
     return lines
 
 
 def compare_lines(runs: Sequence[RunRecord]) -> list[str]:
-    """The candidate's metrics of each run side by side (the model each run would deploy)."""
-    columns = [(r.metrics.column(r.metrics.candidate) or {}) if r.metrics else {} for r in runs]
-    names = sorted({name for column in columns for name in column})
-    width = max([len(n) for n in names] + [6])
+    """The candidate's metrics of each run side by side (the model each run would deploy), ``± standard error``
+    and the samples they come from, then the candidate, the cost and how the model was served."""
+    tables = [runview.metrics_table(r) for r in runs]
+    keys = [candidate(r) or "" for r in runs]
+    columns = [{name: values.get(key) for name, values in t.rows} for t, key in zip(tables, keys, strict=True)]
+    names = sorted({name for column in columns for name, value in column.items() if value is not None})
+    rows = [
+        [name] + [t.cell(name, key, c.get(name)) for t, key, c in zip(tables, keys, columns, strict=True)]
+        for name in names
+    ]
+    if not names:
+        rows.append(["(no evaluation metrics recorded in these runs)"] + [""] * len(runs))
+    samples = [str(t.samples().get(key, "-")) for t, key in zip(tables, keys, strict=True)]
+    rows.append(["samples (n)", *samples])
+    rows.append(["candidate", *[key or "-" for key in keys]])
+    rows.append(["expected cost", *[_usd(r, "expectedUsd") for r in runs]])
+    rows.append(["worst-case cost", *[_usd(r, "estimatedUsd") for r in runs]])
+    rows.append(["deployment", *[r.deployment.action if r.deployment else "-" for r in runs]])
+    width = max(len(row[0]) for row in rows)
     header = f"{'metric':<{width}}  " + "  ".join(f"{r.runId[:24]:>24}" for r in runs)
     lines = [header]
-    for name in names:
-        cells = "  ".join(f"{runview.format_value(c.get(name)):>24}" for c in columns)
-        lines.append(f"{name:<{width}}  {cells}")
-    if not names:
-        lines.append("(no evaluation metrics recorded in these runs)")
+    lines.extend(f"{row[0]:<{width}}  " + "  ".join(f"{cell:>24}" for cell in row[1:]) for row in rows)
+    if any(sample != "-" for sample in samples):
+        lines.append("± the standard error of a mean over the evaluation's samples")
     return lines
+
+
+def _usd(run: RunRecord, field: str) -> str:
+    cost = run.preflight.cost if run.preflight is not None else None
+    value = getattr(cost, field, None) if cost is not None else None
+    return f"${value:,.2f}" if isinstance(value, int | float) else "-"
 
 
 # -- approvals ------------------------------------------------------------------------------------------
@@ -221,75 +278,129 @@ def read_run_or_running(s3: Any, bucket: str, run_id: str) -> None:
 # -- rollback and cleanup -------------------------------------------------------------------------------
 
 
-def read_champion(s3: Any, bucket: str, pipeline: str) -> Champion:
-    from botocore.exceptions import ClientError
+def pause(seconds: float) -> None:
+    """Wait between two checks of a deployment (the tests replace it with the simulated clock)."""
+    time.sleep(seconds)
 
-    key = layout.champion_key(pipeline)
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
+
+def _champion_uri(bucket: str, pipeline: str) -> str:
+    return layout.s3_uri(bucket, layout.champion_key(pipeline))
+
+
+def read_champion(s3: Any, bucket: str, pipeline: str) -> tuple[Champion, str | None]:
+    """The champion record and its ETag; a :class:`CommandError` when the pipeline has deployed nothing yet."""
+    champion, etag = record.read_champion(s3, bucket, pipeline)
+    if champion is None:
         raise CommandError(
-            f"s3://{bucket}/{key}: {error.response['Error'].get('Code')} (no model deployed yet?)"
-        ) from None
-    return Champion.model_validate_json(body)
+            f"{_champion_uri(bucket, pipeline)}: no champion record (pipeline {pipeline} has no model "
+            "deployed yet; is --pipeline the stack's pipelineName?)"
+        )
+    return champion, etag
 
 
-def rollback(s3: Any, bedrock: Any, bucket: str, pipeline: str, to_run: str) -> Champion:
-    """Move the champion's deployment to the model run ``to_run`` imported (``UpdateCustomModelDeployment``: the
-    deployment ARN, the clients' ``modelId``, stays) and make that run the champion."""
-    champion = read_champion(s3, bucket, pipeline)
-    if not champion.deploymentArn:
-        raise CommandError(f"{layout.champion_key(pipeline)}: the champion has no deployment to move")
-    target = read_run(s3, bucket, to_run)
-    if target.model is None or target.model.status != "Active":
-        raise CommandError(f"run {to_run}: its run.json records no active imported model (model.arn)")
-    bedrock.update_custom_model_deployment(
-        customModelDeploymentIdentifier=champion.deploymentArn, modelArn=target.model.arn
-    )
-    moved = champion_record(target, bucket).model_copy(
-        update={"deploymentArn": champion.deploymentArn, "deploymentName": champion.deploymentName}
-    )
-    s3.put_object(
-        Bucket=bucket,
-        Key=layout.champion_key(pipeline),
-        Body=json.dumps(moved.to_json(), indent=2).encode(),
-        ContentType="application/json",
-    )
-    return moved
-
-
-def cleanup_candidates(s3: Any, bucket: str, pipeline: str, keep: int) -> list[tuple[str, str]]:
-    """``(kind, arn)`` of the Bedrock deployments and models of this pipeline's runs that are neither the
-    champion's nor among the ``keep`` newest runs with a model."""
+def _write_champion(s3: Any, bucket: str, champion: Champion, etag: str | None, done: str) -> None:
+    """Write the champion record as "Record run" does: only over the version read (``If-Match``)."""
     try:
-        champion: Champion | None = read_champion(s3, bucket, pipeline)
-    except CommandError:
-        champion = None
-    protected = {champion.modelArn, champion.deploymentArn} if champion else set()
-    with_model = [r for r in list_runs(s3, bucket, limit=10_000) if r.pipeline == pipeline and r.model is not None]
-    found: list[tuple[str, str]] = []
-    for run in with_model[keep:]:
-        deployment = runview.deployment_arn(run)
-        if deployment and deployment not in protected:
-            found.append(("deployment", deployment))
-        model = runview.model_arn(run)
-        if model and model not in protected:
-            found.append(("model", model))
-    return found
+        record.write_champion(champion, s3=s3, bucket=bucket, etag=etag)
+    except Exception as error:
+        if not is_precondition_failed(error):
+            raise
+        raise CommandError(
+            f"{_champion_uri(bucket, champion.pipeline)}: a run replaced the champion record after this command read "
+            f"it, so the record was not rewritten; {done}. Check it with novactl show, then run the command again"
+        ) from None
 
 
-def cleanup(bedrock: Any, candidates: Sequence[tuple[str, str]]) -> list[str]:
-    """Delete the deployments first (a model cannot be deleted while deployed), then the models; what failed."""
-    from botocore.exceptions import ClientError
+def rollback(s3: Any, bedrock: Any, bucket: str, pipeline: str, to_run: str | None = None) -> tuple[Champion, Champion]:
+    """Move the champion's deployment back to an earlier model of its history (``serving.rollback``: the
+    previous one, or run ``to_run``'s) and write the new champion record; the records before and after."""
+    champion, etag = read_champion(s3, bucket, pipeline)
+    try:
+        rolled = serving.rollback(bedrock=bedrock, champion=champion, to_run=to_run)
+    except serving.NothingToRollBackTo as error:
+        raise CommandError(f"{_champion_uri(bucket, pipeline)}: {error}") from None
+    moved = f"deployment {rolled.deploymentArn} is moving to model {rolled.modelArn} of run {rolled.runId}"
+    _write_champion(s3, bucket, rolled, etag, moved)
+    return champion, rolled
 
-    failures = []
-    for kind, arn in sorted(candidates, key=lambda c: c[0] != "deployment"):
+
+def wait_for_deployment(
+    bedrock: Any, deployment: Deployment, out: TextIO, *, interval: float | None = None
+) -> Deployment:
+    """Poll ``GetCustomModelDeployment`` as "Check deployment" does (``serving.check_serving``) until the
+    deployment serves its model (``Active``), failed, or the polls run out; every ``interval`` seconds, or
+    the pipeline's back-off (60 s, doubling, at most 600 s) when None."""
+    current = deployment
+    while current.status not in ("Active", "Failed") and not (current.poll and current.poll.exhausted):
+        pause(interval if interval is not None else (current.poll.waitSeconds if current.poll else 60))
+        current = serving.check_serving(bedrock=bedrock, deployment=current)
+        out.write(f"  {current.arn}: {current.status}\n")
+    return current
+
+
+@dataclass(frozen=True)
+class CleanupPlan:
+    """What a cleanup deletes: models of the champion's history beyond the retention (``serving.retirable``)
+    and deployments that run records name other than the champion's (replaced or per-run deployments)."""
+
+    champion: Champion
+    etag: str | None
+    retention: int
+    models: list[ServedModel]
+    deployments: list[str]
+
+    def lines(self, verb: str) -> list[str]:
+        return [f"{verb} deployment {arn}" for arn in self.deployments] + [
+            f"{verb} model {m.modelArn} (run {m.runId})" for m in self.models
+        ]
+
+
+def model_retention(cloudformation: Any, lambda_client: Any, stack_name: str, pipeline: str) -> int:
+    """The deployed pipeline's ``modelRetention``: ``MODEL_RETENTION`` of the stack's function that runs
+    pipeline ``pipeline``."""
+    pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name)
+    for page in pages:
+        for resource in page.get("StackResourceSummaries", []):
+            if resource.get("ResourceType") != "AWS::Lambda::Function":
+                continue
+            variables = (
+                lambda_client.get_function_configuration(FunctionName=resource["PhysicalResourceId"])
+                .get("Environment", {})
+                .get("Variables", {})
+            )
+            if variables.get(env_names.PIPELINE_NAME) == pipeline and env_names.MODEL_RETENTION in variables:
+                return int(variables[env_names.MODEL_RETENTION])
+    raise CommandError(
+        f"--stack {stack_name}: no function of pipeline {pipeline} has {env_names.MODEL_RETENTION} (a stack deployed "
+        "before modelRetention existed?); give --keep N"
+    )
+
+
+def cleanup_plan(s3: Any, bedrock: Any, bucket: str, pipeline: str, retention: int) -> CleanupPlan:
+    """The models ``serving.retire`` would delete at this retention, and the deployments of this pipeline's
+    runs that still exist and are not the champion's (its deployment and model are never deleted)."""
+    champion, etag = read_champion(s3, bucket, pipeline)
+    deployments: list[str] = []
+    for run in list_runs(s3, bucket, limit=10_000):
+        if run.pipeline != pipeline or run.deployment is None:
+            continue
+        for arn in (run.deployment.arn, run.deployment.replacedDeploymentArn):
+            if arn and arn != champion.deploymentArn and arn not in deployments:
+                deployments.append(arn)
+    deployments = [arn for arn in deployments if serving.existing_deployment(bedrock, arn) is not None]
+    return CleanupPlan(champion, etag, retention, serving.retirable(champion, retention), deployments)
+
+
+def cleanup(s3: Any, bedrock: Any, bucket: str, plan: CleanupPlan) -> list[str]:
+    """Delete what ``plan`` lists with ``serving.retire`` (deployments first; a model already gone counts as
+    deleted) and write the champion record with the deleted models marked; what failed."""
+    retired, problems = serving.retire(
+        bedrock=bedrock, champion=plan.champion, retention=plan.retention, replaced_deployments=plan.deployments
+    )
+    if retired != plan.champion:
+        deleted = ", ".join(str(s.modelArn) for s in retired.history if s.deleted and s not in plan.champion.history)
         try:
-            if kind == "deployment":
-                bedrock.delete_custom_model_deployment(customModelDeploymentIdentifier=arn)
-            else:
-                bedrock.delete_custom_model(modelIdentifier=arn)
-        except ClientError as error:
-            if error.response["Error"].get("Code") != "ResourceNotFoundException":
-                failures.append(f"{arn}: {error.response['Error'].get('Message', error)}")
-    return failures
+            _write_champion(s3, bucket, retired, plan.etag, f"models deleted: {deleted}")
+        except CommandError as error:
+            problems.append(str(error))
+    return problems

@@ -19,7 +19,7 @@ from lambdas.common.aws_errors import is_access_denied, is_missing
 from lambdas.pipeline import plan as plans
 from lambdas.pipeline import preflight
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES
-from lambdas.pipeline.schema import Execution, Plan, PreflightSummary
+from lambdas.pipeline.schema import CostEstimate, CostItem, Execution, Plan, PreflightSummary
 from lambdas.pipeline.validation import RunInputError
 from rehearsal.datasets import in_bucket
 
@@ -205,26 +205,61 @@ def worst_case_hours(plan: Plan) -> float:
     return total
 
 
+def expected_hours(plan: Plan, cost: CostEstimate) -> float | None:
+    """The expected duration of the run's jobs: per phase the longest job's estimate (capped at its maximum
+    runtime), phases one after another; None when a job could not be estimated."""
+    by_stage: dict[str, CostItem] = {item.stage: item for item in cost.items}
+    total = 0.0
+    for phase in STAGE_PHASES:
+        hours = []
+        for stage in phase:
+            item = by_stage.get(stage)
+            if not plan.enabled.runs(stage) or item is None:
+                continue
+            if item.estimatedHours is None:
+                return None
+            hours.append(min(item.estimatedHours, item.maxHours))
+        total += max(hours, default=0.0)
+    return total
+
+
 def summary_lines(checked: Checked) -> list[str]:
     """The cost and duration estimate, the datasets, the grader check and the quotas, one line each."""
     lines: list[str] = []
     plan, summary = checked.plan, checked.summary
     if plan is None:
         return lines
-    cost = preflight.estimate_cost(plan)
-    lines.append(f"Worst-case GPU cost: ${cost.estimatedUsd:,.2f} of the ${cost.maxUsd:,.2f} budget")
+    # Preflight's figures (with the datasets' row counts) when it ran, else what the plan alone gives.
+    cost = summary.cost if summary is not None else preflight.estimate_cost(plan)
+    expected = f"${cost.expectedUsd:,.2f}" if cost.expectedUsd is not None else "not estimated (needs row counts)"
+    lines.append(
+        f"GPU cost: expected {expected}; worst case ${cost.estimatedUsd:,.2f} of the ${cost.maxUsd:,.2f} budget"
+    )
     for item in cost.items:
-        lines.append(
-            f"  {STAGE_LABELS[item.stage]}: {item.instanceCount} x {item.instanceType} x {item.maxHours:g} h = "
-            f"${item.usd:,.2f}"
+        guess = (
+            f"expected {item.estimatedHours:g} h = ${item.expectedUsd:,.2f}"
+            if item.estimatedHours is not None and item.expectedUsd is not None
+            else "expected: not estimated"
         )
-    lines.append(f"Worst-case duration of the jobs: {worst_case_hours(plan):g} h (every job for its maximum runtime)")
+        lines.append(
+            f"  {STAGE_LABELS[item.stage]}: {item.instanceCount} x {item.instanceType}: {guess}; "
+            f"at most {item.maxHours:g} h = ${item.usd:,.2f}"
+        )
+    lines.extend(f"  warning: {w}" for w in cost.runtimeWarnings)
+    hours = expected_hours(plan, cost)
+    lines.append(
+        f"Duration of the jobs: expected {'not estimated' if hours is None else f'{hours:.1f} h'}; worst case "
+        f"{worst_case_hours(plan):g} h (every job for its maximum runtime)"
+    )
     if plan.dryRun:
         lines.append("dryRun: the run stops after preflight (no GPU)")
     if summary is None:
         return lines
     for name, report in summary.datasets.items():
         lines.append(f"Dataset {name} ({report.kind}): {report.rows} valid rows, {report.bytes} bytes")
+        lines.extend(f"  warning: {w}" for w in report.warnings)
+    if summary.leakage is not None:
+        lines.extend(f"Leakage warning: {w}" for w in summary.leakage.warnings)
     if summary.grader is not None:
         verdict = "passed" if summary.grader.passed else "failed"
         lines.append(f"Grader {summary.grader.name}: smoke test {verdict} on {summary.grader.rowsSampled} rows")

@@ -1,8 +1,8 @@
 """``novactl``: prepare data, check and rehearse a run offline, then start, watch and manage runs on AWS.
 
 Exit status: 0 ok; 1 problems found (invalid data or run input, a run or rehearsal that failed or did not
-deploy, something a cleanup could not delete); 2 usage error (unknown option, unreadable file, bad JSON, bad
-column mapping); 3 AWS refused a call or the stack is not there.
+deploy, a rollback that did not complete, something a cleanup could not delete); 2 usage error (unknown
+option, unreadable file, bad JSON, bad column mapping); 3 AWS refused a call or the stack is not there.
 """
 
 from __future__ import annotations
@@ -212,25 +212,64 @@ def _decision(decision: str) -> Callable[[argparse.Namespace, TextIO, Clients], 
 
 
 def _rollback(args: argparse.Namespace, out: TextIO, clients: Clients) -> int:
-    bucket = _stack(args, clients).artifacts_bucket
-    champion = aws.rollback(clients("s3"), clients("bedrock"), bucket, args.pipeline, args.to)
-    out.write(f"deployment {champion.deploymentArn} now serves {champion.modelArn} (run {champion.runId})\n")
+    from lambdas.pipeline import serving
+
+    bucket, bedrock = _stack(args, clients).artifacts_bucket, clients("bedrock")
+    before, rolled = aws.rollback(clients("s3"), bedrock, bucket, args.pipeline, args.to)
+    out.write(
+        f"deployment {rolled.deploymentArn} is moving from model {before.modelArn} (run {before.runId}) to model "
+        f"{rolled.modelArn} (run {rolled.runId}); the champion record names run {rolled.runId}\n"
+    )
+    if not args.wait:
+        out.write("it serves the previous model until the update completes (novactl rollback --wait waits for it)\n")
+        return EXIT_OK
+    done = aws.wait_for_deployment(
+        bedrock, serving.rollback_deployment(rolled, before.modelArn), out, interval=args.interval
+    )
+    if done.status != "Active":
+        reason = done.failureMessage or ("still updating when the checks ran out" if done.poll else done.status)
+        out.write(f"PROBLEM: deployment {done.arn} did not move to {done.modelArn}: {reason}\n")
+        return EXIT_PROBLEMS
+    out.write(f"deployment {done.arn} now serves {done.modelArn} (run {rolled.runId})\n")
     return EXIT_OK
 
 
 def _cleanup(args: argparse.Namespace, out: TextIO, clients: Clients) -> int:
-    bucket = _stack(args, clients).artifacts_bucket
-    candidates = aws.cleanup_candidates(clients("s3"), bucket, args.pipeline, args.keep)
-    if not candidates:
+    cloudformation = clients("cloudformation")
+    bucket, s3 = aws.stack_outputs(cloudformation, args.stack).artifacts_bucket, clients("s3")
+    retention = args.keep
+    if retention is None:
+        retention = aws.model_retention(cloudformation, clients("lambda"), args.stack, args.pipeline)
+        source = "the deployed pipeline's modelRetention"
+    else:
+        source = "--keep"
+    bedrock = clients("bedrock")
+    plan = aws.cleanup_plan(s3, bedrock, bucket, args.pipeline, retention)
+    champion = plan.champion
+    out.write(
+        f"keeping {retention} model(s) ({source}), the champion's (run {champion.runId}, {champion.modelArn}) "
+        f"among them, and the deployment clients call ({champion.deploymentArn})\n"
+    )
+    if not plan.models and not plan.deployments:
         out.write("nothing to delete\n")
         return EXIT_OK
-    _lines(out, [f"{'deleting' if args.yes else 'would delete'} {kind} {arn}" for kind, arn in candidates])
+    _lines(out, plan.lines("deleting" if args.yes else "would delete"))
     if not args.yes:
         out.write("run again with --yes to delete them\n")
         return EXIT_OK
-    failures = aws.cleanup(clients("bedrock"), candidates)
+    failures = aws.cleanup(s3, bedrock, bucket, plan)
     _lines(out, [f"PROBLEM: {f}" for f in failures])
     return EXIT_PROBLEMS if failures else EXIT_OK
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of models, at least 1 (the deployed one)")
+    return value
 
 
 # -- the parser -----------------------------------------------------------------------------------------
@@ -293,7 +332,8 @@ def parser() -> argparse.ArgumentParser:
         "validate",
         _validate,
         "Every problem the pipeline's Validate run and Preflight checks states would report for a run input, the "
-        "grader smoke test, and the worst-case cost and duration; offline from a folder, or --aws from S3",
+        "grader smoke test, dataset and leakage warnings, and the expected and worst-case cost and duration (per job "
+        "and in all, as preflight records them); offline from a folder, or --aws from S3",
         on_aws=True,
         data="folder serving each dataset URI's file by name (default: the input's folder)",
     )
@@ -336,11 +376,23 @@ def parser() -> argparse.ArgumentParser:
     sub = command("list", _list, "Recorded runs (runs/<run-id>/run.json), newest first", on_aws=True)
     sub.add_argument("--limit", type=int, default=20, help="at most this many (default %(default)s)")
 
-    sub = command("show", _show, "One run: stages, metrics, gate, model and deployment", on_aws=True)
+    sub = command(
+        "show",
+        _show,
+        "One run: stages, metrics (± standard error, samples), gate and candidate, expected vs worst-case cost, "
+        "dataset warnings, model and deployment",
+        on_aws=True,
+    )
     sub.add_argument("run", help="run id")
     sub.add_argument("--json", action="store_true", help="print run.json as recorded")
 
-    sub = command("compare", _compare, "The candidate metrics of two or more runs side by side", on_aws=True)
+    sub = command(
+        "compare",
+        _compare,
+        "The candidate metrics (± standard error, samples) of two or more runs side by side, with the candidate, "
+        "the expected and worst-case cost and the deployment action",
+        on_aws=True,
+    )
     sub.add_argument("runs", nargs="+", metavar="RUN", help="run ids (two or more)")
 
     for decision in aws.DECISIONS:
@@ -357,20 +409,31 @@ def parser() -> argparse.ArgumentParser:
     sub = command(
         "rollback",
         _rollback,
-        "Move the champion's on-demand deployment to the model an earlier run imported (Bedrock "
-        "UpdateCustomModelDeployment: the deployment ARN clients call stays) and make that run the champion",
+        "Move the pipeline's deployment back to an earlier model of the champion history (Bedrock "
+        "UpdateCustomModelDeployment: the deployment ARN clients call stays) and make that run the champion, as "
+        "the pipeline writes it (only over the record read)",
         on_aws=True,
     )
-    sub.add_argument("--to", required=True, help="the run whose model to serve")
+    sub.add_argument("--to", metavar="RUN", help="the earlier run whose model to serve (default: the previous one)")
+    sub.add_argument("--wait", action="store_true", help="then poll the deployment until it serves that model")
+    sub.add_argument(
+        "--interval", type=float, default=None, help="seconds between polls (default: 60, doubling, at most 600)"
+    )
 
     sub = command(
         "cleanup",
         _cleanup,
-        "List, and with --yes delete, the Bedrock deployments and custom models of this pipeline's older runs: "
-        "the champion's and those of the --keep newest runs with a model are kept",
+        "List, and with --yes delete, what the pipeline no longer needs, as each run's record does: custom models "
+        "of the champion history beyond the retention, and deployments other than the pipeline's; never the "
+        "champion's model or deployment",
         on_aws=True,
     )
-    sub.add_argument("--keep", type=int, default=2, help="newest runs whose model is kept (default %(default)s)")
+    sub.add_argument(
+        "--keep",
+        type=_at_least_one,
+        default=None,
+        help="models to keep, the champion's among them (default: the deployed pipeline's modelRetention)",
+    )
     sub.add_argument("--yes", action="store_true", help="delete (without it, only list)")
     return top
 

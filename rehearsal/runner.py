@@ -287,15 +287,15 @@ class _Account:
 
 def _roll_back(account: _Account, durations: Durations) -> dict:
     """Roll the pipeline's deployment back as an operator would, then read what it serves once the move is done."""
-    from lambdas.common.layout import champion_key
-    from lambdas.pipeline import serving
-    from lambdas.pipeline.schema import Champion
+    from lambdas.pipeline import record, serving
 
-    artifacts, key = account.cloud.bucket("ArtifactsBucket"), champion_key(PIPELINE)
-    champion = Champion.model_validate_json(account.s3.get_object(Bucket=artifacts, Key=key)["Body"].read())
+    artifacts = account.cloud.bucket("ArtifactsBucket")
+    champion, etag = record.read_champion(account.s3, artifacts, PIPELINE)
+    if champion is None:
+        raise RuntimeError(f"{PIPELINE}: no champion record to roll back from (no run deployed a model)")
     bedrock = boto3.client("bedrock", region_name=account.region)
     rolled = serving.rollback(bedrock=bedrock, champion=champion)
-    account.s3.put_object(Bucket=artifacts, Key=key, Body=json.dumps(rolled.to_json(), indent=2).encode())
+    record.write_champion(rolled, s3=account.s3, bucket=artifacts, etag=etag)
     clock.advance(durations.deploy * 60)
     served = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=rolled.deploymentArn)
     return {

@@ -20,7 +20,6 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
 from lambdas.common.aws_errors import is_access_denied, is_missing
-from lambdas.common.layout import champion_key
 from lambdas.pipeline import (
     bedrock,
     gate,
@@ -203,17 +202,9 @@ def _grader_spec(name: str) -> dict[str, Any]:
     return spec
 
 
-def _read_champion(bucket: str, key: str) -> tuple[Champion | None, str | None]:
+def _read_champion(bucket: str, pipeline_name: str) -> tuple[Champion | None, str | None]:
     """The champion record and its ETag (the version "Record run" may replace), ``(None, None)`` when absent."""
-    from botocore.exceptions import ClientError
-
-    try:
-        response = client("s3").get_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if is_missing(error):
-            return None, None
-        raise
-    return Champion.model_validate_json(response["Body"].read()), str(response["ETag"])
+    return record.read_champion(client("s3"), bucket, pipeline_name)
 
 
 def _log(message: str, error: Exception) -> None:
@@ -359,7 +350,7 @@ def apply_gate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     parsed = GateEvent.model_validate(event)
     env = environment()
     # Read whether or not it is compared: "Record run" replaces exactly the version read here, or none.
-    champion, champion_etag = _read_champion(env.artifacts_bucket, champion_key(env.pipeline_name))
+    champion, champion_etag = _read_champion(env.artifacts_bucket, env.pipeline_name)
     if not parsed.plan.gate.mustBeatDeployed:
         champion = None
     eval_etag = parsed.plan.datasets.eval.etag
@@ -398,7 +389,7 @@ def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Deploy model on demand: the pipeline's stable deployment moves to the model (created by the first run)."""
     parsed = DeployEvent.model_validate(event)
     env = environment()
-    champion, _ = _read_champion(env.artifacts_bucket, champion_key(env.pipeline_name))
+    champion, _ = _read_champion(env.artifacts_bucket, env.pipeline_name)
     deployment = serving.start_serving(
         bedrock=bedrock_client(), plan=parsed.plan, model=parsed.model, champion=champion
     )
@@ -424,12 +415,14 @@ def _crown(env: PipelineEnvironment, deployment: Deployment | None) -> Callable[
     """The champion record after a deployment: history from the previous one, superseded resources deleted."""
 
     def crown(new: Champion) -> Champion:
-        previous, _ = _read_champion(env.artifacts_bucket, champion_key(env.pipeline_name))
+        previous, _ = _read_champion(env.artifacts_bucket, env.pipeline_name)
         champion, problems = serving.retire(
             bedrock=bedrock_client(),
             champion=serving.crown(new, previous),
             retention=env.model_retention,
-            replaced_deployment=deployment.replacedDeploymentArn if deployment else None,
+            replaced_deployments=[deployment.replacedDeploymentArn]
+            if deployment and deployment.replacedDeploymentArn
+            else [],
         )
         for problem in problems:
             logger.warning("not retired", extra={"problem": problem})

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lambdas.common import layout
-from lambdas.common.aws_errors import is_precondition_failed
+from lambdas.common.aws_errors import is_missing, is_precondition_failed
 from lambdas.pipeline import naming
 from lambdas.pipeline.schema import (
     Champion,
@@ -290,6 +290,27 @@ def champion_record(record: RunRecord, artifacts_bucket: str) -> Champion:
     )
 
 
+def read_champion(s3: Any, bucket: str, pipeline_name: str) -> tuple[Champion | None, str | None]:
+    """The champion record ``champions/<pipeline>.json`` and its ETag (the version a writer may replace);
+    ``(None, None)`` when there is none."""
+    try:
+        response = s3.get_object(Bucket=bucket, Key=layout.champion_key(pipeline_name))
+    except Exception as error:  # botocore's ClientError, without importing botocore here
+        if is_missing(error):
+            return None, None
+        raise
+    return Champion.model_validate_json(response["Body"].read()), str(response["ETag"])
+
+
+def write_champion(champion: Champion, *, s3: Any, bucket: str, etag: str | None) -> str:
+    """Write the champion record only over the version read (``If-Match: etag``), or only if there is none
+    (``If-None-Match: *`` when ``etag`` is None); its URI. A record replaced since it was read raises S3's
+    precondition error (:func:`lambdas.common.aws_errors.is_precondition_failed`)."""
+    condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+    body = json.dumps(champion.to_json(), indent=2)
+    return _put(s3, bucket, layout.champion_key(champion.pipeline), body, "application/json", **condition)
+
+
 def record_run(
     state: RunState,
     *,
@@ -338,19 +359,11 @@ def _replace_champion(
 ) -> str | None:
     """Write the champion record only over the version the gate read (``If-Match``), or only if there was none
     (``If-None-Match``); ``None`` when another run replaced it meanwhile (its champion stays)."""
-    condition = {"IfMatch": read.championEtag} if read is not None and read.championEtag else {"IfNoneMatch": "*"}
     crowned = champion_record(record, bucket)
     if crown is not None:
         crowned = crown(crowned)
     try:
-        return _put(
-            s3,
-            bucket,
-            layout.champion_key(pipeline_name),
-            json.dumps(crowned.to_json(), indent=2),
-            "application/json",
-            **condition,
-        )
+        return write_champion(crowned, s3=s3, bucket=bucket, etag=read.championEtag if read is not None else None)
     except Exception as error:  # botocore's ClientError, without importing botocore here
         if is_precondition_failed(error):
             if log is not None:

@@ -14,12 +14,14 @@ retraining (docs/contracts/bedrock.md, "The stable deployment"):
   when its ``updateDetails`` report ``UpdateCompleted`` for this model.
 - :func:`crown` (the "Record run" state): the new champion record, with the models served
   before it in ``history`` (newest first).
-- :func:`retire`: deletes the replaced deployment and every custom model beyond the
-  ``retention`` newest (the champion's counts as one), marking them ``deleted`` in the history.
+- :func:`retire`: deletes the replaced deployments (never the champion's) and every custom model
+  beyond the ``retention`` newest (the champion's counts as one; :func:`retirable` lists them),
+  marking them ``deleted`` in the history.
 - :func:`rollback`: moves the deployment back to the newest model of the history that still
-  exists; the model it served goes to the front of the history, so a second rollback undoes
-  the first. The caller writes the returned champion record and waits for
-  ``GetCustomModelDeployment`` as :func:`check_serving` does.
+  exists, or to a given earlier run's; the model it served goes to the front of the history, so
+  a second rollback undoes the first. The caller writes the returned champion record
+  (:func:`lambdas.pipeline.record.write_champion`) and waits for ``GetCustomModelDeployment`` as
+  :func:`check_serving` does (:func:`rollback_deployment`).
 
 Every function takes a boto3 ``bedrock`` client and returns records (:mod:`lambdas.pipeline.schema`);
 none reads or writes S3.
@@ -27,6 +29,7 @@ none reads or writes S3.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from lambdas.common.aws_errors import error_code
@@ -43,7 +46,7 @@ class NothingToRollBackTo(RuntimeError):
     """The champion record names no earlier model that still exists."""
 
 
-def _existing_deployment(bedrock: Any, arn: str) -> dict[str, Any] | None:
+def existing_deployment(bedrock: Any, arn: str) -> dict[str, Any] | None:
     try:
         response: dict[str, Any] = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=arn)
     except Exception as error:
@@ -56,7 +59,7 @@ def _existing_deployment(bedrock: Any, arn: str) -> dict[str, Any] | None:
 def start_serving(*, bedrock: Any, plan: Plan, model: ImportedModel, champion: Champion | None) -> Deployment:
     """Serve ``model``: create the pipeline's deployment, or move the champion's deployment to it."""
     stable = champion.deploymentArn if champion else None
-    existing = _existing_deployment(bedrock, stable) if stable else None
+    existing = existing_deployment(bedrock, stable) if stable else None
     if stable is None or existing is None:
         # The first run, or the deployment was deleted outside the pipeline: a new stable deployment.
         return imports.start_deployment(bedrock=bedrock, plan=plan, model=model)
@@ -125,25 +128,43 @@ def crown(new: Champion, previous: Champion | None) -> Champion:
     return new.model_copy(update={"history": history})
 
 
-def retire(
-    *, bedrock: Any, champion: Champion, retention: int = DEFAULT_RETENTION, replaced_deployment: str | None = None
-) -> tuple[Champion, list[str]]:
-    """Delete the replaced deployment and the models beyond the ``retention`` newest; the record and what failed.
+def retirable(champion: Champion, retention: int = DEFAULT_RETENTION) -> list[ServedModel]:
+    """The models of the history :func:`retire` deletes: beyond the ``retention`` newest (the champion's counts
+    as one), not deleted yet, and not the model the deployment serves."""
+    keep = max(retention, 1) - 1  # the champion's model is one of the kept ones
+    return [
+        served
+        for index, served in enumerate(champion.history)
+        if index >= keep and not served.deleted and served.modelArn and served.modelArn != champion.modelArn
+    ]
 
-    A model another deployment still serves (Bedrock refuses with ``ConflictException``) or that is
-    already gone counts as retired only when it is gone; every other error is returned, not raised.
+
+def retire(
+    *,
+    bedrock: Any,
+    champion: Champion,
+    retention: int = DEFAULT_RETENTION,
+    replaced_deployments: Sequence[str] = (),
+) -> tuple[Champion, list[str]]:
+    """Delete the replaced deployments and the models beyond the ``retention`` newest; the record and what failed.
+
+    The champion's deployment is never deleted. A model another deployment still serves (Bedrock refuses
+    with ``ConflictException``) or that is already gone counts as retired only when it is gone; every other
+    error is returned, not raised.
     """
     problems: list[str] = []
-    if replaced_deployment:
+    for replaced in replaced_deployments:
+        if replaced == champion.deploymentArn:
+            continue
         try:
-            bedrock.delete_custom_model_deployment(customModelDeploymentIdentifier=replaced_deployment)
+            bedrock.delete_custom_model_deployment(customModelDeploymentIdentifier=replaced)
         except Exception as error:  # noqa: BLE001 - reported; the run is recorded anyway
             if error_code(error) != "ResourceNotFoundException":
-                problems.append(f"deployment {replaced_deployment}: {error}")
-    keep = max(retention, 1) - 1  # the champion's model is one of the kept ones
+                problems.append(f"deployment {replaced}: {error}")
+    doomed = {id(served) for served in retirable(champion, retention)}
     history: list[ServedModel] = []
-    for index, served in enumerate(champion.history):
-        if index < keep or served.deleted or not served.modelArn or served.modelArn == champion.modelArn:
+    for served in champion.history:
+        if id(served) not in doomed:
             history.append(served)
             continue
         try:
@@ -157,16 +178,24 @@ def retire(
     return champion.model_copy(update={"history": history}), problems
 
 
-def rollback(*, bedrock: Any, champion: Champion) -> Champion:
-    """Move the deployment back to the newest earlier model that exists; the new champion record."""
+def rollback(*, bedrock: Any, champion: Champion, to_run: str | None = None) -> Champion:
+    """Move the deployment back to an earlier model that exists: run ``to_run``'s, or else the newest of the
+    history; the new champion record."""
     if not champion.deploymentArn:
         raise NothingToRollBackTo(f"the champion record of run {champion.runId} names no deployment")
-    target = next((s for s in champion.history if s.modelArn and not s.deleted), None)
-    if target is None:
+    kept = [s for s in champion.history if s.modelArn and not s.deleted]
+    if to_run is not None:
+        if to_run == champion.runId:
+            raise NothingToRollBackTo(f"run {to_run} is the champion: its model is the one served")
+        kept = [s for s in kept if s.runId == to_run]
+    if not kept:
+        what = f"run {to_run}'s model is not" if to_run is not None else "no earlier model"
         raise NothingToRollBackTo(
-            f"no earlier model of pipeline {champion.pipeline} is kept (history: "
-            f"{', '.join(s.runId for s in champion.history) or 'empty'}); nothing to roll back to"
+            f"{what} of pipeline {champion.pipeline} is kept (history: "
+            + (", ".join(s.runId + (" (deleted)" if s.deleted else "") for s in champion.history) or "empty")
+            + "); nothing to roll back to"
         )
+    target = kept[0]
     bedrock.update_custom_model_deployment(
         customModelDeploymentIdentifier=champion.deploymentArn, modelArn=str(target.modelArn)
     )
@@ -182,4 +211,17 @@ def rollback(*, bedrock: Any, champion: Champion) -> Champion:
             "runRecord": target.runRecord,
             "history": [_served(champion), *rest],
         }
+    )
+
+
+def rollback_deployment(champion: Champion, previous_model: str | None) -> Deployment:
+    """The deployment a rollback started, for :func:`check_serving` to poll until the move is done."""
+    return Deployment(
+        arn=str(champion.deploymentArn),
+        name=champion.deploymentName or str(champion.deploymentArn),
+        modelArn=str(champion.modelArn),
+        status="Updating",
+        poll=imports.first_poll("Updating", imports.MAX_DEPLOYMENT_POLLS),
+        action="updated",
+        previousModelArn=previous_model,
     )

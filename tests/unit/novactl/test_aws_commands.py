@@ -15,14 +15,23 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from lambdas.pipeline import record, serving
 from lambdas.pipeline.schema import Champion, CollectedMetrics, Deployment, ImportedModel, MetricsTable, RunRecord
+from novactl import aws
 from novactl.cli import EXIT_AWS, EXIT_OK, EXIT_PROBLEMS, main
+from rehearsal import clock
+from rehearsal.simulators.bedrock import BedrockSimulator
+from rehearsal.simulators.faults import Durations, Faults
+from rehearsal.simulators.routing import routed
+from tests.unit.pipeline import samples
 
 REGION = "us-east-1"
 STACK = "NovaCustomization"
 DEPLOYMENT = "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abc123def456"
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "stackoverflow"
 DEFINITION = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+FUNCTIONS = ("PipelineDeployModelFunction1A2B3C", "SageMakerGradersClassification9F8E")
 
 
 def _model(run: str) -> str:
@@ -42,6 +51,7 @@ class Cloud:
             "stateMachineArn"
         ]
         self.stack_exists = True
+        self.lambda_retention: str | None = None
         self.quotas = boto3.client("service-quotas", region_name=REGION)
         self.outputs = {
             "DataBucketName": self.data,
@@ -62,14 +72,40 @@ class Cloud:
         }
         if self.stack_exists:
             stub.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": STACK})
+            resources = [
+                {"LogicalResourceId": name, "PhysicalResourceId": f"{STACK}-{name}", "ResourceType": kind,
+                 "LastUpdatedTimestamp": stack["CreationTime"], "ResourceStatus": "CREATE_COMPLETE"}
+                for name, kind in (("ArtifactsBucket", "AWS::S3::Bucket"),
+                                   *((f, "AWS::Lambda::Function") for f in FUNCTIONS))
+            ]  # fmt: skip
+            stub.add_response("list_stack_resources", {"StackResourceSummaries": resources}, {"StackName": STACK})
         else:
             stub.add_client_error("describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist")
+        stub.activate()
+        return client
+
+    def functions(self) -> Any:
+        """GetFunctionConfiguration of the stack's functions: a grader, then the pipeline's (``MODEL_RETENTION``
+        as ``lambda_retention``, absent when None)."""
+        client = boto3.client("lambda", region_name=REGION)
+        stub = Stubber(client)
+        pipeline = {"PIPELINE_NAME": "nova"} | (
+            {"MODEL_RETENTION": self.lambda_retention} if self.lambda_retention is not None else {}
+        )
+        for name, variables in zip(FUNCTIONS, ({"LOG_LEVEL": "INFO"}, pipeline), strict=True):
+            stub.add_response(
+                "get_function_configuration",
+                {"FunctionName": f"{STACK}-{name}", "Environment": {"Variables": variables}},
+                {"FunctionName": f"{STACK}-{name}"},
+            )
         stub.activate()
         return client
 
     def clients(self, service: str) -> Any:
         if service == "cloudformation":
             return self.cloudformation()
+        if service == "lambda":
+            return self.functions()
         if service == "sts":
             return boto3.client("sts", region_name=REGION)
         return {"s3": self.s3, "stepfunctions": self.sfn, "bedrock": self.bedrock, "service-quotas": self.quotas}[
@@ -99,10 +135,6 @@ class Cloud:
             record = record.model_copy(update={"deployment": deployment})
         self.s3.put_object(Bucket=self.artifacts, Key=f"runs/{run_id}/run.json", Body=json.dumps(record.to_json()))
         return record
-
-    def champion(self, run_id: str) -> None:
-        champion = Champion(pipeline="nova", runId=run_id, modelArn=_model(run_id), deploymentArn=DEPLOYMENT)
-        self.s3.put_object(Bucket=self.artifacts, Key="champions/nova.json", Body=json.dumps(champion.to_json()))
 
     def read(self, key: str) -> Any:
         return json.loads(self.s3.get_object(Bucket=self.artifacts, Key=key)["Body"].read())
@@ -185,7 +217,60 @@ def test_list_show_and_compare_read_the_run_records(cloud: Cloud) -> None:
     assert code == EXIT_OK
     row = next(line for line in text.splitlines() if line.startswith("exact_match"))
     assert row.split()[1:] == ["0.61", "0.74"]
+    assert "standard error" not in text  # no run recorded samples
     assert cloud.run("show", "run-zzz")[0] == EXIT_AWS
+
+
+def test_show_and_compare_show_the_candidate_cost_deployment_warnings_and_standard_errors(cloud: Cloud) -> None:
+    run = cloud.record("run-a", "2026-01-01T00:00:00Z", 0.61)
+    stage = {
+        "status": "SUCCEEDED",
+        "metrics": {"exact_match": 0.61},
+        "metricStats": {"exact_match": {"n": 200, "stderr": 0.034}},
+    }
+    skipped = {"status": "SKIPPED"}
+    run = RunRecord.model_validate(
+        run.to_json()
+        | {
+            "stages": {"baselineEval": skipped, "sft": skipped, "sftEval": stage, "rft": skipped,
+                       "finalEval": {"status": "SUCCEEDED", "metrics": {"exact_match": 0.55}}},
+            "gate": {"passed": True, "reasons": ["exact_match 0.61 >= 0.5"], "candidate": "sft",
+                     "metric": "exact_match"},
+            "metrics": {"metric": "exact_match", "candidate": "rft",
+                        "table": {"sft": {"exact_match": 0.61}, "rft": {"exact_match": 0.55}}},
+            "deployment": {"arn": DEPLOYMENT, "name": "nova-run-0", "modelArn": _model("run-a"), "status": "Active",
+                           "action": "updated", "previousModelArn": _model("run-0")},
+            "preflight": {
+                "datasets": {"sft": {"kind": "sft", "rows": 200, "bytes": 1, "invalidLines": 0,
+                                     "warnings": ["3 rows repeat an earlier row"]}},
+                "cost": {"estimatedUsd": 1788.8, "maxUsd": 2000.0, "items": [], "expectedUsd": 627.14},
+                "quotas": {"status": "checked"},
+                "leakage": {"evalPrompts": 80, "found": {"sft": 4},
+                            "warnings": ["4 of 80 evaluation prompts are in sft"]},
+            },
+        }
+    )  # fmt: skip
+    cloud.s3.put_object(Bucket=cloud.artifacts, Key="runs/run-a/run.json", Body=record.record_body(run))
+    cloud.record("run-b", "2026-02-01T00:00:00Z", 0.74)
+
+    code, text = cloud.run("show", "run-a")
+
+    assert code == EXIT_OK, text
+    assert "Candidate: the SFT model" in text
+    assert "GPU cost: expected $627.14, worst case $1,788.80 of the $2,000.00 budget" in text
+    assert "  - 4 of 80 evaluation prompts are in sft" in text and "  - sft: 3 rows repeat an earlier row" in text
+    assert f"{DEPLOYMENT}, updated (the deployment served {_model('run-0')} before)" in text
+    assert "0.61 ± 0.034" in text and "samples (n)" in text
+
+    code, text = cloud.run("compare", "run-a", "run-b")
+
+    assert code == EXIT_OK, text
+    rows = {line.split("  ")[0].strip(): line.split()[-2:] for line in text.splitlines()[1:]}
+    assert text.splitlines()[1].split()[1:] == ["0.61", "±", "0.034", "0.74"]  # exact_match of the candidates
+    assert rows["candidate"] == ["sft", "rft"] and rows["deployment"] == ["updated", "created"]
+    assert rows["expected cost"] == ["$627.14", "-"] and rows["worst-case cost"] == ["$1,788.80", "-"]
+    assert rows["samples (n)"] == ["200", "-"]
+    assert text.rstrip().endswith("± the standard error of a mean over the evaluation's samples")
 
 
 def test_approve_and_reject_write_the_decision_of_a_known_run(cloud: Cloud) -> None:
@@ -198,43 +283,173 @@ def test_approve_and_reject_write_the_decision_of_a_known_run(cloud: Cloud) -> N
     assert cloud.run("approve", "run-a")[0] == 2  # --reason is required
 
 
-def test_rollback_moves_the_champion_deployment_to_the_earlier_model(cloud: Cloud) -> None:
-    cloud.record("run-a", "2026-01-01T00:00:00Z", 0.61, deployed=False)
-    cloud.record("run-b", "2026-02-01T00:00:00Z", 0.74, deployed=False)
-    cloud.champion("run-b")
-    with Stubber(cloud.bedrock) as stub:
-        stub.add_response(
-            "update_custom_model_deployment",
-            {"customModelDeploymentArn": DEPLOYMENT},
-            {"customModelDeploymentIdentifier": DEPLOYMENT, "modelArn": _model("run-a")},
+class Served:
+    """Runs that reached "Record run" on the rehearsal's Bedrock simulator: each imports a model, moves the
+    pipeline's deployment to it (``serving``) and writes its run record and the champion record as the
+    pipeline does, with the retention ``MODEL_RETENTION`` of the deployed functions."""
+
+    def __init__(self, cloud: Cloud, simulator: BedrockSimulator, retention: int = 2) -> None:
+        self.cloud, self.simulator, self.retention = cloud, simulator, retention
+        self.deployment: Deployment | None = None
+
+    def wait(self, deployment: Deployment) -> Deployment:
+        while deployment.status not in ("Active", "Failed"):
+            assert deployment.poll is not None
+            clock.advance(deployment.poll.waitSeconds)
+            deployment = serving.check_serving(bedrock=self.cloud.bedrock, deployment=deployment)
+        return deployment
+
+    def run(self, run_id: str, started: str, exact_match: float) -> RunRecord:
+        bedrock, artifacts = self.cloud.bedrock, self.cloud.artifacts
+        checkpoint = f"s3://customer-escrow-{samples.ACCOUNT}-smtj-x/nova-{run_id}/checkpoint/"
+        self.simulator.checkpoints[checkpoint] = "rft"
+        arn = bedrock.create_custom_model(
+            modelName=f"nova-{run_id}", roleArn=samples.IMPORT_ROLE_ARN,
+            modelSourceConfig={"s3DataSource": {"s3Uri": checkpoint}},
+        )["modelArn"]  # fmt: skip
+        clock.advance(Durations().import_ * 60)
+        model = ImportedModel(arn=arn, name=f"nova-{run_id}", checkpoint=checkpoint, status="Active")
+        champion, etag = record.read_champion(self.cloud.s3, artifacts, "nova")
+        plan = samples.plan().model_copy(update={"runId": run_id})
+        deployment = serving.start_serving(bedrock=bedrock, plan=plan, model=model, champion=champion)
+        deployment = self.wait(deployment)
+        run = self.cloud.record(run_id, started, exact_match, deployed=False).model_copy(
+            update={"model": model, "deployment": deployment, "endedAt": started}
         )
-        code, text = cloud.run("rollback", "--to", "run-a")
-        stub.assert_no_pending_responses()
-    assert code == EXIT_OK, text
-    champion = cloud.read("champions/nova.json")
-    assert champion["runId"] == "run-a" and champion["deploymentArn"] == DEPLOYMENT
-    assert champion["modelArn"] == _model("run-a")
+        self.cloud.s3.put_object(Bucket=artifacts, Key=f"runs/{run_id}/run.json", Body=record.record_body(run))
+        crowned, problems = serving.retire(
+            bedrock=bedrock,
+            champion=serving.crown(record.champion_record(run, artifacts), champion),
+            retention=self.retention,
+        )
+        assert problems == []
+        record.write_champion(crowned, s3=self.cloud.s3, bucket=artifacts, etag=etag)
+        return run
+
+    def serves(self) -> str:
+        champion = Champion.model_validate(self.cloud.read("champions/nova.json"))
+        found = self.cloud.bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=champion.deploymentArn)
+        return str(found["modelArn"])
+
+    def models(self) -> set[str]:
+        return {m["modelName"] for m in self.cloud.bedrock.list_custom_models()["modelSummaries"]}
 
 
-def test_cleanup_lists_then_deletes_what_is_neither_the_champion_nor_recent(cloud: Cloud) -> None:
-    for index, run in enumerate(("run-a", "run-b", "run-c", "run-d"), start=1):
-        cloud.record(run, f"2026-0{index}-01T00:00:00Z", 0.5 + index / 10)
-    cloud.champion("run-a")  # rolled back to the oldest: the champion's deployment serves its model
-    code, text = cloud.run("cleanup", "--keep", "2")
-    assert code == EXIT_OK
-    assert sorted(line for line in text.splitlines() if line.startswith("would delete")) == [
-        f"would delete deployment {DEPLOYMENT}-run-a",
-        f"would delete deployment {DEPLOYMENT}-run-b",
-        f"would delete model {_model('run-b')}",
-    ]
-    with Stubber(cloud.bedrock) as stub:
-        for run in ("run-b", "run-a"):
-            deployment = {"customModelDeploymentIdentifier": f"{DEPLOYMENT}-{run}"}
-            stub.add_response("delete_custom_model_deployment", {}, deployment)
-        stub.add_response("delete_custom_model", {}, {"modelIdentifier": _model("run-b")})
-        code, text = cloud.run("cleanup", "--keep", "2", "--yes")
-        stub.assert_no_pending_responses()
+@pytest.fixture
+def served(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    simulator = BedrockSimulator(
+        account=samples.ACCOUNT, region=REGION, epoch=EPOCH, faults=Faults(), durations=Durations(), checkpoints={}
+    )
+    monkeypatch.setattr(aws, "pause", clock.advance)  # novactl's waits pass on the simulated clock
+    with routed({"bedrock": simulator}), clock.using(clock.Lane(EPOCH)):
+        cloud.bedrock = boto3.client("bedrock", region_name=REGION)  # a client made while the simulator answers
+        yield Served(cloud, simulator, retention=3)
+
+
+def test_rollback_moves_the_stable_deployment_back_to_the_previous_model_and_waits(served: Served) -> None:
+    first = served.run("run-a", "2026-01-01T00:00:00Z", 0.61)
+    second = served.run("run-b", "2026-02-01T00:00:00Z", 0.74)
+    assert second.deployment is not None and first.deployment is not None
+    assert second.deployment.arn == first.deployment.arn and served.serves() == second.model.arn  # type: ignore[union-attr]
+
+    code, text = served.cloud.run("rollback", "--wait")
+
     assert code == EXIT_OK, text
+    assert served.serves() == first.model.arn  # type: ignore[union-attr]
+    assert f"deployment {first.deployment.arn} now serves {first.model.arn} (run run-a)" in text  # type: ignore[union-attr]
+    champion = Champion.model_validate(served.cloud.read("champions/nova.json"))
+    assert (champion.runId, champion.deploymentArn) == ("run-a", first.deployment.arn)
+    assert [s.runId for s in champion.history] == ["run-b"]
+    # A second rollback undoes the first (the model it replaced leads the history).
+    assert served.cloud.run("rollback", "--wait")[0] == EXIT_OK
+    assert served.serves() == second.model.arn  # type: ignore[union-attr]
+
+
+def test_rollback_to_a_named_earlier_run_and_the_problems_it_names(
+    served: Served, capsys: pytest.CaptureFixture
+) -> None:
+    runs = [served.run(f"run-{n}", f"2026-0{n}-01T00:00:00Z", 0.5 + n / 10) for n in (1, 2, 3)]
+
+    code, text = served.cloud.run("rollback", "--to", "run-1", "--wait")
+
+    assert code == EXIT_OK, text
+    assert served.serves() == runs[0].model.arn  # type: ignore[union-attr]
+    champion = Champion.model_validate(served.cloud.read("champions/nova.json"))
+    assert champion.runId == "run-1" and [s.runId for s in champion.history] == ["run-3", "run-2"]
+
+    assert served.cloud.run("rollback", "--to", "run-1")[0] == EXIT_AWS
+    assert "run run-1 is the champion" in capsys.readouterr().err
+    assert served.cloud.run("rollback", "--to", "run-9")[0] == EXIT_AWS
+    assert "run run-9's model is not of pipeline nova is kept (history: run-3, run-2)" in capsys.readouterr().err
+
+
+def test_rollback_does_not_overwrite_a_champion_record_a_run_replaced_meanwhile(
+    served: Served, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served.run("run-a", "2026-01-01T00:00:00Z", 0.61)
+    served.run("run-b", "2026-02-01T00:00:00Z", 0.74)
+    read = record.read_champion
+
+    def read_then_replaced(s3: Any, bucket: str, pipeline: str) -> tuple[Champion | None, str | None]:
+        champion, etag = read(s3, bucket, pipeline)
+        # A run records itself between this command's read and its write.
+        assert champion is not None
+        replaced = champion.model_copy(update={"runId": "run-c"})
+        s3.put_object(Bucket=bucket, Key="champions/nova.json", Body=json.dumps(replaced.to_json()))
+        return champion, etag
+
+    monkeypatch.setattr(record, "read_champion", read_then_replaced)
+    assert served.cloud.run("rollback")[0] == EXIT_AWS
+    error = capsys.readouterr().err
+    assert "s3://artifacts-bucket/champions/nova.json: a run replaced the champion record" in error
+    assert served.cloud.read("champions/nova.json")["runId"] == "run-c"
+
+
+def test_rollback_without_a_deployed_model_names_the_champion_record(
+    cloud: Cloud, capsys: pytest.CaptureFixture
+) -> None:
+    assert cloud.run("rollback")[0] == EXIT_AWS
+    assert "s3://artifacts-bucket/champions/nova.json: no champion record" in capsys.readouterr().err
+
+
+def test_cleanup_retires_models_beyond_the_deployed_retention_never_the_champions(served: Served) -> None:
+    runs = [served.run(f"run-{n}", f"2026-0{n}-01T00:00:00Z", 0.5 + n / 10) for n in (1, 2, 3, 4)]
+    assert served.models() == {"nova-run-2", "nova-run-3", "nova-run-4"}  # the pipeline keeps 3 (retention=3)
+    # Rolled back to the oldest kept model: the champion is run-2, its model must stay whatever the retention.
+    assert served.cloud.run("rollback", "--to", "run-2", "--wait")[0] == EXIT_OK
+    # A deployment an older run of the pipeline made on its own (before the stable deployment) is left over.
+    stray = served.cloud.bedrock.create_custom_model_deployment(
+        modelDeploymentName="old-run-0",
+        modelArn=runs[2].model.arn,  # type: ignore[union-attr]
+    )["customModelDeploymentArn"]
+    clock.advance(Durations().deploy * 60)
+    old = served.cloud.record("run-0", "2025-12-01T00:00:00Z", 0.5, deployed=False).model_copy(
+        update={"deployment": Deployment(arn=stray, name="old-run-0", modelArn=runs[2].model.arn, status="Active")}  # type: ignore[union-attr]
+    )
+    served.cloud.s3.put_object(Bucket=served.cloud.artifacts, Key="runs/run-0/run.json", Body=record.record_body(old))
+    served.cloud.lambda_retention = "1"
+
+    code, text = served.cloud.run("cleanup")
+
+    assert code == EXIT_OK, text
+    assert "keeping 1 model(s) (the deployed pipeline's modelRetention), the champion's (run run-2" in text
+    assert {line for line in text.splitlines() if line.startswith("would delete")} == {
+        f"would delete deployment {stray}",
+        f"would delete model {runs[2].model.arn} (run run-3)",  # type: ignore[union-attr]
+        f"would delete model {runs[3].model.arn} (run run-4)",  # type: ignore[union-attr]
+    }
+    assert served.models() == {"nova-run-2", "nova-run-3", "nova-run-4"}  # listing deletes nothing
+
+    code, text = served.cloud.run("cleanup", "--yes")
+
+    assert code == EXIT_OK, text
+    assert served.models() == {"nova-run-2"} and served.serves() == runs[1].model.arn  # type: ignore[union-attr]
+    with pytest.raises(served.cloud.bedrock.exceptions.ResourceNotFoundException):
+        served.cloud.bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=stray)
+    champion = Champion.model_validate(served.cloud.read("champions/nova.json"))
+    assert [(s.runId, s.deleted) for s in champion.history] == [("run-4", True), ("run-3", True), ("run-1", True)]
+    assert served.cloud.run("cleanup", "--keep", "1")[1].rstrip().endswith("nothing to delete")
+    assert served.cloud.run("cleanup", "--keep", "0")[0] == 2
 
 
 def test_watch_prints_progress_until_the_execution_ends(cloud: Cloud) -> None:

@@ -121,7 +121,7 @@ def test_prepare_reports_an_empty_answer_and_an_evaluation_prompt_seen_in_traini
 def test_validate_accepts_the_prepared_example_and_prints_the_estimates(prepared: Path) -> None:
     code, text = _run("validate", str(EXAMPLE / "run.json"), "--data", str(prepared))
     assert code == EXIT_OK, text
-    assert "Worst-case GPU cost: $" in text and "Worst-case duration of the jobs" in text
+    assert "GPU cost: expected $" in text and "; worst case $" in text and "Duration of the jobs: expected " in text
     assert "Grader classification: smoke test passed" in text
     assert "no problems found" in text
 
@@ -221,3 +221,38 @@ def test_the_example_csv_is_what_its_generator_writes(tmp_path: Path) -> None:
     assert (tmp_path / "questions.csv").read_bytes() == (EXAMPLE / "questions.csv").read_bytes()
     labels = [row["Y"] for row in csv.DictReader(io.StringIO((EXAMPLE / "questions.csv").read_text()))]
     assert {label: labels.count(label) for label in set(labels)} == {"HQ": 67, "LQ_EDIT": 67, "LQ_CLOSE": 66}
+
+
+def test_validate_prints_the_expected_duration_and_cost_preflight_records(tmp_path: Path) -> None:
+    """With enough rows for every job, validate shows preflight's per-job estimate, the expected cost beside
+    the worst case, and the expected duration of the phases (longest job of each, one after another)."""
+    from lambdas.pipeline import preflight
+    from novactl import check
+
+    with (EXAMPLE / "questions.csv").open(newline="") as source:
+        rows = list(csv.DictReader(source))
+    with (tmp_path / "many.csv").open("w", newline="") as target:
+        writer = csv.DictWriter(target, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for index in range(400):
+            row = rows[index % len(rows)]
+            writer.writerow({**row, "Id": str(90000 + index), "Title": f"{row['Title']} (case {index})"})
+    code, text = _run("prepare", str(tmp_path / "many.csv"), "--stackoverflow", "--id", "Id", "--out", str(tmp_path))
+    assert code == EXIT_OK, text
+
+    code, text = _run("validate", str(EXAMPLE / "run.json"), "--data", str(tmp_path))
+
+    assert code == EXIT_OK, text
+    checked = check.validate(json.loads((EXAMPLE / "run.json").read_text()), objects=check.LocalObjects(tmp_path))
+    assert checked.plan is not None and checked.summary is not None
+    cost = checked.summary.cost
+    assert cost.expectedUsd is not None and cost.expectedUsd < cost.estimatedUsd
+    # The figures are preflight's, with the row counts (without them the evaluations are not estimated).
+    assert preflight.estimate_cost(checked.plan).expectedUsd is None
+    assert f"GPU cost: expected ${cost.expectedUsd:,.2f}; worst case ${cost.estimatedUsd:,.2f}" in text
+    for item in cost.items:
+        assert f"expected {item.estimatedHours:g} h = ${item.expectedUsd:,.2f}; at most {item.maxHours:g} h" in text
+    by_stage: dict[str, float] = {item.stage: item.estimatedHours or 0.0 for item in cost.items}
+    phases = [("baselineEval", "sft"), ("sftEval", "rft"), ("finalEval",)]
+    hours = sum(max(by_stage.get(stage, 0.0) for stage in phase) for phase in phases)
+    assert f"Duration of the jobs: expected {hours:.1f} h; worst case" in text

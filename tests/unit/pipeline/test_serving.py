@@ -139,7 +139,7 @@ def test_a_refused_update_falls_back_to_a_new_deployment_and_retires_the_old_one
     assert third.arn != first.arn
     third = _until_active(client, third)
     new = _champion("run-3", third_model, third, champion)
-    _, problems = serving.retire(bedrock=client, champion=new, replaced_deployment=third.replacedDeploymentArn)
+    _, problems = serving.retire(bedrock=client, champion=new, replaced_deployments=[str(third.replacedDeploymentArn)])
     assert problems == []
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.get_custom_model_deployment(customModelDeploymentIdentifier=first.arn)
@@ -198,3 +198,45 @@ def test_rollback_names_the_problem_when_no_earlier_model_is_kept(account: tuple
 
     with pytest.raises(serving.NothingToRollBackTo, match="no earlier model of pipeline nova is kept"):
         serving.rollback(bedrock=client, champion=champion)
+
+
+def _three_runs(account: tuple[BedrockSimulator, Any]) -> tuple[Deployment, Champion]:
+    """Runs 1 to 3 served one after another: the first deployment and the last champion record."""
+    simulator, client = account
+    first, champion = _serve(simulator, client, "run-1", None)
+    for run in ("run-2", "run-3"):
+        _, champion = _serve(simulator, client, run, champion)
+    return first, champion
+
+
+def test_rollback_to_a_named_run_skips_newer_models_and_refuses_a_deleted_one(
+    account: tuple[BedrockSimulator, Any],
+) -> None:
+    client = account[1]
+    first, champion = _three_runs(account)
+
+    rolled = serving.rollback(bedrock=client, champion=champion, to_run="run-1")
+    clock.advance(DEPLOY_S)
+
+    assert (rolled.runId, rolled.modelArn) == ("run-1", first.modelArn)
+    assert [s.runId for s in rolled.history] == ["run-3", "run-2"]
+    assert client.get_custom_model_deployment(customModelDeploymentIdentifier=first.arn)["modelArn"] == first.modelArn
+    retired, _ = serving.retire(bedrock=client, champion=rolled, retention=2)
+    with pytest.raises(serving.NothingToRollBackTo, match=r"run run-2's model is not .* run-2 \(deleted\)"):
+        serving.rollback(bedrock=client, champion=retired, to_run="run-2")
+
+
+def test_retire_lists_what_it_deletes_and_never_deletes_the_champions_deployment(
+    account: tuple[BedrockSimulator, Any],
+) -> None:
+    client = account[1]
+    first, champion = _three_runs(account)
+
+    assert [s.runId for s in serving.retirable(champion, retention=1)] == ["run-2", "run-1"]
+    assert [s.runId for s in serving.retirable(champion, retention=3)] == []
+    retired, problems = serving.retire(
+        bedrock=client, champion=champion, retention=1, replaced_deployments=[str(champion.deploymentArn)]
+    )
+
+    assert problems == [] and serving.retirable(retired, retention=1) == []
+    assert client.get_custom_model_deployment(customModelDeploymentIdentifier=first.arn)["status"] == "Active"
