@@ -15,6 +15,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from lambdas.pipeline import approval
 from lambdas.pipeline.schema import Champion, CollectedMetrics, Deployment, ImportedModel, MetricsTable, RunRecord
 from novactl.cli import EXIT_AWS, EXIT_OK, EXIT_PROBLEMS, main
 
@@ -104,8 +105,8 @@ class Cloud:
         champion = Champion(pipeline="nova", runId=run_id, modelArn=_model(run_id), deploymentArn=DEPLOYMENT)
         self.s3.put_object(Bucket=self.artifacts, Key="champions/nova.json", Body=json.dumps(champion.to_json()))
 
-    def read(self, key: str) -> Any:
-        return json.loads(self.s3.get_object(Bucket=self.artifacts, Key=key)["Body"].read())
+    def read(self, key: str, *, bucket: str | None = None) -> Any:
+        return json.loads(self.s3.get_object(Bucket=bucket or self.artifacts, Key=key)["Body"].read())
 
 
 @pytest.fixture
@@ -187,12 +188,15 @@ def test_list_show_and_compare_read_the_run_records(cloud: Cloud) -> None:
     assert cloud.run("show", "run-zzz")[0] == EXIT_AWS
 
 
-def test_approve_and_reject_write_the_decision_of_a_known_run(cloud: Cloud) -> None:
+def test_approve_and_reject_write_the_decision_of_a_waiting_run_to_the_data_bucket(cloud: Cloud) -> None:
     cloud.record("run-a", "2026-01-01T00:00:00Z", 0.61)
+    assert cloud.run("approve", "run-a", "--reason", "looks good")[0] == EXIT_AWS  # recorded, not waiting
+    cloud.s3.put_object(Bucket=cloud.artifacts, Key=approval.token_key("run-a"), Body=b'{"taskToken": "t"}')
     assert cloud.run("approve", "run-a", "--reason", "looks good")[0] == EXIT_OK
-    assert cloud.read("approvals/run-a.json") == {"decision": "approve", "reason": "looks good"}
+    assert cloud.read("approvals/run-a.json", bucket=cloud.data) == {"decision": "approve", "reason": "looks good"}
     assert cloud.run("reject", "run-a", "--reason", "regressed on HQ")[0] == EXIT_OK
-    assert cloud.read("approvals/run-a.json") == {"decision": "reject", "reason": "regressed on HQ"}
+    assert cloud.read("approvals/run-a.json", bucket=cloud.data) == {"decision": "reject", "reason": "regressed on HQ"}
+    assert cloud.run("reject", "run-a", "--reason", " ")[0] == EXIT_AWS  # the decision function would refuse it
     assert cloud.run("approve", "run-unknown", "--reason", "x")[0] == EXIT_AWS
     assert cloud.run("approve", "run-a")[0] == 2  # --reason is required
 
