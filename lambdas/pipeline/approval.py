@@ -127,6 +127,10 @@ def request_approval(
         ContentType="application/json",
     )
     message = instructions(run_id, buckets, expires_at)
+    gate = event.get("gate")
+    reasons = gate.get("reasons") if isinstance(gate, dict) else None
+    if isinstance(reasons, list) and reasons:
+        message += "\n\nQuality gate: PASSED\n" + "\n".join(f"  - {reason}" for reason in reasons[:20])
     if topic_arn:
         sns.publish(TopicArn=topic_arn, Subject=f"Nova run {run_id}: approval needed"[:100], Message=message)
     return {"runId": run_id, "tokenUri": layout.s3_uri(buckets.artifacts, token_key(run_id)), "message": message}

@@ -59,7 +59,13 @@ class Cloud:
         return bool(self.s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount"))
 
     def request(self) -> dict[str, Any]:
-        event = {"taskToken": "token-1", "runId": RUN, "requestedAt": "2026-01-01T00:00:00Z", "timeoutSeconds": 7200}
+        event = {
+            "taskToken": "token-1",
+            "runId": RUN,
+            "requestedAt": "2026-01-01T00:00:00Z",
+            "timeoutSeconds": 7200,
+            "gate": {"passed": True, "reasons": ["gain over baseline 0.26 >= 0.05"]},
+        }
         return approval.request_approval(event, s3=self.s3, sns=self.sns, buckets=BUCKETS, topic_arn=self.topic)
 
     def apply(self, states: StepFunctions, key: str = approval.decision_key(RUN)) -> dict[str, Any]:
@@ -94,6 +100,7 @@ def test_the_request_keeps_the_token_and_says_how_to_decide_before_the_expiry(cl
         and f"s3://data-bucket/approvals/{RUN}.json" in message["Message"]
     )
     assert "before 2026-01-01T02:00:00Z" in message["Message"]
+    assert "  - gain over baseline 0.26 >= 0.05" in message["Message"]  # what the reviewer judges
 
 
 @pytest.mark.parametrize("decision", ["approve", "reject"])
