@@ -143,14 +143,20 @@ def main(argv: list[str] | None = None) -> int:
         for k in range(runs)
     ]
     scenarios[-1].fail_at, scenarios[-1].fail_eval_of = fail_at, fail_eval_of
-    synthesized = None
-    if args.approval is not None:
-        synthesized = synthesize(context={"approval": "required"})
+    rollback = runs > 1 and fail_at is None and args.approval in (None, "approve")
+    if args.approval is None:
+        results = rehearse_runs(scenarios, out_dir=out_dir.resolve(), out=out, rollback=rollback)
+    else:
         for scenario in scenarios:
             scenario.approval = "approve"
         scenarios[-1].approval = args.approval
-    rollback = runs > 1 and fail_at is None and args.approval in (None, "approve")
-    results = rehearse_runs(scenarios, synthesized=synthesized, out_dir=out_dir.resolve(), out=out, rollback=rollback)
+        results = rehearse_runs(
+            scenarios,
+            synthesized=synthesize(context={"approval": "required"}),
+            out_dir=out_dir.resolve(),
+            out=out,
+            rollback=rollback,
+        )
     for result in results:
         print_summary(result, out)
     if runs > 1:
