@@ -72,6 +72,7 @@ run: synth rehearse
 	@echo "  open .rehearsal/report.html                   the run's report (metrics, gate, stages, cost)"
 	@echo "  REHEARSAL_RUNS=2 make rehearse                 a second run moves the same deployment ARN to its model, then a rollback"
 	@echo "  REHEARSAL_FAIL_AT=rft make rehearse            a failed RFT keeps what finished and prints the input that resumes it"
+	@echo "  REHEARSAL_APPROVAL=reject make rehearse        approval required before deployment: approve, reject or let it expire"
 	@echo "  make deploy                                    deploy the stack, then start an execution with your run input (README)"
 
 test: setup

@@ -3,7 +3,8 @@
 
 Context keys (cdk.json or ``-c key=value``): ``region``, ``pipelineName``,
 ``retainData``, ``logRetentionDays``, ``notificationEmail``, ``retrainSchedule``,
-``modelRetention``, ``graderReservedConcurrency``, ``stageReservedConcurrency``, ``runPolicy`` (a JSON object,
+``modelRetention``, ``graderReservedConcurrency``, ``stageReservedConcurrency``, ``approval`` (``none`` or
+``required``), ``approvalTimeoutHours``, ``runPolicy`` (a JSON object,
 :class:`lambdas.pipeline.policy.RunPolicy`; with ``-c`` its JSON text), ``writers`` (a JSON object,
 :func:`stacks.config.parse_writers`).
 """
@@ -24,10 +25,12 @@ from lambdas.pipeline.policy import CONTEXT_KEY as RUN_POLICY_KEY
 from lambdas.pipeline.policy import RunPolicy, RunPolicyError, parse_policy
 from lambdas.pipeline.serving import DEFAULT_RETENTION
 from stacks.config import (
+    DEFAULT_APPROVAL_TIMEOUT_HOURS,
     DEFAULT_GRADER_RESERVED_CONCURRENCY,
     DEFAULT_STAGE_RESERVED_CONCURRENCY,
     PipelineSettings,
     SettingsError,
+    parse_approval,
     parse_bool,
     parse_int,
     parse_writers,
@@ -65,6 +68,8 @@ def settings_from_context(app: cdk.App) -> PipelineSettings:
     model_retention = typed("modelRetention", parse_int, DEFAULT_RETENTION)
     grader_reserved = typed("graderReservedConcurrency", parse_int, DEFAULT_GRADER_RESERVED_CONCURRENCY)
     stage_reserved = typed("stageReservedConcurrency", parse_int, DEFAULT_STAGE_RESERVED_CONCURRENCY)
+    approval_required = typed("approval", parse_approval, False)
+    approval_timeout_hours = typed("approvalTimeoutHours", parse_int, DEFAULT_APPROVAL_TIMEOUT_HOURS)
     no_writers: dict[str, tuple[str, ...]] = {}
     writers = typed("writers", parse_writers, no_writers)
     run_policy = RunPolicy()
@@ -94,6 +99,8 @@ def settings_from_context(app: cdk.App) -> PipelineSettings:
         stage_reserved_concurrency=stage_reserved,
         run_policy=run_policy,
         writers=writers,
+        approval_required=approval_required,
+        approval_timeout_hours=approval_timeout_hours,
     )
 
 

@@ -22,12 +22,11 @@ from typing import Any, TextIO
 from lambdas.common import env_names, layout
 from lambdas.common.aws_errors import is_precondition_failed
 from lambdas.notify.message import dataset_warnings, metrics_lines
-from lambdas.pipeline import record, runview, serving
+from lambdas.pipeline import approval, record, runview, serving
 from lambdas.pipeline.schema import Champion, Deployment, RunRecord, ServedModel
 
 DEFAULT_STACK = "NovaCustomization"
-APPROVALS_PREFIX = "approvals/"
-DECISIONS = ("approve", "reject")
+DECISIONS = approval.DECISIONS
 
 
 class CommandError(RuntimeError):
@@ -257,22 +256,28 @@ def _usd(run: RunRecord, field: str) -> str:
 # -- approvals ------------------------------------------------------------------------------------------
 
 
-def decide(s3: Any, bucket: str, run_id: str, decision: str, reason: str) -> str:
-    """Write ``approvals/<run-id>.json`` = ``{"decision", "reason"}`` to the artifacts bucket; its URI."""
+def decide(s3: Any, stack: StackOutputs, run_id: str, decision: str, reason: str) -> str:
+    """Write ``approvals/<run-id>.json`` = ``{"decision", "reason"}`` to the data bucket, where its upload
+    is applied to the waiting run (:mod:`lambdas.pipeline.approval`); its URI."""
     if decision not in DECISIONS:
         raise CommandError(f"decision {decision!r}: expected one of {', '.join(DECISIONS)}")
-    read_run_or_running(s3, bucket, run_id)
-    key = f"{APPROVALS_PREFIX}{run_id}.json"
     body = json.dumps({"decision": decision, "reason": reason}).encode()
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-    return layout.s3_uri(bucket, key)
+    try:
+        approval.parse_decision(body, "--reason")  # what the decision function will accept
+    except approval.ApprovalError as error:
+        raise CommandError(str(error)) from None
+    require_waiting(s3, stack.artifacts_bucket, run_id)
+    key = approval.decision_key(run_id)
+    s3.put_object(Bucket=stack.data_bucket, Key=key, Body=body, ContentType="application/json")
+    return layout.s3_uri(stack.data_bucket, key)
 
 
-def read_run_or_running(s3: Any, bucket: str, run_id: str) -> None:
-    """A decision names a run this pipeline knows: a folder under ``runs/`` (a run awaiting approval has one)."""
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix=layout.run_prefix(run_id), MaxKeys=1)
+def require_waiting(s3: Any, bucket: str, run_id: str) -> None:
+    """A decision names a run that waits for approval: its token is under ``runs/<run-id>/``."""
+    key = approval.token_key(run_id)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
     if not listed.get("KeyCount"):
-        raise CommandError(f"run {run_id}: nothing under s3://{bucket}/{layout.run_prefix(run_id)}")
+        raise CommandError(f"run {run_id}: not waiting for approval (no s3://{bucket}/{key})")
 
 
 # -- rollback and cleanup -------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def _compare(args: argparse.Namespace, out: TextIO, clients: Clients) -> int:
 
 def _decision(decision: str) -> Callable[[argparse.Namespace, TextIO, Clients], int]:
     def run(args: argparse.Namespace, out: TextIO, clients: Clients) -> int:
-        uri = aws.decide(clients("s3"), _stack(args, clients).artifacts_bucket, args.run, decision, args.reason)
+        uri = aws.decide(clients("s3"), _stack(args, clients), args.run, decision, args.reason)
         out.write(f"{decision}: wrote {uri}\n")
         return EXIT_OK
 
@@ -399,8 +399,8 @@ def parser() -> argparse.ArgumentParser:
         sub = command(
             decision,
             _decision(decision),
-            f'Write approvals/<run-id>.json = {{"decision": "{decision}", "reason": ...}} to the artifacts '
-            "bucket, the decision a run waiting for approval reads",
+            f'Write approvals/<run-id>.json = {{"decision": "{decision}", "reason": ...}} to the data '
+            "bucket: the decision a run waiting for approval receives",
             on_aws=True,
         )
         sub.add_argument("run", help="run id")

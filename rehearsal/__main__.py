@@ -23,6 +23,12 @@ Each setting is an option or, as ``make rehearse`` passes it, an environment var
   to the last run only. Without one, the rehearsal then rolls the deployment back to the
   previous run's model (``serving.rollback``). Run ``k``'s outputs go to
   ``<out>/run-<k>/``.
+- ``REHEARSAL_APPROVAL``: rehearse a stack that requires approval before deployment (context
+  ``approval=required``) and what the reviewer does when the run waits: ``approve`` (deployed),
+  ``reject`` (recorded as REJECTED, nothing deployed) or ``expire`` (no decision: APPROVAL_EXPIRED after
+  ``approvalTimeoutHours`` of simulated time). The reviewer writes ``approvals/<run-id>.json`` two simulated
+  hours after the request, and its upload event runs the decision function. With several runs, the earlier
+  ones are approved.
 
 Exit status (of the last run): 0 when the execution succeeded and deployed a model (or a dry run passed), 2 when it
 succeeded without a deployment (gate rejection, deploy skipped), 1 otherwise;
@@ -37,8 +43,9 @@ import os
 import sys
 from pathlib import Path
 
+from offline.synth import synthesize
 from rehearsal import datasets
-from rehearsal.runner import Scenario, print_serving, print_summary, rehearse_runs
+from rehearsal.runner import APPROVALS, Scenario, print_serving, print_summary, rehearse_runs
 from rehearsal.simulators.faults import STAGES
 from rehearsal.simulators.service_quotas import DEFAULT_QUOTAS
 
@@ -69,6 +76,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--input", default=environ.get("REHEARSAL_INPUT") or None, help="REHEARSAL_INPUT")
     parser.add_argument("--data", default=environ.get("REHEARSAL_DATA") or None, help="REHEARSAL_DATA")
     parser.add_argument("--runs", default=environ.get("REHEARSAL_RUNS") or "1", help="REHEARSAL_RUNS")
+    parser.add_argument("--approval", default=environ.get("REHEARSAL_APPROVAL") or None, help="REHEARSAL_APPROVAL")
     return parser.parse_args(argv)
 
 
@@ -121,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     if not runs_text.isdigit() or not 1 <= int(runs_text) <= MAX_RUNS:
         print(f"REHEARSAL_RUNS={runs_text!r}: expected a whole number of runs from 1 to {MAX_RUNS}", file=sys.stderr)
         return 64
+    if args.approval is not None and args.approval not in APPROVALS:
+        print(f"REHEARSAL_APPROVAL={args.approval!r}: expected one of {', '.join(APPROVALS)}", file=sys.stderr)
+        return 64
     out = sys.stdout
     out.write("Synthesizing the CDK app (cdk-nag gate included)...\n")
     out.flush()
@@ -132,7 +143,20 @@ def main(argv: list[str] | None = None) -> int:
         for k in range(runs)
     ]
     scenarios[-1].fail_at, scenarios[-1].fail_eval_of = fail_at, fail_eval_of
-    results = rehearse_runs(scenarios, out_dir=out_dir.resolve(), out=out, rollback=runs > 1 and fail_at is None)
+    rollback = runs > 1 and fail_at is None and args.approval in (None, "approve")
+    if args.approval is None:
+        results = rehearse_runs(scenarios, out_dir=out_dir.resolve(), out=out, rollback=rollback)
+    else:
+        for scenario in scenarios:
+            scenario.approval = "approve"
+        scenarios[-1].approval = args.approval
+        results = rehearse_runs(
+            scenarios,
+            synthesized=synthesize(context={"approval": "required"}),
+            out_dir=out_dir.resolve(),
+            out=out,
+            rollback=rollback,
+        )
     for result in results:
         print_summary(result, out)
     if runs > 1:

@@ -41,6 +41,12 @@ tells time. They are active inside :func:`installed` only.
    with a pure-Python ANTLR parser when the machine is created and again for each
    execution (about two seconds for the pipeline); the parsed program holds no
    execution state, so one parse per definition text is reused.
+7. **Task tokens** (``StateTaskServiceCallback._wait_for_task_token_timeout``). A
+   ``.waitForTaskToken`` task (Wait for approval) hands its token to the scenario's
+   approver (:func:`approver`), which decides on the simulated clock (writes the decision
+   file and delivers its event, so ``SendTaskSuccess`` completes the token) or lets it
+   lapse; a token still open then times out after the task's timeout in simulated time
+   (``States.Timeout``), instead of blocking the wall clock for days.
 
 Not bridged: JSONata. moto's JSONata evaluator is a stub, so a definition that
 uses ``QueryLanguage: JSONata`` is refused up front (:mod:`rehearsal.cloud`); the
@@ -102,6 +108,8 @@ from rehearsal.simulators.service_quotas import ServiceQuotasSimulator
 class _Active:
     runtime: FunctionRuntime | None = None
     sagemaker: SageMakerSimulator | None = None
+    # Called with (task token, timeout seconds) when a .waitForTaskToken task waits.
+    approver: Callable[[str, int], None] | None = None
 
 
 _ACTIVE = _Active()
@@ -344,6 +352,29 @@ def _thread_run(self: threading.Thread) -> None:
     _original_thread_run(self)
 
 
+# -- 7. Task tokens ------------------------------------------------------------------------
+
+
+def _wait_for_task_token(self: StateTaskServiceCallback, timeout_seconds: int, callback_endpoint: Any) -> Any:
+    """The approver acts on the simulated clock; an outcome it did not send is a timeout after ``timeout_seconds``."""
+    if _ACTIVE.approver is not None:
+        _ACTIVE.approver(callback_endpoint.callback_id, timeout_seconds)
+    outcome = callback_endpoint.wait(timeout=0)
+    if outcome is None:
+        clock.advance(timeout_seconds)
+    return outcome
+
+
+@contextmanager
+def approver(decide: Callable[[str, int], None] | None) -> Iterator[None]:
+    """While active, ``decide(token, timeout_seconds)`` answers each task token (or lets it lapse)."""
+    _ACTIVE.approver = decide
+    try:
+        yield
+    finally:
+        _ACTIVE.approver = None
+
+
 # -- 6. Parse once ----------------------------------------------------------------------------
 
 _original_parse = AmazonStateLanguageParser.parse
@@ -381,6 +412,7 @@ def installed(
         patch(mock.patch.object(threading.Thread, "start", _thread_start))
         patch(mock.patch.object(threading.Thread, "run", _thread_run))
         patch(mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(_parse_once)))
+        patch(mock.patch.object(StateTaskServiceCallback, "_wait_for_task_token_timeout", _wait_for_task_token))
         patch(
             routed(
                 {

@@ -46,6 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASET_PREFIX = "datasets/rehearsal"
 MOTO_CONFIG: DefaultConfig = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+OBJECT_CREATED = "Object Created"
 PIPELINE = "nova"  # the pipelineName of cdk.json the rehearsal synthesizes
 
 
@@ -87,6 +88,9 @@ class Scenario:
     final_gain: float = 0.0
     # In a rehearsal of several runs: the run input, made from the previous run's result (e.g. its resume input).
     input_from: Callable[[Result], dict] | None = None
+    # With a stack that requires approval (context approval=required): what the approver does when the run waits,
+    # ``approve`` or ``reject`` (a decision file after APPROVAL_DELAY_SECONDS) or ``expire`` (nothing).
+    approval: str | None = None
 
     def faults(self) -> Faults:
         faults = Faults(fail_at=self.fail_at, fail_eval_of=self.fail_eval_of, throttle=dict(self.throttle))
@@ -345,12 +349,13 @@ def _rehearse_one(account: _Account, scenario: Scenario, *, offset: float, out: 
     lock_table = _lock_table(cloud)
     if scenario.lock_held_by and lock_table:
         _hold_lock(cloud, lock_table, scenario.lock_held_by)
-    with clock.using(root):
-        execution_arn = sfn.start_execution(
-            stateMachineArn=cloud.state_machine_arn, name=name, input=json.dumps(run_input)
-        )["executionArn"]
-    view = ProgressView(out, start)
-    description = _follow(sfn, execution_arn, view, scenario.wall_timeout_seconds)
+    with bridge.approver(_approver(account, scenario.approval)):
+        with clock.using(root):
+            execution_arn = sfn.start_execution(
+                stateMachineArn=cloud.state_machine_arn, name=name, input=json.dumps(run_input)
+            )["executionArn"]
+        view = ProgressView(out, start)
+        description = _follow(sfn, execution_arn, view, scenario.wall_timeout_seconds)
     history = _history(sfn, execution_arn)
     view.feed(history)
     end_seconds = max(root.seconds, offset + max((view._at(e) for e in history), default=0.0))
@@ -401,6 +406,72 @@ def _rehearse_one(account: _Account, scenario: Scenario, *, offset: float, out: 
     if out_dir is not None:
         _write_outputs(result, out_dir, run_bytes, report_bytes)
     return result
+
+
+# -- approval ---------------------------------------------------------------------------------
+
+APPROVALS = ("approve", "reject", "expire")
+# How long the simulated reviewer takes to decide.
+APPROVAL_DELAY_SECONDS = 2 * 3600
+
+
+def _approver(account: _Account, approval: str | None) -> Callable[[str, int], None] | None:
+    """The scenario's reviewer: writes ``approvals/<run-id>.json`` to the data bucket and delivers its upload event
+    to the rule's target, as a person running ``novactl approve`` would; ``expire`` lets the token lapse."""
+    from lambdas.pipeline import approval as approvals
+
+    if approval is None:
+        return None
+    if approval not in APPROVALS:
+        raise ValueError(f"approval {approval!r}: expected one of {', '.join(APPROVALS)}")
+
+    def decide(token: str, timeout_seconds: int) -> None:
+        if approval == "expire":
+            return
+        clock.advance(min(APPROVAL_DELAY_SECONDS, timeout_seconds // 2))
+        run_id = _waiting_run(account, token)
+        key = approvals.decision_key(run_id)
+        body = {"decision": approval, "reason": f"rehearsal reviewer: {approval}"}
+        account.s3.put_object(Bucket=account.data_bucket, Key=key, Body=json.dumps(body).encode())
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": OBJECT_CREATED,
+            "source": "aws.s3",
+            "account": account.cloud.account,
+            "time": clock.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": account.region,
+            "resources": [f"arn:aws:s3:::{account.data_bucket}"],
+            "detail": {"bucket": {"name": account.data_bucket}, "object": {"key": key}},
+        }
+        lam = boto3.client("lambda", region_name=account.region)
+        for arn in _rule_targets(account.cloud, lambda pattern: _matches_object_created(pattern, key)):
+            lam.invoke(FunctionName=arn, Payload=json.dumps(event).encode())
+
+    return decide
+
+
+def _waiting_run(account: _Account, token: str) -> str:
+    """The run whose stored approval token is ``token`` (``runs/<run-id>/approval-token.json``)."""
+    from lambdas.pipeline import approval as approvals
+
+    artifacts = account.cloud.bucket("ArtifactsBucket")
+    pages = account.s3.get_paginator("list_objects_v2").paginate(Bucket=artifacts, Prefix="runs/")
+    for page in pages:
+        for item in page.get("Contents", []):
+            if item["Key"].endswith(f"/{approvals.TOKEN_NAME}"):
+                stored = json.loads(account.s3.get_object(Bucket=artifacts, Key=item["Key"])["Body"].read())
+                if stored.get("taskToken") == token:
+                    return str(stored["runId"])
+    raise RuntimeError("a task waits for approval but no run stored its token")
+
+
+def _matches_object_created(pattern: Mapping[str, Any], key: str) -> bool:
+    """An S3 Object Created rule whose key filter is a prefix of ``key``."""
+    if OBJECT_CREATED not in (pattern.get("detail-type") or []):
+        return False
+    filters = ((pattern.get("detail") or {}).get("object") or {}).get("key") or []
+    return any(isinstance(f, dict) and key.startswith(str(f.get("prefix", "\0"))) for f in filters)
 
 
 # -- run lock ---------------------------------------------------------------------------------
@@ -529,7 +600,7 @@ def _deliver_end_event(
             "outputDetails": {"included": True},
         },
     }
-    targets = _status_change_targets(cloud)
+    targets = _rule_targets(cloud, lambda pattern: EXECUTION_STATUS_CHANGE in (pattern.get("detail-type") or []))
     lam = boto3.client("lambda", region_name=region)
     failures = []
     for arn in targets:
@@ -544,12 +615,12 @@ def _deliver_end_event(
     return messages
 
 
-def _status_change_targets(cloud: SimulatedStack) -> list[str]:
+def _rule_targets(cloud: SimulatedStack, matches: Callable[[Mapping[str, Any]], bool]) -> list[str]:
+    """The Lambda targets of the EventBridge rules whose event pattern ``matches``."""
     targets = []
     for logical_id in cloud.of_type("AWS::Events::Rule"):
         props = cloud.resources[logical_id].get("Properties", {})
-        pattern = props.get("EventPattern") or {}
-        if EXECUTION_STATUS_CHANGE not in (pattern.get("detail-type") or []):
+        if not matches(props.get("EventPattern") or {}):
             continue
         for target in props.get("Targets", []):
             arn = target.get("Arn")

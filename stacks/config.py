@@ -50,6 +50,21 @@ def parse_int(key: str, value: object) -> int:
     )
 
 
+APPROVAL_MODES = ("none", "required")
+DEFAULT_APPROVAL_TIMEOUT_HOURS = 72
+# An approval must be decidable within one execution (stepfunctions.pipeline.MAX_RUN_SECONDS, 144 h), with the
+# training before it: at most 96 h of waiting.
+MAX_APPROVAL_TIMEOUT_HOURS = 96
+
+
+def parse_approval(key: str, value: object) -> bool:
+    """``approval``: ``none`` (deploy when the gate passes) or ``required`` (wait for a decision); ``True``
+    when required. Nothing else is accepted, so a typo cannot silently skip the approval."""
+    if value in APPROVAL_MODES:
+        return value == "required"
+    raise SettingsError(f"{key}={value!r}: use one of {', '.join(APPROVAL_MODES)}")
+
+
 # Reserved concurrency (see PipelineSettings): enough for an RFT job's rollouts on each grader, and for the few
 # stage functions a run calls at once (two Parallel branches, retries); Lambda's default account quota is 1,000.
 DEFAULT_GRADER_RESERVED_CONCURRENCY = 50
@@ -117,6 +132,10 @@ class PipelineSettings:
     # function shares the account's unreserved pool). A reservation is also a ceiling: a grader never takes more.
     grader_reserved_concurrency: int = DEFAULT_GRADER_RESERVED_CONCURRENCY
     stage_reserved_concurrency: int = DEFAULT_STAGE_RESERVED_CONCURRENCY
+    # approval / approvalTimeoutHours: a run whose gate passed waits for a decision before it deploys
+    # (lambdas/pipeline/approval.py); without one within the timeout it ends as APPROVAL_EXPIRED.
+    approval_required: bool = False
+    approval_timeout_hours: int = DEFAULT_APPROVAL_TIMEOUT_HOURS
 
     # runPolicy: the limits every run of this deployment is held to (lambdas/pipeline/policy.py).
     run_policy: RunPolicy = field(default_factory=RunPolicy)
@@ -131,6 +150,13 @@ class PipelineSettings:
         ):
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_RESERVED_CONCURRENCY:
                 problems.append(f"{key}={value!r}: a whole number from 0 (none reserved) to {MAX_RESERVED_CONCURRENCY}")
+        hours = self.approval_timeout_hours
+        if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= MAX_APPROVAL_TIMEOUT_HOURS:
+            problems.append(
+                f"approvalTimeoutHours={hours!r}: a whole number of hours from 1 to {MAX_APPROVAL_TIMEOUT_HOURS}"
+            )
+        if not isinstance(self.approval_required, bool):
+            problems.append(f"approval={self.approval_required!r}: use one of {', '.join(APPROVAL_MODES)}")
         # Typed values only: a string here would be truthy ("false") or fail a comparison.
         if not isinstance(self.retain_data, bool):
             problems.append(f"retainData={self.retain_data!r}: not a boolean; use true or false")

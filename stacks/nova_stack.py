@@ -57,6 +57,8 @@ class NovaCustomizationStack(Stack):
             reserved_concurrency=settings.stage_reserved_concurrency,
             run_policy=settings.run_policy,
             model_retention=settings.model_retention,
+            approval_required=settings.approval_required,
+            approval_timeout_hours=settings.approval_timeout_hours,
         )
         self.notifications = Notifications(
             self,
@@ -69,6 +71,7 @@ class NovaCustomizationStack(Stack):
             notification_email=settings.notification_email,
             run_lock=self.run_lock,
         )
+        self.pipeline.connect_topic(self.notifications.topic)
         self.triggers = Triggers(
             self,
             "Triggers",
@@ -81,7 +84,9 @@ class NovaCustomizationStack(Stack):
             topic=self.notifications.topic,
             run_lock=self.run_lock,
         )
-        self.storage.restrict_writers(settings.writers, project_roles=[self.triggers.function.role])
+        self.storage.restrict_writers(
+            settings.writers, project_roles=[self.triggers.function.role, self.pipeline.approval_function.role]
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",

@@ -16,15 +16,19 @@ import json
 from collections.abc import Mapping
 
 from aws_cdk import Aws, Duration, Names, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from lambdas.common import env_names, layout
+from lambdas.pipeline import approval
 from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
 from lambdas.pipeline.policy import RunPolicy
 from lambdas.pipeline.serving import DEFAULT_RETENTION
@@ -40,6 +44,7 @@ from stepfunctions.pipeline import (
     DYNAMODB_PUT_ITEM,
     FUNCTIONS,
     HANDLERS_MODULE,
+    LAMBDA_INVOKE_WAIT_FOR_TASK_TOKEN,
     SAGEMAKER_TRAINING_JOB_SYNC,
     task_integrations,
 )
@@ -74,6 +79,8 @@ class Pipeline(Construct):
         run_policy: RunPolicy,
         reserved_concurrency: int = 0,
         model_retention: int = DEFAULT_RETENTION,
+        approval_required: bool = False,
+        approval_timeout_hours: int = 72,
     ) -> None:
         super().__init__(scope, construct_id)
         if region not in IMAGE_ACCOUNTS:
@@ -128,6 +135,9 @@ class Pipeline(Construct):
             "KmsKeyArn": key.key_arn,
             "PipelineName": pipeline_name,
             "RunLockTableName": run_lock.table.table_name,
+            # Approval before deployment (context approval / approvalTimeoutHours, lambdas/pipeline/approval.py).
+            "ApprovalMode": "required" if approval_required else "none",
+            "ApprovalTimeoutSeconds": str(approval_timeout_hours * 3600),
         }
         self.execution_log_group = logs.LogGroup(
             self,
@@ -138,6 +148,7 @@ class Pipeline(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.state_machine = self._build_state_machine(self.execution_log_group)
+        self.approval_function = self._build_approvals(environment, log_retention)
 
     # -- stage functions -------------------------------------------------------------------------
 
@@ -277,6 +288,67 @@ class Pipeline(Construct):
     def _acknowledge_training_jobs(self, role: iam.IRole) -> None:
         acknowledge_training_jobs(role, self._pipeline_name)
 
+    # -- approvals -------------------------------------------------------------------------------
+
+    def _build_approvals(self, environment: dict[str, str], log_retention: logs.RetentionDays) -> ProjectFunction:
+        """The decision function: an ``approvals/<run-id>.json`` upload to the data bucket (EventBridge) ->
+        ``SendTaskSuccess`` with the token "Wait for approval" stored under ``runs/<run-id>/``."""
+        function = ProjectFunction(
+            self,
+            "ApplyApproval",
+            handler=f"{HANDLERS_MODULE}.apply_approval",
+            description="Nova pipeline: apply an approval decision (approvals/<run-id>.json)",
+            service_name="pipeline",
+            log_retention=log_retention,
+            environment=environment,
+            timeout=Duration.seconds(60),
+        )
+        role, data, artifacts = function.role, self._data_bucket, self._artifacts_bucket
+        grant_key_use(role, self._key)
+        grant_object_read(role, data, approval.APPROVALS_PREFIX)
+        grant_object_write(role, data, approval.APPROVALS_PREFIX)
+        tokens = f"*/{approval.TOKEN_NAME}"
+        grant_object_read(role, artifacts, layout.RUNS_PREFIX, keys=tokens)
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=["s3:DeleteObject"],
+            resource_arns=[artifacts.arn_for_objects(f"{layout.RUNS_PREFIX}{tokens}")],
+        )
+        iam.Grant.add_to_principal(
+            grantee=role, actions=["states:SendTaskSuccess"], resource_arns=[self.state_machine.state_machine_arn]
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            "Object-key prefixes of the project's own buckets: decisions and approval tokens are keyed by run id",
+            f"Resource::{arn_of(data)}/{approval.APPROVALS_PREFIX}*",
+            f"Resource::{arn_of(artifacts)}/{layout.RUNS_PREFIX}{tokens}",
+        )
+        requester = self._role("RequestApproval")
+        grant_object_write(requester, artifacts, layout.RUNS_PREFIX)
+        self._acknowledge_prefixes("RequestApproval", f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*")
+        rule = events.Rule(
+            self,
+            "ApprovalUploaded",
+            description=f"Approval decisions (approvals/<run-id>.json) of pipeline {self._pipeline_name}",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [data.bucket_name]},
+                    "object": {"key": events.Match.prefix(approval.APPROVALS_PREFIX)},
+                },
+            ),
+        )
+        rule.add_target(targets.LambdaFunction(function.function, retry_attempts=2))
+        return function
+
+    def connect_topic(self, topic: sns.ITopic) -> None:
+        """Approval requests and decisions are published on the run topic."""
+        for function in (self.functions["RequestApproval"], self.approval_function):
+            function.function.add_environment(env_names.TOPIC_ARN, topic.topic_arn)
+            iam.Grant.add_to_principal(grantee=function.role, actions=["sns:Publish"], resource_arns=[topic.topic_arn])
+
     # -- state machine ---------------------------------------------------------------------------
 
     def _build_state_machine(self, log_group: logs.ILogGroup) -> sfn.StateMachine:
@@ -295,10 +367,13 @@ class Pipeline(Construct):
     def _grant_state_machine(self, role: iam.IRole) -> None:
         """What the definition's tasks call, and nothing else."""
         integrations = task_integrations(json.loads(DEFINITION_FILE.read_text()))
-        unknown = sorted(set(integrations) - {LAMBDA_INVOKE, SAGEMAKER_TRAINING_JOB_SYNC, DYNAMODB_PUT_ITEM})
+        lambda_integrations = (LAMBDA_INVOKE, LAMBDA_INVOKE_WAIT_FOR_TASK_TOKEN)
+        known = {*lambda_integrations, SAGEMAKER_TRAINING_JOB_SYNC, DYNAMODB_PUT_ITEM}
+        unknown = sorted(set(integrations) - known)
         if unknown:
             raise ValueError(f"{DEFINITION_FILE.name} calls {unknown}: grant them in {__name__}")
-        invoked = integrations.get(LAMBDA_INVOKE, set())
+        # A .waitForTaskToken invoke is an ordinary InvokeFunction; the token comes back through SendTaskSuccess.
+        invoked = set().union(*(integrations.get(resource, set()) for resource in lambda_integrations))
         missing = sorted(invoked - set(self.functions))
         if missing:
             raise ValueError(f"{DEFINITION_FILE.name} invokes functions that are not defined: {missing}")

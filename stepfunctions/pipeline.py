@@ -31,6 +31,7 @@ from stepfunctions.asl import (
     State,
     boolean_choice,
     catch_all,
+    function_placeholder,
     iter_states,
     lambda_task,
     pass_state,
@@ -39,6 +40,7 @@ from stepfunctions.asl import (
 DEFINITION_FILE = Path(__file__).resolve().parent / "pipeline.asl.json"
 SAGEMAKER_TRAINING_JOB_SYNC = "arn:aws:states:::sagemaker:createTrainingJob.sync"
 DYNAMODB_PUT_ITEM = "arn:aws:states:::dynamodb:putItem"
+LAMBDA_INVOKE_WAIT_FOR_TASK_TOKEN = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 # The longest an execution may run (the state machine's TimeoutSeconds): it then ends TIMED_OUT, is recorded and
 # notified, and releases the run lock. The trigger queue's maximum wait is derived from it: a request must be able
 # to wait out one whole run within SQS's 14-day retention, which caps this at about 6.5 days (stacks/triggers.py).
@@ -81,6 +83,7 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("CheckModelImport", "check_model_import", "Nova pipeline: Bedrock GetCustomModel"),
     Function("DeployModel", "deploy_model", "Nova pipeline: Bedrock CreateCustomModelDeployment"),
     Function("CheckDeployment", "check_deployment", "Nova pipeline: Bedrock GetCustomModelDeployment"),
+    Function("RequestApproval", "request_approval", "Nova pipeline: keep the approval token, say how to decide"),
     Function("RecordRun", "record_run", "Nova pipeline: run record, report and champion"),
     Function("RecordFailedRun", "record_failed_run", "Nova pipeline: run record of a failed run"),
 )
@@ -295,6 +298,7 @@ _FAILURE_NOTES = {
     "finalEval": "final evaluation",
     "collectMetrics": "metrics collection",
     "qualityGate": "quality gate",
+    "approval": "approval",
     "import": "model import",
     "deploy": "deployment",
     "recordRun": "run record",
@@ -471,6 +475,59 @@ _DEPLOYMENT = BedrockStep(
 )
 
 
+def _approval(flow: Flow, next_state: str) -> str:
+    """With approval required (context ``approval``), wait for a decision before ``next_state``; returns the
+    first state. The mode and timeout are deploy-time substitutions (:mod:`lambdas.pipeline.approval`)."""
+    read, required, wait = "Load approval setting", "Is approval required?", "Wait for approval"
+    expired, approved = "Approval expired", "Was the model approved?"
+    setting = {"mode": "${ApprovalMode}", "timeoutSeconds.$": "States.StringToJson('${ApprovalTimeoutSeconds}')"}
+    flow.add(read, pass_state(parameters=setting, result_path="$.approval", next_state=required))
+    choices = [{"Variable": "$.approval.mode", "StringEquals": "required", "Next": wait}]
+    flow.add(required, {"Type": "Choice", "Choices": choices, "Default": next_state})
+    payload = {
+        "taskToken.$": "$$.Task.Token",
+        "runId.$": "$.plan.runId",
+        "requestedAt.$": "$$.State.EnteredTime",
+        "timeoutSeconds.$": "$.approval.timeoutSeconds",
+        "gate.$": "$.gate",
+    }
+    flow.add(
+        wait,
+        {
+            "Type": "Task",
+            "Comment": "Stores the task token under runs/<run-id>/ and notifies how to decide; the run waits until "
+            "approvals/<run-id>.json in the data bucket is applied (SendTaskSuccess) or the timeout passes",
+            "Resource": LAMBDA_INVOKE_WAIT_FOR_TASK_TOKEN,
+            "Parameters": {"FunctionName": function_placeholder("RequestApproval"), "Payload": payload},
+            "TimeoutSecondsPath": "$.approval.timeoutSeconds",
+            "ResultPath": "$.approval.decision",
+            "Retry": [dict(LAMBDA_RETRY_AFTER_PAID_WORK)],
+            "Catch": [
+                {"ErrorEquals": ["States.Timeout"], "ResultPath": "$.approvalTimeout", "Next": expired},
+                *catch_all(note("approval"), "$.error"),
+            ],
+            "Next": approved,
+        },
+    )
+    outcome = {
+        "decision": "expired",
+        "reason.$": "States.Format('no decision within {} seconds', $.approval.timeoutSeconds)",
+    }
+    flow.add(
+        expired,
+        pass_state(
+            parameters=outcome,
+            result_path="$.approval.decision",
+            next_state="Record run",
+            comment="Recorded as APPROVAL_EXPIRED and notified; nothing is deployed",
+        ),
+    )
+    choices = [{"Variable": "$.approval.decision.decision", "StringEquals": "approve", "Next": next_state}]
+    comment = "A rejection is recorded as REJECTED with its reason and notified; nothing is deployed"
+    flow.add(approved, {"Type": "Choice", "Comment": comment, "Choices": choices, "Default": "Record run"})
+    return read
+
+
 def _take_run_lock(flow: Flow, next_state: str) -> str:
     """The first state: a conditional PutItem that only one execution of the pipeline can pass at a time."""
     me = {"S.$": "$$.Execution.Id"}
@@ -603,7 +660,8 @@ def definition() -> dict[str, Any]:
     flow.add(
         "Did the model pass the gate?", boolean_choice("$.gate.passed", "Should the model be deployed?", "Record run")
     )
-    flow.add("Should the model be deployed?", boolean_choice(f"{ENABLED}.deploy", _MODEL_IMPORT.start, "Record run"))
+    approval = _approval(flow, _MODEL_IMPORT.start)
+    flow.add("Should the model be deployed?", boolean_choice(f"{ENABLED}.deploy", approval, "Record run"))
     _bedrock_step(flow, _MODEL_IMPORT, active_next=_DEPLOYMENT.start)
     _bedrock_step(flow, _DEPLOYMENT, active_next="Record run")
     record = _run_task(

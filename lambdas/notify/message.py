@@ -50,6 +50,10 @@ def outcome(run: RunRecord, end: ExecutionEnd) -> str:
         return "GATE REJECTED (not deployed)"
     if status == "DRY_RUN":
         return "DRY RUN passed validation and preflight (no GPU used)"
+    if status == "REJECTED":
+        return "REJECTED at approval (not deployed)"
+    if status == "APPROVAL_EXPIRED":
+        return "APPROVAL EXPIRED (not deployed)"
     if end.status == "FAILED" or status == "FAILED":
         return "FAILED" + (f" at {stage}" if stage else "")
     if runview.deployment_arn(run):
@@ -107,6 +111,12 @@ def body(run: RunRecord, end: ExecutionEnd, *, report_uri: str | None = None) ->
         cause = cause or end.cause or end.error
         if stage or cause:
             lines += ["What went wrong", f"  stage: {stage or 'unknown'}", f"  cause: {cause or 'not recorded'}", ""]
+
+    decided = run.approval.decision if run.approval else None
+    if decided is not None:
+        lines += ["Approval", f"  decision: {decided.decision}", f"  reason: {decided.reason or 'none given'}"]
+        lines += [f"  file: {decided.file}"] if decided.file else []
+        lines += [""]
 
     resume = runview.resume_input(run)
     if resume is not None:

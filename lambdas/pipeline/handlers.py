@@ -19,8 +19,10 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
+from lambdas.common import env_names
 from lambdas.common.aws_errors import is_access_denied, is_missing
 from lambdas.pipeline import (
+    approval,
     bedrock,
     gate,
     jobs,
@@ -501,3 +503,45 @@ __all__ = [
     "resolve_checkpoint",
     "validate_run",
 ]
+
+
+def _approval_buckets() -> approval.Buckets:
+    env = environment()
+    return approval.Buckets(data=env.data_bucket, artifacts=env.artifacts_bucket)
+
+
+@logger.inject_lambda_context(log_event=False)
+def request_approval(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Wait for approval (``.waitForTaskToken``): keep the task token, notify how to approve or reject."""
+    requested = approval.request_approval(
+        event,
+        s3=client("s3"),
+        sns=client("sns"),
+        buckets=_approval_buckets(),
+        topic_arn=os.environ.get(env_names.TOPIC_ARN),
+    )
+    logger.info("approval requested", extra={"run_id": requested["runId"], "token": requested["tokenUri"]})
+    return requested
+
+
+@logger.inject_lambda_context(log_event=False)
+def apply_approval(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """An ``approvals/<run-id>.json`` object-created event (EventBridge): apply the decision, or say why not."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    obj = detail.get("object") if isinstance(detail, dict) else None
+    bucket = detail.get("bucket") if isinstance(detail, dict) else None
+    if not isinstance(obj, dict) or not isinstance(bucket, dict):
+        logger.warning("not an S3 Object Created event", extra={"event": str(event)[:500]})
+        return {"ignored": "not an S3 Object Created event"}
+    applied = approval.apply_decision(
+        str(bucket.get("name", "")),
+        str(obj.get("key", "")),
+        s3=client("s3"),
+        stepfunctions=client("stepfunctions"),
+        sns=client("sns"),
+        buckets=_approval_buckets(),
+        topic_arn=os.environ.get(env_names.TOPIC_ARN),
+        at=str(event.get("time") or ""),
+    )
+    logger.info("approval event", extra=applied)
+    return applied

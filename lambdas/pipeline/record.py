@@ -223,6 +223,7 @@ def build_record(
         gate=gate.model_copy(update={"metric": plan.gate.metric if plan else None}) if gate else None,
         model=state.model,
         deployment=state.deployment,
+        approval=state.approval,
     )
 
 
@@ -323,8 +324,8 @@ def record_run(
     log: Log | None = None,
     crown: Callable[[Champion], Champion] | None = None,
 ) -> dict[str, Any]:
-    """Record a run that reached its end: ``SUCCEEDED`` (deployed or not), ``GATE_REJECTED``, or ``DRY_RUN``
-    (a dry run, which ends after preflight).
+    """Record a run that reached its end: ``SUCCEEDED`` (deployed or not), ``GATE_REJECTED``, ``DRY_RUN``
+    (a dry run, which ends after preflight), ``REJECTED`` or ``APPROVAL_EXPIRED`` (approval required, not given).
 
     After a deployment, ``crown`` turns the new champion record into the one written (the history of
     served models and what was retired, :mod:`lambdas.pipeline.serving`).
@@ -332,6 +333,9 @@ def record_run(
     status: RunStatus = "GATE_REJECTED" if state.gate is not None and not state.gate.passed else "SUCCEEDED"
     if state.plan is not None and state.plan.dryRun:
         status = "DRY_RUN"
+    decided = state.approval.decision if state.approval else None
+    if decided is not None and decided.decision != "approve":
+        status = "REJECTED" if decided.decision == "reject" else "APPROVAL_EXPIRED"
     record = build_record(state, status=status, ended_at=ended_at, region=region, pipeline_name=pipeline_name)
     record = write_record(record, s3=s3, bucket=bucket, render_report=render_report, log=log)
     champion = None

@@ -25,6 +25,8 @@ _STATUS_COLORS = {
     "ABORTED": "#8d6e63",
     "REFUSED": "#8d6e63",
     "GATE_REJECTED": "#b26a00",
+    "REJECTED": "#b26a00",
+    "APPROVAL_EXPIRED": "#8d6e63",
     "DRY_RUN": "#3b7dd8",
     "RUNNING": "#3b7dd8",
     "SKIPPED": "#9e9e9e",

@@ -206,7 +206,7 @@ def resume_input(run: RunRecord) -> dict[str, Any] | None:
     """The run input that continues a run which did not succeed from its newest checkpoint (``resumeFrom``,
     :class:`lambdas.pipeline.schema.ResumeFrom`): the RFT checkpoint goes to the final evaluation, the SFT
     checkpoint to RFT (or to the final evaluation when the run had no RFT). None without a checkpoint."""
-    if run.status in ("SUCCEEDED", "GATE_REJECTED") or not isinstance(run.input, dict):
+    if run.status in ("SUCCEEDED", "GATE_REJECTED", "REJECTED") or not isinstance(run.input, dict):
         return None
     recorded = _recorded(run)
     rft, sft = recorded.get("rft"), recorded.get("sft")

@@ -52,8 +52,21 @@ StageStatus = Literal["PENDING", "SKIPPED", "SUCCEEDED", "FAILED", "NOT_COMPLETE
 # ABORTED: only the notify function records it (an execution stopped before "Record run"); so is REFUSED, an
 # execution that could not take the run lock (another run was active) and started nothing.
 # DRY_RUN: a run input with ``dryRun`` true, which stops after preflight, before any GPU.
-RunStatus = Literal["SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED", "REFUSED", "DRY_RUN"]
-FINAL_RUN_STATUSES: tuple[RunStatus, ...] = ("SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED", "REFUSED", "DRY_RUN")
+# REJECTED / APPROVAL_EXPIRED: with approval required (context ``approval``), a run whose gate passed and that was
+# rejected, or not decided within ``approvalTimeoutHours`` (:mod:`lambdas.pipeline.approval`); nothing is deployed.
+RunStatus = Literal[
+    "SUCCEEDED", "FAILED", "GATE_REJECTED", "ABORTED", "REFUSED", "DRY_RUN", "REJECTED", "APPROVAL_EXPIRED"
+]
+FINAL_RUN_STATUSES: tuple[RunStatus, ...] = (
+    "SUCCEEDED",
+    "FAILED",
+    "GATE_REJECTED",
+    "ABORTED",
+    "REFUSED",
+    "DRY_RUN",
+    "REJECTED",
+    "APPROVAL_EXPIRED",
+)
 
 
 class Record(BaseModel):
@@ -714,6 +727,27 @@ class StageFailure(Record):
     job: JobAttempt
 
 
+class ApprovalDecision(Record):
+    """The decision a waiting run received (the output of "Wait for approval"), or ``expired``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    decision: Literal["approve", "reject", "expired"]
+    reason: str | None = None
+    file: str | None = None
+    decidedAt: str | None = None
+
+
+class Approval(Record):
+    """``$.approval``: whether the deployment requires approval (``required`` or ``none``) and the decision."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    mode: str | None = None
+    timeoutSeconds: int | None = None
+    decision: ApprovalDecision | None = None
+
+
 class RunState(BaseModel):
     """The state machine's state when a run ends (the ``run`` of "Record run" and "Record failed run").
 
@@ -731,6 +765,7 @@ class RunState(BaseModel):
     gate: GateDecision | None = None
     model: ImportedModel | None = None
     deployment: Deployment | None = None
+    approval: Approval | None = None
     error: StepError | None = None
     failedStage: str | None = None
     stageFailure: StageFailure | None = None
@@ -773,4 +808,5 @@ class RunRecord(Record):
     gate: GateDecision | None = None
     model: ImportedModel | None = None
     deployment: Deployment | None = None
+    approval: Approval | None = None
     report: str | None = None

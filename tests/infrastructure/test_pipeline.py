@@ -24,11 +24,12 @@ def _as_list(value: Any) -> list:
 
 
 def _functions(synthesized: Synthesized) -> dict[str, dict]:
-    """Pipeline stage functions by handler name."""
+    """Pipeline stage functions (the definition's, not the approval decision function) by handler name."""
+    stage_handlers = {f"{HANDLERS}{function.handler}" for function in FUNCTIONS}
     return {
         f["Properties"]["Handler"].removeprefix(HANDLERS): f
         for f in synthesized.resources("AWS::Lambda::Function").values()
-        if f["Properties"]["Handler"].startswith(HANDLERS)
+        if f["Properties"]["Handler"] in stage_handlers
     }
 
 
@@ -135,6 +136,7 @@ def test_stage_and_grader_functions_reserve_the_configured_concurrency(synthesiz
         f["Properties"]["Handler"]: f["Properties"].get("ReservedConcurrentExecutions")
         for f in functions
         if f["Properties"]["Handler"].startswith((HANDLERS, "lambdas.reward."))
+        and not f["Properties"]["Handler"].endswith(".apply_approval")
     }
     stages = {h: r for h, r in reserved.items() if h.startswith(HANDLERS)}
     graders = [r for h, r in reserved.items() if not h.startswith(HANDLERS)]

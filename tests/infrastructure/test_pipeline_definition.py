@@ -49,6 +49,7 @@ def test_every_task_calls_a_known_integration(rendered: tuple[dict, dict]) -> No
     resources = {state["Resource"] for _, state in iter_states(definition) if state["Type"] == "Task"}
     assert resources == {
         "arn:aws:states:::lambda:invoke",
+        "arn:aws:states:::lambda:invoke.waitForTaskToken",  # Wait for approval
         "arn:aws:states:::sagemaker:createTrainingJob.sync",
         "arn:aws:states:::dynamodb:putItem",
     }

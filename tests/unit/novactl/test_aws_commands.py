@@ -15,7 +15,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from lambdas.pipeline import record, serving
+from lambdas.pipeline import approval, record, serving
 from lambdas.pipeline.schema import Champion, CollectedMetrics, Deployment, ImportedModel, MetricsTable, RunRecord
 from novactl import aws
 from novactl.cli import EXIT_AWS, EXIT_OK, EXIT_PROBLEMS, main
@@ -136,8 +136,8 @@ class Cloud:
         self.s3.put_object(Bucket=self.artifacts, Key=f"runs/{run_id}/run.json", Body=json.dumps(record.to_json()))
         return record
 
-    def read(self, key: str) -> Any:
-        return json.loads(self.s3.get_object(Bucket=self.artifacts, Key=key)["Body"].read())
+    def read(self, key: str, *, bucket: str | None = None) -> Any:
+        return json.loads(self.s3.get_object(Bucket=bucket or self.artifacts, Key=key)["Body"].read())
 
 
 @pytest.fixture
@@ -273,12 +273,15 @@ def test_show_and_compare_show_the_candidate_cost_deployment_warnings_and_standa
     assert text.rstrip().endswith("± the standard error of a mean over the evaluation's samples")
 
 
-def test_approve_and_reject_write_the_decision_of_a_known_run(cloud: Cloud) -> None:
+def test_approve_and_reject_write_the_decision_of_a_waiting_run_to_the_data_bucket(cloud: Cloud) -> None:
     cloud.record("run-a", "2026-01-01T00:00:00Z", 0.61)
+    assert cloud.run("approve", "run-a", "--reason", "looks good")[0] == EXIT_AWS  # recorded, not waiting
+    cloud.s3.put_object(Bucket=cloud.artifacts, Key=approval.token_key("run-a"), Body=b'{"taskToken": "t"}')
     assert cloud.run("approve", "run-a", "--reason", "looks good")[0] == EXIT_OK
-    assert cloud.read("approvals/run-a.json") == {"decision": "approve", "reason": "looks good"}
+    assert cloud.read("approvals/run-a.json", bucket=cloud.data) == {"decision": "approve", "reason": "looks good"}
     assert cloud.run("reject", "run-a", "--reason", "regressed on HQ")[0] == EXIT_OK
-    assert cloud.read("approvals/run-a.json") == {"decision": "reject", "reason": "regressed on HQ"}
+    assert cloud.read("approvals/run-a.json", bucket=cloud.data) == {"decision": "reject", "reason": "regressed on HQ"}
+    assert cloud.run("reject", "run-a", "--reason", " ")[0] == EXIT_AWS  # the decision function would refuse it
     assert cloud.run("approve", "run-unknown", "--reason", "x")[0] == EXIT_AWS
     assert cloud.run("approve", "run-a")[0] == 2  # --reason is required
 

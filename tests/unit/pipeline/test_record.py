@@ -327,3 +327,26 @@ def test_a_noted_failure_without_a_job_name_still_records_the_error(s3: Any) -> 
     _record(s3, state)
     sft_eval = _read(s3, "runs/run-1-0b9d6cbe/run.json")["stages"]["sftEval"]
     assert sft_eval["status"] == "FAILED" and sft_eval["error"]["cause"] == "no SFT checkpoint"
+
+
+def test_a_rejected_or_expired_approval_is_recorded_and_notified_without_a_champion(s3: Any) -> None:
+    from lambdas.notify.message import ExecutionEnd, render_notification
+    from lambdas.pipeline.schema import RunRecord
+
+    decisions = {
+        "REJECTED": {"decision": "reject", "reason": "regressed on long prompts", "file": "s3://d/approvals/x.json"},
+        "APPROVAL_EXPIRED": {"decision": "expired", "reason": "no decision within 259200 seconds"},
+    }
+    for status, decision in decisions.items():
+        approval = {"mode": "required", "timeoutSeconds": 259200, "decision": decision}
+        assert _record(s3, _state(approval=approval))["status"] == status
+        run = _read(s3, "runs/run-1-0b9d6cbe/run.json")
+        assert run["status"] == status and run["approval"]["decision"]["reason"] == decision["reason"]
+        assert run["model"] is None and run["deployment"] is None
+        end = ExecutionEnd(status="SUCCEEDED", execution_arn=samples.EXECUTION["id"], pipeline="nova")
+        note = render_notification(RunRecord.model_validate(run), end)
+        assert "(not deployed)" in note.subject and f"  reason: {decision['reason']}" in note.body
+    assert not s3.list_objects_v2(Bucket=samples.ARTIFACTS_BUCKET, Prefix="champions/").get("KeyCount")
+    approved = {"mode": "required", "timeoutSeconds": 3600, "decision": {"decision": "approve", "reason": "ok"}}
+    assert _record(s3, _state(approval=approved, model=MODEL, deployment=DEPLOYMENT))["status"] == "SUCCEEDED"
+    assert _read(s3, "champions/nova.json")["deploymentArn"] == DEPLOYMENT["arn"]
