@@ -244,6 +244,8 @@ class Pipeline(Construct):
                 [models],
             ),
             "CheckModelImport": (["bedrock:GetCustomModel"], [models]),
+            # The import runs beside the final evaluation: a model the run then does not deploy is deleted.
+            "DeleteModel": (["bedrock:DeleteCustomModel"], [models]),
             # The first run creates the pipeline's deployment, later runs move it to their model
             # (lambdas/pipeline/serving.py).
             "DeployModel": (

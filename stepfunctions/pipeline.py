@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,7 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("ApplyGate", "apply_gate", "Nova pipeline: quality gate"),
     Function("ImportModel", "import_model", "Nova pipeline: Bedrock CreateCustomModel"),
     Function("CheckModelImport", "check_model_import", "Nova pipeline: Bedrock GetCustomModel"),
+    Function("DeleteModel", "delete_model", "Nova pipeline: Bedrock DeleteCustomModel of a model not deployed"),
     Function("DeployModel", "deploy_model", "Nova pipeline: Bedrock CreateCustomModelDeployment"),
     Function("CheckDeployment", "check_deployment", "Nova pipeline: Bedrock GetCustomModelDeployment"),
     Function("RequestApproval", "request_approval", "Nova pipeline: keep the approval token, say how to decide"),
@@ -114,9 +115,10 @@ _ADVISORY_COMMENT = (
 
 
 _TRAINING_FAILURE_COMMENT = (
-    "A failed training stage ends the run after the Parallel state, once the stage beside it has finished and "
-    "been recorded"
+    "A failed training stage (or final evaluation) ends the run after the Parallel state, once the work beside it "
+    "has finished and been recorded"
 )
+FINAL_STAGE = "finalEval"
 
 
 def title(stage: str) -> str:
@@ -140,8 +142,8 @@ class JobStage:
 
     @property
     def advisory(self) -> bool:
-        """An evaluation beside training: its failure is recorded, not fatal."""
-        return not self.training and self.next_state is None
+        """An evaluation beside training: its failure is recorded, not fatal (the final evaluation's is)."""
+        return not self.training and self.next_state is None and self.key != FINAL_STAGE
 
 
 def _sagemaker_job(stage: JobStage) -> State:
@@ -318,6 +320,8 @@ def _run_task(function: str, payload: Mapping[str, Any], *, failed_stage: str, *
 
 def _phase(stages: tuple[str, ...], next_state: str, flow: Flow) -> str:
     """Add one phase; returns the name of its first state."""
+    if stages == (FINAL_STAGE,):
+        return _final_phase(next_state, flow)
     if len(stages) == 1:
         (stage,) = stages
         loop = job_loop(JobStage(stage, next_state=next_state, failure_note=note(stage)))
@@ -378,14 +382,15 @@ class BedrockStep:
     timed_out: tuple[str, str, str]
 
 
-def _bedrock_step(flow: Flow, step: BedrockStep, *, active_next: str) -> None:
-    """Start, then wait, check, and branch on Active, Failed or too many checks."""
+def _bedrock_step(flow: Flow, step: BedrockStep, *, active_next: str, on_failure: str | None = None) -> None:
+    """Start, then wait, check, and branch on Active, Failed or too many checks; a failure (at ``$.error``) goes
+    to ``on_failure``, by default the note of the step's failed stage."""
     wait, check = f"Wait for {step.noun}", f"Check {step.noun}"
-    path = f"$.{step.result}"
-    common: dict[str, Any] = {"select": step.fields, "result_path": path, "failed_stage": step.failed_stage}
+    path, failure = f"$.{step.result}", on_failure or note(step.failed_stage)
+    common: dict[str, Any] = {"select": step.fields, "result_path": path, "on_error": failure, "error_path": "$.error"}
     flow.add(
         step.start,
-        _run_task(step.start_function, step.start_payload, next_state=wait, comment=step.comment, **common),
+        lambda_task(step.start_function, step.start_payload, next_state=wait, comment=step.comment, **common),
     )
     wait_state = {
         "Type": "Wait",
@@ -395,7 +400,7 @@ def _bedrock_step(flow: Flow, step: BedrockStep, *, active_next: str) -> None:
     }
     flow.add(wait, wait_state)
     checked = {f"{step.result}.$": path, "checkedAt.$": "$$.State.EnteredTime"}
-    flow.add(check, _run_task(step.check_function, checked, next_state=step.question, **common))
+    flow.add(check, lambda_task(step.check_function, checked, next_state=step.question, **common))
     choices = [
         {"Variable": f"{path}.status", "StringEquals": "Active", "Next": active_next},
         {"Variable": f"{path}.status", "StringEquals": "Failed", "Next": step.failed[0]},
@@ -404,7 +409,7 @@ def _bedrock_step(flow: Flow, step: BedrockStep, *, active_next: str) -> None:
     flow.add(step.question, {"Type": "Choice", "Choices": choices, "Default": wait})
     for state_name, error, cause in (step.failed, step.timed_out):
         outcome = {"Error": error, "Cause.$": cause}
-        flow.add(state_name, pass_state(parameters=outcome, result_path="$.error", next_state=note(step.failed_stage)))
+        flow.add(state_name, pass_state(parameters=outcome, result_path="$.error", next_state=failure))
 
 
 _MODEL_IMPORT = BedrockStep(
@@ -419,7 +424,7 @@ _MODEL_IMPORT = BedrockStep(
     },
     comment="CreateCustomModel from the gate's candidate checkpoint (idempotent: clientRequestToken from the run id)",
     result="model",
-    fields=("arn", "name", "checkpoint", "status", "failureMessage", "poll", "startedAt", "endedAt"),
+    fields=("arn", "name", "checkpoint", "status", "failureMessage", "poll", "startedAt", "endedAt", "deletedAt"),
     noun="model import",
     question="Is the model imported?",
     failed_stage="import",
@@ -475,9 +480,10 @@ _DEPLOYMENT = BedrockStep(
 )
 
 
-def _approval(flow: Flow, next_state: str) -> str:
-    """With approval required (context ``approval``), wait for a decision before ``next_state``; returns the
-    first state. The mode and timeout are deploy-time substitutions (:mod:`lambdas.pipeline.approval`)."""
+def _approval(flow: Flow, next_state: str, declined: str) -> str:
+    """With approval required (context ``approval``), wait for a decision before ``next_state``; a rejection or
+    no decision in time goes to ``declined``. Returns the first state. The mode and timeout are deploy-time
+    substitutions (:mod:`lambdas.pipeline.approval`)."""
     read, required, wait = "Load approval setting", "Is approval required?", "Wait for approval"
     expired, approved = "Approval expired", "Was the model approved?"
     setting = {"mode": "${ApprovalMode}", "timeoutSeconds.$": "States.StringToJson('${ApprovalTimeoutSeconds}')"}
@@ -518,14 +524,176 @@ def _approval(flow: Flow, next_state: str) -> str:
         pass_state(
             parameters=outcome,
             result_path="$.approval.decision",
-            next_state="Record run",
-            comment="Recorded as APPROVAL_EXPIRED and notified; nothing is deployed",
+            next_state=declined,
+            comment="Recorded as APPROVAL_EXPIRED and notified; nothing is deployed (a model imported beside the "
+            "final evaluation is deleted)",
         ),
     )
     choices = [{"Variable": "$.approval.decision.decision", "StringEquals": "approve", "Next": next_state}]
     comment = "A rejection is recorded as REJECTED with its reason and notified; nothing is deployed"
-    flow.add(approved, {"Type": "Choice", "Comment": comment, "Choices": choices, "Default": "Record run"})
+    flow.add(approved, {"Type": "Choice", "Comment": comment, "Choices": choices, "Default": declined})
     return read
+
+
+# The import of the final evaluation's checkpoint, beside that evaluation: the checkpoint exists once RFT (or SFT)
+# has ended, so the import no longer waits for the evaluation (SFT + RFT + max(final eval, import) + deploy).
+_EARLY_IMPORT = replace(
+    _MODEL_IMPORT,
+    start="Import the candidate beside the final evaluation",
+    start_payload={"plan.$": "$.plan", "stages.$": "$.stages", "startedAt.$": "$$.State.EnteredTime"},
+    comment="CreateCustomModel from the checkpoint the final evaluation judges (RFT's, else SFT's) while it is "
+    "evaluated; deployed only if the gate passes and chooses it, deleted otherwise",
+    noun="candidate import",
+    question="Is the candidate imported?",
+    failed=("Candidate import failed", *_MODEL_IMPORT.failed[1:]),
+    timed_out=("Candidate import timed out", *_MODEL_IMPORT.timed_out[1:]),
+)
+_OUTCOME = "$.finalPhase.import"
+
+
+def _delete_model(flow: Flow, name: str, *, next_state: str, on_error: str, error_path: str, why: str) -> str:
+    """A DeleteCustomModel task for the imported model (``$.model``) the run will not deploy."""
+    payload = {"model.$": "$.model", "checkedAt.$": "$$.State.EnteredTime"}
+    task = lambda_task(
+        "DeleteModel",
+        payload,
+        select=_MODEL_IMPORT.fields,
+        result_path="$.model",
+        next_state=next_state,
+        on_error=on_error,
+        error_path=error_path,
+        comment=f"DeleteCustomModel: {why}",
+    )
+    return flow.add(name, task)
+
+
+def _model_present(question: str, when_present: str, otherwise: str) -> State:
+    return {
+        "Type": "Choice",
+        "Comment": question,
+        "Choices": [{"Variable": "$.model", "IsPresent": True, "Next": when_present}],
+        "Default": otherwise,
+    }
+
+
+def _final_phase(next_state: str, flow: Flow) -> str:
+    """The final evaluation beside the import of the checkpoint it judges; returns the Parallel's name."""
+    imported = Flow()
+    skipped, done, failed = "Candidate import skipped", "Candidate imported", "Did the candidate import start?"
+    imported.add(
+        "Should the candidate be imported now?", boolean_choice(f"{ENABLED}.deploy", _EARLY_IMPORT.start, skipped)
+    )
+    # Every outcome has the same three fields, so the Parallel's ResultSelector always finds them.
+    outcome = {"status": "SKIPPED", "model": None, "error": None}
+    imported.add(skipped, pass_state(result=outcome, result_path="$.importOutcome"))
+    _bedrock_step(imported, _EARLY_IMPORT, active_next=done, on_failure=failed)
+    imported.add(
+        done,
+        pass_state(parameters={"status": "Active", "model.$": "$.model", "error": None}, result_path="$.importOutcome"),
+    )
+    ended = "The branch ends normally, so the final evaluation beside it finishes and is recorded"
+    started, not_started = "Candidate import ended in failure", "Candidate import not started"
+    imported.add(failed, _model_present("A failed model is recorded with its ARN", started, not_started))
+    for name, model in ((started, {"model.$": "$.model"}), (not_started, {"model": None})):
+        failed_outcome = {"status": "Failed", **model, "error.$": "$.error"}
+        imported.add(name, pass_state(parameters=failed_outcome, result_path="$.importOutcome", comment=ended))
+    keep, which, eval_failed = (
+        "Keep the final evaluation",
+        "Was the candidate imported?",
+        "Did the final evaluation fail?",
+    )
+    flow.add(
+        keep,
+        {"Type": "Pass", "InputPath": "$.finalPhase.stages", "ResultPath": "$.stages", "Next": which},
+    )
+    flow.add(
+        which,
+        {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": f"{_OUTCOME}.status", "StringEquals": "Active", "Next": "Keep the imported candidate"},
+                {"Variable": f"{_OUTCOME}.status", "StringEquals": "Failed", "Next": "Keep the failed import"},
+            ],
+            "Default": eval_failed,
+        },
+    )
+    keep_model = {"Type": "Pass", "InputPath": f"{_OUTCOME}.model", "ResultPath": "$.model"}
+    flow.add("Keep the imported candidate", {**keep_model, "Next": eval_failed})
+    flow.add("Keep the failed import", {**keep_model, "Next": "Keep the import failure"})
+    keep_error = {"Type": "Pass", "InputPath": f"{_OUTCOME}.error", "ResultPath": "$.error", "Next": note("import")}
+    flow.add("Keep the import failure", keep_error)
+    failure, left = "Keep the final evaluation failure", "Is a model left after the failed evaluation?"
+    flow.add(
+        eval_failed,
+        {
+            "Type": "Choice",
+            "Choices": [{"Variable": f"$.stages.{FINAL_STAGE}.status", "StringEquals": "FAILED", "Next": failure}],
+            "Default": next_state,
+        },
+    )
+    flow.add(
+        failure,
+        {
+            "Type": "Pass",
+            "InputPath": f"$.stages.{FINAL_STAGE}.failure",
+            "ResultPath": "$.stageFailure",
+            "Next": left,
+        },
+    )
+    delete = "Delete the model of the failed evaluation"
+    flow.add(left, _model_present("The candidate was imported but never judged", delete, note(FINAL_STAGE)))
+    _delete_model(
+        flow,
+        delete,
+        next_state=note(FINAL_STAGE),
+        on_error=note(FINAL_STAGE),
+        error_path="$.deletionError",
+        why="the final evaluation failed, so the imported candidate is never judged",
+    )
+    parallel: State = {
+        "Type": "Parallel",
+        "Comment": "The import of the judged checkpoint runs beside its final evaluation, off the critical path",
+        "Branches": [job_loop(JobStage(FINAL_STAGE)).as_branch(), imported.as_branch()],
+        # Leaf paths (``$[0].stages.<stage>``), not ``$[0].stages``: a path one step below a branch index is read
+        # as a one-element list by the rehearsal's JSONPath evaluator, while AWS reads it as the object.
+        "ResultSelector": {
+            "stages": {f"{s}.$": f"$[0].stages.{s}" for s in STAGES},
+            "import": {f"{field}.$": f"$[1].importOutcome.{field}" for field in outcome},
+        },
+        "ResultPath": "$.finalPhase",
+        "Catch": catch_all(note(FINAL_STAGE), "$.error"),
+        "Next": keep,
+    }
+    return flow.add("Evaluate and import the candidate", parallel)
+
+
+GATE_CHOICE = "Is the imported model the gate's choice?"
+DECLINED = "Was a rejected model imported?"
+
+
+def _gate_outcome(flow: Flow, *, deploy: str) -> None:
+    """After the gate: delete a rejected import; when the model should be deployed, go to ``deploy`` (the
+    approval, when required, then :data:`GATE_CHOICE`); deploy the imported model when the gate chose it, else
+    delete it and import the gate's choice (the SFT model, better than the RFT model the final evaluation judged)."""
+    rejected, chosen = "Delete the rejected model", GATE_CHOICE
+    flow.add(DECLINED, _model_present("The gate rejected the candidate", rejected, "Record run"))
+    why = "the gate rejected the candidate; nothing is deployed"
+    _delete_model(flow, rejected, next_state="Record run", on_error=note("import"), error_path="$.error", why=why)
+    flow.add("Should the model be deployed?", boolean_choice(f"{ENABLED}.deploy", deploy, "Record run"))
+    other = "Delete the model the gate did not choose"
+    flow.add(
+        chosen,
+        {
+            "Type": "Choice",
+            "Choices": [
+                {"Not": {"Variable": "$.model", "IsPresent": True}, "Next": _MODEL_IMPORT.start},
+                {"Variable": "$.gate.candidate", "StringEqualsPath": "$.metrics.candidate", "Next": _DEPLOYMENT.start},
+            ],
+            "Default": other,
+        },
+    )
+    why = "the gate chose the SFT model over the RFT model imported beside the final evaluation"
+    _delete_model(flow, other, next_state=_MODEL_IMPORT.start, on_error=note("import"), error_path="$.error", why=why)
 
 
 def _take_run_lock(flow: Flow, next_state: str) -> str:
@@ -658,10 +826,10 @@ def definition() -> dict[str, Any]:
     )
     flow.add("Apply quality gate", gate)
     flow.add(
-        "Did the model pass the gate?", boolean_choice("$.gate.passed", "Should the model be deployed?", "Record run")
+        "Did the model pass the gate?",
+        boolean_choice("$.gate.passed", "Should the model be deployed?", DECLINED),
     )
-    approval = _approval(flow, _MODEL_IMPORT.start)
-    flow.add("Should the model be deployed?", boolean_choice(f"{ENABLED}.deploy", approval, "Record run"))
+    _gate_outcome(flow, deploy=_approval(flow, GATE_CHOICE, DECLINED))
     _bedrock_step(flow, _MODEL_IMPORT, active_next=_DEPLOYMENT.start)
     _bedrock_step(flow, _DEPLOYMENT, active_next="Record run")
     record = _run_task(

@@ -134,7 +134,7 @@ def body(run: RunRecord, end: ExecutionEnd, *, report_uri: str | None = None) ->
     lines += [f"  - {reason}" for reason in reasons]
     lines.append("")
 
-    model, deployment = runview.model_arn(run), runview.deployment_arn(run)
+    model, deployment = runview.model_text(run), runview.deployment_arn(run)
     lines.append(f"Deployment: {deployment or 'none'}")
     if model:
         lines.append(f"Custom model: {model}")

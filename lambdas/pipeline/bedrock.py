@@ -31,6 +31,7 @@ REQUIRED_OPERATIONS = (
     "create_custom_model_deployment",
     "get_custom_model_deployment",
     "update_custom_model_deployment",
+    "delete_custom_model",
 )
 FIRST_WAIT_S = 60
 MAX_WAIT_S = 600
@@ -86,12 +87,15 @@ def start_import(
 ) -> ImportedModel:
     """``CreateCustomModel`` from the candidate checkpoint, encrypted with ``kms_key_arn``; idempotent per run.
 
-    ``candidate`` ``sft`` (the gate found the SFT model better) imports the SFT checkpoint; otherwise the
-    final evaluation's checkpoint."""
+    Without ``candidate`` (the import beside the final evaluation) the final evaluation's checkpoint is
+    imported. ``candidate`` ``sft`` when the final evaluation judged RFT (the gate found the SFT model
+    better, after the RFT model was imported and deleted) imports the SFT checkpoint under its own name
+    and idempotency token (``-sft``), so it is a new request, not a replay of the RFT import."""
     stage, checkpoint = candidate_checkpoint(stages)
-    if candidate == "sft" and stages.sft.checkpoint:
-        stage, checkpoint = "sft", stages.sft.checkpoint
-    name = naming.bedrock_model_name(plan.pipelineName, plan.runId)
+    action, suffix = "import", ""
+    if candidate == "sft" and stage != "sft" and stages.sft.checkpoint:
+        stage, checkpoint, action, suffix = "sft", stages.sft.checkpoint, "import-sft", "-sft"
+    name = naming.bedrock_model_name(plan.pipelineName, plan.runId, suffix)
     extra_tags = {"nova:checkpoint-stage": stage}
     if _TAG_VALUE.fullmatch(checkpoint):
         extra_tags[CHECKPOINT_TAG] = checkpoint
@@ -101,7 +105,7 @@ def start_import(
         "roleArn": role_arn,
         "modelKmsKeyArn": kms_key_arn,
         "modelTags": _tags(plan, "key", "value", **extra_tags),
-        "clientRequestToken": naming.client_request_token(plan.pipelineName, plan.runId, "import"),
+        "clientRequestToken": naming.client_request_token(plan.pipelineName, plan.runId, action),
     }
     try:
         arn = str(bedrock.create_custom_model(**request)["modelArn"])
@@ -207,3 +211,14 @@ def check_deployment(*, bedrock: Any, deployment: Deployment, checked_at: str | 
     """``GetCustomModelDeployment``: the deployment's status and the next wait."""
     response = bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=deployment.arn)
     return deployment.model_copy(update=checked(response, "status", deployment.poll, MAX_DEPLOYMENT_POLLS, checked_at))
+
+
+def delete_model(*, bedrock: Any, model: ImportedModel, deleted_at: str | None = None) -> ImportedModel:
+    """``DeleteCustomModel`` of a model the run imported but will not deploy (the gate rejected it, the gate
+    chose the other checkpoint, or the final evaluation failed); a model already gone counts as deleted."""
+    try:
+        bedrock.delete_custom_model(modelIdentifier=model.arn)
+    except Exception as error:
+        if error_code(error) != "ResourceNotFoundException":
+            raise
+    return model.model_copy(update={"status": "Deleted", "deletedAt": deleted_at})

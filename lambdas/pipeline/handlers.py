@@ -387,6 +387,15 @@ def check_model_import(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(log_event=False)
+def delete_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Delete model: DeleteCustomModel of an imported model the run does not deploy."""
+    parsed = ModelEvent.model_validate(event)
+    deleted = bedrock.delete_model(bedrock=bedrock_client(), model=parsed.model, deleted_at=parsed.checkedAt)
+    logger.info("imported model deleted", extra={"model_arn": deleted.arn})
+    return deleted.to_json()
+
+
+@logger.inject_lambda_context(log_event=False)
 def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Deploy model on demand: the pipeline's stable deployment moves to the model (created by the first run)."""
     parsed = DeployEvent.model_validate(event)
@@ -480,6 +489,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "apply_gate": GateEvent,
     "import_model": ImportEvent,
     "check_model_import": ModelEvent,
+    "delete_model": ModelEvent,
     "deploy_model": DeployEvent,
     "check_deployment": DeploymentEvent,
     "record_run": RecordEvent,
@@ -493,6 +503,7 @@ __all__ = [
     "check_model_import",
     "collect_metrics",
     "decide_retry",
+    "delete_model",
     "deploy_model",
     "import_model",
     "prepare_job",

@@ -101,9 +101,9 @@ def training_job_name(pipeline_name: str, run_id: str, stage: str, attempt: int)
     return _fit(pipeline_name, _slug(run_id) or "run", suffix, MAX_JOB_NAME, original=run_id)
 
 
-def bedrock_model_name(pipeline_name: str, run_id: str) -> str:
-    """The imported model's name: ``<pipeline>-<run>``."""
-    return _fit(_slug(pipeline_name), _slug(run_id) or "run", "", MAX_BEDROCK_NAME, original=run_id)
+def bedrock_model_name(pipeline_name: str, run_id: str, suffix: str = "") -> str:
+    """The imported model's name: ``<pipeline>-<run>`` (``suffix`` tells a second import of the run apart)."""
+    return _fit(_slug(pipeline_name), _slug(run_id) or "run", suffix, MAX_BEDROCK_NAME, original=run_id)
 
 
 def bedrock_deployment_name(pipeline_name: str, run_id: str) -> str:

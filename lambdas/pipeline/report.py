@@ -238,7 +238,7 @@ def _stages_section(run: RunRecord) -> str:
 
 
 def _deployment_section(run: RunRecord) -> str:
-    model, deployment = runview.model_arn(run), runview.deployment_arn(run)
+    model, deployment = runview.model_text(run), runview.deployment_arn(run)
     region = runview.region_of(run)
     items = []
     if deployment:

@@ -224,6 +224,16 @@ def model_arn(run: RunRecord) -> str | None:
     return run.model.arn if run.model is not None else None
 
 
+def model_text(run: RunRecord) -> str | None:
+    """The imported model as the notification and the report name it: its ARN, and whether the run deleted it
+    (the gate rejected it or chose the other checkpoint, or the final evaluation failed)."""
+    arn = model_arn(run)
+    if arn is None or run.model is None or run.model.status != "Deleted":
+        return arn
+    when = f" at {run.model.deletedAt}" if run.model.deletedAt else ""
+    return f"{arn} (deleted{when}: the run did not deploy it)"
+
+
 def deployment_arn(run: RunRecord) -> str | None:
     return run.deployment.arn if run.deployment is not None else None
 

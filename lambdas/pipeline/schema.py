@@ -651,6 +651,7 @@ class ImportedModel(Record):
     poll: Poll | None = None
     startedAt: str | None = None  # when the run asked Bedrock (the start state's entered time)
     endedAt: str | None = None  # the check that found it Active or Failed
+    deletedAt: str | None = None  # deleted by the run: the gate rejected it or chose the other checkpoint
 
 
 ServingAction = Literal["created", "updated", "replaced"]

@@ -33,7 +33,9 @@ def test_an_approved_run_waits_for_the_decision_then_deploys(approval_synthesize
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert result.exit_code == 0 and result.deployment_arn
     entered = result.states_entered()
-    assert entered.index("Wait for approval") < entered.index("Import model into Bedrock")
+    # the candidate was imported beside the final evaluation; only its deployment waited for the decision
+    assert entered.index("Import the candidate beside the final evaluation") < entered.index("Wait for approval")
+    assert entered.index("Wait for approval") < entered.index("Deploy model on demand")
     assert result.run is not None and result.run["status"] == "SUCCEEDED"
     decision = result.run["approval"]["decision"]
     assert decision["decision"] == "approve" and decision["file"].endswith(f"approvals/{result.run['runId']}.json")
@@ -47,7 +49,10 @@ def test_a_rejected_run_is_recorded_and_notified_and_deploys_nothing(
 ) -> None:
     result = _rehearse(approval_synthesized, out_dir, "reject")
     assert result.status == "SUCCEEDED", (result.error, result.cause)
-    assert result.models == [] and result.deployments == [] and result.bedrock_calls == []
+    # the model imported beside the final evaluation is deleted; nothing is deployed
+    assert result.models == [] and result.deployments == []
+    operations = [call["operation"] for call in result.bedrock_calls]
+    assert operations.count("DeleteCustomModel") == 1 and not [op for op in operations if "Deployment" in op]
     assert result.run is not None and result.run["status"] == "REJECTED"
     assert result.run["approval"]["decision"]["reason"] == "rehearsal reviewer: reject"
     assert "REJECTED at approval (not deployed)" in _subjects(result)[-1]

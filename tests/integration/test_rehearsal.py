@@ -37,6 +37,13 @@ def _evaluation_of(result: Result, model: str) -> dict:
     return _only([j for j in result.jobs if j["kind"] == "evaluation" and j["evaluates"] == model])
 
 
+def _operations(result: Result) -> list[str]:
+    """The Bedrock model calls of the run, in order (status checks left out)."""
+    return [
+        c["operation"] for c in result.bedrock_calls if c["operation"] in ("CreateCustomModel", "DeleteCustomModel")
+    ]
+
+
 def _run_text(result: Result) -> str:
     assert result.run is not None, "no run.json"
     return json.dumps(result.run)
@@ -79,10 +86,18 @@ def test_happy_path_runs_evaluations_beside_training(happy: Result) -> None:
     from rehearsal.progress import critical_path
 
     path = [span.label for span in critical_path(happy.spans)]
-    assert path == ["SFT", "RFT", "final eval", "import", "deploy"]
-    assert 175 * 60 <= happy.simulated_seconds < 200 * 60
+    # SFT + RFT + max(final eval, import) + deploy: the import runs beside the final evaluation
+    assert path == ["SFT", "RFT", "final eval", "deploy"]
+    assert 160 * 60 <= happy.simulated_seconds < 175 * 60
     baseline, sft = _evaluation_of(happy, "baseline"), _only(happy.job("sft"))
     assert baseline["start_minute"] == pytest.approx(sft["start_minute"], abs=1)
+
+
+def test_the_import_starts_before_the_final_evaluation_ends_and_the_deployment_after_both(happy: Result) -> None:
+    spans = {span.label: span for span in happy.spans}
+    imported, final, deploy = spans["import"], spans["final eval"], spans["deploy"]
+    assert imported.start < final.end and imported.start >= spans["RFT"].end
+    assert deploy.start >= max(imported.end, final.end)
 
 
 def test_happy_path_grades_rollouts_with_the_real_grader(happy: Result) -> None:
@@ -204,15 +219,34 @@ def test_jobs_contending_for_a_gpu_quota_wait_for_each_other_and_the_run_complet
         assert sum(n for s, e, n in spans if s < end and start < e) <= 4
 
 
-def test_gate_rejection_ends_without_import(app_synthesized: Synthesized, out_dir: Path) -> None:
+def test_gate_rejection_deletes_the_candidate_imported_beside_the_final_evaluation(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
     result = _rehearse(
         app_synthesized, out_dir, gate_reject=True, run_input={"gate": {"minScore": 0.7, "minGainOverBaseline": 0.05}}
     )
     assert result.status == "SUCCEEDED", (result.error, result.cause)
-    assert result.models == [] and result.bedrock_calls == []
+    # imported beside the final evaluation, deleted once the gate rejected it, never deployed
+    assert result.models == [] and result.deployments == []
+    assert _operations(result) == ["CreateCustomModel", "DeleteCustomModel"]
     assert result.run is not None and result.run.get("status") == "GATE_REJECTED"
     assert result.exit_code == 2
     assert "GATE REJECTED" in result.notifications[-1]["subject"]
+
+
+def test_an_rft_model_below_the_sft_model_is_deleted_and_the_sft_checkpoint_imported_and_deployed(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    result = _rehearse(app_synthesized, out_dir, final_gain=-0.2)
+    assert result.status == "SUCCEEDED", (result.error, result.cause, result.function_errors)
+    assert result.problems == []
+    # the RFT model imported beside the final evaluation is deleted; only the SFT model is left and served
+    assert _operations(result)[:3] == ["CreateCustomModel", "DeleteCustomModel", "CreateCustomModel"]
+    (sft_model,) = result.models
+    assert sft_model["request"]["modelSourceConfig"]["s3DataSource"]["s3Uri"] == _only(result.job("sft"))["checkpoint"]
+    (deployment,) = result.deployments
+    assert deployment["request"]["modelArn"] == sft_model["arn"]
+    assert result.run is not None and result.run["model"]["arn"] == sft_model["arn"]
 
 
 def test_resume_from_rft_reuses_the_given_sft_checkpoint(app_synthesized: Synthesized, out_dir: Path) -> None:

@@ -61,6 +61,16 @@ def test_a_gate_rejection_lists_the_reasons() -> None:
     assert "  - exact_match 0.55 < 0.7" in note.body
 
 
+def test_a_rejected_model_the_run_deleted_is_named_as_deleted() -> None:
+    run = gate_rejected_run()
+    run["model"] = {**SUCCEEDED_RUN["model"], "status": "Deleted", "deletedAt": "2026-01-05T09:00:00Z"}
+    note = render_notification(run, _end("SUCCEEDED"))
+    arn = SUCCEEDED_RUN["model"]["arn"]
+    assert f"Custom model: {arn} (deleted at 2026-01-05T09:00:00Z: the run did not deploy it)" in note.body
+    # a deployed model is named by its ARN alone
+    assert f"Custom model: {arn}\n" in render_notification(SUCCEEDED_RUN, _end("SUCCEEDED")).body + "\n"
+
+
 def test_aborted_and_timed_out_runs_are_notified_with_what_is_known() -> None:
     minimal = {
         "runId": "r1",

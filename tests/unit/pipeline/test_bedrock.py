@@ -19,6 +19,10 @@ class Conflict(Exception):
     response = {"Error": {"Code": "ConflictException"}}
 
 
+class NotFound(Exception):
+    response = {"Error": {"Code": "ResourceNotFoundException"}}
+
+
 class FakeBedrock:
     """Idempotent by clientRequestToken, like the service."""
 
@@ -29,6 +33,7 @@ class FakeBedrock:
         self.names: set[str] = set()
         self.model_tags: list[dict] = []  # tags of the model named like this run's (GetCustomModel has no source)
         self.deployed_model_arn = MODEL_ARN  # the model of the deployment named like this run's
+        self.deleted: list[str] = []
 
     def create_custom_model(self, **request: Any) -> dict:
         self.creates.append(request)
@@ -60,6 +65,13 @@ class FakeBedrock:
     def get_custom_model_deployment(self, customModelDeploymentIdentifier: str) -> dict:
         status = self.statuses.pop(0) if self.statuses else "Active"
         return {"customModelDeploymentArn": DEPLOYMENT_ARN, "status": status, "modelArn": self.deployed_model_arn}
+
+    def delete_custom_model(self, modelIdentifier: str) -> dict:
+        if modelIdentifier not in self.tokens.values():
+            raise NotFound()
+        self.deleted.append(modelIdentifier)
+        self.tokens = {t: arn for t, arn in self.tokens.items() if arn != modelIdentifier}
+        return {}
 
 
 def _import(fake: FakeBedrock, rft: bool = True) -> ImportedModel:
@@ -98,6 +110,7 @@ def test_the_rft_checkpoint_is_imported_with_the_import_role_the_project_key_tag
         "poll": {"count": 0, "waitSeconds": 60, "exhausted": False},
         "startedAt": None,
         "endedAt": None,
+        "deletedAt": None,
     }
 
 
@@ -221,3 +234,40 @@ def test_an_old_boto3_is_refused_clearly_and_the_bundled_one_has_every_operation
     ):
         bedrock.require_operations(OldClient(), "1.28.0")
     bedrock.require_operations(boto3.client("bedrock", region_name="us-east-1"), boto3.__version__)
+
+
+def test_a_model_the_run_does_not_deploy_is_deleted_once() -> None:
+    fake = FakeBedrock()
+    model = _import(fake)
+    deleted = bedrock.delete_model(bedrock=fake, model=model, deleted_at="2026-01-01T03:00:00Z")
+    assert fake.deleted == [MODEL_ARN] and deleted.status == "Deleted" and deleted.deletedAt == "2026-01-01T03:00:00Z"
+    # a retried deletion finds the model gone: still deleted, no error
+    assert bedrock.delete_model(bedrock=fake, model=model).status == "Deleted" and fake.deleted == [MODEL_ARN]
+
+
+def test_a_deletion_the_service_refuses_is_raised() -> None:
+    class Refusing(FakeBedrock):
+        def delete_custom_model(self, modelIdentifier: str) -> dict:
+            raise Conflict()
+
+    fake = Refusing()
+    with pytest.raises(Conflict):
+        bedrock.delete_model(bedrock=fake, model=_import(fake))
+
+
+def test_when_the_gate_prefers_sft_its_checkpoint_is_a_second_import_with_its_own_name_and_token() -> None:
+    fake = FakeBedrock()
+    rft = _import(fake)
+    bedrock.delete_model(bedrock=fake, model=rft)
+    sft = bedrock.start_import(
+        bedrock=fake,
+        plan=samples.plan(),
+        stages=samples.stages_after_training(),
+        role_arn=samples.IMPORT_ROLE_ARN,
+        kms_key_arn=samples.KMS_KEY_ARN,
+        candidate="sft",
+    )
+    first, second = fake.creates
+    assert sft.checkpoint == samples.stages_after_training().sft.checkpoint != rft.checkpoint
+    assert second["modelName"] == first["modelName"] + "-sft"
+    assert second["clientRequestToken"] != first["clientRequestToken"]

@@ -34,9 +34,10 @@ CASE_STUDY = {
     "Run SFT evaluation job": 20,
     "Run RFT training job": 90,
     "Run final evaluation job": 20,
-    "Wait for model import": 15,
+    "Wait for candidate import": 15,
     "Wait for deployment": 10,
 }
+FINAL_PHASE = "Evaluate and import the candidate"
 
 
 def _lambda_tasks() -> list[tuple[str, dict]]:
@@ -110,7 +111,8 @@ def test_every_failure_path_records_the_run_before_the_execution_fails() -> None
             if name == "Record failed run":
                 assert chain == ["Run failed without a record"]
             elif catcher["ErrorEquals"] == ["States.Timeout"]:  # an approval not given in time: a recorded end
-                assert name == "Wait for approval" and chain == ["Approval expired", "Record run"]
+                assert name == "Wait for approval"
+                assert chain == ["Approval expired", "Was a rejected model imported?", "Record run"]
             else:
                 assert chain[-1] == "Record failed run", (name, chain)
                 assert any(top[c].get("ResultPath") == "$.failedStage" for c in chain[:-1]), (name, chain)
@@ -227,7 +229,7 @@ def test_the_job_loop_is_the_same_for_every_stage() -> None:
 
 
 def test_each_parallel_phase_runs_the_stages_of_its_phase_and_keeps_each_record_from_its_branch() -> None:
-    parallels = [s for s in DEFINITION["States"].values() if s["Type"] == "Parallel"]
+    parallels = [s for n, s in DEFINITION["States"].items() if s["Type"] == "Parallel" and n != FINAL_PHASE]
     phases = [phase for phase in naming.STAGE_PHASES if len(phase) > 1]
     assert len(parallels) == len(phases)
     for state, phase in zip(parallels, phases, strict=True):
@@ -304,6 +306,7 @@ def _outputs(s3: Any) -> dict[str, dict]:
         "apply_gate": gate.apply_gate(gate=plan.gate, metrics=table, champion=None).to_json(),
         "import_model": model.to_json(),
         "check_model_import": bedrock.check_import(bedrock=fake, model=model).to_json(),
+        "delete_model": model.model_copy(update={"status": "Deleted", "deletedAt": "t"}).to_json(),
         "deploy_model": deployment.to_json(),
         "check_deployment": bedrock.check_deployment(bedrock=fake, deployment=deployment).to_json(),
         "record_run": record.record_run(state, **kwargs),
@@ -343,15 +346,56 @@ def _paths(node: Any) -> list[str]:
     return []
 
 
-def test_evaluations_are_off_the_critical_path() -> None:
+def test_evaluations_and_the_import_are_off_the_critical_path() -> None:
     total = longest_path(DEFINITION, CASE_STUDY)
-    # SFT + RFT + final eval + import + deploy
-    assert total == 40 + 90 + 20 + 15 + 10
+    # SFT + RFT + max(final eval, import) + deploy: 160 minutes, not 175
+    assert total == 40 + 90 + max(20, 15) + 10
 
 
-def test_a_slow_evaluation_would_show_on_the_critical_path() -> None:
+def test_a_slow_evaluation_or_import_would_show_on_the_critical_path() -> None:
     # the check can fail: an SFT evaluation longer than RFT lengthens the run
-    assert longest_path(DEFINITION, {**CASE_STUDY, "Run SFT evaluation job": 120}) == 40 + 120 + 20 + 15 + 10
+    assert longest_path(DEFINITION, {**CASE_STUDY, "Run SFT evaluation job": 120}) == 40 + 120 + 20 + 10
+    # an import longer than the final evaluation sets the pace of that phase
+    assert longest_path(DEFINITION, {**CASE_STUDY, "Wait for candidate import": 35}) == 40 + 90 + 35 + 10
+
+
+def test_only_a_gate_that_prefers_the_sft_model_imports_after_the_gate() -> None:
+    # The RFT model imported beside the final evaluation is deleted and SFT's imported: one import longer
+    assert longest_path(DEFINITION, {**CASE_STUDY, "Wait for model import": 15}) == 40 + 90 + 20 + 15 + 10
+    chosen = STATES["Is the imported model the gate's choice?"]
+    same = {"Variable": "$.gate.candidate", "StringEqualsPath": "$.metrics.candidate", "Next": "Deploy model on demand"}
+    assert same in chosen["Choices"] and chosen["Default"] == "Delete the model the gate did not choose"
+    assert STATES["Delete the model the gate did not choose"]["Next"] == "Import model into Bedrock"
+    assert STATES["Import model into Bedrock"]["Parameters"]["Payload"]["candidate.$"] == "$.gate.candidate"
+
+
+def test_the_final_evaluation_and_the_import_of_the_checkpoint_it_judges_run_side_by_side() -> None:
+    phase = STATES[FINAL_PHASE]
+    evaluation, imported = phase["Branches"]
+    assert "Run final evaluation job" in evaluation["States"]
+    start = imported["States"]["Import the candidate beside the final evaluation"]
+    # no gate decision yet: the import takes the checkpoint the final evaluation judges
+    assert "candidate.$" not in start["Parameters"]["Payload"] and _invokes(start, "ImportModel")
+    assert imported["States"][imported["StartAt"]]["Choices"][0]["Variable"] == f"{ENABLED}.deploy"
+    # every branch outcome has the fields the ResultSelector reads, so none can fail the Parallel
+    for name in ("Candidate import skipped", "Candidate imported", "Candidate import ended in failure"):
+        outcome = imported["States"][name]
+        fields = {k.removesuffix(".$") for k in {**outcome.get("Result", {}), **outcome.get("Parameters", {})}}
+        assert fields == {"status", "model", "error"}, name
+        assert outcome.get("End") is True
+    # a failed final evaluation ends the run (it is not advisory) and deletes a model imported for nothing
+    assert STATES["Did the final evaluation fail?"]["Choices"][0]["Next"] == "Keep the final evaluation failure"
+    left = STATES["Is a model left after the failed evaluation?"]
+    assert left["Choices"][0]["Next"] == "Delete the model of the failed evaluation"
+    assert _invokes(STATES["Delete the model of the failed evaluation"], "DeleteModel")
+
+
+def test_a_rejected_candidate_is_deleted_and_never_deployed() -> None:
+    assert STATES["Did the model pass the gate?"]["Default"] == "Was a rejected model imported?"
+    rejected = STATES["Was a rejected model imported?"]
+    assert rejected["Choices"][0] == {"Variable": "$.model", "IsPresent": True, "Next": "Delete the rejected model"}
+    delete = STATES["Delete the rejected model"]
+    assert _invokes(delete, "DeleteModel") and delete["Next"] == "Record run"
 
 
 def test_the_skip_decisions_read_the_plans_enabled_stage_flags() -> None:

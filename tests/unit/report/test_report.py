@@ -141,6 +141,16 @@ def test_a_gate_rejected_run_shows_the_reasons_and_no_deployment() -> None:
     assert _bars(page)["exact_match"] == {"baseline": 0.52, "sft": 0.66, "rft": 0.55}
 
 
+def test_a_model_the_run_deleted_is_shown_as_deleted() -> None:
+    run = gate_rejected_run()
+    run["model"] = {**SUCCEEDED_RUN["model"], "status": "Deleted", "deletedAt": "2026-01-05T09:00:00Z"}
+    page = Page(render_report(run))
+    assert len(page.find("code", id="model-arn")) == 1 and page.find("code", id="deployment-arn") == []
+    assert (
+        f"{SUCCEEDED_RUN['model']['arn']} (deleted at 2026-01-05T09:00:00Z: the run did not deploy it)" in page.visible
+    )
+
+
 def test_a_failed_run_shows_where_and_why_and_what_it_measured() -> None:
     page = Page(render_report(failed_run()))
     assert page.find("div", id="error")
