@@ -226,11 +226,9 @@ def job_loop(stage: JobStage) -> Flow:
             "Comment": f"{_JOB_PURPOSE[stage.key]} as a SageMaker training job; Step Functions waits for it (.sync)",
             "Resource": SAGEMAKER_TRAINING_JOB_SYNC,
             "Parameters": _sagemaker_job(stage),
-            # A completed job's description carries BillableTimeInSeconds (docs/contracts/training-jobs.md).
-            "ResultSelector": {
-                **{f"{field.lower()}.$": f"$.TrainingJob{field}" for field in ("Name", "Status", "Arn")},
-                "billableSeconds.$": "$.BillableTimeInSeconds",
-            },
+            # Only fields every description has: a path that is missing would fail the run (States.Runtime, which
+            # no Catch takes) after the job was paid for. The billable time is read by the step after it.
+            "ResultSelector": {f"{field.lower()}.$": f"$.TrainingJob{field}" for field in ("Name", "Status", "Arn")},
             "ResultPath": "$.job.result",
             "Catch": catch_all(decide, job_error),
             "Next": finish,
