@@ -208,9 +208,16 @@ class Pipeline(Construct):
         self._acknowledge_prefixes("PrepareJob", f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*")
         self._acknowledge_training_jobs(self._role("PrepareJob"))
 
+        # The readers of a finished job also read its billable time (DescribeTrainingJob).
         for reader in ("ResolveCheckpoint", "ReadEvaluation"):
             grant_object_read(self._role(reader), artifacts, layout.RUNS_PREFIX)
             self._acknowledge_prefixes(reader, f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*")
+            iam.Grant.add_to_principal(
+                grantee=self._role(reader),
+                actions=["sagemaker:DescribeTrainingJob"],
+                resource_arns=[self._training_jobs_arn()],
+            )
+            self._acknowledge_training_jobs(self._role(reader))
 
         # The gate compares with the champion; the deploy step moves the champion's deployment.
         for reader in ("ApplyGate", "DeployModel"):

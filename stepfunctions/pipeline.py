@@ -201,7 +201,16 @@ def job_loop(stage: JobStage) -> Flow:
         lambda_task(
             "PrepareJob",
             {"stage": stage.key, "plan.$": "$.plan", "stages.$": "$.stages", "previous.$": "$.job"},
-            select=("stage", "name", "attempt", "startedAt", "errors", "request"),
+            select=(
+                "stage",
+                "name",
+                "attempt",
+                "startedAt",
+                "errors",
+                "billableSeconds",
+                "unknownBillingAttempts",
+                "request",
+            ),
             result_path="$.job",
             next_state=run,
             on_error=describe,
@@ -217,6 +226,8 @@ def job_loop(stage: JobStage) -> Flow:
             "Comment": f"{_JOB_PURPOSE[stage.key]} as a SageMaker training job; Step Functions waits for it (.sync)",
             "Resource": SAGEMAKER_TRAINING_JOB_SYNC,
             "Parameters": _sagemaker_job(stage),
+            # Only fields every description has: a path that is missing would fail the run (States.Runtime, which
+            # no Catch takes) after the job was paid for. The billable time is read by the step after it.
             "ResultSelector": {f"{field.lower()}.$": f"$.TrainingJob{field}" for field in ("Name", "Status", "Arn")},
             "ResultPath": "$.job.result",
             "Catch": catch_all(decide, job_error),

@@ -149,12 +149,15 @@ def body(run: RunRecord, end: ExecutionEnd, *, report_uri: str | None = None) ->
         for view in views:
             job = f"  {view.job_name}" if view.job_name else ""
             duration = runview.format_duration(view.duration_seconds)
-            lines.append(f"  {view.label.ljust(width)}  {view.status:<10} {duration:>12}{job}")
+            lines.append(f"  {view.label.ljust(width)}  {view.status:<10} {duration:>12} {view.cost:>9}{job}")
         started, ended = runview.run_window(run)
         if started and ended:
             total = runview.format_duration((ended - started).total_seconds())
             lines.append(f"  total {total} ({runview.format_time(started)} -> {runview.format_time(ended)})")
         lines.append("")
+    cost = runview.cost_summary(run)
+    if cost:
+        lines += [cost, ""]
 
     warnings = dataset_warnings(run)
     if warnings:

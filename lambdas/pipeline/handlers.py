@@ -301,11 +301,30 @@ def _finish_job(
     """Read the job's output archive (``read`` gives the stage record's fields), log what it found, record the
     job SUCCEEDED; the updated stages."""
     parsed = FinishJobEvent.model_validate(event)
-    archive = parsed.job.prepared_request().outputArchive
-    found = read(client("s3"), archive, parsed.job)
+    job = _with_billable_seconds(parsed.job)
+    archive = job.prepared_request().outputArchive
+    found = read(client("s3"), archive, job)
     logger.info(message, extra={"stage": parsed.stage, **{k: v for k, v in found.items() if k != "metric_stats"}})
-    stage_record = job_record(parsed.job, status="SUCCEEDED", ended_at=parsed.endedAt, **found)
+    stage_record = job_record(job, status="SUCCEEDED", ended_at=parsed.endedAt, **found)
     return parsed.stages.replace(parsed.stage, stage_record).to_json()
+
+
+def _with_billable_seconds(job: JobAttempt) -> JobAttempt:
+    """``job`` with its finished attempt's ``BillableTimeInSeconds`` (DescribeTrainingJob); unchanged when the
+    description cannot be read or has none, so the attempt counts as unknown and the run goes on."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if job.result is None or job.result.billableSeconds is not None or not job.name:
+        return job
+    try:
+        described = client("sagemaker").describe_training_job(TrainingJobName=job.name)
+    except (ClientError, BotoCoreError) as error:  # billing is reported, never a reason to lose a finished job
+        logger.warning("billable time not read", extra={"job": job.name, "error": repr(error)})
+        return job
+    seconds = described.get("BillableTimeInSeconds")
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+        return job
+    return job.model_copy(update={"result": job.result.model_copy(update={"billableSeconds": seconds})})
 
 
 def _job_account(job: JobAttempt) -> str:

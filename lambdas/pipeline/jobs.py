@@ -23,7 +23,7 @@ from typing import Any
 
 from lambdas.common import layout
 from lambdas.common.aws_errors import is_missing
-from lambdas.pipeline import naming, recipes
+from lambdas.pipeline import billing, naming, recipes
 from lambdas.pipeline.catalog import MODELS, method_image
 from lambdas.pipeline.schema import AttemptError, JobAttempt, JobRequest, Plan, StageName, StageRecords, StepError
 
@@ -144,6 +144,8 @@ def prepare_job(
     # The job travels in the execution state (256 KB at most) and into the stage record: a retry storm
     # keeps its last few errors; the attempt numbers say how many came before.
     errors = errors[-MAX_KEPT_ERRORS:]
+    # Every earlier attempt is paid for: a running total, not a list (lambdas.pipeline.billing).
+    billed, unknown = billing.totals(previous)
     if previous.name:
         stop_previous_attempt(sagemaker, previous.name)
 
@@ -186,6 +188,8 @@ def prepare_job(
         attempt=attempt,
         startedAt=previous.startedAt,
         errors=errors,
+        billableSeconds=billed,
+        unknownBillingAttempts=unknown,
         request=JobRequest(
             image=method_image(model, method, region),
             recipeUri=layout.s3_uri(bucket, key.rsplit("/", 1)[0] + "/"),

@@ -228,12 +228,16 @@ def _stages_section(run: RunRecord) -> str:
         rows.append(
             f'<tr data-stage="{_e(v.key)}"><td>{_e(v.label)}</td><td>{_badge(v.status)}</td><td>{job}</td>'
             f"<td><code>{_e(v.checkpoint or '-')}</code></td><td>{_e(runview.format_time(v.started))}</td>"
-            f'<td class="num">{_e(runview.format_duration(v.duration_seconds))}</td></tr>'
+            f'<td class="num">{_e(runview.format_duration(v.duration_seconds))}</td>'
+            f'<td class="num">{_e(v.cost)}</td></tr>'
         )
+    summary = runview.cost_summary(run)
+    cost = f'<p id="actual-cost">{_e(summary)}</p>' if summary else ""
     return (
         f'<h2>Stages</h2>{_timeline(views)}<table id="stages"><thead><tr><th>Stage</th><th>Status</th>'
-        '<th>Job</th><th>Checkpoint</th><th>Started</th><th class="num">Duration</th></tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        '<th>Job</th><th>Checkpoint</th><th>Started</th><th class="num">Duration</th>'
+        '<th class="num">GPU cost (all attempts)</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>{cost}"
     )
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from lambdas.pipeline import billing
 from lambdas.pipeline.naming import STAGES, stage_title
 from lambdas.pipeline.schema import MetricStats, RunRecord, StageRecord
 
@@ -61,6 +62,8 @@ class StageView:
     checkpoint: str | None
     started: datetime | None
     ended: datetime | None
+    # What the stage's job attempts cost (job stages only): :func:`stage_cost`.
+    cost: str = "-"
 
     @property
     def duration_seconds(self) -> float | None:
@@ -173,6 +176,7 @@ def stage_views(run: RunRecord) -> list[StageView]:
             checkpoint=recorded[key].checkpoint,
             started=parse_time(recorded[key].startedAt),
             ended=parse_time(recorded[key].endedAt),
+            cost=stage_cost(recorded[key]),
         )
         for key in STAGES
         if key in recorded
@@ -186,6 +190,41 @@ def stage_views(run: RunRecord) -> list[StageView]:
             view = StageView(key, label, status, item.name, None, parse_time(item.startedAt), parse_time(item.endedAt))
             views.append(view)
     return views
+
+
+def _unknown(attempts: int) -> str:
+    return f"{attempts} attempt{'s' * (attempts != 1)} of unknown billable time counted as $0"
+
+
+def stage_cost(record: StageRecord) -> str:
+    """A job stage's actual GPU cost over all its attempts: ``$1.23``, with any attempts of unknown time."""
+    if record.billableSeconds is None:
+        return "-"
+    usd = record.actualUsd
+    shown = f"${usd:,.2f}" if usd is not None else f"unpriced {record.instanceType or 'instance type'}"
+    return shown + (f" ({_unknown(record.unknownBillingAttempts)})" if record.unknownBillingAttempts else "")
+
+
+def cost_summary(run: RunRecord) -> str | None:
+    """The run's actual GPU cost (every attempt, failed ones included) beside preflight's expected and worst case;
+    None when no job ran and preflight made no estimate."""
+    records = [record for _, record in run.stages.items()] if run.stages is not None else []
+    ran = [record for record in records if record.billableSeconds is not None]
+    estimate = run.preflight.cost if run.preflight is not None else None
+    if not ran and estimate is None:
+        return None
+    usd, instance_seconds, unknown = billing.run_actual(ran)
+    text = (
+        f"actual ${usd:,.2f} ({instance_seconds / 3600:,.2f} instance-hours billed, failed attempts included"
+        + (f"; {_unknown(unknown)}" if unknown else "")
+        + ")"
+        if ran
+        else "actual $0.00 (no training job ran)"
+    )
+    if estimate is not None:
+        expected = f"${estimate.expectedUsd:,.2f}" if estimate.expectedUsd is not None else "not estimated"
+        text += f"; expected {expected}; worst case ${estimate.estimatedUsd:,.2f}"
+    return f"GPU cost: {text}"
 
 
 def run_window(run: RunRecord) -> tuple[datetime | None, datetime | None]:

@@ -363,6 +363,8 @@ class JobResult(BaseModel):
     name: str | None = None
     status: str | None = None
     arn: str | None = None
+    # The job's BillableTimeInSeconds (lambdas.pipeline.billing).
+    billableSeconds: int | None = Field(default=None, ge=0)
 
 
 class RetryDecision(Record):
@@ -383,6 +385,9 @@ class JobAttempt(Record):
     attempt: int = 0
     startedAt: str | None = None
     errors: list[AttemptError] = Field(default_factory=list)
+    # Earlier attempts' billable seconds, and how many of them had unknown seconds (lambdas.pipeline.billing).
+    billableSeconds: int = Field(default=0, ge=0)
+    unknownBillingAttempts: int = Field(default=0, ge=0)
     request: JobRequest | None = None
     result: JobResult | None = None
     lastError: StepError | None = None
@@ -443,6 +448,11 @@ class StageRecord(Record):
     modelLocation: str | None = None
     instanceType: str | None = None
     instanceCount: int | None = None
+    # What the job's attempts cost, failed ones included: billable seconds per instance, attempts whose seconds
+    # are unknown (counted as 0), and seconds x instances x the catalog price (lambdas.pipeline.billing).
+    billableSeconds: int | None = Field(default=None, ge=0)
+    unknownBillingAttempts: int = Field(default=0, ge=0)
+    actualUsd: float | None = None
     earlierAttempts: list[AttemptError] = Field(default_factory=list)
     error: StageError | None = None
     resumed: bool = False

@@ -4,11 +4,13 @@
 ``SKIPPED``, ``SUCCEEDED``, ``FAILED``, ``NOT_COMPLETED``), and once a job ran:
 ``jobName``, ``jobArn``, ``attempts``, ``startedAt``, ``endedAt``, ``checkpoint``
 (training), ``metrics`` and ``metricStats`` (evaluation), ``recipeUri``, ``outputUri``, ``modelLocation``
-(what the job started from), the instance settings and the errors of earlier attempts.
+(what the job started from), the instance settings, the billable seconds and actual cost of all its attempts
+(:mod:`lambdas.pipeline.billing`) and the errors of earlier attempts.
 """
 
 from __future__ import annotations
 
+from lambdas.pipeline import billing
 from lambdas.pipeline.schema import JobAttempt, MetricStats, StageError, StageRecord, StageRecords, StageStatus
 
 
@@ -24,6 +26,8 @@ def job_record(
 ) -> StageRecord:
     """The record of a stage whose job ran (or was attempted)."""
     request = job.request
+    seconds, unknown = billing.totals(job)
+    instance_type, count = (request.instanceType, request.instanceCount) if request else (None, None)
     return StageRecord(
         status=status,
         jobName=job.name,
@@ -37,8 +41,11 @@ def job_record(
         recipeUri=request.recipeFile if request else None,
         outputUri=request.outputArchive if request else None,
         modelLocation=request.modelLocation if request else None,
-        instanceType=request.instanceType if request else None,
-        instanceCount=request.instanceCount if request else None,
+        instanceType=instance_type,
+        instanceCount=count,
+        billableSeconds=seconds,
+        unknownBillingAttempts=unknown,
+        actualUsd=billing.usd(seconds, instance_type, count),
         earlierAttempts=list(job.errors),
         error=error,
     )

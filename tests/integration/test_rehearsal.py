@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR
 from offline.synth import Synthesized
 from rehearsal import __main__ as cli
 from rehearsal.runner import Result, Scenario, rehearse, rehearse_runs
@@ -179,7 +180,29 @@ def test_throttled_training_job_is_retried_with_a_new_job_name(app_synthesized: 
         job = _only(result.job(stage))
         assert job["status"] == "Completed"
         assert job["name"] != rejected[stage]
+        # the refused attempt never ran a job: its time is unknown, counted 0, and only the job that ran is billed
+        record = result.run["stages"][stage] if result.run else {}
+        assert record["billableSeconds"] == round(job["minutes"] * 60)
+        assert record["unknownBillingAttempts"] == 1
     assert result.exit_code == 0
+
+
+def test_a_failed_rft_attempt_is_paid_for_in_the_record_the_report_and_the_notification(
+    app_synthesized: Synthesized, out_dir: Path
+) -> None:
+    result = _rehearse(app_synthesized, out_dir, fail_at="rft")
+    assert result.run is not None
+    rft, job = result.run["stages"]["rft"], _only(result.job("rft"))
+    assert job["status"] == "Failed"
+    # the failed job's billable time came from the caught cause (its description), at the catalog price
+    assert rft["billableSeconds"] == round(job["minutes"] * 60) > 0
+    assert rft["unknownBillingAttempts"] == 0
+    price = INSTANCE_PRICE_USD_PER_HOUR[rft["instanceType"]]
+    assert rft["actualUsd"] == round(rft["billableSeconds"] * rft["instanceCount"] * price / 3600, 2)
+    ran = [r for r in result.run["stages"].values() if r.get("billableSeconds") is not None]
+    total = f"actual ${sum(r['actualUsd'] for r in ran):,.2f}"
+    assert total in result.notifications[-1]["message"]
+    assert result.report_path is not None and total in result.report_path.read_text()
 
 
 def test_a_gpu_quota_too_small_for_one_job_fails_preflight_before_any_job(

@@ -147,3 +147,16 @@ def test_the_stage_table_shows_the_bedrock_import_and_deployment_with_their_dura
     (deployed,) = [line for line in body.splitlines() if line.strip().startswith("Bedrock deployment")]
     assert "Active" in imported and "15 min" in imported and run["model"]["name"] in imported
     assert "Active" in deployed and "10 min" in deployed
+
+
+def test_the_notification_shows_each_stages_cost_and_the_runs_beside_the_estimate() -> None:
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    run["stages"]["rft"].update(instanceType="ml.p5.48xlarge", instanceCount=2, billableSeconds=5400, actualUsd=61.2)
+    run["preflight"] = preflight_with_dataset_notes()
+    body = render_notification(run, _end("SUCCEEDED")).body
+    (rft,) = [line for line in body.splitlines() if line.strip().startswith("RFT training") and "SUCCEEDED" in line]
+    assert "$61.20" in rft
+    assert (
+        "GPU cost: actual $61.20 (3.00 instance-hours billed, failed attempts included); expected not estimated; "
+        "worst case $0.00" in body
+    )

@@ -10,9 +10,12 @@ import yaml
 from botocore.exceptions import ClientError
 
 from lambdas.pipeline import jobs
+from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR
 from lambdas.pipeline.jobs import MissingCheckpointError, prepare_job
 from lambdas.pipeline.naming import STAGE_METHODS
+from lambdas.pipeline.record import failed_job_record
 from lambdas.pipeline.schema import JobAttempt, Plan, StageName, StageRecords
+from lambdas.pipeline.stages import job_record
 from tests.unit.pipeline import samples
 
 IMAGE_ACCOUNT = "708977205387"
@@ -247,3 +250,40 @@ def test_a_missing_checkpoint_is_a_clear_error(s3: Any) -> None:
         _prepare(s3, "rft", stages=stages)
     with pytest.raises(MissingCheckpointError, match="neither RFT nor SFT"):
         _prepare(s3, "finalEval", stages=stages)
+
+
+def _described_failure(seconds: int | None) -> dict:
+    """A job that ran and failed, as a .sync task's Catch stores it: the cause is the job's description."""
+    description: dict[str, object] = {"TrainingJobStatus": "Failed", "FailureReason": "CapacityError: no capacity"}
+    if seconds is not None:
+        description["BillableTimeInSeconds"] = seconds
+    return {"Error": "States.TaskFailed", "Cause": json.dumps(description)}
+
+
+def test_every_attempt_that_ran_is_paid_for_and_one_of_unknown_time_is_counted_as_unknown(s3: Any) -> None:
+    ran = {**_prepare(s3, "sft"), "lastError": _described_failure(600)}
+    second = _prepare(s3, "sft", previous=ran)
+    assert (second["billableSeconds"], second["unknownBillingAttempts"]) == (600, 0)
+    # A refused CreateTrainingJob (no description) and a description without the field: unknown, counted 0
+    refused = {**second, "lastError": {"Error": "SageMaker.ResourceLimitExceededException", "Cause": "quota"}}
+    third = _prepare(s3, "sft", previous=refused)
+    fourth = _prepare(s3, "sft", previous={**third, "lastError": _described_failure(None)})
+    assert (fourth["billableSeconds"], fourth["unknownBillingAttempts"]) == (600, 2)
+
+    finished = JobAttempt.model_validate(
+        {**fourth, "result": {"name": fourth["name"], "status": "Completed", "billableSeconds": 3000}}
+    )
+    record = job_record(finished, status="SUCCEEDED", ended_at=None)
+    count, instance_type = fourth["request"]["instanceCount"], fourth["request"]["instanceType"]
+    assert (record.billableSeconds, record.unknownBillingAttempts) == (3600, 2)
+    assert record.actualUsd == round(count * INSTANCE_PRICE_USD_PER_HOUR[instance_type], 2)
+
+
+def test_the_last_failed_attempt_is_paid_for_from_its_cause(s3: Any) -> None:
+    first = _prepare(s3, "rft")
+    second = _prepare(s3, "rft", previous={**first, "lastError": _described_failure(120)})
+    failed = failed_job_record(JobAttempt.model_validate({**second, "lastError": _described_failure(1800)}), None)
+    assert (failed.billableSeconds, failed.unknownBillingAttempts) == (1920, 0)
+    # An attempt whose job was never prepared costs nothing
+    never = JobAttempt(stage="rft", attempt=0)
+    assert job_record(never, status="FAILED", ended_at=None).billableSeconds == 0

@@ -352,3 +352,28 @@ def test_dataset_notes_show_leakage_counts_repeated_rows_and_added_schema_versio
     )
     assert "sft: 2 rows repeat an earlier row exactly (first at line 9)" in page.visible
     assert 'sft: 64 rows had no schemaVersion; the staged copy gives them "bedrock-conversation-2024"' in page.visible
+
+
+def _billed(run: dict) -> dict:
+    """``run`` whose SFT took a failed attempt of unknown time before the job that ran, and whose RFT ran."""
+    run = copy.deepcopy(run)
+    sft, rft = run["stages"]["sft"], run["stages"]["rft"]
+    sft.update(
+        instanceType="ml.p5.48xlarge", instanceCount=4, billableSeconds=1800, unknownBillingAttempts=1, actualUsd=50.5
+    )
+    rft.update(instanceType="ml.p5.48xlarge", instanceCount=2, billableSeconds=3600, actualUsd=40.25)
+    run["preflight"] = preflight_with_dataset_notes()
+    run["preflight"]["cost"].update(estimatedUsd=300.0, expectedUsd=120.0)
+    return run
+
+
+def test_the_actual_cost_of_every_attempt_is_shown_beside_the_estimate() -> None:
+    page = Page(render_report(_billed(SUCCEEDED_RUN)))
+    assert "GPU cost (all attempts)" in page.visible
+    assert "$50.50 (1 attempt of unknown billable time counted as $0)" in page.visible
+    assert "$40.25" in page.visible
+    # 1800 s x 4 + 3600 s x 2 = 4 instance-hours
+    assert (
+        "GPU cost: actual $90.75 (4.00 instance-hours billed, failed attempts included; 1 attempt of unknown "
+        "billable time counted as $0); expected $120.00; worst case $300.00" in page.visible
+    )
