@@ -3,8 +3,8 @@
 SageMaker bills a training job ``BillableTimeInSeconds`` x ``InstanceCount`` instance-seconds.
 A stage may take several attempts; every attempt that ran is paid, failed ones included:
 
-- a finished attempt: the ``.sync`` task's output is the job's description, and the Run state keeps its
-  ``BillableTimeInSeconds`` in ``$.job.result.billableSeconds``;
+- a finished attempt: the step after the job reads its description (``DescribeTrainingJob``) and keeps its
+  ``BillableTimeInSeconds`` in ``$.job.result.billableSeconds`` (``handlers._with_billable_seconds``);
 - a failed attempt: the caught ``Cause`` is the job's description as JSON, which carries
   ``BillableTimeInSeconds`` when the job got as far as billing. A refused ``CreateTrainingJob`` (its
   cause is the service's message) or a description without the field leaves the seconds unknown: the
