@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.common import layout
+from lambdas.common import layout, strict_json
 from lambdas.common.aws_errors import error_code, is_missing
 
 APPROVALS_PREFIX = "approvals/"
@@ -70,11 +70,8 @@ def parse_decision(body: bytes, where: str) -> dict[str, str]:
     if len(body) > MAX_DECISION_BYTES:
         raise ApprovalError(f"{where}: {len(body)} bytes; a decision is at most {MAX_DECISION_BYTES} bytes")
 
-    def no_constants(name: str) -> Any:
-        raise ValueError(f"{name} is not JSON")
-
     try:
-        value = json.loads(body.decode("utf-8"), parse_constant=no_constants)
+        value = strict_json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise ApprovalError(f"{where}: not JSON ({error})") from None
     if not isinstance(value, dict):

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lambdas.common import strict_json
 from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR
 from lambdas.pipeline.schema import MAX_RUNTIME_HOURS, JobSettings, RunInput
 
@@ -72,7 +73,7 @@ def parse_policy(value: object, *, where: str = CONTEXT_KEY) -> RunPolicy:
     the error names every bad field."""
     if isinstance(value, str):
         try:
-            value = strict_json_loads(value)
+            value = strict_json.loads(value)
         except ValueError as error:
             raise RunPolicyError(f"{where}: not a JSON object ({error})") from error
     if isinstance(value, RunPolicy):
@@ -89,22 +90,6 @@ def parse_policy(value: object, *, where: str = CONTEXT_KEY) -> RunPolicy:
             for e in error.errors(include_url=False)
         ]
         raise RunPolicyError("; ".join(problems)) from error
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"{text} is too large for a finite number")
-    return number
-
-
-def strict_json_loads(text: str | bytes) -> Any:
-    """``json.loads`` that refuses ``NaN``, ``Infinity`` and numbers too large to be finite (``1e309``)."""
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def non_finite_paths(value: Any, path: str = "") -> list[str]:

@@ -11,11 +11,11 @@ including that the datasets exist.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from lambdas.common import strict_json
 from lambdas.pipeline.validation import input_problems
 
 # Step Functions refuses execution input larger than 256 KiB.
@@ -29,30 +29,15 @@ def request_validator(data_bucket: str | None) -> Validator:
     return partial(input_problems, data_bucket=data_bucket)
 
 
-class _NotStrictJson(ValueError):
-    """A number standard JSON does not have (``NaN``, ``Infinity``) or one that overflows to infinity."""
-
-
-def _refuse_constant(name: str) -> float:
-    raise _NotStrictJson(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _NotStrictJson(f"{text} is too large for a number (it would be read as infinity)")
-    return value
-
-
 def parse_request(body: bytes, validate: Validator) -> tuple[dict[str, Any] | None, list[str]]:
     """The request as a JSON object and every problem found; the object is ``None`` when unusable."""
     if len(body) > MAX_REQUEST_BYTES:
         return None, [f"the request is larger than {MAX_REQUEST_BYTES} bytes, the most Step Functions accepts as input"]
     try:
-        payload = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+        payload = strict_json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return None, [f"not valid JSON: {error}"]
-    except _NotStrictJson as error:
+    except strict_json.NotStrictJson as error:
         return None, [f"not strict JSON: {error}"]
     problems = validate(payload)
     return (payload if not problems else None), problems
