@@ -37,6 +37,9 @@ _RESOURCE = re.compile(
     r"arn:aws[a-z-]*:states:::(?:aws-sdk:)?(?P<service>[a-z0-9-]+):(?P<action>[A-Za-z0-9]+)"
     r"(?:\.sync(?::2)?|\.waitForTaskToken)?"
 )
+# Optimized integrations whose parameters are the API's camelCase members written with a capital first letter
+# (``JobName`` for ``jobName``), as the CDK's BedrockCreateModelCustomizationJob task renders them.
+PASCAL_CASE_INTEGRATIONS = frozenset({"bedrock"})
 # Integration service names that botocore spells differently.
 _SERVICE_ALIASES = {"states": "stepfunctions"}
 
@@ -105,6 +108,8 @@ class _Rules:
 
 def _problems(shape: Shape, value: Any, where: str, rules: _Rules, json_members: frozenset[str]) -> Iterator[str]:
     kind = shape.type_name
+    if shape.metadata.get("document"):
+        return  # a document (Converse's additionalModelRequestFields) holds any JSON the model reads
     if kind == "structure":
         yield from _structure(shape, value, where, rules, json_members)
     elif kind == "list":
@@ -263,7 +268,7 @@ def task_problems(name: str, state: Mapping[str, Any], *, names_only: bool = Fal
         paths_allowed=True,
         json_members=json_members,
         names_only=names_only,
-        pascal_case=":::aws-sdk:" in resource,
+        pascal_case=":::aws-sdk:" in resource or service in PASCAL_CASE_INTEGRATIONS,
     )
 
 

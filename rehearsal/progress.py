@@ -31,6 +31,10 @@ _STAGE_WORDS = (
 )
 
 
+# The parameter that names the job a .sync Task starts, by integration (SageMaker training, Bedrock customization).
+_JOB_NAME_PARAMETER = {"sagemaker": "TrainingJobName", "bedrock": "JobName"}
+
+
 def stage_of(state_name: str) -> str:
     name = state_name.lower()
     for word, stage in _STAGE_WORDS:
@@ -122,9 +126,10 @@ class ProgressView:
                 self._line(at, "▶", name, "(parallel branches)", stage="parallel")
                 self._parallel_depth += 1
                 self._parallels.append(name)
-        elif kind == "TaskScheduled" and event["taskScheduledEventDetails"]["resourceType"] == "sagemaker":
-            parameters = json.loads(event["taskScheduledEventDetails"].get("parameters") or "{}")
-            job = parameters.get("TrainingJobName", "")
+        elif kind == "TaskScheduled" and event["taskScheduledEventDetails"]["resourceType"] in _JOB_NAME_PARAMETER:
+            details = event["taskScheduledEventDetails"]
+            parameters = json.loads(details.get("parameters") or "{}")
+            job = parameters.get(_JOB_NAME_PARAMETER[details["resourceType"]], "")
             self._jobs[self._current] = job
             self._line(at, "▶", self._current, job)
         elif kind == "TaskFailed":
@@ -182,14 +187,15 @@ class ProgressView:
 
 
 def _error_text(details: dict) -> str:
-    """``Error: reason``, with a failed job's FailureReason or a Lambda's errorMessage when the cause has one."""
+    """``Error: reason``, with a failed job's FailureReason (SageMaker) or FailureMessage (Bedrock) or a Lambda's
+    errorMessage when the cause has one."""
     error, cause = details.get("error", ""), details.get("cause", "")
     try:
         parsed = json.loads(cause)
     except (TypeError, ValueError):
         parsed = None
     if isinstance(parsed, dict):
-        cause = parsed.get("FailureReason") or parsed.get("errorMessage") or cause
+        cause = parsed.get("FailureReason") or parsed.get("FailureMessage") or parsed.get("errorMessage") or cause
     cause = str(cause).splitlines()[0] if cause else ""
     return f"{error}: {cause[:110]}" if cause else error
 
