@@ -221,6 +221,8 @@ def _summary(output: str | None, state: str) -> str:
         node = node.get(key) if isinstance(node, dict) else None
     if not isinstance(node, dict):
         return ""
+    if isinstance(node.get("phase"), str):  # an evaluation through Bedrock inference, call by call
+        return f"{node['phase']} {node.get('processed', 0)}/{node.get('total', '?')}"
     if isinstance(node.get("decision"), dict) and isinstance(node["decision"].get("reason"), str):
         return str(node["decision"]["reason"])
     if node.get("name") and node.get("attempt"):
@@ -234,6 +236,8 @@ def _result_path_guess(state: str) -> list[str]:
     name = state.lower()
     if name.startswith(("prepare", "decide whether to retry")):
         return ["job"]
+    if name.startswith("evaluate") and "bedrock" in name:
+        return ["job", "evaluation"]
     if "deployment" in name or name.startswith("deploy"):
         return ["deployment"]
     if "import" in name:
