@@ -337,7 +337,8 @@ def _rehearse_one(account: _Account, scenario: Scenario, *, offset: float, out: 
     faults = scenario.faults()
     sagemaker.faults = bedrock.faults = faults
     corrupt = scenario.fail_at == "preflight"
-    generated = datasets.all_datasets(corrupt=corrupt)
+    bedrock_road = (scenario.platform or scenario.run_input.get("platform")) == "bedrock"
+    generated = datasets.all_datasets(corrupt=corrupt, bedrock=bedrock_road)
     for kind, body in generated.items():
         s3.put_object(Bucket=account.data_bucket, Key=f"{DATASET_PREFIX}/{kind}.jsonl", Body=body)
     # The simulated models know the rows' references (evaluation rows first: their index decides the answer)

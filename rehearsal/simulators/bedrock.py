@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from rehearsal import clock
 from rehearsal.simulators.faults import MINUTE, Durations, Faults, check_request, service_error, throttle_once
@@ -91,8 +92,10 @@ class SimCustomizationJob:
     ends: float
     epoch: dt.datetime
     model_arn: str
+    planned: float  # seconds the job takes when nothing goes wrong
     status: str = "InProgress"
     failure: str | None = None
+    invalid_data: str | None = None  # why the validation phase refuses the training data (the job fails then)
     grader_calls: int = 0
     mean_reward: float | None = None
 
@@ -101,19 +104,20 @@ class SimCustomizationJob:
         return (self.ends - self.created) / MINUTE
 
     def phases(self) -> dict:
-        """``statusDetails``: validation, data processing and training, one after the other."""
-        span = self.ends - self.created
+        """``statusDetails``: validation, data processing and training, one after the other over the planned
+        duration; a job that failed or stopped shows it in the phase it was in, the later ones ``NotStarted``."""
+        span = self.planned
         bounds = {
             "validationDetails": (self.created, self.created + 0.05 * span),
             "dataProcessingDetails": (self.created + 0.05 * span, self.created + 0.15 * span),
-            "trainingDetails": (self.created + 0.15 * span, self.ends),
+            "trainingDetails": (self.created + 0.15 * span, self.created + span),
         }
         now = min(clock.elapsed(), self.ends)
         details = {}
         for key, (begin, end) in bounds.items():
-            if now < begin:
+            if now < begin or (now == begin and self.status in ("Failed", "Stopped")):
                 status = "NotStarted"
-            elif now >= end and (self.status == "Completed" or key != "trainingDetails"):
+            elif now >= end:
                 status = "Completed"
             else:
                 status = self.status  # InProgress, or the phase it failed or stopped in
@@ -367,6 +371,7 @@ class BedrockSimulator:
             now = clock.elapsed()
             minutes = self.durations.bedrock_rft if stage == "rft" else self.durations.bedrock_sft
             injected = self.faults.fail_at == stage
+            invalid = self._training_data_problem(params["trainingDataConfig"]["s3Uri"], kind)
             job = SimCustomizationJob(
                 name=name,
                 arn=f"arn:aws:bedrock:{self.region}:{self.account}:model-customization-job/{base_id}/{suffix}",
@@ -374,9 +379,11 @@ class BedrockSimulator:
                 request=json_copy(params),
                 base_model_arn=f"arn:aws:bedrock:{self.region}::foundation-model/{base_id}",
                 created=now,
-                ends=now + minutes * MINUTE * (0.4 if injected else 1),
+                ends=now + minutes * MINUTE * (0.04 if invalid else 0.4 if injected else 1),
+                planned=minutes * MINUTE,
                 epoch=self.epoch,
                 model_arn=f"arn:aws:bedrock:{self.region}:{self.account}:custom-model/{base_id}/{suffix}",
+                invalid_data=invalid,
             )
             self.jobs[name] = job
             if token:
@@ -505,6 +512,8 @@ class BedrockSimulator:
             if job.status != "InProgress" or clock.elapsed() < job.ends:
                 return
             try:
+                if job.invalid_data:
+                    raise JobFailure(job.invalid_data)
                 if self.faults.fail_at == job.stage:
                     raise JobFailure(
                         "Internal error: the training job stopped unexpectedly while training "
@@ -528,6 +537,25 @@ class BedrockSimulator:
                 stage=job.stage,
                 customization=job.request.get("customizationType", "FINE_TUNING"),
             )
+
+    def _training_data_problem(self, uri: str, kind: str) -> str | None:
+        """What Bedrock's validation phase refuses in the training data: nothing to read, a row that is not JSON, a
+        row without ``messages``, an SFT row without ``schemaVersion`` ``bedrock-conversation-2024`` (Amazon Bedrock
+        User Guide, "Prepare data for fine-tuning understanding models")."""
+        try:
+            rows = read_rows(self._s3(), uri)
+        except ValueError as error:
+            return f"Validation error: {uri} holds a line that is not JSON ({error})"
+        except ClientError as error:
+            return f"Validation error: cannot read {uri} ({error.response['Error']['Code']})"
+        if not rows:
+            return f"Validation error: {uri} holds no records"
+        for number, row in enumerate(rows, start=1):
+            if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
+                return f"Validation error: record {number} of {uri} has no messages"
+            if kind == "FINE_TUNING" and row.get("schemaVersion") != "bedrock-conversation-2024":
+                return f"Validation error: record {number} of {uri} lacks schemaVersion bedrock-conversation-2024"
+        return None
 
     def _grade_rollouts(self, job: SimCustomizationJob) -> None:
         """Call the grader with rollouts of the job's training rows, answered by the model being trained."""

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from offline.synth import Synthesized
+from rehearsal import datasets
 from rehearsal.runner import Result, Scenario, rehearse
 from rehearsal.simulators.faults import Durations
 from tests.integration.fixture_stack import ARTIFACTS_BUCKET, DATA_BUCKET, template
@@ -28,7 +29,7 @@ def _definition() -> dict:
             "RoleArn": "${BedrockRoleArn}",
             "BaseModelIdentifier": NOVA_2_LITE,
             "CustomizationType": "FINE_TUNING",
-            "TrainingDataConfig": {"S3Uri.$": "$.data"},
+            "TrainingDataConfig": {"S3Uri.$": "$.datasets.sft"},
             "OutputDataConfig": {"S3Uri.$": "$.output"},
             "HyperParameters": {"epochCount": "2", "learningRate": "0.00001"},
             "JobTags": [{"Key": "nova:stage", "Value": "sft"}],
@@ -63,11 +64,17 @@ def _run(tmp_path: Path, scenario: Scenario | None = None, definition: dict | No
     machine = resources["StateMachine1A2B3C4D"]["Properties"]
     machine["DefinitionString"] = json.dumps(definition or _definition())
     machine["DefinitionSubstitutions"] = {"BedrockRoleArn": {"Fn::GetAtt": ["BedrockRole1A2B3C4D", "Arn"]}}
+    # The SFT rows as the pipeline stages them for Bedrock (with its schemaVersion), served from a folder
+    folder = tmp_path / "data"
+    folder.mkdir(exist_ok=True)
+    staged = [{"schemaVersion": "bedrock-conversation-2024", **row} for row in datasets.sft_rows()]
+    (folder / "sft.jsonl").write_bytes(datasets.jsonl(staged))
     scenario = scenario or Scenario()
+    scenario.data_dir = folder
     scenario.replace_input = {
         "jobName": "fixture-sft-a1",
         "modelName": "fixture-sft",
-        "data": f"s3://{DATA_BUCKET}/datasets/rehearsal/sft.jsonl",
+        "datasets": {"sft": "s3://any-bucket/staged/sft.jsonl"},
         "output": f"s3://{ARTIFACTS_BUCKET}/runs/fixture/jobs/",
     }
     return rehearse(
@@ -83,7 +90,7 @@ def test_the_job_runs_on_the_clock_and_returns_the_final_description_written_as_
     (job,) = result.jobs
     assert job["service"] == "bedrock" and job["status"] == "Completed"
     # the capitalized parameters reached the service as its members; the map's keys stayed as written
-    assert job["request"]["trainingDataConfig"] == {"s3Uri": f"s3://{DATA_BUCKET}/datasets/rehearsal/sft.jsonl"}
+    assert job["request"]["trainingDataConfig"] == {"s3Uri": f"s3://{DATA_BUCKET}/staged/sft.jsonl"}
     assert job["request"]["jobTags"] == [{"key": "nova:stage", "value": "sft"}]
     assert job["hyper_parameters"] == {"epochCount": "2", "learningRate": "0.00001"}
     assert result.output["job"] == {"status": "Completed", "model": job["custom_model_arn"], "name": "fixture-sft-a1"}

@@ -65,6 +65,10 @@ def world(tmp_path: Path) -> Iterator[World]:
         s3.create_bucket(Bucket=BUCKET)
         for kind, body in datasets.all_datasets().items():
             s3.put_object(Bucket=BUCKET, Key=f"data/{kind}.jsonl", Body=body)
+        # the SFT rows as the pipeline stages them for Bedrock: with Bedrock's schemaVersion
+        staged = [{"schemaVersion": "bedrock-conversation-2024", **row} for row in datasets.sft_rows()]
+        s3.put_object(Bucket=BUCKET, Key="data/sft.jsonl", Body=datasets.jsonl(staged))
+        s3.put_object(Bucket=BUCKET, Key="raw/sft.jsonl", Body=datasets.jsonl(datasets.sft_rows()))
         sagemaker = SageMakerSimulator(
             account=ACCOUNT, region=REGION, epoch=EPOCH, faults=faults, durations=Durations()
         )
@@ -224,6 +228,14 @@ def test_an_injected_failure_ends_the_job_failed_early_with_a_message(world: Wor
     assert job["status"] == "Failed" and "failure injected" in job["failureMessage"]
     assert (job["endTime"] - job["creationTime"]).total_seconds() < Durations().bedrock_sft * 60
     assert job["statusDetails"]["trainingDetails"]["status"] == "Failed"
+
+
+def test_training_data_bedrock_cannot_read_fails_the_job_in_its_validation_phase(world: World) -> None:
+    world.client.create_model_customization_job(**_sft_request(trainingDataConfig={"s3Uri": f"s3://{BUCKET}/raw/"}))
+    clock.advance(Durations().bedrock_sft * 60 * 0.04)
+    job = world.client.get_model_customization_job(jobIdentifier="nova-run-1-sft-a1")
+    assert job["status"] == "Failed" and job["statusDetails"]["validationDetails"]["status"] == "Failed"
+    assert f"record 1 of s3://{BUCKET}/raw/ lacks schemaVersion bedrock-conversation-2024" in job["failureMessage"]
 
 
 def test_a_throttled_stage_is_refused_once_then_accepted(world: World) -> None:
