@@ -162,6 +162,12 @@ class Result:
         return [e["stateEnteredEventDetails"]["name"] for e in self.history if "stateEnteredEventDetails" in e]
 
 
+# What the generated run input adds on the Bedrock road: an RFT job there is billed per training hour and the
+# budget check assumes the worst case, a job that runs until its timeout (rft.maxRuntimeHours); eight hours
+# leave room for the simulated three-hour job and keep the worst case within the default budget.
+BEDROCK_INPUT: dict = {"rft": {"maxRuntimeHours": 8}}
+
+
 def default_run_input(data_bucket: str, evaluation_task: str = "gen_qa") -> dict:
     """The generated datasets; an ``rft_eval`` evaluation reads the evaluation questions in the RFT format."""
     files = {"sft": "sft", "rft": "rft", "eval": "rft_eval" if evaluation_task == "rft_eval" else "eval"}
@@ -362,6 +368,8 @@ def _rehearse_one(account: _Account, scenario: Scenario, *, offset: float, out: 
             account.inference.learn(path.read_bytes())
     if scenario.platform is not None:
         run_input["platform"] = scenario.platform
+        if scenario.platform == "bedrock" and scenario.replace_input is None:
+            run_input = _merge(BEDROCK_INPUT, run_input)
     start = account.epoch + dt.timedelta(seconds=offset)
     name = scenario.execution_name or f"rehearsal-{start:%Y%m%d-%H%M%S}"
     out.write(f"Rehearsing {STACK_NAME} on simulated AWS: execution {name}\n")
