@@ -72,9 +72,9 @@ def _prompt(title: str, body: str) -> str:
     return f"Title: {title}\nBody: {body}\nLabel:"
 
 
-# Rewordings per question for the Bedrock road: Bedrock's customization jobs take at least 200 SFT and 100 RFT
-# rows (docs/contracts/bedrock-customization.md), so each question gets every rewording and every pair of them
-# (6 + 15 = 21 variants, 252 rows).
+# Rewordings per question for the Bedrock road: Bedrock's Nova customization jobs take at least 200 SFT and 100
+# RFT records (the limits preflight checks on that road), so each question gets every rewording and every pair
+# of them (6 + 15 = 21 variants, 252 rows).
 BEDROCK_VARIANTS = 21
 
 
