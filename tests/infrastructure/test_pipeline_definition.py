@@ -154,14 +154,20 @@ def test_the_shape_check_reads_bedrock_parameters_in_step_functions_spelling() -
     bad["Parameters"]["customModelName"] = bad["Parameters"].pop("CustomModelName")
     bad["Parameters"]["CustomizationType"] = "SUPERVISED"
     bad["Parameters"]["CustomizationConfig"]["RftConfig"]["HyperParameters"] = {"BatchSize": 8, "Epochs": 2}
-    text = "\n".join(task_problems("Bad", bad))
-    for fragment in (
+    _assert_reported(
+        bad,
         "customModelName: not a member",
         "required member CustomModelName",
         "'SUPERVISED' is not one of CustomizationType",
         "BatchSize: 8 is out of range [16, 512]",
         "Epochs: not a member",
-    ):
+    )
+
+
+def _assert_reported(state: dict, *fragments: str) -> None:
+    """Each fragment is in one of the shape check's problems with the Task ``state``."""
+    text = "\n".join(task_problems("Bad", state))
+    for fragment in fragments:
         assert fragment in text, fragment
 
 
@@ -186,15 +192,14 @@ def test_the_shape_check_catches_real_mistakes() -> None:
             "Hyperparameters.$": "$.h",
         },
     }
-    text = "\n".join(task_problems("Bad", bad))
-    for fragment in (
+    _assert_reported(
+        bad,
         "'file' is not one of TrainingInputMode",
         "'Conversation' is not one of S3DataType",
         "'ml.ml.p5.48xlarge' is not one of TrainingInstanceType",
         "MaxRuntime: not a member",
         "Hyperparameters: not a member",
-    ):
-        assert fragment in text, fragment
+    )
     lambda_bad = {"Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"Function": "f", "Payload": {}}}
     assert any("required member FunctionName" in p for p in task_problems("BadLambda", lambda_bad))
     assert operation_of("arn:aws:states:::aws-sdk:bedrock:getCustomModel") == ("bedrock", "GetCustomModel")
