@@ -28,12 +28,16 @@ The run input::
       "resumeFrom": {"stage": "rft", "run": "<earlier run id>",
                      "checkpoint": "s3://customer-escrow-<account>-smtj-<id>/.../checkpoint"},
       "description": "free text kept in the run record",
-      "dryRun": false
+      "dryRun": false,
+      "platform": "sagemaker"
     }
 
 Only ``datasets`` is required. ``dryRun`` true runs "Validate run" and "Preflight checks" only and
-records the run as ``DRY_RUN`` (no training job starts). :mod:`lambdas.pipeline.validation` lists every problem of an
-input at once; :mod:`lambdas.pipeline.plan` resolves a valid input into a plan.
+records the run as ``DRY_RUN`` (no training job starts). ``platform`` ``"bedrock"`` runs SFT and RFT as Bedrock
+model customization jobs and the evaluations through Bedrock inference (docs/contracts/bedrock-customization.md):
+no instance fields, the same short override keys mapped to Bedrock's hyperparameters, no ``resumeFrom``.
+:mod:`lambdas.pipeline.validation` lists every problem of an input at once; :mod:`lambdas.pipeline.plan`
+resolves a valid input into a plan.
 """
 
 from __future__ import annotations
