@@ -8,9 +8,11 @@ file differs from what this module generates.
 - :data:`FUNCTIONS` is the catalogue of the pipeline's Lambda functions: the stack
   creates one function for each, and the state machine may invoke exactly the ones
   the definition references (:func:`task_integrations`).
-- :func:`job_loop` is the loop every SageMaker job stage runs (start, prepare the
-  attempt, run the job, decide whether a failed attempt is retried, back off, read the
-  job's output, describe a failure), written once and instantiated per stage.
+- :func:`job_loop` is the loop every job stage runs (start, prepare the attempt, run the
+  job, decide whether a failed attempt is retried, back off, read the job's output,
+  describe a failure), written once and instantiated per stage. The run's platform picks
+  the job: a SageMaker training job, or on ``bedrock`` a Bedrock customization job
+  (training) or the EvaluateOnBedrock loop (evaluation).
 - The phases, which stages run side by side in a Parallel state, come from
   :data:`lambdas.pipeline.naming.STAGE_PHASES`, the same source the stage code uses.
 """
@@ -133,7 +135,7 @@ def title(stage: str) -> str:
 
 @dataclass(frozen=True)
 class JobStage:
-    """One SageMaker job stage and where its loop goes when it ends."""
+    """One job stage and where its loop goes when it ends."""
 
     key: str
     # None inside a Parallel branch (the branch ends); else the state after the stage.

@@ -336,6 +336,8 @@ def _checks(
             "stages.rft: RFT starts from an SFT checkpoint; enable stages.sft or give "
             'resumeFrom {"stage": "rft", "checkpoint": "s3://..."}'
         )
+    elif not stages.sft and not stages.rft and run.platform == "bedrock":
+        problems.append("stages: nothing to train; enable stages.sft or stages.rft")
     elif not stages.sft and not stages.rft:
         problems.append(
             "stages: nothing to train; enable stages.sft, or give "

@@ -84,6 +84,12 @@ def test_resume_from_is_refused_on_bedrock() -> None:
     assert any(p.startswith("resumeFrom: not available on platform bedrock") for p in found), found
 
 
+def test_nothing_to_train_names_what_bedrock_can_train() -> None:
+    assert _problems(stages={"sft": False, "rft": False}) == [
+        "stages: nothing to train; enable stages.sft or stages.rft"
+    ]
+
+
 def test_an_unknown_platform_is_named() -> None:
     with pytest.raises(RunInputError) as raised:
         samples.plan(platform="vertex")
