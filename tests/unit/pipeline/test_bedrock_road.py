@@ -317,3 +317,28 @@ def test_the_resolve_handler_records_the_custom_model(monkeypatch: pytest.Monkey
 )
 def test_bedrock_errors_are_classified(error: str, cause: str, kind: str | None) -> None:
     assert retry.classify(StepError(Error=error, Cause=cause)) == kind
+
+
+def test_the_prepare_handler_uses_bedrock_not_sagemaker_on_bedrock(
+    monkeypatch: pytest.MonkeyPatch, pipeline_env: Any
+) -> None:
+    from lambdas.pipeline import handlers
+
+    client, stub = _stubbed()
+    previous = JobAttempt(stage="rft", name="nova-run-1-0b9d6cbe-rft-a1", attempt=1, startedAt="t0")
+    stub.add_response("get_model_customization_job", _described("Stopped"), {"jobIdentifier": previous.name})
+    monkeypatch.setattr(handlers, "bedrock_client", lambda: client)
+    asked: list[str] = []
+    monkeypatch.setattr(handlers, "client", lambda service: asked.append(service))
+    event = {
+        "stage": "rft",
+        "plan": _bedrock_plan().to_json(),
+        "stages": _stages().to_json(),
+        "previous": previous.to_json(),
+    }
+    with stub:
+        job = JobAttempt.model_validate(handlers.prepare_job(event, CONTEXT))
+    stub.assert_no_pending_responses()
+    assert "sagemaker" not in asked
+    assert job.attempt == 2 and isinstance(job.request, BedrockTrainingRequest)
+    assert job.request.customizationType == "REINFORCEMENT_FINE_TUNING"
