@@ -39,6 +39,10 @@ _RESOURCE = re.compile(
 )
 # Integration service names that botocore spells differently.
 _SERVICE_ALIASES = {"states": "stepfunctions"}
+# Optimized integrations whose API spells members in camelCase and whose Step Functions parameters capitalize each
+# member's first letter (``JobName`` for Bedrock's ``jobName``; the CDK's BedrockCreateModelCustomizationJob
+# renders them so), as every ``aws-sdk`` integration does.
+PASCAL_CASE_SERVICES = frozenset({"bedrock"})
 
 
 class RequestValidationError(ValueError):
@@ -90,7 +94,7 @@ def shape_problems(
     ``names_only``: check member names alone, as ``CreateStateMachine`` does for the
     parameters of an optimized integration; values are the service's to refuse at run time.
     ``pascal_case``: members are written with a capital first letter (``ModelIdentifier`` for
-    ``modelIdentifier``), as ``aws-sdk`` integrations write them.
+    ``modelIdentifier``), as ``aws-sdk`` integrations and the Bedrock optimized integration write them.
     """
     rules = _Rules(paths_allowed, names_only, pascal_case)
     return list(_problems(shape, value, where, rules, json_members))
@@ -263,7 +267,7 @@ def task_problems(name: str, state: Mapping[str, Any], *, names_only: bool = Fal
         paths_allowed=True,
         json_members=json_members,
         names_only=names_only,
-        pascal_case=":::aws-sdk:" in resource,
+        pascal_case=":::aws-sdk:" in resource or service in PASCAL_CASE_SERVICES,
     )
 
 
