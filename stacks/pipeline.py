@@ -40,6 +40,7 @@ from stacks.nag import acknowledge, arn_of
 from stacks.run_lock import RunLock
 from stepfunctions.asl import LAMBDA_INVOKE
 from stepfunctions.pipeline import (
+    BEDROCK_CUSTOMIZATION_JOB_SYNC,
     DEFINITION_FILE,
     DYNAMODB_PUT_ITEM,
     FUNCTIONS,
@@ -132,6 +133,9 @@ class Pipeline(Construct):
         self.definition_substitutions: dict[str, str] = {
             **{f"{cid}FunctionArn": version.function_arn for cid, version in self.versions.items()},
             "SageMakerRoleArn": identity.sagemaker_role.role_arn,
+            # Platform bedrock, placeholder wiring only: the Bedrock customization role (trusted by Bedrock for
+            # this account's customization jobs) replaces the import role here, with its scoped policies.
+            "BedrockCustomizationRoleArn": identity.bedrock_import_role.role_arn,
             "KmsKeyArn": key.key_arn,
             "PipelineName": pipeline_name,
             "RunLockTableName": run_lock.table.table_name,
@@ -377,7 +381,8 @@ class Pipeline(Construct):
         """What the definition's tasks call, and nothing else."""
         integrations = task_integrations(json.loads(DEFINITION_FILE.read_text()))
         lambda_integrations = (LAMBDA_INVOKE, LAMBDA_INVOKE_WAIT_FOR_TASK_TOKEN)
-        known = {*lambda_integrations, SAGEMAKER_TRAINING_JOB_SYNC, DYNAMODB_PUT_ITEM}
+        # Platform bedrock's customization jobs: known here, granted with the customization role (placeholder).
+        known = {*lambda_integrations, SAGEMAKER_TRAINING_JOB_SYNC, BEDROCK_CUSTOMIZATION_JOB_SYNC, DYNAMODB_PUT_ITEM}
         unknown = sorted(set(integrations) - known)
         if unknown:
             raise ValueError(f"{DEFINITION_FILE.name} calls {unknown}: grant them in {__name__}")

@@ -8,9 +8,11 @@ file differs from what this module generates.
 - :data:`FUNCTIONS` is the catalogue of the pipeline's Lambda functions: the stack
   creates one function for each, and the state machine may invoke exactly the ones
   the definition references (:func:`task_integrations`).
-- :func:`job_loop` is the loop every SageMaker job stage runs (start, prepare the
-  attempt, run the job, decide whether a failed attempt is retried, back off, read the
-  job's output, describe a failure), written once and instantiated per stage.
+- :func:`job_loop` is the loop every job stage runs (start, prepare the attempt, run the
+  job, decide whether a failed attempt is retried, back off, read the job's output,
+  describe a failure), written once and instantiated per stage. The run's platform picks
+  the job: a SageMaker training job, or on ``bedrock`` a Bedrock customization job
+  (training) or the EvaluateOnBedrock loop (evaluation).
 - The phases, which stages run side by side in a Parallel state, come from
   :data:`lambdas.pipeline.naming.STAGE_PHASES`, the same source the stage code uses.
 """
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.common import run_lock
+from lambdas.pipeline import bedrock_hyperparameters
+from lambdas.pipeline.bedrock_jobs import CUSTOMIZATION_TYPES
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES, STAGES, capitalized
 from stepfunctions.asl import (
     LAMBDA_RETRY_AFTER_PAID_WORK,
@@ -39,6 +43,7 @@ from stepfunctions.asl import (
 
 DEFINITION_FILE = Path(__file__).resolve().parent / "pipeline.asl.json"
 SAGEMAKER_TRAINING_JOB_SYNC = "arn:aws:states:::sagemaker:createTrainingJob.sync"
+BEDROCK_CUSTOMIZATION_JOB_SYNC = "arn:aws:states:::bedrock:createModelCustomizationJob.sync"
 DYNAMODB_PUT_ITEM = "arn:aws:states:::dynamodb:putItem"
 LAMBDA_INVOKE_WAIT_FOR_TASK_TOKEN = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 # The longest an execution may run (the state machine's TimeoutSeconds): it then ends TIMED_OUT, is recorded and
@@ -77,6 +82,8 @@ FUNCTIONS: tuple[Function, ...] = (
     # Output archives are streamed; an evaluation's archive also holds its per-sample outputs.
     Function("ResolveCheckpoint", "resolve_checkpoint", "Nova pipeline: read a job's checkpoint manifest", 600),
     Function("ReadEvaluation", "read_evaluation", "Nova pipeline: read an evaluation job's results", 600),
+    # Platform bedrock: one step of an evaluation through Bedrock inference (resumable, called until done).
+    Function("EvaluateOnBedrock", "evaluate_on_bedrock", "Nova pipeline: evaluate a model through Bedrock", 900),
     Function("CollectMetrics", "collect_metrics", "Nova pipeline: metrics table of baseline, SFT and RFT"),
     Function("ApplyGate", "apply_gate", "Nova pipeline: quality gate"),
     Function("ImportModel", "import_model", "Nova pipeline: Bedrock CreateCustomModel"),
@@ -128,7 +135,7 @@ def title(stage: str) -> str:
 
 @dataclass(frozen=True)
 class JobStage:
-    """One SageMaker job stage and where its loop goes when it ends."""
+    """One job stage and where its loop goes when it ends."""
 
     key: str
     # None inside a Parallel branch (the branch ends); else the state after the stage.
@@ -172,12 +179,107 @@ def _sagemaker_job(stage: JobStage) -> State:
         "StoppingCondition": {"MaxRuntimeInSeconds.$": "$.job.request.maxRuntimeInSeconds"},
         "HyperParameters.$": "$.job.request.hyperParameters",
         "ProfilerConfig": {"DisableProfiler": True},
-        "Tags": [
-            {"Key": "nova:pipeline", "Value": "${PipelineName}"},
-            {"Key": "nova:run-id", "Value.$": "$.plan.runId"},
-            {"Key": "nova:stage", "Value": stage.key},
-        ],
+        "Tags": _tags(stage),
     }
+
+
+def _tags(stage: JobStage) -> list[State]:
+    """The tags of a stage's job: the pipeline, the run and the stage."""
+    return [
+        {"Key": "nova:pipeline", "Value": "${PipelineName}"},
+        {"Key": "nova:run-id", "Value.$": "$.plan.runId"},
+        {"Key": "nova:stage", "Value": stage.key},
+    ]
+
+
+def _bedrock_job(stage: JobStage) -> State:
+    """The CreateModelCustomizationJob request in Step Functions' spelling (each member capitalized, as the CDK's
+    BedrockCreateModelCustomizationJob renders them): static parts here, the attempt's from ``$.job.request``."""
+    method = STAGE_METHODS[stage.key]
+    request: State = {
+        "JobName.$": "$.job.name",
+        "CustomModelName.$": "$.job.request.customModelName",
+        "RoleArn": "${BedrockCustomizationRoleArn}",
+        "BaseModelIdentifier.$": "$.job.request.baseModelIdentifier",
+        "CustomizationType": CUSTOMIZATION_TYPES[method],
+        "CustomModelKmsKeyId": "${KmsKeyArn}",
+        "TrainingDataConfig": {"S3Uri.$": "$.job.request.trainingDataUri"},
+        "OutputDataConfig": {"S3Uri.$": "$.job.request.outputUri"},
+        # A fresh job name per attempt: the same attempt's request is never created twice.
+        "ClientRequestToken.$": "$.job.name",
+        "JobTags": _tags(stage),
+        "CustomModelTags": _tags(stage),
+    }
+    if method == "sft":
+        # Bedrock's map of strings; its keys are Bedrock's names as they are (a map, not members).
+        request["HyperParameters.$"] = "$.job.request.hyperParameters"
+        return request
+    # RFT's typed hyperparameters are members: each capitalized, each value from the resolved request (every
+    # one is present: lambdas.pipeline.bedrock_hyperparameters gives each a default).
+    typed = {
+        f"{p.name[:1].upper()}{p.name[1:]}.$": f"$.job.request.rftHyperParameters.{p.name}"
+        for p in bedrock_hyperparameters.table(method).values()
+    }
+    grader = {"LambdaGrader": {"LambdaArn.$": "$.job.request.graderArn"}}
+    request["CustomizationConfig"] = {"RftConfig": {"GraderConfig": grader, "HyperParameters": typed}}
+    return request
+
+
+def _on_bedrock(flow: Flow, stage: JobStage, name: str, *, decide: str, finish: str) -> str:
+    """Platform bedrock's states of a stage's attempt; returns the first. Training: a customization job that
+    Step Functions waits for (.sync). Evaluation: EvaluateOnBedrock, called again after its wait until done."""
+    job_error = "$.job.lastError"
+    if stage.training:
+        run = f"Run {name} customization job on Bedrock"
+        flow.add(
+            run,
+            {
+                "Type": "Task",
+                "Comment": f"{_JOB_PURPOSE[stage.key]} as a Bedrock model customization job; Step Functions waits "
+                "for it (.sync). Its output model is read by the step after it (GetModelCustomizationJob)",
+                "Resource": BEDROCK_CUSTOMIZATION_JOB_SYNC,
+                "Parameters": _bedrock_job(stage),
+                "ResultPath": None,
+                "Catch": catch_all(decide, job_error),
+                "Next": finish,
+            },
+        )
+        return run
+    evaluate, done, wait = (
+        f"Evaluate {name} on Bedrock",
+        f"Is the {name} evaluation done?",
+        f"Wait for the {name} evaluation",
+    )
+    flow.add(
+        evaluate,
+        lambda_task(
+            "EvaluateOnBedrock",
+            {"stage": stage.key, "plan.$": "$.plan", "job.$": "$.job"},
+            select=EVALUATION_PROGRESS,
+            result_path="$.job.evaluation",
+            next_state=done,
+            on_error=decide,
+            error_path=job_error,
+            comment=f"{_JOB_PURPOSE[stage.key]} through Bedrock inference: one resumable step (deploy the model, "
+            "invoke it on the evaluation rows, score); called again until done",
+        ),
+    )
+    flow.add(done, boolean_choice("$.job.evaluation.done", finish, wait))
+    flow.add(wait, {"Type": "Wait", "SecondsPath": "$.job.evaluation.waitSeconds", "Next": evaluate})
+    return evaluate
+
+
+# What EvaluateOnBedrock returns, kept at ``$.job.evaluation`` (lambdas.pipeline.bedrock_eval).
+EVALUATION_PROGRESS = (
+    "done",
+    "waitSeconds",
+    "phase",
+    "deploymentArn",
+    "modelId",
+    "processed",
+    "total",
+    "resultsUri",
+)
 
 
 def job_loop(stage: JobStage) -> Flow:
@@ -188,6 +290,7 @@ def job_loop(stage: JobStage) -> Flow:
     back_off, describe = f"Back off before retrying the {name} job", f"Describe the {name} failure"
     finish = f"Resolve {name} checkpoint" if stage.training else f"Read {name} results"
     failure = f"{capitalized(name)} failed"
+    service = f"Which service runs the {name} job?"
 
     if stage.key in _RUN_QUESTION:
         skipped = f"{capitalized(name)} skipped"
@@ -212,12 +315,29 @@ def job_loop(stage: JobStage) -> Flow:
                 "request",
             ),
             result_path="$.job",
-            next_state=run,
+            next_state=service,
             on_error=describe,
             error_path=job_error,
             comment=f"Renders the {name} recipe to runs/<run-id>/recipes/{stage.key}/recipe.yaml and builds a "
-            "CreateTrainingJob request with a fresh job name for this attempt",
+            "CreateTrainingJob request with a fresh job name for this attempt (on platform bedrock: the Bedrock "
+            "request of this attempt)",
         ),
+    )
+    on_bedrock = Flow()
+    flow.add(
+        service,
+        {
+            "Type": "Choice",
+            "Comment": "The run's platform: SageMaker training jobs with the Nova recipes, or Bedrock",
+            "Choices": [
+                {
+                    "Variable": "$.plan.platform",
+                    "StringEquals": "bedrock",
+                    "Next": _on_bedrock(on_bedrock, stage, name, decide=decide, finish=finish),
+                }
+            ],
+            "Default": run,
+        },
     )
     flow.add(
         run,
@@ -234,6 +354,7 @@ def job_loop(stage: JobStage) -> Flow:
             "Next": finish,
         },
     )
+    flow.extend(on_bedrock)
     flow.add(
         decide,
         lambda_task(

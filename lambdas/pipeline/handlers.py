@@ -24,6 +24,8 @@ from lambdas.common.aws_errors import is_access_denied, is_missing
 from lambdas.pipeline import (
     approval,
     bedrock,
+    bedrock_eval,
+    bedrock_jobs,
     gate,
     jobs,
     metrics,
@@ -38,6 +40,7 @@ from lambdas.pipeline import (
 )
 from lambdas.pipeline.environment import PipelineEnvironment, load_environment
 from lambdas.pipeline.schema import (
+    BedrockTrainingRequest,
     Champion,
     CollectedMetrics,
     Deployment,
@@ -270,6 +273,7 @@ def preflight_checks(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def prepare_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Prepare <stage> job: render and upload the recipe, build the next attempt's job request."""
     parsed = PrepareJobEvent.model_validate(event)
+    on_bedrock = parsed.plan.platform == "bedrock"
     job = jobs.prepare_job(
         stage=parsed.stage,
         plan=parsed.plan,
@@ -277,7 +281,8 @@ def prepare_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
         previous=parsed.previous,
         region=environment().region,
         s3=client("s3"),
-        sagemaker=client("sagemaker"),
+        sagemaker=None if on_bedrock else client("sagemaker"),
+        bedrock=bedrock_client() if on_bedrock else None,
     )
     logger.info("job prepared", extra={"stage": parsed.stage, "job_name": job.name, "attempt": job.attempt})
     return job.to_json()
@@ -347,8 +352,40 @@ def _evaluation(s3: Any, archive: str, job: JobAttempt) -> dict[str, Any]:
 
 @logger.inject_lambda_context(log_event=False)
 def resolve_checkpoint(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Resolve <stage> checkpoint: manifest.json -> checkpoint_s3_bucket; returns the updated stages."""
+    """Resolve <stage> checkpoint: manifest.json -> checkpoint_s3_bucket (on platform bedrock: the customization
+    job's output model, GetModelCustomizationJob); returns the updated stages."""
+    parsed = FinishJobEvent.model_validate(event)
+    if isinstance(parsed.job.request, BedrockTrainingRequest):
+        return _finish_customization(parsed).to_json()
     return _finish_job(event, _checkpoint, "checkpoint resolved")
+
+
+def _finish_customization(parsed: FinishJobEvent) -> StageRecords:
+    """The stage record of a completed Bedrock customization job: its ARN and output model (no checkpoint,
+    no GPU billing); a job that did not complete raises with Bedrock's failure message."""
+    job = parsed.job
+    request = job.request
+    if not job.name or not isinstance(request, BedrockTrainingRequest):
+        raise ValueError(f"the {parsed.stage} job has no Bedrock customization request: it was never prepared")
+    finished = bedrock_jobs.finished_job(bedrock_client(), job.name)
+    logger.info("custom model resolved", extra={"stage": parsed.stage, "custom_model_arn": finished.custom_model_arn})
+    record = job_record(
+        job,
+        status="SUCCEEDED",
+        ended_at=parsed.endedAt or finished.end_time,
+        job_arn=finished.job_arn,
+        custom_model_arn=finished.custom_model_arn,
+        output_uri=request.outputUri,
+    )
+    # Bedrock bills customization by tokens, not instance-seconds: no GPU billing to count.
+    record = record.model_copy(update={"billableSeconds": None, "unknownBillingAttempts": 0, "actualUsd": None})
+    return parsed.stages.replace(parsed.stage, record)
+
+
+@logger.inject_lambda_context(log_event=False)
+def evaluate_on_bedrock(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Evaluate <stage> on Bedrock: one step of an evaluation through Bedrock inference; its progress."""
+    return bedrock_eval.evaluate(event, context)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -502,6 +539,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "preflight_checks": PlanEvent,
     "prepare_job": PrepareJobEvent,
     "decide_retry": DecideRetryEvent,
+    "evaluate_on_bedrock": DecideRetryEvent,  # the same fields: stage, plan, job
     "resolve_checkpoint": FinishJobEvent,
     "read_evaluation": FinishJobEvent,
     "collect_metrics": PlanStagesEvent,
@@ -524,6 +562,7 @@ __all__ = [
     "decide_retry",
     "delete_model",
     "deploy_model",
+    "evaluate_on_bedrock",
     "import_model",
     "prepare_job",
     "preflight_checks",

@@ -1,4 +1,6 @@
-"""Preparing SageMaker training jobs for Nova recipes (docs/contracts/training-jobs.md).
+"""Preparing the job of each attempt of a stage: SageMaker training jobs for Nova recipes
+(docs/contracts/training-jobs.md), or on platform ``bedrock`` a Bedrock customization job
+(:mod:`lambdas.pipeline.bedrock_jobs`) or a Bedrock evaluation (:mod:`lambdas.pipeline.bedrock_eval`).
 
 For each attempt of a stage, :func:`prepare_job` renders the recipe, uploads it to
 ``runs/<run-id>/recipes/<stage>/recipe.yaml`` and returns the dynamic parts of the
@@ -19,11 +21,12 @@ running, so nothing runs twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from lambdas.common import layout
 from lambdas.common.aws_errors import is_missing
-from lambdas.pipeline import billing, naming, recipes
+from lambdas.pipeline import bedrock_eval, bedrock_jobs, billing, naming, recipes
 from lambdas.pipeline.catalog import MODELS, method_image
 from lambdas.pipeline.schema import AttemptError, JobAttempt, JobRequest, Plan, StageName, StageRecords, StepError
 
@@ -110,17 +113,33 @@ def _attempt_error(previous: JobAttempt, error: StepError) -> AttemptError:
     )
 
 
-def stop_previous_attempt(sagemaker: Any, job_name: str) -> str | None:
-    """Stop ``job_name`` if it is still running; returns its status (``None`` when it does not exist)."""
+def _stop_if_running(status_of: Callable[[], str], stop: Callable[[], object]) -> str | None:
+    """Call ``stop`` when ``status_of()`` says the job still runs; its status (``None`` when it does not exist)."""
     try:
-        status = str(sagemaker.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"])
+        status = status_of()
     except Exception as error:
         if is_missing(error):
             return None
         raise
     if status in _STILL_RUNNING:
-        sagemaker.stop_training_job(TrainingJobName=job_name)
+        stop()
     return status
+
+
+def stop_previous_attempt(sagemaker: Any, job_name: str) -> str | None:
+    """Stop training job ``job_name`` if it is still running; returns its status (``None`` when it does not exist)."""
+    return _stop_if_running(
+        lambda: str(sagemaker.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"]),
+        lambda: sagemaker.stop_training_job(TrainingJobName=job_name),
+    )
+
+
+def stop_previous_customization(bedrock: Any, job_name: str) -> str | None:
+    """Stop Bedrock customization job ``job_name`` if it is still running; its status (``None``: no such job)."""
+    return _stop_if_running(
+        lambda: str(bedrock.get_model_customization_job(jobIdentifier=job_name)["status"]),
+        lambda: bedrock.stop_model_customization_job(jobIdentifier=job_name),
+    )
 
 
 def prepare_job(
@@ -131,9 +150,11 @@ def prepare_job(
     previous: JobAttempt,
     region: str,
     s3: Any,
-    sagemaker: Any,
+    sagemaker: Any = None,
+    bedrock: Any = None,
 ) -> JobAttempt:
-    """Render and upload the stage's recipe; return the job of the next attempt."""
+    """Render and upload the stage's recipe; return the job of the next attempt. On platform ``bedrock``: the
+    Bedrock request of the attempt (``bedrock`` is the Bedrock client that stops a previous attempt's job)."""
     if stage not in naming.STAGE_METHODS:
         raise ValueError(f"unknown stage {stage!r}")
     method = naming.STAGE_METHODS[stage]
@@ -144,6 +165,8 @@ def prepare_job(
     # The job travels in the execution state (256 KB at most) and into the stage record: a retry storm
     # keeps its last few errors; the attempt numbers say how many came before.
     errors = errors[-MAX_KEPT_ERRORS:]
+    if plan.platform == "bedrock":
+        return _prepare_on_bedrock(stage, plan, stages, previous, attempt, errors, bedrock)
     # Every earlier attempt is paid for: a running total, not a list (lambdas.pipeline.billing).
     billed, unknown = billing.totals(previous)
     if previous.name:
@@ -152,6 +175,7 @@ def prepare_job(
     run_id = plan.runId
     model = MODELS[plan.model.key]
     settings = plan.jobs.of(method)
+    instance_type, instance_count = settings.instances()
     template = recipes.load_template(model.key, method)
     name = naming.training_job_name(plan.pipelineName, run_id, stage, attempt)
     location = model_location(stage, plan, stages)
@@ -171,7 +195,7 @@ def prepare_job(
         job_name=name,
         model=model,
         model_location=location,
-        instance_count=settings.instanceCount,
+        instance_count=instance_count,
         overrides=settings.overrides,
         reward_lambda_arn=grader_arn,
         data_uri=data_uri,
@@ -198,10 +222,35 @@ def prepare_job(
             outputPath=output_path,
             outputArchive=f"{output_path}/{name}/output/output.tar.gz",
             modelLocation=location,
-            instanceType=settings.instanceType,
-            instanceCount=settings.instanceCount,
+            instanceType=instance_type,
+            instanceCount=instance_count,
             volumeSizeInGb=VOLUME_SIZE_GB,
             maxRuntimeInSeconds=settings.maxRuntimeSeconds,
             hyperParameters=recipes.hyperparameters(recipe),
         ),
+    )
+
+
+def _prepare_on_bedrock(
+    stage: StageName,
+    plan: Plan,
+    stages: StageRecords,
+    previous: JobAttempt,
+    attempt: int,
+    errors: list[AttemptError],
+    bedrock: Any,
+) -> JobAttempt:
+    """The next attempt on platform bedrock: a customization job (training) or an evaluation through Bedrock
+    inference. A previous attempt's customization job still running is stopped first."""
+    training = naming.STAGE_METHODS[stage] != "eval"
+    if previous.name and training:
+        stop_previous_customization(bedrock, previous.name)
+    name = naming.training_job_name(plan.pipelineName, plan.runId, stage, attempt)
+    request: Any
+    if training:
+        request = bedrock_jobs.training_request(stage=stage, plan=plan, stages=stages, job_name=name, attempt=attempt)
+    else:
+        request = bedrock_eval.evaluation_request(stage, plan, stages, name)
+    return JobAttempt(
+        stage=stage, name=name, attempt=attempt, startedAt=previous.startedAt, errors=errors, request=request
     )

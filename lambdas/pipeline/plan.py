@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from lambdas.common import layout
 from lambdas.pipeline import naming
@@ -23,6 +23,7 @@ from lambdas.pipeline.outputs import metric_name
 from lambdas.pipeline.policy import RunPolicy, effective_budget
 from lambdas.pipeline.s3uri import parse_s3_uri
 from lambdas.pipeline.schema import (
+    BedrockPlan,
     DatasetRef,
     Enabled,
     EvaluationPlan,
@@ -52,6 +53,23 @@ ReadObject = Callable[[str, str], bytes]
 # A run record larger than this is not read (run.json files are a few hundred kilobytes at most).
 MAX_RUN_RECORD_BYTES = 8 << 20
 RESUMABLE_STAGES = ("sft", "rft")
+
+# Platform bedrock (docs/contracts/bedrock-customization.md). What Converse takes for each base model: Nova 2
+# Lite has no in-Region on-demand throughput and is invoked through its US inference profile; the Nova 1 models
+# by their model ID. CreateModelCustomizationJob takes the catalog's model ID (``amazon.nova-2-lite-v1:0:256k``).
+BEDROCK_INFERENCE_IDS = {
+    "nova-2-lite": "us.amazon.nova-2-lite-v1:0",
+    "nova-lite": "amazon.nova-lite-v1:0",
+    "nova-micro": "amazon.nova-micro-v1:0",
+    "nova-pro": "amazon.nova-pro-v1:0",
+}
+# Bedrock's RFT documentation names the base model (Nova 2 Lite) as what an RFT job customizes; it documents no
+# RFT job starting from a fine-tuned custom model, so RFT starts from the base model.
+BEDROCK_RFT_STARTS_FROM: Literal["sft", "base"] = "base"
+RFT_FROM_BASE_NOTE = (
+    "RFT on Bedrock starts from the base model, not from the SFT model: Bedrock's reinforcement fine-tuning "
+    "customizes the base model (Nova 2 Lite). The SFT model is still trained, evaluated and can be chosen by the gate."
+)
 
 
 def resolve_plan(
@@ -138,9 +156,13 @@ def resolve_plan(
     if run.resumeFrom is not None:
         resume = PlanResume(stage=run.resumeFrom.stage, checkpoint=run.resumeFrom.checkpoint, run=run.resumeFrom.run)
     jobs = {method: settings for method, settings in resolved.jobs.items() if settings is not None}
+    bedrock, notes = _bedrock_plan(run, model.model_type, enabled)
     plan = Plan(
         runId=run_id,
         pipelineName=pipeline_name,
+        platform=run.platform,
+        bedrock=bedrock,
+        notes=notes,
         executionArn=execution.id,
         startedAt=execution.startTime,
         description=run.description,
@@ -164,6 +186,19 @@ def resolve_plan(
         dryRun=run.dryRun,
     )
     return plan, initial_stage_records(enabled, resume)
+
+
+def _bedrock_plan(run: RunInput, model_id: str, enabled: Enabled) -> tuple[BedrockPlan | None, list[str]]:
+    """The Bedrock part of a plan on platform bedrock (None on sagemaker), and the notes it brings."""
+    if run.platform != "bedrock":
+        return None, []
+    bedrock = BedrockPlan(
+        baseModelIdentifier=model_id,
+        inferenceModelId=BEDROCK_INFERENCE_IDS[run.model],
+        rftStartsFrom=BEDROCK_RFT_STARTS_FROM,
+    )
+    notes = [RFT_FROM_BASE_NOTE] if enabled.rft and enabled.sft and bedrock.rftStartsFrom == "base" else []
+    return bedrock, notes
 
 
 def _resume_problems(

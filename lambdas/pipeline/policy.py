@@ -162,6 +162,8 @@ def apply_gate_floor(run: RunInput, policy: RunPolicy) -> RunInput:
 def job_problems(field: str, job: JobSettings, policy: RunPolicy) -> list[str]:
     """What a resolved job (recipe defaults applied) asks beyond the policy."""
     problems: list[str] = []
+    if job.instanceType is None or job.instanceCount is None:
+        return problems  # platform bedrock: no instances to allow
     if job.instanceType not in policy.allowedInstanceTypes:
         problems.append(
             f"{field}.instanceType: {job.instanceType!r} is not in {_named('allowedInstanceTypes')} "

@@ -90,9 +90,10 @@ def estimate_cost(plan: Plan, rows: Mapping[str, int] | None = None) -> CostEsti
         method = STAGE_METHODS[stage]
         job = plan.jobs.of(method)
         hours = job.maxRuntimeSeconds / 3600
-        price = hourly_price(job.instanceType) * job.instanceCount
+        instance_type, count = job.instances()
+        price = hourly_price(instance_type) * count
         template = recipes.load_template(plan.model.key, method)
-        guess = durations.job_hours(template, job.overrides, job.instanceCount, rows.get(STAGE_DATASETS[stage]))
+        guess = durations.job_hours(template, job.overrides, count, rows.get(STAGE_DATASETS[stage]))
         if guess is not None and guess.hours > hours:
             warnings.append(
                 f"{STAGE_LABELS[stage]}: estimated {guess.hours:.1f} h ({guess.basis}) exceeds its maximum runtime "

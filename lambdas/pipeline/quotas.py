@@ -67,7 +67,7 @@ def instance_needs(plan: Plan) -> dict[str, InstanceNeed]:
             if not plan.enabled.runs(stage):
                 continue
             job = plan.jobs.of(STAGE_METHODS[stage])
-            kind, count = job.instanceType, job.instanceCount
+            kind, count = job.instances()
             in_phase.setdefault(kind, []).append((stage, count))
             if count > largest.get(kind, (0, ""))[0]:
                 largest[kind] = (count, stage)

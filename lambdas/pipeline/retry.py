@@ -1,4 +1,5 @@
-"""Whether a failed SageMaker job attempt is retried, and after how long.
+"""Whether a failed job attempt (a SageMaker training job, or a Bedrock customization job) is retried, and
+after how long.
 
 A job stage's attempt fails in one of two ways, and the state machine hands either
 to :func:`decide` as ``{"Error": ..., "Cause": ...}``:
@@ -9,6 +10,11 @@ to :func:`decide` as ``{"Error": ..., "Cause": ...}``:
 - the job ran and failed: ``Error`` is ``States.TaskFailed`` and ``Cause`` is the
   job's description as JSON, whose ``FailureReason`` says why
   (``CapacityError: Unable to provision requested ML compute capacity...``).
+
+On platform bedrock the same two ways: the ``CreateModelCustomizationJob`` call is refused (``Error``
+``Bedrock.<error code>``: ``Bedrock.ThrottlingException``, ``Bedrock.ServiceQuotaExceededException``,
+``Bedrock.ValidationException``...), or the job ran and failed (``States.TaskFailed``, the cause the job's
+description as JSON, whose ``failureMessage`` says why).
 
 Capacity, quota, throttling and transient service errors are worth another attempt
 (with a new job name, after a backoff); anything else (a bad recipe, an algorithm
@@ -25,7 +31,7 @@ from lambdas.pipeline.schema import JobAttempt, Plan, RetryDecision, StepError
 # Words that identify each retryable kind of failure in an error name or a failure reason.
 RETRYABLE: dict[str, tuple[str, ...]] = {
     "capacity": ("CapacityError", "InsufficientCapacity"),
-    "quota": ("ResourceLimitExceeded",),
+    "quota": ("ResourceLimitExceeded", "ServiceQuotaExceeded"),
     "throttling": ("ThrottlingException", "Rate exceeded", "TooManyRequests"),
     "transient": ("InternalFailure", "InternalServerError", "InternalServerException", "ServiceUnavailable"),
 }
@@ -40,8 +46,11 @@ def _failure_text(error: StepError) -> str:
         described = json.loads(cause)
     except ValueError:
         return f"{name} {cause}"
-    if isinstance(described, dict) and "FailureReason" in described:
-        return f"{name} {described.get('FailureReason') or ''}"
+    if isinstance(described, dict):
+        # SageMaker's FailureReason; Bedrock's failureMessage (as the API spells it, or capitalized).
+        for field in ("FailureReason", "failureMessage", "FailureMessage"):
+            if field in described:
+                return f"{name} {described.get(field) or ''}"
     return f"{name} {cause}"
 
 

@@ -28,12 +28,16 @@ The run input::
       "resumeFrom": {"stage": "rft", "run": "<earlier run id>",
                      "checkpoint": "s3://customer-escrow-<account>-smtj-<id>/.../checkpoint"},
       "description": "free text kept in the run record",
-      "dryRun": false
+      "dryRun": false,
+      "platform": "sagemaker"
     }
 
 Only ``datasets`` is required. ``dryRun`` true runs "Validate run" and "Preflight checks" only and
-records the run as ``DRY_RUN`` (no training job starts). :mod:`lambdas.pipeline.validation` lists every problem of an
-input at once; :mod:`lambdas.pipeline.plan` resolves a valid input into a plan.
+records the run as ``DRY_RUN`` (no training job starts). ``platform`` ``"bedrock"`` runs SFT and RFT as Bedrock
+model customization jobs and the evaluations through Bedrock inference (docs/contracts/bedrock-customization.md):
+no instance fields, the same short override keys mapped to Bedrock's hyperparameters, no ``resumeFrom``.
+:mod:`lambdas.pipeline.validation` lists every problem of an input at once; :mod:`lambdas.pipeline.plan`
+resolves a valid input into a plan.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ MAX_RUNTIME_HOURS = 28 * 24  # SageMaker's MaxRuntimeInSeconds ceiling (28 days)
 StageName = Literal["baselineEval", "sft", "sftEval", "rft", "finalEval"]
 Method = Literal["sft", "rft", "eval"]
 EvaluationTask = Literal["gen_qa", "rft_eval"]
+# Where the jobs run: SageMaker training jobs with the Nova recipes, or Bedrock model customization jobs and
+# Bedrock inference (docs/contracts/bedrock-customization.md).
+Platform = Literal["sagemaker", "bedrock"]
 StageStatus = Literal["PENDING", "SKIPPED", "SUCCEEDED", "FAILED", "NOT_COMPLETED"]
 # ABORTED: only the notify function records it (an execution stopped before "Record run"); so is REFUSED, an
 # execution that could not take the run lock (another run was active) and started nothing.
@@ -188,6 +195,7 @@ class RunInput(_Input):
     resumeFrom: ResumeFrom | None = None
     description: str | None = Field(default=None, max_length=1000)
     dryRun: bool = False
+    platform: Platform = "sagemaker"
 
 
 # -- the run plan ($.plan) ----------------------------------------------------------------------------
@@ -253,12 +261,19 @@ class EvaluationPlan(Record):
 
 
 class JobSettings(Record):
-    """The resolved size and overrides of one method's jobs."""
+    """The resolved size and overrides of one method's jobs (no instances on platform ``bedrock``: Bedrock
+    chooses the hardware)."""
 
-    instanceType: str
-    instanceCount: int
+    instanceType: str | None = None
+    instanceCount: int | None = None
     maxRuntimeSeconds: int
     overrides: dict[str, Any] = Field(default_factory=dict)
+
+    def instances(self) -> tuple[str, int]:
+        """``(instance type, count)`` of a SageMaker job; ValueError for a job without instances (Bedrock)."""
+        if self.instanceType is None or self.instanceCount is None:
+            raise ValueError("these jobs have no instances: Bedrock chooses the hardware of its customization jobs")
+        return self.instanceType, self.instanceCount
 
 
 class PlanJobs(Record):
@@ -294,11 +309,25 @@ class PlanBudget(Record):
     maxUsd: float
 
 
+class BedrockPlan(Record):
+    """How the run uses Bedrock on platform ``bedrock`` (docs/contracts/bedrock-customization.md).
+
+    ``baseModelIdentifier``: the base model as CreateModelCustomizationJob takes it; ``inferenceModelId``: the
+    base model as Converse takes it (an inference profile where the model has no in-Region on-demand
+    throughput); ``rftStartsFrom``: the model RFT customizes (``base``: the base model, not SFT's model).
+    """
+
+    baseModelIdentifier: str
+    inferenceModelId: str
+    rftStartsFrom: Literal["sft", "base"]
+
+
 class Plan(Record):
     """The run plan "Validate run" resolves; every later state reads it (``$.plan``)."""
 
     runId: str
     pipelineName: str
+    platform: Platform = "sagemaker"
     executionArn: str | None = None
     startedAt: str | None = None
     description: str | None = None
@@ -315,6 +344,10 @@ class Plan(Record):
     artifactsBucket: str
     runPrefix: str
     dryRun: bool = False
+    bedrock: BedrockPlan | None = None
+    # What the run does differently from what the input may suggest (shown in the report), e.g. RFT on Bedrock
+    # starting from the base model.
+    notes: list[str] = Field(default_factory=list)
 
 
 # -- job attempts ($.job) ------------------------------------------------------------------------------
@@ -355,6 +388,21 @@ class JobRequest(Record):
     hyperParameters: dict[str, str]
 
 
+class BedrockTrainingRequest(Record):
+    """The dynamic parts of a ``CreateModelCustomizationJob`` request (platform ``bedrock``; the state machine
+    passes them with ``.$``): ``hyperParameters`` is Bedrock's map of strings (SFT), ``rftHyperParameters`` the
+    typed ``customizationConfig.rftConfig.hyperParameters`` and ``graderArn`` its grader (RFT)."""
+
+    customModelName: str
+    baseModelIdentifier: str
+    customizationType: Literal["FINE_TUNING", "REINFORCEMENT_FINE_TUNING"]
+    trainingDataUri: str
+    outputUri: str
+    hyperParameters: dict[str, str] | None = None
+    rftHyperParameters: dict[str, Any] | None = None
+    graderArn: str | None = None
+
+
 class JobResult(BaseModel):
     """What the state machine keeps of the finished training job."""
 
@@ -388,16 +436,21 @@ class JobAttempt(Record):
     # Earlier attempts' billable seconds, and how many of them had unknown seconds (lambdas.pipeline.billing).
     billableSeconds: int = Field(default=0, ge=0)
     unknownBillingAttempts: int = Field(default=0, ge=0)
-    request: JobRequest | None = None
+    # SageMaker: JobRequest; Bedrock training: BedrockTrainingRequest; Bedrock evaluation: the evaluation's request
+    # (lambdas.pipeline.bedrock_eval.evaluation_request).
+    request: JobRequest | BedrockTrainingRequest | dict[str, Any] | None = None
     result: JobResult | None = None
+    # Bedrock evaluation: the progress EvaluateOnBedrock returns (lambdas.pipeline.bedrock_eval).
+    evaluation: dict[str, Any] | None = None
     lastError: StepError | None = None
     # After a failed attempt: whether it is retried (lambdas.pipeline.retry), or why deciding failed.
     decision: RetryDecision | None = None
     decisionError: StepError | None = None
 
     def prepared_request(self) -> JobRequest:
-        if self.request is None:
-            raise ValueError(f"job {self.name or self.stage} has no request: it was never prepared")
+        """The SageMaker training job request of this attempt."""
+        if not isinstance(self.request, JobRequest):
+            raise ValueError(f"job {self.name or self.stage} has no training job request: it was never prepared")
         return self.request
 
 
@@ -437,6 +490,10 @@ class StageRecord(Record):
     status: StageStatus
     jobName: str | None = None
     jobArn: str | None = None
+    # Platform bedrock: the customization job's output model (training), the provisional deployment an
+    # evaluation invoked (None for the baseline).
+    customModelArn: str | None = None
+    deploymentArn: str | None = None
     attempts: int | None = None
     startedAt: str | None = None
     endedAt: str | None = None

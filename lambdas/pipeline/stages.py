@@ -11,7 +11,15 @@
 from __future__ import annotations
 
 from lambdas.pipeline import billing
-from lambdas.pipeline.schema import JobAttempt, MetricStats, StageError, StageRecord, StageRecords, StageStatus
+from lambdas.pipeline.schema import (
+    JobAttempt,
+    JobRequest,
+    MetricStats,
+    StageError,
+    StageRecord,
+    StageRecords,
+    StageStatus,
+)
 
 
 def job_record(
@@ -23,15 +31,22 @@ def job_record(
     metrics: dict[str, float] | None = None,
     metric_stats: dict[str, MetricStats] | None = None,
     error: StageError | None = None,
+    job_arn: str | None = None,
+    custom_model_arn: str | None = None,
+    deployment_arn: str | None = None,
+    output_uri: str | None = None,
 ) -> StageRecord:
-    """The record of a stage whose job ran (or was attempted)."""
-    request = job.request
+    """The record of a stage whose job ran (or was attempted). A Bedrock job's ARN, output model, provisional
+    deployment and output location are given; a SageMaker job's come from its request and result."""
+    request = job.request if isinstance(job.request, JobRequest) else None
     seconds, unknown = billing.totals(job)
     instance_type, count = (request.instanceType, request.instanceCount) if request else (None, None)
     return StageRecord(
         status=status,
         jobName=job.name,
-        jobArn=job.result.arn if job.result else None,
+        jobArn=job_arn or (job.result.arn if job.result else None),
+        customModelArn=custom_model_arn,
+        deploymentArn=deployment_arn,
         attempts=job.attempt,
         startedAt=job.startedAt,
         endedAt=ended_at,
@@ -39,7 +54,7 @@ def job_record(
         metrics=metrics,
         metricStats=metric_stats,
         recipeUri=request.recipeFile if request else None,
-        outputUri=request.outputArchive if request else None,
+        outputUri=output_uri or (request.outputArchive if request else None),
         modelLocation=request.modelLocation if request else None,
         instanceType=instance_type,
         instanceCount=count,

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from lambdas.common import layout
-from lambdas.pipeline import estimate, naming, recipes
+from lambdas.pipeline import bedrock_hyperparameters, estimate, naming, recipes
 from lambdas.pipeline.catalog import INSTANCE_PRICE_USD_PER_HOUR, MODELS
 from lambdas.pipeline.metrics import GEN_QA_METRICS
 from lambdas.pipeline.outputs import REWARD_METRIC, metric_name
@@ -35,6 +35,14 @@ from lambdas.pipeline.schema import (
 )
 
 DATASETS_PREFIX = layout.DATASETS_PREFIX
+# Platform bedrock: the fields that size SageMaker jobs (Bedrock chooses the hardware), and the longest a job
+# may take when the run sets no maxRuntimeHours (it bounds how long a stage beside it waits for quota).
+SAGEMAKER_ONLY_FIELDS = {
+    "sft": ("instanceType", "instanceCount"),
+    "rft": ("instanceType", "instanceCount"),
+    "evaluation": ("instanceType",),
+}
+BEDROCK_DEFAULT_RUNTIME_HOURS = 24.0
 
 
 class RunInputError(ValueError):
@@ -243,6 +251,46 @@ def _job_settings(
     return job
 
 
+def _bedrock_job_settings(
+    run: RunInput, model: str, method: str, problems: list[str], policy: RunPolicy | None = None
+) -> JobSettings | None:
+    """Platform bedrock: the runtime and the overrides (short keys, checked against Bedrock's names and ranges)
+    of one method, or None (problems appended). Instances are SageMaker's, so asking for them is a problem."""
+    field = {"sft": "sft", "rft": "rft", "eval": "evaluation"}[method]
+    settings: TrainingSettings | EvaluationSettings = getattr(run, field)
+    ok = True
+    for name in SAGEMAKER_ONLY_FIELDS[field]:
+        if getattr(settings, name) is not None:
+            problems.append(f"{field}.{name}: not used on platform bedrock (Bedrock chooses the hardware)")
+            ok = False
+    for key, message in bedrock_hyperparameters.problems(method, model, dict(settings.overrides)):
+        if key != "(method)":  # the method's availability is reported once, by the stage's check
+            problems.append(f"{field}.overrides.{key}: {message}")
+            ok = False
+    if not ok or not bedrock_hyperparameters.available(model, method):
+        return None
+    hours = settings.maxRuntimeHours or BEDROCK_DEFAULT_RUNTIME_HOURS
+    return JobSettings(maxRuntimeSeconds=capped_seconds(hours, policy), overrides=dict(settings.overrides))
+
+
+def _bedrock_problems(run: RunInput, stages: Enabled) -> list[str]:
+    """What platform bedrock cannot do: a method Bedrock does not offer for the model, ``resumeFrom``."""
+    found = []
+    for method in ("sft", "rft"):
+        if stages.runs(method) and not bedrock_hyperparameters.available(run.model, method):
+            offered = ", ".join(bedrock_hyperparameters.SUPPORTED[method])
+            found.append(
+                f"stages.{method}: Bedrock does not offer {method.upper()} for {run.model} on platform bedrock "
+                f"(models: {offered}); use platform sagemaker or another model"
+            )
+    if run.resumeFrom is not None:
+        found.append(
+            "resumeFrom: not available on platform bedrock: a Bedrock customization job starts from a model, not "
+            "from a training-job checkpoint; resume on platform sagemaker"
+        )
+    return found
+
+
 def _checks(
     run: RunInput,
     *,
@@ -283,11 +331,13 @@ def _checks(
             problems.append("stages.rft: true contradicts resumeFrom.stage='finalEval', which skips RFT")
         if resume.stage == "rft" and not run.stages.rft:
             problems.append("resumeFrom.stage: 'rft' but stages.rft is false")
-    elif stages.rft and not stages.sft:
+    elif stages.rft and not stages.sft and run.platform == "sagemaker":
         problems.append(
             "stages.rft: RFT starts from an SFT checkpoint; enable stages.sft or give "
             'resumeFrom {"stage": "rft", "checkpoint": "s3://..."}'
         )
+    elif not stages.sft and not stages.rft and run.platform == "bedrock":
+        problems.append("stages: nothing to train; enable stages.sft or stages.rft")
     elif not stages.sft and not stages.rft:
         problems.append(
             "stages: nothing to train; enable stages.sft, or give "
@@ -307,7 +357,9 @@ def _checks(
             if problem:
                 problems.append(problem)
 
-    if model is not None and stages.rft and model.rft_tag is None:
+    if model is not None and run.platform == "bedrock":
+        problems.extend(_bedrock_problems(run, stages))
+    elif model is not None and stages.rft and model.rft_tag is None:
         supported = sorted(k for k, m in MODELS.items() if m.rft_tag)
         problems.append(f"stages.rft: {model.key} has no RFT training image (RFT models: {', '.join(supported)})")
 
@@ -319,13 +371,14 @@ def _checks(
 
     if model is not None:
         jobs: dict[str, JobSettings | None] = {}
+        settle = _bedrock_job_settings if run.platform == "bedrock" else _job_settings
         for method in ("sft", "rft"):
             settings = getattr(run, method)
-            if stages.runs(method) and (method != "rft" or model.rft_tag is not None):
-                jobs[method] = _job_settings(run, model.key, method, problems, policy)
+            if stages.runs(method) and (method != "rft" or model.rft_tag is not None or run.platform == "bedrock"):
+                jobs[method] = settle(run, model.key, method, problems, policy)
             elif settings.model_fields_set:
-                _job_settings(run, model.key, method, problems, policy)  # a skipped stage's settings are checked
-        jobs["eval"] = _job_settings(run, model.key, "eval", problems, policy)
+                settle(run, model.key, method, problems, policy)  # a skipped stage's settings are checked
+        jobs["eval"] = settle(run, model.key, "eval", problems, policy)
         resolved.jobs = jobs
 
     gate = run.gate

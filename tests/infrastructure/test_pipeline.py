@@ -115,11 +115,17 @@ def test_substitutions_name_the_stage_functions_the_sagemaker_role_and_the_key(s
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "sagemaker.amazonaws.com"
     }
+    # platform bedrock: the role the customization jobs run with is one Bedrock may assume
+    bedrock_role = resources[substitutions["BedrockCustomizationRoleArn"]["Fn::GetAtt"][0]]
+    assert bedrock_role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "bedrock.amazonaws.com"
+    }
     assert resources[substitutions["KmsKeyArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::KMS::Key"
     assert resources[substitutions["RunLockTableName"]["Ref"]]["Type"] == "AWS::DynamoDB::Table"
     # nothing else: every substitution is one of the above or a plain setting, and the definition uses each one
     references = {f"{function.construct_id}FunctionArn" for function in FUNCTIONS} | {
         "SageMakerRoleArn",
+        "BedrockCustomizationRoleArn",
         "KmsKeyArn",
         "RunLockTableName",
     }

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from lambdas.pipeline import bedrock_hyperparameters
 from lambdas.pipeline.naming import STAGES
 from offline.asl import DEFINITION_FILE, iter_states, pipeline_state_machine, render
 from offline.shapes import operation_of, task_problems
@@ -51,6 +52,7 @@ def test_every_task_calls_a_known_integration(rendered: tuple[dict, dict]) -> No
         "arn:aws:states:::lambda:invoke",
         "arn:aws:states:::lambda:invoke.waitForTaskToken",  # Wait for approval
         "arn:aws:states:::sagemaker:createTrainingJob.sync",
+        "arn:aws:states:::bedrock:createModelCustomizationJob.sync",  # platform bedrock
         "arn:aws:states:::dynamodb:putItem",
     }
 
@@ -90,6 +92,85 @@ def test_the_training_jobs_use_the_documented_channels_and_settings(rendered: tu
         assert parameters["HyperParameters.$"] == "$.job.request.hyperParameters"
 
 
+def test_the_bedrock_customization_jobs_pass_the_role_key_tags_and_the_stages_settings(
+    rendered: tuple[dict, dict],
+) -> None:
+    definition, substitutions = rendered
+    jobs = {
+        name: state
+        for name, state in iter_states(definition)
+        if state.get("Resource") == "arn:aws:states:::bedrock:createModelCustomizationJob.sync"
+    }
+    assert sorted(jobs) == ["Run RFT customization job on Bedrock", "Run SFT customization job on Bedrock"]
+    rft_members = {p.name for p in bedrock_hyperparameters.table("rft").values()}
+    for name, state in jobs.items():
+        parameters = state["Parameters"]
+        stage = "sft" if name.startswith("Run SFT") else "rft"
+        assert parameters["RoleArn"] == substitutions["BedrockCustomizationRoleArn"]
+        assert parameters["CustomModelKmsKeyId"] == substitutions["KmsKeyArn"]
+        for tags in (parameters["JobTags"], parameters["CustomModelTags"]):
+            assert {t["Key"]: t.get("Value", t.get("Value.$")) for t in tags} == {
+                "nova:pipeline": substitutions["PipelineName"],
+                "nova:run-id": "$.plan.runId",
+                "nova:stage": stage,
+            }
+        assert parameters["JobName.$"] == parameters["ClientRequestToken.$"] == "$.job.name"
+        assert parameters["TrainingDataConfig"] == {"S3Uri.$": "$.job.request.trainingDataUri"}
+        assert parameters["OutputDataConfig"] == {"S3Uri.$": "$.job.request.outputUri"}
+        # what .sync returns is not relied on; a failure goes to the retry decision
+        assert state["ResultPath"] is None
+        assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"] and state["Catch"][0]["Next"].startswith("Decide")
+        if stage == "sft":
+            assert parameters["CustomizationType"] == "FINE_TUNING"
+            assert parameters["HyperParameters.$"] == "$.job.request.hyperParameters"
+            assert "CustomizationConfig" not in parameters
+            continue
+        assert parameters["CustomizationType"] == "REINFORCEMENT_FINE_TUNING"
+        assert "HyperParameters.$" not in parameters
+        rft = parameters["CustomizationConfig"]["RftConfig"]
+        assert rft["GraderConfig"] == {"LambdaGrader": {"LambdaArn.$": "$.job.request.graderArn"}}
+        assert {key.removesuffix(".$"): path for key, path in rft["HyperParameters"].items()} == {
+            member[:1].upper() + member[1:]: f"$.job.request.rftHyperParameters.{member}" for member in rft_members
+        }
+
+
+def test_the_shape_check_reads_bedrock_parameters_in_step_functions_spelling() -> None:
+    # Step Functions capitalizes each member of Bedrock's camelCase API: the API's spelling is a mistake there
+    good = {
+        "Resource": "arn:aws:states:::bedrock:createModelCustomizationJob.sync",
+        "Parameters": {
+            "JobName": "nova-run-sft-a1",
+            "CustomModelName": "nova-run-sft-a1",
+            "RoleArn": "arn:aws:iam::123456789012:role/r",
+            "BaseModelIdentifier": "amazon.nova-2-lite-v1:0:256k",
+            "CustomizationType": "REINFORCEMENT_FINE_TUNING",
+            "TrainingDataConfig": {"S3Uri": "s3://bucket/data.jsonl"},
+            "OutputDataConfig": {"S3Uri": "s3://bucket/out/"},
+            "CustomizationConfig": {"RftConfig": {"HyperParameters": {"BatchSize": 64, "ReasoningEffort": "low"}}},
+        },
+    }
+    assert task_problems("Good", good) == []
+    bad = json.loads(json.dumps(good))
+    bad["Parameters"]["customModelName"] = bad["Parameters"].pop("CustomModelName")
+    bad["Parameters"]["CustomizationType"] = "SUPERVISED"
+    bad["Parameters"]["CustomizationConfig"]["RftConfig"]["HyperParameters"] = {"BatchSize": 8, "Epochs": 2}
+    _assert_reported(
+        bad,
+        "customModelName: not a member",
+        "required member CustomModelName",
+        "'SUPERVISED' is not one of CustomizationType",
+        "BatchSize: 8 is out of range [16, 512]",
+        "Epochs: not a member",
+    )
+
+
+def _assert_reported(state: dict, *fragments: str) -> None:
+    """Each fragment is in one of the shape check's problems with the Task ``state``."""
+    text = "\n".join(task_problems("Bad", state))
+    for fragment in fragments:
+        assert fragment in text, fragment
+
+
 def test_the_shape_check_catches_real_mistakes() -> None:
     # Given parameters with the mistakes linters accept, when checked, then each one is reported
     bad = {
@@ -111,15 +192,14 @@ def test_the_shape_check_catches_real_mistakes() -> None:
             "Hyperparameters.$": "$.h",
         },
     }
-    text = "\n".join(task_problems("Bad", bad))
-    for fragment in (
+    _assert_reported(
+        bad,
         "'file' is not one of TrainingInputMode",
         "'Conversation' is not one of S3DataType",
         "'ml.ml.p5.48xlarge' is not one of TrainingInstanceType",
         "MaxRuntime: not a member",
         "Hyperparameters: not a member",
-    ):
-        assert fragment in text, fragment
+    )
     lambda_bad = {"Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"Function": "f", "Payload": {}}}
     assert any("required member FunctionName" in p for p in task_problems("BadLambda", lambda_bad))
     assert operation_of("arn:aws:states:::aws-sdk:bedrock:getCustomModel") == ("bedrock", "GetCustomModel")
