@@ -294,6 +294,18 @@ class PlanBudget(Record):
     maxUsd: float
 
 
+Platform = Literal["sagemaker", "bedrock"]
+
+
+class BedrockPlan(Record):
+    """What the Bedrock road needs of the model: the base model for customization jobs, the id Converse takes
+    for the base model (an inference profile for Nova 2), and where RFT starts."""
+
+    baseModelIdentifier: str
+    inferenceModelId: str
+    rftStartsFrom: Literal["sft", "base"] = "base"
+
+
 class Plan(Record):
     """The run plan "Validate run" resolves; every later state reads it (``$.plan``)."""
 
@@ -315,6 +327,8 @@ class Plan(Record):
     artifactsBucket: str
     runPrefix: str
     dryRun: bool = False
+    platform: Platform = "sagemaker"
+    bedrock: BedrockPlan | None = None
 
 
 # -- job attempts ($.job) ------------------------------------------------------------------------------
@@ -355,6 +369,27 @@ class JobRequest(Record):
     hyperParameters: dict[str, str]
 
 
+class BedrockEvaluationRequest(Record):
+    """What an evaluation through Bedrock inference evaluates (``lambdas.pipeline.bedrock_eval.evaluation_request``).
+
+    ``modelId`` is what Converse takes for the baseline (the base model's inference id); a candidate has
+    ``customModelArn`` instead, deployed on demand as ``deploymentName`` first. ``inference`` holds Converse's
+    ``inferenceConfig`` and, when set, ``additionalModelRequestFields``."""
+
+    task: EvaluationTask
+    model: str
+    modelId: str | None = None
+    customModelArn: str | None = None
+    deploymentName: str | None = None
+    clientRequestToken: str | None = None
+    dataUri: str
+    outputPrefix: str
+    inference: dict[str, Any]
+    concurrency: int = Field(ge=1)
+    graderArn: str | None = None
+    maxErrorRate: float = Field(ge=0, le=1)
+
+
 class JobResult(BaseModel):
     """What the state machine keeps of the finished training job."""
 
@@ -388,16 +423,18 @@ class JobAttempt(Record):
     # Earlier attempts' billable seconds, and how many of them had unknown seconds (lambdas.pipeline.billing).
     billableSeconds: int = Field(default=0, ge=0)
     unknownBillingAttempts: int = Field(default=0, ge=0)
-    request: JobRequest | None = None
+    request: JobRequest | BedrockEvaluationRequest | None = None
     result: JobResult | None = None
     lastError: StepError | None = None
     # After a failed attempt: whether it is retried (lambdas.pipeline.retry), or why deciding failed.
     decision: RetryDecision | None = None
     decisionError: StepError | None = None
+    # An evaluation through Bedrock inference: the progress EvaluateOnBedrock returns (lambdas.pipeline.bedrock_eval).
+    evaluation: dict[str, Any] | None = None
 
     def prepared_request(self) -> JobRequest:
-        if self.request is None:
-            raise ValueError(f"job {self.name or self.stage} has no request: it was never prepared")
+        if not isinstance(self.request, JobRequest):
+            raise ValueError(f"job {self.name or self.stage} has no training job request: it was never prepared")
         return self.request
 
 
@@ -441,6 +478,9 @@ class StageRecord(Record):
     startedAt: str | None = None
     endedAt: str | None = None
     checkpoint: str | None = None
+    # The Bedrock road: the custom model a customization job produced; the on-demand deployment an evaluation invoked.
+    customModelArn: str | None = None
+    deploymentArn: str | None = None
     metrics: dict[str, float] | None = None
     metricStats: dict[str, MetricStats] | None = None
     recipeUri: str | None = None

@@ -11,7 +11,15 @@
 from __future__ import annotations
 
 from lambdas.pipeline import billing
-from lambdas.pipeline.schema import JobAttempt, MetricStats, StageError, StageRecord, StageRecords, StageStatus
+from lambdas.pipeline.schema import (
+    JobAttempt,
+    JobRequest,
+    MetricStats,
+    StageError,
+    StageRecord,
+    StageRecords,
+    StageStatus,
+)
 
 
 def job_record(
@@ -23,9 +31,12 @@ def job_record(
     metrics: dict[str, float] | None = None,
     metric_stats: dict[str, MetricStats] | None = None,
     error: StageError | None = None,
+    output_uri: str | None = None,
+    deployment_arn: str | None = None,
 ) -> StageRecord:
-    """The record of a stage whose job ran (or was attempted)."""
-    request = job.request
+    """The record of a stage whose job ran (or was attempted); ``output_uri`` and ``deployment_arn`` for an
+    evaluation through Bedrock inference (where its outputs are, the deployment it invoked)."""
+    request = job.request if isinstance(job.request, JobRequest) else None
     seconds, unknown = billing.totals(job)
     instance_type, count = (request.instanceType, request.instanceCount) if request else (None, None)
     return StageRecord(
@@ -39,7 +50,8 @@ def job_record(
         metrics=metrics,
         metricStats=metric_stats,
         recipeUri=request.recipeFile if request else None,
-        outputUri=request.outputArchive if request else None,
+        outputUri=request.outputArchive if request else output_uri,
+        deploymentArn=deployment_arn,
         modelLocation=request.modelLocation if request else None,
         instanceType=instance_type,
         instanceCount=count,
