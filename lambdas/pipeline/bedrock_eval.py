@@ -239,8 +239,9 @@ def answer_text(response: dict[str, Any]) -> str:
 # -- progress ------------------------------------------------------------------------------------------------
 
 
-def _initial(request: BedrockEvaluationRequest) -> dict[str, Any]:
+def _initial(request: BedrockEvaluationRequest, job_name: str | None) -> dict[str, Any]:
     return {
+        "job": job_name,
         "done": False,
         "waitSeconds": 0,
         "phase": "deploying" if request.customModelArn else "invoking",
@@ -567,7 +568,9 @@ def evaluate(stage: str, plan: Plan, job: JobAttempt, *, clients: Clients, conte
     if not isinstance(request, BedrockEvaluationRequest):
         raise EvaluationFailed(f"job {job.name or stage} has no Bedrock evaluation request (job.request)")
     remaining = _remaining(context, time.monotonic())
-    progress = dict(job.evaluation) if job.evaluation else _initial(request)
+    # Progress is this attempt's only: an attempt never resumes another's rows or deployment.
+    mine = job.evaluation is not None and job.evaluation.get("job") == job.name
+    progress = dict(job.evaluation) if mine and job.evaluation else _initial(request, job.name)
     progress.update(done=False, waitSeconds=NEXT_SLICE_WAIT_S)
     if progress["phase"] == "deploying" and not _deploy(request, progress, plan, clients.bedrock):
         return progress

@@ -212,7 +212,7 @@ def test_a_candidate_is_deployed_then_invoked_across_calls_then_scored(clients: 
         ],
         "clientRequestToken": job.name,
     }
-    get = {"customModelDeploymentIdentifier": DEPLOYMENT}
+    get = checked("bedrock", "GetCustomModelDeployment", {"customModelDeploymentIdentifier": DEPLOYMENT})
     stubs["bedrock"].add_response(
         "create_custom_model_deployment",
         {"customModelDeploymentArn": DEPLOYMENT},
@@ -272,7 +272,9 @@ def test_a_failed_deployment_names_it_and_bedrocks_message(clients: Any) -> None
     aws, stubs = clients
     plan, stages = bedrock_plan(), trained_stages()
     job = job_for("finalEval", plan, stages)
-    job = job.model_copy(update={"evaluation": {**bedrock_eval._initial(job.request), "deploymentArn": DEPLOYMENT}})  # type: ignore[arg-type]
+    assert isinstance(job.request, BedrockEvaluationRequest)
+    started = {**bedrock_eval._initial(job.request, job.name), "deploymentArn": DEPLOYMENT}
+    job = job.model_copy(update={"evaluation": started})
     stubs["bedrock"].add_response(
         "get_custom_model_deployment",
         {"status": "Failed", "failureMessage": "model not supported for on-demand"} | _described(),
@@ -501,3 +503,18 @@ def test_concurrent_rows_keep_their_order_and_a_call_near_its_deadline_keeps_onl
         indexes += [json.loads(line)["index"] for line in body["Body"].read().splitlines()]
     assert indexes == list(range(12))
     assert read_json(s3, done["resultsUri"])["metrics"]["exact_match"] == pytest.approx(1.0)
+
+
+def test_an_attempt_never_resumes_the_progress_of_another_attempt(s3: Any) -> None:
+    rows = samples.eval_rows(5)
+    plan, job, request = prepared(s3, "baselineEval", rows)
+    earlier = {
+        **bedrock_eval._initial(request, "nova-run-eval-base-a1"),
+        "phase": "scoring",
+        "processed": 5,
+        "parts": 9,
+    }
+    job = job.model_copy(update={"name": "nova-run-eval-base-a2", "evaluation": earlier})
+    aws = bedrock_eval.Clients(s3=s3, bedrock=None, runtime=SlowRuntime(rows, set(), 0), lambda_=None)
+    done = bedrock_eval.evaluate("baselineEval", plan, job, clients=aws, context=Context(800_000))
+    assert (done["job"], done["processed"], done["parts"], done["done"]) == ("nova-run-eval-base-a2", 5, 1, True)
