@@ -31,6 +31,8 @@ import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from lambdas.reward.graders.text_similarity import lcs_length
+
 MAX_NGRAM = 4
 # The metric names, as the SageMaker road's gen_qa results are normalized.
 ROW_METRICS = (
@@ -116,14 +118,11 @@ def rouge_n(reference: str, answer: str, n: int) -> float:
     return _f_measure(overlap, sum(predicted.values()), sum(gold.values()))
 
 
-def _lcs_length(first: Sequence[str], second: Sequence[str]) -> int:
-    previous = [0] * (len(second) + 1)
-    for token in first:
-        current = [0]
-        for j, other in enumerate(second, start=1):
-            current.append(previous[j - 1] + 1 if token == other else max(previous[j], current[j - 1]))
-        previous = current
-    return previous[-1]
+def _lcs_length(first: list[str], second: list[str]) -> int:
+    """The length of the longest common subsequence: the graders' bit-parallel one, with a bit per token of the
+    shorter sequence, so a long answer costs one big-integer step per token (not the product of both lengths)."""
+    short, long = (first, second) if len(first) <= len(second) else (second, first)
+    return lcs_length(short, long)
 
 
 def rouge_l(reference: str, answer: str) -> float:

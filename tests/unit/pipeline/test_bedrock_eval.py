@@ -518,3 +518,22 @@ def test_an_attempt_never_resumes_the_progress_of_another_attempt(s3: Any) -> No
     aws = bedrock_eval.Clients(s3=s3, bedrock=None, runtime=SlowRuntime(rows, set(), 0), lambda_=None)
     done = bedrock_eval.evaluate("baselineEval", plan, job, clients=aws, context=Context(800_000))
     assert (done["job"], done["processed"], done["parts"], done["done"]) == ("nova-run-eval-base-a2", 5, 1, True)
+
+
+def test_the_bit_parallel_longest_common_subsequence_equals_the_dynamic_programme() -> None:
+    import random
+
+    def table(first: list[str], second: list[str]) -> int:
+        previous = [0] * (len(second) + 1)
+        for token in first:
+            current = [0]
+            for j, other in enumerate(second, start=1):
+                current.append(previous[j - 1] + 1 if token == other else max(previous[j], current[j - 1]))
+            previous = current
+        return previous[-1]
+
+    chance = random.Random(7)
+    for _ in range(500):
+        first = [chance.choice("abcd") for _ in range(chance.randint(0, 25))]
+        second = [chance.choice("abcde") for _ in range(chance.randint(0, 25))]
+        assert genqa._lcs_length(first, second) == table(first, second), (first, second)
