@@ -537,3 +537,15 @@ def test_the_bit_parallel_longest_common_subsequence_equals_the_dynamic_programm
         first = [chance.choice("abcd") for _ in range(chance.randint(0, 25))]
         second = [chance.choice("abcde") for _ in range(chance.randint(0, 25))]
         assert genqa._lcs_length(first, second) == table(first, second), (first, second)
+
+
+def test_the_handler_returns_the_progress_as_json(s3: Any, pipeline_env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    handlers = importlib.import_module("lambdas.pipeline.handlers")
+    rows = samples.eval_rows(6)
+    plan, job, _ = prepared(s3, "baselineEval", rows)
+    clients = bedrock_eval.Clients(s3=s3, bedrock=None, runtime=SlowRuntime(rows, set(), 0), lambda_=None)
+    monkeypatch.setattr(handlers, "_evaluation_clients", lambda: clients)
+    event = {"stage": "baselineEval", "plan": plan.to_json(), "job": job.to_json()}
+    progress = handlers.evaluate_on_bedrock(event, FakeLambdaContext("pipeline-test", timeout_seconds=900))
+    assert json.loads(json.dumps(progress)) == progress
+    assert progress["done"] is True and progress["resultsUri"].endswith(f"/{job.name}/results.json")
