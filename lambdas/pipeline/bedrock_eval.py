@@ -221,19 +221,50 @@ def converse_messages(task: str, row: dict[str, Any]) -> tuple[list[dict[str, An
     return [{"text": t} for t in system_texts if t], messages
 
 
+def tool_config(row: dict[str, Any]) -> dict[str, Any] | None:
+    """Converse's ``toolConfig`` for an ``rft_eval`` row's OpenAI-style ``tools`` (``{"type": "function",
+    "function": {"name", "description", "parameters"}}``), None without tools."""
+    tools = row.get("tools")
+    if not tools:
+        return None
+    specs = []
+    for index, tool in enumerate(tools if isinstance(tools, list) else [tools]):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            raise ValueError(f"tools[{index}]: no function.name")
+        name = function["name"]
+        spec: dict[str, Any] = {"name": name, "inputSchema": {"json": function.get("parameters") or {"type": "object"}}}
+        if isinstance(function.get("description"), str) and function["description"]:
+            spec["description"] = function["description"]
+        specs.append({"toolSpec": spec})
+    return {"tools": specs}
+
+
 def converse_request(request: BedrockEvaluationRequest, model_id: str, row: dict[str, Any]) -> dict[str, Any]:
     """The Converse request of one row (``modelId`` the base model's id or the deployment ARN)."""
     system, messages = converse_messages(request.task, row)
     call: dict[str, Any] = {"modelId": model_id, "messages": messages, **request.inference}
     if system:
         call["system"] = system
+    tools = tool_config(row) if request.task == "rft_eval" else None
+    if tools:
+        call["toolConfig"] = tools
     return call
+
+
+def _content(response: dict[str, Any]) -> list[Any]:
+    content = ((response.get("output") or {}).get("message") or {}).get("content") or []
+    return [block for block in content if isinstance(block, dict)]
 
 
 def answer_text(response: dict[str, Any]) -> str:
     """The answer of a Converse response: its text blocks joined (reasoning blocks are not the answer)."""
-    content = ((response.get("output") or {}).get("message") or {}).get("content") or []
-    return "".join(str(block["text"]) for block in content if isinstance(block, dict) and "text" in block)
+    return "".join(str(block["text"]) for block in _content(response) if "text" in block)
+
+
+def tool_uses(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``toolUse`` blocks of a Converse response (a tool call the model made)."""
+    return [{"toolUse": block["toolUse"]} for block in _content(response) if "toolUse" in block]
 
 
 # -- progress ------------------------------------------------------------------------------------------------
@@ -340,6 +371,9 @@ def _invoke_row(
         record["error"] = f"row {index + 1}: {code or type(error).__name__}: {error}"
         return record
     record["answer"] = answer_text(response)
+    calls = tool_uses(response)
+    if calls:
+        record["toolUses"] = calls
     record["stopReason"] = response.get("stopReason")
     usage = response.get("usage") or {}
     record["usage"] = {k: usage[k] for k in ("inputTokens", "outputTokens") if k in usage}
@@ -356,10 +390,14 @@ def _score_gen_qa(record: dict[str, Any]) -> None:
 
 
 def _rollout(record: dict[str, Any]) -> dict[str, Any]:
-    """The reward Lambda's item for one row: the row, its messages followed by the model's answer."""
+    """The reward Lambda's item for one row: the row, its messages followed by the model's answer (a list of
+    Converse parts, its text and ``toolUse`` blocks, when the model called tools)."""
     row = dict(record.get("row") or {"id": record.get("id"), "messages": []})
     messages = list(row.get("messages") or [])
-    row["messages"] = [*messages, {"role": "assistant", "content": record["answer"] or ""}]
+    answer: Any = record["answer"] or ""
+    if record.get("toolUses"):
+        answer = [*([{"text": answer}] if answer else []), *record["toolUses"]]
+    row["messages"] = [*messages, {"role": "assistant", "content": answer}]
     return row
 
 

@@ -549,3 +549,74 @@ def test_the_handler_returns_the_progress_as_json(s3: Any, pipeline_env: dict, m
     progress = handlers.evaluate_on_bedrock(event, FakeLambdaContext("pipeline-test", timeout_seconds=900))
     assert json.loads(json.dumps(progress)) == progress
     assert progress["done"] is True and progress["resultsUri"].endswith(f"/{job.name}/results.json")
+
+
+class RecordingGrader:
+    """A grader Lambda that scores 1 when the answer calls a tool, and keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[dict]] = []
+
+    def invoke(self, **params: Any) -> dict[str, Any]:
+        checked("lambda", "Invoke", params)
+        batch = json.loads(params["Payload"])
+        self.batches.append(batch)
+        results = []
+        for item in batch:
+            content = item["messages"][-1]["content"]
+            called = isinstance(content, list) and any("toolUse" in part for part in content)
+            results.append({"id": item["id"], "aggregate_reward_score": 1.0 if called else 0.0})
+        payload = json.dumps(results).encode()
+        return {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(payload), len(payload))}
+
+
+class ToolRuntime:
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def converse(self, **params: Any) -> dict[str, Any]:
+        self.calls.append(checked("bedrock-runtime", "Converse", params))
+        use = {"toolUseId": "t1", "name": "lookup", "input": {"q": "x"}}
+        return {"output": {"message": {"role": "assistant", "content": [{"text": "Looking."}, {"toolUse": use}]}}}
+
+
+def test_rft_eval_rows_with_tools_send_a_tool_config_and_grade_the_tool_calls(s3: Any) -> None:
+    tools = [
+        {"type": "function", "function": {"name": "lookup", "description": "Find", "parameters": {"type": "object"}}}
+    ]
+    rows = [{**row, "tools": tools} for row in samples.rft_rows(2)]
+    plan, job, _ = prepared(s3, "baselineEval", rows, evaluation={"task": "rft_eval"}, gate={"metric": "x"})
+    runtime, grader = ToolRuntime(), RecordingGrader()
+    aws = bedrock_eval.Clients(s3=s3, bedrock=None, runtime=runtime, lambda_=grader)
+    done = bedrock_eval.evaluate("baselineEval", plan, job, clients=aws, context=Context(800_000))
+    spec = {"name": "lookup", "inputSchema": {"json": {"type": "object"}}, "description": "Find"}
+    assert runtime.calls[0]["toolConfig"] == {"tools": [{"toolSpec": spec}]}
+    answer = grader.batches[0][0]["messages"][-1]
+    assert answer == {
+        "role": "assistant",
+        "content": [{"text": "Looking."}, {"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {"q": "x"}}}],
+    }
+    assert read_json(s3, done["resultsUri"])["metrics"] == {"aggregate_reward_score": 1.0}
+
+
+def test_the_tuned_converse_request_is_valid_for_botocore() -> None:
+    plan = bedrock_plan(evaluation={"overrides": {"top_k": 5, "reasoning_effort": "high", "max_new_tokens": 64}})
+    request = BedrockEvaluationRequest.model_validate(
+        bedrock_eval.evaluation_request("baselineEval", plan, trained_stages(), "j-a1")
+    )
+    call = bedrock_eval.converse_request(request, BASE_ID, samples.eval_rows(1)[0])
+    assert call["additionalModelRequestFields"]["reasoningConfig"]["maxReasoningEffort"] == "high"
+    assert request_problems("bedrock-runtime", "Converse", call) == []
+
+
+def test_request_checks_accept_any_json_in_document_members_and_still_check_the_others() -> None:
+    call = {
+        "modelId": BASE_ID,
+        "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+        "additionalModelRequestFields": {"inferenceConfig": {"topK": 5}, "anything": [1, None]},
+        "inferenceConfig": {"topK": 5},
+    }
+    assert request_problems("bedrock-runtime", "Converse", call) == [
+        "params.inferenceConfig.topK: not a member of InferenceConfiguration "
+        "(members: maxTokens, temperature, topP, stopSequences)"
+    ]
