@@ -59,7 +59,8 @@ DEFAULT_TIMEOUT_MS = 900_000
 GRADER_BATCH = 32
 MAX_ERROR_RATE = 0.1
 MAX_DATASET_BYTES = 256 << 20
-MAX_FIRST_ERRORS = 5
+# Calls in a row in which the next row did not answer before the call had to stop.
+MAX_STALLS = 3
 RESULTS_NAME = "results.json"
 # Converse errors that no retry or other row can fix: the evaluation fails on the first one.
 FATAL_CODES = frozenset(
@@ -283,6 +284,7 @@ def _initial(request: BedrockEvaluationRequest, job_name: str | None) -> dict[st
         "errors": 0,
         "parts": 0,
         "polls": 0,
+        "stalls": 0,
         "resultsUri": None,
     }
 
@@ -482,6 +484,16 @@ def _too_many_errors(request: BedrockEvaluationRequest, errors: int, total: int,
         )
 
 
+def _stalled(request: BedrockEvaluationRequest, progress: dict[str, Any], stage: str) -> None:
+    """A call whose first row did not answer in time: the next call tries again, :data:`MAX_STALLS` calls in all."""
+    progress["stalls"] = progress.get("stalls", 0) + 1
+    if progress["stalls"] >= MAX_STALLS:
+        raise EvaluationFailed(
+            f"row {progress['processed'] + 1} of {request.dataUri} got no answer from "
+            f"{progress['modelId']} in {MAX_STALLS} calls of the {stage} evaluation in a row"
+        )
+
+
 def _invoke(
     stage: str,
     request: BedrockEvaluationRequest,
@@ -502,7 +514,9 @@ def _invoke(
             began = time.monotonic()
             records = _slice(request, progress, lines, clients, pool, remaining)
             if not records:
+                _stalled(request, progress, stage)
                 break
+            progress["stalls"] = 0
             if request.task == "rft_eval":
                 _grade(records, request.graderArn or "", clients.lambda_)
             else:

@@ -620,3 +620,21 @@ def test_request_checks_accept_any_json_in_document_members_and_still_check_the_
         "params.inferenceConfig.topK: not a member of InferenceConfiguration "
         "(members: maxTokens, temperature, topP, stopSequences)"
     ]
+
+
+def test_a_row_that_never_answers_in_time_fails_the_evaluation_after_three_calls(s3: Any) -> None:
+    rows = samples.eval_rows(3)
+    plan, job, _ = prepared(s3, "baselineEval", rows)
+    aws = bedrock_eval.Clients(s3=s3, bedrock=None, runtime=SlowRuntime(rows, {0}, 0.3), lambda_=None)
+    near = bedrock_eval.RESERVE_MS // 2 + 50  # each call may wait 50 ms for its slice
+
+    def call(progress: dict | None) -> dict:
+        attempt = job.model_copy(update={"evaluation": progress})
+        return bedrock_eval.evaluate("baselineEval", plan, attempt, clients=aws, context=Context(800_000, near, 1_000))
+
+    first = call(None)
+    assert (first["processed"], first["stalls"], first["done"]) == (0, 1, False)
+    second = call(first)
+    assert second["stalls"] == 2
+    with pytest.raises(bedrock_eval.EvaluationFailed, match=rf"row 1 of .* got no answer from {BASE_ID} in 3 calls"):
+        call(second)
