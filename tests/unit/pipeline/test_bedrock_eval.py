@@ -638,3 +638,12 @@ def test_a_row_that_never_answers_in_time_fails_the_evaluation_after_three_calls
     assert second["stalls"] == 2
     with pytest.raises(bedrock_eval.EvaluationFailed, match=rf"row 1 of .* got no answer from {BASE_ID} in 3 calls"):
         call(second)
+
+
+def test_reading_missing_or_empty_results_names_the_file(s3: Any) -> None:
+    uri = f"s3://{samples.ARTIFACTS_BUCKET}/runs/r/jobs/sftEval/j-a1/results.json"
+    with pytest.raises(bedrock_eval.EvaluationFailed, match=rf"evaluation j-a1 wrote no results at {uri}"):
+        bedrock_eval.read_results(s3, uri, "j-a1")
+    s3.put_object(Bucket=samples.ARTIFACTS_BUCKET, Key=_key(uri), Body=b'{"metrics": {}}')
+    with pytest.raises(bedrock_eval.EvaluationFailed, match=rf"{uri} of evaluation j-a1 holds no metrics"):
+        bedrock_eval.read_results(s3, uri, "j-a1")
