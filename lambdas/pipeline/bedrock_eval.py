@@ -57,6 +57,8 @@ NEXT_SLICE_WAIT_S = 1
 RESERVE_MS = 90_000
 DEFAULT_TIMEOUT_MS = 900_000
 GRADER_BATCH = 32
+# A synchronous Lambda request takes 6 MB; leave room.
+MAX_GRADER_PAYLOAD = 5 << 20
 MAX_ERROR_RATE = 0.1
 MAX_DATASET_BYTES = 256 << 20
 # Calls in a row in which the next row did not answer before the call had to stop.
@@ -403,15 +405,35 @@ def _rollout(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _batches(records: list[dict[str, Any]]) -> Iterator[tuple[list[dict[str, Any]], bytes]]:
+    """The records in grader calls of at most :data:`GRADER_BATCH` rollouts and :data:`MAX_GRADER_PAYLOAD` bytes,
+    each with its request payload."""
+    batch: list[dict[str, Any]] = []
+    encoded: list[bytes] = []
+    for record in records:
+        item = json.dumps(_rollout(record)).encode()
+        if len(item) + 2 > MAX_GRADER_PAYLOAD:
+            raise EvaluationFailed(
+                f"row {record['index'] + 1}: its rollout is {len(item)} bytes, more than a grader call takes "
+                f"({MAX_GRADER_PAYLOAD} bytes)"
+            )
+        if batch and (
+            len(batch) == GRADER_BATCH or sum(map(len, encoded)) + 2 * len(encoded) + len(item) + 2 > MAX_GRADER_PAYLOAD
+        ):
+            yield batch, b"[" + b", ".join(encoded) + b"]"
+            batch, encoded = [], []
+        batch.append(record)
+        encoded.append(item)
+    if batch:
+        yield batch, b"[" + b", ".join(encoded) + b"]"
+
+
 def _grade(records: list[dict[str, Any]], grader_arn: str, lambda_client: Any) -> None:
-    """Grade the records' rollouts with the grader Lambda (:data:`GRADER_BATCH` per call); each record gets
-    ``reward`` (the grader's item)."""
-    for start in range(0, len(records), GRADER_BATCH):
-        batch = records[start : start + GRADER_BATCH]
+    """Grade the records' rollouts with the grader Lambda (:func:`_batches`); each record gets ``reward`` (the
+    grader's item)."""
+    for batch, request_payload in _batches(records):
         response = lambda_client.invoke(
-            FunctionName=grader_arn,
-            InvocationType="RequestResponse",
-            Payload=json.dumps([_rollout(r) for r in batch]).encode(),
+            FunctionName=grader_arn, InvocationType="RequestResponse", Payload=request_payload
         )
         payload = response["Payload"].read()
         where = f"grader {grader_arn}, rows {batch[0]['index'] + 1}-{batch[-1]['index'] + 1}"

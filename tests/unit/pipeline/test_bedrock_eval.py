@@ -647,3 +647,20 @@ def test_reading_missing_or_empty_results_names_the_file(s3: Any) -> None:
     s3.put_object(Bucket=samples.ARTIFACTS_BUCKET, Key=_key(uri), Body=b'{"metrics": {}}')
     with pytest.raises(bedrock_eval.EvaluationFailed, match=rf"{uri} of evaluation j-a1 holds no metrics"):
         bedrock_eval.read_results(s3, uri, "j-a1")
+
+
+def test_grader_calls_stay_under_the_payload_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [
+        {"index": i, "answer": "x" * 100, "row": {"id": i, "messages": [{"role": "user", "content": "q"}]}}
+        for i in range(10)
+    ]
+    one = len(json.dumps(bedrock_eval._rollout(records[0])).encode())
+    monkeypatch.setattr(bedrock_eval, "MAX_GRADER_PAYLOAD", 3 * one + 10)
+    batches = list(bedrock_eval._batches(records))
+    assert [len(batch) for batch, _ in batches] == [3, 3, 3, 1]
+    for batch, payload in batches:
+        assert len(payload) <= 3 * one + 10
+        assert json.loads(payload) == [bedrock_eval._rollout(r) for r in batch]
+    monkeypatch.setattr(bedrock_eval, "MAX_GRADER_PAYLOAD", one)
+    with pytest.raises(bedrock_eval.EvaluationFailed, match=rf"row 1: its rollout is {one} bytes"):
+        list(bedrock_eval._batches(records))
