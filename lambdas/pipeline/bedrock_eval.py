@@ -38,7 +38,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from lambdas.common import layout
@@ -575,18 +575,37 @@ def _part_records(s3: Any, request: BedrockEvaluationRequest, parts: int) -> Ite
             body.close()
 
 
+@dataclass
+class Counts:
+    """What the rows came to: rows, error rows, answers cut by ``maxTokens`` (``stopReason`` ``max_tokens``), and
+    the tokens Converse reported (what the evaluation's inference is billed on)."""
+
+    rows: int = 0
+    errors: int = 0
+    truncated: int = 0
+    inputTokens: int = 0
+    outputTokens: int = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.rows += 1
+        self.errors += 1 if record.get("error") else 0
+        self.truncated += 1 if record.get("stopReason") == "max_tokens" else 0
+        usage = record.get("usage") or {}
+        self.inputTokens += int(usage.get("inputTokens") or 0)
+        self.outputTokens += int(usage.get("outputTokens") or 0)
+
+
 def score(
     request: BedrockEvaluationRequest, records: Iterator[dict[str, Any]]
-) -> tuple[EvaluationResults, int, int, str | None]:
-    """Aggregate the output records: the results, the row and error counts, the first error."""
+) -> tuple[EvaluationResults, Counts, str | None]:
+    """Aggregate the output records: the results, the counts, the first error."""
     means: dict[str, RunningMean] = {}
     bleu: list[list[int]] = []
-    rows = errors = 0
+    counts = Counts()
     first: str | None = None
     for record in records:
-        rows += 1
+        counts.add(record)
         if record.get("error"):
-            errors += 1
             first = first or str(record["error"])
         if request.task == "rft_eval":
             reward = record["reward"]
@@ -599,21 +618,21 @@ def score(
             bleu.append(record["bleu"])
     metrics = {name: mean.mean for name, mean in means.items()}
     stats = {name: mean.stats() for name, mean in means.items()}
-    if request.task == "gen_qa" and rows:
+    if request.task == "gen_qa" and counts.rows:
         metrics[genqa.BLEU] = genqa.corpus_bleu(bleu)
-        stats[genqa.BLEU] = MetricStats(n=rows, stderr=None)
-    return EvaluationResults(metrics=metrics, stats=stats), rows, errors, first
+        stats[genqa.BLEU] = MetricStats(n=counts.rows, stderr=None)
+    return EvaluationResults(metrics=metrics, stats=stats), counts, first
 
 
 def _finish(stage: str, request: BedrockEvaluationRequest, progress: dict[str, Any], s3: Any) -> None:
-    results, rows, errors, first = score(request, _part_records(s3, request, progress["parts"]))
-    if rows != progress["total"]:
+    results, counts, first = score(request, _part_records(s3, request, progress["parts"]))
+    if counts.rows != progress["total"]:
         raise EvaluationFailed(
-            f"the outputs under {request.outputPrefix}outputs/ hold {rows} rows, the dataset {progress['total']}"
+            f"the outputs under {request.outputPrefix}outputs/ hold {counts.rows} rows, the dataset {progress['total']}"
         )
-    if not rows:
+    if not counts.rows:
         raise EvaluationFailed(f"the evaluation dataset {request.dataUri} has no rows")
-    _too_many_errors(request, errors, rows, stage, first or "")
+    _too_many_errors(request, counts.errors, counts.rows, stage, first or "")
     bucket, prefix = parse_s3_uri(request.outputPrefix)
     document = {
         "stage": stage,
@@ -623,7 +642,7 @@ def _finish(stage: str, request: BedrockEvaluationRequest, progress: dict[str, A
         "deploymentArn": progress["deploymentArn"],
         "metrics": results.metrics,
         "metricStats": {name: stat.to_json() for name, stat in results.stats.items()},
-        "counts": {"rows": rows, "errors": errors},
+        "counts": asdict(counts),
         "inference": request.inference,
         "outputs": f"{request.outputPrefix}outputs/",
     }

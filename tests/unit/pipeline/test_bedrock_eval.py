@@ -246,7 +246,9 @@ def test_a_candidate_is_deployed_then_invoked_across_calls_then_scored(clients: 
     # 6 ones and 6 zeros: sample standard deviation sqrt(12 * 0.25 / 11), over sqrt(12).
     assert math.isclose(results["metricStats"]["exact_match"]["stderr"], math.sqrt(3 / 11) / math.sqrt(12))
     assert set(results["metrics"]) == {*genqa.ROW_METRICS, "bleu"}
-    assert results["deploymentArn"] == DEPLOYMENT and results["counts"] == {"rows": 12, "errors": 0}
+    assert results["deploymentArn"] == DEPLOYMENT
+    # converse_reply reports 10 input and 2 output tokens and stops at the end of its turn.
+    assert results["counts"] == {"rows": 12, "errors": 0, "truncated": 0, "inputTokens": 120, "outputTokens": 24}
     part = aws.s3.get_object(
         Bucket=samples.ARTIFACTS_BUCKET, Key=_key(request.outputPrefix + "outputs/part-00001.jsonl")
     )
@@ -299,7 +301,8 @@ def test_throttled_rows_become_error_rows_and_too_many_fail_the_evaluation(clien
     assert done["done"] is True and done["errors"] == 1 and done["deploymentArn"] is None
     results = read_json(aws.s3, done["resultsUri"])
     # The throttled row has no answer and scores 0: 9 of 10 exact.
-    assert results["metrics"]["exact_match"] == pytest.approx(0.9) and results["counts"] == {"rows": 10, "errors": 1}
+    assert results["metrics"]["exact_match"] == pytest.approx(0.9)
+    assert (results["counts"]["rows"], results["counts"]["errors"], results["counts"]["outputTokens"]) == (10, 1, 18)
 
     # Two throttled rows of ten is more than 10%: the evaluation fails, naming the counts and the first error.
     stubs["runtime"].add_client_error("converse", "ThrottlingException", "Too many requests", 429)
@@ -664,3 +667,11 @@ def test_grader_calls_stay_under_the_payload_limit(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(bedrock_eval, "MAX_GRADER_PAYLOAD", one)
     with pytest.raises(bedrock_eval.EvaluationFailed, match=rf"row 1: its rollout is {one} bytes"):
         list(bedrock_eval._batches(records))
+
+
+def test_counts_tell_error_rows_cut_answers_and_tokens_apart() -> None:
+    counts = bedrock_eval.Counts()
+    counts.add({"error": None, "stopReason": "max_tokens", "usage": {"inputTokens": 7, "outputTokens": 64}})
+    counts.add({"error": "row 2: ThrottlingException: slow down"})
+    counts.add({"error": None, "stopReason": "end_turn", "usage": {"inputTokens": 3}})
+    assert counts == bedrock_eval.Counts(rows=3, errors=1, truncated=1, inputTokens=10, outputTokens=64)
