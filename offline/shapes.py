@@ -109,6 +109,8 @@ class _Rules:
 
 def _problems(shape: Shape, value: Any, where: str, rules: _Rules, json_members: frozenset[str]) -> Iterator[str]:
     kind = shape.type_name
+    if shape.metadata.get("document"):
+        return  # a document member (Converse's additionalModelRequestFields, a tool's JSON schema): any JSON value
     if kind == "structure":
         yield from _structure(shape, value, where, rules, json_members)
     elif kind == "list":
