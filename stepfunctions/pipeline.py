@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.common import run_lock
-from lambdas.pipeline import bedrock_hyperparameters
+from lambdas.pipeline import bedrock_eval, bedrock_hyperparameters
 from lambdas.pipeline.bedrock_jobs import CUSTOMIZATION_TYPES
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES, STAGES, capitalized
 from stepfunctions.asl import (
@@ -269,17 +269,8 @@ def _on_bedrock(flow: Flow, stage: JobStage, name: str, *, decide: str, finish: 
     return evaluate
 
 
-# What EvaluateOnBedrock returns, kept at ``$.job.evaluation`` (lambdas.pipeline.bedrock_eval).
-EVALUATION_PROGRESS = (
-    "done",
-    "waitSeconds",
-    "phase",
-    "deploymentArn",
-    "modelId",
-    "processed",
-    "total",
-    "resultsUri",
-)
+# What EvaluateOnBedrock returns, kept at ``$.job.evaluation`` between its calls.
+EVALUATION_PROGRESS = bedrock_eval.PROGRESS_FIELDS
 
 
 def job_loop(stage: JobStage) -> Flow:

@@ -350,6 +350,24 @@ def _evaluation(s3: Any, archive: str, job: JobAttempt) -> dict[str, Any]:
     return {"metrics": results.metrics, "metric_stats": results.stats or None}
 
 
+def _bedrock_evaluation(s3: Any, job: JobAttempt) -> dict[str, Any]:
+    """What an evaluation through Bedrock inference found (its ``results.json``), for the stage record."""
+    progress = job.evaluation or {}
+    results_uri = progress.get("resultsUri")
+    if not progress.get("done") or not results_uri:
+        raise bedrock_eval.EvaluationFailed(
+            f"evaluation {job.name} has not finished: job.evaluation.resultsUri is unset"
+        )
+    results, document = bedrock_eval.read_results(s3, str(results_uri), job.name or "")
+    output_uri = str(results_uri).rsplit("/", 1)[0] + "/"
+    return {
+        "metrics": results.metrics,
+        "metric_stats": results.stats or None,
+        "output_uri": output_uri,
+        "deployment_arn": document.get("deploymentArn"),
+    }
+
+
 @logger.inject_lambda_context(log_event=False)
 def resolve_checkpoint(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Resolve <stage> checkpoint: manifest.json -> checkpoint_s3_bucket (on platform bedrock: the customization
@@ -383,16 +401,57 @@ def _finish_customization(parsed: FinishJobEvent) -> StageRecords:
 
 
 @logger.inject_lambda_context(log_event=False)
-def evaluate_on_bedrock(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Evaluate <stage> on Bedrock: one step of an evaluation through Bedrock inference; its progress."""
-    return bedrock_eval.evaluate(event, context)
+def read_evaluation(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Read <stage> evaluation results: results_*.json metrics, per-sample rft_eval rewards averaged (an evaluation
+    through Bedrock inference: its results.json); returns the updated stages."""
+    parsed = FinishJobEvent.model_validate(event)
+    if parsed.job.evaluation is None:
+        return _finish_job(event, _evaluation, "evaluation read")
+    found = _bedrock_evaluation(client("s3"), parsed.job)
+    logger.info("evaluation read", extra={"stage": parsed.stage, "metrics": found["metrics"]})
+    stage_record = job_record(parsed.job, status="SUCCEEDED", ended_at=parsed.endedAt, **found)
+    return parsed.stages.replace(parsed.stage, stage_record).to_json()
+
+
+def _evaluation_clients() -> bedrock_eval.Clients:
+    import boto3
+    from botocore.config import Config
+
+    from lambdas.reward.bedrock import bedrock_runtime_client
+
+    region = environment().region
+    return bedrock_eval.Clients(
+        s3=client("s3"),
+        bedrock=bedrock_client(),
+        runtime=bedrock_runtime_client(
+            region=region,
+            read_timeout_s=300,
+            connect_timeout_s=10,
+            max_attempts=6,
+            max_pool_connections=bedrock_eval.MAX_CONCURRENCY,
+        ),
+        # A grader may take minutes for a batch (an LLM judge): wait as long as the function may run.
+        lambda_=boto3.client(
+            "lambda",
+            region_name=region,
+            config=Config(read_timeout=900, retries={"mode": "standard", "max_attempts": 3}),
+        ),
+    )
 
 
 @logger.inject_lambda_context(log_event=False)
-def read_evaluation(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Read <stage> evaluation results: results_*.json metrics, per-sample rft_eval rewards averaged; returns
-    the updated stages."""
-    return _finish_job(event, _evaluation, "evaluation read")
+def evaluate_on_bedrock(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """EvaluateOnBedrock: one step of an evaluation through Bedrock inference (deploy, invoke, score); the
+    progress the state machine keeps at ``$.job.evaluation``."""
+    parsed = DecideRetryEvent.model_validate(event)
+    progress = bedrock_eval.evaluate(
+        parsed.stage, parsed.plan, parsed.job, clients=_evaluation_clients(), context=context
+    )
+    logger.info(
+        "evaluation progress",
+        extra={"stage": parsed.stage, **{k: progress.get(k) for k in ("phase", "processed", "total", "errors")}},
+    )
+    return progress
 
 
 @logger.inject_lambda_context(log_event=False)

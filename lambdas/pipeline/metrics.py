@@ -12,6 +12,7 @@ column empty and is named in ``failed``.
 
 from __future__ import annotations
 
+from lambdas.pipeline import genqa
 from lambdas.pipeline.jobs import candidate_checkpoint
 from lambdas.pipeline.record import noted_failure_text
 from lambdas.pipeline.schema import CollectedMetrics, MetricsTable, Plan, StageRecords
@@ -21,16 +22,8 @@ from lambdas.pipeline.schema import CollectedMetrics, MetricsTable, Plan, StageR
 # ``gate.metric`` of a gen_qa run must be one of them. rft_eval reports ``aggregate_reward_score``
 # (the mean reward, :data:`lambdas.pipeline.outputs.REWARD_METRIC`) and the mean of each of the
 # grader's own ``metrics_list`` names: its runs must name ``gate.metric`` explicitly.
-GEN_QA_METRICS = (
-    "exact_match",
-    "quasi_exact_match",
-    "f1_score",
-    "f1_score_quasi",
-    "rouge1",
-    "rouge2",
-    "rougel",
-    "bleu",
-)
+# The Bedrock road computes the same ones itself (lambdas.pipeline.genqa).
+GEN_QA_METRICS = (*genqa.ROW_METRICS, genqa.BLEU)
 
 
 def _metrics(stages: StageRecords, stage: str) -> dict[str, float] | None:

@@ -12,7 +12,8 @@ Lambda or a re-read run record always computes the same names:
   attempt gets a new name because job names are unique per account and region;
 - Bedrock model / deployment: ``<pipeline>-<run>`` / ``<pipeline>-<run>-od`` (pattern
   ``([0-9a-zA-Z][_-]?){1,63}``); ``clientRequestToken`` likewise, so a retried
-  create call never imports or deploys twice.
+  create call never imports or deploys twice. An evaluation on Bedrock deploys its candidate under
+  its job's name (``<pipeline>-<run>-<stage code>-a<attempt>``), which is also the create call's token.
 """
 
 from __future__ import annotations
@@ -109,6 +110,16 @@ def bedrock_model_name(pipeline_name: str, run_id: str, suffix: str = "") -> str
 def bedrock_deployment_name(pipeline_name: str, run_id: str) -> str:
     """The on-demand deployment's name: ``<pipeline>-<run>-od``."""
     return _fit(_slug(pipeline_name), _slug(run_id) or "run", "-od", MAX_BEDROCK_NAME, original=run_id)
+
+
+def evaluation_deployment_name(job_name: str) -> str:
+    """The provisional on-demand deployment an evaluation on Bedrock invokes, named after the attempt's job
+    (``<pipeline>-<run>-<stage code>-a<attempt>``): fresh per attempt, so an attempt never meets the deployment a
+    failed one left behind. Also its ``clientRequestToken``."""
+    slug = _slug(job_name)
+    if not slug:
+        raise ValueError(f"job name {job_name!r} has no letter or digit")
+    return slug if len(slug) <= MAX_BEDROCK_NAME else _fit(slug[:20], slug[20:], "", MAX_BEDROCK_NAME, original=slug)
 
 
 def client_request_token(pipeline_name: str, run_id: str, action: str) -> str:

@@ -169,7 +169,7 @@ def normalize_metrics(document: Any) -> dict[str, float]:
 
 
 @dataclass
-class _Mean:
+class RunningMean:
     """A running mean and variance (Welford), so per-sample files are averaged in one pass."""
 
     n: int = 0
@@ -200,7 +200,7 @@ def _is_results_file(name: str) -> bool:
     return base.startswith("results_") and base.endswith(".json")
 
 
-def _line_problem(record: Any) -> tuple[float, list[tuple[str, float]]] | str:
+def reward_record(record: Any) -> tuple[float, list[tuple[str, float]]] | str:
     """``(aggregate_reward_score, [(metric name, value)])`` of one per-sample record, or what is wrong."""
     if not isinstance(record, dict):
         return f"expected a JSON object, got {type(record).__name__}"
@@ -222,7 +222,7 @@ def _line_problem(record: Any) -> tuple[float, list[tuple[str, float]]] | str:
     return float(score), values
 
 
-def _read_samples(name: str, handle: Any, archive_uri: str, means: dict[str, _Mean]) -> bool:
+def _read_samples(name: str, handle: Any, archive_uri: str, means: dict[str, RunningMean]) -> bool:
     """Average a per-sample ``rft_eval`` file into ``means``; False when the file is not one."""
     per_sample = False
     for number, raw in enumerate(handle, start=1):
@@ -241,13 +241,13 @@ def _read_samples(name: str, handle: Any, archive_uri: str, means: dict[str, _Me
             if not (isinstance(record, dict) and "aggregate_reward_score" in record):
                 return False
             per_sample = True
-        parsed = _line_problem(record)
+        parsed = reward_record(record)
         if isinstance(parsed, str):
             raise JobOutputError(f"{name} in {archive_uri}, line {number}: {parsed}")
         score, values = parsed
-        means.setdefault(REWARD_METRIC, _Mean()).add(score)
+        means.setdefault(REWARD_METRIC, RunningMean()).add(score)
         for metric, value in values:
-            means.setdefault(metric, _Mean()).add(value)
+            means.setdefault(metric, RunningMean()).add(value)
     return per_sample
 
 
@@ -255,13 +255,13 @@ def read_evaluation(s3: Any, archive_uri: str, job_name: str) -> EvaluationResul
     """Metrics of an evaluation job: ``results_*.json`` files and per-sample ``rft_eval`` JSONL (see the
     module docstring), merged in name order, the per-sample averages last."""
     documents: list[tuple[str, Any]] = []
-    sample_files: list[tuple[str, dict[str, _Mean]]] = []
+    sample_files: list[tuple[str, dict[str, RunningMean]]] = []
 
     def visit(name: str, handle: Any, size: int) -> None:
         if _is_results_file(name):
             documents.append((name, _parse_json_member(name, handle, size, archive_uri)))
         elif name.endswith(".jsonl") and handle is not None:
-            means: dict[str, _Mean] = {}
+            means: dict[str, RunningMean] = {}
             if _read_samples(name, handle, archive_uri, means):
                 sample_files.append((name, means))
 
@@ -275,10 +275,10 @@ def read_evaluation(s3: Any, archive_uri: str, job_name: str) -> EvaluationResul
     metrics: dict[str, float] = {}
     for _, document in sorted(documents, key=lambda d: d[0]):
         metrics.update(normalize_metrics(document))
-    combined: dict[str, _Mean] = {}
+    combined: dict[str, RunningMean] = {}
     for _, means in sorted(sample_files, key=lambda f: f[0]):
         for metric, mean in means.items():
-            total = combined.setdefault(metric, _Mean())
+            total = combined.setdefault(metric, RunningMean())
             _combine(total, mean)
     stats: dict[str, MetricStats] = {}
     for metric, mean in combined.items():
@@ -289,7 +289,7 @@ def read_evaluation(s3: Any, archive_uri: str, job_name: str) -> EvaluationResul
     return EvaluationResults(metrics=metrics, stats=stats)
 
 
-def _combine(total: _Mean, part: _Mean) -> None:
+def _combine(total: RunningMean, part: RunningMean) -> None:
     """Merge the running statistics ``part`` into ``total`` (Chan et al.'s parallel update)."""
     n = total.n + part.n
     if part.n == 0:

@@ -319,7 +319,7 @@ class BedrockPlan(Record):
 
     baseModelIdentifier: str
     inferenceModelId: str
-    rftStartsFrom: Literal["sft", "base"]
+    rftStartsFrom: Literal["sft", "base"] = "base"
 
 
 class Plan(Record):
@@ -403,6 +403,27 @@ class BedrockTrainingRequest(Record):
     graderArn: str | None = None
 
 
+class BedrockEvaluationRequest(Record):
+    """What an evaluation through Bedrock inference evaluates (``lambdas.pipeline.bedrock_eval.evaluation_request``).
+
+    ``modelId`` is what Converse takes for the baseline (the base model's inference id); a candidate has
+    ``customModelArn`` instead, deployed on demand as ``deploymentName`` first. ``inference`` holds Converse's
+    ``inferenceConfig`` and, when set, ``additionalModelRequestFields``."""
+
+    task: EvaluationTask
+    model: str
+    modelId: str | None = None
+    customModelArn: str | None = None
+    deploymentName: str | None = None
+    clientRequestToken: str | None = None
+    dataUri: str
+    outputPrefix: str
+    inference: dict[str, Any]
+    concurrency: int = Field(ge=1)
+    graderArn: str | None = None
+    maxErrorRate: float = Field(ge=0, le=1)
+
+
 class JobResult(BaseModel):
     """What the state machine keeps of the finished training job."""
 
@@ -436,9 +457,7 @@ class JobAttempt(Record):
     # Earlier attempts' billable seconds, and how many of them had unknown seconds (lambdas.pipeline.billing).
     billableSeconds: int = Field(default=0, ge=0)
     unknownBillingAttempts: int = Field(default=0, ge=0)
-    # SageMaker: JobRequest; Bedrock training: BedrockTrainingRequest; Bedrock evaluation: the evaluation's request
-    # (lambdas.pipeline.bedrock_eval.evaluation_request).
-    request: JobRequest | BedrockTrainingRequest | dict[str, Any] | None = None
+    request: JobRequest | BedrockTrainingRequest | BedrockEvaluationRequest | None = None
     result: JobResult | None = None
     # Bedrock evaluation: the progress EvaluateOnBedrock returns (lambdas.pipeline.bedrock_eval).
     evaluation: dict[str, Any] | None = None
