@@ -188,6 +188,8 @@ def deployment_text(run: RunRecord) -> str | None:
         return f"updated (the deployment served {deployment.previousModelArn or 'an earlier model'} before)"
     if deployment.action == "replaced":
         return f"replaced (a new deployment; {deployment.replacedDeploymentArn} is deleted)"
+    if deployment.action == "adopted":
+        return "adopted (the deployment the model's evaluation created became the pipeline's)"
     return "created"
 
 
@@ -383,13 +385,17 @@ def model_retention(cloudformation: Any, lambda_client: Any, stack_name: str, pi
 
 def cleanup_plan(s3: Any, bedrock: Any, bucket: str, pipeline: str, retention: int) -> CleanupPlan:
     """The models ``serving.retire`` would delete at this retention, and the deployments of this pipeline's
-    runs that still exist and are not the champion's (its deployment and model are never deleted)."""
+    runs that still exist and are not the champion's (its deployment and model are never deleted), with the Bedrock
+    road's provisional deployments that the run record could not delete."""
     champion, etag = read_champion(s3, bucket, pipeline)
     deployments: list[str] = []
     for run in list_runs(s3, bucket, limit=10_000):
-        if run.pipeline != pipeline or run.deployment is None:
+        if run.pipeline != pipeline:
             continue
-        for arn in (run.deployment.arn, run.deployment.replacedDeploymentArn):
+        named = [run.deployment.arn, run.deployment.replacedDeploymentArn] if run.deployment is not None else []
+        # The Bedrock road: provisional deployments "Record run" could not delete.
+        named += [left.arn for left in run.provisionalDeployments if left.outcome == "not deleted"]
+        for arn in named:
             if arn and arn != champion.deploymentArn and arn not in deployments:
                 deployments.append(arn)
     deployments = [arn for arn in deployments if serving.existing_deployment(bedrock, arn) is not None]
