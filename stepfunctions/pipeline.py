@@ -433,7 +433,8 @@ _MODEL_IMPORT = BedrockStep(
         "candidate.$": "$.gate.candidate",
         "startedAt.$": "$$.State.EnteredTime",
     },
-    comment="CreateCustomModel from the gate's candidate checkpoint (idempotent: clientRequestToken from the run id)",
+    comment="CreateCustomModel from the gate's candidate checkpoint (idempotent: clientRequestToken from the run id); "
+    "on the Bedrock road the candidate's customization job model is adopted instead",
     result="model",
     fields=(
         "arn",
@@ -595,7 +596,8 @@ def _delete_model(flow: Flow, name: str, *, next_state: str, on_error: str, erro
         next_state=next_state,
         on_error=on_error,
         error_path=error_path,
-        comment=f"DeleteCustomModel: {why}",
+        comment=f"DeleteCustomModel: {why} (on the Bedrock road the customization job's model is kept and its "
+        "provisional deployment deleted)",
     )
     return flow.add(name, task)
 

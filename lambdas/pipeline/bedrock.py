@@ -250,6 +250,10 @@ _NO_WAIT = Poll(count=0, waitSeconds=0, exhausted=False)
 _KEPT = "kept: it is the customization job's only output (there is no checkpoint in S3 to import again)"
 
 
+class ProvisionalDeploymentError(RuntimeError):
+    """Bedrock refused to delete a provisional deployment (other than: it is already gone)."""
+
+
 class MissingCustomModelError(RuntimeError):
     """The stage whose model the run adopts recorded no custom model (``stages.<stage>.customModelArn``)."""
 
@@ -319,7 +323,13 @@ def keep_adopted(
     provisional = model.provisionalDeploymentArn or (provisional_deployment(stages, model.stage) if stages else None)
     note = (f"not deployed ({reason}); " if reason else "not deployed; ") + _KEPT
     if provisional:
-        gone = "deleted" if delete_deployment(bedrock, provisional) else "already deleted"
+        try:
+            gone = "deleted" if delete_deployment(bedrock, provisional) else "already deleted"
+        except Exception as error:
+            raise ProvisionalDeploymentError(
+                f"could not delete {provisional}, the provisional deployment of the {model.stage} model {model.arn} "
+                f"(model.provisionalDeploymentArn): {error}"
+            ) from error
         note += f"; its provisional deployment {provisional} was {gone}"
     return model.model_copy(update={"provisionalDeploymentArn": provisional, "note": note})
 

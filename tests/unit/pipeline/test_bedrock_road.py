@@ -320,3 +320,18 @@ def test_a_customization_jobs_model_arn_fits_the_patterns_of_the_calls_that_depl
     )
     update = {"customModelDeploymentIdentifier": deployment, "modelArn": model}
     assert request_problems("bedrock", "UpdateCustomModelDeployment", update) == []
+
+
+def test_a_provisional_deployment_bedrock_will_not_delete_is_named_with_its_model(account: Account) -> None:
+    simulator, client = account
+    stages = _run(simulator, client, "run-1")
+    model = bedrock.adopt(bedrock=client, stages=stages)
+
+    class Refusing:
+        def delete_custom_model_deployment(self, customModelDeploymentIdentifier: str) -> None:
+            raise client.exceptions.ConflictException({"Error": {"Code": "ConflictException"}}, "Delete")
+
+    with pytest.raises(bedrock.ProvisionalDeploymentError, match=f"could not delete {model.provisionalDeploymentArn}"):
+        bedrock.keep_adopted(bedrock=Refusing(), model=model)
+    outcomes = bedrock.clean_up_provisional(bedrock=Refusing(), found=[("finalEval", "arn:d")], serving=None)
+    assert [(o.outcome, "ConflictException" in str(o.detail)) for o in outcomes] == [("not deleted", True)]
