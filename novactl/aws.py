@@ -194,7 +194,7 @@ def deployment_text(run: RunRecord) -> str | None:
 
 
 def show_lines(run: RunRecord) -> list[str]:
-    lines = [f"Run {run.runId} ({run.pipeline}): {run.status}"]
+    lines = [f"Run {run.runId} ({run.pipeline}): {run.status}", f"Road: {runview.road_text(run)}"]
     stage, cause = runview.error(run)
     if stage:
         lines.append(f"Failed at {stage}: {cause}")
@@ -216,6 +216,7 @@ def show_lines(run: RunRecord) -> list[str]:
         lines.append(f"Model: {runview.model_arn(run)}")
     if runview.deployment_arn(run):
         lines.append(f"Deployment (modelId for Converse): {runview.deployment_arn(run)}, {deployment_text(run)}")
+    lines += [f"  {resource.text()}" for resource in runview.bedrock_resources(run)]
     if run.report:
         lines.append(f"Report: {run.report}")
     return lines

@@ -146,7 +146,7 @@ def body(run: RunRecord, end: ExecutionEnd, *, report_uri: str | None = None) ->
     resources = runview.bedrock_resources(run)
     if resources:
         lines.append("Bedrock resources")
-        lines += [f"  {r.stage} {r.kind}: {r.arn}" + (f" ({r.fate})" if r.fate else "") for r in resources]
+        lines += [f"  {r.text()}" for r in resources]
         lines.append("")
 
     views = runview.stage_views(run)

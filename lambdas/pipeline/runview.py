@@ -97,6 +97,10 @@ class BedrockResource:
     arn: str
     fate: str | None = None
 
+    def text(self) -> str:
+        """One line of plain text: ``<stage> <kind>: <ARN> (<fate>)``."""
+        return f"{self.stage} {self.kind}: {self.arn}" + (f" ({self.fate})" if self.fate else "")
+
 
 def bedrock_resources(run: RunRecord) -> list[BedrockResource]:
     """The customization jobs and custom models of the training stages and the provisional deployments of the
