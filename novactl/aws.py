@@ -188,11 +188,13 @@ def deployment_text(run: RunRecord) -> str | None:
         return f"updated (the deployment served {deployment.previousModelArn or 'an earlier model'} before)"
     if deployment.action == "replaced":
         return f"replaced (a new deployment; {deployment.replacedDeploymentArn} is deleted)"
+    if deployment.action == "adopted":
+        return "adopted (the deployment the model's evaluation created became the pipeline's)"
     return "created"
 
 
 def show_lines(run: RunRecord) -> list[str]:
-    lines = [f"Run {run.runId} ({run.pipeline}): {run.status}"]
+    lines = [f"Run {run.runId} ({run.pipeline}): {run.status}", f"Road: {runview.road_text(run)}"]
     stage, cause = runview.error(run)
     if stage:
         lines.append(f"Failed at {stage}: {cause}")
@@ -214,6 +216,7 @@ def show_lines(run: RunRecord) -> list[str]:
         lines.append(f"Model: {runview.model_arn(run)}")
     if runview.deployment_arn(run):
         lines.append(f"Deployment (modelId for Converse): {runview.deployment_arn(run)}, {deployment_text(run)}")
+    lines += [f"  {resource.text()}" for resource in runview.bedrock_resources(run)]
     if run.report:
         lines.append(f"Report: {run.report}")
     return lines
@@ -383,13 +386,17 @@ def model_retention(cloudformation: Any, lambda_client: Any, stack_name: str, pi
 
 def cleanup_plan(s3: Any, bedrock: Any, bucket: str, pipeline: str, retention: int) -> CleanupPlan:
     """The models ``serving.retire`` would delete at this retention, and the deployments of this pipeline's
-    runs that still exist and are not the champion's (its deployment and model are never deleted)."""
+    runs that still exist and are not the champion's (its deployment and model are never deleted), with the Bedrock
+    road's provisional deployments that the run record could not delete."""
     champion, etag = read_champion(s3, bucket, pipeline)
     deployments: list[str] = []
     for run in list_runs(s3, bucket, limit=10_000):
-        if run.pipeline != pipeline or run.deployment is None:
+        if run.pipeline != pipeline:
             continue
-        for arn in (run.deployment.arn, run.deployment.replacedDeploymentArn):
+        named = [run.deployment.arn, run.deployment.replacedDeploymentArn] if run.deployment is not None else []
+        # The Bedrock road: provisional deployments "Record run" could not delete.
+        named += [left.arn for left in run.provisionalDeployments if left.outcome == "not deleted"]
+        for arn in named:
             if arn and arn != champion.deploymentArn and arn not in deployments:
                 deployments.append(arn)
     deployments = [arn for arn in deployments if serving.existing_deployment(bedrock, arn) is not None]

@@ -545,9 +545,25 @@ _MODEL_IMPORT = BedrockStep(
         "candidate.$": "$.gate.candidate",
         "startedAt.$": "$$.State.EnteredTime",
     },
-    comment="CreateCustomModel from the gate's candidate checkpoint (idempotent: clientRequestToken from the run id)",
+    comment="CreateCustomModel from the gate's candidate checkpoint (idempotent: clientRequestToken from the run id); "
+    "on the Bedrock road the candidate's customization job model is adopted instead",
     result="model",
-    fields=("arn", "name", "checkpoint", "status", "failureMessage", "poll", "startedAt", "endedAt", "deletedAt"),
+    fields=(
+        "arn",
+        "name",
+        "checkpoint",
+        "status",
+        "failureMessage",
+        "poll",
+        "startedAt",
+        "endedAt",
+        "deletedAt",
+        # The Bedrock road: a customization job's model, adopted (lambdas/pipeline/bedrock.py).
+        "origin",
+        "stage",
+        "provisionalDeploymentArn",
+        "note",
+    ),
     noun="model import",
     question="Is the model imported?",
     failed_stage="import",
@@ -568,9 +584,15 @@ _DEPLOYMENT = BedrockStep(
     start="Deploy model on demand",
     start_function="DeployModel",
     check_function="CheckDeployment",
-    start_payload={"plan.$": "$.plan", "model.$": "$.model", "startedAt.$": "$$.State.EnteredTime"},
+    start_payload={
+        "plan.$": "$.plan",
+        "model.$": "$.model",
+        "stages.$": "$.stages",
+        "startedAt.$": "$$.State.EnteredTime",
+    },
     comment="The pipeline's stable on-demand deployment serves the imported model: created by the first run "
-    "(CreateCustomModelDeployment), moved by later runs (UpdateCustomModelDeployment); the model stays if this fails",
+    "(CreateCustomModelDeployment; on the Bedrock road the evaluation's provisional deployment is adopted), moved by "
+    "later runs (UpdateCustomModelDeployment); the model stays if this fails",
     result="deployment",
     fields=(
         "arn",
@@ -675,8 +697,9 @@ _OUTCOME = "$.finalPhase.import"
 
 
 def _delete_model(flow: Flow, name: str, *, next_state: str, on_error: str, error_path: str, why: str) -> str:
-    """A DeleteCustomModel task for the imported model (``$.model``) the run will not deploy."""
-    payload = {"model.$": "$.model", "checkedAt.$": "$$.State.EnteredTime"}
+    """A DeleteCustomModel task for the imported model (``$.model``) the run will not deploy (on the Bedrock road
+    the customization job's model is kept and its provisional deployment deleted, ``reason`` = ``why``)."""
+    payload = {"model.$": "$.model", "checkedAt.$": "$$.State.EnteredTime", "stages.$": "$.stages", "reason": why}
     task = lambda_task(
         "DeleteModel",
         payload,
@@ -685,7 +708,8 @@ def _delete_model(flow: Flow, name: str, *, next_state: str, on_error: str, erro
         next_state=next_state,
         on_error=on_error,
         error_path=error_path,
-        comment=f"DeleteCustomModel: {why}",
+        comment=f"DeleteCustomModel: {why} (on the Bedrock road the customization job's model is kept and its "
+        "provisional deployment deleted)",
     )
     return flow.add(name, task)
 

@@ -104,7 +104,8 @@ def dataset_warnings(run: RunRecord) -> list[str]:
 
 
 def body(run: RunRecord, end: ExecutionEnd, *, report_uri: str | None = None) -> str:
-    lines = [f"Nova customization run {run.runId} (pipeline {end.pipeline}): {outcome(run, end)}", ""]
+    lines = [f"Nova customization run {run.runId} (pipeline {end.pipeline}): {outcome(run, end)}"]
+    lines += [f"Road: {runview.road_text(run)}", ""]
 
     stage, cause = runview.error(run)
     if end.status != "SUCCEEDED" or stage or cause:
@@ -141,6 +142,12 @@ def body(run: RunRecord, end: ExecutionEnd, *, report_uri: str | None = None) ->
     if deployment:
         lines.append("  Call it with the Bedrock Converse API, modelId = the deployment ARN.")
     lines.append("")
+
+    resources = runview.bedrock_resources(run)
+    if resources:
+        lines.append("Bedrock resources")
+        lines += [f"  {r.text()}" for r in resources]
+        lines.append("")
 
     views = runview.stage_views(run)
     if views:

@@ -11,6 +11,13 @@ else raises :class:`NameConflictError` naming the conflicting resource. The stat
 Wait/Choice: each check returns the status and the
 next wait (60 s, doubling, at most 600 s) and says when the polls are exhausted.
 
+On the Bedrock road (``plan.platform`` ``bedrock``) the training stages are Bedrock customization jobs whose
+output is already a custom model, so nothing is imported: :func:`adopt` takes the candidate's model as the
+run's model, with the provisional on-demand deployment its evaluation created; :func:`keep_adopted` keeps a
+model the run does not deploy (it is the job's only output) and deletes its provisional deployment; and
+:func:`clean_up_provisional` deletes, when the run is recorded, every provisional deployment that does not
+serve.
+
 The calls need boto3 >= 1.39.7 (the dependency layer bundles a recent boto3);
 :func:`require_operations` fails clearly at cold start if the client lacks them.
 """
@@ -18,12 +25,21 @@ The calls need boto3 >= 1.39.7 (the dependency layer bundles a recent boto3);
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal, cast
 
 from lambdas.common.aws_errors import error_code
 from lambdas.pipeline import naming
 from lambdas.pipeline.jobs import candidate_checkpoint
-from lambdas.pipeline.schema import Deployment, ImportedModel, Plan, Poll, StageRecords
+from lambdas.pipeline.schema import (
+    Deployment,
+    ImportedModel,
+    Plan,
+    Poll,
+    ProvisionalDeployment,
+    StageFailure,
+    StageName,
+    StageRecords,
+)
 
 REQUIRED_OPERATIONS = (
     "create_custom_model",
@@ -32,6 +48,7 @@ REQUIRED_OPERATIONS = (
     "get_custom_model_deployment",
     "update_custom_model_deployment",
     "delete_custom_model",
+    "delete_custom_model_deployment",
 )
 FIRST_WAIT_S = 60
 MAX_WAIT_S = 600
@@ -67,7 +84,8 @@ def first_poll(status: str, max_polls: int) -> Poll:
 
 def _poll(previous: Poll | None, status: str, max_polls: int) -> Poll:
     count = (previous.count if previous else -1) + 1
-    wait = FIRST_WAIT_S if previous is None else min(previous.waitSeconds * 2, MAX_WAIT_S)
+    # A wait of 0 (a resource adopted as it is, checked at once) is followed by the first backoff, not by 0 again.
+    wait = FIRST_WAIT_S if previous is None or previous.waitSeconds <= 0 else min(previous.waitSeconds * 2, MAX_WAIT_S)
     return Poll(count=count, waitSeconds=wait, exhausted=count >= max_polls and status not in {"Active", "Failed"})
 
 
@@ -168,7 +186,9 @@ def checked(
 
 
 def check_import(*, bedrock: Any, model: ImportedModel, checked_at: str | None = None) -> ImportedModel:
-    """``GetCustomModel``: the model's status and the next wait."""
+    """``GetCustomModel``: the model's status and the next wait (an adopted model found Active needs no call)."""
+    if model.origin == "customization" and model.status == "Active":
+        return model.model_copy(update={"poll": _NO_WAIT, "endedAt": model.endedAt or checked_at})
     response = bedrock.get_custom_model(modelIdentifier=model.arn)
     return model.model_copy(update=checked(response, "modelStatus", model.poll, MAX_IMPORT_POLLS, checked_at))
 
@@ -222,3 +242,135 @@ def delete_model(*, bedrock: Any, model: ImportedModel, deleted_at: str | None =
         if error_code(error) != "ResourceNotFoundException":
             raise
     return model.model_copy(update={"status": "Deleted", "deletedAt": deleted_at})
+
+
+# -- the Bedrock road: the customization job's model is adopted, not imported ----------------------------------
+
+_NO_WAIT = Poll(count=0, waitSeconds=0, exhausted=False)
+_KEPT = "kept: it is the customization job's only output (there is no checkpoint in S3 to import again)"
+
+
+class ProvisionalDeploymentError(RuntimeError):
+    """Bedrock refused to delete a provisional deployment (other than: it is already gone)."""
+
+
+class MissingCustomModelError(RuntimeError):
+    """The stage whose model the run adopts recorded no custom model (``stages.<stage>.customModelArn``)."""
+
+
+def judged_stage(stages: StageRecords) -> Literal["sft", "rft"]:
+    """The training stage whose custom model the final evaluation judges: RFT's, else SFT's."""
+    for stage in ("rft", "sft"):
+        if stages.of(stage).customModelArn:
+            return "rft" if stage == "rft" else "sft"
+    raise MissingCustomModelError(
+        "stages.rft.customModelArn and stages.sft.customModelArn are both empty: no customization job recorded a "
+        "custom model to evaluate and deploy"
+    )
+
+
+def provisional_deployment(stages: StageRecords, stage: str | None) -> str | None:
+    """The provisional deployment the evaluation of ``stage``'s model created: the final evaluation's when it
+    judged that model, else (the SFT model) the SFT evaluation's; None when that evaluation has not created one
+    (yet: the candidate is adopted while the final evaluation runs)."""
+    if stage not in ("sft", "rft"):
+        return None
+    arn = stages.finalEval.deploymentArn if stage == judged_stage(stages) else None
+    return arn or (stages.sftEval.deploymentArn if stage == "sft" else None)
+
+
+def adopt(*, bedrock: Any, stages: StageRecords, candidate: str | None = None) -> ImportedModel:
+    """The run's model on the Bedrock road: the custom model of ``candidate`` (the gate's choice), else of the
+    stage the final evaluation judges; ``GetCustomModel`` confirms it and gives its name. No ``CreateCustomModel``:
+    an Active model is returned with a wait of 0, so the state machine checks it at once."""
+    stage = candidate or judged_stage(stages)
+    arn = stages.of(stage).customModelArn
+    if not arn:
+        raise MissingCustomModelError(
+            f"stages.{stage}.customModelArn is empty: the {naming.stage_title(stage)} customization job recorded no "
+            "custom model to adopt"
+        )
+    response = bedrock.get_custom_model(modelIdentifier=arn)
+    status = str(response.get("modelStatus") or "Active")
+    return ImportedModel(
+        arn=arn,
+        name=str(response.get("modelName") or arn.rsplit("/", 1)[-1]),
+        status=status,
+        failureMessage=_failure(response, status),
+        poll=_NO_WAIT if status == "Active" else first_poll(status, MAX_IMPORT_POLLS),
+        origin="customization",
+        stage="rft" if stage == "rft" else "sft",
+        provisionalDeploymentArn=provisional_deployment(stages, stage),
+    )
+
+
+def delete_deployment(bedrock: Any, arn: str) -> bool:
+    """``DeleteCustomModelDeployment``; False when it was already gone (``ResourceNotFoundException``)."""
+    try:
+        bedrock.delete_custom_model_deployment(customModelDeploymentIdentifier=arn)
+    except Exception as error:
+        if error_code(error) != "ResourceNotFoundException":
+            raise
+        return False
+    return True
+
+
+def keep_adopted(
+    *, bedrock: Any, model: ImportedModel, stages: StageRecords | None = None, reason: str | None = None
+) -> ImportedModel:
+    """What "Delete model" does on the Bedrock road: the custom model is kept, its provisional deployment (the
+    record's, else the one ``stages`` name) is deleted; ``note`` says what was done and why."""
+    provisional = model.provisionalDeploymentArn or (provisional_deployment(stages, model.stage) if stages else None)
+    note = (f"not deployed ({reason}); " if reason else "not deployed; ") + _KEPT
+    if provisional:
+        try:
+            gone = "deleted" if delete_deployment(bedrock, provisional) else "already deleted"
+        except Exception as error:
+            raise ProvisionalDeploymentError(
+                f"could not delete {provisional}, the provisional deployment of the {model.stage} model {model.arn} "
+                f"(model.provisionalDeploymentArn): {error}"
+            ) from error
+        note += f"; its provisional deployment {provisional} was {gone}"
+    return model.model_copy(update={"provisionalDeploymentArn": provisional, "note": note})
+
+
+def provisional_deployments(stages: StageRecords | None, failure: StageFailure | None) -> list[tuple[StageName, str]]:
+    """``(evaluation stage, deployment ARN)`` of every provisional deployment the run's evaluations created: the
+    stage records' ``deploymentArn``, and the deployment an evaluation that failed had reached
+    (``job.evaluation.deploymentArn`` of its noted failure or of the run's failed stage)."""
+    found: list[tuple[StageName, str]] = []
+    failed = [(failure.stage, failure.job)] if failure is not None else []
+    for name, record in stages.items() if stages is not None else []:
+        if record.deploymentArn:
+            found.append((cast(StageName, name), record.deploymentArn))
+        if record.failure is not None:
+            failed.append((record.failure.stage, record.failure.job))
+    for stage, job in failed:
+        arn = (job.evaluation or {}).get("deploymentArn")
+        if isinstance(arn, str) and arn:
+            found.append((stage, arn))
+    unique: dict[str, StageName] = {}
+    for stage, arn in found:
+        unique.setdefault(arn, stage)
+    return [(stage, arn) for arn, stage in unique.items()]
+
+
+def clean_up_provisional(
+    *, bedrock: Any, found: list[tuple[StageName, str]], serving: str | None
+) -> list[ProvisionalDeployment]:
+    """Delete every provisional deployment of ``found`` but the one ``serving`` (adopted as the pipeline's
+    deployment); one already gone counts as deleted. Never raises: what could not be deleted says why."""
+    outcomes: list[ProvisionalDeployment] = []
+    for stage, arn in found:
+        if arn == serving:
+            outcomes.append(ProvisionalDeployment(stage=stage, arn=arn, outcome="serving"))
+            continue
+        try:
+            deleted = delete_deployment(bedrock, arn)
+        except Exception as error:  # noqa: BLE001 - reported in the record; the run is recorded anyway
+            outcomes.append(ProvisionalDeployment(stage=stage, arn=arn, outcome="not deleted", detail=str(error)))
+            continue
+        outcomes.append(
+            ProvisionalDeployment(stage=stage, arn=arn, outcome="deleted" if deleted else "already deleted")
+        )
+    return outcomes

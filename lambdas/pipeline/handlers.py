@@ -138,12 +138,16 @@ class ImportEvent(PlanStagesEvent):
 class ModelEvent(_Event):
     model: ImportedModel
     checkedAt: str | None = None
+    # "Delete model" on the Bedrock road: the stage records (the provisional deployment) and why it is not deployed.
+    stages: StageRecords | None = None
+    reason: str | None = None
 
 
 class DeployEvent(_Event):
     plan: Plan
     model: ImportedModel
     startedAt: str | None = None
+    stages: StageRecords | None = None
 
 
 class DeploymentEvent(_Event):
@@ -479,8 +483,13 @@ def apply_gate(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @logger.inject_lambda_context(log_event=False)
 def import_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Import model into Bedrock: CreateCustomModel (idempotent per run)."""
+    """Import model into Bedrock: CreateCustomModel (idempotent per run); on the Bedrock road the customization
+    job's custom model is adopted instead."""
     parsed = ImportEvent.model_validate(event)
+    if parsed.plan.platform == "bedrock":
+        adopted = bedrock.adopt(bedrock=bedrock_client(), stages=parsed.stages, candidate=parsed.candidate)
+        logger.info("custom model adopted", extra={"model_arn": adopted.arn, "stage": adopted.stage})
+        return adopted.model_copy(update={"startedAt": parsed.startedAt}).to_json()
     env = environment()
     model = bedrock.start_import(
         bedrock=bedrock_client(),
@@ -503,8 +512,15 @@ def check_model_import(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @logger.inject_lambda_context(log_event=False)
 def delete_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Delete model: DeleteCustomModel of an imported model the run does not deploy."""
+    """Delete model: DeleteCustomModel of an imported model the run does not deploy; a customization job's model
+    is kept and its provisional deployment deleted instead."""
     parsed = ModelEvent.model_validate(event)
+    if parsed.model.origin == "customization":
+        kept = bedrock.keep_adopted(
+            bedrock=bedrock_client(), model=parsed.model, stages=parsed.stages, reason=parsed.reason
+        )
+        logger.info("custom model kept", extra={"model_arn": kept.arn, "note": kept.note})
+        return kept.to_json()
     deleted = bedrock.delete_model(bedrock=bedrock_client(), model=parsed.model, deleted_at=parsed.checkedAt)
     logger.info("imported model deleted", extra={"model_arn": deleted.arn})
     return deleted.to_json()
@@ -516,8 +532,12 @@ def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
     parsed = DeployEvent.model_validate(event)
     env = environment()
     champion, _ = _read_champion(env.artifacts_bucket, env.pipeline_name)
+    model = parsed.model
+    provisional = model.provisionalDeploymentArn or (
+        bedrock.provisional_deployment(parsed.stages, model.stage) if parsed.stages is not None else None
+    )
     deployment = serving.start_serving(
-        bedrock=bedrock_client(), plan=parsed.plan, model=parsed.model, champion=champion
+        bedrock=bedrock_client(), plan=parsed.plan, model=model, champion=champion, provisional=provisional
     )
     logger.info("deployment started", extra={"deployment_arn": deployment.arn, "action": deployment.action})
     return deployment.model_copy(update={"startedAt": parsed.startedAt}).to_json()
@@ -561,6 +581,14 @@ def _record(event: dict[str, Any], write: Callable[..., dict[str, Any]], **optio
     """Parse the run state and write its record with ``write`` (``record.record_run`` or ``record_failed_run``)."""
     parsed = RecordEvent.model_validate(event)
     env = environment()
+    run = parsed.run
+    if run.plan is not None and run.plan.platform == "bedrock":
+        deployment = run.deployment
+        options["provisional"] = bedrock.clean_up_provisional(
+            bedrock=bedrock_client(),
+            found=bedrock.provisional_deployments(run.stages, run.stageFailure),
+            serving=deployment.arn if deployment is not None and deployment.status == "Active" else None,
+        )
     if options.pop("crown", False):
         options["crown"] = _crown(env, parsed.run.deployment)
     return write(

@@ -13,7 +13,12 @@ The record is written on success, on a gate rejection and on failure alike::
      "gate": {"passed", "reasons", "checks", "champion"} | null,
      "model": {"arn", "name", "checkpoint", "status"} | null,
      "deployment": {"arn", "name", "status"} | null,
+     "provisionalDeployments": [{"stage", "arn", "outcome", "detail"}],
      "report": "s3://.../report.html"}
+
+On the Bedrock road (``plan.platform`` ``bedrock``) ``stages.<training stage>`` also names the customization job
+(``jobArn``) and its custom model (``customModelArn``), ``stages.<evaluation>.deploymentArn`` the provisional
+deployment the evaluation invoked, and ``provisionalDeployments`` what "Record run" did with each of them.
 
 The shape is :class:`lambdas.pipeline.schema.RunRecord`, and :func:`write_record` is the one
 writer of ``run.json`` and its report: the stage functions record every run that reaches
@@ -31,7 +36,7 @@ the next run's gate compares against it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lambdas.common import layout
@@ -41,6 +46,7 @@ from lambdas.pipeline.schema import (
     Champion,
     GateDecision,
     JobAttempt,
+    ProvisionalDeployment,
     RunError,
     RunRecord,
     RunState,
@@ -196,8 +202,10 @@ def build_record(
     pipeline_name: str,
     error: RunError | None = None,
     stages: StageRecords | None = None,
+    provisional: Sequence[ProvisionalDeployment] = (),
 ) -> RunRecord:
-    """The run record of a run state (complete or partial)."""
+    """The run record of a run state (complete or partial); ``provisional``: what was done with the provisional
+    deployments of the Bedrock road (:func:`lambdas.pipeline.bedrock.clean_up_provisional`)."""
     plan = state.plan
     recorded = stages if stages is not None else state.stages
     gate = state.gate
@@ -224,6 +232,7 @@ def build_record(
         model=state.model,
         deployment=state.deployment,
         approval=state.approval,
+        provisionalDeployments=list(provisional),
     )
 
 
@@ -323,6 +332,7 @@ def record_run(
     render_report: RenderReport | None = None,
     log: Log | None = None,
     crown: Callable[[Champion], Champion] | None = None,
+    provisional: Sequence[ProvisionalDeployment] = (),
 ) -> dict[str, Any]:
     """Record a run that reached its end: ``SUCCEEDED`` (deployed or not), ``GATE_REJECTED``, ``DRY_RUN``
     (a dry run, which ends after preflight), ``REJECTED`` or ``APPROVAL_EXPIRED`` (approval required, not given).
@@ -336,7 +346,9 @@ def record_run(
     decided = state.approval.decision if state.approval else None
     if decided is not None and decided.decision != "approve":
         status = "REJECTED" if decided.decision == "reject" else "APPROVAL_EXPIRED"
-    record = build_record(state, status=status, ended_at=ended_at, region=region, pipeline_name=pipeline_name)
+    record = build_record(
+        state, status=status, ended_at=ended_at, region=region, pipeline_name=pipeline_name, provisional=provisional
+    )
     record = write_record(record, s3=s3, bucket=bucket, render_report=render_report, log=log)
     champion = None
     if status == "SUCCEEDED" and record.deployment is not None and record.deployment.status == "Active":
@@ -386,6 +398,7 @@ def record_failed_run(
     pipeline_name: str,
     render_report: RenderReport | None = None,
     log: Log | None = None,
+    provisional: Sequence[ProvisionalDeployment] = (),
 ) -> dict[str, Any]:
     """Record a failed run with the failed stage, its cause and every partial result."""
     error, stage, stage_record = describe_failure(state, ended_at)
@@ -404,6 +417,7 @@ def record_failed_run(
         pipeline_name=pipeline_name,
         error=error,
         stages=stages,
+        provisional=provisional,
     )
     record = write_record(record, s3=s3, bucket=bucket, render_report=render_report, log=log)
     return {

@@ -77,6 +77,7 @@ def _header(run: RunRecord) -> str:
         ("Run", run.runId),
         ("Pipeline", run.pipeline),
         ("Base model", model),
+        ("Road", runview.road_text(run)),
         ("Started", runview.format_time(started)),
         ("Ended", runview.format_time(ended)),
         ("Duration", total),
@@ -221,7 +222,7 @@ def _stages_section(run: RunRecord) -> str:
     views = runview.stage_views(run)
     if not views:
         return '<h2>Stages</h2><p class="muted">No stage was recorded.</p>'
-    region = runview.region_of(run)
+    region = runview.region_of(run) if runview.platform(run) == "sagemaker" else None  # links to SageMaker jobs
     rows = []
     for v in views:
         job = _link(v.job_name, runview.training_job_url(region, v.job_name) if region else None) if v.job_name else "-"
@@ -260,6 +261,22 @@ def _deployment_section(run: RunRecord) -> str:
     if not region and (model or deployment):
         console += '<p class="muted">Console links need the region: the record holds no ARN with one.</p>'
     return f'<h2>Model and deployment</h2><ul id="deployment">{"".join(items)}</ul>{console}'
+
+
+def _bedrock_section(run: RunRecord) -> str:
+    """The Bedrock road's customization jobs, custom models and provisional deployments, and what became of them."""
+    resources = runview.bedrock_resources(run)
+    if not resources:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(r.stage)}</td><td>{_e(r.kind)}</td><td><code>{_e(r.arn)}</code></td><td>{_e(r.fate or '-')}</td>"
+        "</tr>"
+        for r in resources
+    )
+    return (
+        '<h2>Bedrock resources</h2><table id="bedrock-resources"><thead><tr><th>Stage</th><th>What</th><th>ARN</th>'
+        f"<th>When the run was recorded</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def _resume_section(run: RunRecord) -> str:
@@ -368,6 +385,7 @@ def render_report(run: RunRecord) -> str:
         _stages_section(run),
         _preflight_section(run),
         _deployment_section(run),
+        _bedrock_section(run),
         _lineage_section(run),
     ]
     return (

@@ -72,6 +72,59 @@ class StageView:
         return max(0.0, (self.ended - self.started).total_seconds())
 
 
+_ROADS = {
+    "sagemaker": "Amazon SageMaker training jobs",
+    "bedrock": "Amazon Bedrock model customization jobs, evaluated through Bedrock inference",
+}
+
+
+def platform(run: RunRecord) -> str:
+    """The road the run's jobs took (``plan.platform``; a record without a plan is of the SageMaker road)."""
+    return run.plan.platform if run.plan is not None else "sagemaker"
+
+
+def road_text(run: RunRecord) -> str:
+    return _ROADS.get(platform(run), platform(run))
+
+
+@dataclass(frozen=True)
+class BedrockResource:
+    """A resource of the Bedrock road a stage made: its customization job, custom model or provisional deployment,
+    and what became of it (``fate``: the provisional deployments' outcome when the run was recorded)."""
+
+    stage: str
+    kind: str
+    arn: str
+    fate: str | None = None
+
+    def text(self) -> str:
+        """One line of plain text: ``<stage> <kind>: <ARN> (<fate>)``."""
+        return f"{self.stage} {self.kind}: {self.arn}" + (f" ({self.fate})" if self.fate else "")
+
+
+def bedrock_resources(run: RunRecord) -> list[BedrockResource]:
+    """The customization jobs and custom models of the training stages and the provisional deployments of the
+    evaluations, in pipeline order (empty on the SageMaker road)."""
+    if platform(run) != "bedrock":
+        return []
+    fates = {d.arn: d.outcome + (f": {d.detail}" if d.detail else "") for d in run.provisionalDeployments}
+    found: list[BedrockResource] = []
+    for key, record in _recorded(run).items():
+        label = stage_title(key)
+        for kind, arn in (
+            ("customization job", record.jobArn),
+            ("custom model", record.customModelArn),
+            ("provisional deployment", record.deploymentArn),
+        ):
+            if arn:
+                found.append(BedrockResource(label, kind, arn, fates.get(arn)))
+    listed = {resource.arn for resource in found}
+    for left in run.provisionalDeployments:
+        if left.arn not in listed:  # reached by an evaluation that failed before its record named it
+            found.append(BedrockResource(stage_title(left.stage), "provisional deployment", left.arn, fates[left.arn]))
+    return found
+
+
 def error(run: RunRecord) -> tuple[str | None, str | None]:
     """``(stage, cause)`` of a failed run."""
     if run.error is None:
@@ -181,9 +234,16 @@ def stage_views(run: RunRecord) -> list[StageView]:
         for key in STAGES
         if key in recorded
     ]
-    # Then what Bedrock did with the candidate: the import and the deployment (created or moved to the model).
+    # Then what Bedrock did with the candidate: the import (the adoption of a customization job's model) and the
+    # deployment (created, adopted or moved to the model).
+    adopted = run.model is not None and run.model.origin == "customization"
     for key, label, item, status in (
-        ("import", "Bedrock import", run.model, run.model.status if run.model else ""),
+        (
+            "import",
+            "Bedrock model adopted" if adopted else "Bedrock import",
+            run.model,
+            run.model.status if run.model else "",
+        ),
         ("deploy", "Bedrock deployment", run.deployment, run.deployment.status if run.deployment else ""),
     ):
         if item is not None:
@@ -213,18 +273,23 @@ def cost_summary(run: RunRecord) -> str | None:
     estimate = run.preflight.cost if run.preflight is not None else None
     if not ran and estimate is None:
         return None
+    bedrock = platform(run) == "bedrock" and not ran
     usd, instance_seconds, unknown = billing.run_actual(ran)
-    text = (
-        f"actual ${usd:,.2f} ({instance_seconds / 3600:,.2f} instance-hours billed, failed attempts included"
-        + (f"; {_unknown(unknown)}" if unknown else "")
-        + ")"
-        if ran
-        else "actual $0.00 (no training job ran)"
-    )
+    if bedrock:
+        # Bedrock bills customization per token trained and inference per token: no instance time to read.
+        text = "actual not measured by the run (Bedrock bills per token; see the account's Bedrock billing)"
+    elif ran:
+        text = (
+            f"actual ${usd:,.2f} ({instance_seconds / 3600:,.2f} instance-hours billed, failed attempts included"
+            + (f"; {_unknown(unknown)}" if unknown else "")
+            + ")"
+        )
+    else:
+        text = "actual $0.00 (no training job ran)"
     if estimate is not None:
         expected = f"${estimate.expectedUsd:,.2f}" if estimate.expectedUsd is not None else "not estimated"
         text += f"; expected {expected}; worst case ${estimate.estimatedUsd:,.2f}"
-    return f"GPU cost: {text}"
+    return f"{'Bedrock' if bedrock else 'GPU'} cost: {text}"
 
 
 def run_window(run: RunRecord) -> tuple[datetime | None, datetime | None]:
@@ -247,6 +312,8 @@ def resume_input(run: RunRecord) -> dict[str, Any] | None:
     checkpoint to RFT (or to the final evaluation when the run had no RFT). None without a checkpoint."""
     if run.status in ("SUCCEEDED", "GATE_REJECTED", "REJECTED") or not isinstance(run.input, dict):
         return None
+    if platform(run) == "bedrock":  # a customization job leaves a custom model, not a checkpoint to resume from
+        return None
     recorded = _recorded(run)
     rft, sft = recorded.get("rft"), recorded.get("sft")
     planned_rft = run.plan.enabled.rft if run.plan is not None else rft is not None and rft.status != "SKIPPED"
@@ -267,6 +334,8 @@ def model_text(run: RunRecord) -> str | None:
     """The imported model as the notification and the report name it: its ARN, and whether the run deleted it
     (the gate rejected it or chose the other checkpoint, or the final evaluation failed)."""
     arn = model_arn(run)
+    if arn is not None and run.model is not None and run.model.note:
+        return f"{arn} ({run.model.note})"
     if arn is None or run.model is None or run.model.status != "Deleted":
         return arn
     when = f" at {run.model.deletedAt}" if run.model.deletedAt else ""
@@ -346,10 +415,10 @@ def console_links(run: RunRecord) -> list[Link]:
     links = []
     if run.executionArn:
         links.append(Link("Step Functions execution", execution_url(region, run.executionArn)))
-    for view in stage_views(run):
+    for view in stage_views(run) if platform(run) == "sagemaker" else []:
         if view.job_name and view.key in STAGES:  # SageMaker jobs; Bedrock's resources have their own link
             links.append(Link(f"{view.label} job {view.job_name}", training_job_url(region, view.job_name)))
-    if model_arn(run) or deployment_arn(run):
+    if model_arn(run) or deployment_arn(run) or bedrock_resources(run):
         links.append(Link("Bedrock custom models and deployments", bedrock_custom_models_url(region)))
     return links
 

@@ -323,7 +323,10 @@ class BedrockPlan(Record):
 
 
 class Plan(Record):
-    """The run plan "Validate run" resolves; every later state reads it (``$.plan``)."""
+    """The run plan "Validate run" resolves; every later state reads it (``$.plan``).
+
+    ``platform``: the road the jobs take, SageMaker training jobs or Bedrock model customization jobs
+    (:mod:`lambdas.pipeline.bedrock` for what the run does with the Bedrock road's models)."""
 
     runId: str
     pipelineName: str
@@ -727,20 +730,29 @@ class Poll(Record):
 
 
 class ImportedModel(Record):
-    """``$.model``: the Bedrock custom model of the run."""
+    """``$.model``: the Bedrock custom model of the run.
+
+    ``origin``: ``imported`` from a SageMaker checkpoint (``CreateCustomModel``), or ``customization``: made by a
+    Bedrock customization job of the run and adopted as it is (no ``checkpoint``); ``stage`` is the stage whose
+    model it is, ``provisionalDeploymentArn`` the on-demand deployment its evaluation created and ``note`` what
+    the run did with it and why (:mod:`lambdas.pipeline.bedrock`)."""
 
     arn: str
     name: str
-    checkpoint: str
+    checkpoint: str | None = None
     status: str
     failureMessage: str | None = None
     poll: Poll | None = None
     startedAt: str | None = None  # when the run asked Bedrock (the start state's entered time)
     endedAt: str | None = None  # the check that found it Active or Failed
     deletedAt: str | None = None  # deleted by the run: the gate rejected it or chose the other checkpoint
+    origin: Literal["imported", "customization"] = "imported"
+    stage: Literal["sft", "rft"] | None = None
+    provisionalDeploymentArn: str | None = None
+    note: str | None = None
 
 
-ServingAction = Literal["created", "updated", "replaced"]
+ServingAction = Literal["created", "updated", "replaced", "adopted"]
 
 
 class Deployment(Record):
@@ -748,8 +760,9 @@ class Deployment(Record):
 
     ``action`` says how (lambdas/pipeline/serving.py): ``created`` (the pipeline's first),
     ``updated`` (the stable deployment moved to this model; ``previousModelArn`` was served
-    before) or ``replaced`` (the update was refused: a new deployment, ``replacedDeploymentArn``
-    is deleted once it is active).
+    before), ``replaced`` (the update was refused: a new deployment, ``replacedDeploymentArn``
+    is deleted once it is active) or ``adopted`` (the Bedrock road: the provisional deployment the model's
+    evaluation created becomes the pipeline's, instead of a new one).
     """
 
     arn: str
@@ -858,6 +871,17 @@ class RunState(BaseModel):
     stageFailure: StageFailure | None = None
 
 
+class ProvisionalDeployment(Record):
+    """A provisional on-demand deployment an evaluation of the Bedrock road created, and what "Record run" did
+    with it: ``serving`` (adopted as the pipeline's deployment), ``deleted``, ``already deleted`` or ``not
+    deleted`` (``detail`` says why)."""
+
+    stage: StageName
+    arn: str
+    outcome: Literal["serving", "deleted", "already deleted", "not deleted"]
+    detail: str | None = None
+
+
 class RunError(Record):
     """Why a run failed: the stage (a job stage or a state) and a readable cause."""
 
@@ -896,4 +920,5 @@ class RunRecord(Record):
     model: ImportedModel | None = None
     deployment: Deployment | None = None
     approval: Approval | None = None
+    provisionalDeployments: list[ProvisionalDeployment] = Field(default_factory=list)
     report: str | None = None

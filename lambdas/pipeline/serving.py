@@ -10,6 +10,11 @@ retraining (docs/contracts/bedrock.md, "The stable deployment"):
   the deployment is not in a state to update, or the model cannot replace the one it serves),
   the run creates a deployment of its own, which becomes the pipeline's deployment, and the
   old one is deleted once the new one is active (``action: replaced`` in the record).
+- On the Bedrock road the candidate's evaluation already deployed the model (its provisional
+  deployment, ``provisional``): where the first run would create the deployment, or a refused
+  update would create a new one, that deployment is adopted instead (``action: adopted``, or
+  ``replaced`` by it); after an update it is left to "Record run", which deletes it
+  (:func:`lambdas.pipeline.bedrock.clean_up_provisional`).
 - :func:`check_serving` ("Check deployment"): ``GetCustomModelDeployment``; an update is done
   when its ``updateDetails`` report ``UpdateCompleted`` for this model.
 - :func:`crown` (the "Record run" state): the new champion record, with the models served
@@ -34,7 +39,7 @@ from typing import Any
 
 from lambdas.common.aws_errors import error_code
 from lambdas.pipeline import bedrock as imports
-from lambdas.pipeline.schema import Champion, Deployment, ImportedModel, Plan, ServedModel
+from lambdas.pipeline.schema import Champion, Deployment, ImportedModel, Plan, Poll, ServedModel
 
 DEFAULT_RETENTION = 2
 # The update's status (GetCustomModelDeployment updateDetails.updateStatus) -> the deployment status the
@@ -56,13 +61,33 @@ def existing_deployment(bedrock: Any, arn: str) -> dict[str, Any] | None:
     return response
 
 
-def start_serving(*, bedrock: Any, plan: Plan, model: ImportedModel, champion: Champion | None) -> Deployment:
-    """Serve ``model``: create the pipeline's deployment, or move the champion's deployment to it."""
+def adopt_provisional(bedrock: Any, model: ImportedModel, provisional: str | None) -> Deployment | None:
+    """The provisional deployment as the pipeline's (``action: adopted``), checked at once (a wait of 0); None
+    when there is none, it is gone, it failed or it deploys another model."""
+    found = existing_deployment(bedrock, provisional) if provisional else None
+    if found is None or found.get("modelArn") != model.arn or found.get("status") == "Failed":
+        return None
+    return Deployment(
+        arn=str(found["customModelDeploymentArn"]),
+        name=str(found.get("modelDeploymentName") or provisional),
+        modelArn=model.arn,
+        status=str(found.get("status") or "Creating"),
+        poll=Poll(count=0, waitSeconds=0, exhausted=False),
+        action="adopted",
+    )
+
+
+def start_serving(
+    *, bedrock: Any, plan: Plan, model: ImportedModel, champion: Champion | None, provisional: str | None = None
+) -> Deployment:
+    """Serve ``model``: create the pipeline's deployment (or adopt ``provisional``, the deployment the model's
+    evaluation created on the Bedrock road), or move the champion's deployment to it."""
     stable = champion.deploymentArn if champion else None
     existing = existing_deployment(bedrock, stable) if stable else None
     if stable is None or existing is None:
         # The first run, or the deployment was deleted outside the pipeline: a new stable deployment.
-        return imports.start_deployment(bedrock=bedrock, plan=plan, model=model)
+        adopted = adopt_provisional(bedrock, model, provisional)
+        return adopted or imports.start_deployment(bedrock=bedrock, plan=plan, model=model)
     served = existing.get("modelArn")
     pending = (existing.get("updateDetails") or {}).get("modelArn")
     moved = Deployment(
@@ -82,7 +107,8 @@ def start_serving(*, bedrock: Any, plan: Plan, model: ImportedModel, champion: C
     except Exception as error:
         if error_code(error) != "ValidationException":
             raise
-        created = imports.start_deployment(bedrock=bedrock, plan=plan, model=model)
+        adopted = adopt_provisional(bedrock, model, provisional)
+        created = adopted or imports.start_deployment(bedrock=bedrock, plan=plan, model=model)
         return created.model_copy(
             update={"action": "replaced", "previousModelArn": moved.previousModelArn, "replacedDeploymentArn": stable}
         )

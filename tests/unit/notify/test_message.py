@@ -11,6 +11,7 @@ from lambdas.pipeline.schema import RunRecord
 from tests.unit.report.samples import (
     EXECUTION_ARN,
     SUCCEEDED_RUN,
+    bedrock_run,
     failed_run,
     gate_rejected_run,
     preflight_with_dataset_notes,
@@ -160,3 +161,28 @@ def test_the_notification_shows_each_stages_cost_and_the_runs_beside_the_estimat
         "GPU cost: actual $61.20 (3.00 instance-hours billed, failed attempts included); expected not estimated; "
         "worst case $0.00" in body
     )
+
+
+def test_a_bedrock_run_names_its_road_and_the_resources_of_each_stage() -> None:
+    run = bedrock_run()
+    note = render_notification(run, _end("SUCCEEDED"))
+    lines = note.body.splitlines()
+    assert lines[1] == "Road: Amazon Bedrock model customization jobs, evaluated through Bedrock inference"
+    assert f"  RFT training custom model: {run['stages']['rft']['customModelArn']}" in lines
+    assert f"  RFT training customization job: {run['stages']['rft']['jobArn']}" in lines
+    assert f"  Final evaluation provisional deployment: {run['deployment']['arn']} (serving)" in lines
+    assert f"Deployment: {run['stages']['finalEval']['deploymentArn']}" in lines
+    assert "sagemaker/home" not in note.body
+
+
+def test_a_failed_bedrock_run_offers_no_resume_input() -> None:
+    # The same failed record with an SFT checkpoint offers resumeFrom on the SageMaker road only
+    run = bedrock_run(failed=True)
+    run["stages"]["sft"]["checkpoint"] = "s3://customer-escrow-123456789012-smtj-0a1b2c3d/sft/checkpoint/"
+    failed = render_notification(run, _end("FAILED"))
+    assert "Continue from what finished" not in failed.body
+    run["plan"]["platform"] = "sagemaker"
+    assert "Continue from what finished" in render_notification(run, _end("FAILED")).body
+    assert "SFT evaluation provisional deployment" in failed.body and "(deleted)" in failed.body
+    sagemaker = render_notification(failed_run(), _end("FAILED"))
+    assert sagemaker.body.splitlines()[1] == "Road: Amazon SageMaker training jobs"

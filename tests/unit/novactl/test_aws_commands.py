@@ -16,7 +16,15 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from lambdas.pipeline import approval, record, serving
-from lambdas.pipeline.schema import Champion, CollectedMetrics, Deployment, ImportedModel, MetricsTable, RunRecord
+from lambdas.pipeline.schema import (
+    Champion,
+    CollectedMetrics,
+    Deployment,
+    ImportedModel,
+    MetricsTable,
+    ProvisionalDeployment,
+    RunRecord,
+)
 from novactl import aws
 from novactl.cli import EXIT_AWS, EXIT_OK, EXIT_PROBLEMS, main
 from rehearsal import clock
@@ -24,6 +32,7 @@ from rehearsal.simulators.bedrock import BedrockSimulator
 from rehearsal.simulators.faults import Durations, Faults
 from rehearsal.simulators.routing import routed
 from tests.unit.pipeline import samples
+from tests.unit.report.samples import SUCCEEDED_RUN, bedrock_run
 
 REGION = "us-east-1"
 STACK = "NovaCustomization"
@@ -453,6 +462,42 @@ def test_cleanup_retires_models_beyond_the_deployed_retention_never_the_champion
     assert [(s.runId, s.deleted) for s in champion.history] == [("run-4", True), ("run-3", True), ("run-1", True)]
     assert served.cloud.run("cleanup", "--keep", "1")[1].rstrip().endswith("nothing to delete")
     assert served.cloud.run("cleanup", "--keep", "0")[0] == 2
+
+
+def test_cleanup_deletes_a_provisional_deployment_the_record_of_a_bedrock_run_could_not_delete(served: Served) -> None:
+    runs = [served.run(f"run-{n}", f"2026-0{n}-01T00:00:00Z", 0.5 + n / 10) for n in (1, 2)]
+    model = runs[0].model.arn  # type: ignore[union-attr]
+    left = served.cloud.bedrock.create_custom_model_deployment(modelDeploymentName="run-9-final-eval", modelArn=model)
+    clock.advance(Durations().deploy * 60)
+    arn = left["customModelDeploymentArn"]
+    # A gate-rejected run of the Bedrock road (no deployment) whose record could not delete its evaluation's deployment
+    rejected = served.cloud.record("run-9", "2026-03-01T00:00:00Z", 0.5, deployed=False).model_copy(
+        update={
+            "provisionalDeployments": [
+                ProvisionalDeployment(stage="finalEval", arn=arn, outcome="not deleted", detail="ThrottlingException")
+            ]
+        }
+    )
+    served.cloud.s3.put_object(
+        Bucket=served.cloud.artifacts, Key="runs/run-9/run.json", Body=record.record_body(rejected)
+    )
+
+    code, text = served.cloud.run("cleanup", "--keep", "3", "--yes")
+
+    assert code == EXIT_OK, text
+    with pytest.raises(served.cloud.bedrock.exceptions.ResourceNotFoundException):
+        served.cloud.bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=arn)
+
+
+def test_show_names_the_road_and_the_bedrock_roads_jobs_models_and_adopted_deployment() -> None:
+    run = bedrock_run()
+    lines = aws.show_lines(RunRecord.model_validate(run))
+    assert lines[1] == "Road: Amazon Bedrock model customization jobs, evaluated through Bedrock inference"
+    assert f"Deployment (modelId for Converse): {run['deployment']['arn']}, adopted" in "\n".join(lines)
+    assert f"  RFT training custom model: {run['stages']['rft']['customModelArn']}" in lines
+    assert f"  SFT evaluation provisional deployment: {run['stages']['sftEval']['deploymentArn']} (deleted)" in lines
+    sagemaker = aws.show_lines(RunRecord.model_validate(SUCCEEDED_RUN))
+    assert sagemaker[1] == "Road: Amazon SageMaker training jobs" and "customization job" not in "\n".join(sagemaker)
 
 
 def test_watch_prints_progress_until_the_execution_ends(cloud: Cloud) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -11,15 +13,36 @@ import pytest
 from moto import mock_aws
 
 from lambdas.pipeline.policy import RunPolicy
+from rehearsal import clock
+from rehearsal.simulators.bedrock import BedrockSimulator
+from rehearsal.simulators.faults import Durations, Faults
+from rehearsal.simulators.routing import routed
 from tests.unit.pipeline import samples
 
 REGION = "us-east-1"
+EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():
         yield
+
+
+@pytest.fixture
+def account(aws: None) -> Iterator[tuple[BedrockSimulator, Any]]:
+    """The rehearsal's Bedrock simulator behind a real boto3 client (requests checked against the botocore
+    service model), on a simulated clock."""
+    simulator = BedrockSimulator(
+        account=samples.ACCOUNT,
+        region=REGION,
+        epoch=EPOCH,
+        faults=Faults(),
+        durations=Durations(),
+        checkpoints={},
+    )
+    with routed({"bedrock": simulator}), clock.using(clock.Lane(EPOCH)):
+        yield simulator, boto3.client("bedrock", region_name=REGION)
 
 
 @pytest.fixture
@@ -58,3 +81,16 @@ def pipeline_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture
+def handlers(pipeline_env: dict) -> Iterator[Any]:
+    """The handlers module with fresh environment and client caches."""
+    module = importlib.import_module("lambdas.pipeline.handlers")
+    module.environment.cache_clear()
+    module.client.cache_clear()
+    module.bedrock_client.cache_clear()
+    yield module
+    module.environment.cache_clear()
+    module.client.cache_clear()
+    module.bedrock_client.cache_clear()

@@ -7,7 +7,9 @@ import json
 from typing import Any
 
 from lambdas.pipeline.policy import RunPolicy
-from lambdas.pipeline.schema import Execution, Plan, StageRecords
+from lambdas.pipeline.schema import Champion, Deployment, Execution, Plan, StageRecords
+from lambdas.pipeline.serving import check_serving, crown
+from rehearsal import clock
 
 PIPELINE = "nova"
 DATA_BUCKET = "nova-data-test"
@@ -160,3 +162,28 @@ def job_request(stage: str = "sft", **changes: Any) -> dict:
     }
     request.update(changes)
     return request
+
+
+def until_active(client: Any, deployment: Deployment) -> Deployment:
+    """Check as the state machine does: wait the poll's seconds, then check, until Active or Failed."""
+    current = deployment
+    for _ in range(10):
+        assert current.poll is not None
+        clock.advance(current.poll.waitSeconds)
+        current = check_serving(bedrock=client, deployment=current)
+        if current.status in {"Active", "Failed"}:
+            break
+    return current
+
+
+def crowned(run: str, deployment: Deployment, previous: Champion | None, **fields: Any) -> Champion:
+    """The champion record after ``run`` deployed ``deployment``'s model, the previous one leading its history."""
+    new = Champion(
+        pipeline=PIPELINE,
+        runId=run,
+        modelArn=deployment.modelArn,
+        deploymentArn=deployment.arn,
+        deploymentName=deployment.name,
+        **fields,
+    )
+    return crown(new, previous)

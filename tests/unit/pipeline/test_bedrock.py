@@ -111,6 +111,10 @@ def test_the_rft_checkpoint_is_imported_with_the_import_role_the_project_key_tag
         "startedAt": None,
         "endedAt": None,
         "deletedAt": None,
+        "origin": "imported",
+        "stage": None,
+        "provisionalDeploymentArn": None,
+        "note": None,
     }
 
 

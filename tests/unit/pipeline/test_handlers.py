@@ -21,18 +21,6 @@ from tests.unit.pipeline import samples
 CONTEXT = FakeLambdaContext("pipeline-test", aws_request_id="request-1")
 
 
-@pytest.fixture
-def handlers(pipeline_env: dict) -> Any:
-    module = importlib.import_module("lambdas.pipeline.handlers")
-    module.environment.cache_clear()
-    module.client.cache_clear()
-    module.bedrock_client.cache_clear()
-    yield module
-    module.environment.cache_clear()
-    module.client.cache_clear()
-    module.bedrock_client.cache_clear()
-
-
 def test_importing_the_handlers_creates_no_client_and_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("PIPELINE_NAME", "DATA_BUCKET_NAME"):
         monkeypatch.delenv(name, raising=False)

@@ -6,38 +6,19 @@ to the rehearsal's Bedrock simulator, on a simulated clock.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from lambdas.pipeline import serving
 from lambdas.pipeline.schema import Champion, Deployment, ImportedModel, Plan
 from rehearsal import clock
 from rehearsal.simulators.bedrock import BedrockSimulator
-from rehearsal.simulators.faults import Durations, Faults
-from rehearsal.simulators.routing import routed
+from rehearsal.simulators.faults import Durations
 from tests.unit.pipeline import samples
 
-EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 DEPLOY_S = Durations().deploy * 60
 IMPORT_S = Durations().import_ * 60
-
-
-@pytest.fixture
-def account(aws: None) -> Iterator[tuple[BedrockSimulator, Any]]:
-    simulator = BedrockSimulator(
-        account=samples.ACCOUNT,
-        region="us-east-1",
-        epoch=EPOCH,
-        faults=Faults(),
-        durations=Durations(),
-        checkpoints={},
-    )
-    with routed({"bedrock": simulator}), clock.using(clock.Lane(EPOCH)):
-        yield simulator, boto3.client("bedrock", region_name="us-east-1")
 
 
 def _plan(run: str) -> Plan:
@@ -56,38 +37,13 @@ def _model(simulator: BedrockSimulator, client: Any, run: str) -> ImportedModel:
     return ImportedModel(arn=arn, name=name, checkpoint=checkpoint, status="Active")
 
 
-def _until_active(client: Any, deployment: Deployment) -> Deployment:
-    """Check as the state machine does: wait the poll's seconds, then check, until Active or Failed."""
-    current = deployment
-    for _ in range(10):
-        assert current.poll is not None
-        clock.advance(current.poll.waitSeconds)
-        current = serving.check_serving(bedrock=client, deployment=current)
-        if current.status in {"Active", "Failed"}:
-            break
-    return current
-
-
-def _champion(run: str, model: ImportedModel, deployment: Deployment, previous: Champion | None) -> Champion:
-    new = Champion(
-        pipeline="nova",
-        runId=run,
-        modelArn=model.arn,
-        modelName=model.name,
-        deploymentArn=deployment.arn,
-        deploymentName=deployment.name,
-        metrics={"f1_score": 0.5},
-    )
-    return serving.crown(new, previous)
-
-
 def _serve(
     simulator: BedrockSimulator, client: Any, run: str, champion: Champion | None
 ) -> tuple[Deployment, Champion]:
     model = _model(simulator, client, run)
     started = serving.start_serving(bedrock=client, plan=_plan(run), model=model, champion=champion)
-    done = _until_active(client, started)
-    return done, _champion(run, model, done, champion)
+    done = samples.until_active(client, started)
+    return done, samples.crowned(run, done, champion, modelName=model.name, metrics={"f1_score": 0.5})
 
 
 def test_the_first_run_creates_the_deployment_and_later_runs_move_it_to_their_model(
@@ -137,8 +93,8 @@ def test_a_refused_update_falls_back_to_a_new_deployment_and_retires_the_old_one
 
     assert (third.action, third.replacedDeploymentArn) == ("replaced", first.arn)
     assert third.arn != first.arn
-    third = _until_active(client, third)
-    new = _champion("run-3", third_model, third, champion)
+    third = samples.until_active(client, third)
+    new = samples.crowned("run-3", third, champion, modelName=third_model.name)
     _, problems = serving.retire(bedrock=client, champion=new, replaced_deployments=[str(third.replacedDeploymentArn)])
     assert problems == []
     with pytest.raises(client.exceptions.ResourceNotFoundException):

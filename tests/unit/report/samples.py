@@ -127,3 +127,40 @@ def preflight_with_dataset_notes() -> dict:
             "warnings": ["17 of 54 evaluation prompts appear verbatim in the sft data"],
         },
     }
+
+
+def bedrock_run(*, failed: bool = False) -> dict:
+    """A run of the Bedrock road: customization jobs made the custom models, the evaluations deployed them
+    provisionally; the final evaluation's deployment was adopted as the pipeline's, the SFT evaluation's deleted.
+    ``failed``: RFT failed after SFT (nothing adopted, the SFT evaluation's deployment deleted)."""
+    run = copy.deepcopy(SUCCEEDED_RUN)
+    run["plan"]["platform"] = "bedrock"
+    account = f"arn:aws:bedrock:{REGION}:123456789012"
+    for stage in ("sft", "rft"):
+        run["stages"][stage]["jobArn"] = (
+            f"{account}:model-customization-job/amazon.nova-2-lite-v1:0:256k/{stage}job123456"
+        )
+        run["stages"][stage]["customModelArn"] = f"{account}:custom-model/amazon.nova-2-lite-v1:0:256k/{stage}mdl123456"
+    for stage in ("sftEval", "finalEval"):
+        run["stages"][stage]["deploymentArn"] = f"{account}:custom-model-deployment/{stage.lower()[:12]:0<12}"
+    final, sft_eval = run["stages"]["finalEval"]["deploymentArn"], run["stages"]["sftEval"]["deploymentArn"]
+    run["model"] = {
+        "arn": run["stages"]["rft"]["customModelArn"],
+        "name": "nova-request-weekly-rft",
+        "status": "Active",
+        "origin": "customization",
+        "stage": "rft",
+        "provisionalDeploymentArn": final,
+    }
+    run["deployment"] = {**run["deployment"], "arn": final, "modelArn": run["model"]["arn"], "action": "adopted"}
+    run["provisionalDeployments"] = [
+        {"stage": "sftEval", "arn": sft_eval, "outcome": "deleted"},
+        {"stage": "finalEval", "arn": final, "outcome": "serving"},
+    ]
+    if failed:
+        run["status"], run["error"] = "FAILED", {"stage": "rft", "cause": "the customization job failed"}
+        run["stages"]["rft"] = {"status": "FAILED", "jobArn": run["stages"]["rft"]["jobArn"]}
+        run["stages"]["finalEval"] = {"status": "NOT_COMPLETED"}
+        del run["gate"], run["model"], run["deployment"]
+        run["provisionalDeployments"] = [{"stage": "sftEval", "arn": sft_eval, "outcome": "deleted"}]
+    return run

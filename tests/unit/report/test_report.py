@@ -12,7 +12,13 @@ from lambdas.pipeline.naming import STAGES
 from lambdas.pipeline.report import render_report as render_record
 from lambdas.pipeline.schema import RunRecord
 from tests.unit.pipeline import samples as pipeline_samples
-from tests.unit.report.samples import SUCCEEDED_RUN, failed_run, gate_rejected_run, preflight_with_dataset_notes
+from tests.unit.report.samples import (
+    SUCCEEDED_RUN,
+    bedrock_run,
+    failed_run,
+    gate_rejected_run,
+    preflight_with_dataset_notes,
+)
 
 
 def render_report(run: dict) -> str:
@@ -377,3 +383,25 @@ def test_the_actual_cost_of_every_attempt_is_shown_beside_the_estimate() -> None
         "GPU cost: actual $90.75 (4.00 instance-hours billed, failed attempts included; 1 attempt of unknown "
         "billable time counted as $0); expected $120.00; worst case $300.00" in page.visible
     )
+
+
+def test_a_bedrock_run_shows_its_road_jobs_models_and_what_became_of_each_provisional_deployment() -> None:
+    run = bedrock_run()
+    page = Page(render_report(run))
+    assert "Road Amazon Bedrock model customization jobs, evaluated through Bedrock inference" in page.visible
+    assert page.find("table", id="bedrock-resources")
+    final = run["stages"]["finalEval"]["deploymentArn"]
+    assert f"Final evaluation provisional deployment {final} serving" in page.visible
+    assert f"SFT evaluation provisional deployment {run['stages']['sftEval']['deploymentArn']} deleted" in page.visible
+    for stage in ("sft", "rft"):
+        assert f"customization job {run['stages'][stage]['jobArn']}" in page.visible
+        assert f"custom model {run['stages'][stage]['customModelArn']}" in page.visible
+    # No link to SageMaker jobs that never ran
+    assert "sagemaker/home" not in render_report(run)
+
+
+def test_the_sagemaker_road_is_named_and_keeps_its_job_links() -> None:
+    page = Page(render_report(SUCCEEDED_RUN))
+    assert "Road Amazon SageMaker training jobs" in page.visible
+    assert page.find("table", id="bedrock-resources") == []
+    assert "sagemaker/home?region=us-east-1#/jobs/nova-weekly-sft-1" in render_report(SUCCEEDED_RUN)
