@@ -111,6 +111,7 @@ class Checked:
     plan: Plan | None = None
     summary: PreflightSummary | None = None
     quotas_read: bool = True
+    cost: CostEstimate | None = None  # preflight's estimate when it found problems
 
 
 def _grader_names() -> dict[str, str]:
@@ -193,6 +194,7 @@ def validate(
     except preflight.PreflightError as error:
         checked.problems = list(error.problems)
         checked.summary = None
+        checked.cost = error.cost
     return checked
 
 
@@ -230,7 +232,7 @@ def summary_lines(checked: Checked) -> list[str]:
     if plan is None:
         return lines
     # Preflight's figures (with the datasets' row counts) when it ran, else what the plan alone gives.
-    cost = summary.cost if summary is not None else preflight.estimate_cost(plan)
+    cost = summary.cost if summary is not None else checked.cost or preflight.estimate_cost(plan)
     expected = f"${cost.expectedUsd:,.2f}" if cost.expectedUsd is not None else "not estimated (needs row counts)"
     lines.append(
         f"{'Bedrock' if plan.platform == 'bedrock' else 'GPU'} cost: expected {expected}; worst case "
@@ -239,7 +241,7 @@ def summary_lines(checked: Checked) -> list[str]:
     for item in cost.items:
         if item.unit is not None:  # Bedrock: priced per unit, not per instance-hour
             expected_usd = "not estimated" if item.expectedUsd is None else f"${item.expectedUsd:,.2f}"
-            lines.append(f"  {preflight.cost_item_text(item)} at most; expected {expected_usd} ({item.basis})")
+            lines.append(f"  {preflight.cost_item_text(item)} at most; expected {expected_usd}: {item.basis}")
             continue
         guess = (
             f"expected {item.estimatedHours:g} h = ${item.expectedUsd:,.2f}"

@@ -162,6 +162,7 @@ def resolve_plan(
         artifactsBucket=artifacts_bucket,
         runPrefix=layout.s3_uri(artifacts_bucket, layout.run_prefix(run_id)),
         dryRun=run.dryRun,
+        platform=run.platform,
     )
     return plan, initial_stage_records(enabled, resume)
 

@@ -67,10 +67,12 @@ GRADER_BATCH_SIZE = 32
 
 
 class PreflightError(ValueError):
-    """Pre-flight found problems; the message lists every one, one per line."""
+    """Pre-flight found problems; the message lists every one, one per line. ``cost``: the estimate with what
+    was read of the datasets."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], cost: CostEstimate | None = None) -> None:
         self.problems = problems
+        self.cost = cost
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         super().__init__(f"{count} found before any GPU was used:\n" + "\n".join(f"- {p}" for p in problems))
 
@@ -152,7 +154,7 @@ def bedrock_cost(plan: Plan, reports: Mapping[str, DatasetReport] | None = None)
             worst = dataset.sizeBytes / WORST_BYTES_PER_TOKEN * epochs / 1000
             expected = None if report is None else report.textChars / CHARS_PER_TOKEN * epochs / 1000
             basis = f"{epochs} epoch(s) of {dataset.sizeBytes:,} bytes" + (
-                "" if report is None else f" ({report.textChars:,} characters of text)"
+                "" if report is None else f", {report.textChars:,} characters of text"
             )
             items.append(_charge(plan, stage, "1K tokens trained", prices.sft_per_1k_tokens, worst, expected, basis))
         elif method == "rft":
@@ -160,10 +162,10 @@ def bedrock_cost(plan: Plan, reports: Mapping[str, DatasetReport] | None = None)
                 notes.append(f"RFT not priced: Bedrock offers no RFT for {plan.model.key}")
                 continue
             hours = plan.jobs.of("rft").maxRuntimeSeconds / 3600
-            basis = "its maximum runtime (AWS publishes no RFT throughput)"
+            basis = "its maximum runtime: AWS publishes no RFT throughput to expect less from"
             items.append(_charge(plan, stage, "training hour", prices.rft_per_hour, hours, hours, basis))
         if method in ("sft", "rft"):
-            basis = "the custom model it creates, first month (kept after the run: monthly while it is kept)"
+            basis = "the custom model it creates, its first month; billed monthly for as long as it is kept"
             items.append(_charge(plan, stage, "model-month stored", prices.storage_per_month, 1, 1, basis))
             continue
         report = reports.get("eval")
@@ -181,7 +183,7 @@ def bedrock_cost(plan: Plan, reports: Mapping[str, DatasetReport] | None = None)
                 prices.input_per_1k,
                 dataset.sizeBytes / WORST_BYTES_PER_TOKEN / 1000,
                 prompt_chars / CHARS_PER_TOKEN / 1000,
-                f"{report.rows:,} prompts ({prompt_chars:,} characters; the file is {dataset.sizeBytes:,} bytes)",
+                f"{report.rows:,} prompts, {prompt_chars:,} characters; the file is {dataset.sizeBytes:,} bytes",
             )
         )
         worst_out = report.rows * max_tokens / 1000
@@ -195,7 +197,7 @@ def bedrock_cost(plan: Plan, reports: Mapping[str, DatasetReport] | None = None)
                 worst_out,
                 answers,
                 f"{report.rows:,} answers of at most {max_tokens} tokens"
-                + (f" (reference answers: {report.answerChars:,} characters)" if report.answerChars else ""),
+                + (f"; the reference answers hold {report.answerChars:,} characters" if report.answerChars else ""),
             )
         )
     if "eval" not in reports:
@@ -466,7 +468,7 @@ def run_preflight(
                 problems.append(f"grader {grader.name!r} failed the smoke test against the deployed function: {detail}")
 
     if problems:
-        raise PreflightError(problems)
+        raise PreflightError(problems, _cost(plan, reports))
 
     for name in dataset_kinds(plan):
         dataset = plan.datasets.require(name)
@@ -486,11 +488,16 @@ def run_preflight(
                 source["VersionId"] = dataset.versionId
             s3.copy(CopySource=source, Bucket=target_bucket, Key=target_key)
         reports[name] = reports[name].model_copy(update={"stagedUri": dataset.stagedUri})
-    if bedrock:
-        cost = bedrock_cost(plan, reports)
-    else:
-        cost = estimate_cost(plan, {name: report.rows for name, report in reports.items()})
-    return PreflightSummary(datasets=reports, grader=grader_summary, cost=cost, quotas=quota_summary, leakage=leakage)
+    return PreflightSummary(
+        datasets=reports, grader=grader_summary, cost=_cost(plan, reports), quotas=quota_summary, leakage=leakage
+    )
+
+
+def _cost(plan: Plan, reports: Mapping[str, DatasetReport]) -> CostEstimate:
+    """The cost estimate with what preflight read of the datasets."""
+    if plan.platform == "bedrock":
+        return bedrock_cost(plan, reports)
+    return estimate_cost(plan, {name: report.rows for name, report in reports.items()})
 
 
 def _open(s3: Any, uri: str, version_id: str | None) -> Any:

@@ -189,6 +189,7 @@ class RunInput(_Input):
     resumeFrom: ResumeFrom | None = None
     description: str | None = Field(default=None, max_length=1000)
     dryRun: bool = False
+    platform: Platform = "sagemaker"
 
 
 # -- the run plan ($.plan) ----------------------------------------------------------------------------
