@@ -104,7 +104,7 @@ def bedrock_epochs(plan: Plan, method: str) -> int:
         value: Any = job.overrides.get("max_epochs")
     else:
         value = mapping.resolve(method, plan.model.key, job.overrides).get("epochCount")
-    return int(value) if value is not None else BEDROCK_DEFAULT_EPOCHS
+    return int(float(value)) if value is not None else BEDROCK_DEFAULT_EPOCHS
 
 
 def _charge(

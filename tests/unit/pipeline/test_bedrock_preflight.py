@@ -307,3 +307,27 @@ def test_the_budget_line_names_each_charge() -> None:
     assert preflight.cost_item_text(item).startswith(
         "SFT training "
     ) and "1K tokens trained x $" in preflight.cost_item_text(item)
+
+
+def test_the_report_shows_the_bedrock_cost_its_quotas_and_its_price_notes(s3: Any, bedrock_datasets: None) -> None:
+    from lambdas.pipeline.report import render_report
+    from lambdas.pipeline.schema import RunRecord
+
+    plan = _plan(s3, dryRun=True)
+    summary = _run(plan, s3, _fixed({**ENOUGH, DEPLOYMENTS: 5}))
+    html = render_report(
+        RunRecord.model_validate(
+            {
+                "runId": plan.runId,
+                "pipeline": plan.pipelineName,
+                "status": "DRY_RUN",
+                "plan": plan.to_json(),
+                "preflight": summary,
+            }
+        )
+    )
+    assert "Worst-case Bedrock cost: <strong>$" in html and "Worst-case GPU cost" not in html
+    assert (
+        '<table id="bedrock-quotas">' in html and "(Model customization) Custom model deployments per account" in html
+    )
+    assert "rft_per_hour of nova-2-lite is a placeholder" in html
