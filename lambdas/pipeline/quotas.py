@@ -231,7 +231,12 @@ _MODEL_WORDS = {
 
 
 def _words(name: str) -> set[str]:
-    return set(name.lower().replace("(", " ").replace(")", " ").replace("-", " ").split())
+    """The words of a quota's name after its category: "(Model customization) Concurrent model import jobs" is
+    not about customization jobs."""
+    name = name.lower()
+    if name.startswith("(") and ")" in name:
+        name = name.split(")", 1)[1]
+    return set(name.replace("(", " ").replace(")", " ").replace("-", " ").split())
 
 
 def _for_model(words: set[str], model: str) -> bool:

@@ -159,6 +159,15 @@ def test_bedrock_quotas_that_suffice_pass_and_no_gpu_quota_is_read() -> None:
     assert quotas.record_limits(summary) == {"sft": (20_000, SFT_RECORDS), "rft": (20_000, RFT_RECORDS)}
 
 
+def test_quotas_are_told_apart_by_the_words_after_their_category() -> None:
+    # Sorted first, but a quota on import jobs, not on customization jobs.
+    other = {"(Model customization) Concurrent model import jobs": 0}
+    _, summary = quotas.check_quotas(_bedrock(samples.plan()), _fixed({**other, **ENOUGH}))
+    assert [q.quotaName for q in summary.bedrock][0] == JOBS
+    _, summary = quotas.check_quotas(_bedrock(samples.plan()), _fixed({**other, LITE_RECORDS: 10}))
+    assert all(q.quotaName is None for q in summary.bedrock)  # Nova Lite's records are not Nova 2 Lite's
+
+
 def test_a_bedrock_quota_the_run_would_exceed_is_a_problem_naming_it_and_its_value() -> None:
     problems, _ = quotas.check_quotas(_bedrock(samples.plan()), _fixed({**ENOUGH, DEPLOYMENTS: 2}))
     (problem,) = problems
