@@ -16,6 +16,11 @@ Formats (``kind``), each rule with its source in docs/contracts/datasets.md:
 - ``gen_qa``: ``{"query", "response", "system"?, "images"?, "metadata"?}``;
 - ``rft_eval``: the RFT format.
 
+On the Bedrock road (``Rules(platform="bedrock")``) the formats are the same; a training file holds Bedrock's
+record range for its method and model instead of one batch of rows, media sit in the bucket of the copy
+Bedrock trains on, and Nova 2 reads fewer media formats (docs/contracts/bedrock-customization.md, "Datasets").
+Validation also counts the characters of text in valid rows and of their answers (the Bedrock cost's tokens).
+
 Every problem names its line and field (``line 7: messages[1].content[0].text: ...``);
 any JSON value in any field is reported, never raised. Dataset-level rules (optional
 fields on every row or on none, one media type per dataset, at least one batch of rows)
