@@ -141,6 +141,7 @@ def resolve_plan(
     plan = Plan(
         runId=run_id,
         pipelineName=pipeline_name,
+        platform=run.platform,
         executionArn=execution.id,
         startedAt=execution.startTime,
         description=run.description,
@@ -162,7 +163,6 @@ def resolve_plan(
         artifactsBucket=artifacts_bucket,
         runPrefix=layout.s3_uri(artifacts_bucket, layout.run_prefix(run_id)),
         dryRun=run.dryRun,
-        platform=run.platform,
     )
     return plan, initial_stage_records(enabled, resume)
 
