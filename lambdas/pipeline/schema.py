@@ -46,9 +46,11 @@ SCHEMA_VERSION: Literal[1] = 1
 MAX_RUNTIME_HOURS = 28 * 24  # SageMaker's MaxRuntimeInSeconds ceiling (28 days)
 
 StageName = Literal["baselineEval", "sft", "sftEval", "rft", "finalEval"]
-Platform = Literal["sagemaker", "bedrock"]
 Method = Literal["sft", "rft", "eval"]
 EvaluationTask = Literal["gen_qa", "rft_eval"]
+# Where the jobs run: SageMaker training jobs with the Nova recipes, or Bedrock model customization jobs and
+# Bedrock inference (docs/contracts/bedrock-customization.md).
+Platform = Literal["sagemaker", "bedrock"]
 StageStatus = Literal["PENDING", "SKIPPED", "SUCCEEDED", "FAILED", "NOT_COMPLETED"]
 # ABORTED: only the notify function records it (an execution stopped before "Record run"); so is REFUSED, an
 # execution that could not take the run lock (another run was active) and started nothing.
@@ -301,6 +303,7 @@ class Plan(Record):
 
     runId: str
     pipelineName: str
+    platform: Platform = "sagemaker"
     executionArn: str | None = None
     startedAt: str | None = None
     description: str | None = None
@@ -317,7 +320,6 @@ class Plan(Record):
     artifactsBucket: str
     runPrefix: str
     dryRun: bool = False
-    platform: Platform = "sagemaker"
 
 
 # -- job attempts ($.job) ------------------------------------------------------------------------------
