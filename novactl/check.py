@@ -111,6 +111,7 @@ class Checked:
     plan: Plan | None = None
     summary: PreflightSummary | None = None
     quotas_read: bool = True
+    cost: CostEstimate | None = None  # preflight's estimate when it found problems
 
 
 def _grader_names() -> dict[str, str]:
@@ -139,7 +140,7 @@ def _local_grader(arn: str) -> Callable[[list[Any]], list[Any]]:
     return grade
 
 
-def _no_quotas(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+def _no_quotas(names: Iterable[str] | None, service_code: str = "sagemaker") -> dict[str, dict[str, Any]]:
     return {}
 
 
@@ -152,7 +153,7 @@ def validate(
     pipeline_name: str = PIPELINE,
     account: str | None = None,
     region: str = "us-east-1",
-    quota_lookup: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]] = _no_quotas,
+    quota_lookup: Callable[..., Mapping[str, Mapping[str, Any]]] = _no_quotas,
 ) -> Checked:
     """Run the checks of the pipeline's first two states; every problem is returned, none raised."""
     from lambdas.reward.verify import verify_grader
@@ -193,6 +194,7 @@ def validate(
     except preflight.PreflightError as error:
         checked.problems = list(error.problems)
         checked.summary = None
+        checked.cost = error.cost
     return checked
 
 
@@ -230,12 +232,17 @@ def summary_lines(checked: Checked) -> list[str]:
     if plan is None:
         return lines
     # Preflight's figures (with the datasets' row counts) when it ran, else what the plan alone gives.
-    cost = summary.cost if summary is not None else preflight.estimate_cost(plan)
+    cost = summary.cost if summary is not None else checked.cost or preflight.estimate_cost(plan)
     expected = f"${cost.expectedUsd:,.2f}" if cost.expectedUsd is not None else "not estimated (needs row counts)"
     lines.append(
-        f"GPU cost: expected {expected}; worst case ${cost.estimatedUsd:,.2f} of the ${cost.maxUsd:,.2f} budget"
+        f"{'Bedrock' if plan.platform == 'bedrock' else 'GPU'} cost: expected {expected}; worst case "
+        f"${cost.estimatedUsd:,.2f} of the ${cost.maxUsd:,.2f} budget"
     )
     for item in cost.items:
+        if item.unit is not None:  # Bedrock: priced per unit, not per instance-hour
+            expected_usd = "not estimated" if item.expectedUsd is None else f"${item.expectedUsd:,.2f}"
+            lines.append(f"  {preflight.cost_item_text(item)} at most; expected {expected_usd}: {item.basis}")
+            continue
         guess = (
             f"expected {item.estimatedHours:g} h = ${item.expectedUsd:,.2f}"
             if item.estimatedHours is not None and item.expectedUsd is not None
@@ -246,6 +253,7 @@ def summary_lines(checked: Checked) -> list[str]:
             f"at most {item.maxHours:g} h = ${item.usd:,.2f}"
         )
     lines.extend(f"  warning: {w}" for w in cost.runtimeWarnings)
+    lines.extend(f"  note: {n}" for n in cost.priceNotes)
     hours = expected_hours(plan, cost)
     lines.append(
         f"Duration of the jobs: expected {'not estimated' if hours is None else f'{hours:.1f} h'}; worst case "
@@ -263,11 +271,16 @@ def summary_lines(checked: Checked) -> list[str]:
     if summary.grader is not None:
         verdict = "passed" if summary.grader.passed else "failed"
         lines.append(f"Grader {summary.grader.name}: smoke test {verdict} on {summary.grader.rowsSampled} rows")
+    quotas = "Bedrock quotas" if plan.platform == "bedrock" else "GPU quotas"
     if not checked.quotas_read:
-        lines.append("GPU quotas: not checked offline (validate --aws reads the account's Service Quotas)")
+        lines.append(f"{quotas}: not checked offline (validate --aws reads the account's Service Quotas)")
         return lines
     lines.append(
-        f"GPU quotas: {summary.quotas.status}" + (f" ({summary.quotas.reason})" if summary.quotas.reason else "")
+        f"{quotas}: {summary.quotas.status}" + (f" ({summary.quotas.reason})" if summary.quotas.reason else "")
+    )
+    lines.extend(
+        f"  {q.quotaName or q.need}: {'not read' if q.quota is None else f'{q.quota:g}'} (the run needs {q.needed:g})"
+        for q in summary.quotas.bedrock
     )
     lines.extend(f"  warning: {w}" for w in summary.quotas.warnings)
     return lines

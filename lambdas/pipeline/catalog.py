@@ -110,3 +110,46 @@ def method_image(model: NovaModel, method: str, region: str) -> str:
 def hourly_price(instance_type: str) -> float:
     """USD per instance-hour of ``instance_type`` (KeyError when the price table lacks it)."""
     return INSTANCE_PRICE_USD_PER_HOUR[instance_type]
+
+
+# -- Bedrock: what customization and inference cost on the Bedrock road ----------------------------------
+
+
+@dataclass(frozen=True)
+class BedrockPrices:
+    """USD prices of one Nova model on Amazon Bedrock, in the units Bedrock bills.
+
+    ``sft_per_1k_tokens``: supervised fine-tuning, per 1,000 tokens trained (tokens of the training file x
+    epochs). ``rft_per_hour``: reinforcement fine-tuning, per hour of training (None: Bedrock offers no RFT for
+    the model). ``storage_per_month``: each custom model, per month it is kept. ``input_per_1k`` /
+    ``output_per_1k``: on-demand inference per 1,000 tokens, the same for the base model and its custom models
+    deployed on demand. ``unconfirmed`` names the prices that were not read from the pricing page: the
+    estimate says so beside the figure.
+    """
+
+    sft_per_1k_tokens: float
+    rft_per_hour: float | None
+    storage_per_month: float
+    input_per_1k: float
+    output_per_1k: float
+    unconfirmed: tuple[str, ...] = ()
+
+
+# Source: "Amazon Bedrock pricing" (https://aws.amazon.com/bedrock/pricing/), Amazon Nova: "Model customization"
+# and "On-Demand" inference, US East (N. Virginia), as recorded for this table in December 2025 (see
+# docs/contracts/bedrock-customization.md, "Prices"). Used only for the pre-flight estimate and budget check.
+BEDROCK_PRICES_SOURCE = "Amazon Bedrock pricing (aws.amazon.com/bedrock/pricing), Amazon Nova, us-east-1, 2025-12"
+BEDROCK_PRICES: dict[str, BedrockPrices] = {
+    "nova-micro": BedrockPrices(0.001, None, 1.95, 0.000035, 0.00014),
+    "nova-lite": BedrockPrices(0.002, None, 1.95, 0.00006, 0.00024),
+    "nova-pro": BedrockPrices(0.008, None, 1.95, 0.0008, 0.0032),
+    # Nova 2 Lite: inference as published; its customization prices are placeholders on the high side.
+    "nova-2-lite": BedrockPrices(
+        0.008, 100.0, 1.95, 0.0003, 0.0025, unconfirmed=("sft_per_1k_tokens", "rft_per_hour", "storage_per_month")
+    ),
+}
+
+
+def bedrock_prices(model: str) -> BedrockPrices:
+    """The Bedrock prices of ``model`` (KeyError when the table lacks it)."""
+    return BEDROCK_PRICES[model]

@@ -16,6 +16,11 @@ Formats (``kind``), each rule with its source in docs/contracts/datasets.md:
 - ``gen_qa``: ``{"query", "response", "system"?, "images"?, "metadata"?}``;
 - ``rft_eval``: the RFT format.
 
+On the Bedrock road (``Rules(platform="bedrock")``) the formats are the same; a training file holds Bedrock's
+record range for its method and model instead of one batch of rows, media sit in the bucket of the copy
+Bedrock trains on, and Nova 2 reads fewer media formats (docs/contracts/bedrock-customization.md, "Datasets").
+Validation also counts the characters of text in valid rows and of their answers (the Bedrock cost's tokens).
+
 Every problem names its line and field (``line 7: messages[1].content[0].text: ...``);
 any JSON value in any field is reported, never raised. Dataset-level rules (optional
 fields on every row or on none, one media type per dataset, at least one batch of rows)
@@ -38,6 +43,19 @@ MAX_REPORTED_ERRORS = 10
 MAX_TRACKED_ROWS = 1_000_000
 # Smallest datasets worth a GPU job (Bedrock's own minimum for SFT is 8 records).
 MIN_ROWS = {"sft": 8, "rft": 8, "gen_qa": 5, "rft_eval": 5}
+# Records a Bedrock customization job accepts in its training file, per method and model: (least, most).
+# Sources in docs/contracts/bedrock-customization.md ("Datasets"). The most is also a Service Quota
+# ("Sum of training and validation records"): preflight passes the account's value in ``Rules.max_rows``.
+BEDROCK_ROWS = {
+    ("sft", "nova-micro"): (8, 20_000),
+    ("sft", "nova-lite"): (8, 20_000),
+    ("sft", "nova-pro"): (8, 20_000),
+    ("sft", "nova-2-lite"): (200, 20_000),
+    ("rft", "nova-2-lite"): (100, 20_000),
+}
+BEDROCK_ROWS_SOURCE = "Bedrock's limit for Nova customization, docs/contracts/bedrock-customization.md"
+# Nova 2 Lite on Bedrock reads fewer media formats than the SageMaker road (AWS's Bedrock dataset validator).
+BEDROCK_NOVA2_FORMATS = {"image": ("gif", "jpeg", "png"), "video": ("mkv", "mov", "mp4"), "document": ("pdf",)}
 
 SCHEMA_VERSION = "bedrock-conversation-2024"
 # Strings the Nova chat template reserves; a prompt that contains one fails the training job.
@@ -83,10 +101,20 @@ CONSISTENT_FIELDS = {
 
 @dataclass(frozen=True)
 class Rules:
-    """What the model allows and how many rows the job needs."""
+    """What the model allows and how many rows the job needs.
+
+    ``platform`` ``"bedrock"``: the dataset feeds a Bedrock customization job (or a Bedrock evaluation): the
+    record limits of :data:`BEDROCK_ROWS` replace the batch-size floor (``max_rows``, when given, is the
+    account's quota in place of the documented most), media must sit in ``media_bucket`` (the bucket of the
+    staged copy Bedrock reads) and Nova 2 reads the formats of :data:`BEDROCK_NOVA2_FORMATS`.
+    """
 
     model: str = "nova-2-lite"
     batch_size: int | None = None
+    platform: str = "sagemaker"
+    media_bucket: str | None = None
+    max_rows: int | None = None
+    limit_source: str = BEDROCK_ROWS_SOURCE
 
     @property
     def nova2(self) -> bool:
@@ -95,6 +123,20 @@ class Rules:
     @property
     def media(self) -> bool:
         return self.model != "nova-micro"
+
+    def media_formats(self, kind: str) -> tuple[str, ...]:
+        if self.platform == "bedrock" and self.nova2:
+            return BEDROCK_NOVA2_FORMATS[kind]
+        return MEDIA_FORMATS[kind]
+
+    def row_limits(self, kind: str) -> tuple[int, int] | None:
+        """(least, most) records of a ``kind`` file on Bedrock; None where Bedrock sets none (evaluations)."""
+        if self.platform != "bedrock":
+            return None
+        limits = BEDROCK_ROWS.get((kind, self.model))
+        if limits is None:
+            return None
+        return limits[0], self.max_rows if self.max_rows is not None else limits[1]
 
 
 class Readable(Protocol):
@@ -124,19 +166,35 @@ class DatasetReport:
     schema_version_missing: int = 0
     duplicates: int = 0
     first_duplicate: int | None = None
+    # (least, most) records on Bedrock (Rules.row_limits); None on SageMaker.
+    limits: tuple[int, int] | None = None
+    limit_source: str = BEDROCK_ROWS_SOURCE
+    model: str = ""
+    text_chars: int = 0
+    answer_chars: int = 0
 
     @property
     def min_rows(self) -> int:
+        if self.limits is not None:
+            return self.limits[0]
         return max(MIN_ROWS[self.kind], self.batch_size or 0)
 
     def problems(self) -> list[str]:
-        """Human-readable problems: the first errors, the total, a too-small dataset."""
+        """Human-readable problems: the first errors, the total, a too-small (or, on Bedrock, too-large) dataset."""
         out = [str(e) for e in self.errors]
         if self.error_count > len(self.errors):
             out.append(f"... and {self.error_count - len(self.errors)} more invalid lines")
         if self.error_count:
             out.append(f"{self.error_count} of {self.rows + self.error_count} lines are invalid")
-        if self.rows < self.min_rows:
+        if self.limits is not None:
+            least, most = self.limits
+            if not least <= self.rows <= most:
+                bound = f"at least {least:,}" if self.rows < least else f"at most {most:,}"
+                out.append(
+                    f"{self.rows:,} valid rows; a Bedrock {self.kind.upper()} job on {self.model} takes {bound} "
+                    f"records ({least:,} to {most:,}: {self.limit_source})"
+                )
+        elif self.rows < self.min_rows:
             if self.batch_size and self.batch_size >= MIN_ROWS[self.kind]:
                 out.append(
                     f"{self.rows} valid rows; the job's global_batch_size is {self.batch_size}, "
@@ -167,6 +225,9 @@ class DatasetReport:
             "duplicateRows": self.duplicates,
             "schemaVersionAdded": self.schema_version_missing,
             "warnings": self.warnings(),
+            "maxRows": None if self.limits is None else self.limits[1],
+            "textChars": self.text_chars,
+            "answerChars": self.answer_chars,
         }
 
 
@@ -270,14 +331,16 @@ def _only(where: str, value: dict[str, Any], allowed: tuple[str, ...] | frozense
 # -- SFT (Converse) ------------------------------------------------------------------------------------
 
 
-def _media(where: str, kind: str, value: Any) -> str | None:
+def _media(where: str, kind: str, value: Any, rules: Rules) -> str | None:
     if type(value) is not dict:
         return f"{where}: must be an object with format and source"
     if problem := _only(where, value, ("format", "source")):
         return problem
     fmt = value.get("format")
-    if type(fmt) is not str or fmt.lower() not in MEDIA_FORMATS[kind]:
-        return f"{where}.format: is {show(fmt)}, expected one of {', '.join(MEDIA_FORMATS[kind])}"
+    formats = rules.media_formats(kind)
+    if type(fmt) is not str or fmt.lower() not in formats:
+        road = f" on Bedrock for {rules.model}" if formats is not MEDIA_FORMATS[kind] else ""
+        return f"{where}.format: is {show(fmt)}, expected one of {', '.join(formats)}{road}"
     source = value.get("source")
     location = source.get("s3Location") if type(source) is dict else None
     if type(source) is not dict or len(source) != 1 or type(location) is not dict:
@@ -293,6 +356,12 @@ def _media(where: str, kind: str, value: Any) -> str | None:
     owner = location.get("bucketOwner")
     if type(owner) is not str or not _ACCOUNT.fullmatch(owner):
         return f"{where}.source.s3Location.bucketOwner: {show(owner)} is not a 12-digit AWS account ID"
+    bucket = uri[5:].split("/", 1)[0]
+    if rules.media_bucket is not None and bucket != rules.media_bucket:
+        return (
+            f"{where}.source.s3Location.uri: {show(uri)} is outside s3://{rules.media_bucket}, the bucket of the "
+            "dataset copy Bedrock trains on; Bedrock reads media only from the dataset's own bucket"
+        )
     return None
 
 
@@ -420,7 +489,7 @@ def _sft_block(
             return f"{at}: {rules.model} is a text-only model"
         if name == "document" and not rules.nova2:
             return f"{at}: documents need a Nova 2 model ({rules.model} is Nova 1)"
-        if problem := _media(at, name, value):
+        if problem := _media(at, name, value, rules):
             return problem
         turn.media[name] += 1
     elif name == "reasoningContent":
@@ -464,11 +533,17 @@ class Check:
         self.first: tuple[int, frozenset[str]] | None = None
         self.media_kind: tuple[int, str] | None = None
         self.schema_missing = 0
+        # Text characters of the valid rows (prompts and answers) and of their answers alone.
+        self.text_chars = 0
+        self.answer_chars = 0
+        self._prompt = 0
+        self._answer = 0
         self.row_check = {"sft": self._sft, "rft": self._rft, "rft_eval": self._rft, "gen_qa": self._gen_qa}[kind]
 
     def __call__(self, row: Any, line: int) -> str | None:
         if type(row) is not dict:
             return f"the line is {_type_name(row)}, not a JSON object"
+        self._prompt = self._answer = 0
         result = self.row_check(row)
         if isinstance(result, str):
             return result
@@ -477,6 +552,8 @@ class Check:
             return problem
         if self.kind == "sft" and "schemaVersion" not in row:
             self.schema_missing += 1
+        self.text_chars += self._prompt + self._answer
+        self.answer_chars += self._answer
         if self.prompts is not None:
             for prompt in prompts:
                 self.prompts(prompt)
@@ -521,6 +598,7 @@ class Check:
                 return f'system[{index}]: must be {{"text": ...}}'
             if problem := _text(f"system[{index}].text", block["text"]):
                 return problem
+            self._prompt += len(block["text"])
         tools: frozenset[str] | None = None
         if "toolConfig" in row:
             present.add("toolConfig")
@@ -574,8 +652,12 @@ class Check:
                 if videos > MAX_VIDEOS_PER_ROW:
                     return f"messages[{index}].content: a row holds at most {MAX_VIDEOS_PER_ROW} video"
                 media = turn.media_kind() or media
-            if role == "user" and turn.texts:
-                prompts.append("\n".join(turn.texts))
+            if role == "user":
+                self._prompt += turn.text_chars
+                if turn.texts:
+                    prompts.append("\n".join(turn.texts))
+            else:
+                self._answer += turn.text_chars
         if len(messages) % 2:
             return f"messages[{len(messages) - 1}]: the last turn must be the assistant's (the turn the model learns)"
         return frozenset(present), media, prompts
@@ -619,6 +701,8 @@ class Check:
                 return f"{where}.tool_calls: must be a list, not {_type_name(message['tool_calls'])}"
             if "tool_call_id" in message and type(message["tool_call_id"]) is not str:
                 return f"{where}.tool_call_id: must be a string, not {_type_name(message['tool_call_id'])}"
+            if text:
+                self._prompt += len(text)
             if role == "user" and text:
                 prompts.append(text)
         if "system" in roles and roles[0] != "system":
@@ -666,6 +750,8 @@ class Check:
         images = _optional_list(row, "images", present, '{"data": "data:image/...;base64,..."}')
         if isinstance(images, str):
             return images
+        self._prompt += len(row["query"]) + len(row.get("system", ""))
+        self._answer += len(row["response"])
         for index, image in enumerate(images):
             data = image.get("data") if type(image) is dict else None
             if type(data) is not str or not data.startswith("data:image/") or ";base64," not in data.lower():
@@ -718,7 +804,13 @@ def validate_stream(
     rules = rules or Rules()
     check = Check(kind, rules, prompts)
     rng = random.Random(0)
-    report = DatasetReport(kind=kind, batch_size=rules.batch_size)
+    report = DatasetReport(
+        kind=kind,
+        batch_size=rules.batch_size,
+        limits=rules.row_limits(kind),
+        limit_source=rules.limit_source,
+        model=rules.model,
+    )
     loads = json.loads
     errors = report.errors
     rows = 0
@@ -770,6 +862,7 @@ def validate_stream(
             errors.append(LineError(number, message or "invalid"))
     report.rows, report.error_count, report.bytes, report.blank_lines = rows, error_count, size, blank
     report.schema_version_missing = check.schema_missing
+    report.text_chars, report.answer_chars = check.text_chars, check.answer_chars
     report.duplicates = duplicates
     return report
 

@@ -24,22 +24,30 @@
    SFT rows without ``schemaVersion`` gain ``"bedrock-conversation-2024"`` in the staged copy,
    which is then streamed through the function line by line (``schemaVersionAdded`` counts them).
 
+On the Bedrock road (``plan.platform == "bedrock"``) there is no GPU: step 1 reads the account's Bedrock
+quotas instead (:func:`lambdas.pipeline.quotas.check_bedrock_quotas`), step 2 applies Bedrock's record
+limits and media rules to the training files, and the cost is priced in Bedrock's units
+(:func:`bedrock_cost`: tokens trained x epochs, RFT training hours, model storage, inference tokens for
+the evaluations) and checked against ``budget.maxUsd`` once the datasets' sizes are known.
+
 Every problem is collected and raised as one :class:`PreflightError`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from lambdas.pipeline import bedrock_hyperparameters, recipes
 from lambdas.pipeline import datasets as dataset_checks
 from lambdas.pipeline import estimate as durations
 from lambdas.pipeline import leakage as leakage_checks
 from lambdas.pipeline import quotas as quota_checks
-from lambdas.pipeline import recipes
-from lambdas.pipeline.catalog import hourly_price
+from lambdas.pipeline.catalog import BEDROCK_PRICES_SOURCE, bedrock_prices, hourly_price
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGES
 from lambdas.pipeline.s3uri import parse_s3_uri
 from lambdas.pipeline.schema import (
@@ -58,10 +66,12 @@ GRADER_BATCH_SIZE = 32
 
 
 class PreflightError(ValueError):
-    """Pre-flight found problems; the message lists every one, one per line."""
+    """Pre-flight found problems; the message lists every one, one per line. ``cost``: the estimate with what
+    was read of the datasets."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], cost: CostEstimate | None = None) -> None:
         self.problems = problems
+        self.cost = cost
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         super().__init__(f"{count} found before any GPU was used:\n" + "\n".join(f"- {p}" for p in problems))
 
@@ -75,12 +85,137 @@ STAGE_DATASETS = {"baselineEval": "eval", "sft": "sft", "sftEval": "eval", "rft"
 RUNTIME_FIELDS = {"sft": "sft", "rft": "rft", "eval": "evaluation"}
 
 
+# Tokens from the datasets (docs/contracts/bedrock-customization.md, "Prices"): expected, about 4 characters of
+# text per token; worst case, every byte of the file (JSON syntax included) counted as text at 3 bytes a token.
+CHARS_PER_TOKEN = 4
+WORST_BYTES_PER_TOKEN = 3
+# Bedrock's default epochCount for Nova SFT (Amazon Bedrock user guide, "Amazon Nova Understanding model
+# customization hyperparameters"), used when the run sets no max_epochs.
+BEDROCK_DEFAULT_EPOCHS = 2
+
+
+def bedrock_epochs(plan: Plan, method: str) -> int:
+    """The epochs a Bedrock training job of ``method`` runs: the run's ``max_epochs``, else Bedrock's default."""
+    value = bedrock_hyperparameters.resolve(method, plan.model.key, plan.jobs.of(method).overrides).get("epochCount")
+    return int(float(value)) if value is not None else BEDROCK_DEFAULT_EPOCHS
+
+
+def _charge(
+    plan: Plan, stage: str, unit: str, price: float, worst: float, expected: float | None, basis: str
+) -> CostItem:
+    return CostItem.model_validate(
+        {
+            "stage": stage,
+            "maxHours": round(plan.jobs.of(STAGE_METHODS[stage]).maxRuntimeSeconds / 3600, 2),
+            "unit": unit,
+            "unitUsd": price,
+            "quantity": round(worst, 3),
+            "expectedQuantity": None if expected is None else round(expected, 3),
+            "usd": round(worst * price, 2),
+            "expectedUsd": None if expected is None else round(min(expected, worst) * price, 2),
+            "basis": basis,
+        }
+    )
+
+
+def bedrock_cost(plan: Plan, reports: Mapping[str, DatasetReport] | None = None) -> CostEstimate:
+    """The Bedrock road's cost in Bedrock's units: worst case and, once the datasets were read, expected.
+
+    Per training stage: SFT tokens trained (worst: the file's bytes / 3 x epochs; expected: its text characters / 4
+    x epochs) or RFT training hours (its maximum runtime: AWS publishes no RFT throughput), and one month of storage
+    of the custom model it creates. Per evaluation, once ``reports`` gives the rows: input tokens (worst: the file's
+    bytes / 3; expected: prompt characters / 4) and output tokens (worst: rows x ``max_new_tokens``; expected: the
+    reference answers' characters / 4) at the model's on-demand prices (a custom model deployed on demand is billed
+    at its base model's rates).
+    """
+    reports = reports or {}
+    prices = bedrock_prices(plan.model.key)
+    items: list[CostItem] = []
+    notes = [f"prices: {BEDROCK_PRICES_SOURCE}"]
+    notes += [
+        f"{name} of {plan.model.key} is a placeholder, not a published price: check the pricing page"
+        for name in prices.unconfirmed
+    ]
+    for stage in STAGES:
+        if not plan.enabled.runs(stage):
+            continue
+        method = STAGE_METHODS[stage]
+        if method == "sft":
+            dataset = plan.datasets.require("sft")
+            epochs = bedrock_epochs(plan, "sft")
+            report = reports.get("sft")
+            worst = dataset.sizeBytes / WORST_BYTES_PER_TOKEN * epochs / 1000
+            expected = None if report is None else report.textChars / CHARS_PER_TOKEN * epochs / 1000
+            basis = f"{epochs} epoch(s) of {dataset.sizeBytes:,} bytes" + (
+                "" if report is None else f", {report.textChars:,} characters of text"
+            )
+            items.append(_charge(plan, stage, "1K tokens trained", prices.sft_per_1k_tokens, worst, expected, basis))
+        elif method == "rft":
+            if prices.rft_per_hour is None:
+                notes.append(f"RFT not priced: Bedrock offers no RFT for {plan.model.key}")
+                continue
+            hours = plan.jobs.of("rft").maxRuntimeSeconds / 3600
+            basis = "its maximum runtime: AWS publishes no RFT throughput to expect less from"
+            items.append(_charge(plan, stage, "training hour", prices.rft_per_hour, hours, hours, basis))
+        if method in ("sft", "rft"):
+            basis = "the custom model it creates, its first month; billed monthly for as long as it is kept"
+            items.append(_charge(plan, stage, "model-month stored", prices.storage_per_month, 1, 1, basis))
+            continue
+        report = reports.get("eval")
+        if report is None:
+            continue
+        dataset = plan.datasets.require("eval")
+        template = recipes.load_template(plan.model.key, "eval")
+        max_tokens = int(plan.jobs.eval.overrides.get("max_new_tokens", template.default("max_new_tokens")))
+        prompt_chars = report.textChars - report.answerChars
+        items.append(
+            _charge(
+                plan,
+                stage,
+                "1K input tokens",
+                prices.input_per_1k,
+                dataset.sizeBytes / WORST_BYTES_PER_TOKEN / 1000,
+                prompt_chars / CHARS_PER_TOKEN / 1000,
+                f"{report.rows:,} prompts, {prompt_chars:,} characters; the file is {dataset.sizeBytes:,} bytes",
+            )
+        )
+        worst_out = report.rows * max_tokens / 1000
+        answers = report.answerChars / CHARS_PER_TOKEN / 1000 if report.answerChars else worst_out
+        items.append(
+            _charge(
+                plan,
+                stage,
+                "1K output tokens",
+                prices.output_per_1k,
+                worst_out,
+                answers,
+                f"{report.rows:,} answers of at most {max_tokens} tokens"
+                + (f"; the reference answers hold {report.answerChars:,} characters" if report.answerChars else ""),
+            )
+        )
+    if "eval" not in reports:
+        notes.append("evaluation inference is estimated once preflight has read the evaluation dataset")
+    expected_usd = [item.expectedUsd for item in items]
+    return CostEstimate(
+        estimatedUsd=round(sum(item.usd for item in items), 2),
+        maxUsd=plan.budget.maxUsd,
+        items=items,
+        expectedUsd=None
+        if None in expected_usd or "eval" not in reports
+        else round(math.fsum(e or 0 for e in expected_usd), 2),
+        priceNotes=notes,
+    )
+
+
 def estimate_cost(plan: Plan, rows: Mapping[str, int] | None = None) -> CostEstimate:
     """Worst-case GPU cost of the plan (every job that runs, for its full maximum runtime), and the expected one.
 
     ``rows`` (dataset name -> valid rows) lets the estimate cover the jobs whose work depends on the
-    data (evaluations, Nova 1 SFT); without it only step-counted jobs are estimated.
+    data (evaluations, Nova 1 SFT); without it only step-counted jobs are estimated. On the Bedrock road:
+    :func:`bedrock_cost` without the datasets' reports.
     """
+    if plan.platform == "bedrock":
+        return bedrock_cost(plan)
     rows = rows or {}
     items: list[CostItem] = []
     warnings: list[str] = []
@@ -124,13 +259,24 @@ def estimate_cost(plan: Plan, rows: Mapping[str, int] | None = None) -> CostEsti
     )
 
 
-def _budget_problem(cost: CostEstimate) -> str | None:
+def cost_item_text(item: CostItem) -> str:
+    """One charge of a stage as a sum: instances x hours, or (Bedrock) quantity x unit price."""
+    label, usd = STAGE_LABELS[item.stage], f"${item.usd:,.2f}"
+    if item.unit is not None:
+        return f"{label} {item.quantity or 0:,.6g} {item.unit} x ${item.unitUsd or 0:g} = {usd}"
+    return f"{label} {item.instanceCount} x {item.instanceType} x {item.maxHours:g} h = {usd}"
+
+
+def _budget_problem(cost: CostEstimate, platform: str = "sagemaker") -> str | None:
     if cost.estimatedUsd <= cost.maxUsd:
         return None
-    parts = ", ".join(
-        f"{STAGE_LABELS[i.stage]} {i.instanceCount} x {i.instanceType} x {i.maxHours:g} h = ${i.usd:,.2f}"
-        for i in cost.items
-    )
+    parts = ", ".join(cost_item_text(i) for i in cost.items)
+    if platform == "bedrock":
+        return (
+            f"budget.maxUsd: the worst-case Bedrock cost ${cost.estimatedUsd:,.2f} exceeds the budget "
+            f"${cost.maxUsd:,.2f} ({parts}); raise budget.maxUsd, or train fewer epochs / tokens, lower "
+            "rft.maxRuntimeHours or evaluation max_new_tokens"
+        )
     return (
         f"budget.maxUsd: the worst-case GPU cost ${cost.estimatedUsd:,.2f} exceeds the budget "
         f"${cost.maxUsd:,.2f} ({parts}); raise budget.maxUsd or lower maxRuntimeHours / instanceCount"
@@ -147,8 +293,24 @@ def dataset_kinds(plan: Plan) -> dict[str, str]:
     return kinds
 
 
-def dataset_rules(plan: Plan, name: str) -> dataset_checks.Rules:
-    """The rules of ``name``'s dataset: the plan's model, and the batch size of the job that reads it."""
+def dataset_rules(plan: Plan, name: str, max_rows: tuple[int, str] | None = None) -> dataset_checks.Rules:
+    """The rules of ``name``'s dataset: the plan's model, and the batch size of the job that reads it.
+
+    On Bedrock: Bedrock's record limits (``max_rows``: the account's record quota and its name, when read) and
+    media only in the bucket of the staged copy Bedrock trains on.
+    """
+    if plan.platform == "bedrock":
+        staged = plan.datasets.require(name).stagedUri
+        rules = dataset_checks.Rules(
+            model=plan.model.key,
+            platform="bedrock",
+            media_bucket=parse_s3_uri(staged)[0] if staged and name in ("sft", "rft") else None,
+        )
+        if max_rows is not None:
+            rules = dataclasses.replace(
+                rules, max_rows=max_rows[0], limit_source=f"the account's quota {max_rows[1]!r}"
+            )
+        return rules
     batch: int | None = None
     if name in ("sft", "rft"):
         value = plan.jobs.of(name).overrides.get("global_batch_size")
@@ -217,14 +379,17 @@ def run_preflight(
     grade_batch_for: Callable[[str], GradeBatch],
     verify_grader: Callable[..., Any],
     grader_spec: Callable[[str], dict[str, Any]],
-    quota_lookup: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]],
+    quota_lookup: quota_checks.QuotaLookup,
 ) -> PreflightSummary:
     """Run every pre-flight check; the summary goes into the run state, problems raise."""
     problems: list[str] = []
-    if problem := _budget_problem(estimate_cost(plan)):
+    bedrock = plan.platform == "bedrock"
+    # Bedrock's cost depends on the datasets' text: its budget check follows their validation.
+    if not bedrock and (problem := _budget_problem(estimate_cost(plan))):
         problems.append(problem)
     quota_problems, quota_summary = quota_checks.check_quotas(plan, quota_lookup)
     problems.extend(quota_problems)
+    record_quotas = quota_checks.record_limits(quota_summary) if bedrock else {}
 
     grader = plan.grader
     sample_source = "rft" if plan.enabled.rft else ("eval" if plan.evaluation.task == "rft_eval" else None)
@@ -245,7 +410,7 @@ def run_preflight(
             report = dataset_checks.validate_stream(
                 body,
                 kind,
-                rules=dataset_rules(plan, name),
+                rules=dataset_rules(plan, name, record_quotas.get(name)),
                 sample=samples if name == sample_source else None,
                 sample_size=GRADER_SAMPLE_ROWS,
                 prompts=prompts,
@@ -260,6 +425,9 @@ def run_preflight(
         leakage = LeakageSummary(
             evalPrompts=found.eval_prompts, found=found.found, examples=found.examples, warnings=found.warnings()
         )
+
+    if bedrock and (problem := _budget_problem(bedrock_cost(plan, reports), "bedrock")):
+        problems.append(problem)
 
     grader_summary: GraderSmokeTest | None = None
     if grader is not None:
@@ -294,7 +462,7 @@ def run_preflight(
                 problems.append(f"grader {grader.name!r} failed the smoke test against the deployed function: {detail}")
 
     if problems:
-        raise PreflightError(problems)
+        raise PreflightError(problems, _cost(plan, reports))
 
     for name in dataset_kinds(plan):
         dataset = plan.datasets.require(name)
@@ -314,8 +482,16 @@ def run_preflight(
                 source["VersionId"] = dataset.versionId
             s3.copy(CopySource=source, Bucket=target_bucket, Key=target_key)
         reports[name] = reports[name].model_copy(update={"stagedUri": dataset.stagedUri})
-    cost = estimate_cost(plan, {name: report.rows for name, report in reports.items()})
-    return PreflightSummary(datasets=reports, grader=grader_summary, cost=cost, quotas=quota_summary, leakage=leakage)
+    return PreflightSummary(
+        datasets=reports, grader=grader_summary, cost=_cost(plan, reports), quotas=quota_summary, leakage=leakage
+    )
+
+
+def _cost(plan: Plan, reports: Mapping[str, DatasetReport]) -> CostEstimate:
+    """The cost estimate with what preflight read of the datasets."""
+    if plan.platform == "bedrock":
+        return bedrock_cost(plan, reports)
+    return estimate_cost(plan, {name: report.rows for name, report in reports.items()})
 
 
 def _open(s3: Any, uri: str, version_id: str | None) -> Any:

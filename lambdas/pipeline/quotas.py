@@ -24,19 +24,36 @@ job and the peak of one phase. :func:`check_quotas` then decides:
 
 Quotas are read with ``ListServiceQuotas`` (values applied to the account) and, for
 names it does not return, ``ListAWSDefaultServiceQuotas`` (the AWS default).
+
+On the Bedrock road (``plan.platform == "bedrock"``) no GPU is used: :func:`check_bedrock_quotas`
+reads the ``bedrock`` service's quotas instead (every one, then picks those of :data:`BEDROCK_NEEDS` by
+the words of their names, because Service Quotas names them per model) and compares each with what the
+run needs: one customization job at a time, one custom model per training stage, one on-demand
+deployment per candidate evaluation plus the serving one, and the records a training file may hold
+(passed on to the dataset rules). Sources and names: docs/contracts/bedrock-customization.md ("Quotas").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from lambdas.common.aws_errors import error_code
+from lambdas.pipeline.datasets import BEDROCK_ROWS
 from lambdas.pipeline.naming import STAGE_LABELS, STAGE_METHODS, STAGE_PHASES
-from lambdas.pipeline.schema import BusiestPhase, LargestJob, Plan, QuotaEntry, QuotaSummary
+from lambdas.pipeline.schema import BusiestPhase, LargestJob, Plan, QuotaEntry, QuotaSummary, ServiceQuota
 
 SERVICE_CODE = "sagemaker"
+BEDROCK_SERVICE_CODE = "bedrock"
+
+
+class QuotaLookup(Protocol):
+    """``lookup(names)``: the named quotas of ``service_code``; ``lookup(None, ...)``: all of them."""
+
+    def __call__(self, names: Iterable[str] | None, service_code: str = ...) -> Mapping[str, Mapping[str, Any]]: ...
+
+
 # Where the run input sets each method's instances.
 SETTINGS_FIELDS = {"sft": "sft", "rft": "rft", "eval": "evaluation"}
 
@@ -92,32 +109,37 @@ class QuotaLookupError(RuntimeError):
         self.found = dict(found or {})
 
 
-def service_quotas_lookup(client: Any) -> Callable[[Iterable[str]], dict[str, dict[str, Any]]]:
-    """``lookup(names)`` -> ``{name: {"value", "code", "source"}}`` for the names Service Quotas knows.
+def service_quotas_lookup(client: Any) -> QuotaLookup:
+    """``lookup(names, service_code)`` -> ``{name: {"value", "code", "source"}}`` for the names Service Quotas knows.
 
     Applied values come first; names the account has no applied value for fall back to the
-    AWS default. Paging stops as soon as every name is found.
+    AWS default. Paging stops as soon as every name is found. ``names=None`` reads every quota of the service.
     """
 
-    def lookup(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    def lookup(names: Iterable[str] | None, service_code: str = SERVICE_CODE) -> dict[str, dict[str, Any]]:
         from botocore import xform_name
         from botocore.exceptions import BotoCoreError, ClientError
 
-        wanted = set(names)
+        wanted = None if names is None else set(names)
         found: dict[str, dict[str, Any]] = {}
         for operation, source in (("ListServiceQuotas", "applied"), ("ListAWSDefaultServiceQuotas", "default")):
-            if wanted <= found.keys():
+            if wanted is not None and wanted <= found.keys():
                 break
             try:
                 pages = client.get_paginator(xform_name(operation)).paginate(
-                    ServiceCode=SERVICE_CODE, PaginationConfig={"PageSize": 100}
+                    ServiceCode=service_code, PaginationConfig={"PageSize": 100}
                 )
                 for page in pages:
                     for quota in page.get("Quotas", []):
                         name = quota.get("QuotaName")
-                        if name in wanted and name not in found and isinstance(quota.get("Value"), (int, float)):
+                        if (
+                            (wanted is None or name in wanted)
+                            and isinstance(name, str)
+                            and name not in found
+                            and isinstance(quota.get("Value"), (int, float))
+                        ):
                             found[name] = {"value": quota["Value"], "code": quota.get("QuotaCode"), "source": source}
-                    if wanted <= found.keys():
+                    if wanted is not None and wanted <= found.keys():
                         break
             except (BotoCoreError, ClientError) as error:
                 code = error_code(error) or type(error).__name__
@@ -127,23 +149,29 @@ def service_quotas_lookup(client: Any) -> Callable[[Iterable[str]], dict[str, di
     return lookup
 
 
+def _read(
+    lookup: Callable[[], Mapping[str, Mapping[str, Any]]],
+) -> tuple[Mapping[str, Mapping[str, Any]], str | None]:
+    """The quotas read, and why reading stopped early (what was read before a failure is kept)."""
+    try:
+        return lookup(), None
+    except QuotaLookupError as error:
+        return error.found, str(error)
+
+
 def _count(value: float) -> str:
     return f"{value:g}"
 
 
-def check_quotas(
-    plan: Plan, lookup: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]]
-) -> tuple[list[str], QuotaSummary]:
-    """(problems, summary) of the plan's instance needs against the account's quotas."""
+def check_quotas(plan: Plan, lookup: QuotaLookup) -> tuple[list[str], QuotaSummary]:
+    """(problems, summary) of the plan's instance needs (Bedrock: its Bedrock needs) against the account's quotas."""
+    if plan.platform == "bedrock":
+        return check_bedrock_quotas(plan, lookup)
     needs = instance_needs(plan)
     if not needs:
         return [], QuotaSummary(status="not needed")
     summary = QuotaSummary(status="checked")
-    failure = None
-    try:
-        quotas = lookup([quota_name(kind) for kind in needs])
-    except QuotaLookupError as error:
-        quotas, failure = error.found, str(error)
+    quotas, failure = _read(lambda: lookup([quota_name(kind) for kind in needs]))
 
     problems: list[str] = []
     unlisted = []
@@ -189,3 +217,165 @@ def _entry(need: InstanceNeed, quota: Mapping[str, Any] | None) -> QuotaEntry:
         largestJob=LargestJob.model_validate({"stage": need.largest_stage, "instances": need.largest}),
         peak=BusiestPhase.model_validate({"stages": list(need.peak_stages), "instances": need.peak}),
     )
+
+
+# -- Bedrock -------------------------------------------------------------------------------------------
+
+# The words that pick a model's quotas out of Service Quotas' names, e.g. "... for a Nova 2 Lite ...".
+_MODEL_WORDS = {
+    "nova-micro": ({"nova", "micro"}, set()),
+    "nova-lite": ({"nova", "lite"}, {"2", "2.0"}),
+    "nova-pro": ({"nova", "pro"}, set()),
+    "nova-2-lite": ({"nova", "lite"}, set()),
+}
+
+
+def _words(name: str) -> set[str]:
+    """The words of a quota's name after its category: "(Model customization) Concurrent model import jobs" is
+    not about customization jobs."""
+    name = name.lower()
+    if name.startswith("(") and ")" in name:
+        name = name.split(")", 1)[1]
+    return set(name.replace("(", " ").replace(")", " ").replace("-", " ").split())
+
+
+def _for_model(words: set[str], model: str) -> bool:
+    required, excluded = _MODEL_WORDS[model]
+    if model == "nova-2-lite":
+        return required <= words and bool(words & {"2", "2.0"})
+    return required <= words and not words & excluded
+
+
+def _records_quota(method: str, model: str) -> Callable[[str], bool]:
+    """The quota on the records of one ``method`` training file for ``model``."""
+
+    def match(name: str) -> bool:
+        words = _words(name)
+        if not {"training", "records"} <= words or not _for_model(words, model):
+            return False
+        return ("reinforcement" in words) == (method == "rft")
+
+    return match
+
+
+def _customization_jobs(name: str) -> bool:
+    words = _words(name)
+    return "customization" in words and "jobs" in words and bool(words & {"concurrent", "scheduled"})
+
+
+def _custom_models(name: str) -> bool:
+    lowered = name.lower()
+    return "custom models" in lowered and "import" not in lowered and "deployment" not in lowered
+
+
+def _custom_model_deployments(name: str) -> bool:
+    lowered = name.lower()
+    return "custom model deployments" in lowered and "provisioned" not in lowered
+
+
+@dataclass(frozen=True)
+class BedrockNeed:
+    """What a run needs of one Bedrock quota, and how to find that quota among the service's names."""
+
+    need: str
+    needed: int
+    match: Callable[[str], bool]
+    fix: str
+    records: str | None = None  # the training file (sft, rft) whose record limit this quota is
+
+
+def bedrock_needs(plan: Plan) -> list[BedrockNeed]:
+    """The Bedrock quotas the plan's stages depend on, with what the run needs of each."""
+    training = [m for m in ("sft", "rft") if plan.enabled.runs(m)]
+    candidates = [s for s in ("sftEval", "finalEval") if plan.enabled.runs(s)]
+    needs: list[BedrockNeed] = []
+    if training:
+        needs.append(
+            BedrockNeed(
+                "model customization jobs at once (SFT and RFT run one after the other)",
+                1,
+                _customization_jobs,
+                "wait for other customization jobs of the account to end, or request an increase",
+            )
+        )
+        needs.append(
+            BedrockNeed(
+                f"custom models the run creates ({', '.join(m.upper() for m in training)})",
+                len(training),
+                _custom_models,
+                "delete custom models no longer needed, or request an increase",
+            )
+        )
+    if candidates:
+        needs.append(
+            BedrockNeed(
+                "on-demand custom model deployments (one per candidate evaluation, plus the serving one)",
+                len(candidates) + (1 if plan.enabled.deploy else 0),
+                _custom_model_deployments,
+                "delete unused custom model deployments, or request an increase",
+            )
+        )
+    for method in training:
+        least, _ = BEDROCK_ROWS.get((method, plan.model.key), (0, 0))
+        needs.append(
+            BedrockNeed(
+                f"training records per {method.upper()} job on {plan.model.key}",
+                least,
+                _records_quota(method, plan.model.key),
+                "request an increase",
+                records=method,
+            )
+        )
+    return needs
+
+
+def record_limits(summary: QuotaSummary) -> dict[str, tuple[int, str]]:
+    """Training file -> (the account's record quota, its name), for the record quotas that were read."""
+    limits: dict[str, tuple[int, str]] = {}
+    for entry in summary.bedrock:
+        if entry.need.startswith("training records per ") and entry.quota is not None and entry.quotaName:
+            method = entry.need.split()[3].lower()
+            limits[method] = (int(entry.quota), entry.quotaName)
+    return limits
+
+
+def check_bedrock_quotas(plan: Plan, lookup: QuotaLookup) -> tuple[list[str], QuotaSummary]:
+    """(problems, summary) of the plan's Bedrock needs against the account's ``bedrock`` quotas."""
+    needs = bedrock_needs(plan)
+    if not needs:
+        return [], QuotaSummary(status="not needed")
+    summary = QuotaSummary(status="checked")
+    quotas, failure = _read(lambda: lookup(None, service_code=BEDROCK_SERVICE_CODE))
+    problems: list[str] = []
+    unread: list[str] = []
+    for need in needs:
+        name = next((n for n in sorted(quotas) if need.match(n)), None)
+        quota = quotas.get(name) if name else None
+        summary.bedrock.append(
+            ServiceQuota(
+                need=need.need,
+                needed=need.needed,
+                quotaName=name,
+                quotaCode=quota.get("code") if quota else None,
+                quota=quota["value"] if quota else None,
+                source=quota.get("source") if quota else None,
+            )
+        )
+        if quota is None:
+            unread.append(need.need)
+            continue
+        if need.needed > quota["value"]:
+            code = f" ({quota['code']})" if quota.get("code") else ""
+            problems.append(
+                f"Bedrock quota {name!r}{code} is {_count(quota['value'])} in this account and region; the run "
+                f"needs {need.needed} {need.need}: {need.fix} in the Service Quotas console"
+            )
+    if unread:
+        summary.status = "unchecked" if len(unread) == len(needs) else "partly checked"
+        what = "; ".join(unread)
+        summary.reason = (
+            f"Bedrock quotas for {what} not read: {failure}"
+            if failure
+            else f"Service Quotas lists no Bedrock quota for {what} in this region"
+        )
+    return problems, summary

@@ -314,8 +314,9 @@ def _preflight_section(run: RunRecord) -> str:
     if run.preflight is None:
         return ""
     cost, quotas = run.preflight.cost, run.preflight.quotas
+    road = "Bedrock" if run.plan is not None and run.plan.platform == "bedrock" else "GPU"
     parts = [
-        f'<p id="cost">Worst-case GPU cost: <strong>${cost.estimatedUsd:,.2f}</strong>'
+        f'<p id="cost">Worst-case {road} cost: <strong>${cost.estimatedUsd:,.2f}</strong>'
         f"{_e(f' (budget ${cost.maxUsd:,.2f})')}, every job for its full maximum runtime"
         + (
             ""
@@ -341,7 +342,21 @@ def _preflight_section(run: RunRecord) -> str:
             + "".join(rows)
             + "</tbody></table>"
         )
-    warnings = cost.runtimeWarnings + quotas.warnings
+    bedrock_rows = [
+        f"<tr><td>{_e(q.need)}</td><td>{_e(q.quotaName or 'not found')}</td>"
+        f'<td class="num">{_e("-" if q.quota is None else f"{q.quota:g}")}</td>'
+        f'<td class="num">{_e(f"{q.needed:g}")}</td>'
+        f"<td>{_e(q.quotaCode or '')}</td></tr>"
+        for q in quotas.bedrock
+    ]
+    if bedrock_rows:
+        reason = f" ({quotas.reason})" if quotas.reason else ""
+        parts.append(
+            f'<p class="muted">Bedrock quotas: {_e(quotas.status)}{_e(reason)}</p><table id="bedrock-quotas"><thead>'
+            '<tr><th>The run needs</th><th>Quota</th><th class="num">Value</th><th class="num">Needed</th>'
+            "<th>Quota code</th></tr></thead><tbody>" + "".join(bedrock_rows) + "</tbody></table>"
+        )
+    warnings = cost.runtimeWarnings + cost.priceNotes + quotas.warnings
     if warnings:
         parts.append('<ul id="preflight-warnings">' + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")
     parts.append(_datasets_part(run.preflight))

@@ -565,15 +565,26 @@ class StageRecords(Record):
 
 
 class CostItem(Record):
-    """One job: its worst case (``maxHours``, ``usd``) and its estimate (None when it cannot be made)."""
+    """One charge of one stage: its worst case (``usd``) and its estimate (None when it cannot be made).
+
+    On SageMaker a charge is a job's instances for ``maxHours`` (``estimatedHours`` expected). On Bedrock it is
+    ``quantity`` (worst case) and ``expectedQuantity`` of ``unit`` at ``unitUsd`` each (tokens trained, model-months
+    stored, training hours, inference tokens), described by ``basis``; the instance fields are None and
+    ``maxHours`` is the stage's maximum runtime (a timeout there).
+    """
 
     stage: StageName
-    instanceType: str
-    instanceCount: int
+    instanceType: str | None = None
+    instanceCount: int | None = None
     maxHours: float
     usd: float
     estimatedHours: float | None = None
     expectedUsd: float | None = None
+    unit: str | None = None
+    unitUsd: float | None = None
+    quantity: float | None = None
+    expectedQuantity: float | None = None
+    basis: str | None = None
 
 
 class CostEstimate(Record):
@@ -588,6 +599,8 @@ class CostEstimate(Record):
     items: list[CostItem]
     expectedUsd: float | None = None
     runtimeWarnings: list[str] = Field(default_factory=list)
+    # Bedrock: where the prices come from, and prices the table does not hold as published.
+    priceNotes: list[str] = Field(default_factory=list)
 
 
 class LargestJob(Record):
@@ -612,11 +625,23 @@ class QuotaEntry(Record):
     peak: BusiestPhase
 
 
+class ServiceQuota(Record):
+    """One Bedrock quota a run depends on: what the run needs of it and its value (``None`` when unread)."""
+
+    need: str
+    needed: float
+    quotaName: str | None = None
+    quotaCode: str | None = None
+    quota: float | None = None
+    source: str | None = None
+
+
 class QuotaSummary(Record):
     status: Literal["checked", "not needed", "unchecked", "partly checked"]
     reason: str | None = None
     instanceTypes: list[QuotaEntry] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    bedrock: list[ServiceQuota] = Field(default_factory=list)
 
 
 class DatasetReport(Record):
@@ -633,6 +658,10 @@ class DatasetReport(Record):
     schemaVersionAdded: int = 0
     warnings: list[str] = Field(default_factory=list)
     stagedUri: str | None = None
+    maxRows: int | None = None
+    # Characters of text in valid rows (prompts and answers), and of answers alone: the token estimates.
+    textChars: int = 0
+    answerChars: int = 0
 
 
 class LeakageSummary(Record):

@@ -126,6 +126,16 @@ def test_validate_accepts_the_prepared_example_and_prints_the_estimates(prepared
     assert "no problems found" in text
 
 
+def test_validate_prices_the_bedrock_example_and_names_bedrocks_record_floors(prepared: Path) -> None:
+    code, text = _run("validate", str(EXAMPLE / "run.bedrock.json"), "--data", str(prepared))
+    assert code == EXIT_PROBLEMS, text
+    assert "Bedrock cost: expected $" in text and "GPU cost" not in text and "ml.p5" not in text
+    assert "SFT training " in text and " 1K tokens trained x $" in text and "RFT training 8 training hour x $" in text
+    assert "note: rft_per_hour of nova-2-lite is a placeholder" in text
+    assert "- datasets.sft (sft): 80 valid rows; a Bedrock SFT job on nova-2-lite takes at least 200 records" in text
+    assert "- datasets.rft (rft): 80 valid rows; a Bedrock RFT job on nova-2-lite takes at least 100 records" in text
+
+
 def test_validate_lists_every_problem_of_the_input_and_the_data(prepared: Path, tmp_path: Path) -> None:
     run_input = json.loads((EXAMPLE / "run.json").read_text())
     run_input["gate"]["metrik"] = "f1"

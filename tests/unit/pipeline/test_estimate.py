@@ -77,7 +77,7 @@ def test_the_expected_cost_charges_the_estimated_hours_once_every_job_can_be_est
     assert estimate_cost(plan).expectedUsd is None  # the evaluations need the row count
     cost = estimate_cost(plan, {"sft": 100, "rft": 100, "eval": 3600})
     for item in cost.items:
-        assert item.estimatedHours is not None and item.expectedUsd is not None
+        assert item.estimatedHours is not None and item.expectedUsd is not None and item.instanceCount is not None
         assert item.expectedUsd == pytest.approx(
             55.04 * item.instanceCount * min(item.estimatedHours, item.maxHours), rel=0.01
         )
