@@ -39,6 +39,7 @@ from stepfunctions.asl import (
 
 DEFINITION_FILE = Path(__file__).resolve().parent / "pipeline.asl.json"
 SAGEMAKER_TRAINING_JOB_SYNC = "arn:aws:states:::sagemaker:createTrainingJob.sync"
+BEDROCK_CUSTOMIZATION_JOB_SYNC = "arn:aws:states:::bedrock:createModelCustomizationJob.sync"
 DYNAMODB_PUT_ITEM = "arn:aws:states:::dynamodb:putItem"
 LAMBDA_INVOKE_WAIT_FOR_TASK_TOKEN = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 # The longest an execution may run (the state machine's TimeoutSeconds): it then ends TIMED_OUT, is recorded and
