@@ -557,10 +557,10 @@ class Pipeline(Construct):
 
     def _grant_customization_jobs_sync(self, role: iam.IRole) -> None:
         """createModelCustomizationJob.sync: create the jobs (from a Nova base model or the run's SFT custom model),
-        tag them and their custom models, and watch and stop them; Step Functions polls the job (no EventBridge rule,
-        "Invoke and customize Amazon Bedrock models with Step Functions"). The job runs as the customization role, the
-        only role this integration may pass, and encrypts its custom model with the project key on the caller's
-        behalf (CustomModelKmsKeyId), only through Bedrock in this region."""
+        tag them and their custom models, and watch and stop them: the policy Step Functions documents for this
+        integration, which needs no EventBridge rule (docs/contracts/bedrock-customization.md#permissions). The job
+        runs as the customization role, the only role this integration may pass, and encrypts its custom model with
+        the project key on the caller's behalf (CustomModelKmsKeyId), only through Bedrock in this region."""
         jobs = model_customization_jobs(Stack.of(self))
         iam.Grant.add_to_principal(
             grantee=role,
