@@ -65,9 +65,13 @@ CUSTOM_MODELS = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model/*"
 CUSTOM_MODEL_DEPLOYMENTS = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model-deployment/*"
 # The Nova base models a customization job starts from and an evaluation invokes, and the cross-region inference
 # profiles (us., eu., apac., global.) through which Converse reaches them; a profile routes to the model in other
-# regions, which the evaluation may invoke only through this account's Nova profiles (bedrock:InferenceProfileArn).
+# regions (a global profile to the region-less model ARN), which the evaluation may invoke only through this account's
+# Nova profiles (bedrock:InferenceProfileArn).
 NOVA_FOUNDATION_MODELS = f"arn:aws:bedrock:{Aws.REGION}::foundation-model/amazon.nova-*"
-NOVA_FOUNDATION_MODELS_ANY_REGION = "arn:aws:bedrock:*::foundation-model/amazon.nova-*"
+NOVA_FOUNDATION_MODELS_ROUTED = (
+    "arn:aws:bedrock:*::foundation-model/amazon.nova-*",
+    "arn:aws:bedrock:::foundation-model/amazon.nova-*",
+)
 NOVA_INFERENCE_PROFILES = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:inference-profile/*amazon.nova-*"
 # The Bedrock road's evaluation function (stepfunctions.pipeline.FUNCTIONS), granted once the catalogue defines it.
 EVALUATE_ON_BEDROCK = "EvaluateOnBedrock"
@@ -308,7 +312,7 @@ class Pipeline(Construct):
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["bedrock:InvokeModel"],
-                resources=[NOVA_FOUNDATION_MODELS_ANY_REGION],
+                resources=list(NOVA_FOUNDATION_MODELS_ROUTED),
                 conditions={"StringLike": {"bedrock:InferenceProfileArn": NOVA_INFERENCE_PROFILES}},
             )
         )
@@ -320,7 +324,7 @@ class Pipeline(Construct):
             CUSTOM_MODEL_DEPLOYMENTS,
             NOVA_FOUNDATION_MODELS,
             NOVA_INFERENCE_PROFILES,
-            NOVA_FOUNDATION_MODELS_ANY_REGION,
+            *NOVA_FOUNDATION_MODELS_ROUTED,
         )
         self._grant_invoke_graders(role)
         grant_object_read(role, self._artifacts_bucket, layout.RUNS_PREFIX)

@@ -231,7 +231,11 @@ def test_the_bedrock_evaluation_deploys_invokes_nova_and_custom_models_and_write
     assert _resources(direct, "bedrock:InvokeModel") == sorted([NOVA_MODELS, NOVA_PROFILES, DEPLOYMENTS], key=str)
     # the regions a Nova inference profile routes to, only through this account's Nova profiles
     (routed_statement,) = routed
-    assert routed_statement["Resource"] == "arn:aws:bedrock:*::foundation-model/amazon.nova-*"
+    # a geographic profile routes to the model in other regions, a global one to the region-less model ARN
+    assert sorted(routed_statement["Resource"]) == [
+        "arn:aws:bedrock:*::foundation-model/amazon.nova-*",
+        "arn:aws:bedrock:::foundation-model/amazon.nova-*",
+    ]
     assert routed_statement["Condition"] == {"StringLike": {"bedrock:InferenceProfileArn": NOVA_PROFILES}}
     graders = {
         name
