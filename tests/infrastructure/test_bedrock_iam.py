@@ -16,7 +16,7 @@ import pytest
 
 from offline.synth import Synthesized, synthesize_into
 from stepfunctions import pipeline as workflow
-from stepfunctions.asl import LAMBDA_INVOKE
+from tests.infrastructure.conftest import EVALUATE_ON_BEDROCK
 from tests.infrastructure.test_pipeline import (
     _actions,
     _as_list,
@@ -37,29 +37,6 @@ NOVA_MODELS = _join("arn:aws:bedrock:", REGION, "::foundation-model/amazon.nova-
 NOVA_PROFILES = _join("arn:aws:bedrock:", REGION, ":", ACCOUNT, ":inference-profile/*amazon.nova-*")
 VIA_BEDROCK = {"StringEquals": {"kms:ViaService": _join("bedrock.", REGION, ".amazonaws.com")}}
 KEY_BY_BEDROCK = {"kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"}
-EVALUATE_ON_BEDROCK = workflow.Function(
-    "EvaluateOnBedrock", "evaluate_on_bedrock", "Nova pipeline: evaluate a model through Bedrock inference", 900
-)
-
-
-@pytest.fixture(scope="module")
-def bedrock_road(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    """The app whose definition runs its job stages on Bedrock and evaluates through EvaluateOnBedrock."""
-    real = workflow.task_integrations
-
-    def with_bedrock_jobs(document: Any) -> dict[str, set[str]]:
-        integrations = real(document)
-        integrations.setdefault(workflow.BEDROCK_CUSTOMIZATION_JOB_SYNC, set())
-        integrations.setdefault(LAMBDA_INVOKE, set()).add(EVALUATE_ON_BEDROCK.construct_id)
-        return integrations
-
-    functions = workflow.FUNCTIONS
-    if all(f.construct_id != EVALUATE_ON_BEDROCK.construct_id for f in functions):
-        functions = (*functions, EVALUATE_ON_BEDROCK)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("stacks.pipeline.task_integrations", with_bedrock_jobs)
-        patch.setattr("stacks.pipeline.FUNCTIONS", functions)
-        return synthesize_into(tmp_path_factory.mktemp("bedrock-road"))
 
 
 def _customization_role(synthesized: Synthesized) -> str:

@@ -35,7 +35,13 @@ def test_nag_gate_fails_synthesis_on_an_unacknowledged_finding(tmp_path: Path) -
     assert "AwsSolutions-S1" in report and "InsecureBucket" in report
 
 
-def test_the_app_synthesizes_with_zero_unacknowledged_nag_findings(synthesized: Synthesized) -> None:
+# The app as it synthesizes, and as it synthesizes once its definition runs the job stages on Bedrock (conftest.py).
+APPS = pytest.mark.parametrize("app", ["synthesized", "bedrock_road"])
+
+
+@APPS
+def test_the_app_synthesizes_with_zero_unacknowledged_nag_findings(app: str, request: pytest.FixtureRequest) -> None:
+    synthesized: Synthesized = request.getfixturevalue(app)
     report = json.loads((synthesized.outdir / "validation-report.json").read_text())
     plugins = {r["pluginName"]: r for r in report["pluginReports"]}
     assert "AwsSolutions" in plugins, sorted(plugins)
@@ -47,9 +53,11 @@ def test_the_app_synthesizes_with_zero_unacknowledged_nag_findings(synthesized: 
     assert acknowledged and all(v["reason"].strip() for v in acknowledged)
 
 
-def test_cfn_lint_reports_no_errors(synthesized: Synthesized) -> None:
+@APPS
+def test_cfn_lint_reports_no_errors(app: str, request: pytest.FixtureRequest) -> None:
     from cfnlint.api import lint_all
 
+    synthesized: Synthesized = request.getfixturevalue(app)
     template_path = synthesized.outdir / "NovaCustomization.template.json"
     matches = lint_all(template_path.read_text())
     errors = [m for m in matches if m.rule.id.startswith("E")]
