@@ -10,10 +10,14 @@ included) with ``createModelCustomizationJob.sync`` among the definition's integ
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import botocore.session
 import pytest
 
+from offline import ACCOUNT as ACCOUNT_ID
+from offline.iam import RolePolicies
 from offline.synth import Synthesized, synthesize_into
 from stepfunctions import pipeline as workflow
 from tests.infrastructure.conftest import EVALUATE_ON_BEDROCK
@@ -21,6 +25,7 @@ from tests.infrastructure.test_pipeline import (
     _actions,
     _as_list,
     _function_statements,
+    _functions,
     _join,
     _state_machine,
     _state_machine_statements,
@@ -241,3 +246,131 @@ def test_a_bedrock_integration_without_a_permission_mapping_fails_synthesis(
     monkeypatch.setattr("stacks.pipeline.task_integrations", with_invoke_model)
     with pytest.raises(ValueError, match=r"pipeline\.asl\.json calls \['arn:aws:states:::bedrock:invokeModel'\]"):
         synthesize_into(tmp_path)
+
+
+# Requests as Bedrock presents them: every ARN has the form botocore's bedrock model gives its shape.
+BEDROCK_MODEL = botocore.session.get_session().get_service_model("bedrock")
+
+
+def _arn(shape: str, arn: str) -> str:
+    assert re.fullmatch(BEDROCK_MODEL.shape_for(shape).metadata["pattern"], arn), (shape, arn)
+    return arn
+
+
+NOVA_2_LITE = "amazon.nova-2-lite-v1:0:256k"  # what CreateModelCustomizationJob takes (lambdas/pipeline/catalog.py)
+JOB = _arn(
+    "ModelCustomizationJobArn",
+    f"arn:aws:bedrock:us-east-1:{ACCOUNT_ID}:model-customization-job/{NOVA_2_LITE}/a1b2c3d4e5f6",
+)
+CUSTOM_MODEL = _arn("CustomModelArn", f"arn:aws:bedrock:us-east-1:{ACCOUNT_ID}:custom-model/{NOVA_2_LITE}/a1b2c3d4e5f6")
+BASE_MODEL = _arn("FoundationModelArn", f"arn:aws:bedrock:us-east-1::foundation-model/{NOVA_2_LITE}")
+OTHER_MODEL = _arn(
+    "FoundationModelArn", "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
+)
+DEPLOYMENT = _arn(
+    "CustomModelDeploymentArn", f"arn:aws:bedrock:us-east-1:{ACCOUNT_ID}:custom-model-deployment/z9y8x7w6v5u4"
+)
+# Converse on the base model: Nova 2 Lite through its US or global inference profile, Nova 1 models directly.
+US_PROFILE = _arn(
+    "InferenceProfileArn", f"arn:aws:bedrock:us-east-1:{ACCOUNT_ID}:inference-profile/us.amazon.nova-2-lite-v1:0"
+)
+GLOBAL_PROFILE = _arn(
+    "InferenceProfileArn", f"arn:aws:bedrock:us-east-1:{ACCOUNT_ID}:inference-profile/global.amazon.nova-2-lite-v1:0"
+)
+OTHER_PROFILE = _arn(
+    "InferenceProfileArn", f"arn:aws:bedrock:us-east-1:{ACCOUNT_ID}:inference-profile/us.anthropic.claude-3-haiku-v1:0"
+)
+NOVA_LITE = _arn("FoundationModelArn", "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0")
+ROUTED = _arn("FoundationModelArn", "arn:aws:bedrock:us-west-2::foundation-model/amazon.nova-2-lite-v1:0")
+ROUTED_GLOBALLY = "arn:aws:bedrock:::foundation-model/amazon.nova-2-lite-v1:0"
+RUN = "nova-20261130-ab12cd34"
+
+
+def _role_of(synthesized: Synthesized, logical_id: str) -> RolePolicies:
+    return RolePolicies(synthesized.template_json, logical_id)
+
+
+def _artifacts(synthesized: Synthesized) -> str:
+    (bucket,) = [name for name in synthesized.resources("AWS::S3::Bucket") if "ArtifactsBucket" in name]
+    return f"arn:aws:s3:::{bucket.lower()}"
+
+
+def test_the_customization_role_allows_a_job_its_run_data_outputs_and_graders_and_nothing_beside(
+    bedrock_road: Synthesized,
+) -> None:
+    role = _role_of(bedrock_road, _customization_role(bedrock_road))
+    assert role.trusts("bedrock.amazonaws.com", **{"aws:SourceAccount": ACCOUNT_ID, "aws:SourceArn": JOB})
+    assert not role.trusts("bedrock.amazonaws.com", **{"aws:SourceAccount": "210987654321", "aws:SourceArn": JOB})
+    other_job = JOB.replace(ACCOUNT_ID, "210987654321")
+    assert not role.trusts("bedrock.amazonaws.com", **{"aws:SourceAccount": ACCOUNT_ID, "aws:SourceArn": other_job})
+    batch = f"arn:aws:bedrock:us-east-1:{ACCOUNT_ID}:model-invocation-job/a1b2c3d4e5f6"
+    assert not role.trusts("bedrock.amazonaws.com", **{"aws:SourceAccount": ACCOUNT_ID, "aws:SourceArn": batch})
+    artifacts = _artifacts(bedrock_road)
+    assert role.allows("s3:GetObject", f"{artifacts}/runs/{RUN}/inputs/rft/train.jsonl")
+    assert role.allows("s3:ListBucket", artifacts, **{"s3:prefix": f"runs/{RUN}/inputs/rft/"})
+    assert role.allows("s3:PutObject", f"{artifacts}/runs/{RUN}/jobs/rft/nova-rft-1/a1b2c3d4e5f6/step_100.json")
+    assert not role.allows("s3:PutObject", f"{artifacts}/runs/{RUN}/inputs/rft/train.jsonl")
+    assert not role.allows("s3:PutObject", f"{artifacts}/runs/{RUN}/run.json")
+    assert not role.allows("s3:GetObject", f"{artifacts}/champions/nova.json")
+    (grader,) = [
+        name
+        for name, f in bedrock_road.resources("AWS::Lambda::Function").items()
+        if f["Properties"]["Environment"]["Variables"].get("GRADER_PRESET") == "classification"
+    ]
+    assert role.allows("lambda:InvokeFunction", f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{grader}")
+    assert not role.allows("bedrock:InvokeModel", BASE_MODEL)
+
+
+def test_the_state_machine_allows_the_customization_jobs_of_nova_models_with_that_role_only(
+    bedrock_road: Synthesized,
+) -> None:
+    machine = _role_of(bedrock_road, _state_machine(bedrock_road)["Properties"]["RoleArn"]["Fn::GetAtt"][0])
+    for resource in (BASE_MODEL, CUSTOM_MODEL, JOB):
+        assert machine.allows("bedrock:CreateModelCustomizationJob", resource), resource
+    assert not machine.allows("bedrock:CreateModelCustomizationJob", OTHER_MODEL)
+    for action in ("bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob", "bedrock:TagResource"):
+        assert machine.allows(action, JOB), action
+    assert machine.allows("bedrock:TagResource", CUSTOM_MODEL)
+    customization = RolePolicies(bedrock_road.template_json, _customization_role(bedrock_road)).arn
+    to_bedrock = {"iam:PassedToService": "bedrock.amazonaws.com"}
+    assert machine.allows("iam:PassRole", customization, **to_bedrock)
+    assert not machine.allows("iam:PassRole", customization, **{"iam:PassedToService": "sagemaker.amazonaws.com"})
+    others = [name for name in bedrock_road.resources("AWS::IAM::Role") if name != _customization_role(bedrock_road)]
+    assert not [
+        name
+        for name in others
+        if machine.allows("iam:PassRole", f"arn:aws:iam::{ACCOUNT_ID}:role/{name}", **to_bedrock)
+    ]
+    (key,) = bedrock_road.resources("AWS::KMS::Key")
+    key_arn = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/{key}"
+    assert machine.allows("kms:CreateGrant", key_arn, **{"kms:ViaService": "bedrock.us-east-1.amazonaws.com"})
+    assert not machine.allows("kms:CreateGrant", key_arn, **{"kms:ViaService": "s3.us-east-1.amazonaws.com"})
+
+
+def test_the_bedrock_evaluation_allows_converse_on_nova_through_this_accounts_profiles_only(
+    bedrock_road: Synthesized,
+) -> None:
+    evaluation = _role_of(bedrock_road, _evaluation(bedrock_road)["Role"]["Fn::GetAtt"][0])
+    for resource in (US_PROFILE, GLOBAL_PROFILE, NOVA_LITE, DEPLOYMENT):
+        assert evaluation.allows("bedrock:InvokeModel", resource), resource
+    # where a profile routes the request: allowed through one of this account's Nova profiles only
+    assert evaluation.allows("bedrock:InvokeModel", ROUTED, **{"bedrock:InferenceProfileArn": US_PROFILE})
+    assert evaluation.allows("bedrock:InvokeModel", ROUTED_GLOBALLY, **{"bedrock:InferenceProfileArn": GLOBAL_PROFILE})
+    assert not evaluation.allows("bedrock:InvokeModel", ROUTED)
+    assert not evaluation.allows("bedrock:InvokeModel", ROUTED, **{"bedrock:InferenceProfileArn": OTHER_PROFILE})
+    for resource in (OTHER_MODEL, OTHER_PROFILE):
+        assert not evaluation.allows("bedrock:InvokeModel", resource), resource
+    for action in ("bedrock:CreateCustomModelDeployment", "bedrock:TagResource"):
+        assert evaluation.allows(action, CUSTOM_MODEL) and evaluation.allows(action, DEPLOYMENT), action
+    assert not evaluation.allows("bedrock:CreateModelCustomizationJob", JOB)
+
+
+def test_the_job_functions_may_read_and_stop_a_customization_job(synthesized: Synthesized) -> None:
+    functions = _functions(synthesized)
+    resolve, prepare = (
+        _role_of(synthesized, functions[handler]["Properties"]["Role"]["Fn::GetAtt"][0])
+        for handler in ("resolve_checkpoint", "prepare_job")
+    )
+    assert resolve.allows("bedrock:GetModelCustomizationJob", JOB)
+    assert not resolve.allows("bedrock:StopModelCustomizationJob", JOB)
+    assert prepare.allows("bedrock:StopModelCustomizationJob", JOB)
