@@ -161,7 +161,8 @@ _NOVA1_CUSTOMIZATION = (
 # Bedrock bills Nova 2 Lite RFT per training hour (usage type USE1-Nova2.0Lite-RFT-Training-Hours) but no rate
 # was found published. Stand-in: the on-demand price of the cluster AWS documents for the same training on
 # SageMaker training jobs (RFT with LoRA on Nova 2 Lite: 2 x ml.p5.48xlarge; Amazon Nova 2 user guide, "Compute
-# requirements"); Bedrock's RFT output deploys on demand, which only parameter-efficient models do, so LoRA.
+# requirements"). LoRA rather than full rank (4 instances): Bedrock deploys its RFT output on demand, and AWS
+# documents on-demand inference of Nova custom models for parameter-efficient ones only.
 # Replace it once AWS publishes the rate.
 NOVA2_RFT_STAND_IN_INSTANCES = 2
 BEDROCK_PRICES: dict[str, BedrockPrices] = {
