@@ -26,7 +26,7 @@ from typing import Any
 
 import boto3
 
-from offline import ACCOUNT
+from offline import ACCOUNT, pseudo_parameters
 from offline.asl import RenderError, assert_only_placeholders_differ, render_definition
 from offline.shapes import definition_problems
 from offline.synth import STACK_NAME, Synthesized
@@ -175,10 +175,7 @@ class SimulatedStack:
 
     def ref(self, logical_id: str) -> str:
         pseudo = {
-            "AWS::Region": self.region,
-            "AWS::AccountId": self.account,
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
+            **pseudo_parameters(self.account, self.region),
             "AWS::StackName": STACK_NAME,
             "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{STACK_NAME}/rehearsal",
         }

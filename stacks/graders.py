@@ -13,9 +13,9 @@ HyperPod docs expect it) without a hard-coded physical name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from aws_cdk import ArnFormat, Aws, Duration, Stack
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -25,6 +25,7 @@ from lambdas.common import env_names
 from lambdas.reward.custom import requirements_file
 from lambdas.reward.engine import compile_spec
 from lambdas.reward.presets import list_graders, load_grader
+from stacks.grants import model_customization_jobs
 from stacks.lambda_defaults import ARCHITECTURE, REPO_ROOT, RUNTIME, LayerNotBuiltError, ProjectFunction
 
 CUSTOM_LAYERS_DIR = REPO_ROOT / ".build" / "custom"
@@ -66,16 +67,6 @@ def _judge_model_arns(model_id: str) -> list[str]:
     return [f"arn:aws:bedrock:{Aws.REGION}::foundation-model/{model_id}"]
 
 
-def model_customization_jobs(stack: Stack) -> str:
-    """``arn:<partition>:bedrock:<region>:<account>:model-customization-job/*``: this account's jobs in the region."""
-    return stack.format_arn(
-        service="bedrock",
-        resource="model-customization-job",
-        resource_name="*",
-        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-    )
-
-
 def custom_dependency_layer(scope: Construct, module: str) -> lambda_.ILayerVersion | None:
     """The layer holding a custom grader module's own requirements, or None when it declares none."""
     requirements = requirements_file(module)
@@ -102,14 +93,18 @@ def _pascal(name: str) -> str:
 
 
 class Graders(Construct):
-    """Reward functions by grader name (preset or custom module), invokable by the SageMaker role and by Bedrock."""
+    """Reward functions by grader name (preset or custom module), invokable by ``invokers`` and by Bedrock.
+
+    ``invokers`` are the roles that call the graders: the SageMaker execution role (RFT training and
+    evaluation jobs) and the Bedrock customization role (Bedrock RFT jobs call the grader as that role).
+    """
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        sagemaker_role: iam.IRole,
+        invokers: Sequence[iam.IGrantable],
         log_retention: logs.RetentionDays,
         presets: list[str] | None = None,
         reserved_concurrency: int = 0,
@@ -138,11 +133,12 @@ class Graders(Construct):
                 if layer is not None:
                     grader.function.add_layers(layer)
             # The unqualified ARN only: grant_invoke would also allow every version and alias (":*").
-            iam.Grant.add_to_principal(
-                grantee=sagemaker_role,
-                actions=["lambda:InvokeFunction"],
-                resource_arns=[grader.function.function_arn],
-            )
+            for invoker in invokers:
+                iam.Grant.add_to_principal(
+                    grantee=invoker,
+                    actions=["lambda:InvokeFunction"],
+                    resource_arns=[grader.function.function_arn],
+                )
             # Bedrock RFT (CreateModelCustomizationJob) calls the grader for this account's model
             # customization jobs only: SourceAccount and SourceArn together guard against a confused deputy.
             grader.function.add_permission(

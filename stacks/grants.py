@@ -7,7 +7,7 @@ key prefix, so every remaining wildcard is an object-key pattern.
 
 from __future__ import annotations
 
-from aws_cdk import Aws
+from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -24,12 +24,12 @@ def grant_object_read(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str, 
     _grant_list(grantee, bucket, prefix)
 
 
-def grant_object_write(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str) -> None:
-    """Write objects under ``prefix`` (including multipart uploads)."""
+def grant_object_write(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str, *, keys: str = "*") -> None:
+    """Write objects (including multipart uploads) under ``prefix`` whose key continues with the pattern ``keys``."""
     iam.Grant.add_to_principal(
         grantee=grantee,
         actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-        resource_arns=[bucket.arn_for_objects(f"{prefix}*")],
+        resource_arns=[bucket.arn_for_objects(f"{prefix}{keys}")],
     )
 
 
@@ -67,4 +67,17 @@ def grant_key_use_by_bedrock(grantee: iam.IGrantable, key: kms.IKey) -> None:
         actions=list(BEDROCK_MODEL_KEY_ACTIONS),
         resource_arns=[key.key_arn],
         conditions={"StringEquals": {"kms:ViaService": f"bedrock.{Aws.REGION}.amazonaws.com"}},
+    )
+
+
+def model_customization_jobs(stack: Stack) -> str:
+    """``arn:<partition>:bedrock:<region>:<account>:model-customization-job/*``: this account's jobs in the region.
+
+    The source ARN Bedrock presents when a customization job assumes the customization role or calls a grader.
+    """
+    return stack.format_arn(
+        service="bedrock",
+        resource="model-customization-job",
+        resource_name="*",
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
     )

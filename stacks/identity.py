@@ -1,11 +1,17 @@
-"""Identity: the SageMaker execution role for Nova jobs and the Bedrock import role.
+"""Identity: the SageMaker execution role for Nova jobs, the Bedrock import role and the Bedrock
+customization role.
 
 The import role may use the project key only through Bedrock in the stack's region
-(``kms:ViaService``), to encrypt the imported model (docs/contracts/bedrock.md).
+(``kms:ViaService``), to encrypt the imported model (docs/contracts/bedrock.md). The
+customization role runs Bedrock model customization jobs (the ``bedrock`` platform,
+docs/contracts/bedrock-customization.md#permissions): it reads the run's dataset copies,
+writes job outputs, encrypts the custom model with the project key and is the identity
+Bedrock RFT calls the graders with (stacks/graders.py grants that invoke).
 
-Both roles are trusted by one service each, only on behalf of this account
-(``aws:SourceAccount``). Passing them is granted per caller with
-``iam:PassedToService`` so neither role can be handed to another service.
+Every role is trusted by one service, only on behalf of this account
+(``aws:SourceAccount``); the customization role only for this account's customization
+jobs (``aws:SourceArn``). Passing them is granted per caller with
+``iam:PassedToService`` so no role can be handed to another service.
 """
 
 from __future__ import annotations
@@ -18,15 +24,30 @@ from constructs import Construct
 
 from lambdas.common import layout
 from lambdas.pipeline.catalog import EVALUATION_REPOSITORY, FINE_TUNE_REPOSITORY, IMAGE_ACCOUNTS
-from stacks.grants import grant_key_use, grant_key_use_by_bedrock, grant_object_read, grant_object_write
+from stacks.grants import (
+    grant_key_use,
+    grant_key_use_by_bedrock,
+    grant_object_read,
+    grant_object_write,
+    model_customization_jobs,
+)
 from stacks.nag import acknowledge, arn_of
 
 # Nova jobs write checkpoints to AWS-owned escrow buckets named after the account.
 ESCROW_BUCKET_ARN = f"arn:aws:s3:::customer-escrow-{Aws.ACCOUNT_ID}-*"
 
 
-def _service_principal(service: str) -> iam.IPrincipal:
-    return iam.ServicePrincipal(service).with_conditions({"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}})
+# Where Bedrock customization jobs read and write in the artifacts bucket, relative to runs/ (lambdas/common/layout.py):
+# the dataset copies preflight pinned (runs/<run>/inputs/<dataset>/<file>) and job outputs (runs/<run>/jobs/<stage>/).
+STAGED_INPUTS = layout.staged_dataset_key("*", "*", "*").removeprefix(layout.RUNS_PREFIX)
+JOB_OUTPUTS = f"{layout.job_output_prefix('*', '*').removeprefix(layout.RUNS_PREFIX)}/*"
+
+
+def _service_principal(service: str, *, source_arn: str | None = None) -> iam.IPrincipal:
+    conditions: dict[str, object] = {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+    if source_arn is not None:
+        conditions["ArnLike"] = {"aws:SourceArn": source_arn}
+    return iam.ServicePrincipal(service).with_conditions(conditions)
 
 
 class Identity(Construct):
@@ -43,6 +64,7 @@ class Identity(Construct):
         super().__init__(scope, construct_id)
         self.sagemaker_role = self._build_sagemaker_role(artifacts_bucket, key)
         self.bedrock_import_role = self._build_bedrock_import_role(key)
+        self.bedrock_customization_role = self._build_bedrock_customization_role(artifacts_bucket, key)
 
     def _build_sagemaker_role(self, artifacts_bucket: s3.IBucket, key: kms.IKey) -> iam.Role:
         role = iam.Role(
@@ -150,6 +172,36 @@ class Identity(Construct):
         grant_key_use_by_bedrock(role, key)
         return role
 
+    def _build_bedrock_customization_role(self, artifacts_bucket: s3.IBucket, key: kms.IKey) -> iam.Role:
+        role = iam.Role(
+            self,
+            "BedrockCustomizationRole",
+            # The trust policy of the user guide's "Create a service role for model customization": this account's
+            # customization jobs only (a confused-deputy guard beyond aws:SourceAccount).
+            assumed_by=_service_principal("bedrock.amazonaws.com", source_arn=model_customization_jobs(Stack.of(self))),
+            description="Runs Bedrock model customization jobs (SFT, RFT) of the bedrock platform",
+        )
+        # The job reads its training data and writes its outputs (metrics, manifest) under the run; the user guide's
+        # example also lets it read the output location back.
+        grant_object_read(role, artifacts_bucket, layout.RUNS_PREFIX, keys=STAGED_INPUTS)
+        grant_object_read(role, artifacts_bucket, layout.RUNS_PREFIX, keys=JOB_OUTPUTS)
+        grant_object_write(role, artifacts_bucket, layout.RUNS_PREFIX, keys=JOB_OUTPUTS)
+        # The bucket is SSE-KMS with the project key; the custom model is encrypted with it too (CustomModelKmsKeyId),
+        # which Bedrock does through grants it creates on the role's behalf ("Encryption of custom models").
+        grant_key_use(role, key)
+        grant_key_use_by_bedrock(role, key)
+        acknowledge(
+            role,
+            "IAM5",
+            "Object-key patterns of the project's artifacts bucket: a job reads the dataset copies of its run and "
+            "writes under its run's job prefix, both keyed by run id",
+            *(
+                f"Resource::{arn_of(artifacts_bucket)}/{layout.RUNS_PREFIX}{keys}"
+                for keys in (STAGED_INPUTS, JOB_OUTPUTS)
+            ),
+        )
+        return role
+
     def grant_pass_sagemaker_role(self, grantee: iam.IGrantable) -> None:
         """Let ``grantee`` hand the execution role to SageMaker (and nothing else)."""
         _grant_pass(grantee, self.sagemaker_role, "sagemaker.amazonaws.com")
@@ -157,6 +209,10 @@ class Identity(Construct):
     def grant_pass_bedrock_import_role(self, grantee: iam.IGrantable) -> None:
         """Let ``grantee`` hand the import role to Bedrock (and nothing else)."""
         _grant_pass(grantee, self.bedrock_import_role, "bedrock.amazonaws.com")
+
+    def grant_pass_bedrock_customization_role(self, grantee: iam.IGrantable) -> None:
+        """Let ``grantee`` hand the customization role to Bedrock (and nothing else)."""
+        _grant_pass(grantee, self.bedrock_customization_role, "bedrock.amazonaws.com")
 
 
 def _grant_pass(grantee: iam.IGrantable, role: iam.IRole, service: str) -> None:

@@ -8,7 +8,7 @@ acknowledgement names the single permission or setting it accepts, with a reason
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnElement, Stack, Token, Validations
+from aws_cdk import Acknowledgment, Aws, CfnElement, Stack, Token, Validations
 from constructs import IConstruct
 
 
@@ -36,3 +36,11 @@ def partition_of(construct: IConstruct) -> str:
     """
     partition = Stack.of(construct).partition
     return "<AWS::Partition>" if Token.is_unresolved(partition) else partition
+
+
+def rendered_arn(arn: str) -> str:
+    """How cdk-nag renders an ARN built from the pseudo parameters (``Aws.REGION``, ``Aws.ACCOUNT_ID``,
+    ``Aws.PARTITION``) in a finding id, e.g. ``arn:aws:bedrock:<AWS::Region>:<AWS::AccountId>:custom-model/*``."""
+    for token, name in ((Aws.REGION, "Region"), (Aws.ACCOUNT_ID, "AccountId"), (Aws.PARTITION, "Partition")):
+        arn = arn.replace(token, f"<AWS::{name}>")
+    return arn

@@ -37,7 +37,7 @@ class NovaCustomizationStack(Stack):
         self.graders = Graders(
             self,
             "SageMakerGraders",
-            sagemaker_role=self.identity.sagemaker_role,
+            invokers=[self.identity.sagemaker_role, self.identity.bedrock_customization_role],
             log_retention=self.log_retention,
             reserved_concurrency=settings.grader_reserved_concurrency,
         )

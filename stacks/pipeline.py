@@ -3,11 +3,11 @@
 The workflow is described once in :mod:`stepfunctions.pipeline` (its functions, its
 job loop, its phases) and generated into ``stepfunctions/pipeline.asl.json`` (JSONPath).
 That file is deployed as it is (``DefinitionBody.from_file``, a file asset) with
-``DefinitionSubstitutions`` (function ARNs, the SageMaker role, the KMS key, the
-pipeline name), which the offline rehearsal maps to simulated resources. CDK cannot
-infer permissions from an ASL file, so the state machine's grants are derived here from
-the tasks of that same definition: each service integration it uses maps to its IAM
-actions, and an integration without a mapping fails synthesis.
+``DefinitionSubstitutions`` (function ARNs, the SageMaker role, the Bedrock customization
+role, the KMS key, the pipeline name), which the offline rehearsal maps to simulated
+resources. CDK cannot infer permissions from an ASL file, so the state machine's grants are
+derived here from the tasks of that same definition: each service integration it uses maps
+to its IAM actions, and an integration without a mapping fails synthesis.
 """
 
 from __future__ import annotations
@@ -33,10 +33,16 @@ from lambdas.pipeline.catalog import IMAGE_ACCOUNTS
 from lambdas.pipeline.policy import RunPolicy
 from lambdas.pipeline.serving import DEFAULT_RETENTION
 from stacks.executions import acknowledge_training_jobs, training_jobs_arn
-from stacks.grants import grant_key_use, grant_key_use_by_bedrock, grant_object_read, grant_object_write
-from stacks.identity import Identity
+from stacks.grants import (
+    grant_key_use,
+    grant_key_use_by_bedrock,
+    grant_object_read,
+    grant_object_write,
+    model_customization_jobs,
+)
+from stacks.identity import JOB_OUTPUTS, Identity
 from stacks.lambda_defaults import ProjectFunction
-from stacks.nag import acknowledge, arn_of
+from stacks.nag import acknowledge, arn_of, rendered_arn
 from stacks.run_lock import RunLock
 from stepfunctions.asl import LAMBDA_INVOKE
 from stepfunctions.pipeline import (
@@ -52,6 +58,23 @@ from stepfunctions.pipeline import (
 
 # Step Functions' managed rule that turns SageMaker job state changes into .sync callbacks.
 SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+
+# Bedrock resources of this account in the stack's region. Custom models, their deployments and customization jobs
+# get service-generated ids, so no name pattern can narrow them further (docs/contracts/bedrock-customization.md).
+CUSTOM_MODELS = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model/*"
+CUSTOM_MODEL_DEPLOYMENTS = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model-deployment/*"
+# The Nova base models a customization job starts from and an evaluation invokes, and the cross-region inference
+# profiles (us., eu., apac., global.) through which Converse reaches them; a profile routes to the model in other
+# regions (a global profile to the region-less model ARN), which the evaluation may invoke only through this account's
+# Nova profiles (bedrock:InferenceProfileArn).
+NOVA_FOUNDATION_MODELS = f"arn:aws:bedrock:{Aws.REGION}::foundation-model/amazon.nova-*"
+NOVA_FOUNDATION_MODELS_ROUTED = (
+    "arn:aws:bedrock:*::foundation-model/amazon.nova-*",
+    "arn:aws:bedrock:::foundation-model/amazon.nova-*",
+)
+NOVA_INFERENCE_PROFILES = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:inference-profile/*amazon.nova-*"
+# The Bedrock road's evaluation function (stepfunctions.pipeline.FUNCTIONS), granted once the catalogue defines it.
+EVALUATE_ON_BEDROCK = "EvaluateOnBedrock"
 
 
 class Pipeline(Construct):
@@ -94,6 +117,8 @@ class Pipeline(Construct):
         self._pipeline_name = pipeline_name
         self._run_lock = run_lock
         self._run_policy = run_policy
+        # Which service integrations (and functions) the definition's tasks call: the state machine's grants.
+        self._integrations = task_integrations(json.loads(DEFINITION_FILE.read_text()))
 
         environment = {
             env_names.PIPELINE_NAME: pipeline_name,
@@ -133,9 +158,6 @@ class Pipeline(Construct):
         self.definition_substitutions: dict[str, str] = {
             **{f"{cid}FunctionArn": version.function_arn for cid, version in self.versions.items()},
             "SageMakerRoleArn": identity.sagemaker_role.role_arn,
-            # Platform bedrock, placeholder wiring only: the Bedrock customization role (trusted by Bedrock for
-            # this account's customization jobs) replaces the import role here, with its scoped policies.
-            "BedrockCustomizationRoleArn": identity.bedrock_import_role.role_arn,
             "KmsKeyArn": key.key_arn,
             "PipelineName": pipeline_name,
             "RunLockTableName": run_lock.table.table_name,
@@ -143,6 +165,10 @@ class Pipeline(Construct):
             "ApprovalMode": "required" if approval_required else "none",
             "ApprovalTimeoutSeconds": str(approval_timeout_hours * 3600),
         }
+        if BEDROCK_CUSTOMIZATION_JOB_SYNC in self._integrations:
+            # The role the definition's Bedrock customization jobs run as (RoleArn); only a definition that runs
+            # such jobs gets it, so every substitution is one the definition uses.
+            self.definition_substitutions["BedrockCustomizationRoleArn"] = identity.bedrock_customization_role.role_arn
         self.execution_log_group = logs.LogGroup(
             self,
             "ExecutionLogs",
@@ -179,12 +205,7 @@ class Pipeline(Construct):
         preflight = self._role("Preflight")
         grant_object_read(preflight, data, layout.DATASETS_PREFIX)
         grant_object_write(preflight, artifacts, layout.RUNS_PREFIX)
-        if self._graders:
-            iam.Grant.add_to_principal(
-                grantee=preflight,
-                actions=["lambda:InvokeFunction"],
-                resource_arns=[fn.function_arn for _, fn in sorted(self._graders.items())],
-            )
+        self._grant_invoke_graders(preflight)
         self._acknowledge_prefixes(
             "Preflight", f"{arn_of(data)}/{layout.DATASETS_PREFIX}*", f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*"
         )
@@ -211,6 +232,10 @@ class Pipeline(Construct):
         )
         self._acknowledge_prefixes("PrepareJob", f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*")
         self._acknowledge_training_jobs(self._role("PrepareJob"))
+        # On the bedrock platform: the same for an earlier attempt's customization job; the checkpoint reader reads
+        # the finished job (its custom model ARN, or why it failed).
+        self._grant_customization_jobs(prepare, "bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob")
+        self._grant_customization_jobs(self._role("ResolveCheckpoint"), "bedrock:GetModelCustomizationJob")
 
         # The readers of a finished job also read its billable time (DescribeTrainingJob).
         for reader in ("ResolveCheckpoint", "ReadEvaluation"):
@@ -238,10 +263,80 @@ class Pipeline(Construct):
         self._acknowledge_prefixes("RecordFailedRun", f"{arn_of(artifacts)}/{layout.RUNS_PREFIX}*")
 
         self._grant_bedrock()
+        if EVALUATE_ON_BEDROCK in self.functions:
+            self._grant_bedrock_evaluation(self._role(EVALUATE_ON_BEDROCK))
+
+    def _grant_invoke_graders(self, grantee: iam.IGrantable) -> None:
+        """Invoke the grader functions (their unqualified ARNs)."""
+        if self._graders:
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["lambda:InvokeFunction"],
+                resource_arns=[fn.function_arn for _, fn in sorted(self._graders.items())],
+            )
+
+    def _grant_customization_jobs(self, grantee: iam.IRole, *actions: str) -> None:
+        """``actions`` on this account's Bedrock model customization jobs in the region."""
+        jobs = model_customization_jobs(Stack.of(self))
+        iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[jobs])
+        acknowledge(
+            grantee,
+            "IAM5",
+            "Bedrock customization jobs get service-generated ids when they are created; the pipeline acts only on "
+            "the jobs its runs start",
+            f"Resource::{rendered_arn(jobs)}",
+        )
+
+    def _acknowledge_bedrock(self, grantee: iam.IRole, reason: str, *arns: str) -> None:
+        acknowledge(grantee, "IAM5", reason, *(f"Resource::{rendered_arn(arn)}" for arn in arns))
+
+    def _grant_bedrock_evaluation(self, role: iam.IRole) -> None:
+        """EvaluateOnBedrock: a provisional on-demand deployment of the candidate, Converse on it or on the base model
+        (its inference profile), the grader for rft_eval, the staged evaluation data and the attempt's outputs."""
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=[
+                "bedrock:CreateCustomModelDeployment",
+                "bedrock:GetCustomModelDeployment",
+                "bedrock:DeleteCustomModelDeployment",
+                "bedrock:TagResource",
+            ],
+            resource_arns=[CUSTOM_MODELS, CUSTOM_MODEL_DEPLOYMENTS],
+        )
+        # Converse is authorized as bedrock:InvokeModel ("Prerequisites for running model inference").
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=["bedrock:InvokeModel"],
+            resource_arns=[NOVA_FOUNDATION_MODELS, NOVA_INFERENCE_PROFILES, CUSTOM_MODEL_DEPLOYMENTS],
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["bedrock:InvokeModel"],
+                resources=list(NOVA_FOUNDATION_MODELS_ROUTED),
+                conditions={"StringLike": {"bedrock:InferenceProfileArn": NOVA_INFERENCE_PROFILES}},
+            )
+        )
+        self._acknowledge_bedrock(
+            role,
+            "Provisional deployments get service-generated ids; Converse reaches the Nova base models directly, "
+            "through this account's Nova inference profiles, or in the regions those profiles route to",
+            CUSTOM_MODELS,
+            CUSTOM_MODEL_DEPLOYMENTS,
+            NOVA_FOUNDATION_MODELS,
+            NOVA_INFERENCE_PROFILES,
+            *NOVA_FOUNDATION_MODELS_ROUTED,
+        )
+        self._grant_invoke_graders(role)
+        grant_object_read(role, self._artifacts_bucket, layout.RUNS_PREFIX)
+        grant_object_write(role, self._artifacts_bucket, layout.RUNS_PREFIX, keys=JOB_OUTPUTS)
+        self._acknowledge_prefixes(
+            EVALUATE_ON_BEDROCK,
+            f"{arn_of(self._artifacts_bucket)}/{layout.RUNS_PREFIX}*",
+            f"{arn_of(self._artifacts_bucket)}/{layout.RUNS_PREFIX}{JOB_OUTPUTS}",
+        )
 
     def _grant_bedrock(self) -> None:
-        models = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model/*"
-        deployments = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model-deployment/*"
+        models, deployments = CUSTOM_MODELS, CUSTOM_MODEL_DEPLOYMENTS
         # On a name conflict the create functions read the existing resource (and the model's tags) to reuse it
         # only when it is this run's (lambdas/pipeline/bedrock.py).
         grants = {
@@ -255,32 +350,53 @@ class Pipeline(Construct):
                 [models],
             ),
             "CheckModelImport": (["bedrock:GetCustomModel"], [models]),
-            # The import runs beside the final evaluation: a model the run then does not deploy is deleted.
-            "DeleteModel": (["bedrock:DeleteCustomModel"], [models]),
-            # The first run creates the pipeline's deployment, later runs move it to their model
-            # (lambdas/pipeline/serving.py).
+            # The import runs beside the final evaluation: a model the run then does not deploy is deleted. On the
+            # bedrock platform the custom model is kept (it is the job's output) and its provisional deployment deleted.
+            "DeleteModel": (
+                [
+                    "bedrock:DeleteCustomModel",
+                    "bedrock:GetCustomModelDeployment",
+                    "bedrock:DeleteCustomModelDeployment",
+                ],
+                [models, deployments],
+            ),
+            # The first run creates the pipeline's deployment (on the bedrock platform: adopts the evaluation's
+            # provisional one), later runs move it to their model (lambdas/pipeline/serving.py) and, on the bedrock
+            # platform, delete the provisional deployment the move made redundant.
             "DeployModel": (
                 [
                     "bedrock:CreateCustomModelDeployment",
                     "bedrock:UpdateCustomModelDeployment",
                     "bedrock:TagResource",
                     "bedrock:GetCustomModelDeployment",
+                    "bedrock:DeleteCustomModelDeployment",
                 ],
                 [models, deployments],
             ),
             "CheckDeployment": (["bedrock:GetCustomModelDeployment"], [deployments]),
-            # After a deployment, the record deletes the replaced deployment and models beyond the retention.
-            "RecordRun": (["bedrock:DeleteCustomModel", "bedrock:DeleteCustomModelDeployment"], [models, deployments]),
+            # After a deployment, the record deletes the replaced deployment and models beyond the retention; both
+            # records delete a provisional deployment of the run that is not serving.
+            "RecordRun": (
+                [
+                    "bedrock:DeleteCustomModel",
+                    "bedrock:GetCustomModelDeployment",
+                    "bedrock:DeleteCustomModelDeployment",
+                ],
+                [models, deployments],
+            ),
+            "RecordFailedRun": (
+                ["bedrock:GetCustomModelDeployment", "bedrock:DeleteCustomModelDeployment"],
+                [deployments],
+            ),
         }
         for construct_id, (actions, resources) in grants.items():
             role = self._role(construct_id)
             iam.Grant.add_to_principal(grantee=role, actions=actions, resource_arns=resources)
-            acknowledge(
+            self._acknowledge_bedrock(
                 role,
-                "IAM5",
-                "Imported models and their deployments get ARNs with service-generated ids when they are "
-                "created; the functions act only on the ones this run creates",
-                *(f"Resource::arn:aws:bedrock:<AWS::Region>:<AWS::AccountId>:{r.split(':')[-1]}" for r in resources),
+                "Custom models and their deployments get ARNs with service-generated ids when they are created; the "
+                "functions act only on the ones this run creates or adopts",
+                *resources,
             )
         self._identity.grant_pass_bedrock_import_role(self._role("ImportModel"))
         # CreateCustomModel with modelKmsKeyArn: Bedrock uses the key on the caller's behalf (the user guide's
@@ -379,9 +495,8 @@ class Pipeline(Construct):
 
     def _grant_state_machine(self, role: iam.IRole) -> None:
         """What the definition's tasks call, and nothing else."""
-        integrations = task_integrations(json.loads(DEFINITION_FILE.read_text()))
+        integrations = self._integrations
         lambda_integrations = (LAMBDA_INVOKE, LAMBDA_INVOKE_WAIT_FOR_TASK_TOKEN)
-        # Platform bedrock's customization jobs: known here, granted with the customization role (placeholder).
         known = {*lambda_integrations, SAGEMAKER_TRAINING_JOB_SYNC, BEDROCK_CUSTOMIZATION_JOB_SYNC, DYNAMODB_PUT_ITEM}
         unknown = sorted(set(integrations) - known)
         if unknown:
@@ -399,6 +514,8 @@ class Pipeline(Construct):
             )
         if SAGEMAKER_TRAINING_JOB_SYNC in integrations:
             self._grant_training_jobs_sync(role)
+        if BEDROCK_CUSTOMIZATION_JOB_SYNC in integrations:
+            self._grant_customization_jobs_sync(role)
         if DYNAMODB_PUT_ITEM in integrations:
             self._run_lock.grant_take(role)
         acknowledge(
@@ -441,3 +558,27 @@ class Pipeline(Construct):
         )
         self._identity.grant_pass_sagemaker_role(role)
         self._acknowledge_training_jobs(role)
+
+    def _grant_customization_jobs_sync(self, role: iam.IRole) -> None:
+        """createModelCustomizationJob.sync: create the jobs (from a Nova base model or the run's SFT custom model),
+        tag them and their custom models, and watch and stop them: the policy Step Functions documents for this
+        integration, which needs no EventBridge rule (docs/contracts/bedrock-customization.md#permissions). The job
+        runs as the customization role, the only role this integration may pass, and encrypts its custom model with
+        the project key on the caller's behalf (CustomModelKmsKeyId), only through Bedrock in this region."""
+        jobs = model_customization_jobs(Stack.of(self))
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=["bedrock:CreateModelCustomizationJob"],
+            resource_arns=[NOVA_FOUNDATION_MODELS, CUSTOM_MODELS, jobs],
+        )
+        iam.Grant.add_to_principal(grantee=role, actions=["bedrock:TagResource"], resource_arns=[CUSTOM_MODELS, jobs])
+        self._grant_customization_jobs(role, "bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob")
+        self._acknowledge_bedrock(
+            role,
+            "A customization job starts from a Nova base model or from a custom model the run made, and creates a job "
+            "and a custom model whose ids Bedrock generates",
+            NOVA_FOUNDATION_MODELS,
+            CUSTOM_MODELS,
+        )
+        self._identity.grant_pass_bedrock_customization_role(role)
+        grant_key_use_by_bedrock(role, self._key)

@@ -7,7 +7,7 @@ Pure data: no AWS calls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # ECR accounts that host the Nova training and evaluation images, per region.
 IMAGE_ACCOUNTS: dict[str, str] = {
@@ -122,9 +122,10 @@ class BedrockPrices:
     ``sft_per_1k_tokens``: supervised fine-tuning, per 1,000 tokens trained (tokens of the training file x
     epochs). ``rft_per_hour``: reinforcement fine-tuning, per hour of training (None: Bedrock offers no RFT for
     the model). ``storage_per_month``: each custom model, per month it is kept. ``input_per_1k`` /
-    ``output_per_1k``: on-demand inference per 1,000 tokens, the same for the base model and its custom models
-    deployed on demand. ``unconfirmed`` names the prices that were not read from the pricing page: the
-    estimate says so beside the figure.
+    ``output_per_1k``: on-demand inference of the base model through the id the evaluations call it by, per
+    1,000 tokens. ``custom_input_per_1k`` / ``custom_output_per_1k``: on-demand inference of a custom model
+    deployed on demand (None: billed at the base model's rates). ``unconfirmed`` maps each price that was not
+    read from AWS's published prices to why the figure stands: the estimate says so beside it.
     """
 
     sft_per_1k_tokens: float
@@ -132,20 +133,80 @@ class BedrockPrices:
     storage_per_month: float
     input_per_1k: float
     output_per_1k: float
-    unconfirmed: tuple[str, ...] = ()
+    custom_input_per_1k: float | None = None
+    custom_output_per_1k: float | None = None
+    unconfirmed: dict[str, str] = field(default_factory=dict)
+
+    def inference(self, custom: bool) -> tuple[float, float]:
+        """USD per 1,000 input and output tokens of the base model, or of a custom model deployed on demand."""
+        if custom and self.custom_input_per_1k is not None and self.custom_output_per_1k is not None:
+            return self.custom_input_per_1k, self.custom_output_per_1k
+        return self.input_per_1k, self.output_per_1k
 
 
-# Source: "Amazon Bedrock pricing" (https://aws.amazon.com/bedrock/pricing/), Amazon Nova: "Model customization"
-# and "On-Demand" inference, US East (N. Virginia), as recorded for this table in December 2025 (see
-# docs/contracts/bedrock-customization.md, "Prices"). Used only for the pre-flight estimate and budget check.
-BEDROCK_PRICES_SOURCE = "Amazon Bedrock pricing (aws.amazon.com/bedrock/pricing), Amazon Nova, us-east-1, 2025-12"
+# Sources (docs/contracts/bedrock-customization.md, "Prices"): the AWS Price List API's AmazonBedrock offer for
+# us-east-1 (usage types USE1-<model>-Customization-Training, -Customization-Storage, -RFT-Training-Hours,
+# -input-tokens / -output-tokens and their -custom-model twins) and "Amazon Bedrock pricing"
+# (https://aws.amazon.com/bedrock/pricing/), as published August-September 2026 and checked in November 2026.
+# Used only for the pre-flight estimate and budget check.
+BEDROCK_PRICES_SOURCE = (
+    "AWS Price List API, AmazonBedrock, us-east-1 (Amazon Bedrock pricing, aws.amazon.com/bedrock/pricing), "
+    "published 2026-08/09, checked 2026-11"
+)
+# Nova 1 customization: the figures of the pricing page's Amazon Nova "Model customization" table as recorded when
+# the Bedrock road was written; not found again in a published price list since.
+_NOVA1_CUSTOMIZATION = (
+    "recorded from the pricing page's Nova customization table, not found again in AWS's published price list"
+)
+# Bedrock bills Nova 2 Lite RFT per training hour (usage type USE1-Nova2.0Lite-RFT-Training-Hours) but no rate
+# was found published. Stand-in: the on-demand price of the cluster AWS documents for the same training on
+# SageMaker training jobs (RFT with LoRA on Nova 2 Lite: 2 x ml.p5.48xlarge; Amazon Nova 2 user guide, "Compute
+# requirements"). LoRA rather than full rank (4 instances): Bedrock deploys its RFT output on demand, and AWS
+# documents on-demand inference of Nova custom models for parameter-efficient ones only.
+# Replace it once AWS publishes the rate.
+NOVA2_RFT_STAND_IN_INSTANCES = 2
 BEDROCK_PRICES: dict[str, BedrockPrices] = {
-    "nova-micro": BedrockPrices(0.001, None, 1.95, 0.000035, 0.00014),
-    "nova-lite": BedrockPrices(0.002, None, 1.95, 0.00006, 0.00024),
-    "nova-pro": BedrockPrices(0.008, None, 1.95, 0.0008, 0.0032),
-    # Nova 2 Lite: inference as published; its customization prices are placeholders on the high side.
+    "nova-micro": BedrockPrices(
+        0.001,
+        None,
+        1.95,
+        0.000035,
+        0.00014,
+        unconfirmed={"sft_per_1k_tokens": _NOVA1_CUSTOMIZATION, "storage_per_month": _NOVA1_CUSTOMIZATION},
+    ),
+    "nova-lite": BedrockPrices(
+        0.002,
+        None,
+        1.95,
+        0.00006,
+        0.00024,
+        unconfirmed={"sft_per_1k_tokens": _NOVA1_CUSTOMIZATION, "storage_per_month": _NOVA1_CUSTOMIZATION},
+    ),
+    "nova-pro": BedrockPrices(
+        0.008,
+        None,
+        1.95,
+        0.0008,
+        0.0032,
+        unconfirmed={"sft_per_1k_tokens": _NOVA1_CUSTOMIZATION, "storage_per_month": _NOVA1_CUSTOMIZATION},
+    ),
+    # Nova 2 Lite: the base model is called through its US inference profile (USE1-Nova2.0Lite-input-tokens,
+    # 10% above the global profile's rate); a custom model deployed on demand bills the -custom-model rates.
     "nova-2-lite": BedrockPrices(
-        0.008, 100.0, 1.95, 0.0003, 0.0025, unconfirmed=("sft_per_1k_tokens", "rft_per_hour", "storage_per_month")
+        0.00378,
+        NOVA2_RFT_STAND_IN_INSTANCES * INSTANCE_PRICE_USD_PER_HOUR["ml.p5.48xlarge"],
+        1.95,
+        0.00033,
+        0.00275,
+        custom_input_per_1k=0.0003,
+        custom_output_per_1k=0.0025,
+        unconfirmed={
+            "rft_per_hour": (
+                "Bedrock bills Nova 2 Lite RFT per training hour but publishes no rate; this stands in the on-demand "
+                f"price of the {NOVA2_RFT_STAND_IN_INSTANCES} ml.p5.48xlarge the same RFT (LoRA) needs on SageMaker "
+                "training jobs"
+            )
+        },
     ),
 }
 

@@ -125,16 +125,16 @@ def bedrock_cost(plan: Plan, reports: Mapping[str, DatasetReport] | None = None)
     x epochs) or RFT training hours (its maximum runtime: AWS publishes no RFT throughput), and one month of storage
     of the custom model it creates. Per evaluation, once ``reports`` gives the rows: input tokens (worst: the file's
     bytes / 3; expected: prompt characters / 4) and output tokens (worst: rows x ``max_new_tokens``; expected: the
-    reference answers' characters / 4) at the model's on-demand prices (a custom model deployed on demand is billed
-    at its base model's rates).
+    reference answers' characters / 4) at on-demand prices: the base model's for the baseline, a custom model's
+    deployed on demand for the later evaluations (Nova 2 Lite's custom models have their own rates).
     """
     reports = reports or {}
     prices = bedrock_prices(plan.model.key)
     items: list[CostItem] = []
     notes = [f"prices: {BEDROCK_PRICES_SOURCE}"]
     notes += [
-        f"{name} of {plan.model.key} is a placeholder, not a published price: check the pricing page"
-        for name in prices.unconfirmed
+        f"{name} of {plan.model.key} (${getattr(prices, name):g}) is not a published price: {why}"
+        for name, why in prices.unconfirmed.items()
     ]
     for stage in STAGES:
         if not plan.enabled.runs(stage):
@@ -154,6 +154,7 @@ def bedrock_cost(plan: Plan, reports: Mapping[str, DatasetReport] | None = None)
             if prices.rft_per_hour is None:
                 notes.append(f"RFT not priced: Bedrock offers no RFT for {plan.model.key}")
                 continue
+            # Bedrock bills RFT per training hour, not per token: the data's size does not enter the charge.
             hours = plan.jobs.of("rft").maxRuntimeSeconds / 3600
             basis = "its maximum runtime: AWS publishes no RFT throughput to expect less from"
             items.append(_charge(plan, stage, "training hour", prices.rft_per_hour, hours, hours, basis))
@@ -168,12 +169,14 @@ def bedrock_cost(plan: Plan, reports: Mapping[str, DatasetReport] | None = None)
         template = recipes.load_template(plan.model.key, "eval")
         max_tokens = int(plan.jobs.eval.overrides.get("max_new_tokens", template.default("max_new_tokens")))
         prompt_chars = report.textChars - report.answerChars
+        # The baseline calls the base model; the later evaluations a custom model deployed on demand.
+        input_price, output_price = prices.inference(custom=stage != "baselineEval")
         items.append(
             _charge(
                 plan,
                 stage,
                 "1K input tokens",
-                prices.input_per_1k,
+                input_price,
                 dataset.sizeBytes / WORST_BYTES_PER_TOKEN / 1000,
                 prompt_chars / CHARS_PER_TOKEN / 1000,
                 f"{report.rows:,} prompts, {prompt_chars:,} characters; the file is {dataset.sizeBytes:,} bytes",
@@ -186,7 +189,7 @@ def bedrock_cost(plan: Plan, reports: Mapping[str, DatasetReport] | None = None)
                 plan,
                 stage,
                 "1K output tokens",
-                prices.output_per_1k,
+                output_price,
                 worst_out,
                 answers,
                 f"{report.rows:,} answers of at most {max_tokens} tokens"

@@ -108,9 +108,7 @@ def test_a_judge_preset_gets_invoke_model_on_its_judge_only(tmp_path, monkeypatc
     )
     stack = Stack(App(), "Judge")
     role = iam.Role(stack, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
-    Graders(
-        stack, "SageMakerGraders", sagemaker_role=role, log_retention=logs.RetentionDays.ONE_WEEK, presets=["judge"]
-    )
+    Graders(stack, "SageMakerGraders", invokers=[role], log_retention=logs.RetentionDays.ONE_WEEK, presets=["judge"])
     # Then its role may invoke exactly that profile and the models behind it
     Template.from_stack(stack).has_resource_properties(
         "AWS::IAM::Policy",
@@ -147,7 +145,7 @@ def test_a_broken_preset_fails_synthesis(monkeypatch) -> None:
         Graders(
             stack,
             "SageMakerGraders",
-            sagemaker_role=role,
+            invokers=[role],
             log_retention=logs.RetentionDays.ONE_WEEK,
             presets=["broken"],
         )
@@ -163,7 +161,7 @@ def _custom_grader_stack(monkeypatch, layers_dir, requirements) -> Stack:
     monkeypatch.setattr("stacks.graders.CUSTOM_LAYERS_DIR", layers_dir)
     stack = Stack(App(), "Custom")
     role = iam.Role(stack, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
-    Graders(stack, "SageMakerGraders", sagemaker_role=role, log_retention=logs.RetentionDays.ONE_WEEK, presets=["mine"])
+    Graders(stack, "SageMakerGraders", invokers=[role], log_retention=logs.RetentionDays.ONE_WEEK, presets=["mine"])
     return stack
 
 

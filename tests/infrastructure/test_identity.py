@@ -24,7 +24,8 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-def _role_named_by(synthesized: Synthesized, service: str) -> str:
+def _role_named_by(synthesized: Synthesized, service: str, description: str = "") -> str:
+    """The one role ``service`` may assume (whose description starts with ``description``, when it trusts several)."""
     roles = [
         name
         for name, role in synthesized.resources("AWS::IAM::Role").items()
@@ -32,9 +33,14 @@ def _role_named_by(synthesized: Synthesized, service: str) -> str:
             s["Principal"].get("Service") == service
             for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         )
+        and role["Properties"].get("Description", "").startswith(description)
     ]
     assert len(roles) == 1, roles
     return roles[0]
+
+
+# Bedrock assumes two roles: the import role (CreateCustomModel) and the customization role (test_bedrock_iam.py).
+IMPORT_ROLE = ("bedrock.amazonaws.com", "Lets Bedrock read Nova checkpoints")
 
 
 def _policy_of(synthesized: Synthesized, role: str) -> list[dict]:
@@ -101,10 +107,10 @@ def test_sagemaker_role_reads_and_writes_only_under_runs(synthesized: Synthesize
 def test_both_service_roles_can_read_the_escrow_checkpoint_buckets(synthesized: Synthesized) -> None:
     escrow = {"Fn::Join": ["", ["arn:aws:s3:::customer-escrow-", {"Ref": "AWS::AccountId"}, "-*"]]}
     escrow_objects = {"Fn::Join": ["", ["arn:aws:s3:::customer-escrow-", {"Ref": "AWS::AccountId"}, "-*/*"]]}
-    for service in ("sagemaker.amazonaws.com", "bedrock.amazonaws.com"):
-        statements = _policy_of(synthesized, _role_named_by(synthesized, service))
+    for role in (("sagemaker.amazonaws.com",), IMPORT_ROLE):
+        statements = _policy_of(synthesized, _role_named_by(synthesized, *role))
         escrow_statements = [s for s in statements if escrow in _as_list(s["Resource"])]
-        assert escrow_statements, service
+        assert escrow_statements, role
         for statement in escrow_statements:
             assert escrow_objects in _as_list(statement["Resource"])
             assert {"s3:GetObject", "s3:ListBucket"} <= set(_as_list(statement["Action"]))
@@ -113,7 +119,7 @@ def test_both_service_roles_can_read_the_escrow_checkpoint_buckets(synthesized: 
 def test_bedrock_import_role_only_reads_checkpoints_and_uses_the_key_through_bedrock(
     synthesized: Synthesized,
 ) -> None:
-    statements = _policy_of(synthesized, _role_named_by(synthesized, "bedrock.amazonaws.com"))
+    statements = _policy_of(synthesized, _role_named_by(synthesized, *IMPORT_ROLE))
     key_actions = {"kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"}
     (key,) = synthesized.resources("AWS::KMS::Key")
     key_statements = [s for s in statements if key_actions & set(_as_list(s["Action"]))]

@@ -57,7 +57,7 @@ class OperationsTestStack(cdk.Stack):
             key=storage.key,
         )
         graders = Graders(
-            self, "SageMakerGraders", sagemaker_role=identity.sagemaker_role, log_retention=retention, presets=PRESETS
+            self, "SageMakerGraders", invokers=[identity.sagemaker_role], log_retention=retention, presets=PRESETS
         )
         self.state_machine = sfn.StateMachine(
             self,

@@ -6,6 +6,7 @@ Resources are found by their properties (handler names, substitution keys), neve
 from __future__ import annotations
 
 import importlib
+import json
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from aws_cdk.assertions import Capture, Match
 
 from offline.asl import pipeline_state_machine, placeholders
 from offline.synth import Synthesized
-from stepfunctions.pipeline import FUNCTIONS
+from stepfunctions.pipeline import BEDROCK_CUSTOMIZATION_JOB_SYNC, FUNCTIONS, task_integrations
 
 HANDLERS = "lambdas.pipeline.handlers."
 ACCOUNT_REGION = [{"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"}]
@@ -122,15 +123,18 @@ def test_substitutions_name_the_stage_functions_the_sagemaker_role_and_the_key(s
     }
     assert resources[substitutions["KmsKeyArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::KMS::Key"
     assert resources[substitutions["RunLockTableName"]["Ref"]]["Type"] == "AWS::DynamoDB::Table"
-    # nothing else: every substitution is one of the above or a plain setting, and the definition uses each one
+    # nothing else: every substitution is one of the above (or, for a definition that runs Bedrock customization jobs,
+    # the role they run as) or a plain setting, and the definition uses each one
+    definition = synthesized.definition(pipeline_state_machine(synthesized.template_json))
+    runs_bedrock_jobs = BEDROCK_CUSTOMIZATION_JOB_SYNC in task_integrations(json.loads(definition))
     references = {f"{function.construct_id}FunctionArn" for function in FUNCTIONS} | {
         "SageMakerRoleArn",
         "BedrockCustomizationRoleArn",
         "KmsKeyArn",
         "RunLockTableName",
+        *(["BedrockCustomizationRoleArn"] if runs_bedrock_jobs else []),
     }
     assert {k for k, v in substitutions.items() if not isinstance(v, str)} == references
-    definition = synthesized.definition(pipeline_state_machine(synthesized.template_json))
     assert placeholders(definition) == set(substitutions)
 
 
@@ -170,6 +174,15 @@ def test_the_state_machine_role_has_only_the_actions_the_definition_needs(synthe
         "sagemaker:StopTrainingJob",
         "sagemaker:AddTags",
         "sagemaker:ListTags",
+        # the Bedrock road's customization jobs (tests/infrastructure/test_bedrock_iam.py checks their scope)
+        "bedrock:CreateModelCustomizationJob",
+        "bedrock:GetModelCustomizationJob",
+        "bedrock:StopModelCustomizationJob",
+        "bedrock:TagResource",
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:CreateGrant",
+        "kms:GenerateDataKey",
         "events:PutTargets",
         "events:PutRule",
         "events:DescribeRule",
@@ -224,15 +237,23 @@ def test_stage_functions_receive_the_run_policy(synthesized: Synthesized) -> Non
         assert parse_policy(variables["RUN_POLICY"], where="RUN_POLICY") == RunPolicy(), handler
 
 
-def test_the_state_machine_passes_only_the_sagemaker_role_and_only_to_sagemaker(synthesized: Synthesized) -> None:
+def test_the_state_machine_passes_the_sagemaker_role_and_each_role_only_to_the_service_it_trusts(
+    synthesized: Synthesized,
+) -> None:
     resources = synthesized.template_json["Resources"]
-    (statement,) = _with_action(_state_machine_statements(synthesized), "iam:PassRole")
-    role = resources[statement["Resource"]["Fn::GetAtt"][0]]
-    assert (
-        role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]
-        == "sagemaker.amazonaws.com"
-    )
-    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    passed = set()
+    for statement in _with_action(_state_machine_statements(synthesized), "iam:PassRole"):
+        role = resources[statement["Resource"]["Fn::GetAtt"][0]]
+        service = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]
+        assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": service}}
+        passed.add((role["Properties"]["Description"], service))
+    # the execution role of the training jobs; the Bedrock customization role when the definition runs Bedrock jobs
+    # (tests/infrastructure/test_bedrock_iam.py)
+    assert ("Runs Nova SFT, RFT and evaluation training jobs", "sagemaker.amazonaws.com") in passed
+    assert passed <= {
+        ("Runs Nova SFT, RFT and evaluation training jobs", "sagemaker.amazonaws.com"),
+        ("Runs Bedrock model customization jobs (SFT, RFT) of the bedrock platform", "bedrock.amazonaws.com"),
+    }
 
 
 def test_only_the_import_function_passes_the_bedrock_import_role(synthesized: Synthesized) -> None:
@@ -266,15 +287,28 @@ def test_only_the_import_function_passes_the_bedrock_import_role(synthesized: Sy
                 "bedrock:UpdateCustomModelDeployment",
                 "bedrock:TagResource",
                 "bedrock:GetCustomModelDeployment",
+                # on the bedrock platform: the provisional deployment a move to the model made redundant
+                "bedrock:DeleteCustomModelDeployment",
             },
             {"custom-model/*", "custom-model-deployment/*"},
         ),
         ("check_deployment", {"bedrock:GetCustomModelDeployment"}, {"custom-model-deployment/*"}),
-        ("delete_model", {"bedrock:DeleteCustomModel"}, {"custom-model/*"}),
+        (
+            # on the bedrock platform: deletes the provisional deployment of a model it keeps
+            "delete_model",
+            {"bedrock:DeleteCustomModel", "bedrock:GetCustomModelDeployment", "bedrock:DeleteCustomModelDeployment"},
+            {"custom-model/*", "custom-model-deployment/*"},
+        ),
         (
             "record_run",
-            {"bedrock:DeleteCustomModel", "bedrock:DeleteCustomModelDeployment"},
+            {"bedrock:DeleteCustomModel", "bedrock:GetCustomModelDeployment", "bedrock:DeleteCustomModelDeployment"},
             {"custom-model/*", "custom-model-deployment/*"},
+        ),
+        (
+            # a provisional deployment of the bedrock platform that is not serving
+            "record_failed_run",
+            {"bedrock:GetCustomModelDeployment", "bedrock:DeleteCustomModelDeployment"},
+            {"custom-model-deployment/*"},
         ),
     ],
 )
@@ -295,17 +329,25 @@ def test_bedrock_calls_are_scoped_to_custom_models_and_deployments(
     shared = {"bedrock:TagResource", "bedrock:GetCustomModel", "bedrock:GetCustomModelDeployment"}
     # Two functions delete models: the record (retention) and "Delete model" (a model the run does not deploy).
     deleters = {"record_run", "delete_model"}
+    # Deployments are deleted by the records, "Delete model", the deploy step (a provisional deployment the move made
+    # redundant) and the Bedrock evaluation (its own provisional deployment), which also creates one.
+    deployment_deleters = {"record_run", "record_failed_run", "delete_model", "deploy_model", "evaluate_on_bedrock"}
     for other in others:
         other_actions = _actions(_function_statements(synthesized, other))
         allowed = shared | ({"bedrock:DeleteCustomModel"} if {handler, other} <= deleters else set())
+        if {handler, other} <= deployment_deleters:
+            allowed |= {"bedrock:DeleteCustomModelDeployment"}
+        if other == "evaluate_on_bedrock":
+            allowed |= {"bedrock:CreateCustomModelDeployment"}
         assert not (actions - allowed) & other_actions, other
 
 
-def test_only_preflight_invokes_the_graders(synthesized: Synthesized) -> None:
+def test_only_preflight_and_the_bedrock_evaluation_invoke_the_graders(synthesized: Synthesized) -> None:
     resources = synthesized.template_json["Resources"]
     for handler in _functions(synthesized):
         invokes = _with_action(_function_statements(synthesized, handler), "lambda:InvokeFunction")
-        if handler != "preflight_checks":
+        # the smoke test, and rft_eval scoring on the bedrock platform
+        if handler not in {"preflight_checks", "evaluate_on_bedrock"}:
             assert invokes == [], handler
             continue
         (statement,) = invokes

@@ -132,3 +132,101 @@ def test_archives_hold_their_members_in_order() -> None:
         member = archive.extractfile("eval/results_1.json")
         assert member is not None
         assert member.read() == b'{"a": 1}'
+
+
+def _role_template(*statements: dict, trust_condition: dict | None = None) -> dict:
+    trust: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": "bedrock.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
+    if trust_condition:
+        trust["Condition"] = trust_condition
+    return {
+        "Resources": {
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Statement": [trust]}}},
+            "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {}},
+            "Policy": {
+                "Type": "AWS::IAM::Policy",
+                "Properties": {"Roles": [{"Ref": "Role"}], "PolicyDocument": {"Statement": list(statements)}},
+            },
+        }
+    }
+
+
+def test_arns_match_component_by_component_with_wildcards_inside_each() -> None:
+    from offline.iam import arn_matches
+
+    model = "arn:aws:bedrock:us-west-2::foundation-model/amazon.nova-2-lite-v1:0"
+    assert arn_matches("arn:aws:bedrock:*::foundation-model/amazon.nova-*", model)
+    # a wildcard region matches the region-less ARN a global inference profile routes to
+    assert arn_matches(
+        "arn:aws:bedrock:*::foundation-model/amazon.nova-*",
+        "arn:aws:bedrock:::foundation-model/amazon.nova-2-lite-v1:0",
+    )
+    assert not arn_matches("arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-*", model)
+    # a wildcard stays inside its component: it cannot swallow the account
+    assert not arn_matches("arn:aws:bedrock:*:foundation-model/*", model)
+    assert not arn_matches("arn:aws:bedrock:*::foundation-model/Amazon.nova-*", model)  # case-sensitive
+    assert arn_matches("*", model)
+
+
+def test_an_allow_needs_action_resource_and_every_condition_and_a_deny_wins() -> None:
+    from offline.iam import RolePolicies
+
+    objects = {"Fn::Join": ["", [{"Fn::GetAtt": ["Bucket", "Arn"]}, "/runs/*/jobs/*/*"]]}
+    template = _role_template(
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": objects},
+        {
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
+        },
+        {"Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::bucket/runs/denied/*"},
+    )
+    role = RolePolicies(template, "Role")
+    assert role.arn == "arn:aws:iam::123456789012:role/Role"
+    assert role.allows("S3:PutObject", "arn:aws:s3:::bucket/runs/r1/jobs/sft/job/output.json")  # actions: any case
+    assert not role.allows("s3:PutObject", "arn:aws:s3:::bucket/runs/r1/inputs/sft/train.jsonl")
+    assert not role.allows("s3:GetObject", "arn:aws:s3:::bucket/runs/r1/jobs/sft/job/output.json")
+    assert not role.allows("s3:PutObject", "arn:aws:s3:::bucket/runs/denied/jobs/sft/job/output.json")
+    assert role.allows("iam:PassRole", "arn:aws:iam::1:role/x", **{"iam:PassedToService": "bedrock.amazonaws.com"})
+    assert not role.allows("iam:PassRole", "arn:aws:iam::1:role/x", **{"iam:PassedToService": "ec2.amazonaws.com"})
+    assert not role.allows("iam:PassRole", "arn:aws:iam::1:role/x")  # a key the request lacks fails
+
+
+def test_trust_checks_the_service_and_its_source_conditions() -> None:
+    from offline.iam import RolePolicies
+
+    jobs = "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/*"
+    role = RolePolicies(
+        _role_template(
+            trust_condition={
+                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                "ArnLike": {"aws:SourceArn": jobs},
+            }
+        ),
+        "Role",
+    )
+    job = "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/amazon.nova-2-lite-v1:0:256k/abcdefghijkl"
+    assert role.trusts("bedrock.amazonaws.com", **{"aws:SourceAccount": "123456789012", "aws:SourceArn": job})
+    assert not role.trusts("bedrock.amazonaws.com", **{"aws:SourceAccount": "999999999999", "aws:SourceArn": job})
+    evaluation = "arn:aws:bedrock:us-east-1:123456789012:evaluation-job/abcdefghijkl"
+    assert not role.trusts(
+        "bedrock.amazonaws.com", **{"aws:SourceAccount": "123456789012", "aws:SourceArn": evaluation}
+    )
+    assert not role.trusts("sagemaker.amazonaws.com", **{"aws:SourceAccount": "123456789012", "aws:SourceArn": job})
+
+
+def test_what_the_evaluator_does_not_know_raises_instead_of_judging() -> None:
+    from offline.iam import RolePolicies, UnsupportedPolicy
+
+    unknown_operator = _role_template(
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": {"IpAddress": {"x": "y"}}}
+    )
+    with pytest.raises(UnsupportedPolicy, match="IpAddress"):
+        RolePolicies(unknown_operator, "Role").allows("s3:GetObject", "arn:aws:s3:::b/k", x="y")
+    not_action = _role_template({"Effect": "Allow", "NotAction": "s3:*", "Resource": "*"})
+    with pytest.raises(UnsupportedPolicy, match="NotAction"):
+        RolePolicies(not_action, "Role").allows("s3:GetObject", "arn:aws:s3:::b/k")

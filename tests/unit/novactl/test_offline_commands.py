@@ -129,9 +129,9 @@ def test_validate_accepts_the_prepared_example_and_prints_the_estimates(prepared
 def test_validate_prices_the_bedrock_example_and_names_bedrocks_record_floors(prepared: Path) -> None:
     code, text = _run("validate", str(EXAMPLE / "run.bedrock.json"), "--data", str(prepared))
     assert code == EXIT_PROBLEMS, text
-    assert "Bedrock cost: expected $" in text and "GPU cost" not in text and "ml.p5" not in text
+    assert "Bedrock cost: expected $" in text and "GPU cost" not in text and " x ml.p5" not in text
     assert "SFT training " in text and " 1K tokens trained x $" in text and "RFT training 8 training hour x $" in text
-    assert "note: rft_per_hour of nova-2-lite is a placeholder" in text
+    assert "note: rft_per_hour of nova-2-lite ($110.08) is not a published price" in text
     assert "- datasets.sft (sft): 80 valid rows; a Bedrock SFT job on nova-2-lite takes at least 200 records" in text
     assert "- datasets.rft (rft): 80 valid rows; a Bedrock RFT job on nova-2-lite takes at least 100 records" in text
 

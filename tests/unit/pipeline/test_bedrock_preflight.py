@@ -232,17 +232,62 @@ def test_the_cost_is_priced_in_bedrocks_units_for_a_given_dataset() -> None:
     assert sft.expectedQuantity == round(120_000 / 4 * 3 / 1000, 3)
     assert sft.usd == round(sizes["sft"] / 3 * 3 / 1000 * prices.sft_per_1k_tokens, 2)
     rft = by[("rft", "training hour")]
-    assert rft.quantity == plan.jobs.of("rft").maxRuntimeSeconds / 3600 and rft.usd == round(rft.quantity * 100.0, 2)
+    hours = plan.jobs.of("rft").maxRuntimeSeconds / 3600
+    assert prices.rft_per_hour is not None
+    assert rft.quantity == hours and rft.usd == round(hours * prices.rft_per_hour, 2)
     assert by[("sft", "model-month stored")].usd == by[("rft", "model-month stored")].usd == 1.95
     out = by[("finalEval", "1K output tokens")]
     max_tokens = int(load_template("nova-2-lite", "eval").default("max_new_tokens"))
     assert out.quantity == round(40 * max_tokens / 1000, 3) and out.expectedQuantity == round(2_000 / 4 / 1000, 3)
     inp = by[("baselineEval", "1K input tokens")]
     assert inp.expectedQuantity == round(6_000 / 4 / 1000, 3) and inp.quantity == round(sizes["eval"] / 3 / 1000, 3)
+    # The baseline calls the base model (US inference profile); the later evaluations the custom models.
+    assert (inp.unitUsd, by[("baselineEval", "1K output tokens")].unitUsd) == (0.00033, 0.00275)
+    assert (by[("sftEval", "1K input tokens")].unitUsd, out.unitUsd) == (0.0003, 0.0025)
     assert cost.estimatedUsd == round(sum(item.usd for item in cost.items), 2)
     assert cost.expectedUsd == pytest.approx(sum(item.expectedUsd or 0 for item in cost.items), abs=0.011)
     assert all(item.instanceType is None for item in cost.items)
-    assert any("rft_per_hour of nova-2-lite is a placeholder" in note for note in cost.priceNotes)
+    assert [note for note in cost.priceNotes if "is not a published price" in note] == [
+        "rft_per_hour of nova-2-lite ($110.08) is not a published price: Bedrock bills Nova 2 Lite RFT per training "
+        "hour but publishes no rate; this stands in the on-demand price of the 2 ml.p5.48xlarge the same RFT (LoRA) "
+        "needs on SageMaker training jobs"
+    ]
+
+
+def test_rft_is_charged_per_training_hour_whatever_the_size_of_its_data() -> None:
+    """Bedrock bills RFT per training hour: the charge follows rft.maxRuntimeHours, never the file's size or rows."""
+    plan = _bedrock(samples.plan())
+
+    def rft_charge(plan: Plan, rows: int, size: int) -> tuple[float | None, float]:
+        dataset = plan.datasets.require("rft").model_copy(update={"sizeBytes": size})
+        plan = plan.model_copy(update={"datasets": plan.datasets.model_copy(update={"rft": dataset})})
+        item = next(
+            i
+            for i in bedrock_cost(plan, {"rft": _report(rows, rows * 400, 0)}).items
+            if i.stage == "rft" and i.unit == "training hour"
+        )
+        return item.quantity, item.usd
+
+    assert rft_charge(plan, 100, 50_000) == rft_charge(plan, 20_000, 90_000_000)
+    rft_job = plan.jobs.of("rft").model_copy(update={"maxRuntimeSeconds": 3 * 3600})
+    three_hours = plan.model_copy(update={"jobs": plan.jobs.model_copy(update={"rft": rft_job})})
+    price = catalog.BEDROCK_PRICES["nova-2-lite"].rft_per_hour
+    assert price is not None and price == 2 * catalog.hourly_price("ml.p5.48xlarge")
+    assert rft_charge(three_hours, 100, 50_000) == (3, round(3 * price, 2))
+
+
+def test_the_nova_1_models_bill_their_custom_models_at_the_base_rates() -> None:
+    for key in ("nova-micro", "nova-lite", "nova-pro"):
+        prices = catalog.BEDROCK_PRICES[key]
+        assert (
+            prices.inference(custom=True)
+            == prices.inference(custom=False)
+            == (
+                prices.input_per_1k,
+                prices.output_per_1k,
+            )
+        )
+        assert set(prices.unconfirmed) == {"sft_per_1k_tokens", "storage_per_month"} and prices.rft_per_hour is None
 
 
 def test_without_the_datasets_read_the_evaluations_are_not_yet_priced() -> None:
@@ -295,7 +340,7 @@ def test_a_bedrock_run_over_budget_is_refused_with_its_charges(s3: Any, bedrock_
     assert problem.startswith("budget.maxUsd: the worst-case Bedrock cost $")
     assert (
         "exceeds the budget $50.00 (baseline evaluation " in problem
-        and "RFT training 4 training hour x $100 = $400.00" in problem
+        and "RFT training 4 training hour x $110.08 = $440.32" in problem
     )
 
 
@@ -339,4 +384,4 @@ def test_the_report_shows_the_bedrock_cost_its_quotas_and_its_price_notes(s3: An
     assert (
         '<table id="bedrock-quotas">' in html and "(Model customization) Custom model deployments per account" in html
     )
-    assert "rft_per_hour of nova-2-lite is a placeholder" in html
+    assert "rft_per_hour of nova-2-lite ($110.08) is not a published price" in html
