@@ -50,6 +50,14 @@ def test_the_bedrock_road_ends_with_a_serving_deployment_recorded_in_the_run(ser
     assert served.run["stages"]["rft"]["customModelArn"] == rft["custom_model_arn"]
 
 
+def test_no_stage_of_the_bedrock_road_counts_gpu_seconds(served: Result) -> None:
+    # Bedrock bills customization and inference by tokens: no stage has GPU seconds, known or unknown
+    assert served.run is not None
+    for name, stage in served.run["stages"].items():
+        if stage["status"] == "SUCCEEDED":
+            assert stage["billableSeconds"] is None and stage["unknownBillingAttempts"] == 0, name
+
+
 def test_sft_and_rft_ran_as_customization_jobs_and_rft_graded_rollouts_with_the_real_grader(served: Result) -> None:
     jobs = {j["stage"]: j for j in served.jobs}
     assert set(jobs) == {"sft", "rft"} and {j["service"] for j in served.jobs} == {"bedrock"}
