@@ -11,7 +11,8 @@ rollouts of its training rows, as Bedrock's trainer does, and fails when the gra
 the reward contract. Bedrock's own checks beyond botocore's shapes: the base model must
 offer the method (Nova Micro/Lite/Pro and Nova 2 Lite for ``FINE_TUNING``, Nova 2 Lite
 alone for RFT), an RFT job needs a Lambda grader, ``hyperParameters`` of Nova SFT are the
-documented ones within their ranges, job and model names are unique.
+documented ones within their ranges, job and model names are unique; the job's validation phase
+fails it when the training data is not what Bedrock reads (:meth:`BedrockSimulator._training_data_problem`).
 
 ``CreateCustomModel``, ``GetCustomModel``, ``ListCustomModels``, ``DeleteCustomModel``
 and the same for ``...CustomModelDeployment``: ``Creating`` until the calling
@@ -539,22 +540,32 @@ class BedrockSimulator:
             )
 
     def _training_data_problem(self, uri: str, kind: str) -> str | None:
-        """What Bedrock's validation phase refuses in the training data: nothing to read, a row that is not JSON, a
-        row without ``messages``, an SFT row without ``schemaVersion`` ``bedrock-conversation-2024`` (Amazon Bedrock
-        User Guide, "Prepare data for fine-tuning understanding models")."""
+        """What Bedrock's validation phase refuses in the training data: nothing to read, a line that is not JSON,
+        a record without ``messages``; for SFT a conversation that does not go user first, assistant last, with
+        those two roles only (Amazon Nova User Guide, "Preparing data for fine-tuning Understanding models");
+        for RFT fewer than 100 records (Amazon Bedrock User Guide, "Prepare data for Amazon Nova models")."""
         try:
             rows = read_rows(self._s3(), uri)
         except ValueError as error:
             return f"Validation error: {uri} holds a line that is not JSON ({error})"
         except ClientError as error:
             return f"Validation error: cannot read {uri} ({error.response['Error']['Code']})"
+        if kind == "REINFORCEMENT_FINE_TUNING" and len(rows) < _RFT_MIN_RECORDS:
+            return f"Validation error: {uri} holds {len(rows)} records; RFT takes at least {_RFT_MIN_RECORDS}"
         if not rows:
             return f"Validation error: {uri} holds no records"
         for number, row in enumerate(rows, start=1):
-            if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
+            messages = row.get("messages") if isinstance(row, dict) else None
+            if not isinstance(messages, list) or not messages:
                 return f"Validation error: record {number} of {uri} has no messages"
-            if kind == "FINE_TUNING" and row.get("schemaVersion") != "bedrock-conversation-2024":
-                return f"Validation error: record {number} of {uri} lacks schemaVersion bedrock-conversation-2024"
+            roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
+            if kind == "FINE_TUNING" and (
+                roles[0] != "user" or roles[-1] != "assistant" or set(roles) - {"user", "assistant"}
+            ):
+                return (
+                    f"Validation error: record {number} of {uri} has the roles {roles}: the conversation takes "
+                    "user and assistant turns only, user first, assistant last"
+                )
         return None
 
     def _grade_rollouts(self, job: SimCustomizationJob) -> None:
@@ -614,6 +625,8 @@ _SFT_HYPERPARAMETERS: dict[str, tuple[float, float]] = {
 }
 # Bedrock's message for a throttled request.
 _TOO_MANY = "Too many requests, please wait before trying again."
+# The fewest records an RFT job trains on (Amazon Bedrock User Guide, "Prepare data for Amazon Nova models").
+_RFT_MIN_RECORDS = 100
 # Training rows whose rollouts a simulated RFT job sends the grader (one call).
 _ROLLOUT_ROWS = 8
 _FOUNDATION = re.compile(r"arn:aws[a-z-]*:bedrock:[a-z0-9-]*::foundation-model/(?P<id>.+)")

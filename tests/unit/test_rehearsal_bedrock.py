@@ -65,10 +65,10 @@ def world(tmp_path: Path) -> Iterator[World]:
         s3.create_bucket(Bucket=BUCKET)
         for kind, body in datasets.all_datasets().items():
             s3.put_object(Bucket=BUCKET, Key=f"data/{kind}.jsonl", Body=body)
-        # the SFT rows as the pipeline stages them for Bedrock: with Bedrock's schemaVersion
-        staged = [{"schemaVersion": "bedrock-conversation-2024", **row} for row in datasets.sft_rows()]
-        s3.put_object(Bucket=BUCKET, Key="data/sft.jsonl", Body=datasets.jsonl(staged))
-        s3.put_object(Bucket=BUCKET, Key="raw/sft.jsonl", Body=datasets.jsonl(datasets.sft_rows()))
+        for kind, body in datasets.all_datasets(bedrock=True).items():
+            s3.put_object(Bucket=BUCKET, Key=f"bedrock/{kind}.jsonl", Body=body)
+        # RFT rows given to an SFT job: a system turn inside messages, and no assistant turn
+        s3.put_object(Bucket=BUCKET, Key="raw/sft.jsonl", Body=datasets.jsonl(datasets.rft_rows()))
         sagemaker = SageMakerSimulator(
             account=ACCOUNT, region=REGION, epoch=EPOCH, faults=faults, durations=Durations()
         )
@@ -119,7 +119,7 @@ def _rft_request(**changes: Any) -> dict:
         jobName="nova-run-1-rft-a1",
         customModelName="nova-run-1-rft",
         customizationType="REINFORCEMENT_FINE_TUNING",
-        trainingDataConfig={"s3Uri": f"s3://{BUCKET}/data/rft.jsonl"},
+        trainingDataConfig={"s3Uri": f"s3://{BUCKET}/bedrock/rft.jsonl"},
         clientRequestToken="nova-run-1-rft-a1",
         customizationConfig={
             "rftConfig": {
@@ -232,10 +232,18 @@ def test_an_injected_failure_ends_the_job_failed_early_with_a_message(world: Wor
 
 def test_training_data_bedrock_cannot_read_fails_the_job_in_its_validation_phase(world: World) -> None:
     world.client.create_model_customization_job(**_sft_request(trainingDataConfig={"s3Uri": f"s3://{BUCKET}/raw/"}))
+    # an RFT job needs 100 records; the SageMaker road's generated RFT set has 72
+    world.client.create_model_customization_job(
+        **_rft_request(trainingDataConfig={"s3Uri": f"s3://{BUCKET}/data/rft.jsonl"})
+    )
     clock.advance(Durations().bedrock_sft * 60 * 0.04)
-    job = world.client.get_model_customization_job(jobIdentifier="nova-run-1-sft-a1")
-    assert job["status"] == "Failed" and job["statusDetails"]["validationDetails"]["status"] == "Failed"
-    assert f"record 1 of s3://{BUCKET}/raw/ lacks schemaVersion bedrock-conversation-2024" in job["failureMessage"]
+    sft = world.client.get_model_customization_job(jobIdentifier="nova-run-1-sft-a1")
+    assert sft["status"] == "Failed" and sft["statusDetails"]["validationDetails"]["status"] == "Failed"
+    assert f"record 1 of s3://{BUCKET}/raw/ has the roles ['system', 'user']" in sft["failureMessage"]
+    clock.advance(Durations().bedrock_rft * 60 * 0.04)
+    rft = world.client.get_model_customization_job(jobIdentifier="nova-run-1-rft-a1")
+    assert rft["status"] == "Failed" and "holds 72 records; RFT takes at least 100" in rft["failureMessage"]
+    assert world.grader_batches == []
 
 
 def test_a_throttled_stage_is_refused_once_then_accepted(world: World) -> None:
