@@ -95,6 +95,11 @@ class Scenario:
     # The run input's ``platform`` (``sagemaker`` or ``bedrock``), set over the input; None keeps the input's own.
     platform: str | None = None
 
+    def road(self) -> str:
+        """The platform the run takes: ``platform``, else the run input's own, else ``sagemaker``."""
+        own = (self.replace_input if self.replace_input is not None else self.run_input).get("platform")
+        return str(self.platform or own or "sagemaker")
+
     def faults(self) -> Faults:
         faults = Faults(fail_at=self.fail_at, fail_eval_of=self.fail_eval_of, throttle=dict(self.throttle))
         if self.gate_reject:
@@ -343,8 +348,7 @@ def _rehearse_one(account: _Account, scenario: Scenario, *, offset: float, out: 
     faults = scenario.faults()
     sagemaker.faults = bedrock.faults = faults
     corrupt = scenario.fail_at == "preflight"
-    bedrock_road = (scenario.platform or scenario.run_input.get("platform")) == "bedrock"
-    generated = datasets.all_datasets(corrupt=corrupt, bedrock=bedrock_road)
+    generated = datasets.all_datasets(corrupt=corrupt, bedrock=scenario.road() == "bedrock")
     for kind, body in generated.items():
         s3.put_object(Bucket=account.data_bucket, Key=f"{DATASET_PREFIX}/{kind}.jsonl", Body=body)
     # The simulated models know the rows' references (evaluation rows first: their index decides the answer)
@@ -368,8 +372,8 @@ def _rehearse_one(account: _Account, scenario: Scenario, *, offset: float, out: 
             account.inference.learn(path.read_bytes())
     if scenario.platform is not None:
         run_input["platform"] = scenario.platform
-        if scenario.platform == "bedrock" and scenario.replace_input is None:
-            run_input = _merge(BEDROCK_INPUT, run_input)
+    if scenario.road() == "bedrock" and scenario.replace_input is None:
+        run_input = _merge(BEDROCK_INPUT, run_input)
     start = account.epoch + dt.timedelta(seconds=offset)
     name = scenario.execution_name or f"rehearsal-{start:%Y%m%d-%H%M%S}"
     out.write(f"Rehearsing {STACK_NAME} on simulated AWS: execution {name}\n")

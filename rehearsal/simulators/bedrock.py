@@ -377,7 +377,7 @@ class BedrockSimulator:
                 name=name,
                 arn=f"arn:aws:bedrock:{self.region}:{self.account}:model-customization-job/{base_id}/{suffix}",
                 stage=stage,
-                request=json_copy(params),
+                request=_json_copy(params),
                 base_model_arn=f"arn:aws:bedrock:{self.region}::foundation-model/{base_id}",
                 created=now,
                 ends=now + minutes * MINUTE * (0.04 if invalid else 0.4 if injected else 1),
@@ -676,7 +676,7 @@ def _bedrock_item(item: dict) -> dict:
     return moved
 
 
-def json_copy(value: Any) -> Any:
+def _json_copy(value: Any) -> Any:
     """A deep copy through JSON, as a request reaches a service."""
     return json.loads(json.dumps(value, default=str))
 
