@@ -222,7 +222,8 @@ def _summary(output: str | None, state: str) -> str:
     if not isinstance(node, dict):
         return ""
     if isinstance(node.get("phase"), str):  # an evaluation through Bedrock inference, call by call
-        return f"{node['phase']} {node.get('processed', 0)}/{node.get('total', '?')}"
+        rows = f" {node.get('processed', 0)}/{node['total']}" if node.get("total") else ""
+        return f"{node['phase']}{rows}"
     if isinstance(node.get("decision"), dict) and isinstance(node["decision"].get("reason"), str):
         return str(node["decision"]["reason"])
     if node.get("name") and node.get("attempt"):
