@@ -127,6 +127,25 @@ def response_text(message: dict[str, Any]) -> str | None:
 
 def parse_item(index: int, item: object, needs_reference: bool) -> Sample | str:
     """A :class:`Sample`, or the reason (a short snake_case string) the item cannot be graded."""
+    # The usual item first, read without the general walk below (this runs once per rollout): the last
+    # message is the assistant's, its content a string and no tool calls beside it.
+    if type(item) is dict:
+        messages = item.get("messages")
+        if type(messages) is list and messages:
+            message = messages[-1]
+            if type(message) is dict and message.get("role") == "assistant" and "tool_calls" not in message:
+                content = message.get("content")
+                if type(content) is str:
+                    reference = item.get("reference_answer")
+                    if reference is None:
+                        reference = reference_of(item)
+                        if needs_reference and reference is MISSING:
+                            return MISSING_REFERENCE
+                    return Sample(index, item.get("id"), content, reference, item)
+    return _parse_any_item(index, item, needs_reference)
+
+
+def _parse_any_item(index: int, item: object, needs_reference: bool) -> Sample | str:
     if not isinstance(item, dict):
         return NOT_AN_OBJECT
     messages = item.get("messages")
