@@ -56,6 +56,35 @@ class Sample:
         return f"Sample(index={self.index}, id={self.id!r}, response={self.response[:40]!r}...)"
 
 
+class ParsedSample(Sample):
+    """A sample whose response is a JSON object or array already parsed (``parsed``), e.g. a selected field.
+
+    Graders that read JSON take ``parsed`` as it is (never modifying it: it may be shared with other
+    parts of a spec); the response text, the same value written as JSON, is only written when read.
+    """
+
+    __slots__ = ("parsed", "_text")
+
+    def __init__(self, index: int, item_id: Any, parsed: Any, reference: Any, item: dict[str, Any]) -> None:
+        self.index = index
+        self.id = item_id
+        self.parsed = parsed
+        self._text: str | None = None
+        self.reference = reference
+        self.item = item
+        self.memo = None
+
+    @property
+    def response(self) -> str:
+        if self._text is None:
+            self._text = json.dumps(self.parsed)
+        return self._text
+
+    @response.setter
+    def response(self, text: str) -> None:
+        raise AttributeError("the response of a parsed sample is its parsed value")
+
+
 def item_id(item: object) -> Any:
     """The id echoed in the result: the item's ``id`` verbatim, ``None`` when absent or not an object."""
     return item.get("id") if isinstance(item, dict) else None

@@ -59,7 +59,7 @@ from lambdas.reward.graders.base import (
     scaled,
     score_fields,
 )
-from lambdas.reward.items import BAD_REFERENCE, Sample
+from lambdas.reward.items import BAD_REFERENCE, ParsedSample, Sample
 from lambdas.reward.spec import Fields, SpecError
 from lambdas.reward.text import NONE, STRICT, extract_json, parse_json, squash
 
@@ -194,6 +194,8 @@ class ValueMatch:
         self.rel_tol = rel_tol
 
     def score(self, expected: Any, actual: Any) -> float:
+        if type(expected) is str and type(actual) is str and expected == actual:
+            return 1.0  # the same string is equal under every comparison
         if self.rel_tol:
             left, right = _scalar(expected), _scalar(actual)
             if type(left) is float and type(right) is float:
@@ -311,6 +313,7 @@ def compare_calls(
 
 class ToolCallGrader(Grader):
     kind = "tool_call"
+    reads_json = True
 
     def __init__(
         self,
@@ -345,7 +348,9 @@ class ToolCallGrader(Grader):
 
     def grade(self, sample: Sample) -> Graded:
         expected = self.reference_calls(sample.reference)
-        if self.strict_json:
+        if type(sample) is ParsedSample:  # JSON already read whole: as clean as JSON gets
+            value, quality = sample.parsed, STRICT
+        elif self.strict_json:
             value = parse_json(sample.response, "strict")
             quality = NONE if value is None else STRICT
         else:
