@@ -89,6 +89,11 @@ def _label_pattern(label: str) -> str:
     return r"[\s_\-]+".join(re.escape(part) for part in _SEPARATORS.split(label.strip()))
 
 
+def _is_word(char: str) -> bool:
+    """``char`` is what the regex ``\\w`` matches (a Unicode letter, digit or number, or ``_``)."""
+    return char.isalnum() or char == "_"
+
+
 def _first_characters(labels: list[str]) -> str:
     """A lookahead for the characters the labels start with (empty when one starts with a separator).
 
@@ -130,6 +135,15 @@ class LabelGrader(Grader):
         alternatives = "|".join(_label_pattern(label) for label in sorted(labels, key=len, reverse=True))
         flags = 0 if case_sensitive else re.IGNORECASE
         self._finder = re.compile(rf"{_first_characters(labels)}(?<!\w)(?:{alternatives})(?!\w)", flags)
+        # The same search without the lookbehind and case-sensitive (case-insensitive labels search the
+        # lowered text, when both are ASCII): a pattern opening with the labels' letters lets the regex
+        # engine jump from candidate to candidate. See _label_matches.
+        self._scanner: re.Pattern[str] | None = None
+        if case_sensitive or all(label.isascii() for label in labels):
+            scanned = sorted(labels, key=len, reverse=True)
+            if not case_sensitive:
+                scanned = [label.lower() for label in scanned]
+            self._scanner = re.compile(rf"(?:{'|'.join(map(_label_pattern, scanned))})(?!\w)")
         scores = (self.correct, self.incorrect, self.invalid)
         self.score_range = (min(scores), max(scores))
 
@@ -167,7 +181,7 @@ class LabelGrader(Grader):
         """
         canonical = self.canonical
         found = []
-        matches = list(self._finder.finditer(text))
+        matches = self._label_matches(text)
         if not matches:
             return []
         # Ends of the negating words, in order (None: check every mention); a mention far from all
@@ -208,6 +222,24 @@ class LabelGrader(Grader):
             negated_end = -1
             found.append((start, match.end(), cast(str, canonical(match.group()))))
         return found
+
+    def _label_matches(self, text: str) -> list[re.Match[str]]:
+        """What ``self._finder.finditer(text)`` finds, through the faster scanner when it gives the same.
+
+        The scanner finds the finder's matches when every candidate it finds passes the finder's
+        lookbehind (no word character just before it); otherwise the finder runs.
+        """
+        scanner = self._scanner
+        if scanner is not None and (self.case_sensitive or text.isascii()):
+            searched = text if self.case_sensitive else text.lower()  # lowered ASCII keeps its positions
+            matches = list(scanner.finditer(searched))
+            for match in matches:
+                start = match.start()
+                if start and _is_word(searched[start - 1]):
+                    break
+            else:
+                return matches
+        return list(self._finder.finditer(text))
 
     def final_label(self, text: str) -> tuple[str | None, str]:
         """``(label, "")`` for the label the response commits to, or ``(None, reason)``.

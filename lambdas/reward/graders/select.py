@@ -272,6 +272,8 @@ class Selected(Grader):
         return value
 
     def grade_many(self, samples: Sequence[Sample], deadline: float | None = None) -> list[Outcome]:
+        if self.json_mode is None and self.reference is None:
+            return self._grade_between_tags(samples, deadline)
         selected: list[Sample] = []
         unreadable: list[bool] = []
         failures: dict[int, MalformedItem] = {}
@@ -301,6 +303,25 @@ class Selected(Grader):
                 outcomes[position] = failures[position]
             elif type(outcome) is tuple:
                 outcome[1].append({"name": UNREADABLE, "value": 1.0 if unreadable[position] else 0.0, "type": "Metric"})
+        return outcomes
+
+    def _grade_between_tags(self, samples: Sequence[Sample], deadline: float | None) -> list[Outcome]:
+        """:meth:`grade_many` for a selection of tags only: the text between them, which is always readable."""
+        tags = self.tags
+        selected = [
+            Sample(
+                sample.index,
+                sample.id,
+                sample.response if tags is None else between_tags(sample.response, *tags),
+                sample.reference,
+                sample.item,
+            )
+            for sample in samples
+        ]
+        outcomes = self.inner.grade_many(selected, deadline)
+        for outcome in outcomes:
+            if type(outcome) is tuple:
+                outcome[1].append({"name": UNREADABLE, "value": 0.0, "type": "Metric"})
         return outcomes
 
 
