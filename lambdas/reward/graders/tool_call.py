@@ -188,7 +188,8 @@ def _common_characters(first: str, second: str) -> int:
     """How many characters two strings have in common, counted with repeats (a multiset intersection)."""
     if len(first) > len(second):
         first, second = second, first
-    return sum(min(first.count(char), second.count(char)) for char in set(first))
+    chars = set(first)
+    return sum(map(min, map(first.count, chars), map(second.count, chars)))
 
 
 class ValueMatch:
