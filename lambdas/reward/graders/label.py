@@ -60,6 +60,7 @@ _NEGATED_REVERSED = re.compile(
 )
 _NEGATION_WINDOW = 48
 _FEW_MENTIONS = 4
+_MAX_SCANNED = 2000
 # Where a negation may end: each negator's last word, or "n't" (a superset of what _NEGATED_REVERSED
 # accepts, found once per text; the exact check runs only near one of these).
 _NEGATION_HINT = re.compile(
@@ -230,7 +231,9 @@ class LabelGrader(Grader):
         lookbehind (no word character just before it); otherwise the finder runs.
         """
         scanner = self._scanner
-        if scanner is not None and (self.case_sensitive or text.isascii()):
+        # The scanner costs more per candidate and less per position than the finder: a long text,
+        # where candidates may be dense (a label repeated thousands of times), goes to the finder.
+        if scanner is not None and len(text) <= _MAX_SCANNED and (self.case_sensitive or text.isascii()):
             searched = text if self.case_sensitive else text.lower()  # lowered ASCII keeps its positions
             matches = list(scanner.finditer(searched))
             for match in matches:
