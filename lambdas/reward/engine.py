@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -231,8 +232,9 @@ class RewardFunction:
         summary.p10 = scores[int(0.1 * (count - 1))]
         summary.p50 = scores[int(0.5 * (count - 1))]
         summary.p90 = scores[int(0.9 * (count - 1))]
-        summary.at_minimum = sum(1 for score in scores if score <= low)
-        summary.at_maximum = sum(1 for score in scores if score >= high)
+        # Every score lies in [low, high]: those at the ends are counted in the sorted list.
+        summary.at_minimum = bisect_right(scores, low)
+        summary.at_maximum = count - bisect_left(scores, high)
         if self._has_judge:
             summary.judge_failures = sum(
                 1

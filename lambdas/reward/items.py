@@ -56,6 +56,35 @@ class Sample:
         return f"Sample(index={self.index}, id={self.id!r}, response={self.response[:40]!r}...)"
 
 
+class ParsedSample(Sample):
+    """A sample whose response is a JSON object or array already parsed (``parsed``), e.g. a selected field.
+
+    Graders that read JSON take ``parsed`` as it is (never modifying it: it may be shared with other
+    parts of a spec); the response text, the same value written as JSON, is only written when read.
+    """
+
+    __slots__ = ("parsed", "_text")
+
+    def __init__(self, index: int, item_id: Any, parsed: Any, reference: Any, item: dict[str, Any]) -> None:
+        self.index = index
+        self.id = item_id
+        self.parsed = parsed
+        self._text: str | None = None
+        self.reference = reference
+        self.item = item
+        self.memo = None
+
+    @property
+    def response(self) -> str:
+        if self._text is None:
+            self._text = json.dumps(self.parsed)
+        return self._text
+
+    @response.setter
+    def response(self, text: str) -> None:
+        raise AttributeError("the response of a parsed sample is its parsed value")
+
+
 def item_id(item: object) -> Any:
     """The id echoed in the result: the item's ``id`` verbatim, ``None`` when absent or not an object."""
     return item.get("id") if isinstance(item, dict) else None
@@ -127,6 +156,25 @@ def response_text(message: dict[str, Any]) -> str | None:
 
 def parse_item(index: int, item: object, needs_reference: bool) -> Sample | str:
     """A :class:`Sample`, or the reason (a short snake_case string) the item cannot be graded."""
+    # The usual item first, read without the general walk below (this runs once per rollout): the last
+    # message is the assistant's, its content a string and no tool calls beside it.
+    if type(item) is dict:
+        messages = item.get("messages")
+        if type(messages) is list and messages:
+            message = messages[-1]
+            if type(message) is dict and message.get("role") == "assistant" and "tool_calls" not in message:
+                content = message.get("content")
+                if type(content) is str:
+                    reference = item.get("reference_answer")
+                    if reference is None:
+                        reference = reference_of(item)
+                        if needs_reference and reference is MISSING:
+                            return MISSING_REFERENCE
+                    return Sample(index, item.get("id"), content, reference, item)
+    return _parse_any_item(index, item, needs_reference)
+
+
+def _parse_any_item(index: int, item: object, needs_reference: bool) -> Sample | str:
     if not isinstance(item, dict):
         return NOT_AN_OBJECT
     messages = item.get("messages")

@@ -13,6 +13,7 @@ a file) is refused: the reward function never fetches schemas at run time.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -104,9 +105,13 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
     except (re.error, ValueError, TypeError, KeyError) as exc:
         raise SpecError(path, f"invalid JSON Schema: {type(exc).__name__}: {exc}") from None
 
+    # fastjsonschema writes a property's "default" into the instance it validates: a schema with
+    # defaults checks a copy, so a value other parts of a spec share is never changed.
+    copied = _has_defaults(schema)
+
     def check(instance: Any) -> list[str]:
         try:
-            validate(instance)
+            validate(copy.deepcopy(instance) if copied else instance)
         except JsonSchemaValuesException as exc:
             return [_message(error) for error in exc.errors]
         except JsonSchemaValueException as exc:
@@ -114,6 +119,15 @@ def compile_schema(schema: object, path: str = "schema") -> Check:
         return []
 
     return check
+
+
+def _has_defaults(schema: object) -> bool:
+    """Whether a ``default`` key appears anywhere in ``schema``."""
+    if isinstance(schema, dict):
+        return "default" in schema or any(_has_defaults(value) for value in schema.values())
+    if isinstance(schema, list):
+        return any(_has_defaults(value) for value in schema)
+    return False
 
 
 def validation_errors(check: Check, instance: Any) -> list[str]:

@@ -123,6 +123,16 @@ def normalized_tokens(text: str) -> list[str]:
     return [tok for tok in text.lower().translate(_PUNCT_TABLE).split() if tok not in _ARTICLES]
 
 
+_SQUASHED: dict[str, str] = {}  # short strings squashed so far (tool names, argument names): bounded
+_MAX_SQUASHED = 4096
+_MAX_SQUASHED_CHARS = 64
+
+
 def squash(text: str) -> str:
     """Case- and whitespace-insensitive form of a string."""
-    return " ".join(text.split()).casefold()
+    squashed = _SQUASHED.get(text)
+    if squashed is None:
+        squashed = " ".join(text.split()).casefold()
+        if len(text) <= _MAX_SQUASHED_CHARS and len(_SQUASHED) < _MAX_SQUASHED:
+            _SQUASHED[text] = squashed
+    return squashed

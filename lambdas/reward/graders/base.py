@@ -61,6 +61,7 @@ class Grader:
 
     kind = "grader"
     needs_reference = True
+    reads_json = False  # grades the response's JSON: takes a ParsedSample's value as it is
     ideal: str | None = None  # how the right answer is written, ``{reference}`` marking the reference
     score_range: tuple[float, float] = (0.0, 1.0)
 

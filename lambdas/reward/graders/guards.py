@@ -80,12 +80,15 @@ class Guarded(Grader):
             if type(outcome) is tuple:
                 score, metrics = outcome
                 text = samples[position].response
+                penalized = False
                 for guard in guards:
                     penalty = guard(text)
                     if penalty:
                         score += penalty
+                        penalized = True
                     metrics.append({"name": guard.name, "value": penalty, "type": "Metric"})
-                outcomes[position] = (score, metrics)
+                if penalized:
+                    outcomes[position] = (score, metrics)
         return outcomes
 
 

@@ -9,15 +9,16 @@ No reference answer is needed.
 from __future__ import annotations
 
 from lambdas.reward.graders.base import Graded, Grader, finish_scored, metric, reward, scaled, score_fields
-from lambdas.reward.items import Sample
+from lambdas.reward.items import ParsedSample, Sample
 from lambdas.reward.schema import Check, compile_schema, validation_errors
 from lambdas.reward.spec import Fields
-from lambdas.reward.text import EMBEDDED, NONE, extract_json
+from lambdas.reward.text import EMBEDDED, NONE, STRICT, extract_json
 
 
 class JsonSchemaGrader(Grader):
     kind = "json_schema"
     needs_reference = False
+    reads_json = True
 
     def __init__(
         self,
@@ -36,7 +37,8 @@ class JsonSchemaGrader(Grader):
         self.score_range = (min_score, max_score)
 
     def grade(self, sample: Sample) -> Graded:
-        value, quality = extract_json(sample.response)
+        # JSON already read whole is as clean as JSON gets; the check never modifies it (see compile_schema).
+        value, quality = (sample.parsed, STRICT) if type(sample) is ParsedSample else extract_json(sample.response)
         if quality == NONE:
             return self.min_score, [reward("schema_valid", 0.0), metric("json_valid", 0.0)]
         errors = validation_errors(self.check, value)

@@ -59,6 +59,8 @@ _NEGATED_REVERSED = re.compile(
     re.IGNORECASE,
 )
 _NEGATION_WINDOW = 48
+_FEW_MENTIONS = 4
+_MAX_SCANNED = 2000
 # Where a negation may end: each negator's last word, or "n't" (a superset of what _NEGATED_REVERSED
 # accepts, found once per text; the exact check runs only near one of these).
 _NEGATION_HINT = re.compile(
@@ -88,6 +90,27 @@ def _label_pattern(label: str) -> str:
     return r"[\s_\-]+".join(re.escape(part) for part in _SEPARATORS.split(label.strip()))
 
 
+def _is_word(char: str) -> bool:
+    """``char`` is what the regex ``\\w`` matches (a Unicode letter, digit or number, or ``_``)."""
+    return char.isalnum() or char == "_"
+
+
+def _first_characters(labels: list[str]) -> str:
+    """A lookahead for the characters the labels start with (empty when one starts with a separator).
+
+    Checked before the lookbehind and the alternatives, it lets the regex engine reject every other
+    position at once, which was most of the cost of finding labels in a long response. Compiled with
+    the same flags, the class matches exactly the characters the alternatives' first letters match.
+    """
+    firsts = set()
+    for label in labels:
+        first_part = _SEPARATORS.split(label.strip())[0]
+        if not first_part:
+            return ""
+        firsts.add(first_part[0])
+    return "(?=[" + "".join(re.escape(char) for char in sorted(firsts)) + "])"
+
+
 class LabelGrader(Grader):
     kind = "label"
 
@@ -108,9 +131,20 @@ class LabelGrader(Grader):
         self._canonical = {_label_key(label, case_sensitive): label for label in labels}
         # Spellings seen so far -> the spec's label (None: not a label); bounded, see canonical().
         self._spellings: dict[str, str | None] = {}
+        # Short responses read so far -> their final label; bounded, see final_label().
+        self._finals: dict[str, tuple[str | None, str]] = {}
         alternatives = "|".join(_label_pattern(label) for label in sorted(labels, key=len, reverse=True))
         flags = 0 if case_sensitive else re.IGNORECASE
-        self._finder = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", flags)
+        self._finder = re.compile(rf"{_first_characters(labels)}(?<!\w)(?:{alternatives})(?!\w)", flags)
+        # The same search without the lookbehind and case-sensitive (case-insensitive labels search the
+        # lowered text, when both are ASCII): a pattern opening with the labels' letters lets the regex
+        # engine jump from candidate to candidate. See _label_matches.
+        self._scanner: re.Pattern[str] | None = None
+        if case_sensitive or all(label.isascii() for label in labels):
+            scanned = sorted(labels, key=len, reverse=True)
+            if not case_sensitive:
+                scanned = [label.lower() for label in scanned]
+            self._scanner = re.compile(rf"(?:{'|'.join(map(_label_pattern, scanned))})(?!\w)")
         scores = (self.correct, self.incorrect, self.invalid)
         self.score_range = (min(scores), max(scores))
 
@@ -142,24 +176,28 @@ class LabelGrader(Grader):
     def mentions(self, text: str) -> list[tuple[int, int, str]]:
         """``(start, end, label)`` of every label the text names and does not negate, in text order.
 
-        The negation check runs only for a mention with a negating word (or ``n't``) ending
-        within :data:`_NEGATION_WINDOW` characters before it, found in one pass over the text;
-        it reads the reversed text in place (no slice per mention).
+        The negation check reads the reversed text in place (no slice per mention). With more than
+        :data:`_FEW_MENTIONS` mentions it runs only for a mention with a negating word (or ``n't``)
+        ending within :data:`_NEGATION_WINDOW` characters before it, found in one pass over the text.
         """
         canonical = self.canonical
         found = []
-        # Ends of the negating words, in order; a mention far from all of them cannot be negated.
-        matches = list(self._finder.finditer(text))
+        matches = self._label_matches(text)
         if not matches:
             return []
+        # Ends of the negating words, in order (None: check every mention); a mention far from all
+        # of them cannot be negated.
+        hints: list[int] | None
         if not matches[-1].start():  # one mention, opening the text: nothing before it to negate it
             hints = []
+        elif len(matches) <= _FEW_MENTIONS:  # checking each mention costs less than finding the hints
+            hints = None
         elif text.isascii():  # lowered ASCII keeps its positions, and a case-sensitive search is much faster
             hints = [match.end() for match in _NEGATION_HINT_LOWER.finditer(text.lower())]
         else:
             hints = [match.end() for match in _NEGATION_HINT.finditer(text)]
         spellings = self._spellings
-        if not hints:  # nothing can be negated: every mention counts
+        if hints is not None and not hints:  # nothing can be negated: every mention counts
             return [
                 (match.start(), match.end(), spellings.get(match.group()) or cast(str, canonical(match.group())))
                 for match in matches
@@ -174,24 +212,54 @@ class LabelGrader(Grader):
                 negated_end = match.end()
                 continue
             if start:
-                while hint < len(hints) and hints[hint] < start - _NEGATION_WINDOW:
-                    hint += 1
-                if (
-                    hint < len(hints)
-                    and hints[hint] <= start
-                    and _NEGATED_REVERSED.match(
-                        reversed_text, length - start, length - max(0, start - _NEGATION_WINDOW)
-                    )
-                    is not None
-                ):
+                if hints is not None:
+                    while hint < len(hints) and hints[hint] < start - _NEGATION_WINDOW:
+                        hint += 1
+                if (hints is None or (hint < len(hints) and hints[hint] <= start)) and _NEGATED_REVERSED.match(
+                    reversed_text, length - start, length - max(0, start - _NEGATION_WINDOW)
+                ) is not None:
                     negated_end = match.end()
                     continue
             negated_end = -1
             found.append((start, match.end(), cast(str, canonical(match.group()))))
         return found
 
+    def _label_matches(self, text: str) -> list[re.Match[str]]:
+        """What ``self._finder.finditer(text)`` finds, through the faster scanner when it gives the same.
+
+        The scanner finds the finder's matches when every candidate it finds passes the finder's
+        lookbehind (no word character just before it); otherwise the finder runs.
+        """
+        scanner = self._scanner
+        # The scanner costs more per candidate and less per position than the finder: a long text,
+        # where candidates may be dense (a label repeated thousands of times), goes to the finder.
+        if scanner is not None and len(text) <= _MAX_SCANNED and (self.case_sensitive or text.isascii()):
+            searched = text if self.case_sensitive else text.lower()  # lowered ASCII keeps its positions
+            matches = list(scanner.finditer(searched))
+            for match in matches:
+                start = match.start()
+                if start and _is_word(searched[start - 1]):
+                    break
+            else:
+                return matches
+        return list(self._finder.finditer(text))
+
     def final_label(self, text: str) -> tuple[str | None, str]:
-        """``(label, "")`` for the label the response commits to, or ``(None, reason)``."""
+        """``(label, "")`` for the label the response commits to, or ``(None, reason)``.
+
+        A classifier answers in a few short ways (``HQ``, ``HQ.``, ``The answer is **HQ**.``), so the
+        reading of a short response is remembered (a bounded number of them) instead of redone.
+        """
+        if len(text) > _MAX_SPELLING:
+            return self._final_label(text)
+        found = self._finals.get(text)
+        if found is None:
+            found = self._final_label(text)
+            if len(self._finals) < _MAX_SPELLINGS:
+                self._finals[text] = found
+        return found
+
+    def _final_label(self, text: str) -> tuple[str | None, str]:
         mentions = self.mentions(text)
         named = {label for _, _, label in mentions}
         if len(named) <= 1:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from itertools import islice
 
 from lambdas.reward.graders.base import Graded, Grader, MalformedItem, first_present, metric, reward
 from lambdas.reward.items import BAD_REFERENCE, Sample
@@ -134,26 +135,46 @@ class NumberParser:
         return Number(-value if negative else value, match.group("pct") is not None)
 
     def marked(self, text: str) -> list[Number]:
-        """Every number inside a marked answer (``ANSWER:`` line, ``####`` line, ``\\boxed{}``), in text order."""
+        """Every number inside a marked answer (``ANSWER:`` line, ``####`` line, ``\\boxed{}``), in text order.
+
+        A segment marked again (``ANSWER: 1 ANSWER: 1 ...``) gives the numbers it gave before, unparsed.
+        """
         found: list[Number] = []
-        for segment, boxed in marked_segments(text, _markers(text)):
-            if boxed:
-                fraction = _FRACTION.match(segment)
-                if fraction:
-                    number = _fraction(fraction)
-                    if number is not None:
-                        found.append(number)
-                    continue
-                segment = segment.replace("\\%", "%").replace("\\,", "").replace("\\!", "")
-            elif not segment or segment.isspace():  # nothing marked (``ANSWER: ANSWER: ...``): no number
-                continue
+        markers = _markers(text)
+        if len(markers) == 1:
+            for segment, boxed in marked_segments(text, markers):
+                self._read_segment(segment, boxed, found)
+            return found
+        # The numbers each segment gave, for segments marked by a line marker and by \boxed{}.
+        read: tuple[dict[str, list[Number]], dict[str, list[Number]]] = ({}, {})
+        for segment, boxed in marked_segments(text, markers):
+            numbers = read[boxed].get(segment)
+            if numbers is None:
+                before = len(found)
+                self._read_segment(segment, boxed, found)
+                read[boxed][segment] = found[before:]
             else:
-                plain = _PLAIN_NUMBER.fullmatch(segment)
-                if plain is not None:  # the usual "ANSWER: 16": skip the general parser
-                    found.append(_plain_number(plain))
-                    continue
-            found.extend(self.numbers(segment))
+                found.extend(numbers)
         return found
+
+    def _read_segment(self, segment: str, boxed: bool, found: list[Number]) -> None:
+        """Append the numbers of one marked segment to ``found``."""
+        if boxed:
+            fraction = _FRACTION.match(segment)
+            if fraction:
+                number = _fraction(fraction)
+                if number is not None:
+                    found.append(number)
+                return
+            segment = segment.replace("\\%", "%").replace("\\,", "").replace("\\!", "")
+        elif not segment or segment.isspace():  # nothing marked (``ANSWER: ANSWER: ...``): no number
+            return
+        else:
+            plain = _PLAIN_NUMBER.fullmatch(segment)
+            if plain is not None:  # the usual "ANSWER: 16": skip the general parser
+                found.append(_plain_number(plain))
+                return
+        found.extend(self.numbers(segment))
 
     def last_number(self, text: str) -> Number | None:
         """The last number in the text."""
@@ -177,7 +198,11 @@ class NumberParser:
         marked = self.marked(text)
         if marked:
             anchor = marked[0]
-            hedged = len(marked) > 1 and any(not agree(anchor, other) for other in marked[1:])
+            hedged = False
+            if len(marked) > 1:
+                # The anchor itself again (a segment marked again) agrees with it when it is finite.
+                again = anchor if math.isfinite(anchor.value) else None
+                hedged = any(other is not again and not agree(anchor, other) for other in islice(marked, 1, None))
             return anchor, True, hedged
         return self.last_number(text), False, False
 
@@ -283,8 +308,11 @@ def yes_no_answer(text: str) -> tuple[set[bool], bool]:
     markers = _markers(text)
     if markers:
         readings: set[bool] = set()
+        read: set[str] = set()  # a segment marked again reads as it did before
         for segment, _ in marked_segments(text, markers):
-            readings |= _yes_no_in(segment)
+            if segment not in read:
+                read.add(segment)
+                readings |= _yes_no_in(segment)
         return readings, True
     lines = [line for line in text.splitlines() if line.strip()]
     for line in (lines[-1], text) if lines else ():

@@ -30,13 +30,14 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lambdas.reward.graders.base import Grader, MalformedItem, Outcome, metric
-from lambdas.reward.items import BAD_REFERENCE, Sample
+from lambdas.reward.graders.base import Grader, MalformedItem, Outcome
+from lambdas.reward.items import BAD_REFERENCE, ParsedSample, Sample
 from lambdas.reward.spec import Fields, SpecError
 from lambdas.reward.text import JSON_MODES, between_tags, parse_json
 
 UNREADABLE = "select_unreadable"
 _REFERENCE = "select:reference"  # a sample's memo key for its reference read as JSON
+_CONTAINERS = (dict, list)
 
 
 def _compile(fields: Fields, key: str) -> Any:
@@ -171,6 +172,24 @@ class _Expression:
             return select
         # a function call: its arguments evaluated, then jmespath's own function (type checks included)
         name, call = node["value"], self._interpreter._functions.call_function
+        if name == "to_array" and len(children) == 1:  # takes any value: nothing to check
+            (single,) = children
+
+            def to_array(value: Any) -> Any:
+                result = single(value)
+                return result if isinstance(result, list) else [result]
+
+            return to_array
+        if name == "join" and len(children) == 2:
+            glue, parts = children
+
+            def join(value: Any) -> Any:
+                separator, strings = glue(value), parts(value)
+                if type(separator) is str and type(strings) is list and all(type(part) is str for part in strings):
+                    return separator.join(strings)
+                return call(name, [separator, strings])  # jmespath's own checks and errors
+
+            return join
 
         def function(value: Any) -> Any:
             return call(name, [argument(value) for argument in children])
@@ -215,6 +234,11 @@ class Selected(Grader):
         ``memo`` (a sample's) keeps the text's JSON value for other selections of the same
         tags and JSON mode, so every part of a weighted spec shares one parse.
         """
+        value = self.select_value(text, memo)
+        return None if value is None else _as_text(value)
+
+    def select_value(self, text: str, memo: dict[Any, Any] | None = None) -> Any:
+        """What :meth:`select_response` selects, before it is written as text (a JSON value, or the text)."""
         key = (self.tags, self.json_mode)
         if memo is not None and key in memo:
             value = memo[key]
@@ -229,10 +253,8 @@ class Selected(Grader):
         if value is None:
             return None
         if self.response is not None:
-            value = _search(self.response, value)
-            if value is None:
-                return None
-        return _as_text(value)
+            return _search(self.response, value)
+        return value
 
     def select_reference(self, reference: Any, memo: dict[Any, Any] | None = None) -> Any:
         if self.reference is None:
@@ -250,27 +272,56 @@ class Selected(Grader):
         return value
 
     def grade_many(self, samples: Sequence[Sample], deadline: float | None = None) -> list[Outcome]:
+        if self.json_mode is None and self.reference is None:
+            return self._grade_between_tags(samples, deadline)
         selected: list[Sample] = []
         unreadable: list[bool] = []
         failures: dict[int, MalformedItem] = {}
+        # A sample's memo shares what selections parse (its JSON, its reference's JSON) between parts.
+        shares = self.json_mode is not None or self.reference is not None
+        # A grader that reads JSON gets a selected object or array as it is, not written and read again.
+        hand_down = self.inner.reads_json
         for position, sample in enumerate(samples):
             memo = sample.memo
-            if memo is None:
+            if memo is None and shares:
                 memo = sample.memo = {}
-            text = self.select_response(sample.response, memo)
-            unreadable.append(text is None)
+            value = self.select_value(sample.response, memo)
+            unreadable.append(value is None)
             try:
                 reference = self.select_reference(sample.reference, memo)
             except MalformedItem as exc:
                 failures[position] = exc
                 reference = sample.reference
-            selected.append(Sample(sample.index, sample.id, text or "", reference, sample.item))
+            if hand_down and type(value) in _CONTAINERS:
+                selected.append(ParsedSample(sample.index, sample.id, value, reference, sample.item))
+            else:
+                text = "" if value is None else _as_text(value)
+                selected.append(Sample(sample.index, sample.id, text, reference, sample.item))
         outcomes = self.inner.grade_many(selected, deadline)
         for position, outcome in enumerate(outcomes):
             if position in failures:
                 outcomes[position] = failures[position]
             elif type(outcome) is tuple:
-                outcome[1].append(metric(UNREADABLE, 1.0 if unreadable[position] else 0.0))
+                outcome[1].append({"name": UNREADABLE, "value": 1.0 if unreadable[position] else 0.0, "type": "Metric"})
+        return outcomes
+
+    def _grade_between_tags(self, samples: Sequence[Sample], deadline: float | None) -> list[Outcome]:
+        """:meth:`grade_many` for a selection of tags only: the text between them, which is always readable."""
+        tags = self.tags
+        selected = [
+            Sample(
+                sample.index,
+                sample.id,
+                sample.response if tags is None else between_tags(sample.response, *tags),
+                sample.reference,
+                sample.item,
+            )
+            for sample in samples
+        ]
+        outcomes = self.inner.grade_many(selected, deadline)
+        for outcome in outcomes:
+            if type(outcome) is tuple:
+                outcome[1].append({"name": UNREADABLE, "value": 0.0, "type": "Metric"})
         return outcomes
 
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_left
-from collections import Counter
 from difflib import SequenceMatcher
 from typing import Any, TypeVar, cast
 
@@ -59,7 +58,7 @@ from lambdas.reward.graders.base import (
     scaled,
     score_fields,
 )
-from lambdas.reward.items import BAD_REFERENCE, Sample
+from lambdas.reward.items import BAD_REFERENCE, ParsedSample, Sample
 from lambdas.reward.spec import Fields, SpecError
 from lambdas.reward.text import NONE, STRICT, extract_json, parse_json, squash
 
@@ -185,6 +184,14 @@ def _json_equal(expected: Any, actual: Any) -> bool:
     return bool(expected == actual)
 
 
+def _common_characters(first: str, second: str) -> int:
+    """How many characters two strings have in common, counted with repeats (a multiset intersection)."""
+    if len(first) > len(second):
+        first, second = second, first
+    chars = set(first)
+    return sum(map(min, map(first.count, chars), map(second.count, chars)))
+
+
 class ValueMatch:
     """How argument values compare: a score in [0, 1] for one reference value and one response value."""
 
@@ -194,6 +201,8 @@ class ValueMatch:
         self.rel_tol = rel_tol
 
     def score(self, expected: Any, actual: Any) -> float:
+        if type(expected) is str and type(actual) is str and expected == actual:
+            return 1.0  # the same string is equal under every comparison
         if self.rel_tol:
             left, right = _scalar(expected), _scalar(actual)
             if type(left) is float and type(right) is float:
@@ -208,7 +217,7 @@ class ValueMatch:
                 return 0.0
             # The ratio never exceeds 2 * (characters in common) / (both lengths), which a count gives
             # cheaply: below the threshold, the slower matching cannot score either.
-            if 2.0 * (Counter(want) & Counter(got)).total() / (len(want) + len(got)) < self.threshold:
+            if 2.0 * _common_characters(want, got) / (len(want) + len(got)) < self.threshold:
                 return 0.0
             ratio = SequenceMatcher(None, want, got, autojunk=False).ratio()
             return ratio if ratio >= self.threshold else 0.0
@@ -311,6 +320,7 @@ def compare_calls(
 
 class ToolCallGrader(Grader):
     kind = "tool_call"
+    reads_json = True
 
     def __init__(
         self,
@@ -345,7 +355,9 @@ class ToolCallGrader(Grader):
 
     def grade(self, sample: Sample) -> Graded:
         expected = self.reference_calls(sample.reference)
-        if self.strict_json:
+        if type(sample) is ParsedSample:  # JSON already read whole: as clean as JSON gets
+            value, quality = sample.parsed, STRICT
+        elif self.strict_json:
             value = parse_json(sample.response, "strict")
             quality = NONE if value is None else STRICT
         else:

@@ -66,7 +66,7 @@ class WeightedGrader(Grader):
         return found
 
     def grade_many(self, samples: Sequence[Sample], deadline: float | None = None) -> list[Outcome]:
-        per_part = [(part, part.grader.grade_many(samples, deadline)) for part in self.parts]
+        per_part = [(part, part.name + ".", part.grader.grade_many(samples, deadline)) for part in self.parts]
         outcomes: list[Outcome] = []
         for position in range(len(samples)):
             terms: list[float] = []
@@ -74,9 +74,8 @@ class WeightedGrader(Grader):
             gate_closed = False
             failure: MalformedItem | None = None
             graded = 0
-            for part, results in per_part:
+            for part, prefix, results in per_part:
                 outcome = results[position]
-                prefix = part.name + "."
                 if isinstance(outcome, tuple):
                     score, sub_metrics = outcome
                     score = part.value(score)

@@ -141,3 +141,41 @@ def test_invalid_schemas_fail_at_load_naming_the_field(schema, path):
     with pytest.raises(SpecError) as raised:
         compile_spec({"type": "json_schema", "schema": schema})
     assert raised.value.path == path
+
+
+def test_a_schema_with_defaults_never_writes_them_into_json_other_parts_select() -> None:
+    # The parts of a weighted spec share one parse of the response; a schema part handed the selected
+    # object must not add its default to what the next part grades.
+    schema = {"type": "object", "properties": {"Tools": {"type": "array"}, "extra": {"default": "added"}}}
+    spec = {
+        "type": "weighted",
+        "graders": {
+            "schema": {"gate": True, "grader": {"type": "json_schema", "schema": schema, "select": {"response": "@"}}},
+            "keys": {
+                "weight": 1,
+                "grader": {"type": "text_similarity", "select": {"response": "join(' ', keys(@))"}},
+            },
+        },
+    }
+    reward = compile_spec(spec)
+    result = grade_one(reward, json.dumps({"Tools": []}), "Tools")
+    assert result["aggregate_reward_score"] == 1.0  # "extra" was not added before the keys were read
+    assert metrics_of(result)["schema"] == 1.0
+
+
+def test_a_schema_without_defaults_validates_a_selected_object_as_it_is(monkeypatch) -> None:
+    # Handed the selected object, the grader does not write it as JSON and read it again: one parse per rollout.
+    spec = {"type": "json_schema", "schema": CASE_SUMMARY, "select": {"response": "summary"}}
+    reward = compile_spec(spec)
+    parses: list[str] = []
+    loads = json.loads
+
+    def counting_loads(text: str, *args: object, **kwargs: object) -> object:
+        parses.append(text)
+        return loads(text, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(json, "loads", counting_loads)
+    good = score(reward, json.dumps({"summary": GOOD}))
+    bad = score(reward, json.dumps({"summary": {**GOOD, "year": "1966"}}))
+    assert good == 1.0 and bad < good
+    assert len(parses) == 2

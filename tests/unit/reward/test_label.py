@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from lambdas.reward.engine import compile_spec
+from lambdas.reward.graders.label import LabelGrader, _label_pattern
 from lambdas.reward.spec import SpecError
 
 from .support import grade_one, metrics_of, preset, score
@@ -150,3 +154,44 @@ def test_bad_label_specs_name_the_field(spec, path):
     with pytest.raises(SpecError) as raised:
         compile_spec(spec)
     assert raised.value.path == path
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        ["HQ", "LQ_EDIT", "LQ_CLOSE"],
+        ["A B", "B"],  # a label inside another, after a space
+        ["yes", "no"],  # "no" inside "piano", "not", "know"
+        ["K", "s2"],  # letters with non-ASCII case partners (Kelvin sign, long s)
+        ["Straße", "x"],  # a non-ASCII label: the finder alone
+        ["_x", "y"],  # a label opening with a separator
+        ["[x]", "^y", "\\z", "-w"],  # regex metacharacters
+    ],
+)
+@pytest.mark.parametrize("case_sensitive", [False, True])
+def test_labels_are_found_where_the_plain_lookbehind_regex_finds_them(labels, case_sensitive) -> None:
+    grader = LabelGrader(labels, case_sensitive=case_sensitive)
+    alternatives = "|".join(_label_pattern(label) for label in sorted(labels, key=len, reverse=True))
+    plain = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", 0 if case_sensitive else re.IGNORECASE)
+    pieces = ["HQ", "hq", "LQ_EDIT", "lq edit", "xHQ", "_HQ", " ", "not ", "piano", "é", "K", "\u212a", "ſ", "s"]
+    pieces += [
+        "A B",
+        "a b",
+        "-",
+        "_",
+        "1",
+        "ß",
+        "İ",
+        "ı",
+        "\n",
+        "Σ",
+        "ς",
+        *labels,
+        *(label.upper() for label in labels),
+    ]
+    rng = random.Random(f"labels-{labels}-{case_sensitive}")
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        expected = [(match.span(), grader.canonical(match.group())) for match in plain.finditer(text)]
+        found = [(match.span(), grader.canonical(match.group())) for match in grader._label_matches(text)]
+        assert found == expected, text
