@@ -73,6 +73,7 @@ run: synth rehearse
 	@echo "  REHEARSAL_RUNS=2 make rehearse                 a second run moves the same deployment ARN to its model, then a rollback"
 	@echo "  REHEARSAL_FAIL_AT=rft make rehearse            a failed RFT keeps what finished and prints the input that resumes it"
 	@echo "  REHEARSAL_APPROVAL=reject make rehearse        approval required before deployment: approve, reject or let it expire"
+	@echo "  REHEARSAL_PLATFORM=bedrock make rehearse      the Bedrock road: customization jobs and Bedrock inference, no GPU quota"
 	@echo "  make deploy                                    deploy the stack, then start an execution with your run input (README)"
 
 test: setup

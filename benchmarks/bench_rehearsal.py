@@ -1,7 +1,8 @@
 """Wall time of the main job: ``python benchmarks/bench_rehearsal.py`` (also run by ``make bench``).
 
-Runs ``python -m rehearsal`` (synthesis included) in a fresh interpreter and
-fails when it takes 60 s or more; the measurement lives in ``rehearsal/bench.py``.
+Runs ``python -m rehearsal`` (synthesis included) on each road (``--platform sagemaker`` and ``bedrock``) in
+a fresh interpreter and fails when one takes 60 s or more or ends without a serving deployment; the
+measurement lives in ``rehearsal/bench.py``.
 """
 
 import sys

@@ -5,8 +5,13 @@ Each setting is an option or, as ``make rehearse`` passes it, an environment var
 - ``REHEARSAL_OUT``: output folder (default ``.rehearsal/``): run.json, report.html,
   rehearsal.json (jobs, timeline, notifications), the rendered definition, the
   execution history and one log per function under ``logs/``;
+- ``REHEARSAL_PLATFORM``: the road the run takes, ``sagemaker`` (default: SageMaker training and evaluation
+  jobs, the checkpoint imported into Bedrock) or ``bedrock`` (``"platform": "bedrock"`` in the run input: SFT
+  and RFT as Bedrock model customization jobs, evaluations through Bedrock inference on the base model and on
+  on-demand deployments of the custom models);
 - ``REHEARSAL_FAIL_AT``: inject a failure at ``preflight`` (a corrupt dataset row),
-  ``sft``, ``rft``, ``eval``, ``import`` or ``deploy``;
+  ``sft``, ``rft``, ``eval``, ``import`` or ``deploy``; on the Bedrock road ``sft``/``rft`` make that
+  customization job end ``Failed`` and ``eval`` makes the evaluated model answer ``ModelErrorException``;
 - ``REHEARSAL_FAIL_EVAL_OF``: with ``REHEARSAL_FAIL_AT=eval``, the evaluation that fails:
   ``final`` (default), ``baseline`` or ``sft`` (these run beside training: their failure is
   recorded and training goes on);
@@ -50,6 +55,7 @@ from rehearsal.simulators.faults import STAGES
 from rehearsal.simulators.service_quotas import DEFAULT_QUOTAS
 
 EVALUATIONS = ("final", "baseline", "sft")
+PLATFORMS = ("sagemaker", "bedrock")
 MAX_RUNS = 5
 RUN_GAIN = 0.02
 GPU = "ml.p5.48xlarge"
@@ -64,6 +70,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     environ = os.environ
     parser.add_argument("--out", default=environ.get("REHEARSAL_OUT") or ".rehearsal", help="REHEARSAL_OUT")
+    parser.add_argument(
+        "--platform", default=environ.get("REHEARSAL_PLATFORM") or "sagemaker", help="REHEARSAL_PLATFORM"
+    )
     parser.add_argument("--fail-at", default=environ.get("REHEARSAL_FAIL_AT") or None, help="REHEARSAL_FAIL_AT")
     parser.add_argument(
         "--fail-eval-of", default=environ.get("REHEARSAL_FAIL_EVAL_OF") or "final", help="REHEARSAL_FAIL_EVAL_OF"
@@ -98,6 +107,9 @@ def read_run_input(path: Path) -> tuple[dict | None, str | None]:
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     out_dir = Path(args.out)
+    if args.platform not in PLATFORMS:
+        print(f"REHEARSAL_PLATFORM={args.platform!r}: expected one of {', '.join(PLATFORMS)}", file=sys.stderr)
+        return 64
     fail_at = args.fail_at
     if fail_at is not None and fail_at not in STAGES:
         print(f"REHEARSAL_FAIL_AT={fail_at!r}: expected one of {', '.join(STAGES)}", file=sys.stderr)
@@ -138,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     quotas = {GPU: float(quota_text)}
     runs = int(runs_text)
     # Each later run's model scores a little higher, so it beats the deployed champion and moves the deployment.
+    # The default road leaves the run input as it is (a user's own input: its own "platform", if any, decides)
+    platform = None if args.platform == "sagemaker" else args.platform
     scenarios = [
-        Scenario(quotas=quotas, final_gain=RUN_GAIN * k, replace_input=own_input, data_dir=data_dir)
+        Scenario(quotas=quotas, final_gain=RUN_GAIN * k, replace_input=own_input, data_dir=data_dir, platform=platform)
         for k in range(runs)
     ]
     scenarios[-1].fail_at, scenarios[-1].fail_eval_of = fail_at, fail_eval_of

@@ -14,7 +14,7 @@ tells time. They are active inside :func:`installed` only.
    sits below boto3, so a handler that invokes another function (the pre-flight
    grader smoke test) is bridged too. Each ``lambda:invoke`` task's resolved
    parameters are also validated against botocore's ``lambda`` ``Invoke`` shape.
-2. **SageMaker ``.sync``** (the Task factory for ``sagemaker``). moto rejects
+2. **SageMaker and Bedrock ``.sync``** (the Task factory for ``sagemaker`` and ``bedrock``). moto rejects
    ``arn:aws:states:::sagemaker:createTrainingJob.sync``. :class:`SageMakerTask`
    sends the resolved parameters to the simulated SageMaker (which validates them
    against botocore's ``CreateTrainingJob`` input shape, enums and patterns
@@ -24,7 +24,11 @@ tells time. They are active inside :func:`installed` only.
    DescribeTrainingJob output (timestamps in epoch milliseconds); ``Failed`` or
    ``Stopped`` raises ``States.TaskFailed`` with the description as ``Cause``; a
    service error surfaces as ``SageMaker.<Code>`` (``Exception`` appended when
-   the code lacks it, as the aws-sdk integrations do).
+   the code lacks it, as the aws-sdk integrations do). ``bedrock:createModelCustomizationJob.sync``
+   (:class:`BedrockTask`) does the same against the simulated Bedrock: the parameters, written with
+   capitals as Step Functions takes them (``JobName``), become the API's members (``jobName``), the job
+   runs on the branch's clock, and a ``Failed`` job raises ``States.TaskFailed`` with the final
+   ``GetModelCustomizationJob`` response as ``Cause``; a refused request is ``Bedrock.<Code>``.
 3. **Simulated time** (Wait, Retry, history timestamps, ``$$.State.EnteredTime``).
    Wait states and retry intervals advance the simulated clock of their flow
    instead of sleeping; history events and context timestamps read it.
@@ -55,6 +59,7 @@ pipeline's definition is JSONPath.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as _datetime
 import functools
@@ -96,9 +101,10 @@ from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
-from offline.shapes import validate_request
+from offline.shapes import operation_model, validate_request
 from rehearsal import clock
 from rehearsal.simulators.bedrock import BedrockSimulator
+from rehearsal.simulators.bedrock_runtime import BedrockRuntimeSimulator
 from rehearsal.simulators.functions import FunctionRuntime
 from rehearsal.simulators.routing import routed
 from rehearsal.simulators.sagemaker import SageMakerSimulator
@@ -108,6 +114,7 @@ from rehearsal.simulators.service_quotas import ServiceQuotasSimulator
 class _Active:
     runtime: FunctionRuntime | None = None
     sagemaker: SageMakerSimulator | None = None
+    bedrock: BedrockSimulator | None = None
     # Called with (task token, timeout seconds) when a .waitForTaskToken task waits.
     approver: Callable[[str, int], None] | None = None
 
@@ -147,11 +154,12 @@ def _lambda_task(
     _original_lambda_task(self, env, resource_runtime_part, normalised_parameters, state_credentials)
 
 
-# -- 2. SageMaker .sync --------------------------------------------------------------------
+# -- 2. SageMaker and Bedrock .sync ------------------------------------------------------
 
 
-def sagemaker_error_name(code: str) -> str:
-    return f"SageMaker.{code}" if code.endswith("Exception") else f"SageMaker.{code}Exception"
+def service_error_name(prefix: str, code: str) -> str:
+    """``SageMaker.ThrottlingException``: the integration's prefix and the code, ``Exception`` appended if missing."""
+    return f"{prefix}.{code}" if code.endswith("Exception") else f"{prefix}.{code}Exception"
 
 
 def _task_failed(*, resource: str, resource_type: str, error: str, cause: str) -> EventDetails:
@@ -164,8 +172,16 @@ def _task_failed(*, resource: str, resource_type: str, error: str, cause: str) -
     return cast(EventDetails, {"taskFailedEventDetails": details})
 
 
-class SageMakerTask(StateTaskServiceCallback):
-    """``arn:aws:states:::sagemaker:<action>[.sync]`` against the simulated SageMaker."""
+class _SimulatedJobTask(StateTaskServiceCallback):
+    """``arn:aws:states:::<service>:<action>[.sync]`` against a simulated service that runs jobs.
+
+    A subclass names the service and says how the job's name is found in the request and how the job is run
+    to its end (:meth:`_run_to_end`: the final description and whether the job completed).
+    """
+
+    service = ""  # the integration's service name in the Resource
+    error_prefix = ""  # Step Functions' prefix of the service's errors
+    service_label = ""  # how the cause of a refused request names the service
 
     def __init__(self) -> None:
         super().__init__(
@@ -175,11 +191,23 @@ class SageMakerTask(StateTaskServiceCallback):
             }
         )
 
+    def _simulator(self) -> Any:
+        raise NotImplementedError
+
+    def _request(self, parameters: dict) -> dict:
+        return parameters
+
+    def _job_name(self, parameters: dict) -> str:
+        raise NotImplementedError
+
+    def _run_to_end(self, simulator: Any, name: str, *, stop: bool) -> tuple[dict, bool]:
+        raise NotImplementedError
+
     def _validate_service_integration_is_supported(self) -> None:
-        pass  # any SageMaker action is forwarded to the simulator; unknown ones fail at run time
+        pass  # any action is forwarded to the simulator; unknown ones fail at run time
 
     def _get_sfn_resource_type(self) -> str:
-        return "sagemaker"
+        return self.service
 
     def _operation(self) -> str:
         action = self.resource.api_action
@@ -188,29 +216,27 @@ class SageMakerTask(StateTaskServiceCallback):
     def _eval_service_task(
         self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
     ) -> None:
-        simulator = _ACTIVE.sagemaker
+        simulator = self._simulator()
         operation = self._operation()
         method = getattr(simulator, re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower(), None)
         if simulator is None or method is None:
-            raise RuntimeError(f"The rehearsal does not simulate sagemaker:{operation}")
+            raise RuntimeError(f"The rehearsal does not simulate {self.service}:{operation}")
         # The simulator validates the request against botocore's input shape (a ValidationException otherwise).
-        env.stack.append(method(copy.deepcopy(normalised_parameters)))
+        env.stack.append(method(self._request(copy.deepcopy(normalised_parameters))))
 
     def _build_sync_resolver(
         self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
     ) -> Callable[[], Any]:
         env.stack.pop()  # the create response; the task's output is the final description
-        name = normalised_parameters["TrainingJobName"]
-        simulator = _ACTIVE.sagemaker
+        name = self._job_name(normalised_parameters)
+        simulator = self._simulator()
         if simulator is None:
-            raise RuntimeError("The rehearsal's SageMaker simulator is not installed")
+            raise RuntimeError(f"The rehearsal's {self.service} simulator is not installed")
 
         def resolve() -> dict:
-            if not env.is_running():  # the branch was cancelled: Step Functions stops the job
-                simulator.stop_training_job({"TrainingJobName": name})
-                return simulator.describe_training_job({"TrainingJobName": name}, json_safe=True)
-            description = simulator.run_to_completion(name)
-            if description["TrainingJobStatus"] == "Completed":
+            # A cancelled branch: Step Functions stops the job
+            description, completed = self._run_to_end(simulator, name, stop=not env.is_running())
+            if completed or not env.is_running():
                 return description
             raise FailureEventException(
                 FailureEvent(
@@ -243,9 +269,9 @@ class SageMakerTask(StateTaskServiceCallback):
     def _from_error(self, env: Any, ex: Exception) -> FailureEvent:
         if isinstance(ex, ClientError):
             code = ex.response["Error"]["Code"]
-            error = sagemaker_error_name(code)
+            error = service_error_name(self.error_prefix, code)
             cause = (
-                f"{ex.response['Error']['Message']} (Service: AmazonSageMaker; Status Code: "
+                f"{ex.response['Error']['Message']} (Service: {self.service_label}; Status Code: "
                 f"{ex.response['ResponseMetadata']['HTTPStatusCode']}; Error Code: {code}; "
                 f"Request ID: {ex.response['ResponseMetadata']['RequestId']}; Proxy: null)"
             )
@@ -263,11 +289,101 @@ class SageMakerTask(StateTaskServiceCallback):
         return super()._from_error(env=env, ex=ex)
 
 
+class SageMakerTask(_SimulatedJobTask):
+    """``arn:aws:states:::sagemaker:<action>[.sync]`` against the simulated SageMaker."""
+
+    service, error_prefix, service_label = "sagemaker", "SageMaker", "AmazonSageMaker"
+
+    def _simulator(self) -> Any:
+        return _ACTIVE.sagemaker
+
+    def _job_name(self, parameters: dict) -> str:
+        return str(parameters["TrainingJobName"])
+
+    def _run_to_end(self, simulator: Any, name: str, *, stop: bool) -> tuple[dict, bool]:
+        if stop:
+            simulator.stop_training_job({"TrainingJobName": name})
+            return simulator.describe_training_job({"TrainingJobName": name}, json_safe=True), False
+        description = simulator.run_to_completion(name)
+        return description, description["TrainingJobStatus"] == "Completed"
+
+
+class BedrockTask(_SimulatedJobTask):
+    """``arn:aws:states:::bedrock:createModelCustomizationJob[.sync]`` against the simulated Bedrock.
+
+    Step Functions takes the API's members with a capital first letter (``JobName``,
+    ``TrainingDataConfig: {S3Uri}``, ``CustomizationConfig: {RftConfig: ...}``); the keys of a map member
+    (``HyperParameters``: ``epochCount``...) are data and stay as written (:func:`api_members`). The
+    ``.sync`` output is the final ``GetModelCustomizationJob`` response written the same way (timestamps in
+    epoch milliseconds, as the SageMaker integration returns them); a job that ends ``Failed`` or
+    ``Stopped`` raises ``States.TaskFailed`` with that response as ``Cause`` (its ``FailureMessage`` says
+    why), and a refused request ``Bedrock.<Code>`` (``Bedrock.ThrottlingException``...).
+    """
+
+    service, error_prefix, service_label = "bedrock", "Bedrock", "Bedrock"
+
+    def _simulator(self) -> Any:
+        return _ACTIVE.bedrock
+
+    def _request(self, parameters: dict) -> dict:
+        return dict(api_members("bedrock", self._operation(), parameters))
+
+    def _job_name(self, parameters: dict) -> str:
+        return str(parameters["JobName"])
+
+    def _run_to_end(self, simulator: Any, name: str, *, stop: bool) -> tuple[dict, bool]:
+        if stop:
+            with contextlib.suppress(ClientError):  # it had already ended
+                simulator.stop_model_customization_job({"jobIdentifier": name})
+        description = simulator.run_job_to_completion(name)
+        written = written_as_step_functions("bedrock", "GetModelCustomizationJob", description)
+        return written, description["status"] == "Completed"
+
+
+def api_members(service: str, operation: str, parameters: Any) -> Any:
+    """Parameters as an optimized integration writes them (``JobName``) -> the API's members (``jobName``),
+    following the operation's input shape; map keys and members the shape does not know stay as written."""
+    return _rename(operation_model(service, operation).input_shape, parameters, to_api=True)
+
+
+def written_as_step_functions(service: str, operation: str, response: Any) -> Any:
+    """An API response (``jobName``) as an optimized integration returns it (``JobName``); times in epoch ms."""
+    return _rename(operation_model(service, operation).output_shape, response, to_api=False)
+
+
+def _rename(shape: Any, value: Any, *, to_api: bool) -> Any:
+    if shape is None:
+        return value
+    if shape.type_name == "structure" and isinstance(value, dict) and not shape.metadata.get("document"):
+        members = {(m[:1].upper() + m[1:] if to_api else m): m for m in shape.members}
+        renamed = {}
+        for key, item in value.items():
+            member = members.get(key)
+            if member is None:
+                renamed[key] = item
+                continue
+            renamed[member if to_api else member[:1].upper() + member[1:]] = _rename(
+                shape.members[member], item, to_api=to_api
+            )
+        return renamed
+    if shape.type_name == "list" and isinstance(value, list):
+        return [_rename(shape.member, item, to_api=to_api) for item in value]
+    if shape.type_name == "map" and isinstance(value, dict):
+        return {key: _rename(shape.value, item, to_api=to_api) for key, item in value.items()}
+    if isinstance(value, _datetime.datetime):
+        return int(value.timestamp() * 1000)
+    return value
+
+
 _original_service_for = state_task_service_factory.state_task_service_for
 
 
 def _service_for(service_name: str) -> Any:
-    return SageMakerTask() if service_name == "sagemaker" else _original_service_for(service_name)
+    if service_name == "sagemaker":
+        return SageMakerTask()
+    if service_name == "bedrock":
+        return BedrockTask()
+    return _original_service_for(service_name)
 
 
 # -- 3. Simulated time ---------------------------------------------------------------------
@@ -395,8 +511,10 @@ def installed(
     sagemaker: SageMakerSimulator,
     bedrock: BedrockSimulator,
     service_quotas: ServiceQuotasSimulator | None = None,
+    bedrock_runtime: BedrockRuntimeSimulator | None = None,
 ) -> Iterator[None]:
-    """Apply every patch above and route boto3 SageMaker/Bedrock/Service Quotas calls to the simulators."""
+    """Apply every patch above and route boto3 SageMaker/Bedrock/Bedrock Runtime/Service Quotas calls to the
+    simulators."""
     with ExitStack() as stack:
         patch = stack.enter_context
         patch(mock.patch.object(LambdaSimpleBackend, "invoke", _invoke))
@@ -418,12 +536,13 @@ def installed(
                 {
                     "sagemaker": sagemaker,
                     "bedrock": bedrock,
+                    "bedrock-runtime": bedrock_runtime or BedrockRuntimeSimulator(bedrock),
                     "service-quotas": service_quotas or ServiceQuotasSimulator(),
                 }
             )
         )
-        _ACTIVE.runtime, _ACTIVE.sagemaker = runtime, sagemaker
+        _ACTIVE.runtime, _ACTIVE.sagemaker, _ACTIVE.bedrock = runtime, sagemaker, bedrock
         try:
             yield
         finally:
-            _ACTIVE.runtime = _ACTIVE.sagemaker = None
+            _ACTIVE.runtime = _ACTIVE.sagemaker = _ACTIVE.bedrock = None

@@ -4,8 +4,8 @@ The task is the Stack Overflow question-quality case study: label a question
 ``HQ`` (high quality, no edits), ``LQ_EDIT`` (low quality, edited) or
 ``LQ_CLOSE`` (low quality, closed). The questions are synthetic and
 deterministic: a dozen for the evaluation and, for training, six rewordings of
-each (72 rows, at least one global batch of the SFT and RFT recipes) that never
-repeat an evaluation prompt. Enough to exercise the pre-flight checks, the
+each (72 rows, at least one global batch of the SFT and RFT recipes; 21 rewordings,
+252 rows, on the Bedrock road) that never repeat an evaluation prompt. Enough to exercise the pre-flight checks, the
 simulated jobs and the grader. :func:`dataset_files` and :func:`in_bucket` serve a user's own run input
 instead: each dataset URI from the file of the same name in a folder, moved into the simulated data bucket
 (``novactl start`` moves them into the stack's data bucket the same way).
@@ -72,11 +72,23 @@ def _prompt(title: str, body: str) -> str:
     return f"Title: {title}\nBody: {body}\nLabel:"
 
 
-def _training_questions() -> list[tuple[str, str, str]]:
-    return [(title, body + extra, label) for extra in _REWORDINGS for title, body, label in _QUESTIONS]
+# Rewordings per question for the Bedrock road: Bedrock's Nova customization jobs take at least 200 SFT and 100
+# RFT records (the limits preflight checks on that road), so each question gets every rewording and every pair
+# of them (6 + 15 = 21 variants, 252 rows).
+BEDROCK_VARIANTS = 21
 
 
-def sft_rows() -> list[dict]:
+def _rewordings(variants: int) -> list[str]:
+    """The first ``variants`` rewordings: each suffix alone, then each pair of suffixes."""
+    pairs = [a + b for i, a in enumerate(_REWORDINGS) for b in _REWORDINGS[i + 1 :]]
+    return [*_REWORDINGS, *pairs][:variants]
+
+
+def _training_questions(variants: int = len(_REWORDINGS)) -> list[tuple[str, str, str]]:
+    return [(title, body + extra, label) for extra in _rewordings(variants) for title, body, label in _QUESTIONS]
+
+
+def sft_rows(variants: int = len(_REWORDINGS)) -> list[dict]:
     """Converse format: system + alternating user/assistant turns ending with the assistant."""
     return [
         {
@@ -86,11 +98,11 @@ def sft_rows() -> list[dict]:
                 {"role": "assistant", "content": [{"text": label}]},
             ],
         }
-        for title, body, label in _training_questions()
+        for title, body, label in _training_questions(variants)
     ]
 
 
-def rft_rows(questions: list[tuple[str, str, str]] | None = None) -> list[dict]:
+def rft_rows(questions: list[tuple[str, str, str]] | None = None, variants: int = len(_REWORDINGS)) -> list[dict]:
     """RFT format: messages without the final assistant turn, a reference answer and metadata."""
     return [
         {
@@ -100,7 +112,7 @@ def rft_rows(questions: list[tuple[str, str, str]] | None = None) -> list[dict]:
             "labels": list(LABELS),
             "source": "stackoverflow-question-quality",
         }
-        for index, (title, body, label) in enumerate(_training_questions() if questions is None else questions)
+        for index, (title, body, label) in enumerate(_training_questions(variants) if questions is None else questions)
     ]
 
 
@@ -117,11 +129,13 @@ def jsonl(rows: list[dict], *, corrupt_row: int | None = None) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def all_datasets(*, corrupt: bool = False) -> dict[str, bytes]:
-    """``sft``/``rft``/``eval``/``rft_eval`` -> file content; ``corrupt`` breaks one SFT row (preflight rejects it)."""
+def all_datasets(*, corrupt: bool = False, bedrock: bool = False) -> dict[str, bytes]:
+    """``sft``/``rft``/``eval``/``rft_eval`` -> file content; ``corrupt`` breaks one SFT row (preflight rejects it);
+    ``bedrock``: training sets of :data:`BEDROCK_VARIANTS` rewordings a question, as many rows as Bedrock needs."""
+    variants = BEDROCK_VARIANTS if bedrock else len(_REWORDINGS)
     return {
-        "sft": jsonl(sft_rows(), corrupt_row=3 if corrupt else None),
-        "rft": jsonl(rft_rows()),
+        "sft": jsonl(sft_rows(variants), corrupt_row=3 if corrupt else None),
+        "rft": jsonl(rft_rows(variants=variants)),
         "eval": jsonl(eval_rows()),
         "rft_eval": jsonl(rft_rows(_QUESTIONS)),  # the evaluation questions in the RFT format
     }

@@ -31,6 +31,10 @@ _STAGE_WORDS = (
 )
 
 
+# The parameter that names the job a .sync Task starts, by integration (SageMaker training, Bedrock customization).
+_JOB_NAME_PARAMETER = {"sagemaker": "TrainingJobName", "bedrock": "JobName"}
+
+
 def stage_of(state_name: str) -> str:
     name = state_name.lower()
     for word, stage in _STAGE_WORDS:
@@ -122,9 +126,10 @@ class ProgressView:
                 self._line(at, "▶", name, "(parallel branches)", stage="parallel")
                 self._parallel_depth += 1
                 self._parallels.append(name)
-        elif kind == "TaskScheduled" and event["taskScheduledEventDetails"]["resourceType"] == "sagemaker":
-            parameters = json.loads(event["taskScheduledEventDetails"].get("parameters") or "{}")
-            job = parameters.get("TrainingJobName", "")
+        elif kind == "TaskScheduled" and event["taskScheduledEventDetails"]["resourceType"] in _JOB_NAME_PARAMETER:
+            details = event["taskScheduledEventDetails"]
+            parameters = json.loads(details.get("parameters") or "{}")
+            job = parameters.get(_JOB_NAME_PARAMETER[details["resourceType"]], "")
             self._jobs[self._current] = job
             self._line(at, "▶", self._current, job)
         elif kind == "TaskFailed":
@@ -182,14 +187,15 @@ class ProgressView:
 
 
 def _error_text(details: dict) -> str:
-    """``Error: reason``, with a failed job's FailureReason or a Lambda's errorMessage when the cause has one."""
+    """``Error: reason``, with a failed job's FailureReason (SageMaker) or FailureMessage (Bedrock) or a Lambda's
+    errorMessage when the cause has one."""
     error, cause = details.get("error", ""), details.get("cause", "")
     try:
         parsed = json.loads(cause)
     except (TypeError, ValueError):
         parsed = None
     if isinstance(parsed, dict):
-        cause = parsed.get("FailureReason") or parsed.get("errorMessage") or cause
+        cause = parsed.get("FailureReason") or parsed.get("FailureMessage") or parsed.get("errorMessage") or cause
     cause = str(cause).splitlines()[0] if cause else ""
     return f"{error}: {cause[:110]}" if cause else error
 
@@ -215,6 +221,9 @@ def _summary(output: str | None, state: str) -> str:
         node = node.get(key) if isinstance(node, dict) else None
     if not isinstance(node, dict):
         return ""
+    if isinstance(node.get("phase"), str):  # an evaluation through Bedrock inference, call by call
+        rows = f" {node.get('processed', 0)}/{node['total']}" if node.get("total") else ""
+        return f"{node['phase']}{rows}"
     if isinstance(node.get("decision"), dict) and isinstance(node["decision"].get("reason"), str):
         return str(node["decision"]["reason"])
     if node.get("name") and node.get("attempt"):
@@ -228,6 +237,8 @@ def _result_path_guess(state: str) -> list[str]:
     name = state.lower()
     if name.startswith(("prepare", "decide whether to retry")):
         return ["job"]
+    if name.startswith("evaluate") and "bedrock" in name:
+        return ["job", "evaluation"]
     if "deployment" in name or name.startswith("deploy"):
         return ["deployment"]
     if "import" in name:

@@ -37,6 +37,7 @@ from rehearsal import bridge, clock, datasets
 from rehearsal.cloud import SimulatedStack
 from rehearsal.progress import ProgressView, Span, fmt_minutes, timeline_lines
 from rehearsal.simulators.bedrock import BedrockSimulator
+from rehearsal.simulators.bedrock_runtime import BedrockRuntimeSimulator
 from rehearsal.simulators.faults import FLAT_METRICS, Durations, Faults
 from rehearsal.simulators.functions import FunctionRuntime
 from rehearsal.simulators.sagemaker import SageMakerSimulator
@@ -91,6 +92,13 @@ class Scenario:
     # With a stack that requires approval (context approval=required): what the approver does when the run waits,
     # ``approve`` or ``reject`` (a decision file after APPROVAL_DELAY_SECONDS) or ``expire`` (nothing).
     approval: str | None = None
+    # The run input's ``platform`` (``sagemaker`` or ``bedrock``), set over the input; None keeps the input's own.
+    platform: str | None = None
+
+    def road(self) -> str:
+        """The platform the run takes: ``platform``, else the run input's own, else ``sagemaker``."""
+        own = (self.replace_input if self.replace_input is not None else self.run_input).get("platform")
+        return str(self.platform or own or "sagemaker")
 
     def faults(self) -> Faults:
         faults = Faults(fail_at=self.fail_at, fail_eval_of=self.fail_eval_of, throttle=dict(self.throttle))
@@ -135,6 +143,8 @@ class Result:
     lock_holder_after: str | None = None
     ended_seconds: float = 0.0  # when the run ended, in simulated seconds since the account's first run began
     rollback: dict | None = None  # a rollback after the run (rehearse_runs): deployment, models, champion run
+    # Converse calls of the run's evaluations on Bedrock: model ID, evaluated model, minute, answered correctly
+    inference_calls: list[dict] = field(default_factory=list)
 
     @property
     def deployment_arn(self) -> str | None:
@@ -155,6 +165,12 @@ class Result:
 
     def states_entered(self) -> list[str]:
         return [e["stateEnteredEventDetails"]["name"] for e in self.history if "stateEnteredEventDetails" in e]
+
+
+# What the generated run input adds on the Bedrock road: an RFT job there is billed per training hour and the
+# budget check assumes the worst case, a job that runs until its timeout (rft.maxRuntimeHours); eight hours
+# leave room for the simulated three-hour job and keep the worst case within the default budget.
+BEDROCK_INPUT: dict = {"rft": {"maxRuntimeHours": 8}}
 
 
 def default_run_input(data_bucket: str, evaluation_task: str = "gen_qa") -> dict:
@@ -234,10 +250,18 @@ def rehearse_runs(
             faults=faults,
             durations=durations,
             checkpoints=sagemaker.checkpoints,
+            invoke_lambda=_invoke_function,
         )
+        inference = BedrockRuntimeSimulator(bedrock)
         quotas = ServiceQuotasSimulator(first.quotas)
         stack.enter_context(
-            bridge.installed(runtime=runtime, sagemaker=sagemaker, bedrock=bedrock, service_quotas=quotas)
+            bridge.installed(
+                runtime=runtime,
+                sagemaker=sagemaker,
+                bedrock=bedrock,
+                service_quotas=quotas,
+                bedrock_runtime=inference,
+            )
         )
         for uri, stage in first.previous_checkpoints.items():
             sagemaker.register_checkpoint(uri, stage)
@@ -251,7 +275,7 @@ def rehearse_runs(
                 Key=f"runs/{first.previous_run}/run.json",
                 Body=earlier_run_record(first.previous_run, first.previous_checkpoints),
             )
-        account = _Account(cloud, runtime, sagemaker, bedrock, s3, region, epoch, data_bucket)
+        account = _Account(cloud, runtime, sagemaker, bedrock, s3, region, epoch, data_bucket, inference)
         offset = 0.0
         for index, scenario in enumerate(scenarios):
             run_dir = out_dir / f"run-{index + 1}" if out_dir is not None and len(scenarios) > 1 else out_dir
@@ -287,6 +311,7 @@ class _Account:
     region: str
     epoch: dt.datetime
     data_bucket: str
+    inference: BedrockRuntimeSimulator
 
 
 def _roll_back(account: _Account, durations: Durations) -> dict:
@@ -323,8 +348,12 @@ def _rehearse_one(account: _Account, scenario: Scenario, *, offset: float, out: 
     faults = scenario.faults()
     sagemaker.faults = bedrock.faults = faults
     corrupt = scenario.fail_at == "preflight"
-    for kind, body in datasets.all_datasets(corrupt=corrupt).items():
+    generated = datasets.all_datasets(corrupt=corrupt, bedrock=scenario.road() == "bedrock")
+    for kind, body in generated.items():
         s3.put_object(Bucket=account.data_bucket, Key=f"{DATASET_PREFIX}/{kind}.jsonl", Body=body)
+    # The simulated models know the rows' references (evaluation rows first: their index decides the answer)
+    for kind in ("eval", "rft_eval", "rft", "sft"):
+        account.inference.learn(generated[kind])
     run_input = (
         copy.deepcopy(scenario.replace_input)
         if scenario.replace_input is not None
@@ -338,8 +367,13 @@ def _rehearse_one(account: _Account, scenario: Scenario, *, offset: float, out: 
         if problems:
             raise ValueError("\n".join(problems))
         run_input = datasets.in_bucket(run_input, account.data_bucket)
-        for key, path in files.items():
+        for key, path in sorted(files.items(), key=lambda item: item[0] != _dataset_key(run_input, "eval")):
             s3.put_object(Bucket=account.data_bucket, Key=key, Body=path.read_bytes())
+            account.inference.learn(path.read_bytes())
+    if scenario.platform is not None:
+        run_input["platform"] = scenario.platform
+    if scenario.road() == "bedrock" and scenario.replace_input is None:
+        run_input = _merge(BEDROCK_INPUT, run_input)
     start = account.epoch + dt.timedelta(seconds=offset)
     name = scenario.execution_name or f"rehearsal-{start:%Y%m%d-%H%M%S}"
     out.write(f"Rehearsing {STACK_NAME} on simulated AWS: execution {name}\n")
@@ -382,13 +416,14 @@ def _rehearse_one(account: _Account, scenario: Scenario, *, offset: float, out: 
             run_path=None,
             report_path=None,
             summary_path=None,
-            jobs=[_job_view(j, offset) for j in sagemaker.jobs.values() if j.created >= offset],
-            rejected_job_requests=list(sagemaker.rejected),
+            jobs=[_job_view(j, offset) for j in sagemaker.jobs.values() if j.created >= offset]
+            + [_customization_view(j, offset) for j in bedrock.jobs.values() if j.created >= offset],
+            rejected_job_requests=list(sagemaker.rejected) + list(bedrock.rejected),
             models=[_bedrock_view(m, offset) for m in bedrock.models.values() if this_run(m)],
             deployments=[_bedrock_view(d, offset) for d in bedrock.deployments.values() if this_run(d)],
             bedrock_calls=[{"operation": op, "at": at - offset} for op, at in bedrock.calls if at >= offset],
             notifications=notifications,
-            spans=_spans(sagemaker, bedrock, offset),
+            spans=_spans(sagemaker, bedrock, offset, account.inference),
             history=_jsonable(history),
             problems=[],
             simulated_seconds=end_seconds - offset,
@@ -401,6 +436,17 @@ def _rehearse_one(account: _Account, scenario: Scenario, *, offset: float, out: 
             ],
             ended_seconds=end_seconds,
             lock_holder_after=_lock_holder(cloud, lock_table) if lock_table else None,
+            inference_calls=[
+                {
+                    "modelId": c.model_id,
+                    "evaluates": c.evaluates,
+                    "minute": round((c.at - offset) / 60, 2),
+                    "correct": c.correct,
+                    "error": c.error,
+                }
+                for c in account.inference.calls
+                if c.at >= offset
+            ],
         )
     result.problems = half_created(result)
     if out_dir is not None:
@@ -539,6 +585,12 @@ def _invoke_function(arn: str, payload: Any) -> Any:
     if response.get("FunctionError"):
         raise RuntimeError(f"{body.get('errorType')}: {body.get('errorMessage')}")
     return body
+
+
+def _dataset_key(run_input: dict, name: str) -> str:
+    """The object key of the run input's dataset ``name`` (empty when it has none)."""
+    uri = (run_input.get("datasets") or {}).get(name)
+    return uri[5:].partition("/")[2] if isinstance(uri, str) and uri.startswith("s3://") else ""
 
 
 def _run_id(output: Any, execution_name: str) -> str:
@@ -696,6 +748,7 @@ def _strings(value: Any) -> set[str]:
 
 def _job_view(job: Any, offset: float = 0.0) -> dict:
     return {
+        "service": "sagemaker",
         "name": job.name,
         "stage": job.stage,
         "kind": job.kind,
@@ -708,6 +761,31 @@ def _job_view(job: Any, offset: float = 0.0) -> dict:
         "start_minute": round((job.created - offset) / 60, 1),
         "hyper_parameters": job.request.get("HyperParameters", {}),
         "request": job.request,
+        "grader_calls": job.grader_calls,
+        "mean_reward": job.mean_reward,
+    }
+
+
+def _customization_view(job: Any, offset: float = 0.0) -> dict:
+    """A Bedrock model customization job in the shape of :func:`_job_view` (``service`` says which)."""
+    request = job.request
+    rft = (request.get("customizationConfig") or {}).get("rftConfig") or {}
+    return {
+        "service": "bedrock",
+        "name": job.name,
+        "arn": job.arn,
+        "stage": job.stage,
+        "kind": "training",
+        "evaluates": None,
+        "status": job.status,
+        "failure_reason": job.failure,
+        "checkpoint": None,
+        "custom_model_arn": job.model_arn if job.status == "Completed" else None,
+        "metrics": None,
+        "minutes": round(job.minutes, 1),
+        "start_minute": round((job.created - offset) / 60, 1),
+        "hyper_parameters": request.get("hyperParameters") or rft.get("hyperParameters") or {},
+        "request": request,
         "grader_calls": job.grader_calls,
         "mean_reward": job.mean_reward,
     }
@@ -727,18 +805,50 @@ def _bedrock_view(item: Any, offset: float = 0.0) -> dict:
 _SPAN_LABELS = {("training", "sft"): "SFT", ("training", "rft"): "RFT"}
 
 
-def _spans(sagemaker: SageMakerSimulator, bedrock: BedrockSimulator, offset: float = 0.0) -> list[Span]:
-    """The jobs, imports, deployments and deployment moves that began at ``offset`` or later, times from there."""
+_EVALUATION_LABELS = {"baseline": "baseline eval", "sft": "SFT eval", "rft": "final eval"}
+
+
+def _spans(
+    sagemaker: SageMakerSimulator,
+    bedrock: BedrockSimulator,
+    offset: float = 0.0,
+    inference: BedrockRuntimeSimulator | None = None,
+) -> list[Span]:
+    """The jobs, customization jobs, evaluations through Bedrock inference (first to last call of each evaluated
+    model), imports, deployments and deployment moves that began at ``offset`` or later, times from there."""
     spans = []
+    for customization in bedrock.jobs.values():
+        label = _SPAN_LABELS[("training", customization.stage)]
+        spans.append(
+            Span(
+                label,
+                customization.stage,
+                customization.created,
+                customization.ends,
+                customization.name,
+                customization.status,
+            )
+        )
+    calls = [c for c in (inference.calls if inference else []) if c.at >= offset and c.evaluates]
+    for evaluated in dict.fromkeys(c.evaluates for c in calls):
+        times = [c.at for c in calls if c.evaluates == evaluated]
+        failed = any(c.error for c in calls if c.evaluates == evaluated)
+        spans.append(
+            Span(
+                _EVALUATION_LABELS.get(evaluated, "eval"),
+                "eval",
+                min(times),
+                max(times),
+                "Converse",
+                "Failed" if failed else "Completed",
+            )
+        )
     for job in sagemaker.jobs.values():
-        label = _SPAN_LABELS.get((job.kind, job.stage)) or {
-            "baseline": "baseline eval",
-            "sft": "SFT eval",
-            "rft": "final eval",
-        }.get(job.evaluates or "", "eval")
+        label = _SPAN_LABELS.get((job.kind, job.stage)) or _EVALUATION_LABELS.get(job.evaluates or "", "eval")
         spans.append(Span(label, job.stage, job.created, job.ends, job.name, job.status))
     for model in bedrock.models.values():
-        spans.append(Span("import", "import", model.created, model.ready, model.name, model.status()))
+        if model.customization == "IMPORTED":  # a customization job's model is its job's span
+            spans.append(Span("import", "import", model.created, model.ready, model.name, model.status()))
     for deployment in bedrock.deployments.values():
         spans.append(
             Span("deploy", "deploy", deployment.created, deployment.ready, deployment.name, deployment.status())
@@ -831,6 +941,7 @@ def _write_outputs(result: Result, out_dir: Path, run_bytes: bytes | None, repor
                 "simulatedMinutes": round(result.simulated_seconds / 60, 1),
                 "jobs": [{k: v for k, v in j.items() if k != "request"} for j in result.jobs],
                 "rejectedJobRequests": result.rejected_job_requests,
+                "inferenceCalls": result.inference_calls,
                 "models": result.models,
                 "deployments": result.deployments,
                 "notifications": result.notifications,

@@ -53,10 +53,11 @@ class MissingCheckpointError(RuntimeError):
 def candidate_checkpoint(stages: StageRecords) -> tuple[str, str]:
     """``(stage, checkpoint)`` of the model the final evaluation judges and Bedrock imports.
 
-    RFT's checkpoint (trained, or given with ``resumeFrom``), else SFT's.
+    RFT's checkpoint (trained, or given with ``resumeFrom``), else SFT's; on platform bedrock, where a
+    customization job leaves a custom model and no checkpoint, that model's ARN.
     """
     for stage in ("rft", "sft"):
-        checkpoint = stages.of(stage).checkpoint
+        checkpoint = stages.of(stage).checkpoint or stages.of(stage).customModelArn
         if checkpoint:
             return stage, checkpoint
     raise MissingCheckpointError("neither RFT nor SFT produced a checkpoint to evaluate and import")

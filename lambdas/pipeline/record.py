@@ -98,8 +98,10 @@ def readable_cause(cause: str | None) -> str:
     if isinstance(parsed, dict):
         if "errorMessage" in parsed:
             return str(parsed["errorMessage"])
-        if parsed.get("FailureReason"):
-            return str(parsed["FailureReason"])
+        # A failed job's description: SageMaker's FailureReason, Bedrock's failureMessage (or capitalized)
+        for field in ("FailureReason", "failureMessage", "FailureMessage"):
+            if parsed.get(field):
+                return str(parsed[field])
         if "TrainingJobStatus" in parsed:
             return f"the job ended {parsed['TrainingJobStatus']}"
     return "" if cause is None else str(cause)

@@ -39,7 +39,9 @@ def job_record(
     """The record of a stage whose job ran (or was attempted). A Bedrock job's ARN, output model, provisional
     deployment and output location are given; a SageMaker job's come from its request and result."""
     request = job.request if isinstance(job.request, JobRequest) else None
-    seconds, unknown = billing.totals(job)
+    # GPU billing is SageMaker's; a Bedrock customization job or evaluation is billed by tokens, not seconds
+    bedrock = job.request is not None and request is None
+    seconds, unknown = (None, 0) if bedrock else billing.totals(job)
     instance_type, count = (request.instanceType, request.instanceCount) if request else (None, None)
     return StageRecord(
         status=status,
@@ -60,7 +62,7 @@ def job_record(
         instanceCount=count,
         billableSeconds=seconds,
         unknownBillingAttempts=unknown,
-        actualUsd=billing.usd(seconds, instance_type, count),
+        actualUsd=None if seconds is None else billing.usd(seconds, instance_type, count),
         earlierAttempts=list(job.errors),
         error=error,
     )

@@ -22,13 +22,22 @@ STAGES = ("preflight", "sft", "rft", "eval", "import", "deploy")
 
 @dataclass
 class Durations:
-    """Simulated minutes, from the published case studies."""
+    """Simulated minutes, from the published case studies.
+
+    The Bedrock customization jobs: an RFT job "can take a few hours depending on the size of your training
+    data, number of epochs, and complexity of your reward functions" (Amazon Bedrock User Guide, "Create and
+    manage fine-tuning jobs for Amazon Nova models"): three hours; an SFT job of a few thousand rows takes one to
+    two hours in the published Nova walk-throughs on Bedrock: ninety minutes. Both include Bedrock's validation
+    and data processing before training.
+    """
 
     sft: float = 40
     rft: float = 90
     eval: float = 20
     import_: float = 15
     deploy: float = 10
+    bedrock_sft: float = 90
+    bedrock_rft: float = 180
 
 
 # Stack Overflow question-quality case: baseline -> SFT -> RFT on gen_qa metrics.
@@ -92,6 +101,15 @@ class Faults:
     def __post_init__(self) -> None:
         if self.fail_at is not None and self.fail_at not in STAGES:
             raise ValueError(f"unknown failure stage {self.fail_at!r}; expected one of {', '.join(STAGES)}")
+
+
+def throttle_once(faults: Faults, stage: str, throttled: set[str]) -> str | None:
+    """The error code that answers ``stage``'s first request (``Faults.throttle``), once per ``throttled`` set."""
+    code = faults.throttle.get(stage)
+    if not code or stage in throttled:
+        return None
+    throttled.add(stage)
+    return code
 
 
 def service_error(code: str, message: str, status: int = 400) -> ClientError:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +36,8 @@ from botocore.exceptions import ClientError
 from lambdas.pipeline.quotas import quota_name
 from offline.archive import put_archive
 from rehearsal import clock
-from rehearsal.simulators.faults import MINUTE, Durations, Faults, check_request, service_error
+from rehearsal.simulators.faults import MINUTE, Durations, Faults, check_request, service_error, throttle_once
+from rehearsal.simulators.grading import JobFailure, answers_correctly, grade, mean_reward, read_rows, rollout
 
 
 @dataclass
@@ -139,16 +139,10 @@ class SageMakerSimulator:
         with self._lock:
             name = params["TrainingJobName"]
             kind, stage, evaluates = self._classify(params)
-            code = self.faults.throttle.get(stage)
-            if code and stage not in self._throttled:
-                self._throttled.add(stage)
+            if code := throttle_once(self.faults, stage, self._throttled):
                 self.rejected.append({"name": name, "stage": stage, "error": code})
-                raise service_error(
-                    code,
-                    "Rate exceeded"
-                    if "Throttl" in code
-                    else f"The account-level service limit for {stage} training job usage is exceeded",
-                )
+                limit = f"The account-level service limit for {stage} training job usage is exceeded"
+                raise service_error(code, "Rate exceeded" if "Throttl" in code else limit)
             if problem := self._over_quota(params):
                 self.rejected.append({"name": name, "stage": stage, "error": "ResourceLimitExceeded"})
                 raise service_error("ResourceLimitExceeded", problem)
@@ -299,12 +293,12 @@ class SageMakerSimulator:
                 return
             try:
                 self._finish(job)
-            except _JobFailure as failure:
+            except JobFailure as failure:
                 job.status, job.secondary, job.failure_reason = "Failed", "Failed", str(failure)
 
     def _finish(self, job: SimJob) -> None:
         if self._injected_failure(job):
-            raise _JobFailure(
+            raise JobFailure(
                 "AlgorithmError: CUDA out of memory while "
                 + ("evaluating" if job.kind == "evaluation" else "training")
                 + " (failure injected by the rehearsal)"
@@ -312,7 +306,7 @@ class SageMakerSimulator:
         hyper = job.request.get("HyperParameters", {})
         location = hyper.get("base_model_location")
         if location and location not in self.checkpoints:
-            raise _JobFailure(f"ClientError: base_model_location {location} is not a checkpoint of this account")
+            raise JobFailure(f"ClientError: base_model_location {location} is not a checkpoint of this account")
         members: dict[str, bytes] = {}
         if job.kind == "training":
             if job.stage == "rft":
@@ -328,7 +322,7 @@ class SageMakerSimulator:
                 # AWS names an rft_eval job's grader only in its recipe, never in a hyperparameter
                 grader = (recipe.get("rl_env") or {}).get("reward_lambda_arn")
                 if not grader:
-                    raise _JobFailure("ClientError: rl_env.reward_lambda_arn is required for rft_eval")
+                    raise JobFailure("ClientError: rl_env.reward_lambda_arn is required for rft_eval")
                 lines = self._score_rft_eval(job, grader)
                 members[f"{job.name}/eval-result/rft_eval_results_{stamp}.jsonl"] = "".join(
                     json.dumps(line) + "\n" for line in lines
@@ -349,13 +343,12 @@ class SageMakerSimulator:
     def _grade_rollouts(self, job: SimJob, lambda_arn: str | None) -> None:
         """Call the grader with rollouts of the job's dataset, as the RFT trainer does."""
         if not lambda_arn:
-            raise _JobFailure("ClientError: reward_lambda_arn is required for RFT")
+            raise JobFailure("ClientError: reward_lambda_arn is required for RFT")
         if self.invoke_lambda is None:
             return
         samples = self._dataset_samples(job)[:8]
-        batch = [_rollout(sample, index, correct=index % 3 != 2) for index, sample in enumerate(samples)]
-        answer = self._grade(job, lambda_arn, batch)
-        job.mean_reward = round(sum(item["aggregate_reward_score"] for item in answer) / len(answer), 4)
+        batch = [rollout(sample, index, correct=index % 3 != 2) for index, sample in enumerate(samples)]
+        job.mean_reward = mean_reward(self._grade(job, lambda_arn, batch))
 
     def _score_rft_eval(self, job: SimJob, lambda_arn: str) -> list[dict]:
         """Per-sample results of an ``rft_eval`` job: every row of its dataset answered by the evaluated model
@@ -364,7 +357,7 @@ class SageMakerSimulator:
         # The evaluated model answers a share of the rows correctly: its simulated exact match.
         quality = self.faults.metrics[job.evaluates or "baseline"].get("exact_match", 0.5)
         rollouts = [
-            _rollout(sample, index, correct=(index * _GOLDEN) % 1.0 < quality) for index, sample in enumerate(samples)
+            rollout(sample, index, correct=answers_correctly(index, quality)) for index, sample in enumerate(samples)
         ]
         if self.invoke_lambda is None:
             scored = [{"id": r["id"], "aggregate_reward_score": 0.0, "metrics_list": []} for r in rollouts]
@@ -381,25 +374,17 @@ class SageMakerSimulator:
             for item in scored
         ]
         if not lines:
-            raise _JobFailure("ClientError: the evaluation channel holds no samples")
-        job.mean_reward = round(sum(line["aggregate_reward_score"] for line in lines) / len(lines), 4)
+            raise JobFailure("ClientError: the evaluation channel holds no samples")
+        job.mean_reward = mean_reward(lines)
         job.metrics = {"aggregate_reward_score": job.mean_reward}
         return lines
 
     def _grade(self, job: SimJob, lambda_arn: str, batch: list[dict]) -> list[dict]:
         """One grader call; a failed call or a response that breaks the reward contract fails the job."""
-        if not batch:
-            raise _JobFailure("ClientError: the training channel holds no samples")
         assert self.invoke_lambda is not None
-        try:
-            answer = self.invoke_lambda(lambda_arn, batch)
-        except Exception as error:
-            raise _JobFailure(f"AlgorithmError: reward function {lambda_arn} failed: {error}") from error
-        problems = reward_contract_problems(batch, answer)
-        if problems:
-            raise _JobFailure("AlgorithmError: reward function response breaks the contract: " + "; ".join(problems))
+        answer = grade(self.invoke_lambda, lambda_arn, batch)
         job.grader_calls += 1
-        return list(answer)
+        return answer
 
     def _recipe(self, job: SimJob) -> dict:
         """The job's recipe: ``recipe.yaml`` in its ``recipe`` channel (empty when it has none)."""
@@ -416,17 +401,10 @@ class SageMakerSimulator:
         return {}
 
     def _dataset_samples(self, job: SimJob) -> list[dict]:
-        s3 = self._s3()
         samples: list[dict] = []
         for channel in job.request.get("InputDataConfig", []):
-            if channel.get("ChannelName") not in ("train", "eval", "test"):
-                continue
-            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-            bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-            keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
-            for key in keys:
-                text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-                samples.extend(json.loads(line) for line in text.splitlines() if line.strip())
+            if channel.get("ChannelName") in ("train", "eval", "test"):
+                samples.extend(read_rows(self._s3(), channel["DataSource"]["S3DataSource"]["S3Uri"]))
         return samples
 
     def _ensure_escrow(self) -> str:
@@ -438,47 +416,5 @@ class SageMakerSimulator:
         return self._escrow
 
 
-class _JobFailure(Exception):
-    pass
-
-
-# Rows per grader call of a simulated rft_eval job, and the step of the low-discrepancy sequence that picks
-# which rows the evaluated model answers correctly.
+# Rows per grader call of a simulated rft_eval job.
 _EVAL_BATCH = 8
-_GOLDEN = 0.6180339887498949
-
-
-def _rollout(sample: dict, index: int, *, correct: bool) -> dict:
-    """A grader request item: the sample with a simulated model answer (the reference, or a wrong one)."""
-    reference = sample.get("reference_answer", sample.get("metadata", {}).get("reference_answer"))
-    if isinstance(reference, dict):
-        answer = str(next(iter(reference.values()), ""))
-    else:
-        answer = str(reference if reference is not None else sample.get("response", ""))
-    if not correct:
-        answer = "I am not sure."
-    messages = list(sample.get("messages") or [{"role": "user", "content": sample.get("query", "")}])
-    item = {k: v for k, v in sample.items() if k != "messages"}
-    item["id"] = str(sample.get("id", f"sample-{index}"))
-    item["messages"] = [*messages, {"role": "assistant", "content": answer}]
-    return item
-
-
-def reward_contract_problems(batch: list[dict], answer: Any) -> list[str]:
-    """Why a grader response breaks the RFT reward contract: a bare list, one finite score per request id."""
-    if not isinstance(answer, list):
-        return [f"expected a bare JSON list, got {type(answer).__name__}"]
-    problems = []
-    if len(answer) != len(batch):
-        problems.append(f"{len(answer)} results for {len(batch)} samples")
-    ids = {item["id"] for item in batch}
-    for item in answer:
-        if not isinstance(item, dict):
-            problems.append(f"result {item!r} is not an object")
-            continue
-        if item.get("id") not in ids:
-            problems.append(f"result id {item.get('id')!r} is not a request id")
-        score = item.get("aggregate_reward_score")
-        if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
-            problems.append(f"result {item.get('id')!r}: aggregate_reward_score {score!r} is not a finite number")
-    return problems

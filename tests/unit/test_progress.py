@@ -17,6 +17,14 @@ def test_a_prepared_job_shows_its_name_and_attempt() -> None:
     assert _summary(json.dumps({"job": job}), "Prepare SFT job") == "nova-run-sft-a2 (attempt 2)"
 
 
+def test_an_evaluation_on_bedrock_shows_its_phase_and_progress() -> None:
+    evaluation = {"done": False, "phase": "invoking", "processed": 8, "total": 12, "waitSeconds": 30}
+    output = json.dumps({"job": {"name": "nova-run-final-eval-a1", "evaluation": evaluation}})
+    assert _summary(output, "Evaluate final model on Bedrock") == "invoking 8/12"
+    waiting = {"done": False, "phase": "deploying", "processed": 0, "total": 0, "waitSeconds": 60}
+    assert _summary(json.dumps({"job": {"evaluation": waiting}}), "Evaluate final model on Bedrock") == "deploying"
+
+
 def _event(kind: str, minute: float, name: str = "", **details: object) -> dict:
     import datetime as dt
 

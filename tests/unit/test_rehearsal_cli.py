@@ -25,7 +25,8 @@ def test_help_explains_every_setting_and_writes_nothing(
         cli.main(["--help"])
     assert ended.value.code == 0
     text = capsys.readouterr().out
-    for setting in ("--fail-at", "REHEARSAL_FAIL_AT", "REHEARSAL_GPU_QUOTA", "REHEARSAL_RUNS", "--runs", "Exit status"):
+    settings = ("--fail-at", "REHEARSAL_FAIL_AT", "REHEARSAL_GPU_QUOTA", "REHEARSAL_RUNS", "--runs", "Exit status")
+    for setting in (*settings, "--platform", "REHEARSAL_PLATFORM"):
         assert setting in text
     assert not (tmp_path / "out").exists()
 
@@ -38,7 +39,14 @@ def test_an_unknown_option_is_refused(capsys: pytest.CaptureFixture[str]) -> Non
 
 @pytest.mark.parametrize(
     "argv",
-    [["--fail-at", "nope"], ["--fail-eval-of", "nope"], ["--gpu-quota", "four"], ["--runs", "0"], ["--runs", "two"]],
+    [
+        ["--fail-at", "nope"],
+        ["--fail-eval-of", "nope"],
+        ["--gpu-quota", "four"],
+        ["--runs", "0"],
+        ["--runs", "two"],
+        ["--platform", "hyperpod"],
+    ],
     ids=str,
 )
 def test_a_setting_it_cannot_use_exits_64(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,3 +58,22 @@ def test_an_option_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("REHEARSAL_FAIL_AT", "rft")
     assert cli._arguments(["--fail-at", "sft"]).fail_at == "sft"
     assert cli._arguments([]).fail_at == "rft"
+
+
+def test_the_bedrock_road_sets_the_run_inputs_platform_and_the_default_leaves_the_input_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started: list[list] = []
+
+    def record(scenarios: list, **kwargs: object) -> list:
+        started.append(scenarios)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli, "rehearse_runs", record)
+    monkeypatch.setattr(cli, "synthesize", lambda **kwargs: None)
+    monkeypatch.setenv("REHEARSAL_PLATFORM", "bedrock")
+    with pytest.raises(SystemExit):
+        cli.main(["--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        cli.main(["--out", str(tmp_path), "--platform", "sagemaker"])
+    assert [scenarios[-1].platform for scenarios in started] == ["bedrock", None]

@@ -287,3 +287,11 @@ def test_the_last_failed_attempt_is_paid_for_from_its_cause(s3: Any) -> None:
     # An attempt whose job was never prepared costs nothing
     never = JobAttempt(stage="rft", attempt=0)
     assert job_record(never, status="FAILED", ended_at=None).billableSeconds == 0
+
+
+def test_on_platform_bedrock_the_candidate_is_the_custom_model_a_customization_job_produced() -> None:
+    model = "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.nova-2-lite-v1:0:256k/abcdef123456"
+    stages = {name: {"status": "SKIPPED"} for name in StageRecords.model_fields}
+    stages["sft"] = {"status": "SUCCEEDED", "customModelArn": model.replace("abcdef", "fedcba")}
+    stages["rft"] = {"status": "SUCCEEDED", "customModelArn": model}
+    assert jobs.candidate_checkpoint(StageRecords.model_validate(stages)) == ("rft", model)

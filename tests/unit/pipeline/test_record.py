@@ -350,3 +350,14 @@ def test_a_rejected_or_expired_approval_is_recorded_and_notified_without_a_champ
     approved = {"mode": "required", "timeoutSeconds": 3600, "decision": {"decision": "approve", "reason": "ok"}}
     assert _record(s3, _state(approval=approved, model=MODEL, deployment=DEPLOYMENT))["status"] == "SUCCEEDED"
     assert _read(s3, "champions/nova.json")["deploymentArn"] == DEPLOYMENT["arn"]
+
+
+def test_a_failed_jobs_cause_reads_as_its_failure_message_on_either_road() -> None:
+    from lambdas.pipeline.record import readable_cause
+
+    assert readable_cause(json.dumps({"TrainingJobStatus": "Failed", "FailureReason": "CapacityError"})) == (
+        "CapacityError"
+    )
+    bedrock = {"JobName": "nova-run-rft-a1", "Status": "Failed", "FailureMessage": "Internal error"}
+    assert readable_cause(json.dumps(bedrock)) == "Internal error"
+    assert readable_cause(json.dumps({"status": "Failed", "failureMessage": "Validation error"})) == "Validation error"
