@@ -171,7 +171,8 @@ def candidate(run: RunRecord) -> str | None:
 
 
 def cost_text(run: RunRecord) -> str | None:
-    """Expected vs worst-case GPU cost, as preflight recorded it."""
+    """Expected vs worst-case cost (GPU instance time, or Bedrock's units on the Bedrock road), as preflight
+    recorded it."""
     cost = run.preflight.cost if run.preflight is not None else None
     if cost is None:
         return None
@@ -207,7 +208,8 @@ def show_lines(run: RunRecord) -> list[str]:
     if candidate(run):
         lines.append(f"Candidate: the {str(candidate(run)).upper()} model")
     if cost_text(run):
-        lines.append(f"GPU cost: {cost_text(run)}")
+        road = "Bedrock" if runview.platform(run) == "bedrock" else "GPU"
+        lines.append(f"{road} cost: {cost_text(run)}")
     warnings = dataset_warnings(run)
     if warnings:
         lines.append("Dataset warnings:")

@@ -273,7 +273,8 @@ def cost_summary(run: RunRecord) -> str | None:
     estimate = run.preflight.cost if run.preflight is not None else None
     if not ran and estimate is None:
         return None
-    bedrock = platform(run) == "bedrock" and not ran
+    # On the Bedrock road no stage bills instance time (lambdas.pipeline.stages.job_record).
+    bedrock = platform(run) == "bedrock"
     usd, instance_seconds, unknown = billing.run_actual(ran)
     if bedrock:
         # Bedrock bills customization per token trained and inference per token: no instance time to read.

@@ -165,6 +165,8 @@ def test_the_notification_shows_each_stages_cost_and_the_runs_beside_the_estimat
 
 def test_a_bedrock_run_names_its_road_and_the_resources_of_each_stage() -> None:
     run = bedrock_run()
+    run["preflight"] = preflight_with_dataset_notes()
+    run["stages"]["sft"]["billableSeconds"] = 3600
     note = render_notification(run, _end("SUCCEEDED"))
     lines = note.body.splitlines()
     assert lines[1] == "Road: Amazon Bedrock model customization jobs, evaluated through Bedrock inference"
@@ -173,6 +175,8 @@ def test_a_bedrock_run_names_its_road_and_the_resources_of_each_stage() -> None:
     assert f"  Final evaluation provisional deployment: {run['deployment']['arn']} (serving)" in lines
     assert f"Deployment: {run['stages']['finalEval']['deploymentArn']}" in lines
     assert "sagemaker/home" not in note.body
+    # billed by tokens, not instance time: no GPU cost line, whatever the stage records hold
+    assert "GPU cost" not in note.body and "Bedrock cost: actual not measured by the run" in note.body
 
 
 def test_a_failed_bedrock_run_offers_no_resume_input() -> None:

@@ -32,7 +32,7 @@ from rehearsal.simulators.bedrock import BedrockSimulator
 from rehearsal.simulators.faults import Durations, Faults
 from rehearsal.simulators.routing import routed
 from tests.unit.pipeline import samples
-from tests.unit.report.samples import SUCCEEDED_RUN, bedrock_run
+from tests.unit.report.samples import SUCCEEDED_RUN, bedrock_run, preflight_with_dataset_notes
 
 REGION = "us-east-1"
 STACK = "NovaCustomization"
@@ -491,11 +491,14 @@ def test_cleanup_deletes_a_provisional_deployment_the_record_of_a_bedrock_run_co
 
 def test_show_names_the_road_and_the_bedrock_roads_jobs_models_and_adopted_deployment() -> None:
     run = bedrock_run()
+    run["preflight"] = preflight_with_dataset_notes()
     lines = aws.show_lines(RunRecord.model_validate(run))
     assert lines[1] == "Road: Amazon Bedrock model customization jobs, evaluated through Bedrock inference"
     assert f"Deployment (modelId for Converse): {run['deployment']['arn']}, adopted" in "\n".join(lines)
     assert f"  RFT training custom model: {run['stages']['rft']['customModelArn']}" in lines
     assert f"  SFT evaluation provisional deployment: {run['stages']['sftEval']['deploymentArn']} (deleted)" in lines
+    assert any(line.startswith("Bedrock cost: expected ") for line in lines), lines
+    assert not any(line.startswith("GPU cost") for line in lines), lines
     sagemaker = aws.show_lines(RunRecord.model_validate(SUCCEEDED_RUN))
     assert sagemaker[1] == "Road: Amazon SageMaker training jobs" and "customization job" not in "\n".join(sagemaker)
 
