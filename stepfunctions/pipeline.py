@@ -239,6 +239,10 @@ def _on_bedrock(flow: Flow, stage: JobStage, name: str, *, decide: str, finish: 
                 "for it (.sync). Its output model is read by the step after it (GetModelCustomizationJob)",
                 "Resource": BEDROCK_CUSTOMIZATION_JOB_SYNC,
                 "Parameters": _bedrock_job(stage),
+                # Bedrock's request has no runtime limit: Step Functions times the Task out at the stage's
+                # maxRuntimeSeconds and stops the job (the .sync pattern's StopModelCustomizationJob), so an
+                # hourly-billed job never runs past what preflight priced. States.Timeout is not retried.
+                "TimeoutSecondsPath": "$.job.request.maxRuntimeSeconds",
                 "ResultPath": None,
                 "Catch": catch_all(decide, job_error),
                 "Next": finish,

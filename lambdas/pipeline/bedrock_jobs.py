@@ -70,6 +70,9 @@ def training_request(
         "customizationType": CUSTOMIZATION_TYPES[method],
         "trainingDataUri": data_uri,
         "outputUri": f"{output}/{job_name}/",
+        # The Task's TimeoutSecondsPath: the job is stopped (and the stage fails) once it has run this long, which
+        # bounds what an hourly-billed job can cost (preflight prices RFT up to this runtime).
+        "maxRuntimeSeconds": plan.jobs.of(method).maxRuntimeSeconds,
     }
     if method == "sft":
         request["hyperParameters"] = bedrock_hyperparameters.as_strings(values)

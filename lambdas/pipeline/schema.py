@@ -404,6 +404,8 @@ class BedrockTrainingRequest(Record):
     hyperParameters: dict[str, str] | None = None
     rftHyperParameters: dict[str, Any] | None = None
     graderArn: str | None = None
+    # How long the job may run (the Task's TimeoutSecondsPath; plan.jobs.<method>.maxRuntimeSeconds).
+    maxRuntimeSeconds: int = Field(ge=1)
 
 
 class BedrockEvaluationRequest(Record):

@@ -180,6 +180,8 @@ def test_the_customization_request_is_valid_for_botocore(stage: str) -> None:
     assert request.baseModelIdentifier == "amazon.nova-2-lite-v1:0:256k"
     assert request.trainingDataUri == plan.datasets.require(stage).stagedUri
     assert request.outputUri == f"s3://{samples.ARTIFACTS_BUCKET}/runs/run-1-0b9d6cbe/jobs/{stage}/{job.name}/"
+    # the Task times the job out at the stage's runtime (what preflight prices an hourly-billed job up to)
+    assert request.maxRuntimeSeconds == plan.jobs.of(stage).maxRuntimeSeconds
     if stage == "sft":
         assert request.customizationType == "FINE_TUNING" and request.rftHyperParameters is None
         assert request.hyperParameters == {"epochCount": "2", "learningRate": "1e-05", "learningRateWarmupSteps": "10"}

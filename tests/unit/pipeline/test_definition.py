@@ -218,6 +218,8 @@ def test_on_bedrock_training_waits_for_a_customization_job_and_evaluation_loops_
     if naming.STAGE_METHODS[stage] != "eval":
         assert first["Resource"] == "arn:aws:states:::bedrock:createModelCustomizationJob.sync"
         assert first["ResultPath"] is None and first["Next"] == f"Resolve {name} checkpoint"
+        # Bedrock's request has no runtime limit: the Task's timeout is the stage's maximum runtime
+        assert first["TimeoutSecondsPath"] == "$.job.request.maxRuntimeSeconds"
         return
     assert _invokes(first, "EvaluateOnBedrock")
     assert first["Parameters"]["Payload"] == {"stage": stage, "plan.$": "$.plan", "job.$": "$.job"}
