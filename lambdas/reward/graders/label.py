@@ -61,6 +61,8 @@ _NEGATED_REVERSED = re.compile(
 _NEGATION_WINDOW = 48
 _FEW_MENTIONS = 4
 _MAX_SCANNED = 2000
+_MANY_MENTIONS = 64
+_MAX_WINDOWS = 1024
 # Where a negation may end: each negator's last word, or "n't" (a superset of what _NEGATED_REVERSED
 # accepts, found once per text; the exact check runs only near one of these).
 _NEGATION_HINT = re.compile(
@@ -206,6 +208,9 @@ class LabelGrader(Grader):
         reversed_text = text[::-1]
         length = len(text)
         negated_end = -1  # end of the last negated mention: "not LQ_EDIT or LQ_CLOSE" negates both
+        # Whether a mention is negated depends only on the text of its window: a text naming labels many
+        # times (a label repeated thousands of times) reads each distinct window once.
+        windows: dict[str, bool] | None = {} if len(matches) > _MANY_MENTIONS else None
         for match in matches:
             start = match.start()
             if negated_end >= 0 and _NEGATION_CHAIN.fullmatch(text, negated_end, start) is not None:
@@ -215,11 +220,21 @@ class LabelGrader(Grader):
                 if hints is not None:
                     while hint < len(hints) and hints[hint] < start - _NEGATION_WINDOW:
                         hint += 1
-                if (hints is None or (hint < len(hints) and hints[hint] <= start)) and _NEGATED_REVERSED.match(
-                    reversed_text, length - start, length - max(0, start - _NEGATION_WINDOW)
-                ) is not None:
-                    negated_end = match.end()
-                    continue
+                if hints is None or (hint < len(hints) and hints[hint] <= start):
+                    low = max(0, start - _NEGATION_WINDOW)
+                    if windows is None:
+                        negated = _NEGATED_REVERSED.match(reversed_text, length - start, length - low) is not None
+                    else:
+                        window = text[low:start]
+                        known = windows.get(window)
+                        if known is None:
+                            known = _NEGATED_REVERSED.match(reversed_text, length - start, length - low) is not None
+                            if len(windows) < _MAX_WINDOWS:
+                                windows[window] = known
+                        negated = known
+                    if negated:
+                        negated_end = match.end()
+                        continue
             negated_end = -1
             found.append((start, match.end(), cast(str, canonical(match.group()))))
         return found
