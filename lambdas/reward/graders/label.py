@@ -61,6 +61,7 @@ _NEGATED_REVERSED = re.compile(
 _NEGATION_WINDOW = 48
 _FEW_MENTIONS = 4
 _MAX_SCANNED = 2000
+_MANY_MENTIONS = 64
 # Where a negation may end: each negator's last word, or "n't" (a superset of what _NEGATED_REVERSED
 # accepts, found once per text; the exact check runs only near one of these).
 _NEGATION_HINT = re.compile(
@@ -109,6 +110,24 @@ def _first_characters(labels: list[str]) -> str:
             return ""
         firsts.add(first_part[0])
     return "(?=[" + "".join(re.escape(char) for char in sorted(firsts)) + "])"
+
+
+def _negated_windows(text: str, matches: list[re.Match[str]]) -> list[bool]:
+    """Whether a negation ends each mention: read once per distinct window of text before a mention.
+
+    Whether a mention is negated depends only on the :data:`_NEGATION_WINDOW` characters before it,
+    so a text naming labels many times (a label repeated thousands of times) costs a slice and a
+    lookup per mention, and the check itself once per distinct window. A mention opening the text
+    has nothing before it: its window is empty, which no negation matches.
+    """
+    windows = [
+        text[start - _NEGATION_WINDOW if start > _NEGATION_WINDOW else 0 : start]
+        for start in map(re.Match.start, matches)
+    ]
+    negated = dict.fromkeys(windows, False)
+    for window in negated:
+        negated[window] = _NEGATED_REVERSED.match(window[::-1]) is not None
+    return [negated[window] for window in windows]
 
 
 class LabelGrader(Grader):
@@ -179,6 +198,7 @@ class LabelGrader(Grader):
         The negation check reads the reversed text in place (no slice per mention). With more than
         :data:`_FEW_MENTIONS` mentions it runs only for a mention with a negating word (or ``n't``)
         ending within :data:`_NEGATION_WINDOW` characters before it, found in one pass over the text.
+        With more than :data:`_MANY_MENTIONS` it runs once per distinct window (see :func:`_negated_windows`).
         """
         canonical = self.canonical
         found = []
@@ -187,25 +207,36 @@ class LabelGrader(Grader):
             return []
         # Ends of the negating words, in order (None: check every mention); a mention far from all
         # of them cannot be negated.
-        hints: list[int] | None
+        hints: list[int] | None = None
+        negations: list[bool] | None = None  # whether each mention is negated, when read in bulk
         if not matches[-1].start():  # one mention, opening the text: nothing before it to negate it
             hints = []
-        elif len(matches) <= _FEW_MENTIONS:  # checking each mention costs less than finding the hints
-            hints = None
-        elif text.isascii():  # lowered ASCII keeps its positions, and a case-sensitive search is much faster
-            hints = [match.end() for match in _NEGATION_HINT_LOWER.finditer(text.lower())]
-        else:
-            hints = [match.end() for match in _NEGATION_HINT.finditer(text)]
+        elif len(matches) > _FEW_MENTIONS:  # else checking each mention costs less than finding the hints
+            if text.isascii():  # lowered ASCII keeps its positions, and a case-sensitive search is much faster
+                hints = [match.end() for match in _NEGATION_HINT_LOWER.finditer(text.lower())]
+            else:
+                hints = [match.end() for match in _NEGATION_HINT.finditer(text)]
+            if hints and len(matches) > _MANY_MENTIONS:
+                negations = _negated_windows(text, matches)
         spellings = self._spellings
         if hints is not None and not hints:  # nothing can be negated: every mention counts
             return [
                 (match.start(), match.end(), spellings.get(match.group()) or cast(str, canonical(match.group())))
                 for match in matches
             ]
+        negated_end = -1  # end of the last negated mention: "not LQ_EDIT or LQ_CLOSE" negates both
+        if negations is not None:
+            for match, negated in zip(matches, negations, strict=True):
+                start = match.start()
+                if negated or (negated_end >= 0 and _NEGATION_CHAIN.fullmatch(text, negated_end, start) is not None):
+                    negated_end = match.end()
+                    continue
+                negated_end = -1
+                found.append((start, match.end(), cast(str, canonical(match.group()))))
+            return found
         hint = 0
         reversed_text = text[::-1]
         length = len(text)
-        negated_end = -1  # end of the last negated mention: "not LQ_EDIT or LQ_CLOSE" negates both
         for match in matches:
             start = match.start()
             if negated_end >= 0 and _NEGATION_CHAIN.fullmatch(text, negated_end, start) is not None:

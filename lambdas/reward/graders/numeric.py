@@ -48,6 +48,7 @@ _PLAIN_NUMBER = re.compile(r"\s*([-+]?)\$?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.
 _FRACTION = re.compile(r"^\s*(-?)\\d?frac\s*\{\s*([^{}]+?)\s*\}\s*\{\s*([^{}]+?)\s*\}\s*$")
 _YES_NO = re.compile(r"(?<!\w)(yes|no|true|false)(?!\w)", re.IGNORECASE)
 _OPENING_NOISE = " \t\r\n*_\"'`>#-:"
+_REFERENCE_KEYS = ("answer", "final_answer", "value")  # where a dict reference holds its answer, in order
 _YES_NO_VALUES = {"yes": True, "true": True, "no": False, "false": False}
 _MAX_ERROR_METRIC = 1e12  # keep metric values finite and readable
 _LAST_NUMBER_WINDOW = 256  # characters before the last digit that may belong to the last number
@@ -139,8 +140,10 @@ class NumberParser:
 
         A segment marked again (``ANSWER: 1 ANSWER: 1 ...``) gives the numbers it gave before, unparsed.
         """
+        return self._marked(text, _markers(text))
+
+    def _marked(self, text: str, markers: list[tuple[int, int, bool]]) -> list[Number]:
         found: list[Number] = []
-        markers = _markers(text)
         if len(markers) == 1:
             for segment, boxed in marked_segments(text, markers):
                 self._read_segment(segment, boxed, found)
@@ -195,7 +198,15 @@ class NumberParser:
 
     def final_answer(self, text: str) -> tuple[Number | None, bool, bool]:
         """``(number, marked, hedged)``: the answer, whether it was marked, whether marked answers disagree."""
-        marked = self.marked(text)
+        markers = _markers(text)
+        if len(markers) == 1 and not markers[0][2]:
+            # The usual answer: one line marker and a plain number to the end of its line, read in place.
+            end = markers[0][1]
+            newline = text.find("\n", end)
+            plain = _PLAIN_NUMBER.fullmatch(text, end, len(text) if newline < 0 else newline)
+            if plain is not None:
+                return _plain_number(plain), True, False
+        marked = self._marked(text, markers)
         if marked:
             anchor = marked[0]
             hedged = False
@@ -287,7 +298,7 @@ def _fraction(match: re.Match[str]) -> Number | None:
 def yes_no_reference(reference: object) -> bool | None:
     """True or False for a ``"yes"``/``"no"`` (or ``"true"``/``"false"``) reference, else None."""
     if type(reference) is dict:
-        reference = first_present(reference, ("answer", "final_answer", "value"))
+        reference = first_present(reference, _REFERENCE_KEYS)
     if isinstance(reference, str) and len(reference) <= 8:
         return _YES_NO_VALUES.get(reference.strip().rstrip(".").strip().casefold())
     return None
@@ -352,12 +363,11 @@ class NumericGrader(Grader):
 
     def reference_number(self, reference: object) -> Number:
         if type(reference) is dict:
-            get = reference.get
-            reference = get("answer")
-            if reference is None:
-                reference = get("final_answer")
-                if reference is None:
-                    reference = get("value")
+            reference = first_present(reference, _REFERENCE_KEYS)
+        return self._reference_value(reference)
+
+    def _reference_value(self, reference: object) -> Number:
+        """The number a reference value (read out of its dict, if it had one) gives."""
         if isinstance(reference, (int, float)) and not isinstance(reference, bool):
             if math.isfinite(reference):
                 return Number(float(reference), False)
@@ -416,11 +426,24 @@ class NumericGrader(Grader):
 
     def grade(self, sample: Sample) -> Graded:
         reference = sample.reference
-        if isinstance(reference, (str, dict)):
-            yes_no = yes_no_reference(reference)
-            if yes_no is not None:
-                return self.grade_yes_no(yes_no, sample.response)
-        expected = self.reference_number(reference)
+        if type(reference) is dict:  # first_present(reference, _REFERENCE_KEYS), inlined: once per rollout
+            get = reference.get
+            reference = get("answer")
+            if reference is None:
+                reference = get("final_answer")
+                if reference is None:
+                    reference = get("value")
+        if isinstance(reference, str):
+            plain = _PLAIN_NUMBER.fullmatch(reference)  # the usual reference: no yes/no to look for
+            if plain is not None:
+                expected = _plain_number(plain)
+            else:
+                yes_no = yes_no_reference(reference)
+                if yes_no is not None:
+                    return self.grade_yes_no(yes_no, sample.response)
+                expected = self._reference_value(reference)
+        else:
+            expected = self._reference_value(reference)
         answer, marked, hedged = self.parser.final_answer(sample.response)
         if answer is None or hedged:
             reason = "hedged" if hedged else "no_number"

@@ -308,16 +308,15 @@ class Selected(Grader):
     def _grade_between_tags(self, samples: Sequence[Sample], deadline: float | None) -> list[Outcome]:
         """:meth:`grade_many` for a selection of tags only: the text between them, which is always readable."""
         tags = self.tags
-        selected = [
-            Sample(
-                sample.index,
-                sample.id,
-                sample.response if tags is None else between_tags(sample.response, *tags),
-                sample.reference,
-                sample.item,
-            )
-            for sample in samples
-        ]
+        selected: list[Sample] = []
+        append = selected.append
+        for sample in samples:
+            response = sample.response if tags is None else between_tags(sample.response, *tags)
+            # A response without the tags is graded as it is: the sample itself, not a copy of it.
+            if response is sample.response:
+                append(sample)
+            else:
+                append(Sample(sample.index, sample.id, response, sample.reference, sample.item))
         outcomes = self.inner.grade_many(selected, deadline)
         for outcome in outcomes:
             if type(outcome) is tuple:

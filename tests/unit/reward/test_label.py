@@ -195,3 +195,19 @@ def test_labels_are_found_where_the_plain_lookbehind_regex_finds_them(labels, ca
         expected = [(match.span(), grader.canonical(match.group())) for match in plain.finditer(text)]
         found = [(match.span(), grader.canonical(match.group())) for match in grader._label_matches(text)]
         assert found == expected, text
+
+
+def test_negation_read_once_per_window_gives_what_reading_every_mention_gives(monkeypatch) -> None:
+    """With many mentions, each distinct window before a mention is read once: the mentions are the same."""
+    from lambdas.reward.graders import label as label_module
+
+    grader = LabelGrader(["HQ", "LQ_EDIT", "LQ_CLOSE"])
+    pieces = ["HQ", "LQ_EDIT", "lq close", " ", ", ", " or ", " nor ", "not ", "isn't ", "rather than ", "the "]
+    pieces += ["a ", "\n", "never ", "n't ", "neither ", "x", "é", "**", "without ", "labeled ", "no longer "]
+    rng = random.Random("negation-windows")
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(60, 400)))
+        monkeypatch.setattr(label_module, "_MANY_MENTIONS", 10**9)
+        expected = grader.mentions(text)
+        monkeypatch.setattr(label_module, "_MANY_MENTIONS", 0)
+        assert grader.mentions(text) == expected, text

@@ -151,7 +151,10 @@ def test_no_number_is_invalid(response):
     assert metrics_of(result)["no_number"] == 1.0
 
 
-@pytest.mark.parametrize("reference", [True, "no number", [1, 2], {"other": 1}, "15 or 16 #### 15\n#### 16", "maybe"])
+@pytest.mark.parametrize(
+    "reference",
+    [True, "no number", [1, 2], {"other": 1}, "15 or 16 #### 15\n#### 16", "maybe", {"answer": {"answer": "1"}}],
+)
 def test_unusable_references_are_malformed(reference):
     assert metrics_of(grade_one(compile_spec(STRICT), "ANSWER: 1", reference)) == {"malformed:bad_reference": 1.0}
 
@@ -228,3 +231,38 @@ def test_yes_no_answers_without_a_marker_earn_unmarked_credit():
     assert score(reward, "ANSWER: yes", "yes") == 1.0
     assert score(reward, "yes", "yes") == 0.5
     assert score(reward, "ANSWER: maybe", "yes") == 0.0
+
+
+def _general_final_answer(parser, text):
+    """The final answer as the general path reads it: every marked number, the first one the answer."""
+    from lambdas.reward.graders.numeric import agree
+
+    numbers = parser.marked(text)
+    if not numbers:
+        return parser.last_number(text), False, False
+    anchor = numbers[0]
+    return anchor, True, any(other is not anchor and not agree(anchor, other) for other in numbers[1:])
+
+
+@pytest.mark.parametrize("parentheses_negative", [False, True])
+def test_a_single_plain_marked_answer_read_in_place_is_what_the_general_path_reads(parentheses_negative):
+    """Texts with one marker (and some with several) give the same answer through the in-place reading."""
+    import math
+    import random
+
+    from lambdas.reward.graders.numeric import NumberParser
+
+    parser = NumberParser(parentheses_negative)
+    pieces = ["ANSWER:", "answer =", "Answer**:", "####", "#####", "\\boxed{", "}", " ", "\n", "\r", "\t", "16"]
+    pieces += ["-", "+", "$", "1,234", "0.5", ".5", "%", ".", "(", ")", "x", "yes", "1e3", "9" * 400, "\u2212"]
+    rng = random.Random("numeric-final-answer")
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
+        got, want = parser.final_answer(text), _general_final_answer(parser, text)
+        assert got[1:] == want[1:], text
+        if want[0] is None:
+            assert got[0] is None, text
+        else:
+            assert got[0] is not None, text
+            assert got[0].percent == want[0].percent, text
+            assert got[0].value == want[0].value or (math.isnan(got[0].value) and math.isnan(want[0].value)), text
