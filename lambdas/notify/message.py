@@ -49,7 +49,7 @@ def outcome(run: RunRecord, end: ExecutionEnd) -> str:
     if status == "GATE_REJECTED":
         return "GATE REJECTED (not deployed)"
     if status == "DRY_RUN":
-        return "DRY RUN passed validation and preflight (no GPU used)"
+        return "DRY RUN passed validation and preflight (no training job started)"
     if status == "REJECTED":
         return "REJECTED at approval (not deployed)"
     if status == "APPROVAL_EXPIRED":

@@ -73,7 +73,7 @@ class PreflightError(ValueError):
         self.problems = problems
         self.cost = cost
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        super().__init__(f"{count} found before any GPU was used:\n" + "\n".join(f"- {p}" for p in problems))
+        super().__init__(f"{count} found before any training job started:\n" + "\n".join(f"- {p}" for p in problems))
 
 
 class GraderInvocationError(RuntimeError):

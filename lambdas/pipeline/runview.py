@@ -79,8 +79,12 @@ _ROADS = {
 
 
 def platform(run: RunRecord) -> str:
-    """The road the run's jobs took (``plan.platform``; a record without a plan is of the SageMaker road)."""
-    return run.plan.platform if run.plan is not None else "sagemaker"
+    """The road the run's jobs took: ``plan.platform``; a record without a plan (the input failed validation) is
+    of the road its input asked for, else of the SageMaker road."""
+    if run.plan is not None:
+        return run.plan.platform
+    asked = run.input.get("platform") if isinstance(run.input, dict) else None
+    return asked if asked in _ROADS else "sagemaker"
 
 
 def road_text(run: RunRecord) -> str:

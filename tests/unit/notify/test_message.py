@@ -190,3 +190,13 @@ def test_a_failed_bedrock_run_offers_no_resume_input() -> None:
     assert "SFT evaluation provisional deployment" in failed.body and "(deleted)" in failed.body
     sagemaker = render_notification(failed_run(), _end("FAILED"))
     assert sagemaker.body.splitlines()[1] == "Road: Amazon SageMaker training jobs"
+
+
+def test_a_run_refused_by_validation_names_the_road_its_input_asked_for() -> None:
+    # Given a Bedrock run input that failed validation (no plan), when notified, then the road is Bedrock's
+    run = failed_run()
+    run["plan"] = None
+    run["input"] = {"platform": "bedrock", "sft": {"instanceType": "ml.p5.48xlarge"}}
+    assert render_notification(run, _end("FAILED")).body.splitlines()[1].startswith("Road: Amazon Bedrock")
+    run["input"] = {"platform": "somewhere-else"}
+    assert render_notification(run, _end("FAILED")).body.splitlines()[1] == "Road: Amazon SageMaker training jobs"
