@@ -44,4 +44,4 @@ def test_a_dry_run_is_recorded_as_dry_run_with_every_stage_skipped_and_no_champi
         RunRecord.model_validate(run),
         ExecutionEnd(status="SUCCEEDED", execution_arn=samples.EXECUTION["id"], pipeline=samples.PIPELINE),
     )
-    assert "DRY RUN" in note.subject and "no GPU" in note.subject
+    assert "DRY RUN" in note.subject and "no training job started" in note.subject
