@@ -95,13 +95,15 @@ def resolve_plan(
     )
     if run is None or resolved is None:
         raise RunInputError(problems)
-    if run.resumeFrom is not None:
+    # Only a resumeFrom with no problem yet is checked further (one refused outright, e.g. on platform bedrock,
+    # is not also asked about its escrow bucket).
+    if run.resumeFrom is not None and not any(p.startswith("resumeFrom") for p in problems):
         if account is None:
             problems.append(
                 f"resumeFrom.checkpoint: the execution ARN {execution.id!r} names no account, so the checkpoint's "
                 "escrow bucket cannot be checked"
             )
-        elif not any(p.startswith("resumeFrom.") for p in problems):
+        else:
             problems.extend(
                 _resume_problems(
                     run.resumeFrom,

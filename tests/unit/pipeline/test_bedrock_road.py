@@ -84,6 +84,14 @@ def test_resume_from_is_refused_on_bedrock() -> None:
     assert any(p.startswith("resumeFrom: not available on platform bedrock") for p in found), found
 
 
+def test_a_resume_refused_on_bedrock_is_not_also_asked_about_its_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an execution ARN that names no account (as offline checks have), then the refusal is the only word
+    # about resumeFrom
+    monkeypatch.setattr(samples, "EXECUTION", {**samples.EXECUTION, "id": "arn:aws:states:::execution:Pipeline:run-1"})
+    found = _problems(resumeFrom=samples.resume("rft", samples.SFT_CHECKPOINT))
+    assert [p.split(":")[0] for p in found if p.startswith("resumeFrom")] == ["resumeFrom"], found
+
+
 def test_nothing_to_train_names_what_bedrock_can_train() -> None:
     assert _problems(stages={"sft": False, "rft": False}) == [
         "stages: nothing to train; enable stages.sft or stages.rft"
