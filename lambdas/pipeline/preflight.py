@@ -89,15 +89,13 @@ RUNTIME_FIELDS = {"sft": "sft", "rft": "rft", "eval": "evaluation"}
 # text per token; worst case, every byte of the file (JSON syntax included) counted as text at 3 bytes a token.
 CHARS_PER_TOKEN = 4
 WORST_BYTES_PER_TOKEN = 3
-# Bedrock's default epochCount for Nova SFT (Amazon Bedrock user guide, "Amazon Nova Understanding model
-# customization hyperparameters"), used when the run sets no max_epochs.
-BEDROCK_DEFAULT_EPOCHS = 2
 
 
 def bedrock_epochs(plan: Plan, method: str) -> int:
-    """The epochs a Bedrock training job of ``method`` runs: the run's ``max_epochs``, else Bedrock's default."""
-    value = bedrock_hyperparameters.resolve(method, plan.model.key, plan.jobs.of(method).overrides).get("epochCount")
-    return int(float(value)) if value is not None else BEDROCK_DEFAULT_EPOCHS
+    """The epochs a Bedrock training job of ``method`` runs: the run's ``max_epochs``, else the documented default
+    (both from the hyperparameter table, which gives every method an ``epochCount``)."""
+    overrides = plan.jobs.of(method).overrides
+    return int(float(bedrock_hyperparameters.resolve(method, plan.model.key, overrides)["epochCount"]))
 
 
 def _charge(
