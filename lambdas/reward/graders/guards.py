@@ -33,6 +33,10 @@ class Guard:
     def __call__(self, text: str) -> float:
         raise NotImplementedError
 
+    def penalties(self, texts: list[str]) -> list[float]:
+        """The penalty of each text, in order."""
+        return [self(text) for text in texts]
+
 
 class LengthGuard(Guard):
     def __init__(self, name: str, max_chars: int, penalty: float) -> None:
@@ -41,6 +45,10 @@ class LengthGuard(Guard):
 
     def __call__(self, text: str) -> float:
         return -self.penalty if len(text) > self.max_chars else 0.0
+
+    def penalties(self, texts: list[str]) -> list[float]:
+        limit, penalty = self.max_chars, -self.penalty
+        return [penalty if len(text) > limit else 0.0 for text in texts]
 
 
 class FormatGuard(Guard):
@@ -75,18 +83,19 @@ class Guarded(Grader):
 
     def grade_many(self, samples: Sequence[Sample], deadline: float | None = None) -> list[Outcome]:
         outcomes = self.inner.grade_many(samples, deadline)
-        guards = self.guards
+        texts = [sample.response for sample in samples]
+        # Each guard judges every text in one call (a comprehension, not a call per rollout).
+        columns = [(guard.name, guard.penalties(texts)) for guard in self.guards]
         for position, outcome in enumerate(outcomes):
             if type(outcome) is tuple:
                 score, metrics = outcome
-                text = samples[position].response
                 penalized = False
-                for guard in guards:
-                    penalty = guard(text)
+                for name, penalties in columns:
+                    penalty = penalties[position]
                     if penalty:
                         score += penalty
                         penalized = True
-                    metrics.append({"name": guard.name, "value": penalty, "type": "Metric"})
+                    metrics.append({"name": name, "value": penalty, "type": "Metric"})
                 if penalized:
                     outcomes[position] = (score, metrics)
         return outcomes

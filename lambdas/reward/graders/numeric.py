@@ -40,7 +40,6 @@ _NUMBER = re.compile(
     """,
     re.VERBOSE | re.IGNORECASE,
 )
-_ANSWER = re.compile(r"\banswer\s*\**\s*[:=]", re.IGNORECASE)
 _AFTER_ANSWER = re.compile(r"\s*\**\s*[:=]")
 _BOXED = re.compile(r"\\boxed\s*\{")
 # Text that is just one number (most references and marked answers) skips the general parser.
@@ -71,6 +70,28 @@ def _plain_number(match: re.Match[str]) -> Number:
     sign, digits, percent = match.groups()
     value = float(digits.replace(",", "") if "," in digits else digits)
     return Number(-value if sign == "-" else value, percent == "%")
+
+
+def plain_number(text: str) -> Number | None:
+    """The number ``text`` is when it is nothing but one plain number (``16``, ``-0.5``, ``65.3%``), else None.
+
+    Reads exactly what ``_PLAIN_NUMBER`` reads. The usual shapes (ASCII digits with at most one
+    inner point, an optional sign and ``%``) are read with string tests and ``float``, which costs
+    a third of the regex and its groups; anything else (thousands separators, ``$``, a trailing
+    point, other digits) goes through the regex.
+    """
+    body = text.strip()
+    percent = body.endswith("%")
+    if percent:
+        body = body[:-1].rstrip()
+    digits = body[1:] if body.startswith(("-", "+")) else body
+    if digits.isascii():
+        whole, point, fraction = digits.partition(".")
+        if (whole.isdecimal() or (point and not whole)) and (not point or fraction.isdecimal()):
+            value = float(digits)
+            return Number(-value if body[0] == "-" else value, percent)
+    match = _PLAIN_NUMBER.fullmatch(text)
+    return None if match is None else _plain_number(match)
 
 
 def _close(a: float, b: float) -> bool:
@@ -110,9 +131,9 @@ class NumberParser:
         self.parentheses_negative = parentheses_negative
 
     def numbers(self, text: str) -> list[Number]:
-        plain = _PLAIN_NUMBER.fullmatch(text)
+        plain = plain_number(text)
         if plain is not None:
-            return [_plain_number(plain)]
+            return [plain]
         found = []
         for match in _NUMBER.finditer(text):
             number = self._number(match)
@@ -173,9 +194,9 @@ class NumberParser:
         elif not segment or segment.isspace():  # nothing marked (``ANSWER: ANSWER: ...``): no number
             return
         else:
-            plain = _PLAIN_NUMBER.fullmatch(segment)
+            plain = plain_number(segment)
             if plain is not None:  # the usual "ANSWER: 16": skip the general parser
-                found.append(_plain_number(plain))
+                found.append(plain)
                 return
         found.extend(self.numbers(segment))
 
@@ -203,9 +224,9 @@ class NumberParser:
             # The usual answer: one line marker and a plain number to the end of its line, read in place.
             end = markers[0][1]
             newline = text.find("\n", end)
-            plain = _PLAIN_NUMBER.fullmatch(text, end, len(text) if newline < 0 else newline)
+            plain = plain_number(text[end:] if newline < 0 else text[end:newline])
             if plain is not None:
-                return _plain_number(plain), True, False
+                return plain, True, False
         marked = self._marked(text, markers)
         if marked:
             anchor = marked[0]
@@ -221,36 +242,36 @@ class NumberParser:
 def _markers(text: str) -> list[tuple[int, int, bool]]:
     """``(start, end, boxed)`` of each answer marker, in text order.
 
-    Found with substring searches rather than one case-insensitive regex: scanning
-    every character with the regex engine was most of the grader's cost.
+    ``answer`` is recognised as ``answer``, ``Answer`` or ``ANSWER`` (``nswer`` in one case).
+    Found with substring searches rather than one case-insensitive regex (scanning every
+    character with the regex engine was most of the grader's cost), each guarded by a
+    one-character test, which costs a fraction of a substring search, so a text without
+    ``#`` or ``\\`` pays for neither marker.
     """
     found: list[tuple[int, int, bool]] = []
-    position = text.find("####")
-    while position >= 0:
-        end = position + 4
-        while end < len(text) and text[end] == "#":
-            end += 1
-        found.append((position, end, False))
-        position = text.find("####", end)
-    if "\\boxed" in text:
+    if "#" in text:
+        position = text.find("####")
+        while position >= 0:
+            end = position + 4
+            while end < len(text) and text[end] == "#":
+                end += 1
+            found.append((position, end, False))
+            position = text.find("####", end)
+    if "\\" in text and "\\boxed" in text:
         found.extend((match.start(), match.end(), True) for match in _BOXED.finditer(text))
-    # answer / Answer / ANSWER; checking first is cheaper than lowering text that has no marker.
-    if "nswer" not in text and "NSWER" not in text:
-        if len(found) > 1:
-            found.sort()
-        return found
-    lower = text.lower()
-    position = lower.find("answer")
-    if position >= 0:
-        if len(lower) != len(text):  # a few characters change length when lowered: positions would drift
-            found.extend((m.start(), m.end(), False) for m in _ANSWER.finditer(text))
-        else:
-            while position >= 0:
-                if position == 0 or not lower[position - 1].isalnum():
-                    after = _AFTER_ANSWER.match(text, position + 6)
-                    if after is not None:
-                        found.append((position, after.end(), False))
-                position = lower.find("answer", position + 6)
+    for rest in ("NSWER", "nswer"):
+        position = text.find(rest, 1)
+        while position >= 0:
+            start = position - 1
+            if text[start] in "aA" and (start == 0 or not text[start - 1].isalnum()):
+                after = position + 5
+                if text.startswith(":", after):  # the usual "ANSWER:" without the regex
+                    found.append((start, after + 1, False))
+                else:
+                    match = _AFTER_ANSWER.match(text, after)
+                    if match is not None:
+                        found.append((start, match.end(), False))
+            position = text.find(rest, position + 5)
     if len(found) > 1:
         found.sort()
     return found
@@ -372,9 +393,9 @@ class NumericGrader(Grader):
             if math.isfinite(reference):
                 return Number(float(reference), False)
         elif isinstance(reference, str):
-            plain = _PLAIN_NUMBER.fullmatch(reference)
+            plain = plain_number(reference)
             if plain is not None:
-                return _plain_number(plain)
+                return plain
             number, _, hedged = self.parser.final_answer(reference)
             if number is not None and not hedged:
                 return number
@@ -383,13 +404,17 @@ class NumericGrader(Grader):
     def credit(self, answer: Number, expected: Number) -> tuple[float, float]:
         """``(credit, error)``: the best credit over the readings :func:`comparisons` allows."""
         until = self.partial_credit_until
-        # The common case (two bare numbers), without the loop below.
-        if not answer.percent and not expected.percent and not self.unsigned_percent:
+        # The common case (two bare numbers), without the loop below: one tolerance for both readings.
+        if not answer.percent and not expected.percent:
             want = expected.value
             tolerance = max(self.rel_tol * abs(want), self.abs_tol)
             error = abs(answer.value - want)
             if error <= tolerance:
                 return 1.0, error
+            if self.unsigned_percent:  # the bare answer read as a percentage without its sign
+                error = min(error, abs(answer.value / 100.0 - want))
+                if error <= tolerance:
+                    return 1.0, error
             if until > 1.0 and error < until * tolerance:
                 return (until * tolerance - error) / ((until - 1.0) * tolerance), error
             return 0.0, error
@@ -434,9 +459,9 @@ class NumericGrader(Grader):
                 if reference is None:
                     reference = get("value")
         if isinstance(reference, str):
-            plain = _PLAIN_NUMBER.fullmatch(reference)  # the usual reference: no yes/no to look for
+            plain = plain_number(reference)  # the usual reference: no yes/no to look for
             if plain is not None:
-                expected = _plain_number(plain)
+                expected = plain
             else:
                 yes_no = yes_no_reference(reference)
                 if yes_no is not None:

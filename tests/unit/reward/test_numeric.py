@@ -266,3 +266,53 @@ def test_a_single_plain_marked_answer_read_in_place_is_what_the_general_path_rea
             assert got[0] is not None, text
             assert got[0].percent == want[0].percent, text
             assert got[0].value == want[0].value or (math.isnan(got[0].value) and math.isnan(want[0].value)), text
+
+
+def _plain_by_regex(text):
+    from lambdas.reward.graders.numeric import _PLAIN_NUMBER, _plain_number
+
+    match = _PLAIN_NUMBER.fullmatch(text)
+    return None if match is None else _plain_number(match)
+
+
+def test_plain_number_reads_exactly_what_the_plain_number_pattern_reads():
+    import math
+    import random
+
+    from lambdas.reward.graders.numeric import plain_number
+
+    pieces = ["1", "0", "7", "42", ".", ",", ",000", "-", "+", "%", " ", "\t", "$", "e", "٣", "\u2212", "x", "12.5"]
+    rng = random.Random(11)
+    texts = ["16", "-0.5", ".5", "+.5", "5.", "5.%", "65.3%", "65.3 %", "1,234.5", "$12", "-0", "%", "", " 7 "]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 6))) for _ in range(20000)]
+    for text in texts:
+        fast, slow = plain_number(text), _plain_by_regex(text)
+        assert (fast is None) == (slow is None), text
+        if fast is not None and slow is not None:
+            assert fast.percent == slow.percent, text
+            assert fast.value == slow.value and math.copysign(1, fast.value) == math.copysign(1, slow.value), text
+
+
+def test_answer_markers_are_every_marker_in_text_order():
+    import random
+    import re
+
+    from lambdas.reward.graders.numeric import _markers
+
+    # The definition the substring searches implement: "answer" with "nswer" in one case, not inside
+    # a word, then ":" or "=" (spaces and "*" allowed between); runs of four or more "#"; "\boxed{".
+    answer = re.compile(r"(?<![^\W_])[aA](?:nswer|NSWER)\s*\**\s*[:=]")
+    hashes = re.compile(r"#{4,}")
+    boxed = re.compile(r"\\boxed\s*\{")
+    pieces = ["answer", "ANSWER", "Answer", "aNSWER", "AnSwer", "nswer", ":", "=", " ", "*", "#", "####", "x", "_"]
+    pieces += ["\\boxed{", "}", "1", "\n", "é"]
+    rng = random.Random(5)
+    texts = ["ANSWER: 1 answer= 2 Answer **: 3", "canswer: 1", "_answer: 1", "#####", "\\boxed {2}"]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))) for _ in range(20000)]
+    for text in texts:
+        expected = sorted(
+            [(m.start(), m.end(), False) for m in answer.finditer(text)]
+            + [(m.start(), m.end(), False) for m in hashes.finditer(text)]
+            + [(m.start(), m.end(), True) for m in boxed.finditer(text)]
+        )
+        assert _markers(text) == expected, text
