@@ -536,6 +536,7 @@ def main() -> int:
             f"{short['handler_ms']:>12.2f}{short['ratio']:>7.2f}"
             f"{('<= ' + format(target, 'g')) if target else '-':>8}  {status}"
         )
+    print(numeric_scan_share(next(row for row in rows if row["kind"] == "numeric")))
     cold = measure_cold_start()
     cold_ok = cold["median_ms"] < COLD_START_TARGET_MS and not cold["boto"]
     print(
@@ -549,6 +550,29 @@ def main() -> int:
     if cold["median_ms"] >= COLD_START_TARGET_MS:
         failed.append(f"cold start {cold['median_ms']:.0f} ms >= {COLD_START_TARGET_MS:.0f} ms")
     return verdict(failed)
+
+
+def numeric_scan_share(row: dict) -> str:
+    """Where a short-prompt numeric rollout's time goes, against the least any marker search must do.
+
+    Finding every marked answer (so that two different ones are a hedge) needs the whole answer scanned
+    for ``####`` and for ``answer`` in its two cases: three substring searches, timed here alone.
+    """
+    texts = [entry["messages"][-1]["content"] for entry in short_prompts(numeric_batch(random.Random(7)))]
+
+    def scans() -> None:
+        for text in texts:
+            text.find("####")
+            text.find("NSWER")
+            text.find("nswer")
+
+    scan_s, _ = _best_interleaved(scans, lambda: None)
+    per_rollout = 1e3 / BATCH  # ms per batch -> us per rollout
+    return (
+        f"numeric, short prompts, per rollout: json.loads {row['short']['loads_ms'] * per_rollout:.2f} us, "
+        f"handler {row['short']['handler_ms'] * per_rollout:.2f} us, of which the three substring scans of "
+        f"the answer that finding every marker needs {scan_s * 1e6 / BATCH:.2f} us"
+    )
 
 
 def verdict(failed: list[str]) -> int:
