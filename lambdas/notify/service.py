@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,7 @@ _HISTORY_EVENTS = 25_000
 # Step Functions' resource of the customization task (arn:aws:states:::bedrock:createModelCustomizationJob.sync)
 # in its TaskScheduled event, and the field of the state outputs that names a provisional deployment.
 _CUSTOMIZATION_RESOURCE = "createModelCustomizationJob"
-_DEPLOYMENT_FIELD = '"deploymentArn"'
+_NAMES_DEPLOYMENT = re.compile(r'"deploymentArn"\s*:\s*"')
 
 
 @dataclass(frozen=True)
@@ -341,8 +342,8 @@ def _follow_trail(trail: Trail, item: dict[str, Any]) -> None:
         trail.last_state = str(entered["name"])
     exited = item.get("stateExitedEventDetails")
     text = exited.get("output") if exited else None
-    # Only an output that may name a deployment is read after the run state is found (histories are long).
-    if isinstance(text, str) and (trail.state is None or _DEPLOYMENT_FIELD in text):
+    # After the run state is found, only an output that names a deployment is parsed (histories are long).
+    if isinstance(text, str) and (trail.state is None or _NAMES_DEPLOYMENT.search(text)):
         output = _json_object(text)
         if output is not None and trail.state is None and isinstance(output.get("plan"), dict):
             with contextlib.suppress(ValidationError):
