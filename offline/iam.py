@@ -89,6 +89,9 @@ class Resolver:
             return self._ref(argument)
         if function == "Fn::GetAtt":
             logical_id, attribute = argument
+            if attribute == "Name":
+                # The name the resolver gives the resource in its ARN (an execution ARN joins a state machine's).
+                return self._name(logical_id)
             if attribute != "Arn":
                 raise UnsupportedPolicy(f"Fn::GetAtt {logical_id}.{attribute}")
             return self._arn(logical_id)
@@ -111,8 +114,10 @@ class Resolver:
         kind = self.resources[logical_id]["Type"]
         if kind not in _ARNS:
             raise UnsupportedPolicy(f"the ARN of a {kind} ({logical_id})")
-        name = logical_id.lower() if kind == "AWS::S3::Bucket" else logical_id
-        return _ARNS[kind].format(account=self.account, region=self.region, name=name)
+        return _ARNS[kind].format(account=self.account, region=self.region, name=self._name(logical_id))
+
+    def _name(self, logical_id: str) -> str:
+        return logical_id.lower() if self.resources[logical_id]["Type"] == "AWS::S3::Bucket" else logical_id
 
     def arn(self, logical_id: str) -> str:
         """The ARN the resolver gives ``logical_id`` (a role, function, bucket, key, ...)."""

@@ -34,6 +34,12 @@ Each setting is an option or, as ``make rehearse`` passes it, an environment var
   ``approvalTimeoutHours`` of simulated time). The reviewer writes ``approvals/<run-id>.json`` two simulated
   hours after the request, and its upload event runs the decision function. With several runs, the earlier
   ones are approved.
+- ``REHEARSAL_ABORT_IN``: stop the execution (``StopExecution``: it ends ABORTED) once it enters the state of this
+  name, e.g. ``"Run RFT customization job on Bedrock"``; the notify function then records the run and cleans
+  up what it left (on the Bedrock road, the provisional deployments). moto's interpreter does not interrupt the
+  state it is evaluating: a simulated job may reach its end before the stop lands (so the notifier finds it
+  finished, not running), and a stop landing inside a task can end the execution FAILED (``States.Runtime``)
+  instead of ABORTED.
 
 Exit status (of the last run): 0 when the execution succeeded and deployed a model (or a dry run passed), 2 when it
 succeeded without a deployment (gate rejection, deploy skipped), 1 otherwise;
@@ -53,6 +59,8 @@ from rehearsal import datasets
 from rehearsal.runner import APPROVALS, Scenario, print_serving, print_summary, rehearse_runs
 from rehearsal.simulators.faults import STAGES
 from rehearsal.simulators.service_quotas import DEFAULT_QUOTAS
+from stepfunctions import pipeline as workflow
+from stepfunctions.asl import iter_states
 
 EVALUATIONS = ("final", "baseline", "sft")
 PLATFORMS = ("sagemaker", "bedrock")
@@ -86,6 +94,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", default=environ.get("REHEARSAL_DATA") or None, help="REHEARSAL_DATA")
     parser.add_argument("--runs", default=environ.get("REHEARSAL_RUNS") or "1", help="REHEARSAL_RUNS")
     parser.add_argument("--approval", default=environ.get("REHEARSAL_APPROVAL") or None, help="REHEARSAL_APPROVAL")
+    parser.add_argument("--abort-in", default=environ.get("REHEARSAL_ABORT_IN") or None, help="REHEARSAL_ABORT_IN")
     return parser.parse_args(argv)
 
 
@@ -144,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.approval is not None and args.approval not in APPROVALS:
         print(f"REHEARSAL_APPROVAL={args.approval!r}: expected one of {', '.join(APPROVALS)}", file=sys.stderr)
         return 64
+    if args.abort_in is not None and args.abort_in not in {name for name, _ in iter_states(workflow.definition())}:
+        print(
+            f"REHEARSAL_ABORT_IN={args.abort_in!r}: no state of that name in the definition "
+            "(stepfunctions/pipeline.asl.json)",
+            file=sys.stderr,
+        )
+        return 64
     out = sys.stdout
     out.write("Synthesizing the CDK app (cdk-nag gate included)...\n")
     out.flush()
@@ -157,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in range(runs)
     ]
     scenarios[-1].fail_at, scenarios[-1].fail_eval_of = fail_at, fail_eval_of
+    scenarios[-1].abort_in = args.abort_in
     rollback = runs > 1 and fail_at is None and args.approval in (None, "approve")
     if args.approval is None:
         results = rehearse_runs(scenarios, out_dir=out_dir.resolve(), out=out, rollback=rollback)

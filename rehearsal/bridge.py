@@ -52,6 +52,10 @@ tells time. They are active inside :func:`installed` only.
    lapse; a token still open then times out after the task's timeout in simulated time
    (``States.Timeout``), instead of blocking the wall clock for days.
 
+8. **History order** (``StepFunctionResponse.get_execution_history``). moto returns the events oldest first
+   whatever the request says; with ``reverseOrder`` true they come newest first, as Step Functions returns them
+   (the notify function reads an unfinished run's trail that way). All events come in one page.
+
 Not bridged: JSONata. moto's JSONata evaluator is a stub, so a definition that
 uses ``QueryLanguage: JSONata`` is refused up front (:mod:`rehearsal.cloud`); the
 pipeline's definition is JSONPath.
@@ -73,6 +77,7 @@ from unittest import mock
 
 from botocore.exceptions import ClientError
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.responses import ActionResult
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -100,6 +105,7 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+from moto.stepfunctions.responses import StepFunctionResponse
 
 from offline.shapes import operation_model, validate_request
 from rehearsal import clock
@@ -501,6 +507,16 @@ def _parse_once(definition: str) -> Any:
     return _original_parse(definition)
 
 
+# -- 8. History order --------------------------------------------------------------------------
+
+
+def _execution_history(self: StepFunctionResponse) -> ActionResult:
+    history = dict(self.stepfunction_backend.get_execution_history(self._get_param("executionArn")))
+    if self._get_param("reverseOrder"):
+        history["events"] = list(reversed(history["events"]))
+    return ActionResult(history)
+
+
 # -- activation ----------------------------------------------------------------------------
 
 
@@ -531,6 +547,7 @@ def installed(
         patch(mock.patch.object(threading.Thread, "run", _thread_run))
         patch(mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(_parse_once)))
         patch(mock.patch.object(StateTaskServiceCallback, "_wait_for_task_token_timeout", _wait_for_task_token))
+        patch(mock.patch.object(StepFunctionResponse, "get_execution_history", _execution_history))
         patch(
             routed(
                 {

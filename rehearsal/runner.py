@@ -94,6 +94,8 @@ class Scenario:
     approval: str | None = None
     # The run input's ``platform`` (``sagemaker`` or ``bedrock``), set over the input; None keeps the input's own.
     platform: str | None = None
+    # Stop the execution (StopExecution, as a person would: it ends ABORTED) once it enters the state of this name.
+    abort_in: str | None = None
 
     def road(self) -> str:
         """The platform the run takes: ``platform``, else the run input's own, else ``sagemaker``."""
@@ -389,7 +391,7 @@ def _rehearse_one(account: _Account, scenario: Scenario, *, offset: float, out: 
                 stateMachineArn=cloud.state_machine_arn, name=name, input=json.dumps(run_input)
             )["executionArn"]
         view = ProgressView(out, start)
-        description = _follow(sfn, execution_arn, view, scenario.wall_timeout_seconds)
+        description = _follow(sfn, execution_arn, view, scenario.wall_timeout_seconds, scenario.abort_in)
     history = _history(sfn, execution_arn)
     view.feed(history)
     end_seconds = max(root.seconds, offset + max((view._at(e) for e in history), default=0.0))
@@ -541,22 +543,33 @@ def _lock_holder(cloud: SimulatedStack, table: str) -> str | None:
 # -- execution --------------------------------------------------------------------------------
 
 
-def _follow(sfn: Any, execution_arn: str, view: ProgressView, timeout: float) -> dict:
+def _follow(sfn: Any, execution_arn: str, view: ProgressView, timeout: float, abort_in: str | None = None) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         description = sfn.describe_execution(executionArn=execution_arn)
-        view.feed(_history(sfn, execution_arn))
+        history = _history(sfn, execution_arn)
+        view.feed(history)
         if description["status"] != "RUNNING":
             return description
+        if abort_in is not None and any(
+            (e.get("stateEnteredEventDetails") or {}).get("name") == abort_in for e in history
+        ):
+            return _stop(sfn, execution_arn, "Rehearsal.Abort", f"stopped in state {abort_in}")
         if time.monotonic() > deadline:
-            sfn.stop_execution(
-                executionArn=execution_arn,
-                error="Rehearsal.Timeout",
-                cause=f"the execution ran longer than {timeout:.0f} s of wall time",
-            )
-            time.sleep(0.2)
-            return sfn.describe_execution(executionArn=execution_arn)
+            cause = f"the execution ran longer than {timeout:.0f} s of wall time"
+            return _stop(sfn, execution_arn, "Rehearsal.Timeout", cause)
         time.sleep(0.05)
+
+
+def _stop(sfn: Any, execution_arn: str, error: str, cause: str) -> dict:
+    """StopExecution, then its description once the interpreter has ended it (ABORTED), a few seconds at most."""
+    sfn.stop_execution(executionArn=execution_arn, error=error, cause=cause)
+    deadline = time.monotonic() + 5.0
+    while True:
+        time.sleep(0.2)
+        description = sfn.describe_execution(executionArn=execution_arn)
+        if description["status"] != "RUNNING" or time.monotonic() > deadline:
+            return description
 
 
 def _history(sfn: Any, execution_arn: str) -> list[Mapping[str, Any]]:

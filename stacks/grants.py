@@ -70,6 +70,10 @@ def grant_key_use_by_bedrock(grantee: iam.IGrantable, key: kms.IKey) -> None:
     )
 
 
+# This account's on-demand custom-model deployments in the region (their ids are service-generated).
+CUSTOM_MODEL_DEPLOYMENTS = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model-deployment/*"
+
+
 def model_customization_jobs(stack: Stack) -> str:
     """``arn:<partition>:bedrock:<region>:<account>:model-customization-job/*``: this account's jobs in the region.
 

@@ -48,9 +48,15 @@ from lambdas.common import env_names, layout
 from lambdas.common import metric_names as names
 from lambdas.notify.events import TERMINAL_STATUSES
 from stacks.executions import acknowledge_training_jobs, executions_arn, executions_finding, training_jobs_arn
-from stacks.grants import grant_key_use, grant_object_read, grant_object_write
+from stacks.grants import (
+    CUSTOM_MODEL_DEPLOYMENTS,
+    grant_key_use,
+    grant_object_read,
+    grant_object_write,
+    model_customization_jobs,
+)
 from stacks.lambda_defaults import ProjectFunction
-from stacks.nag import acknowledge, arn_of
+from stacks.nag import acknowledge, arn_of, rendered_arn
 from stacks.run_lock import RunLock
 
 NOTIFY_TIMEOUT = Duration.seconds(60)
@@ -170,6 +176,25 @@ class Notifications(Construct):
             resource_arns=[training_jobs_arn(pipeline_name)],
         )
         acknowledge_training_jobs(role, pipeline_name)
+        # The Bedrock road: a customization job still in progress is stopped, and the provisional deployments of a
+        # run that ended without its record (so no "Record" state deleted them) are deleted.
+        jobs = model_customization_jobs(Stack.of(self))
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=["bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob"],
+            resource_arns=[jobs],
+        )
+        iam.Grant.add_to_principal(
+            grantee=role, actions=["bedrock:DeleteCustomModelDeployment"], resource_arns=[CUSTOM_MODEL_DEPLOYMENTS]
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            "Bedrock customization jobs and custom-model deployments get service-generated ids; the notifier acts "
+            "only on those the ended execution's history names",
+            f"Resource::{rendered_arn(jobs)}",
+            f"Resource::{rendered_arn(CUSTOM_MODEL_DEPLOYMENTS)}",
+        )
         function.function.configure_async_invoke(
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
             retry_attempts=2,

@@ -34,6 +34,7 @@ from lambdas.pipeline.policy import RunPolicy
 from lambdas.pipeline.serving import DEFAULT_RETENTION
 from stacks.executions import acknowledge_training_jobs, training_jobs_arn
 from stacks.grants import (
+    CUSTOM_MODEL_DEPLOYMENTS,
     grant_key_use,
     grant_key_use_by_bedrock,
     grant_object_read,
@@ -62,7 +63,6 @@ SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
 # Bedrock resources of this account in the stack's region. Custom models, their deployments and customization jobs
 # get service-generated ids, so no name pattern can narrow them further (docs/contracts/bedrock-customization.md).
 CUSTOM_MODELS = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model/*"
-CUSTOM_MODEL_DEPLOYMENTS = f"arn:aws:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model-deployment/*"
 # The Nova base models a customization job starts from and an evaluation invokes, and the cross-region inference
 # profiles (us., eu., apac., global.) through which Converse reaches them; a profile routes to the model in other
 # regions (a global profile to the region-less model ARN), which the evaluation may invoke only through this account's

@@ -70,6 +70,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         render_report=render_report,
         dynamodb=_client("dynamodb"),
         sagemaker=_client("sagemaker"),
+        bedrock=_client("bedrock"),
     )
     _emit_metrics(result)
     logger.info(
@@ -81,6 +82,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "lock_released": result.lock_released,
             "record_problem": result.record_problem,
             "stopped_jobs": result.stopped_jobs,
+            "stopped_customizations": result.stopped_customizations,
+            "provisional": [p.to_json() for p in result.provisional],
         },
     )
     return {"runId": result.run_id, "status": result.status, "subject": result.notification.subject}

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +26,20 @@ from lambdas.common.aws_errors import error_code, is_missing, is_precondition_fa
 from lambdas.notify.events import ExecutionStatusChange, run_id_in
 from lambdas.notify.message import ExecutionEnd, Notification, render_notification
 from lambdas.pipeline import runview
-from lambdas.pipeline.jobs import stop_previous_attempt
-from lambdas.pipeline.naming import run_id_from_execution
+from lambdas.pipeline.bedrock import clean_up_provisional, provisional_deployments, serving_deployment
+from lambdas.pipeline.jobs import stop_previous_attempt, stop_previous_customization
+from lambdas.pipeline.naming import STAGES, run_id_from_execution
 from lambdas.pipeline.record import RenderReport, build_record, write_record
-from lambdas.pipeline.schema import RunError, RunRecord, RunState, RunStatus
+from lambdas.pipeline.schema import (
+    ProvisionalDeployment,
+    RunError,
+    RunRecord,
+    RunState,
+    RunStatus,
+    StageFailure,
+    StageName,
+    StageRecords,
+)
 
 _RUN_STATUS: dict[str, RunStatus] = {
     "SUCCEEDED": "SUCCEEDED",
@@ -38,6 +50,10 @@ _RUN_STATUS: dict[str, RunStatus] = {
 _HISTORY_PAGE = 100
 # How much of an execution's history the notifier reads for the run's trail (its hard limit is 25,000 events).
 _HISTORY_EVENTS = 25_000
+# Step Functions' resource of the customization task (arn:aws:states:::bedrock:createModelCustomizationJob.sync)
+# in its TaskScheduled event, and the field of the state outputs that names a provisional deployment.
+_CUSTOMIZATION_RESOURCE = "createModelCustomizationJob"
+_NAMES_DEPLOYMENT = re.compile(r'"deploymentArn"\s*:\s*"')
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,10 @@ class NotifyResult:
     record_problem: str | None = None
     # Training jobs of the run still running when it ended, which the notifier stopped.
     stopped_jobs: list[str] = field(default_factory=list)
+    # The Bedrock road: customization jobs still in progress, which the notifier stopped; and what it did with the
+    # provisional deployments of a run that had no record of its own (no "Record" state deleted them).
+    stopped_customizations: list[str] = field(default_factory=list)
+    provisional: list[ProvisionalDeployment] = field(default_factory=list)
 
 
 @dataclass
@@ -72,12 +92,17 @@ class Trail:
     """What an execution's history says about a run that ended without its own record.
 
     ``state``: the run state the last state to end left (plan, stage records with checkpoints and metrics,
-    the imported model, the deployment); ``training_jobs``: every training job the execution started.
+    the imported model, the deployment); ``training_jobs``: every training job the execution started;
+    ``customization_jobs``: every Bedrock model customization job it scheduled (the Bedrock road);
+    ``provisional``: ``(evaluation stage, deployment ARN)`` of every provisional deployment a state output names
+    (stage records' ``deploymentArn``, an evaluation's progress ``job.evaluation.deploymentArn``).
     """
 
     last_state: str | None = None
     state: RunState | None = None
     training_jobs: list[str] = field(default_factory=list)
+    customization_jobs: list[str] = field(default_factory=list)
+    provisional: list[tuple[StageName, str]] = field(default_factory=list)
 
 
 def notify_execution_end(
@@ -90,15 +115,21 @@ def notify_execution_end(
     render_report: RenderReport,
     dynamodb: Any = None,
     sagemaker: Any = None,
+    bedrock: Any = None,
 ) -> NotifyResult:
     """Release the run lock, stop what an unfinished run left running, read or record the run, publish; a
-    record that cannot be read or written is reported in the notification, never a reason not to publish it."""
+    record that cannot be read or written is reported in the notification, never a reason not to publish it.
+
+    A run without a record of its own (no "Record" state deleted its provisional deployments) has them deleted
+    here, but the one it adopted as its serving deployment; its reconstructed record lists what became of each."""
     released = _release_lock(event, config, dynamodb)
     trail = execution_trail(sfn, event) if event.detail.status != "SUCCEEDED" else Trail(last_state=None)
-    stopped = _stop_running_jobs(sagemaker, trail.training_jobs)
+    stopped = _stop_running(trail.training_jobs, sagemaker, stop_previous_attempt)
+    stopped_customizations = _stop_running(trail.customization_jobs, bedrock, stop_previous_customization)
     run_id = resolve_run_id(event, sfn)
     recorded = False
     record_problem: str | None = None
+    provisional: list[ProvisionalDeployment] = []
     try:
         run = _load_run(s3, config, run_id)
     except ValidationError as error:
@@ -113,7 +144,8 @@ def notify_execution_end(
         record_problem = f"{layout.run_record_key(run_id)} could not be read ({_describe(error)})"
     else:
         if run is None:
-            run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, trail=trail)
+            provisional = _clean_up_provisional(bedrock, trail)
+            run = reconstruct_run(event, run_id=run_id, pipeline=config.pipeline, trail=trail, provisional=provisional)
             try:
                 recorded = _record_if_absent(s3, config, run, render_report)
                 if not recorded:
@@ -132,6 +164,12 @@ def notify_execution_end(
     notes = [f"The run record is missing: {record_problem}."] if record_problem else []
     if stopped:
         notes.append(f"Training jobs still running when the run ended were stopped: {', '.join(stopped)}.")
+    if stopped_customizations:
+        notes.append(
+            "Bedrock model customization jobs still in progress when the run ended were stopped: "
+            f"{', '.join(stopped_customizations)}."
+        )
+    notes += _provisional_notes(provisional)
     if notes:
         notification = Notification(subject=notification.subject, body="\n\n".join([notification.body, *notes]))
     sns.publish(TopicArn=config.topic_arn, Subject=notification.subject, Message=notification.body)
@@ -147,6 +185,8 @@ def notify_execution_end(
         lock_released=released,
         record_problem=record_problem,
         stopped_jobs=stopped,
+        stopped_customizations=stopped_customizations,
+        provisional=provisional,
     )
 
 
@@ -190,11 +230,18 @@ def resolve_run_id(event: ExecutionStatusChange, sfn: Any) -> str:
 
 
 def reconstruct_run(
-    event: ExecutionStatusChange, *, run_id: str, pipeline: str, trail: Trail | None = None
+    event: ExecutionStatusChange,
+    *,
+    run_id: str,
+    pipeline: str,
+    trail: Trail | None = None,
+    provisional: list[ProvisionalDeployment] | None = None,
 ) -> RunRecord:
     """A run record from the execution event and its history's trail (aborted, timed out, or failed before
     recording): the plan, the stages that ended with their checkpoints and metrics, and an imported model or a
-    deployment in flight, as the last state that ended left them."""
+    deployment in flight, as the last state that ended left them; ``provisional``: what became of the provisional
+    deployments of the Bedrock road (``provisionalDeployments``)."""
+    provisional = provisional or []
     trail = trail or Trail()
     last_state = trail.last_state
     detail = event.detail
@@ -213,7 +260,14 @@ def reconstruct_run(
         )
     status: RunStatus = "REFUSED" if refused else _RUN_STATUS[detail.status]
     if trail.state is not None:
-        base = build_record(trail.state, status=status, ended_at=None, region=event.region, pipeline_name=pipeline)
+        base = build_record(
+            trail.state,
+            status=status,
+            ended_at=None,
+            region=event.region,
+            pipeline_name=pipeline,
+            provisional=provisional,
+        )
         return base.model_copy(
             update={
                 "runId": run_id,
@@ -238,6 +292,7 @@ def reconstruct_run(
         endedAt=runview.format_iso(detail.stop_date),
         error=error,
         input=detail.parsed("input"),
+        provisionalDeployments=provisional,
     )
 
 
@@ -286,16 +341,45 @@ def _follow_trail(trail: Trail, item: dict[str, Any]) -> None:
     if trail.last_state is None and entered and entered.get("name"):
         trail.last_state = str(entered["name"])
     exited = item.get("stateExitedEventDetails")
-    if trail.state is None and exited:
-        output = _json_object(exited.get("output"))
-        if output is not None and isinstance(output.get("plan"), dict):
+    text = exited.get("output") if exited else None
+    # After the run state is found, only an output that names a deployment is parsed (histories are long).
+    if isinstance(text, str) and (trail.state is None or _NAMES_DEPLOYMENT.search(text)):
+        output = _json_object(text)
+        if output is not None and trail.state is None and isinstance(output.get("plan"), dict):
             with contextlib.suppress(ValidationError):
                 trail.state = RunState.model_validate(output)
-    scheduled = item.get("taskScheduledEventDetails")
-    if scheduled and scheduled.get("resourceType") == "sagemaker":
-        name = (_json_object(scheduled.get("parameters")) or {}).get("TrainingJobName")
-        if isinstance(name, str) and name not in trail.training_jobs:
-            trail.training_jobs.append(name)
+        for found in _provisional_in(output or {}):
+            if found[1] not in {arn for _, arn in trail.provisional}:
+                trail.provisional.append(found)
+    scheduled = item.get("taskScheduledEventDetails") or {}
+    kind, resource = scheduled.get("resourceType"), str(scheduled.get("resource"))
+    if kind == "sagemaker":
+        _add_job(trail.training_jobs, scheduled, "TrainingJobName")
+    elif kind == "bedrock" and resource.startswith(_CUSTOMIZATION_RESOURCE):
+        # The request in Step Functions' spelling: JobName (stepfunctions/pipeline.py, _bedrock_job).
+        _add_job(trail.customization_jobs, scheduled, "JobName")
+
+
+def _add_job(jobs: list[str], scheduled: dict[str, Any], field_name: str) -> None:
+    name = (_json_object(scheduled.get("parameters")) or {}).get(field_name)
+    if isinstance(name, str) and name not in jobs:
+        jobs.append(name)
+
+
+def _provisional_in(output: dict[str, Any]) -> list[tuple[StageName, str]]:
+    """The provisional deployments a state output names: its stage records' and noted failures' (as "Record run"
+    finds them), and the one an evaluation in progress created (``job.evaluation.deploymentArn``)."""
+    found: list[tuple[StageName, str]] = []
+    with contextlib.suppress(ValidationError):
+        stages = StageRecords.model_validate(output["stages"]) if isinstance(output.get("stages"), dict) else None
+        failure = output.get("stageFailure")
+        found += provisional_deployments(stages, StageFailure.model_validate(failure) if failure else None)
+    job = output.get("job")
+    stage, progress = (job.get("stage"), job.get("evaluation")) if isinstance(job, dict) else (None, None)
+    arn = progress.get("deploymentArn") if isinstance(progress, dict) else None
+    if stage in STAGES and isinstance(arn, str) and arn:
+        found.append((stage, arn))
+    return found
 
 
 def _json_object(text: object) -> dict[str, Any] | None:
@@ -306,13 +390,35 @@ def _json_object(text: object) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _stop_running_jobs(sagemaker: Any, job_names: list[str]) -> list[str]:
-    """Stop every listed training job still in progress; the names of those stopped (best effort)."""
+def _stop_running(job_names: list[str], client: Any, stop: Callable[[Any, str], str | None]) -> list[str]:
+    """Stop every listed job still in progress with ``stop`` (a training job with SageMaker's client, a
+    customization job with Bedrock's); the names of those stopped (best effort)."""
     stopped = []
-    for name in job_names if sagemaker is not None else []:
+    for name in job_names if client is not None else []:
         try:
-            if stop_previous_attempt(sagemaker, name) == "InProgress":
+            if stop(client, name) == "InProgress":
                 stopped.append(name)
         except Exception:  # noqa: BLE001 - one job that cannot be stopped must not stop the others or the notice
             continue
     return stopped
+
+
+def _clean_up_provisional(bedrock: Any, trail: Trail) -> list[ProvisionalDeployment]:
+    """Delete the provisional deployments of the trail but the serving one, as "Record run" would have."""
+    if bedrock is None or not trail.provisional:
+        return []
+    serving = serving_deployment(trail.state.deployment if trail.state else None)
+    return clean_up_provisional(bedrock=bedrock, found=trail.provisional, serving=serving)
+
+
+def _provisional_notes(outcomes: list[ProvisionalDeployment]) -> list[str]:
+    """What the notification says of the provisional deployments the notifier dealt with."""
+    gone = [o.arn for o in outcomes if o.outcome in ("deleted", "already deleted")]
+    left = [f"{o.arn} ({o.detail})" for o in outcomes if o.outcome == "not deleted"]
+    notes = [f"Provisional Bedrock deployments the run left were deleted: {', '.join(gone)}."] if gone else []
+    if left:
+        notes.append(
+            f"Provisional Bedrock deployments that could not be deleted: {'; '.join(left)}; "
+            "`novactl cleanup` deletes them once the cause is fixed."
+        )
+    return notes

@@ -16,7 +16,7 @@ output is already a custom model, so nothing is imported: :func:`adopt` takes th
 run's model, with the provisional on-demand deployment its evaluation created; :func:`keep_adopted` keeps a
 model the run does not deploy (it is the job's only output) and deletes its provisional deployment; and
 :func:`clean_up_provisional` deletes, when the run is recorded, every provisional deployment that does not
-serve.
+serve (or, for a run that ended without its record, the notify function: :mod:`lambdas.notify.service`).
 
 The calls need boto3 >= 1.39.7 (the dependency layer bundles a recent boto3);
 :func:`require_operations` fails clearly at cold start if the client lacks them.
@@ -353,6 +353,11 @@ def provisional_deployments(stages: StageRecords | None, failure: StageFailure |
     for stage, arn in found:
         unique.setdefault(arn, stage)
     return [(stage, arn) for arn, stage in unique.items()]
+
+
+def serving_deployment(deployment: Deployment | None) -> str | None:
+    """The deployment a run adopted as the pipeline's serving deployment: its ARN once Active, else None."""
+    return deployment.arn if deployment is not None and deployment.status == "Active" else None
 
 
 def clean_up_provisional(

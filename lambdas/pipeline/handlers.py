@@ -583,11 +583,10 @@ def _record(event: dict[str, Any], write: Callable[..., dict[str, Any]], **optio
     env = environment()
     run = parsed.run
     if run.plan is not None and run.plan.platform == "bedrock":
-        deployment = run.deployment
         options["provisional"] = bedrock.clean_up_provisional(
             bedrock=bedrock_client(),
             found=bedrock.provisional_deployments(run.stages, run.stageFailure),
-            serving=deployment.arn if deployment is not None and deployment.status == "Active" else None,
+            serving=bedrock.serving_deployment(run.deployment),
         )
     if options.pop("crown", False):
         options["crown"] = _crown(env, parsed.run.deployment)

@@ -373,3 +373,31 @@ def test_the_job_functions_may_read_and_stop_a_customization_job(synthesized: Sy
     assert resolve.allows("bedrock:GetModelCustomizationJob", JOB)
     assert not resolve.allows("bedrock:StopModelCustomizationJob", JOB)
     assert prepare.allows("bedrock:StopModelCustomizationJob", JOB)
+
+
+def test_the_notify_function_stops_this_accounts_customization_jobs_and_deletes_its_deployments_only(
+    synthesized: Synthesized,
+) -> None:
+    # An unfinished Bedrock-road run: its customization job in progress is stopped, its provisional deployments
+    # deleted (lambdas/notify/service.py); nothing else of Bedrock, nowhere else.
+    (role_id,) = [
+        f["Properties"]["Role"]["Fn::GetAtt"][0]
+        for f in synthesized.resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "lambdas.notify.handler.lambda_handler"
+    ]
+    notify = _role_of(synthesized, role_id)
+    assert {a for s in notify.statements() for a in _as_list(s["Action"]) if a.startswith("bedrock:")} == {
+        "bedrock:GetModelCustomizationJob",
+        "bedrock:StopModelCustomizationJob",
+        "bedrock:DeleteCustomModelDeployment",
+    }
+    for action in ("bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob"):
+        assert notify.allows(action, JOB), action
+        assert not notify.allows(action, JOB.replace(ACCOUNT_ID, "210987654321")), action
+        assert not notify.allows(action, JOB.replace("us-east-1", "eu-west-1")), action
+        assert not notify.allows(action, DEPLOYMENT), action
+    assert notify.allows("bedrock:DeleteCustomModelDeployment", DEPLOYMENT)
+    assert not notify.allows("bedrock:DeleteCustomModelDeployment", DEPLOYMENT.replace(ACCOUNT_ID, "210987654321"))
+    assert not notify.allows("bedrock:DeleteCustomModelDeployment", DEPLOYMENT.replace("us-east-1", "eu-west-1"))
+    for action in ("bedrock:DeleteCustomModel", "bedrock:CreateCustomModelDeployment", "bedrock:InvokeModel"):
+        assert not notify.allows(action, CUSTOM_MODEL) and not notify.allows(action, DEPLOYMENT), action

@@ -313,3 +313,31 @@ def test_routing_reaches_clients_of_an_existing_default_session_and_stops_when_t
         after = boto3.client("service-quotas")
         with pytest.raises(NotImplementedError, match="list_service_quotas"):  # moto has no Service Quotas
             after.list_service_quotas(ServiceCode="sagemaker")
+
+
+def test_the_history_comes_newest_first_when_asked_as_step_functions_returns_it() -> None:
+    # The notify function reads an unfinished run's trail newest first (reverseOrder); moto ignores the flag.
+    import time
+    from unittest import mock
+
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    machine = {
+        "StartAt": "One",
+        "States": {"One": {"Type": "Pass", "Next": "Two"}, "Two": {"Type": "Pass", "End": True}},
+    }
+    with mock_aws(config=MOTO_CONFIG):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        role = "arn:aws:iam::123456789012:role/machine"
+        arn = sfn.create_state_machine(name="order", definition=json.dumps(machine), roleArn=role)["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+        deadline = time.monotonic() + 10
+        while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with mock.patch.object(StepFunctionResponse, "get_execution_history", bridge._execution_history):
+            newest_first = sfn.get_execution_history(executionArn=execution, reverseOrder=True)["events"]
+            oldest_first = sfn.get_execution_history(executionArn=execution, reverseOrder=False)["events"]
+    ids = [e["id"] for e in oldest_first]
+    assert len(ids) > 2 and ids == sorted(ids)
+    assert [e["id"] for e in newest_first] == sorted(ids, reverse=True)
+    assert newest_first[0]["type"] == "ExecutionSucceeded"

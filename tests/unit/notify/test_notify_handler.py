@@ -292,7 +292,7 @@ def _aborted_during_rft() -> _History:
     )
 
 
-def _notify(world: World, event: dict, sfn: Any, sagemaker: Any) -> Any:
+def _notify(world: World, event: dict, sfn: Any, sagemaker: Any, bedrock: Any = None) -> Any:
     from lambdas.notify.events import ExecutionStatusChange
     from lambdas.notify.service import NotifyConfig, notify_execution_end
 
@@ -305,6 +305,7 @@ def _notify(world: World, event: dict, sfn: Any, sagemaker: Any) -> Any:
         sfn=sfn,
         render_report=lambda run: "<html></html>",
         sagemaker=sagemaker,
+        bedrock=bedrock,
     )
 
 
@@ -313,10 +314,12 @@ def test_an_aborted_run_keeps_its_checkpoints_and_model_and_its_running_job_is_s
 
     # Given a run aborted during RFT, after SFT finished and (in this trail) with a model import in flight
     jobs = _TrainingJobs({"nova-run-1-rft-a1": "InProgress", "nova-run-1-sft-a1": "Completed"})
+    bedrock = _Bedrock({})
     # When the notify function receives the end
-    result = _notify(world, world.event("run-1", "ABORTED", input=None), _aborted_during_rft(), jobs)
-    # Then the still-running RFT job is stopped, and the notification says so
+    result = _notify(world, world.event("run-1", "ABORTED", input=None), _aborted_during_rft(), jobs, bedrock)
+    # Then the still-running RFT job is stopped, and the notification says so; Bedrock is not called on this road
     assert jobs.stopped == ["nova-run-1-rft-a1"] and result.stopped_jobs == ["nova-run-1-rft-a1"]
+    assert bedrock.calls == [] and result.stopped_customizations == [] and result.provisional == []
     (published,) = world.published()
     assert "were stopped: nova-run-1-rft-a1" in published["Message"]
     # ... and run.json keeps the plan, the SFT checkpoint and the in-flight import, recorded by the notifier
@@ -325,6 +328,7 @@ def test_an_aborted_run_keeps_its_checkpoints_and_model_and_its_running_job_is_s
     assert run["plan"]["runId"] == "run-1-0b9d6cbe" and run["stages"]["sft"]["checkpoint"] == samples.SFT_CHECKPOINT
     assert run["model"]["status"] == "Creating" and run["error"]["stage"] == "Run RFT training job"
     assert run["input"] == samples.run_input()
+    assert run["provisionalDeployments"] == []
 
 
 def test_the_notification_is_published_even_when_the_record_cannot_be_written(world: World) -> None:
@@ -337,3 +341,213 @@ def test_the_notification_is_published_even_when_the_record_cannot_be_written(wo
     missing = "The run record is missing: runs/run-1-0b9d6cbe/run.json could not be read (NoSuchBucket"
     assert missing in published["Message"]
     assert result.record_problem is not None
+
+
+# -- the Bedrock road: customization jobs and provisional deployments ---------------------------------------------
+
+BEDROCK_ARNS = f"arn:aws:bedrock:{REGION}:123456789012"
+SFT_MODEL = f"{BEDROCK_ARNS}:custom-model/amazon.nova-2-lite-v1:0:256k/sft0123456789"
+SFT_EVAL_DEPLOYMENT = f"{BEDROCK_ARNS}:custom-model-deployment/sfteval0001"
+FINAL_EVAL_DEPLOYMENT = f"{BEDROCK_ARNS}:custom-model-deployment/finaleval01"
+
+
+class _Bedrock:
+    """Bedrock as the notify function sees it: customization jobs by name, deployments by ARN. A deployment absent
+    from ``deployments`` is gone; ``refuse`` maps an ARN to the error code its deletion fails with."""
+
+    def __init__(self, jobs: dict[str, str], deployments: set[str] | None = None, **refuse: str) -> None:
+        self.jobs = jobs
+        self.deployments = set(deployments or ())
+        self.refuse = {SFT_EVAL_DEPLOYMENT: refuse["sft"]} if "sft" in refuse else {}
+        self.calls: list[tuple[str, str]] = []
+
+    def get_model_customization_job(self, jobIdentifier: str) -> dict:
+        self.calls.append(("get_model_customization_job", jobIdentifier))
+        if jobIdentifier not in self.jobs:
+            raise _client_error("ResourceNotFoundException", "GetModelCustomizationJob")
+        return {"jobName": jobIdentifier, "status": self.jobs[jobIdentifier]}
+
+    def stop_model_customization_job(self, jobIdentifier: str) -> dict:
+        self.calls.append(("stop_model_customization_job", jobIdentifier))
+        self.jobs[jobIdentifier] = "Stopping"
+        return {}
+
+    def delete_custom_model_deployment(self, customModelDeploymentIdentifier: str) -> dict:
+        arn = customModelDeploymentIdentifier
+        self.calls.append(("delete_custom_model_deployment", arn))
+        if arn in self.refuse:
+            raise _client_error(self.refuse[arn], "DeleteCustomModelDeployment")
+        if arn not in self.deployments:
+            raise _client_error("ResourceNotFoundException", "DeleteCustomModelDeployment")
+        self.deployments.discard(arn)
+        return {}
+
+
+def _client_error(code: str, operation: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": f"{operation} refused ({code})"}}, operation)
+
+
+def _bedrock_state(stages: dict[str, dict], job: dict | None = None, **extra: Any) -> str:
+    from tests.unit.pipeline import samples
+
+    records: dict[str, Any] = {name: {"status": "PENDING"} for name in ("baselineEval", "sft", "sftEval", "rft")}
+    records["finalEval"] = {"status": "PENDING"}
+    records.update(stages)
+    state = {
+        "input": samples.run_input(platform="bedrock"),
+        "execution": samples.EXECUTION,
+        "plan": samples.plan(platform="bedrock").to_json(),
+        "stages": records,
+        **({"job": job} if job else {}),
+        **extra,
+    }
+    return json.dumps(state)
+
+
+def _customization_scheduled(job_name: str) -> dict:
+    """Step Functions' TaskScheduled event of "Run <stage> customization job on Bedrock" (the resolved request)."""
+    parameters = {"JobName": job_name, "ClientRequestToken": job_name, "CustomizationType": "REINFORCEMENT_FINE_TUNING"}
+    details = {
+        "resourceType": "bedrock",
+        "resource": "createModelCustomizationJob.sync",
+        "region": REGION,
+        "parameters": json.dumps(parameters),
+    }
+    return {"type": "TaskScheduled", "taskScheduledEventDetails": details}
+
+
+def _exited(name: str, output: str) -> dict:
+    return {"type": "TaskStateExited", "stateExitedEventDetails": {"name": name, "output": output}}
+
+
+SFT_DONE = {"status": "SUCCEEDED", "customModelArn": SFT_MODEL}
+
+
+def _aborted_bedrock_run_mid_rft_and_sft_evaluation() -> _History:
+    """A Bedrock-road run stopped while RFT's customization job ran beside the SFT evaluation, whose provisional
+    deployment exists (its progress, ``job.evaluation``, names it) and whose next call had not returned."""
+    progress = {"done": False, "waitSeconds": 60, "phase": "invoking", "deploymentArn": SFT_EVAL_DEPLOYMENT}
+    evaluation = {"stage": "sftEval", "name": "nova-run-1-sfteval-a1", "attempt": 1, "evaluation": progress}
+    rft_job = {"stage": "rft", "name": "nova-run-1-rft-a1", "attempt": 1}
+    return _History(
+        [
+            {"type": "ExecutionAborted"},
+            {"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "Evaluate SFT evaluation on Bedrock"}},
+            {
+                "type": "WaitStateExited",
+                "stateExitedEventDetails": {
+                    "name": "Wait for the SFT evaluation evaluation",
+                    "output": _bedrock_state({"sft": SFT_DONE}, evaluation),
+                },
+            },
+            _customization_scheduled("nova-run-1-rft-a1"),
+            {"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "Run RFT customization job on Bedrock"}},
+            _exited("Prepare RFT job", _bedrock_state({"sft": SFT_DONE}, rft_job)),
+            _customization_scheduled("nova-run-1-sft-a1"),
+        ]
+    )
+
+
+def test_an_aborted_bedrock_run_stops_its_customization_job_and_deletes_its_provisional_deployment(
+    world: World,
+) -> None:
+    # Given a Bedrock-road run aborted mid-RFT and mid-SFT evaluation (SFT's job completed earlier)
+    bedrock = _Bedrock({"nova-run-1-rft-a1": "InProgress", "nova-run-1-sft-a1": "Completed"}, {SFT_EVAL_DEPLOYMENT})
+    history = _aborted_bedrock_run_mid_rft_and_sft_evaluation()
+    # When the notify function receives the end
+    result = _notify(world, world.event("run-1", "ABORTED"), history, _TrainingJobs({}), bedrock)
+    # Then the RFT customization job is stopped (the completed SFT job is left alone) ...
+    assert ("stop_model_customization_job", "nova-run-1-sft-a1") not in bedrock.calls
+    assert bedrock.jobs["nova-run-1-rft-a1"] == "Stopping"
+    assert result.stopped_customizations == ["nova-run-1-rft-a1"] and result.stopped_jobs == []
+    # ... the SFT evaluation's provisional deployment is deleted, and the record and the notification say so
+    assert bedrock.deployments == set()
+    run = json.loads(world.read("runs/run-1-0b9d6cbe/run.json"))
+    assert run["recordedBy"] == "notify" and run["plan"]["platform"] == "bedrock"
+    assert run["provisionalDeployments"] == [
+        {"stage": "sftEval", "arn": SFT_EVAL_DEPLOYMENT, "outcome": "deleted", "detail": None}
+    ]
+    (published,) = world.published()
+    assert (
+        "customization jobs still in progress when the run ended were stopped: nova-run-1-rft-a1"
+        in (published["Message"])
+    )
+    assert (
+        f"Provisional Bedrock deployments the run left were deleted: {SFT_EVAL_DEPLOYMENT}." in (published["Message"])
+    )
+
+
+def _aborted_bedrock_run_mid_final_evaluation(**extra: Any) -> _History:
+    """Stopped during the final evaluation: the SFT evaluation recorded its deployment, the final evaluation's
+    progress names its own."""
+    progress = {"done": False, "waitSeconds": 120, "phase": "invoking", "deploymentArn": FINAL_EVAL_DEPLOYMENT}
+    final = {"stage": "finalEval", "name": "nova-run-1-finaleval-a1", "attempt": 1, "evaluation": progress}
+    stages = {
+        "sft": SFT_DONE,
+        "rft": {"status": "SUCCEEDED", "customModelArn": SFT_MODEL.replace("sft", "rft")},
+        "sftEval": {"status": "SUCCEEDED", "deploymentArn": SFT_EVAL_DEPLOYMENT},
+    }
+    return _History(
+        [
+            {"type": "ExecutionTimedOut"},
+            _exited("Evaluate final evaluation on Bedrock", _bedrock_state(stages, final, **extra)),
+            _customization_scheduled("nova-run-1-rft-a1"),
+        ]
+    )
+
+
+def test_a_deployment_already_gone_counts_as_deleted_and_one_that_cannot_be_deleted_is_reported(
+    world: World,
+) -> None:
+    # Given a run that timed out during the final evaluation; the SFT evaluation's deployment cannot be deleted
+    # and the final evaluation's is already gone
+    bedrock = _Bedrock({"nova-run-1-rft-a1": "Completed"}, sft="AccessDeniedException")
+    # When the notify function receives the end
+    result = _notify(
+        world, world.event("run-1", "TIMED_OUT"), _aborted_bedrock_run_mid_final_evaluation(), None, bedrock
+    )
+    # Then nothing is stopped, both deletions are tried, and each outcome is recorded
+    assert result.stopped_customizations == []
+    outcomes = {p.arn: (p.outcome, p.detail) for p in result.provisional}
+    assert outcomes[FINAL_EVAL_DEPLOYMENT] == ("already deleted", None)
+    outcome, detail = outcomes[SFT_EVAL_DEPLOYMENT]
+    assert outcome == "not deleted" and "AccessDeniedException" in str(detail)
+    # ... run.json lists the one left, for novactl cleanup, and the notification is still published, naming it
+    run = json.loads(world.read("runs/run-1-0b9d6cbe/run.json"))
+    assert {(p["arn"], p["outcome"]) for p in run["provisionalDeployments"]} == {
+        (SFT_EVAL_DEPLOYMENT, "not deleted"),
+        (FINAL_EVAL_DEPLOYMENT, "already deleted"),
+    }
+    (published,) = world.published()
+    assert f"could not be deleted: {SFT_EVAL_DEPLOYMENT} (" in published["Message"]
+    assert f"were deleted: {FINAL_EVAL_DEPLOYMENT}." in published["Message"]
+
+
+def test_the_deployment_a_run_adopted_as_serving_is_kept(world: World) -> None:
+    # Given a run that adopted the final evaluation's deployment (Active) and was stopped before recording itself
+    serving = {"arn": FINAL_EVAL_DEPLOYMENT, "name": "nova-run-1", "modelArn": SFT_MODEL, "status": "Active"}
+    history = _aborted_bedrock_run_mid_final_evaluation(deployment=serving)
+    bedrock = _Bedrock({}, {SFT_EVAL_DEPLOYMENT, FINAL_EVAL_DEPLOYMENT})
+    # When the notify function receives the end
+    result = _notify(world, world.event("run-1", "ABORTED"), history, None, bedrock)
+    # Then only the SFT evaluation's deployment is deleted; the serving one is recorded as serving
+    assert bedrock.deployments == {FINAL_EVAL_DEPLOYMENT}
+    assert {p.arn: p.outcome for p in result.provisional} == {
+        SFT_EVAL_DEPLOYMENT: "deleted",
+        FINAL_EVAL_DEPLOYMENT: "serving",
+    }
+
+
+def test_a_run_that_recorded_itself_keeps_its_own_cleanup(world: World) -> None:
+    # Given a run whose "Record failed run" wrote run.json (and dealt with the provisional deployments)
+    world.put_run({"schemaVersion": 1, "runId": "run-1-0b9d6cbe", "pipeline": "nova", "status": "FAILED"})
+    bedrock = _Bedrock({"nova-run-1-rft-a1": "InProgress"}, {SFT_EVAL_DEPLOYMENT})
+    # When the notify function receives the end of the failed execution
+    result = _notify(
+        world, world.event("run-1", "FAILED"), _aborted_bedrock_run_mid_rft_and_sft_evaluation(), None, bedrock
+    )
+    # Then a customization job still in progress is stopped, but no deployment is deleted
+    assert result.stopped_customizations == ["nova-run-1-rft-a1"]
+    assert result.provisional == [] and bedrock.deployments == {SFT_EVAL_DEPLOYMENT}
