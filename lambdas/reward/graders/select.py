@@ -78,7 +78,11 @@ _COMPILED = frozenset(
 
 def _is_false(value: Any) -> bool:
     """JMESPath's falsehood: empty string, list or object, null, false (0 is true)."""
-    return value == "" or value == [] or value == {} or value is None or value is False
+    if value is None or value is False:
+        return True
+    if type(value) in _CONTAINERS or type(value) is str:
+        return not value
+    return bool(value == "" or value == [] or value == {})
 
 
 class _Expression:
@@ -119,6 +123,9 @@ class _Expression:
             literal = node["value"]
             return lambda value: literal
         if kind in ("subexpression", "pipe", "index_expression"):
+            if len(children) == 2:
+                first, second = children
+                return lambda value: second(first(value))
 
             def chain(value: Any) -> Any:
                 for step in children:
@@ -145,6 +152,13 @@ class _Expression:
         if kind in ("or_expression", "projection"):
             left, right = children
             if kind == "or_expression":
+                if node["children"][1]["type"] in ("current", "identity"):  # ``x || @``: x, else the value itself
+
+                    def or_itself(value: Any) -> Any:
+                        matched = left(value)
+                        return value if _is_false(matched) else matched
+
+                    return or_itself
 
                 def either(value: Any) -> Any:
                     matched = left(value)
@@ -163,6 +177,18 @@ class _Expression:
             return children[0]
         if kind == "multi_select_dict":
             pairs = [(child["value"], compiled) for child, compiled in zip(node["children"], children, strict=True)]
+            fields = [child["children"][0] for child in node["children"]]
+            if len(pairs) == 2 and all(field["type"] == "field" for field in fields):
+                # ``{name: Tool, arguments: Parameters}`` (a key mapping): both read from an object directly
+                (first_key, _), (second_key, _) = pairs
+                first_name, second_name = (field["value"] for field in fields)
+
+                def select_two(value: Any) -> Any:
+                    if type(value) is dict:
+                        return {first_key: value.get(first_name), second_key: value.get(second_name)}
+                    return None if value is None else {key: compiled(value) for key, compiled in pairs}
+
+                return select_two
 
             def select(value: Any) -> Any:
                 if value is None:

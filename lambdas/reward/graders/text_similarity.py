@@ -8,6 +8,8 @@ ROUGE-L uses a bit-parallel LCS, so long answers stay cheap.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from lambdas.reward.graders.base import (
     Graded,
     Grader,
@@ -19,7 +21,7 @@ from lambdas.reward.graders.base import (
 )
 from lambdas.reward.items import BAD_REFERENCE, Sample
 from lambdas.reward.spec import Fields
-from lambdas.reward.text import normalized_tokens
+from lambdas.reward.text import common_count, normalized_tokens
 
 METRICS = ("token_f1", "rouge_l")
 _MAX_MEMO = 4096  # remembered scores per grader
@@ -31,16 +33,7 @@ def token_f1(expected: list[str], actual: list[str]) -> float:
         return 1.0 if expected == actual else 0.0
     if expected == actual:
         return 1.0
-    # Tokens in common, counted with repeats (a multiset intersection).
-    counts: dict[str, int] = {}
-    for token in expected:
-        counts[token] = counts.get(token, 0) + 1
-    common = 0
-    for token in actual:
-        left = counts.get(token)
-        if left:
-            counts[token] = left - 1
-            common += 1
+    common = common_count(expected, actual)
     if common == 0:
         return 0.0
     precision = common / len(actual)
@@ -48,7 +41,7 @@ def token_f1(expected: list[str], actual: list[str]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def lcs_length(a: list[str], b: list[str]) -> int:
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
     """Longest common subsequence length (Allison-Dix / Hyyro bit-vector algorithm)."""
     if not a or not b:
         return 0

@@ -56,9 +56,10 @@ from lambdas.reward.graders.base import (
     scaled,
     score_fields,
 )
+from lambdas.reward.graders.text_similarity import lcs_length
 from lambdas.reward.items import BAD_REFERENCE, ParsedSample, Sample
 from lambdas.reward.spec import Fields, SpecError
-from lambdas.reward.text import NONE, STRICT, extract_json, parse_json, squash
+from lambdas.reward.text import NONE, STRICT, common_count, extract_json, parse_json, squash
 
 COMPONENTS = ("json_valid", "tool_names", "order", "arg_names", "arg_values")
 DEFAULT_WEIGHTS = {"json_valid": 0.1, "tool_names": 0.3, "order": 0.1, "arg_names": 0.2, "arg_values": 0.3}
@@ -198,14 +199,6 @@ def _json_equal(expected: Any, actual: Any) -> bool:
     return bool(expected == actual)
 
 
-def _common_characters(first: str, second: str) -> int:
-    """How many characters two strings have in common, counted with repeats (a multiset intersection)."""
-    if len(first) > len(second):
-        first, second = second, first
-    chars = set(first)
-    return sum(map(min, map(first.count, chars), map(second.count, chars)))
-
-
 class ValueMatch:
     """How argument values compare: a score in [0, 1] for one reference value and one response value."""
 
@@ -240,9 +233,14 @@ class ValueMatch:
         """The fuzzy score of two squashed strings: their similarity when it reaches the threshold, else 0."""
         if len(want) > _MAX_FUZZY_CHARS or len(got) > _MAX_FUZZY_CHARS or not want or not got:
             return 0.0
-        # The ratio never exceeds 2 * (characters in common) / (both lengths), which a count gives
-        # cheaply: below the threshold, the slower matching cannot score either.
-        if 2.0 * _common_characters(want, got) / (len(want) + len(got)) < self.threshold:
+        # The ratio is 2 * (characters in matching blocks) / (both lengths). Those characters form a
+        # common subsequence, so they are at most the characters in common (a count, cheap) and at
+        # most the longest common subsequence (cheaper than the matching): below the threshold
+        # with either bound, the matching cannot reach it either.
+        total = len(want) + len(got)
+        if 2.0 * common_count(want, got) / total < self.threshold:
+            return 0.0
+        if 2.0 * lcs_length(want, got) / total < self.threshold:
             return 0.0
         ratio = SequenceMatcher(None, want, got, autojunk=False).ratio()
         return ratio if ratio >= self.threshold else 0.0
