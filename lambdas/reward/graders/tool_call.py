@@ -46,6 +46,7 @@ import json
 import math
 from bisect import bisect_left
 from difflib import SequenceMatcher
+from operator import eq
 from typing import Any, TypeVar, cast
 
 from lambdas.reward.graders.base import (
@@ -131,7 +132,7 @@ def calls_in(value: object) -> list[Call | None] | None:
             call = _as_call(value)
             return [call] if call is not None else None
     if isinstance(value, list):
-        return [_as_call(entry) for entry in value]
+        return list(map(_as_call, value))
     return None
 
 
@@ -272,6 +273,12 @@ def _argument_scores(expected: Call, actual: Call, match: ValueMatch = NORMALIZE
         return 0.0, 0.0
     if not want and not got:
         return 1.0, 1.0
+    if want == got:  # the same arguments: all strings (the usual case) match in full
+        for value in want.values():
+            if type(value) is not str:
+                break
+        else:
+            return 1.0, 1.0
     want_keys = _squashed_keys(want)
     got_keys = _squashed_keys(got)
     common = want_keys.keys() & got_keys.keys()
@@ -306,9 +313,10 @@ def _first_of_each_name(calls: list[CallT]) -> list[CallT]:
     return kept
 
 
-def _positional(expected: list[Call], actual: list[Call | None]) -> float:
-    same = sum(1 for want, got in zip(expected, actual, strict=False) if got is not None and got.name == want.name)
-    return same / max(len(expected), len(actual))
+def _positional(wanted: list[str], names: list[str | None]) -> float:
+    """Share of positions where the response calls the reference's tool, over the longer list."""
+    same = cast(int, sum(map(eq, wanted, names)))  # eq gives bools (typed Any)
+    return same / max(len(wanted), len(names))
 
 
 Components = tuple[float, float, float, float]  # tool_names, order, arg_names, arg_values
@@ -334,13 +342,23 @@ def compare_calls(
     if not actual:
         return _NOTHING
     names = [None if got is None else got.name for got in actual]
+    wanted = [want.name for want in expected]
+    if wanted == names and len(set(names)) == len(names):
+        # The reference's calls in its order, each tool once: every call pairs with the one in its place.
+        scores = [_argument_scores(want, cast(Call, got), values) for want, got in zip(expected, actual, strict=True)]
+        return (
+            1.0,
+            1.0,
+            sum([score[0] for score in scores]) / len(scores),
+            sum([score[1] for score in scores]) / len(scores),
+        )
     taken = [False] * len(actual)
     pairs: list[tuple[int, float, float]] = []  # (response position, arg_names, arg_values) in reference order
     for want in expected:
         best = None
-        wanted = want.name
+        tool = want.name
         for position, name in enumerate(names):
-            if name != wanted or taken[position]:
+            if name != tool or taken[position]:
                 continue
             name_score, value_score = _argument_scores(want, cast(Call, actual[position]), values)
             if best is None or (value_score, name_score) > (best[2], best[1]):
@@ -353,7 +371,7 @@ def compare_calls(
     matched = len(pairs)
     calls = max(len(expected), len(actual))
     if order == "positional":
-        in_order = _positional(expected, actual)
+        in_order = _positional(wanted, names)
     else:
         in_order = _longest_increasing([p[0] for p in pairs]) / matched
     return (
@@ -396,8 +414,11 @@ class ToolCallGrader(Grader):
             if quality == NONE:
                 raise MalformedItem(BAD_REFERENCE)
         calls = calls_in(reference)
-        if calls is None or any(call is None or call.arguments is _UNPARSEABLE for call in calls):
+        if calls is None:
             raise MalformedItem(BAD_REFERENCE)
+        for call in calls:
+            if call is None or call.arguments is _UNPARSEABLE:
+                raise MalformedItem(BAD_REFERENCE)
         return cast(list[Call], calls)  # no None entries: checked just above
 
     def grade(self, sample: Sample) -> Graded:
