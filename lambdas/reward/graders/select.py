@@ -211,8 +211,12 @@ class _Expression:
 
             def join(value: Any) -> Any:
                 separator, strings = glue(value), parts(value)
-                if type(separator) is str and type(strings) is list and all(type(part) is str for part in strings):
-                    return separator.join(strings)
+                if type(separator) is str and type(strings) is list:
+                    for part in strings:
+                        if type(part) is not str:
+                            break
+                    else:
+                        return separator.join(strings)
                 return call(name, [separator, strings])  # jmespath's own checks and errors
 
             return join
@@ -250,6 +254,7 @@ class Selected(Grader):
         self.json_mode = json_mode
         self.response = response
         self.reference = reference
+        self._memo_key = (tags, json_mode)  # where a sample's memo keeps the JSON these tags and mode read
 
     def walk(self) -> list[Grader]:
         return [self, *self.inner.walk()]
@@ -265,7 +270,7 @@ class Selected(Grader):
 
     def select_value(self, text: str, memo: dict[Any, Any] | None = None) -> Any:
         """What :meth:`select_response` selects, before it is written as text (a JSON value, or the text)."""
-        key = (self.tags, self.json_mode)
+        key = self._memo_key
         if memo is not None and key in memo:
             value = memo[key]
         else:
@@ -301,34 +306,36 @@ class Selected(Grader):
         if self.json_mode is None and self.reference is None:
             return self._grade_between_tags(samples, deadline)
         selected: list[Sample] = []
-        unreadable: list[bool] = []
+        unreadable: list[float] = []  # the select_unreadable metric of each sample
         failures: dict[int, MalformedItem] = {}
         # A sample's memo shares what selections parse (its JSON, its reference's JSON) between parts.
         shares = self.json_mode is not None or self.reference is not None
         # A grader that reads JSON gets a selected object or array as it is, not written and read again.
         hand_down = self.inner.reads_json
+        select_value, select_reference = self.select_value, self.select_reference
+        append = selected.append
         for position, sample in enumerate(samples):
             memo = sample.memo
             if memo is None and shares:
                 memo = sample.memo = {}
-            value = self.select_value(sample.response, memo)
-            unreadable.append(value is None)
+            value = select_value(sample.response, memo)
+            unreadable.append(1.0 if value is None else 0.0)
             try:
-                reference = self.select_reference(sample.reference, memo)
+                reference = select_reference(sample.reference, memo)
             except MalformedItem as exc:
                 failures[position] = exc
                 reference = sample.reference
             if hand_down and type(value) in _CONTAINERS:
-                selected.append(ParsedSample(sample.index, sample.id, value, reference, sample.item))
+                append(ParsedSample(sample.index, sample.id, value, reference, sample.item))
             else:
                 text = "" if value is None else _as_text(value)
-                selected.append(Sample(sample.index, sample.id, text, reference, sample.item))
+                append(Sample(sample.index, sample.id, text, reference, sample.item))
         outcomes = self.inner.grade_many(selected, deadline)
         for position, outcome in enumerate(outcomes):
-            if position in failures:
-                outcomes[position] = failures[position]
-            elif type(outcome) is tuple:
-                outcome[1].append({"name": UNREADABLE, "value": 1.0 if unreadable[position] else 0.0, "type": "Metric"})
+            if type(outcome) is tuple:
+                outcome[1].append({"name": UNREADABLE, "value": unreadable[position], "type": "Metric"})
+        for position, failure in failures.items():
+            outcomes[position] = failure
         return outcomes
 
     def _grade_between_tags(self, samples: Sequence[Sample], deadline: float | None) -> list[Outcome]:

@@ -327,7 +327,6 @@ _NOTHING: Components = (0.0, 0.0, 0.0, 0.0)
 def compare_calls(
     expected: list[Call],
     actual: list[Call | None],
-    *,
     match: str = "multiset",
     order: str = "subsequence",
     values: ValueMatch = NORMALIZED,
@@ -434,9 +433,7 @@ class ToolCallGrader(Grader):
         if not expected and not actual:
             # No call expected and none made: plain text is a fine answer, JSON is not required.
             quality = 1.0
-        names, order, arg_names, arg_values = compare_calls(
-            expected, actual or [], match=self.match, order=self.order, values=self.values
-        )
+        names, order, arg_names, arg_values = compare_calls(expected, actual or [], self.match, self.order, self.values)
         weights = self._weights
         fraction = (
             sum(
@@ -450,13 +447,14 @@ class ToolCallGrader(Grader):
             )
             / self._total_weight
         )
+        # Every component is a float already (a quality constant, a share, or a sum of shares).
         metrics = [
-            {"name": "tool_call", "value": float(fraction), "type": "Reward"},
-            {"name": "json_valid", "value": float(quality), "type": "Metric"},
-            {"name": "tool_names", "value": float(names), "type": "Metric"},
-            {"name": "order", "value": float(order), "type": "Metric"},
-            {"name": "arg_names", "value": float(arg_names), "type": "Metric"},
-            {"name": "arg_values", "value": float(arg_values), "type": "Metric"},
+            {"name": "tool_call", "value": fraction, "type": "Reward"},
+            {"name": "json_valid", "value": quality, "type": "Metric"},
+            {"name": "tool_names", "value": names, "type": "Metric"},
+            {"name": "order", "value": order, "type": "Metric"},
+            {"name": "arg_names", "value": arg_names, "type": "Metric"},
+            {"name": "arg_values", "value": arg_values, "type": "Metric"},
         ]
         return scaled(fraction, self.min_score, self.max_score), metrics
 
