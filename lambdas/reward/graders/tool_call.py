@@ -362,6 +362,8 @@ def compare_calls(
             name_score, value_score = _argument_scores(want, cast(Call, actual[position]), values)
             if best is None or (value_score, name_score) > (best[2], best[1]):
                 best = (position, name_score, value_score)
+                if value_score == 1.0 and name_score == 1.0:
+                    break  # a full match: no later call can do better
         if best is not None:
             taken[best[0]] = True
             pairs.append(best)
