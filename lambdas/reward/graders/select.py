@@ -125,6 +125,17 @@ class _Expression:
         if kind in ("subexpression", "pipe", "index_expression"):
             if len(children) == 2:
                 first, second = children
+                if node["children"][1]["type"] == "field":  # ``x.name``: the field read here, not by a call
+                    name = node["children"][1]["value"]
+
+                    def then_field(value: Any) -> Any:
+                        value = first(value)
+                        try:
+                            return value.get(name)
+                        except AttributeError:
+                            return None
+
+                    return then_field
                 return lambda value: second(first(value))
 
             def chain(value: Any) -> Any:
@@ -152,6 +163,18 @@ class _Expression:
         if kind in ("or_expression", "projection"):
             left, right = children
             if kind == "or_expression":
+                if node["children"][1]["type"] in ("current", "identity") and node["children"][0]["type"] == "field":
+                    # ``name || @``: the field, else the value itself
+                    name = node["children"][0]["value"]
+
+                    def field_or_itself(value: Any) -> Any:
+                        try:
+                            matched = value.get(name)
+                        except AttributeError:
+                            return value
+                        return value if _is_false(matched) else matched
+
+                    return field_or_itself
                 if node["children"][1]["type"] in ("current", "identity"):  # ``x || @``: x, else the value itself
 
                     def or_itself(value: Any) -> Any:
