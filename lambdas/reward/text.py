@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import string
+from collections.abc import Sequence
 from typing import Any
 
 STRICT = 1.0  # the whole response (or one fenced block in it) is the JSON
@@ -121,6 +122,20 @@ _ARTICLES = frozenset({"a", "an", "the"})
 def normalized_tokens(text: str) -> list[str]:
     """SQuAD-style tokens: lower case, punctuation and English articles removed."""
     return [tok for tok in text.lower().translate(_PUNCT_TABLE).split() if tok not in _ARTICLES]
+
+
+def common_count(first: Sequence[str], second: Sequence[str]) -> int:
+    """How many items two sequences have in common, counted with repeats (their multiset intersection)."""
+    counts: dict[str, int] = {}
+    for item in first:
+        counts[item] = counts.get(item, 0) + 1
+    common = 0
+    for item in second:
+        left = counts.get(item)
+        if left:
+            counts[item] = left - 1
+            common += 1
+    return common
 
 
 _SQUASHED: dict[str, str] = {}  # short strings squashed so far (tool names, argument names): bounded

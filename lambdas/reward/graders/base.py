@@ -2,7 +2,10 @@
 
 A grader turns a list of :class:`~lambdas.reward.items.Sample` into one outcome
 per sample, in order: either a ``(score, metrics)`` tuple or a
-:class:`MalformedItem` saying why the sample could not be graded. Graders
+:class:`MalformedItem` saying why the sample could not be graded. The metrics
+list and its entries are made for that outcome alone (never kept or shared):
+selections and guards append to the list, and a weighted composition renames
+the entries in place with its part's prefix. Graders
 declare their score range up front (``score_range``) so the engine can give
 malformed items the minimum and the pre-flight check can normalise scores.
 """

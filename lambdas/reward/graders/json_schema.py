@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from lambdas.reward.graders.base import Graded, Grader, finish_scored, metric, reward, scaled, score_fields
 from lambdas.reward.items import ParsedSample, Sample
-from lambdas.reward.schema import Check, compile_schema, validation_errors
+from lambdas.reward.schema import Check, compile_schema
 from lambdas.reward.spec import Fields
 from lambdas.reward.text import EMBEDDED, NONE, STRICT, extract_json
 
@@ -41,14 +41,14 @@ class JsonSchemaGrader(Grader):
         value, quality = (sample.parsed, STRICT) if type(sample) is ParsedSample else extract_json(sample.response)
         if quality == NONE:
             return self.min_score, [reward("schema_valid", 0.0), metric("json_valid", 0.0)]
-        errors = validation_errors(self.check, value)
+        errors = self.check(value)
         fraction = 1.0 if not errors else self.invalid_credit
         if quality == EMBEDDED:
             fraction *= self.embedded_credit
         return scaled(fraction, self.min_score, self.max_score), [
-            reward("schema_valid", 0.0 if errors else 1.0),
-            metric("json_valid", quality),
-            metric("schema_errors", len(errors)),
+            {"name": "schema_valid", "value": 0.0 if errors else 1.0, "type": "Reward"},
+            {"name": "json_valid", "value": float(quality), "type": "Metric"},
+            {"name": "schema_errors", "value": float(len(errors)), "type": "Metric"},
         ]
 
 

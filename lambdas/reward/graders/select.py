@@ -78,7 +78,11 @@ _COMPILED = frozenset(
 
 def _is_false(value: Any) -> bool:
     """JMESPath's falsehood: empty string, list or object, null, false (0 is true)."""
-    return value == "" or value == [] or value == {} or value is None or value is False
+    if value is None or value is False:
+        return True
+    if type(value) in _CONTAINERS or type(value) is str:
+        return not value
+    return bool(value == "" or value == [] or value == {})
 
 
 class _Expression:
@@ -119,6 +123,20 @@ class _Expression:
             literal = node["value"]
             return lambda value: literal
         if kind in ("subexpression", "pipe", "index_expression"):
+            if len(children) == 2:
+                first, second = children
+                if node["children"][1]["type"] == "field":  # ``x.name``: the field read here, not by a call
+                    name = node["children"][1]["value"]
+
+                    def then_field(value: Any) -> Any:
+                        value = first(value)
+                        try:
+                            return value.get(name)
+                        except AttributeError:
+                            return None
+
+                    return then_field
+                return lambda value: second(first(value))
 
             def chain(value: Any) -> Any:
                 for step in children:
@@ -145,6 +163,25 @@ class _Expression:
         if kind in ("or_expression", "projection"):
             left, right = children
             if kind == "or_expression":
+                if node["children"][1]["type"] in ("current", "identity") and node["children"][0]["type"] == "field":
+                    # ``name || @``: the field, else the value itself
+                    name = node["children"][0]["value"]
+
+                    def field_or_itself(value: Any) -> Any:
+                        try:
+                            matched = value.get(name)
+                        except AttributeError:
+                            return value
+                        return value if _is_false(matched) else matched
+
+                    return field_or_itself
+                if node["children"][1]["type"] in ("current", "identity"):  # ``x || @``: x, else the value itself
+
+                    def or_itself(value: Any) -> Any:
+                        matched = left(value)
+                        return value if _is_false(matched) else matched
+
+                    return or_itself
 
                 def either(value: Any) -> Any:
                     matched = left(value)
@@ -163,6 +200,18 @@ class _Expression:
             return children[0]
         if kind == "multi_select_dict":
             pairs = [(child["value"], compiled) for child, compiled in zip(node["children"], children, strict=True)]
+            fields = [child["children"][0] for child in node["children"]]
+            if len(pairs) == 2 and all(field["type"] == "field" for field in fields):
+                # ``{name: Tool, arguments: Parameters}`` (a key mapping): both read from an object directly
+                (first_key, _), (second_key, _) = pairs
+                first_name, second_name = (field["value"] for field in fields)
+
+                def select_two(value: Any) -> Any:
+                    if type(value) is dict:
+                        return {first_key: value.get(first_name), second_key: value.get(second_name)}
+                    return None if value is None else {key: compiled(value) for key, compiled in pairs}
+
+                return select_two
 
             def select(value: Any) -> Any:
                 if value is None:
@@ -185,8 +234,12 @@ class _Expression:
 
             def join(value: Any) -> Any:
                 separator, strings = glue(value), parts(value)
-                if type(separator) is str and type(strings) is list and all(type(part) is str for part in strings):
-                    return separator.join(strings)
+                if type(separator) is str and type(strings) is list:
+                    for part in strings:
+                        if type(part) is not str:
+                            break
+                    else:
+                        return separator.join(strings)
                 return call(name, [separator, strings])  # jmespath's own checks and errors
 
             return join
@@ -224,6 +277,7 @@ class Selected(Grader):
         self.json_mode = json_mode
         self.response = response
         self.reference = reference
+        self._memo_key = (tags, json_mode)  # where a sample's memo keeps the JSON these tags and mode read
 
     def walk(self) -> list[Grader]:
         return [self, *self.inner.walk()]
@@ -239,7 +293,7 @@ class Selected(Grader):
 
     def select_value(self, text: str, memo: dict[Any, Any] | None = None) -> Any:
         """What :meth:`select_response` selects, before it is written as text (a JSON value, or the text)."""
-        key = (self.tags, self.json_mode)
+        key = self._memo_key
         if memo is not None and key in memo:
             value = memo[key]
         else:
@@ -275,34 +329,36 @@ class Selected(Grader):
         if self.json_mode is None and self.reference is None:
             return self._grade_between_tags(samples, deadline)
         selected: list[Sample] = []
-        unreadable: list[bool] = []
+        unreadable: list[float] = []  # the select_unreadable metric of each sample
         failures: dict[int, MalformedItem] = {}
         # A sample's memo shares what selections parse (its JSON, its reference's JSON) between parts.
         shares = self.json_mode is not None or self.reference is not None
         # A grader that reads JSON gets a selected object or array as it is, not written and read again.
         hand_down = self.inner.reads_json
+        select_value, select_reference = self.select_value, self.select_reference
+        append = selected.append
         for position, sample in enumerate(samples):
             memo = sample.memo
             if memo is None and shares:
                 memo = sample.memo = {}
-            value = self.select_value(sample.response, memo)
-            unreadable.append(value is None)
+            value = select_value(sample.response, memo)
+            unreadable.append(1.0 if value is None else 0.0)
             try:
-                reference = self.select_reference(sample.reference, memo)
+                reference = select_reference(sample.reference, memo)
             except MalformedItem as exc:
                 failures[position] = exc
                 reference = sample.reference
             if hand_down and type(value) in _CONTAINERS:
-                selected.append(ParsedSample(sample.index, sample.id, value, reference, sample.item))
+                append(ParsedSample(sample.index, sample.id, value, reference, sample.item))
             else:
                 text = "" if value is None else _as_text(value)
-                selected.append(Sample(sample.index, sample.id, text, reference, sample.item))
+                append(Sample(sample.index, sample.id, text, reference, sample.item))
         outcomes = self.inner.grade_many(selected, deadline)
         for position, outcome in enumerate(outcomes):
-            if position in failures:
-                outcomes[position] = failures[position]
-            elif type(outcome) is tuple:
-                outcome[1].append({"name": UNREADABLE, "value": 1.0 if unreadable[position] else 0.0, "type": "Metric"})
+            if type(outcome) is tuple:
+                outcome[1].append({"name": UNREADABLE, "value": unreadable[position], "type": "Metric"})
+        for position, failure in failures.items():
+            outcomes[position] = failure
         return outcomes
 
     def _grade_between_tags(self, samples: Sequence[Sample], deadline: float | None) -> list[Outcome]:

@@ -8,7 +8,7 @@ ROUGE-L uses a bit-parallel LCS, so long answers stay cheap.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Sequence
 
 from lambdas.reward.graders.base import (
     Graded,
@@ -16,21 +16,24 @@ from lambdas.reward.graders.base import (
     MalformedItem,
     finish_scored,
     first_present,
-    reward,
     scaled,
     score_fields,
 )
 from lambdas.reward.items import BAD_REFERENCE, Sample
 from lambdas.reward.spec import Fields
-from lambdas.reward.text import normalized_tokens
+from lambdas.reward.text import common_count, normalized_tokens
 
 METRICS = ("token_f1", "rouge_l")
+_MAX_MEMO = 4096  # remembered scores per grader
+_MAX_MEMO_CHARS = 64  # longer texts are scored every time
 
 
 def token_f1(expected: list[str], actual: list[str]) -> float:
     if not expected or not actual:
         return 1.0 if expected == actual else 0.0
-    common = sum((Counter(expected) & Counter(actual)).values())
+    if expected == actual:
+        return 1.0
+    common = common_count(expected, actual)
     if common == 0:
         return 0.0
     precision = common / len(actual)
@@ -38,7 +41,7 @@ def token_f1(expected: list[str], actual: list[str]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def lcs_length(a: list[str], b: list[str]) -> int:
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
     """Longest common subsequence length (Allison-Dix / Hyyro bit-vector algorithm)."""
     if not a or not b:
         return 0
@@ -84,14 +87,24 @@ class TextSimilarityGrader(Grader):
     def __init__(self, metric: str = "token_f1", *, min_score: float = 0.0, max_score: float = 1.0) -> None:
         self.metric = metric
         self._measure = token_f1 if metric == "token_f1" else rouge_l
+        self._memo: dict[tuple[str, str], float] = {}  # (response, reference) -> score, for short texts
         self.min_score = min_score
         self.max_score = max_score
         self.score_range = (min_score, max_score)
 
     def grade(self, sample: Sample) -> Graded:
-        actual = normalized_tokens(sample.response)
-        best = max(self._measure(normalized_tokens(text), actual) for text in reference_texts(sample.reference))
-        return scaled(best, self.min_score, self.max_score), [reward(self.metric, best)]
+        response, reference = sample.response, sample.reference
+        # Short texts (a category, a field's value) recur across a batch: their score is remembered.
+        short = type(reference) is str and len(response) <= _MAX_MEMO_CHARS and len(reference) <= _MAX_MEMO_CHARS
+        best = self._memo.get((response, reference)) if short else None
+        if best is None:
+            actual = normalized_tokens(response)
+            best = max(self._measure(normalized_tokens(text), actual) for text in reference_texts(reference))
+            if short and len(self._memo) < _MAX_MEMO:
+                self._memo[response, reference] = best
+        return scaled(best, self.min_score, self.max_score), [
+            {"name": self.metric, "value": float(best), "type": "Reward"}
+        ]
 
 
 def build(fields: Fields, context: object) -> TextSimilarityGrader:

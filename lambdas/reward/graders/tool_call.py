@@ -46,6 +46,7 @@ import json
 import math
 from bisect import bisect_left
 from difflib import SequenceMatcher
+from operator import eq
 from typing import Any, TypeVar, cast
 
 from lambdas.reward.graders.base import (
@@ -53,14 +54,13 @@ from lambdas.reward.graders.base import (
     Grader,
     MalformedItem,
     finish_scored,
-    metric,
-    reward,
     scaled,
     score_fields,
 )
+from lambdas.reward.graders.text_similarity import lcs_length
 from lambdas.reward.items import BAD_REFERENCE, ParsedSample, Sample
 from lambdas.reward.spec import Fields, SpecError
-from lambdas.reward.text import NONE, STRICT, extract_json, parse_json, squash
+from lambdas.reward.text import NONE, STRICT, common_count, extract_json, parse_json, squash
 
 COMPONENTS = ("json_valid", "tool_names", "order", "arg_names", "arg_values")
 DEFAULT_WEIGHTS = {"json_valid": 0.1, "tool_names": 0.3, "order": 0.1, "arg_names": 0.2, "arg_values": 0.3}
@@ -70,6 +70,7 @@ ORDERS = ("subsequence", "positional")
 COMPARES = ("normalized", "exact", "fuzzy")
 _MAX_FUZZY_CHARS = 2000  # longer strings compare by equality: similarity is quadratic in length
 _UNPARSEABLE = object()
+_ABSENT = object()
 
 
 CallT = TypeVar("CallT", "Call", "Call | None")
@@ -87,19 +88,27 @@ def _as_call(obj: object) -> Call | None:
     if not isinstance(obj, dict):
         return None
     call: dict[str, Any] = obj
-    inner = call.get("function")
-    if isinstance(inner, dict):
-        call = inner
-    elif isinstance(call.get("toolUse"), dict):
-        call = call["toolUse"]
+    if "function" in call or "toolUse" in call:
+        inner = call.get("function")
+        if isinstance(inner, dict):
+            call = inner
+        elif isinstance(call.get("toolUse"), dict):
+            call = call["toolUse"]
     name = call.get("name")
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str):
         return None
-    arguments: Any = {}
-    for key in _ARGUMENT_KEYS:
-        if key in call:
-            arguments = call[key]
-            break
+    squashed = squash(name)
+    if not squashed:  # empty once squashed: the name was blank
+        return None
+    arguments: Any = call.get("arguments", _ABSENT)
+    if type(arguments) is dict:  # the usual call: its arguments already an object
+        return Call(squashed, arguments)
+    if arguments is _ABSENT:
+        arguments = {}
+        for key in _ARGUMENT_KEYS[1:]:
+            if key in call:
+                arguments = call[key]
+                break
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
@@ -109,7 +118,7 @@ def _as_call(obj: object) -> Call | None:
         arguments = {}
     if not isinstance(arguments, dict) and arguments is not _UNPARSEABLE:
         arguments = _UNPARSEABLE
-    return Call(squash(name), arguments)
+    return Call(squashed, arguments)
 
 
 def calls_in(value: object) -> list[Call | None] | None:
@@ -123,29 +132,41 @@ def calls_in(value: object) -> list[Call | None] | None:
             call = _as_call(value)
             return [call] if call is not None else None
     if isinstance(value, list):
-        return [_as_call(entry) for entry in value]
+        return list(map(_as_call, value))
     return None
 
 
 def _scalar(value: object) -> object:
     if isinstance(value, str):
-        text = squash(value)
-        if text in ("true", "false"):
-            return text == "true"
-        if text in ("null", "none"):
-            return None
-        try:
-            number = float(text.replace(",", "")) if text and (text[0].isdigit() or text[0] in "-+.") else None
-        except ValueError:
-            number = None
-        if number is not None and math.isfinite(number):
-            return number
-        return text
+        return _text_scalar(squash(value))
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, (int, float)):
         return float(value)
     return value
+
+
+def _text_scalar(text: str) -> object:
+    """What a squashed string stands for: a boolean, null, a finite number, or the text itself."""
+    if text in ("true", "false"):
+        return text == "true"
+    if text in ("null", "none"):
+        return None
+    try:
+        number = float(text.replace(",", "")) if text and (text[0].isdigit() or text[0] in "-+.") else None
+    except ValueError:
+        number = None
+    if number is not None and math.isfinite(number):
+        return number
+    return text
+
+
+def _scalars_equal(left: object, right: object) -> bool:
+    if isinstance(left, bool) or isinstance(right, bool) or left is None or right is None:
+        return type(left) is type(right) and left == right
+    if isinstance(left, float) and isinstance(right, float):
+        return abs(left - right) <= 1e-9 * max(abs(left), abs(right)) + 1e-12
+    return left == right
 
 
 def values_equal(expected: Any, actual: Any) -> bool:
@@ -170,26 +191,13 @@ def values_equal(expected: Any, actual: Any) -> bool:
             else:
                 return False
         return True
-    left, right = _scalar(expected), _scalar(actual)
-    if isinstance(left, bool) or isinstance(right, bool) or left is None or right is None:
-        return type(left) is type(right) and left == right
-    if isinstance(left, float) and isinstance(right, float):
-        return abs(left - right) <= 1e-9 * max(abs(left), abs(right)) + 1e-12
-    return left == right
+    return _scalars_equal(_scalar(expected), _scalar(actual))
 
 
 def _json_equal(expected: Any, actual: Any) -> bool:
     if isinstance(expected, bool) or isinstance(actual, bool):
         return type(expected) is type(actual) and expected == actual
     return bool(expected == actual)
-
-
-def _common_characters(first: str, second: str) -> int:
-    """How many characters two strings have in common, counted with repeats (a multiset intersection)."""
-    if len(first) > len(second):
-        first, second = second, first
-    chars = set(first)
-    return sum(map(min, map(first.count, chars), map(second.count, chars)))
 
 
 class ValueMatch:
@@ -201,8 +209,15 @@ class ValueMatch:
         self.rel_tol = rel_tol
 
     def score(self, expected: Any, actual: Any) -> float:
-        if type(expected) is str and type(actual) is str and expected == actual:
-            return 1.0  # the same string is equal under every comparison
+        if type(expected) is str and type(actual) is str:
+            if expected == actual:
+                return 1.0  # the same string is equal under every comparison
+            if not self.rel_tol and self.compare != "exact":
+                # Two strings, compared as values_equal does (squashed, read as numbers or booleans).
+                want, got = squash(expected), squash(actual)
+                if _scalars_equal(_text_scalar(want), _text_scalar(got)):
+                    return 1.0
+                return self._similarity(want, got) if self.compare == "fuzzy" else 0.0
         if self.rel_tol:
             left, right = _scalar(expected), _scalar(actual)
             if type(left) is float and type(right) is float:
@@ -212,19 +227,42 @@ class ValueMatch:
         if values_equal(expected, actual):
             return 1.0
         if self.compare == "fuzzy" and isinstance(expected, str) and isinstance(actual, str):
-            want, got = squash(expected), squash(actual)
-            if len(want) > _MAX_FUZZY_CHARS or len(got) > _MAX_FUZZY_CHARS or not want or not got:
-                return 0.0
-            # The ratio never exceeds 2 * (characters in common) / (both lengths), which a count gives
-            # cheaply: below the threshold, the slower matching cannot score either.
-            if 2.0 * _common_characters(want, got) / (len(want) + len(got)) < self.threshold:
-                return 0.0
-            ratio = SequenceMatcher(None, want, got, autojunk=False).ratio()
-            return ratio if ratio >= self.threshold else 0.0
+            return self._similarity(squash(expected), squash(actual))
         return 0.0
+
+    def _similarity(self, want: str, got: str) -> float:
+        """The fuzzy score of two squashed strings: their similarity when it reaches the threshold, else 0."""
+        if len(want) > _MAX_FUZZY_CHARS or len(got) > _MAX_FUZZY_CHARS or not want or not got:
+            return 0.0
+        # The ratio is 2 * (characters in matching blocks) / (both lengths). Those characters form a
+        # common subsequence, so they are at most the characters in common (a count, cheap) and at
+        # most the longest common subsequence (cheaper than the matching): below the threshold
+        # with either bound, the matching cannot reach it either.
+        total = len(want) + len(got)
+        if 2.0 * common_count(want, got) / total < self.threshold:
+            return 0.0
+        if 2.0 * lcs_length(want, got) / total < self.threshold:
+            return 0.0
+        ratio = SequenceMatcher(None, want, got, autojunk=False).ratio()
+        return ratio if ratio >= self.threshold else 0.0
 
 
 NORMALIZED = ValueMatch()
+
+
+_PLAIN_KEYS: dict[tuple[Any, ...], bool] = {}  # argument names seen so far: already squashed? (bounded)
+_MAX_PLAIN_KEYS = 4096
+
+
+def _squashed_keys(arguments: dict[Any, Any]) -> dict[Any, Any]:
+    """``arguments`` with its names squashed: the dict itself when they already are (the usual case)."""
+    keys = tuple(arguments)
+    plain = _PLAIN_KEYS.get(keys)
+    if plain is None:
+        plain = all(type(key) is str and squash(key) == key for key in keys)
+        if len(_PLAIN_KEYS) < _MAX_PLAIN_KEYS and all(type(key) is str and len(key) <= 64 for key in keys):
+            _PLAIN_KEYS[keys] = plain
+    return arguments if plain else {squash(str(k)): v for k, v in arguments.items()}
 
 
 def _argument_scores(expected: Call, actual: Call, match: ValueMatch = NORMALIZED) -> tuple[float, float]:
@@ -235,13 +273,20 @@ def _argument_scores(expected: Call, actual: Call, match: ValueMatch = NORMALIZE
         return 0.0, 0.0
     if not want and not got:
         return 1.0, 1.0
-    want_keys = {squash(str(k)): v for k, v in want.items()}
-    got_keys = {squash(str(k)): v for k, v in got.items()}
+    if want == got:  # the same arguments: all strings (the usual case) match in full
+        for value in want.values():
+            if type(value) is not str:
+                break
+        else:
+            return 1.0, 1.0
+    want_keys = _squashed_keys(want)
+    got_keys = _squashed_keys(got)
     common = want_keys.keys() & got_keys.keys()
     names = 2 * len(common) / (len(want_keys) + len(got_keys))
     if not want_keys:
         return names, 1.0 if not got_keys else 0.0
-    matched = sum(match.score(want_keys[key], got_keys[key]) for key in common)
+    score = match.score
+    matched = sum([score(want_keys[key], got_keys[key]) for key in common])
     return names, matched / len(want_keys)
 
 
@@ -268,54 +313,74 @@ def _first_of_each_name(calls: list[CallT]) -> list[CallT]:
     return kept
 
 
-def _positional(expected: list[Call], actual: list[Call | None]) -> float:
-    same = sum(1 for want, got in zip(expected, actual, strict=False) if got is not None and got.name == want.name)
-    return same / max(len(expected), len(actual))
+def _positional(wanted: list[str], names: list[str | None]) -> float:
+    """Share of positions where the response calls the reference's tool, over the longer list."""
+    same = cast(int, sum(map(eq, wanted, names)))  # eq gives bools (typed Any)
+    return same / max(len(wanted), len(names))
+
+
+Components = tuple[float, float, float, float]  # tool_names, order, arg_names, arg_values
+_ALL: Components = (1.0, 1.0, 1.0, 1.0)
+_NOTHING: Components = (0.0, 0.0, 0.0, 0.0)
 
 
 def compare_calls(
     expected: list[Call],
     actual: list[Call | None],
-    *,
     match: str = "multiset",
     order: str = "subsequence",
     values: ValueMatch = NORMALIZED,
-) -> dict[str, float]:
-    """Component scores (all but ``json_valid``) for a response's calls against the reference's."""
+) -> Components:
+    """Component scores (all but ``json_valid``: ``tool_names, order, arg_names, arg_values``) for a
+    response's calls against the reference's."""
     if match == "set":
         expected = _first_of_each_name(expected)
         actual = _first_of_each_name(actual)
     if not expected:
-        score = 1.0 if not actual else 0.0
-        return {"tool_names": score, "order": score, "arg_names": score, "arg_values": score}
+        return _NOTHING if actual else _ALL
     if not actual:
-        return {"tool_names": 0.0, "order": 0.0, "arg_names": 0.0, "arg_values": 0.0}
-    unused = set(range(len(actual)))
+        return _NOTHING
+    names = [None if got is None else got.name for got in actual]
+    wanted = [want.name for want in expected]
+    if wanted == names and len(set(names)) == len(names):
+        # The reference's calls in its order, each tool once: every call pairs with the one in its place.
+        scores = [_argument_scores(want, cast(Call, got), values) for want, got in zip(expected, actual, strict=True)]
+        return (
+            1.0,
+            1.0,
+            sum([score[0] for score in scores]) / len(scores),
+            sum([score[1] for score in scores]) / len(scores),
+        )
+    taken = [False] * len(actual)
     pairs: list[tuple[int, float, float]] = []  # (response position, arg_names, arg_values) in reference order
     for want in expected:
         best = None
-        for position in sorted(unused):
-            got = actual[position]
-            if got is None or got.name != want.name:
+        tool = want.name
+        for position, name in enumerate(names):
+            if name != tool or taken[position]:
                 continue
-            name_score, value_score = _argument_scores(want, got, values)
+            name_score, value_score = _argument_scores(want, cast(Call, actual[position]), values)
             if best is None or (value_score, name_score) > (best[2], best[1]):
                 best = (position, name_score, value_score)
+                if value_score == 1.0 and name_score == 1.0:
+                    break  # a full match: no later call can do better
         if best is not None:
-            unused.discard(best[0])
+            taken[best[0]] = True
             pairs.append(best)
     if not pairs:
-        return {"tool_names": 0.0, "order": 0.0, "arg_names": 0.0, "arg_values": 0.0}
+        return _NOTHING
     matched = len(pairs)
     calls = max(len(expected), len(actual))
-    return {
-        "tool_names": 2 * matched / (len(expected) + len(actual)),
-        "order": _positional(expected, actual)
-        if order == "positional"
-        else _longest_increasing([p[0] for p in pairs]) / matched,
-        "arg_names": sum(p[1] for p in pairs) / calls,
-        "arg_values": sum(p[2] for p in pairs) / calls,
-    }
+    if order == "positional":
+        in_order = _positional(wanted, names)
+    else:
+        in_order = _longest_increasing([p[0] for p in pairs]) / matched
+    return (
+        2 * matched / (len(expected) + len(actual)),
+        in_order,
+        sum([p[1] for p in pairs]) / calls,
+        sum([p[2] for p in pairs]) / calls,
+    )
 
 
 class ToolCallGrader(Grader):
@@ -339,6 +404,7 @@ class ToolCallGrader(Grader):
         self.strict_json = strict_json
         self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
         self._total_weight = sum(self.weights.values())
+        self._weights = tuple(self.weights[name] for name in COMPONENTS)  # in the order of COMPONENTS
         self.min_score = min_score
         self.max_score = max_score
         self.score_range = (min_score, max_score)
@@ -349,8 +415,11 @@ class ToolCallGrader(Grader):
             if quality == NONE:
                 raise MalformedItem(BAD_REFERENCE)
         calls = calls_in(reference)
-        if calls is None or any(call is None or call.arguments is _UNPARSEABLE for call in calls):
+        if calls is None:
             raise MalformedItem(BAD_REFERENCE)
+        for call in calls:
+            if call is None or call.arguments is _UNPARSEABLE:
+                raise MalformedItem(BAD_REFERENCE)
         return cast(list[Call], calls)  # no None entries: checked just above
 
     def grade(self, sample: Sample) -> Graded:
@@ -366,12 +435,29 @@ class ToolCallGrader(Grader):
         if not expected and not actual:
             # No call expected and none made: plain text is a fine answer, JSON is not required.
             quality = 1.0
-        components = compare_calls(expected, actual or [], match=self.match, order=self.order, values=self.values)
-        components["json_valid"] = quality
-        weights = self.weights
-        fraction = sum(weights[name] * components[name] for name in COMPONENTS) / self._total_weight
-        metrics = [reward("tool_call", fraction)]
-        metrics.extend(metric(name, components[name]) for name in COMPONENTS)
+        names, order, arg_names, arg_values = compare_calls(expected, actual or [], self.match, self.order, self.values)
+        weights = self._weights
+        fraction = (
+            sum(
+                (
+                    weights[0] * quality,
+                    weights[1] * names,
+                    weights[2] * order,
+                    weights[3] * arg_names,
+                    weights[4] * arg_values,
+                )
+            )
+            / self._total_weight
+        )
+        # Every component is a float already (a quality constant, a share, or a sum of shares).
+        metrics = [
+            {"name": "tool_call", "value": fraction, "type": "Reward"},
+            {"name": "json_valid", "value": quality, "type": "Metric"},
+            {"name": "tool_names", "value": names, "type": "Metric"},
+            {"name": "order", "value": order, "type": "Metric"},
+            {"name": "arg_names", "value": arg_names, "type": "Metric"},
+            {"name": "arg_values", "value": arg_values, "type": "Metric"},
+        ]
         return scaled(fraction, self.min_score, self.max_score), metrics
 
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.reward.graders.base import Grader, MalformedItem, Metric, Outcome, metric, reward
+from lambdas.reward.graders.base import Grader, MalformedItem, Metric, Outcome
 from lambdas.reward.items import Sample
 from lambdas.reward.spec import Fields, SpecError, child
 
@@ -38,13 +38,6 @@ class Part:
     grader: Grader
     threshold: float | None = None
     gate: bool = False
-
-    def value(self, score: float) -> float:
-        """The part's score after its threshold (all or nothing when one is set)."""
-        if self.threshold is None:
-            return score
-        low, high = self.grader.score_range
-        return high if score >= self.threshold else low
 
 
 class WeightedGrader(Grader):
@@ -66,7 +59,21 @@ class WeightedGrader(Grader):
         return found
 
     def grade_many(self, samples: Sequence[Sample], deadline: float | None = None) -> list[Outcome]:
-        per_part = [(part, part.name + ".", part.grader.grade_many(samples, deadline)) for part in self.parts]
+        # Per part: its name, its metrics' prefix, its outcomes, whether it is a gate, its weight, its
+        # threshold, its score range and the score a gate needs.
+        plan = [
+            (
+                part.name,
+                part.name + ".",
+                part.grader.grade_many(samples, deadline),
+                part.gate,
+                part.weight,
+                part.threshold,
+                *part.grader.score_range,
+                part.grader.score_range[1] if part.threshold is None else part.threshold,
+            )
+            for part in self.parts
+        ]
         outcomes: list[Outcome] = []
         for position in range(len(samples)):
             terms: list[float] = []
@@ -74,25 +81,27 @@ class WeightedGrader(Grader):
             gate_closed = False
             failure: MalformedItem | None = None
             graded = 0
-            for part, prefix, results in per_part:
+            for name, prefix, results, gate, weight, threshold, low, high, bar in plan:
                 outcome = results[position]
                 if isinstance(outcome, tuple):
                     score, sub_metrics = outcome
-                    score = part.value(score)
-                    if not part.gate:
+                    if threshold is not None:
+                        score = high if score >= threshold else low
+                    if not gate:
                         graded += 1
+                    # A grader's metric entries are its own, made for this outcome: renamed in place.
                     for entry in sub_metrics:
-                        metrics.append({"name": prefix + entry["name"], "value": entry["value"], "type": entry["type"]})
+                        entry["name"] = prefix + entry["name"]
+                    metrics += sub_metrics
                 else:
-                    score = part.grader.score_range[0]
+                    score = low
                     failure = failure or outcome
-                    metrics.append(metric(prefix + outcome.metric_name, 1.0))
-                metrics.append(reward(part.name, score))
-                if part.gate:
-                    bar = part.grader.score_range[1] if part.threshold is None else part.threshold
+                    metrics.append({"name": prefix + outcome.metric_name, "value": 1.0, "type": "Metric"})
+                metrics.append({"name": name, "value": float(score), "type": "Reward"})
+                if gate:
                     gate_closed = gate_closed or score < bar
                 else:
-                    terms.append(part.weight * score)
+                    terms.append(weight * score)
             if graded == 0 and failure is not None:
                 outcomes.append(failure)
                 continue

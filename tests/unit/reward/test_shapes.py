@@ -304,6 +304,11 @@ def _outcome(search, value):
         "a.*",
         "a[1:3]",
         "length(a) || `0`",
+        "a.{x: b, y: Tool, x: Type}",
+        "Tools[].{name: Tool, arguments: Parameters.a}",
+        "(a || @).b.Tool",
+        "a || @ || b",
+        "{x: a, x: b}",
     ],
 )
 def test_compiled_selection_evaluates_as_jmespath_search(expression):

@@ -10,7 +10,7 @@ import pytest
 from lambdas.reward.engine import compile_spec
 from lambdas.reward.spec import SpecError
 
-from .support import grade_one, metrics_of, score
+from .support import grade_one, item, metrics_of, score
 
 CALL = {"name": "get_statute", "arguments": {"code": "Penal Code", "section": "187"}}
 WEIGHTED: dict[str, Any] = {
@@ -209,3 +209,49 @@ def test_bad_guards_name_the_field(guards, path):
     with pytest.raises(SpecError) as raised:
         compile_spec({"type": "text_similarity", "guards": guards})
     assert raised.value.path == path
+
+
+# One part per grader type that needs no network (custom code included), each with a selection or guard
+# where the type allows, nested twice so a weighted part's metrics are renamed by two compositions.
+_EVERY_TYPE: dict[str, Any] = {
+    "label": {"type": "label", "labels": ["HQ", "LQ_EDIT"]},
+    "numeric": {"type": "numeric"},
+    "tools": {"type": "tool_call", "select": {"response": "@", "reference": "@"}},
+    "schema": {"type": "json_schema", "schema": {"type": "object"}, "select": {"response": "@"}},
+    "text": {"type": "text_similarity", "guards": [{"type": "length", "max_chars": 5, "penalty": 0.1}]},
+    "custom": {"type": "python", "module": "short_answer"},
+}
+
+
+def _nested(parts: dict[str, Any]) -> dict[str, Any]:
+    inner = {"type": "weighted", "graders": {name: {"weight": 1, "grader": spec} for name, spec in parts.items()}}
+    return {
+        "type": "weighted",
+        "graders": {"outer": {"weight": 1, "grader": inner}, "gate": {"gate": True, "grader": inner}},
+    }
+
+
+@pytest.mark.parametrize(
+    "response, reference",
+    [
+        ("HQ", "HQ"),
+        (json.dumps({"tool_calls": [CALL]}), {"tool_calls": [CALL]}),
+        ("ANSWER: 42", "42"),
+    ],
+)
+def test_every_metric_entry_is_made_for_its_own_outcome_so_a_composition_renames_it_once(response, reference):
+    # Given identical rollouts (what graders remember from one is reused for the next) graded together
+    reward = compile_spec(_nested(_EVERY_TYPE))
+    alone = grade_one(reward, response, reference)["metrics_list"]
+    results = reward.grade_batch([item(response, reference, item_id=f"r-{n}") for n in range(4)])
+    # Then each result carries the metrics of a rollout graded alone, each part's prefix written once
+    for result in results:
+        assert result["metrics_list"] == alone
+    for entry in alone:
+        composition, _, rest = entry["name"].partition(".")
+        assert composition in ("outer", "gate") and (rest == "" or rest.split(".")[0] in _EVERY_TYPE), entry
+        assert rest.split(".")[0] not in ("outer", "gate"), entry
+    assert len(alone) > 3 * len(_EVERY_TYPE)
+    # And no metric entry is shared between two results
+    entries = [entry for result in results for entry in result["metrics_list"]]
+    assert len({id(entry) for entry in entries}) == len(entries)
