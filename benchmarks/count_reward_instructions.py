@@ -11,7 +11,7 @@ move: the same batches (``bench_reward``'s, full and short-prompt) are run under
 with the measured call repeated twice and once without it, and the difference is what one call
 costs. Printed per grader and batch: instructions of ``json.loads`` of the batch, of one handler
 call, and their ratio. Python runs fewer instructions per cycle than ``json.loads``'s C code, so
-the time ratio is higher than this one (about 1.3 x for label, numeric and finqa, 1.05 x for legal,
+the time ratio is higher than this one (about 1.3-1.5 x for label, numeric and finqa, 1.2-1.3 x for legal,
 measured on a quiet machine): it is for comparing two versions of the code, and the targets stay
 those of ``bench_reward``. Informational: always exits 0 when valgrind ran.
 """
