@@ -85,6 +85,8 @@ class NotifyResult:
     # provisional deployments of a run that had no record of its own (no "Record" state deleted them).
     stopped_customizations: list[str] = field(default_factory=list)
     provisional: list[ProvisionalDeployment] = field(default_factory=list)
+    # Custom models of customization jobs that completed as the run ended, which no stage record names (kept).
+    unrecorded_models: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -170,6 +172,13 @@ def notify_execution_end(
             f"{', '.join(stopped_customizations)}."
         )
     notes += _provisional_notes(provisional)
+    unrecorded = _unrecorded_models(bedrock, trail.customization_jobs, run)  # no trail is read for a success
+    if unrecorded:
+        notes.append(
+            "Bedrock customization jobs that completed as the run ended left custom models that no stage of its "
+            f"record names (kept; delete one with `aws bedrock delete-custom-model --model-identifier <ARN>` if it "
+            f"is not wanted): {', '.join(f'{job} -> {arn}' for job, arn in unrecorded)}."
+        )
     if notes:
         notification = Notification(subject=notification.subject, body="\n\n".join([notification.body, *notes]))
     sns.publish(TopicArn=config.topic_arn, Subject=notification.subject, Message=notification.body)
@@ -187,6 +196,7 @@ def notify_execution_end(
         stopped_jobs=stopped,
         stopped_customizations=stopped_customizations,
         provisional=provisional,
+        unrecorded_models=[arn for _, arn in unrecorded],
     )
 
 
@@ -409,6 +419,23 @@ def _clean_up_provisional(bedrock: Any, trail: Trail) -> list[ProvisionalDeploym
         return []
     serving = serving_deployment(trail.state.deployment if trail.state else None)
     return clean_up_provisional(bedrock=bedrock, found=trail.provisional, serving=serving)
+
+
+def _unrecorded_models(bedrock: Any, job_names: list[str], run: RunRecord) -> list[tuple[str, str]]:
+    """``(job, custom model ARN)`` of every customization job of the run that completed but whose model no stage
+    record names: a job that finished in the moment the run stopped (best effort: a job that cannot be read is
+    skipped)."""
+    recorded = {record.customModelArn for _, record in run.stages.items()} if run.stages is not None else set()
+    found: list[tuple[str, str]] = []
+    for name in job_names if bedrock is not None else []:
+        try:
+            job = bedrock.get_model_customization_job(jobIdentifier=name)
+        except Exception:  # noqa: BLE001 - one job that cannot be read must not stop the others or the notice
+            continue
+        arn = job.get("outputModelArn")
+        if job.get("status") == "Completed" and isinstance(arn, str) and arn and arn not in recorded:
+            found.append((name, arn))
+    return found
 
 
 def _provisional_notes(outcomes: list[ProvisionalDeployment]) -> list[str]:

@@ -365,7 +365,11 @@ class _Bedrock:
         self.calls.append(("get_model_customization_job", jobIdentifier))
         if jobIdentifier not in self.jobs:
             raise _client_error("ResourceNotFoundException", "GetModelCustomizationJob")
-        return {"jobName": jobIdentifier, "status": self.jobs[jobIdentifier]}
+        job = {"jobName": jobIdentifier, "status": self.jobs[jobIdentifier]}
+        if job["status"] == "Completed":  # its output model: the SFT job's is the one the SFT stage records
+            named = f"{BEDROCK_ARNS}:custom-model/amazon.nova-2-lite-v1:0:256k/{jobIdentifier}"
+            job["outputModelArn"] = SFT_MODEL if jobIdentifier == "nova-run-1-sft-a1" else named
+        return job
 
     def stop_model_customization_job(self, jobIdentifier: str) -> dict:
         self.calls.append(("stop_model_customization_job", jobIdentifier))
@@ -551,3 +555,18 @@ def test_a_run_that_recorded_itself_keeps_its_own_cleanup(world: World) -> None:
     # Then a customization job still in progress is stopped, but no deployment is deleted
     assert result.stopped_customizations == ["nova-run-1-rft-a1"]
     assert result.provisional == [] and bedrock.deployments == {SFT_EVAL_DEPLOYMENT}
+
+
+def test_a_customization_job_that_completed_as_the_run_stopped_has_its_unrecorded_model_named(world: World) -> None:
+    # Given a run aborted mid-RFT whose RFT job completed before the stop reached it (its model exists, and no
+    # stage records it), while the SFT job's model is recorded in the SFT stage
+    history = _aborted_bedrock_run_mid_rft_and_sft_evaluation()
+    bedrock = _Bedrock({"nova-run-1-rft-a1": "Completed", "nova-run-1-sft-a1": "Completed"}, {SFT_EVAL_DEPLOYMENT})
+    # When the notify function receives the end
+    result = _notify(world, world.event("run-1", "ABORTED"), history, _TrainingJobs({}), bedrock)
+    # Then nothing is stopped, the RFT model is kept and named, and the recorded SFT model is not
+    rft_model = f"{BEDROCK_ARNS}:custom-model/amazon.nova-2-lite-v1:0:256k/nova-run-1-rft-a1"
+    assert result.stopped_customizations == [] and result.unrecorded_models == [rft_model]
+    (published,) = world.published()
+    assert f"nova-run-1-rft-a1 -> {rft_model}" in published["Message"]
+    assert SFT_MODEL not in published["Message"].split("no stage of its record names")[1]
