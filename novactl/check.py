@@ -199,12 +199,29 @@ def validate(
 
 
 def worst_case_hours(plan: Plan) -> float:
-    """The longest the run's jobs can take: per phase the longest job's maximum runtime, phases one after another."""
+    """The longest the run's jobs can take: per phase the longest job's maximum runtime, phases one after another.
+
+    On the Bedrock road only the customization jobs have a maximum runtime (the Task stops them); an evaluation
+    there runs until every row is answered, so it is left out (:func:`worst_case_text` says so)."""
     total = 0.0
     for phase in STAGE_PHASES:
-        hours = [plan.jobs.of(STAGE_METHODS[s]).maxRuntimeSeconds / 3600 for s in phase if plan.enabled.runs(s)]
+        hours = [
+            plan.jobs.of(STAGE_METHODS[s]).maxRuntimeSeconds / 3600
+            for s in phase
+            if plan.enabled.runs(s) and not (plan.platform == "bedrock" and STAGE_METHODS[s] == "eval")
+        ]
         total += max(hours, default=0.0)
     return total
+
+
+def worst_case_text(plan: Plan) -> str:
+    """The worst-case duration and what it counts."""
+    if plan.platform == "bedrock":
+        return (
+            f"{worst_case_hours(plan):g} h (the customization jobs for their maximum runtime; evaluations through "
+            "Bedrock inference have none: they run until every row is answered)"
+        )
+    return f"{worst_case_hours(plan):g} h (every job for its maximum runtime)"
 
 
 def expected_hours(plan: Plan, cost: CostEstimate) -> float | None:
@@ -257,7 +274,7 @@ def summary_lines(checked: Checked) -> list[str]:
     hours = expected_hours(plan, cost)
     lines.append(
         f"Duration of the jobs: expected {'not estimated' if hours is None else f'{hours:.1f} h'}; worst case "
-        f"{worst_case_hours(plan):g} h (every job for its maximum runtime)"
+        f"{worst_case_text(plan)}"
     )
     if plan.dryRun:
         lines.append("dryRun: the run stops after preflight (no GPU)")

@@ -266,3 +266,24 @@ def test_validate_prints_the_expected_duration_and_cost_preflight_records(tmp_pa
     phases = [("baselineEval", "sft"), ("sftEval", "rft"), ("finalEval",)]
     hours = sum(max(by_stage.get(stage, 0.0) for stage in phase) for phase in phases)
     assert f"Duration of the jobs: expected {hours:.1f} h; worst case" in text
+
+
+def test_the_worst_case_duration_counts_only_jobs_that_have_a_maximum_runtime() -> None:
+    from novactl import check
+    from tests.unit.pipeline import samples
+
+    def hours(plan, method: str) -> float:
+        return plan.jobs.of(method).maxRuntimeSeconds / 3600
+
+    sagemaker, bedrock = samples.plan(), samples.plan(platform="bedrock")
+    # SageMaker: every job, per phase the longest (baseline evaluation beside SFT, SFT evaluation beside RFT, final)
+    expected = (
+        max(hours(sagemaker, "eval"), hours(sagemaker, "sft"))
+        + max(hours(sagemaker, "eval"), hours(sagemaker, "rft"))
+        + hours(sagemaker, "eval")
+    )
+    assert check.worst_case_hours(sagemaker) == expected
+    assert check.worst_case_text(sagemaker).endswith("h (every job for its maximum runtime)")
+    # Bedrock: the customization jobs only; its evaluations have no maximum runtime, and the text says so
+    assert check.worst_case_hours(bedrock) == hours(bedrock, "sft") + hours(bedrock, "rft")
+    assert "evaluations through Bedrock inference have none" in check.worst_case_text(bedrock)
