@@ -41,7 +41,7 @@ class LocalObjects:
     def head(self, bucket: str, key: str) -> Mapping[str, Any]:
         path = self.path(key)
         if not path.is_file():
-            raise LookupError(str(path))
+            raise LookupError(f"looked for {path}")
         digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
         return {"ContentLength": path.stat().st_size, "ETag": digest}
 

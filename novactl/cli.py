@@ -456,6 +456,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, client
     handler: Callable[[argparse.Namespace, TextIO, Clients], int] = args.handler
     clients = clients or _boto3_clients(getattr(args, "region", None))
     try:
+        data = getattr(args, "data", None)
+        if data and not Path(data).is_dir():
+            raise UsageError(f"--data {data}: no such folder (it holds the dataset files the run input names)")
         return handler(args, out, clients)
     except UsageError as error:
         print(f"novactl {args.command}: {error}", file=sys.stderr)

@@ -121,8 +121,12 @@ def resolve_plan(
         bucket, key = parse_s3_uri(uri)
         try:
             head = head_object(bucket, key)
-        except LookupError:
-            problems.append(f"datasets.{name}: {uri} does not exist")
+        except LookupError as missing:
+            # Where it was looked for, when that is not the key itself (a local folder standing in for S3).
+            where = str(missing).strip("'")
+            problems.append(
+                f"datasets.{name}: {uri} does not exist" + (f" ({where})" if where not in ("", key) else "")
+            )
             continue
         except PermissionError:
             problems.append(f"datasets.{name}: {uri} is not readable by the pipeline")

@@ -287,3 +287,17 @@ def test_the_worst_case_duration_counts_only_jobs_that_have_a_maximum_runtime() 
     # Bedrock: the customization jobs only; its evaluations have no maximum runtime, and the text says so
     assert check.worst_case_hours(bedrock) == hours(bedrock, "sft") + hours(bedrock, "rft")
     assert "evaluations through Bedrock inference have none" in check.worst_case_text(bedrock)
+
+
+def test_validate_names_a_missing_data_folder_and_where_each_missing_file_was_looked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    missing = tmp_path / "nowhere"
+    code, _ = _run("validate", str(EXAMPLE / "run.json"), "--data", str(missing))
+    assert code == EXIT_USAGE
+    assert f"novactl validate: --data {missing}: no such folder" in capsys.readouterr().err
+
+    code, text = _run("validate", str(EXAMPLE / "run.json"), "--data", str(tmp_path))
+    assert code == EXIT_PROBLEMS
+    key = json.loads((EXAMPLE / "run.json").read_text())["datasets"]["sft"].split("/", 3)[3]
+    assert f"/{key} does not exist (looked for {tmp_path / 'sft.jsonl'})" in text
