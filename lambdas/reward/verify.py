@@ -142,6 +142,10 @@ class Renderer:
         """Hacks specific to this answer format, by case name (see :data:`PROBES`)."""
         return {}
 
+    def expects(self) -> str | None:
+        """What a reference this grader reads looks like, for a message about one it cannot read."""
+        return None
+
 
 class LabelRenderer(Renderer):
     grader: LabelGrader
@@ -155,6 +159,9 @@ class LabelRenderer(Renderer):
     def all_candidates(self, answer: str, row: dict[str, Any], pool: list[str]) -> str | None:
         labels = self.grader.labels
         return ", ".join(labels) if len(labels) > 1 else None
+
+    def expects(self) -> str:
+        return "one of the grader's labels: " + ", ".join(self.grader.labels)
 
 
 class NumericRenderer(Renderer):
@@ -172,6 +179,9 @@ class NumericRenderer(Renderer):
             return "ANSWER: " + self._text(self.grader.reference_number(reference))
         except MalformedItem:
             return None
+
+    def expects(self) -> str:
+        return 'a number (16, "65.3%", {"answer": "16"}) or "yes"/"no"'
 
     def all_candidates(self, answer: str, row: dict[str, Any], pool: list[str]) -> str | None:
         if yes_no_reference(reference_of(row)) is not None:
@@ -522,6 +532,7 @@ def verify_grader(
     template = None if ideal is not None else local.grader.ideal
     chosen = _sample_rows(rows, sample, seed, report.skipped_rows)
     answers: list[tuple[dict[str, Any], str]] = []
+    unread: list[Any] = []  # references the grader could not read, for the message when no row is usable
     for row in chosen:
         if ideal is not None:
             answer = ideal.get(row.get("id"))
@@ -529,13 +540,21 @@ def verify_grader(
         else:
             answer = renderer.answer(reference_of(row))
             reason = "unrenderable_reference"
+            if answer is None:
+                unread.append(reference_of(row))
         if answer is None:
             report.skipped_rows[reason] = report.skipped_rows.get(reason, 0) + 1
         else:
             answers.append((row, answer))
     report.rows_sampled = len(answers)
     if not answers:
-        report.problems.append("no usable rows (each needs messages and a reference answer the grader understands)")
+        problem = "no usable rows (each needs messages and a reference answer the grader understands)"
+        if unread:
+            examples = ", ".join(dict.fromkeys(json.dumps(reference)[:60] for reference in unread[:20]))
+            expected = renderer.expects()
+            problem += f": the grader cannot read {len(unread)} reference answer(s), e.g. {examples}"
+            problem += f"; it expects {expected}" if expected else ""
+        report.problems.append(problem)
         return report
 
     pool = [answer for _, answer in answers]

@@ -188,3 +188,17 @@ def test_the_numeric_preset_passes_on_rows_with_yes_no_references():
     assert report.passed, report.table()
     assert report.rows_sampled == len(rows)
     assert answer_text({"type": "numeric"}, "yes") == "ANSWER: yes"
+
+
+def test_references_the_grader_cannot_read_are_shown_with_what_it_expects():
+    renamed = {"HQ": "good", "LQ_EDIT": "needs-edit", "LQ_CLOSE": "closed"}
+    rows = [{**row, "reference_answer": renamed[row["reference_answer"]]} for row in so_rows()]
+    report = verify_grader(preset("classification"), rows)
+    assert not report.passed
+    (problem,) = report.problems
+    assert problem.startswith("no usable rows") and f"cannot read {len(rows)} reference answer(s)" in problem
+    assert '"good"' in problem and problem.endswith("it expects one of the grader's labels: HQ, LQ_EDIT, LQ_CLOSE")
+
+    numbers = [{**row, "reference_answer": "about a dozen"} for row in numeric_rows()]
+    (problem,) = verify_grader(preset("numeric"), numbers).problems
+    assert '"about a dozen"' in problem and 'it expects a number (16, "65.3%"' in problem
