@@ -174,8 +174,7 @@ def values_equal(expected: Any, actual: Any) -> bool:
     if isinstance(expected, dict) or isinstance(actual, dict):
         if not (isinstance(expected, dict) and isinstance(actual, dict)):
             return False
-        want = {squash(str(k)): v for k, v in expected.items()}
-        got = {squash(str(k)): v for k, v in actual.items()}
+        want, got = _squashed_keys(expected), _squashed_keys(actual)
         return want.keys() == got.keys() and all(values_equal(v, got[k]) for k, v in want.items())
     if isinstance(expected, list) or isinstance(actual, list):
         if not (isinstance(expected, list) and isinstance(actual, list)) or len(expected) != len(actual):
